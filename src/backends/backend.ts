@@ -1,0 +1,31 @@
+/** The contract every scoring backend implements. */
+import type { Batch, MetricArrays } from '../batch.js';
+import type { ResolvedConfig } from '../config.js';
+
+export type BackendName = 'cpu' | 'cpu-reference' | 'webgpu';
+export type BackendChoice = BackendName | 'auto';
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'webgpu', 'cpu', 'cpu-reference'];
+
+export interface ComputeOptions {
+  /** Also return the shrunk covariance matrices C, [n][m][m] (trace mode only). */
+  covariance?: boolean;
+}
+
+/**
+ * A backend computes the five metrics and CCI for a validated batch whose config has been
+ * checked against its shape. It may also return `admissible` and the per-group selection when it
+ * fuses them (the GPU does); otherwise the host derives them from CCI.
+ */
+export interface ScoreBackend {
+  readonly name: BackendName;
+  computeMetrics(batch: Batch, config: ResolvedConfig, options?: ComputeOptions): Promise<BackendOutput>;
+  /** Releases devices, workers, pools. Safe to call twice. */
+  dispose?(): Promise<void> | void;
+}
+
+export interface BackendOutput extends MetricArrays {
+  /** 1 where CCI >= tau, [n]; optional. */
+  admissible?: Uint8Array;
+  /** Selected trajectory index per group index, -1 for a group with no members; optional. */
+  groupSelected?: Int32Array;
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+/**
+ * `ecr` command-line entry: dispatches to one module per subcommand (src/cli/*.ts). Each
+ * subcommand returns its exit code; errors are mapped to codes here: 2 for bad input or usage,
+ * 1 for internal failures.
+ */
+import { isUserError } from './errors.js';
+import { disposeBackends } from './backends/registry.js';
+
+const USAGE = `usage: ecr <command> [options]
+
+commands:
+  score FILE|-   score a JSONL file of trajectories (ECR-SPEC section 5)
+  bench          time a backend on a synthetic batch
+  run PROMPT     run the full ECR pipeline against an OpenAI-compatible server
+  demo           score the bundled examples and print a table and an audit trace
+
+Run "ecr <command> --help" for a command's options.`;
+
+type Command = (argv: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  score: async () => (await import('./cli/score.js')).main,
+  bench: async () => (await import('./cli/bench.js')).main,
+  run: async () => (await import('./cli/run.js')).main,
+  demo: async () => (await import('./cli/demo.js')).main,
+};
+
+async function cliMain(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    process.stdout.write(USAGE + '\n');
+    return cmd === undefined ? 2 : 0;
+  }
+  const loader = COMMANDS[cmd];
+  if (!loader) {
+    process.stderr.write(`ecr: unknown command "${cmd}"\n${USAGE}\n`);
+    return 2;
+  }
+  try {
+    return await (await loader())(rest);
+  } catch (err) {
+    if (isUserError(err)) {
+      process.stderr.write(`ecr ${cmd}: ${(err as Error).message}\n`);
+      return 2;
+    }
+    process.stderr.write(`ecr ${cmd}: internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    return 1;
+  } finally {
+    await disposeBackends();
+  }
+}
+
+cliMain(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (err) => { process.stderr.write(`ecr: ${String(err)}\n`); process.exitCode = 1; },
+);

@@ -1,0 +1,8 @@
+/** Public API of the ECR engine. */
+export * from './errors.js';
+export * from './config.js';
+export * from './batch.js';
+export * from './select.js';
+export * from './score.js';
+export type { BackendName, BackendChoice, ScoreBackend, ComputeOptions, BackendOutput } from './backends/backend.js';
+export { getBackend, chooseBackend, disposeBackends } from './backends/registry.js';
