@@ -13,6 +13,7 @@ commands:
   score FILE|-   score a JSONL file of trajectories (ECR-SPEC section 5)
   bench          time a backend on a synthetic batch
   run PROMPT     run the full ECR pipeline against an OpenAI-compatible server
+  bench-pipeline time the pipeline against a loopback OpenAI-compatible server
   demo           score the bundled examples and print a table and an audit trace
 
 Run "ecr <command> --help" for a command's options.`;
@@ -23,6 +24,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   score: async () => (await import('./cli/score.js')).main,
   bench: async () => (await import('./cli/bench.js')).main,
   run: async () => (await import('./cli/run.js')).main,
+  'bench-pipeline': async () => (await import('./cli/bench-pipeline.js')).main,
   demo: async () => (await import('./cli/demo.js')).main,
 };
 

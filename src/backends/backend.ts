@@ -19,6 +19,11 @@ export interface ComputeOptions {
 export interface ScoreBackend {
   readonly name: BackendName;
   computeMetrics(batch: Batch, config: ResolvedConfig, options?: ComputeOptions): Promise<BackendOutput>;
+  /**
+   * Optional: run the batch once and report time per stage in milliseconds (for `ecr bench`),
+   * e.g. {upload, kernel, readback}. `kernelMs` is device time by timestamp queries when available.
+   */
+  profile?(batch: Batch, config: ResolvedConfig, options?: ComputeOptions): Promise<{ stages: Record<string, number>; kernelMs?: number }>;
   /** Releases devices, workers, pools. Safe to call twice. */
   dispose?(): Promise<void> | void;
 }
