@@ -157,9 +157,9 @@ export function resolveConfig(raw: unknown = {}): ResolvedConfig {
 const resolvedConfigs = new WeakSet<object>();
 
 /** Accepts user JSON or an already-resolved config. */
-export function toResolvedConfig(config: EcrConfig | ResolvedConfig | undefined): ResolvedConfig {
+export function toResolvedConfig(config: EcrConfig | ResolvedConfig | unknown): ResolvedConfig {
   if (typeof config === 'object' && config !== null && resolvedConfigs.has(config)) return config as ResolvedConfig;
-  return resolveConfig(config ?? {});
+  return resolveConfig(config === undefined ? {} : config);
 }
 
 /** Checks the options that depend on the batch's component count m. */

@@ -1,0 +1,156 @@
+/**
+ * Scores validated records of mixed shapes: buckets them by shape, runs each bucket as one
+ * batch, and offers every result to a selector shared across buckets (and, in the CLI, across
+ * windows of a stream), so selection spans a group whatever shapes its members have.
+ */
+import { allocMetrics, type MetricArrays } from '../batch.js';
+import { checkConfigAgainstShape, toResolvedConfig, type EcrConfig, type ResolvedConfig } from '../config.js';
+import { ConfigError, InputError } from '../errors.js';
+import type { BackendChoice, BackendName } from '../backends/backend.js';
+import { chooseBackend, getBackend } from '../backends/registry.js';
+import { GroupSelector, type SelectionReason } from '../select.js';
+import { weightsObject, type AuditTrace, type CandidateAudit } from '../score.js';
+import { ShapeBucket, shapeKey } from './packer.js';
+import { checkRecord, type CheckedRecord, type TrajectoryRecord } from './record.js';
+
+/** Maps group keys (string, number or none) to dense indices; "1" and 1 stay distinct. */
+export class GroupKeys {
+  private readonly map = new Map<string, number>();
+  readonly keys: (string | number | null)[] = [];
+  indexOf(key: string | number | null): number {
+    const k = key === null ? 'none' : `${typeof key}:${key}`;
+    let i = this.map.get(k);
+    if (i === undefined) {
+      i = this.keys.length;
+      this.map.set(k, i);
+      this.keys.push(key);
+    }
+    return i;
+  }
+}
+
+export interface WindowScores {
+  /** Metrics in window order (record j of the window at position j). */
+  metrics: MetricArrays;
+  admissible: Uint8Array;
+  groupIndex: Int32Array;
+  backends: Set<BackendName>;
+}
+
+/** Line number (or index) of a record, for error messages. */
+export type Locate = (inputIndex: number) => { line?: number; record?: number };
+
+/**
+ * Scores one window of records whose first record has input index `firstIndex`. Offers each to
+ * `selector` under its global input index.
+ */
+export async function scoreWindow(
+  records: readonly CheckedRecord[],
+  firstIndex: number,
+  config: ResolvedConfig,
+  backend: BackendChoice,
+  groups: GroupKeys,
+  selector: GroupSelector,
+  locate: Locate = (i) => ({ record: i }),
+): Promise<WindowScores> {
+  const n = records.length;
+  const metrics = allocMetrics(n);
+  const admissible = new Uint8Array(n);
+  const groupIndex = new Int32Array(n);
+  const buckets = new Map<string, ShapeBucket>();
+  records.forEach((r, j) => {
+    const key = shapeKey(r);
+    let b = buckets.get(key);
+    if (!b) {
+      try {
+        checkConfigAgainstShape(config, r.m);
+      } catch (err) {
+        if (err instanceof ConfigError) throw new InputError(`${r.m} components per step do not fit the configuration: ${err.message}`, { ...locate(firstIndex + j), id: String(r.id), field: 'steps' });
+        throw err;
+      }
+      b = new ShapeBucket(r, n);
+      buckets.set(key, b);
+    }
+    groupIndex[j] = groups.indexOf(r.group);
+    b.add(r, j, groupIndex[j]);
+  });
+
+  const used = new Set<BackendName>();
+  for (const bucket of buckets.values()) {
+    const batch = bucket.toBatch();
+    const name = await chooseBackend(backend, batch);
+    used.add(name);
+    const out = await (await getBackend(name)).computeMetrics(batch, config);
+    bucket.indices.forEach((j, k) => {
+      metrics.evb[j] = out.evb[k]; metrics.cr[j] = out.cr[k]; metrics.ts[j] = out.ts[k];
+      metrics.es[j] = out.es[k]; metrics.pd[j] = out.pd[k]; metrics.cci[j] = out.cci[k];
+    });
+  }
+  for (let j = 0; j < n; j++) {
+    admissible[j] = selector.offer(groupIndex[j], firstIndex + j, metrics.cci[j], records[j].baseScore ?? Number.NaN) ? 1 : 0;
+  }
+  return { metrics, admissible, groupIndex, backends: used };
+}
+
+export interface RecordResult {
+  id: string | number;
+  group: string | number | null;
+  EVB: number;
+  CR: number;
+  TS: number;
+  ES: number;
+  PD: number;
+  CCI: number;
+  admissible: boolean;
+  selected: boolean;
+}
+
+export interface RecordsResult {
+  results: RecordResult[];
+  /** One audit trace per group, in order of first appearance. */
+  audits: AuditTrace[];
+  backends: BackendName[];
+}
+
+/**
+ * The object-level API: a handful of trajectories in, per-trajectory metrics, the selection per
+ * group and an audit trace per group out. Shapes may differ between records.
+ */
+export async function scoreRecords(
+  records: readonly TrajectoryRecord[],
+  config?: EcrConfig | ResolvedConfig,
+  options: { backend?: BackendChoice } = {},
+): Promise<RecordsResult> {
+  const cfg = toResolvedConfig(config);
+  const checked = records.map((r, i) => checkRecord(r, { record: i }, i));
+  const groups = new GroupKeys();
+  const selector = new GroupSelector(cfg.tau);
+  const w = await scoreWindow(checked, 0, cfg, options.backend ?? 'auto', groups, selector);
+  const selections = selector.results();
+  const selected = new Set(selections.map((s) => s.selectedIndex));
+  const results: RecordResult[] = checked.map((r, j) => ({
+    id: r.id, group: r.group,
+    EVB: w.metrics.evb[j], CR: w.metrics.cr[j], TS: w.metrics.ts[j], ES: w.metrics.es[j], PD: w.metrics.pd[j], CCI: w.metrics.cci[j],
+    admissible: w.admissible[j] === 1, selected: selected.has(j),
+  }));
+  const audits = selections.map((sel) => {
+    const candidates: CandidateAudit[] = [];
+    let provided = false;
+    checked.forEach((r, j) => {
+      if (w.groupIndex[j] !== sel.group) return;
+      if (r.baseScore !== undefined) provided = true;
+      const res = results[j];
+      candidates.push({ index: j, id: String(r.id), EVB: res.EVB, CR: res.CR, TS: res.TS, ES: res.ES, PD: res.PD, CCI: res.CCI, admissible: res.admissible, baseScore: r.baseScore ?? res.CCI });
+    });
+    const reason: SelectionReason = sel.reason;
+    return {
+      group: String(groups.keys[sel.group] ?? ''),
+      selectedIndex: sel.selectedIndex,
+      selectedId: String(checked[sel.selectedIndex].id),
+      reason, tau: cfg.tau, weights: weightsObject(cfg.weights),
+      baseScore: provided ? 'provided' as const : 'cci' as const,
+      candidates,
+    };
+  });
+  return { results, audits, backends: [...w.backends] };
+}
