@@ -1,0 +1,189 @@
+/**
+ * The production `cpu` backend: ECR-SPEC section 3 for a whole packed batch in float64, on every
+ * core for large batches.
+ *
+ * Threads: the main thread always computes one share; worker threads compute the others.
+ * - Inputs in SharedArrayBuffer memory (see allocateSharedBatch) are read by the workers in
+ *   place; outputs are then allocated in shared memory and the workers write into them.
+ * - Inputs in ordinary memory cannot be shared, so each worker's share is first copied into
+ *   shared memory by the main thread. The copy is a memcpy (about 1/10 of the compute per byte
+ *   at T=5, m=8), so it still pays on large batches; its higher threshold reflects that cost.
+ * - Below the thresholds, or where the compiled worker script is absent (running from .ts
+ *   sources), everything runs on the calling thread.
+ * Results do not depend on the split: each trajectory is computed by the same code either way.
+ *
+ * Covariance (options.covariance): [n][m][m] of the shrunk C of the configured shrinkage. In
+ * max-abs-change mode this is the trace-mode C (as the cpu-reference oracle returns it).
+ */
+import { availableParallelism } from 'node:os';
+import type { Batch, FloatArray, MetricArrays } from '../../batch.js';
+import { allocMetrics } from '../../batch.js';
+import { effectiveDmax, type ResolvedConfig } from '../../config.js';
+import type { BackendOutput, ComputeOptions, ScoreBackend } from '../backend.js';
+import {
+  EVB_MAX_ABS_CHANGE, EVB_TRACE, SHRINK_IDENTITY, SHRINK_LEDOIT_WOLF, SHRINK_SCALED_IDENTITY,
+  scoreRange, type KernelJob,
+} from './kernel.js';
+import { WorkerPool, workerScript } from './pool.js';
+import { isSharedArray, sharedFloat64 } from './shared.js';
+
+export { allocateSharedBatch, isSharedArray, type SharedBatchShape, type WritableBatch, type FloatDType } from './shared.js';
+
+export interface CpuBackendOptions {
+  /** Threads to use, the calling thread included (default: os.availableParallelism()). 1 = never start workers. */
+  threads?: number;
+  /** Smallest n split across threads when every input is in shared memory. */
+  sharedThreshold?: number;
+  /** Smallest n split across threads when inputs must first be copied to shared memory. */
+  copyThreshold?: number;
+}
+
+/** Default thresholds, from `ecr bench` on a 2-core machine (see bench/README.md). */
+export const DEFAULT_SHARED_THRESHOLD = 20_000;
+export const DEFAULT_COPY_THRESHOLD = 50_000;
+
+/** How one call was executed (for tests and benchmarks). */
+export interface CpuRunInfo {
+  threads: number;
+  copiedInputs: boolean;
+}
+
+type InputKey = 'steps' | 'embeddings' | 'expected' | 'realized' | 'policy';
+
+export class CpuBackend implements ScoreBackend {
+  readonly name = 'cpu' as const;
+  readonly threads: number;
+  readonly sharedThreshold: number;
+  readonly copyThreshold: number;
+  private pool: WorkerPool | null = null;
+  private readonly script: URL | null;
+  /** How the most recent call ran. */
+  lastRun: CpuRunInfo = { threads: 1, copiedInputs: false };
+
+  constructor(options: CpuBackendOptions = {}) {
+    this.threads = Math.max(1, Math.floor(options.threads ?? availableParallelism()));
+    this.sharedThreshold = options.sharedThreshold ?? DEFAULT_SHARED_THRESHOLD;
+    this.copyThreshold = options.copyThreshold ?? DEFAULT_COPY_THRESHOLD;
+    this.script = workerScript();
+  }
+
+  /** Whether this installation can start worker threads at all (false when running from .ts sources). */
+  get workersAvailable(): boolean {
+    return this.script !== null;
+  }
+
+  async computeMetrics(batch: Batch, config: ResolvedConfig, options: ComputeOptions = {}): Promise<BackendOutput> {
+    const n = batch.n;
+    const shared = inputArrays(batch).every(([, a]) => isSharedArray(a));
+    const threshold = shared ? this.sharedThreshold : this.copyThreshold;
+    // Every thread needs a share worth the message round trip.
+    const threads = this.script === null ? 1 : Math.min(this.threads, Math.max(1, Math.floor(n / Math.max(1, threshold / 2))));
+    if (threads <= 1 || n < threshold) {
+      const out: MetricArrays = allocMetrics(n);
+      if (options.covariance) out.covariance = new Float64Array(n * batch.m * batch.m);
+      scoreRange(makeJob(batch, config, out), 0, n);
+      this.lastRun = { threads: 1, copiedInputs: false };
+      return out;
+    }
+    return this.computeParallel(batch, config, options, threads, shared);
+  }
+
+  private async computeParallel(batch: Batch, config: ResolvedConfig, options: ComputeOptions, threads: number, shared: boolean): Promise<BackendOutput> {
+    const n = batch.n;
+    const out: MetricArrays = {
+      evb: sharedFloat64(n), cr: sharedFloat64(n), ts: sharedFloat64(n),
+      es: sharedFloat64(n), pd: sharedFloat64(n), cci: sharedFloat64(n),
+    };
+    if (options.covariance) out.covariance = sharedFloat64(n * batch.m * batch.m);
+    const job = makeJob(batch, config, out);
+    this.pool ??= new WorkerPool(this.threads - 1, this.script!);
+    const pool = this.pool;
+
+    // Trajectory ranges: the main thread takes the first, each worker one of the rest.
+    const bounds: number[] = [];
+    for (let k = 0; k <= threads; k++) bounds.push(Math.round((n * k) / threads));
+    const runs: Promise<void>[] = [];
+    for (let w = 1; w < threads; w++) {
+      const start = bounds[w];
+      const end = bounds[w + 1];
+      runs.push(pool.run(w - 1, shared ? job : sliceToShared(job, batch, start, end), start, end));
+    }
+    // Settle every worker before reporting, so no rejection is left unhandled if one fails.
+    const settled = Promise.allSettled(runs);
+    let mainError: unknown = null;
+    try {
+      scoreRange(job, bounds[0], bounds[1]);
+    } catch (err) {
+      mainError = err;
+    }
+    const results = await settled;
+    if (mainError) throw mainError;
+    for (const r of results) if (r.status === 'rejected') throw r.reason;
+    this.lastRun = { threads, copiedInputs: !shared };
+    return out;
+  }
+
+  async dispose(): Promise<void> {
+    const pool = this.pool;
+    this.pool = null;
+    await pool?.dispose();
+  }
+}
+
+function inputArrays(batch: Batch): [InputKey, FloatArray][] {
+  const list: [InputKey, FloatArray | undefined][] = [
+    ['steps', batch.steps], ['embeddings', batch.embeddings], ['expected', batch.expected],
+    ['realized', batch.realized], ['policy', batch.policy],
+  ];
+  return list.filter((e): e is [InputKey, FloatArray] => e[1] !== undefined);
+}
+
+/** The job with its inputs replaced by shared copies of trajectories [start, end). */
+function sliceToShared(job: KernelJob, batch: Batch, start: number, end: number): KernelJob {
+  const copy = (a: FloatArray | null, perTrajectory: number): FloatArray | null => {
+    if (a === null) return null;
+    const src = a.subarray(start * perTrajectory, end * perTrajectory);
+    const dst = a instanceof Float32Array
+      ? new Float32Array(new SharedArrayBuffer(src.length * 4))
+      : new Float64Array(new SharedArrayBuffer(src.length * 8));
+    dst.set(src);
+    return dst;
+  };
+  const { t, m } = batch;
+  return {
+    ...job,
+    inputStart: start,
+    steps: copy(job.steps, t * m)!,
+    embeddings: copy(job.embeddings, t * job.d),
+    expected: copy(job.expected, t),
+    realized: copy(job.realized, t),
+    policy: copy(job.policy, t * job.a),
+  };
+}
+
+function makeJob(batch: Batch, config: ResolvedConfig, out: MetricArrays): KernelJob {
+  const crWeights = config.crWeights && !config.crWeights.every((w) => w === 1) ? config.crWeights : null;
+  return {
+    t: batch.t,
+    m: batch.m,
+    inputStart: 0,
+    steps: batch.steps,
+    d: batch.embeddings ? batch.d! : 0,
+    embeddings: batch.embeddings ?? null,
+    expected: batch.expected && batch.realized ? batch.expected : null,
+    realized: batch.expected && batch.realized ? batch.realized : null,
+    a: batch.policy ? batch.a! : 0,
+    policy: batch.policy ?? null,
+    evbMode: config.evbMode === 'trace' ? EVB_TRACE : EVB_MAX_ABS_CHANGE,
+    shrink: config.lambda === 'ledoit-wolf' ? SHRINK_LEDOIT_WOLF
+      : config.shrinkTarget === 'identity' ? SHRINK_IDENTITY : SHRINK_SCALED_IDENTITY,
+    lambda: typeof config.lambda === 'number' ? config.lambda : 0,
+    crWeights,
+    confIndex: config.confIndex,
+    vmax: config.vmax,
+    dmax: effectiveDmax(config, batch.policy ? batch.a : undefined),
+    weights: Float64Array.from(config.weights),
+    evb: out.evb, cr: out.cr, ts: out.ts, es: out.es, pd: out.pd, cci: out.cci,
+    covariance: out.covariance ?? null,
+  };
+}
