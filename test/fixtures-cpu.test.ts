@@ -1,0 +1,55 @@
+/**
+ * Golden fixtures through the library (packed batch and object API) for both CPU backends.
+ * The float64 paths must agree within 1e-9 and reproduce every admissible/selected flag.
+ */
+import { describe, expect, it } from 'vitest';
+import { scoreBatch } from '../src/score.js';
+import { scoreRecords } from '../src/records/score-records.js';
+import { loadFixtures, fixtureBatch, plainRecord, selectionAmbiguous } from './helpers/fixtures.js';
+
+const TOL = 1e-9;
+const fixtures = loadFixtures();
+
+describe.each(['cpu-reference', 'cpu'] as const)('fixtures on %s', (backend) => {
+  it('has all seven fixtures', () => {
+    expect(fixtures.map((f) => f.name)).toEqual([
+      'embeddings-policy', 'ledoit-wolf', 'max-abs-change-weighted-cr', 'paper-worked-example', 'proxy-default', 'scaled-identity', 'ties-quantized',
+    ]);
+  });
+
+  it.each(fixtures.map((f) => [f.name, f] as const))('%s via scoreBatch', async (_name, fx) => {
+    const { batch, groupNames, ids } = fixtureBatch(fx);
+    const res = await scoreBatch(batch, fx.config, { backend, groupNames, ids });
+    expect(res.backend).toBe(backend);
+    fx.expected.forEach((e, i) => {
+      expect(Math.abs(res.metrics.evb[i] - e.EVB), `EVB ${e.id}`).toBeLessThanOrEqual(TOL);
+      expect(Math.abs(res.metrics.cr[i] - e.CR), `CR ${e.id}`).toBeLessThanOrEqual(TOL);
+      expect(Math.abs(res.metrics.ts[i] - e.TS), `TS ${e.id}`).toBeLessThanOrEqual(TOL);
+      expect(Math.abs(res.metrics.es[i] - e.ES), `ES ${e.id}`).toBeLessThanOrEqual(TOL);
+      expect(Math.abs(res.metrics.pd[i] - e.PD), `PD ${e.id}`).toBeLessThanOrEqual(TOL);
+      expect(Math.abs(res.metrics.cci[i] - e.CCI), `CCI ${e.id}`).toBeLessThanOrEqual(TOL);
+      if (!selectionAmbiguous(fx, i, TOL)) {
+        expect(res.admissible[i] === 1, `admissible ${e.id}`).toBe(e.admissible);
+        expect(res.selected[i] === 1, `selected ${e.id}`).toBe(e.selected);
+      }
+    });
+    // Every group's audit names the selected candidate and lists all members.
+    res.groups.forEach((g) => {
+      const audit = res.audit(g.group);
+      expect(audit.candidates).toHaveLength(g.size);
+      expect(audit.selectedId).toBe(ids[g.selectedIndex]);
+      expect(audit.tau).toBe(fx.tau);
+      expect(audit.reason).toBe(g.admissibleCount > 0 ? 'best-admissible' : 'fallback');
+    });
+  });
+
+  it.each(fixtures.map((f) => [f.name, f] as const))('%s via scoreRecords (object API)', async (_name, fx) => {
+    const res = await scoreRecords(fx.records.map(plainRecord), fx.config, { backend });
+    expect(res.results.map((r) => String(r.id))).toEqual(fx.expected.map((e) => e.id));
+    res.results.forEach((r, i) => {
+      expect(Math.abs(r.CCI - fx.expected[i].CCI)).toBeLessThanOrEqual(TOL);
+      if (!selectionAmbiguous(fx, i, TOL)) expect(r.selected).toBe(fx.expected[i].selected);
+    });
+    expect(res.audits.length).toBe(new Set(fx.expected.map((e) => e.group)).size);
+  });
+});

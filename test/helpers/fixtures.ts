@@ -1,0 +1,62 @@
+/** Loads the golden fixtures (copied from ../shared/fixtures so the project stands alone). */
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { checkRecord, type CheckedRecord, type TrajectoryRecord } from '../../src/records/record.js';
+import { ShapeBucket } from '../../src/records/packer.js';
+import { GroupKeys } from '../../src/records/score-records.js';
+import type { Batch } from '../../src/batch.js';
+
+export const FIXTURE_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
+
+export interface ExpectedRow {
+  id: string; group: string; EVB: number; CR: number; TS: number; ES: number; PD: number; CCI: number;
+  admissible: boolean; selected: boolean;
+}
+
+export interface Fixture {
+  name: string;
+  inputPath: string;
+  configPath: string;
+  config: Record<string, unknown>;
+  records: CheckedRecord[];
+  expected: ExpectedRow[];
+  tau: number;
+}
+
+const jsonl = (file: string) => readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+
+export function loadFixtures(): Fixture[] {
+  return readdirSync(FIXTURE_DIR).filter((f) => f.endsWith('.input.jsonl')).sort().map((f) => {
+    const name = f.replace('.input.jsonl', '');
+    const inputPath = path.join(FIXTURE_DIR, f);
+    const configPath = path.join(FIXTURE_DIR, `${name}.config.json`);
+    const config = JSON.parse(readFileSync(configPath, 'utf8'));
+    const records = jsonl(inputPath).map((r, i) => checkRecord(r, { line: i + 1 }, i + 1));
+    return { name, inputPath, configPath, config, records, expected: jsonl(path.join(FIXTURE_DIR, `${name}.expected.jsonl`)), tau: config.tau ?? 0.65 };
+  });
+}
+
+/** Packs a fixture (all fixtures have one shape per file) into a Batch with group indices. */
+export function fixtureBatch(fx: Fixture): { batch: Batch; groupNames: string[]; ids: string[] } {
+  const keys = new GroupKeys();
+  const bucket = new ShapeBucket(fx.records[0], fx.records.length);
+  fx.records.forEach((r, i) => bucket.add(r, i, keys.indexOf(r.group)));
+  return { batch: bucket.toBatch(), groupNames: keys.keys.map(String), ids: fx.records.map((r) => String(r.id)) };
+}
+
+/**
+ * True when a selection flag may legitimately differ at tolerance `tol`: the CCI is within 2 tol
+ * of tau, or of another CCI in its group (the rule of ../shared/tools/compare-scores.py).
+ */
+export function selectionAmbiguous(fx: Fixture, i: number, tol: number): boolean {
+  const e = fx.expected[i];
+  if (Math.abs(e.CCI - fx.tau) <= 2 * tol) return true;
+  return fx.expected.filter((o) => o.group === e.group && Math.abs(o.CCI - e.CCI) <= 2 * tol).length > 1;
+}
+
+/** Back to the plain JSON form a caller of the object API would pass. */
+export function plainRecord(r: CheckedRecord): TrajectoryRecord {
+  const { id, group, steps, embeddings, expected, realized, policy, baseScore } = r;
+  return { id, steps, ...(group !== null ? { group } : {}), ...(embeddings ? { embeddings } : {}), ...(expected ? { expected, realized } : {}), ...(policy ? { policy } : {}), ...(baseScore !== undefined ? { baseScore } : {}) };
+}
