@@ -1,5 +1,69 @@
+/**
+ * `ecr demo` (what `npm start` runs): scores the bundled examples — the paper's worked example
+ * and a small file of stable and drifting trajectories — and prints a table and one audit trace.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
+import { BACKEND_CHOICES, type BackendChoice } from '../backends/backend.js';
+import { scoreRecords, type RecordsResult } from '../records/score-records.js';
+import type { TrajectoryRecord } from '../records/record.js';
+import type { AuditTrace } from '../score.js';
 
-export async function main(_argv: string[]): Promise<number> {
-  throw new UsageError('ecr demo: not implemented yet');
+const DATA_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'data');
+
+function load(name: string): { records: TrajectoryRecord[]; config: unknown } {
+  const records = readFileSync(path.join(DATA_DIR, `${name}.jsonl`), 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+  const config = JSON.parse(readFileSync(path.join(DATA_DIR, `${name}.config.json`), 'utf8'));
+  return { records, config };
+}
+
+const f3 = (x: number) => x.toFixed(3);
+
+export function formatTable(res: RecordsResult): string {
+  const idWidth = Math.max(4, ...res.results.map((r) => String(r.id).length));
+  const head = `${'id'.padEnd(idWidth)}    EVB     CR     TS     ES     PD    CCI  admissible  selected`;
+  const rows = res.results.map((r) => `${String(r.id).padEnd(idWidth)}  ${[r.EVB, r.CR, r.TS, r.ES, r.PD, r.CCI].map(f3).map((s) => s.padStart(5)).join('  ')}  ${(r.admissible ? 'yes' : 'no').padStart(10)}  ${r.selected ? '   <==' : ''}`.trimEnd());
+  return [head, '-'.repeat(head.length), ...rows].join('\n');
+}
+
+export function formatAudit(a: AuditTrace): string {
+  const w = a.weights;
+  const lines = [
+    `group ${JSON.stringify(a.group)}: selected ${JSON.stringify(a.selectedId)} (${a.reason === 'fallback' ? 'fallback: no candidate reached tau, highest CCI taken' : 'best admissible by ' + (a.baseScore === 'cci' ? 'CCI' : 'base score')})`,
+    `tau ${a.tau}; weights alpha ${w.alpha} beta ${w.beta} gamma ${w.gamma} delta ${w.delta} epsilon ${w.epsilon}`,
+  ];
+  for (const c of a.candidates) {
+    lines.push(`  ${c.id === a.selectedId ? '*' : ' '} ${c.id}: CCI ${f3(c.CCI)} = f(EVB ${f3(c.EVB)}, CR ${f3(c.CR)}, TS ${f3(c.TS)}, ES ${f3(c.ES)}, PD ${f3(c.PD)})${c.admissible ? ', admissible' : ''}`);
+  }
+  return lines.join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { backend: { type: 'string', default: 'auto' }, json: { type: 'boolean' } } });
+  const backend = values.backend as BackendChoice;
+  if (!BACKEND_CHOICES.includes(backend)) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}`);
+
+  const paper = load('paper-worked-example');
+  const paperRes = await scoreRecords(paper.records, paper.config, { backend });
+  const drift = load('stable-and-drifting');
+  const driftRes = await scoreRecords(drift.records, drift.config, { backend });
+  if (values.json) {
+    process.stdout.write(JSON.stringify({ paper: paperRes, stableAndDrifting: driftRes }, null, 2) + '\n');
+    return 0;
+  }
+  const out = process.stdout;
+  out.write(`ECR demo (backend: ${[...new Set([...paperRes.backends, ...driftRes.backends])].join(', ')})\n\n`);
+  out.write('1. The paper\'s worked example (section 6), proxy mode, lambda 0, tau 0.65\n\n');
+  out.write(formatTable(paperRes) + '\n\n');
+  out.write('   The paper prints CCI 0.766 (A) and 0.626 (B) from its illustrative metric values;\n');
+  out.write('   computed from the data: A is admissible and selected, B is not.\n\n');
+  out.write('2. Support-bot candidates, 3 prompts x 4 candidates, 4 steps each (preset compliance, tau 0.8)\n\n');
+  out.write(formatTable(driftRes) + '\n\n');
+  const fallback = driftRes.audits.find((a) => a.reason === 'fallback') ?? driftRes.audits[0];
+  out.write('3. Audit trace of one group\n\n');
+  out.write(formatAudit(fallback) + '\n');
+  return 0;
 }

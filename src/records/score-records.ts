@@ -118,7 +118,7 @@ export interface RecordsResult {
  */
 export async function scoreRecords(
   records: readonly TrajectoryRecord[],
-  config?: EcrConfig | ResolvedConfig,
+  config?: EcrConfig | ResolvedConfig | unknown,
   options: { backend?: BackendChoice } = {},
 ): Promise<RecordsResult> {
   const cfg = toResolvedConfig(config);
