@@ -1,0 +1,7 @@
+export * from './provider.js';
+export * from './errors.js';
+export * from './retry.js';
+export * from './openai-compatible.js';
+export * from './sample-choices.js';
+export * from './embedder.js';
+export * from './settings.js';

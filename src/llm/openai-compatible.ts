@@ -1,0 +1,199 @@
+/**
+ * Provider for OpenAI-compatible HTTP servers (OpenAI, Ollama's /v1, vLLM, the llama.cpp server):
+ * POST {base}/chat/completions and {base}/embeddings with Node's global fetch (undici, which keeps
+ * connections alive by default). Each call has its own timeout combined with the caller's signal,
+ * and is retried on 429, 5xx and network errors per the RetryPolicy.
+ */
+import { LlmCancelledError, LlmHttpError, LlmNetworkError, LlmResponseError, LlmTimeoutError, type LlmError } from './errors.js';
+import type { CallKind, CallOptions, ChatChoice, ChatRequest, ChatResult, Provider, TokenLogprob, Usage } from './provider.js';
+import { DEFAULT_RETRY_POLICY, backoffDelayMs, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
+
+export interface OpenAICompatibleOptions {
+  baseUrl: string;
+  model: string;
+  apiKey?: string;
+  /** Model for /embeddings; without it the provider offers no `embed`. */
+  embeddingModel?: string;
+  /** Per-attempt timeout in ms (default 60 s). */
+  timeoutMs?: number;
+  retry?: Partial<RetryPolicy>;
+  /** Largest n per request (default 128). */
+  maxN?: number;
+}
+
+const BODY_SNIPPET = 300;
+
+export class OpenAICompatibleProvider implements Provider {
+  readonly id: string;
+  readonly baseUrl: string;
+  readonly model: string;
+  readonly maxN: number;
+  readonly embeddingModel?: string;
+  private readonly apiKey?: string;
+  private readonly timeoutMs: number;
+  private readonly retry: RetryPolicy;
+
+  constructor(options: OpenAICompatibleOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.model = options.model;
+    this.apiKey = options.apiKey;
+    this.embeddingModel = options.embeddingModel;
+    this.timeoutMs = options.timeoutMs ?? 60_000;
+    this.retry = { ...DEFAULT_RETRY_POLICY, ...options.retry };
+    this.maxN = options.maxN ?? 128;
+    this.id = `openai-compatible ${this.baseUrl} ${this.model}`;
+    if (this.embeddingModel) {
+      this.embed = (texts, opts) => this.embedTexts(texts, opts);
+    }
+  }
+
+  embed?: (texts: string[], options?: CallOptions) => Promise<Float32Array[]>;
+
+  async chat(request: ChatRequest, options: CallOptions = {}): Promise<ChatResult> {
+    const s = request.sampling ?? {};
+    const body: Record<string, unknown> = {
+      model: this.model,
+      messages: request.messages,
+      n: request.n ?? 1,
+      stream: false,
+    };
+    if (s.temperature !== undefined) body.temperature = s.temperature;
+    if (s.topP !== undefined) body.top_p = s.topP;
+    if (s.maxTokens !== undefined) body.max_tokens = s.maxTokens;
+    if (s.seed !== undefined) body.seed = s.seed;
+    if (request.topLogprobs && request.topLogprobs > 0) {
+      body.logprobs = true;
+      body.top_logprobs = request.topLogprobs;
+    }
+    const { json, url, attempts } = await this.post('/chat/completions', body, request.kind, options, (j) => parseChoices(j).length);
+    const choices = parseChoices(json);
+    if (choices.length === 0) throw new LlmResponseError('no choices', request.kind, url, attempts);
+    return { choices, usage: parseUsage(json) };
+  }
+
+  private async embedTexts(texts: string[], options: CallOptions = {}): Promise<Float32Array[]> {
+    if (texts.length === 0) return [];
+    const { json, url, attempts } = await this.post('/embeddings', { model: this.embeddingModel, input: texts }, 'embed', options, () => texts.length);
+    const data = (json as { data?: unknown }).data;
+    if (!Array.isArray(data) || data.length !== texts.length) {
+      throw new LlmResponseError(`expected ${texts.length} embeddings, got ${Array.isArray(data) ? data.length : 'none'}`, 'embed', url, attempts);
+    }
+    const out: Float32Array[] = new Array(texts.length);
+    data.forEach((item: { index?: number; embedding?: unknown }, pos) => {
+      const idx = typeof item.index === 'number' ? item.index : pos;
+      if (!Array.isArray(item.embedding) || idx < 0 || idx >= texts.length) throw new LlmResponseError(`bad embedding entry ${pos}`, 'embed', url, attempts);
+      out[idx] = Float32Array.from(item.embedding as number[]);
+    });
+    for (let i = 0; i < out.length; i++) if (!out[i]) throw new LlmResponseError(`missing embedding ${i}`, 'embed', url, attempts);
+    return out;
+  }
+
+  /** POSTs JSON with timeout, cancellation and retries; reports every attempt to the observer. */
+  private async post(path: string, body: unknown, kind: CallKind, options: CallOptions, countChoices: (json: unknown) => number) {
+    const url = this.baseUrl + path;
+    const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
+    if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
+    const payload = JSON.stringify(body);
+    const caller = options.signal;
+    for (let attempt = 0; ; attempt++) {
+      if (caller?.aborted) throw new LlmCancelledError(kind, url, attempt, { cause: caller.reason });
+      const timeout = AbortSignal.timeout(this.timeoutMs);
+      const signal = caller ? AbortSignal.any([caller, timeout]) : timeout;
+      const startedAt = Date.now();
+      const t0 = performance.now();
+      let failure: LlmError;
+      let retryAfterMs: number | undefined;
+      try {
+        const res = await fetch(url, { method: 'POST', headers, body: payload, signal });
+        const text = await res.text();
+        const latencyMs = performance.now() - t0;
+        if (res.ok) {
+          let json: unknown;
+          try { json = JSON.parse(text); } catch {
+            throw new LlmResponseError(`not JSON: ${text.slice(0, BODY_SNIPPET)}`, kind, url, attempt + 1);
+          }
+          options.observer?.onCall({ kind, ok: true, attempt, startedAt, latencyMs, status: res.status, choices: countChoices(json), usage: parseUsage(json) });
+          return { json, url, attempts: attempt + 1 };
+        }
+        retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
+        failure = new LlmHttpError(res.status, text.slice(0, BODY_SNIPPET), kind, url, attempt + 1, retryAfterMs);
+        options.observer?.onCall({ kind, ok: false, attempt, startedAt, latencyMs, status: res.status, error: failure.message });
+        if (!isRetryableStatus(res.status)) throw failure;
+      } catch (err) {
+        if (err instanceof LlmHttpError || err instanceof LlmResponseError) throw err;
+        const latencyMs = performance.now() - t0;
+        if (caller?.aborted) {
+          options.observer?.onCall({ kind, ok: false, attempt, startedAt, latencyMs, error: 'cancelled' });
+          throw new LlmCancelledError(kind, url, attempt + 1, { cause: caller.reason });
+        }
+        failure = timeout.aborted
+          ? new LlmTimeoutError(this.timeoutMs, kind, url, attempt + 1)
+          : new LlmNetworkError(describeNetworkError(err), kind, url, attempt + 1, { cause: err });
+        options.observer?.onCall({ kind, ok: false, attempt, startedAt, latencyMs, error: failure.message });
+      }
+      if (attempt >= this.retry.retries) throw failure;
+      let waitMs = backoffDelayMs(this.retry, attempt);
+      if (retryAfterMs !== undefined) {
+        // The server said when to come back; a wait beyond the cap is reported instead of slept.
+        if (retryAfterMs > this.retry.maxRetryAfterMs) throw failure;
+        waitMs = retryAfterMs;
+      }
+      try {
+        await sleep(waitMs, caller);
+      } catch (reason) {
+        throw new LlmCancelledError(kind, url, attempt + 1, { cause: reason });
+      }
+    }
+  }
+}
+
+function describeNetworkError(err: unknown): string {
+  if (err instanceof Error) {
+    const cause = (err as { cause?: unknown }).cause;
+    const code = cause && typeof cause === 'object' && 'code' in cause ? String((cause as { code: unknown }).code) : '';
+    const detail = cause instanceof Error ? cause.message : '';
+    return [err.message, code, detail].filter(Boolean).join(': ');
+  }
+  return String(err);
+}
+
+function parseUsage(json: unknown): Usage | undefined {
+  const u = (json as { usage?: Record<string, unknown> } | null)?.usage;
+  if (!u || typeof u !== 'object') return undefined;
+  const usage: Usage = {};
+  if (typeof u.prompt_tokens === 'number') usage.promptTokens = u.prompt_tokens;
+  if (typeof u.completion_tokens === 'number') usage.completionTokens = u.completion_tokens;
+  return usage;
+}
+
+/** Choices in index order; logprobs in the chat format (`logprobs.content[]`) when present. */
+function parseChoices(json: unknown): ChatChoice[] {
+  const raw = (json as { choices?: unknown } | null)?.choices;
+  if (!Array.isArray(raw)) return [];
+  const withIndex = raw.map((c: Record<string, unknown>, pos) => ({ c, idx: typeof c.index === 'number' ? c.index : pos }));
+  withIndex.sort((a, b) => a.idx - b.idx);
+  const out: ChatChoice[] = [];
+  for (const { c } of withIndex) {
+    const message = c.message as { content?: unknown } | undefined;
+    const text = typeof message?.content === 'string' ? message.content : typeof c.text === 'string' ? c.text : null;
+    if (text === null) continue;
+    out.push({ text, logprobs: parseLogprobs(c.logprobs), finishReason: typeof c.finish_reason === 'string' ? c.finish_reason : undefined });
+  }
+  return out;
+}
+
+function parseLogprobs(lp: unknown): TokenLogprob[] | null {
+  const content = (lp as { content?: unknown } | null)?.content;
+  if (!Array.isArray(content) || content.length === 0) return null;
+  const out: TokenLogprob[] = [];
+  for (const t of content as Record<string, unknown>[]) {
+    if (typeof t?.logprob !== 'number' || !Number.isFinite(t.logprob)) continue;
+    const top = Array.isArray(t.top_logprobs)
+      ? (t.top_logprobs as Record<string, unknown>[])
+        .filter((x) => typeof x?.logprob === 'number' && Number.isFinite(x.logprob))
+        .map((x) => ({ token: String(x.token ?? ''), logprob: x.logprob as number }))
+      : [];
+    out.push({ token: String(t.token ?? ''), logprob: t.logprob, top });
+  }
+  return out.length ? out : null;
+}

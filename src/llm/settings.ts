@@ -1,0 +1,39 @@
+/**
+ * Provider settings from flags and environment: flags win, then ECR_* variables, then the
+ * OPENAI_* ones that OpenAI-compatible tools already use.
+ */
+import { UsageError } from '../errors.js';
+import { OpenAICompatibleProvider, type OpenAICompatibleOptions } from './openai-compatible.js';
+
+export interface ProviderFlags {
+  baseUrl?: string;
+  apiKey?: string;
+  model?: string;
+  embeddingModel?: string;
+  timeoutMs?: number;
+  retries?: number;
+}
+
+export function resolveProviderOptions(flags: ProviderFlags, env: NodeJS.ProcessEnv = process.env): OpenAICompatibleOptions {
+  const baseUrl = flags.baseUrl ?? env.ECR_BASE_URL ?? env.OPENAI_BASE_URL;
+  if (!baseUrl) throw new UsageError('no server: pass --base-url URL or set ECR_BASE_URL (or OPENAI_BASE_URL), e.g. http://127.0.0.1:11434/v1 for Ollama');
+  let parsed: URL;
+  try { parsed = new URL(baseUrl); } catch { throw new UsageError(`--base-url: not a URL: ${JSON.stringify(baseUrl)}`); }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new UsageError(`--base-url: must be http(s), got ${parsed.protocol}`);
+  const model = flags.model ?? env.ECR_MODEL;
+  if (!model) throw new UsageError('no model: pass --model M or set ECR_MODEL');
+  const apiKey = flags.apiKey ?? env.ECR_API_KEY ?? env.OPENAI_API_KEY;
+  const embeddingModel = flags.embeddingModel ?? env.ECR_EMBEDDING_MODEL;
+  return {
+    baseUrl,
+    model,
+    apiKey: apiKey || undefined,
+    embeddingModel: embeddingModel || undefined,
+    timeoutMs: flags.timeoutMs,
+    retry: flags.retries !== undefined ? { retries: flags.retries } : undefined,
+  };
+}
+
+export function providerFromSettings(flags: ProviderFlags, env?: NodeJS.ProcessEnv): OpenAICompatibleProvider {
+  return new OpenAICompatibleProvider(resolveProviderOptions(flags, env));
+}

@@ -1,0 +1,21 @@
+/**
+ * Runs the loopback server as its own process (for `ecr bench-pipeline --server child`):
+ * `node dist/loopback/main.js [--latency MS] [--ignore-n] [--no-logprobs]`. Prints one JSON line
+ * {"url": ...} when listening and exits when stdin closes or on SIGTERM.
+ */
+import { parseArgs } from 'node:util';
+import { LoopbackServer } from './server.js';
+
+const { values } = parseArgs({
+  options: {
+    latency: { type: 'string', default: '0' },
+    'ignore-n': { type: 'boolean', default: false },
+    'no-logprobs': { type: 'boolean', default: false },
+  },
+});
+const server = await LoopbackServer.start({ latencyMs: Number(values.latency), ignoreN: values['ignore-n'], logprobs: !values['no-logprobs'] });
+process.stdout.write(JSON.stringify({ url: server.url }) + '\n');
+const stop = () => { void server.close().then(() => process.exit(0)); };
+process.stdin.on('end', stop);
+process.stdin.resume();
+process.on('SIGTERM', stop);

@@ -1,0 +1,247 @@
+/**
+ * A real OpenAI-compatible HTTP server on 127.0.0.1 for tests and benchmarks (node:http, random
+ * port). It speaks POST /v1/chat/completions (n, logprobs/top_logprobs, usage) and /v1/embeddings,
+ * with configurable latency, injected failures (HTTP statuses, 429 with Retry-After, dropped
+ * connections, for N requests then success), a mode that ignores `n`, and a mode without logprobs.
+ *
+ * Text is deterministic: a generated answer starts with "[c:TAG s:0]", where TAG is a hash of
+ * (model, prompt, seed or a per-server counter, choice index); a review step answers "[c:TAG s:h]"
+ * for the TAG and step it reads from the assistant turn it is given. Tests group the request log
+ * by TAG to check a candidate's steps ran in order.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { HashingEmbedder } from '../llm/embedder.js';
+
+export type FailureAction =
+  | { status: number; retryAfter?: string; body?: string }
+  | { drop: true };
+
+export interface FailureRule {
+  /** Path the rule applies to ('/v1/chat/completions', '/v1/embeddings'); default any. */
+  path?: string;
+  /** Applies only when some message content (or embedding input) contains this text. */
+  contains?: string;
+  /** Matching requests that fail before the rule is spent (default 1; Infinity for all). */
+  times?: number;
+  action: FailureAction;
+}
+
+export interface LoopbackOptions {
+  /** Delay before every answer, in ms (default 0). */
+  latencyMs?: number;
+  /** Answer one choice whatever `n` asks (as Ollama's /v1 does). */
+  ignoreN?: boolean;
+  /** Return logprobs when asked (default true). */
+  logprobs?: boolean;
+  /** Report usage (default true). */
+  usage?: boolean;
+  /** Width of /v1/embeddings vectors (default 64). */
+  embeddingDim?: number;
+  port?: number;
+}
+
+export interface LogEntry {
+  seq: number;
+  path: string;
+  /** performance.now() when the request body had been read, and when the answer was sent. */
+  start: number;
+  end: number;
+  status: number | 'dropped';
+  n?: number;
+  seed?: number;
+  /** 'generate' (no assistant turn) or 'unroll' (review of an assistant turn). */
+  kind?: 'generate' | 'unroll' | 'embed';
+  /** Candidate tag and step of the answer(s) (first choice for a batched request). */
+  tag?: string;
+  step?: number;
+  texts?: string[];
+  logprobsRequested?: boolean;
+}
+
+const TAG_RE = /^\[c:([0-9a-f]+) s:(\d+)\]/;
+
+const SUBJECTS = ['42', 'Paris', 'the second option', 'a binary search', 'photosynthesis', 'seven', 'the null hypothesis', 'blue'];
+const TEMPLATES = [
+  (x: string) => `Certainly, the answer is ${x}.`,
+  (x: string) => `I think the answer is probably ${x}, but it may depend on the context.`,
+  (x: string) => `The answer is ${x}. This is clearly established and well documented.`,
+  (x: string) => `Perhaps ${x}; it seems likely, although I am not sure.`,
+];
+
+function fnv(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) { h ^= s.charCodeAt(i); h = Math.imul(h, 0x01000193) >>> 0; }
+  return h >>> 0;
+}
+
+function words(s: string): number {
+  return s.split(/\s+/).filter(Boolean).length;
+}
+
+export class LoopbackServer {
+  readonly log: LogEntry[] = [];
+  latencyMs: number;
+  ignoreN: boolean;
+  logprobs: boolean;
+  usage: boolean;
+  private rules: Array<FailureRule & { left: number }> = [];
+  private counter = 0;
+  private seq = 0;
+  private readonly embedder: HashingEmbedder;
+
+  private constructor(private readonly server: Server, options: LoopbackOptions) {
+    this.latencyMs = options.latencyMs ?? 0;
+    this.ignoreN = options.ignoreN ?? false;
+    this.logprobs = options.logprobs ?? true;
+    this.usage = options.usage ?? true;
+    this.embedder = new HashingEmbedder(options.embeddingDim ?? 64);
+  }
+
+  static async start(options: LoopbackOptions = {}): Promise<LoopbackServer> {
+    let self!: LoopbackServer;
+    const server = createServer((req, res) => { void self.handle(req, res); });
+    server.keepAliveTimeout = 30_000;
+    self = new LoopbackServer(server, options);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
+    });
+    return self;
+  }
+
+  get port(): number { return (this.server.address() as AddressInfo).port; }
+  /** Base URL including /v1, as clients expect. */
+  get url(): string { return `http://127.0.0.1:${this.port}/v1`; }
+
+  /** Adds a failure rule; rules are tried in the order added. */
+  fail(rule: FailureRule): void {
+    this.rules.push({ ...rule, left: rule.times ?? 1 });
+  }
+
+  clearFailures(): void { this.rules = []; }
+  clearLog(): void { this.log.length = 0; }
+
+  /** Requests received on a path (default: chat completions). */
+  count(path = '/v1/chat/completions'): number {
+    return this.log.filter((e) => e.path === path).length;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const start = performance.now();
+    const entry: LogEntry = { seq: this.seq++, path: req.url ?? '', start, end: start, status: 200 };
+    this.log.push(entry);
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      return this.send(res, entry, 400, { error: { message: 'invalid JSON' } });
+    }
+    if (req.method !== 'POST') return this.send(res, entry, 405, { error: { message: 'POST only' } });
+    const haystack = entry.path.endsWith('/embeddings') ? JSON.stringify(body.input ?? '') : JSON.stringify(body.messages ?? '');
+    const rule = this.rules.find((r) => r.left > 0 && (r.path === undefined || r.path === entry.path) && (r.contains === undefined || haystack.includes(r.contains)));
+    if (rule) rule.left--;
+    if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
+    if (rule) {
+      if ('drop' in rule.action) {
+        entry.status = 'dropped';
+        entry.end = performance.now();
+        req.socket.destroy();
+        return;
+      }
+      const headers: Record<string, string> = rule.action.retryAfter !== undefined ? { 'retry-after': rule.action.retryAfter } : {};
+      return this.send(res, entry, rule.action.status, { error: { message: rule.action.body ?? `injected failure ${rule.action.status}` } }, headers);
+    }
+    if (entry.path === '/v1/chat/completions') return this.send(res, entry, 200, this.chat(body, entry));
+    if (entry.path === '/v1/embeddings') return this.send(res, entry, 200, this.embeddings(body, entry));
+    return this.send(res, entry, 404, { error: { message: `no route ${entry.path}` } });
+  }
+
+  private send(res: ServerResponse, entry: LogEntry, status: number, json: unknown, headers: Record<string, string> = {}): void {
+    entry.status = status;
+    const payload = JSON.stringify(json);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...headers });
+    res.end(payload);
+    entry.end = performance.now();
+  }
+
+  private chat(body: Record<string, unknown>, entry: LogEntry): unknown {
+    const messages = Array.isArray(body.messages) ? body.messages as Array<{ role: string; content: string }> : [];
+    const model = String(body.model ?? '');
+    const n = Math.max(1, Number(body.n ?? 1) | 0);
+    const seed = typeof body.seed === 'number' ? body.seed : undefined;
+    const nonce = seed !== undefined ? `seed${seed}` : `draw${this.counter++}`;
+    const wantLogprobs = body.logprobs === true && this.logprobs;
+    const topK = Math.max(0, Math.min(20, Number(body.top_logprobs ?? 0) | 0));
+    const lastAssistant = [...messages].reverse().find((m) => m.role === 'assistant');
+    const prompt = messages.find((m) => m.role === 'user')?.content ?? '';
+    const choicesWanted = this.ignoreN ? 1 : n;
+    entry.n = n; entry.seed = seed; entry.logprobsRequested = body.logprobs === true;
+    const texts: string[] = [];
+    for (let j = 0; j < choicesWanted; j++) {
+      if (lastAssistant) {
+        const m = TAG_RE.exec(lastAssistant.content);
+        const tag = m ? m[1] : fnv(lastAssistant.content).toString(16).padStart(8, '0');
+        const s = m ? Number(m[2]) + 1 : 1;
+        // Most reviews restate the answer; some drift to another subject or tone.
+        const h = fnv(`${tag}|${s}|${nonce}|${j}`);
+        const prevSubject = SUBJECTS.find((x) => lastAssistant.content.includes(x)) ?? SUBJECTS[h % SUBJECTS.length];
+        const subject = h % 4 === 0 ? SUBJECTS[(h >>> 3) % SUBJECTS.length] : prevSubject;
+        texts.push(`[c:${tag} s:${s}] ${TEMPLATES[(h >>> 7) % TEMPLATES.length](subject)}`);
+      } else {
+        const tag = fnv(`${model}|${prompt}|${nonce}|${j}`).toString(16).padStart(8, '0');
+        const h = fnv(tag);
+        texts.push(`[c:${tag} s:0] ${TEMPLATES[h % TEMPLATES.length](SUBJECTS[(h >>> 5) % SUBJECTS.length])}`);
+      }
+    }
+    const head = TAG_RE.exec(texts[0]);
+    entry.kind = lastAssistant ? 'unroll' : 'generate';
+    entry.tag = head?.[1];
+    entry.step = head ? Number(head[2]) : undefined;
+    entry.texts = texts;
+    const promptTokens = messages.reduce((s, m) => s + words(String(m.content ?? '')), 0);
+    const completionTokens = texts.reduce((s, t) => s + words(t), 0);
+    return {
+      id: `chatcmpl-loopback-${entry.seq}`,
+      object: 'chat.completion',
+      created: Math.floor(Date.now() / 1000),
+      model,
+      choices: texts.map((text, index) => ({
+        index,
+        message: { role: 'assistant', content: text },
+        finish_reason: 'stop',
+        logprobs: wantLogprobs ? { content: tokenLogprobs(text, topK) } : null,
+      })),
+      ...(this.usage ? { usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens } } : {}),
+    };
+  }
+
+  private embeddings(body: Record<string, unknown>, entry: LogEntry): unknown {
+    const input = Array.isArray(body.input) ? body.input.map(String) : [String(body.input ?? '')];
+    entry.kind = 'embed';
+    return {
+      object: 'list',
+      model: String(body.model ?? ''),
+      data: input.map((text, index) => ({ object: 'embedding', index, embedding: Array.from(this.embedder.embedOne(text)) })),
+      ...(this.usage ? { usage: { prompt_tokens: input.reduce((s, t) => s + words(t), 0), total_tokens: input.reduce((s, t) => s + words(t), 0) } } : {}),
+    };
+  }
+}
+
+/** Deterministic per-token logprobs: the chosen token has p in [0.55, 0.99); alternatives share the rest. */
+function tokenLogprobs(text: string, topK: number) {
+  const tokens = text.match(/\S+\s*/g) ?? [];
+  return tokens.map((token, i) => {
+    const p = 0.55 + 0.44 * ((fnv(`${token}|${i}`) % 1000) / 1000);
+    const top = [{ token, logprob: Math.log(p), bytes: null }];
+    for (let j = 1; j < topK; j++) top.push({ token: `alt${j}`, logprob: Math.log((1 - p) * 0.5 ** j), bytes: null });
+    return { token, logprob: Math.log(p), bytes: null, top_logprobs: top };
+  });
+}

@@ -1,0 +1,3 @@
+export * from './prometheus.js';
+export * from './process-metrics.js';
+export * from './request-stats.js';

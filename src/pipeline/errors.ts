@@ -1,0 +1,18 @@
+import { EcrError } from '../errors.js';
+
+/** Every candidate failed (generation, unroll or evaluation) after retries; nothing to select. */
+export class NoSurvivingCandidatesError extends EcrError {
+  constructor(
+    /** One entry per candidate: where and why it failed. */
+    readonly failures: ReadonlyArray<{ index: number; stage: string; step?: number; message: string }>,
+  ) {
+    super('ECR_NO_SURVIVORS', `all ${failures.length} candidate(s) failed; first failure (${failures[0]?.stage ?? '?'}): ${failures[0]?.message ?? 'unknown'}`);
+  }
+}
+
+/** The caller's signal aborted the request. */
+export class RequestCancelledError extends EcrError {
+  constructor(options?: { cause?: unknown }) {
+    super('ECR_CANCELLED', 'the request was cancelled', options);
+  }
+}

@@ -1,0 +1,5 @@
+export * from './pipeline.js';
+export * from './errors.js';
+export * from './risk.js';
+export * from './signals.js';
+export * from './unroll.js';

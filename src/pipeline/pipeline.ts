@@ -1,0 +1,479 @@
+/**
+ * The ECR pipeline around the metrics: estimate risk and pick K, sample K candidates, unroll each
+ * into H review steps, extract an evaluative vector per step, score all K at once with scoreBatch
+ * and select. Candidate i's step h waits only for its own step h-1: there is no barrier across
+ * candidates until scoring. LLM calls share one concurrency limit (`maxParallel`).
+ */
+import pLimit from 'p-limit';
+import type { Batch } from '../batch.js';
+import { toResolvedConfig, type EcrConfig, type ResolvedConfig } from '../config.js';
+import { weightsObject } from '../score.js';
+import type { BackendChoice } from '../backends/backend.js';
+import { EcrError } from '../errors.js';
+import { scoreBatch } from '../score.js';
+import type { SelectionReason } from '../select.js';
+import { contentKey, KeyedCache, type CacheStats } from '../cache/index.js';
+import { HashingEmbedder, ProviderEmbedder, cosine, type Embedder } from '../llm/embedder.js';
+import type { ChatChoice, Provider, SamplingParams, TokenLogprob } from '../llm/provider.js';
+import { sampleChoices, type SampleOutcome, type Scheduler } from '../llm/sample-choices.js';
+import { ecrMetrics } from '../monitoring/process-metrics.js';
+import { RequestStats, type RequestStatsReport } from '../monitoring/request-stats.js';
+import { NoSurvivingCandidatesError, RequestCancelledError } from './errors.js';
+import { LexicalRiskEstimator, kForRisk, type RiskEstimator } from './risk.js';
+import {
+  M, MarkerSafetyScorer, SIGNAL_NAMES, clamp01, lexicalConfidence, lexicalUncertainty, logprobConfidence, logprobUncertainty,
+  policyRow, similarity01, type SafetyScorer,
+} from './signals.js';
+import { UNROLL_PROMPT_VERSION, promptMessages, unrollMessages } from './unroll.js';
+
+export interface CacheOptions {
+  /** Most entries per cache (default 10,000). */
+  maxEntries?: number;
+  /** Approximate byte bound per cache (default 64 MiB). */
+  maxBytes?: number;
+  /** Time to live in ms (default: none). */
+  ttlMs?: number;
+}
+
+export interface PipelineOptions {
+  provider: Provider;
+  /** Default: the provider's embedding model when it has one, else a HashingEmbedder (no calls). */
+  embedder?: Embedder;
+  /** Largest K (default 4). */
+  k?: number;
+  /** Review steps per candidate, H (default 2; T = H + 1 must be in 2..16). */
+  horizon?: number;
+  /** Pick K from the prompt's risk (default true); never above `k`. */
+  adaptiveK?: boolean;
+  riskEstimator?: RiskEstimator;
+  safety?: SafetyScorer;
+  /** Most LLM calls in flight (default 16). */
+  maxParallel?: number;
+  /** Candidate sampling (default temperature 0.8). */
+  sampling?: SamplingParams;
+  /** Sampling of review steps (default: same as `sampling`). */
+  unrollSampling?: SamplingParams;
+  /** Alternatives per token to ask for (default 5; 0: do not ask for logprobs). */
+  topLogprobs?: number;
+  system?: string;
+  config?: EcrConfig | ResolvedConfig;
+  backend?: BackendChoice;
+  cache?: CacheOptions;
+}
+
+export interface RunOptions {
+  signal?: AbortSignal;
+  /** Retrieval context (documents) the answer should agree with; default: the prompt alone. */
+  context?: string;
+}
+
+export interface StepReport {
+  text: string;
+  /** The evaluative vector, named components in SIGNAL_NAMES order. */
+  E: number[];
+  logprobs: boolean;
+  cached: boolean;
+}
+
+export interface MetricValues { EVB: number; CR: number; TS: number; ES: number; PD: number; CCI: number }
+
+export interface CandidateReport {
+  index: number;
+  status: 'scored' | 'failed';
+  /** The candidate answer (step 0); absent when generation failed. */
+  text?: string;
+  steps?: StepReport[];
+  metrics?: MetricValues;
+  admissible?: boolean;
+  selected: boolean;
+  error?: { stage: 'generate' | 'unroll' | 'evaluate'; step?: number; code?: string; message: string };
+}
+
+export interface PipelineStats extends RequestStatsReport {
+  k: { max: number; used: number; adaptive: boolean; risk: number | null; estimator: string | null };
+  horizon: number;
+  signals: { names: readonly string[]; logprobs: boolean; policy: boolean; policyWidth: number | null; expectedRealized: boolean; embedder: string; safety: string };
+  scoring: { backend: string; tau: number; weights: ReturnType<typeof weightsObject>; reason: SelectionReason };
+  survivors: number;
+  failed: number;
+}
+
+export interface PipelineResult {
+  /** The selected candidate's answer (its step 0). */
+  response: string;
+  selectedIndex: number;
+  admissible: boolean;
+  metrics: MetricValues;
+  candidates: CandidateReport[];
+  stats: PipelineStats;
+}
+
+interface StepData { text: string; logprobs: TokenLogprob[] | null }
+
+type Failure = { stage: 'generate' | 'unroll' | 'evaluate'; step?: number; error: unknown };
+type Trajectory =
+  | { index: number; ok: true; steps: StepData[]; cached: boolean[]; vectors: Float64Array[]; embeddings: Float32Array[] }
+  | { index: number; ok: false; text?: string; failure: Failure };
+
+type CandidateOutcome = SampleOutcome | { ok: true; choice: ChatChoice; via: 'cache' };
+
+interface RequestContext {
+  prompt: string;
+  contextText: string;
+  contextEmbedding: Promise<Float32Array>;
+  stats: RequestStats;
+  signal?: AbortSignal;
+  schedule: Scheduler;
+}
+
+function deferred<T>() {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => { resolve = r; });
+  return { promise, resolve };
+}
+
+const approxBytes = (v: unknown): number => {
+  if (typeof v === 'string') return 2 * v.length + 16;
+  if (ArrayBuffer.isView(v)) return v.byteLength + 32;
+  if (Array.isArray(v)) return v.reduce((s: number, x) => s + approxBytes(x), 16);
+  if (v && typeof v === 'object') return Object.values(v).reduce((s: number, x) => s + approxBytes(x), 32);
+  return 8;
+};
+
+export class EcrPipeline {
+  readonly provider: Provider;
+  readonly embedder: Embedder;
+  readonly maxK: number;
+  readonly horizon: number;
+  readonly adaptiveK: boolean;
+  readonly riskEstimator: RiskEstimator;
+  readonly safety: SafetyScorer;
+  readonly maxParallel: number;
+  readonly sampling: SamplingParams;
+  readonly unrollSampling: SamplingParams;
+  readonly topLogprobs: number;
+  readonly system?: string;
+  readonly config: ResolvedConfig;
+  readonly backend: BackendChoice;
+  readonly caches: {
+    candidates: KeyedCache<ChatChoice[]>;
+    steps: KeyedCache<StepData>;
+    embeddings: KeyedCache<Float32Array>;
+    vectors: KeyedCache<Float64Array>;
+  };
+  private readonly candidateFlights = new Map<string, Promise<CandidateOutcome>[]>();
+  private readonly limit: ReturnType<typeof pLimit>;
+
+  constructor(options: PipelineOptions) {
+    this.provider = options.provider;
+    const provider = options.provider;
+    this.embedder = options.embedder
+      ?? (provider.embed && (provider as { embeddingModel?: string }).embeddingModel
+        ? new ProviderEmbedder(provider as Provider & { embed: NonNullable<Provider['embed']> }, (provider as { embeddingModel?: string }).embeddingModel!)
+        : new HashingEmbedder());
+    this.maxK = positiveInt('k', options.k ?? 4, 1);
+    this.horizon = positiveInt('horizon', options.horizon ?? 2, 1);
+    if (this.horizon > 15) throw new EcrError('ECR_PIPELINE_OPTION', `horizon must be at most 15 (T = H + 1 <= 16), got ${this.horizon}`);
+    this.adaptiveK = options.adaptiveK ?? true;
+    this.riskEstimator = options.riskEstimator ?? new LexicalRiskEstimator();
+    this.safety = options.safety ?? new MarkerSafetyScorer();
+    this.maxParallel = positiveInt('maxParallel', options.maxParallel ?? 16, 1);
+    this.sampling = { temperature: 0.8, ...options.sampling };
+    this.unrollSampling = options.unrollSampling ?? this.sampling;
+    this.topLogprobs = options.topLogprobs ?? 5;
+    if (!Number.isInteger(this.topLogprobs) || this.topLogprobs < 0 || this.topLogprobs > 20) {
+      throw new EcrError('ECR_PIPELINE_OPTION', `topLogprobs must be an integer in 0..20, got ${this.topLogprobs}`);
+    }
+    this.system = options.system;
+    this.config = toResolvedConfig(options.config);
+    this.backend = options.backend ?? 'auto';
+    this.limit = pLimit(this.maxParallel);
+    const c = options.cache ?? {};
+    const bounds = { maxEntries: c.maxEntries ?? 10_000, maxSize: c.maxBytes ?? 64 * 1024 * 1024, sizeOf: approxBytes, ttlMs: c.ttlMs };
+    this.caches = {
+      candidates: new KeyedCache('candidates', bounds),
+      steps: new KeyedCache('steps', bounds),
+      embeddings: new KeyedCache('embeddings', bounds),
+      vectors: new KeyedCache('vectors', bounds),
+    };
+    for (const cache of Object.values(this.caches)) {
+      cache.observe((name, outcome) => {
+        if (outcome === 'eviction') ecrMetrics.cacheEvictions.inc({ cache: name });
+        else ecrMetrics.cacheLookups.inc({ cache: name, outcome });
+      });
+    }
+  }
+
+  /** True when repeated sampling gives the same candidates, the only case they may be cached. */
+  get deterministicSampling(): boolean {
+    return this.sampling.seed !== undefined || this.sampling.temperature === 0;
+  }
+
+  cacheStats(): CacheStats[] {
+    return Object.values(this.caches).map((c) => c.stats());
+  }
+
+  async run(prompt: string, options: RunOptions = {}): Promise<PipelineResult> {
+    if (typeof prompt !== 'string' || prompt.trim() === '') throw new EcrError('ECR_PIPELINE_INPUT', 'the prompt is empty');
+    const stats = new RequestStats();
+    const requestStart = performance.now();
+    try {
+      const result = await this.runInner(prompt, options, stats);
+      ecrMetrics.requests.inc({ outcome: 'ok' });
+      return result;
+    } catch (err) {
+      ecrMetrics.requests.inc({ outcome: err instanceof NoSurvivingCandidatesError ? 'no_survivors' : err instanceof RequestCancelledError ? 'cancelled' : 'error' });
+      throw err;
+    } finally {
+      stats.finish();
+      ecrMetrics.requestDuration.observe((performance.now() - requestStart) / 1000);
+      const r = stats.report();
+      if (r.sequentialEstimateMs > 0) ecrMetrics.parallelSpeedup.observe(r.parallelSpeedup);
+    }
+  }
+
+  private async runInner(prompt: string, options: RunOptions, stats: RequestStats): Promise<PipelineResult> {
+    const signal = options.signal;
+    const tRisk = performance.now();
+    const risk = this.adaptiveK ? clamp01(await this.riskEstimator.estimate(prompt)) : null;
+    stats.span('risk', tRisk);
+    const k = risk === null ? this.maxK : kForRisk(risk, this.maxK);
+
+    const contextText = options.context ? `${prompt}\n\n${options.context}` : prompt;
+    const ctx: RequestContext = {
+      prompt, contextText, stats, signal,
+      schedule: (fn) => this.limit(fn),
+      contextEmbedding: Promise.resolve(new Float32Array(0)),
+    };
+    ctx.contextEmbedding = this.embed(ctx, contextText);
+    ctx.contextEmbedding.catch(() => {}); // awaited by every trajectory; a rejection is reported there
+
+    const candidates = this.generate(ctx, k);
+    const trajectories = await Promise.all(candidates.map((c, i) => this.trajectory(ctx, i, c)));
+    if (signal?.aborted) throw new RequestCancelledError({ cause: signal.reason });
+
+    const survivors = trajectories.filter((t): t is Extract<Trajectory, { ok: true }> => t.ok);
+    const failed = trajectories.filter((t): t is Extract<Trajectory, { ok: false }> => !t.ok);
+    ecrMetrics.candidates.inc({ status: 'scored' }, survivors.length);
+    if (failed.length) ecrMetrics.candidates.inc({ status: 'failed' }, failed.length);
+    if (survivors.length === 0) {
+      throw new NoSurvivingCandidatesError(failed.map((f) => ({ index: f.index, stage: f.failure.stage, step: f.failure.step, message: errorMessage(f.failure.error) })));
+    }
+
+    const tScore = performance.now();
+    const { batch, signals } = this.pack(survivors);
+    stats.addMemory(approxBytes(batch.steps) + approxBytes(batch.embeddings) + approxBytes(batch.policy) + approxBytes(batch.expected) * 2);
+    const scored = await scoreBatch(batch, this.config, { backend: this.backend, ids: survivors.map((s) => `c${s.index}`), trusted: false });
+    const audit = scored.audit(0);
+    stats.span('score', tScore);
+
+    const reports: CandidateReport[] = new Array(trajectories.length);
+    for (const f of failed) {
+      reports[f.index] = {
+        index: f.index, status: 'failed', text: f.text, selected: false,
+        error: { stage: f.failure.stage, step: f.failure.step, code: (f.failure.error as { code?: string })?.code, message: errorMessage(f.failure.error) },
+      };
+    }
+    survivors.forEach((s, row) => {
+      const a = audit.candidates[row];
+      reports[s.index] = {
+        index: s.index, status: 'scored', text: s.steps[0].text, selected: row === audit.selectedIndex,
+        steps: s.steps.map((st, t) => ({ text: st.text, E: Array.from(s.vectors[t]), logprobs: st.logprobs !== null, cached: s.cached[t] })),
+        metrics: { EVB: a.EVB, CR: a.CR, TS: a.TS, ES: a.ES, PD: a.PD, CCI: a.CCI },
+        admissible: a.admissible,
+      };
+    });
+    const winner = survivors[audit.selectedIndex];
+    const winnerAudit = audit.candidates[audit.selectedIndex];
+    stats.finish();
+    const report = stats.report();
+    return {
+      response: winner.steps[0].text,
+      selectedIndex: winner.index,
+      admissible: winnerAudit.admissible,
+      metrics: reports[winner.index].metrics!,
+      candidates: reports,
+      stats: {
+        ...report,
+        k: { max: this.maxK, used: k, adaptive: this.adaptiveK, risk, estimator: this.adaptiveK ? this.riskEstimator.id : null },
+        horizon: this.horizon,
+        signals: { names: SIGNAL_NAMES, ...signals, embedder: this.embedder.id, safety: this.safety.id },
+        scoring: { backend: scored.backend, tau: audit.tau, weights: audit.weights, reason: audit.reason },
+        survivors: survivors.length,
+        failed: failed.length,
+      },
+    };
+  }
+
+  /** One promise per candidate, each settling as soon as that candidate is available. */
+  private generate(ctx: RequestContext, k: number): Promise<CandidateOutcome>[] {
+    const messages = promptMessages(ctx.prompt, this.system);
+    const start = performance.now();
+    const slots = Array.from({ length: k }, () => deferred<CandidateOutcome>());
+    const launch = () => sampleChoices(this.provider, { messages, k, sampling: this.sampling, topLogprobs: this.topLogprobs }, {
+      signal: ctx.signal, observer: ctx.stats, schedule: ctx.schedule,
+      onSample: (i, o) => { ctx.stats.span('generate', start); slots[i].resolve(o); },
+    }).catch((error: unknown) => {
+      // sampleChoices reports failures per sample; this only guards against a fault in it.
+      const outcomes = slots.map(() => ({ ok: false as const, error, via: 'single' as const }));
+      slots.forEach((s, i) => s.resolve(outcomes[i]));
+      return outcomes;
+    });
+    const promises = slots.map((s) => s.promise);
+    if (!this.deterministicSampling) {
+      void launch();
+      return promises;
+    }
+    const key = contentKey({ kind: 'candidates', provider: this.provider.id, messages, k, sampling: this.sampling, topLogprobs: this.topLogprobs });
+    const cached = this.caches.candidates.peek(key);
+    if (cached) {
+      this.caches.candidates.record('hit'); ctx.stats.onCache('candidates', 'hit');
+      return cached.map((choice) => Promise.resolve({ ok: true as const, choice, via: 'cache' as const }));
+    }
+    const flight = this.candidateFlights.get(key);
+    if (flight) {
+      this.caches.candidates.record('joined'); ctx.stats.onCache('candidates', 'joined');
+      return flight;
+    }
+    this.caches.candidates.record('miss'); ctx.stats.onCache('candidates', 'miss');
+    this.candidateFlights.set(key, promises);
+    void launch().then((outcomes) => {
+      // Only a complete set is cached: a failed sample must be retried by the next request.
+      if (outcomes.every((o) => o.ok)) this.caches.candidates.set(key, outcomes.map((o) => (o as { choice: ChatChoice }).choice));
+    }).finally(() => this.candidateFlights.delete(key));
+    return promises;
+  }
+
+  /** Unrolls candidate i step by step, then evaluates its steps. Never rejects. */
+  private async trajectory(ctx: RequestContext, index: number, candidate: Promise<CandidateOutcome>): Promise<Trajectory> {
+    const outcome = await candidate;
+    if (!outcome.ok) return { index, ok: false, failure: { stage: 'generate', error: outcome.error } };
+    const first: StepData = { text: outcome.choice.text, logprobs: outcome.choice.logprobs };
+    const steps: StepData[] = [first];
+    const cached: boolean[] = [outcome.via === 'cache'];
+    // Embeddings start as each step arrives and overlap the next step's call.
+    const embeddings: Promise<Float32Array>[] = [this.embed(ctx, first.text)];
+    embeddings[0].catch(() => {});
+    const unrollStart = performance.now();
+    for (let h = 1; h <= this.horizon; h++) {
+      try {
+        let hit = true;
+        const step = await this.step(ctx, first.text, steps[h - 1].text, h, () => { hit = false; });
+        steps.push(step);
+        cached.push(hit);
+      } catch (error) {
+        return { index, ok: false, text: first.text, failure: { stage: 'unroll', step: h, error } };
+      }
+      const e = this.embed(ctx, steps[h].text);
+      e.catch(() => {});
+      embeddings.push(e);
+    }
+    ctx.stats.span('unroll', unrollStart);
+    const evalStart = performance.now();
+    try {
+      const embs = await Promise.all(embeddings);
+      const contextEmb = await ctx.contextEmbedding;
+      const vectors = await Promise.all(steps.map((_, t) => this.vector(ctx, steps, embs, contextEmb, t)));
+      ctx.stats.span('evaluate', evalStart);
+      ctx.stats.addMemory(approxBytes(steps) + approxBytes(embs) + approxBytes(vectors));
+      return { index, ok: true, steps, cached, vectors, embeddings: embs };
+    } catch (error) {
+      return { index, ok: false, text: first.text, failure: { stage: 'evaluate', error } };
+    }
+  }
+
+  private step(ctx: RequestContext, candidateText: string, previous: string, h: number, onMiss: () => void): Promise<StepData> {
+    const messages = unrollMessages(ctx.prompt, previous, this.system);
+    const key = contentKey({
+      kind: 'step', version: UNROLL_PROMPT_VERSION, provider: this.provider.id, messages, candidate: candidateText, step: h,
+      sampling: this.unrollSampling, topLogprobs: this.topLogprobs,
+    });
+    return this.caches.steps.getOrCompute(key, async () => {
+      const r = await ctx.schedule(() => this.provider.chat({ kind: 'unroll', messages, n: 1, sampling: this.unrollSampling, topLogprobs: this.topLogprobs }, { signal: ctx.signal, observer: ctx.stats }));
+      return { text: r.choices[0].text, logprobs: r.choices[0].logprobs };
+    }, (o) => { ctx.stats.onCache('steps', o); if (o !== 'hit') onMiss(); });
+  }
+
+  private embed(ctx: RequestContext, text: string): Promise<Float32Array> {
+    const key = contentKey({ kind: 'embedding', embedder: this.embedder.id, text });
+    return this.caches.embeddings.getOrCompute(key, async () => {
+      const [v] = this.embedder.remote
+        ? await ctx.schedule(() => this.embedder.embed([text], { signal: ctx.signal, observer: ctx.stats }))
+        : await this.embedder.embed([text]);
+      return v;
+    }, (o) => ctx.stats.onCache('embeddings', o));
+  }
+
+  private vector(ctx: RequestContext, steps: StepData[], embs: Float32Array[], contextEmb: Float32Array, t: number): Promise<Float64Array> {
+    const step = steps[t];
+    // Step 0 has no predecessor; it shares the 0-1 pair's consistency (see signals.ts).
+    const neighbour = t === 0 ? 1 : t - 1;
+    const key = contentKey({
+      kind: 'vector', version: 'signals-v1', embedder: this.embedder.id, safety: this.safety.id, context: ctx.contextText,
+      text: step.text, neighbour: steps[neighbour].text, logprobs: step.logprobs,
+    });
+    return this.caches.vectors.getOrCompute(key, async () => {
+      const lp = step.logprobs;
+      const v = new Float64Array(M);
+      v[0] = lp ? logprobConfidence(lp) : lexicalConfidence(step.text);
+      v[1] = similarity01(cosine(embs[t], contextEmb));
+      v[2] = lp ? logprobUncertainty(lp) : lexicalUncertainty(step.text);
+      v[3] = clamp01(await this.safety.score(step.text, ctx.prompt));
+      v[4] = similarity01(cosine(embs[t], embs[neighbour]));
+      return v;
+    }, (o) => ctx.stats.onCache('vectors', o));
+  }
+
+  /**
+   * Packs survivors into one Batch. Policy rows (A = widest top-logprob list returned, at most the
+   * number asked for) and expected/realized (expected = mean token probability, realized = the
+   * step's consistency with its neighbour) are included only when every step of every survivor has
+   * logprobs; otherwise PD and ES fall back to E as the spec prescribes.
+   */
+  private pack(survivors: Array<Extract<Trajectory, { ok: true }>>): { batch: Batch; signals: { logprobs: boolean; policy: boolean; policyWidth: number | null; expectedRealized: boolean } } {
+    const n = survivors.length, t = this.horizon + 1;
+    const steps = new Float64Array(n * t * M);
+    const d = survivors[0].embeddings[0].length;
+    const embeddings = d > 0 ? new Float64Array(n * t * d) : undefined;
+    const allLogprobs = survivors.every((s) => s.steps.every((st) => st.logprobs !== null));
+    let a = 0;
+    if (allLogprobs) for (const s of survivors) for (const st of s.steps) for (const tok of st.logprobs!) a = Math.max(a, tok.top.length);
+    a = Math.min(a, this.topLogprobs);
+    const policy = allLogprobs && a >= 2 ? new Float64Array(n * t * a) : undefined;
+    const expected = allLogprobs ? new Float64Array(n * t) : undefined;
+    const realized = allLogprobs ? new Float64Array(n * t) : undefined;
+    survivors.forEach((s, i) => {
+      for (let k = 0; k < t; k++) {
+        steps.set(s.vectors[k], (i * t + k) * M);
+        if (embeddings) {
+          const e = s.embeddings[k];
+          if (e.length !== d) throw new EcrError('ECR_EMBEDDING_SHAPE', `embedding width changed within one request (${e.length} vs ${d})`);
+          embeddings.set(e, (i * t + k) * d);
+        }
+        if (policy) policy.set(policyRow(s.steps[k].logprobs!, a), (i * t + k) * a);
+        if (expected && realized) {
+          expected[i * t + k] = s.vectors[k][0];
+          realized[i * t + k] = s.vectors[k][4];
+        }
+      }
+    });
+    const batch: Batch = {
+      n, t, m: M, steps,
+      ...(embeddings ? { d, embeddings } : {}),
+      ...(policy ? { a, policy } : {}),
+      ...(expected ? { expected, realized } : {}),
+    };
+    return { batch, signals: { logprobs: allLogprobs, policy: policy !== undefined, policyWidth: policy ? a : null, expectedRealized: expected !== undefined } };
+  }
+}
+
+function positiveInt(name: string, v: number, min: number): number {
+  if (!Number.isInteger(v) || v < min) throw new EcrError('ECR_PIPELINE_OPTION', `${name} must be an integer >= ${min}, got ${v}`);
+  return v;
+}
+
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+
