@@ -9,6 +9,12 @@ export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'webgpu', 'cpu
 export interface ComputeOptions {
   /** Also return the shrunk covariance matrices C, [n][m][m] (trace mode only). */
   covariance?: boolean;
+  /**
+   * Upload E compactly (webgpu only): 'unorm16' quantizes each value to round(x * 65535) / 65535,
+   * error <= 7.7e-6 per value; metrics then agree with float32 within the tolerance stated in
+   * src/backends/webgpu/README.md. Other backends ignore it.
+   */
+  compact?: 'unorm16';
 }
 
 /**

@@ -17,8 +17,13 @@ async function load(name: BackendName): Promise<ScoreBackend> {
       const { CpuBackend } = await import('./cpu/index.js');
       return new CpuBackend();
     }
-    case 'webgpu':
-      throw new BackendUnavailableError('webgpu', 'the WebGPU backend is not built yet; use --backend cpu');
+    case 'webgpu': {
+      const { WebGpuBackend } = await import('./webgpu/index.js');
+      const backend = new WebGpuBackend();
+      // Open the device now, so an unavailable GPU fails here (BackendUnavailableError) rather than mid-batch.
+      await backend.describe();
+      return backend;
+    }
   }
 }
 
@@ -43,10 +48,44 @@ export interface WorkHint {
   a?: number;
 }
 
-/** Resolves `auto` to a concrete backend name for the given work. */
-export async function chooseBackend(choice: BackendChoice, _hint?: WorkHint): Promise<BackendName> {
+let webgpuProbe: Promise<{ ok: true; adapter: string } | { ok: false; reason: string }> | null = null;
+
+/** Opens the WebGPU backend once per process (cached) and reports whether it runs on hardware. */
+function probeWebGpu() {
+  webgpuProbe ??= getBackend('webgpu').then(
+    async (b) => ({ ok: true as const, adapter: (await (b as import('./webgpu/index.js').WebGpuBackend).describe()).adapter }),
+    (err: Error) => ({ ok: false as const, reason: err.message }),
+  );
+  return webgpuProbe;
+}
+
+/**
+ * Resolves `auto` to a concrete backend name for the given work: the CPU backend unless the batch
+ * is big enough for the measured cost model (src/backends/webgpu/cost-model.ts) to favour a
+ * hardware WebGPU adapter. Without an adapter, `auto` stays on the CPU with a one-line warning.
+ */
+export async function chooseBackend(choice: BackendChoice, hint?: WorkHint): Promise<BackendName> {
   if (choice !== 'auto') return choice;
-  return 'cpu';
+  if (!hint) return 'cpu';
+  const { worthProbing, isSoftwareAdapter } = await import('./webgpu/cost-model.js');
+  if (!worthProbing(hint)) return 'cpu';
+  const probe = await probeWebGpu();
+  if (!probe.ok) {
+    warnOnce(`ecr: auto backend: using cpu, WebGPU unavailable (${probe.reason})`);
+    return 'cpu';
+  }
+  if (isSoftwareAdapter(probe.adapter)) {
+    warnOnce(`ecr: auto backend: using cpu, the only WebGPU adapter is a software one (${probe.adapter})`);
+    return 'cpu';
+  }
+  return 'webgpu';
+}
+
+const warned = new Set<string>();
+function warnOnce(line: string): void {
+  if (warned.has(line)) return;
+  warned.add(line);
+  process.stderr.write(`${line}\n`);
 }
 
 /** Disposes every backend instance created so far (lets the process exit cleanly). */

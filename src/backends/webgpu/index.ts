@@ -1,0 +1,113 @@
+/**
+ * The 'webgpu' ScoreBackend: float32 WGSL kernels over the whole batch (see shaders/ and
+ * runner.ts). Opens its device lazily on first use; `dispose` destroys buffers and the device so
+ * the process can exit.
+ */
+import type { Batch } from '../../batch.js';
+import type { ResolvedConfig } from '../../config.js';
+import { GpuError } from '../../errors.js';
+import { openDevice } from '../../gpu/adapter.js';
+import { BufferPool } from '../../gpu/buffer-pool.js';
+import { GpuDevice } from '../../gpu/device.js';
+import { PipelineCache } from '../../gpu/pipeline-cache.js';
+import { BufferUsage } from '../../gpu/usage.js';
+import type { BackendOutput, ComputeOptions, ScoreBackend } from '../backend.js';
+import { runBatch, type RunContext, type RunTuning } from './runner.js';
+
+export interface WebGpuBackendOptions extends RunTuning {
+  /** Upload E as unorm16 for every call (also selectable per call with ComputeOptions.compact). */
+  compact?: 'unorm16';
+}
+
+export class WebGpuBackend implements ScoreBackend {
+  readonly name = 'webgpu' as const;
+  private context: Promise<RunContext> | null = null;
+  private live: RunContext | null = null;
+
+  constructor(private readonly options: WebGpuBackendOptions = {}) {}
+
+  /** Opens the device (if not yet open) and returns its description, e.g. "opengles: ... llvmpipe". */
+  async describe(): Promise<{ adapter: string; kind: string; timestamps: boolean }> {
+    const ctx = await this.ready();
+    return { adapter: ctx.gpu.description, kind: ctx.gpu.kind, timestamps: ctx.gpu.timestamps };
+  }
+
+  /** The underlying device wrapper (tests use it to provoke device loss). */
+  async device(): Promise<GpuDevice> {
+    return (await this.ready()).gpu;
+  }
+
+  private ready(): Promise<RunContext> {
+    if (this.live && !this.live.gpu.healthy) {
+      // The call that met the loss (or uncaptured error) has thrown GpuError; later calls get a fresh device.
+      this.live.pool.clear();
+      this.live.gpu.destroy();
+      this.live = null;
+      this.context = null;
+    }
+    if (this.live) return Promise.resolve(this.live);
+    if (!this.context) {
+      this.context = (async () => {
+        const gpu = new GpuDevice(await openDevice());
+        const d = gpu.device;
+        const dummy = (label: string) => d.createBuffer({ size: 256, usage: BufferUsage.STORAGE, label });
+        const ctx: RunContext = {
+          gpu,
+          pool: new BufferPool(d),
+          pipelines: new PipelineCache(gpu),
+          dummies: { read: dummy('ecr.webgpu.absentInput'), write1: dummy('ecr.webgpu.unusedOutput1'), write2: dummy('ecr.webgpu.unusedOutput2') },
+        };
+        this.live = ctx;
+        return ctx;
+      })();
+      this.context.catch(() => { this.context = null; });
+    }
+    return this.context;
+  }
+
+  private compactOf(options: ComputeOptions): 'unorm16' | undefined {
+    return options.compact ?? this.options.compact;
+  }
+
+  async computeMetrics(batch: Batch, config: ResolvedConfig, options: ComputeOptions = {}): Promise<BackendOutput> {
+    if (batch.n === 0) return emptyOutput();
+    const ctx = await this.ready();
+    const { output } = await runBatch(ctx, batch, config, { covariance: options.covariance, compact: this.compactOf(options) }, this.options, false);
+    return output;
+  }
+
+  /**
+   * Runs the batch once with the stages serialized and reports wall-clock milliseconds per stage
+   * (upload = encode into staging + copy, kernel, readback, select) and, where the device has
+   * `timestamp-query`, kernelMs = summed GPU time of the compute passes. The software adapter has
+   * no timestamps: then only the wall-clock stages are reported.
+   */
+  async profile(batch: Batch, config: ResolvedConfig, options: ComputeOptions = {}): Promise<{ stages: Record<string, number>; kernelMs?: number }> {
+    if (batch.n === 0) return { stages: {} };
+    const ctx = await this.ready();
+    const { times } = await runBatch(ctx, batch, config, { covariance: options.covariance, compact: this.compactOf(options) }, this.options, true);
+    if (!times) throw new GpuError('internal', 'profile run returned no timings');
+    return { stages: times.stages, kernelMs: times.kernelMs };
+  }
+
+  async dispose(): Promise<void> {
+    const pending = this.context;
+    this.context = null;
+    this.live = null;
+    if (!pending) return;
+    let ctx: RunContext;
+    try {
+      ctx = await pending;
+    } catch {
+      return; // never opened: nothing to release
+    }
+    ctx.pool.clear();
+    ctx.pipelines.clear();
+    ctx.gpu.destroy();
+  }
+}
+
+function emptyOutput(): BackendOutput {
+  const z = () => new Float64Array(0);
+  return { evb: z(), cr: z(), ts: z(), es: z(), pd: z(), cci: z(), admissible: new Uint8Array(0), groupSelected: new Int32Array(0) };
+}
