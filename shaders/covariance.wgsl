@@ -46,11 +46,11 @@ fn main(@builtin(workgroup_id) wgId: vec3<u32>, @builtin(local_invocation_index)
     }
   }
   var shrink = P.lambda;
-  var target = 1.0;
-  if (hasFlag(P, FLAG_SHRINK_SCALED)) { target = trace / f32(m); }
+  var targetScale = 1.0;
+  if (hasFlag(P, FLAG_SHRINK_SCALED)) { targetScale = trace / f32(m); }
   if (lw) {
     let mu = trace / f32(m);
-    target = mu;
+    targetScale = mu;
     shrink = 0.0;
     if (m > 1u) {
       // beta_ = sum_t (sum_j x_tj^2)^2 over centred rows; delta_ = ||S'||_F^2 (sklearn's names).
@@ -71,7 +71,7 @@ fn main(@builtin(workgroup_id) wgId: vec3<u32>, @builtin(local_invocation_index)
   for (var j = 0u; j < m; j++) {
     for (var k = 0u; k < m; k++) {
       let idx = dst + j * m + k;
-      cov[idx] = (1.0 - shrink) * cov[idx] + select(0.0, shrink * target, j == k);
+      cov[idx] = (1.0 - shrink) * cov[idx] + select(0.0, shrink * targetScale, j == k);
     }
   }
 }

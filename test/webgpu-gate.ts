@@ -1,0 +1,30 @@
+/**
+ * Opens the WebGPU backend for the webgpu test files. Without an adapter the tests are skipped
+ * with the reason printed, unless ECR_REQUIRE_WEBGPU=1 (the CI), where a missing adapter fails.
+ */
+import { WebGpuBackend, type WebGpuBackendOptions } from '../src/backends/webgpu/index.js';
+
+export interface WebGpuGate {
+  available: boolean;
+  reason: string;
+  adapter: string;
+}
+
+export async function webGpuGate(): Promise<WebGpuGate> {
+  const probe = new WebGpuBackend();
+  try {
+    const { adapter } = await probe.describe();
+    return { available: true, reason: '', adapter };
+  } catch (err) {
+    const reason = (err as Error).message;
+    if (process.env.ECR_REQUIRE_WEBGPU === '1') throw new Error(`ECR_REQUIRE_WEBGPU=1 but no WebGPU adapter could be opened: ${reason}`);
+    console.warn(`skipping WebGPU tests: ${reason}`);
+    return { available: false, reason, adapter: '' };
+  } finally {
+    await probe.dispose();
+  }
+}
+
+export function newBackend(options: WebGpuBackendOptions = {}): WebGpuBackend {
+  return new WebGpuBackend(options);
+}

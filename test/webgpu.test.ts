@@ -1,0 +1,299 @@
+/**
+ * The WebGPU backend against the golden fixtures (float32: within 1e-5) and the metric
+ * properties, plus what only a GPU path has: chunked streaming, unorm16 uploads, fused group
+ * selection, and device failures surfacing as GpuError.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { scoreBatch } from '../src/score.js';
+import { resolveConfig, type EcrConfig } from '../src/config.js';
+import { GroupSelector } from '../src/select.js';
+import { GpuError } from '../src/errors.js';
+import { disposeBackends, getBackend } from '../src/backends/registry.js';
+import { BufferUsage } from '../src/gpu/usage.js';
+import type { Batch } from '../src/batch.js';
+import type { BackendOutput } from '../src/backends/backend.js';
+import { loadFixtures, fixtureBatch, selectionAmbiguous } from './helpers/fixtures.js';
+import { newBackend, webGpuGate } from './webgpu-gate.js';
+
+const gate = await webGpuGate();
+const TOL = 1e-5;
+const fixtures = loadFixtures();
+const METRICS = ['evb', 'cr', 'ts', 'es', 'pd', 'cci'] as const;
+
+/** Deterministic pseudo-random numbers (tests must not depend on Math.random). */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+/** A batch with every optional input, E quantized to `levels` so that ranks and CCIs tie. */
+function randomBatch(n: number, seed: number, opts: { t?: number; m?: number; d?: number; a?: number; groups?: number; levels?: number; base?: boolean } = {}): Batch {
+  const r = rng(seed);
+  const t = opts.t ?? 5, m = opts.m ?? 8;
+  const q = (x: number) => (opts.levels ? Math.round(x * opts.levels) / opts.levels : x);
+  const steps = Float64Array.from({ length: n * t * m }, () => q(r()));
+  const b: Batch = { n, t, m, steps };
+  const extra: Partial<Record<keyof Batch, unknown>> = {};
+  if (opts.d) { extra.d = opts.d; extra.embeddings = Float64Array.from({ length: n * t * opts.d }, () => r() * 2 - 1); }
+  if (opts.a) { extra.a = opts.a; extra.policy = Float64Array.from({ length: n * t * opts.a }, () => r()); }
+  if (opts.groups) extra.groups = Int32Array.from({ length: n }, () => Math.floor(r() * opts.groups!));
+  if (opts.base) extra.baseScore = Float64Array.from({ length: n }, () => (r() < 0.3 ? Number.NaN : q(r())));
+  return { ...b, ...extra } as Batch;
+}
+
+/** The host's GroupSelector over the backend's own CCI: what the fused selection must equal. */
+function hostSelection(batch: Batch, out: BackendOutput, tau: number) {
+  const sel = new GroupSelector(tau);
+  const admissible = new Uint8Array(batch.n);
+  for (let i = 0; i < batch.n; i++) {
+    admissible[i] = sel.offer(batch.groups ? batch.groups[i] : 0, i, out.cci[i], batch.baseScore ? batch.baseScore[i] : Number.NaN) ? 1 : 0;
+  }
+  return { admissible, selected: Int32Array.from(sel.results(), (g) => g.selectedIndex) };
+}
+
+function expectSameOutput(a: BackendOutput, b: BackendOutput): void {
+  for (const k of METRICS) expect(Array.from(b[k]), k).toEqual(Array.from(a[k]));
+  expect(Array.from(b.admissible!)).toEqual(Array.from(a.admissible!));
+  expect(Array.from(b.groupSelected!)).toEqual(Array.from(a.groupSelected!));
+  if (a.covariance) expect(Array.from(b.covariance!)).toEqual(Array.from(a.covariance));
+}
+
+describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapter : `skipped: ${gate.reason}`})`, () => {
+  afterAll(async () => { await disposeBackends(); });
+
+  describe('fixtures', () => {
+    it.each(fixtures.map((f) => [f.name, f] as const))('%s via scoreBatch within 1e-5', async (_name, fx) => {
+      const { batch, groupNames, ids } = fixtureBatch(fx);
+      const res = await scoreBatch(batch, fx.config, { backend: 'webgpu', groupNames, ids });
+      expect(res.backend).toBe('webgpu');
+      fx.expected.forEach((e, i) => {
+        expect(Math.abs(res.metrics.evb[i] - e.EVB), `EVB ${e.id}`).toBeLessThanOrEqual(TOL);
+        expect(Math.abs(res.metrics.cr[i] - e.CR), `CR ${e.id}`).toBeLessThanOrEqual(TOL);
+        expect(Math.abs(res.metrics.ts[i] - e.TS), `TS ${e.id}`).toBeLessThanOrEqual(TOL);
+        expect(Math.abs(res.metrics.es[i] - e.ES), `ES ${e.id}`).toBeLessThanOrEqual(TOL);
+        expect(Math.abs(res.metrics.pd[i] - e.PD), `PD ${e.id}`).toBeLessThanOrEqual(TOL);
+        expect(Math.abs(res.metrics.cci[i] - e.CCI), `CCI ${e.id}`).toBeLessThanOrEqual(TOL);
+        if (!selectionAmbiguous(fx, i, TOL)) {
+          expect(res.admissible[i] === 1, `admissible ${e.id}`).toBe(e.admissible);
+          expect(res.selected[i] === 1, `selected ${e.id}`).toBe(e.selected);
+        }
+      });
+    });
+
+    it.each(fixtures.map((f) => [f.name, f] as const))('%s: fused admissible/groupSelected equal the host GroupSelector', async (_name, fx) => {
+      const { batch } = fixtureBatch(fx);
+      const cfg = resolveConfig(fx.config);
+      const backend = await getBackend('webgpu');
+      const out = await backend.computeMetrics(batch, cfg);
+      const host = hostSelection(batch, out, cfg.tau);
+      expect(Array.from(out.admissible!)).toEqual(Array.from(host.admissible));
+      expect(Array.from(out.groupSelected!)).toEqual(Array.from(host.selected));
+    });
+
+    it('covariance output matches cpu-reference within 1e-5 for every shrinkage', async () => {
+      const fx = fixtures.find((f) => f.name === 'ledoit-wolf')!;
+      const { batch } = fixtureBatch(fx);
+      for (const config of [{ lambda: 'ledoit-wolf' }, { lambda: 0.3, shrinkTarget: 'scaled-identity' }, { lambda: 0.4 }] as EcrConfig[]) {
+        const gpu = await scoreBatch(batch, config, { backend: 'webgpu', covariance: true });
+        const ref = await scoreBatch(batch, config, { backend: 'cpu-reference', covariance: true });
+        const c = gpu.metrics.covariance!;
+        expect(c.length).toBe(batch.n * batch.m * batch.m);
+        ref.metrics.covariance!.forEach((x, i) => expect(Math.abs(c[i] - x), `${JSON.stringify(config)} [${i}]`).toBeLessThanOrEqual(TOL));
+      }
+    });
+  });
+
+  describe('properties', () => {
+    const unit = fc.double({ min: 0, max: 1, noNaN: true });
+    const shapeArb = fc.record({
+      n: fc.integer({ min: 1, max: 40 }), t: fc.integer({ min: 2, max: 16 }), m: fc.integer({ min: 1, max: 32 }),
+      d: fc.option(fc.integer({ min: 1, max: 80 }), { nil: undefined }), a: fc.option(fc.integer({ min: 1, max: 6 }), { nil: undefined }),
+      groups: fc.integer({ min: 1, max: 4 }), base: fc.boolean(), levels: fc.constantFrom(0, 4), seed: fc.integer(),
+    });
+    const batchArb = shapeArb.map((s) => randomBatch(s.n, s.seed, s));
+    const configArb: fc.Arbitrary<EcrConfig> = fc.record({
+      lambda: fc.oneof(unit, fc.constant('ledoit-wolf' as const)),
+      shrinkTarget: fc.constantFrom('identity' as const, 'scaled-identity' as const),
+      evbMode: fc.constantFrom('trace' as const, 'max-abs-change' as const),
+      preset: fc.constantFrom('default' as const, 'compliance' as const, 'creative' as const, 'conversational' as const),
+      tau: unit,
+    });
+
+    it('metrics in [0, 1], within 1e-5 of cpu-reference, selection equal to the host on the same CCIs', async () => {
+      const backend = await getBackend('webgpu');
+      await fc.assert(fc.asyncProperty(batchArb, configArb, async (batch, config) => {
+        const cfg = resolveConfig(config);
+        const out = await backend.computeMetrics(batch, cfg);
+        const ref = await scoreBatch(batch, cfg, { backend: 'cpu-reference' });
+        for (const k of METRICS) {
+          out[k].forEach((x, i) => {
+            expect(x).toBeGreaterThanOrEqual(0);
+            expect(x).toBeLessThanOrEqual(1);
+            // CR is a step count: a near-tie that float32 resolves otherwise moves it by 1/H.
+            if (k !== 'cr' && k !== 'cci') expect(Math.abs(x - ref.metrics[k][i]), `${k}[${i}]`).toBeLessThanOrEqual(TOL);
+          });
+        }
+        const host = hostSelection(batch, out, cfg.tau);
+        expect(Array.from(out.admissible!)).toEqual(Array.from(host.admissible));
+        expect(Array.from(out.groupSelected!)).toEqual(Array.from(host.selected));
+      }), { numRuns: 40 });
+    });
+
+    it('reordering the trajectories reorders the metrics exactly', async () => {
+      const backend = await getBackend('webgpu');
+      const batch = randomBatch(500, 7, { d: 24, a: 3, groups: 9, base: true });
+      const r = rng(11);
+      const perm = Array.from({ length: batch.n }, (_, i) => i).sort(() => r() - 0.5);
+      const rows = (a: Float64Array | undefined, w: number) => (a ? Float64Array.from({ length: a.length }, (_, x) => a[perm[Math.floor(x / w)] * w + (x % w)]) : undefined);
+      const permuted: Batch = {
+        ...batch, steps: rows(batch.steps as Float64Array, batch.t * batch.m)!, embeddings: rows(batch.embeddings as Float64Array, batch.t * batch.d!),
+        policy: rows(batch.policy as Float64Array, batch.t * batch.a!), groups: Int32Array.from(perm, (p) => batch.groups![p]),
+        baseScore: Float64Array.from(perm, (p) => batch.baseScore![p]),
+      };
+      const cfg = resolveConfig({});
+      const a = await backend.computeMetrics(batch, cfg);
+      const b = await backend.computeMetrics(permuted, cfg);
+      for (const k of METRICS) perm.forEach((src, i) => expect(b[k][i]).toBe(a[k][src]));
+    });
+
+    it('a constant trajectory has EVB 0 (lambda 0), CR 0, TS 1, PD 0, ES 1', async () => {
+      const backend = await getBackend('webgpu');
+      await fc.assert(fc.asyncProperty(fc.integer({ min: 2, max: 16 }), fc.array(unit, { minLength: 1, maxLength: 32 }), async (t, row) => {
+        const m = row.length;
+        const steps = new Float64Array(t * m);
+        for (let s = 0; s < t; s++) steps.set(row, s * m);
+        for (const lambda of [0, 'ledoit-wolf'] as const) {
+          const out = await backend.computeMetrics({ n: 1, t, m, steps }, resolveConfig({ lambda }));
+          expect(out.evb[0]).toBeCloseTo(0, 6);
+          expect(out.cr[0]).toBe(0);
+          expect(out.ts[0]).toBeCloseTo(1, 6);
+          expect(out.pd[0]).toBeCloseTo(0, 6);
+          expect(out.es[0]).toBeCloseTo(1, 6);
+        }
+      }), { numRuns: 25 });
+    });
+
+    it('does not mutate its inputs', async () => {
+      const batch = randomBatch(300, 3, { d: 16, a: 4, groups: 5, base: true });
+      const before = [batch.steps, batch.embeddings, batch.policy, batch.groups, batch.baseScore].map((a) => Array.from(a!));
+      await scoreBatch(batch, {}, { backend: 'webgpu', covariance: true });
+      await (await getBackend('webgpu')).computeMetrics(batch, resolveConfig({}), { compact: 'unorm16' });
+      expect([batch.steps, batch.embeddings, batch.policy, batch.groups, batch.baseScore].map((a) => Array.from(a!))).toEqual(before);
+    });
+
+    it('scores the empty batch to empty results', async () => {
+      const out = await (await getBackend('webgpu')).computeMetrics({ n: 0, t: 3, m: 4, steps: new Float64Array(0) }, resolveConfig({}));
+      expect(out.cci.length).toBe(0);
+      expect(out.groupSelected!.length).toBe(0);
+      const r = await scoreBatch({ n: 0, t: 3, m: 4, steps: new Float64Array(0) }, {}, { backend: 'webgpu' });
+      expect(r.groups).toEqual([]);
+    });
+  });
+
+  describe('streaming, compact inputs, reuse', () => {
+    it('a batch split into many chunks equals the unsplit run exactly (selection and covariance included)', async () => {
+      const whole = newBackend();
+      const split = newBackend({ chunkTrajectories: 256, slots: 2 });
+      try {
+        const batch = randomBatch(3000, 5, { d: 40, a: 3, groups: 700, base: true, levels: 8 });
+        const cfg = resolveConfig({ lambda: 'ledoit-wolf', tau: 0.55 });
+        const a = await whole.computeMetrics(batch, cfg, { covariance: true });
+        const b = await split.computeMetrics(batch, cfg, { covariance: true });
+        expectSameOutput(a, b);
+        // One group spanning every chunk: the cross-chunk selection state.
+        const single = { ...batch, groups: undefined, baseScore: undefined };
+        expectSameOutput(await whole.computeMetrics(single, cfg), await split.computeMetrics(single, cfg));
+      } finally {
+        await whole.dispose();
+        await split.dispose();
+      }
+    });
+
+    it('unorm16 uploads stay within the stated tolerance of float32 on every fixture', async () => {
+      const backend = await getBackend('webgpu');
+      // Per-value error 1/131070; measured worst on the fixtures: PD 4.2e-4, CCI 8.4e-5, EVB/TS/ES 1.8e-5, CR exact.
+      const bound = { evb: 3e-5, cr: 0, ts: 3e-5, es: 1e-4, pd: 1e-3, cci: 2e-4 };
+      for (const fx of fixtures) {
+        const { batch } = fixtureBatch(fx);
+        const cfg = resolveConfig(fx.config);
+        const f32 = await backend.computeMetrics(batch, cfg);
+        const u16 = await backend.computeMetrics(batch, cfg, { compact: 'unorm16' });
+        for (const k of METRICS) f32[k].forEach((x, i) => expect(Math.abs(u16[k][i] - x), `${fx.name} ${k}[${i}]`).toBeLessThanOrEqual(bound[k]));
+        // Quantization really happened: some value moved.
+        if (fx.name === 'proxy-default') expect(METRICS.some((k) => f32[k].some((x, i) => x !== u16[k][i]))).toBe(true);
+      }
+    });
+
+    it('reuses pooled buffers and cached pipelines across calls (same answers, no growth in pipelines)', async () => {
+      const backend = newBackend();
+      try {
+        const batch = randomBatch(1000, 9, { groups: 10 });
+        const cfg = resolveConfig({});
+        const first = await backend.computeMetrics(batch, cfg);
+        const second = await backend.computeMetrics(batch, cfg);
+        expectSameOutput(first, second);
+      } finally {
+        await backend.dispose();
+      }
+    });
+  });
+
+  describe('failures become GpuError', () => {
+    it('a validation error inside an error scope is thrown as GpuError', async () => {
+      const backend = newBackend();
+      try {
+        const gpu = await backend.device();
+        // MAP_READ may only be combined with COPY_DST: invalid on every device.
+        await expect(gpu.scoped(() => gpu.device.createBuffer({ size: 256, usage: BufferUsage.MAP_READ | BufferUsage.STORAGE }))).rejects.toThrow(GpuError);
+      } finally {
+        await backend.dispose();
+      }
+    });
+
+    it('losing the device mid-batch rejects with GpuError, and the next call opens a fresh device', async () => {
+      const backend = newBackend({ chunkTrajectories: 1024, slots: 2 });
+      try {
+        const batch = randomBatch(40000, 13, { groups: 3 });
+        const cfg = resolveConfig({});
+        const expected = await backend.computeMetrics(batch, cfg);
+        const gpu = await backend.device();
+        const running = backend.computeMetrics(batch, cfg);
+        setImmediate(() => gpu.device.destroy());
+        await expect(running).rejects.toBeInstanceOf(GpuError);
+        expectSameOutput(expected, await backend.computeMetrics(batch, cfg));
+      } finally {
+        await backend.dispose();
+      }
+    });
+
+    it('a device destroyed before the call rejects with GpuError, never returns numbers', async () => {
+      const backend = newBackend();
+      try {
+        const gpu = await backend.device();
+        gpu.device.destroy();
+        await expect(backend.computeMetrics(randomBatch(100, 1), resolveConfig({}))).rejects.toBeInstanceOf(GpuError);
+      } finally {
+        await backend.dispose();
+      }
+    });
+  });
+
+  describe('profile()', () => {
+    it('reports wall-clock stage times, and kernelMs exactly when the device has timestamp queries', async () => {
+      const backend = newBackend({ chunkTrajectories: 512 });
+      try {
+        const { timestamps } = await backend.describe();
+        const p = await backend.profile(randomBatch(2000, 4, { groups: 4 }), resolveConfig({}));
+        for (const stage of ['upload', 'kernel', 'readback', 'select']) expect(p.stages[stage], stage).toBeGreaterThan(0);
+        if (timestamps) expect(p.kernelMs).toBeGreaterThan(0);
+        else expect(p.kernelMs).toBeUndefined();
+      } finally {
+        await backend.dispose();
+      }
+    });
+  });
+});
