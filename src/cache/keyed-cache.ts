@@ -6,7 +6,10 @@
 import { LRUCache } from 'lru-cache';
 
 export interface CacheBounds {
-  /** Most entries kept (default 10,000). */
+  /**
+   * Most entries kept. lru-cache preallocates arrays of this length (about 10 ms for 10,000), so
+   * leave it unset and bound by `maxSize` where caches are created often.
+   */
   maxEntries?: number;
   /** Most total size kept, in the units of `sizeOf` (e.g. approximate bytes); needs `sizeOf`. */
   maxSize?: number;
@@ -41,8 +44,10 @@ export class KeyedCache<V extends {}> {
 
   constructor(readonly name: string, bounds: CacheBounds = {}) {
     const sizeOf = bounds.sizeOf;
-    this.lru = new LRUCache<string, V>({
-      max: bounds.maxEntries ?? 10_000,
+    if (bounds.maxSize !== undefined && !sizeOf) throw new TypeError(`cache "${name}": maxSize needs sizeOf`);
+    if (bounds.maxEntries === undefined && bounds.maxSize === undefined && !bounds.ttlMs) throw new TypeError(`cache "${name}": give maxEntries, maxSize or ttlMs`);
+    const options = {
+      ...(bounds.maxEntries !== undefined ? { max: bounds.maxEntries } : {}),
       ...(bounds.maxSize !== undefined ? { maxSize: bounds.maxSize, sizeCalculation: (v: V) => Math.max(1, Math.ceil(sizeOf ? sizeOf(v) : 1)) } : {}),
       ...(bounds.ttlMs ? { ttl: bounds.ttlMs, ttlAutopurge: false } : {}),
       dispose: (_v, _k, reason) => {
@@ -51,8 +56,8 @@ export class KeyedCache<V extends {}> {
           this.emit('eviction');
         }
       },
-    });
-    if (bounds.maxSize !== undefined && !sizeOf) throw new TypeError(`cache "${name}": maxSize needs sizeOf`);
+    } as LRUCache.Options<string, V, unknown>;
+    this.lru = new LRUCache<string, V>(options);
   }
 
   observe(observer: CacheObserver): void {

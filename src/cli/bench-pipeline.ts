@@ -1,5 +1,159 @@
+/**
+ * `ecr bench-pipeline`: times the full pipeline against the loopback OpenAI-compatible server.
+ * Scenarios (the issue's targets):
+ *   small  K=4, H=1, 20 ms per call: cold request <= 1.3 x (H+1) x 20 ms = 52 ms with K + K*H
+ *          generations; a repeat with the same (seeded) candidates <= 5 ms with no unroll calls.
+ *   ignore-n  the same against a server that ignores `n` (one HTTP request per generation).
+ *   large  K=64, H=4, 50 ms per call, maxParallel 64: <= 1.3 x the critical path (H+1) x 50 ms.
+ * The server runs in this process (--server inproc) or in a child process (--server child, its
+ * own event loop, as a real server would be).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
+import { OpenAICompatibleProvider } from '../llm/openai-compatible.js';
+import { resetNDetection } from '../llm/sample-choices.js';
+import { LoopbackServer } from '../loopback/server.js';
+import { EcrPipeline, type PipelineResult } from '../pipeline/pipeline.js';
 
-export async function main(_argv: string[]): Promise<number> {
-  throw new UsageError('ecr bench-pipeline: not implemented yet');
+const USAGE = `usage: ecr bench-pipeline [--server inproc|child] [--runs N] [--scenario small|ignore-n|large|all] [--json]`;
+
+interface Scenario {
+  name: string;
+  k: number;
+  horizon: number;
+  latencyMs: number;
+  maxParallel: number;
+  ignoreN: boolean;
+  repeat: boolean;
+}
+
+const SCENARIOS: Record<string, Scenario> = {
+  small: { name: 'small', k: 4, horizon: 1, latencyMs: 20, maxParallel: 16, ignoreN: false, repeat: true },
+  'ignore-n': { name: 'ignore-n', k: 4, horizon: 1, latencyMs: 20, maxParallel: 16, ignoreN: true, repeat: true },
+  large: { name: 'large', k: 64, horizon: 4, latencyMs: 50, maxParallel: 64, ignoreN: false, repeat: false },
+};
+
+interface ServerHandle { url: string; close(): Promise<void> }
+
+async function startServer(mode: 'inproc' | 'child', latencyMs: number, ignoreN: boolean): Promise<ServerHandle> {
+  if (mode === 'inproc') {
+    const s = await LoopbackServer.start({ latencyMs, ignoreN });
+    return { url: s.url, close: () => s.close() };
+  }
+  const script = fileURLToPath(new URL('../loopback/main.js', import.meta.url));
+  const child: ChildProcess = spawn(process.execPath, [script, '--latency', String(latencyMs), ...(ignoreN ? ['--ignore-n'] : [])], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout! });
+  const [first] = (await Promise.race([once(lines, 'line'), once(child, 'exit').then(() => { throw new Error('loopback child exited before listening'); })])) as [string];
+  const { url } = JSON.parse(first) as { url: string };
+  return {
+    url,
+    close: async () => { child.stdin!.end(); if (child.exitCode === null) await once(child, 'exit'); },
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+interface CallCount { generateRequests: number; unrollRequests: number; generations: number; embedRequests: number }
+
+function callsOf(r: PipelineResult): CallCount {
+  const c = r.stats.calls;
+  return { generateRequests: c.generate.requests, unrollRequests: c.unroll.requests, generations: c.generate.choices + c.unroll.choices, embedRequests: c.embed.requests };
+}
+
+async function runScenario(sc: Scenario, server: 'inproc' | 'child', runs: number) {
+  resetNDetection();
+  const srv = await startServer(server, sc.latencyMs, sc.ignoreN);
+  const provider = new OpenAICompatibleProvider({ baseUrl: srv.url, model: 'loopback', timeoutMs: 30_000 });
+  const cold: number[] = [], repeat: number[] = [];
+  let coldCalls: CallCount | undefined, repeatCalls: CallCount | undefined, speedup: number[] = [];
+  const warmup = 2;
+  try {
+    for (let r = 0; r < warmup + runs; r++) {
+      // A fresh pipeline per run: cold caches. The seed makes sampling deterministic, so the
+      // repeat may be served from the candidate cache.
+      const pipeline = new EcrPipeline({
+        provider, k: sc.k, horizon: sc.horizon, adaptiveK: false, maxParallel: sc.maxParallel,
+        sampling: { temperature: 0.8, seed: 1000 + r }, backend: 'auto',
+      });
+      const prompt = `Benchmark question ${r}: what is the boiling point of water at sea level?`;
+      let t0 = performance.now();
+      const a = await pipeline.run(prompt);
+      const coldMs = performance.now() - t0;
+      let repeatMs = NaN;
+      let b: PipelineResult | undefined;
+      if (sc.repeat) {
+        t0 = performance.now();
+        b = await pipeline.run(prompt);
+        repeatMs = performance.now() - t0;
+      }
+      if (r < warmup) continue;
+      cold.push(coldMs);
+      speedup.push(a.stats.parallelSpeedup);
+      coldCalls = callsOf(a);
+      if (b) { repeat.push(repeatMs); repeatCalls = callsOf(b); }
+    }
+  } finally {
+    await srv.close();
+  }
+  const criticalPathMs = (sc.horizon + 1) * sc.latencyMs;
+  return {
+    scenario: sc.name, server, k: sc.k, horizon: sc.horizon, latencyMs: sc.latencyMs, maxParallel: sc.maxParallel, ignoreN: sc.ignoreN, runs,
+    criticalPathMs,
+    cold: { medianMs: median(cold), minMs: Math.min(...cold), maxMs: Math.max(...cold), targetMs: 1.3 * criticalPathMs, calls: coldCalls, expectedGenerations: sc.k + sc.k * sc.horizon, medianParallelSpeedup: median(speedup) },
+    repeat: sc.repeat ? { medianMs: median(repeat), minMs: Math.min(...repeat), maxMs: Math.max(...repeat), targetMs: 5, calls: repeatCalls } : null,
+  };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        server: { type: 'string', default: 'child' },
+        runs: { type: 'string', default: '7' },
+        scenario: { type: 'string', default: 'all' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true, allowPositionals: false,
+    }));
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message}\n${USAGE}`);
+  }
+  if (values.help) { process.stdout.write(USAGE + '\n'); return 0; }
+  if (values.server !== 'inproc' && values.server !== 'child') throw new UsageError(`--server must be inproc or child\n${USAGE}`);
+  const runs = Number(values.runs);
+  if (!Number.isInteger(runs) || runs < 1) throw new UsageError(`--runs must be a positive integer\n${USAGE}`);
+  const names = values.scenario === 'all' ? Object.keys(SCENARIOS) : [values.scenario!];
+  for (const n of names) if (!SCENARIOS[n]) throw new UsageError(`unknown scenario "${n}"\n${USAGE}`);
+
+  const results = [];
+  for (const n of names) results.push(await runScenario(SCENARIOS[n], values.server, runs));
+  if (values.json) {
+    process.stdout.write(JSON.stringify({ node: process.version, results }) + '\n');
+    return 0;
+  }
+  const f = (x: number) => x.toFixed(1);
+  for (const r of results) {
+    const c = r.cold.calls!;
+    process.stdout.write(
+      `${r.scenario}: K=${r.k} H=${r.horizon} latency=${r.latencyMs}ms maxParallel=${r.maxParallel}${r.ignoreN ? ' (server ignores n)' : ''} server=${r.server} runs=${r.runs}\n` +
+      `  cold    median ${f(r.cold.medianMs)} ms (min ${f(r.cold.minMs)}, max ${f(r.cold.maxMs)}); target <= ${f(r.cold.targetMs)} ms (critical path ${r.criticalPathMs} ms)${r.cold.medianMs <= r.cold.targetMs ? '' : '  MISSED'}\n` +
+      `          generations ${c.generations} (expected K+K*H = ${r.cold.expectedGenerations}); HTTP chat requests ${c.generateRequests} generate + ${c.unrollRequests} unroll; embed requests ${c.embedRequests}; parallel speedup ${f(r.cold.medianParallelSpeedup)}x\n`,
+    );
+    if (r.repeat) {
+      const rc = r.repeat.calls!;
+      process.stdout.write(`  repeat  median ${r.repeat.medianMs.toFixed(2)} ms (min ${r.repeat.minMs.toFixed(2)}, max ${r.repeat.maxMs.toFixed(2)}); target <= 5 ms${r.repeat.medianMs <= 5 ? '' : '  MISSED'}; chat requests ${rc.generateRequests + rc.unrollRequests}\n`);
+    }
+  }
+  return 0;
 }

@@ -4,6 +4,7 @@
  * and select. Candidate i's step h waits only for its own step h-1: there is no barrier across
  * candidates until scoring. LLM calls share one concurrency limit (`maxParallel`).
  */
+import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
 import type { Batch } from '../batch.js';
 import { toResolvedConfig, type EcrConfig, type ResolvedConfig } from '../config.js';
@@ -27,7 +28,7 @@ import {
 import { UNROLL_PROMPT_VERSION, promptMessages, unrollMessages } from './unroll.js';
 
 export interface CacheOptions {
-  /** Most entries per cache (default 10,000). */
+  /** Most entries per cache (default: bounded by bytes only). */
   maxEntries?: number;
   /** Approximate byte bound per cache (default 64 MiB). */
   maxBytes?: number;
@@ -132,13 +133,27 @@ function deferred<T>() {
   return { promise, resolve };
 }
 
-const approxBytes = (v: unknown): number => {
+/**
+ * Approximate bytes of a cached value or request artefact, without walking every object: strings
+ * at 2 bytes a character, typed arrays at their byte length, a logprob entry at a fixed estimate.
+ */
+function approxBytes(v: unknown): number {
+  if (v === undefined || v === null) return 0;
   if (typeof v === 'string') return 2 * v.length + 16;
-  if (ArrayBuffer.isView(v)) return v.byteLength + 32;
-  if (Array.isArray(v)) return v.reduce((s: number, x) => s + approxBytes(x), 16);
-  if (v && typeof v === 'object') return Object.values(v).reduce((s: number, x) => s + approxBytes(x), 32);
-  return 8;
-};
+  if (ArrayBuffer.isView(v)) return v.byteLength + 64;
+  if (Array.isArray(v)) {
+    let s = 16;
+    for (const x of v) s += approxBytes(x);
+    return s;
+  }
+  if (typeof v === 'object' && 'text' in v) {
+    const lp = (v as StepData).logprobs;
+    let s = 64 + approxBytes((v as StepData).text);
+    if (lp) for (const t of lp) s += 96 + 2 * t.token.length + t.top.length * 64;
+    return s;
+  }
+  return 64;
+}
 
 export class EcrPipeline {
   readonly provider: Provider;
@@ -189,7 +204,7 @@ export class EcrPipeline {
     this.backend = options.backend ?? 'auto';
     this.limit = pLimit(this.maxParallel);
     const c = options.cache ?? {};
-    const bounds = { maxEntries: c.maxEntries ?? 10_000, maxSize: c.maxBytes ?? 64 * 1024 * 1024, sizeOf: approxBytes, ttlMs: c.ttlMs };
+    const bounds = { maxEntries: c.maxEntries, maxSize: c.maxBytes ?? 64 * 1024 * 1024, sizeOf: approxBytes, ttlMs: c.ttlMs };
     this.caches = {
       candidates: new KeyedCache('candidates', bounds),
       steps: new KeyedCache('steps', bounds),
@@ -344,7 +359,11 @@ export class EcrPipeline {
     return promises;
   }
 
-  /** Unrolls candidate i step by step, then evaluates its steps. Never rejects. */
+  /**
+   * Unrolls candidate i step by step. Each step's evaluative vector is computed as soon as the
+   * step and its neighbour exist (vector 0 needs step 1), so evaluation overlaps the wait for the
+   * next step instead of piling up at the end. Never rejects.
+   */
   private async trajectory(ctx: RequestContext, index: number, candidate: Promise<CandidateOutcome>): Promise<Trajectory> {
     const outcome = await candidate;
     if (!outcome.ok) return { index, ok: false, failure: { stage: 'generate', error: outcome.error } };
@@ -353,7 +372,9 @@ export class EcrPipeline {
     const cached: boolean[] = [outcome.via === 'cache'];
     // Embeddings start as each step arrives and overlap the next step's call.
     const embeddings: Promise<Float32Array>[] = [this.embed(ctx, first.text)];
-    embeddings[0].catch(() => {});
+    const vectors: Promise<Float64Array>[] = [];
+    const quiet = (p: Promise<unknown>) => { p.catch(() => {}); };
+    quiet(embeddings[0]);
     const unrollStart = performance.now();
     for (let h = 1; h <= this.horizon; h++) {
       try {
@@ -365,18 +386,19 @@ export class EcrPipeline {
         return { index, ok: false, text: first.text, failure: { stage: 'unroll', step: h, error } };
       }
       const e = this.embed(ctx, steps[h].text);
-      e.catch(() => {});
+      quiet(e);
       embeddings.push(e);
+      if (h === 1) vectors.push(this.vector(ctx, steps, embeddings, 0));
+      vectors.push(this.vector(ctx, steps, embeddings, h));
+      vectors.forEach(quiet);
     }
     ctx.stats.span('unroll', unrollStart);
     const evalStart = performance.now();
     try {
-      const embs = await Promise.all(embeddings);
-      const contextEmb = await ctx.contextEmbedding;
-      const vectors = await Promise.all(steps.map((_, t) => this.vector(ctx, steps, embs, contextEmb, t)));
+      const [embs, vecs] = await Promise.all([Promise.all(embeddings), Promise.all(vectors)]);
       ctx.stats.span('evaluate', evalStart);
-      ctx.stats.addMemory(approxBytes(steps) + approxBytes(embs) + approxBytes(vectors));
-      return { index, ok: true, steps, cached, vectors, embeddings: embs };
+      ctx.stats.addMemory(approxBytes(steps) + approxBytes(embs) + approxBytes(vecs));
+      return { index, ok: true, steps, cached, vectors: vecs, embeddings: embs };
     } catch (error) {
       return { index, ok: false, text: first.text, failure: { stage: 'evaluate', error } };
     }
@@ -404,22 +426,23 @@ export class EcrPipeline {
     }, (o) => ctx.stats.onCache('embeddings', o));
   }
 
-  private vector(ctx: RequestContext, steps: StepData[], embs: Float32Array[], contextEmb: Float32Array, t: number): Promise<Float64Array> {
+  private vector(ctx: RequestContext, steps: StepData[], embeddings: Promise<Float32Array>[], t: number): Promise<Float64Array> {
     const step = steps[t];
     // Step 0 has no predecessor; it shares the 0-1 pair's consistency (see signals.ts).
     const neighbour = t === 0 ? 1 : t - 1;
     const key = contentKey({
       kind: 'vector', version: 'signals-v1', embedder: this.embedder.id, safety: this.safety.id, context: ctx.contextText,
-      text: step.text, neighbour: steps[neighbour].text, logprobs: step.logprobs,
+      text: step.text, neighbour: steps[neighbour].text, logprobs: step.logprobs ? logprobsDigest(step.logprobs) : null,
     });
     return this.caches.vectors.getOrCompute(key, async () => {
+      const [self, other, contextEmb] = await Promise.all([embeddings[t], embeddings[neighbour], ctx.contextEmbedding]);
       const lp = step.logprobs;
       const v = new Float64Array(M);
       v[0] = lp ? logprobConfidence(lp) : lexicalConfidence(step.text);
-      v[1] = similarity01(cosine(embs[t], contextEmb));
+      v[1] = similarity01(cosine(self, contextEmb));
       v[2] = lp ? logprobUncertainty(lp) : lexicalUncertainty(step.text);
       v[3] = clamp01(await this.safety.score(step.text, ctx.prompt));
-      v[4] = similarity01(cosine(embs[t], embs[neighbour]));
+      v[4] = similarity01(cosine(self, other));
       return v;
     }, (o) => ctx.stats.onCache('vectors', o));
   }
@@ -465,6 +488,22 @@ export class EcrPipeline {
     };
     return { batch, signals: { logprobs: allLogprobs, policy: policy !== undefined, policyWidth: policy ? a : null, expectedRealized: expected !== undefined } };
   }
+}
+
+/** SHA-256 of the tokens and numbers of a logprobs list; far cheaper than canonical JSON of the objects. */
+function logprobsDigest(lp: readonly TokenLogprob[]): string {
+  let count = 0;
+  for (const t of lp) count += 2 + t.top.length;
+  const nums = new Float64Array(count);
+  const tokens: string[] = [];
+  let k = 0;
+  for (const t of lp) {
+    nums[k++] = t.logprob;
+    nums[k++] = t.top.length;
+    tokens.push(t.token);
+    for (const x of t.top) { nums[k++] = x.logprob; tokens.push(x.token); }
+  }
+  return createHash('sha256').update(new Uint8Array(nums.buffer)).update(JSON.stringify(tokens)).digest('hex');
 }
 
 function positiveInt(name: string, v: number, min: number): number {
