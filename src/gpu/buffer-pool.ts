@@ -4,12 +4,12 @@
  */
 import { GpuError } from '../errors.js';
 
-/** Size classes: powers of two up to 1 MiB, then steps of 1/8 of the next power of two (<= 12.5% slack). */
+/** Size classes: powers of two up to 1 MiB, then steps of 1/16 of the next power of two (<= 12.5% slack). */
 export function sizeClass(bytes: number): number {
   const b = Math.max(256, bytes);
   const pow = 2 ** Math.ceil(Math.log2(b));
   if (pow <= 1 << 20) return pow;
-  const step = pow / 8;
+  const step = pow / 16;
   return Math.ceil(b / step) * step;
 }
 

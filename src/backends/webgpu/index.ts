@@ -5,7 +5,7 @@
  */
 import type { Batch } from '../../batch.js';
 import type { ResolvedConfig } from '../../config.js';
-import { GpuError } from '../../errors.js';
+import { GpuError, UsageError } from '../../errors.js';
 import { openDevice } from '../../gpu/adapter.js';
 import { BufferPool } from '../../gpu/buffer-pool.js';
 import { GpuDevice } from '../../gpu/device.js';
@@ -24,7 +24,13 @@ export class WebGpuBackend implements ScoreBackend {
   private context: Promise<RunContext> | null = null;
   private live: RunContext | null = null;
 
-  constructor(private readonly options: WebGpuBackendOptions = {}) {}
+  /** Options override the environment: ECR_WEBGPU_COMPACT=unorm16 sets `compact` (for `ecr bench`). */
+  constructor(private readonly options: WebGpuBackendOptions = {}) {
+    if (options.compact === undefined && process.env.ECR_WEBGPU_COMPACT) {
+      if (process.env.ECR_WEBGPU_COMPACT !== 'unorm16') throw new UsageError(`ECR_WEBGPU_COMPACT must be "unorm16", got ${JSON.stringify(process.env.ECR_WEBGPU_COMPACT)}`);
+      this.options = { ...options, compact: 'unorm16' };
+    }
+  }
 
   /** Opens the device (if not yet open) and returns its description, e.g. "opengles: ... llvmpipe". */
   async describe(): Promise<{ adapter: string; kind: string; timestamps: boolean }> {
