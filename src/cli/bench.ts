@@ -1,5 +1,106 @@
+/**
+ * `ecr bench`: throughput of one backend on a deterministic synthetic batch (src/bench/).
+ * Human-readable by default; --json prints exactly one JSON object on stdout.
+ */
+import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
+import { toResolvedConfig } from '../config.js';
+import { BACKEND_CHOICES, type BackendChoice } from '../backends/backend.js';
+import { runBench, type BenchResult } from '../bench/run-bench.js';
+import { readJsonConfig } from './io.js';
 
-export async function main(_argv: string[]): Promise<number> {
-  throw new UsageError('ecr bench: not implemented yet');
+const HELP = `usage: ecr bench [--backend auto|webgpu|cpu|cpu-reference] [--n N] [--t T] [--m M] [--d D] [--a A]
+                 [--reps R] [--warmup W] [--config FILE] [--dtype float64|float32] [--unshared]
+                 [--covariance] [--seed S] [--json]
+
+Times computeMetrics on a synthetic batch of N trajectories of T steps x M components
+(half stable, half drifting), generated once and untimed; reports the median of R runs.
+  --d D          add step embeddings of width D (TS on embeddings)
+  --a A          add a policy of width A (PD on the policy)
+  --dtype        element type of the inputs (default float64)
+  --unshared     inputs in ordinary memory (default for cpu: SharedArrayBuffer, which its
+                 worker threads read in place; other backends always get ordinary memory)
+  --covariance   also return the shrunk covariance matrices
+  --json         print one JSON object instead of the table
+Defaults: --backend auto --n 100000 --t 5 --m 8 --reps 5 --warmup 1.`;
+
+/** Input bytes beyond which a run would exhaust memory rather than measure anything. */
+const MAX_INPUT_BYTES = 16 * 2 ** 30;
+
+function integerArg(name: string, raw: string | undefined, min: number): number | undefined {
+  if (raw === undefined) return undefined;
+  const v = Number(raw);
+  if (raw.trim() === '' || !Number.isInteger(v) || v < min) throw new UsageError(`--${name} must be an integer >= ${min}, got "${raw}"`);
+  return v;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      allowPositionals: false,
+      options: {
+        backend: { type: 'string', default: 'auto' },
+        n: { type: 'string', default: '100000' },
+        t: { type: 'string', default: '5' },
+        m: { type: 'string', default: '8' },
+        d: { type: 'string' },
+        a: { type: 'string' },
+        reps: { type: 'string', default: '5' },
+        warmup: { type: 'string', default: '1' },
+        config: { type: 'string' },
+        dtype: { type: 'string', default: 'float64' },
+        unshared: { type: 'boolean', default: false },
+        covariance: { type: 'boolean', default: false },
+        seed: { type: 'string', default: '12345' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n${HELP}`);
+  }
+  if (values.help) { process.stdout.write(HELP + '\n'); return 0; }
+
+  const backend = values.backend as BackendChoice;
+  if (!BACKEND_CHOICES.includes(backend)) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got "${values.backend}"`);
+  const n = integerArg('n', values.n, 1)!;
+  const t = integerArg('t', values.t, 2)!;
+  const m = integerArg('m', values.m, 1)!;
+  const d = integerArg('d', values.d, 1);
+  const a = integerArg('a', values.a, 1);
+  const reps = integerArg('reps', values.reps, 1)!;
+  const warmup = integerArg('warmup', values.warmup, 0)!;
+  const seed = integerArg('seed', values.seed, 0)!;
+  if (values.dtype !== 'float64' && values.dtype !== 'float32') throw new UsageError(`--dtype must be float64 or float32, got "${values.dtype}"`);
+  const dtype = values.dtype;
+  const bytesPer = dtype === 'float32' ? 4 : 8;
+  const inputBytes = n * t * (m + (d ?? 0) + (a ?? 0)) * bytesPer;
+  if (inputBytes > MAX_INPUT_BYTES) {
+    throw new UsageError(`the batch would need ${(inputBytes / 2 ** 30).toFixed(1)} GiB of input; reduce --n (limit ${MAX_INPUT_BYTES / 2 ** 30} GiB)`);
+  }
+  const config = toResolvedConfig(values.config ? await readJsonConfig(values.config) : {});
+
+  const result = await runBench({
+    backend, n, t, m, d, a, reps, warmup, config, dtype, seed,
+    shared: values.unshared ? false : undefined,
+    covariance: values.covariance,
+  });
+  process.stdout.write(values.json ? JSON.stringify(result) + '\n' : formatHuman(result));
+  return 0;
+}
+
+function formatHuman(r: BenchResult): string {
+  const rate = (x: number) => Math.round(x).toLocaleString('en-US');
+  const ms = (x: number) => x.toFixed(x < 10 ? 3 : 1);
+  const lines = [
+    `backend      ${r.backend}`,
+    `batch        n=${r.n} t=${r.t} m=${r.m} d=${r.d ?? '-'} a=${r.a ?? '-'} (${r.dtype}, ${r.shared ? 'shared memory' : 'ordinary memory'})`,
+    `time         ${ms(r.msPerBatch)} ms per batch (median of ${r.reps}; min ${ms(r.minMs)}, max ${ms(r.maxMs)}; ${r.warmup} warm-up)`,
+    `throughput   ${rate(r.trajPerSec)} trajectories/s`,
+  ];
+  if (r.stages) lines.push(`stages       ${Object.entries(r.stages).map(([k, v]) => `${k} ${ms(v)} ms`).join(', ')}`);
+  if (r.kernelTrajPerSec !== undefined) lines.push(`kernel       ${ms(r.kernelMs!)} ms, ${rate(r.kernelTrajPerSec)} trajectories/s`);
+  return lines.join('\n') + '\n';
 }

@@ -72,6 +72,11 @@ export class CpuBackend implements ScoreBackend {
     return this.script !== null;
   }
 
+  /** Worker threads started so far (they are reused across calls). */
+  get workersStarted(): number {
+    return this.pool?.started ?? 0;
+  }
+
   async computeMetrics(batch: Batch, config: ResolvedConfig, options: ComputeOptions = {}): Promise<BackendOutput> {
     const n = batch.n;
     const shared = inputArrays(batch).every(([, a]) => isSharedArray(a));

@@ -55,7 +55,10 @@ export class WorkerPool {
   private slot(index: number): Slot {
     const existing = this.slots[index];
     if (existing) return existing;
-    const worker = new Worker(this.script);
+    // Workers inherit the parent's Node options; --input-type (legal only with --eval/stdin) would
+    // stop the worker script from loading when the host process was started with `node -e`.
+    const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
+    const worker = new Worker(this.script, { execArgv });
     const slot: Slot = { worker, pending: new Map() };
     worker.unref();
     worker.on('message', (reply: WorkerReply) => {
