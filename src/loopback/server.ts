@@ -36,6 +36,10 @@ export interface LoopbackOptions {
   logprobs?: boolean;
   /** Report usage (default true). */
   usage?: boolean;
+  /** Extra delay for one request, by its kind and arrival number (to make one candidate slow). */
+  extraLatency?: (info: { seq: number; kind: 'generate' | 'unroll' | 'embed' | 'other'; body: Record<string, unknown> }) => number;
+  /** Text put before every generated answer (e.g. to give all candidates a long shared prefix). */
+  textPrefix?: string;
   /** Width of /v1/embeddings vectors (default 64). */
   embeddingDim?: number;
   port?: number;
@@ -57,9 +61,11 @@ export interface LogEntry {
   step?: number;
   texts?: string[];
   logprobsRequested?: boolean;
+  /** The Authorization header as received. */
+  authorization?: string;
 }
 
-const TAG_RE = /^\[c:([0-9a-f]+) s:(\d+)\]/;
+const TAG_RE = /\[c:([0-9a-f]+) s:(\d+)\]/;
 
 const SUBJECTS = ['42', 'Paris', 'the second option', 'a binary search', 'photosynthesis', 'seven', 'the null hypothesis', 'blue'];
 const TEMPLATES = [
@@ -85,6 +91,8 @@ export class LoopbackServer {
   ignoreN: boolean;
   logprobs: boolean;
   usage: boolean;
+  extraLatency?: LoopbackOptions['extraLatency'];
+  textPrefix: string;
   private rules: Array<FailureRule & { left: number }> = [];
   private counter = 0;
   private seq = 0;
@@ -95,6 +103,8 @@ export class LoopbackServer {
     this.ignoreN = options.ignoreN ?? false;
     this.logprobs = options.logprobs ?? true;
     this.usage = options.usage ?? true;
+    this.extraLatency = options.extraLatency;
+    this.textPrefix = options.textPrefix ?? '';
     this.embedder = new HashingEmbedder(options.embeddingDim ?? 64);
   }
 
@@ -136,7 +146,7 @@ export class LoopbackServer {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const start = performance.now();
-    const entry: LogEntry = { seq: this.seq++, path: req.url ?? '', start, end: start, status: 200 };
+    const entry: LogEntry = { seq: this.seq++, path: req.url ?? '', start, end: start, status: 200, authorization: req.headers.authorization };
     this.log.push(entry);
     let body: Record<string, unknown>;
     try {
@@ -148,7 +158,11 @@ export class LoopbackServer {
     const haystack = entry.path.endsWith('/embeddings') ? JSON.stringify(body.input ?? '') : JSON.stringify(body.messages ?? '');
     const rule = this.rules.find((r) => r.left > 0 && (r.path === undefined || r.path === entry.path) && (r.contains === undefined || haystack.includes(r.contains)));
     if (rule) rule.left--;
-    if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
+    const kind = entry.path.endsWith('/embeddings') ? 'embed' as const
+      : entry.path.endsWith('/chat/completions') ? (Array.isArray(body.messages) && (body.messages as Array<{ role: string }>).some((m) => m.role === 'assistant') ? 'unroll' as const : 'generate' as const)
+        : 'other' as const;
+    const delay = this.latencyMs + (this.extraLatency?.({ seq: entry.seq, kind, body }) ?? 0);
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     if (rule) {
       if ('drop' in rule.action) {
         entry.status = 'dropped';
@@ -194,11 +208,11 @@ export class LoopbackServer {
         const h = fnv(`${tag}|${s}|${nonce}|${j}`);
         const prevSubject = SUBJECTS.find((x) => lastAssistant.content.includes(x)) ?? SUBJECTS[h % SUBJECTS.length];
         const subject = h % 4 === 0 ? SUBJECTS[(h >>> 3) % SUBJECTS.length] : prevSubject;
-        texts.push(`[c:${tag} s:${s}] ${TEMPLATES[(h >>> 7) % TEMPLATES.length](subject)}`);
+        texts.push(`${this.textPrefix}[c:${tag} s:${s}] ${TEMPLATES[(h >>> 7) % TEMPLATES.length](subject)}`);
       } else {
         const tag = fnv(`${model}|${prompt}|${nonce}|${j}`).toString(16).padStart(8, '0');
         const h = fnv(tag);
-        texts.push(`[c:${tag} s:0] ${TEMPLATES[h % TEMPLATES.length](SUBJECTS[(h >>> 5) % SUBJECTS.length])}`);
+        texts.push(`${this.textPrefix}[c:${tag} s:0] ${TEMPLATES[h % TEMPLATES.length](SUBJECTS[(h >>> 5) % SUBJECTS.length])}`);
       }
     }
     const head = TAG_RE.exec(texts[0]);
