@@ -61,6 +61,8 @@ export interface LogEntry {
   step?: number;
   texts?: string[];
   logprobsRequested?: boolean;
+  /** The chat messages as received. */
+  messages?: Array<{ role: string; content: string }>;
   /** The Authorization header as received. */
   authorization?: string;
 }
@@ -197,7 +199,7 @@ export class LoopbackServer {
     const lastAssistant = [...messages].reverse().find((m) => m.role === 'assistant');
     const prompt = messages.find((m) => m.role === 'user')?.content ?? '';
     const choicesWanted = this.ignoreN ? 1 : n;
-    entry.n = n; entry.seed = seed; entry.logprobsRequested = body.logprobs === true;
+    entry.n = n; entry.seed = seed; entry.logprobsRequested = body.logprobs === true; entry.messages = messages;
     const texts: string[] = [];
     for (let j = 0; j < choicesWanted; j++) {
       if (lastAssistant) {

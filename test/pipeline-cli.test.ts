@@ -1,0 +1,75 @@
+/** `ecr run` end to end: the built CLI as a child process against the loopback server. */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LoopbackServer } from '../src/loopback/server.js';
+
+const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
+const CLI = path.join(ROOT, 'dist', 'cli.js');
+
+// Asynchronous on purpose: the server runs in this process and must keep answering.
+function ecr(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const clean = { ...process.env };
+    for (const k of ['ECR_BASE_URL', 'OPENAI_BASE_URL', 'ECR_MODEL', 'ECR_API_KEY', 'OPENAI_API_KEY', 'ECR_EMBEDDING_MODEL']) delete clean[k];
+    execFile(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...clean, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
+    });
+  });
+}
+
+let server: LoopbackServer;
+beforeAll(async () => { server = await LoopbackServer.start({ latencyMs: 2 }); });
+afterAll(async () => { await server.close(); });
+
+describe('ecr run', () => {
+  it('--json prints exactly one object with the response, metrics, candidates and stats', async () => {
+    const r = await ecr(['run', 'What is the boiling point of water?', '--base-url', server.url, '--model', 'm', '-k', '3', '--fixed-k', '--horizon', '2', '--preset', 'compliance', '--seed', '1', '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const out = JSON.parse(lines[0]);
+    expect(Object.keys(out)).toEqual(['response', 'selectedIndex', 'admissible', 'metrics', 'candidates', 'stats']);
+    expect(out.candidates).toHaveLength(3);
+    expect(out.response).toBe(out.candidates[out.selectedIndex].text);
+    expect(out.response).toMatch(/^\[c:[0-9a-f]+ s:0\]/);
+    expect(Object.keys(out.metrics)).toEqual(['EVB', 'CR', 'TS', 'ES', 'PD', 'CCI']);
+    expect(out.stats.scoring.weights).toEqual({ alpha: 0.15, beta: 0.3, gamma: 0.1, delta: 0.2, epsilon: 0.25 });
+    expect(out.stats.calls.generate.requests).toBe(1);
+    expect(out.stats.calls.unroll.requests).toBe(6);
+    expect(out.stats.horizon).toBe(2);
+  });
+
+  it('prints the response and an audit table, and --metrics prints Prometheus text', async () => {
+    const r = await ecr(['run', 'Say hello.', '--metrics'], { ECR_BASE_URL: server.url, ECR_MODEL: 'm' });
+    expect(r.code).toBe(0);
+    const [response] = r.stdout.split('\n');
+    expect(response).toMatch(/^\[c:[0-9a-f]+ s:0\]/);
+    expect(r.stdout).toMatch(/ #  status +EVB +CR +TS +ES +PD +CCI/);
+    expect(r.stdout).toMatch(/K 1\/4 \(risk 0\.\d\d\)/);
+    expect(r.stdout).toMatch(/^ecr_llm_calls_total\{kind="generate"\} 1$/m);
+  });
+
+  it('exits 2 on bad arguments', async () => {
+    for (const args of [['run'], ['run', 'a', 'b', '--base-url', server.url, '--model', 'm'], ['run', 'x', '-k', '0', '--base-url', server.url, '--model', 'm'], ['run', 'x', '--bogus'], ['run', 'x', '--base-url', server.url], ['run', 'x', '--base-url', server.url, '--model', 'm', '--preset', 'nope']]) {
+      const r = await ecr(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(/^ecr run: /);
+    }
+  });
+
+  it('exits 1 with a clear message when the server is unreachable after retries', async () => {
+    // A port that was just free: bind, read it, close.
+    const probe = await LoopbackServer.start();
+    const url = probe.url;
+    await probe.close();
+    const r = await ecr(['run', 'Say hello.', '--base-url', url, '--model', 'm', '--retries', '1']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^ecr run: all 1 candidate\(s\) failed; first failure \(generate\): generate call to http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions failed after 2 attempt\(s\).*ECONNREFUSED/);
+    expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
+  });
+});
