@@ -6,3 +6,8 @@ export * from './select.js';
 export * from './score.js';
 export type { BackendName, BackendChoice, ScoreBackend, ComputeOptions, BackendOutput } from './backends/backend.js';
 export { getBackend, chooseBackend, disposeBackends } from './backends/registry.js';
+export * from './pipeline/index.js';
+export * from './llm/index.js';
+export * from './cache/index.js';
+export * from './monitoring/index.js';
+export * from './loopback/index.js';

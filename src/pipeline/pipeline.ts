@@ -22,7 +22,7 @@ import { RequestStats, type RequestStatsReport } from '../monitoring/request-sta
 import { NoSurvivingCandidatesError, RequestCancelledError } from './errors.js';
 import { LexicalRiskEstimator, kForRisk, type RiskEstimator } from './risk.js';
 import {
-  M, MarkerSafetyScorer, SIGNAL_NAMES, clamp01, lexicalConfidence, lexicalUncertainty, logprobConfidence, logprobUncertainty,
+  SIGNAL_COUNT as M, MarkerSafetyScorer, SIGNAL_NAMES, clamp01, lexicalConfidence, lexicalUncertainty, logprobConfidence, logprobUncertainty,
   policyRow, similarity01, type SafetyScorer,
 } from './signals.js';
 import { UNROLL_PROMPT_VERSION, promptMessages, unrollMessages } from './unroll.js';
@@ -511,7 +511,7 @@ function positiveInt(name: string, v: number, min: number): number {
   return v;
 }
 
-export function errorMessage(e: unknown): string {
+function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 

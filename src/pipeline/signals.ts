@@ -16,7 +16,7 @@
 import type { TokenLogprob } from '../llm/provider.js';
 
 export const SIGNAL_NAMES = ['confidence', 'retrieval', 'uncertainty', 'safety', 'consistency'] as const;
-export const M = SIGNAL_NAMES.length;
+export const SIGNAL_COUNT = SIGNAL_NAMES.length;
 
 const CERTAINTY = /\b(certainly|definitely|clearly|undoubtedly|always|exactly|precisely|indeed|confirmed|surely|without (a )?doubt|the answer is|in fact)\b/giu;
 const HEDGES = /\b(maybe|perhaps|might|possibly|probably|likely|unlikely|unclear|uncertain|unsure|not sure|i think|i believe|i guess|seems?|appears?|could be|approximately|roughly|it depends|arguably|may)\b/giu;
