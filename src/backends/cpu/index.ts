@@ -5,9 +5,10 @@
  * Threads: the main thread always computes one share; worker threads compute the others.
  * - Inputs in SharedArrayBuffer memory (see allocateSharedBatch) are read by the workers in
  *   place; outputs are then allocated in shared memory and the workers write into them.
- * - Inputs in ordinary memory cannot be shared, so each worker's share is first copied into
- *   shared memory by the main thread. The copy is a memcpy (about 1/10 of the compute per byte
- *   at T=5, m=8), so it still pays on large batches; its higher threshold reflects that cost.
+ * - Inputs in ordinary memory cannot be shared, so the main thread first copies each worker's
+ *   share into a shared staging buffer that is kept and reused across calls (see staging.ts:
+ *   on fresh pages the page faults, not the copy, dominate). The copy then costs a small
+ *   fraction of the compute, so it still pays on large batches; its higher threshold reflects it.
  * - Below the thresholds, or where the compiled worker script is absent (running from .ts
  *   sources), everything runs on the calling thread.
  * Results do not depend on the split: each trajectory is computed by the same code either way.
@@ -26,6 +27,7 @@ import {
 } from './kernel.js';
 import { WorkerPool, workerScript } from './pool.js';
 import { isSharedArray, sharedFloat64 } from './shared.js';
+import { StagingArea } from './staging.js';
 
 export { allocateSharedBatch, isSharedArray, type SharedBatchShape, type WritableBatch, type FloatDType } from './shared.js';
 
@@ -36,11 +38,15 @@ export interface CpuBackendOptions {
   sharedThreshold?: number;
   /** Smallest n split across threads when inputs must first be copied to shared memory. */
   copyThreshold?: number;
+  /** Largest per-worker staging buffer kept between calls for inputs in ordinary memory (default 512 MiB). */
+  stagingRetainBytes?: number;
 }
 
 /** Default thresholds, from `ecr bench` on a 2-core machine (see bench/README.md). */
 export const DEFAULT_SHARED_THRESHOLD = 20_000;
 export const DEFAULT_COPY_THRESHOLD = 50_000;
+
+export const DEFAULT_STAGING_RETAIN_BYTES = 512 * 2 ** 20;
 
 /** How one call was executed (for tests and benchmarks). */
 export interface CpuRunInfo {
@@ -56,6 +62,7 @@ export class CpuBackend implements ScoreBackend {
   readonly sharedThreshold: number;
   readonly copyThreshold: number;
   private pool: WorkerPool | null = null;
+  private readonly staging: StagingArea;
   private readonly script: URL | null;
   /** How the most recent call ran. */
   lastRun: CpuRunInfo = { threads: 1, copiedInputs: false };
@@ -65,6 +72,7 @@ export class CpuBackend implements ScoreBackend {
     this.sharedThreshold = options.sharedThreshold ?? DEFAULT_SHARED_THRESHOLD;
     this.copyThreshold = options.copyThreshold ?? DEFAULT_COPY_THRESHOLD;
     this.script = workerScript();
+    this.staging = new StagingArea(options.stagingRetainBytes ?? DEFAULT_STAGING_RETAIN_BYTES);
   }
 
   /** Whether this installation can start worker threads at all (false when running from .ts sources). */
@@ -108,10 +116,17 @@ export class CpuBackend implements ScoreBackend {
     const bounds: number[] = [];
     for (let k = 0; k <= threads; k++) bounds.push(Math.round((n * k) / threads));
     const runs: Promise<void>[] = [];
+    const releases: (() => void)[] = [];
     for (let w = 1; w < threads; w++) {
       const start = bounds[w];
       const end = bounds[w + 1];
-      runs.push(pool.run(w - 1, shared ? job : sliceToShared(job, batch, start, end), start, end));
+      let workerJob = job;
+      if (!shared) {
+        const staged = this.staging.acquire(w - 1, stagedBytes(job, start, end));
+        releases.push(staged.release);
+        workerJob = stageSlice(job, start, end, staged.buffer);
+      }
+      runs.push(pool.run(w - 1, workerJob, start, end));
     }
     // Settle every worker before reporting, so no rejection is left unhandled if one fails.
     const settled = Promise.allSettled(runs);
@@ -122,6 +137,7 @@ export class CpuBackend implements ScoreBackend {
       mainError = err;
     }
     const results = await settled;
+    for (const release of releases) release();
     if (mainError) throw mainError;
     for (const r of results) if (r.status === 'rejected') throw r.reason;
     this.lastRun = { threads, copiedInputs: !shared };
@@ -131,6 +147,7 @@ export class CpuBackend implements ScoreBackend {
   async dispose(): Promise<void> {
     const pool = this.pool;
     this.pool = null;
+    this.staging.clear();
     await pool?.dispose();
   }
 }
@@ -143,26 +160,44 @@ function inputArrays(batch: Batch): [InputKey, FloatArray][] {
   return list.filter((e): e is [InputKey, FloatArray] => e[1] !== undefined);
 }
 
-/** The job with its inputs replaced by shared copies of trajectories [start, end). */
-function sliceToShared(job: KernelJob, batch: Batch, start: number, end: number): KernelJob {
-  const copy = (a: FloatArray | null, perTrajectory: number): FloatArray | null => {
+/** Bytes of trajectories [start, end) of every input, each array 8-byte aligned. */
+function stagedBytes(job: KernelJob, start: number, end: number): number {
+  let bytes = 0;
+  for (const [a, width] of stagedInputs(job)) bytes += align8((end - start) * width * a.BYTES_PER_ELEMENT);
+  return bytes;
+}
+
+function stagedInputs(job: KernelJob): [FloatArray, number][] {
+  const list: [FloatArray | null, number][] = [
+    [job.steps, job.t * job.m], [job.embeddings, job.t * job.d], [job.expected, job.t],
+    [job.realized, job.t], [job.policy, job.t * job.a],
+  ];
+  return list.filter((e): e is [FloatArray, number] => e[0] !== null);
+}
+
+function align8(x: number): number {
+  return (x + 7) & ~7;
+}
+
+/** The job with its inputs replaced by copies of trajectories [start, end) in `buffer`. */
+function stageSlice(job: KernelJob, start: number, end: number, buffer: SharedArrayBuffer): KernelJob {
+  let offset = 0;
+  const copy = (a: FloatArray | null, width: number): FloatArray | null => {
     if (a === null) return null;
-    const src = a.subarray(start * perTrajectory, end * perTrajectory);
-    const dst = a instanceof Float32Array
-      ? new Float32Array(new SharedArrayBuffer(src.length * 4))
-      : new Float64Array(new SharedArrayBuffer(src.length * 8));
-    dst.set(src);
+    const len = (end - start) * width;
+    const dst = a instanceof Float32Array ? new Float32Array(buffer, offset, len) : new Float64Array(buffer, offset, len);
+    dst.set(a.subarray(start * width, end * width));
+    offset += align8(len * a.BYTES_PER_ELEMENT);
     return dst;
   };
-  const { t, m } = batch;
   return {
     ...job,
     inputStart: start,
-    steps: copy(job.steps, t * m)!,
-    embeddings: copy(job.embeddings, t * job.d),
-    expected: copy(job.expected, t),
-    realized: copy(job.realized, t),
-    policy: copy(job.policy, t * job.a),
+    steps: copy(job.steps, job.t * job.m)!,
+    embeddings: copy(job.embeddings, job.t * job.d),
+    expected: copy(job.expected, job.t),
+    realized: copy(job.realized, job.t),
+    policy: copy(job.policy, job.t * job.a),
   };
 }
 
