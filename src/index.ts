@@ -11,3 +11,5 @@ export * from './llm/index.js';
 export * from './cache/index.js';
 export * from './monitoring/index.js';
 export * from './loopback/index.js';
+export { allocateSharedBatch, isSharedArray, type SharedBatchShape, type WritableBatch, type FloatDType } from './backends/cpu/shared.js';
+export { syntheticBatch, type SyntheticOptions } from './bench/synthetic.js';
