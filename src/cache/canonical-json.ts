@@ -37,3 +37,15 @@ function write(v: unknown): string {
 export function contentKey(parts: unknown): string {
   return createHash('sha256').update(canonicalJson(parts)).digest('hex');
 }
+
+export type KeyPart = string | number | boolean | null;
+
+/**
+ * SHA-256 (hex) of a flat tuple of primitives: the fast path for keys built on every LLM call.
+ * JSON.stringify of an array of primitives is already canonical; a structured part is passed in
+ * as its canonicalJson string. Non-finite numbers are rejected (JSON would turn them into null).
+ */
+export function tupleKey(...parts: KeyPart[]): string {
+  for (const p of parts) if (typeof p === 'number' && !Number.isFinite(p)) throw new TypeError(`tupleKey: non-finite number ${p}`);
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
+}

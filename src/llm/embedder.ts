@@ -16,13 +16,24 @@ export interface Embedder {
 
 const WORD_RE = /[\p{L}\p{N}]+/gu;
 
-/** FNV-1a 32-bit over UTF-16 code units, with a seed so two hash functions come from one routine. */
-function fnv1a(s: string, seed: number): number {
+const WORD_SEED = 0x2b1d;
+const TRIGRAM_SEED = 0x5c3a;
+const BOUNDARY_START = 0x5e; // '^'
+const BOUNDARY_END = 0x24; // '$'
+
+/**
+ * FNV-1a 32-bit over word[from..to) (UTF-16 units), where index `startMark` reads as '^' and
+ * `endMark` as '$' (the boundaries of a padded word), mixed with a seed per feature family and
+ * finished with an avalanche step so low and high bits are both usable.
+ */
+function hashRange(seed: number, word: string, from: number, to: number, startMark: number, endMark: number): number {
   let h = (0x811c9dc5 ^ seed) >>> 0;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
+  for (let i = from; i < to; i++) {
+    const c = i === startMark ? BOUNDARY_START : i === endMark ? BOUNDARY_END : word.charCodeAt(i);
+    h ^= c;
+    h = Math.imul(h, 0x01000193);
   }
+  h ^= h >>> 16; h = Math.imul(h, 0x85ebca6b); h ^= h >>> 13; h = Math.imul(h, 0xc2b2ae35); h ^= h >>> 16;
   return h >>> 0;
 }
 
@@ -31,22 +42,21 @@ export class HashingEmbedder implements Embedder {
   readonly remote = false;
   constructor(readonly dim: number = 256, readonly trigramWeight: number = 0.5) {
     if (!Number.isInteger(dim) || dim < 8) throw new RangeError(`HashingEmbedder: dim must be an integer >= 8, got ${dim}`);
-    this.id = `hashing-v1 d=${dim} tri=${trigramWeight}`;
+    this.id = `hashing-v2 d=${dim} tri=${trigramWeight}`;
   }
 
   embedOne(text: string): Float32Array {
     const v = new Float64Array(this.dim);
-    const add = (feature: string, w: number) => {
-      const h = fnv1a(feature, 0);
-      // A second hash picks the sign so collisions cancel in expectation instead of piling up.
-      const sign = fnv1a(feature, 0x9e3779b9) & 1 ? 1 : -1;
-      v[h % this.dim] += sign * w;
-    };
-    for (const m of text.toLowerCase().matchAll(WORD_RE)) {
+    const lower = text.toLowerCase();
+    WORD_RE.lastIndex = 0;
+    let m: RegExpExecArray | null;
+    while ((m = WORD_RE.exec(lower)) !== null) {
       const word = m[0];
-      add(`w:${word}`, 1);
-      const padded = `^${word}$`;
-      for (let i = 0; i + 3 <= padded.length; i++) add(`c:${padded.slice(i, i + 3)}`, this.trigramWeight);
+      // Word feature: FNV-1a over "w:" + word, hashed in place (no feature strings are built).
+      this.add(v, hashRange(WORD_SEED, word, 0, word.length, -1, -1), 1);
+      // Character trigrams of "^word$".
+      const len = word.length + 2;
+      for (let i = 0; i + 3 <= len; i++) this.add(v, hashRange(TRIGRAM_SEED, word, i - 1, i + 2, -1, word.length), this.trigramWeight);
     }
     let norm = 0;
     for (let i = 0; i < this.dim; i++) norm += v[i] * v[i];
@@ -54,6 +64,11 @@ export class HashingEmbedder implements Embedder {
     const out = new Float32Array(this.dim);
     if (norm > 0) for (let i = 0; i < this.dim; i++) out[i] = v[i] / norm;
     return out;
+  }
+
+  private add(v: Float64Array, h: number, w: number): void {
+    // The top bit picks the sign so collisions cancel in expectation instead of piling up.
+    v[(h & 0x7fffffff) % this.dim] += (h & 0x80000000 ? -w : w);
   }
 
   async embed(texts: string[]): Promise<Float32Array[]> {

@@ -5,7 +5,7 @@
  * and is retried on 429, 5xx and network errors per the RetryPolicy.
  */
 import { LlmCancelledError, LlmHttpError, LlmNetworkError, LlmResponseError, LlmTimeoutError, type LlmError } from './errors.js';
-import type { CallKind, CallOptions, ChatChoice, ChatRequest, ChatResult, Provider, TokenLogprob, Usage } from './provider.js';
+import type { CallKind, CallOptions, ChatChoice, ChatRequest, ChatResult, Provider, TokenLogprob, TopLogprob, Usage } from './provider.js';
 import { DEFAULT_RETRY_POLICY, backoffDelayMs, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
 
 export interface OpenAICompatibleOptions {
@@ -182,18 +182,25 @@ function parseChoices(json: unknown): ChatChoice[] {
   return out;
 }
 
+/**
+ * Logprobs in the chat format. The parsed JSON's own `top_logprobs` arrays are reused when every
+ * entry is well-formed (the common case), which saves an object per alternative per token.
+ */
 function parseLogprobs(lp: unknown): TokenLogprob[] | null {
   const content = (lp as { content?: unknown } | null)?.content;
   if (!Array.isArray(content) || content.length === 0) return null;
   const out: TokenLogprob[] = [];
   for (const t of content as Record<string, unknown>[]) {
     if (typeof t?.logprob !== 'number' || !Number.isFinite(t.logprob)) continue;
-    const top = Array.isArray(t.top_logprobs)
-      ? (t.top_logprobs as Record<string, unknown>[])
-        .filter((x) => typeof x?.logprob === 'number' && Number.isFinite(x.logprob))
-        .map((x) => ({ token: String(x.token ?? ''), logprob: x.logprob as number }))
-      : [];
-    out.push({ token: String(t.token ?? ''), logprob: t.logprob, top });
+    let top: TopLogprob[] = [];
+    if (Array.isArray(t.top_logprobs)) {
+      const raw = t.top_logprobs as Record<string, unknown>[];
+      let clean = true;
+      for (const x of raw) if (typeof x?.logprob !== 'number' || !Number.isFinite(x.logprob) || typeof x.token !== 'string') { clean = false; break; }
+      top = clean ? raw as unknown as TopLogprob[]
+        : raw.filter((x) => typeof x?.logprob === 'number' && Number.isFinite(x.logprob)).map((x) => ({ token: String(x.token ?? ''), logprob: x.logprob as number }));
+    }
+    out.push({ token: typeof t.token === 'string' ? t.token : String(t.token ?? ''), logprob: t.logprob, top });
   }
   return out.length ? out : null;
 }

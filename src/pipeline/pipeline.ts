@@ -13,7 +13,7 @@ import type { BackendChoice } from '../backends/backend.js';
 import { EcrError } from '../errors.js';
 import { scoreBatch } from '../score.js';
 import type { SelectionReason } from '../select.js';
-import { contentKey, KeyedCache, type CacheStats } from '../cache/index.js';
+import { KeyedCache, canonicalJson, tupleKey, type CacheStats } from '../cache/index.js';
 import { HashingEmbedder, ProviderEmbedder, cosine, type Embedder } from '../llm/embedder.js';
 import type { ChatChoice, Provider, SamplingParams, TokenLogprob } from '../llm/provider.js';
 import { sampleChoices, type SampleOutcome, type Scheduler } from '../llm/sample-choices.js';
@@ -178,6 +178,8 @@ export class EcrPipeline {
   };
   private readonly candidateFlights = new Map<string, Promise<CandidateOutcome>[]>();
   private readonly limit: ReturnType<typeof pLimit>;
+  private readonly samplingKey: string;
+  private readonly unrollSamplingKey: string;
 
   constructor(options: PipelineOptions) {
     this.provider = options.provider;
@@ -195,6 +197,8 @@ export class EcrPipeline {
     this.maxParallel = positiveInt('maxParallel', options.maxParallel ?? 16, 1);
     this.sampling = { temperature: 0.8, ...options.sampling };
     this.unrollSampling = options.unrollSampling ?? this.sampling;
+    this.samplingKey = canonicalJson(this.sampling);
+    this.unrollSamplingKey = canonicalJson(this.unrollSampling);
     this.topLogprobs = options.topLogprobs ?? 5;
     if (!Number.isInteger(this.topLogprobs) || this.topLogprobs < 0 || this.topLogprobs > 20) {
       throw new EcrError('ECR_PIPELINE_OPTION', `topLogprobs must be an integer in 0..20, got ${this.topLogprobs}`);
@@ -278,7 +282,9 @@ export class EcrPipeline {
     const tScore = performance.now();
     const { batch, signals } = this.pack(survivors);
     stats.addMemory(approxBytes(batch.steps) + approxBytes(batch.embeddings) + approxBytes(batch.policy) + approxBytes(batch.expected) * 2);
-    const scored = await scoreBatch(batch, this.config, { backend: this.backend, ids: survivors.map((s) => `c${s.index}`), trusted: false });
+    // Trusted: E is clamped to [0, 1] by construction, policy rows are exp() of finite numbers, and
+    // embeddings are checked in pack(); validateBatch would re-walk every embedding value.
+    const scored = await scoreBatch(batch, this.config, { backend: this.backend, ids: survivors.map((s) => `c${s.index}`), trusted: true });
     const audit = scored.audit(0);
     stats.span('score', tScore);
 
@@ -339,7 +345,7 @@ export class EcrPipeline {
       void launch();
       return promises;
     }
-    const key = contentKey({ kind: 'candidates', provider: this.provider.id, messages, k, sampling: this.sampling, topLogprobs: this.topLogprobs });
+    const key = tupleKey('candidates', this.provider.id, JSON.stringify(messages), k, this.samplingKey, this.topLogprobs);
     const cached = this.caches.candidates.peek(key);
     if (cached) {
       this.caches.candidates.record('hit'); ctx.stats.onCache('candidates', 'hit');
@@ -406,10 +412,9 @@ export class EcrPipeline {
 
   private step(ctx: RequestContext, candidateText: string, previous: string, h: number, onMiss: () => void): Promise<StepData> {
     const messages = unrollMessages(ctx.prompt, previous, this.system);
-    const key = contentKey({
-      kind: 'step', version: UNROLL_PROMPT_VERSION, provider: this.provider.id, messages, candidate: candidateText, step: h,
-      sampling: this.unrollSampling, topLogprobs: this.topLogprobs,
-    });
+    // Everything that changes the review: the conversation (prompt, system, previous step, instruction
+    // version), the candidate it descends from, the step index, model, base URL and sampling.
+    const key = tupleKey('step', UNROLL_PROMPT_VERSION, this.provider.id, JSON.stringify(messages), candidateText, h, this.unrollSamplingKey, this.topLogprobs);
     return this.caches.steps.getOrCompute(key, async () => {
       const r = await ctx.schedule(() => this.provider.chat({ kind: 'unroll', messages, n: 1, sampling: this.unrollSampling, topLogprobs: this.topLogprobs }, { signal: ctx.signal, observer: ctx.stats }));
       return { text: r.choices[0].text, logprobs: r.choices[0].logprobs };
@@ -417,7 +422,7 @@ export class EcrPipeline {
   }
 
   private embed(ctx: RequestContext, text: string): Promise<Float32Array> {
-    const key = contentKey({ kind: 'embedding', embedder: this.embedder.id, text });
+    const key = tupleKey('embedding', this.embedder.id, text);
     return this.caches.embeddings.getOrCompute(key, async () => {
       const [v] = this.embedder.remote
         ? await ctx.schedule(() => this.embedder.embed([text], { signal: ctx.signal, observer: ctx.stats }))
@@ -430,10 +435,7 @@ export class EcrPipeline {
     const step = steps[t];
     // Step 0 has no predecessor; it shares the 0-1 pair's consistency (see signals.ts).
     const neighbour = t === 0 ? 1 : t - 1;
-    const key = contentKey({
-      kind: 'vector', version: 'signals-v1', embedder: this.embedder.id, safety: this.safety.id, context: ctx.contextText,
-      text: step.text, neighbour: steps[neighbour].text, logprobs: step.logprobs ? logprobsDigest(step.logprobs) : null,
-    });
+    const key = tupleKey('vector', 'signals-v1', this.embedder.id, this.safety.id, ctx.contextText, step.text, steps[neighbour].text, step.logprobs ? logprobsDigest(step.logprobs) : null);
     return this.caches.vectors.getOrCompute(key, async () => {
       const [self, other, contextEmb] = await Promise.all([embeddings[t], embeddings[neighbour], ctx.contextEmbedding]);
       const lp = step.logprobs;
@@ -471,6 +473,10 @@ export class EcrPipeline {
         if (embeddings) {
           const e = s.embeddings[k];
           if (e.length !== d) throw new EcrError('ECR_EMBEDDING_SHAPE', `embedding width changed within one request (${e.length} vs ${d})`);
+          for (let j = 0; j < d; j++) {
+            // A provider could send NaN or Infinity; the batch is scored as trusted, so check here.
+            if (!Number.isFinite(e[j])) throw new EcrError('ECR_EMBEDDING_VALUE', `candidate ${s.index} step ${k}: embedding component ${j} is ${e[j]}`);
+          }
           embeddings.set(e, (i * t + k) * d);
         }
         if (policy) policy.set(policyRow(s.steps[k].logprobs!, a), (i * t + k) * a);
