@@ -246,6 +246,18 @@ function resortRanks(steps: FloatArray, off: number, m: number, perm: Int32Array
   return moved;
 }
 
+/** Whether `perm` is still the rank order of the row at `off` (the last step needs no new order). */
+function stillRanked(steps: FloatArray, off: number, m: number, perm: Int32Array): boolean {
+  for (let p = 1; p < m; p++) {
+    const a = perm[p - 1];
+    const b = perm[p];
+    const va = steps[off + a];
+    const vb = steps[off + b];
+    if (!(va > vb || (va === vb && a < b))) return false;
+  }
+  return true;
+}
+
 /**
  * CR. A component's rank changed iff the component at its position in the new order differs
  * from the one there before, so the weighted penalty compares the two orders position by position.
@@ -262,7 +274,8 @@ function contradictionRate(job: KernelJob, s: number, e: number, scratch: Scratc
     let total = 0;
     for (let k = 1; k <= h; k++) {
       if (crWeights === null) {
-        if (resortRanks(steps, base + k * m, m, perm, vals)) total += 1;
+        const changed = k === h ? !stillRanked(steps, base + k * m, m, perm) : resortRanks(steps, base + k * m, m, perm, vals);
+        if (changed) total += 1;
         continue;
       }
       prevPerm.set(perm);
