@@ -43,6 +43,15 @@ describe('chat and batching', () => {
     expect(r.choices[0].logprobs).toBeNull();
   });
 
+  it('retries without logprobs when the server answers 400 to them, and remembers that', async () => {
+    server.fail({ times: 1, action: { status: 400, body: 'logprobs are not supported for this model' } });
+    const p = provider({ retries: 0 });
+    const r = await p.chat({ kind: 'generate', messages: user('x'), topLogprobs: 5 });
+    expect(r.choices[0].logprobs).toBeNull();
+    await p.chat({ kind: 'generate', messages: user('y'), topLogprobs: 5 });
+    expect(chats().map((e) => [e.status, e.logprobsRequested])).toEqual([[400, true], [200, false], [200, false]]);
+  });
+
   it('sampleChoices uses one batched request when the server honours n', async () => {
     const out = await sampleChoices(provider(), { messages: user('q'), k: 4, sampling: { seed: 1 } });
     expect(out.every((o) => o.ok && o.via === 'batched')).toBe(true);

@@ -211,6 +211,21 @@ describe('caching', () => {
     expect((b.stats.cache.candidates.joined ?? 0) + (c.stats.cache.candidates.joined ?? 0)).toBe(2);
   });
 
+  it('a request joined to the flight of a cancelled request still completes', async () => {
+    server.latencyMs = 150;
+    const p = pipeline({ k: 2, horizon: 1, sampling: { seed: 6 } });
+    const ac = new AbortController();
+    const first = p.run(PROMPT, { signal: ac.signal }).catch((e) => e);
+    const second = p.run(PROMPT);
+    setTimeout(() => ac.abort(), 40);
+    expect(await first).toBeInstanceOf(RequestCancelledError);
+    const r = await second;
+    expect(r.stats.failed).toBe(0);
+    expect(r.stats.cache.candidates.joined).toBe(1);
+    // The cancelled generate call, then the joined request's own.
+    expect(chats().filter((e) => e.kind === 'generate')).toHaveLength(2);
+  });
+
   it('candidates sharing a long prefix do not collide in the caches', async () => {
     server.textPrefix = 'After careful review of all the relevant facts and sources, the team concludes: ';
     expect(server.textPrefix.length).toBeGreaterThan(50);

@@ -23,6 +23,9 @@ export interface OpenAICompatibleOptions {
 
 const BODY_SNIPPET = 300;
 
+/** Provider ids (base URL + model) whose server answered 400 to a logprobs request. */
+const rejectsLogprobs = new Set<string>();
+
 export class OpenAICompatibleProvider implements Provider {
   readonly id: string;
   readonly baseUrl: string;
@@ -50,6 +53,21 @@ export class OpenAICompatibleProvider implements Provider {
   embed?: (texts: string[], options?: CallOptions) => Promise<Float32Array[]>;
 
   async chat(request: ChatRequest, options: CallOptions = {}): Promise<ChatResult> {
+    const wantLogprobs = !!request.topLogprobs && request.topLogprobs > 0 && !rejectsLogprobs.has(this.id);
+    try {
+      return await this.chatOnce(request, wantLogprobs, options);
+    } catch (err) {
+      // Some servers and models answer 400 to logprobs (e.g. OpenAI reasoning models). Remember
+      // that for this base URL and model, and go on without them: the signals fall back to lexical.
+      if (wantLogprobs && err instanceof LlmHttpError && err.status === 400 && /logprob/i.test(err.bodySnippet)) {
+        rejectsLogprobs.add(this.id);
+        return this.chatOnce(request, false, options);
+      }
+      throw err;
+    }
+  }
+
+  private async chatOnce(request: ChatRequest, wantLogprobs: boolean, options: CallOptions): Promise<ChatResult> {
     const s = request.sampling ?? {};
     const body: Record<string, unknown> = {
       model: this.model,
@@ -61,7 +79,7 @@ export class OpenAICompatibleProvider implements Provider {
     if (s.topP !== undefined) body.top_p = s.topP;
     if (s.maxTokens !== undefined) body.max_tokens = s.maxTokens;
     if (s.seed !== undefined) body.seed = s.seed;
-    if (request.topLogprobs && request.topLogprobs > 0) {
+    if (wantLogprobs) {
       body.logprobs = true;
       body.top_logprobs = request.topLogprobs;
     }

@@ -157,6 +157,12 @@ export class LoopbackServer {
       return this.send(res, entry, 400, { error: { message: 'invalid JSON' } });
     }
     if (req.method !== 'POST') return this.send(res, entry, 405, { error: { message: 'POST only' } });
+    if (Array.isArray(body.messages)) {
+      entry.messages = body.messages as Array<{ role: string; content: string }>;
+      entry.n = Math.max(1, Number(body.n ?? 1) | 0);
+      entry.seed = typeof body.seed === 'number' ? body.seed : undefined;
+      entry.logprobsRequested = body.logprobs === true;
+    }
     const haystack = entry.path.endsWith('/embeddings') ? JSON.stringify(body.input ?? '') : JSON.stringify(body.messages ?? '');
     const rule = this.rules.find((r) => r.left > 0 && (r.path === undefined || r.path === entry.path) && (r.contains === undefined || haystack.includes(r.contains)));
     if (rule) rule.left--;
@@ -199,7 +205,6 @@ export class LoopbackServer {
     const lastAssistant = [...messages].reverse().find((m) => m.role === 'assistant');
     const prompt = messages.find((m) => m.role === 'user')?.content ?? '';
     const choicesWanted = this.ignoreN ? 1 : n;
-    entry.n = n; entry.seed = seed; entry.logprobsRequested = body.logprobs === true; entry.messages = messages;
     const texts: string[] = [];
     for (let j = 0; j < choicesWanted; j++) {
       if (lastAssistant) {

@@ -15,6 +15,7 @@ import { scoreBatch } from '../score.js';
 import type { SelectionReason } from '../select.js';
 import { KeyedCache, canonicalJson, tupleKey, type CacheStats } from '../cache/index.js';
 import { HashingEmbedder, ProviderEmbedder, cosine, type Embedder } from '../llm/embedder.js';
+import { LlmCancelledError } from '../llm/errors.js';
 import type { ChatChoice, Provider, SamplingParams, TokenLogprob } from '../llm/provider.js';
 import { sampleChoices, type SampleOutcome, type Scheduler } from '../llm/sample-choices.js';
 import { ecrMetrics } from '../monitoring/process-metrics.js';
@@ -331,21 +332,26 @@ export class EcrPipeline {
     const messages = promptMessages(ctx.prompt, this.system);
     const start = performance.now();
     const slots = Array.from({ length: k }, () => deferred<CandidateOutcome>());
+    const promises = slots.map((s) => s.promise);
+    const key = this.deterministicSampling ? tupleKey('candidates', this.provider.id, JSON.stringify(messages), k, this.samplingKey, this.topLogprobs) : '';
     const launch = () => sampleChoices(this.provider, { messages, k, sampling: this.sampling, topLogprobs: this.topLogprobs }, {
       signal: ctx.signal, observer: ctx.stats, schedule: ctx.schedule,
-      onSample: (i, o) => { ctx.stats.span('generate', start); slots[i].resolve(o); },
+      onSample: (i, o) => {
+        ctx.stats.span('generate', start);
+        // A cancelled flight must not be joined by later requests.
+        if (!o.ok && o.error instanceof LlmCancelledError && this.candidateFlights.get(key) === promises) this.candidateFlights.delete(key);
+        slots[i].resolve(o);
+      },
     }).catch((error: unknown) => {
       // sampleChoices reports failures per sample; this only guards against a fault in it.
       const outcomes = slots.map(() => ({ ok: false as const, error, via: 'single' as const }));
       slots.forEach((s, i) => s.resolve(outcomes[i]));
       return outcomes;
     });
-    const promises = slots.map((s) => s.promise);
     if (!this.deterministicSampling) {
       void launch();
       return promises;
     }
-    const key = tupleKey('candidates', this.provider.id, JSON.stringify(messages), k, this.samplingKey, this.topLogprobs);
     const cached = this.caches.candidates.peek(key);
     if (cached) {
       this.caches.candidates.record('hit'); ctx.stats.onCache('candidates', 'hit');
@@ -354,14 +360,19 @@ export class EcrPipeline {
     const flight = this.candidateFlights.get(key);
     if (flight) {
       this.caches.candidates.record('joined'); ctx.stats.onCache('candidates', 'joined');
-      return flight;
+      // If the request that owns the flight is cancelled, this one (not cancelled) generates anew.
+      let relaunch: Promise<CandidateOutcome>[] | undefined;
+      return flight.map((p, i) => p.then((o) => {
+        if (!o.ok && o.error instanceof LlmCancelledError && !ctx.signal?.aborted) return (relaunch ??= this.generate(ctx, k))[i];
+        return o;
+      }));
     }
     this.caches.candidates.record('miss'); ctx.stats.onCache('candidates', 'miss');
     this.candidateFlights.set(key, promises);
     void launch().then((outcomes) => {
       // Only a complete set is cached: a failed sample must be retried by the next request.
       if (outcomes.every((o) => o.ok)) this.caches.candidates.set(key, outcomes.map((o) => (o as { choice: ChatChoice }).choice));
-    }).finally(() => this.candidateFlights.delete(key));
+    }).finally(() => { if (this.candidateFlights.get(key) === promises) this.candidateFlights.delete(key); });
     return promises;
   }
 
@@ -415,20 +426,21 @@ export class EcrPipeline {
     // Everything that changes the review: the conversation (prompt, system, previous step, instruction
     // version), the candidate it descends from, the step index, model, base URL and sampling.
     const key = tupleKey('step', UNROLL_PROMPT_VERSION, this.provider.id, JSON.stringify(messages), candidateText, h, this.unrollSamplingKey, this.topLogprobs);
-    return this.caches.steps.getOrCompute(key, async () => {
+    const load = () => this.caches.steps.getOrCompute(key, async () => {
       const r = await ctx.schedule(() => this.provider.chat({ kind: 'unroll', messages, n: 1, sampling: this.unrollSampling, topLogprobs: this.topLogprobs }, { signal: ctx.signal, observer: ctx.stats }));
       return { text: r.choices[0].text, logprobs: r.choices[0].logprobs };
     }, (o) => { ctx.stats.onCache('steps', o); if (o !== 'hit') onMiss(); });
+    return unlessForeignCancel(load, ctx.signal);
   }
 
   private embed(ctx: RequestContext, text: string): Promise<Float32Array> {
     const key = tupleKey('embedding', this.embedder.id, text);
-    return this.caches.embeddings.getOrCompute(key, async () => {
+    return unlessForeignCancel(() => this.caches.embeddings.getOrCompute(key, async () => {
       const [v] = this.embedder.remote
         ? await ctx.schedule(() => this.embedder.embed([text], { signal: ctx.signal, observer: ctx.stats }))
         : await this.embedder.embed([text]);
       return v;
-    }, (o) => ctx.stats.onCache('embeddings', o));
+    }, (o) => ctx.stats.onCache('embeddings', o)), ctx.signal);
   }
 
   private vector(ctx: RequestContext, steps: StepData[], embeddings: Promise<Float32Array>[], t: number): Promise<Float64Array> {
@@ -510,6 +522,19 @@ function logprobsDigest(lp: readonly TokenLogprob[]): string {
     for (const x of t.top) { nums[k++] = x.logprob; tokens.push(x.token); }
   }
   return createHash('sha256').update(new Uint8Array(nums.buffer)).update(JSON.stringify(tokens)).digest('hex');
+}
+
+/**
+ * Runs a cached, single-flight load; when it fails because another request that owned the
+ * in-flight load was cancelled (not this one), loads again instead of inheriting that cancellation.
+ */
+async function unlessForeignCancel<T>(load: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  try {
+    return await load();
+  } catch (err) {
+    if (err instanceof LlmCancelledError && !signal?.aborted) return load();
+    throw err;
+  }
 }
 
 function positiveInt(name: string, v: number, min: number): number {
