@@ -4,7 +4,13 @@
 // per-trajectory reads that follow hit distinct banks.
 
 override WG: u32 = 128u;       // trajectories (and invocations) per workgroup
-override TM: u32 = 40u;        // t * m of the batch; sizes the staging array
+override TM: u32 = 40u;         // t * m of the batch; sizes the staging array
+// For small shapes the host also fixes T and m as constants, so loops over steps and components
+// unroll and the per-row rank arrays stay in registers (pipelines are keyed by shape, never data).
+// 0 means "read them from the uniforms" (large shapes, where unrolling only bloats the kernel).
+override T_FIXED: u32 = 0u;
+override M_FIXED: u32 = 0u;
+override LANE_STRIDE: u32 = WG + 1u; // padded so the transposed staging writes spread over banks
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> E: array<u32>;
@@ -17,11 +23,14 @@ override TM: u32 = 40u;        // t * m of the batch; sizes the staging array
 @group(0) @binding(8) var<storage, read_write> selRec: array<vec4<u32>>; // [n]: group, admHi, admLo, anyKey
 @group(0) @binding(9) var<storage, read_write> groupState: array<GroupState>;
 
-override STAGE: u32 = WG * TM;
+override STAGE: u32 = (WG + 1u) * TM;
 var<workgroup> stage: array<f32, STAGE>;
 var<workgroup> wgGroup: u32;
 var<workgroup> wgAdmHi: atomic<u32>;
 var<workgroup> wgAnyKey: atomic<u32>;
+
+fn nT() -> u32 { if (T_FIXED != 0u) { return T_FIXED; } return P.t; }
+fn nM() -> u32 { if (M_FIXED != 0u) { return M_FIXED; } return P.m; }
 
 fn loadE(idx: u32) -> f32 {
   if (E_UNORM16) {
@@ -31,13 +40,13 @@ fn loadE(idx: u32) -> f32 {
   return bitcast<f32>(E[idx]);
 }
 
-fn e(t: u32, j: u32, lid: u32) -> f32 { return stage[(t * P.m + j) * WG + lid]; }
+fn e(t: u32, j: u32, lid: u32) -> f32 { return stage[(t * nM() + j) * LANE_STRIDE + lid]; }
 
 // Rank of component j in row t: components sorted largest first, ties to the lower index.
 fn rankOf(t: u32, j: u32, lid: u32) -> u32 {
   let x = e(t, j, lid);
   var r = 0u;
-  for (var k = 0u; k < P.m; k++) {
+  for (var k = 0u; k < nM(); k++) {
     let y = e(t, k, lid);
     r += select(0u, 1u, y > x || (y == x && k < j));
   }
@@ -47,8 +56,8 @@ fn rankOf(t: u32, j: u32, lid: u32) -> u32 {
 fn crWeight(j: u32) -> f32 { return P.crW[j >> 2u][j & 3u]; }
 
 fn evbOf(lid: u32) -> f32 {
-  let t = P.t;
-  let m = P.m;
+  let t = nT();
+  let m = nM();
   if (hasFlag(P, FLAG_EVB_MAXABS)) {
     var mx = 0.0;
     for (var j = 0u; j < m; j++) { mx = max(mx, abs(e(0u, j, lid) - e(t - 1u, j, lid))); }
@@ -74,10 +83,10 @@ fn crOf(lid: u32) -> f32 {
   var prev: array<u32, 8>;
   var cur: array<u32, 8>;
   var total = 0.0;
-  for (var s = 0u; s < P.t; s++) {
+  for (var s = 0u; s < nT(); s++) {
     var penalty = 0.0;
     for (var w = 0u; w < 8u; w++) { cur[w] = 0u; }
-    for (var j = 0u; j < P.m; j++) {
+    for (var j = 0u; j < nM(); j++) {
       let r = rankOf(s, j, lid);
       cur[j >> 2u] |= r << ((j & 3u) * 8u);
       if (s > 0u && ((prev[j >> 2u] >> ((j & 3u) * 8u)) & 0xffu) != r) { penalty = max(penalty, crWeight(j)); }
@@ -85,44 +94,44 @@ fn crOf(lid: u32) -> f32 {
     total += penalty;
     prev = cur;
   }
-  return total / f32(P.t - 1u);
+  return total / f32(nT() - 1u);
 }
 
 fn tsFromE(lid: u32) -> f32 {
   var sum = 0.0;
-  let invSqrtM = 1.0 / sqrt(f32(P.m));
-  for (var s = 1u; s < P.t; s++) {
+  let invSqrtM = 1.0 / sqrt(f32(nM()));
+  for (var s = 1u; s < nT(); s++) {
     var d2 = 0.0;
-    for (var j = 0u; j < P.m; j++) { let dv = e(s, j, lid) - e(s - 1u, j, lid); d2 += dv * dv; }
+    for (var j = 0u; j < nM(); j++) { let dv = e(s, j, lid) - e(s - 1u, j, lid); d2 += dv * dv; }
     sum += min(1.0, sqrt(d2) * invSqrtM);
   }
-  return 1.0 - sum / f32(P.t - 1u);
+  return 1.0 - sum / f32(nT() - 1u);
 }
 
 fn esSeries(i: u32, s: u32, lid: u32) -> f32 {
-  if (hasFlag(P, FLAG_REWARDS)) { return rewardDiff[i * P.t + s]; }
+  if (hasFlag(P, FLAG_REWARDS)) { return rewardDiff[i * nT() + s]; }
   return e(s, P.confIndex, lid);
 }
 
 fn esOf(i: u32, lid: u32) -> f32 {
   var mean = 0.0;
-  for (var s = 0u; s < P.t; s++) { mean += esSeries(i, s, lid); }
-  mean /= f32(P.t);
+  for (var s = 0u; s < nT(); s++) { mean += esSeries(i, s, lid); }
+  mean /= f32(nT());
   var v = 0.0;
-  for (var s = 0u; s < P.t; s++) { let dv = esSeries(i, s, lid) - mean; v += dv * dv; }
-  v /= f32(P.t);
+  for (var s = 0u; s < nT(); s++) { let dv = esSeries(i, s, lid) - mean; v += dv * dv; }
+  v /= f32(nT());
   return clamp(1.0 - v / P.vmax, 0.0, 1.0);
 }
 
 fn pdFromE(lid: u32) -> f32 {
   var klSum = 0.0;
   var prevSum = 0.0;
-  for (var j = 0u; j < P.m; j++) { prevSum += e(0u, j, lid); }
-  for (var s = 1u; s < P.t; s++) {
+  for (var j = 0u; j < nM(); j++) { prevSum += e(0u, j, lid); }
+  for (var s = 1u; s < nT(); s++) {
     var curSum = 0.0;
-    for (var j = 0u; j < P.m; j++) { curSum += e(s, j, lid); }
+    for (var j = 0u; j < nM(); j++) { curSum += e(s, j, lid); }
     var kl = 0.0;
-    for (var j = 0u; j < P.m; j++) {
+    for (var j = 0u; j < nM(); j++) {
       let p = e(s, j, lid) / (curSum + 1e-10);
       let q = e(s - 1u, j, lid) / (prevSum + 1e-10);
       kl += p * log((p + 1e-10) / (q + 1e-10));
@@ -130,16 +139,16 @@ fn pdFromE(lid: u32) -> f32 {
     klSum += max(kl, 0.0);
     prevSum = curSum;
   }
-  return min(1.0, klSum / f32(P.t - 1u) / P.dmax);
+  return min(1.0, klSum / f32(nT() - 1u) / P.dmax);
 }
 
 fn pdFromPolicy(i: u32) -> f32 {
   let a = P.a;
-  let base = i * P.t * a;
+  let base = i * nT() * a;
   var klSum = 0.0;
   var prevSum = 0.0;
   for (var j = 0u; j < a; j++) { prevSum += policy[base + j]; }
-  for (var s = 1u; s < P.t; s++) {
+  for (var s = 1u; s < nT(); s++) {
     var curSum = 0.0;
     for (var j = 0u; j < a; j++) { curSum += policy[base + s * a + j]; }
     var kl = 0.0;
@@ -151,7 +160,7 @@ fn pdFromPolicy(i: u32) -> f32 {
     klSum += max(kl, 0.0);
     prevSum = curSum;
   }
-  return min(1.0, klSum / f32(P.t - 1u) / P.dmax);
+  return min(1.0, klSum / f32(nT() - 1u) / P.dmax);
 }
 
 @compute @workgroup_size(WG)
@@ -159,10 +168,10 @@ fn main(@builtin(workgroup_id) wgId: vec3<u32>, @builtin(local_invocation_index)
   let wgStart = flatWorkgroup(wgId, P.wgPerRow) * WG;
   if (wgStart >= P.n) { return; }
   let count = min(WG, P.n - wgStart);
-  let tm = P.t * P.m;
+  let tm = TM;
   let src = wgStart * tm;
   for (var k = lid; k < count * tm; k += WG) {
-    stage[(k % tm) * WG + k / tm] = loadE(src + k);
+    stage[(k % tm) * LANE_STRIDE + k / tm] = loadE(src + k);
   }
   let selecting = hasFlag(P, FLAG_SELECT);
   if (lid == 0u) {

@@ -3,6 +3,8 @@
 // then the workgroup sums them in a tree. Writes TS per trajectory for ecr_metrics.wgsl to fold in.
 
 override WG: u32 = 64u;          // invocations per trajectory (a power of two)
+// T as a constant (when nonzero): the per-step accumulators unroll into registers. 0: read P.t.
+override T_FIXED: u32 = 0u;
 const MAX_T: u32 = 16u;
 
 @group(0) @binding(0) var<uniform> P: Params;          // P.a holds d
@@ -16,7 +18,7 @@ var<workgroup> partial: array<f32, PARTIALS>;   // slot s at [s * WG ..]: norms,
 fn main(@builtin(workgroup_id) wgId: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = flatWorkgroup(wgId, P.wgPerRow);
   if (i >= P.n) { return; }
-  let t = P.t;
+  let t = select(P.t, T_FIXED, T_FIXED != 0u);
   let d = P.a;
   let base = i * t * d;
   var norms: array<f32, MAX_T>;

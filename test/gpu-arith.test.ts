@@ -84,6 +84,7 @@ describe('chunk planning', () => {
     expect(metricsWorkgroupSize(40, 32768, 256)).toBe(128);
     expect(metricsWorkgroupSize(16 * 32, 32768, 256)).toBe(8);
     expect(metricsWorkgroupSize(16 * 32, 16384, 256)).toBe(4);
+    expect(metricsWorkgroupSize(64, 32768, 256)).toBe(64); // 128 would need 129 * 64 * 4 + 16 > 32768
     expect(metricsWorkgroupSize(10000, 16384, 256)).toBe(0);
   });
 });

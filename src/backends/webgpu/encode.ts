@@ -10,7 +10,8 @@ import type { FloatArray } from '../../batch.js';
  * the layout WGSL's unpack2x16unorm reads. Quantization error is at most 1/131070 per value.
  */
 export function encodeUnorm16(src: FloatArray, from: number, count: number, dst: Uint16Array): void {
-  for (let i = 0; i < count; i++) dst[i] = Math.round(src[from + i] * 65535);
+  // x in [0, 1]: adding 0.5 and truncating is round-half-up, as Math.round, without the call.
+  for (let i = 0; i < count; i++) dst[i] = (src[from + i] * 65535 + 0.5) | 0;
   // An odd count leaves half a word: zero it (the pooled buffer may hold older data).
   if (count & 1) dst[count] = 0;
 }

@@ -19,15 +19,20 @@ const METRICS_MAX_WG = 128;
  */
 export function metricsWorkgroupSize(tm: number, maxWorkgroupStorage: number, maxWorkgroupSizeX: number): number {
   let wg = Math.min(METRICS_MAX_WG, maxWorkgroupSizeX);
-  while (wg >= 1 && wg * tm * 4 + METRICS_WORKGROUP_EXTRA > maxWorkgroupStorage) wg >>= 1;
+  // (wg + 1) lanes per value: the staging array is padded against bank conflicts.
+  while (wg >= 1 && (wg + 1) * tm * 4 + METRICS_WORKGROUP_EXTRA > maxWorkgroupStorage) wg >>= 1;
   return wg;
 }
 
-export function metricsKernel(tm: number, wg: number, unorm16: boolean): PipelineSpec {
+/** Shapes up to this many values per trajectory get T and m compiled in (unrolled loops). */
+export const UNROLL_MAX_TM = 64;
+
+export function metricsKernel(t: number, m: number, wg: number, unorm16: boolean): PipelineSpec {
+  const fixed = t * m <= UNROLL_MAX_TM;
   return {
     file: 'ecr_metrics.wgsl',
     entryPoint: 'main',
-    constants: { WG: wg, TM: tm, E_UNORM16: unorm16 ? 1 : 0 },
+    constants: { WG: wg, TM: t * m, T_FIXED: fixed ? t : 0, M_FIXED: fixed ? m : 0, E_UNORM16: unorm16 ? 1 : 0 },
     layout: [uniform(0), readOnly(1), readOnly(2), readOnly(3), readOnly(4), readOnly(5), readOnly(6), readWrite(7), readWrite(8), readWrite(9)],
     label: 'ecr.metrics',
   };
@@ -41,11 +46,11 @@ export const MetricsBinding = {
 /** Invocations cooperating on one trajectory's embeddings. */
 export const TS_EMB_WG = 64;
 
-export function tsEmbeddingsKernel(): PipelineSpec {
+export function tsEmbeddingsKernel(t: number): PipelineSpec {
   return {
     file: 'ts_embeddings.wgsl',
     entryPoint: 'main',
-    constants: { WG: TS_EMB_WG },
+    constants: { WG: TS_EMB_WG, T_FIXED: t <= 8 ? t : 0 },
     layout: [uniform(0), readOnly(1), readWrite(2)],
     label: 'ecr.tsEmbeddings',
   };

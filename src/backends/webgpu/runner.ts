@@ -149,8 +149,8 @@ export async function runBatch(ctx: RunContext, batch: Batch, config: ResolvedCo
   const flags = flagsOf(shape, config, select);
   const base = baseParams(batch, config, flags);
 
-  const metricsPipe = await pipelines.get(metricsKernel(tm, wg, unorm16));
-  const tsPipe = shape.d ? await pipelines.get(tsEmbeddingsKernel()) : null;
+  const metricsPipe = await pipelines.get(metricsKernel(batch.t, batch.m, wg, unorm16));
+  const tsPipe = shape.d ? await pipelines.get(tsEmbeddingsKernel(batch.t)) : null;
   const covPipe = shape.covariance ? await pipelines.get(covarianceKernel(unorm16)) : null;
   const selPipes = select ? await Promise.all((['refine', 'index', 'finish'] as SelectPass[]).map((p) => pipelines.get(selectKernel(p)))) : null;
 
@@ -302,7 +302,10 @@ function fillStaging(mapped: ArrayBuffer, batch: Batch, shape: BatchShape, chunk
   const { start, count } = chunk;
   const tm = batch.t * batch.m;
   if (shape.unorm16) {
-    encodeUnorm16(batch.steps, start * tm, count * tm, new Uint16Array(mapped, seg.e.offset, seg.e.bytes / 2));
+    // Encode into ordinary memory, then one bulk copy: small scattered writes into mapped memory are slow.
+    const codes = new Uint16Array(seg.e.bytes / 2);
+    encodeUnorm16(batch.steps, start * tm, count * tm, codes);
+    new Uint16Array(mapped, seg.e.offset, seg.e.bytes / 2).set(codes);
   } else {
     new Float32Array(mapped, seg.e.offset, count * tm).set(batch.steps.subarray(start * tm, (start + count) * tm));
   }
@@ -408,7 +411,9 @@ function encodeChunkCompute(
 
 function unpackChunk(readback: GPUBuffer, chunk: Chunk, out: BackendOutput, m: number, covOffset: number, tau: number): void {
   const { start, count } = chunk;
-  const f = new Float32Array(readback.getMappedRange(0, count * 24));
+  // One bulk copy out of the mapped range: element-wise reads of (possibly uncached) mapped memory are slow.
+  const f = new Float32Array(count * 6);
+  f.set(new Float32Array(readback.getMappedRange(0, count * 24)));
   const { evb, cr, ts, es, pd, cci } = out;
   const adm = out.admissible!;
   for (let k = 0, o = 0; k < count; k++, o += 6) {
