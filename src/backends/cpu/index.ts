@@ -43,8 +43,8 @@ export interface CpuBackendOptions {
 }
 
 /** Default thresholds, from `ecr bench` on a 2-core machine (see bench/README.md). */
-export const DEFAULT_SHARED_THRESHOLD = 20_000;
-export const DEFAULT_COPY_THRESHOLD = 50_000;
+export const DEFAULT_SHARED_THRESHOLD = 4096;
+export const DEFAULT_COPY_THRESHOLD = 8192;
 
 export const DEFAULT_STAGING_RETAIN_BYTES = 512 * 2 ** 20;
 
