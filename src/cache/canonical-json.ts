@@ -3,7 +3,13 @@
  * Python reference keyed on 50-character prefixes and served one candidate's result for
  * another), so a key is the SHA-256 of a canonical serialization of the whole input object.
  */
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
+
+// One-shot crypto.hash (Node >= 20.12) skips the Hash object that createHash allocates per key.
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
+const sha256Hex = oneShot
+  ? (data: string) => oneShot('sha256', data, 'hex')
+  : (data: string) => crypto.createHash('sha256').update(data).digest('hex');
 
 /**
  * JSON with object keys sorted at every level, `undefined` members dropped, and typed arrays
@@ -35,7 +41,7 @@ function write(v: unknown): string {
 
 /** SHA-256 (hex) of the canonical JSON of `parts`: the cache key for a result computed from them. */
 export function contentKey(parts: unknown): string {
-  return createHash('sha256').update(canonicalJson(parts)).digest('hex');
+  return sha256Hex(canonicalJson(parts));
 }
 
 export type KeyPart = string | number | boolean | null;
@@ -47,5 +53,5 @@ export type KeyPart = string | number | boolean | null;
  */
 export function tupleKey(...parts: KeyPart[]): string {
   for (const p of parts) if (typeof p === 'number' && !Number.isFinite(p)) throw new TypeError(`tupleKey: non-finite number ${p}`);
-  return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
+  return sha256Hex(JSON.stringify(parts));
 }

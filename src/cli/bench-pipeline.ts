@@ -55,6 +55,31 @@ async function startServer(mode: 'inproc' | 'child', latencyMs: number, ignoreN:
   };
 }
 
+/**
+ * The transport floor: the same chain of HTTP calls (one generate request, or K with a server that
+ * ignores n, then H review calls per candidate, chained per candidate) made with bare fetch and
+ * JSON parsing, and nothing else. The pipeline's overhead is its time above this floor.
+ */
+async function transportFloorMs(url: string, sc: Scenario, run: number): Promise<number> {
+  const post = (messages: unknown, n: number) => fetch(`${url}/chat/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'loopback', messages, n, seed: run, logprobs: true, top_logprobs: 5 }),
+  }).then((r) => r.json() as Promise<{ choices: Array<{ message: { content: string } }> }>);
+  const prompt = [{ role: 'user', content: `Floor question ${run}` }];
+  const t0 = performance.now();
+  const texts = sc.ignoreN
+    ? await Promise.all(Array.from({ length: sc.k }, () => post(prompt, 1).then((j) => j.choices[0].message.content)))
+    : (await post(prompt, sc.k)).choices.map((c) => c.message.content);
+  await Promise.all(texts.map(async (text) => {
+    let prev = text;
+    for (let h = 1; h <= sc.horizon; h++) {
+      const j = await post([...prompt, { role: 'assistant', content: prev }, { role: 'user', content: 'Review.' }], 1);
+      prev = j.choices[0].message.content;
+    }
+  }));
+  return performance.now() - t0;
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -72,7 +97,7 @@ async function runScenario(sc: Scenario, server: 'inproc' | 'child', runs: numbe
   resetNDetection();
   const srv = await startServer(server, sc.latencyMs, sc.ignoreN);
   const provider = new OpenAICompatibleProvider({ baseUrl: srv.url, model: 'loopback', timeoutMs: 30_000 });
-  const cold: number[] = [], repeat: number[] = [];
+  const cold: number[] = [], repeat: number[] = [], floor: number[] = [];
   let coldCalls: CallCount | undefined, repeatCalls: CallCount | undefined, speedup: number[] = [];
   const warmup = 2;
   try {
@@ -94,7 +119,9 @@ async function runScenario(sc: Scenario, server: 'inproc' | 'child', runs: numbe
         b = await pipeline.run(prompt);
         repeatMs = performance.now() - t0;
       }
+      const floorMs = await transportFloorMs(srv.url, sc, r);
       if (r < warmup) continue;
+      floor.push(floorMs);
       cold.push(coldMs);
       speedup.push(a.stats.parallelSpeedup);
       coldCalls = callsOf(a);
@@ -107,6 +134,7 @@ async function runScenario(sc: Scenario, server: 'inproc' | 'child', runs: numbe
   return {
     scenario: sc.name, server, k: sc.k, horizon: sc.horizon, latencyMs: sc.latencyMs, maxParallel: sc.maxParallel, ignoreN: sc.ignoreN, runs,
     criticalPathMs,
+    transportFloor: { medianMs: median(floor), minMs: Math.min(...floor) },
     cold: { medianMs: median(cold), minMs: Math.min(...cold), maxMs: Math.max(...cold), targetMs: 1.3 * criticalPathMs, calls: coldCalls, expectedGenerations: sc.k + sc.k * sc.horizon, medianParallelSpeedup: median(speedup) },
     repeat: sc.repeat ? { medianMs: median(repeat), minMs: Math.min(...repeat), maxMs: Math.max(...repeat), targetMs: 5, calls: repeatCalls } : null,
   };
@@ -147,6 +175,7 @@ export async function main(argv: string[]): Promise<number> {
     const c = r.cold.calls!;
     process.stdout.write(
       `${r.scenario}: K=${r.k} H=${r.horizon} latency=${r.latencyMs}ms maxParallel=${r.maxParallel}${r.ignoreN ? ' (server ignores n)' : ''} server=${r.server} runs=${r.runs}\n` +
+      `  floor   median ${f(r.transportFloor.medianMs)} ms (min ${f(r.transportFloor.minMs)}): the same HTTP call chain with bare fetch, nothing else\n` +
       `  cold    median ${f(r.cold.medianMs)} ms (min ${f(r.cold.minMs)}, max ${f(r.cold.maxMs)}); target <= ${f(r.cold.targetMs)} ms (critical path ${r.criticalPathMs} ms)${r.cold.medianMs <= r.cold.targetMs ? '' : '  MISSED'}\n` +
       `          generations ${c.generations} (expected K+K*H = ${r.cold.expectedGenerations}); HTTP chat requests ${c.generateRequests} generate + ${c.unrollRequests} unroll; embed requests ${c.embedRequests}; parallel speedup ${f(r.cold.medianParallelSpeedup)}x\n`,
     );

@@ -76,7 +76,9 @@ export function logprobUncertainty(lp: readonly TokenLogprob[]): number {
 export function policyRow(lp: readonly TokenLogprob[], a: number): Float64Array {
   const row = new Float64Array(a);
   for (const t of lp) {
-    const top = [...t.top].sort((x, y) => y.logprob - x.logprob);
+    // Servers list alternatives most likely first; copy and sort only when one does not.
+    let top = t.top;
+    for (let j = 1; j < top.length; j++) if (top[j].logprob > top[j - 1].logprob) { top = [...top].sort((x, y) => y.logprob - x.logprob); break; }
     for (let j = 0; j < Math.min(a, top.length); j++) row[j] += Math.exp(top[j].logprob);
   }
   for (let j = 0; j < a; j++) row[j] /= lp.length;
