@@ -18,13 +18,17 @@ export function valuesPerTrajectory(s: WorkShape): number {
   return s.t * (s.m + (s.d ?? 0) + (s.a ?? 0));
 }
 
+// Measured on the H200 machine (16 cores), T=5, m=8, float32 inputs, `ecr bench` medians
+// (bench/results-h200-run*.jsonl): cpu backend 1M trajectories 116-123 ms (~3 ns per value);
+// webgpu 10K in 1.5 ms, 100K in 8.5 ms, 4M in 232-304 ms (~1.5-1.9 ns per value + ~1.5 ms).
+// On a 2-core machine the CPU is ~20x slower per value, so these favour the CPU, never the GPU.
 export const CostModel = {
-  /** CPU backend: ns per input value (T=5, m=8 measured on 2 cores: see README). */
-  cpuNsPerValue: 4,
-  /** WebGPU per-call fixed cost on a hardware adapter: submit, map round trips, selection passes. */
-  gpuFixedMs: 3,
-  /** WebGPU ns per input value end to end (upload at ~9 GB/s of float32 dominates). */
-  gpuNsPerValue: 0.5,
+  /** CPU backend: ns per input value. */
+  cpuNsPerValue: 3,
+  /** WebGPU per-call fixed cost on a hardware adapter: submits, map round trips, selection passes. */
+  gpuFixedMs: 1.5,
+  /** WebGPU ns per input value end to end (upload and readback dominate). */
+  gpuNsPerValue: 2,
   /** Below this many values the GPU is not even probed (keeps small runs free of Dawn's start-up). */
   minValuesToProbe: 1 << 20,
 };
