@@ -4,7 +4,7 @@
  * remembered per base URL and the missing samples come from parallel single calls. With a seed,
  * sample i of a single-call fan-out uses seed + i, so K seeded samples never collapse into one.
  */
-import type { CallOptions, ChatChoice, ChatMessage, Provider, SamplingParams, Usage } from './provider.js';
+import type { CallOptions, ChatChoice, ChatMessage, Provider, SamplingParams } from './provider.js';
 
 /** Base URLs seen returning fewer choices than `n` asked for. */
 const ignoresN = new Set<string>();
@@ -42,7 +42,7 @@ const direct: Scheduler = (fn) => fn();
 export async function sampleChoices(
   provider: Provider,
   req: SampleRequest,
-  options: CallOptions & { schedule?: Scheduler; onSample?: (i: number, outcome: SampleOutcome) => void; usage?: (u: Usage) => void } = {},
+  options: CallOptions & { schedule?: Scheduler; onSample?: (i: number, outcome: SampleOutcome) => void } = {},
 ): Promise<SampleOutcome[]> {
   const schedule = options.schedule ?? direct;
   const outcomes: SampleOutcome[] = new Array(req.k);
@@ -70,20 +70,14 @@ export async function sampleChoices(
       for (let i = 0; i < got; i++) deliver(i, { ok: true, choice: r.choices[i], via: 'batched' });
       first = got;
     } catch (error) {
-      for (let i = 0; i < n; i++) deliver(i, { ok: false, error, via: 'batched' });
-      return outcomes.slice(0, n).concat(await restAfterBatchFailure(req.k, n, error));
+      // A batched request that failed after retries fails every sample, those beyond maxN too:
+      // the server is not answering, and K more calls would only hammer it.
+      for (let i = 0; i < req.k; i++) deliver(i, { ok: false, error, via: 'batched' });
+      return outcomes;
     }
   }
   const rest: Promise<void>[] = [];
   for (let i = first; i < req.k; i++) rest.push(single(i));
   await Promise.all(rest);
   return outcomes;
-
-  // When the batched request failed after retries, samples beyond maxN share its fate rather than
-  // hammering a server that is down.
-  async function restAfterBatchFailure(k: number, n: number, error: unknown): Promise<SampleOutcome[]> {
-    const more: SampleOutcome[] = [];
-    for (let i = n; i < k; i++) { const o: SampleOutcome = { ok: false, error, via: 'batched' }; deliver(i, o); more.push(o); }
-    return more;
-  }
 }
