@@ -15,7 +15,11 @@ function escapeHelp(v: string): string {
 }
 
 function labelKey(labels: Labels): string {
-  return Object.keys(labels).sort().map((k) => `${k}=${labels[k]}`).join('\u0000');
+  const keys = Object.keys(labels);
+  // Most series carry one or two labels; skip the sort and join for those (called per LLM call and cache lookup).
+  if (keys.length === 0) return '';
+  if (keys.length === 1) return `${keys[0]}=${labels[keys[0]]}`;
+  return keys.sort().map((k) => `${k}=${labels[k]}`).join('\u0000');
 }
 
 function formatLabels(labels: Labels, extra?: [string, string]): string {
