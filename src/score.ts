@@ -12,6 +12,8 @@ export interface ScoreOptions {
   backend?: BackendChoice;
   /** Return the shrunk covariance matrices in `metrics.covariance`. */
   covariance?: boolean;
+  /** Upload E to the GPU as unorm16 (webgpu only; ignored by the CPU backends, which read E exactly). */
+  compact?: 'unorm16';
   /** Skip validation (the caller has validated, e.g. the JSONL reader). */
   trusted?: boolean;
   /** Optional ids for the audit trace, [n]. */
@@ -67,7 +69,7 @@ export async function scoreBatch(batch: Batch, config?: EcrConfig | ResolvedConf
   checkConfigAgainstShape(cfg, batch.m);
   const name = await chooseBackend(options.backend ?? 'auto', batch);
   const backend = await getBackend(name);
-  const out = batch.n === 0 ? emptyOutput() : await backend.computeMetrics(batch, cfg, { covariance: options.covariance });
+  const out = batch.n === 0 ? emptyOutput() : await backend.computeMetrics(batch, cfg, { covariance: options.covariance, compact: options.compact });
   return finishBatch(batch, cfg, name, out, options);
 }
 

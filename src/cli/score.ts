@@ -16,17 +16,21 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { toResolvedConfig, type ResolvedConfig } from '../config.js';
 import { InputError, UsageError } from '../errors.js';
-import { BACKEND_CHOICES, type BackendChoice } from '../backends/backend.js';
+import { BACKEND_CHOICES, type BackendChoice, type ComputeOptions } from '../backends/backend.js';
+import { setWebGpuAdapter, type AdapterPreference } from '../gpu/adapter.js';
 import { GroupSelector } from '../select.js';
 import { checkRecord, parseJsonLine, type CheckedRecord } from '../records/record.js';
 import { GroupKeys, scoreWindow, type WindowScores } from '../records/score-records.js';
 import { AtomicOutput, Progress, checkReadable, readJsonConfig, readLines, writeChunk } from './io.js';
 
 const HELP = `usage: ecr score FILE|- [--config FILE] [--backend auto|webgpu|cpu|cpu-reference] [--out FILE] [--window N]
+                 [--adapter auto|native|opengles] [--compact unorm16]
 
 Scores one trajectory per JSONL line and writes one result line per input line, in order:
   {"id", "group", "EVB", "CR", "TS", "ES", "PD", "CCI", "admissible", "selected"}
 --window N   records scored per batch (default 65536); memory grows with N, not with the file.
+--adapter    WebGPU adapter to use (default: native, then OpenGL ES; also ECR_WEBGPU_ADAPTER).
+--compact    upload E to the GPU as unorm16 (webgpu only; see the README for the tolerance).
 Exit codes: 0 success, 2 bad input or arguments (the message names line and field), 1 internal failure.`;
 
 /** Invalid lines reported before giving up, so one run shows most problems of a file. */
@@ -40,6 +44,7 @@ export async function main(argv: string[]): Promise<number> {
       options: {
         config: { type: 'string' }, backend: { type: 'string', default: 'auto' }, out: { type: 'string' },
         window: { type: 'string', default: '65536' }, help: { type: 'boolean', short: 'h' },
+        adapter: { type: 'string' }, compact: { type: 'string' },
       },
     });
   } catch (err) {
@@ -52,13 +57,16 @@ export async function main(argv: string[]): Promise<number> {
   if (!BACKEND_CHOICES.includes(backend)) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got "${values.backend}"`);
   const window = Number(values.window);
   if (!Number.isInteger(window) || window < 1) throw new UsageError(`--window must be a positive integer, got "${values.window}"`);
+  if (values.adapter !== undefined) setWebGpuAdapter(values.adapter as AdapterPreference);
+  if (values.compact !== undefined && values.compact !== 'unorm16') throw new UsageError(`--compact must be "unorm16", got "${values.compact}"`);
+  const compute: ComputeOptions = values.compact ? { compact: 'unorm16' } : {};
   const input = positionals[0];
   await checkReadable(input);
   const config = toResolvedConfig(values.config ? await readJsonConfig(values.config) : {});
 
   const out = values.out ? new AtomicOutput(values.out) : null;
   try {
-    await scoreStream(input, config, backend, window, out ? out.stream : process.stdout);
+    await scoreStream(input, config, backend, compute, window, out ? out.stream : process.stdout);
     if (out) await out.commit();
   } catch (err) {
     if (out) await out.abort();
@@ -74,7 +82,7 @@ function resultPrefix(r: CheckedRecord, w: WindowScores, j: number): string {
     + `"ES":${m.es[j]},"PD":${m.pd[j]},"CCI":${m.cci[j]},"admissible":${w.admissible[j] === 1}`;
 }
 
-async function scoreStream(input: string, config: ResolvedConfig, backend: BackendChoice, windowSize: number, sink: Writable): Promise<void> {
+async function scoreStream(input: string, config: ResolvedConfig, backend: BackendChoice, compute: ComputeOptions, windowSize: number, sink: Writable): Promise<void> {
   const groups = new GroupKeys();
   const selector = new GroupSelector(config.tau);
   const progress = new Progress('ecr score');
@@ -89,7 +97,7 @@ async function scoreStream(input: string, config: ResolvedConfig, backend: Backe
   const flush = async () => {
     if (records.length === 0 || errors.length > 0) { records = []; lines = []; return; }
     const firstLine = lines;
-    const w = await scoreWindow(records, scored, config, backend, groups, selector, (i) => ({ line: firstLine[i - scored] }));
+    const w = await scoreWindow(records, scored, config, backend, groups, selector, (i) => ({ line: firstLine[i - scored] }), compute);
     const prefixes = records.map((r, j) => resultPrefix(r, w, j));
     scored += records.length;
     records = []; lines = [];

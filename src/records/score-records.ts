@@ -6,7 +6,7 @@
 import { allocMetrics, type MetricArrays } from '../batch.js';
 import { checkConfigAgainstShape, toResolvedConfig, type EcrConfig, type ResolvedConfig } from '../config.js';
 import { ConfigError, InputError } from '../errors.js';
-import type { BackendChoice, BackendName } from '../backends/backend.js';
+import type { BackendChoice, BackendName, ComputeOptions } from '../backends/backend.js';
 import { chooseBackend, getBackend } from '../backends/registry.js';
 import { GroupSelector, type SelectionReason } from '../select.js';
 import { weightsObject, type AuditTrace, type CandidateAudit } from '../score.js';
@@ -52,6 +52,7 @@ export async function scoreWindow(
   groups: GroupKeys,
   selector: GroupSelector,
   locate: Locate = (i) => ({ record: i }),
+  compute: ComputeOptions = {},
 ): Promise<WindowScores> {
   const n = records.length;
   const metrics = allocMetrics(n);
@@ -80,7 +81,7 @@ export async function scoreWindow(
     const batch = bucket.toBatch();
     const name = await chooseBackend(backend, batch);
     used.add(name);
-    const out = await (await getBackend(name)).computeMetrics(batch, config);
+    const out = await (await getBackend(name)).computeMetrics(batch, config, compute);
     bucket.indices.forEach((j, k) => {
       metrics.evb[j] = out.evb[k]; metrics.cr[j] = out.cr[k]; metrics.ts[j] = out.ts[k];
       metrics.es[j] = out.es[k]; metrics.pd[j] = out.pd[k]; metrics.cci[j] = out.cci[k];
@@ -119,13 +120,13 @@ export interface RecordsResult {
 export async function scoreRecords(
   records: readonly TrajectoryRecord[],
   config?: EcrConfig | ResolvedConfig | unknown,
-  options: { backend?: BackendChoice } = {},
+  options: { backend?: BackendChoice; compact?: 'unorm16' } = {},
 ): Promise<RecordsResult> {
   const cfg = toResolvedConfig(config);
   const checked = records.map((r, i) => checkRecord(r, { record: i }, i));
   const groups = new GroupKeys();
   const selector = new GroupSelector(cfg.tau);
-  const w = await scoreWindow(checked, 0, cfg, options.backend ?? 'auto', groups, selector);
+  const w = await scoreWindow(checked, 0, cfg, options.backend ?? 'auto', groups, selector, undefined, options.compact ? { compact: options.compact } : {});
   const selections = selector.results();
   const selected = new Set(selections.map((s) => s.selectedIndex));
   const results: RecordResult[] = checked.map((r, j) => ({
