@@ -5,15 +5,20 @@ import os from 'node:os';
 import path from 'node:path';
 import { runCli } from './helpers/cli.js';
 import { loadFixtures, selectionAmbiguous } from './helpers/fixtures.js';
+import { webGpuGate } from './webgpu-gate.js';
 
 const fixtures = loadFixtures();
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'ecr-cli-'));
 const parse = (out: string) => out.trim().split('\n').map((l) => JSON.parse(l));
+const gpu = await webGpuGate();
 
-describe.each(['cpu-reference', 'cpu'] as const)('ecr score --backend %s', (backend) => {
-  it.each(fixtures.map((f) => [f.name, f] as const))('%s matches the golden output within 1e-9', (_n, fx) => {
+/** Backends under test through the CLI, each with its tolerance (float64 1e-9, float32 1e-5). */
+const CLI_BACKENDS: [string, number][] = [['cpu-reference', 1e-9], ['cpu', 1e-9], ...(gpu.available ? [['webgpu', 1e-5] as [string, number]] : [])];
+
+describe.each(CLI_BACKENDS)('ecr score --backend %s', (backend, tol) => {
+  it.each(fixtures.map((f) => [f.name, f] as const))('%s matches the golden output within the tolerance', (_n, fx) => {
     const r = runCli(['score', fx.inputPath, '--config', fx.configPath, '--backend', backend]);
-    expect(r.stderr).toBe('');
+    if (backend !== 'webgpu') expect(r.stderr).toBe(''); // Dawn prints adapter warnings of its own
     expect(r.code).toBe(0);
     const rows = parse(r.stdout);
     expect(rows).toHaveLength(fx.expected.length);
@@ -22,8 +27,8 @@ describe.each(['cpu-reference', 'cpu'] as const)('ecr score --backend %s', (back
       expect(Object.keys(row)).toEqual(['id', 'group', 'EVB', 'CR', 'TS', 'ES', 'PD', 'CCI', 'admissible', 'selected']);
       expect(row.id).toBe(e.id);
       expect(row.group).toBe(e.group);
-      for (const k of ['EVB', 'CR', 'TS', 'ES', 'PD', 'CCI'] as const) expect(Math.abs(row[k] - e[k]), `${k} ${e.id}`).toBeLessThanOrEqual(1e-9);
-      if (!selectionAmbiguous(fx, i, 1e-9)) { expect(row.admissible).toBe(e.admissible); expect(row.selected).toBe(e.selected); }
+      for (const k of ['EVB', 'CR', 'TS', 'ES', 'PD', 'CCI'] as const) expect(Math.abs(row[k] - e[k]), `${k} ${e.id}`).toBeLessThanOrEqual(tol);
+      if (!selectionAmbiguous(fx, i, tol)) { expect(row.admissible).toBe(e.admissible); expect(row.selected).toBe(e.selected); }
     });
   });
 });
