@@ -22,15 +22,23 @@ export interface ScoreOptions {
   groupNames?: readonly string[];
 }
 
-export interface CandidateAudit {
-  index: number;
-  id: string;
+/** The five metrics and CCI of one trajectory, named as in the JSONL output. */
+export interface MetricValues {
   EVB: number;
   CR: number;
   TS: number;
   ES: number;
   PD: number;
   CCI: number;
+}
+
+export function metricValuesAt(m: MetricArrays, i: number): MetricValues {
+  return { EVB: m.evb[i], CR: m.cr[i], TS: m.ts[i], ES: m.es[i], PD: m.pd[i], CCI: m.cci[i] };
+}
+
+export interface CandidateAudit extends MetricValues {
+  index: number;
+  id: string;
   admissible: boolean;
   baseScore: number;
 }
@@ -99,32 +107,53 @@ export function finishBatch(
   const metrics: MetricArrays = { evb: out.evb, cr: out.cr, ts: out.ts, es: out.es, pd: out.pd, cci: out.cci };
   if (out.covariance) metrics.covariance = out.covariance;
   const idOf = (i: number) => options.ids?.[i] ?? String(i);
+  const groupOf = (i: number) => (batch.groups ? batch.groups[i] : 0);
   return {
     backend, config: cfg, metrics, admissible, selected, groups,
     audit(group: number): AuditTrace {
       const sel = groups[group];
       if (!sel) throw new RangeError(`no group with index ${group}`);
-      const candidates: CandidateAudit[] = [];
-      let provided = false;
-      for (let i = 0; i < n; i++) {
-        if ((batch.groups ? batch.groups[i] : 0) !== group) continue;
-        const b = batch.baseScore ? batch.baseScore[i] : Number.NaN;
-        if (!Number.isNaN(b)) provided = true;
-        candidates.push({
-          index: i, id: idOf(i), EVB: metrics.evb[i], CR: metrics.cr[i], TS: metrics.ts[i], ES: metrics.es[i], PD: metrics.pd[i],
-          CCI: metrics.cci[i], admissible: admissible[i] === 1, baseScore: Number.isNaN(b) ? metrics.cci[i] : b,
-        });
-      }
-      return {
-        group: options.groupNames?.[group] ?? String(group),
-        selectedIndex: sel.selectedIndex,
-        selectedId: sel.selectedIndex >= 0 ? idOf(sel.selectedIndex) : '',
-        reason: sel.reason,
-        tau: cfg.tau,
-        weights: weightsObject(cfg.weights),
-        baseScore: provided ? 'provided' : 'cci',
-        candidates,
-      };
+      const members: number[] = [];
+      for (let i = 0; i < n; i++) if (groupOf(i) === group) members.push(i);
+      return buildAudit({
+        selection: sel, members, metrics, admissible, config: cfg, idOf,
+        groupName: options.groupNames?.[group] ?? String(group),
+        baseScoreOf: (i) => (batch.baseScore ? batch.baseScore[i] : Number.NaN),
+      });
     },
+  };
+}
+
+export interface AuditSource {
+  selection: GroupSelection;
+  /** Indices (into `metrics`) of the group's members, in input order. */
+  members: readonly number[];
+  metrics: MetricArrays;
+  admissible: Uint8Array;
+  config: ResolvedConfig;
+  idOf: (i: number) => string;
+  groupName: string;
+  /** A member's provided base score, NaN where none was given. */
+  baseScoreOf: (i: number) => number;
+}
+
+/** The audit trace of one group: who was selected, why, and every candidate's numbers. */
+export function buildAudit(src: AuditSource): AuditTrace {
+  let provided = false;
+  const candidates = src.members.map((i): CandidateAudit => {
+    const b = src.baseScoreOf(i);
+    if (!Number.isNaN(b)) provided = true;
+    return { index: i, id: src.idOf(i), ...metricValuesAt(src.metrics, i), admissible: src.admissible[i] === 1, baseScore: Number.isNaN(b) ? src.metrics.cci[i] : b };
+  });
+  const sel = src.selection;
+  return {
+    group: src.groupName,
+    selectedIndex: sel.selectedIndex,
+    selectedId: sel.selectedIndex >= 0 ? src.idOf(sel.selectedIndex) : '',
+    reason: sel.reason,
+    tau: src.config.tau,
+    weights: weightsObject(src.config.weights),
+    baseScore: provided ? 'provided' : 'cci',
+    candidates,
   };
 }

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
 import type { Batch } from '../batch.js';
 import { toResolvedConfig, type EcrConfig, type ResolvedConfig } from '../config.js';
-import { weightsObject } from '../score.js';
+import { metricValuesAt, weightsObject, type MetricValues } from '../score.js';
 import type { BackendChoice } from '../backends/backend.js';
 import { EcrError } from '../errors.js';
 import { scoreBatch } from '../score.js';
@@ -77,7 +77,6 @@ export interface StepReport {
   cached: boolean;
 }
 
-export interface MetricValues { EVB: number; CR: number; TS: number; ES: number; PD: number; CCI: number }
 
 export interface CandidateReport {
   index: number;
@@ -301,7 +300,7 @@ export class EcrPipeline {
       reports[s.index] = {
         index: s.index, status: 'scored', text: s.steps[0].text, selected: row === audit.selectedIndex,
         steps: s.steps.map((st, t) => ({ text: st.text, E: Array.from(s.vectors[t]), logprobs: st.logprobs !== null, cached: s.cached[t] })),
-        metrics: { EVB: a.EVB, CR: a.CR, TS: a.TS, ES: a.ES, PD: a.PD, CCI: a.CCI },
+        metrics: metricValuesAt(scored.metrics, row),
         admissible: a.admissible,
       };
     });

@@ -8,8 +8,8 @@ import { checkConfigAgainstShape, toResolvedConfig, type EcrConfig, type Resolve
 import { ConfigError, InputError } from '../errors.js';
 import type { BackendChoice, BackendName, ComputeOptions } from '../backends/backend.js';
 import { chooseBackend, getBackend } from '../backends/registry.js';
-import { GroupSelector, type SelectionReason } from '../select.js';
-import { weightsObject, type AuditTrace, type CandidateAudit } from '../score.js';
+import { GroupSelector } from '../select.js';
+import { buildAudit, metricValuesAt, type AuditTrace, type MetricValues } from '../score.js';
 import { ShapeBucket, shapeKey } from './packer.js';
 import { checkRecord, type CheckedRecord, type TrajectoryRecord } from './record.js';
 
@@ -93,15 +93,9 @@ export async function scoreWindow(
   return { metrics, admissible, groupIndex, backends: used };
 }
 
-export interface RecordResult {
+export interface RecordResult extends MetricValues {
   id: string | number;
   group: string | number | null;
-  EVB: number;
-  CR: number;
-  TS: number;
-  ES: number;
-  PD: number;
-  CCI: number;
   admissible: boolean;
   selected: boolean;
 }
@@ -130,28 +124,14 @@ export async function scoreRecords(
   const selections = selector.results();
   const selected = new Set(selections.map((s) => s.selectedIndex));
   const results: RecordResult[] = checked.map((r, j) => ({
-    id: r.id, group: r.group,
-    EVB: w.metrics.evb[j], CR: w.metrics.cr[j], TS: w.metrics.ts[j], ES: w.metrics.es[j], PD: w.metrics.pd[j], CCI: w.metrics.cci[j],
-    admissible: w.admissible[j] === 1, selected: selected.has(j),
+    id: r.id, group: r.group, ...metricValuesAt(w.metrics, j), admissible: w.admissible[j] === 1, selected: selected.has(j),
   }));
-  const audits = selections.map((sel) => {
-    const candidates: CandidateAudit[] = [];
-    let provided = false;
-    checked.forEach((r, j) => {
-      if (w.groupIndex[j] !== sel.group) return;
-      if (r.baseScore !== undefined) provided = true;
-      const res = results[j];
-      candidates.push({ index: j, id: String(r.id), EVB: res.EVB, CR: res.CR, TS: res.TS, ES: res.ES, PD: res.PD, CCI: res.CCI, admissible: res.admissible, baseScore: r.baseScore ?? res.CCI });
-    });
-    const reason: SelectionReason = sel.reason;
-    return {
-      group: String(groups.keys[sel.group] ?? ''),
-      selectedIndex: sel.selectedIndex,
-      selectedId: String(checked[sel.selectedIndex].id),
-      reason, tau: cfg.tau, weights: weightsObject(cfg.weights),
-      baseScore: provided ? 'provided' as const : 'cci' as const,
-      candidates,
-    };
-  });
+  const membersOf = selections.map(() => [] as number[]);
+  checked.forEach((_, j) => membersOf[w.groupIndex[j]].push(j));
+  const audits = selections.map((sel) => buildAudit({
+    selection: sel, members: membersOf[sel.group], metrics: w.metrics, admissible: w.admissible, config: cfg,
+    idOf: (j) => String(checked[j].id), groupName: String(groups.keys[sel.group]),
+    baseScoreOf: (j) => checked[j].baseScore ?? Number.NaN,
+  }));
   return { results, audits, backends: [...w.backends] };
 }
