@@ -119,6 +119,18 @@ describe('cpu backend against the cpu-reference oracle', () => {
     }
   });
 
+  it('writes into caller-provided outputs and rejects ones of the wrong size', async () => {
+    const batch = adversarialBatch(40, 4, 6, 3, 3);
+    const config = resolveConfig({});
+    const want = await cpu.computeMetrics(batch, config);
+    const out = { evb: new Float64Array(40), cr: new Float64Array(40), ts: new Float64Array(40), es: new Float64Array(40), pd: new Float64Array(40), cci: new Float64Array(40) };
+    const got = await cpu.computeMetrics(batch, config, { out });
+    expect(got.evb).toBe(out.evb);
+    for (const k of METRICS) expect(Array.from(got[k])).toEqual(Array.from(want[k]));
+    await expect(cpu.computeMetrics(batch, config, { out: { ...out, pd: new Float64Array(39) } })).rejects.toThrow(/out\.pd.*length n = 40/);
+    await expect(cpu.computeMetrics(batch, config, { out, covariance: true })).rejects.toThrow(/out\.covariance/);
+  });
+
   it('Ledoit-Wolf reproduces scikit-learn\'s documented example', async () => {
     // X: np.random.seed(0); np.random.multivariate_normal([0, 0], [[.4, .2], [.2, .8]], size=50), the
     // LedoitWolf docstring's data; scikit-learn prints covariance_ [[0.4406, 0.1616], [0.1616, 0.8022]].
@@ -154,7 +166,7 @@ describe.runIf(existsSync(DIST_CPU))('cpu backend worker threads (compiled dist/
     expect(parallel.workersAvailable).toBe(true);
     const config = resolveConfig(raw);
     const a: MetricArrays = await parallel.computeMetrics(batch, config, { covariance });
-    expect(parallel.lastRun).toEqual({ threads: 2, copiedInputs: expectCopied });
+    expect(parallel.lastRun).toEqual({ threads: 2, copiedInputs: expectCopied, copiedOutputs: false });
     const b: MetricArrays = await single.computeMetrics(batch, config, { covariance });
     expect(single.lastRun.threads).toBe(1);
     for (const k of METRICS) expect(Array.from(a[k]), k).toEqual(Array.from(b[k]));
@@ -171,6 +183,32 @@ describe.runIf(existsSync(DIST_CPU))('cpu backend worker threads (compiled dist/
   it('ordinary-memory inputs (copied for the workers, float32 too): identical results', async () => {
     await compare(syntheticBatch({ n: 2001, t: 4, m: 5, a: 3, seed: 4 }), { crWeights: [1, 0.5, 0.2, 0.9, 0.1], evbMode: 'max-abs-change' }, true, true);
     await compare(syntheticBatch({ n: 2001, t: 6, m: 7, d: 8, rewards: true, dtype: 'float32', seed: 5 }), { shrinkTarget: 'scaled-identity' }, false, true);
+  });
+
+  it('fills caller-provided output arrays, shared (in place) or ordinary (staged and copied back)', async () => {
+    const { CpuBackend: DistCpu, allocateSharedMetrics } = await load();
+    const parallel = new DistCpu({ threads: 2, sharedThreshold: 64, copyThreshold: 64 });
+    const single = new DistCpu({ threads: 1 });
+    backends.push(parallel, single);
+    const config = resolveConfig({ lambda: 'ledoit-wolf' });
+    for (const inputsShared of [true, false]) {
+      const batch = syntheticBatch({ n: 2500, t: 5, m: 6, a: 5, shared: inputsShared, seed: 11 });
+      const want = await single.computeMetrics(batch, config, { covariance: true });
+      for (const outShared of [true, false]) {
+        const out: MetricArrays = outShared ? allocateSharedMetrics(batch.n, batch.m) : {
+          evb: new Float64Array(batch.n), cr: new Float64Array(batch.n), ts: new Float64Array(batch.n),
+          es: new Float64Array(batch.n), pd: new Float64Array(batch.n), cci: new Float64Array(batch.n),
+          covariance: new Float64Array(batch.n * batch.m * batch.m),
+        };
+        out.cci.fill(-1); // stale values from a previous batch must all be overwritten
+        const got = await parallel.computeMetrics(batch, config, { covariance: true, out });
+        expect(parallel.lastRun).toEqual({ threads: 2, copiedInputs: !inputsShared, copiedOutputs: !outShared });
+        expect(got.cci).toBe(out.cci);
+        expect(got.covariance).toBe(out.covariance);
+        for (const k of METRICS) expect(Array.from(got[k]), `${k} inputsShared=${inputsShared} outShared=${outShared}`).toEqual(Array.from(want[k]));
+        expect(Array.from(got.covariance!)).toEqual(Array.from(want.covariance!));
+      }
+    }
   });
 
   it('reuses its workers across calls and stays single-threaded below the threshold', async () => {

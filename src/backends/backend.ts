@@ -15,6 +15,14 @@ export interface ComputeOptions {
    * src/backends/webgpu/README.md. Other backends ignore it.
    */
   compact?: 'unorm16';
+  /**
+   * Write the metrics into these arrays (each of length n; covariance n*m*m when requested)
+   * instead of allocating new ones, so a caller scoring batch after batch reuses memory (on a
+   * VM, first-touching fresh pages can cost as much as the metrics). The cpu backend honours it
+   * (SharedArrayBuffer-backed arrays let its workers write in place; see allocateSharedMetrics);
+   * others may ignore it, so always read the arrays the call returns.
+   */
+  out?: MetricArrays;
 }
 
 /**

@@ -4,12 +4,12 @@
  * optional profile() hook.
  */
 import { performance } from 'node:perf_hooks';
-import type { Batch } from '../batch.js';
+import { allocMetrics, type Batch } from '../batch.js';
 import { checkConfigAgainstShape, toResolvedConfig, type EcrConfig, type ResolvedConfig } from '../config.js';
-import type { BackendChoice, BackendName } from '../backends/backend.js';
+import type { BackendChoice, BackendName, ComputeOptions } from '../backends/backend.js';
 import { chooseBackend, getBackend } from '../backends/registry.js';
 import { syntheticBatch } from './synthetic.js';
-import type { FloatDType } from '../backends/cpu/shared.js';
+import { allocateSharedMetrics, type FloatDType } from '../backends/cpu/shared.js';
 
 export interface BenchOptions {
   backend: BackendChoice;
@@ -33,6 +33,11 @@ export interface BenchOptions {
   seed?: number;
   /** Also request covariance matrices. */
   covariance?: boolean;
+  /**
+   * Allocate the output arrays once and pass them to every call (ComputeOptions.out), as a
+   * caller scoring batch after batch would; default false: every call allocates fresh outputs.
+   */
+  reuseOutputs?: boolean;
 }
 
 export interface BenchResult {
@@ -44,6 +49,7 @@ export interface BenchResult {
   a: number | null;
   dtype: FloatDType;
   shared: boolean;
+  reuseOutputs: boolean;
   warmup: number;
   reps: number;
   /** Median wall time of one computeMetrics call. */
@@ -77,7 +83,13 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
   const shared = opts.shared ?? name === 'cpu';
   const batch: Batch = syntheticBatch({ n: opts.n, t: opts.t, m: opts.m, d: opts.d, a: opts.a, dtype, shared, seed: opts.seed });
   const backend = await getBackend(name);
-  const computeOptions = { covariance: opts.covariance ?? false };
+  const covariance = opts.covariance ?? false;
+  const reuseOutputs = opts.reuseOutputs ?? false;
+  const computeOptions: ComputeOptions = { covariance };
+  if (reuseOutputs) {
+    computeOptions.out = shared ? allocateSharedMetrics(opts.n, covariance ? opts.m : undefined) : allocMetrics(opts.n);
+    if (covariance && !shared) computeOptions.out.covariance = new Float64Array(opts.n * opts.m * opts.m);
+  }
 
   for (let w = 0; w < warmup; w++) await backend.computeMetrics(batch, config, computeOptions);
   const samplesMs: number[] = [];
@@ -88,7 +100,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
   }
   const msPerBatch = median(samplesMs);
   const result: BenchResult = {
-    backend: name, n: opts.n, t: opts.t, m: opts.m, d: opts.d ?? null, a: opts.a ?? null, dtype, shared,
+    backend: name, n: opts.n, t: opts.t, m: opts.m, d: opts.d ?? null, a: opts.a ?? null, dtype, shared, reuseOutputs,
     warmup, reps, msPerBatch, trajPerSec: opts.n / (msPerBatch / 1000),
     samplesMs, minMs: Math.min(...samplesMs), maxMs: Math.max(...samplesMs),
   };

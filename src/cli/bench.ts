@@ -11,7 +11,7 @@ import { readJsonConfig } from './io.js';
 
 const HELP = `usage: ecr bench [--backend auto|webgpu|cpu|cpu-reference] [--n N] [--t T] [--m M] [--d D] [--a A]
                  [--reps R] [--warmup W] [--config FILE] [--dtype float64|float32] [--unshared]
-                 [--covariance] [--seed S] [--json]
+                 [--covariance] [--reuse-outputs] [--seed S] [--json]
 
 Times computeMetrics on a synthetic batch of N trajectories of T steps x M components
 (half stable, half drifting), generated once and untimed; reports the median of R runs.
@@ -21,6 +21,9 @@ Times computeMetrics on a synthetic batch of N trajectories of T steps x M compo
   --unshared     inputs in ordinary memory (default for cpu: SharedArrayBuffer, which its
                  worker threads read in place; other backends always get ordinary memory)
   --covariance   also return the shrunk covariance matrices
+  --reuse-outputs  allocate the output arrays once and pass them to every call
+                 (ComputeOptions.out), as a caller scoring batch after batch would; default:
+                 fresh outputs per call, as scoreBatch does
   --json         print one JSON object instead of the table
 Defaults: --backend auto --n 100000 --t 5 --m 8 --reps 5 --warmup 1.`;
 
@@ -53,6 +56,7 @@ export async function main(argv: string[]): Promise<number> {
         dtype: { type: 'string', default: 'float64' },
         unshared: { type: 'boolean', default: false },
         covariance: { type: 'boolean', default: false },
+        'reuse-outputs': { type: 'boolean', default: false },
         seed: { type: 'string', default: '12345' },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h' },
@@ -86,6 +90,7 @@ export async function main(argv: string[]): Promise<number> {
     backend, n, t, m, d, a, reps, warmup, config, dtype, seed,
     shared: values.unshared ? false : undefined,
     covariance: values.covariance,
+    reuseOutputs: values['reuse-outputs'],
   });
   process.stdout.write(values.json ? JSON.stringify(result) + '\n' : formatHuman(result));
   return 0;
@@ -96,7 +101,7 @@ function formatHuman(r: BenchResult): string {
   const ms = (x: number) => x.toFixed(x < 10 ? 3 : 1);
   const lines = [
     `backend      ${r.backend}`,
-    `batch        n=${r.n} t=${r.t} m=${r.m} d=${r.d ?? '-'} a=${r.a ?? '-'} (${r.dtype}, ${r.shared ? 'shared memory' : 'ordinary memory'})`,
+    `batch        n=${r.n} t=${r.t} m=${r.m} d=${r.d ?? '-'} a=${r.a ?? '-'} (${r.dtype}, ${r.shared ? 'shared memory' : 'ordinary memory'}${r.reuseOutputs ? ', reused outputs' : ''})`,
     `time         ${ms(r.msPerBatch)} ms per batch (median of ${r.reps}; min ${ms(r.minMs)}, max ${ms(r.maxMs)}; ${r.warmup} warm-up)`,
     `throughput   ${rate(r.trajPerSec)} trajectories/s`,
   ];

@@ -9,6 +9,11 @@
  *   share into a shared staging buffer that is kept and reused across calls (see staging.ts:
  *   on fresh pages the page faults, not the copy, dominate). The copy then costs a small
  *   fraction of the compute, so it still pays on large batches; its higher threshold reflects it.
+ * - Outputs: fresh arrays are allocated in shared memory and the workers write into them. With
+ *   ComputeOptions.out the caller's arrays are filled instead (reusing memory across batches
+ *   avoids first-touch page faults, which serialize across threads and on the dev VM cost about
+ *   a third of a 1M-trajectory call); if those are in ordinary memory, each worker writes into
+ *   staging and the main thread copies its results over.
  * - Below the thresholds, or where the compiled worker script is absent (running from .ts
  *   sources), everything runs on the calling thread.
  * Results do not depend on the split: each trajectory is computed by the same code either way.
@@ -20,16 +25,17 @@ import { availableParallelism } from 'node:os';
 import type { Batch, FloatArray, MetricArrays } from '../../batch.js';
 import { allocMetrics } from '../../batch.js';
 import { effectiveDmax, type ResolvedConfig } from '../../config.js';
+import { InputError } from '../../errors.js';
 import type { BackendOutput, ComputeOptions, ScoreBackend } from '../backend.js';
 import {
   EVB_MAX_ABS_CHANGE, EVB_TRACE, SHRINK_IDENTITY, SHRINK_LEDOIT_WOLF, SHRINK_SCALED_IDENTITY,
   scoreRange, type KernelJob,
 } from './kernel.js';
 import { WorkerPool, workerScript } from './pool.js';
-import { isSharedArray, sharedFloat64 } from './shared.js';
+import { allocateSharedMetrics, isSharedArray } from './shared.js';
 import { StagingArea } from './staging.js';
 
-export { allocateSharedBatch, isSharedArray, type SharedBatchShape, type WritableBatch, type FloatDType } from './shared.js';
+export { allocateSharedBatch, allocateSharedMetrics, isSharedArray, type SharedBatchShape, type WritableBatch, type FloatDType } from './shared.js';
 
 export interface CpuBackendOptions {
   /** Threads to use, the calling thread included (default: os.availableParallelism()). 1 = never start workers. */
@@ -51,7 +57,10 @@ export const DEFAULT_STAGING_RETAIN_BYTES = 512 * 2 ** 20;
 /** How one call was executed (for tests and benchmarks). */
 export interface CpuRunInfo {
   threads: number;
+  /** The workers' inputs were copied into shared staging (inputs in ordinary memory). */
   copiedInputs: boolean;
+  /** The workers' results were staged and copied into `options.out` (outputs in ordinary memory). */
+  copiedOutputs: boolean;
 }
 
 type InputKey = 'steps' | 'embeddings' | 'expected' | 'realized' | 'policy';
@@ -65,7 +74,7 @@ export class CpuBackend implements ScoreBackend {
   private readonly staging: StagingArea;
   private readonly script: URL | null;
   /** How the most recent call ran. */
-  lastRun: CpuRunInfo = { threads: 1, copiedInputs: false };
+  lastRun: CpuRunInfo = { threads: 1, copiedInputs: false, copiedOutputs: false };
 
   constructor(options: CpuBackendOptions = {}) {
     this.threads = Math.max(1, Math.floor(options.threads ?? availableParallelism()));
@@ -87,27 +96,30 @@ export class CpuBackend implements ScoreBackend {
 
   async computeMetrics(batch: Batch, config: ResolvedConfig, options: ComputeOptions = {}): Promise<BackendOutput> {
     const n = batch.n;
+    const covariance = options.covariance === true;
+    if (options.out) checkOutputs(options.out, n, batch.m, covariance);
     const shared = inputArrays(batch).every(([, a]) => isSharedArray(a));
     const threshold = shared ? this.sharedThreshold : this.copyThreshold;
     // Every thread needs a share worth the message round trip.
     const threads = this.script === null ? 1 : Math.min(this.threads, Math.max(1, Math.floor(n / Math.max(1, threshold / 2))));
     if (threads <= 1 || n < threshold) {
-      const out: MetricArrays = allocMetrics(n);
-      if (options.covariance) out.covariance = new Float64Array(n * batch.m * batch.m);
+      const out = options.out ? outputsOf(options.out, covariance) : allocMetrics(n);
+      if (covariance && !out.covariance) out.covariance = new Float64Array(n * batch.m * batch.m);
       scoreRange(makeJob(batch, config, out), 0, n);
-      this.lastRun = { threads: 1, copiedInputs: false };
+      this.lastRun = { threads: 1, copiedInputs: false, copiedOutputs: false };
       return out;
     }
-    return this.computeParallel(batch, config, options, threads, shared);
+    return this.computeParallel(batch, config, covariance, options.out, threads, shared);
   }
 
-  private async computeParallel(batch: Batch, config: ResolvedConfig, options: ComputeOptions, threads: number, shared: boolean): Promise<BackendOutput> {
+  private async computeParallel(
+    batch: Batch, config: ResolvedConfig, covariance: boolean, into: MetricArrays | undefined, threads: number, sharedInputs: boolean,
+  ): Promise<BackendOutput> {
     const n = batch.n;
-    const out: MetricArrays = {
-      evb: sharedFloat64(n), cr: sharedFloat64(n), ts: sharedFloat64(n),
-      es: sharedFloat64(n), pd: sharedFloat64(n), cci: sharedFloat64(n),
-    };
-    if (options.covariance) out.covariance = sharedFloat64(n * batch.m * batch.m);
+    const mm = batch.m * batch.m;
+    // Fresh outputs go in shared memory, so the workers write their results in place.
+    const out = into ? outputsOf(into, covariance) : allocateSharedMetrics(n, covariance ? batch.m : undefined);
+    const sharedOutputs = outputArrays(out).every((a) => isSharedArray(a));
     const job = makeJob(batch, config, out);
     this.pool ??= new WorkerPool(this.threads - 1, this.script!);
     const pool = this.pool;
@@ -117,14 +129,22 @@ export class CpuBackend implements ScoreBackend {
     for (let k = 0; k <= threads; k++) bounds.push(Math.round((n * k) / threads));
     const runs: Promise<void>[] = [];
     const releases: (() => void)[] = [];
+    const copyBacks: (() => void)[] = [];
     for (let w = 1; w < threads; w++) {
       const start = bounds[w];
       const end = bounds[w + 1];
       let workerJob = job;
-      if (!shared) {
-        const staged = this.staging.acquire(w - 1, stagedBytes(job, start, end));
+      if (!sharedInputs || !sharedOutputs) {
+        const bytes = (sharedInputs ? 0 : stagedInputBytes(job, start, end)) + (sharedOutputs ? 0 : stagedOutputBytes(end - start, covariance ? mm : 0));
+        const staged = this.staging.acquire(w - 1, bytes);
         releases.push(staged.release);
-        workerJob = stageSlice(job, start, end, staged.buffer);
+        const stager = new Stager(staged.buffer);
+        if (!sharedInputs) workerJob = stager.inputs(workerJob, start, end);
+        if (!sharedOutputs) {
+          workerJob = stager.outputs(workerJob, start, end, mm);
+          const staging = workerJob;
+          copyBacks.push(() => copyOutputs(staging, job, start, mm));
+        }
       }
       runs.push(pool.run(w - 1, workerJob, start, end));
     }
@@ -137,10 +157,14 @@ export class CpuBackend implements ScoreBackend {
       mainError = err;
     }
     const results = await settled;
-    for (const release of releases) release();
-    if (mainError) throw mainError;
-    for (const r of results) if (r.status === 'rejected') throw r.reason;
-    this.lastRun = { threads, copiedInputs: !shared };
+    try {
+      if (mainError) throw mainError;
+      for (const r of results) if (r.status === 'rejected') throw r.reason;
+      for (const copyBack of copyBacks) copyBack();
+    } finally {
+      for (const release of releases) release();
+    }
+    this.lastRun = { threads, copiedInputs: !sharedInputs, copiedOutputs: !sharedOutputs };
     return out;
   }
 
@@ -160,14 +184,33 @@ function inputArrays(batch: Batch): [InputKey, FloatArray][] {
   return list.filter((e): e is [InputKey, FloatArray] => e[1] !== undefined);
 }
 
-/** Bytes of trajectories [start, end) of every input, each array 8-byte aligned. */
-function stagedBytes(job: KernelJob, start: number, end: number): number {
-  let bytes = 0;
-  for (const [a, width] of stagedInputs(job)) bytes += align8((end - start) * width * a.BYTES_PER_ELEMENT);
-  return bytes;
+function outputArrays(out: MetricArrays): Float64Array[] {
+  const list = [out.evb, out.cr, out.ts, out.es, out.pd, out.cci];
+  if (out.covariance) list.push(out.covariance);
+  return list;
 }
 
-function stagedInputs(job: KernelJob): [FloatArray, number][] {
+/** The caller's output arrays, without a covariance array it did not ask for this time. */
+function outputsOf(into: MetricArrays, covariance: boolean): MetricArrays {
+  const { evb, cr, ts, es, pd, cci } = into;
+  return covariance ? { evb, cr, ts, es, pd, cci, covariance: into.covariance } : { evb, cr, ts, es, pd, cci };
+}
+
+function checkOutputs(out: MetricArrays, n: number, m: number, covariance: boolean): void {
+  for (const key of ['evb', 'cr', 'ts', 'es', 'pd', 'cci'] as const) {
+    const a = out[key];
+    if (!(a instanceof Float64Array) || a.length !== n) throw new InputError(`must be a Float64Array of length n = ${n}`, { field: `out.${key}` });
+  }
+  if (covariance && (!(out.covariance instanceof Float64Array) || out.covariance.length !== n * m * m)) {
+    throw new InputError(`must be a Float64Array of length n*m*m = ${n * m * m} when covariance is requested`, { field: 'out.covariance' });
+  }
+}
+
+function align8(x: number): number {
+  return (x + 7) & ~7;
+}
+
+function stagedInputList(job: KernelJob): [FloatArray, number][] {
   const list: [FloatArray | null, number][] = [
     [job.steps, job.t * job.m], [job.embeddings, job.t * job.d], [job.expected, job.t],
     [job.realized, job.t], [job.policy, job.t * job.a],
@@ -175,30 +218,65 @@ function stagedInputs(job: KernelJob): [FloatArray, number][] {
   return list.filter((e): e is [FloatArray, number] => e[0] !== null);
 }
 
-function align8(x: number): number {
-  return (x + 7) & ~7;
+/** Bytes for copies of trajectories [start, end) of every input, each array 8-byte aligned. */
+function stagedInputBytes(job: KernelJob, start: number, end: number): number {
+  let bytes = 0;
+  for (const [a, width] of stagedInputList(job)) bytes += align8((end - start) * width * a.BYTES_PER_ELEMENT);
+  return bytes;
 }
 
-/** The job with its inputs replaced by copies of trajectories [start, end) in `buffer`. */
-function stageSlice(job: KernelJob, start: number, end: number, buffer: SharedArrayBuffer): KernelJob {
-  let offset = 0;
-  const copy = (a: FloatArray | null, width: number): FloatArray | null => {
-    if (a === null) return null;
-    const len = (end - start) * width;
-    const dst = a instanceof Float32Array ? new Float32Array(buffer, offset, len) : new Float64Array(buffer, offset, len);
-    dst.set(a.subarray(start * width, end * width));
-    offset += align8(len * a.BYTES_PER_ELEMENT);
-    return dst;
-  };
-  return {
-    ...job,
-    inputStart: start,
-    steps: copy(job.steps, job.t * job.m)!,
-    embeddings: copy(job.embeddings, job.t * job.d),
-    expected: copy(job.expected, job.t),
-    realized: copy(job.realized, job.t),
-    policy: copy(job.policy, job.t * job.a),
-  };
+/** Bytes for a worker's six metric outputs (and covariance matrices of mm entries each). */
+function stagedOutputBytes(count: number, mm: number): number {
+  return 8 * count * (6 + mm);
+}
+
+/** Carves a worker's staged inputs and outputs out of one shared buffer. */
+class Stager {
+  private offset = 0;
+  constructor(private readonly buffer: SharedArrayBuffer) {}
+
+  private take(kind: 'f32' | 'f64', len: number): FloatArray {
+    const a = kind === 'f32' ? new Float32Array(this.buffer, this.offset, len) : new Float64Array(this.buffer, this.offset, len);
+    this.offset += align8(a.byteLength);
+    return a;
+  }
+
+  /** The job reading copies of trajectories [start, end) of every input. */
+  inputs(job: KernelJob, start: number, end: number): KernelJob {
+    const copy = (a: FloatArray | null, width: number): FloatArray | null => {
+      if (a === null) return null;
+      const dst = this.take(a instanceof Float32Array ? 'f32' : 'f64', (end - start) * width);
+      dst.set(a.subarray(start * width, end * width));
+      return dst;
+    };
+    return {
+      ...job,
+      inputStart: start,
+      steps: copy(job.steps, job.t * job.m)!,
+      embeddings: copy(job.embeddings, job.t * job.d),
+      expected: copy(job.expected, job.t),
+      realized: copy(job.realized, job.t),
+      policy: copy(job.policy, job.t * job.a),
+    };
+  }
+
+  /** The job writing trajectories [start, end) into staged outputs. */
+  outputs(job: KernelJob, start: number, end: number, mm: number): KernelJob {
+    const count = end - start;
+    const f64 = (len: number) => this.take('f64', len) as Float64Array;
+    return {
+      ...job,
+      outputStart: start,
+      evb: f64(count), cr: f64(count), ts: f64(count), es: f64(count), pd: f64(count), cci: f64(count),
+      covariance: job.covariance ? f64(count * mm) : null,
+    };
+  }
+}
+
+/** Copies a worker's staged outputs into the caller's arrays. */
+function copyOutputs(staged: KernelJob, target: KernelJob, start: number, mm: number): void {
+  for (const key of ['evb', 'cr', 'ts', 'es', 'pd', 'cci'] as const) target[key].set(staged[key], start);
+  if (target.covariance && staged.covariance) target.covariance.set(staged.covariance, start * mm);
 }
 
 function makeJob(batch: Batch, config: ResolvedConfig, out: MetricArrays): KernelJob {
@@ -207,6 +285,7 @@ function makeJob(batch: Batch, config: ResolvedConfig, out: MetricArrays): Kerne
     t: batch.t,
     m: batch.m,
     inputStart: 0,
+    outputStart: 0,
     steps: batch.steps,
     d: batch.embeddings ? batch.d! : 0,
     embeddings: batch.embeddings ?? null,

@@ -7,7 +7,9 @@
  *
  * The range is processed in blocks of BLOCK trajectories, one metric at a time per block: each
  * metric loop stays small and monomorphic while the block's inputs stay in cache. Scratch arrays
- * are allocated once per call to `scoreRange`; the loops allocate nothing.
+ * are allocated once per call to `scoreRange`; the loops allocate nothing. Job fields used inside
+ * the loops are read into locals first: V8 does not hoist those property loads past the
+ * typed-array stores, and hoisting them took a third off the single-thread time.
  */
 import type { FloatArray } from '../../batch.js';
 
@@ -29,6 +31,8 @@ export interface KernelJob {
   m: number;
   /** First trajectory index held by the input arrays (non-zero when a worker got a copied slice). */
   inputStart: number;
+  /** First trajectory index held by the output arrays (non-zero when a worker writes a staged slice). */
+  outputStart: number;
   steps: FloatArray;
   /** Embedding width, 0 without embeddings. */
   d: number;
@@ -48,7 +52,7 @@ export interface KernelJob {
   vmax: number;
   dmax: number;
   weights: Float64Array;
-  /** Outputs, indexed by global trajectory index. */
+  /** Outputs, indexed by trajectory index - outputStart. */
   evb: Float64Array;
   cr: Float64Array;
   ts: Float64Array;
@@ -108,12 +112,14 @@ export function scoreRange(job: KernelJob, start: number, end: number): void {
  * whether or not they are.
  */
 function evbTrace(job: KernelJob, s: number, e: number, scratch: Scratch): void {
+  const inStart = job.inputStart;
+  const outStart = job.outputStart;
   const { t, m, steps, evb, shrink, lambda } = job;
   const tm = t * m;
   const mean = scratch.mean;
   const divisor = shrink === SHRINK_LEDOIT_WOLF ? t : t - 1;
   for (let i = s; i < e; i++) {
-    const base = (i - job.inputStart) * tm;
+    const base = (i - inStart) * tm;
     for (let j = 0; j < m; j++) mean[j] = 0;
     for (let k = 0, row = base; k < t; k++, row += m) {
       for (let j = 0; j < m; j++) mean[j] += steps[row + j];
@@ -129,22 +135,24 @@ function evbTrace(job: KernelJob, s: number, e: number, scratch: Scratch): void 
     const traceS = ss / divisor;
     const traceC = shrink === SHRINK_IDENTITY ? (1 - lambda) * traceS + lambda * m : traceS;
     const v = traceC / m;
-    evb[i] = v < 1 ? v : 1;
+    evb[i - outStart] = v < 1 ? v : 1;
   }
 }
 
 function evbMaxAbsChange(job: KernelJob, s: number, e: number): void {
+  const inStart = job.inputStart;
+  const outStart = job.outputStart;
   const { t, m, steps, evb } = job;
   const tm = t * m;
   const lastRow = (t - 1) * m;
   for (let i = s; i < e; i++) {
-    const base = (i - job.inputStart) * tm;
+    const base = (i - inStart) * tm;
     let mx = 0;
     for (let j = 0; j < m; j++) {
       const dv = Math.abs(steps[base + j] - steps[base + lastRow + j]);
       if (dv > mx) mx = dv;
     }
-    evb[i] = mx < 1 ? mx : 1;
+    evb[i - outStart] = mx < 1 ? mx : 1;
   }
 }
 
@@ -156,18 +164,20 @@ function evbMaxAbsChange(job: KernelJob, s: number, e: number): void {
  * summarises it with.
  */
 function shrunkCovariances(job: KernelJob, s: number, e: number, scratch: Scratch): void {
+  const inStart = job.inputStart;
+  const outStart = job.outputStart;
   const { t, m, steps, shrink, lambda } = job;
   const out = job.covariance!;
   const tm = t * m;
   const mm = m * m;
   const { mean, centered } = scratch;
   for (let i = s; i < e; i++) {
-    const base = (i - job.inputStart) * tm;
+    const base = (i - inStart) * tm;
     for (let j = 0; j < m; j++) mean[j] = 0;
     for (let k = 0; k < t; k++) for (let j = 0; j < m; j++) mean[j] += steps[base + k * m + j];
     for (let j = 0; j < m; j++) mean[j] /= t;
     for (let k = 0; k < t; k++) for (let j = 0; j < m; j++) centered[k * m + j] = steps[base + k * m + j] - mean[j];
-    const o = i * mm;
+    const o = (i - outStart) * mm;
     const divisor = shrink === SHRINK_LEDOIT_WOLF ? t : t - 1;
     let traceS = 0;
     for (let a = 0; a < m; a++) {
@@ -263,12 +273,14 @@ function stillRanked(steps: FloatArray, off: number, m: number, perm: Int32Array
  * from the one there before, so the weighted penalty compares the two orders position by position.
  */
 function contradictionRate(job: KernelJob, s: number, e: number, scratch: Scratch): void {
+  const inStart = job.inputStart;
+  const outStart = job.outputStart;
   const { t, m, steps, cr, crWeights } = job;
   const tm = t * m;
   const h = t - 1;
   const { perm, prevPerm, vals } = scratch;
   for (let i = s; i < e; i++) {
-    const base = (i - job.inputStart) * tm;
+    const base = (i - inStart) * tm;
     for (let j = 0; j < m; j++) perm[j] = j;
     resortRanks(steps, base, m, perm, vals);
     let total = 0;
@@ -289,17 +301,19 @@ function contradictionRate(job: KernelJob, s: number, e: number, scratch: Scratc
       }
       total += penalty;
     }
-    cr[i] = total / h;
+    cr[i - outStart] = total / h;
   }
 }
 
 function smoothnessProxy(job: KernelJob, s: number, e: number): void {
+  const inStart = job.inputStart;
+  const outStart = job.outputStart;
   const { t, m, steps, ts } = job;
   const tm = t * m;
   const h = t - 1;
   const sqrtM = Math.sqrt(m);
   for (let i = s; i < e; i++) {
-    const base = (i - job.inputStart) * tm;
+    const base = (i - inStart) * tm;
     let total = 0;
     for (let k = 1; k <= h; k++) {
       const off = base + k * m;
@@ -311,17 +325,19 @@ function smoothnessProxy(job: KernelJob, s: number, e: number): void {
       const dist = Math.sqrt(ss) / sqrtM;
       total += dist < 1 ? dist : 1;
     }
-    ts[i] = 1 - total / h;
+    ts[i - outStart] = 1 - total / h;
   }
 }
 
 function smoothnessEmbeddings(job: KernelJob, s: number, e: number): void {
+  const inStart = job.inputStart;
+  const outStart = job.outputStart;
   const { t, d, ts } = job;
   const emb = job.embeddings!;
   const td = t * d;
   const h = t - 1;
   for (let i = s; i < e; i++) {
-    const base = (i - job.inputStart) * td;
+    const base = (i - inStart) * td;
     let prevSq = 0;
     for (let q = 0; q < d; q++) prevSq += emb[base + q] * emb[base + q];
     let prevNorm = Math.sqrt(prevSq);
@@ -345,16 +361,18 @@ function smoothnessEmbeddings(job: KernelJob, s: number, e: number): void {
       total += dist;
       prevNorm = norm;
     }
-    ts[i] = 1 - total / h;
+    ts[i - outStart] = 1 - total / h;
   }
 }
 
 /** ES: population variance of realized - expected, else of E[.][confIndex]. */
 function expectationStability(job: KernelJob, s: number, e: number): void {
+  const inStart = job.inputStart;
+  const outStart = job.outputStart;
   const { t, m, steps, es, expected, realized, confIndex } = job;
   const invVmax = 1 / job.vmax;
   for (let i = s; i < e; i++) {
-    const li = i - job.inputStart;
+    const li = i - inStart;
     let sum = 0;
     let v: number;
     if (expected !== null && realized !== null) {
@@ -379,7 +397,7 @@ function expectationStability(job: KernelJob, s: number, e: number): void {
       v = ss / t;
     }
     const x = 1 - v * invVmax;
-    es[i] = x < 0 ? 0 : x > 1 ? 1 : x;
+    es[i - outStart] = x < 0 ? 0 : x > 1 ? 1 : x;
   }
 }
 
@@ -403,6 +421,8 @@ function logRatio(a: number, b: number): number {
 
 /** PD: each row normalized, mean of max(KL(p_k || p_{k-1}), 0) with the spec's epsilons, over dmax. */
 function policyDivergence(job: KernelJob, s: number, e: number, scratch: Scratch): void {
+  const inStart = job.inputStart;
+  const outStart = job.outputStart;
   const { t, pd, dmax } = job;
   const data = job.policy ?? job.steps;
   const w = job.policy ? job.a : job.m;
@@ -411,7 +431,7 @@ function policyDivergence(job: KernelJob, s: number, e: number, scratch: Scratch
   let pPrev = scratch.probPrev;
   let pCur = scratch.probCur;
   for (let i = s; i < e; i++) {
-    const base = (i - job.inputStart) * tw;
+    const base = (i - inStart) * tw;
     let total = 0;
     for (let k = 0; k <= h; k++) {
       const off = base + k * w;
@@ -431,14 +451,15 @@ function policyDivergence(job: KernelJob, s: number, e: number, scratch: Scratch
       const swap = pPrev; pPrev = pCur; pCur = swap;
     }
     const v = total / h / dmax;
-    pd[i] = v < 1 ? v : 1;
+    pd[i - outStart] = v < 1 ? v : 1;
   }
 }
 
 function cci(job: KernelJob, s: number, e: number): void {
   const { weights, evb, cr, ts, es, pd, cci: out } = job;
   const wa = weights[0], wb = weights[1], wg = weights[2], wd = weights[3], we = weights[4];
-  for (let i = s; i < e; i++) {
-    out[i] = wa * (1 - evb[i]) + wb * (1 - cr[i]) + wg * ts[i] + wd * es[i] + we * (1 - pd[i]);
+  const outStart = job.outputStart;
+  for (let q = s - outStart; q < e - outStart; q++) {
+    out[q] = wa * (1 - evb[q]) + wb * (1 - cr[q]) + wg * ts[q] + wd * es[q] + we * (1 - pd[q]);
   }
 }

@@ -4,7 +4,7 @@
  * (or fill) their batch here. Arrays in ordinary memory still work: the backend copies the
  * workers' share when that pays (see CpuBackend).
  */
-import type { Batch, FloatArray } from '../../batch.js';
+import type { Batch, FloatArray, MetricArrays } from '../../batch.js';
 
 export type FloatDType = 'float32' | 'float64';
 
@@ -60,4 +60,14 @@ export function allocateSharedBatch(shape: SharedBatchShape): WritableBatch {
     ...(a !== undefined ? { a, policy: sharedFloatArray(dtype, n * t * a) } : {}),
     ...(shape.groups ? { groups: new Int32Array(new SharedArrayBuffer(n * 4)) } : {}),
   };
+}
+
+/** Metric output arrays in shared memory, for ComputeOptions.out: the cpu workers write into them in place. */
+export function allocateSharedMetrics(n: number, covarianceM?: number): MetricArrays {
+  const out: MetricArrays = {
+    evb: sharedFloat64(n), cr: sharedFloat64(n), ts: sharedFloat64(n),
+    es: sharedFloat64(n), pd: sharedFloat64(n), cci: sharedFloat64(n),
+  };
+  if (covarianceM !== undefined) out.covariance = sharedFloat64(n * covarianceM * covarianceM);
+  return out;
 }
