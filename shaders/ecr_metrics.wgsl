@@ -1,145 +1,86 @@
-// Fused ECR metrics: EVB, CR, TS (E fallback or precomputed from embeddings), ES, PD, CCI, and
-// the first pass of per-group selection. One invocation per trajectory; the workgroup first copies
-// its WG trajectories of E into workgroup memory with coalesced loads, transposed so that the
-// per-trajectory reads that follow hit distinct banks.
+// Fused ECR metrics: EVB, CR, TS (E fallback or precomputed from embeddings), ES, PD, CCI,
+// admissibility, and the first pass of per-group selection. One invocation per trajectory.
+//
+// Memory: the workgroup copies its WG trajectories of E into workgroup memory with coalesced
+// 16-byte loads (unpacking unorm16 on the way), row-major with an odd stride SW >= T*m so the
+// per-trajectory reads that follow fall on distinct banks. Outputs are struct-of-arrays
+// (one array per metric, stride S = n rounded up to 64), so consecutive invocations write
+// consecutive words; admissibility is packed 4 per u32 after them.
+//
+// Small shapes (T <= 8, m <= 8; SMALL) copy their trajectory into registers once and compute
+// every metric from there: CR from one packed rank word per row (pairwise comparisons, 4 bits per
+// rank), PD with log(p + eps) computed once per row. Larger shapes read workgroup memory directly.
+//
+// Selection: invocations of the same group within the workgroup are reduced first (segmented
+// scan in workgroup memory); only the first invocation of each run of one group writes a
+// selection record and touches the global per-group atomics.
 
-override WG: u32 = 128u;       // trajectories (and invocations) per workgroup
-override TM: u32 = 40u;         // t * m of the batch; sizes the staging array
-// For small shapes the host also fixes T and m as constants, so loops over steps and components
-// unroll and the per-row rank arrays stay in registers (pipelines are keyed by shape, never data).
-// 0 means "read them from the uniforms" (large shapes, where unrolling only bloats the kernel).
+override WG: u32 = 128u;        // trajectories (and invocations) per workgroup
+override TM: u32 = 40u;         // t * m of the batch
+override SW: u32 = 41u;         // staging stride per trajectory: odd, >= TM
+// T and m as constants (nonzero) unroll loops; SMALL also requires both <= 8 (register arrays).
 override T_FIXED: u32 = 0u;
 override M_FIXED: u32 = 0u;
-override LANE_STRIDE: u32 = WG + 1u; // padded so the transposed staging writes spread over banks
+override SMALL: bool = false;
+
+const MAXS: u32 = 8u;           // register arrays of the SMALL path
+const NO_GROUP: u32 = 0xffffffffu;
+
+struct SelRec {
+  g: u32,         // group, or NO_GROUP for a record that is not the first of its run
+  admHi: u32,     // best admissible key of the run (0, 0 = none)
+  admLo: u32,
+  anyKey: u32,    // best CCI key of the run
+  admIdx: u32,    // lowest batch index holding the run's best admissible key
+  anyIdx: u32,    // lowest batch index holding the run's best CCI
+}
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> E: array<u32>;
+@group(0) @binding(1) var<storage, read> E: array<vec4<u32>>;      // f32 bits, or 8 unorm16 per vec4
 @group(0) @binding(2) var<storage, read> policy: array<f32>;
 @group(0) @binding(3) var<storage, read> rewardDiff: array<f32>;   // realized - expected, [n][t]
 @group(0) @binding(4) var<storage, read> tsEmb: array<f32>;        // TS from embeddings, [n]
 @group(0) @binding(5) var<storage, read> baseKey: array<vec2<u32>>; // f64 order keys (hi, lo); (0,0) = use CCI
 @group(0) @binding(6) var<storage, read> groups: array<u32>;
-@group(0) @binding(7) var<storage, read_write> outMetrics: array<f32>; // [n][6]: EVB CR TS ES PD CCI
-@group(0) @binding(8) var<storage, read_write> selRec: array<vec4<u32>>; // [n]: group, admHi, admLo, anyKey
+@group(0) @binding(7) var<storage, read_write> outWords: array<u32>; // [6][S] f32 bits: EVB CR TS ES PD CCI, then [S/4] admissible bytes
+@group(0) @binding(8) var<storage, read_write> selRec: array<SelRec>;
 @group(0) @binding(9) var<storage, read_write> groupState: array<GroupState>;
 
-override STAGE: u32 = (WG + 1u) * TM;
+override STAGE: u32 = WG * SW;
 var<workgroup> stage: array<f32, STAGE>;
-var<workgroup> wgGroup: u32;
-var<workgroup> wgAdmHi: atomic<u32>;
-var<workgroup> wgAnyKey: atomic<u32>;
+var<workgroup> admWords: array<atomic<u32>, WG>;
+var<workgroup> sG: array<u32, WG>;
+var<workgroup> sAdmHi: array<u32, WG>;
+var<workgroup> sAdmLo: array<u32, WG>;
+var<workgroup> sAdmIdx: array<u32, WG>;
+var<workgroup> sAnyKey: array<u32, WG>;
+var<workgroup> sAnyIdx: array<u32, WG>;
 
 fn nT() -> u32 { if (T_FIXED != 0u) { return T_FIXED; } return P.t; }
 fn nM() -> u32 { if (M_FIXED != 0u) { return M_FIXED; } return P.m; }
 
-fn loadE(idx: u32) -> f32 {
+// Value c (0..3 for f32, 0..7 for unorm16) of a 16-byte word of E.
+fn unpackValue(w: vec4<u32>, c: u32) -> f32 {
   if (E_UNORM16) {
-    let pair = unpack2x16unorm(E[idx >> 1u]);
-    return select(pair.x, pair.y, (idx & 1u) == 1u);
+    let pair = unpack2x16unorm(w[c >> 1u]);
+    return select(pair.x, pair.y, (c & 1u) == 1u);
   }
-  return bitcast<f32>(E[idx]);
+  return bitcast<f32>(w[c]);
 }
 
-fn e(t: u32, j: u32, lid: u32) -> f32 { return stage[(t * nM() + j) * LANE_STRIDE + lid]; }
-
-// Rank of component j in row t: components sorted largest first, ties to the lower index.
-fn rankOf(t: u32, j: u32, lid: u32) -> u32 {
-  let x = e(t, j, lid);
-  var r = 0u;
-  for (var k = 0u; k < nM(); k++) {
-    let y = e(t, k, lid);
-    r += select(0u, 1u, y > x || (y == x && k < j));
-  }
-  return r;
-}
+fn e(t: u32, j: u32, lid: u32) -> f32 { return stage[lid * SW + t * nM() + j]; }
 
 fn crWeight(j: u32) -> f32 { return P.crW[j >> 2u][j & 3u]; }
 
-fn evbOf(lid: u32) -> f32 {
+fn esFromRewards(i: u32) -> f32 {
   let t = nT();
-  let m = nM();
-  if (hasFlag(P, FLAG_EVB_MAXABS)) {
-    var mx = 0.0;
-    for (var j = 0u; j < m; j++) { mx = max(mx, abs(e(0u, j, lid) - e(t - 1u, j, lid))); }
-    return min(1.0, mx);
-  }
-  // Only the trace of C is needed: tr(C) = (1-lambda) tr(S) + lambda tr(Target), and Ledoit-Wolf
-  // keeps the trace of its maximum-likelihood covariance.
-  var ss = 0.0;
-  for (var j = 0u; j < m; j++) {
-    var mean = 0.0;
-    for (var s = 0u; s < t; s++) { mean += e(s, j, lid); }
-    mean /= f32(t);
-    for (var s = 0u; s < t; s++) { let dv = e(s, j, lid) - mean; ss += dv * dv; }
-  }
-  if (hasFlag(P, FLAG_SHRINK_LW)) { return min(1.0, ss / f32(t) / f32(m)); }
-  let trS = ss / f32(t - 1u);
-  let trTarget = select(f32(m), trS, hasFlag(P, FLAG_SHRINK_SCALED));
-  return min(1.0, ((1.0 - P.lambda) * trS + P.lambda * trTarget) / f32(m));
-}
-
-fn crOf(lid: u32) -> f32 {
-  // Each row's ranks are computed once and kept (packed 4 per u32) for the next row's comparison.
-  var prev: array<u32, 8>;
-  var cur: array<u32, 8>;
-  var total = 0.0;
-  for (var s = 0u; s < nT(); s++) {
-    var penalty = 0.0;
-    for (var w = 0u; w < 8u; w++) { cur[w] = 0u; }
-    for (var j = 0u; j < nM(); j++) {
-      let r = rankOf(s, j, lid);
-      cur[j >> 2u] |= r << ((j & 3u) * 8u);
-      if (s > 0u && ((prev[j >> 2u] >> ((j & 3u) * 8u)) & 0xffu) != r) { penalty = max(penalty, crWeight(j)); }
-    }
-    total += penalty;
-    prev = cur;
-  }
-  return total / f32(nT() - 1u);
-}
-
-fn tsFromE(lid: u32) -> f32 {
-  var sum = 0.0;
-  let invSqrtM = 1.0 / sqrt(f32(nM()));
-  for (var s = 1u; s < nT(); s++) {
-    var d2 = 0.0;
-    for (var j = 0u; j < nM(); j++) { let dv = e(s, j, lid) - e(s - 1u, j, lid); d2 += dv * dv; }
-    sum += min(1.0, sqrt(d2) * invSqrtM);
-  }
-  return 1.0 - sum / f32(nT() - 1u);
-}
-
-fn esSeries(i: u32, s: u32, lid: u32) -> f32 {
-  if (hasFlag(P, FLAG_REWARDS)) { return rewardDiff[i * nT() + s]; }
-  return e(s, P.confIndex, lid);
-}
-
-fn esOf(i: u32, lid: u32) -> f32 {
   var mean = 0.0;
-  for (var s = 0u; s < nT(); s++) { mean += esSeries(i, s, lid); }
-  mean /= f32(nT());
+  for (var s = 0u; s < t; s++) { mean += rewardDiff[i * t + s]; }
+  mean /= f32(t);
   var v = 0.0;
-  for (var s = 0u; s < nT(); s++) { let dv = esSeries(i, s, lid) - mean; v += dv * dv; }
-  v /= f32(nT());
+  for (var s = 0u; s < t; s++) { let dv = rewardDiff[i * t + s] - mean; v += dv * dv; }
+  v /= f32(t);
   return clamp(1.0 - v / P.vmax, 0.0, 1.0);
-}
-
-fn pdFromE(lid: u32) -> f32 {
-  var klSum = 0.0;
-  var prevSum = 0.0;
-  for (var j = 0u; j < nM(); j++) { prevSum += e(0u, j, lid); }
-  for (var s = 1u; s < nT(); s++) {
-    var curSum = 0.0;
-    for (var j = 0u; j < nM(); j++) { curSum += e(s, j, lid); }
-    var kl = 0.0;
-    for (var j = 0u; j < nM(); j++) {
-      let p = e(s, j, lid) / (curSum + 1e-10);
-      let q = e(s - 1u, j, lid) / (prevSum + 1e-10);
-      kl += p * log((p + 1e-10) / (q + 1e-10));
-    }
-    klSum += max(kl, 0.0);
-    prevSum = curSum;
-  }
-  return min(1.0, klSum / f32(nT() - 1u) / P.dmax);
 }
 
 fn pdFromPolicy(i: u32) -> f32 {
@@ -163,68 +104,317 @@ fn pdFromPolicy(i: u32) -> f32 {
   return min(1.0, klSum / f32(nT() - 1u) / P.dmax);
 }
 
+fn evbFromTrace(ss: f32) -> f32 {
+  let t = nT();
+  let m = nM();
+  // Only the trace of C is needed: tr(C) = (1-lambda) tr(S) + lambda tr(Target), and Ledoit-Wolf
+  // keeps the trace of its maximum-likelihood covariance.
+  if (hasFlag(P, FLAG_SHRINK_LW)) { return min(1.0, ss / f32(t) / f32(m)); }
+  let trS = ss / f32(t - 1u);
+  let trTarget = select(f32(m), trS, hasFlag(P, FLAG_SHRINK_SCALED));
+  return min(1.0, ((1.0 - P.lambda) * trS + P.lambda * trTarget) / f32(m));
+}
+
+// ---- SMALL path: the trajectory in registers ----
+
+struct Metrics { evb: f32, cr: f32, ts: f32, es: f32, pd: f32 }
+
+fn metricsSmall(i: u32, lid: u32) -> Metrics {
+  let t = T_FIXED;
+  let m = M_FIXED;
+  var x: array<array<f32, MAXS>, MAXS>;
+  for (var s = 0u; s < t; s++) {
+    for (var j = 0u; j < m; j++) { x[s][j] = stage[lid * SW + s * m + j]; }
+  }
+  var r: Metrics;
+
+  if (hasFlag(P, FLAG_EVB_MAXABS)) {
+    var mx = 0.0;
+    for (var j = 0u; j < m; j++) { mx = max(mx, abs(x[0][j] - x[t - 1u][j])); }
+    r.evb = min(1.0, mx);
+  } else {
+    var ss = 0.0;
+    for (var j = 0u; j < m; j++) {
+      var mean = 0.0;
+      for (var s = 0u; s < t; s++) { mean += x[s][j]; }
+      mean /= f32(t);
+      for (var s = 0u; s < t; s++) { let dv = x[s][j] - mean; ss += dv * dv; }
+    }
+    r.evb = evbFromTrace(ss);
+  }
+
+  // CR: rank(j) = #{k : E_k > E_j or (E_k == E_j and k < j)}, 4 bits per rank in one word. Each
+  // pair k < j adds one to exactly one of the two ranks.
+  var total = 0.0;
+  var prevRanks = 0u;
+  for (var s = 0u; s < t; s++) {
+    var ranks = 0u;
+    for (var j = 1u; j < m; j++) {
+      for (var k = 0u; k < j; k++) { ranks += select(1u << (4u * k), 1u << (4u * j), x[s][k] >= x[s][j]); }
+    }
+    if (s > 0u) {
+      let changed = ranks ^ prevRanks;
+      var penalty = 0.0;
+      for (var j = 0u; j < m; j++) {
+        if (((changed >> (4u * j)) & 0xfu) != 0u) { penalty = max(penalty, crWeight(j)); }
+      }
+      total += penalty;
+    }
+    prevRanks = ranks;
+  }
+  r.cr = total / f32(t - 1u);
+
+  if (hasFlag(P, FLAG_TS_EMB)) {
+    r.ts = tsEmb[i];
+  } else {
+    var sum = 0.0;
+    let invSqrtM = 1.0 / sqrt(f32(m));
+    for (var s = 1u; s < t; s++) {
+      var d2 = 0.0;
+      for (var j = 0u; j < m; j++) { let dv = x[s][j] - x[s - 1u][j]; d2 += dv * dv; }
+      sum += min(1.0, sqrt(d2) * invSqrtM);
+    }
+    r.ts = 1.0 - sum / f32(t - 1u);
+  }
+
+  if (hasFlag(P, FLAG_REWARDS)) {
+    r.es = esFromRewards(i);
+  } else {
+    let c = P.confIndex;
+    var mean = 0.0;
+    for (var s = 0u; s < t; s++) { mean += x[s][c]; }
+    mean /= f32(t);
+    var v = 0.0;
+    for (var s = 0u; s < t; s++) { let dv = x[s][c] - mean; v += dv * dv; }
+    v /= f32(t);
+    r.es = clamp(1.0 - v / P.vmax, 0.0, 1.0);
+  }
+
+  if (hasFlag(P, FLAG_POLICY)) {
+    r.pd = pdFromPolicy(i);
+  } else {
+    // KL(p_s || p_{s-1}) = sum p * (log(p + eps) - log(q + eps)): each row's logs once.
+    var prevLog: array<f32, MAXS>;
+    var prevSum = 0.0;
+    for (var j = 0u; j < m; j++) { prevSum += x[0][j]; }
+    let inv0 = 1.0 / (prevSum + 1e-10);
+    for (var j = 0u; j < m; j++) { prevLog[j] = log(x[0][j] * inv0 + 1e-10); }
+    var klSum = 0.0;
+    for (var s = 1u; s < t; s++) {
+      var curSum = 0.0;
+      for (var j = 0u; j < m; j++) { curSum += x[s][j]; }
+      let inv = 1.0 / (curSum + 1e-10);
+      var kl = 0.0;
+      for (var j = 0u; j < m; j++) {
+        let p = x[s][j] * inv;
+        let lp = log(p + 1e-10);
+        kl += p * (lp - prevLog[j]);
+        prevLog[j] = lp;
+      }
+      klSum += max(kl, 0.0);
+    }
+    r.pd = min(1.0, klSum / f32(t - 1u) / P.dmax);
+  }
+  return r;
+}
+
+// ---- general path: values read from workgroup memory ----
+
+fn rankOf(t: u32, j: u32, lid: u32) -> u32 {
+  let x = e(t, j, lid);
+  var r = 0u;
+  for (var k = 0u; k < nM(); k++) {
+    let y = e(t, k, lid);
+    r += select(0u, 1u, y > x || (y == x && k < j));
+  }
+  return r;
+}
+
+fn metricsGeneral(i: u32, lid: u32) -> Metrics {
+  let t = nT();
+  let m = nM();
+  var r: Metrics;
+  if (hasFlag(P, FLAG_EVB_MAXABS)) {
+    var mx = 0.0;
+    for (var j = 0u; j < m; j++) { mx = max(mx, abs(e(0u, j, lid) - e(t - 1u, j, lid))); }
+    r.evb = min(1.0, mx);
+  } else {
+    var ss = 0.0;
+    for (var j = 0u; j < m; j++) {
+      var mean = 0.0;
+      for (var s = 0u; s < t; s++) { mean += e(s, j, lid); }
+      mean /= f32(t);
+      for (var s = 0u; s < t; s++) { let dv = e(s, j, lid) - mean; ss += dv * dv; }
+    }
+    r.evb = evbFromTrace(ss);
+  }
+
+  // Each row's ranks once (packed 4 per u32, 8 bits each), compared with the previous row's.
+  var prev: array<u32, 8>;
+  var cur: array<u32, 8>;
+  var total = 0.0;
+  for (var s = 0u; s < t; s++) {
+    var penalty = 0.0;
+    for (var w = 0u; w < 8u; w++) { cur[w] = 0u; }
+    for (var j = 0u; j < m; j++) {
+      let rk = rankOf(s, j, lid);
+      cur[j >> 2u] |= rk << ((j & 3u) * 8u);
+      if (s > 0u && ((prev[j >> 2u] >> ((j & 3u) * 8u)) & 0xffu) != rk) { penalty = max(penalty, crWeight(j)); }
+    }
+    total += penalty;
+    prev = cur;
+  }
+  r.cr = total / f32(t - 1u);
+
+  if (hasFlag(P, FLAG_TS_EMB)) {
+    r.ts = tsEmb[i];
+  } else {
+    var sum = 0.0;
+    let invSqrtM = 1.0 / sqrt(f32(m));
+    for (var s = 1u; s < t; s++) {
+      var d2 = 0.0;
+      for (var j = 0u; j < m; j++) { let dv = e(s, j, lid) - e(s - 1u, j, lid); d2 += dv * dv; }
+      sum += min(1.0, sqrt(d2) * invSqrtM);
+    }
+    r.ts = 1.0 - sum / f32(t - 1u);
+  }
+
+  if (hasFlag(P, FLAG_REWARDS)) {
+    r.es = esFromRewards(i);
+  } else {
+    var mean = 0.0;
+    for (var s = 0u; s < t; s++) { mean += e(s, P.confIndex, lid); }
+    mean /= f32(t);
+    var v = 0.0;
+    for (var s = 0u; s < t; s++) { let dv = e(s, P.confIndex, lid) - mean; v += dv * dv; }
+    v /= f32(t);
+    r.es = clamp(1.0 - v / P.vmax, 0.0, 1.0);
+  }
+
+  if (hasFlag(P, FLAG_POLICY)) {
+    r.pd = pdFromPolicy(i);
+  } else {
+    var klSum = 0.0;
+    var prevSum = 0.0;
+    for (var j = 0u; j < m; j++) { prevSum += e(0u, j, lid); }
+    for (var s = 1u; s < t; s++) {
+      var curSum = 0.0;
+      for (var j = 0u; j < m; j++) { curSum += e(s, j, lid); }
+      var kl = 0.0;
+      for (var j = 0u; j < m; j++) {
+        let p = e(s, j, lid) / (curSum + 1e-10);
+        let q = e(s - 1u, j, lid) / (prevSum + 1e-10);
+        kl += p * log((p + 1e-10) / (q + 1e-10));
+      }
+      klSum += max(kl, 0.0);
+      prevSum = curSum;
+    }
+    r.pd = min(1.0, klSum / f32(t - 1u) / P.dmax);
+  }
+  return r;
+}
+
+// (hi, lo, idx) beats (hi', lo', idx'): larger key, then lower index.
+fn admBeats(hi: u32, lo: u32, idx: u32, hi2: u32, lo2: u32, idx2: u32) -> bool {
+  return hi > hi2 || (hi == hi2 && (lo > lo2 || (lo == lo2 && idx < idx2)));
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wgId: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let wgStart = flatWorkgroup(wgId, P.wgPerRow) * WG;
   if (wgStart >= P.n) { return; }
   let count = min(WG, P.n - wgStart);
-  let tm = TM;
-  let src = wgStart * tm;
-  for (var k = lid; k < count * tm; k += WG) {
-    stage[(k % tm) * LANE_STRIDE + k / tm] = loadE(src + k);
-  }
-  let selecting = hasFlag(P, FLAG_SELECT);
-  if (lid == 0u) {
-    wgGroup = select(0u, groups[wgStart], hasFlag(P, FLAG_GROUPS));
-    atomicStore(&wgAdmHi, 0u);
-    atomicStore(&wgAnyKey, 0u);
-  }
-  workgroupBarrier();
 
-  let i = wgStart + lid;
-  if (lid < count) {
-    let evb = evbOf(lid);
-    let cr = crOf(lid);
-    // if/else rather than select(): select evaluates both sides.
-    var ts: f32;
-    if (hasFlag(P, FLAG_TS_EMB)) { ts = tsEmb[i]; } else { ts = tsFromE(lid); }
-    let es = esOf(i, lid);
-    var pd: f32;
-    if (hasFlag(P, FLAG_POLICY)) { pd = pdFromPolicy(i); } else { pd = pdFromE(lid); }
-    let w0 = P.w[0];
-    let cci = w0.x * (1.0 - evb) + w0.y * (1.0 - cr) + w0.z * ts + w0.w * es + P.w[1].x * (1.0 - pd);
-    let o = i * 6u;
-    outMetrics[o] = evb;
-    outMetrics[o + 1u] = cr;
-    outMetrics[o + 2u] = ts;
-    outMetrics[o + 3u] = es;
-    outMetrics[o + 4u] = pd;
-    outMetrics[o + 5u] = cci;
-    if (selecting) {
-      let g = select(0u, groups[i], hasFlag(P, FLAG_GROUPS));
-      var adm = vec2<u32>(0u, 0u);
-      if (cci >= P.tau) {
-        adm = f32OrderKey64(cci);
-        if (hasFlag(P, FLAG_BASE)) {
-          let bk = baseKey[i];
-          if (bk.x != 0u || bk.y != 0u) { adm = bk; }
-        }
-      }
-      let anyKey = f32OrderKey(cci);
-      selRec[i] = vec4<u32>(g, adm.x, adm.y, anyKey);
-      // Runs of one group (the common layout) meet in workgroup atomics, one global atomic each.
-      if (g == wgGroup) {
-        atomicMax(&wgAdmHi, adm.x);
-        atomicMax(&wgAnyKey, anyKey);
-      } else {
-        atomicMax(&groupState[g].admHi, adm.x);
-        atomicMax(&groupState[g].anyKey, anyKey);
+  // Coalesced copy of this workgroup's values [vs, ve) of E; a 16-byte word may straddle the ends.
+  let vpw = select(4u, 8u, E_UNORM16);
+  let vs = wgStart * TM;
+  let ve = vs + count * TM;
+  let q1 = (ve + vpw - 1u) / vpw;
+  for (var q = vs / vpw + lid; q < q1; q += WG) {
+    let w = E[q];
+    for (var c = 0u; c < vpw; c++) {
+      let v = q * vpw + c;
+      if (v >= vs && v < ve) {
+        let r = v - vs;
+        stage[(r / TM) * SW + r % TM] = unpackValue(w, c);
       }
     }
   }
+  atomicStore(&admWords[lid], 0u);
   workgroupBarrier();
-  if (selecting && lid == 0u) {
-    atomicMax(&groupState[wgGroup].admHi, atomicLoad(&wgAdmHi));
-    atomicMax(&groupState[wgGroup].anyKey, atomicLoad(&wgAnyKey));
+
+  let i = wgStart + lid;
+  let live = lid < count;
+  var cci = 0.0;
+  if (live) {
+    var r: Metrics;
+    if (SMALL) { r = metricsSmall(i, lid); } else { r = metricsGeneral(i, lid); }
+    let w0 = P.w[0];
+    cci = w0.x * (1.0 - r.evb) + w0.y * (1.0 - r.cr) + w0.z * r.ts + w0.w * r.es + P.w[1].x * (1.0 - r.pd);
+    let S = (P.n + 63u) & ~63u;
+    outWords[i] = bitcast<u32>(r.evb);
+    outWords[S + i] = bitcast<u32>(r.cr);
+    outWords[2u * S + i] = bitcast<u32>(r.ts);
+    outWords[3u * S + i] = bitcast<u32>(r.es);
+    outWords[4u * S + i] = bitcast<u32>(r.pd);
+    outWords[5u * S + i] = bitcast<u32>(cci);
+    if (cci >= P.tau) { atomicOr(&admWords[lid >> 2u], 1u << (8u * (lid & 3u))); }
+  }
+  workgroupBarrier();
+  // WG >= 4 (the host guarantees it), so wgStart is a multiple of 4: whole words per workgroup.
+  if (lid * 4u < count) {
+    let S = (P.n + 63u) & ~63u;
+    outWords[6u * S + (wgStart >> 2u) + lid] = atomicLoad(&admWords[lid]);
+  }
+
+  if (!hasFlag(P, FLAG_SELECT)) { return; }
+
+  var g = NO_GROUP;
+  var admHi = 0u;
+  var admLo = 0u;
+  var anyKey = 0u;
+  let gi = P.chunkStart + i;
+  if (live) {
+    g = select(0u, groups[i], hasFlag(P, FLAG_GROUPS));
+    if (cci >= P.tau) {
+      var adm = f32OrderKey64(cci);
+      if (hasFlag(P, FLAG_BASE)) {
+        let bk = baseKey[i];
+        if (bk.x != 0u || bk.y != 0u) { adm = bk; }
+      }
+      admHi = adm.x;
+      admLo = adm.y;
+    }
+    anyKey = f32OrderKey(cci);
+  }
+  var admIdx = gi;
+  var anyIdx = gi;
+  sG[lid] = g;
+  // Segmented reduction: after the step with offset o, an invocation holds the best of at least
+  // [lid, min(run end, lid + 2o)). Combining with a same-group record of another run is harmless
+  // (max and min are idempotent), so comparing groups is enough.
+  for (var o = 1u; o < WG; o <<= 1u) {
+    sAdmHi[lid] = admHi; sAdmLo[lid] = admLo; sAdmIdx[lid] = admIdx; sAnyKey[lid] = anyKey; sAnyIdx[lid] = anyIdx;
+    workgroupBarrier();
+    let other = lid + o;
+    if (other < WG && g != NO_GROUP && sG[other] == g) {
+      let oHi = sAdmHi[other];
+      let oLo = sAdmLo[other];
+      let oIdx = sAdmIdx[other];
+      if (admBeats(oHi, oLo, oIdx, admHi, admLo, admIdx)) { admHi = oHi; admLo = oLo; admIdx = oIdx; }
+      let oKey = sAnyKey[other];
+      let oAny = sAnyIdx[other];
+      if (oKey > anyKey || (oKey == anyKey && oAny < anyIdx)) { anyKey = oKey; anyIdx = oAny; }
+    }
+    workgroupBarrier();
+  }
+  if (!live) { return; }
+  let leader = lid == 0u || sG[lid - 1u] != g;
+  if (leader) {
+    selRec[i] = SelRec(g, admHi, admLo, anyKey, admIdx, anyIdx);
+    if (admHi != 0u) { atomicMax(&groupState[g].admHi, admHi); }
+    atomicMax(&groupState[g].anyKey, anyKey);
+  } else {
+    selRec[i].g = NO_GROUP;
   }
 }

@@ -1,5 +1,7 @@
 // Passes 2-4 of per-group selection (pass 1, the max of the high key words, is fused into
-// ecr_metrics.wgsl). Each pass runs over the whole batch before the next starts:
+// ecr_metrics.wgsl). Records there are already reduced per run of one group within a workgroup:
+// only the first record of a run carries its group, the others hold NO_GROUP and are skipped.
+// Each pass runs over the whole batch before the next starts:
 //   refine: among records whose admissible high word is the group's best, max of the low word;
 //           lowest index among records holding the best CCI (the fallback);
 //   index:  lowest index among records holding the best full admissible key;
@@ -7,8 +9,11 @@
 
 override WG: u32 = 128u;
 
+struct SelRec { g: u32, admHi: u32, admLo: u32, anyKey: u32, admIdx: u32, anyIdx: u32 }
+const NO_GROUP: u32 = 0xffffffffu;
+
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> selRec: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read> selRec: array<SelRec>;
 @group(0) @binding(2) var<storage, read_write> groupState: array<GroupState>;
 @group(0) @binding(3) var<storage, read_write> selected: array<i32>;
 
@@ -16,20 +21,22 @@ override WG: u32 = 128u;
 fn refine(@builtin(workgroup_id) wgId: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = flatWorkgroup(wgId, P.wgPerRow) * WG + lid;
   if (i >= P.n) { return; }
+  let g = selRec[i].g;
+  if (g == NO_GROUP) { return; }
   let r = selRec[i];
-  let g = r.x;
-  if (r.y != 0u && r.y == atomicLoad(&groupState[g].admHi)) { atomicMax(&groupState[g].admLo, r.z); }
-  if (r.w == atomicLoad(&groupState[g].anyKey)) { atomicMin(&groupState[g].anyIdx, P.chunkStart + i); }
+  if (r.admHi != 0u && r.admHi == atomicLoad(&groupState[g].admHi)) { atomicMax(&groupState[g].admLo, r.admLo); }
+  if (r.anyKey == atomicLoad(&groupState[g].anyKey)) { atomicMin(&groupState[g].anyIdx, r.anyIdx); }
 }
 
 @compute @workgroup_size(WG)
 fn index(@builtin(workgroup_id) wgId: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = flatWorkgroup(wgId, P.wgPerRow) * WG + lid;
   if (i >= P.n) { return; }
+  let g = selRec[i].g;
+  if (g == NO_GROUP) { return; }
   let r = selRec[i];
-  let g = r.x;
-  if (r.y != 0u && r.y == atomicLoad(&groupState[g].admHi) && r.z == atomicLoad(&groupState[g].admLo)) {
-    atomicMin(&groupState[g].admIdx, P.chunkStart + i);
+  if (r.admHi != 0u && r.admHi == atomicLoad(&groupState[g].admHi) && r.admLo == atomicLoad(&groupState[g].admLo)) {
+    atomicMin(&groupState[g].admIdx, r.admIdx);
   }
 }
 

@@ -26,6 +26,7 @@ export class GpuDevice {
   private readonly adapter: GPUAdapter;
   private failure: GpuError | null = null;
   private destroyed = false;
+  private queueTail: Promise<unknown> = Promise.resolve();
 
   constructor(opened: OpenedDevice) {
     this.gpu = opened.gpu;
@@ -81,6 +82,48 @@ export class GpuDevice {
       if (at >= 0) throw this.fail(new GpuError(kinds[at], errors[at]!.message));
     }
     return result;
+  }
+
+  /**
+   * Runs `fn` after every earlier `exclusive` call on this device has settled. Error scopes are a
+   * per-device stack, so work that holds a scope open across awaits must not interleave.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queueTail.then(fn, fn);
+    this.queueTail = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Like `scoped`, for asynchronous work (call it inside `exclusive`): one set of error scopes
+   * around everything `fn` submits, popped once at the end instead of once per submit. An error
+   * thrown by `fn` wins over a captured one only when nothing was captured.
+   */
+  async scopedAsync<T>(fn: () => Promise<T>): Promise<T> {
+    this.check();
+    this.device.pushErrorScope('internal');
+    this.device.pushErrorScope('out-of-memory');
+    this.device.pushErrorScope('validation');
+    let result: T | undefined;
+    let thrown: unknown = null;
+    try {
+      result = await fn();
+    } catch (err) {
+      thrown = err;
+    }
+    let captured: GpuError | null = null;
+    try {
+      const errors = await Promise.all([this.device.popErrorScope(), this.device.popErrorScope(), this.device.popErrorScope()]);
+      const kinds = ['validation', 'out-of-memory', 'internal'] as const;
+      const at = errors.findIndex((e) => e !== null);
+      if (at >= 0) captured = this.fail(new GpuError(kinds[at], errors[at]!.message));
+    } catch (err) {
+      // A lost device may reject the pops; the loss is reported through `thrown` or check().
+      if (!thrown) thrown = this.rejection('error scope', err);
+    }
+    if (captured) throw captured;
+    if (thrown) throw thrown;
+    return result as T;
   }
 
   /** Converts a rejected GPU promise (mapAsync, onSubmittedWorkDone) into a GpuError. */

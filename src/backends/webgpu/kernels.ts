@@ -9,30 +9,44 @@ const uniform = (binding: number): GPUBindGroupLayoutEntry => ({ binding, visibi
 const readOnly = (binding: number): GPUBindGroupLayoutEntry => ({ binding, visibility: ShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } });
 const readWrite = (binding: number): GPUBindGroupLayoutEntry => ({ binding, visibility: ShaderStage.COMPUTE, buffer: { type: 'storage' } });
 
-/** Bytes of workgroup memory the metrics kernel uses besides its staging array. */
-const METRICS_WORKGROUP_EXTRA = 16;
-const METRICS_MAX_WG = 128;
+/** Workgroup-memory words per invocation of the metrics kernel besides staging: admissible word and 6 selection arrays. */
+const METRICS_WORDS_PER_LANE = 7;
+/** Default trajectories per workgroup of the metrics kernel (benchmarks may ask for 64 or 256). */
+export const METRICS_DEFAULT_WG = 128;
+/** The kernel packs admissibility 4 bytes per word per workgroup, so a workgroup needs 4 lanes. */
+const METRICS_MIN_WG = 4;
+
+/** Staging stride per trajectory: odd, so lanes reading their own trajectory hit distinct banks. */
+export function stagingStride(tm: number): number {
+  return tm | 1;
+}
 
 /**
- * Trajectories per workgroup of the metrics kernel: 128, halved until the staged E of the whole
- * workgroup fits the device's workgroup storage. 0 when a single trajectory does not fit.
+ * Trajectories per workgroup of the metrics kernel: `preferred` (a power of two), halved until the
+ * staged E of the whole workgroup fits the device's workgroup storage. 0 when not even 4 fit.
  */
-export function metricsWorkgroupSize(tm: number, maxWorkgroupStorage: number, maxWorkgroupSizeX: number): number {
-  let wg = Math.min(METRICS_MAX_WG, maxWorkgroupSizeX);
-  // (wg + 1) lanes per value: the staging array is padded against bank conflicts.
-  while (wg >= 1 && (wg + 1) * tm * 4 + METRICS_WORKGROUP_EXTRA > maxWorkgroupStorage) wg >>= 1;
-  return wg;
+export function metricsWorkgroupSize(tm: number, maxWorkgroupStorage: number, maxWorkgroupSizeX: number, preferred = METRICS_DEFAULT_WG): number {
+  let wg = Math.min(preferred, maxWorkgroupSizeX);
+  const perLane = (stagingStride(tm) + METRICS_WORDS_PER_LANE) * 4;
+  while (wg >= METRICS_MIN_WG && wg * perLane > maxWorkgroupStorage) wg >>= 1;
+  return wg >= METRICS_MIN_WG ? wg : 0;
 }
 
 /** Shapes up to this many values per trajectory get T and m compiled in (unrolled loops). */
 export const UNROLL_MAX_TM = 64;
+/** T and m up to this keep a whole trajectory in registers (the kernel's SMALL path). */
+export const SMALL_MAX = 8;
 
 export function metricsKernel(t: number, m: number, wg: number, unorm16: boolean): PipelineSpec {
-  const fixed = t * m <= UNROLL_MAX_TM;
+  const small = t <= SMALL_MAX && m <= SMALL_MAX;
+  const fixed = small || t * m <= UNROLL_MAX_TM;
   return {
     file: 'ecr_metrics.wgsl',
     entryPoint: 'main',
-    constants: { WG: wg, TM: t * m, T_FIXED: fixed ? t : 0, M_FIXED: fixed ? m : 0, E_UNORM16: unorm16 ? 1 : 0 },
+    constants: {
+      WG: wg, TM: t * m, SW: stagingStride(t * m), T_FIXED: fixed ? t : 0, M_FIXED: fixed ? m : 0,
+      SMALL: small ? 1 : 0, E_UNORM16: unorm16 ? 1 : 0,
+    },
     layout: [uniform(0), readOnly(1), readOnly(2), readOnly(3), readOnly(4), readOnly(5), readOnly(6), readWrite(7), readWrite(8), readWrite(9)],
     label: 'ecr.metrics',
   };
@@ -43,14 +57,22 @@ export const MetricsBinding = {
   params: 0, e: 1, policy: 2, rewardDiff: 3, tsEmb: 4, baseKey: 5, groups: 6, out: 7, selRec: 8, groupState: 9,
 } as const;
 
-/** Invocations cooperating on one trajectory's embeddings. */
-export const TS_EMB_WG = 64;
+/** Invocations cooperating on one trajectory's embeddings (a warp on NVIDIA, half a wave on AMD). */
+export const TS_EMB_TPT = 32;
 
-export function tsEmbeddingsKernel(t: number): PipelineSpec {
+/** Invocations per workgroup of the TS-from-embeddings kernel: 256, halved until its reduction rows fit. */
+export function tsEmbeddingsWorkgroupSize(t: number, maxWorkgroupStorage: number, maxWorkgroupSizeX: number): number {
+  let wg = Math.min(256, maxWorkgroupSizeX);
+  const bytes = (w: number) => (w / TS_EMB_TPT) * 2 * t * (TS_EMB_TPT + 2) * 4;
+  while (wg > TS_EMB_TPT && bytes(wg) > maxWorkgroupStorage) wg >>= 1;
+  return wg;
+}
+
+export function tsEmbeddingsKernel(t: number, d: number, wg: number): PipelineSpec {
   return {
     file: 'ts_embeddings.wgsl',
     entryPoint: 'main',
-    constants: { WG: TS_EMB_WG, T_FIXED: t <= 8 ? t : 0 },
+    constants: { WG: wg, TPT: TS_EMB_TPT, T_FIXED: t <= 8 ? t : 0, NV: 2 * t, VEC4: d % 4 === 0 ? 1 : 0 },
     layout: [uniform(0), readOnly(1), readWrite(2)],
     label: 'ecr.tsEmbeddings',
   };
@@ -83,3 +105,5 @@ export function selectKernel(pass: SelectPass): PipelineSpec {
 
 /** u32 words per GroupState (admHi, admLo, anyKey, admIdx, anyIdx). */
 export const GROUP_STATE_WORDS = 5;
+/** Bytes per selection record (group, admHi, admLo, anyKey, admIdx, anyIdx). */
+export const SEL_REC_BYTES = 24;

@@ -62,9 +62,19 @@ export function inputLayout(s: BatchShape, capacity: number, count: number): { s
   return { segments, totalBytes: Math.max(offset, SEGMENT_ALIGN) };
 }
 
-/** Output buffer (and its readback copy): metrics [n][6] f32, then covariance [n][m][m]. */
+/** Stride (in values) between the per-metric arrays of a chunk's output: count rounded up to 64. */
+export function metricStride(count: number): number {
+  return alignUp(Math.max(count, 1), 64);
+}
+
+/** Bytes of the metrics output for `count` trajectories: [6][S] f32 (EVB CR TS ES PD CCI), then S admissible bytes. */
+export function metricsOutputBytes(count: number): number {
+  return 25 * metricStride(count);
+}
+
+/** Output buffer (and its readback copy): the metric arrays, then covariance [n][m][m]. */
 export function outputLayout(s: BatchShape, capacity: number) {
-  const metrics = { offset: 0, bytes: capacity * 24 };
+  const metrics = { offset: 0, bytes: metricsOutputBytes(capacity) };
   const cov = { offset: alignUp(metrics.bytes, SEGMENT_ALIGN), bytes: s.covariance ? capacity * s.m * s.m * 4 : 0 };
   return { metrics, cov, totalBytes: cov.offset + Math.max(cov.bytes, SEGMENT_ALIGN) };
 }
@@ -73,9 +83,9 @@ export function outputLayout(s: BatchShape, capacity: number) {
 export function chunkedBindings(s: BatchShape): ChunkedBinding[] {
   const per = inputBytes(s, 1);
   const list: ChunkedBinding[] = INPUT_ORDER.map((name) => ({ name, bytesPerTrajectory: name === 'e' ? (s.unorm16 ? s.t * s.m * 2 : s.t * s.m * 4) : per[name] }));
-  list.push({ name: 'metrics', bytesPerTrajectory: 24 });
+  list.push({ name: 'metrics', bytesPerTrajectory: 25 });
   if (s.d) list.push({ name: 'tsEmb', bytesPerTrajectory: 4 });
   if (s.covariance) list.push({ name: 'covariance', bytesPerTrajectory: s.m * s.m * 4 });
-  list.push({ name: 'selRec', bytesPerTrajectory: 16 });
+  list.push({ name: 'selRec', bytesPerTrajectory: 24 });
   return list;
 }

@@ -9,16 +9,16 @@ import { effectiveDmax, type ResolvedConfig } from '../../config.js';
 import { GpuError } from '../../errors.js';
 import type { BufferPool } from '../../gpu/buffer-pool.js';
 import type { GpuDevice } from '../../gpu/device.js';
-import { maxChunkTrajectories, planChunks, refoldDispatch, type Chunk } from '../../gpu/dispatch.js';
+import { alignUp, maxChunkTrajectories, planChunks, refoldDispatch, type Chunk } from '../../gpu/dispatch.js';
 import type { PipelineCache } from '../../gpu/pipeline-cache.js';
 import { BufferUsage, MapMode } from '../../gpu/usage.js';
 import type { BackendOutput } from '../backend.js';
 import { encodeBaseKeys, encodeRewardDiff, encodeUnorm16 } from './encode.js';
 import {
-  COVARIANCE_WG, GROUP_STATE_WORDS, MetricsBinding, SELECT_WG, TS_EMB_WG,
-  covarianceKernel, metricsKernel, metricsWorkgroupSize, selectKernel, tsEmbeddingsKernel, type SelectPass,
+  COVARIANCE_WG, GROUP_STATE_WORDS, METRICS_DEFAULT_WG, MetricsBinding, SELECT_WG, SEL_REC_BYTES, TS_EMB_TPT,
+  covarianceKernel, metricsKernel, metricsWorkgroupSize, selectKernel, tsEmbeddingsKernel, tsEmbeddingsWorkgroupSize, type SelectPass,
 } from './kernels.js';
-import { chunkedBindings, inputLayout, outputLayout, shapeOf, type BatchShape, type InputName } from './layout.js';
+import { chunkedBindings, inputLayout, metricStride, metricsOutputBytes, outputLayout, shapeOf, type BatchShape, type InputName } from './layout.js';
 import { Flag, PARAMS_BYTES, packParams, tauForF32, type Params } from './params.js';
 
 export interface RunTuning {
@@ -28,6 +28,8 @@ export interface RunTuning {
   targetChunkBytes?: number;
   /** Chunks in flight. */
   slots?: number;
+  /** Trajectories per workgroup of the metrics kernel (a power of two; default 128, lowered to fit workgroup storage). */
+  workgroupSize?: number;
 }
 
 export interface RunOptions {
@@ -61,6 +63,7 @@ export function unsupportedShape(t: number, m: number, maxWorkgroupStorage: numb
   if (m > MAX_M) return `m = ${m} components exceed the GPU kernels' ${MAX_M}`;
   if (t > MAX_T) return `T = ${t} steps exceed the GPU kernels' ${MAX_T}`;
   if (metricsWorkgroupSize(t * m, maxWorkgroupStorage, maxWorkgroupSizeX) < 1) return `T*m = ${t * m} does not fit the workgroup storage`;
+  if (tsEmbeddingsWorkgroupSize(t, maxWorkgroupStorage, maxWorkgroupSizeX) < TS_EMB_TPT) return `T = ${t} does not fit the embedding kernel's workgroup storage`;
   return null;
 }
 
@@ -101,12 +104,14 @@ interface Slot {
 
 class Timer {
   readonly stages: Record<string, number> = {};
-  add(stage: string, since: number): void {
-    this.stages[stage] = (this.stages[stage] ?? 0) + (performance.now() - since);
+  add(stage: string, since: number): number {
+    const now = performance.now();
+    this.stages[stage] = (this.stages[stage] ?? 0) + (now - since);
+    return now;
   }
 }
 
-/** Timestamp queries around each compute pass, when the device has them. */
+/** Timestamp writes for compute passes: one pair per pass while capacity lasts. */
 class PassClock {
   private used = 0;
   constructor(readonly querySet: GPUQuerySet, readonly capacity: number) {}
@@ -119,7 +124,38 @@ class PassClock {
   get count(): number { return this.used; }
 }
 
+type Pipe = { pipeline: GPUComputePipeline; bindGroupLayout: GPUBindGroupLayout };
+
+/** What stays fixed for one batch. */
+interface Plan {
+  batch: Batch;
+  shape: BatchShape;
+  wg: number;
+  tsWg: number;
+  chunks: Chunk[];
+  capacity: number;
+  outLayout: ReturnType<typeof outputLayout>;
+  select: boolean;
+  groupCount: number;
+  /** Selection windows over the records (each within the binding limit), independent of the chunks. */
+  windows: Chunk[];
+  base: Params;
+  maxPerDim: number;
+  metricsPipe: Pipe;
+  tsPipe: Pipe | null;
+  covPipe: Pipe | null;
+  selPipes: Pipe[] | null;
+  selRec: GPUBuffer | null;
+  groupState: GPUBuffer | null;
+  selected: GPUBuffer | null;
+}
+
 export async function runBatch(ctx: RunContext, batch: Batch, config: ResolvedConfig, options: RunOptions, tuning: RunTuning, profile: boolean): Promise<{ output: BackendOutput; times?: StageTimes }> {
+  // Error scopes are a per-device stack: one batch at a time per device keeps them attributable.
+  return ctx.gpu.exclusive(() => ctx.gpu.scopedAsync(() => runExclusive(ctx, batch, config, options, tuning, profile)));
+}
+
+async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfig, options: RunOptions, tuning: RunTuning, profile: boolean): Promise<{ output: BackendOutput; times?: StageTimes }> {
   const { gpu, pool, pipelines } = ctx;
   const device = gpu.device;
   const limits = gpu.limits;
@@ -129,12 +165,13 @@ export async function runBatch(ctx: RunContext, batch: Batch, config: ResolvedCo
   const tm = batch.t * batch.m;
   const why = unsupportedShape(batch.t, batch.m, limits.maxComputeWorkgroupStorageSize, limits.maxComputeWorkgroupSizeX);
   if (why) throw new GpuError('validation', `this batch cannot run on the GPU: ${why}`);
-  const wg = metricsWorkgroupSize(tm, limits.maxComputeWorkgroupStorageSize, limits.maxComputeWorkgroupSizeX);
+  const wg = metricsWorkgroupSize(tm, limits.maxComputeWorkgroupStorageSize, limits.maxComputeWorkgroupSizeX, tuning.workgroupSize ?? METRICS_DEFAULT_WG);
+  const tsWg = tsEmbeddingsWorkgroupSize(batch.t, limits.maxComputeWorkgroupStorageSize, limits.maxComputeWorkgroupSizeX);
 
   const perChunkLimit = maxChunkTrajectories(chunkedBindings(shape), {
     maxBindingBytes: limits.maxStorageBufferBindingSize,
     maxBufferBytes: limits.maxBufferSize,
-    trajectoriesPerWorkgroup: 1, // the TS kernel uses one workgroup per trajectory
+    trajectoriesPerWorkgroup: tsWg / TS_EMB_TPT, // the TS kernel has the fewest trajectories per workgroup
     maxWorkgroupsPerDimension: limits.maxComputeWorkgroupsPerDimension,
     alignTrajectories: CHUNK_ALIGN,
     targetChunkBytes: tuning.targetChunkBytes ?? DEFAULT_TARGET_CHUNK_BYTES,
@@ -145,17 +182,22 @@ export async function runBatch(ctx: RunContext, batch: Batch, config: ResolvedCo
 
   let groupCount = 1;
   if (batch.groups) for (let i = 0; i < n; i++) if (batch.groups[i] >= groupCount) groupCount = batch.groups[i] + 1;
-  const select = n * 16 <= limits.maxBufferSize && groupCount * GROUP_STATE_WORDS * 4 <= limits.maxStorageBufferBindingSize;
+  const select = n * SEL_REC_BYTES <= limits.maxBufferSize && groupCount * GROUP_STATE_WORDS * 4 <= limits.maxStorageBufferBindingSize;
+  const recordsPerWindow = Math.floor(Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize) / SEL_REC_BYTES / CHUNK_ALIGN) * CHUNK_ALIGN;
   const flags = flagsOf(shape, config, select);
-  const base = baseParams(batch, config, flags);
 
-  const metricsPipe = await pipelines.get(metricsKernel(batch.t, batch.m, wg, unorm16));
-  const tsPipe = shape.d ? await pipelines.get(tsEmbeddingsKernel(batch.t)) : null;
-  const covPipe = shape.covariance ? await pipelines.get(covarianceKernel(unorm16)) : null;
-  const selPipes = select ? await Promise.all((['refine', 'index', 'finish'] as SelectPass[]).map((p) => pipelines.get(selectKernel(p)))) : null;
+  const plan: Plan = {
+    batch, shape, wg, tsWg, chunks, capacity, outLayout: outputLayout(shape, capacity), select, groupCount,
+    windows: planChunks(n, recordsPerWindow), base: baseParams(batch, config, flags), maxPerDim: limits.maxComputeWorkgroupsPerDimension,
+    metricsPipe: await pipelines.get(metricsKernel(batch.t, batch.m, wg, unorm16)),
+    tsPipe: shape.d ? await pipelines.get(tsEmbeddingsKernel(batch.t, shape.d, tsWg)) : null,
+    covPipe: shape.covariance ? await pipelines.get(covarianceKernel(unorm16)) : null,
+    selPipes: select ? await Promise.all((['refine', 'index', 'finish'] as SelectPass[]).map((p) => pipelines.get(selectKernel(p)))) : null,
+    selRec: null, groupState: null, selected: null,
+  };
 
   const inLayoutFull = inputLayout(shape, capacity, capacity);
-  const outLayout = outputLayout(shape, capacity);
+  const { outLayout } = plan;
   const readbackBytes = outLayout.cov.bytes ? outLayout.cov.offset + outLayout.cov.bytes : outLayout.metrics.bytes;
   const slotCount = Math.max(1, Math.min(tuning.slots ?? 3, chunks.length));
 
@@ -177,14 +219,16 @@ export async function runBatch(ctx: RunContext, batch: Batch, config: ResolvedCo
       ready: Promise.resolve(),
     });
   }
-  const selRec = select ? acquire(Math.max(n * 16, 256), BufferUsage.STORAGE, 'ecr.webgpu.selRec') : null;
-  const groupState = select ? acquire(groupCount * GROUP_STATE_WORDS * 4, BufferUsage.STORAGE | BufferUsage.COPY_DST, 'ecr.webgpu.groupState') : null;
-  const selected = select ? acquire(groupCount * 4, BufferUsage.STORAGE | BufferUsage.COPY_SRC, 'ecr.webgpu.groupSelected') : null;
+  if (select) {
+    plan.selRec = acquire(Math.max(n * SEL_REC_BYTES, 256), BufferUsage.STORAGE, 'ecr.webgpu.selRec');
+    plan.groupState = acquire(groupCount * GROUP_STATE_WORDS * 4, BufferUsage.STORAGE | BufferUsage.COPY_DST, 'ecr.webgpu.groupState');
+    plan.selected = acquire(groupCount * 4, BufferUsage.STORAGE | BufferUsage.COPY_SRC, 'ecr.webgpu.groupSelected');
+  }
 
   let clock: PassClock | null = null;
   let querySet: GPUQuerySet | null = null;
   if (profile && gpu.timestamps) {
-    const capacityQ = Math.min(4096, 2 * (chunks.length * 3 + (select ? 2 * chunks.length + 1 : 0)));
+    const capacityQ = Math.min(4096, 2 * (chunks.length * 3 + (select ? 2 * plan.windows.length + 1 : 0)));
     querySet = device.createQuerySet({ type: 'timestamp', count: capacityQ, label: 'ecr.webgpu.timestamps' });
     clock = new PassClock(querySet, capacityQ);
   }
@@ -198,13 +242,13 @@ export async function runBatch(ctx: RunContext, batch: Batch, config: ResolvedCo
 
   let failure: unknown = null;
   let succeeded = false;
+  const selectionUniforms = select ? acquire((plan.windows.length + 1) * UNIFORM_STRIDE, BufferUsage.UNIFORM | BufferUsage.COPY_DST, 'ecr.webgpu.select.uniforms') : null;
+  const selectionReadback = select ? acquire(groupCount * 4, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'ecr.webgpu.select.readback') : null;
   try {
     if (select) {
-      const init = new Uint32Array(groupCount * GROUP_STATE_WORDS);
-      for (let g = 0; g < groupCount; g++) { init[g * 5 + 3] = 0xffffffff; init[g * 5 + 4] = 0xffffffff; }
-      device.queue.writeBuffer(groupState!, 0, init);
+      device.queue.writeBuffer(plan.groupState!, 0, groupStateInit(groupCount));
+      device.queue.writeBuffer(selectionUniforms!, 0, selectionUniformData(plan));
     }
-    const tauF64 = config.tau;
     for (let k = 0; k < chunks.length; k++) {
       const chunk = chunks[k];
       const slot = slots[k % slotCount];
@@ -216,39 +260,37 @@ export async function runBatch(ctx: RunContext, batch: Batch, config: ResolvedCo
       const layout = inputLayout(shape, capacity, chunk.count);
       fillStaging(slot.staging.getMappedRange(0, layout.totalBytes), batch, shape, chunk, layout.segments);
       slot.staging.unmap();
-      writeUniforms(device, slot.uniforms, base, chunk, wg, limits.maxComputeWorkgroupsPerDimension, shape, batch);
+      device.queue.writeBuffer(slot.uniforms, 0, chunkUniformData(plan, chunk));
+      if (timer) t0 = timer.add('uploadFill', t0);
 
       const uploadEnc = device.createCommandEncoder({ label: `ecr.webgpu.chunk${k}.upload` });
       uploadEnc.copyBufferToBuffer(slot.staging, 0, slot.input, 0, layout.totalBytes);
       const computeEnc = profile ? device.createCommandEncoder({ label: `ecr.webgpu.chunk${k}.compute` }) : uploadEnc;
-      encodeChunkCompute(computeEnc, ctx, slot, chunk, layout.segments, outLayout, batch.m, wg, limits.maxComputeWorkgroupsPerDimension, {
-        metricsPipe, tsPipe, covPipe, selRec, groupState, clock,
-      });
+      encodeChunkCompute(computeEnc, ctx, plan, slot, slot.uniforms, 0, chunk, layout.segments, () => clock?.writes());
       const readEnc = profile ? device.createCommandEncoder({ label: `ecr.webgpu.chunk${k}.readback` }) : uploadEnc;
-      readEnc.copyBufferToBuffer(slot.output, 0, slot.readback, 0, chunk.count * 24);
+      readEnc.copyBufferToBuffer(slot.output, 0, slot.readback, 0, metricsOutputBytes(chunk.count));
       if (shape.covariance) readEnc.copyBufferToBuffer(slot.output, outLayout.cov.offset, slot.readback, outLayout.cov.offset, chunk.count * batch.m * batch.m * 4);
 
-      if (profile) {
-        await gpu.scoped(() => device.queue.submit([uploadEnc.finish()]));
+      if (timer) {
+        device.queue.submit([uploadEnc.finish()]);
         await doneOrFail(gpu);
-        timer!.add('upload', t0);
-        t0 = performance.now();
-        await gpu.scoped(() => device.queue.submit([computeEnc.finish()]));
+        t0 = timer.add('upload', t0);
+        device.queue.submit([computeEnc.finish()]);
         await doneOrFail(gpu);
-        timer!.add('kernel', t0);
-        t0 = performance.now();
-        await gpu.scoped(() => device.queue.submit([readEnc.finish()]));
+        t0 = timer.add('kernel', t0);
+        device.queue.submit([readEnc.finish()]);
         await mapOrFail(gpu, slot.readback, MapMode.READ, 'readback map');
-        unpackChunk(slot.readback, chunk, out, batch.m, outLayout.cov.offset, tauF64);
+        t0 = timer.add('readback', t0);
+        unpackChunk(slot.readback, chunk, out, batch.m, outLayout.cov.offset);
         slot.readback.unmap();
-        timer!.add('readback', t0);
+        timer.add('readbackUnpack', t0);
       } else {
-        const submitted = gpu.scoped(() => device.queue.submit([uploadEnc.finish()]));
+        device.queue.submit([uploadEnc.finish()]);
+        // No await per submit: errors surface through the run's error scope and the map rejections.
         slot.ready = (async () => {
           try {
-            await submitted;
             await mapOrFail(gpu, slot.readback, MapMode.READ, 'readback map');
-            unpackChunk(slot.readback, chunk, out, batch.m, outLayout.cov.offset, tauF64);
+            unpackChunk(slot.readback, chunk, out, batch.m, outLayout.cov.offset);
             slot.readback.unmap();
             await mapOrFail(gpu, slot.staging, MapMode.WRITE, 'staging map');
           } catch (err) {
@@ -262,11 +304,25 @@ export async function runBatch(ctx: RunContext, batch: Batch, config: ResolvedCo
 
     if (select) {
       const t0 = performance.now();
-      out.groupSelected = await runSelection(ctx, chunks, groupCount, selRec!, groupState!, selected!, selPipes!, clock, limits.maxComputeWorkgroupsPerDimension);
+      const enc = device.createCommandEncoder({ label: 'ecr.webgpu.select' });
+      encodeSelection(enc, ctx, plan, selectionUniforms!, () => clock?.writes());
+      enc.copyBufferToBuffer(plan.selected!, 0, selectionReadback!, 0, groupCount * 4);
+      device.queue.submit([enc.finish()]);
+      await mapOrFail(gpu, selectionReadback!, MapMode.READ, 'selection readback');
+      out.groupSelected = new Int32Array(groupCount);
+      out.groupSelected.set(new Int32Array(selectionReadback!.getMappedRange(0, groupCount * 4)));
+      selectionReadback!.unmap();
       timer?.add('select', t0);
     }
     let kernelMs: number | undefined;
-    if (clock && clock.count > 0) kernelMs = await readTimestamps(ctx, clock);
+    if (clock && timer) {
+      if (clock.count > 0) timer.stages.kernelPassSum = await readTimestamps(ctx, clock.querySet, clock.count, 'sum');
+      // Device time of the whole batch's kernels back to back (no host in between): median of three replays.
+      const spans: number[] = [];
+      for (let r = 0; r < 3; r++) spans.push(await replayKernels(ctx, plan, slots, selectionUniforms));
+      spans.sort((a, b) => a - b);
+      kernelMs = spans[1];
+    }
     succeeded = true;
     return { output: out, times: timer ? { stages: timer.stages, kernelMs, chunks: chunks.length } : undefined };
   } finally {
@@ -278,6 +334,12 @@ export async function runBatch(ctx: RunContext, batch: Batch, config: ResolvedCo
       else b.destroy();
     }
   }
+}
+
+function groupStateInit(groupCount: number): Uint32Array {
+  const init = new Uint32Array(groupCount * GROUP_STATE_WORDS);
+  for (let g = 0; g < groupCount; g++) { init[g * 5 + 3] = 0xffffffff; init[g * 5 + 4] = 0xffffffff; }
+  return init;
 }
 
 async function mapOrFail(gpu: GpuDevice, buffer: GPUBuffer, mode: number, what: string): Promise<void> {
@@ -322,22 +384,25 @@ function fillStaging(mapped: ArrayBuffer, batch: Batch, shape: BatchShape, chunk
   if (shape.groups) new Uint32Array(mapped, seg.groups.offset, count).set(batch.groups!.subarray(start, start + count));
 }
 
-function writeUniforms(device: GPUDevice, uniforms: GPUBuffer, base: Params, chunk: Chunk, wg: number, maxPerDim: number, shape: BatchShape, batch: Batch): void {
+/** The three uniform blocks of one chunk: metrics, TS from embeddings, covariance. */
+function chunkUniformData(plan: Plan, chunk: Chunk): ArrayBuffer {
   const view = new DataView(new ArrayBuffer(3 * UNIFORM_STRIDE));
-  const common = { ...base, n: chunk.count, chunkStart: chunk.start };
-  packParams({ ...common, wgPerRow: refoldDispatch(Math.ceil(chunk.count / wg), maxPerDim).x }, view, 0);
-  packParams({ ...common, a: shape.d, wgPerRow: refoldDispatch(chunk.count, maxPerDim).x }, view, UNIFORM_STRIDE);
-  packParams({ ...common, a: batch.a ?? 0, wgPerRow: refoldDispatch(Math.ceil(chunk.count / COVARIANCE_WG), maxPerDim).x }, view, 2 * UNIFORM_STRIDE);
-  device.queue.writeBuffer(uniforms, 0, view.buffer);
+  const common = { ...plan.base, n: chunk.count, chunkStart: chunk.start };
+  const perDim = plan.maxPerDim;
+  packParams({ ...common, wgPerRow: refoldDispatch(Math.ceil(chunk.count / plan.wg), perDim).x }, view, 0);
+  packParams({ ...common, a: plan.shape.d, wgPerRow: refoldDispatch(Math.ceil(chunk.count / (plan.tsWg / TS_EMB_TPT)), perDim).x }, view, UNIFORM_STRIDE);
+  packParams({ ...common, a: plan.batch.a ?? 0, wgPerRow: refoldDispatch(Math.ceil(chunk.count / COVARIANCE_WG), perDim).x }, view, 2 * UNIFORM_STRIDE);
+  return view.buffer;
 }
 
-interface ChunkPipes {
-  metricsPipe: { pipeline: GPUComputePipeline; bindGroupLayout: GPUBindGroupLayout };
-  tsPipe: { pipeline: GPUComputePipeline; bindGroupLayout: GPUBindGroupLayout } | null;
-  covPipe: { pipeline: GPUComputePipeline; bindGroupLayout: GPUBindGroupLayout } | null;
-  selRec: GPUBuffer | null;
-  groupState: GPUBuffer | null;
-  clock: PassClock | null;
+/** One uniform block per selection window, then one for the per-group finish. */
+function selectionUniformData(plan: Plan): ArrayBuffer {
+  const { windows, groupCount, maxPerDim } = plan;
+  const view = new DataView(new ArrayBuffer((windows.length + 1) * UNIFORM_STRIDE));
+  const zero: Params = { n: 0, t: 0, m: 0, a: 0, chunkStart: 0, confIndex: 0, flags: 0, wgPerRow: 0, lambda: 0, tau: 0, vmax: 0, dmax: 0, weights: [], crWeights: null };
+  windows.forEach((c, w) => packParams({ ...zero, n: c.count, chunkStart: c.start, wgPerRow: refoldDispatch(Math.ceil(c.count / SELECT_WG), maxPerDim).x }, view, w * UNIFORM_STRIDE));
+  packParams({ ...zero, n: groupCount, wgPerRow: refoldDispatch(Math.ceil(groupCount / SELECT_WG), maxPerDim).x }, view, windows.length * UNIFORM_STRIDE);
+  return view.buffer;
 }
 
 function dispatch(pass: GPUComputePassEncoder, workgroups: number, maxPerDim: number): void {
@@ -345,157 +410,168 @@ function dispatch(pass: GPUComputePassEncoder, workgroups: number, maxPerDim: nu
   if (d.x > 0) pass.dispatchWorkgroups(d.x, d.y);
 }
 
+/** Binding size of a vec4-typed input: whole 16-byte words (the segment's capacity is 256-aligned). */
+function vec4Bytes(bytes: number): number {
+  return alignUp(bytes, 16);
+}
+
 function encodeChunkCompute(
-  enc: GPUCommandEncoder, ctx: RunContext, slot: Slot, chunk: Chunk, seg: Record<InputName, { offset: number; bytes: number }>,
-  outLayout: ReturnType<typeof outputLayout>, m: number, wg: number, maxPerDim: number, p: ChunkPipes,
+  enc: GPUCommandEncoder, ctx: RunContext, plan: Plan, slot: Slot, uniforms: GPUBuffer, uniformBase: number, chunk: Chunk,
+  seg: Record<InputName, { offset: number; bytes: number }>, stamp: () => GPUComputePassTimestampWrites | undefined,
 ): void {
   const device = ctx.gpu.device;
   const { dummies } = ctx;
-  const inputOr = (name: InputName): GPUBufferBinding => (seg[name].bytes > 0 ? { buffer: slot.input, offset: seg[name].offset, size: seg[name].bytes } : { buffer: dummies.read });
-  const uniform = (k: number): GPUBufferBinding => ({ buffer: slot.uniforms, offset: k * UNIFORM_STRIDE, size: PARAMS_BYTES });
+  const inputOr = (name: InputName, bytes = seg[name].bytes): GPUBufferBinding => (seg[name].bytes > 0 ? { buffer: slot.input, offset: seg[name].offset, size: bytes } : { buffer: dummies.read });
+  const uniform = (k: number): GPUBufferBinding => ({ buffer: uniforms, offset: uniformBase + k * UNIFORM_STRIDE, size: PARAMS_BYTES });
+  const { maxPerDim, outLayout } = plan;
 
-  if (p.tsPipe) {
+  if (plan.tsPipe) {
     const bg = device.createBindGroup({
-      label: 'ecr.webgpu.tsEmbeddings.bindGroup', layout: p.tsPipe.bindGroupLayout,
+      label: 'ecr.webgpu.tsEmbeddings.bindGroup', layout: plan.tsPipe.bindGroupLayout,
       entries: [
         { binding: 0, resource: uniform(1) },
-        { binding: 1, resource: inputOr('embeddings') },
+        { binding: 1, resource: inputOr('embeddings', vec4Bytes(seg.embeddings.bytes)) },
         { binding: 2, resource: { buffer: slot.tsEmb!, offset: 0, size: chunk.count * 4 } },
       ],
     });
-    const pass = enc.beginComputePass({ label: 'ecr.webgpu.tsEmbeddings', timestampWrites: p.clock?.writes() });
-    pass.setPipeline(p.tsPipe.pipeline);
+    const pass = enc.beginComputePass({ label: 'ecr.webgpu.tsEmbeddings', timestampWrites: stamp() });
+    pass.setPipeline(plan.tsPipe.pipeline);
     pass.setBindGroup(0, bg);
-    dispatch(pass, chunk.count, maxPerDim);
+    dispatch(pass, Math.ceil(chunk.count / (plan.tsWg / TS_EMB_TPT)), maxPerDim);
     pass.end();
   }
-  const tsEmb: GPUBufferBinding = p.tsPipe ? { buffer: slot.tsEmb!, offset: 0, size: chunk.count * 4 } : { buffer: dummies.read };
+  const tsEmb: GPUBufferBinding = plan.tsPipe ? { buffer: slot.tsEmb!, offset: 0, size: chunk.count * 4 } : { buffer: dummies.read };
   const mb = MetricsBinding;
   const bg = device.createBindGroup({
-    label: 'ecr.webgpu.metrics.bindGroup', layout: p.metricsPipe.bindGroupLayout,
+    label: 'ecr.webgpu.metrics.bindGroup', layout: plan.metricsPipe.bindGroupLayout,
     entries: [
       { binding: mb.params, resource: uniform(0) },
-      { binding: mb.e, resource: inputOr('e') },
+      { binding: mb.e, resource: inputOr('e', vec4Bytes(seg.e.bytes)) },
       { binding: mb.policy, resource: inputOr('policy') },
       { binding: mb.rewardDiff, resource: inputOr('rewardDiff') },
       { binding: mb.tsEmb, resource: tsEmb },
       { binding: mb.baseKey, resource: inputOr('baseKey') },
       { binding: mb.groups, resource: inputOr('groups') },
-      { binding: mb.out, resource: { buffer: slot.output, offset: 0, size: chunk.count * 24 } },
-      { binding: mb.selRec, resource: p.selRec ? { buffer: p.selRec, offset: chunk.start * 16, size: chunk.count * 16 } : { buffer: dummies.write1 } },
-      { binding: mb.groupState, resource: p.groupState ? { buffer: p.groupState } : { buffer: dummies.write2 } },
+      { binding: mb.out, resource: { buffer: slot.output, offset: 0, size: metricsOutputBytes(chunk.count) } },
+      { binding: mb.selRec, resource: plan.selRec ? { buffer: plan.selRec, offset: chunk.start * SEL_REC_BYTES, size: chunk.count * SEL_REC_BYTES } : { buffer: dummies.write1 } },
+      { binding: mb.groupState, resource: plan.groupState ? { buffer: plan.groupState } : { buffer: dummies.write2 } },
     ],
   });
-  const pass = enc.beginComputePass({ label: 'ecr.webgpu.metrics', timestampWrites: p.clock?.writes() });
-  pass.setPipeline(p.metricsPipe.pipeline);
+  const pass = enc.beginComputePass({ label: 'ecr.webgpu.metrics', timestampWrites: stamp() });
+  pass.setPipeline(plan.metricsPipe.pipeline);
   pass.setBindGroup(0, bg);
-  dispatch(pass, Math.ceil(chunk.count / wg), maxPerDim);
+  dispatch(pass, Math.ceil(chunk.count / plan.wg), maxPerDim);
   pass.end();
 
-  if (p.covPipe) {
+  if (plan.covPipe) {
     const cbg = device.createBindGroup({
-      label: 'ecr.webgpu.covariance.bindGroup', layout: p.covPipe.bindGroupLayout,
+      label: 'ecr.webgpu.covariance.bindGroup', layout: plan.covPipe.bindGroupLayout,
       entries: [
         { binding: 0, resource: uniform(2) },
         { binding: 1, resource: inputOr('e') },
-        { binding: 2, resource: { buffer: slot.output, offset: outLayout.cov.offset, size: chunk.count * m * m * 4 } },
+        { binding: 2, resource: { buffer: slot.output, offset: outLayout.cov.offset, size: chunk.count * plan.batch.m * plan.batch.m * 4 } },
       ],
     });
-    const cpass = enc.beginComputePass({ label: 'ecr.webgpu.covariance', timestampWrites: p.clock?.writes() });
-    cpass.setPipeline(p.covPipe.pipeline);
+    const cpass = enc.beginComputePass({ label: 'ecr.webgpu.covariance', timestampWrites: stamp() });
+    cpass.setPipeline(plan.covPipe.pipeline);
     cpass.setBindGroup(0, cbg);
     dispatch(cpass, Math.ceil(chunk.count / COVARIANCE_WG), maxPerDim);
     cpass.end();
   }
 }
 
-function unpackChunk(readback: GPUBuffer, chunk: Chunk, out: BackendOutput, m: number, covOffset: number, tau: number): void {
+/** Copies a chunk's metric arrays (f32, converted to f64 by TypedArray.set) and admissible bytes into the output. */
+function unpackChunk(readback: GPUBuffer, chunk: Chunk, out: BackendOutput, m: number, covOffset: number): void {
   const { start, count } = chunk;
-  // One bulk copy out of the mapped range: element-wise reads of (possibly uncached) mapped memory are slow.
-  const f = new Float32Array(count * 6);
-  f.set(new Float32Array(readback.getMappedRange(0, count * 24)));
-  const { evb, cr, ts, es, pd, cci } = out;
-  const adm = out.admissible!;
-  for (let k = 0, o = 0; k < count; k++, o += 6) {
-    const i = start + k;
-    evb[i] = f[o]; cr[i] = f[o + 1]; ts[i] = f[o + 2]; es[i] = f[o + 3]; pd[i] = f[o + 4];
-    const c = f[o + 5];
-    cci[i] = c;
-    adm[i] = c >= tau ? 1 : 0;
-  }
+  const stride = metricStride(count);
+  const mapped = readback.getMappedRange(0, metricsOutputBytes(count));
+  const arrays = [out.evb, out.cr, out.ts, out.es, out.pd, out.cci];
+  for (let k = 0; k < 6; k++) arrays[k].set(new Float32Array(mapped, k * stride * 4, count), start);
+  out.admissible!.set(new Uint8Array(mapped, 24 * stride, count), start);
   if (out.covariance) {
     const mm = m * m;
     out.covariance.set(new Float32Array(readback.getMappedRange(covOffset, count * mm * 4)), start * mm);
   }
 }
 
-async function runSelection(
-  ctx: RunContext, chunks: Chunk[], groupCount: number, selRec: GPUBuffer, groupState: GPUBuffer, selected: GPUBuffer,
-  pipes: { pipeline: GPUComputePipeline; bindGroupLayout: GPUBindGroupLayout }[], clock: PassClock | null, maxPerDim: number,
-): Promise<Int32Array> {
+/** Selection passes 2-4 over every window (each pass completes over the batch before the next: passes are ordered). */
+function encodeSelection(enc: GPUCommandEncoder, ctx: RunContext, plan: Plan, uniforms: GPUBuffer, stamp: () => GPUComputePassTimestampWrites | undefined): void {
+  const device = ctx.gpu.device;
+  const pipes = plan.selPipes!;
+  const run = (passIdx: number, w: number, recWindow: GPUBufferBinding, workgroups: number) => {
+    const bg = device.createBindGroup({
+      label: 'ecr.webgpu.select.bindGroup', layout: pipes[passIdx].bindGroupLayout,
+      entries: [
+        { binding: 0, resource: { buffer: uniforms, offset: w * UNIFORM_STRIDE, size: PARAMS_BYTES } },
+        { binding: 1, resource: recWindow },
+        { binding: 2, resource: { buffer: plan.groupState! } },
+        { binding: 3, resource: { buffer: plan.selected! } },
+      ],
+    });
+    const pass = enc.beginComputePass({ label: `ecr.webgpu.select.${passIdx}`, timestampWrites: stamp() });
+    pass.setPipeline(pipes[passIdx].pipeline);
+    pass.setBindGroup(0, bg);
+    dispatch(pass, workgroups, plan.maxPerDim);
+    pass.end();
+  };
+  const rec = plan.selRec!;
+  for (const passIdx of [0, 1]) {
+    plan.windows.forEach((c, w) => run(passIdx, w, { buffer: rec, offset: c.start * SEL_REC_BYTES, size: c.count * SEL_REC_BYTES }, Math.ceil(c.count / SELECT_WG)));
+  }
+  run(2, plan.windows.length, { buffer: rec, offset: 0, size: Math.min(rec.size, 256) }, Math.ceil(plan.groupCount / SELECT_WG));
+}
+
+/**
+ * Device time of every kernel of the batch submitted back to back in one command buffer (each
+ * chunk's compute on the slot that last held a chunk of its size, then selection), from the start
+ * of the first pass to the end of the last. The slots' inputs are real E of this batch; outputs
+ * are discarded (the selection state is reset first so the atomics do the same work).
+ */
+async function replayKernels(ctx: RunContext, plan: Plan, slots: Slot[], selectionUniforms: GPUBuffer | null): Promise<number> {
   const { gpu, pool } = ctx;
   const device = gpu.device;
-  const windows = chunks.length + 1; // one uniform slot per window, plus the per-group finish
-  const uniforms = pool.acquire(windows * UNIFORM_STRIDE, BufferUsage.UNIFORM | BufferUsage.COPY_DST, 'ecr.webgpu.select.uniforms');
-  const readback = pool.acquire(groupCount * 4, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'ecr.webgpu.select.readback');
-  let ok = false;
+  const { chunks } = plan;
+  const uniforms = pool.acquire(chunks.length * 3 * UNIFORM_STRIDE, BufferUsage.UNIFORM | BufferUsage.COPY_DST, 'ecr.webgpu.replay.uniforms');
+  const querySet = device.createQuerySet({ type: 'timestamp', count: 2, label: 'ecr.webgpu.replay.timestamps' });
   try {
-    const view = new DataView(new ArrayBuffer(windows * UNIFORM_STRIDE));
-    const zero: Params = { n: 0, t: 0, m: 0, a: 0, chunkStart: 0, confIndex: 0, flags: 0, wgPerRow: 0, lambda: 0, tau: 0, vmax: 0, dmax: 0, weights: [], crWeights: null };
-    chunks.forEach((c, w) => packParams({ ...zero, n: c.count, chunkStart: c.start, wgPerRow: refoldDispatch(Math.ceil(c.count / SELECT_WG), maxPerDim).x }, view, w * UNIFORM_STRIDE));
-    packParams({ ...zero, n: groupCount, wgPerRow: refoldDispatch(Math.ceil(groupCount / SELECT_WG), maxPerDim).x }, view, chunks.length * UNIFORM_STRIDE);
-    device.queue.writeBuffer(uniforms, 0, view.buffer);
-
-    const enc = device.createCommandEncoder({ label: 'ecr.webgpu.select' });
-    const run = (passIdx: number, w: number, recWindow: GPUBufferBinding, workgroups: number) => {
-      const bg = device.createBindGroup({
-        label: `ecr.webgpu.select.bindGroup`, layout: pipes[passIdx].bindGroupLayout,
-        entries: [
-          { binding: 0, resource: { buffer: uniforms, offset: w * UNIFORM_STRIDE, size: PARAMS_BYTES } },
-          { binding: 1, resource: recWindow },
-          { binding: 2, resource: { buffer: groupState } },
-          { binding: 3, resource: { buffer: selected } },
-        ],
-      });
-      const pass = enc.beginComputePass({ label: `ecr.webgpu.select.${passIdx}`, timestampWrites: clock?.writes() });
-      pass.setPipeline(pipes[passIdx].pipeline);
-      pass.setBindGroup(0, bg);
-      dispatch(pass, workgroups, maxPerDim);
-      pass.end();
-    };
-    // Every window of one pass completes before the next pass starts (passes are ordered).
-    for (const passIdx of [0, 1]) {
-      chunks.forEach((c, w) => run(passIdx, w, { buffer: selRec, offset: c.start * 16, size: c.count * 16 }, Math.ceil(c.count / SELECT_WG)));
-    }
-    run(2, chunks.length, { buffer: selRec, offset: 0, size: Math.min(selRec.size, 256) }, Math.ceil(groupCount / SELECT_WG));
-    enc.copyBufferToBuffer(selected, 0, readback, 0, groupCount * 4);
-    await gpu.scoped(() => device.queue.submit([enc.finish()]));
-    await mapOrFail(gpu, readback, MapMode.READ, 'selection readback');
-    const result = new Int32Array(groupCount);
-    result.set(new Int32Array(readback.getMappedRange(0, groupCount * 4)));
-    readback.unmap();
-    ok = true;
-    return result;
+    const data = new Uint8Array(chunks.length * 3 * UNIFORM_STRIDE);
+    chunks.forEach((c, k) => data.set(new Uint8Array(chunkUniformData(plan, c)), k * 3 * UNIFORM_STRIDE));
+    device.queue.writeBuffer(uniforms, 0, data);
+    if (plan.select) device.queue.writeBuffer(plan.groupState!, 0, groupStateInit(plan.groupCount));
+    const enc = device.createCommandEncoder({ label: 'ecr.webgpu.replay' });
+    enc.beginComputePass({ label: 'ecr.webgpu.replay.begin', timestampWrites: { querySet, beginningOfPassWriteIndex: 0 } }).end();
+    const none = () => undefined;
+    chunks.forEach((c, k) => {
+      const layout = inputLayout(plan.shape, plan.capacity, c.count);
+      encodeChunkCompute(enc, ctx, plan, slots[k % slots.length], uniforms, k * 3 * UNIFORM_STRIDE, c, layout.segments, none);
+    });
+    if (plan.select) encodeSelection(enc, ctx, plan, selectionUniforms!, none);
+    enc.beginComputePass({ label: 'ecr.webgpu.replay.end', timestampWrites: { querySet, endOfPassWriteIndex: 1 } }).end();
+    device.queue.submit([enc.finish()]);
+    return await readTimestamps(ctx, querySet, 2, 'span');
   } finally {
-    if (ok) { pool.release(uniforms); pool.release(readback); } else { uniforms.destroy(); readback.destroy(); }
+    querySet.destroy();
+    pool.release(uniforms);
   }
 }
 
-async function readTimestamps(ctx: RunContext, clock: PassClock): Promise<number> {
+/** Milliseconds from resolved timestamps: 'sum' of (begin, end) pairs, or the 'span' of the first two. */
+async function readTimestamps(ctx: RunContext, querySet: GPUQuerySet, count: number, mode: 'sum' | 'span'): Promise<number> {
   const { gpu } = ctx;
   const device = gpu.device;
-  const bytes = clock.count * 8;
+  const bytes = count * 8;
   const resolve = device.createBuffer({ size: bytes, usage: BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC, label: 'ecr.webgpu.timestamps.resolve' });
   const read = device.createBuffer({ size: bytes, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST, label: 'ecr.webgpu.timestamps.read' });
   try {
     const enc = device.createCommandEncoder({ label: 'ecr.webgpu.timestamps' });
-    enc.resolveQuerySet(clock.querySet, 0, clock.count, resolve, 0);
+    enc.resolveQuerySet(querySet, 0, count, resolve, 0);
     enc.copyBufferToBuffer(resolve, 0, read, 0, bytes);
-    await gpu.scoped(() => device.queue.submit([enc.finish()]));
+    device.queue.submit([enc.finish()]);
     await mapOrFail(gpu, read, MapMode.READ, 'timestamp readback');
     const ts = new BigUint64Array(read.getMappedRange());
     let ns = 0n;
-    for (let q = 0; q + 1 < clock.count; q += 2) if (ts[q + 1] > ts[q]) ns += ts[q + 1] - ts[q];
+    if (mode === 'span') ns = ts[1] > ts[0] ? ts[1] - ts[0] : 0n;
+    else for (let q = 0; q + 1 < count; q += 2) if (ts[q + 1] > ts[q]) ns += ts[q + 1] - ts[q];
     read.unmap();
     return Number(ns) / 1e6;
   } finally {
