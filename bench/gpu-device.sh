@@ -1,7 +1,9 @@
 #!/bin/bash
 # Everything measured on the accelerator machine, in one go: the fixtures scored on the GPU
-# (correctness), then the WebGPU benchmarks as JSON lines. Also runs here on the software adapter
-# with SMALL=1 (tiny sizes) to check the script itself.
+# (correctness), the standard `ecr bench` lines (comparable with earlier runs), then tuning
+# variants of the WebGPU backend in one process (workgroup size, chunk size, slots), all as JSON
+# lines in $OUT/gpu-device.jsonl. Also runs here on the software adapter with SMALL=1 (tiny
+# sizes) to check the script itself.
 # On the device (after npm run build and ../shared/gpu/prepare.sh test/fixtures):
 #   bash .gpu/on-device.sh bash bench/gpu-device.sh
 set -uo pipefail
@@ -10,8 +12,8 @@ out=${OUT:-/tmp}/gpu-device.jsonl
 : > "$out"
 fx=fixtures; [ -d "$fx" ] || fx=test/fixtures
 small=${SMALL:-0}
-n10m=10000000; n4m=4000000; nemb=100000; ncpu=1000000
-if [ "$small" = 1 ]; then n10m=20000; n4m=20000; nemb=2000; ncpu=20000; fi
+n10m=10000000; n4m=4000000; nemb=100000; nemb2=400000; ncpu=1000000
+if [ "$small" = 1 ]; then n10m=20000; n4m=20000; nemb=2000; nemb2=4000; ncpu=20000; fi
 quiet() { grep -vE 'XDG_RUNTIME_DIR|shaderUniform|InitializeImpl|artificially reduced|While initializing' >&2; }
 
 echo "== adapter"
@@ -34,22 +36,72 @@ bench() { # label, then ecr bench arguments
   local label=$1; shift
   echo "== $label: ecr bench $*"
   local line
-  line=$(timeout 150 node dist/cli.js bench "$@" --json 2> >(quiet)) || { echo "{\"label\":\"$label\",\"error\":\"exit $?\"}" | tee -a "$out"; return; }
+  line=$(timeout 100 node dist/cli.js bench "$@" --json 2> >(quiet)) || { echo "{\"label\":\"$label\",\"error\":\"exit $?\"}" | tee -a "$out"; return; }
   echo "{\"label\":\"$label\",\"result\":$line}" | tee -a "$out"
 }
 bench kernel-10M --backend webgpu --n $n10m --t 5 --m 8 --dtype float32 --reps 3
 bench e2e-4M-f32 --backend webgpu --n $n4m --t 5 --m 8 --dtype float32 --reps 5
-ECR_WEBGPU_COMPACT=unorm16 bench e2e-4M-unorm16 --backend webgpu --n $n4m --t 5 --m 8 --dtype float32 --reps 5
+bench e2e-4M-f32-reuse --backend webgpu --n $n4m --t 5 --m 8 --dtype float32 --reps 5 --reuse-outputs
 bench emb-d384 --backend webgpu --n $nemb --t 5 --m 8 --d 384 --dtype float32 --reps 3
+bench emb-d384-400K --backend webgpu --n $nemb2 --t 5 --m 8 --d 384 --dtype float32 --reps 3
+ECR_WEBGPU_COMPACT=unorm16 bench e2e-4M-unorm16 --backend webgpu --n $n4m --t 5 --m 8 --dtype float32 --reps 3
 bench small-100K --backend webgpu --n 100000 --t 5 --m 8 --dtype float32 --reps 5
 bench small-10K --backend webgpu --n 10000 --t 5 --m 8 --dtype float32 --reps 5
 bench cpu-1M --backend cpu --n $ncpu --t 5 --m 8 --dtype float32 --reps 3
 bench auto-4M --backend auto --n $n4m --t 5 --m 8 --dtype float32 --reps 2
-echo "== summary (traj/s; kernel = timestamp queries)"
+
+echo "== tuning variants (one process, one synthetic batch)"
+N10M=$n10m N4M=$n4m OUTFILE="$out" timeout 120 node --input-type=module - <<'JS' 2> >(quiet)
+import { appendFileSync } from 'node:fs';
+import { syntheticBatch } from './dist/bench/synthetic.js';
+import { resolveConfig } from './dist/config.js';
+import { WebGpuBackend } from './dist/backends/webgpu/index.js';
+const cfg = resolveConfig({});
+const n10 = Number(process.env.N10M), n4 = Number(process.env.N4M);
+const big = syntheticBatch({ n: n10, t: 5, m: 8, dtype: 'float32' });
+const sub = (n) => ({ ...big, n, steps: big.steps.subarray(0, n * 40), groups: big.groups.subarray(0, n) });
+const emit = (o) => { const l = JSON.stringify(o); console.log(l); appendFileSync(process.env.OUTFILE, l + '\n'); };
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+async function kernel(label, tuning, batch) {
+  const b = new WebGpuBackend(tuning);
+  try {
+    await b.computeMetrics(batch, cfg);
+    const p = await b.profile(batch, cfg);
+    emit({ label, variant: tuning, n: batch.n, kernelMs: p.kernelMs, kernelTrajPerSec: p.kernelMs ? batch.n / p.kernelMs * 1e3 : null, stages: p.stages });
+  } catch (e) { emit({ label, variant: tuning, error: String(e) }); } finally { await b.dispose(); }
+}
+async function e2e(label, tuning, batch, reps = 5) {
+  const b = new WebGpuBackend(tuning);
+  try {
+    const out = { evb: new Float64Array(batch.n), cr: new Float64Array(batch.n), ts: new Float64Array(batch.n), es: new Float64Array(batch.n), pd: new Float64Array(batch.n), cci: new Float64Array(batch.n) };
+    await b.computeMetrics(batch, cfg, { out });
+    const ms = [];
+    for (let r = 0; r < reps; r++) { const t0 = performance.now(); await b.computeMetrics(batch, cfg, { out }); ms.push(performance.now() - t0); }
+    emit({ label, variant: tuning, n: batch.n, reusedOutputs: true, msMedian: median(ms), trajPerSec: batch.n / median(ms) * 1e3, samplesMs: ms });
+  } catch (e) { emit({ label, variant: tuning, error: String(e) }); } finally { await b.dispose(); }
+}
+for (const workgroupSize of [64, 128, 256]) await kernel('kernel-10M-wg', { workgroupSize }, big);
+for (const mb of [32, 256]) await kernel('kernel-10M-chunk', { targetChunkBytes: mb << 20 }, big);
+await kernel('kernel-4M', {}, sub(n4));
+const b4 = sub(n4);
+for (const mb of [16, 32, 64, 128]) await e2e('e2e-4M-chunk', { targetChunkBytes: mb << 20 }, b4);
+for (const slots of [2, 4, 6]) await e2e('e2e-4M-slots', { targetChunkBytes: 32 << 20, slots }, b4);
+// Host copy rates on this machine, for the report: ordinary memory to ordinary memory.
+{
+  const src = big.steps.subarray(0, n4 * 40), dst = new Float32Array(src.length);
+  dst.set(src); const t0 = performance.now(); dst.set(src); const ms = performance.now() - t0;
+  const f64 = new Float64Array(n4); const f32 = new Float32Array(n4); f64.set(f32); const t1 = performance.now(); f64.set(f32); const cv = performance.now() - t1;
+  emit({ label: 'host-copy', f32CopyGBs: src.byteLength / ms / 1e6, f32ToF64MValuesPerSec: n4 / cv / 1e3 });
+}
+JS
+
+echo "== summary (traj/s; kernel = timestamp queries, all of a batch's kernels back to back)"
 node -e "
 for (const l of require('fs').readFileSync(process.argv[1],'utf8').split('\n').filter(Boolean)) {
-  const {label, result: r, error} = JSON.parse(l);
-  if (error) { console.log(label.padEnd(16), 'ERROR', error); continue; }
-  console.log(label.padEnd(16), r.backend.padEnd(7), 'n', String(r.n).padStart(9), 'e2e', (r.trajPerSec/1e6).toFixed(2).padStart(8), 'M/s', r.kernelTrajPerSec ? 'kernel ' + (r.kernelTrajPerSec/1e6).toFixed(1) + ' M/s' : '', JSON.stringify(r.stages ?? {}, (k, v) => typeof v === 'number' ? +v.toFixed(2) : v));
+  const o = JSON.parse(l); const {label, result: r, error} = o;
+  if (error) { console.log(label.padEnd(18), 'ERROR', error); continue; }
+  const f = (v) => JSON.stringify(v ?? {}, (k, x) => typeof x === 'number' ? +x.toFixed(2) : x);
+  if (!r) { console.log(label.padEnd(18), f(o.variant), o.kernelTrajPerSec ? 'kernel ' + (o.kernelTrajPerSec/1e6).toFixed(1) + ' M/s' : '', o.trajPerSec ? 'e2e ' + (o.trajPerSec/1e6).toFixed(2) + ' M/s' : '', o.stages ? f(o.stages) : f(o)); continue; }
+  console.log(label.padEnd(18), r.backend.padEnd(7), 'n', String(r.n).padStart(9), 'e2e', (r.trajPerSec/1e6).toFixed(2).padStart(8), 'M/s', r.kernelTrajPerSec ? 'kernel ' + (r.kernelTrajPerSec/1e6).toFixed(1) + ' M/s' : '', f(r.stages));
 }" "$out"
 exit $fail

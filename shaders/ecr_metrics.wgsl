@@ -180,12 +180,14 @@ fn metricsSmall(i: u32, lid: u32) -> Metrics {
   if (hasFlag(P, FLAG_REWARDS)) {
     r.es = esFromRewards(i);
   } else {
-    let c = P.confIndex;
+    // confIndex is not a constant: read workgroup memory, since a dynamic index into x would
+    // move the whole register array to local memory.
+    let at = lid * SW + P.confIndex;
     var mean = 0.0;
-    for (var s = 0u; s < t; s++) { mean += x[s][c]; }
+    for (var s = 0u; s < t; s++) { mean += stage[at + s * m]; }
     mean /= f32(t);
     var v = 0.0;
-    for (var s = 0u; s < t; s++) { let dv = x[s][c] - mean; v += dv * dv; }
+    for (var s = 0u; s < t; s++) { let dv = stage[at + s * m] - mean; v += dv * dv; }
     v /= f32(t);
     r.es = clamp(1.0 - v / P.vmax, 0.0, 1.0);
   }

@@ -228,6 +228,19 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
       }
     });
 
+    it('writes into caller-given output arrays (ComputeOptions.out) with the same values as fresh ones', async () => {
+      const backend = await getBackend('webgpu');
+      const batch = randomBatch(700, 17, { groups: 9 });
+      const cfg = resolveConfig({});
+      const fresh = await backend.computeMetrics(batch, cfg);
+      const given = { evb: new Float64Array(700).fill(-1), cr: new Float64Array(700).fill(-1), ts: new Float64Array(700).fill(-1), es: new Float64Array(700).fill(-1), pd: new Float64Array(700).fill(-1), cci: new Float64Array(700).fill(-1) };
+      const out = await backend.computeMetrics(batch, cfg, { out: given });
+      for (const k of METRICS) {
+        expect(out[k], k).toBe(given[k]);
+        expect(Array.from(given[k]), k).toEqual(Array.from(fresh[k]));
+      }
+    });
+
     it('reuses pooled buffers and cached pipelines across calls (same answers, no growth in pipelines)', async () => {
       const backend = newBackend();
       try {

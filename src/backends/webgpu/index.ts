@@ -78,7 +78,7 @@ export class WebGpuBackend implements ScoreBackend {
   async computeMetrics(batch: Batch, config: ResolvedConfig, options: ComputeOptions = {}): Promise<BackendOutput> {
     if (batch.n === 0) return emptyOutput();
     const ctx = await this.ready();
-    const { output } = await runBatch(ctx, batch, config, { covariance: options.covariance, compact: this.compactOf(options) }, this.options, false);
+    const { output } = await runBatch(ctx, batch, config, { covariance: options.covariance, compact: this.compactOf(options), out: options.out }, this.options, false);
     return output;
   }
 
@@ -91,7 +91,7 @@ export class WebGpuBackend implements ScoreBackend {
   async profile(batch: Batch, config: ResolvedConfig, options: ComputeOptions = {}): Promise<{ stages: Record<string, number>; kernelMs?: number }> {
     if (batch.n === 0) return { stages: {} };
     const ctx = await this.ready();
-    const { times } = await runBatch(ctx, batch, config, { covariance: options.covariance, compact: this.compactOf(options) }, this.options, true);
+    const { times } = await runBatch(ctx, batch, config, { covariance: options.covariance, compact: this.compactOf(options), out: options.out }, this.options, true);
     if (!times) throw new GpuError('internal', 'profile run returned no timings');
     return { stages: times.stages, kernelMs: times.kernelMs };
   }

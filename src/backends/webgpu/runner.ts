@@ -4,7 +4,7 @@
  * chunk i+1 while the GPU computes chunk i and chunk i-1 is read back. Group selection runs last
  * over the whole batch (its per-trajectory records stay resident).
  */
-import type { Batch } from '../../batch.js';
+import type { Batch, MetricArrays } from '../../batch.js';
 import { effectiveDmax, type ResolvedConfig } from '../../config.js';
 import { GpuError } from '../../errors.js';
 import type { BufferPool } from '../../gpu/buffer-pool.js';
@@ -35,6 +35,8 @@ export interface RunTuning {
 export interface RunOptions {
   covariance?: boolean;
   compact?: 'unorm16';
+  /** Arrays to write the metrics into (ComputeOptions.out); absent: fresh ones. */
+  out?: MetricArrays;
 }
 
 export interface StageTimes {
@@ -234,11 +236,7 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
   }
   const timer = profile ? new Timer() : null;
 
-  const out: BackendOutput = {
-    evb: new Float64Array(n), cr: new Float64Array(n), ts: new Float64Array(n), es: new Float64Array(n), pd: new Float64Array(n), cci: new Float64Array(n),
-    admissible: new Uint8Array(n),
-  };
-  if (shape.covariance) out.covariance = new Float64Array(n * batch.m * batch.m);
+  const out = outputArrays(n, shape.covariance ? batch.m * batch.m : 0, options.out);
 
   let failure: unknown = null;
   let succeeded = false;
@@ -334,6 +332,17 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
       else b.destroy();
     }
   }
+}
+
+/** The caller's arrays where given and long enough (ComputeOptions.out), fresh ones otherwise. */
+function outputArrays(n: number, covPerTrajectory: number, given: MetricArrays | undefined): BackendOutput {
+  const pick = (a: Float64Array | undefined, len: number) => (a instanceof Float64Array && a.length === len ? a : new Float64Array(len));
+  const out: BackendOutput = {
+    evb: pick(given?.evb, n), cr: pick(given?.cr, n), ts: pick(given?.ts, n), es: pick(given?.es, n), pd: pick(given?.pd, n), cci: pick(given?.cci, n),
+    admissible: new Uint8Array(n),
+  };
+  if (covPerTrajectory) out.covariance = pick(given?.covariance, n * covPerTrajectory);
+  return out;
 }
 
 function groupStateInit(groupCount: number): Uint32Array {
