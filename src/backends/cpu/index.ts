@@ -29,7 +29,7 @@ import { InputError } from '../../errors.js';
 import type { BackendOutput, ComputeOptions, ScoreBackend } from '../backend.js';
 import {
   EVB_MAX_ABS_CHANGE, EVB_TRACE, SHRINK_IDENTITY, SHRINK_LEDOIT_WOLF, SHRINK_SCALED_IDENTITY,
-  scoreRange, type KernelJob,
+  scoreClaimed, scoreRange, type KernelJob,
 } from './kernel.js';
 import { WorkerPool, workerScript } from './pool.js';
 import { allocateSharedMetrics, isSharedArray } from './shared.js';
@@ -44,6 +44,8 @@ export interface CpuBackendOptions {
   sharedThreshold?: number;
   /** Smallest n split across threads when inputs must first be copied to shared memory. */
   copyThreshold?: number;
+  /** Touch fresh output pages from the main thread before computing (default true; see computeClaimed). */
+  prefault?: boolean;
   /** Largest per-worker staging buffer kept between calls for inputs in ordinary memory (default 512 MiB). */
   stagingRetainBytes?: number;
 }
@@ -51,6 +53,9 @@ export interface CpuBackendOptions {
 /** Default thresholds, from `ecr bench` on a 2-core machine (see bench/README.md). */
 export const DEFAULT_SHARED_THRESHOLD = 4096;
 export const DEFAULT_COPY_THRESHOLD = 8192;
+
+/** Trajectories per claimed chunk (at most): small enough to balance, large enough that claiming is free. */
+const CLAIM_CHUNK = 16_384;
 
 export const DEFAULT_STAGING_RETAIN_BYTES = 512 * 2 ** 20;
 
@@ -72,6 +77,7 @@ export class CpuBackend implements ScoreBackend {
   readonly copyThreshold: number;
   private pool: WorkerPool | null = null;
   private readonly staging: StagingArea;
+  private readonly prefault: boolean;
   private readonly script: URL | null;
   /** How the most recent call ran. */
   lastRun: CpuRunInfo = { threads: 1, copiedInputs: false, copiedOutputs: false };
@@ -81,6 +87,7 @@ export class CpuBackend implements ScoreBackend {
     this.sharedThreshold = options.sharedThreshold ?? DEFAULT_SHARED_THRESHOLD;
     this.copyThreshold = options.copyThreshold ?? DEFAULT_COPY_THRESHOLD;
     this.script = workerScript();
+    this.prefault = options.prefault ?? true;
     this.staging = new StagingArea(options.stagingRetainBytes ?? DEFAULT_STAGING_RETAIN_BYTES);
   }
 
@@ -123,6 +130,11 @@ export class CpuBackend implements ScoreBackend {
     const job = makeJob(batch, config, out);
     this.pool ??= new WorkerPool(this.threads - 1, this.script!);
     const pool = this.pool;
+    if (sharedInputs && sharedOutputs) {
+      await this.computeClaimed(pool, job, n, threads, into === undefined ? outputArrays(out) : null);
+      this.lastRun = { threads, copiedInputs: false, copiedOutputs: false };
+      return out;
+    }
 
     // Trajectory ranges: the main thread takes the first, each worker one of the rest.
     const bounds: number[] = [];
@@ -168,6 +180,30 @@ export class CpuBackend implements ScoreBackend {
     return out;
   }
 
+  /**
+   * Everything shared: every thread claims chunks from one counter. With fresh outputs the main
+   * thread first touches every output page while the workers already compute: page faults do not
+   * run in parallel (see bench/README.md), so one thread taking them all keeps the others from
+   * stalling on each other's, and the claiming balances the work around it.
+   */
+  private async computeClaimed(pool: WorkerPool, job: KernelJob, n: number, threads: number, freshOutputs: Float64Array[] | null): Promise<void> {
+    const counter = new Int32Array(new SharedArrayBuffer(4));
+    const chunk = Math.max(1024, Math.min(CLAIM_CHUNK, Math.ceil(n / (threads * 8))));
+    const runs: Promise<void>[] = [];
+    for (let w = 1; w < threads; w++) runs.push(pool.run(w - 1, job, 0, n, { counter, chunk }));
+    const settled = Promise.allSettled(runs);
+    let mainError: unknown = null;
+    try {
+      if (freshOutputs && this.prefault) for (const a of freshOutputs) touchPages(a);
+      scoreClaimed(job, counter, 0, n, chunk);
+    } catch (err) {
+      mainError = err;
+    }
+    const results = await settled;
+    if (mainError) throw mainError;
+    for (const r of results) if (r.status === 'rejected') throw r.reason;
+  }
+
   async dispose(): Promise<void> {
     const pool = this.pool;
     this.pool = null;
@@ -182,6 +218,12 @@ function inputArrays(batch: Batch): [InputKey, FloatArray][] {
     ['realized', batch.realized], ['policy', batch.policy],
   ];
   return list.filter((e): e is [InputKey, FloatArray] => e[1] !== undefined);
+}
+
+/** Writes every 4 KiB page of a shared array without changing its contents (an atomic OR with 0 cannot clobber a worker's result). */
+function touchPages(a: Float64Array): void {
+  const words = new Int32Array(a.buffer, a.byteOffset, a.length * 2);
+  for (let i = 0; i < words.length; i += 1024) Atomics.or(words, i, 0);
 }
 
 function outputArrays(out: MetricArrays): Float64Array[] {

@@ -105,6 +105,19 @@ export function scoreRange(job: KernelJob, start: number, end: number): void {
 }
 
 /**
+ * Scores chunks of [start, end) claimed one at a time from a shared counter until none is left.
+ * Threads that share inputs and outputs all run this on the same counter, so a thread slowed by
+ * anything (page faults, JIT warm-up, another process) simply claims fewer chunks.
+ */
+export function scoreClaimed(job: KernelJob, counter: Int32Array, start: number, end: number, chunk: number): void {
+  for (;;) {
+    const s = start + Atomics.add(counter, 0, 1) * chunk;
+    if (s >= end) return;
+    scoreRange(job, s, Math.min(end, s + chunk));
+  }
+}
+
+/**
  * EVB = min(1, tr(C)/m) needs only the trace of the shrunk covariance, and every shrinkage keeps
  * the trace simple: identity target (1-l) tr(S) + l m, scaled-identity tr(S), Ledoit-Wolf tr(S')
  * (its target mu I has trace tr(S'), so the shrinkage cancels). tr(S) is the sum of per-component

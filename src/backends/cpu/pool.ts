@@ -39,15 +39,15 @@ export class WorkerPool {
     this.slots = new Array<Slot | null>(size).fill(null);
   }
 
-  /** Runs the kernel on [start, end) in worker `index`. */
-  run(index: number, job: KernelJob, start: number, end: number): Promise<void> {
+  /** Runs the kernel on [start, end) in worker `index` (or on the chunks of it it claims). */
+  run(index: number, job: KernelJob, start: number, end: number, claim?: WorkerRequest['claim']): Promise<void> {
     if (this.disposed) return Promise.reject(new EcrError('ECR_CPU_WORKER', 'the cpu backend was disposed'));
     const slot = this.slot(index);
     const id = this.nextId++;
     return new Promise<void>((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
       slot.worker.ref();
-      const req: WorkerRequest = { id, job, start, end };
+      const req: WorkerRequest = { id, job, start, end, claim };
       slot.worker.postMessage(req);
     });
   }
