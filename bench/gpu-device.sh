@@ -43,15 +43,13 @@ bench kernel-10M --backend webgpu --n $n10m --t 5 --m 8 --dtype float32 --reps 3
 bench e2e-4M-f32 --backend webgpu --n $n4m --t 5 --m 8 --dtype float32 --reps 5
 bench e2e-4M-f32-reuse --backend webgpu --n $n4m --t 5 --m 8 --dtype float32 --reps 5 --reuse-outputs
 bench emb-d384 --backend webgpu --n $nemb --t 5 --m 8 --d 384 --dtype float32 --reps 3
-bench emb-d384-400K --backend webgpu --n $nemb2 --t 5 --m 8 --d 384 --dtype float32 --reps 3
 ECR_WEBGPU_COMPACT=unorm16 bench e2e-4M-unorm16 --backend webgpu --n $n4m --t 5 --m 8 --dtype float32 --reps 3
 bench small-100K --backend webgpu --n 100000 --t 5 --m 8 --dtype float32 --reps 5
 bench small-10K --backend webgpu --n 10000 --t 5 --m 8 --dtype float32 --reps 5
-bench cpu-1M --backend cpu --n $ncpu --t 5 --m 8 --dtype float32 --reps 3
 bench auto-4M --backend auto --n $n4m --t 5 --m 8 --dtype float32 --reps 2
 
 echo "== tuning variants (one process, one synthetic batch)"
-N10M=$n10m N4M=$n4m OUTFILE="$out" timeout 120 node --input-type=module - <<'JS' 2> >(quiet)
+N10M=$n10m N4M=$n4m NEMB=$nemb OUTFILE="$out" timeout 120 node --input-type=module - <<'JS' 2> >(quiet)
 import { appendFileSync } from 'node:fs';
 import { syntheticBatch } from './dist/bench/synthetic.js';
 import { resolveConfig } from './dist/config.js';
@@ -80,12 +78,21 @@ async function e2e(label, tuning, batch, reps = 5) {
     emit({ label, variant: tuning, n: batch.n, reusedOutputs: true, msMedian: median(ms), trajPerSec: batch.n / median(ms) * 1e3, samplesMs: ms });
   } catch (e) { emit({ label, variant: tuning, error: String(e) }); } finally { await b.dispose(); }
 }
-for (const workgroupSize of [64, 128, 256]) await kernel('kernel-10M-wg', { workgroupSize }, big);
-for (const mb of [32, 256]) await kernel('kernel-10M-chunk', { targetChunkBytes: mb << 20 }, big);
+await kernel('kernel-10M-default', {}, big);
+await kernel('kernel-10M-noselect', { gpuSelection: false }, big);
+await kernel('kernel-10M-wg256', { workgroupSize: 256 }, big);
+await kernel('kernel-10M-noregs', { registerPath: false }, big);
+await kernel('kernel-10M-noregs-noselect', { registerPath: false, gpuSelection: false }, big);
+await kernel('kernel-10M-chunk256', { targetChunkBytes: 256 << 20 }, big);
 await kernel('kernel-4M', {}, sub(n4));
+await kernel('kernel-4M-unorm16', { compact: 'unorm16' }, sub(n4));
 const b4 = sub(n4);
-for (const mb of [16, 32, 64, 128]) await e2e('e2e-4M-chunk', { targetChunkBytes: mb << 20 }, b4);
-for (const slots of [2, 4, 6]) await e2e('e2e-4M-slots', { targetChunkBytes: 32 << 20, slots }, b4);
+for (const mb of [64, 128, 256]) await e2e('e2e-4M-chunk', { targetChunkBytes: mb << 20 }, b4);
+{
+  const ne = Number(process.env.NEMB);
+  const emb = syntheticBatch({ n: ne, t: 5, m: 8, d: 384, dtype: 'float32' });
+  for (const mb of [64, 256, 1024]) await kernel('kernel-emb-chunk', { targetChunkBytes: mb << 20 }, emb);
+}
 // Host copy rates on this machine, for the report: ordinary memory to ordinary memory.
 {
   const src = big.steps.subarray(0, n4 * 40), dst = new Float32Array(src.length);

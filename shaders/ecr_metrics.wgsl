@@ -59,13 +59,12 @@ var<workgroup> sAnyIdx: array<u32, WG>;
 fn nT() -> u32 { if (T_FIXED != 0u) { return T_FIXED; } return P.t; }
 fn nM() -> u32 { if (M_FIXED != 0u) { return M_FIXED; } return P.m; }
 
-// Value c (0..3 for f32, 0..7 for unorm16) of a 16-byte word of E.
-fn unpackValue(w: vec4<u32>, c: u32) -> f32 {
-  if (E_UNORM16) {
-    let pair = unpack2x16unorm(w[c >> 1u]);
-    return select(pair.x, pair.y, (c & 1u) == 1u);
+// Value v of the chunk (if it is one of this workgroup's, [vs, ve)) into its staging slot.
+fn stageValue(v: u32, vs: u32, ve: u32, x: f32) {
+  if (v >= vs && v < ve) {
+    let r = v - vs;
+    stage[(r / TM) * SW + r % TM] = x;
   }
-  return bitcast<f32>(w[c]);
 }
 
 fn e(t: u32, j: u32, lid: u32) -> f32 { return stage[lid * SW + t * nM() + j]; }
@@ -149,8 +148,11 @@ fn metricsSmall(i: u32, lid: u32) -> Metrics {
   var prevRanks = 0u;
   for (var s = 0u; s < t; s++) {
     var ranks = 0u;
-    for (var j = 1u; j < m; j++) {
-      for (var k = 0u; k < j; k++) { ranks += select(1u << (4u * k), 1u << (4u * j), x[s][k] >= x[s][j]); }
+    // Constant trip counts (guards instead of a triangular loop) so the compiler unrolls fully.
+    for (var j = 0u; j < MAXS; j++) {
+      for (var k = 0u; k < MAXS; k++) {
+        if (j < m && k < j) { ranks += select(1u << (4u * k), 1u << (4u * j), x[s][k] >= x[s][j]); }
+      }
     }
     if (s > 0u) {
       let changed = ranks ^ prevRanks;
@@ -328,18 +330,32 @@ fn main(@builtin(workgroup_id) wgId: vec3<u32>, @builtin(local_invocation_index)
   let count = min(WG, P.n - wgStart);
 
   // Coalesced copy of this workgroup's values [vs, ve) of E; a 16-byte word may straddle the ends.
-  let vpw = select(4u, 8u, E_UNORM16);
+  // Components are unrolled by hand: a dynamic index into a vector can cost a trip to local memory.
   let vs = wgStart * TM;
   let ve = vs + count * TM;
-  let q1 = (ve + vpw - 1u) / vpw;
-  for (var q = vs / vpw + lid; q < q1; q += WG) {
-    let w = E[q];
-    for (var c = 0u; c < vpw; c++) {
-      let v = q * vpw + c;
-      if (v >= vs && v < ve) {
-        let r = v - vs;
-        stage[(r / TM) * SW + r % TM] = unpackValue(w, c);
-      }
+  if (E_UNORM16) {
+    let q1 = (ve + 7u) / 8u;
+    for (var q = vs / 8u + lid; q < q1; q += WG) {
+      let w = E[q];
+      let v0 = q * 8u;
+      stageValue(v0, vs, ve, unpack2x16unorm(w.x).x);
+      stageValue(v0 + 1u, vs, ve, unpack2x16unorm(w.x).y);
+      stageValue(v0 + 2u, vs, ve, unpack2x16unorm(w.y).x);
+      stageValue(v0 + 3u, vs, ve, unpack2x16unorm(w.y).y);
+      stageValue(v0 + 4u, vs, ve, unpack2x16unorm(w.z).x);
+      stageValue(v0 + 5u, vs, ve, unpack2x16unorm(w.z).y);
+      stageValue(v0 + 6u, vs, ve, unpack2x16unorm(w.w).x);
+      stageValue(v0 + 7u, vs, ve, unpack2x16unorm(w.w).y);
+    }
+  } else {
+    let q1 = (ve + 3u) / 4u;
+    for (var q = vs / 4u + lid; q < q1; q += WG) {
+      let w = bitcast<vec4<f32>>(E[q]);
+      let v0 = q * 4u;
+      stageValue(v0, vs, ve, w.x);
+      stageValue(v0 + 1u, vs, ve, w.y);
+      stageValue(v0 + 2u, vs, ve, w.z);
+      stageValue(v0 + 3u, vs, ve, w.w);
     }
   }
   atomicStore(&admWords[lid], 0u);

@@ -37,8 +37,8 @@ export const UNROLL_MAX_TM = 64;
 /** T and m up to this keep a whole trajectory in registers (the kernel's SMALL path). */
 export const SMALL_MAX = 8;
 
-export function metricsKernel(t: number, m: number, wg: number, unorm16: boolean): PipelineSpec {
-  const small = t <= SMALL_MAX && m <= SMALL_MAX;
+export function metricsKernel(t: number, m: number, wg: number, unorm16: boolean, registerPath = true): PipelineSpec {
+  const small = registerPath && t <= SMALL_MAX && m <= SMALL_MAX;
   const fixed = small || t * m <= UNROLL_MAX_TM;
   return {
     file: 'ecr_metrics.wgsl',

@@ -30,6 +30,10 @@ export interface RunTuning {
   slots?: number;
   /** Trajectories per workgroup of the metrics kernel (a power of two; default 128, lowered to fit workgroup storage). */
   workgroupSize?: number;
+  /** Keep a small trajectory (T, m <= 8) in registers (default true); false reads workgroup memory as for larger shapes. */
+  registerPath?: boolean;
+  /** Per-group selection on the GPU (default true); false leaves it to the host (scoreBatch's GroupSelector). */
+  gpuSelection?: boolean;
 }
 
 export interface RunOptions {
@@ -47,7 +51,7 @@ export interface StageTimes {
 
 /** Chunk starts are multiples of this: keeps unorm16 pairs whole and selRec window offsets aligned. */
 export const CHUNK_ALIGN = 256;
-const DEFAULT_TARGET_CHUNK_BYTES = 64 << 20;
+const DEFAULT_TARGET_CHUNK_BYTES = 128 << 20;
 const UNIFORM_STRIDE = 256;
 const MAX_M = 32;
 const MAX_T = 16;
@@ -184,14 +188,14 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
 
   let groupCount = 1;
   if (batch.groups) for (let i = 0; i < n; i++) if (batch.groups[i] >= groupCount) groupCount = batch.groups[i] + 1;
-  const select = n * SEL_REC_BYTES <= limits.maxBufferSize && groupCount * GROUP_STATE_WORDS * 4 <= limits.maxStorageBufferBindingSize;
+  const select = (tuning.gpuSelection ?? true) && n * SEL_REC_BYTES <= limits.maxBufferSize && groupCount * GROUP_STATE_WORDS * 4 <= limits.maxStorageBufferBindingSize;
   const recordsPerWindow = Math.floor(Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize) / SEL_REC_BYTES / CHUNK_ALIGN) * CHUNK_ALIGN;
   const flags = flagsOf(shape, config, select);
 
   const plan: Plan = {
     batch, shape, wg, tsWg, chunks, capacity, outLayout: outputLayout(shape, capacity), select, groupCount,
     windows: planChunks(n, recordsPerWindow), base: baseParams(batch, config, flags), maxPerDim: limits.maxComputeWorkgroupsPerDimension,
-    metricsPipe: await pipelines.get(metricsKernel(batch.t, batch.m, wg, unorm16)),
+    metricsPipe: await pipelines.get(metricsKernel(batch.t, batch.m, wg, unorm16, tuning.registerPath ?? true)),
     tsPipe: shape.d ? await pipelines.get(tsEmbeddingsKernel(batch.t, shape.d, tsWg)) : null,
     covPipe: shape.covariance ? await pipelines.get(covarianceKernel(unorm16)) : null,
     selPipes: select ? await Promise.all((['refine', 'index', 'finish'] as SelectPass[]).map((p) => pipelines.get(selectKernel(p)))) : null,
