@@ -2,18 +2,19 @@
  * The production `cpu` backend: ECR-SPEC section 3 for a whole packed batch in float64, on every
  * core for large batches.
  *
- * Threads: the main thread always computes one share; worker threads compute the others.
+ * Threads: the main thread always computes alongside the worker threads.
  * - Inputs in SharedArrayBuffer memory (see allocateSharedBatch) are read by the workers in
- *   place; outputs are then allocated in shared memory and the workers write into them.
+ *   place. When the outputs are shared too, all threads claim chunks of trajectories from one
+ *   atomic counter (self-balancing); otherwise each thread gets a fixed equal range.
  * - Inputs in ordinary memory cannot be shared, so the main thread first copies each worker's
  *   share into a shared staging buffer that is kept and reused across calls (see staging.ts:
  *   on fresh pages the page faults, not the copy, dominate). The copy then costs a small
  *   fraction of the compute, so it still pays on large batches; its higher threshold reflects it.
  * - Outputs: fresh arrays are allocated in shared memory and the workers write into them. With
  *   ComputeOptions.out the caller's arrays are filled instead (reusing memory across batches
- *   avoids first-touch page faults, which serialize across threads and on the dev VM cost about
- *   a third of a 1M-trajectory call); if those are in ordinary memory, each worker writes into
- *   staging and the main thread copies its results over.
+ *   avoids first-touch page faults, which do not run in parallel across threads and on the dev
+ *   VM cost about a fifth of a 1M-trajectory call); if those are in ordinary memory, each worker
+ *   writes into staging and the main thread copies its results over.
  * - Below the thresholds, or where the compiled worker script is absent (running from .ts
  *   sources), everything runs on the calling thread.
  * Results do not depend on the split: each trajectory is computed by the same code either way.
@@ -44,8 +45,6 @@ export interface CpuBackendOptions {
   sharedThreshold?: number;
   /** Smallest n split across threads when inputs must first be copied to shared memory. */
   copyThreshold?: number;
-  /** Touch fresh output pages from the main thread before computing (default true; see computeClaimed). */
-  prefault?: boolean;
   /** Largest per-worker staging buffer kept between calls for inputs in ordinary memory (default 512 MiB). */
   stagingRetainBytes?: number;
 }
@@ -77,7 +76,6 @@ export class CpuBackend implements ScoreBackend {
   readonly copyThreshold: number;
   private pool: WorkerPool | null = null;
   private readonly staging: StagingArea;
-  private readonly prefault: boolean;
   private readonly script: URL | null;
   /** How the most recent call ran. */
   lastRun: CpuRunInfo = { threads: 1, copiedInputs: false, copiedOutputs: false };
@@ -87,7 +85,6 @@ export class CpuBackend implements ScoreBackend {
     this.sharedThreshold = options.sharedThreshold ?? DEFAULT_SHARED_THRESHOLD;
     this.copyThreshold = options.copyThreshold ?? DEFAULT_COPY_THRESHOLD;
     this.script = workerScript();
-    this.prefault = options.prefault ?? true;
     this.staging = new StagingArea(options.stagingRetainBytes ?? DEFAULT_STAGING_RETAIN_BYTES);
   }
 
@@ -131,7 +128,7 @@ export class CpuBackend implements ScoreBackend {
     this.pool ??= new WorkerPool(this.threads - 1, this.script!);
     const pool = this.pool;
     if (sharedInputs && sharedOutputs) {
-      await this.computeClaimed(pool, job, n, threads, into === undefined ? outputArrays(out) : null);
+      await this.computeClaimed(pool, job, n, threads);
       this.lastRun = { threads, copiedInputs: false, copiedOutputs: false };
       return out;
     }
@@ -181,12 +178,10 @@ export class CpuBackend implements ScoreBackend {
   }
 
   /**
-   * Everything shared: every thread claims chunks from one counter. With fresh outputs the main
-   * thread first touches every output page while the workers already compute: page faults do not
-   * run in parallel (see bench/README.md), so one thread taking them all keeps the others from
-   * stalling on each other's, and the claiming balances the work around it.
+   * Everything shared: every thread claims chunks from one counter, so a thread slowed by page
+   * faults on fresh outputs, JIT warm-up or another process simply takes fewer chunks.
    */
-  private async computeClaimed(pool: WorkerPool, job: KernelJob, n: number, threads: number, freshOutputs: Float64Array[] | null): Promise<void> {
+  private async computeClaimed(pool: WorkerPool, job: KernelJob, n: number, threads: number): Promise<void> {
     const counter = new Int32Array(new SharedArrayBuffer(4));
     const chunk = Math.max(1024, Math.min(CLAIM_CHUNK, Math.ceil(n / (threads * 8))));
     const runs: Promise<void>[] = [];
@@ -194,7 +189,6 @@ export class CpuBackend implements ScoreBackend {
     const settled = Promise.allSettled(runs);
     let mainError: unknown = null;
     try {
-      if (freshOutputs && this.prefault) for (const a of freshOutputs) touchPages(a);
       scoreClaimed(job, counter, 0, n, chunk);
     } catch (err) {
       mainError = err;
@@ -218,12 +212,6 @@ function inputArrays(batch: Batch): [InputKey, FloatArray][] {
     ['realized', batch.realized], ['policy', batch.policy],
   ];
   return list.filter((e): e is [InputKey, FloatArray] => e[1] !== undefined);
-}
-
-/** Writes every 4 KiB page of a shared array without changing its contents (an atomic OR with 0 cannot clobber a worker's result). */
-function touchPages(a: Float64Array): void {
-  const words = new Int32Array(a.buffer, a.byteOffset, a.length * 2);
-  for (let i = 0; i < words.length; i += 1024) Atomics.or(words, i, 0);
 }
 
 function outputArrays(out: MetricArrays): Float64Array[] {
