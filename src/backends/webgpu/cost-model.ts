@@ -19,16 +19,18 @@ export function valuesPerTrajectory(s: WorkShape): number {
 }
 
 // Measured on the H200 machine (16 cores), T=5, m=8, float32 inputs, `ecr bench` medians
-// (bench/results-h200-run*.jsonl): cpu backend 1M trajectories 116-123 ms (~3 ns per value);
-// webgpu 10K in 1.5 ms, 100K in 8.5 ms, 4M in 232-304 ms (~1.5-1.9 ns per value + ~1.5 ms).
-// On a 2-core machine the CPU is ~20x slower per value, so these favour the CPU, never the GPU.
+// (bench/results-h200-run4.jsonl): cpu backend 1M trajectories 108-139 ms (~3 ns per value);
+// webgpu 10K in 1.4 ms, 100K in 6.3 ms, 4M in 160 ms with fresh output arrays (104 ms reusing
+// them): ~1 ns per value + ~1.3 ms. Host copies dominate (640 MB into staging at 10-12 GB/s, then
+// the f32 -> f64 output conversion); embeddings cost ~0.4 ns per value, so this is conservative
+// for them. On a 2-core machine the CPU is ~20x slower per value, so these favour the CPU.
 export const CostModel = {
   /** CPU backend: ns per input value. */
   cpuNsPerValue: 3,
   /** WebGPU per-call fixed cost on a hardware adapter: submits, map round trips, selection passes. */
-  gpuFixedMs: 1.5,
-  /** WebGPU ns per input value end to end (upload and readback dominate). */
-  gpuNsPerValue: 2,
+  gpuFixedMs: 1.3,
+  /** WebGPU ns per input value end to end (host copy into staging and output conversion dominate). */
+  gpuNsPerValue: 1,
   /** Below this many values the GPU is not even probed (keeps small runs free of Dawn's start-up). */
   minValuesToProbe: 1 << 20,
 };
