@@ -23,6 +23,7 @@ describe('ecr bench CLI', () => {
     ['cpu', [] as string[]],
     ['cpu-reference', ['--d', '6', '--a', '4']],
     ['auto', ['--dtype', 'float32', '--unshared']],
+    ['cpu', ['--reuse-outputs', '--covariance', '--a', '3']],
   ])('--backend %s --json prints one object with the documented keys', (backend, extra) => {
     const r = ecr('bench', '--backend', backend, '--n', '300', '--t', '4', '--m', '5', '--reps', '2', '--warmup', '0', '--json', ...extra);
     expect(r.stderr).toBe('');
@@ -39,6 +40,8 @@ describe('ecr bench CLI', () => {
     expect(out.msPerBatch).toBeGreaterThan(0);
     expect(out.trajPerSec).toBeCloseTo(out.n / (out.msPerBatch / 1000), 6);
     expect(out.samplesMs).toHaveLength(2);
+    expect(out.reuseOutputs).toBe(extra.includes('--reuse-outputs'));
+    expect(out.shared).toBe(out.backend === 'cpu' && !extra.includes('--unshared'));
   });
 
   it('prints a human-readable summary without --json', () => {
