@@ -34,8 +34,9 @@ describe('ecr bench CLI', () => {
     expect(out.backend).toBe(backend === 'auto' ? out.backend : backend);
     expect(['cpu', 'cpu-reference', 'webgpu']).toContain(out.backend);
     expect([out.n, out.t, out.m, out.reps]).toEqual([300, 4, 5, 2]);
-    expect(out.d).toBe(extra.includes('--d') ? 6 : null);
-    expect(out.a).toBe(extra.includes('--a') ? 4 : null);
+    const flag = (name: string) => (extra.includes(name) ? Number(extra[extra.indexOf(name) + 1]) : null);
+    expect(out.d).toBe(flag('--d'));
+    expect(out.a).toBe(flag('--a'));
     expect(out.trajPerSec).toBeGreaterThan(0);
     expect(out.msPerBatch).toBeGreaterThan(0);
     expect(out.trajPerSec).toBeCloseTo(out.n / (out.msPerBatch / 1000), 6);
