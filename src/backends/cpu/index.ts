@@ -133,7 +133,8 @@ export class CpuBackend implements ScoreBackend {
       return out;
     }
 
-    // Trajectory ranges: the main thread takes the first, each worker one of the rest.
+    // Something is in ordinary memory, so each worker works on a fixed range staged in shared
+    // memory: the main thread takes the first range, each worker one of the rest.
     const bounds: number[] = [];
     for (let k = 0; k <= threads; k++) bounds.push(Math.round((n * k) / threads));
     const runs: Promise<void>[] = [];
@@ -142,18 +143,15 @@ export class CpuBackend implements ScoreBackend {
     for (let w = 1; w < threads; w++) {
       const start = bounds[w];
       const end = bounds[w + 1];
-      let workerJob = job;
-      if (!sharedInputs || !sharedOutputs) {
-        const bytes = (sharedInputs ? 0 : stagedInputBytes(job, start, end)) + (sharedOutputs ? 0 : stagedOutputBytes(end - start, covariance ? mm : 0));
-        const staged = this.staging.acquire(w - 1, bytes);
-        releases.push(staged.release);
-        const stager = new Stager(staged.buffer);
-        if (!sharedInputs) workerJob = stager.inputs(workerJob, start, end);
-        if (!sharedOutputs) {
-          workerJob = stager.outputs(workerJob, start, end, mm);
-          const staging = workerJob;
-          copyBacks.push(() => copyOutputs(staging, job, start, mm));
-        }
+      const bytes = (sharedInputs ? 0 : stagedInputBytes(job, start, end)) + (sharedOutputs ? 0 : stagedOutputBytes(end - start, covariance ? mm : 0));
+      const staged = this.staging.acquire(w - 1, bytes);
+      releases.push(staged.release);
+      const stager = new Stager(staged.buffer);
+      let workerJob = sharedInputs ? job : stager.inputs(job, start, end);
+      if (!sharedOutputs) {
+        workerJob = stager.outputs(workerJob, start, end, mm);
+        const staging = workerJob;
+        copyBacks.push(() => copyOutputs(staging, job, start, mm));
       }
       runs.push(pool.run(w - 1, workerJob, start, end));
     }
