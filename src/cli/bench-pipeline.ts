@@ -14,6 +14,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
+import { postText } from '../llm/http-transport.js';
 import { OpenAICompatibleProvider } from '../llm/openai-compatible.js';
 import { resetNDetection } from '../llm/sample-choices.js';
 import { LoopbackServer } from '../loopback/server.js';
@@ -57,14 +58,13 @@ async function startServer(mode: 'inproc' | 'child', latencyMs: number, ignoreN:
 
 /**
  * The transport floor: the same chain of HTTP calls (one generate request, or K with a server that
- * ignores n, then H review calls per candidate, chained per candidate) made with bare fetch and
- * JSON parsing, and nothing else. The pipeline's overhead is its time above this floor.
+ * ignores n, then H review calls per candidate, chained per candidate) made with the provider's
+ * transport (postText) and JSON parsing, and nothing else. The pipeline's overhead is its time above this floor.
  */
 async function transportFloorMs(url: string, sc: Scenario, run: number): Promise<number> {
-  const post = (messages: unknown, n: number) => fetch(`${url}/chat/completions`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'loopback', messages, n, seed: run, logprobs: true, top_logprobs: 5 }),
-  }).then((r) => r.json() as Promise<{ choices: Array<{ message: { content: string } }> }>);
+  const post = (messages: unknown, n: number) => postText(`${url}/chat/completions`, { 'content-type': 'application/json' },
+    JSON.stringify({ model: 'loopback', messages, n, seed: run, logprobs: true, top_logprobs: 5 }),
+  ).then((r) => JSON.parse(r.body) as { choices: Array<{ message: { content: string } }> });
   const prompt = [{ role: 'user', content: `Floor question ${run}` }];
   const t0 = performance.now();
   const texts = sc.ignoreN
@@ -175,7 +175,7 @@ export async function main(argv: string[]): Promise<number> {
     const c = r.cold.calls!;
     process.stdout.write(
       `${r.scenario}: K=${r.k} H=${r.horizon} latency=${r.latencyMs}ms maxParallel=${r.maxParallel}${r.ignoreN ? ' (server ignores n)' : ''} server=${r.server} runs=${r.runs}\n` +
-      `  floor   median ${f(r.transportFloor.medianMs)} ms (min ${f(r.transportFloor.minMs)}): the same HTTP call chain with bare fetch, nothing else\n` +
+      `  floor   median ${f(r.transportFloor.medianMs)} ms (min ${f(r.transportFloor.minMs)}): the same HTTP call chain, transport and JSON only\n` +
       `  cold    median ${f(r.cold.medianMs)} ms (min ${f(r.cold.minMs)}, max ${f(r.cold.maxMs)}); target <= ${f(r.cold.targetMs)} ms (critical path ${r.criticalPathMs} ms)${r.cold.medianMs <= r.cold.targetMs ? '' : '  MISSED'}\n` +
       `          generations ${c.generations} (expected K+K*H = ${r.cold.expectedGenerations}); HTTP chat requests ${c.generateRequests} generate + ${c.unrollRequests} unroll; embed requests ${c.embedRequests}; parallel speedup ${f(r.cold.medianParallelSpeedup)}x\n`,
     );

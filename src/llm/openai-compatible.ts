@@ -1,10 +1,10 @@
 /**
  * Provider for OpenAI-compatible HTTP servers (OpenAI, Ollama's /v1, vLLM, the llama.cpp server):
- * POST {base}/chat/completions and {base}/embeddings with Node's global fetch (undici, which keeps
- * connections alive by default). Each call has its own timeout combined with the caller's signal,
+ * POST {base}/chat/completions and {base}/embeddings over keep-alive connections (http-transport.ts). Each call has its own timeout combined with the caller's signal,
  * and is retried on 429, 5xx and network errors per the RetryPolicy.
  */
 import { LlmCancelledError, LlmHttpError, LlmNetworkError, LlmResponseError, LlmTimeoutError, type LlmError } from './errors.js';
+import { postText } from './http-transport.js';
 import type { CallKind, CallOptions, ChatChoice, ChatRequest, ChatResult, Provider, TokenLogprob, TopLogprob, Usage } from './provider.js';
 import { DEFAULT_RETRY_POLICY, backoffDelayMs, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
 
@@ -122,8 +122,8 @@ export class OpenAICompatibleProvider implements Provider {
       let failure: LlmError;
       let retryAfterMs: number | undefined;
       try {
-        const res = await fetch(url, { method: 'POST', headers, body: payload, signal });
-        const text = await res.text();
+        const res = await postText(url, headers, payload, signal);
+        const text = res.body;
         const latencyMs = performance.now() - t0;
         if (res.ok) {
           let json: unknown;
@@ -133,7 +133,7 @@ export class OpenAICompatibleProvider implements Provider {
           options.observer?.onCall({ kind, ok: true, attempt, startedAt, latencyMs, status: res.status, choices: countChoices(json), usage: parseUsage(json) });
           return { json, url, attempts: attempt + 1 };
         }
-        retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
+        retryAfterMs = parseRetryAfter(res.header('retry-after'));
         failure = new LlmHttpError(res.status, text.slice(0, BODY_SNIPPET), kind, url, attempt + 1, retryAfterMs);
         options.observer?.onCall({ kind, ok: false, attempt, startedAt, latencyMs, status: res.status, error: failure.message });
         if (!isRetryableStatus(res.status)) throw failure;

@@ -1,0 +1,57 @@
+/**
+ * POST with node:http/https on keep-alive agents. Measured against the global fetch (undici) on
+ * the loopback server: fetch costs roughly twice the CPU per request, which on a 2-core machine
+ * with 64 calls in flight adds tens of milliseconds per round of a trajectory. Connections are
+ * pooled per origin by the agents and reused across calls.
+ */
+import http from 'node:http';
+import https from 'node:https';
+
+export interface HttpResponse {
+  status: number;
+  ok: boolean;
+  body: string;
+  header(name: string): string | null;
+}
+
+const agents = {
+  'http:': new http.Agent({ keepAlive: true, maxSockets: Infinity, scheduling: 'lifo' }),
+  'https:': new https.Agent({ keepAlive: true, maxSockets: Infinity, scheduling: 'lifo' }),
+};
+
+/** Sends `body` and resolves with the whole response; rejects on network errors and on abort. */
+export function postText(url: string, headers: Record<string, string>, body: string, signal?: AbortSignal): Promise<HttpResponse> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) { reject(signal.reason); return; }
+    const target = new URL(url);
+    const mod = target.protocol === 'https:' ? https : target.protocol === 'http:' ? http : null;
+    if (!mod) { reject(new TypeError(`unsupported protocol ${target.protocol} in ${url}`)); return; }
+    const payload = Buffer.from(body, 'utf8');
+    const req = mod.request(target, {
+      method: 'POST',
+      agent: agents[target.protocol as 'http:' | 'https:'],
+      headers: { ...headers, 'content-length': String(payload.length) },
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', fail);
+      res.on('end', () => {
+        cleanup();
+        const status = res.statusCode ?? 0;
+        resolve({
+          status, ok: status >= 200 && status < 300, body: Buffer.concat(chunks).toString('utf8'),
+          header: (name) => {
+            const v = res.headers[name.toLowerCase()];
+            return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+          },
+        });
+      });
+    });
+    const onAbort = () => req.destroy(signal!.reason instanceof Error ? signal!.reason : new Error('aborted'));
+    function cleanup() { signal?.removeEventListener('abort', onAbort); }
+    function fail(err: Error) { cleanup(); reject(signal?.aborted ? signal.reason : err); }
+    signal?.addEventListener('abort', onAbort, { once: true });
+    req.on('error', fail);
+    req.end(payload);
+  });
+}
