@@ -63,6 +63,8 @@ describe('ecr bench CLI', () => {
     [['--dtype', 'float16'], /--dtype must be float64 or float32/],
     [['--frobnicate'], /Unknown option/],
     [['--n', '1000000000', '--d', '4096'], /GiB of input/],
+    [['--adapter', 'metal'], /--adapter must be one of auto, native, opengles/],
+    [['--compact', 'unorm8'], /--compact must be "unorm16"/],
   ])('bad arguments %j exit 2 with a message', (args, message) => {
     const r = ecr('bench', ...args);
     expect(r.status).toBe(2);

@@ -33,6 +33,8 @@ export interface BenchOptions {
   seed?: number;
   /** Also request covariance matrices. */
   covariance?: boolean;
+  /** Upload E as unorm16 (webgpu only). */
+  compact?: 'unorm16';
   /**
    * Allocate the output arrays once and pass them to every call (ComputeOptions.out), as a
    * caller scoring batch after batch would; default false: every call allocates fresh outputs.
@@ -85,7 +87,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
   const backend = await getBackend(name);
   const covariance = opts.covariance ?? false;
   const reuseOutputs = opts.reuseOutputs ?? false;
-  const computeOptions: ComputeOptions = { covariance };
+  const computeOptions: ComputeOptions = { covariance, ...(opts.compact ? { compact: opts.compact } : {}) };
   if (reuseOutputs) {
     computeOptions.out = shared ? allocateSharedMetrics(opts.n, covariance ? opts.m : undefined) : allocMetrics(opts.n);
     if (covariance && !shared) computeOptions.out.covariance = new Float64Array(opts.n * opts.m * opts.m);

@@ -8,10 +8,12 @@ import { toResolvedConfig } from '../config.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../backends/backend.js';
 import { runBench, type BenchResult } from '../bench/run-bench.js';
 import { readJsonConfig } from './io.js';
+import { setWebGpuAdapter, type AdapterPreference } from '../gpu/adapter.js';
 
 const HELP = `usage: ecr bench [--backend auto|webgpu|cpu|cpu-reference] [--n N] [--t T] [--m M] [--d D] [--a A]
                  [--reps R] [--warmup W] [--config FILE] [--dtype float64|float32] [--unshared]
-                 [--covariance] [--reuse-outputs] [--seed S] [--json]
+                 [--covariance] [--reuse-outputs] [--seed S] [--adapter auto|native|opengles]
+                 [--compact unorm16] [--json]
 
 Times computeMetrics on a synthetic batch of N trajectories of T steps x M components
 (half stable, half drifting), generated once and untimed; reports the median of R runs.
@@ -24,6 +26,8 @@ Times computeMetrics on a synthetic batch of N trajectories of T steps x M compo
   --reuse-outputs  allocate the output arrays once and pass them to every call
                  (ComputeOptions.out), as a caller scoring batch after batch would; default:
                  fresh outputs per call, as scoreBatch does
+  --adapter      WebGPU adapter (default: native, then OpenGL ES; also ECR_WEBGPU_ADAPTER)
+  --compact      upload E to the GPU as unorm16 (webgpu only)
   --json         print one JSON object instead of the table
 Defaults: --backend auto --n 100000 --t 5 --m 8 --reps 5 --warmup 1.`;
 
@@ -59,6 +63,8 @@ export async function main(argv: string[]): Promise<number> {
         'reuse-outputs': { type: 'boolean', default: false },
         seed: { type: 'string', default: '12345' },
         json: { type: 'boolean', default: false },
+        adapter: { type: 'string' },
+        compact: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -84,6 +90,8 @@ export async function main(argv: string[]): Promise<number> {
   if (inputBytes > MAX_INPUT_BYTES) {
     throw new UsageError(`the batch would need ${(inputBytes / 2 ** 30).toFixed(1)} GiB of input; reduce --n (limit ${MAX_INPUT_BYTES / 2 ** 30} GiB)`);
   }
+  if (values.adapter !== undefined) setWebGpuAdapter(values.adapter as AdapterPreference);
+  if (values.compact !== undefined && values.compact !== 'unorm16') throw new UsageError(`--compact must be "unorm16", got "${values.compact}"`);
   const config = toResolvedConfig(values.config ? await readJsonConfig(values.config) : {});
 
   const result = await runBench({
@@ -91,6 +99,7 @@ export async function main(argv: string[]): Promise<number> {
     shared: values.unshared ? false : undefined,
     covariance: values.covariance,
     reuseOutputs: values['reuse-outputs'],
+    ...(values.compact ? { compact: 'unorm16' as const } : {}),
   });
   process.stdout.write(values.json ? JSON.stringify(result) + '\n' : formatHuman(result));
   return 0;
