@@ -1,4 +1,4 @@
-// Fused ECR metrics: EVB, CR, TS (E fallback or precomputed from embeddings), ES, PD, CCI,
+// Fused ECR metrics (the staged kernel; ecr_lanes.wgsl is the subgroup one): EVB, CR, TS (E fallback or precomputed from embeddings), ES, PD, CCI,
 // admissibility, and the first pass of per-group selection. One invocation per trajectory.
 //
 // Memory: the workgroup copies its WG trajectories of E into workgroup memory with coalesced
@@ -18,22 +18,10 @@
 override WG: u32 = 128u;        // trajectories (and invocations) per workgroup
 override TM: u32 = 40u;         // t * m of the batch
 override SW: u32 = 41u;         // staging stride per trajectory: odd, >= TM
-// T and m as constants (nonzero) unroll loops; SMALL also requires both <= 8 (register arrays).
-override T_FIXED: u32 = 0u;
-override M_FIXED: u32 = 0u;
+// SMALL requires T and m <= 8 (register arrays) and compiled in (T_FIXED, M_FIXED: metrics_shared.wgsl).
 override SMALL: bool = false;
 
 const MAXS: u32 = 8u;           // register arrays of the SMALL path
-const NO_GROUP: u32 = 0xffffffffu;
-
-struct SelRec {
-  g: u32,         // group, or NO_GROUP for a record that is not the first of its run
-  admHi: u32,     // best admissible key of the run (0, 0 = none)
-  admLo: u32,
-  anyKey: u32,    // best CCI key of the run
-  admIdx: u32,    // lowest batch index holding the run's best admissible key
-  anyIdx: u32,    // lowest batch index holding the run's best CCI
-}
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> E: array<vec4<u32>>;      // f32 bits, or 8 unorm16 per vec4
@@ -56,9 +44,6 @@ var<workgroup> sAdmIdx: array<u32, WG>;
 var<workgroup> sAnyKey: array<u32, WG>;
 var<workgroup> sAnyIdx: array<u32, WG>;
 
-fn nT() -> u32 { if (T_FIXED != 0u) { return T_FIXED; } return P.t; }
-fn nM() -> u32 { if (M_FIXED != 0u) { return M_FIXED; } return P.m; }
-
 // Value v of the chunk (if it is one of this workgroup's, [vs, ve)) into its staging slot.
 fn stageValue(v: u32, vs: u32, ve: u32, x: f32) {
   if (v >= vs && v < ve) {
@@ -69,54 +54,7 @@ fn stageValue(v: u32, vs: u32, ve: u32, x: f32) {
 
 fn e(t: u32, j: u32, lid: u32) -> f32 { return stage[lid * SW + t * nM() + j]; }
 
-fn crWeight(j: u32) -> f32 { return P.crW[j >> 2u][j & 3u]; }
-
-fn esFromRewards(i: u32) -> f32 {
-  let t = nT();
-  var mean = 0.0;
-  for (var s = 0u; s < t; s++) { mean += rewardDiff[i * t + s]; }
-  mean /= f32(t);
-  var v = 0.0;
-  for (var s = 0u; s < t; s++) { let dv = rewardDiff[i * t + s] - mean; v += dv * dv; }
-  v /= f32(t);
-  return clamp(1.0 - v / P.vmax, 0.0, 1.0);
-}
-
-fn pdFromPolicy(i: u32) -> f32 {
-  let a = P.a;
-  let base = i * nT() * a;
-  var klSum = 0.0;
-  var prevSum = 0.0;
-  for (var j = 0u; j < a; j++) { prevSum += policy[base + j]; }
-  for (var s = 1u; s < nT(); s++) {
-    var curSum = 0.0;
-    for (var j = 0u; j < a; j++) { curSum += policy[base + s * a + j]; }
-    var kl = 0.0;
-    for (var j = 0u; j < a; j++) {
-      let p = policy[base + s * a + j] / (curSum + 1e-10);
-      let q = policy[base + (s - 1u) * a + j] / (prevSum + 1e-10);
-      kl += p * log((p + 1e-10) / (q + 1e-10));
-    }
-    klSum += max(kl, 0.0);
-    prevSum = curSum;
-  }
-  return min(1.0, klSum / f32(nT() - 1u) / P.dmax);
-}
-
-fn evbFromTrace(ss: f32) -> f32 {
-  let t = nT();
-  let m = nM();
-  // Only the trace of C is needed: tr(C) = (1-lambda) tr(S) + lambda tr(Target), and Ledoit-Wolf
-  // keeps the trace of its maximum-likelihood covariance.
-  if (hasFlag(P, FLAG_SHRINK_LW)) { return min(1.0, ss / f32(t) / f32(m)); }
-  let trS = ss / f32(t - 1u);
-  let trTarget = select(f32(m), trS, hasFlag(P, FLAG_SHRINK_SCALED));
-  return min(1.0, ((1.0 - P.lambda) * trS + P.lambda * trTarget) / f32(m));
-}
-
 // ---- SMALL path: the trajectory in registers ----
-
-struct Metrics { evb: f32, cr: f32, ts: f32, es: f32, pd: f32 }
 
 fn metricsSmall(i: u32, lid: u32) -> Metrics {
   let t = T_FIXED;
@@ -316,11 +254,6 @@ fn metricsGeneral(i: u32, lid: u32) -> Metrics {
     r.pd = min(1.0, klSum / f32(t - 1u) / P.dmax);
   }
   return r;
-}
-
-// (hi, lo, idx) beats (hi', lo', idx'): larger key, then lower index.
-fn admBeats(hi: u32, lo: u32, idx: u32, hi2: u32, lo2: u32, idx2: u32) -> bool {
-  return hi > hi2 || (hi == hi2 && (lo > lo2 || (lo == lo2 && idx < idx2)));
 }
 
 @compute @workgroup_size(WG)

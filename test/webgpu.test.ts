@@ -15,6 +15,8 @@ import type { Batch } from '../src/batch.js';
 import type { BackendOutput } from '../src/backends/backend.js';
 import { loadFixtures, fixtureBatch, selectionAmbiguous } from './helpers/fixtures.js';
 import { newBackend, webGpuGate } from './webgpu-gate.js';
+import { chooseMetricsKernel } from '../src/backends/webgpu/kernels.js';
+import { UsageError } from '../src/errors.js';
 
 const gate = await webGpuGate();
 const TOL = 1e-5;
@@ -61,6 +63,25 @@ function expectSameOutput(a: BackendOutput, b: BackendOutput): void {
   expect(Array.from(b.groupSelected!)).toEqual(Array.from(a.groupSelected!));
   if (a.covariance) expect(Array.from(b.covariance!)).toEqual(Array.from(a.covariance));
 }
+
+describe('metrics kernel choice (no device needed)', () => {
+  const caps = (subgroups: boolean, subgroupMinSize = 32) => ({ subgroups, subgroupMinSize, maxComputeWorkgroupSizeX: 256 });
+  it('auto takes the subgroup lane kernel only when the device has subgroups and a trajectory fits the smallest subgroup', () => {
+    expect(chooseMetricsKernel('auto', 5, 8, caps(true))).toBe('subgroups');
+    expect(chooseMetricsKernel('auto', 5, 8, caps(false))).toBe('staged');
+    expect(chooseMetricsKernel('auto', 5, 8, caps(true, 4))).toBe('staged'); // 8 lanes > subgroups of 4
+    expect(chooseMetricsKernel('auto', 5, 3, caps(true, 4))).toBe('subgroups'); // 3 components -> 4 lanes
+    expect(chooseMetricsKernel('auto', 16, 32, caps(true, 32))).toBe('subgroups');
+    expect(chooseMetricsKernel('auto', 17, 8, caps(true))).toBe('staged');
+  });
+  it('forcing a kernel the device cannot run is a UsageError, never a substitute', () => {
+    expect(() => chooseMetricsKernel('subgroups', 5, 8, caps(false))).toThrow(UsageError);
+    expect(() => chooseMetricsKernel('subgroups', 5, 8, caps(true, 4))).toThrow(UsageError);
+    expect(chooseMetricsKernel('emulated', 5, 8, caps(false))).toBe('emulated');
+    expect(chooseMetricsKernel('staged', 5, 8, caps(true))).toBe('staged');
+    expect(() => chooseMetricsKernel('fast' as never, 5, 8, caps(true))).toThrow(UsageError);
+  });
+});
 
 describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapter : `skipped: ${gate.reason}`})`, () => {
   afterAll(async () => { await disposeBackends(); });
@@ -191,6 +212,80 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
       expect(out.groupSelected!.length).toBe(0);
       const r = await scoreBatch({ n: 0, t: 3, m: 4, steps: new Float64Array(0) }, {}, { backend: 'webgpu' });
       expect(r.groups).toEqual([]);
+    });
+  });
+
+  describe('metrics kernels', () => {
+    it('the default run uses the subgroup lane kernel exactly when the device has subgroups', async () => {
+      const backend = newBackend();
+      try {
+        const { subgroups, subgroupMinSize } = await backend.describe();
+        const p = await backend.profile(randomBatch(300, 3), resolveConfig({}));
+        expect(p.metricsKernel).toBe(subgroups && subgroupMinSize >= 8 ? 'subgroups' : 'staged');
+      } finally {
+        await backend.dispose();
+      }
+    });
+
+    // The lane kernel's logic (exchanges within a trajectory's lanes, padding lanes, per-subgroup
+    // selection runs) through workgroup-memory exchanges: what the subgroup build computes.
+    it.each(fixtures.map((f) => [f.name, f] as const))('%s: the lane kernel (emulated exchanges) within 1e-5, selection equal to the host', async (_name, fx) => {
+      const backend = newBackend({ metricsKernel: 'emulated' });
+      try {
+        const { batch } = fixtureBatch(fx);
+        const cfg = resolveConfig(fx.config);
+        const out = await backend.computeMetrics(batch, cfg);
+        fx.expected.forEach((e, i) => {
+          for (const [k, key] of [['evb', 'EVB'], ['cr', 'CR'], ['ts', 'TS'], ['es', 'ES'], ['pd', 'PD'], ['cci', 'CCI']] as const) {
+            expect(Math.abs(out[k][i] - e[key]), `${key} ${e.id}`).toBeLessThanOrEqual(TOL);
+          }
+        });
+        const host = hostSelection(batch, out, cfg.tau);
+        expect(Array.from(out.admissible!)).toEqual(Array.from(host.admissible));
+        expect(Array.from(out.groupSelected!)).toEqual(Array.from(host.selected));
+      } finally {
+        await backend.dispose();
+      }
+    });
+
+    it('the lane kernel equals the staged kernel within 2e-7 on ties, padding lanes, weights, groups and chunks', async () => {
+      const staged = newBackend({ metricsKernel: 'staged' });
+      const lanes = newBackend({ metricsKernel: 'emulated', chunkTrajectories: 512 });
+      try {
+        const cases: [Batch, EcrConfig][] = [
+          [randomBatch(2000, 41, { t: 5, m: 8, groups: 300, base: true, levels: 4 }), { crWeights: [1, 0.5, 0.2, 1, 0.3, 0.9, 0.1, 0.7], confIndex: 3 }],
+          [randomBatch(1500, 42, { t: 3, m: 5, groups: 40, levels: 3 }), { evbMode: 'max-abs-change', tau: 0.5 }],
+          [randomBatch(700, 43, { t: 16, m: 32, a: 4, groups: 7 }), { lambda: 'ledoit-wolf' }],
+          [randomBatch(900, 44, { t: 2, m: 1, d: 12 }), { shrinkTarget: 'scaled-identity' }],
+        ];
+        for (const [batch, c] of cases) {
+          const cfg = resolveConfig(c);
+          const a = await staged.computeMetrics(batch, cfg);
+          const b = await lanes.computeMetrics(batch, cfg);
+          for (const k of METRICS) a[k].forEach((x, i) => expect(Math.abs(b[k][i] - x), `${k}[${i}] t=${batch.t} m=${batch.m}`).toBeLessThanOrEqual(2e-7));
+          const host = hostSelection(batch, b, cfg.tau);
+          expect(Array.from(b.admissible!)).toEqual(Array.from(host.admissible));
+          expect(Array.from(b.groupSelected!)).toEqual(Array.from(host.selected));
+        }
+        const p = await lanes.profile(cases[0][0], resolveConfig(cases[0][1]));
+        expect(p.metricsKernel).toBe('emulated');
+      } finally {
+        await staged.dispose();
+        await lanes.dispose();
+      }
+    });
+
+    it('computeMetricsF32 writes the float32 values of computeMetrics into the caller arrays', async () => {
+      const backend = await getBackend('webgpu') as unknown as import('../src/backends/webgpu/index.js').WebGpuBackend;
+      const batch = randomBatch(900, 19, { groups: 11 });
+      const cfg = resolveConfig({});
+      const ref = await backend.computeMetrics(batch, cfg);
+      const out32 = { evb: new Float32Array(900), cr: new Float32Array(900), ts: new Float32Array(900), es: new Float32Array(900), pd: new Float32Array(900), cci: new Float32Array(900) };
+      const r = await backend.computeMetricsF32(batch, cfg, out32);
+      for (const k of METRICS) expect(Array.from(out32[k]), k).toEqual(Array.from(ref[k], Math.fround));
+      expect(Array.from(r.admissible)).toEqual(Array.from(ref.admissible!));
+      expect(Array.from(r.groupSelected!)).toEqual(Array.from(ref.groupSelected!));
+      await expect(backend.computeMetricsF32(batch, cfg, { ...out32, cci: new Float32Array(899) })).rejects.toThrow(UsageError);
     });
   });
 

@@ -20,6 +20,10 @@ export interface OpenedDevice {
   kind: AdapterKind;
   description: string;
   timestamps: boolean;
+  /** The device was opened with the `subgroups` feature (WGSL `enable subgroups;`). */
+  subgroups: boolean;
+  /** Smallest subgroup size the adapter may use (adapter info; 4, the WebGPU minimum, when unreported). */
+  subgroupMinSize: number;
 }
 
 let preferenceOverride: AdapterPreference | undefined;
@@ -90,15 +94,21 @@ async function tryKind(create: CreateFn, kind: AdapterKind): Promise<OpenedDevic
   }
   if (!adapter) return `${kind}: no adapter`;
   const timestamps = adapter.features.has('timestamp-query');
+  // Requested only where the adapter has it: the lane kernel then uses subgroup shuffles.
+  const subgroups = adapter.features.has('subgroups');
+  const features: GPUFeatureName[] = [];
+  if (timestamps) features.push('timestamp-query');
+  if (subgroups) features.push('subgroups');
   try {
     const device = await adapter.requestDevice({
       label: `ecr.webgpu.${kind}`,
       requiredLimits: requiredLimits(adapter),
-      requiredFeatures: timestamps ? ['timestamp-query'] : [],
+      requiredFeatures: features,
     });
     const info = adapter.info;
     const description = [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(' ') || 'unknown adapter';
-    return { gpu, adapter, device, kind, description: `${kind}: ${description}`, timestamps };
+    const subgroupMinSize = subgroups && typeof info.subgroupMinSize === 'number' && info.subgroupMinSize >= 4 ? info.subgroupMinSize : 4;
+    return { gpu, adapter, device, kind, description: `${kind}: ${description}`, timestamps, subgroups: subgroups && device.features.has('subgroups'), subgroupMinSize };
   } catch (err) {
     return `${kind}: device request failed: ${(err as Error).message.split('\n')[0]}`;
   }

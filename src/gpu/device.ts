@@ -20,6 +20,8 @@ export class GpuDevice {
   readonly kind: AdapterKind;
   readonly description: string;
   readonly timestamps: boolean;
+  readonly subgroups: boolean;
+  readonly subgroupMinSize: number;
   readonly limits: DeviceLimits;
   // Held for the device's lifetime: a collected instance crashes Dawn (WEBGPU-NOTES.md).
   private readonly gpu: GPU;
@@ -35,6 +37,8 @@ export class GpuDevice {
     this.kind = opened.kind;
     this.description = opened.description;
     this.timestamps = opened.timestamps;
+    this.subgroups = opened.subgroups;
+    this.subgroupMinSize = opened.subgroupMinSize;
     const l = opened.device.limits;
     this.limits = {
       maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,

@@ -9,6 +9,10 @@ import { kernelSource } from './shader-source.js';
 export interface PipelineSpec {
   /** File in shaders/, e.g. 'ecr_metrics.wgsl'. */
   file: string;
+  /** Files placed between common.wgsl and `file` (shared helpers, entry-point wrappers). */
+  includes?: readonly string[];
+  /** Files placed before common.wgsl (WGSL directives must come first). */
+  prelude?: readonly string[];
   entryPoint: string;
   constants: Record<string, number>;
   layout: GPUBindGroupLayoutEntry[];
@@ -23,7 +27,12 @@ export interface CachedPipeline {
 export function pipelineKey(spec: PipelineSpec): string {
   const consts = Object.keys(spec.constants).sort().map((k) => `${k}=${spec.constants[k]}`).join(',');
   const layout = spec.layout.map((e) => `${e.binding}:${e.buffer?.type ?? 'uniform'}`).join(',');
-  return `${spec.file}#${spec.entryPoint}[${consts}](${layout})`;
+  return `${moduleKey(spec)}#${spec.entryPoint}[${consts}](${layout})`;
+}
+
+/** The module's identity: every file that goes into its source, in order. */
+function moduleKey(spec: PipelineSpec): string {
+  return [...(spec.prelude ?? []), ...(spec.includes ?? []), spec.file].join('+');
 }
 
 export class PipelineCache {
@@ -38,10 +47,11 @@ export class PipelineCache {
     if (hit) return hit;
     const device = this.gpu.device;
     const built = await this.gpu.scoped(() => {
-      let module = this.modules.get(spec.file);
+      const mkey = moduleKey(spec);
+      let module = this.modules.get(mkey);
       if (!module) {
-        module = device.createShaderModule({ code: kernelSource(spec.file), label: `ecr.${spec.file}` });
-        this.modules.set(spec.file, module);
+        module = device.createShaderModule({ code: kernelSource(spec.file, spec.includes, spec.prelude), label: `ecr.${mkey}` });
+        this.modules.set(mkey, module);
       }
       const bindGroupLayout = device.createBindGroupLayout({ entries: spec.layout, label: `${spec.label}.layout` });
       const pipeline = device.createComputePipeline({
@@ -52,7 +62,7 @@ export class PipelineCache {
       return { pipeline, bindGroupLayout };
     }).catch((err: Error) => {
       // A failed shader module must not be reused by the next pipeline of the same file.
-      this.modules.delete(spec.file);
+      this.modules.delete(moduleKey(spec));
       err.message = `${spec.label} (${key}): ${err.message}`;
       throw err;
     });

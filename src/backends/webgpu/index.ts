@@ -12,7 +12,8 @@ import { GpuDevice } from '../../gpu/device.js';
 import { PipelineCache } from '../../gpu/pipeline-cache.js';
 import { BufferUsage } from '../../gpu/usage.js';
 import type { BackendOutput, ComputeOptions, ScoreBackend } from '../backend.js';
-import { runBatch, type RunContext, type RunTuning } from './runner.js';
+import type { MetricsKernelKind } from './kernels.js';
+import { runBatch, type Float32Metrics, type RunContext, type RunTuning } from './runner.js';
 
 export interface WebGpuBackendOptions extends RunTuning {
   /** Upload E as unorm16 for every call (also selectable per call with ComputeOptions.compact). */
@@ -33,9 +34,10 @@ export class WebGpuBackend implements ScoreBackend {
   }
 
   /** Opens the device (if not yet open) and returns its description, e.g. "opengles: ... llvmpipe". */
-  async describe(): Promise<{ adapter: string; kind: string; timestamps: boolean }> {
+  async describe(): Promise<{ adapter: string; kind: string; timestamps: boolean; subgroups: boolean; subgroupMinSize: number }> {
     const ctx = await this.ready();
-    return { adapter: ctx.gpu.description, kind: ctx.gpu.kind, timestamps: ctx.gpu.timestamps };
+    const g = ctx.gpu;
+    return { adapter: g.description, kind: g.kind, timestamps: g.timestamps, subgroups: g.subgroups, subgroupMinSize: g.subgroupMinSize };
   }
 
   /** The underlying device wrapper (tests use it to provoke device loss). */
@@ -79,7 +81,20 @@ export class WebGpuBackend implements ScoreBackend {
     if (batch.n === 0) return emptyOutput();
     const ctx = await this.ready();
     const { output } = await runBatch(ctx, batch, config, { covariance: options.covariance, compact: this.compactOf(options), out: options.out }, this.options, false);
-    return output;
+    return output as BackendOutput; // without out32 every metric array is a Float64Array
+  }
+
+  /**
+   * computeMetrics writing the metrics into caller-owned Float32Arrays (`out`, each of length n;
+   * `out.covariance` of n*m*m when `covariance` is asked for). The kernels compute in float32, so
+   * nothing is lost, and readback is a plain copy instead of a float32 -> float64 conversion.
+   * Returns the admissibility bytes and, with GPU selection, the selected index per group.
+   */
+  async computeMetricsF32(batch: Batch, config: ResolvedConfig, out: Float32Metrics, options: Omit<ComputeOptions, 'out'> = {}): Promise<{ admissible: Uint8Array; groupSelected?: Int32Array }> {
+    if (batch.n === 0) return { admissible: new Uint8Array(0), groupSelected: new Int32Array(0) };
+    const ctx = await this.ready();
+    const { output } = await runBatch(ctx, batch, config, { covariance: options.covariance, compact: this.compactOf(options), out32: out }, this.options, false);
+    return { admissible: output.admissible, groupSelected: output.groupSelected };
   }
 
   /**
@@ -88,12 +103,12 @@ export class WebGpuBackend implements ScoreBackend {
    * `timestamp-query`, kernelMs = summed GPU time of the compute passes. The software adapter has
    * no timestamps: then only the wall-clock stages are reported.
    */
-  async profile(batch: Batch, config: ResolvedConfig, options: ComputeOptions = {}): Promise<{ stages: Record<string, number>; kernelMs?: number }> {
+  async profile(batch: Batch, config: ResolvedConfig, options: ComputeOptions = {}): Promise<{ stages: Record<string, number>; kernelMs?: number; metricsKernel?: MetricsKernelKind }> {
     if (batch.n === 0) return { stages: {} };
     const ctx = await this.ready();
     const { times } = await runBatch(ctx, batch, config, { covariance: options.covariance, compact: this.compactOf(options), out: options.out }, this.options, true);
     if (!times) throw new GpuError('internal', 'profile run returned no timings');
-    return { stages: times.stages, kernelMs: times.kernelMs };
+    return { stages: times.stages, kernelMs: times.kernelMs, metricsKernel: times.metricsKernel };
   }
 
   async dispose(): Promise<void> {

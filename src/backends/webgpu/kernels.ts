@@ -2,6 +2,7 @@
  * Host descriptions of the ECR kernels: which WGSL file and entry point, the override constants,
  * the binding layout, and how many workgroups a given size needs. No device code here.
  */
+import { UsageError } from '../../errors.js';
 import { ShaderStage } from '../../gpu/usage.js';
 import type { PipelineSpec } from '../../gpu/pipeline-cache.js';
 
@@ -42,17 +43,95 @@ export function metricsKernel(t: number, m: number, wg: number, unorm16: boolean
   const fixed = small || t * m <= UNROLL_MAX_TM;
   return {
     file: 'ecr_metrics.wgsl',
+    includes: ['metrics_shared.wgsl'],
     entryPoint: 'main',
     constants: {
       WG: wg, TM: t * m, SW: stagingStride(t * m), T_FIXED: fixed ? t : 0, M_FIXED: fixed ? m : 0,
       SMALL: small ? 1 : 0, E_UNORM16: unorm16 ? 1 : 0,
     },
-    layout: [uniform(0), readOnly(1), readOnly(2), readOnly(3), readOnly(4), readOnly(5), readOnly(6), readWrite(7), readWrite(8), readWrite(9)],
+    layout: metricsLayout(),
     label: 'ecr.metrics',
   };
 }
 
-/** Binding numbers of the metrics kernel, by role. */
+/**
+ * Which metrics kernel runs: 'staged' (ecr_metrics.wgsl, one invocation per trajectory, E staged
+ * through workgroup memory), or the lane kernel (ecr_lanes.wgsl, one lane per component) with
+ * subgroup shuffles ('subgroups') or with workgroup-memory exchanges ('emulated': slow, for tests
+ * and comparisons on adapters without subgroups).
+ */
+export type MetricsKernelKind = 'staged' | 'subgroups' | 'emulated';
+/** `auto` (default): the subgroup lane kernel where the device has subgroups and the shape fits, else staged. */
+export type MetricsKernelPreference = 'auto' | MetricsKernelKind;
+export const METRICS_KERNEL_PREFERENCES: readonly MetricsKernelPreference[] = ['auto', 'staged', 'subgroups', 'emulated'];
+
+/** Invocations per workgroup of the lane kernel (at most; lowered to the device's limit). */
+export const LANES_WG = 256;
+
+/** Lanes per trajectory of the lane kernel: m rounded up to a power of two. */
+export function lanesPerTrajectory(m: number): number {
+  let lp = 1;
+  while (lp < m) lp <<= 1;
+  return lp;
+}
+
+export interface KernelCaps {
+  subgroups: boolean;
+  subgroupMinSize: number;
+  maxComputeWorkgroupSizeX: number;
+}
+
+/** Why the lane kernel cannot run this shape on this device (without regard to subgroups), or null. */
+function lanesUnfit(t: number, m: number, caps: KernelCaps): string | null {
+  const lp = lanesPerTrajectory(m);
+  if (lp > 32) return `m = ${m} needs ${lp} lanes per trajectory (at most 32)`;
+  if (t > 16) return `T = ${t} exceeds 16`;
+  if (Math.min(LANES_WG, caps.maxComputeWorkgroupSizeX) < 4 * lp) return `a workgroup cannot hold 4 trajectories of ${lp} lanes`;
+  return null;
+}
+
+/**
+ * The metrics kernel for a (T, m) batch. `auto` takes the subgroup lane kernel only where the
+ * device was opened with `subgroups` and a trajectory's lanes fit in the smallest subgroup;
+ * asking for 'subgroups' where that does not hold is a UsageError, never a silent substitute.
+ */
+export function chooseMetricsKernel(pref: MetricsKernelPreference, t: number, m: number, caps: KernelCaps): MetricsKernelKind {
+  if (!METRICS_KERNEL_PREFERENCES.includes(pref)) throw new UsageError(`metricsKernel must be one of ${METRICS_KERNEL_PREFERENCES.join(', ')}, got ${JSON.stringify(pref)}`);
+  if (pref === 'staged') return 'staged';
+  const unfit = lanesUnfit(t, m, caps);
+  const subgroupsUsable = caps.subgroups && lanesPerTrajectory(m) <= caps.subgroupMinSize;
+  if (pref === 'auto') return !unfit && subgroupsUsable ? 'subgroups' : 'staged';
+  if (unfit) throw new UsageError(`metricsKernel '${pref}' cannot run T = ${t}, m = ${m}: ${unfit}`);
+  if (pref === 'subgroups' && !subgroupsUsable) {
+    throw new UsageError(caps.subgroups
+      ? `metricsKernel 'subgroups': ${lanesPerTrajectory(m)} lanes per trajectory exceed the minimum subgroup size ${caps.subgroupMinSize}`
+      : "metricsKernel 'subgroups' needs a device with the 'subgroups' feature");
+  }
+  return pref;
+}
+
+/** Invocations per workgroup of the lane kernel; WG / lanesPerTrajectory(m) trajectories. */
+export function lanesWorkgroupSize(maxComputeWorkgroupSizeX: number): number {
+  return Math.min(LANES_WG, maxComputeWorkgroupSizeX);
+}
+
+export function lanesKernel(t: number, m: number, wg: number, unorm16: boolean, kind: 'subgroups' | 'emulated'): PipelineSpec {
+  return {
+    file: 'ecr_lanes.wgsl',
+    prelude: kind === 'subgroups' ? ['enable_subgroups.wgsl'] : [],
+    includes: ['metrics_shared.wgsl', kind === 'subgroups' ? 'lanes_subgroup.wgsl' : 'lanes_emulated.wgsl'],
+    entryPoint: 'main',
+    constants: { WG: wg, LP: lanesPerTrajectory(m), T_FIXED: t, M_FIXED: m, E_UNORM16: unorm16 ? 1 : 0 },
+    layout: metricsLayout(),
+    label: `ecr.lanes.${kind}`,
+  };
+}
+
+function metricsLayout(): GPUBindGroupLayoutEntry[] {
+  return [uniform(0), readOnly(1), readOnly(2), readOnly(3), readOnly(4), readOnly(5), readOnly(6), readWrite(7), readWrite(8), readWrite(9)];
+}
+
+/** Binding numbers of the metrics kernels, by role. */
 export const MetricsBinding = {
   params: 0, e: 1, policy: 2, rewardDiff: 3, tsEmb: 4, baseKey: 5, groups: 6, out: 7, selRec: 8, groupState: 9,
 } as const;

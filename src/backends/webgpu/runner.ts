@@ -6,7 +6,7 @@
  */
 import type { Batch, MetricArrays } from '../../batch.js';
 import { effectiveDmax, type ResolvedConfig } from '../../config.js';
-import { GpuError } from '../../errors.js';
+import { GpuError, UsageError } from '../../errors.js';
 import type { BufferPool } from '../../gpu/buffer-pool.js';
 import type { GpuDevice } from '../../gpu/device.js';
 import { alignUp, maxChunkTrajectories, planChunks, refoldDispatch, type Chunk } from '../../gpu/dispatch.js';
@@ -16,7 +16,8 @@ import type { BackendOutput } from '../backend.js';
 import { encodeBaseKeys, encodeRewardDiff, encodeUnorm16 } from './encode.js';
 import {
   COVARIANCE_WG, GROUP_STATE_WORDS, METRICS_DEFAULT_WG, MetricsBinding, SELECT_WG, SEL_REC_BYTES, TS_EMB_TPT,
-  covarianceKernel, metricsKernel, metricsWorkgroupSize, selectKernel, tsEmbeddingsKernel, tsEmbeddingsWorkgroupSize, type SelectPass,
+  chooseMetricsKernel, covarianceKernel, lanesKernel, lanesPerTrajectory, lanesWorkgroupSize, metricsKernel, metricsWorkgroupSize, selectKernel,
+  tsEmbeddingsKernel, tsEmbeddingsWorkgroupSize, type MetricsKernelKind, type MetricsKernelPreference, type SelectPass,
 } from './kernels.js';
 import { chunkedBindings, inputLayout, metricStride, metricsOutputBytes, outputLayout, shapeOf, type BatchShape, type InputName } from './layout.js';
 import { Flag, PARAMS_BYTES, packParams, tauForF32, type Params } from './params.js';
@@ -34,17 +35,40 @@ export interface RunTuning {
   registerPath?: boolean;
   /** Per-group selection on the GPU (default true); false leaves it to the host (scoreBatch's GroupSelector). */
   gpuSelection?: boolean;
+  /** Metrics kernel (default 'auto': the subgroup lane kernel where the device has subgroups, else 'staged'). */
+  metricsKernel?: MetricsKernelPreference;
 }
+
+/** Caller-owned float32 metric arrays (WebGpuBackend.computeMetricsF32): readback is then a plain copy. */
+export interface Float32Metrics {
+  evb: Float32Array;
+  cr: Float32Array;
+  ts: Float32Array;
+  es: Float32Array;
+  pd: Float32Array;
+  cci: Float32Array;
+  covariance?: Float32Array;
+}
+
+/** What a run fills: float64 arrays (the BackendOutput of computeMetrics) or the caller's float32 ones. */
+export type RunOutput<A extends Float64Array | Float32Array> = {
+  evb: A; cr: A; ts: A; es: A; pd: A; cci: A; covariance?: A;
+  admissible: Uint8Array;
+  groupSelected?: Int32Array;
+};
 
 export interface RunOptions {
   covariance?: boolean;
   compact?: 'unorm16';
   /** Arrays to write the metrics into (ComputeOptions.out); absent: fresh ones. */
   out?: MetricArrays;
+  /** Float32 arrays to write the metrics into instead (all six required, of length n). */
+  out32?: Float32Metrics;
 }
 
 export interface StageTimes {
   stages: Record<string, number>;
+  metricsKernel: MetricsKernelKind;
   kernelMs?: number;
   chunks: number;
 }
@@ -136,6 +160,7 @@ type Pipe = { pipeline: GPUComputePipeline; bindGroupLayout: GPUBindGroupLayout 
 interface Plan {
   batch: Batch;
   shape: BatchShape;
+  /** Trajectories per workgroup of the metrics kernel. */
   wg: number;
   tsWg: number;
   chunks: Chunk[];
@@ -156,12 +181,12 @@ interface Plan {
   selected: GPUBuffer | null;
 }
 
-export async function runBatch(ctx: RunContext, batch: Batch, config: ResolvedConfig, options: RunOptions, tuning: RunTuning, profile: boolean): Promise<{ output: BackendOutput; times?: StageTimes }> {
+export async function runBatch(ctx: RunContext, batch: Batch, config: ResolvedConfig, options: RunOptions, tuning: RunTuning, profile: boolean): Promise<{ output: RunOutput<Float64Array | Float32Array>; times?: StageTimes }> {
   // Error scopes are a per-device stack: one batch at a time per device keeps them attributable.
   return ctx.gpu.exclusive(() => ctx.gpu.scopedAsync(() => runExclusive(ctx, batch, config, options, tuning, profile)));
 }
 
-async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfig, options: RunOptions, tuning: RunTuning, profile: boolean): Promise<{ output: BackendOutput; times?: StageTimes }> {
+async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfig, options: RunOptions, tuning: RunTuning, profile: boolean): Promise<{ output: RunOutput<Float64Array | Float32Array>; times?: StageTimes }> {
   const { gpu, pool, pipelines } = ctx;
   const device = gpu.device;
   const limits = gpu.limits;
@@ -171,13 +196,17 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
   const tm = batch.t * batch.m;
   const why = unsupportedShape(batch.t, batch.m, limits.maxComputeWorkgroupStorageSize, limits.maxComputeWorkgroupSizeX);
   if (why) throw new GpuError('validation', `this batch cannot run on the GPU: ${why}`);
-  const wg = metricsWorkgroupSize(tm, limits.maxComputeWorkgroupStorageSize, limits.maxComputeWorkgroupSizeX, tuning.workgroupSize ?? METRICS_DEFAULT_WG);
+  const kernelKind = chooseMetricsKernel(tuning.metricsKernel ?? 'auto', batch.t, batch.m, { subgroups: gpu.subgroups, subgroupMinSize: gpu.subgroupMinSize, maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX });
+  const lanesWg = lanesWorkgroupSize(limits.maxComputeWorkgroupSizeX);
+  const wg = kernelKind === 'staged'
+    ? metricsWorkgroupSize(tm, limits.maxComputeWorkgroupStorageSize, limits.maxComputeWorkgroupSizeX, tuning.workgroupSize ?? METRICS_DEFAULT_WG)
+    : lanesWg / lanesPerTrajectory(batch.m);
   const tsWg = tsEmbeddingsWorkgroupSize(batch.t, limits.maxComputeWorkgroupStorageSize, limits.maxComputeWorkgroupSizeX);
 
   const perChunkLimit = maxChunkTrajectories(chunkedBindings(shape), {
     maxBindingBytes: limits.maxStorageBufferBindingSize,
     maxBufferBytes: limits.maxBufferSize,
-    trajectoriesPerWorkgroup: tsWg / TS_EMB_TPT, // the TS kernel has the fewest trajectories per workgroup
+    trajectoriesPerWorkgroup: Math.min(wg, tsWg / TS_EMB_TPT), // the kernel with the fewest trajectories per workgroup
     maxWorkgroupsPerDimension: limits.maxComputeWorkgroupsPerDimension,
     alignTrajectories: CHUNK_ALIGN,
     targetChunkBytes: tuning.targetChunkBytes ?? DEFAULT_TARGET_CHUNK_BYTES,
@@ -195,7 +224,9 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
   const plan: Plan = {
     batch, shape, wg, tsWg, chunks, capacity, outLayout: outputLayout(shape, capacity), select, groupCount,
     windows: planChunks(n, recordsPerWindow), base: baseParams(batch, config, flags), maxPerDim: limits.maxComputeWorkgroupsPerDimension,
-    metricsPipe: await pipelines.get(metricsKernel(batch.t, batch.m, wg, unorm16, tuning.registerPath ?? true)),
+    metricsPipe: await pipelines.get(kernelKind === 'staged'
+      ? metricsKernel(batch.t, batch.m, wg, unorm16, tuning.registerPath ?? true)
+      : lanesKernel(batch.t, batch.m, lanesWg, unorm16, kernelKind)),
     tsPipe: shape.d ? await pipelines.get(tsEmbeddingsKernel(batch.t, shape.d, tsWg)) : null,
     covPipe: shape.covariance ? await pipelines.get(covarianceKernel(unorm16)) : null,
     selPipes: select ? await Promise.all((['refine', 'index', 'finish'] as SelectPass[]).map((p) => pipelines.get(selectKernel(p)))) : null,
@@ -240,7 +271,7 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
   }
   const timer = profile ? new Timer() : null;
 
-  const out = outputArrays(n, shape.covariance ? batch.m * batch.m : 0, options.out);
+  const out = options.out32 ? float32Outputs(n, shape.covariance ? batch.m * batch.m : 0, options.out32) : outputArrays(n, shape.covariance ? batch.m * batch.m : 0, options.out);
 
   let failure: unknown = null;
   let succeeded = false;
@@ -326,7 +357,7 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
       kernelMs = spans[1];
     }
     succeeded = true;
-    return { output: out, times: timer ? { stages: timer.stages, kernelMs, chunks: chunks.length } : undefined };
+    return { output: out, times: timer ? { stages: timer.stages, kernelMs, chunks: chunks.length, metricsKernel: kernelKind } : undefined };
   } finally {
     // Wait out anything still in flight before buffers go back to the pool (or are destroyed).
     await Promise.allSettled(slots.map((s) => s.ready));
@@ -338,10 +369,24 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
   }
 }
 
+/** The caller's float32 arrays, which must all be there with the right lengths. */
+function float32Outputs(n: number, covPerTrajectory: number, given: Float32Metrics): RunOutput<Float32Array> {
+  const check = (name: string, a: Float32Array | undefined, len: number): Float32Array => {
+    if (!(a instanceof Float32Array) || a.length !== len) throw new UsageError(`computeMetricsF32: out.${name} must be a Float32Array of length ${len}`);
+    return a;
+  };
+  const out: RunOutput<Float32Array> = {
+    evb: check('evb', given.evb, n), cr: check('cr', given.cr, n), ts: check('ts', given.ts, n), es: check('es', given.es, n),
+    pd: check('pd', given.pd, n), cci: check('cci', given.cci, n), admissible: new Uint8Array(n),
+  };
+  if (covPerTrajectory) out.covariance = check('covariance', given.covariance, n * covPerTrajectory);
+  return out;
+}
+
 /** The caller's arrays where given and long enough (ComputeOptions.out), fresh ones otherwise. */
-function outputArrays(n: number, covPerTrajectory: number, given: MetricArrays | undefined): BackendOutput {
+function outputArrays(n: number, covPerTrajectory: number, given: MetricArrays | undefined): RunOutput<Float64Array> {
   const pick = (a: Float64Array | undefined, len: number) => (a instanceof Float64Array && a.length === len ? a : new Float64Array(len));
-  const out: BackendOutput = {
+  const out: RunOutput<Float64Array> = {
     evb: pick(given?.evb, n), cr: pick(given?.cr, n), ts: pick(given?.ts, n), es: pick(given?.es, n), pd: pick(given?.pd, n), cci: pick(given?.cci, n),
     admissible: new Uint8Array(n),
   };
@@ -494,7 +539,7 @@ function encodeChunkCompute(
 }
 
 /** Copies a chunk's metric arrays (f32, converted to f64 by TypedArray.set) and admissible bytes into the output. */
-function unpackChunk(readback: GPUBuffer, chunk: Chunk, out: BackendOutput, m: number, covOffset: number): void {
+function unpackChunk(readback: GPUBuffer, chunk: Chunk, out: RunOutput<Float64Array | Float32Array>, m: number, covOffset: number): void {
   const { start, count } = chunk;
   const stride = metricStride(count);
   const mapped = readback.getMappedRange(0, metricsOutputBytes(count));

@@ -1,0 +1,225 @@
+// Fused ECR metrics with one lane per component: LP lanes (m rounded up to a power of two) hold
+// one trajectory, lane j reading E[i][s][j] for every step s. For a fixed step the lanes of a
+// subgroup read whole 32-byte sectors of consecutive trajectories, so loads are coalesced with
+// no staging in workgroup memory. Per-component work is lane-local; sums over components,
+// ranks and "any rank changed" go through XOR butterflies within the segment (xorF, xorU from
+// lanes_subgroup.wgsl or lanes_emulated.wgsl). Padding lanes (j >= m) hold neutral values: 0 for
+// sums, -1 (below every E value, and only tied with later padding lanes) for ranks.
+//
+// Every exchange is executed by every lane (dead trajectories read a clamped index and write
+// nothing), which keeps them in uniform control flow. Outputs, admissibility words and the
+// selection records have exactly the layout of ecr_metrics.wgsl; selection runs are reduced
+// across the trajectories of one subgroup (shuffles down by LP, 2 LP, ...).
+
+override WG: u32 = 256u;   // invocations per workgroup; WG / LP trajectories (a multiple of 4)
+override LP: u32 = 8u;     // lanes per trajectory: a power of two >= m, <= the subgroup size
+const MAXT: u32 = 16u;
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> E: array<u32>;            // f32 bits, or 2 unorm16 per word
+@group(0) @binding(2) var<storage, read> policy: array<f32>;
+@group(0) @binding(3) var<storage, read> rewardDiff: array<f32>;
+@group(0) @binding(4) var<storage, read> tsEmb: array<f32>;
+@group(0) @binding(5) var<storage, read> baseKey: array<vec2<u32>>;
+@group(0) @binding(6) var<storage, read> groups: array<u32>;
+@group(0) @binding(7) var<storage, read_write> outWords: array<u32>;
+@group(0) @binding(8) var<storage, read_write> selRec: array<SelRec>;
+@group(0) @binding(9) var<storage, read_write> groupState: array<GroupState>;
+
+var<workgroup> admWords: array<atomic<u32>, 64>;   // (WG / LP) / 4 <= 64 words
+
+fn loadE(v: u32) -> f32 {
+  if (E_UNORM16) {
+    let u = unpack2x16unorm(E[v >> 1u]);
+    return select(u.x, u.y, (v & 1u) == 1u);
+  }
+  return bitcast<f32>(E[v]);
+}
+
+fn sumSeg(x: f32) -> f32 {
+  var s = x;
+  for (var o = 1u; o < LP; o <<= 1u) { s += xorF(s, o); }
+  return s;
+}
+fn maxSeg(x: f32) -> f32 {
+  var s = x;
+  for (var o = 1u; o < LP; o <<= 1u) { s = max(s, xorF(s, o)); }
+  return s;
+}
+fn orSeg(x: u32) -> u32 {
+  var s = x;
+  for (var o = 1u; o < LP; o <<= 1u) { s |= xorU(s, o); }
+  return s;
+}
+
+// All CR weights of the m components equal (the default): a step's penalty is that weight
+// whenever any rank changed, so one OR of the per-lane change masks replaces a max per step.
+fn crWeightsUniform(m: u32) -> bool {
+  let w0 = crWeight(0u);
+  var same = true;
+  for (var k = 1u; k < m; k++) { same = same && crWeight(k) == w0; }
+  return same;
+}
+
+fn lanesMain(wgId: vec3<u32>, lid: u32, sgLane: u32, sgSize: u32) {
+  let perWg = WG / LP;
+  let wgStart = flatWorkgroup(wgId, P.wgPerRow) * perWg;
+  if (wgStart >= P.n) { return; }   // workgroup-uniform
+  let t = T_FIXED;
+  let m = M_FIXED;
+  let slot = lid / LP;
+  let j = lid % LP;
+  let i = wgStart + slot;
+  let live = i < P.n;
+  let comp = j < m;
+  let ic = min(i, P.n - 1u);
+  if (lid < perWg / 4u) { atomicStore(&admWords[lid], 0u); }
+
+  let src = ic * t * m + min(j, m - 1u);
+  var x: array<f32, MAXT>;
+  for (var s = 0u; s < t; s++) { x[s] = select(0.0, loadE(src + s * m), comp); }
+
+  var r: Metrics;
+  if (hasFlag(P, FLAG_EVB_MAXABS)) {
+    r.evb = min(1.0, maxSeg(abs(x[0] - x[t - 1u])));
+  } else {
+    var mean = 0.0;
+    for (var s = 0u; s < t; s++) { mean += x[s]; }
+    mean /= f32(t);
+    var ss = 0.0;
+    for (var s = 0u; s < t; s++) { let dv = x[s] - mean; ss += dv * dv; }
+    r.evb = evbFromTrace(sumSeg(ss));
+  }
+
+  // rank(j) = #{k : E_k > E_j or (E_k == E_j and k < j)}, one exchange per other lane.
+  var changedRows = 0u;
+  var prevRank = 0u;
+  for (var s = 0u; s < t; s++) {
+    let v = select(-1.0, x[s], comp);
+    var rank = 0u;
+    for (var d = 1u; d < LP; d++) {
+      let y = xorF(v, d);
+      rank += select(0u, 1u, y > v || (y == v && (j ^ d) < j));
+    }
+    if (s > 0u && rank != prevRank && comp) { changedRows |= 1u << s; }
+    prevRank = rank;
+  }
+  var crTotal = 0.0;
+  if (crWeightsUniform(m)) {
+    crTotal = f32(countOneBits(orSeg(changedRows))) * crWeight(0u);
+  } else {
+    for (var s = 1u; s < t; s++) {
+      crTotal += maxSeg(select(0.0, crWeight(j), ((changedRows >> s) & 1u) != 0u));
+    }
+  }
+  r.cr = crTotal / f32(t - 1u);
+
+  if (hasFlag(P, FLAG_TS_EMB)) {
+    r.ts = tsEmb[ic];
+  } else {
+    let invSqrtM = 1.0 / sqrt(f32(m));
+    var sum = 0.0;
+    for (var s = 1u; s < t; s++) {
+      let dv = x[s] - x[s - 1u];
+      sum += min(1.0, sqrt(sumSeg(dv * dv)) * invSqrtM);
+    }
+    r.ts = 1.0 - sum / f32(t - 1u);
+  }
+
+  let segLane0 = sgLane - j;
+  var esLocal = 0.0;
+  if (hasFlag(P, FLAG_REWARDS)) {
+    if (j == 0u) { esLocal = esFromRewards(ic); }
+  } else {
+    var mean = 0.0;
+    for (var s = 0u; s < t; s++) { mean += x[s]; }
+    mean /= f32(t);
+    var v = 0.0;
+    for (var s = 0u; s < t; s++) { let dv = x[s] - mean; v += dv * dv; }
+    esLocal = clamp(1.0 - v / f32(t) / P.vmax, 0.0, 1.0);
+  }
+  r.es = readLaneF(esLocal, segLane0 + select(P.confIndex, 0u, hasFlag(P, FLAG_REWARDS)));
+
+  if (hasFlag(P, FLAG_POLICY)) {
+    var pdLocal = 0.0;
+    if (j == 0u) { pdLocal = pdFromPolicy(ic); }
+    r.pd = readLaneF(pdLocal, segLane0);
+  } else {
+    // KL(p_s || p_{s-1}) = sum_j p * (log(p + eps) - log(q + eps)): each lane's log once per step.
+    var prevLog = log(x[0] / (sumSeg(x[0]) + 1e-10) + 1e-10);
+    var klSum = 0.0;
+    for (var s = 1u; s < t; s++) {
+      let p = x[s] / (sumSeg(x[s]) + 1e-10);
+      let lp = log(p + 1e-10);
+      klSum += max(sumSeg(select(0.0, p * (lp - prevLog), comp)), 0.0);
+      prevLog = lp;
+    }
+    r.pd = min(1.0, klSum / f32(t - 1u) / P.dmax);
+  }
+
+  let w0 = P.w[0];
+  let cci = w0.x * (1.0 - r.evb) + w0.y * (1.0 - r.cr) + w0.z * r.ts + w0.w * r.es + P.w[1].x * (1.0 - r.pd);
+  let writer = live && j == 0u;
+  let S = (P.n + 63u) & ~63u;
+  if (writer) {
+    outWords[i] = bitcast<u32>(r.evb);
+    outWords[S + i] = bitcast<u32>(r.cr);
+    outWords[2u * S + i] = bitcast<u32>(r.ts);
+    outWords[3u * S + i] = bitcast<u32>(r.es);
+    outWords[4u * S + i] = bitcast<u32>(r.pd);
+    outWords[5u * S + i] = bitcast<u32>(cci);
+  }
+  workgroupBarrier();   // admWords zeroed
+  if (writer && cci >= P.tau) { atomicOr(&admWords[slot >> 2u], 1u << (8u * (slot & 3u))); }
+  workgroupBarrier();
+  // perWg is a multiple of 4 (the host guarantees it), so wgStart is too: whole words per workgroup.
+  let count = min(perWg, P.n - wgStart);
+  if (lid * 4u < count) { outWords[6u * S + (wgStart >> 2u) + lid] = atomicLoad(&admWords[lid]); }
+
+  if (!hasFlag(P, FLAG_SELECT)) { return; }   // uniform
+
+  var g = NO_GROUP;
+  var admHi = 0u;
+  var admLo = 0u;
+  var anyKey = 0u;
+  let gi = P.chunkStart + i;
+  if (live) {
+    g = select(0u, groups[i], hasFlag(P, FLAG_GROUPS));
+    if (cci >= P.tau) {
+      var adm = f32OrderKey64(cci);
+      if (hasFlag(P, FLAG_BASE)) {
+        let bk = baseKey[i];
+        if (bk.x != 0u || bk.y != 0u) { adm = bk; }
+      }
+      admHi = adm.x;
+      admLo = adm.y;
+    }
+    anyKey = f32OrderKey(cci);
+  }
+  var admIdx = gi;
+  var anyIdx = gi;
+  // Segmented reduction over the trajectories of this subgroup (every lane of a segment holds
+  // the same values): after offset o a trajectory holds the best of at least [own, own + 2o) of
+  // its run. Joining a same-group record of another run is harmless (max and min are idempotent).
+  for (var o = LP; o < sgSize; o <<= 1u) {
+    let oG = downU(g, o);
+    let oHi = downU(admHi, o);
+    let oLo = downU(admLo, o);
+    let oIdx = downU(admIdx, o);
+    let oKey = downU(anyKey, o);
+    let oAny = downU(anyIdx, o);
+    if (sgLane + o < sgSize && g != NO_GROUP && oG == g) {
+      if (admBeats(oHi, oLo, oIdx, admHi, admLo, admIdx)) { admHi = oHi; admLo = oLo; admIdx = oIdx; }
+      if (oKey > anyKey || (oKey == anyKey && oAny < anyIdx)) { anyKey = oKey; anyIdx = oAny; }
+    }
+  }
+  let prevG = upU(g, LP);
+  if (!writer) { return; }
+  if (sgLane < LP || prevG != g) {
+    selRec[i] = SelRec(g, admHi, admLo, anyKey, admIdx, anyIdx);
+    if (admHi != 0u) { atomicMax(&groupState[g].admHi, admHi); }
+    atomicMax(&groupState[g].anyKey, anyKey);
+  } else {
+    selRec[i].g = NO_GROUP;
+  }
+}
