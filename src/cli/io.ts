@@ -1,15 +1,29 @@
 /** Small I/O helpers shared by the subcommands. */
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import { once } from 'node:events';
-import { createInterface } from 'node:readline';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { ConfigError, UsageError } from '../errors.js';
 
-/** Lines of a file, or of stdin for "-". */
-export function readLines(file: string): AsyncIterable<string> {
+/**
+ * Lines of a file, or of stdin for "-" (LF or CRLF endings; a last line without a newline counts).
+ * A plain indexOf splitter over decoded chunks: node:readline costs about as much again as
+ * JSON.parse on large logs.
+ */
+export async function* readLines(file: string): AsyncGenerator<string> {
   const input = file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 });
-  return createInterface({ input, crlfDelay: Infinity });
+  input.setEncoding('utf8');
+  let rest = '';
+  for await (const chunk of input as AsyncIterable<string>) {
+    const text = rest + chunk;
+    let start = 0;
+    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
+      yield text.charCodeAt(nl - 1) === 13 && nl > start ? text.slice(start, nl - 1) : text.slice(start, nl);
+      start = nl + 1;
+    }
+    rest = text.slice(start);
+  }
+  if (rest.length > 0) yield rest.endsWith('\r') ? rest.slice(0, -1) : rest;
 }
 
 export async function checkReadable(file: string): Promise<void> {

@@ -28,7 +28,7 @@ const HELP = `usage: ecr score FILE|- [--config FILE] [--backend auto|webgpu|cpu
 
 Scores one trajectory per JSONL line and writes one result line per input line, in order:
   {"id", "group", "EVB", "CR", "TS", "ES", "PD", "CCI", "admissible", "selected"}
---window N   records scored per batch (default 65536); memory grows with N, not with the file.
+--window N   records scored per batch (default 8192); memory grows with N, not with the file.
 --adapter    WebGPU adapter to use (default: native, then OpenGL ES; also ECR_WEBGPU_ADAPTER).
 --compact    upload E to the GPU as unorm16 (webgpu only; see the README for the tolerance).
 Exit codes: 0 success, 2 bad input or arguments (the message names line and field), 1 internal failure.`;
@@ -43,7 +43,7 @@ export async function main(argv: string[]): Promise<number> {
       args: argv, allowPositionals: true,
       options: {
         config: { type: 'string' }, backend: { type: 'string', default: 'auto' }, out: { type: 'string' },
-        window: { type: 'string', default: '65536' }, help: { type: 'boolean', short: 'h' },
+        window: { type: 'string', default: '8192' }, help: { type: 'boolean', short: 'h' },
         adapter: { type: 'string' }, compact: { type: 'string' },
       },
     });
