@@ -386,21 +386,29 @@ export class EcrPipeline {
     const first: StepData = { text: outcome.choice.text, logprobs: outcome.choice.logprobs };
     const steps: StepData[] = [first];
     const cached: boolean[] = [outcome.via === 'cache'];
-    // Embeddings start as each step arrives and overlap the next step's call.
-    const embeddings: Promise<Float32Array>[] = [this.embed(ctx, first.text)];
+    const embeddings: Promise<Float32Array>[] = [];
     const vectors: Promise<Float64Array>[] = [];
     const quiet = (p: Promise<unknown>) => { p.catch(() => {}); };
-    quiet(embeddings[0]);
     const unrollStart = performance.now();
+    // Step h+1 is requested before step h is embedded and evaluated: with many candidates in
+    // flight the event loop is busy, and local work done first would delay every next call.
+    const request = (h: number) => {
+      const hit = { value: true };
+      return { hit, step: this.step(ctx, first.text, steps[h - 1].text, h, () => { hit.value = false; }) };
+    };
+    let next = this.horizon >= 1 ? request(1) : null;
+    if (next) quiet(next.step);
+    embeddings.push(this.embed(ctx, first.text));
+    quiet(embeddings[0]);
     for (let h = 1; h <= this.horizon; h++) {
+      const pending = next!;
       try {
-        let hit = true;
-        const step = await this.step(ctx, first.text, steps[h - 1].text, h, () => { hit = false; });
-        steps.push(step);
-        cached.push(hit);
+        steps.push(await pending.step);
+        cached.push(pending.hit.value);
       } catch (error) {
         return { index, ok: false, text: first.text, failure: { stage: 'unroll', step: h, error } };
       }
+      if (h < this.horizon) { next = request(h + 1); quiet(next.step); }
       const e = this.embed(ctx, steps[h].text);
       quiet(e);
       embeddings.push(e);
