@@ -19,8 +19,24 @@ const agents = {
   'https:': new https.Agent({ keepAlive: true, maxSockets: Infinity, scheduling: 'lifo' }),
 };
 
-/** Sends `body` and resolves with the whole response; rejects on network errors and on abort. */
-export function postText(url: string, headers: Record<string, string>, body: string, signal?: AbortSignal): Promise<HttpResponse> {
+/** The whole exchange took longer than the caller's `timeoutMs`. */
+export class HttpTimeoutError extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`no complete response within ${timeoutMs} ms`);
+    this.name = 'HttpTimeoutError';
+  }
+}
+
+export interface PostOptions {
+  /** Cancels the request; the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** Limit for the whole exchange (a plain timer: cheaper per call than AbortSignal.timeout + any). */
+  timeoutMs?: number;
+}
+
+/** Sends `body` and resolves with the whole response; rejects on network errors, abort and timeout. */
+export function postText(url: string, headers: Record<string, string>, body: string, options: PostOptions = {}): Promise<HttpResponse> {
+  const { signal, timeoutMs } = options;
   return new Promise((resolve, reject) => {
     if (signal?.aborted) { reject(signal.reason); return; }
     const target = new URL(url);
@@ -48,8 +64,10 @@ export function postText(url: string, headers: Record<string, string>, body: str
       });
     });
     const onAbort = () => req.destroy(signal!.reason instanceof Error ? signal!.reason : new Error('aborted'));
-    function cleanup() { signal?.removeEventListener('abort', onAbort); }
-    function fail(err: Error) { cleanup(); reject(signal?.aborted ? signal.reason : err); }
+    let timedOut: HttpTimeoutError | null = null;
+    const timer = timeoutMs !== undefined ? setTimeout(() => { timedOut = new HttpTimeoutError(timeoutMs); req.destroy(timedOut); }, timeoutMs) : null;
+    function cleanup() { if (timer) clearTimeout(timer); signal?.removeEventListener('abort', onAbort); }
+    function fail(err: Error) { cleanup(); reject(signal?.aborted ? signal.reason : timedOut ?? err); }
     signal?.addEventListener('abort', onAbort, { once: true });
     req.on('error', fail);
     req.end(payload);

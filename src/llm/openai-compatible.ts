@@ -4,7 +4,7 @@
  * and is retried on 429, 5xx and network errors per the RetryPolicy.
  */
 import { LlmCancelledError, LlmHttpError, LlmNetworkError, LlmResponseError, LlmTimeoutError, type LlmError } from './errors.js';
-import { postText } from './http-transport.js';
+import { HttpTimeoutError, postText } from './http-transport.js';
 import type { CallKind, CallOptions, ChatChoice, ChatRequest, ChatResult, Provider, TokenLogprob, TopLogprob, Usage } from './provider.js';
 import { DEFAULT_RETRY_POLICY, backoffDelayMs, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
 
@@ -115,14 +115,12 @@ export class OpenAICompatibleProvider implements Provider {
     const caller = options.signal;
     for (let attempt = 0; ; attempt++) {
       if (caller?.aborted) throw new LlmCancelledError(kind, url, attempt, { cause: caller.reason });
-      const timeout = AbortSignal.timeout(this.timeoutMs);
-      const signal = caller ? AbortSignal.any([caller, timeout]) : timeout;
       const startedAt = Date.now();
       const t0 = performance.now();
       let failure: LlmError;
       let retryAfterMs: number | undefined;
       try {
-        const res = await postText(url, headers, payload, signal);
+        const res = await postText(url, headers, payload, { signal: caller, timeoutMs: this.timeoutMs });
         const text = res.body;
         const latencyMs = performance.now() - t0;
         if (res.ok) {
@@ -144,7 +142,7 @@ export class OpenAICompatibleProvider implements Provider {
           options.observer?.onCall({ kind, ok: false, attempt, startedAt, latencyMs, error: 'cancelled' });
           throw new LlmCancelledError(kind, url, attempt + 1, { cause: caller.reason });
         }
-        failure = timeout.aborted
+        failure = err instanceof HttpTimeoutError
           ? new LlmTimeoutError(this.timeoutMs, kind, url, attempt + 1)
           : new LlmNetworkError(describeNetworkError(err), kind, url, attempt + 1, { cause: err });
         options.observer?.onCall({ kind, ok: false, attempt, startedAt, latencyMs, error: failure.message });
