@@ -1,7 +1,7 @@
 #!/bin/bash
 # Everything measured on the accelerator machine, in one go: the fixtures scored on the GPU
-# (correctness), the standard `ecr bench` lines (comparable with earlier runs), then tuning
-# variants of the WebGPU backend in one process (workgroup size, chunk size, slots), all as JSON
+# (correctness, default kernel), the standard `ecr bench` lines (comparable with earlier runs),
+# then the staged and lane kernels and float32/float64, fresh/reused outputs in one process, all as JSON
 # lines in $OUT/gpu-device.jsonl. Also runs here on the software adapter with SMALL=1 (tiny
 # sizes) to check the script itself.
 # On the device (after npm run build and ../shared/gpu/prepare.sh test/fixtures):
@@ -43,13 +43,11 @@ bench kernel-10M --backend webgpu --n $n10m --t 5 --m 8 --dtype float32 --reps 3
 bench e2e-4M-f32 --backend webgpu --n $n4m --t 5 --m 8 --dtype float32 --reps 5
 bench e2e-4M-f32-reuse --backend webgpu --n $n4m --t 5 --m 8 --dtype float32 --reps 5 --reuse-outputs
 bench emb-d384 --backend webgpu --n $nemb --t 5 --m 8 --d 384 --dtype float32 --reps 3
-ECR_WEBGPU_COMPACT=unorm16 bench e2e-4M-unorm16 --backend webgpu --n $n4m --t 5 --m 8 --dtype float32 --reps 3
 bench small-100K --backend webgpu --n 100000 --t 5 --m 8 --dtype float32 --reps 5
-bench small-10K --backend webgpu --n 10000 --t 5 --m 8 --dtype float32 --reps 5
 bench auto-4M --backend auto --n $n4m --t 5 --m 8 --dtype float32 --reps 2
 
-echo "== tuning variants (one process, one synthetic batch)"
-N10M=$n10m N4M=$n4m NEMB=$nemb OUTFILE="$out" timeout 120 node --input-type=module - <<'JS' 2> >(quiet)
+echo "== kernel variants and float32 outputs (one process, one synthetic batch)"
+N10M=$n10m N4M=$n4m OUTFILE="$out" timeout 150 node --input-type=module - <<'JS' 2> >(quiet)
 import { appendFileSync } from 'node:fs';
 import { syntheticBatch } from './dist/bench/synthetic.js';
 import { resolveConfig } from './dist/config.js';
@@ -60,40 +58,41 @@ const big = syntheticBatch({ n: n10, t: 5, m: 8, dtype: 'float32' });
 const sub = (n) => ({ ...big, n, steps: big.steps.subarray(0, n * 40), groups: big.groups.subarray(0, n) });
 const emit = (o) => { const l = JSON.stringify(o); console.log(l); appendFileSync(process.env.OUTFILE, l + '\n'); };
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const METRICS = ['evb', 'cr', 'ts', 'es', 'pd', 'cci'];
 async function kernel(label, tuning, batch) {
   const b = new WebGpuBackend(tuning);
   try {
     await b.computeMetrics(batch, cfg);
     const p = await b.profile(batch, cfg);
-    emit({ label, variant: tuning, n: batch.n, kernelMs: p.kernelMs, kernelTrajPerSec: p.kernelMs ? batch.n / p.kernelMs * 1e3 : null, stages: p.stages });
+    emit({ label, variant: tuning, n: batch.n, metricsKernel: p.metricsKernel, kernelMs: p.kernelMs, kernelTrajPerSec: p.kernelMs ? batch.n / p.kernelMs * 1e3 : null, stages: p.stages });
   } catch (e) { emit({ label, variant: tuning, error: String(e) }); } finally { await b.dispose(); }
 }
-async function e2e(label, tuning, batch, reps = 5) {
+// Wall clock of computeMetrics (float64 outputs) or computeMetricsF32, outputs reused or fresh per call.
+async function e2e(label, batch, { f32 = false, fresh = false, reps = 5, tuning = {} } = {}) {
   const b = new WebGpuBackend(tuning);
+  const alloc = () => Object.fromEntries(METRICS.map((k) => [k, f32 ? new Float32Array(batch.n) : new Float64Array(batch.n)]));
+  const call = (out) => (f32 ? b.computeMetricsF32(batch, cfg, out) : b.computeMetrics(batch, cfg, { out }));
   try {
-    const out = { evb: new Float64Array(batch.n), cr: new Float64Array(batch.n), ts: new Float64Array(batch.n), es: new Float64Array(batch.n), pd: new Float64Array(batch.n), cci: new Float64Array(batch.n) };
-    await b.computeMetrics(batch, cfg, { out });
+    let out = alloc();
+    await call(out);
     const ms = [];
-    for (let r = 0; r < reps; r++) { const t0 = performance.now(); await b.computeMetrics(batch, cfg, { out }); ms.push(performance.now() - t0); }
-    emit({ label, variant: tuning, n: batch.n, reusedOutputs: true, msMedian: median(ms), trajPerSec: batch.n / median(ms) * 1e3, samplesMs: ms });
-  } catch (e) { emit({ label, variant: tuning, error: String(e) }); } finally { await b.dispose(); }
+    for (let r = 0; r < reps; r++) { if (fresh) out = null; const t0 = performance.now(); if (fresh) out = alloc(); await call(out); ms.push(performance.now() - t0); }
+    emit({ label, variant: tuning, n: batch.n, outputs: f32 ? 'float32' : 'float64', fresh, msMedian: median(ms), trajPerSec: batch.n / median(ms) * 1e3, samplesMs: ms });
+  } catch (e) { emit({ label, error: String(e) }); } finally { await b.dispose(); }
 }
-await kernel('kernel-10M-default', {}, big);
-await kernel('kernel-10M-noselect', { gpuSelection: false }, big);
-await kernel('kernel-10M-wg256', { workgroupSize: 256 }, big);
-await kernel('kernel-10M-noregs', { registerPath: false }, big);
-await kernel('kernel-10M-noregs-noselect', { registerPath: false, gpuSelection: false }, big);
-await kernel('kernel-10M-chunk256', { targetChunkBytes: 256 << 20 }, big);
-await kernel('kernel-4M', {}, sub(n4));
-await kernel('kernel-4M-unorm16', { compact: 'unorm16' }, sub(n4));
+const probe = new WebGpuBackend();
+emit({ label: 'adapter', ...(await probe.describe()) });
+await probe.dispose();
+await kernel('kernel-10M-staged', { metricsKernel: 'staged' }, big);
+await kernel('kernel-10M-lanes', {}, big);
+await kernel('kernel-10M-lanes-noselect', { gpuSelection: false }, big);
+await kernel('kernel-4M-lanes', {}, sub(n4));
+await kernel('kernel-4M-lanes-unorm16', { compact: 'unorm16' }, sub(n4));
 const b4 = sub(n4);
-for (const mb of [64, 128, 256]) await e2e('e2e-4M-chunk', { targetChunkBytes: mb << 20 }, b4);
-{
-  const ne = Number(process.env.NEMB);
-  const emb = syntheticBatch({ n: ne, t: 5, m: 8, d: 384, dtype: 'float32' });
-  for (const mb of [64, 256, 1024]) await kernel('kernel-emb-chunk', { targetChunkBytes: mb << 20 }, emb);
-}
-// Host copy rates on this machine, for the report: ordinary memory to ordinary memory.
+await e2e('e2e-4M-f64-reused', b4);
+await e2e('e2e-4M-f32-reused', b4, { f32: true });
+await e2e('e2e-4M-f32-fresh', b4, { f32: true, fresh: true });
+await e2e('e2e-4M-f64-fresh', b4, { fresh: true });
 {
   const src = big.steps.subarray(0, n4 * 40), dst = new Float32Array(src.length);
   dst.set(src); const t0 = performance.now(); dst.set(src); const ms = performance.now() - t0;
@@ -108,7 +107,7 @@ for (const l of require('fs').readFileSync(process.argv[1],'utf8').split('\n').f
   const o = JSON.parse(l); const {label, result: r, error} = o;
   if (error) { console.log(label.padEnd(18), 'ERROR', error); continue; }
   const f = (v) => JSON.stringify(v ?? {}, (k, x) => typeof x === 'number' ? +x.toFixed(2) : x);
-  if (!r) { console.log(label.padEnd(18), f(o.variant), o.kernelTrajPerSec ? 'kernel ' + (o.kernelTrajPerSec/1e6).toFixed(1) + ' M/s' : '', o.trajPerSec ? 'e2e ' + (o.trajPerSec/1e6).toFixed(2) + ' M/s' : '', o.stages ? f(o.stages) : f(o)); continue; }
+  if (!r) { console.log(label.padEnd(18), f(o.variant), o.metricsKernel ?? o.outputs ?? '', o.kernelTrajPerSec ? 'kernel ' + (o.kernelTrajPerSec/1e6).toFixed(1) + ' M/s' : '', o.trajPerSec ? 'e2e ' + (o.trajPerSec/1e6).toFixed(2) + ' M/s' : '', o.stages ? f(o.stages) : f(o)); continue; }
   console.log(label.padEnd(18), r.backend.padEnd(7), 'n', String(r.n).padStart(9), 'e2e', (r.trajPerSec/1e6).toFixed(2).padStart(8), 'M/s', r.kernelTrajPerSec ? 'kernel ' + (r.kernelTrajPerSec/1e6).toFixed(1) + ' M/s' : '', f(r.stages));
 }" "$out"
 exit $fail
