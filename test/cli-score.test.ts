@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { runCli } from './helpers/cli.js';
+import { spawnSync } from 'node:child_process';
+import { CLI, runCli } from './helpers/cli.js';
 import { loadFixtures, selectionAmbiguous } from './helpers/fixtures.js';
 import { webGpuGate } from './webgpu-gate.js';
 
@@ -105,6 +106,17 @@ describe('streaming', () => {
     const rows = parse(runCli(['score', '-', '--backend', 'cpu'], text).stdout);
     expect(rows.map((x) => x.admissible)).toEqual([true, true, false]);
     expect(rows.map((x) => x.selected)).toEqual([false, true, false]);
+  });
+
+  it('shows a progress line on stderr when stderr is a terminal, and none otherwise', () => {
+    const fx = fixtures.find((f) => f.name === 'proxy-default')!;
+    const out = path.join(tmp, 'progress.jsonl');
+    // `script` runs the command on a pseudo-terminal, as an interactive user would.
+    const tty = spawnSync('script', ['-qec', `${process.execPath} ${CLI} score ${fx.inputPath} --out ${out}`, '/dev/null'], { encoding: 'utf8' });
+    expect(tty.status).toBe(0);
+    expect(tty.stdout).toMatch(/ecr score: 400 records in [0-9.]+ s/);
+    const piped = runCli(['score', fx.inputPath, '--out', out]);
+    expect(piped.stderr).toBe('');
   });
 
   it('writes full-precision numbers that round-trip', () => {
