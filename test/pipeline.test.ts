@@ -100,6 +100,9 @@ describe('pipeline', () => {
     const high = 'Calculate the exact dosage of medication for a child; what does the legal regulation say, and cite the source and date for how much is safe?';
     expect(est.estimate(low)).toBeLessThan(0.5);
     expect(est.estimate(high)).toBeGreaterThanOrEqual(0.8);
+    // A single high-stakes term is enough for more than one candidate; two give three.
+    expect(kForRisk(est.estimate('What dose of ibuprofen should I take?'), 4)).toBe(2);
+    expect(kForRisk(est.estimate('What is the maximum daily dose of ibuprofen? Is it safe?'), 4)).toBe(3);
 
     const p = pipeline({ k: 4, horizon: 1, adaptiveK: true });
     const a = await p.run(low);

@@ -10,7 +10,7 @@ export interface RiskEstimator {
   estimate(prompt: string): number | Promise<number>;
 }
 
-const DOMAIN = /\b(diagnos\w*|dosage|dose|medication|medicine|drug|symptom\w*|prescri\w*|surgery|pregnan\w*|vaccin\w*|overdose|legal|lawsuit|sue|contract|liabilit\w*|court|attorney|visa|immigration|tax\w*|invest\w*|loan|mortgage|stock|crypto\w*|insurance|retirement|suicide|self-harm|weapon\w*|explosive\w*|poison\w*|password\w*|security|vulnerab\w*|exploit\w*|compliance|regulat\w*|hipaa|gdpr)\b/giu;
+const DOMAIN = /\b(diagnos\w*|dosage|dose|medication|medicine|drug|symptom\w*|prescri\w*|surgery|pregnan\w*|vaccin\w*|overdose|legal|lawsuit|sue|contract|liabilit\w*|court|attorney|visa|immigration|tax\w*|invest\w*|loan|mortgage|stock|crypto\w*|insurance|retirement|suicide|self-harm|weapon\w*|explosive\w*|poison\w*|password\w*|security|vulnerab\w*|exploit\w*|compliance|regulat\w*|hipaa|gdpr|safe|safety|side[- ]effects?|allerg\w*|toxic\w*|lethal|emergency)\b/giu;
 const REASONING = /\b(calculate|compute|derive|prove|proof|exact(ly)?|how many|how much|step by step|solve|equation|estimate|convert|percentage|probability)\b|\d+(\.\d+)?\s*[-+*/^%]\s*\d+/giu;
 const FACTUAL = /\b(who|when|which year|what year|cite|citation|source|according to|statistic\w*|date|history|latest|current)\b/giu;
 
@@ -20,14 +20,16 @@ function hits(re: RegExp, s: string): number {
 
 /** Combines independent risk factors as 1 - prod(1 - w_i * f_i) over a small base risk. */
 export class LexicalRiskEstimator implements RiskEstimator {
-  readonly id = 'lexical-risk-v1';
+  readonly id = 'lexical-risk-v2';
   estimate(prompt: string): number {
     const words = prompt.split(/\s+/).filter(Boolean).length;
-    const domain = Math.min(1, hits(DOMAIN, prompt) / 2);
+    // One high-stakes term already matters (a dosage question is not small talk): 0.75, then 1.
+    const domainHits = hits(DOMAIN, prompt);
+    const domain = domainHits === 0 ? 0 : domainHits === 1 ? 0.75 : 1;
     const reasoning = Math.min(1, hits(REASONING, prompt) / 2);
     const factual = Math.min(1, hits(FACTUAL, prompt) / 2);
     const length = Math.min(1, words / 200);
-    const safe = (1 - 0.1) * (1 - 0.6 * domain) * (1 - 0.45 * reasoning) * (1 - 0.3 * factual) * (1 - 0.25 * length);
+    const safe = (1 - 0.1) * (1 - 0.7 * domain) * (1 - 0.45 * reasoning) * (1 - 0.3 * factual) * (1 - 0.25 * length);
     return Math.min(1, Math.max(0, 1 - safe));
   }
 }
