@@ -6,18 +6,10 @@
  * policy entries non-negative, everything finite.
  */
 import type { Batch, FloatArray } from '../batch.js';
-import { allocateSharedBatch, sharedFloatArray, type FloatDType } from '../backends/cpu/shared.js';
+import { allocateSharedBatch, sharedFloatArray, type FloatDType, type SharedBatchShape } from '../backends/cpu/shared.js';
 
-export interface SyntheticOptions {
-  n: number;
-  t: number;
-  m: number;
-  /** Embedding width (TS on embeddings); absent: TS falls back to E. */
-  d?: number;
-  /** Policy width (PD on the policy); absent: PD falls back to E. */
-  a?: number;
-  /** Generate expected/realized rewards (ES on rewards). */
-  rewards?: boolean;
+/** Shape as for allocateSharedBatch (groups are always generated here). */
+export interface SyntheticOptions extends Omit<SharedBatchShape, 'groups'> {
   /** Candidates per group (default 8). */
   groupSize?: number;
   seed?: number;

@@ -18,7 +18,7 @@ export interface TrajectoryRecord {
 }
 
 /** A record that passed validation, with its shape. */
-export interface CheckedRecord {
+export interface CheckedRecord extends Omit<TrajectoryRecord, 'id' | 'group' | 'meta'> {
   id: string | number;
   /** Group key; null for "no group given" (one shared group). */
   group: string | number | null;
@@ -26,12 +26,6 @@ export interface CheckedRecord {
   m: number;
   d?: number;
   a?: number;
-  steps: number[][];
-  embeddings?: number[][];
-  expected?: number[];
-  realized?: number[];
-  policy?: number[][];
-  baseScore?: number;
 }
 
 const KNOWN_FIELDS = new Set(['id', 'group', 'steps', 'embeddings', 'expected', 'realized', 'policy', 'baseScore', 'meta']);

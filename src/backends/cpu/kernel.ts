@@ -11,7 +11,7 @@
  * the loops are read into locals first: V8 does not hoist those property loads past the
  * typed-array stores, and hoisting them took a third off the single-thread time.
  */
-import type { FloatArray } from '../../batch.js';
+import type { FloatArray, MetricArrays } from '../../batch.js';
 
 /** A block's E (BLOCK * T * m * 8 bytes, 160 KiB at T=5, m=8) stays in L2 across the metric passes; 512 measured a few % faster than 32 or 128. */
 const BLOCK = 512;
@@ -26,7 +26,8 @@ export const SHRINK_SCALED_IDENTITY = 1;
 export const SHRINK_LEDOIT_WOLF = 2;
 
 /** Everything one kernel run needs; every option already resolved to a number. */
-export interface KernelJob {
+/** One slice of work; outputs (MetricArrays' fields) are indexed by trajectory index - outputStart. */
+export interface KernelJob extends Omit<MetricArrays, 'covariance'> {
   t: number;
   m: number;
   /** First trajectory index held by the input arrays (non-zero when a worker got a copied slice). */
@@ -52,13 +53,6 @@ export interface KernelJob {
   vmax: number;
   dmax: number;
   weights: Float64Array;
-  /** Outputs, indexed by trajectory index - outputStart. */
-  evb: Float64Array;
-  cr: Float64Array;
-  ts: Float64Array;
-  es: Float64Array;
-  pd: Float64Array;
-  cci: Float64Array;
   /** Shrunk covariance matrices [n][m][m], or null when not requested. */
   covariance: Float64Array | null;
 }
