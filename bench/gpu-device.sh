@@ -19,16 +19,18 @@ quiet() { grep -vE 'XDG_RUNTIME_DIR|shaderUniform|InitializeImpl|artificially re
 echo "== adapter"
 node -e "import('./dist/backends/webgpu/index.js').then(async ({WebGpuBackend}) => { const b = new WebGpuBackend(); console.log(JSON.stringify(await b.describe())); await b.dispose(); })" 2> >(quiet)
 
-echo "== fixtures on webgpu (tolerance 1e-5)"
 fail=0
+for unsafe in 0 1; do
+echo "== fixtures on webgpu (tolerance 1e-5), ECR_WEBGPU_UNSAFE_FAST=$unsafe"
 for inp in "$fx"/*.input.jsonl; do
   name=$(basename "$inp" .input.jsonl); cfg="$fx/$name.config.json"
   tau=$(node -e "console.log(JSON.parse(require('fs').readFileSync(process.argv[1],'utf8')).tau ?? 0.65)" "$cfg")
-  if node dist/cli.js score "$inp" --config "$cfg" --backend webgpu > /tmp/fx-out.jsonl 2> >(quiet); then
+  if ECR_WEBGPU_UNSAFE_FAST=$unsafe node dist/cli.js score "$inp" --config "$cfg" --backend webgpu > /tmp/fx-out.jsonl 2> >(quiet); then
     printf '%s: ' "$name"; node bench/compare-fixture.mjs "$fx/$name.expected.jsonl" /tmp/fx-out.jsonl 1e-5 "$tau" || fail=1
   else
     echo "$name: ecr score failed"; fail=1
   fi
+done
 done
 echo "fixtures: $([ $fail = 0 ] && echo all ok || echo FAILURES)"
 
@@ -40,10 +42,7 @@ bench() { # label, then ecr bench arguments
   echo "{\"label\":\"$label\",\"result\":$line}" | tee -a "$out"
 }
 bench kernel-10M --backend webgpu --n $n10m --t 5 --m 8 --dtype float32 --reps 3
-bench e2e-4M-f32 --backend webgpu --n $n4m --t 5 --m 8 --dtype float32 --reps 5
-bench e2e-4M-f32-reuse --backend webgpu --n $n4m --t 5 --m 8 --dtype float32 --reps 5 --reuse-outputs
 bench emb-d384 --backend webgpu --n $nemb --t 5 --m 8 --d 384 --dtype float32 --reps 3
-bench small-100K --backend webgpu --n 100000 --t 5 --m 8 --dtype float32 --reps 5
 bench auto-4M --backend auto --n $n4m --t 5 --m 8 --dtype float32 --reps 2
 
 echo "== kernel variants and float32 outputs (one process, one synthetic batch)"
@@ -51,7 +50,7 @@ N10M=$n10m N4M=$n4m OUTFILE="$out" timeout 150 node --input-type=module - <<'JS'
 import { appendFileSync } from 'node:fs';
 import { syntheticBatch } from './dist/bench/synthetic.js';
 import { resolveConfig } from './dist/config.js';
-import { WebGpuBackend } from './dist/backends/webgpu/index.js';
+import { WebGpuBackend, encodeUnorm16 } from './dist/backends/webgpu/index.js';
 const cfg = resolveConfig({});
 const n10 = Number(process.env.N10M), n4 = Number(process.env.N4M);
 const big = syntheticBatch({ n: n10, t: 5, m: 8, dtype: 'float32' });
@@ -68,31 +67,46 @@ async function kernel(label, tuning, batch) {
   } catch (e) { emit({ label, variant: tuning, error: String(e) }); } finally { await b.dispose(); }
 }
 // Wall clock of computeMetrics (float64 outputs) or computeMetricsF32, outputs reused or fresh per call.
-async function e2e(label, batch, { f32 = false, fresh = false, reps = 5, tuning = {} } = {}) {
+// codes: E pre-encoded as unorm16 (the caller's storage format; encoding not timed).
+async function e2e(label, batch, { f32 = false, fresh = false, reps = 5, tuning = {}, codes } = {}) {
   const b = new WebGpuBackend(tuning);
   const alloc = () => Object.fromEntries(METRICS.map((k) => [k, f32 ? new Float32Array(batch.n) : new Float64Array(batch.n)]));
-  const call = (out) => (f32 ? b.computeMetricsF32(batch, cfg, out) : b.computeMetrics(batch, cfg, { out }));
+  const call = (out) => (f32 ? b.computeMetricsF32(batch, cfg, out, { stepsUnorm16: codes }) : b.computeMetrics(batch, cfg, { out, stepsUnorm16: codes }));
   try {
     let out = alloc();
     await call(out);
     const ms = [];
     for (let r = 0; r < reps; r++) { if (fresh) out = null; const t0 = performance.now(); if (fresh) out = alloc(); await call(out); ms.push(performance.now() - t0); }
-    emit({ label, variant: tuning, n: batch.n, outputs: f32 ? 'float32' : 'float64', fresh, msMedian: median(ms), trajPerSec: batch.n / median(ms) * 1e3, samplesMs: ms });
+    emit({ label, variant: tuning, n: batch.n, input: codes ? 'unorm16-host' : batch.steps.constructor.name, outputs: f32 ? 'float32' : 'float64', fresh, msMedian: median(ms), trajPerSec: batch.n / median(ms) * 1e3, samplesMs: ms });
   } catch (e) { emit({ label, error: String(e) }); } finally { await b.dispose(); }
 }
 const probe = new WebGpuBackend();
 emit({ label: 'adapter', ...(await probe.describe()) });
 await probe.dispose();
-await kernel('kernel-10M-staged', { metricsKernel: 'staged' }, big);
+const NR = { disableRobustness: true };
+const GiB = { targetChunkBytes: 1 << 30 };
 await kernel('kernel-10M-lanes', {}, big);
-await kernel('kernel-10M-lanes-noselect', { gpuSelection: false }, big);
+await kernel('kernel-10M-lanes-norobust', NR, big);
+await kernel('kernel-10M-lanes-1GiB', GiB, big);
+await kernel('kernel-10M-lanes-norobust-1GiB', { ...NR, ...GiB }, big);
+await kernel('kernel-10M-lanes-norobust-1chunk', { ...NR, targetChunkBytes: 3 * 2 ** 30 }, big);
+await kernel('kernel-10M-lanes-norobust-noselect', { ...NR, gpuSelection: false }, big);
+await kernel('kernel-10M-staged-norobust', { ...NR, metricsKernel: 'staged' }, big);
 await kernel('kernel-4M-lanes', {}, sub(n4));
-await kernel('kernel-4M-lanes-unorm16', { compact: 'unorm16' }, sub(n4));
+await kernel('kernel-4M-lanes-norobust', NR, sub(n4));
 const b4 = sub(n4);
-await e2e('e2e-4M-f64-reused', b4);
 await e2e('e2e-4M-f32-reused', b4, { f32: true });
-await e2e('e2e-4M-f32-fresh', b4, { f32: true, fresh: true });
-await e2e('e2e-4M-f64-fresh', b4, { fresh: true });
+await e2e('e2e-4M-f32-reused-norobust', b4, { f32: true, tuning: NR });
+await e2e('e2e-4M-f64-reused', b4);
+{
+  // The encoder's own speed (float32 source, destination reused), then the compact-host e2e.
+  const src = b4.steps; const codes = new Uint16Array(src.length);
+  const ms = [];
+  for (let r = 0; r < 4; r++) { const t0 = performance.now(); encodeUnorm16(src, codes); ms.push(performance.now() - t0); }
+  emit({ label: 'encodeUnorm16-f32', values: src.length, msBest: Math.min(...ms), gValuesPerSec: src.length / Math.min(...ms) / 1e6, samplesMs: ms });
+  await e2e('e2e-4M-unorm16-host', b4, { f32: true, codes });
+  await e2e('e2e-4M-unorm16-host-norobust', b4, { f32: true, codes, tuning: NR });
+}
 {
   const src = big.steps.subarray(0, n4 * 40), dst = new Float32Array(src.length);
   dst.set(src); const t0 = performance.now(); dst.set(src); const ms = performance.now() - t0;

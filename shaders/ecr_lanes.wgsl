@@ -216,10 +216,8 @@ fn lanesMain(wgId: vec3<u32>, lid: u32, sgLane: u32, sgSize: u32) {
   let prevG = upU(g, LP);
   if (!writer) { return; }
   if (sgLane < LP || prevG != g) {
-    selRec[i] = SelRec(g, admHi, admLo, anyKey, admIdx, anyIdx);
+    selRec[i] = SelRec(g + 1u, admHi, admLo, anyKey, admIdx, anyIdx);
     if (admHi != 0u) { atomicMax(&groupState[g].admHi, admHi); }
     atomicMax(&groupState[g].anyKey, anyKey);
-  } else {
-    selRec[i].g = NO_GROUP;
   }
 }

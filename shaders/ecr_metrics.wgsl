@@ -362,10 +362,8 @@ fn main(@builtin(workgroup_id) wgId: vec3<u32>, @builtin(local_invocation_index)
   if (!live) { return; }
   let leader = lid == 0u || sG[lid - 1u] != g;
   if (leader) {
-    selRec[i] = SelRec(g, admHi, admLo, anyKey, admIdx, anyIdx);
+    selRec[i] = SelRec(g + 1u, admHi, admLo, anyKey, admIdx, anyIdx);
     if (admHi != 0u) { atomicMax(&groupState[g].admHi, admHi); }
     atomicMax(&groupState[g].anyKey, anyKey);
-  } else {
-    selRec[i].g = NO_GROUP;
   }
 }

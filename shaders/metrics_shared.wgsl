@@ -8,8 +8,10 @@ override M_FIXED: u32 = 0u;
 
 const NO_GROUP: u32 = 0xffffffffu;
 
+// The record buffer is cleared to zero once per batch (clearBuffer), so only the first
+// trajectory of each run writes: tag 0 means "no record here".
 struct SelRec {
-  g: u32,         // group, or NO_GROUP for a record that is not the first of its run
+  tag: u32,       // group + 1 for the first record of a run; 0 (cleared) elsewhere
   admHi: u32,     // best admissible key of the run (0, 0 = none)
   admLo: u32,
   anyKey: u32,    // best CCI key of the run

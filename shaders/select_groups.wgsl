@@ -1,6 +1,7 @@
 // Passes 2-4 of per-group selection (pass 1, the max of the high key words, is fused into
 // ecr_metrics.wgsl). Records there are already reduced per run of one group within a workgroup:
-// only the first record of a run carries its group, the others hold NO_GROUP and are skipped.
+// only the first record of a run carries its group (tag = group + 1); the others stay as the
+// once-per-batch clear left them (tag 0) and are skipped.
 // Each pass runs over the whole batch before the next starts:
 //   refine: among records whose admissible high word is the group's best, max of the low word;
 //           lowest index among records holding the best CCI (the fallback);
@@ -9,8 +10,7 @@
 
 override WG: u32 = 128u;
 
-struct SelRec { g: u32, admHi: u32, admLo: u32, anyKey: u32, admIdx: u32, anyIdx: u32 }
-const NO_GROUP: u32 = 0xffffffffu;
+struct SelRec { tag: u32, admHi: u32, admLo: u32, anyKey: u32, admIdx: u32, anyIdx: u32 }
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> selRec: array<SelRec>;
@@ -21,8 +21,9 @@ const NO_GROUP: u32 = 0xffffffffu;
 fn refine(@builtin(workgroup_id) wgId: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = flatWorkgroup(wgId, P.wgPerRow) * WG + lid;
   if (i >= P.n) { return; }
-  let g = selRec[i].g;
-  if (g == NO_GROUP) { return; }
+  let tag = selRec[i].tag;
+  if (tag == 0u) { return; }
+  let g = tag - 1u;
   let r = selRec[i];
   if (r.admHi != 0u && r.admHi == atomicLoad(&groupState[g].admHi)) { atomicMax(&groupState[g].admLo, r.admLo); }
   if (r.anyKey == atomicLoad(&groupState[g].anyKey)) { atomicMin(&groupState[g].anyIdx, r.anyIdx); }
@@ -32,8 +33,9 @@ fn refine(@builtin(workgroup_id) wgId: vec3<u32>, @builtin(local_invocation_inde
 fn index(@builtin(workgroup_id) wgId: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = flatWorkgroup(wgId, P.wgPerRow) * WG + lid;
   if (i >= P.n) { return; }
-  let g = selRec[i].g;
-  if (g == NO_GROUP) { return; }
+  let tag = selRec[i].tag;
+  if (tag == 0u) { return; }
+  let g = tag - 1u;
   let r = selRec[i];
   if (r.admHi != 0u && r.admHi == atomicLoad(&groupState[g].admHi) && r.admLo == atomicLoad(&groupState[g].admLo)) {
     atomicMin(&groupState[g].admIdx, r.admIdx);

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { alignUp, maxChunkTrajectories, planChunks, refoldDispatch, type ChunkLimits } from '../src/gpu/dispatch.js';
 import { sizeClass } from '../src/gpu/buffer-pool.js';
 import { tauForF32, packParams, PARAMS_BYTES } from '../src/backends/webgpu/params.js';
-import { encodeBaseKeys, encodeUnorm16, decodeUnorm16 } from '../src/backends/webgpu/encode.js';
+import { encodeBaseKeys, encodeUnorm16, encodeUnorm16Range, decodeUnorm16 } from '../src/backends/webgpu/encode.js';
 import { metricsWorkgroupSize } from '../src/backends/webgpu/kernels.js';
 import { chunkedBindings, inputLayout, shapeOf, SEGMENT_ALIGN } from '../src/backends/webgpu/layout.js';
 import { resolveConfig } from '../src/config.js';
@@ -130,7 +130,7 @@ describe('host encoders and uniforms', () => {
   it('unorm16 encoding rounds to the nearest code and zeroes the odd tail', () => {
     const src = Float64Array.from([0, 1, 0.5, 1 / 3, 0.999999]);
     const dst = new Uint16Array(6).fill(7);
-    encodeUnorm16(src, 0, 5, dst);
+    encodeUnorm16Range(src, 0, 5, dst);
     expect(Array.from(dst)).toEqual([0, 65535, 32768, 21845, 65535, 0]);
     const back = decodeUnorm16(dst, 5);
     src.forEach((x, i) => expect(Math.abs(back[i] - x)).toBeLessThanOrEqual(1 / 131070 + 1e-15));

@@ -323,6 +323,62 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
       }
     });
 
+    it('pre-encoded unorm16 steps (stepsUnorm16) give exactly the compact: unorm16 results, batch.steps unread', async () => {
+      const { encodeUnorm16 } = await import('../src/backends/webgpu/index.js');
+      const split = newBackend({ chunkTrajectories: 256, slots: 2 });
+      try {
+        // m = 3, T = 5: 15 values per trajectory, so the last chunk (n = 1001) holds an odd count of codes.
+        const batch = randomBatch(1001, 23, { t: 5, m: 3, groups: 40, base: true, levels: 16 });
+        const cfg = resolveConfig({ tau: 0.55 });
+        const codes = encodeUnorm16(batch.steps);
+        expect(codes).toBeInstanceOf(Uint16Array);
+        expect(codes.length).toBe(batch.steps.length);
+        const compact = await split.computeMetrics(batch, cfg, { compact: 'unorm16' });
+        const garbage = { ...batch, steps: new Float64Array(batch.steps.length).fill(Number.NaN) };
+        const pre = await split.computeMetrics(garbage, cfg, { stepsUnorm16: codes });
+        expectSameOutput(compact, pre);
+        const out32 = Object.fromEntries(METRICS.map((k) => [k, new Float32Array(batch.n)])) as unknown as Parameters<typeof split.computeMetricsF32>[2];
+        const r = await split.computeMetricsF32(garbage, cfg, out32, { stepsUnorm16: codes });
+        for (const k of METRICS) expect(Array.from(out32[k]), k).toEqual(Array.from(compact[k]));
+        expect(Array.from(r.groupSelected!)).toEqual(Array.from(compact.groupSelected!));
+        await expect(split.computeMetrics(batch, cfg, { stepsUnorm16: codes.subarray(1) })).rejects.toBeInstanceOf(UsageError);
+      } finally {
+        await split.dispose();
+      }
+    });
+
+    it('pre-encoded unorm16 steps stay within the unorm16 tolerance of every fixture', async () => {
+      const { encodeUnorm16 } = await import('../src/backends/webgpu/index.js');
+      const backend = await getBackend('webgpu');
+      // The fixtures' float64 values against unorm16 inputs: the unorm16 bounds above plus float32's 1e-5.
+      const bound = { evb: 4e-5, cr: 0, ts: 4e-5, es: 1.1e-4, pd: 1.01e-3, cci: 2.1e-4 };
+      for (const fx of fixtures) {
+        const { batch } = fixtureBatch(fx);
+        const cfg = resolveConfig(fx.config);
+        const f32 = await backend.computeMetrics(batch, cfg);
+        const pre = await (backend as import('../src/backends/webgpu/index.js').WebGpuBackend).computeMetrics(batch, cfg, { stepsUnorm16: encodeUnorm16(batch.steps) });
+        for (const k of METRICS) f32[k].forEach((x, i) => expect(Math.abs(pre[k][i] - x), `${fx.name} ${k}[${i}]`).toBeLessThanOrEqual(bound[k]));
+        fx.expected.forEach((row, i) => {
+          for (const k of METRICS) expect(Math.abs(pre[k][i] - (row as unknown as Record<string, number>)[k.toUpperCase()]), `${fx.name} expected ${k}[${i}]`).toBeLessThanOrEqual(bound[k] + TOL);
+        });
+      }
+    });
+
+    it('a device opened with disable_robustness gives the same results', async () => {
+      const safe = newBackend({ chunkTrajectories: 256, slots: 2 });
+      const fast = newBackend({ chunkTrajectories: 256, slots: 2, disableRobustness: true });
+      try {
+        expect((await fast.describe()).robustnessDisabled).toBe(true);
+        expect((await safe.describe()).robustnessDisabled).toBe(false);
+        const batch = randomBatch(1500, 31, { d: 24, a: 3, groups: 50, base: true, levels: 8 });
+        const cfg = resolveConfig({ tau: 0.55 });
+        expectSameOutput(await safe.computeMetrics(batch, cfg, { covariance: true }), await fast.computeMetrics(batch, cfg, { covariance: true }));
+      } finally {
+        await safe.dispose();
+        await fast.dispose();
+      }
+    });
+
     it('writes into caller-given output arrays (ComputeOptions.out) with the same values as fresh ones', async () => {
       const backend = await getBackend('webgpu');
       const batch = randomBatch(700, 17, { groups: 9 });

@@ -24,6 +24,17 @@ export interface OpenedDevice {
   subgroups: boolean;
   /** Smallest subgroup size the adapter may use (adapter info; 4, the WebGPU minimum, when unreported). */
   subgroupMinSize: number;
+  /** Opened with Dawn's `disable_robustness` toggle: no bounds clamps on storage accesses. */
+  robustnessDisabled: boolean;
+}
+
+export interface OpenDeviceOptions {
+  /**
+   * Turn on Dawn's `disable_robustness` toggle: Tint then emits no bounds clamp around storage
+   * buffer accesses. Only for shaders that guard every access themselves (ours do: dead lanes
+   * read a clamped index and write nothing); an out-of-bounds access would be undefined behaviour.
+   */
+  disableRobustness?: boolean;
 }
 
 let preferenceOverride: AdapterPreference | undefined;
@@ -76,17 +87,19 @@ async function loadDawn(): Promise<CreateFn> {
   }
 }
 
-async function tryKind(create: CreateFn, kind: AdapterKind): Promise<OpenedDevice | string> {
+async function tryKind(create: CreateFn, kind: AdapterKind, options: OpenDeviceOptions): Promise<OpenedDevice | string> {
   let gpu: GPU;
   let adapter: GPUAdapter | null;
+  // Dawn's node bindings apply instance flags as adapter and device toggles.
+  const toggles = options.disableRobustness ? ['enable-dawn-features=disable_robustness'] : [];
   try {
     if (kind === 'native') {
-      gpu = create([]);
+      gpu = create(toggles);
       adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
     } else {
       // Dawn's GL backend needs an EGL platform; surfaceless needs no display server.
       process.env.EGL_PLATFORM ??= 'surfaceless';
-      gpu = create(['backend=opengles']);
+      gpu = create(['backend=opengles', ...toggles]);
       adapter = await gpu.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions);
     }
   } catch (err) {
@@ -108,20 +121,20 @@ async function tryKind(create: CreateFn, kind: AdapterKind): Promise<OpenedDevic
     const info = adapter.info;
     const description = [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(' ') || 'unknown adapter';
     const subgroupMinSize = subgroups && typeof info.subgroupMinSize === 'number' && info.subgroupMinSize >= 4 ? info.subgroupMinSize : 4;
-    return { gpu, adapter, device, kind, description: `${kind}: ${description}`, timestamps, subgroups: subgroups && device.features.has('subgroups'), subgroupMinSize };
+    return { gpu, adapter, device, kind, description: `${kind}: ${description}`, timestamps, subgroups: subgroups && device.features.has('subgroups'), subgroupMinSize, robustnessDisabled: !!options.disableRobustness };
   } catch (err) {
     return `${kind}: device request failed: ${(err as Error).message.split('\n')[0]}`;
   }
 }
 
 /** Opens a device on the first adapter kind that works; throws BackendUnavailableError listing why each failed. */
-export async function openDevice(): Promise<OpenedDevice> {
+export async function openDevice(options: OpenDeviceOptions = {}): Promise<OpenedDevice> {
   const pref = adapterPreference();
   const order: AdapterKind[] = pref === 'auto' ? ['native', 'opengles'] : [pref];
   const create = await loadDawn();
   const reasons: string[] = [];
   for (const kind of order) {
-    const r = await tryKind(create, kind);
+    const r = await tryKind(create, kind, options);
     if (typeof r !== 'string') return r;
     reasons.push(r);
   }

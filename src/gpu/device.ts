@@ -22,6 +22,7 @@ export class GpuDevice {
   readonly timestamps: boolean;
   readonly subgroups: boolean;
   readonly subgroupMinSize: number;
+  readonly robustnessDisabled: boolean;
   readonly limits: DeviceLimits;
   // Held for the device's lifetime: a collected instance crashes Dawn (WEBGPU-NOTES.md).
   private readonly gpu: GPU;
@@ -39,6 +40,7 @@ export class GpuDevice {
     this.timestamps = opened.timestamps;
     this.subgroups = opened.subgroups;
     this.subgroupMinSize = opened.subgroupMinSize;
+    this.robustnessDisabled = opened.robustnessDisabled;
     const l = opened.device.limits;
     this.limits = {
       maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,

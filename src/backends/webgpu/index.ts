@@ -15,9 +15,27 @@ import type { BackendOutput, ComputeOptions, ScoreBackend } from '../backend.js'
 import type { MetricsKernelKind } from './kernels.js';
 import { runBatch, type Float32Metrics, type RunContext, type RunTuning } from './runner.js';
 
+export { encodeUnorm16 } from './encode.js';
+
 export interface WebGpuBackendOptions extends RunTuning {
   /** Upload E as unorm16 for every call (also selectable per call with ComputeOptions.compact). */
   compact?: 'unorm16';
+  /**
+   * Open the device with Dawn's `disable_robustness` toggle (no bounds clamps inserted around
+   * storage accesses; every kernel guards its own tails). Env: ECR_WEBGPU_UNSAFE_FAST=1.
+   */
+  disableRobustness?: boolean;
+}
+
+/** ComputeOptions plus what only this backend understands. */
+export interface WebGpuComputeOptions extends ComputeOptions {
+  /**
+   * E already encoded as unorm16 codes (`encodeUnorm16(batch.steps)`: n*T*m values in
+   * batch.steps' order), for callers that keep E in that compact form: uploaded as is (half the
+   * bytes of float32), batch.steps is not read, and results equal `compact: 'unorm16'` on the
+   * same values.
+   */
+  stepsUnorm16?: Uint16Array;
 }
 
 export class WebGpuBackend implements ScoreBackend {
@@ -31,13 +49,17 @@ export class WebGpuBackend implements ScoreBackend {
       if (process.env.ECR_WEBGPU_COMPACT !== 'unorm16') throw new UsageError(`ECR_WEBGPU_COMPACT must be "unorm16", got ${JSON.stringify(process.env.ECR_WEBGPU_COMPACT)}`);
       this.options = { ...options, compact: 'unorm16' };
     }
+    if (this.options.disableRobustness === undefined && process.env.ECR_WEBGPU_UNSAFE_FAST) {
+      if (process.env.ECR_WEBGPU_UNSAFE_FAST !== '1' && process.env.ECR_WEBGPU_UNSAFE_FAST !== '0') throw new UsageError(`ECR_WEBGPU_UNSAFE_FAST must be "1" or "0", got ${JSON.stringify(process.env.ECR_WEBGPU_UNSAFE_FAST)}`);
+      this.options = { ...this.options, disableRobustness: process.env.ECR_WEBGPU_UNSAFE_FAST === '1' };
+    }
   }
 
   /** Opens the device (if not yet open) and returns its description, e.g. "opengles: ... llvmpipe". */
-  async describe(): Promise<{ adapter: string; kind: string; timestamps: boolean; subgroups: boolean; subgroupMinSize: number }> {
+  async describe(): Promise<{ adapter: string; kind: string; timestamps: boolean; subgroups: boolean; subgroupMinSize: number; robustnessDisabled: boolean }> {
     const ctx = await this.ready();
     const g = ctx.gpu;
-    return { adapter: g.description, kind: g.kind, timestamps: g.timestamps, subgroups: g.subgroups, subgroupMinSize: g.subgroupMinSize };
+    return { adapter: g.description, kind: g.kind, timestamps: g.timestamps, subgroups: g.subgroups, subgroupMinSize: g.subgroupMinSize, robustnessDisabled: g.robustnessDisabled };
   }
 
   /** The underlying device wrapper (tests use it to provoke device loss). */
@@ -56,7 +78,7 @@ export class WebGpuBackend implements ScoreBackend {
     if (this.live) return Promise.resolve(this.live);
     if (!this.context) {
       this.context = (async () => {
-        const gpu = new GpuDevice(await openDevice());
+        const gpu = new GpuDevice(await openDevice({ disableRobustness: this.options.disableRobustness ?? false }));
         const d = gpu.device;
         const dummy = (label: string) => d.createBuffer({ size: 256, usage: BufferUsage.STORAGE, label });
         const ctx: RunContext = {
@@ -77,10 +99,10 @@ export class WebGpuBackend implements ScoreBackend {
     return options.compact ?? this.options.compact;
   }
 
-  async computeMetrics(batch: Batch, config: ResolvedConfig, options: ComputeOptions = {}): Promise<BackendOutput> {
+  async computeMetrics(batch: Batch, config: ResolvedConfig, options: WebGpuComputeOptions = {}): Promise<BackendOutput> {
     if (batch.n === 0) return emptyOutput();
     const ctx = await this.ready();
-    const { output } = await runBatch(ctx, batch, config, { covariance: options.covariance, compact: this.compactOf(options), out: options.out }, this.options, false);
+    const { output } = await runBatch(ctx, batch, config, { covariance: options.covariance, compact: this.compactOf(options), out: options.out, stepsUnorm16: options.stepsUnorm16 }, this.options, false);
     return output as BackendOutput; // without out32 every metric array is a Float64Array
   }
 
@@ -90,10 +112,10 @@ export class WebGpuBackend implements ScoreBackend {
    * nothing is lost, and readback is a plain copy instead of a float32 -> float64 conversion.
    * Returns the admissibility bytes and, with GPU selection, the selected index per group.
    */
-  async computeMetricsF32(batch: Batch, config: ResolvedConfig, out: Float32Metrics, options: Omit<ComputeOptions, 'out'> = {}): Promise<{ admissible: Uint8Array; groupSelected?: Int32Array }> {
+  async computeMetricsF32(batch: Batch, config: ResolvedConfig, out: Float32Metrics, options: Omit<WebGpuComputeOptions, 'out'> = {}): Promise<{ admissible: Uint8Array; groupSelected?: Int32Array }> {
     if (batch.n === 0) return { admissible: new Uint8Array(0), groupSelected: new Int32Array(0) };
     const ctx = await this.ready();
-    const { output } = await runBatch(ctx, batch, config, { covariance: options.covariance, compact: this.compactOf(options), out32: out }, this.options, false);
+    const { output } = await runBatch(ctx, batch, config, { covariance: options.covariance, compact: this.compactOf(options), out32: out, stepsUnorm16: options.stepsUnorm16 }, this.options, false);
     return { admissible: output.admissible, groupSelected: output.groupSelected };
   }
 
@@ -103,10 +125,10 @@ export class WebGpuBackend implements ScoreBackend {
    * `timestamp-query`, kernelMs = summed GPU time of the compute passes. The software adapter has
    * no timestamps: then only the wall-clock stages are reported.
    */
-  async profile(batch: Batch, config: ResolvedConfig, options: ComputeOptions = {}): Promise<{ stages: Record<string, number>; kernelMs?: number; metricsKernel?: MetricsKernelKind }> {
+  async profile(batch: Batch, config: ResolvedConfig, options: WebGpuComputeOptions = {}): Promise<{ stages: Record<string, number>; kernelMs?: number; metricsKernel?: MetricsKernelKind }> {
     if (batch.n === 0) return { stages: {} };
     const ctx = await this.ready();
-    const { times } = await runBatch(ctx, batch, config, { covariance: options.covariance, compact: this.compactOf(options), out: options.out }, this.options, true);
+    const { times } = await runBatch(ctx, batch, config, { covariance: options.covariance, compact: this.compactOf(options), out: options.out, stepsUnorm16: options.stepsUnorm16 }, this.options, true);
     if (!times) throw new GpuError('internal', 'profile run returned no timings');
     return { stages: times.stages, kernelMs: times.kernelMs, metricsKernel: times.metricsKernel };
   }

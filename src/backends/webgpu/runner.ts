@@ -13,7 +13,7 @@ import { alignUp, maxChunkTrajectories, planChunks, refoldDispatch, type Chunk }
 import type { PipelineCache } from '../../gpu/pipeline-cache.js';
 import { BufferUsage, MapMode } from '../../gpu/usage.js';
 import type { BackendOutput } from '../backend.js';
-import { encodeBaseKeys, encodeRewardDiff, encodeUnorm16 } from './encode.js';
+import { encodeBaseKeys, encodeRewardDiff, encodeUnorm16Range } from './encode.js';
 import {
   COVARIANCE_WG, GROUP_STATE_WORDS, METRICS_DEFAULT_WG, MetricsBinding, SELECT_WG, SEL_REC_BYTES, TS_EMB_TPT,
   chooseMetricsKernel, covarianceKernel, lanesKernel, lanesPerTrajectory, lanesWorkgroupSize, metricsKernel, metricsWorkgroupSize, selectKernel,
@@ -64,6 +64,8 @@ export interface RunOptions {
   out?: MetricArrays;
   /** Float32 arrays to write the metrics into instead (all six required, of length n). */
   out32?: Float32Metrics;
+  /** E already encoded as unorm16 codes (n*T*m, batch.steps' order): uploaded as is, batch.steps unread. */
+  stepsUnorm16?: Uint16Array;
 }
 
 export interface StageTimes {
@@ -191,7 +193,11 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
   const device = gpu.device;
   const limits = gpu.limits;
   const n = batch.n;
-  const unorm16 = options.compact === 'unorm16';
+  const pre = options.stepsUnorm16;
+  if (pre !== undefined && (!(pre instanceof Uint16Array) || pre.length !== n * batch.t * batch.m)) {
+    throw new UsageError(`stepsUnorm16 must be a Uint16Array of n*T*m = ${n * batch.t * batch.m} codes`);
+  }
+  const unorm16 = options.compact === 'unorm16' || pre !== undefined;
   const shape = shapeOf(batch, unorm16, !!options.covariance);
   const tm = batch.t * batch.m;
   const why = unsupportedShape(batch.t, batch.m, limits.maxComputeWorkgroupStorageSize, limits.maxComputeWorkgroupSizeX);
@@ -257,7 +263,8 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
     });
   }
   if (select) {
-    plan.selRec = acquire(Math.max(n * SEL_REC_BYTES, 256), BufferUsage.STORAGE, 'ecr.webgpu.selRec');
+    // COPY_DST for clearBuffer: records are zeroed once per batch, and only run leaders write one.
+    plan.selRec = acquire(Math.max(n * SEL_REC_BYTES, 256), BufferUsage.STORAGE | BufferUsage.COPY_DST, 'ecr.webgpu.selRec');
     plan.groupState = acquire(groupCount * GROUP_STATE_WORDS * 4, BufferUsage.STORAGE | BufferUsage.COPY_DST, 'ecr.webgpu.groupState');
     plan.selected = acquire(groupCount * 4, BufferUsage.STORAGE | BufferUsage.COPY_SRC, 'ecr.webgpu.groupSelected');
   }
@@ -291,7 +298,7 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
       let t0 = performance.now();
       if (slot.staging.mapState === 'unmapped') await mapOrFail(gpu, slot.staging, MapMode.WRITE, 'staging map');
       const layout = inputLayout(shape, capacity, chunk.count);
-      fillStaging(slot.staging.getMappedRange(0, layout.totalBytes), batch, shape, chunk, layout.segments);
+      fillStaging(slot.staging.getMappedRange(0, layout.totalBytes), batch, shape, chunk, layout.segments, pre);
       slot.staging.unmap();
       device.queue.writeBuffer(slot.uniforms, 0, chunkUniformData(plan, chunk));
       if (timer) t0 = timer.add('uploadFill', t0);
@@ -299,6 +306,7 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
       const uploadEnc = device.createCommandEncoder({ label: `ecr.webgpu.chunk${k}.upload` });
       uploadEnc.copyBufferToBuffer(slot.staging, 0, slot.input, 0, layout.totalBytes);
       const computeEnc = profile ? device.createCommandEncoder({ label: `ecr.webgpu.chunk${k}.compute` }) : uploadEnc;
+      if (k === 0 && plan.selRec) computeEnc.clearBuffer(plan.selRec);
       encodeChunkCompute(computeEnc, ctx, plan, slot, slot.uniforms, 0, chunk, layout.segments, () => clock?.writes());
       const readEnc = profile ? device.createCommandEncoder({ label: `ecr.webgpu.chunk${k}.readback` }) : uploadEnc;
       readEnc.copyBufferToBuffer(slot.output, 0, slot.readback, 0, metricsOutputBytes(chunk.count));
@@ -418,13 +426,18 @@ async function doneOrFail(gpu: GpuDevice): Promise<void> {
   gpu.check();
 }
 
-function fillStaging(mapped: ArrayBuffer, batch: Batch, shape: BatchShape, chunk: Chunk, seg: Record<InputName, { offset: number; bytes: number }>): void {
+function fillStaging(mapped: ArrayBuffer, batch: Batch, shape: BatchShape, chunk: Chunk, seg: Record<InputName, { offset: number; bytes: number }>, preEncoded: Uint16Array | undefined): void {
   const { start, count } = chunk;
   const tm = batch.t * batch.m;
-  if (shape.unorm16) {
+  if (preEncoded) {
+    const dst = new Uint16Array(mapped, seg.e.offset, seg.e.bytes / 2);
+    dst.set(preEncoded.subarray(start * tm, (start + count) * tm));
+    // An odd count leaves half a word: zero it (the pooled buffer may hold older data).
+    if ((count * tm) & 1) dst[count * tm] = 0;
+  } else if (shape.unorm16) {
     // Encode into ordinary memory, then one bulk copy: small scattered writes into mapped memory are slow.
     const codes = new Uint16Array(seg.e.bytes / 2);
-    encodeUnorm16(batch.steps, start * tm, count * tm, codes);
+    encodeUnorm16Range(batch.steps, start * tm, count * tm, codes);
     new Uint16Array(mapped, seg.e.offset, seg.e.bytes / 2).set(codes);
   } else {
     new Float32Array(mapped, seg.e.offset, count * tm).set(batch.steps.subarray(start * tm, (start + count) * tm));
@@ -598,6 +611,7 @@ async function replayKernels(ctx: RunContext, plan: Plan, slots: Slot[], selecti
     if (plan.select) device.queue.writeBuffer(plan.groupState!, 0, groupStateInit(plan.groupCount));
     const enc = device.createCommandEncoder({ label: 'ecr.webgpu.replay' });
     enc.beginComputePass({ label: 'ecr.webgpu.replay.begin', timestampWrites: { querySet, beginningOfPassWriteIndex: 0 } }).end();
+    if (plan.selRec) enc.clearBuffer(plan.selRec);
     const none = () => undefined;
     chunks.forEach((c, k) => {
       const layout = inputLayout(plan.shape, plan.capacity, c.count);
