@@ -364,18 +364,22 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
       }
     });
 
-    it('a device opened with disable_robustness gives the same results', async () => {
-      const safe = newBackend({ chunkTrajectories: 256, slots: 2 });
+    it('a device opened with disable_robustness gives the same results; by default only native adapters drop robustness', async () => {
+      const safe = newBackend({ chunkTrajectories: 256, slots: 2, disableRobustness: false });
       const fast = newBackend({ chunkTrajectories: 256, slots: 2, disableRobustness: true });
+      const plain = newBackend();
       try {
         expect((await fast.describe()).robustnessDisabled).toBe(true);
         expect((await safe.describe()).robustnessDisabled).toBe(false);
+        const d = await plain.describe();
+        expect(d.robustnessDisabled).toBe(d.kind === 'native');
         const batch = randomBatch(1500, 31, { d: 24, a: 3, groups: 50, base: true, levels: 8 });
         const cfg = resolveConfig({ tau: 0.55 });
         expectSameOutput(await safe.computeMetrics(batch, cfg, { covariance: true }), await fast.computeMetrics(batch, cfg, { covariance: true }));
       } finally {
         await safe.dispose();
         await fast.dispose();
+        await plain.dispose();
       }
     });
 

@@ -21,8 +21,10 @@ export interface WebGpuBackendOptions extends RunTuning {
   /** Upload E as unorm16 for every call (also selectable per call with ComputeOptions.compact). */
   compact?: 'unorm16';
   /**
-   * Open the device with Dawn's `disable_robustness` toggle (no bounds clamps inserted around
-   * storage accesses; every kernel guards its own tails). Env: ECR_WEBGPU_UNSAFE_FAST=1.
+   * Dawn's `disable_robustness` toggle (no bounds clamps inserted around storage accesses; every
+   * kernel guards its own tails and the host sizes every binding). Default: on for native adapters
+   * (measured 2.7x faster kernels on the H200, fixtures unchanged), off for the OpenGL ES/software
+   * path. true: on everywhere; false: off everywhere. Env: ECR_WEBGPU_UNSAFE_FAST=1 / =0.
    */
   disableRobustness?: boolean;
 }
@@ -78,7 +80,7 @@ export class WebGpuBackend implements ScoreBackend {
     if (this.live) return Promise.resolve(this.live);
     if (!this.context) {
       this.context = (async () => {
-        const gpu = new GpuDevice(await openDevice({ disableRobustness: this.options.disableRobustness ?? false }));
+        const gpu = new GpuDevice(await openDevice({ disableRobustness: this.options.disableRobustness ?? 'native' }));
         const d = gpu.device;
         const dummy = (label: string) => d.createBuffer({ size: 256, usage: BufferUsage.STORAGE, label });
         const ctx: RunContext = {
