@@ -8,8 +8,9 @@
 //
 // Every exchange is executed by every lane (dead trajectories read a clamped index and write
 // nothing), which keeps them in uniform control flow. Outputs, admissibility words and the
-// selection records have exactly the layout of ecr_metrics.wgsl; selection runs are reduced
-// across the trajectories of one subgroup (shuffles down by LP, 2 LP, ...).
+// selection records have the layout of ecr_metrics.wgsl; selection runs are reduced across the
+// whole workgroup (see the end of lanesMain), and with FLAG_CONTIGUOUS a run that is a whole
+// group writes its winner directly, so only runs at workgroup edges leave records.
 
 override WG: u32 = 256u;   // invocations per workgroup; WG / LP trajectories (a multiple of 4)
 override LP: u32 = 8u;     // lanes per trajectory: a power of two >= m, <= the subgroup size
@@ -27,6 +28,16 @@ const MAXT: u32 = 16u;
 @group(0) @binding(9) var<storage, read_write> groupState: array<GroupState>;
 
 var<workgroup> admWords: array<atomic<u32>, 64>;   // (WG / LP) / 4 <= 64 words
+// Selection candidates per trajectory slot of the workgroup (group, admissible key, CCI key).
+var<workgroup> runG: array<u32, WG / LP>;
+var<workgroup> runHi: array<u32, WG / LP>;
+var<workgroup> runLo: array<u32, WG / LP>;
+var<workgroup> runKey: array<u32, WG / LP>;
+
+fn groupAt(k: u32) -> u32 {
+  if (hasFlag(P, FLAG_GROUPS)) { return groups[k]; }
+  return 0u;
+}
 
 fn loadE(v: u32) -> f32 {
   if (E_UNORM16) {
@@ -61,9 +72,10 @@ fn crWeightsUniform(m: u32) -> bool {
   return same;
 }
 
-fn lanesMain(wgId: vec3<u32>, lid: u32, sgLane: u32, sgSize: u32) {
+fn lanesMain(wgId: vec3<u32>, lid: u32, sgLane: u32) {
   let perWg = WG / LP;
-  let wgStart = flatWorkgroup(wgId, P.wgPerRow) * perWg;
+  let wgIndex = flatWorkgroup(wgId, P.wgPerRow);
+  let wgStart = wgIndex * perWg;
   if (wgStart >= P.n) { return; }   // workgroup-uniform
   let t = T_FIXED;
   let m = M_FIXED;
@@ -171,20 +183,14 @@ fn lanesMain(wgId: vec3<u32>, lid: u32, sgLane: u32, sgSize: u32) {
   }
   workgroupBarrier();   // admWords zeroed
   if (writer && cci >= P.tau) { atomicOr(&admWords[slot >> 2u], 1u << (8u * (slot & 3u))); }
-  workgroupBarrier();
-  // perWg is a multiple of 4 (the host guarantees it), so wgStart is too: whole words per workgroup.
-  let count = min(perWg, P.n - wgStart);
-  if (lid * 4u < count) { outWords[6u * S + (wgStart >> 2u) + lid] = atomicLoad(&admWords[lid]); }
-
-  if (!hasFlag(P, FLAG_SELECT)) { return; }   // uniform
-
   var g = NO_GROUP;
   var admHi = 0u;
   var admLo = 0u;
   var anyKey = 0u;
   let gi = P.chunkStart + i;
-  if (live) {
-    g = select(0u, groups[i], hasFlag(P, FLAG_GROUPS));
+  let selecting = hasFlag(P, FLAG_SELECT);
+  if (selecting && live) {
+    g = groupAt(i);
     if (cci >= P.tau) {
       var adm = f32OrderKey64(cci);
       if (hasFlag(P, FLAG_BASE)) {
@@ -198,26 +204,57 @@ fn lanesMain(wgId: vec3<u32>, lid: u32, sgLane: u32, sgSize: u32) {
   }
   var admIdx = gi;
   var anyIdx = gi;
-  // Segmented reduction over the trajectories of this subgroup (every lane of a segment holds
-  // the same values): after offset o a trajectory holds the best of at least [own, own + 2o) of
-  // its run. Joining a same-group record of another run is harmless (max and min are idempotent).
-  for (var o = LP; o < sgSize; o <<= 1u) {
-    let oG = downU(g, o);
-    let oHi = downU(admHi, o);
-    let oLo = downU(admLo, o);
-    let oIdx = downU(admIdx, o);
-    let oKey = downU(anyKey, o);
-    let oAny = downU(anyIdx, o);
-    if (sgLane + o < sgSize && g != NO_GROUP && oG == g) {
-      if (admBeats(oHi, oLo, oIdx, admHi, admLo, admIdx)) { admHi = oHi; admLo = oLo; admIdx = oIdx; }
-      if (oKey > anyKey || (oKey == anyKey && oAny < anyIdx)) { anyKey = oKey; anyIdx = oAny; }
+  // Runs of one group are reduced across the whole workgroup: every trajectory leaves its
+  // candidate in workgroup memory (published by the barrier the admissible bytes need anyway),
+  // then the first trajectory of each run folds the run in order (ascending index, so ties keep
+  // the lowest index).
+  if (selecting && writer) {
+    runG[slot] = g;
+    runHi[slot] = admHi;
+    runLo[slot] = admLo;
+    runKey[slot] = anyKey;
+  }
+  workgroupBarrier();
+  // perWg is a multiple of 4 (the host guarantees it), so wgStart is too: whole words per workgroup.
+  let count = min(perWg, P.n - wgStart);
+  if (lid * 4u < count) { outWords[6u * S + (wgStart >> 2u) + lid] = atomicLoad(&admWords[lid]); }
+
+  if (!selecting || !writer) { return; }
+  if (slot > 0u && runG[slot - 1u] == g) { return; }
+  var last = slot;
+  for (var k = slot + 1u; k < count; k++) {
+    if (runG[k] != g) { break; }
+    let kIdx = wgStart + k + P.chunkStart;
+    if (admBeats(runHi[k], runLo[k], kIdx, admHi, admLo, admIdx)) { admHi = runHi[k]; admLo = runLo[k]; admIdx = kIdx; }
+    if (runKey[k] > anyKey) { anyKey = runKey[k]; anyIdx = kIdx; }
+    last = k;
+  }
+  var rec = i;
+  if (hasFlag(P, FLAG_CONTIGUOUS)) {
+    // Each group is one run of the batch (checked by the host): a run closed on both sides within
+    // this workgroup is the whole group, so its winner goes straight to the group's state.
+    var leftClosed = slot > 0u;
+    if (!leftClosed) {
+      if (wgStart == 0u) { leftClosed = P.chunkStart == 0u; } else { leftClosed = groupAt(wgStart - 1u) != g; }
     }
+    var rightClosed = last + 1u < count;
+    if (!rightClosed) {
+      let next = wgStart + last + 1u;
+      if (next < P.n) { rightClosed = groupAt(next) != g; } else { rightClosed = hasFlag(P, FLAG_LAST_CHUNK); }
+    }
+    if (leftClosed && rightClosed) {
+      atomicStore(&groupState[g].admHi, admHi);
+      atomicStore(&groupState[g].admLo, admLo);
+      atomicStore(&groupState[g].anyKey, anyKey);
+      atomicStore(&groupState[g].admIdx, admIdx);
+      atomicStore(&groupState[g].anyIdx, anyIdx);
+      return;
+    }
+    // Otherwise the run touches an edge of the workgroup: at most one at each edge, two record
+    // slots per workgroup of the batch.
+    rec = 2u * (P.chunkStart / perWg + wgIndex) + select(1u, 0u, slot == 0u);
   }
-  let prevG = upU(g, LP);
-  if (!writer) { return; }
-  if (sgLane < LP || prevG != g) {
-    selRec[i] = SelRec(g + 1u, admHi, admLo, anyKey, admIdx, anyIdx);
-    if (admHi != 0u) { atomicMax(&groupState[g].admHi, admHi); }
-    atomicMax(&groupState[g].anyKey, anyKey);
-  }
+  selRec[rec] = SelRec(g + 1u, admHi, admLo, anyKey, admIdx, anyIdx);
+  if (admHi != 0u) { atomicMax(&groupState[g].admHi, admHi); }
+  atomicMax(&groupState[g].anyKey, anyKey);
 }

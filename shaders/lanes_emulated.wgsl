@@ -13,12 +13,10 @@ fn exchangeU(x: u32, src: u32) -> u32 {
 }
 fn xorF(x: f32, mask: u32) -> f32 { return bitcast<f32>(exchangeU(bitcast<u32>(x), gLid ^ mask)); }
 fn xorU(x: u32, mask: u32) -> u32 { return exchangeU(x, gLid ^ mask); }
-fn downU(x: u32, delta: u32) -> u32 { return exchangeU(x, min(gLid + delta, WG - 1u)); }
-fn upU(x: u32, delta: u32) -> u32 { return exchangeU(x, select(0u, gLid - delta, gLid >= delta)); }
 fn readLaneF(x: f32, lane: u32) -> f32 { return bitcast<f32>(exchangeU(bitcast<u32>(x), lane)); }
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wgId: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   gLid = lid;
-  lanesMain(wgId, lid, lid, WG);
+  lanesMain(wgId, lid, lid);
 }

@@ -5,13 +5,10 @@
 
 fn xorF(x: f32, mask: u32) -> f32 { return subgroupShuffleXor(x, mask); }
 fn xorU(x: u32, mask: u32) -> u32 { return subgroupShuffleXor(x, mask); }
-// Value held by lane + delta / lane - delta of this subgroup; the caller ignores lanes outside it.
-fn downU(x: u32, delta: u32) -> u32 { return subgroupShuffleDown(x, delta); }
-fn upU(x: u32, delta: u32) -> u32 { return subgroupShuffleUp(x, delta); }
 fn readLaneF(x: f32, lane: u32) -> f32 { return subgroupShuffle(x, lane); }
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wgId: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(subgroup_invocation_id) sgLane: u32, @builtin(subgroup_size) sgSize: u32) {
-  lanesMain(wgId, lid, sgLane, sgSize);
+        @builtin(subgroup_invocation_id) sgLane: u32) {
+  lanesMain(wgId, lid, sgLane);
 }

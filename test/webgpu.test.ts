@@ -16,6 +16,7 @@ import type { BackendOutput } from '../src/backends/backend.js';
 import { loadFixtures, fixtureBatch, selectionAmbiguous } from './helpers/fixtures.js';
 import { newBackend, webGpuGate } from './webgpu-gate.js';
 import { chooseMetricsKernel } from '../src/backends/webgpu/kernels.js';
+import { groupsAreContiguous } from '../src/backends/webgpu/runner.js';
 import { UsageError } from '../src/errors.js';
 
 const gate = await webGpuGate();
@@ -273,6 +274,59 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
         await staged.dispose();
         await lanes.dispose();
       }
+    });
+
+    // Groups as contiguous runs let the lane kernel write whole groups' winners directly; runs at
+    // workgroup edges (32 trajectories for m = 8) and chunk edges (512) go through the records.
+    it('contiguous groups: the direct path and the general path both equal the host GroupSelector', async () => {
+      const contiguous = newBackend({ metricsKernel: 'emulated', chunkTrajectories: 512 });
+      const general = newBackend({ metricsKernel: 'emulated', chunkTrajectories: 512, contiguousSelection: false });
+      const r = rng(77);
+      /** Runs of the given lengths, group ids permuted and with gaps (empty groups select -1). */
+      const runs = (n: number, lengths: number[]): Int32Array => {
+        const g = new Int32Array(n);
+        const ids = Array.from({ length: n + 1 }, (_, k) => 2 * k + (k % 3 === 0 ? 1 : 0));
+        for (let k = ids.length - 1; k > 0; k--) { const j = Math.floor(r() * (k + 1)); [ids[k], ids[j]] = [ids[j], ids[k]]; }
+        let i = 0, run = 0;
+        while (i < n) { const len = lengths[run % lengths.length]; g.fill(ids[run], i, Math.min(n, i + len)); i += len; run++; }
+        return g;
+      };
+      try {
+        const n = 2100;
+        const tied = randomBatch(n, 78, { groups: 1, base: true, levels: 2 });
+        const cases: [string, Batch][] = [
+          ['groups of 8', { ...tied, groups: runs(n, [8]) }],
+          ['straddling lengths', { ...tied, groups: runs(n, [1, 31, 33, 3, 64, 65, 300, 2, 600]) }],
+          ['one group, no group array', { ...tied, groups: undefined }],
+          ['one group spanning everything', { ...tied, groups: new Int32Array(n) }],
+          ['ties without base scores', { ...randomBatch(n, 79, { levels: 1 }), groups: runs(n, [5, 40, 7]) }],
+        ];
+        for (const [name, batch] of cases) {
+          // tau at the median CCI: about half admissible, so both the base-score and the fallback choices occur.
+          const ccis = Array.from((await general.computeMetrics(batch, resolveConfig({}))).cci).sort((x, y) => x - y);
+          const cfg = resolveConfig({ tau: ccis[n >> 1] });
+          const a = await contiguous.computeMetrics(batch, cfg);
+          const b = await general.computeMetrics(batch, cfg);
+          const host = hostSelection(batch, a, cfg.tau);
+          expect(Array.from(a.groupSelected!), name).toEqual(Array.from(host.selected));
+          expect(Array.from(b.groupSelected!), name).toEqual(Array.from(host.selected));
+          expect(Array.from(a.admissible!), name).toEqual(Array.from(host.admissible));
+        }
+        expect((await contiguous.profile(cases[1][1], resolveConfig({}))).selection).toBe('contiguous');
+        expect((await general.profile(cases[1][1], resolveConfig({}))).selection).toBe('general');
+        // Interleaved groups are not contiguous: the general path runs whatever was asked.
+        expect((await contiguous.profile(randomBatch(600, 80, { groups: 9 }), resolveConfig({}))).selection).toBe('general');
+      } finally {
+        await contiguous.dispose();
+        await general.dispose();
+      }
+    });
+
+    it('groupsAreContiguous: true only when each group is a single run', () => {
+      expect(groupsAreContiguous(undefined, 5, 1)).toBe(true);
+      expect(groupsAreContiguous(Int32Array.from([3, 3, 0, 0, 2]), 5, 4)).toBe(true);
+      expect(groupsAreContiguous(Int32Array.from([0, 1, 0]), 3, 2)).toBe(false);
+      expect(groupsAreContiguous(Int32Array.from([1, 1, 2, 2, 1]), 5, 3)).toBe(false);
     });
 
     it('computeMetricsF32 writes the float32 values of computeMetrics into the caller arrays', async () => {

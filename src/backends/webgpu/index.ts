@@ -13,7 +13,7 @@ import { PipelineCache } from '../../gpu/pipeline-cache.js';
 import { BufferUsage } from '../../gpu/usage.js';
 import type { BackendOutput, ComputeOptions, ScoreBackend } from '../backend.js';
 import type { MetricsKernelKind } from './kernels.js';
-import { runBatch, type Float32Metrics, type RunContext, type RunTuning } from './runner.js';
+import { runBatch, type Float32Metrics, type RunContext, type RunTuning, type SelectionPath } from './runner.js';
 
 export { encodeUnorm16 } from './encode.js';
 
@@ -127,12 +127,12 @@ export class WebGpuBackend implements ScoreBackend {
    * `timestamp-query`, kernelMs = summed GPU time of the compute passes. The software adapter has
    * no timestamps: then only the wall-clock stages are reported.
    */
-  async profile(batch: Batch, config: ResolvedConfig, options: WebGpuComputeOptions = {}): Promise<{ stages: Record<string, number>; kernelMs?: number; metricsKernel?: MetricsKernelKind }> {
+  async profile(batch: Batch, config: ResolvedConfig, options: WebGpuComputeOptions = {}): Promise<{ stages: Record<string, number>; kernelMs?: number; metricsKernel?: MetricsKernelKind; selection?: SelectionPath }> {
     if (batch.n === 0) return { stages: {} };
     const ctx = await this.ready();
     const { times } = await runBatch(ctx, batch, config, { covariance: options.covariance, compact: this.compactOf(options), out: options.out, stepsUnorm16: options.stepsUnorm16 }, this.options, true);
     if (!times) throw new GpuError('internal', 'profile run returned no timings');
-    return { stages: times.stages, kernelMs: times.kernelMs, metricsKernel: times.metricsKernel };
+    return { stages: times.stages, kernelMs: times.kernelMs, metricsKernel: times.metricsKernel, selection: times.selection };
   }
 
   async dispose(): Promise<void> {

@@ -14,6 +14,10 @@ export const Flag = {
   SHRINK_SCALED: 64,
   SHRINK_LW: 128,
   SELECT: 256,
+  /** Every group is one contiguous run of the batch (lane kernel only: whole groups skip the records). */
+  CONTIGUOUS: 512,
+  /** The chunk ends the batch. */
+  LAST_CHUNK: 1024,
 } as const;
 
 export interface Params {

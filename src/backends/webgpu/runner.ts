@@ -22,6 +22,8 @@ import {
 import { chunkedBindings, inputLayout, metricStride, metricsOutputBytes, outputLayout, shapeOf, type BatchShape, type InputName } from './layout.js';
 import { Flag, PARAMS_BYTES, packParams, tauForF32, type Params } from './params.js';
 
+const SELECT_PASSES: SelectPass[] = ['refine', 'index', 'finish'];
+
 export interface RunTuning {
   /** Trajectories per chunk (rounded down to a multiple of CHUNK_ALIGN); default from the limits and targetChunkBytes. */
   chunkTrajectories?: number;
@@ -37,6 +39,11 @@ export interface RunTuning {
   gpuSelection?: boolean;
   /** Metrics kernel (default 'auto': the subgroup lane kernel where the device has subgroups, else 'staged'). */
   metricsKernel?: MetricsKernelPreference;
+  /**
+   * Lane kernel only: when every group is one contiguous run (checked on the host), whole groups
+   * inside a workgroup skip the selection records (default true); false forces the general path.
+   */
+  contiguousSelection?: boolean;
 }
 
 /** Caller-owned float32 metric arrays (WebGpuBackend.computeMetricsF32): readback is then a plain copy. */
@@ -73,7 +80,11 @@ export interface StageTimes {
   metricsKernel: MetricsKernelKind;
   kernelMs?: number;
   chunks: number;
+  selection: SelectionPath;
 }
+
+/** Where group selection ran: records for every run ('general'), only for runs at workgroup edges ('contiguous'), or on the host. */
+export type SelectionPath = 'general' | 'contiguous' | 'host';
 
 /** Chunk starts are multiples of this: keeps unorm16 pairs whole and selRec window offsets aligned. */
 export const CHUNK_ALIGN = 256;
@@ -146,9 +157,12 @@ class Timer {
 /** Timestamp writes for compute passes: one pair per pass while capacity lasts. */
 class PassClock {
   private used = 0;
+  /** The label of each timed pass, in query-pair order. */
+  readonly labels: string[] = [];
   constructor(readonly querySet: GPUQuerySet, readonly capacity: number) {}
-  writes(): GPUComputePassTimestampWrites | undefined {
+  writes(label: string): GPUComputePassTimestampWrites | undefined {
     if (this.used + 2 > this.capacity) return undefined;
+    this.labels.push(label);
     const w = { querySet: this.querySet, beginningOfPassWriteIndex: this.used, endOfPassWriteIndex: this.used + 1 };
     this.used += 2;
     return w;
@@ -169,6 +183,8 @@ interface Plan {
   capacity: number;
   outLayout: ReturnType<typeof outputLayout>;
   select: boolean;
+  /** Groups are contiguous runs and the lane kernel runs: records only for runs at workgroup edges, two slots per workgroup. */
+  contiguous: boolean;
   groupCount: number;
   /** Selection windows over the records (each within the binding limit), independent of the chunks. */
   windows: Chunk[];
@@ -225,17 +241,22 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
   if (batch.groups) for (let i = 0; i < n; i++) if (batch.groups[i] >= groupCount) groupCount = batch.groups[i] + 1;
   const select = (tuning.gpuSelection ?? true) && n * SEL_REC_BYTES <= limits.maxBufferSize && groupCount * GROUP_STATE_WORDS * 4 <= limits.maxStorageBufferBindingSize;
   const recordsPerWindow = Math.floor(Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize) / SEL_REC_BYTES / CHUNK_ALIGN) * CHUNK_ALIGN;
-  const flags = flagsOf(shape, config, select);
+  // Contiguous mode binds the whole (small) record buffer to every chunk: 2 records per workgroup.
+  const contiguousRecords = 2 * Math.ceil(n / wg);
+  const contiguous = select && kernelKind !== 'staged' && (tuning.contiguousSelection ?? true)
+    && contiguousRecords <= recordsPerWindow && groupsAreContiguous(batch.groups, n, groupCount);
+  const recordCount = contiguous ? contiguousRecords : n;
+  const flags = flagsOf(shape, config, select) | (contiguous ? Flag.CONTIGUOUS : 0);
 
   const plan: Plan = {
-    batch, shape, wg, tsWg, chunks, capacity, outLayout: outputLayout(shape, capacity), select, groupCount,
-    windows: planChunks(n, recordsPerWindow), base: baseParams(batch, config, flags), maxPerDim: limits.maxComputeWorkgroupsPerDimension,
+    batch, shape, wg, tsWg, chunks, capacity, outLayout: outputLayout(shape, capacity), select, contiguous, groupCount,
+    windows: planChunks(recordCount, recordsPerWindow), base: baseParams(batch, config, flags), maxPerDim: limits.maxComputeWorkgroupsPerDimension,
     metricsPipe: await pipelines.get(kernelKind === 'staged'
       ? metricsKernel(batch.t, batch.m, wg, unorm16, tuning.registerPath ?? true)
       : lanesKernel(batch.t, batch.m, lanesWg, unorm16, kernelKind)),
     tsPipe: shape.d ? await pipelines.get(tsEmbeddingsKernel(batch.t, shape.d, tsWg)) : null,
     covPipe: shape.covariance ? await pipelines.get(covarianceKernel(unorm16)) : null,
-    selPipes: select ? await Promise.all((['refine', 'index', 'finish'] as SelectPass[]).map((p) => pipelines.get(selectKernel(p)))) : null,
+    selPipes: select ? await Promise.all(SELECT_PASSES.map((p) => pipelines.get(selectKernel(p)))) : null,
     selRec: null, groupState: null, selected: null,
   };
 
@@ -264,7 +285,7 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
   }
   if (select) {
     // COPY_DST for clearBuffer: records are zeroed once per batch, and only run leaders write one.
-    plan.selRec = acquire(Math.max(n * SEL_REC_BYTES, 256), BufferUsage.STORAGE | BufferUsage.COPY_DST, 'ecr.webgpu.selRec');
+    plan.selRec = acquire(Math.max(recordCount * SEL_REC_BYTES, 256), BufferUsage.STORAGE | BufferUsage.COPY_DST, 'ecr.webgpu.selRec');
     plan.groupState = acquire(groupCount * GROUP_STATE_WORDS * 4, BufferUsage.STORAGE | BufferUsage.COPY_DST, 'ecr.webgpu.groupState');
     plan.selected = acquire(groupCount * 4, BufferUsage.STORAGE | BufferUsage.COPY_SRC, 'ecr.webgpu.groupSelected');
   }
@@ -307,7 +328,7 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
       uploadEnc.copyBufferToBuffer(slot.staging, 0, slot.input, 0, layout.totalBytes);
       const computeEnc = profile ? device.createCommandEncoder({ label: `ecr.webgpu.chunk${k}.compute` }) : uploadEnc;
       if (k === 0 && plan.selRec) computeEnc.clearBuffer(plan.selRec);
-      encodeChunkCompute(computeEnc, ctx, plan, slot, slot.uniforms, 0, chunk, layout.segments, () => clock?.writes());
+      encodeChunkCompute(computeEnc, ctx, plan, slot, slot.uniforms, 0, chunk, layout.segments, (label) => clock?.writes(label));
       const readEnc = profile ? device.createCommandEncoder({ label: `ecr.webgpu.chunk${k}.readback` }) : uploadEnc;
       readEnc.copyBufferToBuffer(slot.output, 0, slot.readback, 0, metricsOutputBytes(chunk.count));
       if (shape.covariance) readEnc.copyBufferToBuffer(slot.output, outLayout.cov.offset, slot.readback, outLayout.cov.offset, chunk.count * batch.m * batch.m * 4);
@@ -346,7 +367,7 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
     if (select) {
       const t0 = performance.now();
       const enc = device.createCommandEncoder({ label: 'ecr.webgpu.select' });
-      encodeSelection(enc, ctx, plan, selectionUniforms!, () => clock?.writes());
+      encodeSelection(enc, ctx, plan, selectionUniforms!, (label) => clock?.writes(label));
       enc.copyBufferToBuffer(plan.selected!, 0, selectionReadback!, 0, groupCount * 4);
       device.queue.submit([enc.finish()]);
       await mapOrFail(gpu, selectionReadback!, MapMode.READ, 'selection readback');
@@ -357,7 +378,12 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
     }
     let kernelMs: number | undefined;
     if (clock && timer) {
-      if (clock.count > 0) timer.stages.kernelPassSum = await readTimestamps(ctx, clock.querySet, clock.count, 'sum');
+      if (clock.count > 0) {
+        const passes = await readTimestampPairs(ctx, clock.querySet, clock.count);
+        timer.stages.kernelPassSum = passes.reduce((a, b) => a + b, 0);
+        // Per kind of pass, summed over chunks and windows: where the device time goes.
+        passes.forEach((ms, q) => { const key = `pass.${clock!.labels[q]}`; timer.stages[key] = (timer.stages[key] ?? 0) + ms; });
+      }
       // Device time of the whole batch's kernels back to back (no host in between): median of three replays.
       const spans: number[] = [];
       for (let r = 0; r < 3; r++) spans.push(await replayKernels(ctx, plan, slots, selectionUniforms));
@@ -365,7 +391,7 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
       kernelMs = spans[1];
     }
     succeeded = true;
-    return { output: out, times: timer ? { stages: timer.stages, kernelMs, chunks: chunks.length, metricsKernel: kernelKind } : undefined };
+    return { output: out, times: timer ? { stages: timer.stages, kernelMs, chunks: chunks.length, metricsKernel: kernelKind, selection: !select ? 'host' : contiguous ? 'contiguous' : 'general' } : undefined };
   } finally {
     // Wait out anything still in flight before buffers go back to the pool (or are destroyed).
     await Promise.allSettled(slots.map((s) => s.ready));
@@ -400,6 +426,28 @@ function outputArrays(n: number, covPerTrajectory: number, given: MetricArrays |
   };
   if (covPerTrajectory) out.covariance = pick(given?.covariance, n * covPerTrajectory);
   return out;
+}
+
+/** True when every group's members form one run of consecutive trajectories (O(n), once per batch). */
+export function groupsAreContiguous(groups: ArrayLike<number> | undefined, n: number, groupCount: number): boolean {
+  if (!groups) return true;
+  const seen = new Uint8Array(groupCount);
+  let prev = -1;
+  for (let i = 0; i < n; i++) {
+    const g = groups[i];
+    if (g === prev) continue;
+    if (seen[g]) return false;
+    seen[g] = 1;
+    prev = g;
+  }
+  return true;
+}
+
+/** The metrics kernel's record binding: the chunk's own records (general path), or all of them (contiguous path). */
+function selRecBinding(plan: Plan, chunk: Chunk, dummy: GPUBuffer): GPUBufferBinding {
+  if (!plan.selRec) return { buffer: dummy };
+  if (plan.contiguous) return { buffer: plan.selRec };
+  return { buffer: plan.selRec, offset: chunk.start * SEL_REC_BYTES, size: chunk.count * SEL_REC_BYTES };
 }
 
 function groupStateInit(groupCount: number): Uint32Array {
@@ -458,7 +506,8 @@ function fillStaging(mapped: ArrayBuffer, batch: Batch, shape: BatchShape, chunk
 /** The three uniform blocks of one chunk: metrics, TS from embeddings, covariance. */
 function chunkUniformData(plan: Plan, chunk: Chunk): ArrayBuffer {
   const view = new DataView(new ArrayBuffer(3 * UNIFORM_STRIDE));
-  const common = { ...plan.base, n: chunk.count, chunkStart: chunk.start };
+  const last = chunk.start + chunk.count === plan.batch.n ? Flag.LAST_CHUNK : 0;
+  const common = { ...plan.base, n: chunk.count, chunkStart: chunk.start, flags: plan.base.flags | last };
   const perDim = plan.maxPerDim;
   packParams({ ...common, wgPerRow: refoldDispatch(Math.ceil(chunk.count / plan.wg), perDim).x }, view, 0);
   packParams({ ...common, a: plan.shape.d, wgPerRow: refoldDispatch(Math.ceil(chunk.count / (plan.tsWg / TS_EMB_TPT)), perDim).x }, view, UNIFORM_STRIDE);
@@ -488,7 +537,7 @@ function vec4Bytes(bytes: number): number {
 
 function encodeChunkCompute(
   enc: GPUCommandEncoder, ctx: RunContext, plan: Plan, slot: Slot, uniforms: GPUBuffer, uniformBase: number, chunk: Chunk,
-  seg: Record<InputName, { offset: number; bytes: number }>, stamp: () => GPUComputePassTimestampWrites | undefined,
+  seg: Record<InputName, { offset: number; bytes: number }>, stamp: (label: string) => GPUComputePassTimestampWrites | undefined,
 ): void {
   const device = ctx.gpu.device;
   const { dummies } = ctx;
@@ -505,7 +554,7 @@ function encodeChunkCompute(
         { binding: 2, resource: { buffer: slot.tsEmb!, offset: 0, size: chunk.count * 4 } },
       ],
     });
-    const pass = enc.beginComputePass({ label: 'ecr.webgpu.tsEmbeddings', timestampWrites: stamp() });
+    const pass = enc.beginComputePass({ label: 'ecr.webgpu.tsEmbeddings', timestampWrites: stamp('tsEmbeddings') });
     pass.setPipeline(plan.tsPipe.pipeline);
     pass.setBindGroup(0, bg);
     dispatch(pass, Math.ceil(chunk.count / (plan.tsWg / TS_EMB_TPT)), maxPerDim);
@@ -524,11 +573,11 @@ function encodeChunkCompute(
       { binding: mb.baseKey, resource: inputOr('baseKey') },
       { binding: mb.groups, resource: inputOr('groups') },
       { binding: mb.out, resource: { buffer: slot.output, offset: 0, size: metricsOutputBytes(chunk.count) } },
-      { binding: mb.selRec, resource: plan.selRec ? { buffer: plan.selRec, offset: chunk.start * SEL_REC_BYTES, size: chunk.count * SEL_REC_BYTES } : { buffer: dummies.write1 } },
+      { binding: mb.selRec, resource: selRecBinding(plan, chunk, dummies.write1) },
       { binding: mb.groupState, resource: plan.groupState ? { buffer: plan.groupState } : { buffer: dummies.write2 } },
     ],
   });
-  const pass = enc.beginComputePass({ label: 'ecr.webgpu.metrics', timestampWrites: stamp() });
+  const pass = enc.beginComputePass({ label: 'ecr.webgpu.metrics', timestampWrites: stamp('metrics') });
   pass.setPipeline(plan.metricsPipe.pipeline);
   pass.setBindGroup(0, bg);
   dispatch(pass, Math.ceil(chunk.count / plan.wg), maxPerDim);
@@ -543,7 +592,7 @@ function encodeChunkCompute(
         { binding: 2, resource: { buffer: slot.output, offset: outLayout.cov.offset, size: chunk.count * plan.batch.m * plan.batch.m * 4 } },
       ],
     });
-    const cpass = enc.beginComputePass({ label: 'ecr.webgpu.covariance', timestampWrites: stamp() });
+    const cpass = enc.beginComputePass({ label: 'ecr.webgpu.covariance', timestampWrites: stamp('covariance') });
     cpass.setPipeline(plan.covPipe.pipeline);
     cpass.setBindGroup(0, cbg);
     dispatch(cpass, Math.ceil(chunk.count / COVARIANCE_WG), maxPerDim);
@@ -566,7 +615,7 @@ function unpackChunk(readback: GPUBuffer, chunk: Chunk, out: RunOutput<Float64Ar
 }
 
 /** Selection passes 2-4 over every window (each pass completes over the batch before the next: passes are ordered). */
-function encodeSelection(enc: GPUCommandEncoder, ctx: RunContext, plan: Plan, uniforms: GPUBuffer, stamp: () => GPUComputePassTimestampWrites | undefined): void {
+function encodeSelection(enc: GPUCommandEncoder, ctx: RunContext, plan: Plan, uniforms: GPUBuffer, stamp: (label: string) => GPUComputePassTimestampWrites | undefined): void {
   const device = ctx.gpu.device;
   const pipes = plan.selPipes!;
   const run = (passIdx: number, w: number, recWindow: GPUBufferBinding, workgroups: number) => {
@@ -579,7 +628,7 @@ function encodeSelection(enc: GPUCommandEncoder, ctx: RunContext, plan: Plan, un
         { binding: 3, resource: { buffer: plan.selected! } },
       ],
     });
-    const pass = enc.beginComputePass({ label: `ecr.webgpu.select.${passIdx}`, timestampWrites: stamp() });
+    const pass = enc.beginComputePass({ label: `ecr.webgpu.select.${passIdx}`, timestampWrites: stamp(`select.${SELECT_PASSES[passIdx]}`) });
     pass.setPipeline(pipes[passIdx].pipeline);
     pass.setBindGroup(0, bg);
     dispatch(pass, workgroups, plan.maxPerDim);
@@ -620,15 +669,28 @@ async function replayKernels(ctx: RunContext, plan: Plan, slots: Slot[], selecti
     if (plan.select) encodeSelection(enc, ctx, plan, selectionUniforms!, none);
     enc.beginComputePass({ label: 'ecr.webgpu.replay.end', timestampWrites: { querySet, endOfPassWriteIndex: 1 } }).end();
     device.queue.submit([enc.finish()]);
-    return await readTimestamps(ctx, querySet, 2, 'span');
+    return await readTimestampSpan(ctx, querySet);
   } finally {
     querySet.destroy();
     pool.release(uniforms);
   }
 }
 
-/** Milliseconds from resolved timestamps: 'sum' of (begin, end) pairs, or the 'span' of the first two. */
-async function readTimestamps(ctx: RunContext, querySet: GPUQuerySet, count: number, mode: 'sum' | 'span'): Promise<number> {
+/** Milliseconds of each (begin, end) pair of resolved timestamps. */
+async function readTimestampPairs(ctx: RunContext, querySet: GPUQuerySet, count: number): Promise<number[]> {
+  return readTimestamps(ctx, querySet, count, (ts) => {
+    const ms: number[] = [];
+    for (let q = 0; q + 1 < count; q += 2) ms.push(ts[q + 1] > ts[q] ? Number(ts[q + 1] - ts[q]) / 1e6 : 0);
+    return ms;
+  });
+}
+
+/** Milliseconds from the first two resolved timestamps. */
+async function readTimestampSpan(ctx: RunContext, querySet: GPUQuerySet): Promise<number> {
+  return readTimestamps(ctx, querySet, 2, (ts) => (ts[1] > ts[0] ? Number(ts[1] - ts[0]) / 1e6 : 0));
+}
+
+async function readTimestamps<R>(ctx: RunContext, querySet: GPUQuerySet, count: number, reduce: (ts: BigUint64Array) => R): Promise<R> {
   const { gpu } = ctx;
   const device = gpu.device;
   const bytes = count * 8;
@@ -640,12 +702,9 @@ async function readTimestamps(ctx: RunContext, querySet: GPUQuerySet, count: num
     enc.copyBufferToBuffer(resolve, 0, read, 0, bytes);
     device.queue.submit([enc.finish()]);
     await mapOrFail(gpu, read, MapMode.READ, 'timestamp readback');
-    const ts = new BigUint64Array(read.getMappedRange());
-    let ns = 0n;
-    if (mode === 'span') ns = ts[1] > ts[0] ? ts[1] - ts[0] : 0n;
-    else for (let q = 0; q + 1 < count; q += 2) if (ts[q + 1] > ts[q]) ns += ts[q + 1] - ts[q];
+    const result = reduce(new BigUint64Array(read.getMappedRange()));
     read.unmap();
-    return Number(ns) / 1e6;
+    return result;
   } finally {
     resolve.destroy();
     read.destroy();
