@@ -15,7 +15,7 @@ fx=fixtures; [ -d "$fx" ] || fx=test/fixtures
 small=${SMALL:-0}
 n10m=10000000; n4m=4000000; nemb=100000; nemb2=400000; ncpu=1000000
 if [ "$small" = 1 ]; then n10m=20000; n4m=20000; nemb=2000; nemb2=4000; ncpu=20000; fi
-quiet() { grep -vE 'XDG_RUNTIME_DIR|shaderUniform|InitializeImpl|artificially reduced|While initializing' >&2; }
+quiet() { grep -vE 'XDG_RUNTIME_DIR|shaderUniform|InitializeImpl|artificially reduced|While initializing|^[[:space:]]*$' >&2; }
 
 echo "== adapter"
 node -e "import('./dist/backends/webgpu/index.js').then(async ({WebGpuBackend}) => { const b = new WebGpuBackend(); console.log(JSON.stringify(await b.describe())); await b.dispose(); })" 2> >(quiet)
