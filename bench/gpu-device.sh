@@ -45,7 +45,7 @@ bench() { # label, then ecr bench arguments
 bench emb-d384 --backend webgpu --n $nemb --t 5 --m 8 --d 384 --dtype float32 --reps 3
 
 echo "== kernel variants and e2e (one process, one synthetic batch)"
-N10M=$n10m N4M=$n4m OUTFILE="$out" timeout 120 node --input-type=module - <<'JS' 2> >(quiet)
+N10M=$n10m N4M=$n4m OUTFILE="$out" timeout 200 node --input-type=module - <<'JS' 2> >(quiet)
 import { appendFileSync } from 'node:fs';
 import { syntheticBatch } from './dist/bench/synthetic.js';
 import { resolveConfig } from './dist/config.js';
@@ -82,8 +82,14 @@ emit({ label: 'adapter', ...(await probe.describe()) });
 await probe.dispose();
 await kernel('kernel-10M', {}, big);
 await kernel('kernel-10M-noselect', { gpuSelection: false }, big);
+// Selection tail, old vs new: serial fold with late loads (run 7's kernel), and each change alone.
+await kernel('kernel-10M-tail-serial', { selectionTail: 'serial', selectionPrefetch: false }, big);
+await kernel('kernel-10M-tail-serial-prefetch', { selectionTail: 'serial', selectionPrefetch: true }, big);
+await kernel('kernel-10M-tail-scan-noprefetch', { selectionTail: 'scan', selectionPrefetch: false }, big);
 await kernel('kernel-10M-general', { contiguousSelection: false }, big);
+await kernel('kernel-10M-general-serial', { contiguousSelection: false, selectionTail: 'serial', selectionPrefetch: false }, big);
 await kernel('kernel-10M-onegroup', {}, { ...big, groups: undefined });
+await kernel('kernel-10M-onegroup-serial', { selectionTail: 'serial', selectionPrefetch: false }, { ...big, groups: undefined });
 const b4 = sub(n4);
 await e2e('e2e-4M-f32-reused', b4);
 {

@@ -15,6 +15,12 @@
 override WG: u32 = 256u;   // invocations per workgroup; WG / LP trajectories (a multiple of 4)
 override LP: u32 = 8u;     // lanes per trajectory: a power of two >= m, <= the subgroup size
 const MAXT: u32 = 16u;
+// Selection tail: 0 = the first trajectory of each run folds it serially; 1 = a log-step
+// segmented reduction over the workgroup's trajectories (see selectionScan).
+override SEL_TAIL: u32 = 1u;
+// Load each trajectory's group and base key, and the groups just outside the workgroup, at kernel
+// start, so their latency overlaps the E loads instead of following the last barrier.
+override SEL_PREFETCH: bool = true;
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> E: array<u32>;            // f32 bits, or 2 unorm16 per word
@@ -33,6 +39,60 @@ var<workgroup> runG: array<u32, WG / LP>;
 var<workgroup> runHi: array<u32, WG / LP>;
 var<workgroup> runLo: array<u32, WG / LP>;
 var<workgroup> runKey: array<u32, WG / LP>;
+
+// Segmented reduction (SEL_TAIL = 1): two buffers of candidates, and per slot the last slot its
+// partial reduction covers, with SCAN_CLOSED set once that range reaches the end of its run.
+struct SelCand { hi: u32, lo: u32, aIdx: u32, key: u32, kIdx: u32 }
+var<workgroup> scanCand: array<SelCand, 2u * (WG / LP)>;
+var<workgroup> scanEnd: array<u32, 2u * (WG / LP)>;
+const SCAN_CLOSED: u32 = 0x80000000u;
+
+// Larger admissible key, then lower index; larger CCI key, then lower index. Both are total
+// orders on (key, index), so the reduction may combine in any order and still equals the host's.
+fn combineCand(a: SelCand, b: SelCand) -> SelCand {
+  var r = a;
+  if (admBeats(b.hi, b.lo, b.aIdx, a.hi, a.lo, a.aIdx)) { r.hi = b.hi; r.lo = b.lo; r.aIdx = b.aIdx; }
+  if (b.key > a.key || (b.key == a.key && b.kIdx < a.kIdx)) { r.key = b.key; r.kIdx = b.kIdx; }
+  return r;
+}
+
+// Slot k before any combination: covers itself, closed when k is the last slot of its run.
+fn scanEndInitial(k: u32, count: u32) -> u32 {
+  let closed = k + 1u >= count || runG[k + 1u] != runG[k];
+  return k | select(0u, SCAN_CLOSED, closed);
+}
+
+// Hillis-Steele suffix reduction within runs over slots 0..count-1 (candidates in scanCand[0..]):
+// after the step with offset d, slot k holds the reduction of [k, k + 2d - 1] cut at its run's end.
+// A slot still open after covering [k, k + d - 1] has its run continue at k + d, so it absorbs
+// that slot's range. Thread lid works on slot lid; the last step is kept in registers, so thread
+// k returns the whole run's reduction when k heads a run. Every invocation must call this
+// (barriers); the result is meaningful for lid < count only.
+struct ScanResult { c: SelCand, last: u32 }
+fn selectionScan(lid: u32, count: u32) -> ScanResult {
+  let perWg = WG / LP;
+  var src = 0u;
+  var c: SelCand;
+  var e = 0u;
+  for (var d = 1u; d < perWg; d <<= 1u) {
+    if (lid < count) {
+      c = scanCand[src + lid];
+      e = select(scanEnd[src + lid], scanEndInitial(lid, count), d == 1u);
+      if ((e & SCAN_CLOSED) == 0u) {   // open, so lid + d < count and belongs to the same run
+        let k2 = lid + d;
+        c = combineCand(c, scanCand[src + k2]);
+        e = select(scanEnd[src + k2], scanEndInitial(k2, count), d == 1u);
+      }
+    }
+    if (2u * d < perWg) {
+      let dst = perWg - src;
+      if (lid < count) { scanCand[dst + lid] = c; scanEnd[dst + lid] = e; }
+      src = dst;
+      workgroupBarrier();
+    }
+  }
+  return ScanResult(c, e & ~SCAN_CLOSED);
+}
 
 fn groupAt(k: u32) -> u32 {
   if (hasFlag(P, FLAG_GROUPS)) { return groups[k]; }
@@ -86,6 +146,22 @@ fn lanesMain(wgId: vec3<u32>, lid: u32, sgLane: u32) {
   let comp = j < m;
   let ic = min(i, P.n - 1u);
   if (lid < perWg / 4u) { atomicStore(&admWords[lid], 0u); }
+
+  let selecting = hasFlag(P, FLAG_SELECT);
+  var gPre = NO_GROUP;
+  var bkPre = vec2<u32>(0u, 0u);
+  var leftG = NO_GROUP;
+  var rightG = NO_GROUP;
+  if (SEL_PREFETCH && selecting) {
+    if (j == 0u) {
+      gPre = groupAt(ic);
+      if (hasFlag(P, FLAG_BASE)) { bkPre = baseKey[ic]; }
+    }
+    if (hasFlag(P, FLAG_CONTIGUOUS)) {
+      if (wgStart > 0u) { leftG = groupAt(wgStart - 1u); }
+      if (wgStart + perWg < P.n) { rightG = groupAt(wgStart + perWg); }
+    }
+  }
 
   let src = ic * t * m + min(j, m - 1u);
   var x: array<f32, MAXT>;
@@ -188,13 +264,14 @@ fn lanesMain(wgId: vec3<u32>, lid: u32, sgLane: u32) {
   var admLo = 0u;
   var anyKey = 0u;
   let gi = P.chunkStart + i;
-  let selecting = hasFlag(P, FLAG_SELECT);
   if (selecting && live) {
-    g = groupAt(i);
+    g = gPre;
+    if (!SEL_PREFETCH) { g = groupAt(i); }
     if (cci >= P.tau) {
       var adm = f32OrderKey64(cci);
       if (hasFlag(P, FLAG_BASE)) {
-        let bk = baseKey[i];
+        var bk = bkPre;
+        if (!SEL_PREFETCH) { bk = baseKey[i]; }
         if (bk.x != 0u || bk.y != 0u) { adm = bk; }
       }
       admHi = adm.x;
@@ -206,20 +283,34 @@ fn lanesMain(wgId: vec3<u32>, lid: u32, sgLane: u32) {
   var anyIdx = gi;
   // Runs of one group are reduced across the whole workgroup: every trajectory leaves its
   // candidate in workgroup memory (published by the barrier the admissible bytes need anyway),
-  // then the first trajectory of each run folds the run in order (ascending index, so ties keep
-  // the lowest index).
+  // then either the first trajectory of each run folds the run in order (SEL_TAIL = 0: ascending
+  // index, so ties keep the lowest index) or all of them reduce it in log steps (SEL_TAIL = 1).
   if (selecting && writer) {
     runG[slot] = g;
-    runHi[slot] = admHi;
-    runLo[slot] = admLo;
-    runKey[slot] = anyKey;
+    if (SEL_TAIL == 0u) {
+      runHi[slot] = admHi;
+      runLo[slot] = admLo;
+      runKey[slot] = anyKey;
+    } else {
+      scanCand[slot] = SelCand(admHi, admLo, gi, anyKey, gi);
+    }
   }
   workgroupBarrier();
   // perWg is a multiple of 4 (the host guarantees it), so wgStart is too: whole words per workgroup.
   let count = min(perWg, P.n - wgStart);
   if (lid * 4u < count) { outWords[6u * S + (wgStart >> 2u) + lid] = atomicLoad(&admWords[lid]); }
+  if (!selecting) { return; }   // uniform: the scan's barriers follow
 
-  if (!selecting || !writer) { return; }
+  if (SEL_TAIL == 1u) {
+    let red = selectionScan(lid, count);
+    if (lid >= count) { return; }
+    let gk = runG[lid];
+    if (lid > 0u && runG[lid - 1u] == gk) { return; }
+    finishRun(gk, red.c, lid, red.last, count, wgStart, wgIndex, leftG, rightG);
+    return;
+  }
+
+  if (!writer) { return; }
   if (slot > 0u && runG[slot - 1u] == g) { return; }
   var last = slot;
   for (var k = slot + 1u; k < count; k++) {
@@ -229,32 +320,51 @@ fn lanesMain(wgId: vec3<u32>, lid: u32, sgLane: u32) {
     if (runKey[k] > anyKey) { anyKey = runKey[k]; anyIdx = kIdx; }
     last = k;
   }
-  var rec = i;
+  finishRun(g, SelCand(admHi, admLo, admIdx, anyKey, anyIdx), slot, last, count, wgStart, wgIndex, leftG, rightG);
+}
+
+// The reduced run [head, last] of group g (slots of this workgroup) goes to the selection state.
+// leftPre / rightPre: the groups just outside the workgroup when SEL_PREFETCH loaded them.
+fn finishRun(g: u32, c: SelCand, head: u32, last: u32, count: u32, wgStart: u32, wgIndex: u32, leftPre: u32, rightPre: u32) {
+  let perWg = WG / LP;
+  var rec = wgStart + head;
   if (hasFlag(P, FLAG_CONTIGUOUS)) {
     // Each group is one run of the batch (checked by the host): a run closed on both sides within
     // this workgroup is the whole group, so its winner goes straight to the group's state.
-    var leftClosed = slot > 0u;
+    var leftClosed = head > 0u;
     if (!leftClosed) {
-      if (wgStart == 0u) { leftClosed = P.chunkStart == 0u; } else { leftClosed = groupAt(wgStart - 1u) != g; }
+      if (wgStart == 0u) {
+        leftClosed = P.chunkStart == 0u;
+      } else {
+        var lg = leftPre;
+        if (!SEL_PREFETCH) { lg = groupAt(wgStart - 1u); }
+        leftClosed = lg != g;
+      }
     }
     var rightClosed = last + 1u < count;
     if (!rightClosed) {
-      let next = wgStart + last + 1u;
-      if (next < P.n) { rightClosed = groupAt(next) != g; } else { rightClosed = hasFlag(P, FLAG_LAST_CHUNK); }
+      let next = wgStart + last + 1u;   // = wgStart + perWg when it lies in the chunk
+      if (next < P.n) {
+        var rg = rightPre;
+        if (!SEL_PREFETCH) { rg = groupAt(next); }
+        rightClosed = rg != g;
+      } else {
+        rightClosed = hasFlag(P, FLAG_LAST_CHUNK);
+      }
     }
     if (leftClosed && rightClosed) {
-      atomicStore(&groupState[g].admHi, admHi);
-      atomicStore(&groupState[g].admLo, admLo);
-      atomicStore(&groupState[g].anyKey, anyKey);
-      atomicStore(&groupState[g].admIdx, admIdx);
-      atomicStore(&groupState[g].anyIdx, anyIdx);
+      atomicStore(&groupState[g].admHi, c.hi);
+      atomicStore(&groupState[g].admLo, c.lo);
+      atomicStore(&groupState[g].anyKey, c.key);
+      atomicStore(&groupState[g].admIdx, c.aIdx);
+      atomicStore(&groupState[g].anyIdx, c.kIdx);
       return;
     }
     // Otherwise the run touches an edge of the workgroup: at most one at each edge, two record
     // slots per workgroup of the batch.
-    rec = 2u * (P.chunkStart / perWg + wgIndex) + select(1u, 0u, slot == 0u);
+    rec = 2u * (P.chunkStart / perWg + wgIndex) + select(1u, 0u, head == 0u);
   }
-  selRec[rec] = SelRec(g + 1u, admHi, admLo, anyKey, admIdx, anyIdx);
-  if (admHi != 0u) { atomicMax(&groupState[g].admHi, admHi); }
-  atomicMax(&groupState[g].anyKey, anyKey);
+  selRec[rec] = SelRec(g + 1u, c.hi, c.lo, c.key, c.aIdx, c.kIdx);
+  if (c.hi != 0u) { atomicMax(&groupState[g].admHi, c.hi); }
+  atomicMax(&groupState[g].anyKey, c.key);
 }

@@ -278,9 +278,13 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
 
     // Groups as contiguous runs let the lane kernel write whole groups' winners directly; runs at
     // workgroup edges (32 trajectories for m = 8) and chunk edges (512) go through the records.
-    it('contiguous groups: the direct path and the general path both equal the host GroupSelector', async () => {
-      const contiguous = newBackend({ metricsKernel: 'emulated', chunkTrajectories: 512 });
-      const general = newBackend({ metricsKernel: 'emulated', chunkTrajectories: 512, contiguousSelection: false });
+    // Both selection tails (the serial fold and the segmented scan), with group ids and base keys
+    // loaded at kernel start or after the last barrier.
+    it.each([
+      ['scan', true], ['scan', false], ['serial', true], ['serial', false],
+    ] as const)('contiguous groups (tail %s, prefetch %s): the direct path and the general path both equal the host GroupSelector', async (selectionTail, selectionPrefetch) => {
+      const contiguous = newBackend({ metricsKernel: 'emulated', chunkTrajectories: 512, selectionTail, selectionPrefetch });
+      const general = newBackend({ metricsKernel: 'emulated', chunkTrajectories: 512, contiguousSelection: false, selectionTail, selectionPrefetch });
       const r = rng(77);
       /** Runs of the given lengths, group ids permuted and with gaps (empty groups select -1). */
       const runs = (n: number, lengths: number[]): Int32Array => {
@@ -300,6 +304,7 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
           ['one group, no group array', { ...tied, groups: undefined }],
           ['one group spanning everything', { ...tied, groups: new Int32Array(n) }],
           ['ties without base scores', { ...randomBatch(n, 79, { levels: 1 }), groups: runs(n, [5, 40, 7]) }],
+          ['whole workgroups and chunks', { ...tied, groups: runs(n, [32, 64, 512, 1, 1024]) }],
         ];
         for (const [name, batch] of cases) {
           // tau at the median CCI: about half admissible, so both the base-score and the fallback choices occur.
@@ -315,7 +320,13 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
         expect((await contiguous.profile(cases[1][1], resolveConfig({}))).selection).toBe('contiguous');
         expect((await general.profile(cases[1][1], resolveConfig({}))).selection).toBe('general');
         // Interleaved groups are not contiguous: the general path runs whatever was asked.
-        expect((await contiguous.profile(randomBatch(600, 80, { groups: 9 }), resolveConfig({}))).selection).toBe('general');
+        const interleaved = randomBatch(600, 80, { groups: 9, base: true, levels: 2 });
+        expect((await contiguous.profile(interleaved, resolveConfig({}))).selection).toBe('general');
+        const mixed = { ...interleaved, groups: Int32Array.from({ length: 600 }, (_, i) => (i % 7 < 3 ? 1 : (i >> 4) % 5)) };
+        for (const batch of [interleaved, mixed]) {
+          const a = await contiguous.computeMetrics(batch, resolveConfig({ tau: 0.5 }));
+          expect(Array.from(a.groupSelected!)).toEqual(Array.from(hostSelection(batch, a, 0.5).selected));
+        }
       } finally {
         await contiguous.dispose();
         await general.dispose();

@@ -115,13 +115,33 @@ export function lanesWorkgroupSize(maxComputeWorkgroupSizeX: number): number {
   return Math.min(LANES_WG, maxComputeWorkgroupSizeX);
 }
 
-export function lanesKernel(t: number, m: number, wg: number, unorm16: boolean, kind: 'subgroups' | 'emulated'): PipelineSpec {
+/**
+ * How the lane kernel reduces each run of one group after its last barrier: 'scan' (default) a
+ * log-step segmented reduction over the workgroup's trajectories in workgroup memory; 'serial'
+ * the first trajectory of each run folds it alone (the previous design, kept for comparison).
+ */
+export type SelectionTail = 'serial' | 'scan';
+export const SELECTION_TAILS: readonly SelectionTail[] = ['serial', 'scan'];
+
+export interface LanesSelectionOptions {
+  /** Default 'scan'. */
+  tail?: SelectionTail;
+  /** Load group ids and base keys at kernel start (default true) instead of after the last barrier. */
+  prefetch?: boolean;
+}
+
+export function lanesKernel(t: number, m: number, wg: number, unorm16: boolean, kind: 'subgroups' | 'emulated', selection: LanesSelectionOptions = {}): PipelineSpec {
+  const tail = selection.tail ?? 'scan';
+  if (!SELECTION_TAILS.includes(tail)) throw new UsageError(`selectionTail must be one of ${SELECTION_TAILS.join(', ')}, got ${JSON.stringify(tail)}`);
   return {
     file: 'ecr_lanes.wgsl',
     prelude: kind === 'subgroups' ? ['enable_subgroups.wgsl'] : [],
     includes: ['metrics_shared.wgsl', kind === 'subgroups' ? 'lanes_subgroup.wgsl' : 'lanes_emulated.wgsl'],
     entryPoint: 'main',
-    constants: { WG: wg, LP: lanesPerTrajectory(m), T_FIXED: t, M_FIXED: m, E_UNORM16: unorm16 ? 1 : 0 },
+    constants: {
+      WG: wg, LP: lanesPerTrajectory(m), T_FIXED: t, M_FIXED: m, E_UNORM16: unorm16 ? 1 : 0,
+      SEL_TAIL: tail === 'scan' ? 1 : 0, SEL_PREFETCH: (selection.prefetch ?? true) ? 1 : 0,
+    },
     layout: metricsLayout(),
     label: `ecr.lanes.${kind}`,
   };

@@ -17,7 +17,7 @@ import { encodeBaseKeys, encodeRewardDiff, encodeUnorm16Range } from './encode.j
 import {
   COVARIANCE_WG, GROUP_STATE_WORDS, METRICS_DEFAULT_WG, MetricsBinding, SELECT_WG, SEL_REC_BYTES, TS_EMB_TPT,
   chooseMetricsKernel, covarianceKernel, lanesKernel, lanesPerTrajectory, lanesWorkgroupSize, metricsKernel, metricsWorkgroupSize, selectKernel,
-  tsEmbeddingsKernel, tsEmbeddingsWorkgroupSize, type MetricsKernelKind, type MetricsKernelPreference, type SelectPass,
+  tsEmbeddingsKernel, tsEmbeddingsWorkgroupSize, type MetricsKernelKind, type MetricsKernelPreference, type SelectPass, type SelectionTail,
 } from './kernels.js';
 import { chunkedBindings, inputLayout, metricStride, metricsOutputBytes, outputLayout, shapeOf, type BatchShape, type InputName } from './layout.js';
 import { Flag, PARAMS_BYTES, packParams, tauForF32, type Params } from './params.js';
@@ -44,6 +44,10 @@ export interface RunTuning {
    * inside a workgroup skip the selection records (default true); false forces the general path.
    */
   contiguousSelection?: boolean;
+  /** Lane kernel only: how runs are reduced after the last barrier (default 'scan'; 'serial' = the previous fold). */
+  selectionTail?: SelectionTail;
+  /** Lane kernel only: load group ids and base keys at kernel start (default true). */
+  selectionPrefetch?: boolean;
 }
 
 /** Caller-owned float32 metric arrays (WebGpuBackend.computeMetricsF32): readback is then a plain copy. */
@@ -253,7 +257,7 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
     windows: planChunks(recordCount, recordsPerWindow), base: baseParams(batch, config, flags), maxPerDim: limits.maxComputeWorkgroupsPerDimension,
     metricsPipe: await pipelines.get(kernelKind === 'staged'
       ? metricsKernel(batch.t, batch.m, wg, unorm16, tuning.registerPath ?? true)
-      : lanesKernel(batch.t, batch.m, lanesWg, unorm16, kernelKind)),
+      : lanesKernel(batch.t, batch.m, lanesWg, unorm16, kernelKind, { tail: tuning.selectionTail, prefetch: tuning.selectionPrefetch })),
     tsPipe: shape.d ? await pipelines.get(tsEmbeddingsKernel(batch.t, shape.d, tsWg)) : null,
     covPipe: shape.covariance ? await pipelines.get(covarianceKernel(unorm16)) : null,
     selPipes: select ? await Promise.all(SELECT_PASSES.map((p) => pipelines.get(selectKernel(p)))) : null,
