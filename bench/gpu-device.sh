@@ -2,7 +2,8 @@
 # Everything measured on the accelerator machine, in one go (trimmed to fit a few minutes of
 # device time): the fixtures scored on the GPU (correctness, default options), the embeddings
 # `ecr bench` line, then the 10M kernel with and without GPU selection (contiguous and general
-# paths, one group), and 4M end to end from float32 and from unorm16 host codes, all as JSON lines
+# paths, one group), and 4M end to end from float32, from unorm16 host codes and from mapped steps
+# (allocateMappedSteps; caller's fill reported apart, untimed), all as JSON lines
 # in $OUT/gpu-device.jsonl; a compact summary and the fixtures verdict are printed last. Also runs here on the software adapter with SMALL=1 (tiny
 # sizes) to check the script itself.
 # On the device (after npm run build and ../shared/gpu/prepare.sh test/fixtures):
@@ -97,6 +98,25 @@ await e2e('e2e-4M-f32-reused', b4);
   encodeUnorm16(b4.steps, codes);
   await e2e('e2e-4M-unorm16-host', b4, { codes });
 }
+// E in mapped MAP_WRITE buffers filled by the caller (as with pinned memory in PyTorch: the fill is
+// not in msMedian, reported apart as fillMs); contentsKept checks the fill survived unmap/re-map.
+{
+  const b = new WebGpuBackend();
+  const out = Object.fromEntries(METRICS.map((k) => [k, new Float32Array(b4.n)]));
+  try {
+    const mapped = await b.allocateMappedSteps(b4.n, b4.t, b4.m);
+    const fillMs = [];
+    const fillAll = () => { const t0 = performance.now(); for (const p of mapped.parts) p.steps.set(b4.steps.subarray(p.start * 40, (p.start + p.count) * 40)); fillMs.push(performance.now() - t0); };
+    const call = () => b.computeMetricsF32({ ...b4, steps: new Float32Array(0) }, cfg, out, { mappedSteps: mapped });
+    fillAll(); await call();
+    const ms = [];
+    for (let r = 0; r < 5; r++) { fillAll(); const t0 = performance.now(); await call(); ms.push(performance.now() - t0); }
+    const last = mapped.parts.at(-1);
+    const contentsKept = last.steps[last.count * 40 - 1] === b4.steps[(last.start + last.count) * 40 - 1] && mapped.parts[0].steps[0] === b4.steps[0];
+    emit({ label: 'e2e-4M-mapped', n: b4.n, input: 'mapped-steps', buffers: mapped.parts.length, outputs: 'float32', msMedian: median(ms), trajPerSec: b4.n / median(ms) * 1e3, samplesMs: ms, fillMsMedian: median(fillMs), fillSamplesMs: fillMs, contentsKept });
+    mapped.dispose();
+  } catch (e) { emit({ label: 'e2e-4M-mapped', error: String(e) }); } finally { await b.dispose(); }
+}
 JS
 
 echo "== summary (traj/s; kernel = timestamp span of all of a batch's kernels back to back; pass.* = per-pass timestamps, summed)"
@@ -112,7 +132,7 @@ for (const l of require('fs').readFileSync(process.argv[1],'utf8').split('\n').f
     console.log(label.padEnd(20), o.metricsKernel, o.selection, 'kernel', r2(o.kernelMs), 'ms', o.kernelTrajPerSec ? (o.kernelTrajPerSec/1e9).toFixed(2) + ' G/s' : '', JSON.stringify(passes));
     continue;
   }
-  console.log(label.padEnd(20), 'e2e', r2(o.msMedian), 'ms', (o.trajPerSec/1e6).toFixed(2), 'M/s', o.input);
+  console.log(label.padEnd(20), 'e2e', r2(o.msMedian), 'ms', (o.trajPerSec/1e6).toFixed(2), 'M/s', o.input, o.fillMsMedian !== undefined ? 'fill ' + r2(o.fillMsMedian) + ' ms (untimed), contentsKept ' + o.contentsKept : '');
 }" "$out"
 echo "$fixtures_line"
 exit $fail

@@ -475,6 +475,86 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
     });
   });
 
+  describe('mapped steps (allocateMappedSteps)', () => {
+    type Wgb = import('../src/backends/webgpu/index.js').WebGpuBackend;
+    const fill = (dst: Float32Array, src: ArrayLike<number>) => { for (let i = 0; i < src.length; i++) dst[i] = src[i]; };
+
+    it('equal the same batch from an ordinary Float32Array, in one chunk and in tiny chunks straddling several buffers; reusable with new contents', async () => {
+      const whole = newBackend();
+      const split = newBackend({ chunkTrajectories: 256, slots: 2 });
+      try {
+        const cfg = resolveConfig({ tau: 0.55 });
+        const a = randomBatch(1500, 31, { a: 3, groups: 200, base: true, levels: 8 });
+        const b = randomBatch(1500, 32, { groups: 200, levels: 8 });
+        const asF32 = (x: Batch): Batch => ({ ...x, steps: Float32Array.from(x.steps) });
+        for (const backend of [whole, split]) {
+          for (const perBuffer of [undefined, 512]) { // one buffer; three (512, 512, 476): chunks of 256 or the whole batch straddle them
+            const mapped = await backend.allocateMappedSteps(1500, 5, 8, { trajectoriesPerBuffer: perBuffer });
+            try {
+              expect(mapped.parts.length).toBe(perBuffer ? 3 : 1);
+              for (const [x, opts] of [[a, { covariance: true }], [b, {}]] as const) {
+                for (const part of mapped.parts) fill(part.steps, x.steps.subarray(part.start * 40, (part.start + part.count) * 40));
+                const ref = await backend.computeMetrics(asF32(x), cfg, opts);
+                const got = await backend.computeMetrics({ ...x, steps: new Float32Array(0) }, cfg, { ...opts, mappedSteps: mapped });
+                expectSameOutput(ref, got);
+                // The caller's contents survive the unmap / re-map cycle.
+                expect(Array.from(mapped.parts[0].steps.subarray(0, 40))).toEqual(Array.from(x.steps.subarray(0, 40), Math.fround));
+              }
+            } finally {
+              mapped.dispose();
+            }
+          }
+        }
+        // computeMetricsF32 takes them too, with batch.steps = the current view.
+        const mapped = await whole.allocateMappedSteps(1500, 5, 8);
+        fill(mapped.steps, b.steps);
+        const out32 = Object.fromEntries(METRICS.map((k) => [k, new Float32Array(1500)])) as unknown as import('../src/backends/webgpu/runner.js').Float32Metrics;
+        const r = await whole.computeMetricsF32({ ...b, steps: mapped.steps }, cfg, out32, { mappedSteps: mapped });
+        const ref = await whole.computeMetrics(asF32(b), cfg);
+        for (const k of METRICS) expect(Array.from(out32[k]), k).toEqual(Array.from(ref[k], Math.fround));
+        expect(Array.from(r.groupSelected!)).toEqual(Array.from(ref.groupSelected!));
+        mapped.dispose();
+      } finally {
+        await whole.dispose();
+        await split.dispose();
+      }
+    });
+
+    it('a view held across a call is detached and rejected with a clear error; use while in flight, after dispose and with the wrong shape is rejected', async () => {
+      const backend = await getBackend('webgpu') as unknown as Wgb;
+      const cfg = resolveConfig({});
+      const x = randomBatch(300, 33);
+      const mapped = await backend.allocateMappedSteps(300, 5, 8);
+      const held = mapped.steps;
+      fill(held, x.steps);
+      const first = backend.computeMetrics({ ...x, steps: held }, cfg, { mappedSteps: mapped });
+      expect(mapped.state).toBe('in-use');
+      expect(() => mapped.steps).toThrow(/while a compute call uses the buffers/);
+      await expect(backend.computeMetrics({ ...x, steps: new Float32Array(0) }, cfg, { mappedSteps: mapped })).rejects.toThrow(UsageError);
+      expect(() => mapped.dispose()).toThrow(UsageError);
+      await first;
+      expect(mapped.state).toBe('ready');
+      expect(held.length).toBe(0); // detached by the unmap
+      await expect(backend.computeMetrics({ ...x, steps: held }, cfg, { mappedSteps: mapped })).rejects.toThrow(/detached by an earlier compute call/);
+      await expect(backend.computeMetrics({ ...x, steps: Float32Array.from(x.steps) }, cfg, { mappedSteps: mapped })).rejects.toThrow(/must be mapped.steps/);
+      await expect(backend.computeMetrics({ ...x, n: 299, steps: new Float32Array(0) }, cfg, { mappedSteps: mapped })).rejects.toThrow(UsageError);
+      await expect(backend.computeMetrics({ ...x, steps: new Float32Array(0) }, cfg, { mappedSteps: mapped, compact: 'unorm16' })).rejects.toThrow(UsageError);
+      expect(mapped.state).toBe('ready'); // rejected calls leave it usable
+      expect(mapped.steps.length).toBe(300 * 40);
+      mapped.dispose();
+      expect(mapped.state).toBe('disposed');
+      expect(() => mapped.steps).toThrow(/after dispose/);
+      await expect(backend.computeMetrics({ ...x, steps: new Float32Array(0) }, cfg, { mappedSteps: mapped })).rejects.toThrow(/after dispose/);
+      const other = newBackend();
+      try {
+        const foreign = await other.allocateMappedSteps(300, 5, 8);
+        await expect(backend.computeMetrics({ ...x, steps: new Float32Array(0) }, cfg, { mappedSteps: foreign })).rejects.toThrow(/another device/);
+      } finally {
+        await other.dispose();
+      }
+    });
+  });
+
   describe('failures become GpuError', () => {
     it('a validation error inside an error scope is thrown as GpuError', async () => {
       const backend = newBackend();

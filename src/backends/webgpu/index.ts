@@ -13,9 +13,11 @@ import { PipelineCache } from '../../gpu/pipeline-cache.js';
 import { BufferUsage } from '../../gpu/usage.js';
 import type { BackendOutput, ComputeOptions, ScoreBackend } from '../backend.js';
 import type { MetricsKernelKind } from './kernels.js';
-import { runBatch, type Float32Metrics, type RunContext, type RunTuning, type SelectionPath } from './runner.js';
+import { MappedSteps, type MappedStepsOptions } from './mapped-steps.js';
+import { runBatch, type Float32Metrics, type RunContext, type RunOptions, type RunTuning, type SelectionPath } from './runner.js';
 
 export { encodeUnorm16 } from './encode.js';
+export { MappedSteps, type MappedStepsOptions, type MappedStepsPart, type MappedStepsState } from './mapped-steps.js';
 
 export interface WebGpuBackendOptions extends RunTuning {
   /** Upload E as unorm16 for every call (also selectable per call with ComputeOptions.compact). */
@@ -38,12 +40,19 @@ export interface WebGpuComputeOptions extends ComputeOptions {
    * same values.
    */
   stepsUnorm16?: Uint16Array;
+  /**
+   * E in buffers from `allocateMappedSteps` (same n, T, m), filled by the caller in place: copied
+   * GPU-side, no host copy. batch.steps must then be `mappedSteps.steps` or an empty array. The
+   * call unmaps the buffers (detaching every view) and maps them again before it returns.
+   */
+  mappedSteps?: MappedSteps;
 }
 
 export class WebGpuBackend implements ScoreBackend {
   readonly name = 'webgpu' as const;
   private context: Promise<RunContext> | null = null;
   private live: RunContext | null = null;
+  private readonly mapped = new Set<MappedSteps>();
 
   /** Options override the environment: ECR_WEBGPU_COMPACT=unorm16 sets `compact` (for `ecr bench`). */
   constructor(private readonly options: WebGpuBackendOptions = {}) {
@@ -101,10 +110,51 @@ export class WebGpuBackend implements ScoreBackend {
     return options.compact ?? this.options.compact;
   }
 
+  /**
+   * Float32 storage for one batch's E (n*T*m values, batch.steps' order) in mapped GPU buffers
+   * that the caller fills in place (the analogue of pinned host memory): `computeMetrics(...,
+   * { mappedSteps })` then copies E on the GPU instead of through the JS thread. One buffer when
+   * it fits maxBufferSize (read `.steps`), else several (`.parts`). Views are valid only until the
+   * next compute call starts: read `.steps` again after every call. `dispose()` frees the buffers
+   * (backend.dispose() does too).
+   */
+  async allocateMappedSteps(n: number, t: number, m: number, options: MappedStepsOptions = {}): Promise<MappedSteps> {
+    const ctx = await this.ready();
+    const steps = MappedSteps.allocate(ctx.gpu, n, t, m, options);
+    this.mapped.add(steps);
+    return steps;
+  }
+
+  /** One runBatch call, with the mapped steps (if any) claimed for its duration and mapped again after. */
+  private run(batch: Batch, config: ResolvedConfig, options: WebGpuComputeOptions, runOptions: Omit<RunOptions, 'mappedSteps' | 'compact' | 'stepsUnorm16' | 'covariance'>, profile: boolean): ReturnType<typeof runBatch> {
+    const base: RunOptions = { ...runOptions, covariance: options.covariance, compact: this.compactOf(options), stepsUnorm16: options.stepsUnorm16 };
+    const mapped = options.mappedSteps;
+    if (!mapped) return this.ready().then((ctx) => runBatch(ctx, batch, config, base, this.options, profile));
+    if (base.compact === 'unorm16' || base.stepsUnorm16 !== undefined) {
+      throw new UsageError('mappedSteps holds float32 E: it cannot be combined with compact: unorm16 or stepsUnorm16');
+    }
+    // Claimed synchronously (mapped steps imply an open device): a second call with the same object is rejected at once.
+    const owner = this.live && this.live.gpu.healthy ? this.live : null;
+    const source = mapped.claim(owner?.gpu ?? null, batch);
+    return this.runClaimed(owner!, batch, config, { ...base, mappedSteps: source }, mapped, profile);
+  }
+
+  private async runClaimed(ctx: RunContext, batch: Batch, config: ResolvedConfig, options: RunOptions, mapped: MappedSteps, profile: boolean): ReturnType<typeof runBatch> {
+    let result: Awaited<ReturnType<typeof runBatch>>;
+    try {
+      result = await runBatch(ctx, batch, config, options, this.options, profile);
+    } catch (err) {
+      // The run's error wins; a failed re-map marks the object failed (its next use says why).
+      await mapped.release().catch(() => undefined);
+      throw err;
+    }
+    await mapped.release();
+    return result;
+  }
+
   async computeMetrics(batch: Batch, config: ResolvedConfig, options: WebGpuComputeOptions = {}): Promise<BackendOutput> {
     if (batch.n === 0) return emptyOutput();
-    const ctx = await this.ready();
-    const { output } = await runBatch(ctx, batch, config, { covariance: options.covariance, compact: this.compactOf(options), out: options.out, stepsUnorm16: options.stepsUnorm16 }, this.options, false);
+    const { output } = await this.run(batch, config, options, { out: options.out }, false);
     return output as BackendOutput; // without out32 every metric array is a Float64Array
   }
 
@@ -116,8 +166,7 @@ export class WebGpuBackend implements ScoreBackend {
    */
   async computeMetricsF32(batch: Batch, config: ResolvedConfig, out: Float32Metrics, options: Omit<WebGpuComputeOptions, 'out'> = {}): Promise<{ admissible: Uint8Array; groupSelected?: Int32Array }> {
     if (batch.n === 0) return { admissible: new Uint8Array(0), groupSelected: new Int32Array(0) };
-    const ctx = await this.ready();
-    const { output } = await runBatch(ctx, batch, config, { covariance: options.covariance, compact: this.compactOf(options), out32: out, stepsUnorm16: options.stepsUnorm16 }, this.options, false);
+    const { output } = await this.run(batch, config, options, { out32: out }, false);
     return { admissible: output.admissible, groupSelected: output.groupSelected };
   }
 
@@ -129,8 +178,7 @@ export class WebGpuBackend implements ScoreBackend {
    */
   async profile(batch: Batch, config: ResolvedConfig, options: WebGpuComputeOptions = {}): Promise<{ stages: Record<string, number>; kernelMs?: number; metricsKernel?: MetricsKernelKind; selection?: SelectionPath }> {
     if (batch.n === 0) return { stages: {} };
-    const ctx = await this.ready();
-    const { times } = await runBatch(ctx, batch, config, { covariance: options.covariance, compact: this.compactOf(options), out: options.out, stepsUnorm16: options.stepsUnorm16 }, this.options, true);
+    const { times } = await this.run(batch, config, options, { out: options.out }, true);
     if (!times) throw new GpuError('internal', 'profile run returned no timings');
     return { stages: times.stages, kernelMs: times.kernelMs, metricsKernel: times.metricsKernel, selection: times.selection };
   }
@@ -139,6 +187,8 @@ export class WebGpuBackend implements ScoreBackend {
     const pending = this.context;
     this.context = null;
     this.live = null;
+    for (const steps of this.mapped) steps.destroyBuffers();
+    this.mapped.clear();
     if (!pending) return;
     let ctx: RunContext;
     try {

@@ -77,6 +77,13 @@ export interface RunOptions {
   out32?: Float32Metrics;
   /** E already encoded as unorm16 codes (n*T*m, batch.steps' order): uploaded as is, batch.steps unread. */
   stepsUnorm16?: Uint16Array;
+  /** E (float32) in the caller's mapped buffers, copied GPU-side into each chunk; batch.steps unread. */
+  mappedSteps?: MappedStepsSource;
+}
+
+/** Unmapped COPY_SRC buffers holding E as float32 in batch.steps' order, each for trajectories [start, start + count). */
+export interface MappedStepsSource {
+  parts: readonly { start: number; count: number; buffer: GPUBuffer }[];
 }
 
 export interface StageTimes {
@@ -138,7 +145,8 @@ function flagsOf(shape: BatchShape, config: ResolvedConfig, select: boolean): nu
 }
 
 interface Slot {
-  staging: GPUBuffer;
+  /** Absent when every input comes from mapped steps (E only). */
+  staging: GPUBuffer | null;
   input: GPUBuffer;
   output: GPUBuffer;
   readback: GPUBuffer;
@@ -217,6 +225,10 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
   if (pre !== undefined && (!(pre instanceof Uint16Array) || pre.length !== n * batch.t * batch.m)) {
     throw new UsageError(`stepsUnorm16 must be a Uint16Array of n*T*m = ${n * batch.t * batch.m} codes`);
   }
+  const mapped = options.mappedSteps;
+  if (mapped && (pre !== undefined || options.compact === 'unorm16')) {
+    throw new UsageError('mappedSteps holds float32 E: it cannot be combined with compact: unorm16 or stepsUnorm16');
+  }
   const unorm16 = options.compact === 'unorm16' || pre !== undefined;
   const shape = shapeOf(batch, unorm16, !!options.covariance);
   const tm = batch.t * batch.m;
@@ -268,6 +280,9 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
   const { outLayout } = plan;
   const readbackBytes = outLayout.cov.bytes ? outLayout.cov.offset + outLayout.cov.bytes : outLayout.metrics.bytes;
   const slotCount = Math.max(1, Math.min(tuning.slots ?? 3, chunks.length));
+  // With mapped steps the staging buffer carries only the inputs after E (none for E alone).
+  const stagingFrom = mapped ? inLayoutFull.segments.policy.offset : 0;
+  const usesStaging = stagingFrom < inLayoutFull.totalBytes;
 
   const owned: GPUBuffer[] = [];
   const acquire = (bytes: number, usage: number, label: string) => {
@@ -278,7 +293,7 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
   const slots: Slot[] = [];
   for (let s = 0; s < slotCount; s++) {
     slots.push({
-      staging: acquire(inLayoutFull.totalBytes, BufferUsage.MAP_WRITE | BufferUsage.COPY_SRC, `ecr.webgpu.slot${s}.staging`),
+      staging: usesStaging ? acquire(inLayoutFull.totalBytes, BufferUsage.MAP_WRITE | BufferUsage.COPY_SRC, `ecr.webgpu.slot${s}.staging`) : null,
       input: acquire(inLayoutFull.totalBytes, BufferUsage.STORAGE | BufferUsage.COPY_DST, `ecr.webgpu.slot${s}.input`),
       output: acquire(outLayout.totalBytes, BufferUsage.STORAGE | BufferUsage.COPY_SRC, `ecr.webgpu.slot${s}.output`),
       readback: acquire(readbackBytes, BufferUsage.MAP_READ | BufferUsage.COPY_DST, `ecr.webgpu.slot${s}.readback`),
@@ -321,15 +336,18 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
       if (failure) throw failure;
       gpu.check();
       let t0 = performance.now();
-      if (slot.staging.mapState === 'unmapped') await mapOrFail(gpu, slot.staging, MapMode.WRITE, 'staging map');
       const layout = inputLayout(shape, capacity, chunk.count);
-      fillStaging(slot.staging.getMappedRange(0, layout.totalBytes), batch, shape, chunk, layout.segments, pre);
-      slot.staging.unmap();
+      if (slot.staging) {
+        if (slot.staging.mapState === 'unmapped') await mapOrFail(gpu, slot.staging, MapMode.WRITE, 'staging map');
+        fillStaging(slot.staging.getMappedRange(0, layout.totalBytes), batch, shape, chunk, layout.segments, pre, !mapped);
+        slot.staging.unmap();
+      }
       device.queue.writeBuffer(slot.uniforms, 0, chunkUniformData(plan, chunk));
       if (timer) t0 = timer.add('uploadFill', t0);
 
       const uploadEnc = device.createCommandEncoder({ label: `ecr.webgpu.chunk${k}.upload` });
-      uploadEnc.copyBufferToBuffer(slot.staging, 0, slot.input, 0, layout.totalBytes);
+      if (slot.staging) uploadEnc.copyBufferToBuffer(slot.staging, stagingFrom, slot.input, stagingFrom, layout.totalBytes - stagingFrom);
+      if (mapped) copyMappedSteps(uploadEnc, mapped, chunk, tm, slot.input, layout.segments.e.offset);
       const computeEnc = profile ? device.createCommandEncoder({ label: `ecr.webgpu.chunk${k}.compute` }) : uploadEnc;
       if (k === 0 && plan.selRec) computeEnc.clearBuffer(plan.selRec);
       encodeChunkCompute(computeEnc, ctx, plan, slot, slot.uniforms, 0, chunk, layout.segments, (label) => clock?.writes(label));
@@ -358,7 +376,7 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
             await mapOrFail(gpu, slot.readback, MapMode.READ, 'readback map');
             unpackChunk(slot.readback, chunk, out, batch.m, outLayout.cov.offset);
             slot.readback.unmap();
-            await mapOrFail(gpu, slot.staging, MapMode.WRITE, 'staging map');
+            if (slot.staging) await mapOrFail(gpu, slot.staging, MapMode.WRITE, 'staging map');
           } catch (err) {
             failure ??= err;
           }
@@ -478,10 +496,26 @@ async function doneOrFail(gpu: GpuDevice): Promise<void> {
   gpu.check();
 }
 
-function fillStaging(mapped: ArrayBuffer, batch: Batch, shape: BatchShape, chunk: Chunk, seg: Record<InputName, { offset: number; bytes: number }>, preEncoded: Uint16Array | undefined): void {
+/** E of the chunk from the mapped buffers it overlaps (a chunk may straddle two) into the device input. */
+function copyMappedSteps(enc: GPUCommandEncoder, source: MappedStepsSource, chunk: Chunk, tm: number, input: GPUBuffer, eOffset: number): void {
+  const end = chunk.start + chunk.count;
+  let covered = 0;
+  for (const part of source.parts) {
+    const from = Math.max(chunk.start, part.start);
+    const to = Math.min(end, part.start + part.count);
+    if (to <= from) continue;
+    enc.copyBufferToBuffer(part.buffer, (from - part.start) * tm * 4, input, eOffset + (from - chunk.start) * tm * 4, (to - from) * tm * 4);
+    covered += to - from;
+  }
+  if (covered !== chunk.count) throw new GpuError('internal', `mapped steps cover ${covered} of the chunk's ${chunk.count} trajectories`);
+}
+
+function fillStaging(mapped: ArrayBuffer, batch: Batch, shape: BatchShape, chunk: Chunk, seg: Record<InputName, { offset: number; bytes: number }>, preEncoded: Uint16Array | undefined, withE = true): void {
   const { start, count } = chunk;
   const tm = batch.t * batch.m;
-  if (preEncoded) {
+  if (!withE) {
+    // E comes from the caller's mapped buffers.
+  } else if (preEncoded) {
     const dst = new Uint16Array(mapped, seg.e.offset, seg.e.bytes / 2);
     dst.set(preEncoded.subarray(start * tm, (start + count) * tm));
     // An odd count leaves half a word: zero it (the pooled buffer may hold older data).
