@@ -146,7 +146,13 @@ describe('the two CPU backends agree', () => {
         ref.metrics[k].forEach((x, i) => expect(Math.abs(fast.metrics[k][i] - x), `${k}[${i}]`).toBeLessThanOrEqual(1e-9));
       }
       ref.metrics.covariance!.forEach((x, i) => expect(Math.abs(fast.metrics.covariance![i] - x)).toBeLessThanOrEqual(1e-9));
-      expect(Array.from(fast.selected)).toEqual(Array.from(ref.selected));
+      // Selection may differ only between candidates whose CCIs tie within the tolerance.
+      ref.groups.forEach((g) => {
+        if (g.size === 0) return;
+        const f = fast.groups[g.group];
+        expect(f.reason).toBe(g.reason);
+        expect(Math.abs(fast.metrics.cci[f.selectedIndex] - ref.metrics.cci[g.selectedIndex])).toBeLessThanOrEqual(1e-9);
+      });
     }), { numRuns: 80 });
   });
 });
