@@ -126,7 +126,7 @@ export const SELECTION_TAILS: readonly SelectionTail[] = ['serial', 'scan'];
 export interface LanesSelectionOptions {
   /** Default 'scan'. */
   tail?: SelectionTail;
-  /** Load group ids and base keys at kernel start (default true) instead of after the last barrier. */
+  /** Load group ids and base keys at kernel start (default false) instead of after the last barrier. */
   prefetch?: boolean;
 }
 
@@ -140,7 +140,7 @@ export function lanesKernel(t: number, m: number, wg: number, unorm16: boolean, 
     entryPoint: 'main',
     constants: {
       WG: wg, LP: lanesPerTrajectory(m), T_FIXED: t, M_FIXED: m, E_UNORM16: unorm16 ? 1 : 0,
-      SEL_TAIL: tail === 'scan' ? 1 : 0, SEL_PREFETCH: (selection.prefetch ?? true) ? 1 : 0,
+      SEL_TAIL: tail === 'scan' ? 1 : 0, SEL_PREFETCH: (selection.prefetch ?? false) ? 1 : 0,
     },
     layout: metricsLayout(),
     label: `ecr.lanes.${kind}`,

@@ -46,7 +46,7 @@ export interface RunTuning {
   contiguousSelection?: boolean;
   /** Lane kernel only: how runs are reduced after the last barrier (default 'scan'; 'serial' = the previous fold). */
   selectionTail?: SelectionTail;
-  /** Lane kernel only: load group ids and base keys at kernel start (default true). */
+  /** Lane kernel only: load group ids and base keys at kernel start (default false: H200 run 8 measured it 0.07 ms slower at 10M). */
   selectionPrefetch?: boolean;
 }
 
