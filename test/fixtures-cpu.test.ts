@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { scoreBatch } from '../src/score.js';
 import { scoreRecords } from '../src/records/score-records.js';
-import { loadFixtures, fixtureBatch, plainRecord, selectionAmbiguous } from './helpers/fixtures.js';
+import { loadFixtures, fixtureBatch, plainRecord, selectionAmbiguous, expectMatchesFixture } from './helpers/fixtures.js';
 
 const TOL = 1e-9;
 const fixtures = loadFixtures();
@@ -21,18 +21,7 @@ describe.each(['cpu-reference', 'cpu'] as const)('fixtures on %s', (backend) => 
     const { batch, groupNames, ids } = fixtureBatch(fx);
     const res = await scoreBatch(batch, fx.config, { backend, groupNames, ids });
     expect(res.backend).toBe(backend);
-    fx.expected.forEach((e, i) => {
-      expect(Math.abs(res.metrics.evb[i] - e.EVB), `EVB ${e.id}`).toBeLessThanOrEqual(TOL);
-      expect(Math.abs(res.metrics.cr[i] - e.CR), `CR ${e.id}`).toBeLessThanOrEqual(TOL);
-      expect(Math.abs(res.metrics.ts[i] - e.TS), `TS ${e.id}`).toBeLessThanOrEqual(TOL);
-      expect(Math.abs(res.metrics.es[i] - e.ES), `ES ${e.id}`).toBeLessThanOrEqual(TOL);
-      expect(Math.abs(res.metrics.pd[i] - e.PD), `PD ${e.id}`).toBeLessThanOrEqual(TOL);
-      expect(Math.abs(res.metrics.cci[i] - e.CCI), `CCI ${e.id}`).toBeLessThanOrEqual(TOL);
-      if (!selectionAmbiguous(fx, i, TOL)) {
-        expect(res.admissible[i] === 1, `admissible ${e.id}`).toBe(e.admissible);
-        expect(res.selected[i] === 1, `selected ${e.id}`).toBe(e.selected);
-      }
-    });
+    expectMatchesFixture(res, fx, TOL);
     // Every group's audit names the selected candidate and lists all members.
     res.groups.forEach((g) => {
       const audit = res.audit(g.group);

@@ -13,7 +13,7 @@ import { disposeBackends, getBackend } from '../src/backends/registry.js';
 import { BufferUsage } from '../src/gpu/usage.js';
 import type { Batch } from '../src/batch.js';
 import type { BackendOutput } from '../src/backends/backend.js';
-import { loadFixtures, fixtureBatch, selectionAmbiguous } from './helpers/fixtures.js';
+import { loadFixtures, fixtureBatch, expectMatchesFixture } from './helpers/fixtures.js';
 import { newBackend, webGpuGate } from './webgpu-gate.js';
 import { chooseMetricsKernel } from '../src/backends/webgpu/kernels.js';
 import { groupsAreContiguous } from '../src/backends/webgpu/runner.js';
@@ -92,18 +92,7 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
       const { batch, groupNames, ids } = fixtureBatch(fx);
       const res = await scoreBatch(batch, fx.config, { backend: 'webgpu', groupNames, ids });
       expect(res.backend).toBe('webgpu');
-      fx.expected.forEach((e, i) => {
-        expect(Math.abs(res.metrics.evb[i] - e.EVB), `EVB ${e.id}`).toBeLessThanOrEqual(TOL);
-        expect(Math.abs(res.metrics.cr[i] - e.CR), `CR ${e.id}`).toBeLessThanOrEqual(TOL);
-        expect(Math.abs(res.metrics.ts[i] - e.TS), `TS ${e.id}`).toBeLessThanOrEqual(TOL);
-        expect(Math.abs(res.metrics.es[i] - e.ES), `ES ${e.id}`).toBeLessThanOrEqual(TOL);
-        expect(Math.abs(res.metrics.pd[i] - e.PD), `PD ${e.id}`).toBeLessThanOrEqual(TOL);
-        expect(Math.abs(res.metrics.cci[i] - e.CCI), `CCI ${e.id}`).toBeLessThanOrEqual(TOL);
-        if (!selectionAmbiguous(fx, i, TOL)) {
-          expect(res.admissible[i] === 1, `admissible ${e.id}`).toBe(e.admissible);
-          expect(res.selected[i] === 1, `selected ${e.id}`).toBe(e.selected);
-        }
-      });
+      expectMatchesFixture(res, fx, TOL);
     });
 
     it.each(fixtures.map((f) => [f.name, f] as const))('%s: fused admissible/groupSelected equal the host GroupSelector', async (_name, fx) => {

@@ -5,7 +5,9 @@ import { fileURLToPath } from 'node:url';
 import { checkRecord, type CheckedRecord, type TrajectoryRecord } from '../../src/records/record.js';
 import { ShapeBucket } from '../../src/records/packer.js';
 import { GroupKeys } from '../../src/records/score-records.js';
+import { expect } from 'vitest';
 import type { Batch } from '../../src/batch.js';
+import type { BatchResult } from '../../src/score.js';
 
 export const FIXTURE_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
 
@@ -59,4 +61,20 @@ export function selectionAmbiguous(fx: Fixture, i: number, tol: number): boolean
 export function plainRecord(r: CheckedRecord): TrajectoryRecord {
   const { id, group, steps, embeddings, expected, realized, policy, baseScore } = r;
   return { id, steps, ...(group !== null ? { group } : {}), ...(embeddings ? { embeddings } : {}), ...(expected ? { expected, realized } : {}), ...(policy ? { policy } : {}), ...(baseScore !== undefined ? { baseScore } : {}) };
+}
+
+/** Asserts a batch result against a fixture's golden rows: metrics within `tol`, flags unless ambiguous. */
+export function expectMatchesFixture(res: BatchResult, fx: Fixture, tol: number): void {
+  fx.expected.forEach((e, i) => {
+    expect(Math.abs(res.metrics.evb[i] - e.EVB), `EVB ${e.id}`).toBeLessThanOrEqual(tol);
+    expect(Math.abs(res.metrics.cr[i] - e.CR), `CR ${e.id}`).toBeLessThanOrEqual(tol);
+    expect(Math.abs(res.metrics.ts[i] - e.TS), `TS ${e.id}`).toBeLessThanOrEqual(tol);
+    expect(Math.abs(res.metrics.es[i] - e.ES), `ES ${e.id}`).toBeLessThanOrEqual(tol);
+    expect(Math.abs(res.metrics.pd[i] - e.PD), `PD ${e.id}`).toBeLessThanOrEqual(tol);
+    expect(Math.abs(res.metrics.cci[i] - e.CCI), `CCI ${e.id}`).toBeLessThanOrEqual(tol);
+    if (!selectionAmbiguous(fx, i, tol)) {
+      expect(res.admissible[i] === 1, `admissible ${e.id}`).toBe(e.admissible);
+      expect(res.selected[i] === 1, `selected ${e.id}`).toBe(e.selected);
+    }
+  });
 }
