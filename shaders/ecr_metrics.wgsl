@@ -326,7 +326,10 @@ fn main(@builtin(workgroup_id) wgId: vec3<u32>, @builtin(local_invocation_index)
   var anyKey = 0u;
   let gi = P.chunkStart + i;
   if (live) {
-    g = select(0u, groups[i], hasFlag(P, FLAG_GROUPS));
+    // Not select(): it evaluates both operands, and without a groups array the binding is a
+    // small placeholder that groups[i] would read past (robustness clamps are off on native).
+    g = 0u;
+    if (hasFlag(P, FLAG_GROUPS)) { g = groups[i]; }
     if (cci >= P.tau) {
       var adm = f32OrderKey64(cci);
       if (hasFlag(P, FLAG_BASE)) {
