@@ -44,8 +44,6 @@ export interface MetricArrays {
   covariance?: Float64Array;
 }
 
-export const METRIC_NAMES = ['EVB', 'CR', 'TS', 'ES', 'PD'] as const;
-
 export function allocMetrics(n: number): MetricArrays {
   return {
     evb: new Float64Array(n), cr: new Float64Array(n), ts: new Float64Array(n),

@@ -82,6 +82,9 @@ function resultPrefix(r: CheckedRecord, w: WindowScores, j: number): string {
     + `"ES":${m.es[j]},"PD":${m.pd[j]},"CCI":${m.cci[j]},"admissible":${w.admissible[j] === 1}`;
 }
 
+/** Results of all windows so far, on disk, once the input outgrew one window. */
+interface Spill { dir: string; file: string; stream: Writable }
+
 async function scoreStream(input: string, config: ResolvedConfig, backend: BackendChoice, compute: ComputeOptions, windowSize: number, sink: Writable): Promise<void> {
   const groups = new GroupKeys();
   const selector = new GroupSelector(config.tau);
@@ -90,7 +93,8 @@ async function scoreStream(input: string, config: ResolvedConfig, backend: Backe
   let records: CheckedRecord[] = [];
   let lines: number[] = [];
   let pending: string[] = []; // result prefixes of the first window, kept in memory
-  let spill: { dir: string; file: string; stream: Writable } | null = null;
+  // Assigned inside flush(); the annotation keeps TypeScript from narrowing it to null below.
+  let spill = null as Spill | null;
   let scored = 0;
   let lineNo = 0;
 
@@ -141,12 +145,11 @@ async function scoreStream(input: string, config: ResolvedConfig, backend: Backe
     if (!spill) {
       await writeChunk(sink, pending.map(finish).join(''));
     } else {
-      const s = spill as { dir: string; file: string; stream: Writable };
-      s.stream.end();
-      await once(s.stream, 'finish');
+      spill.stream.end();
+      await once(spill.stream, 'finish');
       let i = 0;
       let chunk: string[] = [];
-      for await (const prefix of readLines(s.file)) {
+      for await (const prefix of readLines(spill.file)) {
         chunk.push(finish(prefix, i++));
         if (chunk.length >= 8192) { await writeChunk(sink, chunk.join('')); chunk = []; }
       }
@@ -154,6 +157,6 @@ async function scoreStream(input: string, config: ResolvedConfig, backend: Backe
     }
     progress.done(scored);
   } finally {
-    if (spill) await rm((spill as { dir: string }).dir, { recursive: true, force: true });
+    if (spill) await rm(spill.dir, { recursive: true, force: true });
   }
 }
