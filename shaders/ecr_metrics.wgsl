@@ -11,15 +11,16 @@
 // every metric from there: CR from one packed rank word per row (pairwise comparisons, 4 bits per
 // rank), PD with log(p + eps) computed once per row. Larger shapes read workgroup memory directly.
 //
-// Selection: invocations of the same group within the workgroup are reduced first (segmented
-// scan in workgroup memory); only the first invocation of each run of one group writes a
-// selection record and touches the global per-group atomics.
+// Selection: pass 1 (select_runs.wgsl) at the end, over the workgroup's trajectories: runs of one
+// group are reduced in workgroup memory, and only each run's first invocation writes a record or
+// its whole group's winner and touches the global per-group atomics.
 
 override WG: u32 = 128u;        // trajectories (and invocations) per workgroup
 override TM: u32 = 40u;         // t * m of the batch
 override SW: u32 = 41u;         // staging stride per trajectory: odd, >= TM
 // SMALL requires T and m <= 8 (register arrays) and compiled in (T_FIXED, M_FIXED: metrics_shared.wgsl).
 override SMALL: bool = false;
+override SLOTS: u32 = WG;      // selection slots (select_runs.wgsl): one per trajectory
 
 const MAXS: u32 = 8u;           // register arrays of the SMALL path
 
@@ -37,12 +38,6 @@ const MAXS: u32 = 8u;           // register arrays of the SMALL path
 override STAGE: u32 = WG * SW;
 var<workgroup> stage: array<f32, STAGE>;
 var<workgroup> admWords: array<atomic<u32>, WG>;
-var<workgroup> sG: array<u32, WG>;
-var<workgroup> sAdmHi: array<u32, WG>;
-var<workgroup> sAdmLo: array<u32, WG>;
-var<workgroup> sAdmIdx: array<u32, WG>;
-var<workgroup> sAnyKey: array<u32, WG>;
-var<workgroup> sAnyIdx: array<u32, WG>;
 
 // Value v of the chunk (if it is one of this workgroup's, [vs, ve)) into its staging slot.
 fn stageValue(v: u32, vs: u32, ve: u32, x: f32) {
@@ -311,62 +306,14 @@ fn main(@builtin(workgroup_id) wgId: vec3<u32>, @builtin(local_invocation_index)
     outWords[5u * S + i] = bitcast<u32>(cci);
     if (cci >= P.tau) { atomicOr(&admWords[lid >> 2u], 1u << (8u * (lid & 3u))); }
   }
+  let selecting = hasFlag(P, FLAG_SELECT);
+  if (selecting && live) { publishRun(lid, groupAt(i), selCandidate(i, cci)); }
   workgroupBarrier();
   // WG >= 4 (the host guarantees it), so wgStart is a multiple of 4: whole words per workgroup.
   if (lid * 4u < count) {
     let S = (P.n + 63u) & ~63u;
     outWords[6u * S + (wgStart >> 2u) + lid] = atomicLoad(&admWords[lid]);
   }
-
-  if (!hasFlag(P, FLAG_SELECT)) { return; }
-
-  var g = NO_GROUP;
-  var admHi = 0u;
-  var admLo = 0u;
-  var anyKey = 0u;
-  let gi = P.chunkStart + i;
-  if (live) {
-    // Not select(): it evaluates both operands, and without a groups array the binding is a
-    // small placeholder that groups[i] would read past (robustness clamps are off on native).
-    g = 0u;
-    if (hasFlag(P, FLAG_GROUPS)) { g = groups[i]; }
-    if (cci >= P.tau) {
-      var adm = f32OrderKey64(cci);
-      if (hasFlag(P, FLAG_BASE)) {
-        let bk = baseKey[i];
-        if (bk.x != 0u || bk.y != 0u) { adm = bk; }
-      }
-      admHi = adm.x;
-      admLo = adm.y;
-    }
-    anyKey = f32OrderKey(cci);
-  }
-  var admIdx = gi;
-  var anyIdx = gi;
-  sG[lid] = g;
-  // Segmented reduction: after the step with offset o, an invocation holds the best of at least
-  // [lid, min(run end, lid + 2o)). Combining with a same-group record of another run is harmless
-  // (max and min are idempotent), so comparing groups is enough.
-  for (var o = 1u; o < WG; o <<= 1u) {
-    sAdmHi[lid] = admHi; sAdmLo[lid] = admLo; sAdmIdx[lid] = admIdx; sAnyKey[lid] = anyKey; sAnyIdx[lid] = anyIdx;
-    workgroupBarrier();
-    let other = lid + o;
-    if (other < WG && g != NO_GROUP && sG[other] == g) {
-      let oHi = sAdmHi[other];
-      let oLo = sAdmLo[other];
-      let oIdx = sAdmIdx[other];
-      if (admBeats(oHi, oLo, oIdx, admHi, admLo, admIdx)) { admHi = oHi; admLo = oLo; admIdx = oIdx; }
-      let oKey = sAnyKey[other];
-      let oAny = sAnyIdx[other];
-      if (oKey > anyKey || (oKey == anyKey && oAny < anyIdx)) { anyKey = oKey; anyIdx = oAny; }
-    }
-    workgroupBarrier();
-  }
-  if (!live) { return; }
-  let leader = lid == 0u || sG[lid - 1u] != g;
-  if (leader) {
-    selRec[i] = SelRec(g + 1u, admHi, admLo, anyKey, admIdx, anyIdx);
-    if (admHi != 0u) { atomicMax(&groupState[g].admHi, admHi); }
-    atomicMax(&groupState[g].anyKey, anyKey);
-  }
+  if (!selecting) { return; }   // uniform: the reduction's barriers follow
+  reduceRuns(lid, count, wgStart, flatWorkgroup(wgId, P.wgPerRow));
 }

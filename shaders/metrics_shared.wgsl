@@ -6,19 +6,6 @@
 override T_FIXED: u32 = 0u;
 override M_FIXED: u32 = 0u;
 
-const NO_GROUP: u32 = 0xffffffffu;
-
-// The record buffer is cleared to zero once per batch (clearBuffer), so only the first
-// trajectory of each run writes: tag 0 means "no record here".
-struct SelRec {
-  tag: u32,       // group + 1 for the first record of a run; 0 (cleared) elsewhere
-  admHi: u32,     // best admissible key of the run (0, 0 = none)
-  admLo: u32,
-  anyKey: u32,    // best CCI key of the run
-  admIdx: u32,    // lowest batch index holding the run's best admissible key
-  anyIdx: u32,    // lowest batch index holding the run's best CCI
-}
-
 struct Metrics { evb: f32, cr: f32, ts: f32, es: f32, pd: f32 }
 
 fn nT() -> u32 { if (T_FIXED != 0u) { return T_FIXED; } return P.t; }
@@ -68,9 +55,3 @@ fn evbFromTrace(ss: f32) -> f32 {
   let trTarget = select(f32(m), trS, hasFlag(P, FLAG_SHRINK_SCALED));
   return min(1.0, ((1.0 - P.lambda) * trS + P.lambda * trTarget) / f32(m));
 }
-
-// (hi, lo, idx) beats (hi', lo', idx'): larger key, then lower index.
-fn admBeats(hi: u32, lo: u32, idx: u32, hi2: u32, lo2: u32, idx2: u32) -> bool {
-  return hi > hi2 || (hi == hi2 && (lo > lo2 || (lo == lo2 && idx < idx2)));
-}
-

@@ -84,11 +84,11 @@ describe('chunk planning', () => {
     expect(metricsWorkgroupSize(40, 32768, 256)).toBe(128);
     expect(metricsWorkgroupSize(16 * 32, 32768, 256)).toBe(8);
     expect(metricsWorkgroupSize(16 * 32, 16384, 256)).toBe(4);
-    expect(metricsWorkgroupSize(64, 32768, 256)).toBe(64); // 128 would need 128 * (65 + 7) * 4 > 32768
+    expect(metricsWorkgroupSize(64, 32768, 256)).toBe(64); // 128 would need 128 * (65 + 14) * 4 > 32768
     expect(metricsWorkgroupSize(10000, 16384, 256)).toBe(0);
-    // A preferred size is honoured when it fits: 256 lanes of (41 + 7) words is exactly 48 KiB.
-    expect(metricsWorkgroupSize(40, 49152, 256, 256)).toBe(256);
-    expect(metricsWorkgroupSize(40, 49151, 256, 256)).toBe(128);
+    // A preferred size is honoured when it fits: 256 lanes of (41 + 14) words is exactly 56320 bytes.
+    expect(metricsWorkgroupSize(40, 56320, 256, 256)).toBe(256);
+    expect(metricsWorkgroupSize(40, 56319, 256, 256)).toBe(128);
     expect(metricsWorkgroupSize(40, 49152, 128, 256)).toBe(128);
     expect(metricsWorkgroupSize(40, 49152, 256, 64)).toBe(64);
   });

@@ -15,7 +15,7 @@ import type { Batch } from '../src/batch.js';
 import type { BackendOutput } from '../src/backends/backend.js';
 import { loadFixtures, fixtureBatch, expectMatchesFixture } from './helpers/fixtures.js';
 import { newBackend, webGpuGate } from './webgpu-gate.js';
-import { chooseMetricsKernel } from '../src/backends/webgpu/kernels.js';
+import { AUTO_ROWS, chooseMetricsKernel, lanesPerTrajectory } from '../src/backends/webgpu/kernels.js';
 import { groupsAreContiguous } from '../src/backends/webgpu/runner.js';
 import { UsageError } from '../src/errors.js';
 
@@ -74,6 +74,22 @@ describe('metrics kernel choice (no device needed)', () => {
     expect(chooseMetricsKernel('auto', 5, 3, caps(true, 4))).toBe('subgroups'); // 3 components -> 4 lanes
     expect(chooseMetricsKernel('auto', 16, 32, caps(true, 32))).toBe('subgroups');
     expect(chooseMetricsKernel('auto', 17, 8, caps(true))).toBe('staged');
+  });
+  it('the rows layout runs only where m is a multiple of 4, with m/4 lanes (rounded up to a power of two) in the smallest subgroup', () => {
+    expect(chooseMetricsKernel('rows', 5, 8, caps(true, 2))).toBe('rows'); // 2 lanes
+    expect(chooseMetricsKernel('rows', 5, 12, caps(true, 4))).toBe('rows'); // 3 -> 4 lanes
+    expect(() => chooseMetricsKernel('rows', 5, 12, caps(true, 2))).toThrow(UsageError);
+    expect(() => chooseMetricsKernel('rows', 5, 6, caps(true))).toThrow(/multiple of 4/);
+    expect(() => chooseMetricsKernel('rows', 5, 8, caps(false))).toThrow(UsageError);
+    expect(chooseMetricsKernel('rows-emulated', 5, 8, caps(false))).toBe('rows-emulated');
+    expect(() => chooseMetricsKernel('rows-emulated', 5, 7, caps(false))).toThrow(UsageError);
+    expect(lanesPerTrajectory(8, 'rows')).toBe(2);
+    expect(lanesPerTrajectory(4, 'rows')).toBe(1);
+    expect(lanesPerTrajectory(20, 'rows')).toBe(8);
+    expect(lanesPerTrajectory(5, 'subgroups')).toBe(8);
+    // auto: rows where it runs (when AUTO_ROWS), else the component lanes.
+    expect(chooseMetricsKernel('auto', 5, 8, caps(true))).toBe(AUTO_ROWS ? 'rows' : 'subgroups');
+    expect(chooseMetricsKernel('auto', 5, 6, caps(true))).toBe('subgroups');
   });
   it('forcing a kernel the device cannot run is a UsageError, never a substitute', () => {
     expect(() => chooseMetricsKernel('subgroups', 5, 8, caps(false))).toThrow(UsageError);
@@ -211,7 +227,7 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
       try {
         const { subgroups, subgroupMinSize } = await backend.describe();
         const p = await backend.profile(randomBatch(300, 3), resolveConfig({}));
-        expect(p.metricsKernel).toBe(subgroups && subgroupMinSize >= 8 ? 'subgroups' : 'staged');
+        expect(p.metricsKernel).toBe(!subgroups ? 'staged' : AUTO_ROWS && subgroupMinSize >= 2 ? 'rows' : subgroupMinSize >= 8 ? 'subgroups' : 'staged');
       } finally {
         await backend.dispose();
       }
@@ -219,11 +235,16 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
 
     // The lane kernel's logic (exchanges within a trajectory's lanes, padding lanes, per-subgroup
     // selection runs) through workgroup-memory exchanges: what the subgroup build computes.
-    it.each(fixtures.map((f) => [f.name, f] as const))('%s: the lane kernel (emulated exchanges) within 1e-5, selection equal to the host', async (_name, fx) => {
-      const backend = newBackend({ metricsKernel: 'emulated' });
+    it.each(fixtures.flatMap((f) => (['emulated', 'rows-emulated'] as const).map((k) => [f.name, k, f] as const)))('%s: the lane kernel (%s exchanges) within 1e-5, selection equal to the host', async (_name, kernel, fx) => {
+      const backend = newBackend({ metricsKernel: kernel });
       try {
         const { batch } = fixtureBatch(fx);
         const cfg = resolveConfig(fx.config);
+        if (kernel === 'rows-emulated' && batch.m % 4 !== 0) {
+          // The rows layout needs whole 16-byte rows: refused, never substituted.
+          await expect(backend.computeMetrics(batch, cfg)).rejects.toThrow(/multiple of 4/);
+          return;
+        }
         const out = await backend.computeMetrics(batch, cfg);
         fx.expected.forEach((e, i) => {
           for (const [k, key] of [['evb', 'EVB'], ['cr', 'CR'], ['ts', 'TS'], ['es', 'ES'], ['pd', 'PD'], ['cci', 'CCI']] as const) {
@@ -238,42 +259,52 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
       }
     });
 
-    it('the lane kernel equals the staged kernel within 2e-7 on ties, padding lanes, weights, groups and chunks', async () => {
+    it.each(['emulated', 'rows-emulated'] as const)('the lane kernel (%s) equals the staged kernel within 2e-7 (rows: 5e-7) on ties, padding lanes, weights, groups and chunks', async (kernel) => {
       const staged = newBackend({ metricsKernel: 'staged' });
-      const lanes = newBackend({ metricsKernel: 'emulated', chunkTrajectories: 512 });
+      const lanes = newBackend({ metricsKernel: kernel, chunkTrajectories: 512 });
       try {
-        const cases: [Batch, EcrConfig][] = [
-          [randomBatch(2000, 41, { t: 5, m: 8, groups: 300, base: true, levels: 4 }), { crWeights: [1, 0.5, 0.2, 1, 0.3, 0.9, 0.1, 0.7], confIndex: 3 }],
+        const weights12 = [1, 0.5, 0.2, 1, 0.3, 0.9, 0.1, 0.7, 0.05, 0.6, 0.4, 0.8];
+        const cases: [Batch, EcrConfig][] = kernel === 'emulated' ? [
+          [randomBatch(2000, 41, { t: 5, m: 8, groups: 300, base: true, levels: 4 }), { crWeights: weights12.slice(0, 8), confIndex: 3 }],
           [randomBatch(1500, 42, { t: 3, m: 5, groups: 40, levels: 3 }), { evbMode: 'max-abs-change', tau: 0.5 }],
           [randomBatch(700, 43, { t: 16, m: 32, a: 4, groups: 7 }), { lambda: 'ledoit-wolf' }],
           [randomBatch(900, 44, { t: 2, m: 1, d: 12 }), { shrinkTarget: 'scaled-identity' }],
+        ] : [
+          // m = 8 (2 lanes), 12 (3 real lanes and a padding lane), 4 (one lane), 32 (8 lanes); ties across and within lanes.
+          [randomBatch(2000, 41, { t: 5, m: 8, groups: 300, base: true, levels: 4 }), { crWeights: weights12.slice(0, 8), confIndex: 6 }],
+          [randomBatch(1500, 42, { t: 3, m: 12, groups: 40, levels: 3 }), { evbMode: 'max-abs-change', tau: 0.5, crWeights: weights12, confIndex: 9 }],
+          [randomBatch(1100, 45, { t: 7, m: 12, a: 3, levels: 2 }), { lambda: 0.3 }],
+          [randomBatch(900, 44, { t: 2, m: 4, d: 12, groups: 5, levels: 1 }), { shrinkTarget: 'scaled-identity', confIndex: 1 }],
+          [randomBatch(700, 43, { t: 16, m: 32, a: 4, groups: 7 }), { lambda: 'ledoit-wolf', confIndex: 31 }],
         ];
         for (const [batch, c] of cases) {
           const cfg = resolveConfig(c);
           const a = await staged.computeMetrics(batch, cfg);
           const b = await lanes.computeMetrics(batch, cfg);
-          for (const k of METRICS) a[k].forEach((x, i) => expect(Math.abs(b[k][i] - x), `${k}[${i}] t=${batch.t} m=${batch.m}`).toBeLessThanOrEqual(2e-7));
+          // The rows layout adds each lane's 4 components first, so sums round differently.
+          const tol = kernel === 'emulated' ? 2e-7 : 5e-7;
+          for (const k of METRICS) a[k].forEach((x, i) => expect(Math.abs(b[k][i] - x), `${k}[${i}] t=${batch.t} m=${batch.m}`).toBeLessThanOrEqual(tol));
           const host = hostSelection(batch, b, cfg.tau);
           expect(Array.from(b.admissible!)).toEqual(Array.from(host.admissible));
           expect(Array.from(b.groupSelected!)).toEqual(Array.from(host.selected));
         }
         const p = await lanes.profile(cases[0][0], resolveConfig(cases[0][1]));
-        expect(p.metricsKernel).toBe('emulated');
+        expect(p.metricsKernel).toBe(kernel);
       } finally {
         await staged.dispose();
         await lanes.dispose();
       }
     });
 
-    // Groups as contiguous runs let the lane kernel write whole groups' winners directly; runs at
-    // workgroup edges (32 trajectories for m = 8) and chunk edges (512) go through the records.
-    // Both selection tails (the serial fold and the segmented scan), with group ids and base keys
-    // loaded at kernel start or after the last barrier.
+    // Groups as contiguous runs let pass 1 write whole groups' winners directly; runs at workgroup
+    // edges (32 trajectories for the component lanes with m = 8, 128 for rows, 256 for the separate
+    // kernel and the staged kernel's 128) and chunk edges (512) go through the records. Pass 1
+    // fused into each metrics kernel, and as its own kernel after the lane kernels.
     it.each([
-      ['scan', true], ['scan', false], ['serial', true], ['serial', false],
-    ] as const)('contiguous groups (tail %s, prefetch %s): the direct path and the general path both equal the host GroupSelector', async (selectionTail, selectionPrefetch) => {
-      const contiguous = newBackend({ metricsKernel: 'emulated', chunkTrajectories: 512, selectionTail, selectionPrefetch });
-      const general = newBackend({ metricsKernel: 'emulated', chunkTrajectories: 512, contiguousSelection: false, selectionTail, selectionPrefetch });
+      ['emulated', 'fused'], ['emulated', 'separate'], ['rows-emulated', 'fused'], ['rows-emulated', 'separate'], ['staged', 'fused'],
+    ] as const)('contiguous groups (%s, selection %s): the direct path and the general path both equal the host GroupSelector', async (metricsKernel, selectionKernel) => {
+      const contiguous = newBackend({ metricsKernel, chunkTrajectories: 512, selectionKernel });
+      const general = newBackend({ metricsKernel, chunkTrajectories: 512, contiguousSelection: false, selectionKernel });
       const r = rng(77);
       /** Runs of the given lengths, group ids permuted and with gaps (empty groups select -1). */
       const runs = (n: number, lengths: number[]): Int32Array => {
@@ -306,7 +337,10 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
           expect(Array.from(b.groupSelected!), name).toEqual(Array.from(host.selected));
           expect(Array.from(a.admissible!), name).toEqual(Array.from(host.admissible));
         }
-        expect((await contiguous.profile(cases[1][1], resolveConfig({}))).selection).toBe('contiguous');
+        const prof = await contiguous.profile(cases[1][1], resolveConfig({}));
+        expect(prof.selection).toBe('contiguous');
+        expect(prof.selectionKernel).toBe(metricsKernel === 'staged' ? 'fused' : selectionKernel);
+        expect(prof.metricsKernel).toBe(metricsKernel);
         expect((await general.profile(cases[1][1], resolveConfig({}))).selection).toBe('general');
         // Interleaved groups are not contiguous: the general path runs whatever was asked.
         const interleaved = randomBatch(600, 80, { groups: 9, base: true, levels: 2 });

@@ -12,7 +12,7 @@ import { GpuDevice } from '../../gpu/device.js';
 import { PipelineCache } from '../../gpu/pipeline-cache.js';
 import { BufferUsage } from '../../gpu/usage.js';
 import type { BackendOutput, ComputeOptions, ScoreBackend } from '../backend.js';
-import type { MetricsKernelKind } from './kernels.js';
+import { METRICS_KERNEL_PREFERENCES, SELECTION_KERNELS, type MetricsKernelKind, type MetricsKernelPreference, type SelectionKernel } from './kernels.js';
 import { MappedSteps, type MappedStepsOptions } from './mapped-steps.js';
 import { runBatch, type Float32Metrics, type RunContext, type RunOptions, type RunTuning, type SelectionPath } from './runner.js';
 
@@ -54,7 +54,10 @@ export class WebGpuBackend implements ScoreBackend {
   private live: RunContext | null = null;
   private readonly mapped = new Set<MappedSteps>();
 
-  /** Options override the environment: ECR_WEBGPU_COMPACT=unorm16 sets `compact` (for `ecr bench`). */
+  /**
+   * Options override the environment (for `ecr bench` / `ecr score`): ECR_WEBGPU_COMPACT=unorm16 sets
+   * `compact`, ECR_WEBGPU_METRICS_KERNEL `metricsKernel`, ECR_WEBGPU_SELECTION_KERNEL `selectionKernel`.
+   */
   constructor(private readonly options: WebGpuBackendOptions = {}) {
     if (options.compact === undefined && process.env.ECR_WEBGPU_COMPACT) {
       if (process.env.ECR_WEBGPU_COMPACT !== 'unorm16') throw new UsageError(`ECR_WEBGPU_COMPACT must be "unorm16", got ${JSON.stringify(process.env.ECR_WEBGPU_COMPACT)}`);
@@ -63,6 +66,16 @@ export class WebGpuBackend implements ScoreBackend {
     if (this.options.disableRobustness === undefined && process.env.ECR_WEBGPU_UNSAFE_FAST) {
       if (process.env.ECR_WEBGPU_UNSAFE_FAST !== '1' && process.env.ECR_WEBGPU_UNSAFE_FAST !== '0') throw new UsageError(`ECR_WEBGPU_UNSAFE_FAST must be "1" or "0", got ${JSON.stringify(process.env.ECR_WEBGPU_UNSAFE_FAST)}`);
       this.options = { ...this.options, disableRobustness: process.env.ECR_WEBGPU_UNSAFE_FAST === '1' };
+    }
+    const kernelEnv = process.env.ECR_WEBGPU_METRICS_KERNEL;
+    if (this.options.metricsKernel === undefined && kernelEnv) {
+      if (!(METRICS_KERNEL_PREFERENCES as readonly string[]).includes(kernelEnv)) throw new UsageError(`ECR_WEBGPU_METRICS_KERNEL must be one of ${METRICS_KERNEL_PREFERENCES.join(', ')}, got ${JSON.stringify(kernelEnv)}`);
+      this.options = { ...this.options, metricsKernel: kernelEnv as MetricsKernelPreference };
+    }
+    const selEnv = process.env.ECR_WEBGPU_SELECTION_KERNEL;
+    if (this.options.selectionKernel === undefined && selEnv) {
+      if (!(SELECTION_KERNELS as readonly string[]).includes(selEnv)) throw new UsageError(`ECR_WEBGPU_SELECTION_KERNEL must be one of ${SELECTION_KERNELS.join(', ')}, got ${JSON.stringify(selEnv)}`);
+      this.options = { ...this.options, selectionKernel: selEnv as SelectionKernel };
     }
   }
 
@@ -176,11 +189,11 @@ export class WebGpuBackend implements ScoreBackend {
    * `timestamp-query`, kernelMs = summed GPU time of the compute passes. The software adapter has
    * no timestamps: then only the wall-clock stages are reported.
    */
-  async profile(batch: Batch, config: ResolvedConfig, options: WebGpuComputeOptions = {}): Promise<{ stages: Record<string, number>; kernelMs?: number; metricsKernel?: MetricsKernelKind; selection?: SelectionPath }> {
+  async profile(batch: Batch, config: ResolvedConfig, options: WebGpuComputeOptions = {}): Promise<{ stages: Record<string, number>; kernelMs?: number; metricsKernel?: MetricsKernelKind; selection?: SelectionPath; selectionKernel?: SelectionKernel }> {
     if (batch.n === 0) return { stages: {} };
     const { times } = await this.run(batch, config, options, { out: options.out }, true);
     if (!times) throw new GpuError('internal', 'profile run returned no timings');
-    return { stages: times.stages, kernelMs: times.kernelMs, metricsKernel: times.metricsKernel, selection: times.selection };
+    return { stages: times.stages, kernelMs: times.kernelMs, metricsKernel: times.metricsKernel, selection: times.selection, selectionKernel: times.selectionKernel };
   }
 
   async dispose(): Promise<void> {

@@ -10,8 +10,8 @@ const uniform = (binding: number): GPUBindGroupLayoutEntry => ({ binding, visibi
 const readOnly = (binding: number): GPUBindGroupLayoutEntry => ({ binding, visibility: ShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } });
 const readWrite = (binding: number): GPUBindGroupLayoutEntry => ({ binding, visibility: ShaderStage.COMPUTE, buffer: { type: 'storage' } });
 
-/** Workgroup-memory words per invocation of the metrics kernel besides staging: admissible word and 6 selection arrays. */
-const METRICS_WORDS_PER_LANE = 7;
+/** Workgroup-memory words per invocation of the metrics kernel besides staging: admissible word and select_runs.wgsl's slot (group, 2 candidates of 5 words, 2 run ends). */
+const METRICS_WORDS_PER_LANE = 14;
 /** Default trajectories per workgroup of the metrics kernel (benchmarks may ask for 64 or 256). */
 export const METRICS_DEFAULT_WG = 128;
 /** The kernel packs admissibility 4 bytes per word per workgroup, so a workgroup needs 4 lanes. */
@@ -43,7 +43,7 @@ export function metricsKernel(t: number, m: number, wg: number, unorm16: boolean
   const fixed = small || t * m <= UNROLL_MAX_TM;
   return {
     file: 'ecr_metrics.wgsl',
-    includes: ['metrics_shared.wgsl'],
+    includes: ['metrics_shared.wgsl', 'select_runs.wgsl'],
     entryPoint: 'main',
     constants: {
       WG: wg, TM: t * m, SW: stagingStride(t * m), T_FIXED: fixed ? t : 0, M_FIXED: fixed ? m : 0,
@@ -56,23 +56,32 @@ export function metricsKernel(t: number, m: number, wg: number, unorm16: boolean
 
 /**
  * Which metrics kernel runs: 'staged' (ecr_metrics.wgsl, one invocation per trajectory, E staged
- * through workgroup memory), or the lane kernel (ecr_lanes.wgsl, one lane per component) with
- * subgroup shuffles ('subgroups') or with workgroup-memory exchanges ('emulated': slow, for tests
- * and comparisons on adapters without subgroups).
+ * through workgroup memory), or the lane kernel (ecr_lanes.wgsl) in one of two layouts, with
+ * subgroup shuffles or with workgroup-memory exchanges (the '-emulated' kinds and 'emulated': slow,
+ * for tests and comparisons on adapters without subgroups):
+ * - 'subgroups' / 'emulated': one lane per component (lanes_components.wgsl), any m;
+ * - 'rows' / 'rows-emulated': one lane per 4 consecutive components (lanes_rows.wgsl), m a multiple of 4.
  */
-export type MetricsKernelKind = 'staged' | 'subgroups' | 'emulated';
-/** `auto` (default): the subgroup lane kernel where the device has subgroups and the shape fits, else staged. */
+export type MetricsKernelKind = 'staged' | 'subgroups' | 'emulated' | 'rows' | 'rows-emulated';
+/** `auto` (default): see chooseMetricsKernel. */
 export type MetricsKernelPreference = 'auto' | MetricsKernelKind;
-export const METRICS_KERNEL_PREFERENCES: readonly MetricsKernelPreference[] = ['auto', 'staged', 'subgroups', 'emulated'];
+export const METRICS_KERNEL_PREFERENCES: readonly MetricsKernelPreference[] = ['auto', 'staged', 'subgroups', 'emulated', 'rows', 'rows-emulated'];
 
 /** Invocations per workgroup of the lane kernel (at most; lowered to the device's limit). */
 export const LANES_WG = 256;
 
-/** Lanes per trajectory of the lane kernel: m rounded up to a power of two. */
-export function lanesPerTrajectory(m: number): number {
-  let lp = 1;
-  while (lp < m) lp <<= 1;
-  return lp;
+const isRows = (kind: MetricsKernelKind) => kind === 'rows' || kind === 'rows-emulated';
+const usesSubgroups = (kind: MetricsKernelKind) => kind === 'subgroups' || kind === 'rows';
+
+function nextPow2(x: number): number {
+  let p = 1;
+  while (p < x) p <<= 1;
+  return p;
+}
+
+/** Lanes per trajectory of a lane kernel: m (one component per lane) or m/4 (rows) rounded up to a power of two. */
+export function lanesPerTrajectory(m: number, kind: MetricsKernelKind = 'subgroups'): number {
+  return nextPow2(isRows(kind) ? Math.ceil(m / 4) : m);
 }
 
 export interface KernelCaps {
@@ -81,69 +90,84 @@ export interface KernelCaps {
   maxComputeWorkgroupSizeX: number;
 }
 
-/** Why the lane kernel cannot run this shape on this device (without regard to subgroups), or null. */
-function lanesUnfit(t: number, m: number, caps: KernelCaps): string | null {
-  const lp = lanesPerTrajectory(m);
+/** Why a lane kernel of this kind cannot run this shape on this device (without regard to subgroups), or null. */
+function lanesUnfit(kind: MetricsKernelKind, t: number, m: number, caps: KernelCaps): string | null {
+  if (isRows(kind) && m % 4 !== 0) return `the rows layout needs m to be a multiple of 4, got ${m}`;
+  const lp = lanesPerTrajectory(m, kind);
   if (lp > 32) return `m = ${m} needs ${lp} lanes per trajectory (at most 32)`;
   if (t > 16) return `T = ${t} exceeds 16`;
-  if (Math.min(LANES_WG, caps.maxComputeWorkgroupSizeX) < 4 * lp) return `a workgroup cannot hold 4 trajectories of ${lp} lanes`;
+  const wg = Math.min(LANES_WG, caps.maxComputeWorkgroupSizeX);
+  if (wg < 4 * lp) return `a workgroup cannot hold 4 trajectories of ${lp} lanes`;
+  if (wg / lp > 256) return `${wg / lp} trajectories per workgroup exceed the kernel's 256`;
   return null;
 }
 
 /**
- * The metrics kernel for a (T, m) batch. `auto` takes the subgroup lane kernel only where the
- * device was opened with `subgroups` and a trajectory's lanes fit in the smallest subgroup;
- * asking for 'subgroups' where that does not hold is a UsageError, never a silent substitute.
+ * The metrics kernel for a (T, m) batch. `auto` takes a subgroup lane kernel only where the device
+ * was opened with `subgroups` and a trajectory's lanes fit in the smallest subgroup: 'rows' where m
+ * is a multiple of 4 (AUTO_ROWS), else 'subgroups'; without that, 'staged'. Asking for a kernel
+ * that cannot run is a UsageError, never a silent substitute.
  */
 export function chooseMetricsKernel(pref: MetricsKernelPreference, t: number, m: number, caps: KernelCaps): MetricsKernelKind {
   if (!METRICS_KERNEL_PREFERENCES.includes(pref)) throw new UsageError(`metricsKernel must be one of ${METRICS_KERNEL_PREFERENCES.join(', ')}, got ${JSON.stringify(pref)}`);
   if (pref === 'staged') return 'staged';
-  const unfit = lanesUnfit(t, m, caps);
-  const subgroupsUsable = caps.subgroups && lanesPerTrajectory(m) <= caps.subgroupMinSize;
-  if (pref === 'auto') return !unfit && subgroupsUsable ? 'subgroups' : 'staged';
+  const runnable = (kind: MetricsKernelKind) => !lanesUnfit(kind, t, m, caps)
+    && (!usesSubgroups(kind) || (caps.subgroups && lanesPerTrajectory(m, kind) <= caps.subgroupMinSize));
+  if (pref === 'auto') {
+    if (AUTO_ROWS && runnable('rows')) return 'rows';
+    return runnable('subgroups') ? 'subgroups' : 'staged';
+  }
+  const unfit = lanesUnfit(pref, t, m, caps);
   if (unfit) throw new UsageError(`metricsKernel '${pref}' cannot run T = ${t}, m = ${m}: ${unfit}`);
-  if (pref === 'subgroups' && !subgroupsUsable) {
+  if (usesSubgroups(pref) && !runnable(pref)) {
     throw new UsageError(caps.subgroups
-      ? `metricsKernel 'subgroups': ${lanesPerTrajectory(m)} lanes per trajectory exceed the minimum subgroup size ${caps.subgroupMinSize}`
-      : "metricsKernel 'subgroups' needs a device with the 'subgroups' feature");
+      ? `metricsKernel '${pref}': ${lanesPerTrajectory(m, pref)} lanes per trajectory exceed the minimum subgroup size ${caps.subgroupMinSize}`
+      : `metricsKernel '${pref}' needs a device with the 'subgroups' feature`);
   }
   return pref;
 }
 
-/** Invocations per workgroup of the lane kernel; WG / lanesPerTrajectory(m) trajectories. */
+/** Whether `auto` prefers the rows layout where it can run. */
+export const AUTO_ROWS = false;
+
+/** Invocations per workgroup of the lane kernel; WG / lanesPerTrajectory(m, kind) trajectories. */
 export function lanesWorkgroupSize(maxComputeWorkgroupSizeX: number): number {
   return Math.min(LANES_WG, maxComputeWorkgroupSizeX);
 }
 
 /**
- * How the lane kernel reduces each run of one group after its last barrier: 'scan' (default) a
- * log-step segmented reduction over the workgroup's trajectories in workgroup memory; 'serial'
- * the first trajectory of each run folds it alone (the previous design, kept for comparison).
+ * Where pass 1 of the selection runs for a lane kernel: 'fused' at the end of the metrics kernel,
+ * over its WG / LP trajectories per workgroup; 'separate' in select_runs_main.wgsl right after it,
+ * one invocation per trajectory over the CCIs just written (the staged kernel always fuses).
  */
-export type SelectionTail = 'serial' | 'scan';
-export const SELECTION_TAILS: readonly SelectionTail[] = ['serial', 'scan'];
+export type SelectionKernel = 'fused' | 'separate';
+export const SELECTION_KERNELS: readonly SelectionKernel[] = ['fused', 'separate'];
 
-export interface LanesSelectionOptions {
-  /** Default 'scan'. */
-  tail?: SelectionTail;
-  /** Load group ids and base keys at kernel start (default false) instead of after the last barrier. */
-  prefetch?: boolean;
-}
-
-export function lanesKernel(t: number, m: number, wg: number, unorm16: boolean, kind: 'subgroups' | 'emulated', selection: LanesSelectionOptions = {}): PipelineSpec {
-  const tail = selection.tail ?? 'scan';
-  if (!SELECTION_TAILS.includes(tail)) throw new UsageError(`selectionTail must be one of ${SELECTION_TAILS.join(', ')}, got ${JSON.stringify(tail)}`);
+export function lanesKernel(t: number, m: number, wg: number, unorm16: boolean, kind: Exclude<MetricsKernelKind, 'staged'>, selFused = true): PipelineSpec {
+  const subgroups = usesSubgroups(kind);
   return {
     file: 'ecr_lanes.wgsl',
-    prelude: kind === 'subgroups' ? ['enable_subgroups.wgsl'] : [],
-    includes: ['metrics_shared.wgsl', kind === 'subgroups' ? 'lanes_subgroup.wgsl' : 'lanes_emulated.wgsl'],
+    prelude: subgroups ? ['enable_subgroups.wgsl'] : [],
+    includes: ['metrics_shared.wgsl', 'select_runs.wgsl', subgroups ? 'lanes_subgroup.wgsl' : 'lanes_emulated.wgsl', isRows(kind) ? 'lanes_rows.wgsl' : 'lanes_components.wgsl'],
     entryPoint: 'main',
-    constants: {
-      WG: wg, LP: lanesPerTrajectory(m), T_FIXED: t, M_FIXED: m, E_UNORM16: unorm16 ? 1 : 0,
-      SEL_TAIL: tail === 'scan' ? 1 : 0, SEL_PREFETCH: (selection.prefetch ?? false) ? 1 : 0,
-    },
+    constants: { WG: wg, LP: lanesPerTrajectory(m, kind), T_FIXED: t, M_FIXED: m, E_UNORM16: unorm16 ? 1 : 0, SEL_FUSED: selFused ? 1 : 0 },
     layout: metricsLayout(),
     label: `ecr.lanes.${kind}`,
+  };
+}
+
+/** Invocations (= trajectories) per workgroup of the separate selection kernel. */
+export const SELECT_RUNS_WG = 256;
+
+/** Pass 1 of the selection as its own kernel, bound like the metrics kernels (MetricsBinding). */
+export function selectRunsKernel(): PipelineSpec {
+  return {
+    file: 'select_runs_main.wgsl',
+    includes: ['select_runs.wgsl'],
+    entryPoint: 'main',
+    constants: { WG: SELECT_RUNS_WG },
+    layout: metricsLayout(),
+    label: 'ecr.select.runs',
   };
 }
 

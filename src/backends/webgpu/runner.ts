@@ -17,7 +17,7 @@ import { encodeBaseKeys, encodeRewardDiff, encodeUnorm16Range } from './encode.j
 import {
   COVARIANCE_WG, GROUP_STATE_WORDS, METRICS_DEFAULT_WG, MetricsBinding, SELECT_WG, SEL_REC_BYTES, TS_EMB_TPT,
   chooseMetricsKernel, covarianceKernel, lanesKernel, lanesPerTrajectory, lanesWorkgroupSize, metricsKernel, metricsWorkgroupSize, selectKernel,
-  tsEmbeddingsKernel, tsEmbeddingsWorkgroupSize, type MetricsKernelKind, type MetricsKernelPreference, type SelectPass, type SelectionTail,
+  tsEmbeddingsKernel, tsEmbeddingsWorkgroupSize, type MetricsKernelKind, type MetricsKernelPreference, type SelectPass, type SelectionKernel, SELECTION_KERNELS, selectRunsKernel, SELECT_RUNS_WG,
 } from './kernels.js';
 import { chunkedBindings, inputLayout, metricStride, metricsOutputBytes, outputLayout, shapeOf, type BatchShape, type InputName } from './layout.js';
 import { Flag, PARAMS_BYTES, packParams, tauForF32, type Params } from './params.js';
@@ -44,10 +44,8 @@ export interface RunTuning {
    * inside a workgroup skip the selection records (default true); false forces the general path.
    */
   contiguousSelection?: boolean;
-  /** Lane kernel only: how runs are reduced after the last barrier (default 'scan'; 'serial' = the previous fold). */
-  selectionTail?: SelectionTail;
-  /** Lane kernel only: load group ids and base keys at kernel start (default false: H200 run 8 measured it 0.07 ms slower at 10M). */
-  selectionPrefetch?: boolean;
+  /** Lane kernels only: pass 1 of the selection at the end of the metrics kernel ('fused', default) or as its own kernel after it ('separate'). */
+  selectionKernel?: SelectionKernel;
 }
 
 /** Caller-owned float32 metric arrays (WebGpuBackend.computeMetricsF32): readback is then a plain copy. */
@@ -92,6 +90,8 @@ export interface StageTimes {
   kernelMs?: number;
   chunks: number;
   selection: SelectionPath;
+  /** Where pass 1 of the GPU selection ran (absent with host selection). */
+  selectionKernel?: SelectionKernel;
 }
 
 /** Where group selection ran: records for every run ('general'), only for runs at workgroup edges ('contiguous'), or on the host. */
@@ -203,6 +203,8 @@ interface Plan {
   base: Params;
   maxPerDim: number;
   metricsPipe: Pipe;
+  /** Pass 1 of the selection as its own kernel (selectionKernel 'separate'), or null when fused. */
+  selRunsPipe: Pipe | null;
   tsPipe: Pipe | null;
   covPipe: Pipe | null;
   selPipes: Pipe[] | null;
@@ -238,7 +240,7 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
   const lanesWg = lanesWorkgroupSize(limits.maxComputeWorkgroupSizeX);
   const wg = kernelKind === 'staged'
     ? metricsWorkgroupSize(tm, limits.maxComputeWorkgroupStorageSize, limits.maxComputeWorkgroupSizeX, tuning.workgroupSize ?? METRICS_DEFAULT_WG)
-    : lanesWg / lanesPerTrajectory(batch.m);
+    : lanesWg / lanesPerTrajectory(batch.m, kernelKind);
   const tsWg = tsEmbeddingsWorkgroupSize(batch.t, limits.maxComputeWorkgroupStorageSize, limits.maxComputeWorkgroupSizeX);
 
   const perChunkLimit = maxChunkTrajectories(chunkedBindings(shape), {
@@ -256,10 +258,15 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
   let groupCount = 1;
   if (batch.groups) for (let i = 0; i < n; i++) if (batch.groups[i] >= groupCount) groupCount = batch.groups[i] + 1;
   const select = (tuning.gpuSelection ?? true) && n * SEL_REC_BYTES <= limits.maxBufferSize && groupCount * GROUP_STATE_WORDS * 4 <= limits.maxStorageBufferBindingSize;
+  const selectionKernel = tuning.selectionKernel ?? 'fused';
+  if (!SELECTION_KERNELS.includes(selectionKernel)) throw new UsageError(`selectionKernel must be one of ${SELECTION_KERNELS.join(', ')}, got ${JSON.stringify(selectionKernel)}`);
+  const separate = select && kernelKind !== 'staged' && selectionKernel === 'separate';
+  // Trajectories per workgroup of whichever kernel runs pass 1 (contiguous records are per workgroup).
+  const selWg = separate ? SELECT_RUNS_WG : wg;
   const recordsPerWindow = Math.floor(Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize) / SEL_REC_BYTES / CHUNK_ALIGN) * CHUNK_ALIGN;
   // Contiguous mode binds the whole (small) record buffer to every chunk: 2 records per workgroup.
-  const contiguousRecords = 2 * Math.ceil(n / wg);
-  const contiguous = select && kernelKind !== 'staged' && (tuning.contiguousSelection ?? true)
+  const contiguousRecords = 2 * Math.ceil(n / selWg);
+  const contiguous = select && (tuning.contiguousSelection ?? true)
     && contiguousRecords <= recordsPerWindow && groupsAreContiguous(batch.groups, n, groupCount);
   const recordCount = contiguous ? contiguousRecords : n;
   const flags = flagsOf(shape, config, select) | (contiguous ? Flag.CONTIGUOUS : 0);
@@ -269,7 +276,8 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
     windows: planChunks(recordCount, recordsPerWindow), base: baseParams(batch, config, flags), maxPerDim: limits.maxComputeWorkgroupsPerDimension,
     metricsPipe: await pipelines.get(kernelKind === 'staged'
       ? metricsKernel(batch.t, batch.m, wg, unorm16, tuning.registerPath ?? true)
-      : lanesKernel(batch.t, batch.m, lanesWg, unorm16, kernelKind, { tail: tuning.selectionTail, prefetch: tuning.selectionPrefetch })),
+      : lanesKernel(batch.t, batch.m, lanesWg, unorm16, kernelKind, !separate)),
+    selRunsPipe: separate ? await pipelines.get(selectRunsKernel()) : null,
     tsPipe: shape.d ? await pipelines.get(tsEmbeddingsKernel(batch.t, shape.d, tsWg)) : null,
     covPipe: shape.covariance ? await pipelines.get(covarianceKernel(unorm16)) : null,
     selPipes: select ? await Promise.all(SELECT_PASSES.map((p) => pipelines.get(selectKernel(p)))) : null,
@@ -312,7 +320,7 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
   let clock: PassClock | null = null;
   let querySet: GPUQuerySet | null = null;
   if (profile && gpu.timestamps) {
-    const capacityQ = Math.min(4096, 2 * (chunks.length * 3 + (select ? 2 * plan.windows.length + 1 : 0)));
+    const capacityQ = Math.min(4096, 2 * (chunks.length * 4 + (select ? 2 * plan.windows.length + 1 : 0)));
     querySet = device.createQuerySet({ type: 'timestamp', count: capacityQ, label: 'ecr.webgpu.timestamps' });
     clock = new PassClock(querySet, capacityQ);
   }
@@ -413,7 +421,7 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
       kernelMs = spans[1];
     }
     succeeded = true;
-    return { output: out, times: timer ? { stages: timer.stages, kernelMs, chunks: chunks.length, metricsKernel: kernelKind, selection: !select ? 'host' : contiguous ? 'contiguous' : 'general' } : undefined };
+    return { output: out, times: timer ? { stages: timer.stages, kernelMs, chunks: chunks.length, metricsKernel: kernelKind, selection: !select ? 'host' : contiguous ? 'contiguous' : 'general', selectionKernel: select ? (separate ? 'separate' : 'fused') : undefined } : undefined };
   } finally {
     // Wait out anything still in flight before buffers go back to the pool (or are destroyed).
     await Promise.allSettled(slots.map((s) => s.ready));
@@ -600,9 +608,7 @@ function encodeChunkCompute(
   }
   const tsEmb: GPUBufferBinding = plan.tsPipe ? { buffer: slot.tsEmb!, offset: 0, size: chunk.count * 4 } : { buffer: dummies.read };
   const mb = MetricsBinding;
-  const bg = device.createBindGroup({
-    label: 'ecr.webgpu.metrics.bindGroup', layout: plan.metricsPipe.bindGroupLayout,
-    entries: [
+  const metricsEntries: GPUBindGroupEntry[] = [
       { binding: mb.params, resource: uniform(0) },
       { binding: mb.e, resource: inputOr('e', vec4Bytes(seg.e.bytes)) },
       { binding: mb.policy, resource: inputOr('policy') },
@@ -613,13 +619,23 @@ function encodeChunkCompute(
       { binding: mb.out, resource: { buffer: slot.output, offset: 0, size: metricsOutputBytes(chunk.count) } },
       { binding: mb.selRec, resource: selRecBinding(plan, chunk, dummies.write1) },
       { binding: mb.groupState, resource: plan.groupState ? { buffer: plan.groupState } : { buffer: dummies.write2 } },
-    ],
-  });
+  ];
+  const bg = device.createBindGroup({ label: 'ecr.webgpu.metrics.bindGroup', layout: plan.metricsPipe.bindGroupLayout, entries: metricsEntries });
   const pass = enc.beginComputePass({ label: 'ecr.webgpu.metrics', timestampWrites: stamp('metrics') });
   pass.setPipeline(plan.metricsPipe.pipeline);
   pass.setBindGroup(0, bg);
   dispatch(pass, Math.ceil(chunk.count / plan.wg), maxPerDim);
   pass.end();
+
+  if (plan.selRunsPipe) {
+    // The same resources: the kernel reads the CCIs the metrics pass just wrote.
+    const sbg = device.createBindGroup({ label: 'ecr.webgpu.select.runs.bindGroup', layout: plan.selRunsPipe.bindGroupLayout, entries: metricsEntries });
+    const spass = enc.beginComputePass({ label: 'ecr.webgpu.select.runs', timestampWrites: stamp('select.runs') });
+    spass.setPipeline(plan.selRunsPipe.pipeline);
+    spass.setBindGroup(0, sbg);
+    dispatch(spass, Math.ceil(chunk.count / SELECT_RUNS_WG), maxPerDim);
+    spass.end();
+  }
 
   if (plan.covPipe) {
     const cbg = device.createBindGroup({

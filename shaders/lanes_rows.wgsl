@@ -1,0 +1,140 @@
+// Per-trajectory metrics of the lane kernel (ecr_lanes.wgsl) with one lane per 4 consecutive
+// components (m a multiple of 4; LP = m/4 rounded up to a power of two): lane h holds components
+// 4h..4h+3 of every row in a vec4, loaded as one 16-byte word (8 bytes for unorm16). For a fixed
+// step the lanes of a subgroup read whole 32-byte sectors, with a quarter of the load
+// instructions of lanes_components.wgsl, and most per-component work stays inside a lane: for
+// m = 8 a trajectory's 2 lanes exchange one vec4 per row for the ranks and one scalar per
+// component sum, instead of 7 and 3 exchanges per lane. Padding lanes (4h >= m) hold 0 for sums
+// and -1 (below every E value) for ranks.
+
+@group(0) @binding(1) var<storage, read> E: array<vec4<u32>>;      // f32 bits, or 8 unorm16 per vec4
+
+// Components 4h..4h+3 of row s of chunk trajectory ic (4h < m).
+fn loadRow(ic: u32, s: u32, h: u32) -> vec4<f32> {
+  let v = (ic * T_FIXED + s) * M_FIXED + 4u * h;   // index of the first value: a multiple of 4
+  if (E_UNORM16) {
+    let w = E[v >> 3u];
+    let half = select(w.xy, w.zw, (v & 4u) != 0u);
+    return vec4<f32>(unpack2x16unorm(half.x), unpack2x16unorm(half.y));
+  }
+  return bitcast<vec4<f32>>(E[v >> 2u]);
+}
+
+// Per component c of v: 1 when y beats it for the rank (y larger, or equal and y's index lower).
+fn beats(y: f32, v: vec4<f32>, lower: vec4<bool>) -> vec4<u32> {
+  let yv = vec4<f32>(y);
+  return select(vec4<u32>(0u), vec4<u32>(1u), (yv > v) | (lower & (yv == v)));
+}
+
+// rank(j) = #{k : E_k > E_j or (E_k == E_j and k < j)} for this lane's 4 components of row v.
+fn rowRanks(v: vec4<f32>, h: u32) -> vec4<u32> {
+  // Within the lane: component c' beats c on a tie exactly when c' < c.
+  var rank = beats(v.x, v, vec4<bool>(false, true, true, true))
+           + beats(v.y, v, vec4<bool>(false, false, true, true))
+           + beats(v.z, v, vec4<bool>(false, false, false, true))
+           + beats(v.w, v, vec4<bool>(false, false, false, false));
+  for (var d = 1u; d < LP; d++) {
+    let y = xorV4(v, d);
+    let lower = vec4<bool>((h ^ d) < h);
+    rank += beats(y.x, v, lower) + beats(y.y, v, lower) + beats(y.z, v, lower) + beats(y.w, v, lower);
+  }
+  return rank;
+}
+
+fn hsum(v: vec4<f32>) -> f32 { return (v.x + v.y) + (v.z + v.w); }
+
+// Metrics of chunk trajectory ic as seen by its lane h (every lane returns the same values; lane
+// sgLane of the subgroup).
+fn laneMetrics(ic: u32, h: u32, sgLane: u32) -> Metrics {
+  let t = T_FIXED;
+  let m = M_FIXED;
+  let real = 4u * h < m;
+  var x: array<vec4<f32>, MAXT>;
+  let hc = min(h, m / 4u - 1u);   // padding lanes load a real row and drop it
+  for (var s = 0u; s < t; s++) { x[s] = select(vec4<f32>(0.0), loadRow(ic, s, hc), real); }
+
+  var r: Metrics;
+  if (hasFlag(P, FLAG_EVB_MAXABS)) {
+    let dv = abs(x[0] - x[t - 1u]);
+    r.evb = min(1.0, maxSeg(max(max(dv.x, dv.y), max(dv.z, dv.w))));
+  } else {
+    var mean = vec4<f32>(0.0);
+    for (var s = 0u; s < t; s++) { mean += x[s]; }
+    mean /= f32(t);
+    var ss = vec4<f32>(0.0);
+    for (var s = 0u; s < t; s++) { let dv = x[s] - mean; ss += dv * dv; }
+    r.evb = evbFromTrace(sumSeg(hsum(ss)));
+  }
+
+  // A row's ranks packed 8 bits each (ranks < 32); a changed word is a changed rank.
+  let uniformWeights = crWeightsUniform(m);
+  var changedRows = 0u;
+  var crTotal = 0.0;
+  var prevWord = 0u;
+  for (var s = 0u; s < t; s++) {
+    let rk = rowRanks(select(vec4<f32>(-1.0), x[s], real), h);
+    let word = rk.x | (rk.y << 8u) | (rk.z << 16u) | (rk.w << 24u);
+    if (s > 0u) {
+      let diff = select(0u, word ^ prevWord, real);
+      if (diff != 0u) { changedRows |= 1u << s; }
+      if (!uniformWeights) {
+        var penalty = 0.0;
+        for (var c = 0u; c < 4u; c++) {
+          if (((diff >> (8u * c)) & 0xffu) != 0u) { penalty = max(penalty, crWeight(4u * h + c)); }
+        }
+        crTotal += maxSeg(penalty);
+      }
+    }
+    prevWord = word;
+  }
+  if (uniformWeights) { crTotal = f32(countOneBits(orSeg(changedRows))) * crWeight(0u); }
+  r.cr = crTotal / f32(t - 1u);
+
+  if (hasFlag(P, FLAG_TS_EMB)) {
+    r.ts = tsEmb[ic];
+  } else {
+    let invSqrtM = 1.0 / sqrt(f32(m));
+    var sum = 0.0;
+    for (var s = 1u; s < t; s++) {
+      let dv = x[s] - x[s - 1u];
+      sum += min(1.0, sqrt(sumSeg(dot(dv, dv))) * invSqrtM);
+    }
+    r.ts = 1.0 - sum / f32(t - 1u);
+  }
+
+  let segLane0 = sgLane - h;
+  if (hasFlag(P, FLAG_REWARDS)) {
+    var esLocal = 0.0;
+    if (h == 0u) { esLocal = esFromRewards(ic); }
+    r.es = readLaneF(esLocal, segLane0);
+  } else {
+    // Component confIndex lives in lane confIndex / 4; a one-hot dot picks it without a dynamic
+    // index into the vector.
+    let pick = select(vec4<f32>(0.0), vec4<f32>(1.0), vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(P.confIndex & 3u));
+    var mean = 0.0;
+    for (var s = 0u; s < t; s++) { mean += dot(x[s], pick); }
+    mean /= f32(t);
+    var v = 0.0;
+    for (var s = 0u; s < t; s++) { let dv = dot(x[s], pick) - mean; v += dv * dv; }
+    r.es = readLaneF(clamp(1.0 - v / f32(t) / P.vmax, 0.0, 1.0), segLane0 + P.confIndex / 4u);
+  }
+
+  if (hasFlag(P, FLAG_POLICY)) {
+    var pdLocal = 0.0;
+    if (h == 0u) { pdLocal = pdFromPolicy(ic); }
+    r.pd = readLaneF(pdLocal, segLane0);
+  } else {
+    // KL(p_s || p_{s-1}) = sum_j p * (log(p + eps) - log(q + eps)): each component's log once per
+    // step. Padding lanes have p = 0, so they add 0.
+    var prevLog = log(x[0] / (sumSeg(hsum(x[0])) + 1e-10) + 1e-10);
+    var klSum = 0.0;
+    for (var s = 1u; s < t; s++) {
+      let p = x[s] / (sumSeg(hsum(x[s])) + 1e-10);
+      let lp = log(p + 1e-10);
+      klSum += max(sumSeg(dot(p, lp - prevLog)), 0.0);
+      prevLog = lp;
+    }
+    r.pd = min(1.0, klSum / f32(t - 1u) / P.dmax);
+  }
+  return r;
+}
