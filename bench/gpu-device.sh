@@ -15,24 +15,41 @@ out=${OUT:-/tmp}/gpu-device.jsonl
 fx=fixtures; [ -d "$fx" ] || fx=test/fixtures
 small=${SMALL:-0}
 n10m=10000000; n4m=4000000; nemb=100000; nemb2=400000; ncpu=1000000
-if [ "$small" = 1 ]; then n10m=20000; n4m=20000; nemb=2000; nemb2=4000; ncpu=20000; fi
+# The subgroup kernels; on the software adapter (SMALL=1, no subgroups) their emulated builds.
+rows=rows; comps=subgroups
+if [ "$small" = 1 ]; then n10m=20000; n4m=20000; nemb=2000; nemb2=4000; ncpu=20000; rows=rows-emulated; comps=emulated; fi
 quiet() { grep -vE 'XDG_RUNTIME_DIR|shaderUniform|InitializeImpl|artificially reduced|While initializing|^[[:space:]]*$' >&2; }
 
 echo "== adapter"
 node -e "import('./dist/backends/webgpu/index.js').then(async ({WebGpuBackend}) => { const b = new WebGpuBackend(); console.log(JSON.stringify(await b.describe())); await b.dispose(); })" 2> >(quiet)
 
 fail=0
-echo "== fixtures on webgpu (tolerance 1e-5), default device options"
+echo "== fixtures on webgpu (tolerance 1e-5): default options, then the other kernels (env overrides)"
 fxsum=""
-for inp in "$fx"/*.input.jsonl; do
-  name=$(basename "$inp" .input.jsonl); cfg="$fx/$name.config.json"
-  tau=$(node -e "console.log(JSON.parse(require('fs').readFileSync(process.argv[1],'utf8')).tau ?? 0.65)" "$cfg")
-  if node dist/cli.js score "$inp" --config "$cfg" --backend webgpu > /tmp/fx-out.jsonl 2> >(quiet); then
-    printf '%s: ' "$name"; node bench/compare-fixture.mjs "$fx/$name.expected.jsonl" /tmp/fx-out.jsonl 1e-5 "$tau" || { fail=1; fxsum="$fxsum $name"; }
-  else
-    echo "$name: ecr score failed"; fail=1; fxsum="$fxsum $name"
-  fi
-done
+# label, env assignments; the rows layout runs only where m is a multiple of 4 (others: components).
+fixture_pass() {
+  local label=$1; shift
+  for inp in "$fx"/*.input.jsonl; do
+    name=$(basename "$inp" .input.jsonl); cfg="$fx/$name.config.json"
+    tau=$(node -e "console.log(JSON.parse(require('fs').readFileSync(process.argv[1],'utf8')).tau ?? 0.65)" "$cfg")
+    m=$(head -1 "$inp" | node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>console.log(JSON.parse(s).steps[0].length))")
+    local kenv=()
+    for a in "$@"; do
+      if [[ "$a" == ECR_WEBGPU_METRICS_KERNEL=rows* && $((m % 4)) != 0 ]]; then continue; fi
+      kenv+=("$a")
+    done
+    if env "${kenv[@]}" node dist/cli.js score "$inp" --config "$cfg" --backend webgpu > /tmp/fx-out.jsonl 2> >(quiet); then
+      printf '[%s %s] %s: ' "$label" "${kenv[*]}" "$name"; node bench/compare-fixture.mjs "$fx/$name.expected.jsonl" /tmp/fx-out.jsonl 1e-5 "$tau" || { fail=1; fxsum="$fxsum $label/$name"; }
+    else
+      echo "[$label] $name: ecr score failed"; fail=1; fxsum="$fxsum $label/$name"
+    fi
+  done
+}
+fixture_pass default
+fixture_pass rows-fused ECR_WEBGPU_METRICS_KERNEL=$rows
+fixture_pass separate ECR_WEBGPU_METRICS_KERNEL=$rows ECR_WEBGPU_SELECTION_KERNEL=separate
+fixture_pass components-separate ECR_WEBGPU_METRICS_KERNEL=$comps ECR_WEBGPU_SELECTION_KERNEL=separate
+fixture_pass staged ECR_WEBGPU_METRICS_KERNEL=staged
 fixtures_line="fixtures: $([ $fail = 0 ] && echo all ok || echo "FAILURES:$fxsum")"
 echo "$fixtures_line"
 
@@ -46,13 +63,14 @@ bench() { # label, then ecr bench arguments
 bench emb-d384 --backend webgpu --n $nemb --t 5 --m 8 --d 384 --dtype float32 --reps 3
 
 echo "== kernel variants and e2e (one process, one synthetic batch)"
-N10M=$n10m N4M=$n4m OUTFILE="$out" timeout 200 node --input-type=module - <<'JS' 2> >(quiet)
+N10M=$n10m N4M=$n4m ROWS=$rows OUTFILE="$out" timeout 360 node --input-type=module - <<'JS' 2> >(quiet)
 import { appendFileSync } from 'node:fs';
 import { syntheticBatch } from './dist/bench/synthetic.js';
 import { resolveConfig } from './dist/config.js';
 import { WebGpuBackend, encodeUnorm16 } from './dist/backends/webgpu/index.js';
 const cfg = resolveConfig({});
 const n10 = Number(process.env.N10M), n4 = Number(process.env.N4M);
+const ROWS = process.env.ROWS;
 const big = syntheticBatch({ n: n10, t: 5, m: 8, dtype: 'float32' });
 const sub = (n) => ({ ...big, n, steps: big.steps.subarray(0, n * 40), groups: big.groups.subarray(0, n) });
 const emit = (o) => { const l = JSON.stringify(o); appendFileSync(process.env.OUTFILE, l + '\n'); };
@@ -63,7 +81,7 @@ async function kernel(label, tuning, batch) {
   try {
     await b.computeMetrics(batch, cfg);
     const p = await b.profile(batch, cfg);
-    emit({ label, variant: tuning, n: batch.n, metricsKernel: p.metricsKernel, selection: p.selection, kernelMs: p.kernelMs, kernelTrajPerSec: p.kernelMs ? batch.n / p.kernelMs * 1e3 : null, stages: p.stages });
+    emit({ label, variant: tuning, n: batch.n, metricsKernel: p.metricsKernel, selection: p.selection, selectionKernel: p.selectionKernel, kernelMs: p.kernelMs, kernelTrajPerSec: p.kernelMs ? batch.n / p.kernelMs * 1e3 : null, stages: p.stages });
   } catch (e) { emit({ label, variant: tuning, error: String(e) }); } finally { await b.dispose(); }
 }
 // Wall clock of computeMetricsF32, outputs reused. codes: E pre-encoded as unorm16 (the caller's storage format; encoding not timed).
@@ -81,16 +99,19 @@ async function e2e(label, batch, { reps = 5, tuning = {}, codes } = {}) {
 const probe = new WebGpuBackend();
 emit({ label: 'adapter', ...(await probe.describe()) });
 await probe.dispose();
+// Metrics kernels (component lanes, rows of 4 components, staged) x selection pass 1 (fused into
+// the metrics kernel, its own kernel, or on the host), 10M trajectories in contiguous groups of 8.
 await kernel('kernel-10M', {}, big);
 await kernel('kernel-10M-noselect', { gpuSelection: false }, big);
-// Selection tail, old vs new: serial fold with late loads (run 7's kernel), and each change alone.
-await kernel('kernel-10M-tail-serial', { selectionTail: 'serial', selectionPrefetch: false }, big);
-await kernel('kernel-10M-tail-serial-prefetch', { selectionTail: 'serial', selectionPrefetch: true }, big);
-await kernel('kernel-10M-tail-scan-noprefetch', { selectionTail: 'scan', selectionPrefetch: false }, big);
-await kernel('kernel-10M-general', { contiguousSelection: false }, big);
-await kernel('kernel-10M-general-serial', { contiguousSelection: false, selectionTail: 'serial', selectionPrefetch: false }, big);
-await kernel('kernel-10M-onegroup', {}, { ...big, groups: undefined });
-await kernel('kernel-10M-onegroup-serial', { selectionTail: 'serial', selectionPrefetch: false }, { ...big, groups: undefined });
+await kernel('kernel-10M-separate', { selectionKernel: 'separate' }, big);
+await kernel('kernel-10M-rows', { metricsKernel: ROWS }, big);
+await kernel('kernel-10M-rows-noselect', { metricsKernel: ROWS, gpuSelection: false }, big);
+await kernel('kernel-10M-rows-separate', { metricsKernel: ROWS, selectionKernel: 'separate' }, big);
+await kernel('kernel-10M-rows-separate-general', { metricsKernel: ROWS, selectionKernel: 'separate', contiguousSelection: false }, big);
+await kernel('kernel-10M-rows-separate-onegroup', { metricsKernel: ROWS, selectionKernel: 'separate' }, { ...big, groups: undefined });
+await kernel('kernel-10M-rows-fused-onegroup', { metricsKernel: ROWS }, { ...big, groups: undefined });
+await kernel('kernel-10M-staged', { metricsKernel: 'staged' }, big);
+await kernel('kernel-10M-staged-noselect', { metricsKernel: 'staged', gpuSelection: false }, big);
 const b4 = sub(n4);
 await e2e('e2e-4M-f32-reused', b4);
 {
@@ -100,8 +121,8 @@ await e2e('e2e-4M-f32-reused', b4);
 }
 // E in mapped MAP_WRITE buffers filled by the caller (as with pinned memory in PyTorch: the fill is
 // not in msMedian, reported apart as fillMs); contentsKept checks the fill survived unmap/re-map.
-{
-  const b = new WebGpuBackend();
+async function e2eMapped(label, tuning) {
+  const b = new WebGpuBackend(tuning);
   const out = Object.fromEntries(METRICS.map((k) => [k, new Float32Array(b4.n)]));
   try {
     const mapped = await b.allocateMappedSteps(b4.n, b4.t, b4.m);
@@ -113,10 +134,13 @@ await e2e('e2e-4M-f32-reused', b4);
     for (let r = 0; r < 5; r++) { fillAll(); const t0 = performance.now(); await call(); ms.push(performance.now() - t0); }
     const last = mapped.parts.at(-1);
     const contentsKept = last.steps[last.count * 40 - 1] === b4.steps[(last.start + last.count) * 40 - 1] && mapped.parts[0].steps[0] === b4.steps[0];
-    emit({ label: 'e2e-4M-mapped', n: b4.n, input: 'mapped-steps', buffers: mapped.parts.length, outputs: 'float32', msMedian: median(ms), trajPerSec: b4.n / median(ms) * 1e3, samplesMs: ms, fillMsMedian: median(fillMs), fillSamplesMs: fillMs, contentsKept });
+    emit({ label, variant: tuning, n: b4.n, input: 'mapped-steps', buffers: mapped.parts.length, outputs: 'float32', msMedian: median(ms), trajPerSec: b4.n / median(ms) * 1e3, samplesMs: ms, fillMsMedian: median(fillMs), fillSamplesMs: fillMs, contentsKept });
     mapped.dispose();
-  } catch (e) { emit({ label: 'e2e-4M-mapped', error: String(e) }); } finally { await b.dispose(); }
+  } catch (e) { emit({ label, error: String(e) }); } finally { await b.dispose(); }
 }
+await e2eMapped('e2e-4M-mapped', {});
+await e2eMapped('e2e-4M-mapped-rows-separate', { metricsKernel: ROWS, selectionKernel: 'separate' });
+await e2e('e2e-4M-f32-rows-separate', b4, { tuning: { metricsKernel: ROWS, selectionKernel: 'separate' } });
 JS
 
 echo "== summary (traj/s; kernel = timestamp span of all of a batch's kernels back to back; pass.* = per-pass timestamps, summed)"
@@ -129,10 +153,11 @@ for (const l of require('fs').readFileSync(process.argv[1],'utf8').split('\n').f
   if (r) { console.log(label.padEnd(20), 'e2e', (r.trajPerSec/1e6).toFixed(2), 'M/s', r.kernelMs ? 'kernel ' + r2(r.kernelMs) + ' ms ' + (r.kernelTrajPerSec/1e6).toFixed(0) + ' M/s' : ''); continue; }
   if (o.kernelMs !== undefined || o.stages) {
     const passes = Object.fromEntries(Object.entries(o.stages ?? {}).filter(([k]) => k.startsWith('pass.') || k === 'kernelPassSum').map(([k, v]) => [k, r2(v)]));
-    console.log(label.padEnd(20), o.metricsKernel, o.selection, 'kernel', r2(o.kernelMs), 'ms', o.kernelTrajPerSec ? (o.kernelTrajPerSec/1e9).toFixed(2) + ' G/s' : '', JSON.stringify(passes));
+    console.log(label.padEnd(34), o.metricsKernel, o.selection, o.selectionKernel ?? '', 'kernel', r2(o.kernelMs), 'ms', o.kernelTrajPerSec ? (o.kernelTrajPerSec/1e9).toFixed(2) + ' G/s' : '', JSON.stringify(passes));
     continue;
   }
   console.log(label.padEnd(20), 'e2e', r2(o.msMedian), 'ms', (o.trajPerSec/1e6).toFixed(2), 'M/s', o.input, o.fillMsMedian !== undefined ? 'fill ' + r2(o.fillMsMedian) + ' ms (untimed), contentsKept ' + o.contentsKept : '');
 }" "$out"
 echo "$fixtures_line"
+echo "elapsed ${SECONDS}s"
 exit $fail
