@@ -41,6 +41,35 @@ fn rowRanks(v: vec4<f32>, h: u32) -> vec4<u32> {
   return rank;
 }
 
+fn bits4(c: vec4<bool>) -> u32 {
+  let b = select(vec4<u32>(0u), vec4<u32>(1u, 2u, 4u, 8u), c);
+  return (b.x | b.y) | (b.z | b.w);
+}
+
+// The order of a row as pair bits: for components j < k, whether E_k > E_j (on a tie j ranks
+// first). The ranks are a function of these bits and determine them, so a row's ranks differ from
+// the previous row's exactly when some bit does, and with equal CR weights that is all CR needs.
+// Lane h holds the 6 pairs among its own components and, for each other lane h ^ d, 8 of the 16
+// pairs between the two: the lower lane those with the partner's components 0-1, the higher lane
+// those with its own components 2-3, so the two lanes together hold every pair once (OR-ed
+// across the segment afterwards). Bits: word x = d 1..4, word y = d 5..7 and the 6 inner pairs.
+fn rowOrder(v: vec4<f32>, h: u32) -> vec2<u32> {
+  var w = vec2<u32>(0u);
+  for (var d = 1u; d < LP; d++) {
+    let y = xorV4(v, d);
+    let lower = h < (h ^ d);
+    // The pair's larger index k on the left: partner's 0-1 (lower lane) or own 2-3 (higher lane).
+    let kv = select(vec2<f32>(v.z, v.w), vec2<f32>(y.x, y.y), lower);
+    let jv = select(y, v, lower);
+    let b = bits4(vec4<f32>(kv.x) > jv) | (bits4(vec4<f32>(kv.y) > jv) << 4u);
+    if (d <= 4u) { w.x |= b << (8u * (d - 1u)); } else { w.y |= b << (8u * (d - 5u)); }
+  }
+  let inner = bits4(vec4<bool>(v.y > v.x, v.z > v.x, v.w > v.x, v.z > v.y))
+            | select(0u, 16u, v.w > v.y) | select(0u, 32u, v.w > v.z);
+  w.y |= inner << 24u;
+  return w;
+}
+
 fn hsum(v: vec4<f32>) -> f32 { return (v.x + v.y) + (v.z + v.w); }
 
 // Metrics of chunk trajectory ic as seen by its lane h (every lane returns the same values; lane
@@ -53,41 +82,51 @@ fn laneMetrics(ic: u32, h: u32, sgLane: u32) -> Metrics {
   let hc = min(h, m / 4u - 1u);   // padding lanes load a real row and drop it
   for (var s = 0u; s < t; s++) { x[s] = select(vec4<f32>(0.0), loadRow(ic, s, hc), real); }
 
+  // Per-component sums of squared deviations: EVB's trace and ES's variance of component confIndex.
+  let invT = 1.0 / f32(t);
+  var mean = vec4<f32>(0.0);
+  for (var s = 0u; s < t; s++) { mean += x[s]; }
+  mean *= invT;
+  var ss = vec4<f32>(0.0);
+  for (var s = 0u; s < t; s++) { let dv = x[s] - mean; ss += dv * dv; }
+
   var r: Metrics;
   if (hasFlag(P, FLAG_EVB_MAXABS)) {
     let dv = abs(x[0] - x[t - 1u]);
     r.evb = min(1.0, maxSeg(max(max(dv.x, dv.y), max(dv.z, dv.w))));
   } else {
-    var mean = vec4<f32>(0.0);
-    for (var s = 0u; s < t; s++) { mean += x[s]; }
-    mean /= f32(t);
-    var ss = vec4<f32>(0.0);
-    for (var s = 0u; s < t; s++) { let dv = x[s] - mean; ss += dv * dv; }
     r.evb = evbFromTrace(sumSeg(hsum(ss)));
   }
 
-  // A row's ranks packed 8 bits each (ranks < 32); a changed word is a changed rank.
-  let uniformWeights = crWeightsUniform(m);
   var changedRows = 0u;
   var crTotal = 0.0;
-  var prevWord = 0u;
-  for (var s = 0u; s < t; s++) {
-    let rk = rowRanks(select(vec4<f32>(-1.0), x[s], real), h);
-    let word = rk.x | (rk.y << 8u) | (rk.z << 16u) | (rk.w << 24u);
-    if (s > 0u) {
-      let diff = select(0u, word ^ prevWord, real);
-      if (diff != 0u) { changedRows |= 1u << s; }
-      if (!uniformWeights) {
+  if (crWeightsUniform(m)) {
+    // Any rank changed at step s: some pair changed order (rowOrder).
+    var prevOrder = vec2<u32>(0u);
+    for (var s = 0u; s < t; s++) {
+      let order = rowOrder(select(vec4<f32>(-1.0), x[s], real), h);
+      if (s > 0u && any(order != prevOrder)) { changedRows |= 1u << s; }
+      prevOrder = order;
+    }
+    crTotal = f32(countOneBits(orSeg(changedRows))) * crWeight(0u);
+  } else {
+    // Per-component weights need each component's rank: packed 8 bits each (ranks < 32), a
+    // changed byte is a changed rank, and a step's penalty is the largest such weight.
+    var prevWord = 0u;
+    for (var s = 0u; s < t; s++) {
+      let rk = rowRanks(select(vec4<f32>(-1.0), x[s], real), h);
+      let word = rk.x | (rk.y << 8u) | (rk.z << 16u) | (rk.w << 24u);
+      if (s > 0u) {
+        let diff = select(0u, word ^ prevWord, real);
         var penalty = 0.0;
         for (var c = 0u; c < 4u; c++) {
           if (((diff >> (8u * c)) & 0xffu) != 0u) { penalty = max(penalty, crWeight(4u * h + c)); }
         }
         crTotal += maxSeg(penalty);
       }
+      prevWord = word;
     }
-    prevWord = word;
   }
-  if (uniformWeights) { crTotal = f32(countOneBits(orSeg(changedRows))) * crWeight(0u); }
   r.cr = crTotal / f32(t - 1u);
 
   if (hasFlag(P, FLAG_TS_EMB)) {
@@ -111,11 +150,7 @@ fn laneMetrics(ic: u32, h: u32, sgLane: u32) -> Metrics {
     // Component confIndex lives in lane confIndex / 4; a one-hot dot picks it without a dynamic
     // index into the vector.
     let pick = select(vec4<f32>(0.0), vec4<f32>(1.0), vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(P.confIndex & 3u));
-    var mean = 0.0;
-    for (var s = 0u; s < t; s++) { mean += dot(x[s], pick); }
-    mean /= f32(t);
-    var v = 0.0;
-    for (var s = 0u; s < t; s++) { let dv = dot(x[s], pick) - mean; v += dv * dv; }
+    let v = dot(ss, pick);
     r.es = readLaneF(clamp(1.0 - v / f32(t) / P.vmax, 0.0, 1.0), segLane0 + P.confIndex / 4u);
   }
 
@@ -126,10 +161,10 @@ fn laneMetrics(ic: u32, h: u32, sgLane: u32) -> Metrics {
   } else {
     // KL(p_s || p_{s-1}) = sum_j p * (log(p + eps) - log(q + eps)): each component's log once per
     // step. Padding lanes have p = 0, so they add 0.
-    var prevLog = log(x[0] / (sumSeg(hsum(x[0])) + 1e-10) + 1e-10);
+    var prevLog = log(x[0] * (1.0 / (sumSeg(hsum(x[0])) + 1e-10)) + 1e-10);
     var klSum = 0.0;
     for (var s = 1u; s < t; s++) {
-      let p = x[s] / (sumSeg(hsum(x[s])) + 1e-10);
+      let p = x[s] * (1.0 / (sumSeg(hsum(x[s])) + 1e-10));
       let lp = log(p + 1e-10);
       klSum += max(sumSeg(dot(p, lp - prevLog)), 0.0);
       prevLog = lp;

@@ -15,7 +15,7 @@ import type { Batch } from '../src/batch.js';
 import type { BackendOutput } from '../src/backends/backend.js';
 import { loadFixtures, fixtureBatch, expectMatchesFixture } from './helpers/fixtures.js';
 import { newBackend, webGpuGate } from './webgpu-gate.js';
-import { AUTO_ROWS, chooseMetricsKernel, lanesPerTrajectory } from '../src/backends/webgpu/kernels.js';
+import { AUTO_ROWS, chooseMetricsKernel, lanesPerTrajectory, lanesWorkgroupSize } from '../src/backends/webgpu/kernels.js';
 import { groupsAreContiguous } from '../src/backends/webgpu/runner.js';
 import { UsageError } from '../src/errors.js';
 
@@ -68,11 +68,13 @@ function expectSameOutput(a: BackendOutput, b: BackendOutput): void {
 describe('metrics kernel choice (no device needed)', () => {
   const caps = (subgroups: boolean, subgroupMinSize = 32) => ({ subgroups, subgroupMinSize, maxComputeWorkgroupSizeX: 256 });
   it('auto takes the subgroup lane kernel only when the device has subgroups and a trajectory fits the smallest subgroup', () => {
-    expect(chooseMetricsKernel('auto', 5, 8, caps(true))).toBe('subgroups');
+    expect(chooseMetricsKernel('auto', 5, 7, caps(true))).toBe('subgroups');
     expect(chooseMetricsKernel('auto', 5, 8, caps(false))).toBe('staged');
-    expect(chooseMetricsKernel('auto', 5, 8, caps(true, 4))).toBe('staged'); // 8 lanes > subgroups of 4
+    expect(chooseMetricsKernel('auto', 5, 7, caps(true, 4))).toBe('staged'); // 8 lanes > subgroups of 4
     expect(chooseMetricsKernel('auto', 5, 3, caps(true, 4))).toBe('subgroups'); // 3 components -> 4 lanes
-    expect(chooseMetricsKernel('auto', 16, 32, caps(true, 32))).toBe('subgroups');
+    expect(chooseMetricsKernel('auto', 16, 31, caps(true, 32))).toBe('subgroups');
+    expect(chooseMetricsKernel('auto', 16, 32, caps(true, 32))).toBe(AUTO_ROWS ? 'rows' : 'subgroups');
+    expect(chooseMetricsKernel('auto', 5, 8, caps(true, 4))).toBe(AUTO_ROWS ? 'rows' : 'staged'); // rows: 2 lanes
     expect(chooseMetricsKernel('auto', 17, 8, caps(true))).toBe('staged');
   });
   it('the rows layout runs only where m is a multiple of 4, with m/4 lanes (rounded up to a power of two) in the smallest subgroup', () => {
@@ -90,6 +92,15 @@ describe('metrics kernel choice (no device needed)', () => {
     // auto: rows where it runs (when AUTO_ROWS), else the component lanes.
     expect(chooseMetricsKernel('auto', 5, 8, caps(true))).toBe(AUTO_ROWS ? 'rows' : 'subgroups');
     expect(chooseMetricsKernel('auto', 5, 6, caps(true))).toBe('subgroups');
+  });
+  it('lane kernel workgroups: the preferred size within the device limit and 4..256 trajectories', () => {
+    expect(lanesWorkgroupSize(256, 2)).toBe(256);
+    expect(lanesWorkgroupSize(256, 2, 512)).toBe(256);
+    expect(lanesWorkgroupSize(1024, 1, 1024)).toBe(256); // at most 256 trajectories
+    expect(lanesWorkgroupSize(1024, 8, 1024)).toBe(1024);
+    expect(lanesWorkgroupSize(256, 2, 64)).toBe(64);
+    expect(() => lanesWorkgroupSize(256, 8, 16)).toThrow(UsageError);
+    expect(() => lanesWorkgroupSize(256, 2, 100)).toThrow(/power of two/);
   });
   it('forcing a kernel the device cannot run is a UsageError, never a substitute', () => {
     expect(() => chooseMetricsKernel('subgroups', 5, 8, caps(false))).toThrow(UsageError);
@@ -276,6 +287,11 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
           [randomBatch(1100, 45, { t: 7, m: 12, a: 3, levels: 2 }), { lambda: 0.3 }],
           [randomBatch(900, 44, { t: 2, m: 4, d: 12, groups: 5, levels: 1 }), { shrinkTarget: 'scaled-identity', confIndex: 1 }],
           [randomBatch(700, 43, { t: 16, m: 32, a: 4, groups: 7 }), { lambda: 'ledoit-wolf', confIndex: 31 }],
+          // Equal CR weights take the pair-order path: 2, 4 and 8 lanes (m = 20: 3 padding lanes), ties.
+          [randomBatch(1200, 46, { t: 6, m: 8, groups: 100, levels: 2 }), {}],
+          [randomBatch(800, 47, { t: 5, m: 16, levels: 3 }), { confIndex: 13 }],
+          [randomBatch(600, 48, { t: 4, m: 20, levels: 2 }), { evbMode: 'max-abs-change' }],
+          [randomBatch(600, 49, { t: 9, m: 32, levels: 5 }), {}],
         ];
         for (const [batch, c] of cases) {
           const cfg = resolveConfig(c);
@@ -353,6 +369,27 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
       } finally {
         await contiguous.dispose();
         await general.dispose();
+      }
+    });
+
+    it('the lane kernels give the same results with smaller workgroups (fewer trajectories per selection run)', async () => {
+      const batch = randomBatch(1500, 61, { t: 5, m: 8, groups: 1, levels: 3, base: true });
+      const groups = Int32Array.from({ length: 1500 }, (_, i) => Math.floor(i / 7));
+      for (const metricsKernel of ['rows-emulated', 'emulated'] as const) {
+        const wide = newBackend({ metricsKernel, chunkTrajectories: 512 });
+        const narrow = newBackend({ metricsKernel, chunkTrajectories: 512, laneWorkgroupSize: 32 });
+        try {
+          for (const b of [{ ...batch, groups }, { ...batch, groups: undefined }]) {
+            const cfg = resolveConfig({ tau: 0.6 });
+            const a = await wide.computeMetrics(b, cfg);
+            const c = await narrow.computeMetrics(b, cfg);
+            expectSameOutput(a, c);
+            expect(Array.from(c.groupSelected!)).toEqual(Array.from(hostSelection(b, c, cfg.tau).selected));
+          }
+        } finally {
+          await wide.dispose();
+          await narrow.dispose();
+        }
       }
     });
 

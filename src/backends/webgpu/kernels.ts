@@ -127,12 +127,23 @@ export function chooseMetricsKernel(pref: MetricsKernelPreference, t: number, m:
   return pref;
 }
 
-/** Whether `auto` prefers the rows layout where it can run. */
-export const AUTO_ROWS = false;
+/**
+ * Whether `auto` prefers the rows layout where it can run: H200 run 9 measured it at 2.03 ms for
+ * 10M trajectories with selection against 2.43 ms for one lane per component (equal without).
+ */
+export const AUTO_ROWS = true;
 
-/** Invocations per workgroup of the lane kernel; WG / lanesPerTrajectory(m, kind) trajectories. */
-export function lanesWorkgroupSize(maxComputeWorkgroupSizeX: number): number {
-  return Math.min(LANES_WG, maxComputeWorkgroupSizeX);
+/**
+ * Invocations per workgroup of the lane kernel (WG / lanesPerTrajectory(m, kind) trajectories):
+ * `preferred` (default LANES_WG) within the device's limit, and at least 4 and at most 256
+ * trajectories per workgroup (the admissible words of one workgroup fill at most 64 u32).
+ */
+export function lanesWorkgroupSize(maxComputeWorkgroupSizeX: number, lanesPerTraj = 1, preferred = LANES_WG): number {
+  if (!Number.isInteger(preferred) || preferred < 1 || (preferred & (preferred - 1)) !== 0) throw new UsageError(`laneWorkgroupSize must be a power of two, got ${preferred}`);
+  let wg = Math.min(preferred, maxComputeWorkgroupSizeX);
+  while (wg / lanesPerTraj > 256) wg >>= 1;
+  if (wg < 4 * lanesPerTraj) throw new UsageError(`laneWorkgroupSize ${preferred} holds fewer than 4 trajectories of ${lanesPerTraj} lanes`);
+  return wg;
 }
 
 /**

@@ -33,6 +33,8 @@ export interface RunTuning {
   slots?: number;
   /** Trajectories per workgroup of the metrics kernel (a power of two; default 128, lowered to fit workgroup storage). */
   workgroupSize?: number;
+  /** Invocations per workgroup of the lane kernels (a power of two; default 256, lowered to fit the device and 256 trajectories). */
+  laneWorkgroupSize?: number;
   /** Keep a small trajectory (T, m <= 8) in registers (default true); false reads workgroup memory as for larger shapes. */
   registerPath?: boolean;
   /** Per-group selection on the GPU (default true); false leaves it to the host (scoreBatch's GroupSelector). */
@@ -237,7 +239,7 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
   const why = unsupportedShape(batch.t, batch.m, limits.maxComputeWorkgroupStorageSize, limits.maxComputeWorkgroupSizeX);
   if (why) throw new GpuError('validation', `this batch cannot run on the GPU: ${why}`);
   const kernelKind = chooseMetricsKernel(tuning.metricsKernel ?? 'auto', batch.t, batch.m, { subgroups: gpu.subgroups, subgroupMinSize: gpu.subgroupMinSize, maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX });
-  const lanesWg = lanesWorkgroupSize(limits.maxComputeWorkgroupSizeX);
+  const lanesWg = kernelKind === 'staged' ? 0 : lanesWorkgroupSize(limits.maxComputeWorkgroupSizeX, lanesPerTrajectory(batch.m, kernelKind), tuning.laneWorkgroupSize);
   const wg = kernelKind === 'staged'
     ? metricsWorkgroupSize(tm, limits.maxComputeWorkgroupStorageSize, limits.maxComputeWorkgroupSizeX, tuning.workgroupSize ?? METRICS_DEFAULT_WG)
     : lanesWg / lanesPerTrajectory(batch.m, kernelKind);
