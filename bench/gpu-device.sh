@@ -46,7 +46,7 @@ fixture_pass() {
   done
 }
 fixture_pass default
-fixture_pass rows-fused ECR_WEBGPU_METRICS_KERNEL=$rows
+fixture_pass components ECR_WEBGPU_METRICS_KERNEL=$comps
 fixture_pass separate ECR_WEBGPU_METRICS_KERNEL=$rows ECR_WEBGPU_SELECTION_KERNEL=separate
 fixture_pass components-separate ECR_WEBGPU_METRICS_KERNEL=$comps ECR_WEBGPU_SELECTION_KERNEL=separate
 fixture_pass staged ECR_WEBGPU_METRICS_KERNEL=staged
@@ -63,7 +63,7 @@ bench() { # label, then ecr bench arguments
 bench emb-d384 --backend webgpu --n $nemb --t 5 --m 8 --d 384 --dtype float32 --reps 3
 
 echo "== kernel variants and e2e (one process, one synthetic batch)"
-N10M=$n10m N4M=$n4m ROWS=$rows OUTFILE="$out" timeout 360 node --input-type=module - <<'JS' 2> >(quiet)
+N10M=$n10m N4M=$n4m ROWS=$rows COMPS=$comps OUTFILE="$out" timeout 360 node --input-type=module - <<'JS' 2> >(quiet)
 import { appendFileSync } from 'node:fs';
 import { syntheticBatch } from './dist/bench/synthetic.js';
 import { resolveConfig } from './dist/config.js';
@@ -99,19 +99,21 @@ async function e2e(label, batch, { reps = 5, tuning = {}, codes } = {}) {
 const probe = new WebGpuBackend();
 emit({ label: 'adapter', ...(await probe.describe()) });
 await probe.dispose();
-// Metrics kernels (component lanes, rows of 4 components, staged) x selection pass 1 (fused into
-// the metrics kernel, its own kernel, or on the host), 10M trajectories in contiguous groups of 8.
+// Metrics kernels (rows of 4 components = the default for m = 8, component lanes, staged) x
+// selection pass 1 (fused into the metrics kernel, its own kernel, or on the host), 10M
+// trajectories in contiguous groups of 8 unless noted.
+const COMPS = process.env.COMPS;
 await kernel('kernel-10M', {}, big);
 await kernel('kernel-10M-noselect', { gpuSelection: false }, big);
-await kernel('kernel-10M-separate', { selectionKernel: 'separate' }, big);
-await kernel('kernel-10M-rows', { metricsKernel: ROWS }, big);
-await kernel('kernel-10M-rows-noselect', { metricsKernel: ROWS, gpuSelection: false }, big);
-await kernel('kernel-10M-rows-separate', { metricsKernel: ROWS, selectionKernel: 'separate' }, big);
-await kernel('kernel-10M-rows-separate-general', { metricsKernel: ROWS, selectionKernel: 'separate', contiguousSelection: false }, big);
-await kernel('kernel-10M-rows-separate-onegroup', { metricsKernel: ROWS, selectionKernel: 'separate' }, { ...big, groups: undefined });
-await kernel('kernel-10M-rows-fused-onegroup', { metricsKernel: ROWS }, { ...big, groups: undefined });
+await kernel('kernel-10M-onegroup', {}, { ...big, groups: undefined });
+await kernel('kernel-10M-general', { contiguousSelection: false }, big);
+await kernel('kernel-10M-rows-separate', { selectionKernel: 'separate' }, big);
+await kernel('kernel-10M-rows-wg128', { laneWorkgroupSize: 128 }, big);
+await kernel('kernel-10M-rows-wg512', { laneWorkgroupSize: 512 }, big);
+await kernel('kernel-10M-rows-unorm16', { compact: 'unorm16' }, big);
+await kernel('kernel-10M-components', { metricsKernel: COMPS }, big);
+await kernel('kernel-10M-components-noselect', { metricsKernel: COMPS, gpuSelection: false }, big);
 await kernel('kernel-10M-staged', { metricsKernel: 'staged' }, big);
-await kernel('kernel-10M-staged-noselect', { metricsKernel: 'staged', gpuSelection: false }, big);
 const b4 = sub(n4);
 await e2e('e2e-4M-f32-reused', b4);
 {
@@ -139,8 +141,6 @@ async function e2eMapped(label, tuning) {
   } catch (e) { emit({ label, error: String(e) }); } finally { await b.dispose(); }
 }
 await e2eMapped('e2e-4M-mapped', {});
-await e2eMapped('e2e-4M-mapped-rows-separate', { metricsKernel: ROWS, selectionKernel: 'separate' });
-await e2e('e2e-4M-f32-rows-separate', b4, { tuning: { metricsKernel: ROWS, selectionKernel: 'separate' } });
 JS
 
 echo "== summary (traj/s; kernel = timestamp span of all of a batch's kernels back to back; pass.* = per-pass timestamps, summed)"
