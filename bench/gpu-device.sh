@@ -20,6 +20,11 @@ rows=rows; comps=subgroups
 if [ "$small" = 1 ]; then n10m=20000; n4m=20000; nemb=2000; nemb2=4000; ncpu=20000; rows=rows-emulated; comps=emulated; fi
 quiet() { grep -vE 'XDG_RUNTIME_DIR|shaderUniform|InitializeImpl|artificially reduced|While initializing|^[[:space:]]*$' >&2; }
 
+# GPU clocks while the script runs (read only), to tell clock ramps from kernel costs.
+if command -v nvidia-smi >/dev/null; then
+  nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,utilization.gpu --format=csv,noheader -lms 250 > "${OUT:-/tmp}/clocks.csv" 2>/dev/null &
+  sampler=$!
+fi
 echo "== adapter"
 node -e "import('./dist/backends/webgpu/index.js').then(async ({WebGpuBackend}) => { const b = new WebGpuBackend(); console.log(JSON.stringify(await b.describe())); await b.dispose(); })" 2> >(quiet)
 
@@ -76,12 +81,23 @@ const sub = (n) => ({ ...big, n, steps: big.steps.subarray(0, n * 40), groups: b
 const emit = (o) => { const l = JSON.stringify(o); appendFileSync(process.env.OUTFILE, l + '\n'); };
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const METRICS = ['evb', 'cr', 'ts', 'es', 'pd', 'cci'];
-async function kernel(label, tuning, batch) {
-  const b = new WebGpuBackend(tuning);
+// Reference outputs of the default kernel, to check other kernels' outputs on the device (bitwise).
+let reference = null;
+async function kernel(label, tuning, batch, { check = false } = {}) {
+  const b = new WebGpuBackend({ replays: 9, ...tuning });
   try {
-    await b.computeMetrics(batch, cfg);
+    let mismatches;
+    if (!tuning.probe) {
+      const out = await b.computeMetrics(batch, cfg);
+      if (label === 'kernel-10M') reference = out;
+      if (check && reference) {
+        mismatches = 0;
+        for (const k of METRICS) for (let i = 0; i < batch.n; i++) if (out[k][i] !== reference[k][i]) mismatches++;
+        for (let g = 0; g < reference.groupSelected.length; g++) if (out.groupSelected[g] !== reference.groupSelected[g]) mismatches++;
+      }
+    }
     const p = await b.profile(batch, cfg);
-    emit({ label, variant: tuning, n: batch.n, metricsKernel: p.metricsKernel, selection: p.selection, selectionKernel: p.selectionKernel, kernelMs: p.kernelMs, kernelTrajPerSec: p.kernelMs ? batch.n / p.kernelMs * 1e3 : null, stages: p.stages });
+    emit({ label, variant: tuning, n: batch.n, metricsKernel: p.metricsKernel, selection: p.selection, selectionKernel: p.selectionKernel, kernelMs: p.kernelMs, kernelMinMs: p.stages.kernelMinMs, kernelTrajPerSec: p.kernelMs ? batch.n / p.kernelMs * 1e3 : null, mismatchesVsDefault: mismatches, stages: p.stages });
   } catch (e) { emit({ label, variant: tuning, error: String(e) }); } finally { await b.dispose(); }
 }
 // Wall clock of computeMetricsF32, outputs reused. codes: E pre-encoded as unorm16 (the caller's storage format; encoding not timed).
@@ -105,15 +121,19 @@ await probe.dispose();
 const COMPS = process.env.COMPS;
 await kernel('kernel-10M', {}, big);
 await kernel('kernel-10M-noselect', { gpuSelection: false }, big);
+// Probes (outputs not metrics): what the loads and the arithmetic cost on their own.
+await kernel('probe-10M-loads-only', { probe: 'loads-only' }, big);
+await kernel('probe-10M-loads-only-noselect', { probe: 'loads-only', gpuSelection: false }, big);
+await kernel('probe-10M-no-loads', { probe: 'no-loads' }, big);
+await kernel('probe-10M-no-loads-noselect', { probe: 'no-loads', gpuSelection: false }, big);
+// E through workgroup memory with coalesced loads: outputs must equal the default's bit for bit.
+await kernel('kernel-10M-rows-staging', { rowsStaging: true }, big, { check: true });
+await kernel('kernel-10M-rows-staging-noselect', { rowsStaging: true, gpuSelection: false }, big);
+await kernel('kernel-10M-rows-staging-wg128', { rowsStaging: true, laneWorkgroupSize: 128 }, big, { check: true });
+await kernel('kernel-10M-rows-wg128', { laneWorkgroupSize: 128 }, big, { check: true });
 await kernel('kernel-10M-onegroup', {}, { ...big, groups: undefined });
-await kernel('kernel-10M-general', { contiguousSelection: false }, big);
-await kernel('kernel-10M-rows-separate', { selectionKernel: 'separate' }, big);
-await kernel('kernel-10M-rows-wg128', { laneWorkgroupSize: 128 }, big);
-await kernel('kernel-10M-rows-wg512', { laneWorkgroupSize: 512 }, big);
-await kernel('kernel-10M-rows-unorm16', { compact: 'unorm16' }, big);
+await kernel('kernel-10M-general', { contiguousSelection: false }, big, { check: true });
 await kernel('kernel-10M-components', { metricsKernel: COMPS }, big);
-await kernel('kernel-10M-components-noselect', { metricsKernel: COMPS, gpuSelection: false }, big);
-await kernel('kernel-10M-staged', { metricsKernel: 'staged' }, big);
 const b4 = sub(n4);
 await e2e('e2e-4M-f32-reused', b4);
 {
@@ -153,11 +173,12 @@ for (const l of require('fs').readFileSync(process.argv[1],'utf8').split('\n').f
   if (r) { console.log(label.padEnd(20), 'e2e', (r.trajPerSec/1e6).toFixed(2), 'M/s', r.kernelMs ? 'kernel ' + r2(r.kernelMs) + ' ms ' + (r.kernelTrajPerSec/1e6).toFixed(0) + ' M/s' : ''); continue; }
   if (o.kernelMs !== undefined || o.stages) {
     const passes = Object.fromEntries(Object.entries(o.stages ?? {}).filter(([k]) => k.startsWith('pass.') || k === 'kernelPassSum').map(([k, v]) => [k, r2(v)]));
-    console.log(label.padEnd(34), o.metricsKernel, o.selection, o.selectionKernel ?? '', 'kernel', r2(o.kernelMs), 'ms', o.kernelTrajPerSec ? (o.kernelTrajPerSec/1e9).toFixed(2) + ' G/s' : '', JSON.stringify(passes));
+    console.log(label.padEnd(34), o.metricsKernel, o.selection, o.selectionKernel ?? '', 'kernel', r2(o.kernelMs), 'ms (min', r2(o.kernelMinMs) + ')', o.kernelTrajPerSec ? (o.kernelTrajPerSec/1e9).toFixed(2) + ' G/s' : '', o.mismatchesVsDefault !== undefined ? 'mismatches ' + o.mismatchesVsDefault : '', JSON.stringify(passes));
     continue;
   }
   console.log(label.padEnd(20), 'e2e', r2(o.msMedian), 'ms', (o.trajPerSec/1e6).toFixed(2), 'M/s', o.input, o.fillMsMedian !== undefined ? 'fill ' + r2(o.fillMsMedian) + ' ms (untimed), contentsKept ' + o.contentsKept : '');
 }" "$out"
+[ -n "${sampler:-}" ] && kill "$sampler" 2>/dev/null && echo "clocks: $(wc -l < "${OUT:-/tmp}/clocks.csv") samples in clocks.csv; during the kernels: $(tail -40 "${OUT:-/tmp}/clocks.csv" | awk -F', ' '{print $2}' | sort | uniq -c | sort -rn | head -3 | tr '\n' ' ')"
 echo "$fixtures_line"
 echo "elapsed ${SECONDS}s"
 exit $fail

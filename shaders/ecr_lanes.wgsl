@@ -14,6 +14,10 @@ override WG: u32 = 256u;   // invocations per workgroup; WG / LP trajectories (a
 override LP: u32 = 8u;     // lanes per trajectory: a power of two, <= the subgroup size
 override SLOTS: u32 = WG / LP;
 override SEL_FUSED: bool = true;
+// Benchmarks only (profile() with a probe; the outputs are then not metrics): 1 = load E and
+// store outputs without computing metrics; 2 = compute the metrics of generated values without
+// loading E. They bound what the loads and the arithmetic cost on their own.
+override PROBE: u32 = 0u;
 const MAXT: u32 = 16u;
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -65,7 +69,13 @@ fn lanesMain(wgId: vec3<u32>, lid: u32, sgLane: u32) {
   let ic = min(i, P.n - 1u);
   if (lid < SLOTS / 4u) { atomicStore(&admWords[lid], 0u); }
 
-  let r = laneMetrics(ic, j, sgLane);
+  var r: Metrics;
+  if (PROBE == 1u) {
+    let v = laneLoadSum(ic, j, lid, wgStart);
+    r = Metrics(v, v, v, v, v);
+  } else {
+    r = laneMetrics(ic, j, sgLane, lid, wgStart);
+  }
 
   let w0 = P.w[0];
   let cci = w0.x * (1.0 - r.evb) + w0.y * (1.0 - r.cr) + w0.z * r.ts + w0.w * r.es + P.w[1].x * (1.0 - r.pd);

@@ -7,6 +7,7 @@
 @group(0) @binding(1) var<storage, read> E: array<u32>;            // f32 bits, or 2 unorm16 per word
 
 fn loadE(v: u32) -> f32 {
+  if (PROBE == 2u) { return fract(f32(v) * 0.6180339); }
   if (E_UNORM16) {
     let u = unpack2x16unorm(E[v >> 1u]);
     return select(u.x, u.y, (v & 1u) == 1u);
@@ -14,9 +15,17 @@ fn loadE(v: u32) -> f32 {
   return bitcast<f32>(E[v]);
 }
 
+// PROBE 1: the trajectory's loads and one sum, nothing else.
+fn laneLoadSum(ic: u32, j: u32, lid: u32, wgStart: u32) -> f32 {
+  let m = M_FIXED;
+  var acc = 0.0;
+  for (var s = 0u; s < T_FIXED; s++) { acc += loadE((ic * T_FIXED + s) * m + min(j, m - 1u)); }
+  return sumSeg(select(0.0, acc, j < m));
+}
+
 // Metrics of chunk trajectory ic as seen by its lane j (every lane returns the same values; lane
 // sgLane of the subgroup).
-fn laneMetrics(ic: u32, j: u32, sgLane: u32) -> Metrics {
+fn laneMetrics(ic: u32, j: u32, sgLane: u32, lid: u32, wgStart: u32) -> Metrics {
   let t = T_FIXED;
   let m = M_FIXED;
   let comp = j < m;

@@ -7,18 +7,8 @@
 // component sum, instead of 7 and 3 exchanges per lane. Padding lanes (4h >= m) hold 0 for sums
 // and -1 (below every E value) for ranks.
 
-@group(0) @binding(1) var<storage, read> E: array<vec4<u32>>;      // f32 bits, or 8 unorm16 per vec4
-
-// Components 4h..4h+3 of row s of chunk trajectory ic (4h < m).
-fn loadRow(ic: u32, s: u32, h: u32) -> vec4<f32> {
-  let v = (ic * T_FIXED + s) * M_FIXED + 4u * h;   // index of the first value: a multiple of 4
-  if (E_UNORM16) {
-    let w = E[v >> 3u];
-    let half = select(w.xy, w.zw, (v & 4u) != 0u);
-    return vec4<f32>(unpack2x16unorm(half.x), unpack2x16unorm(half.y));
-  }
-  return bitcast<vec4<f32>>(E[v >> 2u]);
-}
+// E and loadRow come from lanes_rows_direct.wgsl (each lane loads its rows) or
+// lanes_rows_staged.wgsl (the workgroup copies its span through workgroup memory first).
 
 // Per component c of v: 1 when y beats it for the rank (y larger, or equal and y's index lower).
 fn beats(y: f32, v: vec4<f32>, lower: vec4<bool>) -> vec4<u32> {
@@ -72,15 +62,25 @@ fn rowOrder(v: vec4<f32>, h: u32) -> vec2<u32> {
 
 fn hsum(v: vec4<f32>) -> f32 { return (v.x + v.y) + (v.z + v.w); }
 
+// PROBE 1: the trajectory's loads and one sum, nothing else.
+fn laneLoadSum(ic: u32, h: u32, lid: u32, wgStart: u32) -> f32 {
+  let m = M_FIXED;
+  stageRows(lid, wgStart);
+  var acc = vec4<f32>(0.0);
+  for (var s = 0u; s < T_FIXED; s++) { acc += loadRow(ic, s, min(h, m / 4u - 1u), lid / LP); }
+  return sumSeg(select(0.0, hsum(acc), 4u * h < m));
+}
+
 // Metrics of chunk trajectory ic as seen by its lane h (every lane returns the same values; lane
 // sgLane of the subgroup).
-fn laneMetrics(ic: u32, h: u32, sgLane: u32) -> Metrics {
+fn laneMetrics(ic: u32, h: u32, sgLane: u32, lid: u32, wgStart: u32) -> Metrics {
   let t = T_FIXED;
   let m = M_FIXED;
   let real = 4u * h < m;
+  stageRows(lid, wgStart);
   var x: array<vec4<f32>, MAXT>;
   let hc = min(h, m / 4u - 1u);   // padding lanes load a real row and drop it
-  for (var s = 0u; s < t; s++) { x[s] = select(vec4<f32>(0.0), loadRow(ic, s, hc), real); }
+  for (var s = 0u; s < t; s++) { x[s] = select(vec4<f32>(0.0), loadRow(ic, s, hc, lid / LP), real); }
 
   // Per-component sums of squared deviations: EVB's trace and ES's variance of component confIndex.
   let invT = 1.0 / f32(t);

@@ -17,7 +17,7 @@ import { encodeBaseKeys, encodeRewardDiff, encodeUnorm16Range } from './encode.j
 import {
   COVARIANCE_WG, GROUP_STATE_WORDS, METRICS_DEFAULT_WG, MetricsBinding, SELECT_WG, SEL_REC_BYTES, TS_EMB_TPT,
   chooseMetricsKernel, covarianceKernel, lanesKernel, lanesPerTrajectory, lanesWorkgroupSize, metricsKernel, metricsWorkgroupSize, selectKernel,
-  tsEmbeddingsKernel, tsEmbeddingsWorkgroupSize, type MetricsKernelKind, type MetricsKernelPreference, type SelectPass, type SelectionKernel, SELECTION_KERNELS, selectRunsKernel, SELECT_RUNS_WG,
+  tsEmbeddingsKernel, tsEmbeddingsWorkgroupSize, type MetricsKernelKind, type MetricsKernelPreference, type SelectPass, type SelectionKernel, type KernelProbe, KERNEL_PROBES, rowsStagingUnfit, SELECTION_KERNELS, selectRunsKernel, SELECT_RUNS_WG,
 } from './kernels.js';
 import { chunkedBindings, inputLayout, metricStride, metricsOutputBytes, outputLayout, shapeOf, type BatchShape, type InputName } from './layout.js';
 import { Flag, PARAMS_BYTES, packParams, tauForF32, type Params } from './params.js';
@@ -33,6 +33,15 @@ export interface RunTuning {
   slots?: number;
   /** Trajectories per workgroup of the metrics kernel (a power of two; default 128, lowered to fit workgroup storage). */
   workgroupSize?: number;
+  /**
+   * Benchmarks only, accepted by profile() alone (the outputs are then not metrics): 'loads-only'
+   * loads E and stores without computing, 'no-loads' computes on generated values without loading E.
+   */
+  probe?: KernelProbe;
+  /** Rows layout only: copy E through workgroup memory with fully coalesced loads (default false: each lane loads its rows). */
+  rowsStaging?: boolean;
+  /** profile(): how many back-to-back replays time the kernels (default 3; kernelMs is their median). */
+  replays?: number;
   /** Invocations per workgroup of the lane kernels (a power of two; default 256, lowered to fit the device and 256 trajectories). */
   laneWorkgroupSize?: number;
   /** Keep a small trajectory (T, m <= 8) in registers (default true); false reads workgroup memory as for larger shapes. */
@@ -239,7 +248,22 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
   const why = unsupportedShape(batch.t, batch.m, limits.maxComputeWorkgroupStorageSize, limits.maxComputeWorkgroupSizeX);
   if (why) throw new GpuError('validation', `this batch cannot run on the GPU: ${why}`);
   const kernelKind = chooseMetricsKernel(tuning.metricsKernel ?? 'auto', batch.t, batch.m, { subgroups: gpu.subgroups, subgroupMinSize: gpu.subgroupMinSize, maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX });
-  const lanesWg = kernelKind === 'staged' ? 0 : lanesWorkgroupSize(limits.maxComputeWorkgroupSizeX, lanesPerTrajectory(batch.m, kernelKind), tuning.laneWorkgroupSize);
+  if (tuning.probe !== undefined) {
+    if (!KERNEL_PROBES.includes(tuning.probe)) throw new UsageError(`probe must be one of ${KERNEL_PROBES.join(', ')}, got ${JSON.stringify(tuning.probe)}`);
+    if (!profile) throw new UsageError('probe is a benchmark probe whose outputs are not metrics: only profile() accepts it');
+    if (kernelKind === 'staged') throw new UsageError('probe needs a lane kernel (subgroups, emulated, rows, rows-emulated)');
+  }
+  const replays = tuning.replays ?? 3;
+  if (!Number.isInteger(replays) || replays < 1 || replays > 100) throw new UsageError(`replays must be an integer in 1..100, got ${replays}`);
+  let lanesWg = kernelKind === 'staged' ? 0 : lanesWorkgroupSize(limits.maxComputeWorkgroupSizeX, lanesPerTrajectory(batch.m, kernelKind), tuning.laneWorkgroupSize);
+  const rowsStaging = tuning.rowsStaging ?? false;
+  if (rowsStaging) {
+    const lp = lanesPerTrajectory(batch.m, kernelKind);
+    // Halve the workgroup until its staged rows fit (at least 4 trajectories).
+    while (lanesWg > 4 * lp && rowsStagingUnfit(kernelKind, batch.t, batch.m, lanesWg, unorm16, limits.maxComputeWorkgroupStorageSize)) lanesWg >>= 1;
+    const unfit = rowsStagingUnfit(kernelKind, batch.t, batch.m, lanesWg, unorm16, limits.maxComputeWorkgroupStorageSize);
+    if (unfit) throw new UsageError(unfit);
+  }
   const wg = kernelKind === 'staged'
     ? metricsWorkgroupSize(tm, limits.maxComputeWorkgroupStorageSize, limits.maxComputeWorkgroupSizeX, tuning.workgroupSize ?? METRICS_DEFAULT_WG)
     : lanesWg / lanesPerTrajectory(batch.m, kernelKind);
@@ -278,7 +302,7 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
     windows: planChunks(recordCount, recordsPerWindow), base: baseParams(batch, config, flags), maxPerDim: limits.maxComputeWorkgroupsPerDimension,
     metricsPipe: await pipelines.get(kernelKind === 'staged'
       ? metricsKernel(batch.t, batch.m, wg, unorm16, tuning.registerPath ?? true)
-      : lanesKernel(batch.t, batch.m, lanesWg, unorm16, kernelKind, !separate)),
+      : lanesKernel(batch.t, batch.m, lanesWg, unorm16, kernelKind, !separate, tuning.probe, rowsStaging)),
     selRunsPipe: separate ? await pipelines.get(selectRunsKernel()) : null,
     tsPipe: shape.d ? await pipelines.get(tsEmbeddingsKernel(batch.t, shape.d, tsWg)) : null,
     covPipe: shape.covariance ? await pipelines.get(covarianceKernel(unorm16)) : null,
@@ -416,11 +440,12 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
         // Per kind of pass, summed over chunks and windows: where the device time goes.
         passes.forEach((ms, q) => { const key = `pass.${clock!.labels[q]}`; timer.stages[key] = (timer.stages[key] ?? 0) + ms; });
       }
-      // Device time of the whole batch's kernels back to back (no host in between): median of three replays.
+      // Device time of the whole batch's kernels back to back (no host in between): median of the replays.
       const spans: number[] = [];
-      for (let r = 0; r < 3; r++) spans.push(await replayKernels(ctx, plan, slots, selectionUniforms));
+      for (let r = 0; r < replays; r++) spans.push(await replayKernels(ctx, plan, slots, selectionUniforms));
+      timer.stages.kernelMinMs = Math.min(...spans);
       spans.sort((a, b) => a - b);
-      kernelMs = spans[1];
+      kernelMs = spans[spans.length >> 1];
     }
     succeeded = true;
     return { output: out, times: timer ? { stages: timer.stages, kernelMs, chunks: chunks.length, metricsKernel: kernelKind, selection: !select ? 'host' : contiguous ? 'contiguous' : 'general', selectionKernel: select ? (separate ? 'separate' : 'fused') : undefined } : undefined };
