@@ -121,18 +121,16 @@ await probe.dispose();
 const COMPS = process.env.COMPS;
 await kernel('kernel-10M', {}, big);
 await kernel('kernel-10M-noselect', { gpuSelection: false }, big);
-// Probes (outputs not metrics): what the loads and the arithmetic cost on their own.
-await kernel('probe-10M-loads-only', { probe: 'loads-only' }, big);
-await kernel('probe-10M-loads-only-noselect', { probe: 'loads-only', gpuSelection: false }, big);
-await kernel('probe-10M-no-loads', { probe: 'no-loads' }, big);
-await kernel('probe-10M-no-loads-noselect', { probe: 'no-loads', gpuSelection: false }, big);
-// E through workgroup memory with coalesced loads: outputs must equal the default's bit for bit.
-await kernel('kernel-10M-rows-staging', { rowsStaging: true }, big, { check: true });
-await kernel('kernel-10M-rows-staging-noselect', { rowsStaging: true, gpuSelection: false }, big);
-await kernel('kernel-10M-rows-staging-wg128', { rowsStaging: true, laneWorkgroupSize: 128 }, big, { check: true });
-await kernel('kernel-10M-rows-wg128', { laneWorkgroupSize: 128 }, big, { check: true });
+await kernel('kernel-10M-wg128', { laneWorkgroupSize: 128 }, big, { check: true });
+await kernel('kernel-10M-wg64', { laneWorkgroupSize: 64 }, big, { check: true });
 await kernel('kernel-10M-onegroup', {}, { ...big, groups: undefined });
 await kernel('kernel-10M-general', { contiguousSelection: false }, big, { check: true });
+// Probes (outputs not metrics), host selection: what the loads, the arithmetic and each metric cost.
+await kernel('probe-10M-loads-only', { probe: 'loads-only', gpuSelection: false }, big);
+await kernel('probe-10M-no-loads', { probe: 'no-loads', gpuSelection: false }, big);
+await kernel('probe-10M-skip-cr', { probe: 'skip-cr', gpuSelection: false }, big);
+await kernel('probe-10M-skip-pd', { probe: 'skip-pd', gpuSelection: false }, big);
+await kernel('probe-10M-skip-ts', { probe: 'skip-ts', gpuSelection: false }, big);
 await kernel('kernel-10M-components', { metricsKernel: COMPS }, big);
 const b4 = sub(n4);
 await e2e('e2e-4M-f32-reused', b4);

@@ -16,7 +16,7 @@ override SLOTS: u32 = WG / LP;
 override SEL_FUSED: bool = true;
 // Benchmarks only (profile() with a probe; the outputs are then not metrics): 1 = load E and
 // store outputs without computing metrics; 2 = compute the metrics of generated values without
-// loading E. They bound what the loads and the arithmetic cost on their own.
+// loading E; 3, 4, 5 (rows layout) = leave CR, PD, TS out. They apportion the kernel's time.
 override PROBE: u32 = 0u;
 const MAXT: u32 = 16u;
 
@@ -47,15 +47,6 @@ fn orSeg(x: u32) -> u32 {
   var s = x;
   for (var o = 1u; o < LP; o <<= 1u) { s |= xorU(s, o); }
   return s;
-}
-
-// All CR weights of the m components equal (the default): a step's penalty is that weight
-// whenever any rank changed, so one OR of the per-lane change masks replaces a max per step.
-fn crWeightsUniform(m: u32) -> bool {
-  let w0 = crWeight(0u);
-  var same = true;
-  for (var k = 1u; k < m; k++) { same = same && crWeight(k) == w0; }
-  return same;
 }
 
 fn lanesMain(wgId: vec3<u32>, lid: u32, sgLane: u32) {

@@ -7,8 +7,19 @@
 // component sum, instead of 7 and 3 exchanges per lane. Padding lanes (4h >= m) hold 0 for sums
 // and -1 (below every E value) for ranks.
 
-// E and loadRow come from lanes_rows_direct.wgsl (each lane loads its rows) or
-// lanes_rows_staged.wgsl (the workgroup copies its span through workgroup memory first).
+@group(0) @binding(1) var<storage, read> E: array<vec4<u32>>;      // f32 bits, or 8 unorm16 per vec4
+
+// Components 4h..4h+3 of row s of chunk trajectory ic (4h < m).
+fn loadRow(ic: u32, s: u32, h: u32) -> vec4<f32> {
+  let v = (ic * T_FIXED + s) * M_FIXED + 4u * h;   // index of the first value: a multiple of 4
+  if (PROBE == 2u) { return fract(vec4<f32>(f32(v), f32(v + 1u), f32(v + 2u), f32(v + 3u)) * 0.6180339); }
+  if (E_UNORM16) {
+    let w = E[v >> 3u];
+    let half = select(w.xy, w.zw, (v & 4u) != 0u);
+    return vec4<f32>(unpack2x16unorm(half.x), unpack2x16unorm(half.y));
+  }
+  return bitcast<vec4<f32>>(E[v >> 2u]);
+}
 
 // Per component c of v: 1 when y beats it for the rank (y larger, or equal and y's index lower).
 fn beats(y: f32, v: vec4<f32>, lower: vec4<bool>) -> vec4<u32> {
@@ -65,10 +76,9 @@ fn hsum(v: vec4<f32>) -> f32 { return (v.x + v.y) + (v.z + v.w); }
 // PROBE 1: the trajectory's loads and one sum, nothing else.
 fn laneLoadSum(ic: u32, h: u32, lid: u32, wgStart: u32) -> f32 {
   let m = M_FIXED;
-  stageRows(lid, wgStart);
   var acc = vec4<f32>(0.0);
-  for (var s = 0u; s < T_FIXED; s++) { acc += loadRow(ic, s, min(h, m / 4u - 1u), lid / LP); }
-  return sumSeg(select(0.0, hsum(acc), 4u * h < m));
+  for (var s = 0u; s < T_FIXED; s++) { acc += loadRow(ic, s, min(h, m / 4u - 1u)); }
+  return sumSeg(select(0.0, hsum(acc), m == 4u * LP || 4u * h < m));
 }
 
 // Metrics of chunk trajectory ic as seen by its lane h (every lane returns the same values; lane
@@ -76,11 +86,10 @@ fn laneLoadSum(ic: u32, h: u32, lid: u32, wgStart: u32) -> f32 {
 fn laneMetrics(ic: u32, h: u32, sgLane: u32, lid: u32, wgStart: u32) -> Metrics {
   let t = T_FIXED;
   let m = M_FIXED;
-  let real = 4u * h < m;
-  stageRows(lid, wgStart);
+  let real = m == 4u * LP || 4u * h < m;   // the first clause folds to true when no lane pads
   var x: array<vec4<f32>, MAXT>;
   let hc = min(h, m / 4u - 1u);   // padding lanes load a real row and drop it
-  for (var s = 0u; s < t; s++) { x[s] = select(vec4<f32>(0.0), loadRow(ic, s, hc, lid / LP), real); }
+  for (var s = 0u; s < t; s++) { x[s] = select(vec4<f32>(0.0), loadRow(ic, s, hc), real); }
 
   // Per-component sums of squared deviations: EVB's trace and ES's variance of component confIndex.
   let invT = 1.0 / f32(t);
@@ -100,7 +109,8 @@ fn laneMetrics(ic: u32, h: u32, sgLane: u32, lid: u32, wgStart: u32) -> Metrics 
 
   var changedRows = 0u;
   var crTotal = 0.0;
-  if (crWeightsUniform(m)) {
+  if (PROBE == 3u) {
+  } else if (hasFlag(P, FLAG_CR_UNIFORM)) {
     // Any rank changed at step s: some pair changed order (rowOrder).
     var prevOrder = vec2<u32>(0u);
     for (var s = 0u; s < t; s++) {
@@ -131,6 +141,8 @@ fn laneMetrics(ic: u32, h: u32, sgLane: u32, lid: u32, wgStart: u32) -> Metrics 
 
   if (hasFlag(P, FLAG_TS_EMB)) {
     r.ts = tsEmb[ic];
+  } else if (PROBE == 5u) {
+    r.ts = 0.0;
   } else {
     let invSqrtM = 1.0 / sqrt(f32(m));
     var sum = 0.0;
@@ -158,17 +170,21 @@ fn laneMetrics(ic: u32, h: u32, sgLane: u32, lid: u32, wgStart: u32) -> Metrics 
     var pdLocal = 0.0;
     if (h == 0u) { pdLocal = pdFromPolicy(ic); }
     r.pd = readLaneF(pdLocal, segLane0);
+  } else if (PROBE == 4u) {
+    r.pd = 0.0;
   } else {
     // KL(p_s || p_{s-1}) = sum_j p * (log(p + eps) - log(q + eps)): each component's log once per
-    // step. Padding lanes have p = 0, so they add 0.
-    var prevLog = log(x[0] * (1.0 / (sumSeg(hsum(x[0])) + 1e-10)) + 1e-10);
+    // step, in base 2 (the hardware's), scaled by ln 2 once at the end (max(., 0) commutes with
+    // that positive scale). Padding lanes have p = 0, so they add 0.
+    var prevLog = log2(x[0] * (1.0 / (sumSeg(hsum(x[0])) + 1e-10)) + 1e-10);
     var klSum = 0.0;
     for (var s = 1u; s < t; s++) {
       let p = x[s] * (1.0 / (sumSeg(hsum(x[s])) + 1e-10));
-      let lp = log(p + 1e-10);
+      let lp = log2(p + 1e-10);
       klSum += max(sumSeg(dot(p, lp - prevLog)), 0.0);
       prevLog = lp;
     }
+    klSum *= 0.6931471805599453;
     r.pd = min(1.0, klSum / f32(t - 1u) / P.dmax);
   }
   return r;

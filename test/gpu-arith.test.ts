@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { alignUp, maxChunkTrajectories, planChunks, refoldDispatch, type ChunkLimits } from '../src/gpu/dispatch.js';
 import { sizeClass } from '../src/gpu/buffer-pool.js';
-import { tauForF32, packParams, PARAMS_BYTES } from '../src/backends/webgpu/params.js';
+import { tauForF32, packParams, PARAMS_BYTES, crWeightsUniform } from '../src/backends/webgpu/params.js';
 import { encodeBaseKeys, encodeUnorm16, encodeUnorm16Range, decodeUnorm16 } from '../src/backends/webgpu/encode.js';
 import { metricsWorkgroupSize } from '../src/backends/webgpu/kernels.js';
 import { chunkedBindings, inputLayout, shapeOf, SEGMENT_ALIGN } from '../src/backends/webgpu/layout.js';
@@ -79,6 +79,12 @@ describe('chunk planning', () => {
       expect(segments.e.bytes).toBe(unorm16 ? alignUp(513 * 35 * 2, 4) : 513 * 35 * 4);
       expect(chunkedBindings(shape).find((b) => b.name === 'e')!.bytesPerTrajectory).toBe(unorm16 ? 70 : 140);
     }
+  });
+  it('crWeightsUniform: equal first m weights (or none given)', () => {
+    expect(crWeightsUniform(null, 8)).toBe(true);
+    expect(crWeightsUniform([0.5, 0.5, 0.5], 3)).toBe(true);
+    expect(crWeightsUniform([1, 1, 0.5], 3)).toBe(false);
+    expect(crWeightsUniform([1, 1, 0.5], 2)).toBe(true); // only the first m count
   });
   it('shrinks the metrics workgroup until its staged E fits workgroup storage', () => {
     expect(metricsWorkgroupSize(40, 32768, 256)).toBe(128);

@@ -154,39 +154,22 @@ export function lanesWorkgroupSize(maxComputeWorkgroupSizeX: number, lanesPerTra
 export type SelectionKernel = 'fused' | 'separate';
 export const SELECTION_KERNELS: readonly SelectionKernel[] = ['fused', 'separate'];
 
-/** Benchmark probes of the lane kernels (their outputs are not metrics): see PROBE in ecr_lanes.wgsl. */
-export type KernelProbe = 'loads-only' | 'no-loads';
-export const KERNEL_PROBES: readonly KernelProbe[] = ['loads-only', 'no-loads'];
-
 /**
- * Why the rows layout cannot stage E through workgroup memory (lanes_rows_staged.wgsl) here, or
- * null: float32 E, m = 4 * LP (4, 8, 16 or 32), and WG * T 16-byte words plus the selection slots
- * within the workgroup storage.
+ * Benchmark probes of the lane kernels (their outputs are not metrics): see PROBE in ecr_lanes.wgsl.
+ * The skip-* probes (rows layout) leave one metric's arithmetic out, to apportion the kernel's time.
  */
-export function rowsStagingUnfit(kind: MetricsKernelKind, t: number, m: number, wg: number, unorm16: boolean, maxWorkgroupStorage: number): string | null {
-  if (!isRows(kind)) return 'rowsStaging needs the rows layout';
-  if (unorm16) return 'rowsStaging reads float32 E only';
-  if (m !== 4 * lanesPerTrajectory(m, kind)) return `rowsStaging needs m in 4, 8, 16, 32, got ${m}`;
-  const bytes = rowsStagingBytes(t, m, wg, kind);
-  if (bytes > maxWorkgroupStorage) return `rowsStaging needs ${bytes} bytes of workgroup storage, the device has ${maxWorkgroupStorage}`;
-  return null;
-}
+export type KernelProbe = 'loads-only' | 'no-loads' | 'skip-cr' | 'skip-pd' | 'skip-ts';
+export const KERNEL_PROBES: readonly KernelProbe[] = ['loads-only', 'no-loads', 'skip-cr', 'skip-pd', 'skip-ts'];
+const PROBE_CODES: Record<KernelProbe, number> = { 'loads-only': 1, 'no-loads': 2, 'skip-cr': 3, 'skip-pd': 4, 'skip-ts': 5 };
 
-/** Workgroup storage of the rows kernel with staging: the rows, the admissible words, select_runs.wgsl's slots. */
-function rowsStagingBytes(t: number, m: number, wg: number, kind: MetricsKernelKind): number {
-  const slots = wg / lanesPerTrajectory(m, kind);
-  return wg * t * 16 + 64 * 4 + slots * (4 + 2 * 20 + 2 * 4) + (kind === 'rows-emulated' ? wg * 20 : 0);
-}
-
-export function lanesKernel(t: number, m: number, wg: number, unorm16: boolean, kind: Exclude<MetricsKernelKind, 'staged'>, selFused = true, probe?: KernelProbe, rowsStaging = false): PipelineSpec {
+export function lanesKernel(t: number, m: number, wg: number, unorm16: boolean, kind: Exclude<MetricsKernelKind, 'staged'>, selFused = true, probe?: KernelProbe): PipelineSpec {
   const subgroups = usesSubgroups(kind);
-  const layout = isRows(kind) ? [rowsStaging ? 'lanes_rows_staged.wgsl' : 'lanes_rows_direct.wgsl', 'lanes_rows.wgsl'] : ['lanes_components.wgsl'];
-  return {
+    return {
     file: 'ecr_lanes.wgsl',
     prelude: subgroups ? ['enable_subgroups.wgsl'] : [],
-    includes: ['metrics_shared.wgsl', 'select_runs.wgsl', subgroups ? 'lanes_subgroup.wgsl' : 'lanes_emulated.wgsl', ...layout],
+    includes: ['metrics_shared.wgsl', 'select_runs.wgsl', subgroups ? 'lanes_subgroup.wgsl' : 'lanes_emulated.wgsl', isRows(kind) ? 'lanes_rows.wgsl' : 'lanes_components.wgsl'],
     entryPoint: 'main',
-    constants: { WG: wg, LP: lanesPerTrajectory(m, kind), T_FIXED: t, M_FIXED: m, E_UNORM16: unorm16 ? 1 : 0, SEL_FUSED: selFused ? 1 : 0, PROBE: probe === 'loads-only' ? 1 : probe === 'no-loads' ? 2 : 0 },
+    constants: { WG: wg, LP: lanesPerTrajectory(m, kind), T_FIXED: t, M_FIXED: m, E_UNORM16: unorm16 ? 1 : 0, SEL_FUSED: selFused ? 1 : 0, PROBE: probe ? PROBE_CODES[probe] : 0 },
     layout: metricsLayout(),
     label: `ecr.lanes.${kind}`,
   };

@@ -17,10 +17,10 @@ import { encodeBaseKeys, encodeRewardDiff, encodeUnorm16Range } from './encode.j
 import {
   COVARIANCE_WG, GROUP_STATE_WORDS, METRICS_DEFAULT_WG, MetricsBinding, SELECT_WG, SEL_REC_BYTES, TS_EMB_TPT,
   chooseMetricsKernel, covarianceKernel, lanesKernel, lanesPerTrajectory, lanesWorkgroupSize, metricsKernel, metricsWorkgroupSize, selectKernel,
-  tsEmbeddingsKernel, tsEmbeddingsWorkgroupSize, type MetricsKernelKind, type MetricsKernelPreference, type SelectPass, type SelectionKernel, type KernelProbe, KERNEL_PROBES, rowsStagingUnfit, SELECTION_KERNELS, selectRunsKernel, SELECT_RUNS_WG,
+  tsEmbeddingsKernel, tsEmbeddingsWorkgroupSize, type MetricsKernelKind, type MetricsKernelPreference, type SelectPass, type SelectionKernel, type KernelProbe, KERNEL_PROBES, SELECTION_KERNELS, selectRunsKernel, SELECT_RUNS_WG,
 } from './kernels.js';
 import { chunkedBindings, inputLayout, metricStride, metricsOutputBytes, outputLayout, shapeOf, type BatchShape, type InputName } from './layout.js';
-import { Flag, PARAMS_BYTES, packParams, tauForF32, type Params } from './params.js';
+import { Flag, PARAMS_BYTES, crWeightsUniform, packParams, tauForF32, type Params } from './params.js';
 
 const SELECT_PASSES: SelectPass[] = ['refine', 'index', 'finish'];
 
@@ -38,8 +38,6 @@ export interface RunTuning {
    * loads E and stores without computing, 'no-loads' computes on generated values without loading E.
    */
   probe?: KernelProbe;
-  /** Rows layout only: copy E through workgroup memory with fully coalesced loads (default false: each lane loads its rows). */
-  rowsStaging?: boolean;
   /** profile(): how many back-to-back replays time the kernels (default 3; kernelMs is their median). */
   replays?: number;
   /** Invocations per workgroup of the lane kernels (a power of two; default 256, lowered to fit the device and 256 trajectories). */
@@ -141,8 +139,9 @@ function baseParams(batch: Batch, config: ResolvedConfig, flags: number): Params
   };
 }
 
-function flagsOf(shape: BatchShape, config: ResolvedConfig, select: boolean): number {
+function flagsOf(shape: BatchShape, config: ResolvedConfig, select: boolean, m: number): number {
   let f = 0;
+  if (crWeightsUniform(config.crWeights, m)) f |= Flag.CR_UNIFORM;
   if (shape.a) f |= Flag.POLICY;
   if (shape.rewards) f |= Flag.REWARDS;
   if (shape.d) f |= Flag.TS_EMB;
@@ -252,18 +251,11 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
     if (!KERNEL_PROBES.includes(tuning.probe)) throw new UsageError(`probe must be one of ${KERNEL_PROBES.join(', ')}, got ${JSON.stringify(tuning.probe)}`);
     if (!profile) throw new UsageError('probe is a benchmark probe whose outputs are not metrics: only profile() accepts it');
     if (kernelKind === 'staged') throw new UsageError('probe needs a lane kernel (subgroups, emulated, rows, rows-emulated)');
+    if (tuning.probe.startsWith('skip-') && kernelKind !== 'rows' && kernelKind !== 'rows-emulated') throw new UsageError(`probe '${tuning.probe}' needs the rows layout`);
   }
   const replays = tuning.replays ?? 3;
   if (!Number.isInteger(replays) || replays < 1 || replays > 100) throw new UsageError(`replays must be an integer in 1..100, got ${replays}`);
-  let lanesWg = kernelKind === 'staged' ? 0 : lanesWorkgroupSize(limits.maxComputeWorkgroupSizeX, lanesPerTrajectory(batch.m, kernelKind), tuning.laneWorkgroupSize);
-  const rowsStaging = tuning.rowsStaging ?? false;
-  if (rowsStaging) {
-    const lp = lanesPerTrajectory(batch.m, kernelKind);
-    // Halve the workgroup until its staged rows fit (at least 4 trajectories).
-    while (lanesWg > 4 * lp && rowsStagingUnfit(kernelKind, batch.t, batch.m, lanesWg, unorm16, limits.maxComputeWorkgroupStorageSize)) lanesWg >>= 1;
-    const unfit = rowsStagingUnfit(kernelKind, batch.t, batch.m, lanesWg, unorm16, limits.maxComputeWorkgroupStorageSize);
-    if (unfit) throw new UsageError(unfit);
-  }
+  const lanesWg = kernelKind === 'staged' ? 0 : lanesWorkgroupSize(limits.maxComputeWorkgroupSizeX, lanesPerTrajectory(batch.m, kernelKind), tuning.laneWorkgroupSize);
   const wg = kernelKind === 'staged'
     ? metricsWorkgroupSize(tm, limits.maxComputeWorkgroupStorageSize, limits.maxComputeWorkgroupSizeX, tuning.workgroupSize ?? METRICS_DEFAULT_WG)
     : lanesWg / lanesPerTrajectory(batch.m, kernelKind);
@@ -295,14 +287,14 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
   const contiguous = select && (tuning.contiguousSelection ?? true)
     && contiguousRecords <= recordsPerWindow && groupsAreContiguous(batch.groups, n, groupCount);
   const recordCount = contiguous ? contiguousRecords : n;
-  const flags = flagsOf(shape, config, select) | (contiguous ? Flag.CONTIGUOUS : 0);
+  const flags = flagsOf(shape, config, select, batch.m) | (contiguous ? Flag.CONTIGUOUS : 0);
 
   const plan: Plan = {
     batch, shape, wg, tsWg, chunks, capacity, outLayout: outputLayout(shape, capacity), select, contiguous, groupCount,
     windows: planChunks(recordCount, recordsPerWindow), base: baseParams(batch, config, flags), maxPerDim: limits.maxComputeWorkgroupsPerDimension,
     metricsPipe: await pipelines.get(kernelKind === 'staged'
       ? metricsKernel(batch.t, batch.m, wg, unorm16, tuning.registerPath ?? true)
-      : lanesKernel(batch.t, batch.m, lanesWg, unorm16, kernelKind, !separate, tuning.probe, rowsStaging)),
+      : lanesKernel(batch.t, batch.m, lanesWg, unorm16, kernelKind, !separate, tuning.probe)),
     selRunsPipe: separate ? await pipelines.get(selectRunsKernel()) : null,
     tsPipe: shape.d ? await pipelines.get(tsEmbeddingsKernel(batch.t, shape.d, tsWg)) : null,
     covPipe: shape.covariance ? await pipelines.get(covarianceKernel(unorm16)) : null,
