@@ -121,17 +121,14 @@ await probe.dispose();
 const COMPS = process.env.COMPS;
 await kernel('kernel-10M', {}, big);
 await kernel('kernel-10M-noselect', { gpuSelection: false }, big);
-await kernel('kernel-10M-wg128', { laneWorkgroupSize: 128 }, big, { check: true });
-await kernel('kernel-10M-wg64', { laneWorkgroupSize: 64 }, big, { check: true });
-await kernel('kernel-10M-onegroup', {}, { ...big, groups: undefined });
-await kernel('kernel-10M-general', { contiguousSelection: false }, big, { check: true });
-// Probes (outputs not metrics), host selection: what the loads, the arithmetic and each metric cost.
+// Probes (outputs not metrics), host selection: where CR's time goes.
 await kernel('probe-10M-loads-only', { probe: 'loads-only', gpuSelection: false }, big);
-await kernel('probe-10M-no-loads', { probe: 'no-loads', gpuSelection: false }, big);
 await kernel('probe-10M-skip-cr', { probe: 'skip-cr', gpuSelection: false }, big);
-await kernel('probe-10M-skip-pd', { probe: 'skip-pd', gpuSelection: false }, big);
-await kernel('probe-10M-skip-ts', { probe: 'skip-ts', gpuSelection: false }, big);
-await kernel('kernel-10M-components', { metricsKernel: COMPS }, big);
+await kernel('probe-10M-cr-uniform-only', { probe: 'cr-uniform-only', gpuSelection: false }, big);
+await kernel('probe-10M-cr-uniform-only-select', { probe: 'cr-uniform-only' }, big);
+await kernel('probe-10M-cr-no-shuffle', { probe: 'cr-no-shuffle', gpuSelection: false }, big);
+await kernel('probe-10M-cr-bools', { probe: 'cr-bools', gpuSelection: false }, big);
+await kernel('probe-10M-cr-weighted-only', { probe: 'cr-weighted-only', gpuSelection: false }, big);
 const b4 = sub(n4);
 await e2e('e2e-4M-f32-reused', b4);
 {

@@ -158,9 +158,14 @@ export const SELECTION_KERNELS: readonly SelectionKernel[] = ['fused', 'separate
  * Benchmark probes of the lane kernels (their outputs are not metrics): see PROBE in ecr_lanes.wgsl.
  * The skip-* probes (rows layout) leave one metric's arithmetic out, to apportion the kernel's time.
  */
-export type KernelProbe = 'loads-only' | 'no-loads' | 'skip-cr' | 'skip-pd' | 'skip-ts';
-export const KERNEL_PROBES: readonly KernelProbe[] = ['loads-only', 'no-loads', 'skip-cr', 'skip-pd', 'skip-ts'];
-const PROBE_CODES: Record<KernelProbe, number> = { 'loads-only': 1, 'no-loads': 2, 'skip-cr': 3, 'skip-pd': 4, 'skip-ts': 5 };
+export type KernelProbe = 'loads-only' | 'no-loads' | 'skip-cr' | 'skip-pd' | 'skip-ts' | 'cr-uniform-only' | 'cr-no-shuffle' | 'cr-bools' | 'cr-weighted-only';
+export const KERNEL_PROBES: readonly KernelProbe[] = ['loads-only', 'no-loads', 'skip-cr', 'skip-pd', 'skip-ts', 'cr-uniform-only', 'cr-no-shuffle', 'cr-bools', 'cr-weighted-only'];
+const PROBE_CODES: Record<KernelProbe, number> = {
+  'loads-only': 1, 'no-loads': 2, 'skip-cr': 3, 'skip-pd': 4, 'skip-ts': 5,
+  'cr-uniform-only': 6, 'cr-no-shuffle': 7, 'cr-bools': 8, 'cr-weighted-only': 9,
+};
+/** Probes that only the rows layout implements. */
+export const ROWS_ONLY_PROBES: readonly KernelProbe[] = KERNEL_PROBES.filter((p) => p !== 'loads-only' && p !== 'no-loads');
 
 export function lanesKernel(t: number, m: number, wg: number, unorm16: boolean, kind: Exclude<MetricsKernelKind, 'staged'>, selFused = true, probe?: KernelProbe): PipelineSpec {
   const subgroups = usesSubgroups(kind);

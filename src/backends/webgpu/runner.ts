@@ -17,7 +17,7 @@ import { encodeBaseKeys, encodeRewardDiff, encodeUnorm16Range } from './encode.j
 import {
   COVARIANCE_WG, GROUP_STATE_WORDS, METRICS_DEFAULT_WG, MetricsBinding, SELECT_WG, SEL_REC_BYTES, TS_EMB_TPT,
   chooseMetricsKernel, covarianceKernel, lanesKernel, lanesPerTrajectory, lanesWorkgroupSize, metricsKernel, metricsWorkgroupSize, selectKernel,
-  tsEmbeddingsKernel, tsEmbeddingsWorkgroupSize, type MetricsKernelKind, type MetricsKernelPreference, type SelectPass, type SelectionKernel, type KernelProbe, KERNEL_PROBES, SELECTION_KERNELS, selectRunsKernel, SELECT_RUNS_WG,
+  tsEmbeddingsKernel, tsEmbeddingsWorkgroupSize, type MetricsKernelKind, type MetricsKernelPreference, type SelectPass, type SelectionKernel, type KernelProbe, KERNEL_PROBES, ROWS_ONLY_PROBES, SELECTION_KERNELS, selectRunsKernel, SELECT_RUNS_WG,
 } from './kernels.js';
 import { chunkedBindings, inputLayout, metricStride, metricsOutputBytes, outputLayout, shapeOf, type BatchShape, type InputName } from './layout.js';
 import { Flag, PARAMS_BYTES, crWeightsUniform, packParams, tauForF32, type Params } from './params.js';
@@ -251,7 +251,7 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
     if (!KERNEL_PROBES.includes(tuning.probe)) throw new UsageError(`probe must be one of ${KERNEL_PROBES.join(', ')}, got ${JSON.stringify(tuning.probe)}`);
     if (!profile) throw new UsageError('probe is a benchmark probe whose outputs are not metrics: only profile() accepts it');
     if (kernelKind === 'staged') throw new UsageError('probe needs a lane kernel (subgroups, emulated, rows, rows-emulated)');
-    if (tuning.probe.startsWith('skip-') && kernelKind !== 'rows' && kernelKind !== 'rows-emulated') throw new UsageError(`probe '${tuning.probe}' needs the rows layout`);
+    if (ROWS_ONLY_PROBES.includes(tuning.probe) && kernelKind !== 'rows' && kernelKind !== 'rows-emulated') throw new UsageError(`probe '${tuning.probe}' needs the rows layout`);
   }
   const replays = tuning.replays ?? 3;
   if (!Number.isInteger(replays) || replays < 1 || replays > 100) throw new UsageError(`replays must be an integer in 1..100, got ${replays}`);
