@@ -65,6 +65,7 @@ bench() { # label, then ecr bench arguments
   line=$(timeout 60 node dist/cli.js bench "$@" --json 2> >(quiet)) || { echo "{\"label\":\"$label\",\"error\":\"exit $?\"}" | tee -a "$out"; return; }
   echo "{\"label\":\"$label\",\"result\":$line}" >> "$out"
 }
+bench kernel-10M-cli --backend webgpu --n $n10m --t 5 --m 8 --dtype float32 --reps 3
 bench emb-d384 --backend webgpu --n $nemb --t 5 --m 8 --d 384 --dtype float32 --reps 3
 
 echo "== kernel variants and e2e (one process, one synthetic batch)"
@@ -83,12 +84,12 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const METRICS = ['evb', 'cr', 'ts', 'es', 'pd', 'cci'];
 // Reference outputs of the default kernel, to check other kernels' outputs on the device (bitwise).
 let reference = null;
-async function kernel(label, tuning, batch, { check = false } = {}) {
+async function kernel(label, tuning, batch, { check = false, config = cfg } = {}) {
   const b = new WebGpuBackend({ replays: 9, ...tuning });
   try {
     let mismatches;
     if (!tuning.probe) {
-      const out = await b.computeMetrics(batch, cfg);
+      const out = await b.computeMetrics(batch, config);
       if (label === 'kernel-10M') reference = out;
       if (check && reference) {
         mismatches = 0;
@@ -96,8 +97,8 @@ async function kernel(label, tuning, batch, { check = false } = {}) {
         for (let g = 0; g < reference.groupSelected.length; g++) if (out.groupSelected[g] !== reference.groupSelected[g]) mismatches++;
       }
     }
-    const p = await b.profile(batch, cfg);
-    emit({ label, variant: tuning, n: batch.n, metricsKernel: p.metricsKernel, selection: p.selection, selectionKernel: p.selectionKernel, kernelMs: p.kernelMs, kernelMinMs: p.stages.kernelMinMs, kernelTrajPerSec: p.kernelMs ? batch.n / p.kernelMs * 1e3 : null, mismatchesVsDefault: mismatches, stages: p.stages });
+    const p = await b.profile(batch, config);
+    emit({ label, variant: tuning, config: config === cfg ? undefined : 'weighted-cr', n: batch.n, metricsKernel: p.metricsKernel, selection: p.selection, selectionKernel: p.selectionKernel, kernelMs: p.kernelMs, kernelMinMs: p.stages.kernelMinMs, kernelTrajPerSec: p.kernelMs ? batch.n / p.kernelMs * 1e3 : null, mismatchesVsDefault: mismatches, stages: p.stages });
   } catch (e) { emit({ label, variant: tuning, error: String(e) }); } finally { await b.dispose(); }
 }
 // Wall clock of computeMetricsF32, outputs reused. codes: E pre-encoded as unorm16 (the caller's storage format; encoding not timed).
@@ -121,14 +122,14 @@ await probe.dispose();
 const COMPS = process.env.COMPS;
 await kernel('kernel-10M', {}, big);
 await kernel('kernel-10M-noselect', { gpuSelection: false }, big);
-// Probes (outputs not metrics), host selection: where CR's time goes.
+await kernel('kernel-10M-onegroup', {}, { ...big, groups: undefined });
+await kernel('kernel-10M-general', { contiguousSelection: false }, big, { check: true });
+await kernel('kernel-10M-wg128', { laneWorkgroupSize: 128 }, big, { check: true });
+await kernel('kernel-10M-separate', { selectionKernel: 'separate' }, big, { check: true });
+await kernel('kernel-10M-weighted-cr', {}, big, { config: resolveConfig({ crWeights: [1, 0.5, 0.2, 1, 0.3, 0.9, 0.1, 0.7] }) });
+await kernel('kernel-10M-components', { metricsKernel: COMPS }, big);
+await kernel('kernel-10M-staged', { metricsKernel: 'staged' }, big);
 await kernel('probe-10M-loads-only', { probe: 'loads-only', gpuSelection: false }, big);
-await kernel('probe-10M-skip-cr', { probe: 'skip-cr', gpuSelection: false }, big);
-await kernel('probe-10M-cr-uniform-only', { probe: 'cr-uniform-only', gpuSelection: false }, big);
-await kernel('probe-10M-cr-uniform-only-select', { probe: 'cr-uniform-only' }, big);
-await kernel('probe-10M-cr-no-shuffle', { probe: 'cr-no-shuffle', gpuSelection: false }, big);
-await kernel('probe-10M-cr-bools', { probe: 'cr-bools', gpuSelection: false }, big);
-await kernel('probe-10M-cr-weighted-only', { probe: 'cr-weighted-only', gpuSelection: false }, big);
 const b4 = sub(n4);
 await e2e('e2e-4M-f32-reused', b4);
 {

@@ -30,7 +30,6 @@ const FLAG_SHRINK_LW: u32 = 128u;
 const FLAG_SELECT: u32 = 256u;
 const FLAG_CONTIGUOUS: u32 = 512u;  // every group is one contiguous run of the batch (lane kernel only)
 const FLAG_LAST_CHUNK: u32 = 1024u; // this chunk ends the batch
-const FLAG_CR_UNIFORM: u32 = 2048u; // the m CR weights are equal (the default)
 
 // When true, E arrives as unorm16 pairs (pack2x16unorm layout: element 2k in the low half).
 override E_UNORM16: bool = false;

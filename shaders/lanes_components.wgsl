@@ -59,7 +59,7 @@ fn laneMetrics(ic: u32, j: u32, sgLane: u32, lid: u32, wgStart: u32) -> Metrics 
     prevRank = rank;
   }
   var crTotal = 0.0;
-  if (hasFlag(P, FLAG_CR_UNIFORM)) {
+  if (CR_UNIFORM) {
     crTotal = f32(countOneBits(orSeg(changedRows))) * crWeight(0u);
   } else {
     for (var s = 1u; s < t; s++) {

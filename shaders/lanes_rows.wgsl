@@ -71,24 +71,6 @@ fn rowOrder(v: vec4<f32>, h: u32) -> vec2<u32> {
   return w;
 }
 
-// PROBE 7: rowOrder without the exchange (wrong results; measures the shuffle's share).
-fn rowOrderNoShuffle(v: vec4<f32>, h: u32) -> vec2<u32> {
-  var w = vec2<u32>(0u);
-  for (var d = 1u; d < LP; d++) {
-    let y = v + f32(d);
-    let lower = h < (h ^ d);
-    // The pair's larger index k on the left: partner's 0-1 (lower lane) or own 2-3 (higher lane).
-    let kv = select(vec2<f32>(v.z, v.w), vec2<f32>(y.x, y.y), lower);
-    let jv = select(y, v, lower);
-    let b = bits4(vec4<f32>(kv.x) > jv) | (bits4(vec4<f32>(kv.y) > jv) << 4u);
-    if (d <= 4u) { w.x |= b << (8u * (d - 1u)); } else { w.y |= b << (8u * (d - 5u)); }
-  }
-  let inner = bits4(vec4<bool>(v.y > v.x, v.z > v.x, v.w > v.x, v.z > v.y))
-            | select(0u, 16u, v.w > v.y) | select(0u, 32u, v.w > v.z);
-  w.y |= inner << 24u;
-  return w;
-}
-
 fn hsum(v: vec4<f32>) -> f32 { return (v.x + v.y) + (v.z + v.w); }
 
 // PROBE 1: the trajectory's loads and one sum, nothing else.
@@ -128,35 +110,7 @@ fn laneMetrics(ic: u32, h: u32, sgLane: u32, lid: u32, wgStart: u32) -> Metrics 
   var changedRows = 0u;
   var crTotal = 0.0;
   if (PROBE == 3u) {
-  } else if (PROBE == 7u) {
-    var prevOrder = vec2<u32>(0u);
-    for (var s = 0u; s < t; s++) {
-      let order = rowOrderNoShuffle(select(vec4<f32>(-1.0), x[s], real), h);
-      if (s > 0u && any(order != prevOrder)) { changedRows |= 1u << s; }
-      prevOrder = order;
-    }
-    crTotal = f32(countOneBits(orSeg(changedRows))) * crWeight(0u);
-  } else if (PROBE == 8u) {
-    var p0 = vec4<bool>(false);
-    var p1 = vec4<bool>(false);
-    var pi = vec4<bool>(false);
-    var pb = vec2<bool>(false);
-    for (var s = 0u; s < t; s++) {
-      let v = x[s];
-      let y = xorV4(v, 1u);
-      let lower = h == 0u;
-      let kv = select(vec2<f32>(v.z, v.w), vec2<f32>(y.x, y.y), lower);
-      let jv = select(y, v, lower);
-      let c0 = vec4<f32>(kv.x) > jv;
-      let c1 = vec4<f32>(kv.y) > jv;
-      let ci = vec4<bool>(v.y > v.x, v.z > v.x, v.w > v.x, v.z > v.y);
-      let cb = vec2<bool>(v.w > v.y, v.w > v.z);
-      let ch = any(c0 != p0) | any(c1 != p1) | any(ci != pi) | any(cb != pb);
-      changedRows |= select(0u, 1u << s, ch & (s > 0u));
-      p0 = c0; p1 = c1; pi = ci; pb = cb;
-    }
-    crTotal = f32(countOneBits(orSeg(changedRows))) * crWeight(0u);
-  } else if (PROBE != 9u && (PROBE == 6u || hasFlag(P, FLAG_CR_UNIFORM))) {
+  } else if (CR_UNIFORM) {
     // Any rank changed at step s: some pair changed order (rowOrder).
     var prevOrder = vec2<u32>(0u);
     for (var s = 0u; s < t; s++) {
@@ -165,7 +119,7 @@ fn laneMetrics(ic: u32, h: u32, sgLane: u32, lid: u32, wgStart: u32) -> Metrics 
       prevOrder = order;
     }
     crTotal = f32(countOneBits(orSeg(changedRows))) * crWeight(0u);
-  } else if (PROBE != 6u) {
+  } else {
     // Per-component weights need each component's rank: packed 8 bits each (ranks < 32), a
     // changed byte is a changed rank, and a step's penalty is the largest such weight.
     var prevWord = 0u;

@@ -158,23 +158,25 @@ export const SELECTION_KERNELS: readonly SelectionKernel[] = ['fused', 'separate
  * Benchmark probes of the lane kernels (their outputs are not metrics): see PROBE in ecr_lanes.wgsl.
  * The skip-* probes (rows layout) leave one metric's arithmetic out, to apportion the kernel's time.
  */
-export type KernelProbe = 'loads-only' | 'no-loads' | 'skip-cr' | 'skip-pd' | 'skip-ts' | 'cr-uniform-only' | 'cr-no-shuffle' | 'cr-bools' | 'cr-weighted-only';
-export const KERNEL_PROBES: readonly KernelProbe[] = ['loads-only', 'no-loads', 'skip-cr', 'skip-pd', 'skip-ts', 'cr-uniform-only', 'cr-no-shuffle', 'cr-bools', 'cr-weighted-only'];
-const PROBE_CODES: Record<KernelProbe, number> = {
-  'loads-only': 1, 'no-loads': 2, 'skip-cr': 3, 'skip-pd': 4, 'skip-ts': 5,
-  'cr-uniform-only': 6, 'cr-no-shuffle': 7, 'cr-bools': 8, 'cr-weighted-only': 9,
-};
+export type KernelProbe = 'loads-only' | 'no-loads' | 'skip-cr' | 'skip-pd' | 'skip-ts';
+export const KERNEL_PROBES: readonly KernelProbe[] = ['loads-only', 'no-loads', 'skip-cr', 'skip-pd', 'skip-ts'];
+const PROBE_CODES: Record<KernelProbe, number> = { 'loads-only': 1, 'no-loads': 2, 'skip-cr': 3, 'skip-pd': 4, 'skip-ts': 5 };
 /** Probes that only the rows layout implements. */
 export const ROWS_ONLY_PROBES: readonly KernelProbe[] = KERNEL_PROBES.filter((p) => p !== 'loads-only' && p !== 'no-loads');
 
-export function lanesKernel(t: number, m: number, wg: number, unorm16: boolean, kind: Exclude<MetricsKernelKind, 'staged'>, selFused = true, probe?: KernelProbe): PipelineSpec {
+/**
+ * The lane kernel. `crUniform` (all CR weights equal, crWeightsUniform) compiles only the
+ * order-change path of CR; otherwise only the per-component rank path. A runtime switch between
+ * the two cost the H200 1.1 of 1.8 ms at 10M trajectories (register pressure of the untaken path).
+ */
+export function lanesKernel(t: number, m: number, wg: number, unorm16: boolean, kind: Exclude<MetricsKernelKind, 'staged'>, selFused = true, probe?: KernelProbe, crUniform = true): PipelineSpec {
   const subgroups = usesSubgroups(kind);
     return {
     file: 'ecr_lanes.wgsl',
     prelude: subgroups ? ['enable_subgroups.wgsl'] : [],
     includes: ['metrics_shared.wgsl', 'select_runs.wgsl', subgroups ? 'lanes_subgroup.wgsl' : 'lanes_emulated.wgsl', isRows(kind) ? 'lanes_rows.wgsl' : 'lanes_components.wgsl'],
     entryPoint: 'main',
-    constants: { WG: wg, LP: lanesPerTrajectory(m, kind), T_FIXED: t, M_FIXED: m, E_UNORM16: unorm16 ? 1 : 0, SEL_FUSED: selFused ? 1 : 0, PROBE: probe ? PROBE_CODES[probe] : 0 },
+    constants: { WG: wg, LP: lanesPerTrajectory(m, kind), T_FIXED: t, M_FIXED: m, E_UNORM16: unorm16 ? 1 : 0, SEL_FUSED: selFused ? 1 : 0, PROBE: probe ? PROBE_CODES[probe] : 0, CR_UNIFORM: crUniform ? 1 : 0 },
     layout: metricsLayout(),
     label: `ecr.lanes.${kind}`,
   };

@@ -18,8 +18,6 @@ export const Flag = {
   CONTIGUOUS: 512,
   /** The chunk ends the batch. */
   LAST_CHUNK: 1024,
-  /** The CR weights of the m components are all equal (the default): any changed rank costs that weight. */
-  CR_UNIFORM: 2048,
 } as const;
 
 /** True when the first m CR weights are all equal (null: the default equal weights). */

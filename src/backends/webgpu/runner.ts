@@ -139,9 +139,8 @@ function baseParams(batch: Batch, config: ResolvedConfig, flags: number): Params
   };
 }
 
-function flagsOf(shape: BatchShape, config: ResolvedConfig, select: boolean, m: number): number {
+function flagsOf(shape: BatchShape, config: ResolvedConfig, select: boolean): number {
   let f = 0;
-  if (crWeightsUniform(config.crWeights, m)) f |= Flag.CR_UNIFORM;
   if (shape.a) f |= Flag.POLICY;
   if (shape.rewards) f |= Flag.REWARDS;
   if (shape.d) f |= Flag.TS_EMB;
@@ -287,14 +286,14 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
   const contiguous = select && (tuning.contiguousSelection ?? true)
     && contiguousRecords <= recordsPerWindow && groupsAreContiguous(batch.groups, n, groupCount);
   const recordCount = contiguous ? contiguousRecords : n;
-  const flags = flagsOf(shape, config, select, batch.m) | (contiguous ? Flag.CONTIGUOUS : 0);
+  const flags = flagsOf(shape, config, select) | (contiguous ? Flag.CONTIGUOUS : 0);
 
   const plan: Plan = {
     batch, shape, wg, tsWg, chunks, capacity, outLayout: outputLayout(shape, capacity), select, contiguous, groupCount,
     windows: planChunks(recordCount, recordsPerWindow), base: baseParams(batch, config, flags), maxPerDim: limits.maxComputeWorkgroupsPerDimension,
     metricsPipe: await pipelines.get(kernelKind === 'staged'
       ? metricsKernel(batch.t, batch.m, wg, unorm16, tuning.registerPath ?? true)
-      : lanesKernel(batch.t, batch.m, lanesWg, unorm16, kernelKind, !separate, tuning.probe)),
+      : lanesKernel(batch.t, batch.m, lanesWg, unorm16, kernelKind, !separate, tuning.probe, crWeightsUniform(config.crWeights, batch.m))),
     selRunsPipe: separate ? await pipelines.get(selectRunsKernel()) : null,
     tsPipe: shape.d ? await pipelines.get(tsEmbeddingsKernel(batch.t, shape.d, tsWg)) : null,
     covPipe: shape.covariance ? await pipelines.get(covarianceKernel(unorm16)) : null,
