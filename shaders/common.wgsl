@@ -36,6 +36,10 @@ override E_UNORM16: bool = false;
 
 fn hasFlag(p: Params, f: u32) -> bool { return (p.flags & f) != 0u; }
 
+// Metrics outputs are struct-of-arrays: six f32 arrays (EVB CR TS ES PD CCI) of this stride (the
+// chunk's count rounded up to 64), then the admissible bytes; mirrored by metricStride in layout.ts.
+fn outStride(n: u32) -> u32 { return (n + 63u) & ~63u; }
+
 // Workgroup index of a dispatch that may have been refolded into 2D.
 fn flatWorkgroup(wg: vec3<u32>, wgPerRow: u32) -> u32 { return wg.x + wg.y * wgPerRow; }
 

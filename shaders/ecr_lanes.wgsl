@@ -72,18 +72,9 @@ fn lanesMain(wgId: vec3<u32>, lid: u32, sgLane: u32) {
     r = laneMetrics(ic, j, sgLane, lid, wgStart);
   }
 
-  let w0 = P.w[0];
-  let cci = w0.x * (1.0 - r.evb) + w0.y * (1.0 - r.cr) + w0.z * r.ts + w0.w * r.es + P.w[1].x * (1.0 - r.pd);
+  let cci = cciOf(r);
   let writer = live && j == 0u;
-  let S = (P.n + 63u) & ~63u;
-  if (writer) {
-    outWords[i] = bitcast<u32>(r.evb);
-    outWords[S + i] = bitcast<u32>(r.cr);
-    outWords[2u * S + i] = bitcast<u32>(r.ts);
-    outWords[3u * S + i] = bitcast<u32>(r.es);
-    outWords[4u * S + i] = bitcast<u32>(r.pd);
-    outWords[5u * S + i] = bitcast<u32>(cci);
-  }
+  if (writer) { storeMetrics(i, r, cci); }
   workgroupBarrier();   // admWords zeroed
   if (writer && cci >= P.tau) { atomicOr(&admWords[slot >> 2u], 1u << (8u * (slot & 3u))); }
   let fused = SEL_FUSED && hasFlag(P, FLAG_SELECT);
@@ -93,7 +84,7 @@ fn lanesMain(wgId: vec3<u32>, lid: u32, sgLane: u32) {
   workgroupBarrier();
   // SLOTS is a multiple of 4 (the host guarantees it), so wgStart is too: whole words per workgroup.
   let count = min(SLOTS, P.n - wgStart);
-  if (lid * 4u < count) { outWords[6u * S + (wgStart >> 2u) + lid] = atomicLoad(&admWords[lid]); }
+  if (lid * 4u < count) { outWords[6u * outStride(P.n) + (wgStart >> 2u) + lid] = atomicLoad(&admWords[lid]); }
   if (!fused) { return; }   // uniform: the reduction's barriers follow
   reduceRuns(lid, count, wgStart, wgIndex);
 }

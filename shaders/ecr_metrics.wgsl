@@ -295,25 +295,15 @@ fn main(@builtin(workgroup_id) wgId: vec3<u32>, @builtin(local_invocation_index)
   if (live) {
     var r: Metrics;
     if (SMALL) { r = metricsSmall(i, lid); } else { r = metricsGeneral(i, lid); }
-    let w0 = P.w[0];
-    cci = w0.x * (1.0 - r.evb) + w0.y * (1.0 - r.cr) + w0.z * r.ts + w0.w * r.es + P.w[1].x * (1.0 - r.pd);
-    let S = (P.n + 63u) & ~63u;
-    outWords[i] = bitcast<u32>(r.evb);
-    outWords[S + i] = bitcast<u32>(r.cr);
-    outWords[2u * S + i] = bitcast<u32>(r.ts);
-    outWords[3u * S + i] = bitcast<u32>(r.es);
-    outWords[4u * S + i] = bitcast<u32>(r.pd);
-    outWords[5u * S + i] = bitcast<u32>(cci);
+    cci = cciOf(r);
+    storeMetrics(i, r, cci);
     if (cci >= P.tau) { atomicOr(&admWords[lid >> 2u], 1u << (8u * (lid & 3u))); }
   }
   let selecting = hasFlag(P, FLAG_SELECT);
   if (selecting && live) { publishRun(lid, groupAt(i), selCandidate(i, cci)); }
   workgroupBarrier();
   // WG >= 4 (the host guarantees it), so wgStart is a multiple of 4: whole words per workgroup.
-  if (lid * 4u < count) {
-    let S = (P.n + 63u) & ~63u;
-    outWords[6u * S + (wgStart >> 2u) + lid] = atomicLoad(&admWords[lid]);
-  }
+  if (lid * 4u < count) { outWords[6u * outStride(P.n) + (wgStart >> 2u) + lid] = atomicLoad(&admWords[lid]); }
   if (!selecting) { return; }   // uniform: the reduction's barriers follow
   reduceRuns(lid, count, wgStart, flatWorkgroup(wgId, P.wgPerRow));
 }

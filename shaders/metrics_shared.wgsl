@@ -1,12 +1,28 @@
 // Declarations shared by the two metrics kernels (ecr_metrics.wgsl, staged; ecr_lanes.wgsl, one
 // lane per component). Both declare the same bindings under the same names (P, policy,
-// rewardDiff), which these helpers read.
+// rewardDiff, outWords), which these helpers read and write.
 
 // T and m as constants (nonzero) unroll loops.
 override T_FIXED: u32 = 0u;
 override M_FIXED: u32 = 0u;
 
 struct Metrics { evb: f32, cr: f32, ts: f32, es: f32, pd: f32 }
+
+fn cciOf(r: Metrics) -> f32 {
+  let w0 = P.w[0];
+  return w0.x * (1.0 - r.evb) + w0.y * (1.0 - r.cr) + w0.z * r.ts + w0.w * r.es + P.w[1].x * (1.0 - r.pd);
+}
+
+// Trajectory i's metrics into the output arrays (consecutive invocations write consecutive words).
+fn storeMetrics(i: u32, r: Metrics, cci: f32) {
+  let S = outStride(P.n);
+  outWords[i] = bitcast<u32>(r.evb);
+  outWords[S + i] = bitcast<u32>(r.cr);
+  outWords[2u * S + i] = bitcast<u32>(r.ts);
+  outWords[3u * S + i] = bitcast<u32>(r.es);
+  outWords[4u * S + i] = bitcast<u32>(r.pd);
+  outWords[5u * S + i] = bitcast<u32>(cci);
+}
 
 fn nT() -> u32 { if (T_FIXED != 0u) { return T_FIXED; } return P.t; }
 fn nM() -> u32 { if (M_FIXED != 0u) { return M_FIXED; } return P.m; }

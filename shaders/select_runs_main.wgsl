@@ -24,8 +24,7 @@ fn main(@builtin(workgroup_id) wgId: vec3<u32>, @builtin(num_workgroups) wgCount
   let count = min(SLOTS, P.n - wgStart);
   let i = wgStart + lid;
   if (lid < count) {
-    let S = (P.n + 63u) & ~63u;
-    publishRun(lid, groupAt(i), selCandidate(i, bitcast<f32>(outWords[5u * S + i])));
+    publishRun(lid, groupAt(i), selCandidate(i, bitcast<f32>(outWords[5u * outStride(P.n) + i])));
   }
   workgroupBarrier();
   reduceRuns(lid, count, wgStart, wgIndex);
