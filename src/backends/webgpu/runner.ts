@@ -35,7 +35,8 @@ export interface RunTuning {
   workgroupSize?: number;
   /**
    * Benchmarks only, accepted by profile() alone (the outputs are then not metrics): 'loads-only'
-   * loads E and stores without computing, 'no-loads' computes on generated values without loading E.
+   * loads E and stores without computing, 'no-loads' computes on generated values without loading
+   * E, 'skip-cr' / 'skip-pd' / 'skip-ts' (rows layout) leave one metric out.
    */
   probe?: KernelProbe;
   /** profile(): how many back-to-back replays time the kernels (default 3; kernelMs is their median). */
