@@ -33,15 +33,17 @@ fn laneMetrics(ic: u32, j: u32, sgLane: u32, lid: u32, wgStart: u32) -> Metrics 
   var x: array<f32, MAXT>;
   for (var s = 0u; s < t; s++) { x[s] = select(0.0, loadE(src + s * m), comp); }
 
+  // This lane's sum of squared deviations: EVB's trace term and, in lane confIndex, ES's variance.
+  var mean = 0.0;
+  for (var s = 0u; s < t; s++) { mean += x[s]; }
+  mean /= f32(t);
+  var ss = 0.0;
+  for (var s = 0u; s < t; s++) { let dv = x[s] - mean; ss += dv * dv; }
+
   var r: Metrics;
   if (hasFlag(P, FLAG_EVB_MAXABS)) {
     r.evb = min(1.0, maxSeg(abs(x[0] - x[t - 1u])));
   } else {
-    var mean = 0.0;
-    for (var s = 0u; s < t; s++) { mean += x[s]; }
-    mean /= f32(t);
-    var ss = 0.0;
-    for (var s = 0u; s < t; s++) { let dv = x[s] - mean; ss += dv * dv; }
     r.evb = evbFromTrace(sumSeg(ss));
   }
 
@@ -85,12 +87,7 @@ fn laneMetrics(ic: u32, j: u32, sgLane: u32, lid: u32, wgStart: u32) -> Metrics 
   if (hasFlag(P, FLAG_REWARDS)) {
     if (j == 0u) { esLocal = esFromRewards(ic); }
   } else {
-    var mean = 0.0;
-    for (var s = 0u; s < t; s++) { mean += x[s]; }
-    mean /= f32(t);
-    var v = 0.0;
-    for (var s = 0u; s < t; s++) { let dv = x[s] - mean; v += dv * dv; }
-    esLocal = clamp(1.0 - v / f32(t) / P.vmax, 0.0, 1.0);
+    esLocal = clamp(1.0 - ss / f32(t) / P.vmax, 0.0, 1.0);
   }
   r.es = readLaneF(esLocal, segLane0 + select(P.confIndex, 0u, hasFlag(P, FLAG_REWARDS)));
 
