@@ -13,19 +13,45 @@ import { buildAudit, metricValuesAt, type AuditTrace, type MetricValues } from '
 import { ShapeBucket, shapeKey } from './packer.js';
 import { checkRecord, type CheckedRecord, type TrajectoryRecord } from './record.js';
 
-/** Maps group keys (string, number or none) to dense indices; "1" and 1 stay distinct. */
+/**
+ * Maps group keys (string, number or none) to dense indices; "1" and 1 stay distinct. Holds each
+ * distinct key once, as a Map key and nothing more (no prefixed copy, no index -> key array), so
+ * a stream with a million groups costs the Map entries and the key strings themselves.
+ */
 export class GroupKeys {
-  private readonly map = new Map<string, number>();
-  readonly keys: (string | number | null)[] = [];
+  // V8 caps one Map at 2^24 entries; past MAP_LIMIT keys a new Map is started.
+  private static readonly MAP_LIMIT = 1 << 23;
+  private readonly strings: Map<string, number>[] = [new Map()];
+  private readonly numbers: Map<number, number>[] = [new Map()];
+  private none = -1;
+  private count = 0;
+
+  get size(): number { return this.count; }
+
   indexOf(key: string | number | null): number {
-    const k = key === null ? 'none' : `${typeof key}:${key}`;
-    let i = this.map.get(k);
-    if (i === undefined) {
-      i = this.keys.length;
-      this.map.set(k, i);
-      this.keys.push(key);
+    if (key === null) return this.none >= 0 ? this.none : (this.none = this.count++);
+    return typeof key === 'string' ? this.intern(this.strings, key) : this.intern(this.numbers, key);
+  }
+
+  /** Keys by index, rebuilt from the maps: for small inputs and audits, not the streaming path. */
+  get keys(): (string | number | null)[] {
+    const keys = new Array<string | number | null>(this.count);
+    if (this.none >= 0) keys[this.none] = null;
+    for (const maps of [this.strings, this.numbers] as Map<string | number, number>[][]) {
+      for (const map of maps) for (const [k, i] of map) keys[i] = k;
     }
-    return i;
+    return keys;
+  }
+
+  private intern<K>(maps: Map<K, number>[], key: K): number {
+    for (const map of maps) {
+      const i = map.get(key);
+      if (i !== undefined) return i;
+    }
+    let last = maps[maps.length - 1];
+    if (last.size >= GroupKeys.MAP_LIMIT) maps.push((last = new Map()));
+    last.set(key, this.count);
+    return this.count++;
   }
 }
 
@@ -123,6 +149,7 @@ export async function scoreRecords(
   const w = await scoreWindow(checked, 0, cfg, options.backend ?? 'auto', groups, selector, undefined, options.compact ? { compact: options.compact } : {});
   const selections = selector.results();
   const selected = new Set(selections.map((s) => s.selectedIndex));
+  const groupNames = groups.keys;
   const results: RecordResult[] = checked.map((r, j) => ({
     id: r.id, group: r.group, ...metricValuesAt(w.metrics, j), admissible: w.admissible[j] === 1, selected: selected.has(j),
   }));
@@ -130,7 +157,7 @@ export async function scoreRecords(
   checked.forEach((_, j) => membersOf[w.groupIndex[j]].push(j));
   const audits = selections.map((sel) => buildAudit({
     selection: sel, members: membersOf[sel.group], metrics: w.metrics, admissible: w.admissible, config: cfg,
-    idOf: (j) => String(checked[j].id), groupName: String(groups.keys[sel.group]),
+    idOf: (j) => String(checked[j].id), groupName: String(groupNames[sel.group]),
     baseScoreOf: (j) => checked[j].baseScore ?? Number.NaN,
   }));
   return { results, audits, backends: [...w.backends] };
