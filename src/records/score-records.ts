@@ -12,48 +12,9 @@ import { GroupSelector } from '../select.js';
 import { buildAudit, metricValuesAt, type AuditTrace, type MetricValues } from '../score.js';
 import { ShapeBucket, shapeKey } from './packer.js';
 import { checkRecord, type CheckedRecord, type TrajectoryRecord } from './record.js';
+import { GroupKeys } from './group-keys.js';
 
-/**
- * Maps group keys (string, number or none) to dense indices; "1" and 1 stay distinct. Holds each
- * distinct key once, as a Map key and nothing more (no prefixed copy, no index -> key array), so
- * a stream with a million groups costs the Map entries and the key strings themselves.
- */
-export class GroupKeys {
-  // V8 caps one Map at 2^24 entries; past MAP_LIMIT keys a new Map is started.
-  private static readonly MAP_LIMIT = 1 << 23;
-  private readonly strings: Map<string, number>[] = [new Map()];
-  private readonly numbers: Map<number, number>[] = [new Map()];
-  private none = -1;
-  private count = 0;
-
-  get size(): number { return this.count; }
-
-  indexOf(key: string | number | null): number {
-    if (key === null) return this.none >= 0 ? this.none : (this.none = this.count++);
-    return typeof key === 'string' ? this.intern(this.strings, key) : this.intern(this.numbers, key);
-  }
-
-  /** Keys by index, rebuilt from the maps: for small inputs and audits, not the streaming path. */
-  get keys(): (string | number | null)[] {
-    const keys = new Array<string | number | null>(this.count);
-    if (this.none >= 0) keys[this.none] = null;
-    for (const maps of [this.strings, this.numbers] as Map<string | number, number>[][]) {
-      for (const map of maps) for (const [k, i] of map) keys[i] = k;
-    }
-    return keys;
-  }
-
-  private intern<K>(maps: Map<K, number>[], key: K): number {
-    for (const map of maps) {
-      const i = map.get(key);
-      if (i !== undefined) return i;
-    }
-    let last = maps[maps.length - 1];
-    if (last.size >= GroupKeys.MAP_LIMIT) maps.push((last = new Map()));
-    last.set(key, this.count);
-    return this.count++;
-  }
-}
+export { GroupKeys };
 
 export interface WindowScores {
   /** Metrics in window order (record j of the window at position j). */
