@@ -46,6 +46,8 @@ const MAX_REPORTED_ERRORS = 20;
 const ARRAY_HINT = 'hint: this looks like a JSON array; ecr score reads JSONL, one JSON object per line'
   + " (convert with: jq -c '.[]' FILE)";
 
+const formatBytes = (n: number) => (n % (1 << 20) === 0 ? `${n / (1 << 20)} MiB` : `${n}-byte`);
+
 /** The line-length cap: 64 MiB, or ECR_MAX_LINE_BYTES (for tests that should not write 64 MiB). */
 function maxLineBytes(): number {
   const env = process.env.ECR_MAX_LINE_BYTES;
@@ -175,7 +177,7 @@ async function scoreStream(source: Readable, s: ScoreSettings, sink: Sink): Prom
     for await (const text of readLines(source, s.lineCap)) {
       lineNo++;
       if (typeof text !== 'string') {
-        errors.push(new InputError(`the line is ${text.bytes} bytes, longer than the ${s.lineCap}-byte limit; it was skipped unread`, { line: lineNo }));
+        errors.push(new InputError(`the line is ${text.bytes} bytes, longer than the ${formatBytes(s.lineCap)} limit on one record; it was skipped`, { line: lineNo }));
         if (errors.length >= MAX_REPORTED_ERRORS) break;
         continue;
       }
