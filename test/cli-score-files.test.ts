@@ -317,3 +317,21 @@ describe('byte-order marks and JSON arrays (item 15)', () => {
     expect(r.stderr).not.toContain('hint');
   });
 });
+
+describe('bad-input cases of these items (test/bad-inputs/, run here on cpu; the shared table runs every backend)', () => {
+  const CASES = ['bom-jsonl', 'bom-config', 'json-array-one-line', 'json-array-multi-line', 'empty-input', 'blank-lines-only'];
+  it.each(CASES)('%s', (name) => {
+    const c = JSON.parse(readFileSync(path.join(ROOT, 'test', 'bad-inputs', `${name}.json`), 'utf8'));
+    const d = freshDir();
+    const input = path.join(d, 'input.jsonl');
+    writeFileSync(input, c.inputBase64 !== undefined ? Buffer.from(c.inputBase64, 'base64') : c.input);
+    const args = ['score', input, '--backend', 'cpu', ...(c.args ?? [])];
+    if (c.config !== undefined) { writeFileSync(path.join(d, 'config.json'), c.config); args.push('--config', path.join(d, 'config.json')); }
+    const r = runCli(args);
+    expect(r.code, r.stderr).toBe(c.exit);
+    for (const s of c.stderr) expect(r.stderr).toContain(s);
+    noStack(r.stderr);
+    if (c.exit === 2) expect(r.stdout).toBe('');
+    if (c.stdout !== undefined) expect(r.stdout).toBe(c.stdout);
+  });
+});
