@@ -85,11 +85,21 @@ describe('--out is checked before any input is read (item 1)', () => {
     expect(leftovers(d)).toEqual([]);
   });
 
-  it('a write that fails mid-run (/dev/full) is reported in one line with exit 1, not an unhandled error event', () => {
-    if (!existsSync('/dev/full')) return;
-    const r = runCli(['score', '-', '--backend', 'cpu', '--out', '/dev/full'], RECORDS);
-    expect(r.code).toBe(1);
-    expect(r.stderr.trim()).toBe('ecr score: cannot write --out /dev/full: no space left on device (ENOSPC)');
+  it('a write that fails mid-run (the FIFO reader quits) is reported in one line with exit 1, not an unhandled error event', async () => {
+    // A FIFO in a temporary directory rather than /dev/full: a regression that replaced the
+    // target instead of streaming into it must not be able to damage a device node.
+    const d = freshDir();
+    const fifo = path.join(d, 'out.fifo');
+    mkfifo(fifo);
+    const reader = spawn('head', ['-c', '1', fifo], { stdio: ['ignore', 'ignore', 'ignore'] });
+    const child = spawn(process.execPath, [CLI, 'score', '-', '--backend', 'cpu', '--out', fifo]);
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (c: string) => { stderr += c; });
+    child.stdin.end(Array(20_000).fill(RECORDS.split('\n')[0]).join('\n')); // several MB of results, more than a pipe holds
+    const code = await new Promise((resolve) => child.on('exit', resolve));
+    reader.kill();
+    expect(code).toBe(1);
+    expect(stderr.trim()).toBe(`ecr score: cannot write --out ${fifo}: the reader closed the pipe (EPIPE)`);
   });
 });
 
@@ -179,16 +189,18 @@ describe('--out through links, FIFOs and descriptors (item 4)', () => {
     expect(lstatSync(fifo).isFIFO()).toBe(true);
   });
 
-  it('writes to /dev/stdout through the open descriptor: a shell append keeps what was there', () => {
+  it('writes to a descriptor path through the open descriptor: a shell append keeps what was there', () => {
+    // /dev/fd/1 takes the same path as /dev/stdout (see fdOfPath's test) and, should that path
+    // regress to replacing the file, points into /proc, where nothing can be created.
     const d = freshDir();
     const log = path.join(d, 'log.jsonl');
     writeFileSync(log, '{"before":true}\n');
-    const r = bash(`"${process.execPath}" "${CLI}" score - --backend cpu --out /dev/stdout >> "${log}"`, RECORDS);
+    const r = bash(`"${process.execPath}" "${CLI}" score - --backend cpu --out /dev/fd/1 >> "${log}"`, RECORDS);
     expect(r.code).toBe(0);
     const lines = readFileSync(log, 'utf8').trim().split('\n');
     expect(lines[0]).toBe('{"before":true}');
     expect(lines.slice(1).map((l) => JSON.parse(l).id)).toEqual(['a', 'b', 'c']);
-    const direct = runCli(['score', '-', '--backend', 'cpu', '--out', '/dev/stdout'], RECORDS);
+    const direct = runCli(['score', '-', '--backend', 'cpu', '--out', '/proc/self/fd/1'], RECORDS);
     expect(ids(direct.stdout)).toEqual(['a', 'b', 'c']);
   });
 });

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Readable } from 'node:stream';
-import { OverlongLine, readLines } from '../src/cli/io.js';
+import { OverlongLine, fdOfPath, readLines } from '../src/cli/io.js';
 import { GroupKeys } from '../src/records/group-keys.js';
 import { GroupSelector } from '../src/select.js';
 import { NonFiniteResultError, SelectedFlags, resultPrefix } from '../src/cli/score-output.js';
@@ -51,6 +51,13 @@ describe('readLines', () => {
     }));
     // A line exactly at the cap is kept.
     expect(await lines(['0123456789\n'], 10)).toEqual(['0123456789']);
+  });
+});
+
+describe('fdOfPath', () => {
+  it('recognizes the paths that name an open descriptor, and only those', () => {
+    expect(['/dev/stdin', '/dev/stdout', '/dev/stderr', '/dev/fd/1', '/dev/fd/63', '/proc/self/fd/2'].map(fdOfPath)).toEqual([0, 1, 2, 1, 63, 2]);
+    expect(['/dev/null', '/dev/fd/', '/dev/fd/1x', 'dev/stdout', '/tmp/dev/stdout', '/proc/1/fd/1'].map(fdOfPath)).toEqual([null, null, null, null, null, null]);
   });
 });
 
