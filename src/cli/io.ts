@@ -3,7 +3,7 @@ import { createReadStream, fstatSync, promises as fs, type Stats } from 'node:fs
 import type { Readable, Writable } from 'node:stream';
 import { ConfigError, EcrError, UsageError } from '../errors.js';
 
-/** The longest input line accepted (bytes, without the line break): ECR-SPEC section 5's cap. */
+/** The longest input line accepted (bytes, without the line break), as the README documents. */
 export const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
 
 /** A line longer than the cap: it was skipped while reading, never held whole in memory. */
