@@ -95,7 +95,7 @@ export async function inspectInput(file: string): Promise<InputInfo> {
     return { stat: st };
   } catch (err) {
     if (err instanceof UsageError) throw err;
-    throw new UsageError(`${file}: cannot read (${describeFsError(err)})`);
+    throw new UsageError(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   }
 }
 
@@ -112,7 +112,7 @@ export async function readJsonConfig(file: string): Promise<unknown> {
   try {
     text = await fs.readFile(file, 'utf8');
   } catch (err) {
-    throw new UsageError(`--config ${file}: cannot read (${describeFsError(err)})`);
+    throw new UsageError(`--config ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   }
   // Editors on Windows save UTF-8 with a byte-order mark, which JSON.parse rejects.
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
