@@ -12,7 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../errors.js';
 import { postText } from '../llm/http-transport.js';
 import { OpenAICompatibleProvider } from '../llm/openai-compatible.js';
@@ -21,6 +21,17 @@ import { LoopbackServer } from '../loopback/server.js';
 import { EcrPipeline, type PipelineResult } from '../pipeline/pipeline.js';
 
 const USAGE = `usage: ecr bench-pipeline [--server inproc|child] [--runs N] [--scenario small|ignore-n|large|all] [--json]`;
+
+const HELP = `${USAGE}
+
+Times the full pipeline against the loopback OpenAI-compatible server (no network, no model)
+and compares it with the bare HTTP call chain.
+  --server S     child: the loopback server in a child process, with its own event loop, as a real server (default);
+                 inproc: in this process
+  --runs N       timed runs per scenario, after 2 warm-up runs (default 7)
+  --scenario S   small (K=4, H=1, 20 ms per call) | ignore-n (the same, server ignores n) | large (K=64, H=4, 50 ms) | all (default)
+  --json         print one JSON object instead of the summary
+  -h, --help     print this help`;
 
 interface Scenario {
   name: string;
@@ -140,24 +151,27 @@ async function runScenario(sc: Scenario, server: 'inproc' | 'child', runs: numbe
   };
 }
 
+/** The flags `ecr bench-pipeline` accepts; HELP explains each (test/cli-surface.test.ts checks). */
+export const OPTIONS = {
+  server: { type: 'string', default: 'child' },
+  runs: { type: 'string', default: '7' },
+  scenario: { type: 'string', default: 'all' },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const satisfies NonNullable<ParseArgsConfig['options']>;
+
 export async function main(argv: string[]): Promise<number> {
   let values;
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: {
-        server: { type: 'string', default: 'child' },
-        runs: { type: 'string', default: '7' },
-        scenario: { type: 'string', default: 'all' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
+      options: OPTIONS,
       strict: true, allowPositionals: false,
     }));
   } catch (e) {
     throw new UsageError(`${(e as Error).message}\n${USAGE}`);
   }
-  if (values.help) { process.stdout.write(USAGE + '\n'); return 0; }
+  if (values.help) { process.stdout.write(HELP + '\n'); return 0; }
   if (values.server !== 'inproc' && values.server !== 'child') throw new UsageError(`--server must be inproc or child\n${USAGE}`);
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) throw new UsageError(`--runs must be a positive integer\n${USAGE}`);

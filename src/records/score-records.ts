@@ -5,11 +5,11 @@
  */
 import { allocMetrics, type MetricArrays } from '../batch.js';
 import { checkConfigAgainstShape, toResolvedConfig, type EcrConfig, type ResolvedConfig } from '../config.js';
-import { ConfigError, InputError } from '../errors.js';
+import { ConfigError, InputError, UsageError } from '../errors.js';
 import type { BackendChoice, BackendName, ComputeOptions } from '../backends/backend.js';
 import { chooseBackend, getBackend } from '../backends/registry.js';
 import { GroupSelector } from '../select.js';
-import { buildAudit, metricValuesAt, type AuditTrace, type MetricValues } from '../score.js';
+import { buildAudit, checkOptionsObject, metricValuesAt, type AuditTrace, type MetricValues } from '../score.js';
 import { ShapeBucket, shapeKey } from './packer.js';
 import { checkRecord, type CheckedRecord, type TrajectoryRecord } from './record.js';
 import { GroupKeys } from './group-keys.js';
@@ -103,6 +103,8 @@ export async function scoreRecords(
   config?: EcrConfig | ResolvedConfig | unknown,
   options: { backend?: BackendChoice; compact?: 'unorm16' } = {},
 ): Promise<RecordsResult> {
+  if (!Array.isArray(records)) throw new UsageError(`scoreRecords: records must be an array of trajectory objects, got ${records === null ? 'null' : typeof records}`);
+  checkOptionsObject('scoreRecords', options);
   const cfg = toResolvedConfig(config);
   const checked = records.map((r, i) => checkRecord(r, { record: i }, i));
   const groups = new GroupKeys();

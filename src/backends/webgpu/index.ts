@@ -3,7 +3,7 @@
  * runner.ts). Opens its device lazily on first use; `dispose` destroys buffers and the device so
  * the process can exit.
  */
-import type { Batch } from '../../batch.js';
+import { checkComputeOptions, type Batch } from '../../batch.js';
 import type { ResolvedConfig } from '../../config.js';
 import { GpuError, UsageError } from '../../errors.js';
 import { openDevice } from '../../gpu/adapter.js';
@@ -166,6 +166,7 @@ export class WebGpuBackend implements ScoreBackend {
   }
 
   async computeMetrics(batch: Batch, config: ResolvedConfig, options: WebGpuComputeOptions = {}): Promise<BackendOutput> {
+    checkComputeOptions(options, batch.n, batch.m);
     if (batch.n === 0) return emptyOutput();
     const { output } = await this.run(batch, config, options, { out: options.out }, false);
     return output as BackendOutput; // without out32 every metric array is a Float64Array
