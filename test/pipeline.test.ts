@@ -1,6 +1,6 @@
 /** The ECR pipeline end to end against the real loopback HTTP server. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { OpenAICompatibleProvider, resetNDetection } from '../src/llm/index.js';
+import { OpenAICompatibleProvider, knownToIgnoreN, resetNDetection } from '../src/llm/index.js';
 import { LoopbackServer, type LogEntry } from '../src/loopback/server.js';
 import {
   EcrPipeline, LexicalRiskEstimator, NoSurvivingCandidatesError, RequestCancelledError, UNROLL_INSTRUCTION, kForRisk, type PipelineOptions,
@@ -138,6 +138,36 @@ describe('pipeline', () => {
     expect(r.stats).toMatchObject({ survivors: 2, failed: 1 });
     // Three attempts (one try, two retries) reached the server for the failing review.
     expect(chats().filter((e) => e.status === 500)).toHaveLength(3);
+  });
+
+  it('a refused candidate is failed in the audit with the refusal text; the others keep their indices', async () => {
+    server.contentless = ({ kind, choice }) => (kind === 'generate' && choice === 1 ? { refusal: 'I will not answer that.' } : undefined);
+    const r = await pipeline({ k: 4, horizon: 1, sampling: { seed: 8 } }).run(PROMPT);
+    const gen = chats().filter((e) => e.kind === 'generate');
+    expect(gen.map((e) => e.n)).toEqual([4]);
+    expect(knownToIgnoreN(server.url)).toBe(false);
+    expect(r.candidates.map((c) => [c.index, c.status])).toEqual([[0, 'scored'], [1, 'failed'], [2, 'scored'], [3, 'scored']]);
+    expect(r.candidates[1].error).toMatchObject({ stage: 'generate', code: 'ECR_LLM_NO_CONTENT', refusal: 'I will not answer that.' });
+    expect(r.candidates[1].error!.message).toContain('refusal: "I will not answer that."');
+    // Candidate i is the server's choice i.
+    for (const i of [0, 2, 3]) expect(r.candidates[i].text).toBe(gen[0].texts![i]);
+    expect(r.stats).toMatchObject({ survivors: 3, failed: 1 });
+  });
+
+  it('a review answered by tool calls only fails that candidate at that step', async () => {
+    let first: number | undefined;
+    server.contentless = ({ kind, seq }) => {
+      if (kind !== 'unroll' || (first !== undefined && first !== seq)) return undefined;
+      first = seq;
+      return { toolCall: 'search' };
+    };
+    const r = await pipeline({ k: 3, horizon: 2, sampling: { seed: 4 } }, 0).run(PROMPT);
+    const failed = r.candidates.filter((c) => c.status === 'failed');
+    expect(failed).toHaveLength(1);
+    expect(failed[0].error).toMatchObject({ stage: 'unroll', step: 1, code: 'ECR_LLM_NO_CONTENT' });
+    expect(failed[0].error!.message).toContain('tool call(s) and no text');
+    expect(failed[0].error!.refusal).toBeUndefined();
+    expect(failed[0].text).toMatch(/^\[c:[0-9a-f]+ s:0\]/);
   });
 
   it('throws a typed error when no candidate survives, never a placeholder answer', async () => {

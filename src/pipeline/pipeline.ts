@@ -15,7 +15,7 @@ import { scoreBatch } from '../score.js';
 import type { SelectionReason } from '../select.js';
 import { KeyedCache, canonicalJson, tupleKey, type CacheStats } from '../cache/index.js';
 import { HashingEmbedder, ProviderEmbedder, cosine, type Embedder } from '../llm/embedder.js';
-import { LlmCancelledError } from '../llm/errors.js';
+import { LlmCancelledError, LlmNoContentError } from '../llm/errors.js';
 import type { ChatChoice, Provider, SamplingParams, TokenLogprob } from '../llm/provider.js';
 import { sampleChoices, type SampleOutcome, type Scheduler } from '../llm/sample-choices.js';
 import { ecrMetrics } from '../monitoring/process-metrics.js';
@@ -87,7 +87,11 @@ export interface CandidateReport {
   metrics?: MetricValues;
   admissible?: boolean;
   selected: boolean;
-  error?: { stage: 'generate' | 'unroll' | 'evaluate'; step?: number; code?: string; message: string };
+  error?: {
+    stage: 'generate' | 'unroll' | 'evaluate'; step?: number; code?: string; message: string;
+    /** The model's refusal text, when the server sent the choice as a refusal. */
+    refusal?: string;
+  };
 }
 
 export interface PipelineStats extends RequestStatsReport {
@@ -292,7 +296,10 @@ export class EcrPipeline {
     for (const f of failed) {
       reports[f.index] = {
         index: f.index, status: 'failed', text: f.text, selected: false,
-        error: { stage: f.failure.stage, step: f.failure.step, code: (f.failure.error as { code?: string })?.code, message: errorMessage(f.failure.error) },
+        error: {
+          stage: f.failure.stage, step: f.failure.step, code: (f.failure.error as { code?: string })?.code, message: errorMessage(f.failure.error),
+          ...(f.failure.error instanceof LlmNoContentError && f.failure.error.refusal !== undefined ? { refusal: f.failure.error.refusal } : {}),
+        },
       };
     }
     survivors.forEach((s, row) => {
@@ -435,7 +442,9 @@ export class EcrPipeline {
     const key = tupleKey('step', UNROLL_PROMPT_VERSION, this.provider.id, JSON.stringify(messages), candidateText, h, this.unrollSamplingKey, this.topLogprobs);
     const load = () => this.caches.steps.getOrCompute(key, async () => {
       const r = await ctx.schedule(() => this.provider.chat({ kind: 'unroll', messages, n: 1, sampling: this.unrollSampling, topLogprobs: this.topLogprobs }, { signal: ctx.signal, observer: ctx.stats }));
-      return { text: r.choices[0].text, logprobs: r.choices[0].logprobs };
+      const choice = r.choices[0];
+      if (choice.text === null) throw choice.error; // a refused review fails this candidate at this step
+      return { text: choice.text, logprobs: choice.logprobs };
     }, (o) => { ctx.stats.onCache('steps', o); if (o !== 'hit') onMiss(); });
     return unlessForeignCancel(load, ctx.signal);
   }
