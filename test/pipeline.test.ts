@@ -1,6 +1,6 @@
 /** The ECR pipeline end to end against the real loopback HTTP server. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { OpenAICompatibleProvider, knownToIgnoreN, resetNDetection } from '../src/llm/index.js';
+import { OpenAICompatibleProvider, knownToIgnoreN, resetNDetection, type Embedder } from '../src/llm/index.js';
 import { LoopbackServer, type LogEntry } from '../src/loopback/server.js';
 import {
   EcrPipeline, LexicalRiskEstimator, NoSurvivingCandidatesError, RequestCancelledError, UNROLL_INSTRUCTION, kForRisk, type PipelineOptions,
@@ -198,14 +198,59 @@ describe('pipeline', () => {
     expect(r.candidates.every((c) => c.steps!.every((s) => !s.logprobs))).toBe(true);
   });
 
-  it('uses the provider embedding model when configured and counts its calls', async () => {
-    const p = pipeline({ k: 2, horizon: 1, embeddingModel: 'emb' } as Partial<PipelineOptions>);
+  it('uses the provider embedding model when configured: one batched request per step round, counted', async () => {
+    const p = pipeline({ k: 4, horizon: 1, sampling: { seed: 6 }, embeddingModel: 'emb' } as Partial<PipelineOptions>);
     const r = await p.run(PROMPT);
     expect(p.embedder.remote).toBe(true);
-    // One embedding per distinct text: the context plus 2 candidates x 2 steps.
-    expect(server.count('/v1/embeddings')).toBe(r.stats.calls.embed.requests);
-    expect(r.stats.calls.embed.requests).toBe(5);
+    const embeds = server.log.filter((e) => e.path === '/v1/embeddings');
+    // Round 0: the context and the 4 candidates; round 1: the 4 reviews.
+    expect(embeds.map((e) => e.inputs)).toEqual([5, 4]);
+    expect(r.stats.calls.embed.requests).toBe(2);
     expect(r.stats.signals.embedder).toContain('emb');
+  });
+
+  it('batched embeddings give exactly the results of one request per text', async () => {
+    const options = { k: 4, horizon: 2, sampling: { seed: 12 }, embeddingModel: 'emb' } as Partial<PipelineOptions>;
+    const batched = await pipeline(options).run(PROMPT);
+    const batchedRequests = server.count('/v1/embeddings');
+    server.clearLog();
+    const provider = new OpenAICompatibleProvider({ baseUrl: server.url, model: 'test-model', embeddingModel: 'emb' });
+    // The same embedding model, but every text in a request of its own.
+    const perText: Embedder = {
+      id: 'per-text', remote: true,
+      embed: async (texts, opts) => (await Promise.all(texts.map((t) => provider.embed!([t], opts)))).map(([v]) => v),
+    };
+    const single = await pipeline({ ...options, embedder: perText }).run(PROMPT);
+    expect(batchedRequests).toBe(3);
+    expect(server.count('/v1/embeddings')).toBe(1 + 4 * 3);
+    expect(server.log.filter((e) => e.path === '/v1/embeddings').every((e) => e.inputs === 1)).toBe(true);
+    expect(single.candidates.map((c) => c.steps!.map((st) => st.E))).toEqual(batched.candidates.map((c) => c.steps!.map((st) => st.E)));
+    expect(single.candidates.map((c) => c.metrics)).toEqual(batched.candidates.map((c) => c.metrics));
+    expect(single.selectedIndex).toBe(batched.selectedIndex);
+  });
+
+  it('batched embeddings: only uncached texts are sent, concurrent requests share one flight, a failed candidate does not stall a round', async () => {
+    const p = pipeline({ k: 2, horizon: 1, sampling: { seed: 2 }, embeddingModel: 'emb' } as Partial<PipelineOptions>);
+    await p.run(PROMPT);
+    expect(server.count('/v1/embeddings')).toBe(2);
+    server.clearLog();
+    // Same candidates and steps (cached), a new retrieval context: that one text is the only miss.
+    const withContext = await p.run(PROMPT, { context: 'Water boils at 100 degrees Celsius at sea level.' });
+    expect(server.log.filter((e) => e.path === '/v1/embeddings').map((e) => e.inputs)).toEqual([1]);
+    expect(withContext.stats.cache.embeddings.hits).toBe(4);
+
+    server.clearLog();
+    const q = pipeline({ k: 3, horizon: 1, sampling: { seed: 31 }, embeddingModel: 'emb' } as Partial<PipelineOptions>);
+    const [a, b] = await Promise.all([q.run(PROMPT), q.run(PROMPT)]);
+    expect(b.response).toBe(a.response);
+    expect(server.log.filter((e) => e.path === '/v1/embeddings').map((e) => e.inputs)).toEqual([4, 3]);
+
+    server.clearLog();
+    const victim = /\[c:([0-9a-f]+)/.exec(a.candidates[1].text!)![1];
+    server.fail({ path: '/v1/chat/completions', contains: `[c:${victim} s:0]`, times: Infinity, action: { status: 500 } });
+    const r = await pipeline({ k: 3, horizon: 2, sampling: { seed: 31 }, embeddingModel: 'emb' } as Partial<PipelineOptions>, 0).run(PROMPT);
+    expect(r.stats).toMatchObject({ survivors: 2, failed: 1 });
+    expect(server.log.filter((e) => e.path === '/v1/embeddings').map((e) => e.inputs)).toEqual([4, 2, 2]);
   });
 });
 

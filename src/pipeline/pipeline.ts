@@ -20,6 +20,7 @@ import type { ChatChoice, Provider, SamplingParams, TokenLogprob } from '../llm/
 import { sampleChoices, type SampleOutcome, type Scheduler } from '../llm/sample-choices.js';
 import { ecrMetrics } from '../monitoring/process-metrics.js';
 import { RequestStats, type RequestStatsReport } from '../monitoring/request-stats.js';
+import { EmbeddingRounds } from './embedding-rounds.js';
 import { NoSurvivingCandidatesError, RequestCancelledError } from './errors.js';
 import { LexicalRiskEstimator, kForRisk, type RiskEstimator } from './risk.js';
 import {
@@ -129,6 +130,8 @@ interface RequestContext {
   stats: RequestStats;
   signal?: AbortSignal;
   schedule: Scheduler;
+  /** Batches remote embeddings by step round; absent for a local embedder (nothing to batch). */
+  rounds?: EmbeddingRounds;
 }
 
 function deferred<T>() {
@@ -268,7 +271,11 @@ export class EcrPipeline {
       schedule: (fn) => this.limit(fn),
       contextEmbedding: Promise.resolve(new Float32Array(0)),
     };
-    ctx.contextEmbedding = this.embed(ctx, contextText);
+    if (this.embedder.remote) {
+      ctx.rounds = new EmbeddingRounds(k, this.horizon, (texts) => ctx.schedule(() => this.embedder.embed(texts, { signal, observer: stats })));
+    }
+    // The context goes out with the candidates' step 0 (round 0); no vector needs it earlier.
+    ctx.contextEmbedding = this.embed(ctx, contextText, 0, false);
     ctx.contextEmbedding.catch(() => {}); // awaited by every trajectory; a rejection is reported there
 
     const candidates = this.generate(ctx, k);
@@ -388,6 +395,16 @@ export class EcrPipeline {
    * next step instead of piling up at the end. Never rejects.
    */
   private async trajectory(ctx: RequestContext, index: number, candidate: Promise<CandidateOutcome>): Promise<Trajectory> {
+    // The embedding round this candidate takes part in next; on any exit it leaves the rest.
+    const progress = { round: 0 };
+    try {
+      return await this.unrollAndEvaluate(ctx, candidate, index, progress);
+    } finally {
+      ctx.rounds?.leave(progress.round);
+    }
+  }
+
+  private async unrollAndEvaluate(ctx: RequestContext, candidate: Promise<CandidateOutcome>, index: number, progress: { round: number }): Promise<Trajectory> {
     const outcome = await candidate;
     if (!outcome.ok) return { index, ok: false, failure: { stage: 'generate', error: outcome.error } };
     const first: StepData = { text: outcome.choice.text, logprobs: outcome.choice.logprobs };
@@ -405,7 +422,8 @@ export class EcrPipeline {
     };
     let next = this.horizon >= 1 ? request(1) : null;
     if (next) quiet(next.step);
-    embeddings.push(this.embed(ctx, first.text));
+    embeddings.push(this.embed(ctx, first.text, 0));
+    progress.round = 1;
     quiet(embeddings[0]);
     for (let h = 1; h <= this.horizon; h++) {
       const pending = next!;
@@ -416,7 +434,8 @@ export class EcrPipeline {
         return { index, ok: false, text: first.text, failure: { stage: 'unroll', step: h, error } };
       }
       if (h < this.horizon) { next = request(h + 1); quiet(next.step); }
-      const e = this.embed(ctx, steps[h].text);
+      const e = this.embed(ctx, steps[h].text, h);
+      progress.round = h + 1;
       quiet(e);
       embeddings.push(e);
       if (h === 1) vectors.push(this.vector(ctx, steps, embeddings, 0));
@@ -449,14 +468,21 @@ export class EcrPipeline {
     return unlessForeignCancel(load, ctx.signal);
   }
 
-  private embed(ctx: RequestContext, text: string): Promise<Float32Array> {
+  /**
+   * The embedding of `text`, step `round` of a candidate (`participant`) or the context. A miss of
+   * a remote embedder is queued into its round's batch; the cache load runs synchronously inside
+   * getOrCompute, so the text is queued before `arrive` can send the round.
+   */
+  private embed(ctx: RequestContext, text: string, round: number, participant = true): Promise<Float32Array> {
     const key = tupleKey('embedding', this.embedder.id, text);
-    return unlessForeignCancel(() => this.caches.embeddings.getOrCompute(key, async () => {
-      const [v] = this.embedder.remote
-        ? await ctx.schedule(() => this.embedder.embed([text], { signal: ctx.signal, observer: ctx.stats }))
-        : await this.embedder.embed([text]);
+    const rounds = ctx.rounds;
+    const p = unlessForeignCancel(() => this.caches.embeddings.getOrCompute(key, async () => {
+      if (rounds) return rounds.enqueue(round, text);
+      const [v] = await this.embedder.embed([text]);
       return v;
     }, (o) => ctx.stats.onCache('embeddings', o)), ctx.signal);
+    if (participant) rounds?.arrive(round);
+    return p;
   }
 
   private vector(ctx: RequestContext, steps: StepData[], embeddings: Promise<Float32Array>[], t: number): Promise<Float64Array> {
