@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { OpenAICompatibleProvider, knownToIgnoreN, resetNDetection, type Embedder } from '../src/llm/index.js';
 import { LoopbackServer, type LogEntry } from '../src/loopback/server.js';
 import {
-  EcrPipeline, LexicalRiskEstimator, NoSurvivingCandidatesError, RequestCancelledError, UNROLL_INSTRUCTION, kForRisk, type PipelineOptions,
+  DeadlineExceededError, EcrPipeline, LexicalRiskEstimator, NoSurvivingCandidatesError, RequestCancelledError, UNROLL_INSTRUCTION, kForRisk, type PipelineOptions,
 } from '../src/pipeline/index.js';
 import { ecrMetrics, prometheusText } from '../src/monitoring/index.js';
 
@@ -189,6 +189,37 @@ describe('pipeline', () => {
     const err = await pipeline({ k: 2, horizon: 1 }, 3).run(PROMPT, { signal: ac.signal }).catch((e) => e);
     expect(err).toBeInstanceOf(RequestCancelledError);
     expect(chats()).toHaveLength(1);
+  });
+
+  it('fails with DeadlineExceededError when its deadline passes, cancelling the calls in flight', async () => {
+    server.latencyMs = 3000;
+    const before = ecrMetrics.requests.get({ outcome: 'deadline' });
+    const err = await pipeline({ k: 2, horizon: 1, embeddingModel: 'emb' } as Partial<PipelineOptions>, 3).run(PROMPT, { deadlineMs: 100 }).catch((e) => e);
+    expect(err).toBeInstanceOf(DeadlineExceededError);
+    expect(err).toMatchObject({ code: 'ECR_DEADLINE', deadlineMs: 100 });
+    expect(err.message).toBe('the request did not finish within its deadline of 100 ms');
+    // The one generate request was cancelled, not retried.
+    expect(chats()).toHaveLength(1);
+    expect(ecrMetrics.requests.get({ outcome: 'deadline' })).toBe(before + 1);
+    // The caller's own cancellation is reported as such, even with a deadline set.
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 30);
+    const cancelled = await pipeline({ k: 2, horizon: 1 }).run(PROMPT, { signal: ac.signal, deadlineMs: 60_000 }).catch((e) => e);
+    expect(cancelled).toBeInstanceOf(RequestCancelledError);
+    await expect(pipeline().run(PROMPT, { deadlineMs: 0 })).rejects.toMatchObject({ code: 'ECR_PIPELINE_OPTION' });
+  });
+
+  it('a deadline that does not pass changes nothing', async () => {
+    const r = await pipeline({ k: 2, horizon: 1, sampling: { seed: 1 } }).run(PROMPT, { deadlineMs: 60_000 });
+    expect(r.stats.failed).toBe(0);
+  });
+
+  it('K > 1 against a server that refuses n > 1 like llama.cpp succeeds with K candidates', async () => {
+    server.rejectN = 400;
+    const r = await pipeline({ k: 4, horizon: 1, sampling: { seed: 2 } }).run(PROMPT);
+    expect(r.candidates.map((c) => c.status)).toEqual(['scored', 'scored', 'scored', 'scored']);
+    expect(new Set(r.candidates.map((c) => c.text)).size).toBe(4);
+    expect(chats().filter((e) => e.kind === 'generate').map((e) => [e.n, e.status])).toEqual([[4, 400], [1, 200], [1, 200], [1, 200], [1, 200]]);
   });
 
   it('works without logprobs: lexical signals, PD and ES fall back to E', async () => {

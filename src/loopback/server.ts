@@ -197,6 +197,7 @@ export class LoopbackServer {
     const kind = entry.path.endsWith('/embeddings') ? 'embed' as const
       : entry.path.endsWith('/chat/completions') ? (Array.isArray(body.messages) && (body.messages as Array<{ role: string }>).some((m) => m.role === 'assistant') ? 'unroll' as const : 'generate' as const)
         : 'other' as const;
+    if (kind !== 'other') entry.kind = kind; // also for requests that are refused
     const delay = this.latencyMs + (this.extraLatency?.({ seq: entry.seq, kind, body }) ?? 0);
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     if (rule) {

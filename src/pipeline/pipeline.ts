@@ -16,12 +16,12 @@ import type { SelectionReason } from '../select.js';
 import { KeyedCache, canonicalJson, tupleKey, type CacheStats } from '../cache/index.js';
 import { HashingEmbedder, ProviderEmbedder, cosine, type Embedder } from '../llm/embedder.js';
 import { LlmCancelledError, LlmNoContentError } from '../llm/errors.js';
-import type { ChatChoice, Provider, SamplingParams, TokenLogprob } from '../llm/provider.js';
+import type { CallObserver, ChatChoice, Provider, SamplingParams, TokenLogprob } from '../llm/provider.js';
 import { sampleChoices, type SampleOutcome, type Scheduler } from '../llm/sample-choices.js';
 import { ecrMetrics } from '../monitoring/process-metrics.js';
 import { RequestStats, type RequestStatsReport } from '../monitoring/request-stats.js';
 import { EmbeddingRounds } from './embedding-rounds.js';
-import { NoSurvivingCandidatesError, RequestCancelledError } from './errors.js';
+import { DeadlineExceededError, NoSurvivingCandidatesError, RequestCancelledError } from './errors.js';
 import { LexicalRiskEstimator, kForRisk, type RiskEstimator } from './risk.js';
 import {
   SIGNAL_COUNT as M, MarkerSafetyScorer, SIGNAL_NAMES, clamp01, lexicalConfidence, lexicalUncertainty, logprobConfidence, logprobUncertainty,
@@ -66,6 +66,13 @@ export interface PipelineOptions {
 
 export interface RunOptions {
   signal?: AbortSignal;
+  /**
+   * Overall limit for the request in ms: at expiry every LLM call in flight is cancelled and the
+   * request fails with DeadlineExceededError (the caller's `signal` still cancels earlier).
+   */
+  deadlineMs?: number;
+  /** Sees every LLM call attempt of this request as it ends (e.g. for a progress note). */
+  observer?: CallObserver;
   /** Retrieval context (documents) the answer should agree with; default: the prompt alone. */
   context?: string;
 }
@@ -128,6 +135,8 @@ interface RequestContext {
   contextText: string;
   contextEmbedding: Promise<Float32Array>;
   stats: RequestStats;
+  /** The request's stats, and the caller's observer when it gave one. */
+  observer: CallObserver;
   signal?: AbortSignal;
   schedule: Scheduler;
   /** Batches remote embeddings by step round; absent for a local embedder (nothing to batch). */
@@ -241,14 +250,26 @@ export class EcrPipeline {
 
   async run(prompt: string, options: RunOptions = {}): Promise<PipelineResult> {
     if (typeof prompt !== 'string' || prompt.trim() === '') throw new EcrError('ECR_PIPELINE_INPUT', 'the prompt is empty');
+    const { deadlineMs } = options;
+    if (deadlineMs !== undefined && !(typeof deadlineMs === 'number' && Number.isFinite(deadlineMs) && deadlineMs > 0)) {
+      throw new EcrError('ECR_PIPELINE_OPTION', `deadlineMs must be a positive number of milliseconds, got ${String(deadlineMs)}`);
+    }
+    const deadline = deadlineMs !== undefined ? AbortSignal.timeout(deadlineMs) : undefined;
+    const signal = deadline && options.signal ? AbortSignal.any([options.signal, deadline]) : deadline ?? options.signal;
     const stats = new RequestStats();
     const requestStart = performance.now();
     try {
-      const result = await this.runInner(prompt, options, stats);
+      const result = await this.runInner(prompt, { ...options, signal }, stats, () => {
+        // The caller's own cancellation wins when both have fired.
+        if (deadline?.aborted && !options.signal?.aborted) return new DeadlineExceededError(deadlineMs!, { cause: deadline.reason });
+        return new RequestCancelledError({ cause: signal!.reason });
+      });
       ecrMetrics.requests.inc({ outcome: 'ok' });
       return result;
     } catch (err) {
-      ecrMetrics.requests.inc({ outcome: err instanceof NoSurvivingCandidatesError ? 'no_survivors' : err instanceof RequestCancelledError ? 'cancelled' : 'error' });
+      ecrMetrics.requests.inc({
+        outcome: err instanceof NoSurvivingCandidatesError ? 'no_survivors' : err instanceof DeadlineExceededError ? 'deadline' : err instanceof RequestCancelledError ? 'cancelled' : 'error',
+      });
       throw err;
     } finally {
       stats.finish();
@@ -258,7 +279,7 @@ export class EcrPipeline {
     }
   }
 
-  private async runInner(prompt: string, options: RunOptions, stats: RequestStats): Promise<PipelineResult> {
+  private async runInner(prompt: string, options: RunOptions, stats: RequestStats, abortError: () => EcrError): Promise<PipelineResult> {
     const signal = options.signal;
     const tRisk = performance.now();
     const risk = this.adaptiveK ? clamp01(await this.riskEstimator.estimate(prompt)) : null;
@@ -268,11 +289,12 @@ export class EcrPipeline {
     const contextText = options.context ? `${prompt}\n\n${options.context}` : prompt;
     const ctx: RequestContext = {
       prompt, contextText, stats, signal,
+      observer: options.observer ? { onCall: (r) => { stats.onCall(r); options.observer!.onCall(r); } } : stats,
       schedule: (fn) => this.limit(fn),
       contextEmbedding: Promise.resolve(new Float32Array(0)),
     };
     if (this.embedder.remote) {
-      ctx.rounds = new EmbeddingRounds(k, this.horizon, (texts) => ctx.schedule(() => this.embedder.embed(texts, { signal, observer: stats })));
+      ctx.rounds = new EmbeddingRounds(k, this.horizon, (texts) => ctx.schedule(() => this.embedder.embed(texts, { signal, observer: ctx.observer })));
     }
     // The context goes out with the candidates' step 0 (round 0); no vector needs it earlier.
     ctx.contextEmbedding = this.embed(ctx, contextText, 0, false);
@@ -280,7 +302,7 @@ export class EcrPipeline {
 
     const candidates = this.generate(ctx, k);
     const trajectories = await Promise.all(candidates.map((c, i) => this.trajectory(ctx, i, c)));
-    if (signal?.aborted) throw new RequestCancelledError({ cause: signal.reason });
+    if (signal?.aborted) throw abortError();
 
     const survivors = trajectories.filter((t): t is Extract<Trajectory, { ok: true }> => t.ok);
     const failed = trajectories.filter((t): t is Extract<Trajectory, { ok: false }> => !t.ok);
@@ -348,7 +370,7 @@ export class EcrPipeline {
     const promises = slots.map((s) => s.promise);
     const key = this.deterministicSampling ? tupleKey('candidates', this.provider.id, JSON.stringify(messages), k, this.samplingKey, this.topLogprobs) : '';
     const launch = () => sampleChoices(this.provider, { messages, k, sampling: this.sampling, topLogprobs: this.topLogprobs }, {
-      signal: ctx.signal, observer: ctx.stats, schedule: ctx.schedule,
+      signal: ctx.signal, observer: ctx.observer, schedule: ctx.schedule,
       onSample: (i, o) => {
         ctx.stats.span('generate', start);
         // A cancelled flight must not be joined by later requests.
@@ -460,7 +482,7 @@ export class EcrPipeline {
     // version), the candidate it descends from, the step index, model, base URL and sampling.
     const key = tupleKey('step', UNROLL_PROMPT_VERSION, this.provider.id, JSON.stringify(messages), candidateText, h, this.unrollSamplingKey, this.topLogprobs);
     const load = () => this.caches.steps.getOrCompute(key, async () => {
-      const r = await ctx.schedule(() => this.provider.chat({ kind: 'unroll', messages, n: 1, sampling: this.unrollSampling, topLogprobs: this.topLogprobs }, { signal: ctx.signal, observer: ctx.stats }));
+      const r = await ctx.schedule(() => this.provider.chat({ kind: 'unroll', messages, n: 1, sampling: this.unrollSampling, topLogprobs: this.topLogprobs }, { signal: ctx.signal, observer: ctx.observer }));
       const choice = r.choices[0];
       if (choice.text === null) throw choice.error; // a refused review fails this candidate at this step
       return { text: choice.text, logprobs: choice.logprobs };
