@@ -14,7 +14,7 @@ export const ecrMetrics = {
   llmCallDuration: registry.histogram('ecr_llm_call_duration_seconds', 'Latency of one LLM HTTP request, by kind.', LATENCY_BUCKETS),
   cacheLookups: registry.counter('ecr_cache_lookups_total', 'Cache lookups by cache and outcome (hit, miss, joined = waited on an in-flight load).'),
   cacheEvictions: registry.counter('ecr_cache_evictions_total', 'Entries evicted (size bound) or expired (TTL), by cache.'),
-  requests: registry.counter('ecr_requests_total', 'Pipeline requests by outcome (ok, no_survivors, error).'),
+  requests: registry.counter('ecr_requests_total', 'Pipeline requests by outcome (ok, no_survivors, cancelled, deadline, error).'),
   requestDuration: registry.histogram('ecr_request_duration_seconds', 'Wall time of one pipeline request.', LATENCY_BUCKETS),
   candidates: registry.counter('ecr_candidates_total', 'Candidates by status (scored, failed).'),
   parallelSpeedup: registry.histogram('ecr_parallel_speedup_ratio', 'Sum of LLM call latencies divided by request wall time.', [1, 2, 4, 8, 16, 32, 64, 128]),
