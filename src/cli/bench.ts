@@ -8,7 +8,7 @@ import { toResolvedConfig } from '../config.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../backends/backend.js';
 import { runBench, type BenchResult } from '../bench/run-bench.js';
 import { readJsonConfig } from './io.js';
-import { setWebGpuAdapter, type AdapterPreference } from '../gpu/adapter.js';
+import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../gpu/adapter.js';
 
 const HELP = `usage: ecr bench [--backend auto|webgpu|cpu|cpu-reference] [--n N] [--t T] [--m M] [--d D] [--a A]
                  [--reps R] [--warmup W] [--config FILE] [--dtype float64|float32] [--unshared]
@@ -26,7 +26,9 @@ Times computeMetrics on a synthetic batch of N trajectories of T steps x M compo
   --reuse-outputs  allocate the output arrays once and pass them to every call
                  (ComputeOptions.out), as a caller scoring batch after batch would; default:
                  fresh outputs per call, as scoreBatch does
-  --adapter      WebGPU adapter (default: native, then OpenGL ES; also ECR_WEBGPU_ADAPTER)
+  --adapter      WebGPU adapter (default: native, then OpenGL ES; also ECR_WEBGPU_ADAPTER);
+                 the one chosen is named in one line on stderr (ECR_DEBUG=webgpu also shows
+                 Dawn's own messages)
   --compact      upload E to the GPU as unorm16 (webgpu only)
   --json         print one JSON object instead of the table
 Defaults: --backend auto --n 100000 --t 5 --m 8 --reps 5 --warmup 1.`;
@@ -91,6 +93,7 @@ export async function main(argv: string[]): Promise<number> {
     throw new UsageError(`the batch would need ${(inputBytes / 2 ** 30).toFixed(1)} GiB of input; reduce --n (limit ${MAX_INPUT_BYTES / 2 ** 30} GiB)`);
   }
   if (values.adapter !== undefined) setWebGpuAdapter(values.adapter as AdapterPreference);
+  setWebGpuAdapterReport(true);
   if (values.compact !== undefined && values.compact !== 'unorm16') throw new UsageError(`--compact must be "unorm16", got "${values.compact}"`);
   const config = toResolvedConfig(values.config ? await readJsonConfig(values.config) : {});
 
