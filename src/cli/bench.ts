@@ -8,7 +8,7 @@ import { toResolvedConfig } from '../config.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../backends/backend.js';
 import { runBench, type BenchResult } from '../bench/run-bench.js';
 import { readJsonConfig } from './io.js';
-import { setWebGpuAdapter, type AdapterPreference } from '../gpu/adapter.js';
+import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../gpu/adapter.js';
 
 const HELP = `usage: ecr bench [options]
 
@@ -28,7 +28,7 @@ Times computeMetrics on a synthetic batch of N trajectories of T steps x M compo
   --unshared       inputs in ordinary memory (default for cpu: SharedArrayBuffer, read in place by its worker threads)
   --covariance     also return the shrunk covariance matrices
   --reuse-outputs  pass the same output arrays to every call (ComputeOptions.out) instead of fresh ones per call
-  --adapter A      WebGPU adapter: auto | native | opengles (default auto: native, then OpenGL ES; also ECR_WEBGPU_ADAPTER)
+  --adapter A      WebGPU adapter: auto | native | opengles (default auto: native, then OpenGL ES; also ECR_WEBGPU_ADAPTER); the chosen one is named on stderr
   --compact unorm16  upload E to the GPU as 16-bit fixed point (webgpu only)
   --json           print one JSON object instead of the table
   -h, --help       print this help`;
@@ -96,6 +96,7 @@ export async function main(argv: string[]): Promise<number> {
     throw new UsageError(`the batch would need ${(inputBytes / 2 ** 30).toFixed(1)} GiB of input; reduce --n (limit ${MAX_INPUT_BYTES / 2 ** 30} GiB)`);
   }
   if (values.adapter !== undefined) setWebGpuAdapter(values.adapter as AdapterPreference);
+  setWebGpuAdapterReport(true);
   if (values.compact !== undefined && values.compact !== 'unorm16') throw new UsageError(`--compact must be "unorm16", got "${values.compact}"`);
   const config = toResolvedConfig(values.config ? await readJsonConfig(values.config) : {});
 
