@@ -11,7 +11,7 @@ import { BACKEND_CHOICES, type BackendChoice } from '../backends/backend.js';
 import { scoreRecords, type RecordsResult } from '../records/score-records.js';
 import type { TrajectoryRecord } from '../records/record.js';
 import type { AuditTrace } from '../score.js';
-import { setWebGpuAdapter, type AdapterPreference } from '../gpu/adapter.js';
+import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../gpu/adapter.js';
 
 const DATA_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'data');
 
@@ -74,6 +74,7 @@ export async function main(argv: string[]): Promise<number> {
   const backend = values.backend as BackendChoice;
   if (!BACKEND_CHOICES.includes(backend)) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got "${values.backend}"`);
   if (values.adapter !== undefined) setWebGpuAdapter(values.adapter as AdapterPreference);
+  setWebGpuAdapterReport(true);
 
   const paper = load('paper-worked-example');
   const paperRes = await scoreRecords(paper.records, paper.config, { backend });

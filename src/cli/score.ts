@@ -16,7 +16,7 @@ import type { Readable } from 'node:stream';
 import { toResolvedConfig, type ResolvedConfig } from '../config.js';
 import { InputError, UsageError } from '../errors.js';
 import { BACKEND_CHOICES, type BackendChoice, type ComputeOptions } from '../backends/backend.js';
-import { setWebGpuAdapter, type AdapterPreference } from '../gpu/adapter.js';
+import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../gpu/adapter.js';
 import { GroupSelector } from '../select.js';
 import { checkRecord, parseJsonLine, type CheckedRecord } from '../records/record.js';
 import { GroupKeys, scoreWindow } from '../records/score-records.js';
@@ -79,6 +79,7 @@ export async function main(argv: string[]): Promise<number> {
   const window = Number(values.window);
   if (!Number.isInteger(window) || window < 1) throw new UsageError(`--window must be a positive integer, got "${values.window}"`);
   if (values.adapter !== undefined) setWebGpuAdapter(values.adapter as AdapterPreference);
+  setWebGpuAdapterReport(true);
   if (values.compact !== undefined && values.compact !== 'unorm16') throw new UsageError(`--compact must be "unorm16", got "${values.compact}"`);
   const compute: ComputeOptions = values.compact ? { compact: 'unorm16' } : {};
   const lineCap = maxLineBytes();
