@@ -53,8 +53,9 @@ describe.each([
 
     const tempName = `.out.jsonl.${child.pid}.tmp`;
     const spillDirs = () => readdirSync(tmpdir).filter((f) => f.startsWith('ecr-score-'));
-    await waitFor(() => readdirSync(dir).includes(tempName) && spillDirs().length === 1, 'the temporary output and the spill directory');
-    expect(readdirSync(path.join(tmpdir, spillDirs()[0]))).toContain('results.jsonl');
+    // mkdtemp comes before the spill file is opened: wait for the file itself, not just its directory.
+    const spillFileExists = () => spillDirs().length === 1 && readdirSync(path.join(tmpdir, spillDirs()[0])).includes('results.jsonl');
+    await waitFor(() => readdirSync(dir).includes(tempName) && spillFileExists(), 'the temporary output and the spill file');
 
     child.kill(signal);
     const [code, sig] = await exited;

@@ -117,7 +117,7 @@ describe('a forced WebGPU adapter that is not there is a one-line error, exit 1'
     expect(r.code).toBe(1);
     const lines = ecrLines(r.stderr);
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(new RegExp(`^ecr ${args[0]}: backend "webgpu" is unavailable: no usable WebGPU adapter \\(native: .+\\)$`));
+    expect(lines[0]).toMatch(new RegExp(`^ecr ${args[0]}: backend "webgpu" is unavailable: no usable WebGPU adapter \\(.*native.*\\).*$`));
     expect(stackLines(r.stderr)).toEqual([]);
     expect(r.stdout).toBe('');
   });
