@@ -125,7 +125,7 @@ async function scoreStream(input: string, config: ResolvedConfig, backend: Backe
       lineNo++;
       if (text.trim() === '') continue;
       try {
-        records.push(checkRecord(parseJsonLine(text, lineNo), { line: lineNo }, lineNo));
+        records.push(checkRecord(parseJsonLine(text, lineNo), { line: lineNo }, lineNo, text));
         lines.push(lineNo);
       } catch (err) {
         if (!(err instanceof InputError)) throw err;
