@@ -80,8 +80,8 @@ export function validateBatch(b: Batch): void {
   checkLength('groups', b.groups, b.n);
   checkLength('baseScore', b.baseScore, b.n);
 
-  // Every value check runs on every record here: the GPU computes in float32, so the bounds of
-  // ECR-SPEC section 2 (input-ranges.ts) apply to packed arrays exactly as to JSONL records.
+  // The same checks as for JSONL records (input-ranges.ts): a packed batch reaches the float32
+  // GPU path just the same, so it gets the same bounds.
   const perRecord = (field: string, arr: FloatArray | undefined, width: number, check: ValueCheck) => {
     if (!arr) return;
     for (let i = 0; i < arr.length; i++) {
