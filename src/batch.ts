@@ -4,6 +4,7 @@
  */
 import { InputError, UsageError } from './errors.js';
 import type { ComputeOptions } from './backends/backend.js';
+import { embeddingValue, formatNumber, policyValue, rewardValue, stepValue, type ValueCheck } from './input-ranges.js';
 
 export type FloatArray = Float32Array | Float64Array;
 
@@ -116,19 +117,21 @@ export function validateBatch(b: Batch): void {
   checkArray('groups', b.groups, GROUP_ARRAYS, b.n);
   checkArray('baseScore', b.baseScore, SCORE_ARRAYS, b.n);
 
-  const perRecord = (field: string, arr: FloatArray | undefined, width: number, check: (x: number) => string | null) => {
+  // The same checks as for JSONL records (input-ranges.ts): a packed batch reaches the float32
+  // GPU path just the same, so it gets the same bounds.
+  const perRecord = (field: string, arr: FloatArray | undefined, width: number, check: ValueCheck) => {
     if (!arr) return;
     for (let i = 0; i < arr.length; i++) {
-      const problem = check(arr[i]);
-      if (problem) throw new InputError(`${problem} (value ${arr[i]} at offset ${i % width})`, { record: Math.floor(i / width), field });
+      const x = arr[i];
+      const problem = Number.isFinite(x) ? check(x) : 'not a finite number';
+      if (problem) throw new InputError(`${problem} (value ${formatNumber(x)} at offset ${i % width})`, { record: Math.floor(i / width), field });
     }
   };
-  const finite = (x: number) => (Number.isFinite(x) ? null : 'not a finite number');
-  perRecord('steps', b.steps, b.t * b.m, (x) => (!Number.isFinite(x) ? 'not a finite number' : x < 0 || x > 1 ? 'outside [0, 1]' : null));
-  perRecord('embeddings', b.embeddings, b.t * (b.d ?? 1), finite);
-  perRecord('expected', b.expected, b.t, finite);
-  perRecord('realized', b.realized, b.t, finite);
-  perRecord('policy', b.policy, b.t * (b.a ?? 1), (x) => (!Number.isFinite(x) ? 'not a finite number' : x < 0 ? 'negative' : null));
+  perRecord('steps', b.steps, b.t * b.m, stepValue);
+  perRecord('embeddings', b.embeddings, b.t * (b.d ?? 1), embeddingValue);
+  perRecord('expected', b.expected, b.t, rewardValue);
+  perRecord('realized', b.realized, b.t, rewardValue);
+  perRecord('policy', b.policy, b.t * (b.a ?? 1), policyValue);
   if (b.baseScore) {
     for (let i = 0; i < b.n; i++) {
       // NaN is the documented "use CCI" marker; infinities are not a score.

@@ -4,6 +4,7 @@
  * re-checks or re-defaults options.
  */
 import { ConfigError } from './errors.js';
+import { formatNumber } from './input-ranges.js';
 
 export type EvbMode = 'trace' | 'max-abs-change';
 export type ShrinkTarget = 'identity' | 'scaled-identity';
@@ -63,8 +64,21 @@ const WEIGHT_NAMES = ['alpha', 'beta', 'gamma', 'delta', 'epsilon'] as const;
 const WEIGHT_SUM_TOLERANCE = 1e-6;
 
 function finiteNumber(key: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(`must be a finite number, got ${JSON.stringify(v)}`, key);
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(`must be a finite number, got ${typeof v === 'number' ? formatNumber(v) : JSON.stringify(v)}`, key);
   return v;
+}
+
+/**
+ * Smallest vmax and dmax: ES and PD divide by them, and the WebGPU kernels hold them as float32,
+ * where a smaller value becomes 0 (or a denormal that GPUs flush to 0) and the quotient NaN.
+ */
+export const MIN_DIVISOR = 1e-30;
+
+function divisor(key: string, v: unknown): number {
+  const x = finiteNumber(key, v);
+  if (x <= 0) throw new ConfigError(`must be positive, got ${x}`, key);
+  if (x < MIN_DIVISOR) throw new ConfigError(`must be at least ${MIN_DIVISOR} (the GPU holds it as a float32), got ${x}`, key);
+  return x;
 }
 
 function inUnitInterval(key: string, v: unknown): number {
@@ -138,16 +152,8 @@ export function resolveConfig(raw: unknown = {}): ResolvedConfig {
     confIndex = finiteNumber('confIndex', o.confIndex);
     if (!Number.isInteger(confIndex) || confIndex < 0) throw new ConfigError(`must be a non-negative integer, got ${confIndex}`, 'confIndex');
   }
-  let vmax = DEFAULTS.vmax;
-  if (o.vmax !== undefined) {
-    vmax = finiteNumber('vmax', o.vmax);
-    if (vmax <= 0) throw new ConfigError(`must be positive, got ${vmax}`, 'vmax');
-  }
-  let dmax: number | null = null;
-  if (o.dmax !== undefined && o.dmax !== null) {
-    dmax = finiteNumber('dmax', o.dmax);
-    if (dmax <= 0) throw new ConfigError(`must be positive, got ${dmax}`, 'dmax');
-  }
+  const vmax = o.vmax === undefined ? DEFAULTS.vmax : divisor('vmax', o.vmax);
+  const dmax = o.dmax === undefined || o.dmax === null ? null : divisor('dmax', o.dmax);
   const resolved: ResolvedConfig = { weights, tau, lambda, shrinkTarget, evbMode, crWeights, confIndex, vmax, dmax };
   resolvedConfigs.add(resolved);
   return resolved;

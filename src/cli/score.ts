@@ -184,7 +184,7 @@ async function scoreStream(source: Readable, s: ScoreSettings, sink: Sink): Prom
       }
       if (text.trim() === '') continue;
       try {
-        records.push(checkRecord(parseJsonLine(text, lineNo), { line: lineNo }, lineNo));
+        records.push(checkRecord(parseJsonLine(text, lineNo), { line: lineNo }, lineNo, text));
         lines.push(lineNo);
       } catch (err) {
         if (!(err instanceof InputError)) throw err;
