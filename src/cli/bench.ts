@@ -2,12 +2,12 @@
  * `ecr bench`: throughput of one backend on a deterministic synthetic batch (src/bench/).
  * Human-readable by default; --json prints exactly one JSON object on stdout.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
 import { UsageError } from '../errors.js';
 import { toResolvedConfig } from '../config.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../backends/backend.js';
 import { runBench, type BenchResult } from '../bench/run-bench.js';
-import { readJsonConfig } from './io.js';
+import { parseFlags, readJsonConfig } from './io.js';
 import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../gpu/adapter.js';
 
 const HELP = `usage: ecr bench [options]
@@ -66,16 +66,7 @@ export const OPTIONS = {
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
 export async function main(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      allowPositionals: false,
-      options: OPTIONS,
-    }));
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n${HELP}`);
-  }
+  const values = parseFlags(argv, OPTIONS, HELP);
   if (values.help) { process.stdout.write(HELP + '\n'); return 0; }
 
   const backend = values.backend as BackendChoice;

@@ -5,8 +5,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
 import { UsageError } from '../errors.js';
+import { parseFlags } from './io.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../backends/backend.js';
 import { scoreRecords, type RecordsResult } from '../records/score-records.js';
 import type { TrajectoryRecord } from '../records/record.js';
@@ -60,16 +61,7 @@ export const OPTIONS = {
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
 export async function main(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      allowPositionals: false,
-      options: OPTIONS,
-    }));
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n${HELP}`);
-  }
+  const values = parseFlags(argv, OPTIONS, HELP);
   if (values.help) { process.stdout.write(HELP + '\n'); return 0; }
   const backend = values.backend as BackendChoice;
   if (!BACKEND_CHOICES.includes(backend)) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got "${values.backend}"`);

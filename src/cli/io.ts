@@ -1,6 +1,7 @@
 /** Small I/O helpers shared by the subcommands. */
 import { createReadStream, fstatSync, promises as fs, type Stats } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, EcrError, UsageError } from '../errors.js';
 
 /** The longest input line accepted (bytes, without the line break), as the README documents. */
@@ -218,5 +219,20 @@ export class Progress {
   done(count: number): void {
     if (!this.enabled) return;
     process.stderr.write(`\r${this.label}: ${count.toLocaleString('en-US')} records in ${((Date.now() - this.start) / 1000).toFixed(1)} s\n`);
+  }
+}
+
+/**
+ * Parses a subcommand's flags (no positionals); a flag the command does not know is a
+ * UsageError that repeats the command's usage.
+ */
+type FlagValues<O extends NonNullable<ParseArgsConfig['options']>> =
+  ReturnType<typeof parseArgs<{ args: string[]; options: O; allowPositionals: false; strict: true }>>['values'];
+
+export function parseFlags<O extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: O, usage: string): FlagValues<O> {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: false, strict: true }).values;
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n${usage}`);
   }
 }
