@@ -5,7 +5,7 @@ import { LoopbackServer, type LogEntry } from '../src/loopback/server.js';
 import {
   EcrPipeline, LexicalRiskEstimator, NoSurvivingCandidatesError, RequestCancelledError, UNROLL_INSTRUCTION, kForRisk, type PipelineOptions,
 } from '../src/pipeline/index.js';
-import { ecrMetrics, prometheusText } from '../src/monitoring/index.js';
+import { ecrMetrics, histogramCount, metricValue, prometheusText } from '../src/monitoring/index.js';
 
 let server: LoopbackServer;
 beforeEach(async () => { server = await LoopbackServer.start(); resetNDetection(); });
@@ -142,14 +142,14 @@ describe('pipeline', () => {
 
   it('throws a typed error when no candidate survives, never a placeholder answer', async () => {
     server.fail({ path: '/v1/chat/completions', times: Infinity, action: { status: 503 } });
-    const before = ecrMetrics.requests.get({ outcome: 'no_survivors' });
+    const before = await metricValue(ecrMetrics.requests, { outcome: 'no_survivors' });
     const err = await pipeline({ k: 3, horizon: 1 }).run(PROMPT).catch((e) => e);
     expect(err).toBeInstanceOf(NoSurvivingCandidatesError);
     expect(err.code).toBe('ECR_NO_SURVIVORS');
     expect(err.failures).toHaveLength(3);
     expect(err.failures.every((f: { stage: string }) => f.stage === 'generate')).toBe(true);
     expect(err.failures[0].message).toContain('HTTP 503');
-    expect(ecrMetrics.requests.get({ outcome: 'no_survivors' })).toBe(before + 1);
+    expect(await metricValue(ecrMetrics.requests, { outcome: 'no_survivors' })).toBe(before + 1);
   });
 
   it('is cancelled by the caller signal', async () => {
@@ -256,14 +256,14 @@ describe('caching', () => {
 
 describe('monitoring', () => {
   it('counts LLM calls by kind in the Prometheus exposition', async () => {
-    const g0 = ecrMetrics.llmCalls.get({ kind: 'generate' });
-    const u0 = ecrMetrics.llmCalls.get({ kind: 'unroll' });
-    const d0 = ecrMetrics.requestDuration.count();
+    const g0 = await metricValue(ecrMetrics.llmCalls, { kind: 'generate' });
+    const u0 = await metricValue(ecrMetrics.llmCalls, { kind: 'unroll' });
+    const d0 = await histogramCount(ecrMetrics.requestDuration);
     await pipeline({ k: 2, horizon: 2 }).run(PROMPT);
-    expect(ecrMetrics.llmCalls.get({ kind: 'generate' })).toBe(g0 + 1);
-    expect(ecrMetrics.llmCalls.get({ kind: 'unroll' })).toBe(u0 + 4);
-    expect(ecrMetrics.requestDuration.count()).toBe(d0 + 1);
-    const text = prometheusText();
+    expect(await metricValue(ecrMetrics.llmCalls, { kind: 'generate' })).toBe(g0 + 1);
+    expect(await metricValue(ecrMetrics.llmCalls, { kind: 'unroll' })).toBe(u0 + 4);
+    expect(await histogramCount(ecrMetrics.requestDuration)).toBe(d0 + 1);
+    const text = await prometheusText();
     expect(text).toMatch(new RegExp(`^ecr_llm_calls_total\\{kind="unroll"\\} ${u0 + 4}$`, 'm'));
     expect(text).toMatch(/^ecr_request_duration_seconds_bucket\{le="\+Inf"\} \d+$/m);
   });

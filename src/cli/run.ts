@@ -131,7 +131,7 @@ export async function main(argv: string[]): Promise<number> {
       if (err instanceof NoSurvivingCandidatesError && err.failures.length > 1) {
         for (const f of err.failures) process.stderr.write(`  candidate ${f.index}: ${f.stage}${f.step !== undefined ? ` step ${f.step}` : ''}: ${f.message}\n`);
       }
-      if (v.metrics) process.stderr.write(prometheusText());
+      if (v.metrics) process.stderr.write(await prometheusText());
       return 1;
     }
     if (err instanceof EcrError && err.code === 'ECR_PIPELINE_OPTION') throw new UsageError(err.message);
@@ -143,10 +143,10 @@ export async function main(argv: string[]): Promise<number> {
   if (v.json) {
     const { response, selectedIndex, admissible, metrics, candidates, stats } = result;
     process.stdout.write(JSON.stringify({ response, selectedIndex, admissible, metrics, candidates, stats }) + '\n');
-    if (v.metrics) process.stderr.write(prometheusText());
+    if (v.metrics) process.stderr.write(await prometheusText());
   } else {
     process.stdout.write(formatHuman(result));
-    if (v.metrics) process.stdout.write('\n' + prometheusText());
+    if (v.metrics) process.stdout.write('\n' + await prometheusText());
   }
   return 0;
 }

@@ -79,6 +79,7 @@ export class OpenAICompatibleProvider implements Provider {
     if (s.topP !== undefined) body.top_p = s.topP;
     if (s.maxTokens !== undefined) body.max_tokens = s.maxTokens;
     if (s.seed !== undefined) body.seed = s.seed;
+    if (s.stop !== undefined) body.stop = s.stop;
     if (wantLogprobs) {
       body.logprobs = true;
       body.top_logprobs = request.topLogprobs;
@@ -188,12 +189,14 @@ function parseChoices(json: unknown): ChatChoice[] {
   if (!Array.isArray(raw)) return [];
   const withIndex = raw.map((c: Record<string, unknown>, pos) => ({ c, idx: typeof c.index === 'number' ? c.index : pos }));
   withIndex.sort((a, b) => a.idx - b.idx);
+  const fp = (json as { system_fingerprint?: unknown }).system_fingerprint;
+  const fingerprint = typeof fp === 'string' ? fp : undefined;
   const out: ChatChoice[] = [];
   for (const { c } of withIndex) {
     const message = c.message as { content?: unknown } | undefined;
     const text = typeof message?.content === 'string' ? message.content : typeof c.text === 'string' ? c.text : null;
     if (text === null) continue;
-    out.push({ text, logprobs: parseLogprobs(c.logprobs), finishReason: typeof c.finish_reason === 'string' ? c.finish_reason : undefined });
+    out.push({ text, logprobs: parseLogprobs(c.logprobs), finishReason: typeof c.finish_reason === 'string' ? c.finish_reason : undefined, systemFingerprint: fingerprint });
   }
   return out;
 }
