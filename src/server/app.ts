@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Writable } from 'node:stream';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
 import { registerAccessLog } from './access-log.js';
 import { registerAuth } from './auth.js';
 import type { ServeConfig } from './config.js';
@@ -40,7 +40,8 @@ export function buildGateway(config: ServeConfig, options: GatewayOptions = {}):
   const gateway = new Gateway(config);
   const app = Fastify({
     logger: { level: config.logLevel, ...(options.logStream ? { stream: options.logStream } : {}) },
-    disableRequestLogging: true,
+    // Fastify's own per-request lines are replaced by one access-log line (access-log.ts).
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimit,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
