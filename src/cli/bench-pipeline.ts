@@ -20,7 +20,8 @@ import { resetNDetection } from '../llm/sample-choices.js';
 import { LoopbackServer } from '../loopback/server.js';
 import { EcrPipeline, type PipelineResult } from '../pipeline/pipeline.js';
 
-const USAGE = `usage: ecr bench-pipeline [--server inproc|child] [--runs N] [--scenario small|ignore-n|large|all] [--json]`;
+const USAGE = `usage: ecr bench-pipeline [--server inproc|child] [--runs N] [--scenario small|ignore-n|large|all] [--json]
+       ecr bench-pipeline --gateway overhead|concurrency|passthrough|all [--runs N] [--duration S] [--json]   (ecr serve; src/bench/gateway.ts)`;
 
 interface Scenario {
   name: string;
@@ -150,6 +151,7 @@ export async function main(argv: string[]): Promise<number> {
         runs: { type: 'string', default: '7' },
         scenario: { type: 'string', default: 'all' },
         json: { type: 'boolean', default: false },
+        gateway: { type: 'string' }, duration: { type: 'string', default: '30' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true, allowPositionals: false,
@@ -158,6 +160,9 @@ export async function main(argv: string[]): Promise<number> {
     throw new UsageError(`${(e as Error).message}\n${USAGE}`);
   }
   if (values.help) { process.stdout.write(USAGE + '\n'); return 0; }
+  if (values.gateway !== undefined) {
+    return (await import('../bench/gateway.js')).runGatewayBench(values.gateway, { runs: argv.includes('--runs') ? Number(values.runs) : undefined, durationS: Number(values.duration), json: values.json });
+  }
   if (values.server !== 'inproc' && values.server !== 'child') throw new UsageError(`--server must be inproc or child\n${USAGE}`);
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) throw new UsageError(`--runs must be a positive integer\n${USAGE}`);
