@@ -209,7 +209,12 @@ export class LoopbackServer {
         : 'other' as const;
     const delay = this.latencyMs + (this.extraLatency?.({ seq: entry.seq, kind, body }) ?? 0);
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
-    if (entry.aborted) { entry.end = performance.now(); return; }
+    if (entry.aborted) {
+      // Recorded as what it was, though never answered (tests count cancelled generate calls).
+      if (kind !== 'other') entry.kind = kind;
+      entry.end = performance.now();
+      return;
+    }
     if (rule) {
       if ('drop' in rule.action) {
         entry.status = 'dropped';
