@@ -2,22 +2,34 @@
 /**
  * `ecr` command-line entry: dispatches to one module per subcommand (src/cli/*.ts). Each
  * subcommand returns its exit code; errors are mapped to codes here: 2 for bad input or usage,
- * 1 for internal failures.
+ * 1 for a failure the engine reports by type (a backend that cannot run here, the GPU, the LLM
+ * server), each as one line; only an untyped error (a bug) prints its stack, as a bug report.
  */
-import { isUserError } from './errors.js';
+import { readFileSync } from 'node:fs';
+import { EcrError, isUserError } from './errors.js';
 import { disposeBackends } from './backends/registry.js';
 
 const USAGE = `usage: ecr <command> [options]
 
 commands:
-  score FILE|-   score a JSONL file of trajectories (ECR-SPEC section 5)
-  bench          time a backend on a synthetic batch
-  run PROMPT     run the full ECR pipeline against an OpenAI-compatible server
-  bench-pipeline time the pipeline against a loopback OpenAI-compatible server
-  serve          an OpenAI-compatible ECR gateway in front of an LLM server
-  demo           score the bundled examples and print a table and an audit trace
+  score FILE|-    score a JSONL file of trajectories (ECR-SPEC section 5)
+  bench           time a backend on a synthetic batch
+  run PROMPT      run the full ECR pipeline against an OpenAI-compatible server
+  bench-pipeline  time the pipeline against a loopback OpenAI-compatible server
+  serve           an OpenAI-compatible ECR gateway in front of an LLM server
+  demo            score the bundled examples and print a table and an audit trace
+
+options:
+  -h, --help      print this help
+  -V, --version   print the version of ecr-engine
 
 Run "ecr <command> --help" for a command's options.`;
+
+/** The package's version, read from the package.json beside dist/ (and src/) at run time. */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -32,9 +44,17 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 
 async function cliMain(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
-  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+  if (cmd === undefined) {
+    process.stderr.write(USAGE + '\n');
+    return 2;
+  }
+  if (cmd === '--help' || cmd === '-h' || cmd === 'help') {
     process.stdout.write(USAGE + '\n');
-    return cmd === undefined ? 2 : 0;
+    return 0;
+  }
+  if (cmd === '--version' || cmd === '-V') {
+    process.stdout.write(packageVersion() + '\n');
+    return 0;
   }
   const loader = COMMANDS[cmd];
   if (!loader) {
@@ -47,6 +67,12 @@ async function cliMain(argv: string[]): Promise<number> {
     if (isUserError(err)) {
       process.stderr.write(`ecr ${cmd}: ${(err as Error).message}\n`);
       return 2;
+    }
+    if (err instanceof EcrError) {
+      // Typed failures (BackendUnavailableError, GpuError, LLM errors) carry their whole story in
+      // the message; a stack would only say where it was thrown.
+      process.stderr.write(`ecr ${cmd}: ${err.message}\n`);
+      return 1;
     }
     process.stderr.write(`ecr ${cmd}: internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
     return 1;

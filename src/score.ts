@@ -6,6 +6,7 @@ import { validateBatch, type Batch, type MetricArrays } from './batch.js';
 import { checkConfigAgainstShape, toResolvedConfig, type EcrConfig, type ResolvedConfig, type Weights } from './config.js';
 import type { BackendChoice, BackendName } from './backends/backend.js';
 import { chooseBackend, getBackend } from './backends/registry.js';
+import { UsageError } from './errors.js';
 import { GroupSelector, type GroupSelection, type SelectionReason } from './select.js';
 
 export interface ScoreOptions {
@@ -72,6 +73,7 @@ export function weightsObject(w: Weights) {
 }
 
 export async function scoreBatch(batch: Batch, config?: EcrConfig | ResolvedConfig, options: ScoreOptions = {}): Promise<BatchResult> {
+  checkOptionsObject('scoreBatch', options);
   const cfg = toResolvedConfig(config);
   if (!options.trusted) validateBatch(batch);
   checkConfigAgainstShape(cfg, batch.m);
@@ -79,6 +81,13 @@ export async function scoreBatch(batch: Batch, config?: EcrConfig | ResolvedConf
   const backend = await getBackend(name);
   const out = batch.n === 0 ? emptyOutput() : await backend.computeMetrics(batch, cfg, { covariance: options.covariance, compact: options.compact });
   return finishBatch(batch, cfg, name, out, options);
+}
+
+/** JavaScript callers can pass anything: `null` options must be a UsageError, not a TypeError on `.backend`. */
+export function checkOptionsObject(fn: string, options: unknown): void {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new UsageError(`${fn}: options must be an object, got ${options === null ? 'null' : Array.isArray(options) ? 'an Array' : typeof options}`);
+  }
 }
 
 function emptyOutput(): MetricArrays {
@@ -112,7 +121,7 @@ export function finishBatch(
     backend, config: cfg, metrics, admissible, selected, groups,
     audit(group: number): AuditTrace {
       const sel = groups[group];
-      if (!sel) throw new RangeError(`no group with index ${group}`);
+      if (!sel) throw new UsageError(`audit: no group with index ${group} (the batch has group indices 0..${groups.length - 1})`);
       const members: number[] = [];
       for (let i = 0; i < n; i++) if (groupOf(i) === group) members.push(i);
       return buildAudit({

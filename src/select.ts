@@ -17,26 +17,33 @@ export interface GroupSelection {
   admissibleCount: number;
 }
 
+/** Input indices are stored as uint32 with this value for "none", which bounds the input size. */
+const NO_INDEX = 0xffffffff;
+
 function better(score: number, index: number, bestScore: number, bestIndex: number): boolean {
-  return bestIndex < 0 || score > bestScore || (score === bestScore && index < bestIndex);
+  return bestIndex === NO_INDEX || score > bestScore || (score === bestScore && index < bestIndex);
 }
 
+/**
+ * Per-group running best, in typed arrays indexed by group number (32 bytes a group; capacity
+ * doubles, so up to 64 while growing): a stream with a million groups holds no object per group.
+ */
 export class GroupSelector {
-  private admIndex: number[] = [];
-  private admScore: number[] = [];
-  private anyIndex: number[] = [];
-  private anyCci: number[] = [];
-  private sizes: number[] = [];
-  private admCounts: number[] = [];
+  private capacity = 0;
+  private count = 0;
+  private admIndex = new Uint32Array(0);
+  private anyIndex = new Uint32Array(0);
+  private admScore = new Float64Array(0);
+  private anyCci = new Float64Array(0);
+  private sizes = new Uint32Array(0);
+  private admCounts = new Uint32Array(0);
 
   constructor(readonly tau: number) {}
 
   /** Offers candidate `index` of group `group`; `baseScore` NaN means "use CCI". */
   offer(group: number, index: number, cci: number, baseScore: number = Number.NaN): boolean {
-    while (this.sizes.length <= group) {
-      this.admIndex.push(-1); this.admScore.push(0); this.anyIndex.push(-1); this.anyCci.push(0);
-      this.sizes.push(0); this.admCounts.push(0);
-    }
+    if (!(index >= 0 && index < NO_INDEX)) throw new RangeError(`candidate index ${index} is outside [0, ${NO_INDEX})`);
+    if (group >= this.count) this.grow(group + 1);
     this.sizes[group]++;
     if (better(cci, index, this.anyCci[group], this.anyIndex[group])) { this.anyCci[group] = cci; this.anyIndex[group] = index; }
     const admissible = cci >= this.tau;
@@ -48,10 +55,10 @@ export class GroupSelector {
     return admissible;
   }
 
-  get groupCount(): number { return this.sizes.length; }
+  get groupCount(): number { return this.count; }
 
   result(group: number): GroupSelection {
-    if (group >= this.sizes.length || this.sizes[group] === 0) {
+    if (group >= this.count || this.sizes[group] === 0) {
       return { group, selectedIndex: -1, reason: 'fallback', size: 0, admissibleCount: 0 };
     }
     const adm = this.admCounts[group] > 0;
@@ -65,6 +72,33 @@ export class GroupSelector {
   }
 
   results(): GroupSelection[] {
-    return this.sizes.map((_, g) => this.result(g));
+    return Array.from({ length: this.count }, (_, g) => this.result(g));
+  }
+
+  /** The selected input index of every non-empty group, ascending: one uint32 a group. */
+  selectedIndices(): Uint32Array {
+    const out = new Uint32Array(this.count);
+    let k = 0;
+    for (let g = 0; g < this.count; g++) {
+      if (this.sizes[g] > 0) out[k++] = this.admCounts[g] > 0 ? this.admIndex[g] : this.anyIndex[g];
+    }
+    return out.subarray(0, k).sort();
+  }
+
+  private grow(count: number): void {
+    if (count > this.capacity) {
+      const capacity = Math.max(16, count, this.capacity * 2);
+      const widen = <T extends Uint32Array | Float64Array>(a: T, fill: number): T => {
+        const next = new (a.constructor as new (n: number) => T)(capacity);
+        next.set(a);
+        if (fill !== 0) next.fill(fill, a.length);
+        return next;
+      };
+      this.admIndex = widen(this.admIndex, NO_INDEX); this.anyIndex = widen(this.anyIndex, NO_INDEX);
+      this.admScore = widen(this.admScore, 0); this.anyCci = widen(this.anyCci, 0);
+      this.sizes = widen(this.sizes, 0); this.admCounts = widen(this.admCounts, 0);
+      this.capacity = capacity;
+    }
+    this.count = count;
   }
 }

@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { alignUp, maxChunkTrajectories, planChunks, refoldDispatch, type ChunkLimits } from '../src/gpu/dispatch.js';
+import { alignUp, hostArray, maxChunkTrajectories, planChunks, refoldDispatch, type ChunkLimits } from '../src/gpu/dispatch.js';
+import { BackendUnavailableError, GpuError, UsageError } from '../src/errors.js';
 import { sizeClass } from '../src/gpu/buffer-pool.js';
 import { tauForF32, packParams, PARAMS_BYTES, crWeightsUniform } from '../src/backends/webgpu/params.js';
 import { encodeBaseKeys, encodeUnorm16, encodeUnorm16Range, decodeUnorm16 } from '../src/backends/webgpu/encode.js';
@@ -30,8 +31,11 @@ describe('refoldDispatch', () => {
       expect(x * y - total).toBeLessThan(y); // less than one row of padding
     }));
   });
-  it('rejects a dispatch beyond max^2', () => {
-    expect(() => refoldDispatch(5 * 5 + 1, 5)).toThrow(RangeError);
+  it('rejects a dispatch beyond max^2 and impossible counts with a typed GpuError, never a RangeError', () => {
+    for (const bad of [() => refoldDispatch(5 * 5 + 1, 5), () => refoldDispatch(-1, 5), () => refoldDispatch(1.5, 5), () => refoldDispatch(2 ** 60, 65535), () => refoldDispatch(3, 0)]) {
+      expect(bad).toThrow(GpuError);
+      expect(bad).not.toThrow(RangeError);
+    }
   });
 });
 
@@ -52,8 +56,16 @@ describe('chunk planning', () => {
     const small = maxChunkTrajectories([{ name: 'e', bytesPerTrajectory: 1000 }], { ...limits, maxBufferBytes: 1 << 20, maxBindingBytes: 1 << 30 });
     expect(small * 1000).toBeLessThanOrEqual(1 << 20);
   });
-  it('throws when one aligned group of trajectories cannot fit a binding', () => {
-    expect(() => maxChunkTrajectories([{ name: 'embeddings', bytesPerTrajectory: 1 << 20 }], limits)).toThrow(/embeddings/);
+  it('a batch whose aligned group of trajectories cannot fit a binding is BackendUnavailableError naming the input', () => {
+    const tooWide = () => maxChunkTrajectories([{ name: 'embeddings', bytesPerTrajectory: 1 << 20 }], limits);
+    expect(tooWide).toThrow(BackendUnavailableError);
+    expect(tooWide).toThrow(/embeddings/);
+    expect(() => planChunks(10, 0)).toThrow(GpuError);
+  });
+  it('host arrays too large to allocate are GpuError out-of-memory naming what, not RangeError', () => {
+    expect(() => hostArray(Float64Array, 2 ** 53, 'covariance')).toThrow(GpuError);
+    expect(() => hostArray(Float64Array, 2 ** 53, 'covariance')).toThrow(/out-of-memory: cannot allocate covariance/);
+    expect(hostArray(Float64Array, 3, 'x')).toHaveLength(3);
   });
   it('planChunks covers 0..n exactly once in order', () => {
     fc.assert(fc.property(fc.integer({ min: 0, max: 100000 }), fc.integer({ min: 1, max: 5000 }), (n, per) => {
@@ -171,5 +183,16 @@ describe.skipIf(!gate.available)(`forced small chunks on the adapter (${gate.ava
       await whole.dispose();
       await split.dispose();
     }
-  });
+  }, 600_000);
+  it('streaming sizes that are not positive integers are a UsageError before any GPU work', async () => {
+    const batch = { n: 4, t: 3, m: 2, steps: new Float64Array(24).fill(0.5) };
+    for (const tuning of [{ chunkTrajectories: 0.5 }, { slots: 0 }, { targetChunkBytes: -1 }, { chunkTrajectories: Number.NaN }]) {
+      const b = newBackend(tuning);
+      try {
+        await expect(b.computeMetrics(batch, resolveConfig({}))).rejects.toBeInstanceOf(UsageError);
+      } finally {
+        await b.dispose();
+      }
+    }
+  }, 600_000);
 });

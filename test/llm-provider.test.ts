@@ -1,8 +1,9 @@
 /** The OpenAI-compatible provider against the real loopback HTTP server on 127.0.0.1. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
-  LlmCancelledError, LlmHttpError, LlmNetworkError, LlmTimeoutError, OpenAICompatibleProvider, parseRetryAfter,
-  resetNDetection, resolveProviderOptions, sampleChoices, knownToIgnoreN, type CallRecord, type RetryPolicy,
+  LlmCancelledError, LlmHttpError, LlmMultipleChoicesRejectedError, LlmNetworkError, LlmNoContentError, LlmTimeoutError, OpenAICompatibleProvider,
+  isMultipleChoicesRefusal, nLimitationOf, parseRetryAfter, resetNDetection, resolveProviderOptions, sampleChoices, knownToIgnoreN,
+  type CallRecord, type RetryPolicy,
 } from '../src/llm/index.js';
 import { UsageError } from '../src/errors.js';
 import { LoopbackServer } from '../src/loopback/server.js';
@@ -79,6 +80,68 @@ describe('chat and batching', () => {
     expect(second.map((o) => o.ok && o.choice.text)).toEqual(first.map((o) => o.ok && o.choice.text));
   });
 
+  for (const status of [400, 500] as const) {
+    it(`detects llama.cpp's refusal of n > 1 (HTTP ${status}), serves K by single calls, and goes straight to them next time`, async () => {
+      server.rejectN = status;
+      const p = provider(); // retries on: the refusal must still not be retried, even as a 500
+      const first = await sampleChoices(p, { messages: user('q'), k: 4, sampling: { seed: 10 } });
+      expect(first.map((o) => o.ok && o.via)).toEqual(['single', 'single', 'single', 'single']);
+      expect(chats().map((e) => [e.n, e.status])).toEqual([[4, status], [1, 200], [1, 200], [1, 200], [1, 200]]);
+      expect(chats().slice(1).map((e) => e.seed)).toEqual([10, 11, 12, 13]);
+      expect(new Set(first.map((o) => o.ok && o.choice.text)).size).toBe(4);
+      expect(nLimitationOf(server.url)).toBe('rejects n > 1');
+      expect(knownToIgnoreN(server.url)).toBe(true);
+
+      server.clearLog();
+      const second = await sampleChoices(p, { messages: user('q'), k: 4, sampling: { seed: 10 } });
+      expect(second.every((o) => o.ok && o.via === 'single')).toBe(true);
+      // No batched attempt this time: exactly K requests, all with n = 1.
+      expect(server.counts()).toEqual({ '/v1/chat/completions': 4 });
+      expect(chats().map((e) => e.n)).toEqual([1, 1, 1, 1]);
+      expect(second.map((o) => o.ok && o.choice.text)).toEqual(first.map((o) => o.ok && o.choice.text));
+    });
+  }
+
+  it('the provider reports the refusal of n > 1 as its own typed error, and any other 400 as a plain one', async () => {
+    server.rejectN = 400;
+    const err = await provider().chat({ kind: 'generate', messages: user('x'), n: 3 }).catch((e) => e);
+    expect(err).toBeInstanceOf(LlmMultipleChoicesRejectedError);
+    expect(err).toMatchObject({ status: 400, n: 3 });
+    expect(err.bodySnippet).toContain('"type":"invalid_request_error"');
+    expect(isMultipleChoicesRefusal(400, 'Illegal param: only one completion choice is allowed')).toBe(true);
+    expect(isMultipleChoicesRefusal(404, 'Only one completion choice is allowed')).toBe(false);
+    expect(isMultipleChoicesRefusal(400, 'n must be at most 8')).toBe(false);
+  });
+
+  it('another 400 on the batched request fails every sample and teaches nothing about n', async () => {
+    server.fail({ times: 1, action: { status: 400, body: 'max_tokens is too large' } });
+    const out = await sampleChoices(provider(), { messages: user('q'), k: 3 });
+    expect(out.every((o) => !o.ok && o.via === 'batched')).toBe(true);
+    expect((out[0] as { error: unknown }).error).not.toBeInstanceOf(LlmMultipleChoicesRejectedError);
+    expect(chats()).toHaveLength(1);
+    expect(knownToIgnoreN(server.url)).toBe(false);
+  });
+
+  it('a choice with null content (refusal, tool calls only) fails its own sample in its place; n is still trusted', async () => {
+    server.contentless = ({ kind, choice }) => kind !== 'generate' ? undefined
+      : choice === 1 ? { refusal: 'I cannot help with that.' } : choice === 2 ? { toolCall: 'lookup' } : undefined;
+    const out = await sampleChoices(provider(), { messages: user('q'), k: 4, sampling: { seed: 3 } });
+    expect(chats()).toHaveLength(1);
+    const sent = chats()[0].texts!;
+    expect(sent[1]).toBeNull();
+    expect(out.map((o) => o.ok)).toEqual([true, false, false, true]);
+    // The others keep their indices: sample 3 is the server's choice 3, not renumbered to 1 or 2.
+    expect(out.map((o) => (o.ok ? o.choice.text : null))).toEqual(sent);
+    const refused = (out[1] as { error: LlmNoContentError }).error;
+    expect(refused).toBeInstanceOf(LlmNoContentError);
+    expect(refused).toMatchObject({ code: 'ECR_LLM_NO_CONTENT', choiceIndex: 1, refusal: 'I cannot help with that.' });
+    expect(refused.message).toContain('refusal: "I cannot help with that."');
+    const toolOnly = (out[2] as { error: LlmNoContentError }).error;
+    expect(toolOnly).toMatchObject({ choiceIndex: 2, toolCalls: 1, finishReason: 'tool_calls' });
+    expect(toolOnly.message).toContain('1 tool call(s) and no text');
+    expect(knownToIgnoreN(server.url)).toBe(false);
+  });
+
   it('a failed single call fails only its own sample', async () => {
     server.ignoreN = true;
     const p = provider({ retries: 0 });
@@ -108,6 +171,25 @@ describe('retries', () => {
     expect(err.status).toBe(502);
     expect(err.attempts).toBe(3);
     expect(chats()).toHaveLength(3);
+  });
+
+  it('a 404 from a base URL without /v1 asks "did you mean BASE/v1?"; one with /v1 does not', async () => {
+    const wrong = new OpenAICompatibleProvider({ baseUrl: server.rootUrl + '/', model: 'm', embeddingModel: 'e' });
+    const err = await wrong.chat({ kind: 'generate', messages: user('x') }).catch((e) => e);
+    expect(err).toBeInstanceOf(LlmHttpError);
+    expect(err.status).toBe(404);
+    expect(server.log[0].path).toBe('/chat/completions');
+    expect(err.hint).toBe(`did you mean ${server.rootUrl}/v1?`);
+    expect(err.message).toContain(`failed with HTTP 404 after 1 attempt(s) (did you mean ${server.rootUrl}/v1?)`);
+    const embedErr = await wrong.embed!(['x']).catch((e) => e);
+    expect(embedErr.message).toContain(`did you mean ${server.rootUrl}/v1?`);
+    // Under /v1 (or another version segment) a 404 means something else: no hint.
+    for (const base of [`${server.url}/extra`, `${server.rootUrl}/v1beta/openai`]) {
+      const e = await new OpenAICompatibleProvider({ baseUrl: base, model: 'm' }).chat({ kind: 'generate', messages: user('x') }).catch((x) => x);
+      expect(e.status).toBe(404);
+      expect(e.hint).toBeUndefined();
+      expect(e.message).not.toContain('did you mean');
+    }
   });
 
   it('does not retry other 4xx', async () => {

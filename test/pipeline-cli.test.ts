@@ -61,6 +61,45 @@ describe('ecr run', () => {
     }
   });
 
+  it('--deadline: exit 124 with one line on stderr; with --json an error object on stdout', async () => {
+    const slow = await LoopbackServer.start({ latencyMs: 5000 });
+    try {
+      const args = ['run', 'Say hello.', '--base-url', slow.url, '--model', 'm', '--deadline', '0.2'];
+      const r = await ecr(args);
+      expect(r.code).toBe(124);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toBe('ecr run: the request did not finish within its deadline of 200 ms\n');
+      const j = await ecr([...args, '--json']);
+      expect(j.code).toBe(124);
+      expect(JSON.parse(j.stdout)).toEqual({
+        error: { type: 'DeadlineExceededError', code: 'ECR_DEADLINE', message: 'the request did not finish within its deadline of 200 ms', exitCode: 124, deadlineMs: 200 },
+      });
+      expect((await ecr([...args.slice(0, -1), '0'])).code).toBe(2);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('a base URL without /v1 that answers 404 asks "did you mean BASE/v1?"; --json gives the error object', async () => {
+    const r = await ecr(['run', 'Say hello.', '--base-url', server.rootUrl, '--model', 'm', '--json']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`HTTP 404 after 1 attempt(s) (did you mean ${server.rootUrl}/v1?)`);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const { error } = JSON.parse(lines[0]);
+    expect(error).toMatchObject({ type: 'NoSurvivingCandidatesError', code: 'ECR_NO_SURVIVORS', exitCode: 1 });
+    expect(error.failures[0]).toMatchObject({ index: 0, stage: 'generate' });
+    expect(error.failures[0].message).toContain(`did you mean ${server.rootUrl}/v1?`);
+  });
+
+  it('--json turns a usage error into an error object on stdout too (exit 2)', async () => {
+    const r = await ecr(['run', 'x', '--json', '--bogus']);
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout).error).toMatchObject({ type: 'UsageError', code: 'ECR_USAGE', exitCode: 2 });
+    expect(r.stderr).toMatch(/^ecr run: Unknown option '--bogus'/);
+  });
+
   it('exits 1 with a clear message when the server is unreachable after retries', async () => {
     // A port that was just free: bind, read it, close.
     const probe = await LoopbackServer.start();

@@ -1,9 +1,9 @@
 /** The ECR pipeline end to end against the real loopback HTTP server. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { OpenAICompatibleProvider, resetNDetection } from '../src/llm/index.js';
+import { OpenAICompatibleProvider, knownToIgnoreN, resetNDetection, type Embedder } from '../src/llm/index.js';
 import { LoopbackServer, type LogEntry } from '../src/loopback/server.js';
 import {
-  EcrPipeline, LexicalRiskEstimator, NoSurvivingCandidatesError, RequestCancelledError, UNROLL_INSTRUCTION, kForRisk, type PipelineOptions,
+  DeadlineExceededError, EcrPipeline, LexicalRiskEstimator, NoSurvivingCandidatesError, RequestCancelledError, UNROLL_INSTRUCTION, kForRisk, type PipelineOptions,
 } from '../src/pipeline/index.js';
 import { ecrMetrics, histogramCount, metricValue, prometheusText } from '../src/monitoring/index.js';
 
@@ -140,6 +140,36 @@ describe('pipeline', () => {
     expect(chats().filter((e) => e.status === 500)).toHaveLength(3);
   });
 
+  it('a refused candidate is failed in the audit with the refusal text; the others keep their indices', async () => {
+    server.contentless = ({ kind, choice }) => (kind === 'generate' && choice === 1 ? { refusal: 'I will not answer that.' } : undefined);
+    const r = await pipeline({ k: 4, horizon: 1, sampling: { seed: 8 } }).run(PROMPT);
+    const gen = chats().filter((e) => e.kind === 'generate');
+    expect(gen.map((e) => e.n)).toEqual([4]);
+    expect(knownToIgnoreN(server.url)).toBe(false);
+    expect(r.candidates.map((c) => [c.index, c.status])).toEqual([[0, 'scored'], [1, 'failed'], [2, 'scored'], [3, 'scored']]);
+    expect(r.candidates[1].error).toMatchObject({ stage: 'generate', code: 'ECR_LLM_NO_CONTENT', refusal: 'I will not answer that.' });
+    expect(r.candidates[1].error!.message).toContain('refusal: "I will not answer that."');
+    // Candidate i is the server's choice i.
+    for (const i of [0, 2, 3]) expect(r.candidates[i].text).toBe(gen[0].texts![i]);
+    expect(r.stats).toMatchObject({ survivors: 3, failed: 1 });
+  });
+
+  it('a review answered by tool calls only fails that candidate at that step', async () => {
+    let first: number | undefined;
+    server.contentless = ({ kind, seq }) => {
+      if (kind !== 'unroll' || (first !== undefined && first !== seq)) return undefined;
+      first = seq;
+      return { toolCall: 'search' };
+    };
+    const r = await pipeline({ k: 3, horizon: 2, sampling: { seed: 4 } }, 0).run(PROMPT);
+    const failed = r.candidates.filter((c) => c.status === 'failed');
+    expect(failed).toHaveLength(1);
+    expect(failed[0].error).toMatchObject({ stage: 'unroll', step: 1, code: 'ECR_LLM_NO_CONTENT' });
+    expect(failed[0].error!.message).toContain('tool call(s) and no text');
+    expect(failed[0].error!.refusal).toBeUndefined();
+    expect(failed[0].text).toMatch(/^\[c:[0-9a-f]+ s:0\]/);
+  });
+
   it('throws a typed error when no candidate survives, never a placeholder answer', async () => {
     server.fail({ path: '/v1/chat/completions', times: Infinity, action: { status: 503 } });
     const before = await metricValue(ecrMetrics.requests, { outcome: 'no_survivors' });
@@ -161,6 +191,37 @@ describe('pipeline', () => {
     expect(chats()).toHaveLength(1);
   });
 
+  it('fails with DeadlineExceededError when its deadline passes, cancelling the calls in flight', async () => {
+    server.latencyMs = 3000;
+    const before = await metricValue(ecrMetrics.requests, { outcome: 'deadline' });
+    const err = await pipeline({ k: 2, horizon: 1, embeddingModel: 'emb' } as Partial<PipelineOptions>, 3).run(PROMPT, { deadlineMs: 100 }).catch((e) => e);
+    expect(err).toBeInstanceOf(DeadlineExceededError);
+    expect(err).toMatchObject({ code: 'ECR_DEADLINE', deadlineMs: 100 });
+    expect(err.message).toBe('the request did not finish within its deadline of 100 ms');
+    // The one generate request was cancelled, not retried.
+    expect(chats()).toHaveLength(1);
+    expect(await metricValue(ecrMetrics.requests, { outcome: 'deadline' })).toBe(before + 1);
+    // The caller's own cancellation is reported as such, even with a deadline set.
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 30);
+    const cancelled = await pipeline({ k: 2, horizon: 1 }).run(PROMPT, { signal: ac.signal, deadlineMs: 60_000 }).catch((e) => e);
+    expect(cancelled).toBeInstanceOf(RequestCancelledError);
+    await expect(pipeline().run(PROMPT, { deadlineMs: 0 })).rejects.toMatchObject({ code: 'ECR_PIPELINE_OPTION' });
+  });
+
+  it('a deadline that does not pass changes nothing', async () => {
+    const r = await pipeline({ k: 2, horizon: 1, sampling: { seed: 1 } }).run(PROMPT, { deadlineMs: 60_000 });
+    expect(r.stats.failed).toBe(0);
+  });
+
+  it('K > 1 against a server that refuses n > 1 like llama.cpp succeeds with K candidates', async () => {
+    server.rejectN = 400;
+    const r = await pipeline({ k: 4, horizon: 1, sampling: { seed: 2 } }).run(PROMPT);
+    expect(r.candidates.map((c) => c.status)).toEqual(['scored', 'scored', 'scored', 'scored']);
+    expect(new Set(r.candidates.map((c) => c.text)).size).toBe(4);
+    expect(chats().filter((e) => e.kind === 'generate').map((e) => [e.n, e.status])).toEqual([[4, 400], [1, 200], [1, 200], [1, 200], [1, 200]]);
+  });
+
   it('works without logprobs: lexical signals, PD and ES fall back to E', async () => {
     server.logprobs = false;
     const r = await pipeline({ k: 2, horizon: 1 }).run(PROMPT);
@@ -168,14 +229,68 @@ describe('pipeline', () => {
     expect(r.candidates.every((c) => c.steps!.every((s) => !s.logprobs))).toBe(true);
   });
 
-  it('uses the provider embedding model when configured and counts its calls', async () => {
-    const p = pipeline({ k: 2, horizon: 1, embeddingModel: 'emb' } as Partial<PipelineOptions>);
+  it('uses the provider embedding model when configured: one batched request per step round, counted', async () => {
+    const p = pipeline({ k: 4, horizon: 1, sampling: { seed: 6 }, embeddingModel: 'emb' } as Partial<PipelineOptions>);
     const r = await p.run(PROMPT);
     expect(p.embedder.remote).toBe(true);
-    // One embedding per distinct text: the context plus 2 candidates x 2 steps.
-    expect(server.count('/v1/embeddings')).toBe(r.stats.calls.embed.requests);
-    expect(r.stats.calls.embed.requests).toBe(5);
+    const embeds = server.log.filter((e) => e.path === '/v1/embeddings');
+    // Round 0: the context and the 4 candidates; round 1: the 4 reviews.
+    expect(embeds.map((e) => e.inputs)).toEqual([5, 4]);
+    expect(r.stats.calls.embed.requests).toBe(2);
     expect(r.stats.signals.embedder).toContain('emb');
+  });
+
+  it('given candidates (RunOptions.candidates) fewer than K take the embedding rounds in their place', async () => {
+    const p = pipeline({ k: 4, horizon: 1, sampling: { seed: 7 }, embeddingModel: 'emb' } as Partial<PipelineOptions>);
+    const r = await p.run(PROMPT, { candidates: ['Water boils at 100 C at sea level.', 'About 212 F at one atmosphere.'] });
+    expect(r.candidates.map((c) => c.status)).toEqual(['scored', 'scored']);
+    // No generate call; round 0: the context and the 2 given answers; round 1: their 2 reviews.
+    expect(chats().filter((e) => e.kind === 'generate')).toHaveLength(0);
+    expect(server.log.filter((e) => e.path === '/v1/embeddings').map((e) => e.inputs)).toEqual([3, 2]);
+  });
+
+  it('batched embeddings give exactly the results of one request per text', async () => {
+    const options = { k: 4, horizon: 2, sampling: { seed: 12 }, embeddingModel: 'emb' } as Partial<PipelineOptions>;
+    const batched = await pipeline(options).run(PROMPT);
+    const batchedRequests = server.count('/v1/embeddings');
+    server.clearLog();
+    const provider = new OpenAICompatibleProvider({ baseUrl: server.url, model: 'test-model', embeddingModel: 'emb' });
+    // The same embedding model, but every text in a request of its own.
+    const perText: Embedder = {
+      id: 'per-text', remote: true,
+      embed: async (texts, opts) => (await Promise.all(texts.map((t) => provider.embed!([t], opts)))).map(([v]) => v),
+    };
+    const single = await pipeline({ ...options, embedder: perText }).run(PROMPT);
+    expect(batchedRequests).toBe(3);
+    expect(server.count('/v1/embeddings')).toBe(1 + 4 * 3);
+    expect(server.log.filter((e) => e.path === '/v1/embeddings').every((e) => e.inputs === 1)).toBe(true);
+    expect(single.candidates.map((c) => c.steps!.map((st) => st.E))).toEqual(batched.candidates.map((c) => c.steps!.map((st) => st.E)));
+    expect(single.candidates.map((c) => c.metrics)).toEqual(batched.candidates.map((c) => c.metrics));
+    expect(single.selectedIndex).toBe(batched.selectedIndex);
+  });
+
+  it('batched embeddings: only uncached texts are sent, concurrent requests share one flight, a failed candidate does not stall a round', async () => {
+    const p = pipeline({ k: 2, horizon: 1, sampling: { seed: 2 }, embeddingModel: 'emb' } as Partial<PipelineOptions>);
+    await p.run(PROMPT);
+    expect(server.count('/v1/embeddings')).toBe(2);
+    server.clearLog();
+    // Same candidates and steps (cached), a new retrieval context: that one text is the only miss.
+    const withContext = await p.run(PROMPT, { context: 'Water boils at 100 degrees Celsius at sea level.' });
+    expect(server.log.filter((e) => e.path === '/v1/embeddings').map((e) => e.inputs)).toEqual([1]);
+    expect(withContext.stats.cache.embeddings.hits).toBe(4);
+
+    server.clearLog();
+    const q = pipeline({ k: 3, horizon: 1, sampling: { seed: 31 }, embeddingModel: 'emb' } as Partial<PipelineOptions>);
+    const [a, b] = await Promise.all([q.run(PROMPT), q.run(PROMPT)]);
+    expect(b.response).toBe(a.response);
+    expect(server.log.filter((e) => e.path === '/v1/embeddings').map((e) => e.inputs)).toEqual([4, 3]);
+
+    server.clearLog();
+    const victim = /\[c:([0-9a-f]+)/.exec(a.candidates[1].text!)![1];
+    server.fail({ path: '/v1/chat/completions', contains: `[c:${victim} s:0]`, times: Infinity, action: { status: 500 } });
+    const r = await pipeline({ k: 3, horizon: 2, sampling: { seed: 31 }, embeddingModel: 'emb' } as Partial<PipelineOptions>, 0).run(PROMPT);
+    expect(r.stats).toMatchObject({ survivors: 2, failed: 1 });
+    expect(server.log.filter((e) => e.path === '/v1/embeddings').map((e) => e.inputs)).toEqual([4, 2, 2]);
   });
 });
 

@@ -128,7 +128,7 @@ describe('ecr serve: ECR completions through the openai client', () => {
     // The loopback calls any request with an assistant turn a review; the first one is the generation.
     const [gen, ...reviews] = chats();
     expect(gen.messages).toEqual(messages);
-    const body = JSON.parse(gen.rawBody!.toString('utf8'));
+    const body = JSON.parse(new TextDecoder().decode(gen.rawBody!));
     expect(body).toMatchObject({ model: 'loop', temperature: 0.3, top_p: 0.9, max_tokens: 64, seed: 7, stop: ['\n\n'], n: 2 });
     expect(reviews).toHaveLength(2);
     for (const u of reviews) {
@@ -203,7 +203,7 @@ describe('ecr serve: pass-through', () => {
     const res = await fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: raw });
     expect(res.status).toBe(200);
     const entry = chats().at(-1)!;
-    expect(entry.rawBody!.toString('utf8')).toBe(raw);
+    expect(new TextDecoder().decode(entry.rawBody!)).toBe(raw);
     const body = await res.json();
     expect(body.id).toBe(`chatcmpl-loopback-${entry.seq}`);
     expect(body.choices[0].message.content).toBe(entry.texts![0]);
@@ -313,6 +313,40 @@ describe('ecr serve: errors in OpenAI format', () => {
     const timedOut = await client(slow).chat.completions.create(req).catch((e) => e);
     expect(timedOut).toBeInstanceOf(OpenAI.InternalServerError);
     expect(timedOut.status).toBe(504);
+  });
+
+  it('a candidate the upstream refuses is excluded with its refusal in the audit; all refused is a 502 naming it', async () => {
+    const refusing = await LoopbackServer.start({ contentless: ({ kind, choice }) => (kind === 'generate' && choice === 0 ? { refusal: 'I cannot help with that.' } : undefined) });
+    try {
+      const g = await gateway([], { url: refusing.url });
+      const req = { model: 'ecr/loop', messages: [{ role: 'user' as const, content: PROMPT }], ecr: { k: 2, horizon: 1, fixedK: true } } as OpenAI.ChatCompletionCreateParamsNonStreaming;
+      const r = await client(g).chat.completions.create(req) as OpenAI.ChatCompletion & { ecr: { selected_index: number; candidates: Array<{ index: number; status: string; error?: { refusal?: string } }> } };
+      expect(r.ecr.selected_index).toBe(1);
+      expect(r.ecr.candidates[0]).toMatchObject({ index: 0, status: 'failed', error: { refusal: 'I cannot help with that.' } });
+      expect(r.choices[0].message.content).toMatch(/^\[c:/);
+
+      refusing.contentless = () => ({ refusal: 'I cannot help with that.' });
+      const all = await client(g).chat.completions.create(req).catch((e) => e);
+      expect(all).toBeInstanceOf(OpenAI.InternalServerError);
+      expect(all.status).toBe(502);
+      expect(all.message).toContain('I cannot help with that.');
+    } finally {
+      await refusing.close();
+    }
+  });
+
+  it('passes a streamed refusal through (delta.refusal, no content)', async () => {
+    const refusing = await LoopbackServer.start({ contentless: () => ({ refusal: 'No.' }) });
+    try {
+      const g = await gateway([], { url: refusing.url });
+      const stream = await client(g).chat.completions.create({ model: 'loop', messages: [{ role: 'user', content: 'x' }], stream: true });
+      const deltas: Array<Record<string, unknown>> = [];
+      for await (const c of stream) if (c.choices[0]) deltas.push(c.choices[0].delta as Record<string, unknown>);
+      expect(deltas.map((d) => d.refusal).filter(Boolean)).toEqual(['No.']);
+      expect(deltas.some((d) => typeof d.content === 'string' && d.content !== '')).toBe(false);
+    } finally {
+      await refusing.close();
+    }
   });
 
   it('a streamed request that fails before the first progress tick gets a real status', async () => {

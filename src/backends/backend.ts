@@ -18,9 +18,10 @@ export interface ComputeOptions {
   /**
    * Write the metrics into these arrays (each of length n; covariance n*m*m when requested)
    * instead of allocating new ones, so a caller scoring batch after batch reuses memory (on a
-   * VM, first-touching fresh pages can cost as much as the metrics). The cpu backend honours it
-   * (SharedArrayBuffer-backed arrays let its workers write in place; see allocateSharedMetrics);
-   * others may ignore it, so always read the arrays the call returns.
+   * VM, first-touching fresh pages can cost as much as the metrics). Every backend checks it
+   * first with checkComputeOptions (src/batch.ts): an array of the wrong type or length is a
+   * UsageError on all of them. The cpu backend's workers write SharedArrayBuffer-backed arrays in
+   * place (see allocateSharedMetrics); read the arrays the call returns all the same.
    */
   out?: MetricArrays;
 }

@@ -5,7 +5,7 @@
  */
 import { Matrix, covariance } from 'ml-matrix';
 import type { Batch, FloatArray, MetricArrays } from '../batch.js';
-import { allocMetrics } from '../batch.js';
+import { allocMetrics, checkComputeOptions } from '../batch.js';
 import { effectiveDmax, type ResolvedConfig } from '../config.js';
 import type { BackendOutput, ComputeOptions, ScoreBackend } from './backend.js';
 
@@ -131,8 +131,11 @@ export class CpuReferenceBackend implements ScoreBackend {
 
   async computeMetrics(batch: Batch, config: ResolvedConfig, options: ComputeOptions = {}): Promise<BackendOutput> {
     const { n, t, m } = batch;
-    const out: MetricArrays = allocMetrics(n);
-    if (options.covariance) out.covariance = new Float64Array(n * m * m);
+    checkComputeOptions(options, n, m);
+    const given = options.out;
+    // The caller's arrays when given (ComputeOptions.out), every entry overwritten below.
+    const out: MetricArrays = given ? { evb: given.evb, cr: given.cr, ts: given.ts, es: given.es, pd: given.pd, cci: given.cci } : allocMetrics(n);
+    if (options.covariance) out.covariance = given?.covariance ?? new Float64Array(n * m * m);
     const dmax = effectiveDmax(config, batch.policy ? batch.a : undefined);
     const [wa, wb, wg, wd, we] = config.weights;
     for (let i = 0; i < n; i++) {

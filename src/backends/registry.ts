@@ -2,8 +2,15 @@
  * Backend lookup and the `auto` choice. Backends are loaded lazily so that scoring on the CPU
  * never loads Dawn.
  */
-import { BackendUnavailableError } from '../errors.js';
-import type { BackendChoice, BackendName, ScoreBackend } from './backend.js';
+import { BackendUnavailableError, UsageError } from '../errors.js';
+import { BACKEND_CHOICES, type BackendChoice, type BackendName, type ScoreBackend } from './backend.js';
+
+const BACKEND_NAMES: readonly BackendName[] = ['cpu-reference', 'cpu', 'webgpu'];
+
+/** A name from a caller (JavaScript or a config) that is not a backend, as a UsageError listing the real ones. */
+function unknownBackend(name: unknown, allowed: readonly string[]): UsageError {
+  return new UsageError(`unknown backend ${typeof name === 'string' ? JSON.stringify(name) : String(name)}: expected one of ${allowed.join(', ')}`);
+}
 
 const instances = new Map<BackendName, Promise<ScoreBackend>>();
 
@@ -29,6 +36,9 @@ async function load(name: BackendName): Promise<ScoreBackend> {
 
 /** Returns the shared instance of a named backend (created on first use). */
 export function getBackend(name: BackendName): Promise<ScoreBackend> {
+  if (!BACKEND_NAMES.includes(name)) {
+    return Promise.reject((name as string) === 'auto' ? new UsageError('getBackend needs a concrete backend name; resolve "auto" with chooseBackend first') : unknownBackend(name, BACKEND_NAMES));
+  }
   let p = instances.get(name);
   if (!p) {
     p = load(name);
@@ -65,6 +75,7 @@ function probeWebGpu() {
  * hardware WebGPU adapter. Without an adapter, `auto` stays on the CPU with a one-line warning.
  */
 export async function chooseBackend(choice: BackendChoice, hint?: WorkHint): Promise<BackendName> {
+  if (!BACKEND_CHOICES.includes(choice)) throw unknownBackend(choice, BACKEND_CHOICES);
   if (choice !== 'auto') return choice;
   if (!hint) return 'cpu';
   const { worthProbing, isSoftwareAdapter } = await import('./webgpu/cost-model.js');

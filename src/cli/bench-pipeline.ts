@@ -4,6 +4,8 @@
  *   small  K=4, H=1, 20 ms per call: cold request <= 1.3 x (H+1) x 20 ms = 52 ms with K + K*H
  *          generations; a repeat with the same (seeded) candidates <= 5 ms with no unroll calls.
  *   ignore-n  the same against a server that ignores `n` (one HTTP request per generation).
+ *   small-embed  the small scenario with the server's embedding model (/embeddings calls, 20 ms
+ *          each too): the step-H embeddings add a third serial round trip, (H+2) x 20 ms = 60 ms.
  *   large  K=64, H=4, 50 ms per call, maxParallel 64: <= 1.3 x the critical path (H+1) x 50 ms.
  * The server runs in this process (--server inproc) or in a child process (--server child, its
  * own event loop, as a real server would be).
@@ -12,7 +14,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../errors.js';
 import { postText } from '../llm/http-transport.js';
 import { OpenAICompatibleProvider } from '../llm/openai-compatible.js';
@@ -20,8 +22,21 @@ import { resetNDetection } from '../llm/sample-choices.js';
 import { LoopbackServer } from '../loopback/server.js';
 import { EcrPipeline, type PipelineResult } from '../pipeline/pipeline.js';
 
-const USAGE = `usage: ecr bench-pipeline [--server inproc|child] [--runs N] [--scenario small|ignore-n|large|all] [--json]
-       ecr bench-pipeline --gateway overhead|concurrency|passthrough|all [--runs N] [--duration S] [--json]   (ecr serve; src/bench/gateway.ts)`;
+const USAGE = `usage: ecr bench-pipeline [--server inproc|child] [--runs N] [--scenario small|ignore-n|small-embed|large|all] [--json]
+       ecr bench-pipeline --gateway overhead|concurrency|passthrough|all [--runs N] [--duration S] [--json]`;
+
+const HELP = `${USAGE}
+
+Times the full pipeline against the loopback OpenAI-compatible server (no network, no model)
+and compares it with the bare HTTP call chain; with --gateway, times ecr serve (src/bench/gateway.ts).
+  --server S     child: the loopback server in a child process, with its own event loop, as a real server (default);
+                 inproc: in this process
+  --runs N       timed runs per scenario, after 2 warm-up runs (default 7)
+  --scenario S   small (K=4, H=1, 20 ms per call) | ignore-n (the same, server ignores n) | small-embed (the same, server embeddings) | large (K=64, H=4, 50 ms) | all (default)
+  --gateway G    overhead | concurrency | passthrough | all: ecr serve through the openai client against the loopback
+  --duration S   seconds of the --gateway concurrency run (default 30)
+  --json         print one JSON object instead of the summary
+  -h, --help     print this help`;
 
 interface Scenario {
   name: string;
@@ -31,12 +46,15 @@ interface Scenario {
   maxParallel: number;
   ignoreN: boolean;
   repeat: boolean;
+  /** Embed with the server's embedding model instead of the built-in hashing embedder. */
+  embeddings: boolean;
 }
 
 const SCENARIOS: Record<string, Scenario> = {
-  small: { name: 'small', k: 4, horizon: 1, latencyMs: 20, maxParallel: 16, ignoreN: false, repeat: true },
-  'ignore-n': { name: 'ignore-n', k: 4, horizon: 1, latencyMs: 20, maxParallel: 16, ignoreN: true, repeat: true },
-  large: { name: 'large', k: 64, horizon: 4, latencyMs: 50, maxParallel: 64, ignoreN: false, repeat: false },
+  small: { name: 'small', k: 4, horizon: 1, latencyMs: 20, maxParallel: 16, ignoreN: false, repeat: true, embeddings: false },
+  'ignore-n': { name: 'ignore-n', k: 4, horizon: 1, latencyMs: 20, maxParallel: 16, ignoreN: true, repeat: true, embeddings: false },
+  'small-embed': { name: 'small-embed', k: 4, horizon: 1, latencyMs: 20, maxParallel: 16, ignoreN: false, repeat: true, embeddings: true },
+  large: { name: 'large', k: 64, horizon: 4, latencyMs: 50, maxParallel: 64, ignoreN: false, repeat: false, embeddings: false },
 };
 
 interface ServerHandle { url: string; close(): Promise<void> }
@@ -97,7 +115,7 @@ function callsOf(r: PipelineResult): CallCount {
 async function runScenario(sc: Scenario, server: 'inproc' | 'child', runs: number) {
   resetNDetection();
   const srv = await startServer(server, sc.latencyMs, sc.ignoreN);
-  const provider = new OpenAICompatibleProvider({ baseUrl: srv.url, model: 'loopback', timeoutMs: 30_000 });
+  const provider = new OpenAICompatibleProvider({ baseUrl: srv.url, model: 'loopback', timeoutMs: 30_000, embeddingModel: sc.embeddings ? 'loopback-embed' : undefined });
   const cold: number[] = [], repeat: number[] = [], floor: number[] = [];
   let coldCalls: CallCount | undefined, repeatCalls: CallCount | undefined, speedup: number[] = [];
   const warmup = 2;
@@ -131,9 +149,10 @@ async function runScenario(sc: Scenario, server: 'inproc' | 'child', runs: numbe
   } finally {
     await srv.close();
   }
-  const criticalPathMs = (sc.horizon + 1) * sc.latencyMs;
+  // Embedding the last step is one more round trip after it arrives.
+  const criticalPathMs = (sc.horizon + 1 + (sc.embeddings ? 1 : 0)) * sc.latencyMs;
   return {
-    scenario: sc.name, server, k: sc.k, horizon: sc.horizon, latencyMs: sc.latencyMs, maxParallel: sc.maxParallel, ignoreN: sc.ignoreN, runs,
+    scenario: sc.name, server, k: sc.k, horizon: sc.horizon, latencyMs: sc.latencyMs, maxParallel: sc.maxParallel, ignoreN: sc.ignoreN, embeddings: sc.embeddings, runs,
     criticalPathMs,
     transportFloor: { medianMs: median(floor), minMs: Math.min(...floor) },
     cold: { medianMs: median(cold), minMs: Math.min(...cold), maxMs: Math.max(...cold), targetMs: 1.3 * criticalPathMs, calls: coldCalls, expectedGenerations: sc.k + sc.k * sc.horizon, medianParallelSpeedup: median(speedup) },
@@ -141,25 +160,29 @@ async function runScenario(sc: Scenario, server: 'inproc' | 'child', runs: numbe
   };
 }
 
+/** The flags `ecr bench-pipeline` accepts; HELP explains each (test/cli-surface.test.ts checks). */
+export const OPTIONS = {
+  server: { type: 'string', default: 'child' },
+  runs: { type: 'string', default: '7' },
+  scenario: { type: 'string', default: 'all' },
+  json: { type: 'boolean', default: false },
+  gateway: { type: 'string' },
+  duration: { type: 'string', default: '30' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const satisfies NonNullable<ParseArgsConfig['options']>;
+
 export async function main(argv: string[]): Promise<number> {
   let values;
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: {
-        server: { type: 'string', default: 'child' },
-        runs: { type: 'string', default: '7' },
-        scenario: { type: 'string', default: 'all' },
-        json: { type: 'boolean', default: false },
-        gateway: { type: 'string' }, duration: { type: 'string', default: '30' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
+      options: OPTIONS,
       strict: true, allowPositionals: false,
     }));
   } catch (e) {
     throw new UsageError(`${(e as Error).message}\n${USAGE}`);
   }
-  if (values.help) { process.stdout.write(USAGE + '\n'); return 0; }
+  if (values.help) { process.stdout.write(HELP + '\n'); return 0; }
   if (values.gateway !== undefined) {
     return (await import('../bench/gateway.js')).runGatewayBench(values.gateway, { runs: argv.includes('--runs') ? Number(values.runs) : undefined, durationS: Number(values.duration), json: values.json });
   }
@@ -179,7 +202,7 @@ export async function main(argv: string[]): Promise<number> {
   for (const r of results) {
     const c = r.cold.calls!;
     process.stdout.write(
-      `${r.scenario}: K=${r.k} H=${r.horizon} latency=${r.latencyMs}ms maxParallel=${r.maxParallel}${r.ignoreN ? ' (server ignores n)' : ''} server=${r.server} runs=${r.runs}\n` +
+      `${r.scenario}: K=${r.k} H=${r.horizon} latency=${r.latencyMs}ms maxParallel=${r.maxParallel}${r.ignoreN ? ' (server ignores n)' : ''}${r.embeddings ? ' (embedding model)' : ''} server=${r.server} runs=${r.runs}\n` +
       `  floor   median ${f(r.transportFloor.medianMs)} ms (min ${f(r.transportFloor.minMs)}): the same HTTP call chain, transport and JSON only\n` +
       `  cold    median ${f(r.cold.medianMs)} ms (min ${f(r.cold.minMs)}, max ${f(r.cold.maxMs)}); target <= ${f(r.cold.targetMs)} ms (critical path ${r.criticalPathMs} ms)${r.cold.medianMs <= r.cold.targetMs ? '' : '  MISSED'}\n` +
       `          generations ${c.generations} (expected K+K*H = ${r.cold.expectedGenerations}); HTTP chat requests ${c.generateRequests} generate + ${c.unrollRequests} unroll; embed requests ${c.embedRequests}; parallel speedup ${f(r.cold.medianParallelSpeedup)}x\n`,

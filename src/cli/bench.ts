@@ -2,34 +2,36 @@
  * `ecr bench`: throughput of one backend on a deterministic synthetic batch (src/bench/).
  * Human-readable by default; --json prints exactly one JSON object on stdout.
  */
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../errors.js';
 import { toResolvedConfig } from '../config.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../backends/backend.js';
 import { runBench, type BenchResult } from '../bench/run-bench.js';
 import { readJsonConfig } from './io.js';
-import { setWebGpuAdapter, type AdapterPreference } from '../gpu/adapter.js';
+import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../gpu/adapter.js';
 
-const HELP = `usage: ecr bench [--backend auto|webgpu|cpu|cpu-reference] [--n N] [--t T] [--m M] [--d D] [--a A]
-                 [--reps R] [--warmup W] [--config FILE] [--dtype float64|float32] [--unshared]
-                 [--covariance] [--reuse-outputs] [--seed S] [--adapter auto|native|opengles]
-                 [--compact unorm16] [--json]
+const HELP = `usage: ecr bench [options]
 
 Times computeMetrics on a synthetic batch of N trajectories of T steps x M components
 (half stable, half drifting), generated once and untimed; reports the median of R runs.
-  --d D          add step embeddings of width D (TS on embeddings)
-  --a A          add a policy of width A (PD on the policy)
-  --dtype        element type of the inputs (default float64)
-  --unshared     inputs in ordinary memory (default for cpu: SharedArrayBuffer, which its
-                 worker threads read in place; other backends always get ordinary memory)
-  --covariance   also return the shrunk covariance matrices
-  --reuse-outputs  allocate the output arrays once and pass them to every call
-                 (ComputeOptions.out), as a caller scoring batch after batch would; default:
-                 fresh outputs per call, as scoreBatch does
-  --adapter      WebGPU adapter (default: native, then OpenGL ES; also ECR_WEBGPU_ADAPTER)
-  --compact      upload E to the GPU as unorm16 (webgpu only)
-  --json         print one JSON object instead of the table
-Defaults: --backend auto --n 100000 --t 5 --m 8 --reps 5 --warmup 1.`;
+  --backend B      auto | webgpu | cpu | cpu-reference (default auto)
+  --n N            trajectories in the batch (default 100000)
+  --t T            steps per trajectory, >= 2 (default 5)
+  --m M            components per step (default 8)
+  --d D            add step embeddings of width D (TS on embeddings)
+  --a A            add a policy of width A (PD on the policy)
+  --reps R         timed runs; the median is reported (default 5)
+  --warmup W       untimed runs before them (default 1)
+  --seed S         seed of the synthetic batch (default 12345)
+  --config FILE    ECR configuration JSON (ECR-SPEC section 4; default: the defaults)
+  --dtype DT       float64 | float32: element type of the inputs (default float64)
+  --unshared       inputs in ordinary memory (default for cpu: SharedArrayBuffer, read in place by its worker threads)
+  --covariance     also return the shrunk covariance matrices
+  --reuse-outputs  pass the same output arrays to every call (ComputeOptions.out) instead of fresh ones per call
+  --adapter A      WebGPU adapter: auto | native | opengles (default auto: native, then OpenGL ES; also ECR_WEBGPU_ADAPTER); the chosen one is named on stderr
+  --compact unorm16  upload E to the GPU as 16-bit fixed point (webgpu only)
+  --json           print one JSON object instead of the table
+  -h, --help       print this help`;
 
 /** Input bytes beyond which a run would exhaust memory rather than measure anything. */
 const MAX_INPUT_BYTES = 16 * 2 ** 30;
@@ -41,32 +43,35 @@ function integerArg(name: string, raw: string | undefined, min: number): number 
   return v;
 }
 
+/** The flags `ecr bench` accepts; HELP explains each (test/cli-surface.test.ts checks). */
+export const OPTIONS = {
+  backend: { type: 'string', default: 'auto' },
+  n: { type: 'string', default: '100000' },
+  t: { type: 'string', default: '5' },
+  m: { type: 'string', default: '8' },
+  d: { type: 'string' },
+  a: { type: 'string' },
+  reps: { type: 'string', default: '5' },
+  warmup: { type: 'string', default: '1' },
+  config: { type: 'string' },
+  dtype: { type: 'string', default: 'float64' },
+  unshared: { type: 'boolean', default: false },
+  covariance: { type: 'boolean', default: false },
+  'reuse-outputs': { type: 'boolean', default: false },
+  seed: { type: 'string', default: '12345' },
+  json: { type: 'boolean', default: false },
+  adapter: { type: 'string' },
+  compact: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies NonNullable<ParseArgsConfig['options']>;
+
 export async function main(argv: string[]): Promise<number> {
   let values;
   try {
     ({ values } = parseArgs({
       args: argv,
       allowPositionals: false,
-      options: {
-        backend: { type: 'string', default: 'auto' },
-        n: { type: 'string', default: '100000' },
-        t: { type: 'string', default: '5' },
-        m: { type: 'string', default: '8' },
-        d: { type: 'string' },
-        a: { type: 'string' },
-        reps: { type: 'string', default: '5' },
-        warmup: { type: 'string', default: '1' },
-        config: { type: 'string' },
-        dtype: { type: 'string', default: 'float64' },
-        unshared: { type: 'boolean', default: false },
-        covariance: { type: 'boolean', default: false },
-        'reuse-outputs': { type: 'boolean', default: false },
-        seed: { type: 'string', default: '12345' },
-        json: { type: 'boolean', default: false },
-        adapter: { type: 'string' },
-        compact: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
+      options: OPTIONS,
     }));
   } catch (err) {
     throw new UsageError(`${(err as Error).message}\n${HELP}`);
@@ -91,6 +96,7 @@ export async function main(argv: string[]): Promise<number> {
     throw new UsageError(`the batch would need ${(inputBytes / 2 ** 30).toFixed(1)} GiB of input; reduce --n (limit ${MAX_INPUT_BYTES / 2 ** 30} GiB)`);
   }
   if (values.adapter !== undefined) setWebGpuAdapter(values.adapter as AdapterPreference);
+  setWebGpuAdapterReport(true);
   if (values.compact !== undefined && values.compact !== 'unorm16') throw new UsageError(`--compact must be "unorm16", got "${values.compact}"`);
   const config = toResolvedConfig(values.config ? await readJsonConfig(values.config) : {});
 

@@ -5,12 +5,13 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../errors.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../backends/backend.js';
 import { scoreRecords, type RecordsResult } from '../records/score-records.js';
 import type { TrajectoryRecord } from '../records/record.js';
 import type { AuditTrace } from '../score.js';
+import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../gpu/adapter.js';
 
 const DATA_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'data');
 
@@ -41,10 +42,39 @@ export function formatAudit(a: AuditTrace): string {
   return lines.join('\n');
 }
 
+const HELP = `usage: ecr demo [--backend auto|webgpu|cpu|cpu-reference] [--adapter auto|native|opengles] [--json]
+
+Scores the bundled examples (data/): the paper's worked example and a small file of stable and
+drifting trajectories, and prints a table per example and the audit trace of one group.
+  --backend B    backend to score on (default auto: the CPU for batches this small)
+  --adapter A    WebGPU adapter for --backend webgpu (default auto: native, then OpenGL ES; also ECR_WEBGPU_ADAPTER)
+  --json         print both results as one JSON object instead of the tables
+  -h, --help     print this help`;
+
+/** The flags `ecr demo` accepts; HELP explains each (test/cli-surface.test.ts checks). */
+export const OPTIONS = {
+  backend: { type: 'string', default: 'auto' },
+  adapter: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const satisfies NonNullable<ParseArgsConfig['options']>;
+
 export async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { backend: { type: 'string', default: 'auto' }, json: { type: 'boolean' } } });
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      allowPositionals: false,
+      options: OPTIONS,
+    }));
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n${HELP}`);
+  }
+  if (values.help) { process.stdout.write(HELP + '\n'); return 0; }
   const backend = values.backend as BackendChoice;
-  if (!BACKEND_CHOICES.includes(backend)) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}`);
+  if (!BACKEND_CHOICES.includes(backend)) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got "${values.backend}"`);
+  if (values.adapter !== undefined) setWebGpuAdapter(values.adapter as AdapterPreference);
+  setWebGpuAdapterReport(true);
 
   const paper = load('paper-worked-example');
   const paperRes = await scoreRecords(paper.records, paper.config, { backend });

@@ -1,40 +1,110 @@
 /** Small I/O helpers shared by the subcommands. */
-import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
-import { once } from 'node:events';
-import path from 'node:path';
-import type { Writable } from 'node:stream';
-import { ConfigError, UsageError } from '../errors.js';
+import { createReadStream, fstatSync, promises as fs, type Stats } from 'node:fs';
+import type { Readable, Writable } from 'node:stream';
+import { ConfigError, EcrError, UsageError } from '../errors.js';
 
-/**
- * Lines of a file, or of stdin for "-" (LF or CRLF endings; a last line without a newline counts).
- * A plain indexOf splitter over decoded chunks: node:readline costs about as much again as
- * JSON.parse on large logs.
- */
-export async function* readLines(file: string): AsyncGenerator<string> {
-  const input = file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 });
-  input.setEncoding('utf8');
-  let rest = '';
-  for await (const chunk of input as AsyncIterable<string>) {
-    const text = rest + chunk;
-    let start = 0;
-    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
-      yield text.charCodeAt(nl - 1) === 13 && nl > start ? text.slice(start, nl - 1) : text.slice(start, nl);
-      start = nl + 1;
-    }
-    rest = text.slice(start);
-  }
-  if (rest.length > 0) yield rest.endsWith('\r') ? rest.slice(0, -1) : rest;
+/** The longest input line accepted (bytes, without the line break), as the README documents. */
+export const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
+
+/** A line longer than the cap: it was skipped while reading, never held whole in memory. */
+export class OverlongLine {
+  constructor(readonly bytes: number) {}
 }
 
-export async function checkReadable(file: string): Promise<void> {
-  if (file === '-') return;
+/**
+ * Lines of a byte stream (LF or CRLF endings; a last line without a newline counts; a UTF-8 BOM
+ * before the first line is dropped). Splits bytes, not decoded text, so a line's length is known
+ * while it arrives: one longer than `maxLineBytes` is skipped up to its newline and reported as
+ * an OverlongLine instead of growing a string until V8 gives up. node:readline would also cost
+ * about as much again as JSON.parse on large logs.
+ */
+export async function* readLines(input: Readable, maxLineBytes = DEFAULT_MAX_LINE_BYTES): AsyncGenerator<string | OverlongLine> {
+  let pieces: Buffer[] = []; // the current line's bytes from earlier chunks
+  let held = 0; // bytes of the current line seen so far (kept or skipped)
+  let skipping = false;
+  let first = true;
+  const decode = (buf: Buffer, start: number, end: number): string => {
+    if (end > start && buf[end - 1] === 13) end--;
+    const text = buf.toString('utf8', start, end);
+    if (first) {
+      first = false;
+      if (text.charCodeAt(0) === 0xfeff) return text.slice(1);
+    }
+    return text;
+  };
+  const finishLine = (chunk: Buffer, start: number, end: number): string | OverlongLine => {
+    const total = held + (end - start);
+    let line: string | OverlongLine;
+    if (skipping || total > maxLineBytes) {
+      line = new OverlongLine(total);
+      first = false;
+    } else if (pieces.length === 0) {
+      line = decode(chunk, start, end);
+    } else {
+      pieces.push(chunk.subarray(start, end));
+      line = decode(Buffer.concat(pieces, total), 0, total);
+    }
+    pieces = []; held = 0; skipping = false;
+    return line;
+  };
+  for await (const chunk of input as AsyncIterable<Buffer>) {
+    let start = 0;
+    for (let nl = chunk.indexOf(10, start); nl >= 0; nl = chunk.indexOf(10, start)) {
+      yield finishLine(chunk, start, nl);
+      start = nl + 1;
+    }
+    const rest = chunk.length - start;
+    if (rest === 0) continue;
+    held += rest;
+    if (skipping) continue;
+    if (held > maxLineBytes) { skipping = true; pieces = []; } else pieces.push(chunk.subarray(start));
+  }
+  if (held > 0) yield finishLine(Buffer.alloc(0), 0, 0);
+}
+
+/** What `ecr score` learned about its input before reading it. */
+export interface InputInfo {
+  /** The file's identity, to refuse an --out that would overwrite it; null when unknown. */
+  stat: Stats | null;
+}
+
+/**
+ * The descriptor a path names directly (/dev/stdin, /dev/stdout, /dev/stderr, /dev/fd/N,
+ * /proc/self/fd/N), or null. Such a path is used through the open descriptor: reopening it would
+ * fail for a socket and truncate or replace a file the shell opened for appending.
+ */
+export function fdOfPath(p: string): number | null {
+  const named = ({ '/dev/stdin': 0, '/dev/stdout': 1, '/dev/stderr': 2 } as Record<string, number>)[p];
+  if (named !== undefined) return named;
+  const m = /^\/(?:dev\/fd|proc\/self\/fd)\/(\d+)$/.exec(p);
+  return m ? Number(m[1]) : null;
+}
+
+/**
+ * Checks an input named on the command line: a readable regular file, or something that is read
+ * as a stream like "-" (a pipe, a FIFO, `<(cmd)`, /dev/stdin, a character device).
+ */
+export async function inspectInput(file: string): Promise<InputInfo> {
+  const fd = file === '-' ? 0 : fdOfPath(file);
   try {
+    if (fd !== null) return { stat: fstatSync(fd) };
     const st = await fs.stat(file);
-    if (!st.isFile()) throw new UsageError(`${file}: not a file`);
+    if (st.isDirectory()) throw new UsageError(`${file}: is a directory, not a JSONL file`);
+    if (!st.isFile() && !st.isFIFO() && !st.isCharacterDevice()) throw new UsageError(`${file}: not a file, pipe or device`);
+    if (st.isFile()) await fs.access(file, fs.constants.R_OK);
+    return { stat: st };
   } catch (err) {
     if (err instanceof UsageError) throw err;
     throw new UsageError(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   }
+}
+
+/** The byte stream of an input checked by inspectInput ("-" is stdin). */
+export function openInput(file: string): Readable {
+  const fd = file === '-' ? 0 : fdOfPath(file);
+  if (fd === 0) return process.stdin;
+  if (fd !== null) return createReadStream('', { fd, autoClose: false, highWaterMark: 1 << 20 });
+  return createReadStream(file, { highWaterMark: 1 << 20 });
 }
 
 export async function readJsonConfig(file: string): Promise<unknown> {
@@ -44,6 +114,8 @@ export async function readJsonConfig(file: string): Promise<unknown> {
   } catch (err) {
     throw new UsageError(`--config ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   }
+  // Editors on Windows save UTF-8 with a byte-order mark, which JSON.parse rejects.
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   try {
     return JSON.parse(text);
   } catch (err) {
@@ -51,30 +123,81 @@ export async function readJsonConfig(file: string): Promise<unknown> {
   }
 }
 
-/** Writes a chunk, waiting for the stream to drain so memory stays bounded. */
-export async function writeChunk(out: Writable, chunk: string): Promise<void> {
-  if (!out.write(chunk)) await once(out, 'drain');
+const FS_ERRORS: Record<string, string> = {
+  ENOENT: 'no such file or directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EISDIR: 'is a directory',
+  ENOTDIR: 'a component of the path is not a directory',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  ELOOP: 'too many levels of symbolic links',
+  ENAMETOOLONG: 'file name too long',
+  ENXIO: 'no reader on the other end (or not a device that can be opened)',
+  EPIPE: 'the reader closed the pipe',
+  EIO: 'input/output error',
+  EBADF: 'not an open file descriptor',
+  EBUSY: 'device or resource busy',
+  ETXTBSY: 'text file busy',
+};
+
+/** A file-system error as a short phrase with its code, without Node's path-laden message. */
+export function describeFsError(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  if (code) return FS_ERRORS[code] ? `${FS_ERRORS[code]} (${code})` : code;
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Writing results failed after the run started (disk full, reader gone): exit 1, no stack. */
+export class OutputWriteError extends EcrError {
+  constructor(what: string, cause: unknown) {
+    super('ECR_OUTPUT', `cannot write ${what}: ${describeFsError(cause)}`, { cause });
+  }
 }
 
 /**
- * An output file written beside its destination and renamed into place on success, so a failed
- * run never leaves a truncated file where a good one was.
+ * A Writable with its 'error' event always handled: the first error is kept and thrown by the
+ * next write or by finish(), so a failing disk or a closed pipe is reported, never an unhandled
+ * 'error' event.
  */
-export class AtomicOutput {
-  readonly stream: Writable;
-  private readonly tmp: string;
-  constructor(private readonly dest: string) {
-    this.tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.${process.pid}.tmp`);
-    this.stream = createWriteStream(this.tmp);
+export class Sink {
+  private failure: unknown = null;
+  constructor(readonly stream: Writable, private readonly what: string) {
+    stream.on('error', (err) => { this.failure ??= err; });
   }
-  async commit(): Promise<void> {
-    this.stream.end();
-    await once(this.stream, 'finish');
-    await fs.rename(this.tmp, this.dest);
+
+  /** Writes a chunk, waiting for the stream to drain so memory stays bounded. */
+  async write(chunk: string): Promise<void> {
+    this.check();
+    if (this.stream.write(chunk)) return;
+    await this.settle('drain');
   }
-  async abort(): Promise<void> {
-    this.stream.destroy();
-    await fs.rm(this.tmp, { force: true });
+
+  /** Ends the stream (unless it is stdout or stderr, which stay open) and waits until it is flushed. */
+  async finish(): Promise<void> {
+    this.check();
+    if (this.stream === process.stdout || this.stream === process.stderr) {
+      // An empty write's callback runs once everything before it was handed to the OS.
+      await new Promise<void>((resolve, reject) => this.stream.write('', (err) => (err ? reject(new OutputWriteError(this.what, err)) : resolve())));
+    } else {
+      this.stream.end();
+      await this.settle('finish');
+    }
+    this.check();
+  }
+
+  private check(): void {
+    if (this.failure !== null) throw new OutputWriteError(this.what, this.failure);
+  }
+
+  private settle(event: 'drain' | 'finish'): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = () => { this.stream.off('error', failed); resolve(); };
+      const failed = (err: unknown) => { this.stream.off(event, done); reject(new OutputWriteError(this.what, err)); };
+      this.stream.once(event, done);
+      this.stream.once('error', failed);
+    });
   }
 }
 

@@ -3,19 +3,24 @@
  * response and a compact audit table, or with --json exactly one JSON object
  * {response, selectedIndex, admissible, metrics, candidates, stats}. --metrics also prints the
  * process's Prometheus metrics (to stdout after the table; to stderr with --json so stdout stays
- * one object).
+ * one object). On failure, --json prints {"error": {type, code, message, exitCode, ...}} on stdout
+ * as well as the usual line on stderr.
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { BACKEND_CHOICES, type BackendChoice } from '../backends/backend.js';
 import type { EcrConfig } from '../config.js';
-import { EcrError, UsageError } from '../errors.js';
-import { LlmError } from '../llm/errors.js';
+import { EcrError, UsageError, isUserError } from '../errors.js';
+import { LlmError, LlmHttpError } from '../llm/errors.js';
 import { providerFromSettings } from '../llm/settings.js';
 import type { SamplingParams } from '../llm/provider.js';
 import { prometheusText } from '../monitoring/process-metrics.js';
-import { NoSurvivingCandidatesError, RequestCancelledError } from '../pipeline/errors.js';
+import { DeadlineExceededError, NoSurvivingCandidatesError, RequestCancelledError } from '../pipeline/errors.js';
 import { EcrPipeline, type PipelineResult } from '../pipeline/pipeline.js';
+import { startWaitNote } from './wait-note.js';
+
+/** Exit code when --deadline passes (as timeout(1) uses). */
+export const DEADLINE_EXIT_CODE = 124;
 
 const USAGE = `usage: ecr run PROMPT [options]
 
@@ -26,6 +31,7 @@ server (flags win over the environment):
   --embedding-model E     embedding model (ECR_EMBEDDING_MODEL); default: built-in hashing embedder, no calls
   --timeout MS            per-call timeout (default 60000)
   --retries N             retries on 429, 5xx and network errors (default 3)
+  --deadline SECONDS      limit for the whole request; at expiry calls are cancelled, exit ${DEADLINE_EXIT_CODE}
 pipeline:
   -k, --k K               most candidates (default 4)
   --fixed-k               always use K candidates (default: adaptive K from the prompt's risk, at most K)
@@ -42,8 +48,12 @@ scoring:
   --config FILE           ECR configuration JSON (flags override its keys)
   --backend B             ${BACKEND_CHOICES.join(' | ')} (default auto)
 output:
-  --json                  one JSON object on stdout
-  --metrics               also print Prometheus metrics`;
+  --json                  one JSON object on stdout; on failure {"error": {type, code, message, ...}}
+  --metrics               also print Prometheus metrics
+  -h, --help              print this help
+
+exit codes: 0 success; 1 the server or pipeline failed (no candidate survived, cancelled);
+2 bad arguments; ${DEADLINE_EXIT_CODE} --deadline passed. A note on stderr shows the wait when it is a terminal.`;
 
 function int(name: string, v: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
   if (v === undefined) return undefined;
@@ -60,6 +70,50 @@ function num(name: string, v: string | undefined, min: number, max: number): num
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // Before parsing succeeds, --json is taken from the raw arguments so a usage error is JSON too.
+  const ctx = { json: argv.includes('--json'), metrics: false };
+  try {
+    return await runCommand(argv, ctx);
+  } catch (err) {
+    const failure = err instanceof EcrError && err.code === 'ECR_PIPELINE_OPTION' ? new UsageError(err.message) : err;
+    const exitCode = exitCodeOf(failure);
+    if (ctx.json) process.stdout.write(JSON.stringify(errorObject(failure, exitCode)) + '\n');
+    // Usage and internal errors are reported by the dispatcher (src/cli.ts); the rest here, in one line.
+    if (exitCode === 2 || (exitCode === 1 && !isRunFailure(failure))) throw failure;
+    process.stderr.write(`ecr run: ${(failure as Error).message}\n`);
+    if (failure instanceof NoSurvivingCandidatesError && failure.failures.length > 1) {
+      for (const f of failure.failures) process.stderr.write(`  candidate ${f.index}: ${f.stage}${f.step !== undefined ? ` step ${f.step}` : ''}: ${f.message}\n`);
+    }
+    if (ctx.metrics) process.stderr.write(await prometheusText());
+    return exitCode;
+  }
+}
+
+/** Failures of the server or the pipeline, as opposed to bad usage or a bug. */
+function isRunFailure(err: unknown): boolean {
+  return err instanceof NoSurvivingCandidatesError || err instanceof LlmError || err instanceof RequestCancelledError || err instanceof DeadlineExceededError;
+}
+
+function exitCodeOf(err: unknown): number {
+  if (err instanceof DeadlineExceededError) return DEADLINE_EXIT_CODE;
+  if (err instanceof EcrError && isUserError(err)) return 2;
+  return 1;
+}
+
+/** The --json error object: `type` is the error class, `code` its stable ECR_* code. */
+export function errorObject(err: unknown, exitCode: number): { error: Record<string, unknown> } {
+  if (!(err instanceof EcrError)) {
+    return { error: { type: 'InternalError', code: 'ECR_INTERNAL', message: err instanceof Error ? err.message : String(err), exitCode } };
+  }
+  const error: Record<string, unknown> = { type: err.name, code: err.code, message: err.message, exitCode };
+  if (err instanceof NoSurvivingCandidatesError) error.failures = err.failures;
+  if (err instanceof DeadlineExceededError) error.deadlineMs = err.deadlineMs;
+  if (err instanceof LlmError) Object.assign(error, { kind: err.kind, url: err.url, attempts: err.attempts });
+  if (err instanceof LlmHttpError) Object.assign(error, { status: err.status, ...(err.hint ? { hint: err.hint } : {}) });
+  return { error };
+}
+
+async function runCommand(argv: string[], ctx: { json: boolean; metrics: boolean }): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -68,7 +122,7 @@ export async function main(argv: string[]): Promise<number> {
       strict: true,
       options: {
         'base-url': { type: 'string' }, 'api-key': { type: 'string' }, model: { type: 'string' }, 'embedding-model': { type: 'string' },
-        timeout: { type: 'string' }, retries: { type: 'string' },
+        timeout: { type: 'string' }, retries: { type: 'string' }, deadline: { type: 'string' },
         k: { type: 'string', short: 'k' }, 'fixed-k': { type: 'boolean', default: false }, horizon: { type: 'string' },
         temperature: { type: 'string' }, seed: { type: 'string' }, 'top-logprobs': { type: 'string' }, 'max-parallel': { type: 'string' },
         system: { type: 'string' }, context: { type: 'string' },
@@ -81,6 +135,8 @@ export async function main(argv: string[]): Promise<number> {
     throw new UsageError(`${(e as Error).message}\n${USAGE}`);
   }
   const { values: v, positionals } = parsed;
+  ctx.json = v.json === true;
+  ctx.metrics = v.metrics === true;
   if (v.help) { process.stdout.write(USAGE + '\n'); return 0; }
   if (positionals.length !== 1 || positionals[0].trim() === '') throw new UsageError(`expected exactly one PROMPT argument, got ${positionals.length}\n${USAGE}`);
   const prompt = positionals[0];
@@ -118,25 +174,20 @@ export async function main(argv: string[]): Promise<number> {
     backend,
   });
 
+  const deadlineS = num('deadline', v.deadline, 0, 1e7);
+  if (deadlineS === 0) throw new UsageError('--deadline must be more than 0 seconds');
+  const deadlineMs = deadlineS === undefined ? undefined : deadlineS * 1000;
+
   const abort = new AbortController();
   const onSigint = () => abort.abort(new Error('interrupted'));
   process.once('SIGINT', onSigint);
+  let answered = 0;
+  const stopNote = startWaitNote(process.stderr, process.stderr.isTTY === true, (elapsedMs) => waitNote(provider.baseUrl, elapsedMs, answered, deadlineMs));
   let result: PipelineResult;
   try {
-    result = await pipeline.run(prompt, { signal: abort.signal, context: v.context });
-  } catch (err) {
-    // Server and pipeline failures get a one-line message, not a stack trace.
-    if (err instanceof NoSurvivingCandidatesError || err instanceof LlmError || err instanceof RequestCancelledError) {
-      process.stderr.write(`ecr run: ${err.message}\n`);
-      if (err instanceof NoSurvivingCandidatesError && err.failures.length > 1) {
-        for (const f of err.failures) process.stderr.write(`  candidate ${f.index}: ${f.stage}${f.step !== undefined ? ` step ${f.step}` : ''}: ${f.message}\n`);
-      }
-      if (v.metrics) process.stderr.write(await prometheusText());
-      return 1;
-    }
-    if (err instanceof EcrError && err.code === 'ECR_PIPELINE_OPTION') throw new UsageError(err.message);
-    throw err;
+    result = await pipeline.run(prompt, { signal: abort.signal, context: v.context, deadlineMs, observer: { onCall: () => { answered++; } } });
   } finally {
+    stopNote();
     process.removeListener('SIGINT', onSigint);
   }
 
@@ -149,6 +200,12 @@ export async function main(argv: string[]): Promise<number> {
     if (v.metrics) process.stdout.write('\n' + await prometheusText());
   }
   return 0;
+}
+
+/** The text of the wait note: what is awaited, for how long, and how far it got. */
+export function waitNote(baseUrl: string, elapsedMs: number, callsDone: number, deadlineMs?: number): string {
+  const s = (ms: number) => `${Math.floor(ms / 1000)} s`;
+  return `ecr run: waiting for ${baseUrl}, ${s(elapsedMs)}${deadlineMs !== undefined ? ` of ${s(deadlineMs)}` : ''}, ${callsDone} call(s) done`;
 }
 
 export function formatHuman(r: PipelineResult): string {

@@ -8,20 +8,24 @@
  * in input order with their `selected` flag. Nothing is written if any record is invalid.
  */
 import { parseArgs } from 'node:util';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createWriteStream } from 'node:fs';
-import { once } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
-import type { Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { toResolvedConfig, type ResolvedConfig } from '../config.js';
 import { InputError, UsageError } from '../errors.js';
 import { BACKEND_CHOICES, type BackendChoice, type ComputeOptions } from '../backends/backend.js';
-import { setWebGpuAdapter, type AdapterPreference } from '../gpu/adapter.js';
+import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../gpu/adapter.js';
 import { GroupSelector } from '../select.js';
 import { checkRecord, parseJsonLine, type CheckedRecord } from '../records/record.js';
-import { GroupKeys, scoreWindow, type WindowScores } from '../records/score-records.js';
-import { AtomicOutput, Progress, checkReadable, readJsonConfig, readLines, writeChunk } from './io.js';
+import { GroupKeys, scoreWindow } from '../records/score-records.js';
+import { cleanUpOnInterrupt, removeOnInterrupt } from './interrupt.js';
+import {
+  DEFAULT_MAX_LINE_BYTES, OutputWriteError, Progress, Sink, inspectInput, openInput, readJsonConfig, readLines,
+} from './io.js';
+import { openOutput, stdoutOutput } from './out-file.js';
+import { SelectedFlags, resultPrefix } from './score-output.js';
 
 const HELP = `usage: ecr score FILE|- [--config FILE] [--backend auto|webgpu|cpu|cpu-reference] [--out FILE] [--window N]
                  [--adapter auto|native|opengles] [--compact unorm16]
@@ -31,10 +35,27 @@ Scores one trajectory per JSONL line and writes one result line per input line, 
 --window N   records scored per batch (default 8192); memory grows with N, not with the file.
 --adapter    WebGPU adapter to use (default: native, then OpenGL ES; also ECR_WEBGPU_ADAPTER).
 --compact    upload E to the GPU as unorm16 (webgpu only; see the README for the tolerance).
-Exit codes: 0 success, 2 bad input or arguments (the message names line and field), 1 internal failure.`;
+--out FILE   write results to FILE (replaced only on success; a symlink is followed, a FIFO streamed into).
+Input lines are limited to 64 MiB. An empty input prints a warning and exits 0.
+Exit codes: 0 success, 2 bad input or arguments (the message names line and field), 1 internal failure,
+130/143 interrupted by SIGINT/SIGTERM (temporary files removed, an existing --out untouched).`;
 
 /** Invalid lines reported before giving up, so one run shows most problems of a file. */
 const MAX_REPORTED_ERRORS = 20;
+
+const ARRAY_HINT = 'hint: this looks like a JSON array; ecr score reads JSONL, one JSON object per line'
+  + " (convert with: jq -c '.[]' FILE)";
+
+const formatBytes = (n: number) => (n % (1 << 20) === 0 ? `${n / (1 << 20)} MiB` : `${n}-byte`);
+
+/** The line-length cap: 64 MiB, or ECR_MAX_LINE_BYTES (for tests that should not write 64 MiB). */
+function maxLineBytes(): number {
+  const env = process.env.ECR_MAX_LINE_BYTES;
+  if (env === undefined || env === '') return DEFAULT_MAX_LINE_BYTES;
+  const n = Number(env);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`ECR_MAX_LINE_BYTES must be a positive integer, got "${env}"`);
+  return n;
+}
 
 export async function main(argv: string[]): Promise<number> {
   let parsed;
@@ -58,38 +79,73 @@ export async function main(argv: string[]): Promise<number> {
   const window = Number(values.window);
   if (!Number.isInteger(window) || window < 1) throw new UsageError(`--window must be a positive integer, got "${values.window}"`);
   if (values.adapter !== undefined) setWebGpuAdapter(values.adapter as AdapterPreference);
+  setWebGpuAdapterReport(true);
   if (values.compact !== undefined && values.compact !== 'unorm16') throw new UsageError(`--compact must be "unorm16", got "${values.compact}"`);
   const compute: ComputeOptions = values.compact ? { compact: 'unorm16' } : {};
+  const lineCap = maxLineBytes();
   const input = positionals[0];
-  await checkReadable(input);
+  const inputInfo = await inspectInput(input);
   const config = toResolvedConfig(values.config ? await readJsonConfig(values.config) : {});
 
-  const out = values.out ? new AtomicOutput(values.out) : null;
+  const stopCleanup = cleanUpOnInterrupt();
   try {
-    await scoreStream(input, config, backend, compute, window, out ? out.stream : process.stdout);
-    if (out) await out.commit();
+    // Opened (and so checked) before the first input byte is read: a run never fails at the end
+    // for an output it could not have written.
+    const out = values.out ? await openOutput(values.out, inputInfo) : stdoutOutput();
+    let scored: number;
+    try {
+      scored = await scoreStream(openInput(input), { config, backend, compute, windowSize: window, lineCap }, out.sink);
+      await out.commit();
+    } catch (err) {
+      await out.abort();
+      throw err;
+    }
+    if (scored === 0) {
+      const name = input === '-' ? 'stdin' : input;
+      process.stderr.write(`ecr score: warning: no records in ${name} (empty or blank lines only)${values.out ? `; wrote an empty ${values.out}` : ''}\n`);
+    }
   } catch (err) {
-    if (out) await out.abort();
+    if (err instanceof OutputWriteError) {
+      process.stderr.write(`ecr score: ${err.message}\n`);
+      return 1;
+    }
     throw err;
+  } finally {
+    stopCleanup();
   }
   return 0;
 }
 
-function resultPrefix(r: CheckedRecord, w: WindowScores, j: number): string {
-  const m = w.metrics;
-  // Without the closing brace: `selected` is appended once the group's selection is known.
-  return `{"id":${JSON.stringify(r.id)},"group":${JSON.stringify(r.group)},"EVB":${m.evb[j]},"CR":${m.cr[j]},"TS":${m.ts[j]},`
-    + `"ES":${m.es[j]},"PD":${m.pd[j]},"CCI":${m.cci[j]},"admissible":${w.admissible[j] === 1}`;
+interface ScoreSettings {
+  config: ResolvedConfig;
+  backend: BackendChoice;
+  compute: ComputeOptions;
+  windowSize: number;
+  lineCap: number;
 }
 
 /** Results of all windows so far, on disk, once the input outgrew one window. */
-interface Spill { dir: string; file: string; stream: Writable }
+interface Spill { dir: string; file: string; sink: Sink; forget: () => void }
 
-async function scoreStream(input: string, config: ResolvedConfig, backend: BackendChoice, compute: ComputeOptions, windowSize: number, sink: Writable): Promise<void> {
+async function startSpill(): Promise<Spill> {
+  let dir: string;
+  try {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'ecr-score-'));
+  } catch (err) {
+    throw new OutputWriteError(`a temporary directory in ${os.tmpdir()} (set TMPDIR)`, err);
+  }
+  const forget = removeOnInterrupt(dir);
+  const file = path.join(dir, 'results.jsonl');
+  return { dir, file, sink: new Sink(createWriteStream(file), `temporary results in ${dir}`), forget };
+}
+
+/** Scores every record of `source` and writes the results to `sink`; returns the record count. */
+async function scoreStream(source: Readable, s: ScoreSettings, sink: Sink): Promise<number> {
   const groups = new GroupKeys();
-  const selector = new GroupSelector(config.tau);
+  const selector = new GroupSelector(s.config.tau);
   const progress = new Progress('ecr score');
   const errors: InputError[] = [];
+  let looksLikeArray = false;
   let records: CheckedRecord[] = [];
   let lines: number[] = [];
   let pending: string[] = []; // result prefixes of the first window, kept in memory
@@ -100,29 +156,32 @@ async function scoreStream(input: string, config: ResolvedConfig, backend: Backe
 
   const flush = async () => {
     if (records.length === 0 || errors.length > 0) { records = []; lines = []; return; }
-    const firstLine = lines;
-    const w = await scoreWindow(records, scored, config, backend, groups, selector, (i) => ({ line: firstLine[i - scored] }), compute);
-    const prefixes = records.map((r, j) => resultPrefix(r, w, j));
+    const windowLines = lines;
+    const w = await scoreWindow(records, scored, s.config, s.backend, groups, selector, (i) => ({ line: windowLines[i - scored] }), s.compute);
+    const prefixes = records.map((r, j) => resultPrefix(r, w, j, windowLines[j]));
     scored += records.length;
     records = []; lines = [];
     if (spill) {
-      await writeChunk(spill.stream, prefixes.join('\n') + '\n');
+      await spill.sink.write(prefixes.join('\n') + '\n');
     } else if (pending.length === 0) {
       pending = prefixes;
     } else {
       // A second window: move everything to a temporary file to keep memory bounded.
-      const dir = await mkdtemp(path.join(os.tmpdir(), 'ecr-score-'));
-      const file = path.join(dir, 'results.jsonl');
-      spill = { dir, file, stream: createWriteStream(file) };
-      await writeChunk(spill.stream, pending.join('\n') + '\n' + prefixes.join('\n') + '\n');
+      spill = await startSpill();
+      await spill.sink.write(pending.join('\n') + '\n' + prefixes.join('\n') + '\n');
       pending = [];
     }
     progress.update(scored);
   };
 
   try {
-    for await (const text of readLines(input)) {
+    for await (const text of readLines(source, s.lineCap)) {
       lineNo++;
+      if (typeof text !== 'string') {
+        errors.push(new InputError(`the line is ${text.bytes} bytes, longer than the ${formatBytes(s.lineCap)} limit on one record; it was skipped`, { line: lineNo }));
+        if (errors.length >= MAX_REPORTED_ERRORS) break;
+        continue;
+      }
       if (text.trim() === '') continue;
       try {
         records.push(checkRecord(parseJsonLine(text, lineNo), { line: lineNo }, lineNo));
@@ -130,33 +189,38 @@ async function scoreStream(input: string, config: ResolvedConfig, backend: Backe
       } catch (err) {
         if (!(err instanceof InputError)) throw err;
         errors.push(err);
+        if (/^\s*\[/.test(text)) looksLikeArray = true;
         if (errors.length >= MAX_REPORTED_ERRORS) break;
       }
-      if (records.length >= windowSize) await flush();
+      if (records.length >= s.windowSize) await flush();
     }
     await flush();
     if (errors.length > 0) {
       const more = errors.length >= MAX_REPORTED_ERRORS ? `\n(stopped after ${MAX_REPORTED_ERRORS} invalid lines)` : '';
-      throw new InputError(`${errors.length} invalid line${errors.length > 1 ? 's' : ''}; nothing was written:\n  ${errors.map((e) => e.message).join('\n  ')}${more}`);
+      const hint = looksLikeArray ? `\n${ARRAY_HINT}` : '';
+      throw new InputError(`${errors.length} invalid line${errors.length > 1 ? 's' : ''}; nothing was written:\n  ${errors.map((e) => e.message).join('\n  ')}${more}${hint}`);
     }
 
-    const selectedIndex = new Set(selector.results().map((s) => s.selectedIndex));
-    const finish = (prefix: string, i: number) => `${prefix},"selected":${selectedIndex.has(i)}}\n`;
+    const flags = new SelectedFlags(selector.selectedIndices());
     if (!spill) {
-      await writeChunk(sink, pending.map(finish).join(''));
+      await sink.write(pending.map((p) => flags.finish(p)).join(''));
     } else {
-      spill.stream.end();
-      await once(spill.stream, 'finish');
-      let i = 0;
+      await spill.sink.finish();
       let chunk: string[] = [];
-      for await (const prefix of readLines(spill.file)) {
-        chunk.push(finish(prefix, i++));
-        if (chunk.length >= 8192) { await writeChunk(sink, chunk.join('')); chunk = []; }
+      for await (const prefix of readLines(createReadStream(spill.file, { highWaterMark: 1 << 20 }))) {
+        // Prefixes are a few hundred bytes; an overlong one would mean the spill file was damaged.
+        if (typeof prefix !== 'string') throw new Error(`temporary results in ${spill.dir} are damaged (a ${prefix.bytes}-byte line)`);
+        chunk.push(flags.finish(prefix));
+        if (chunk.length >= 8192) { await sink.write(chunk.join('')); chunk = []; }
       }
-      await writeChunk(sink, chunk.join(''));
+      await sink.write(chunk.join(''));
     }
     progress.done(scored);
+    return scored;
   } finally {
-    if (spill) await rm(spill.dir, { recursive: true, force: true });
+    if (spill) {
+      await rm(spill.dir, { recursive: true, force: true });
+      spill.forget();
+    }
   }
 }

@@ -23,6 +23,8 @@ export class GpuDevice {
   readonly subgroups: boolean;
   readonly subgroupMinSize: number;
   readonly robustnessDisabled: boolean;
+  /** Which adapter and why, in one line (OpenedDevice.choice). */
+  readonly choice: string;
   readonly limits: DeviceLimits;
   // Held for the device's lifetime: a collected instance crashes Dawn (WEBGPU-NOTES.md).
   private readonly gpu: GPU;
@@ -41,6 +43,7 @@ export class GpuDevice {
     this.subgroups = opened.subgroups;
     this.subgroupMinSize = opened.subgroupMinSize;
     this.robustnessDisabled = opened.robustnessDisabled;
+    this.choice = opened.choice;
     const l = opened.device.limits;
     this.limits = {
       maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,

@@ -1,7 +1,10 @@
 /**
  * Chunk and dispatch arithmetic, free of any GPU object so it can be unit-tested anywhere
- * (test/gpu-arith.test.ts).
+ * (test/gpu-arith.test.ts). Failures are typed: a batch that cannot fit the device's limits is
+ * BackendUnavailableError (the backend cannot run it; another can), impossible arithmetic (a
+ * planner bug) is GpuError('internal'); never a bare RangeError.
  */
+import { BackendUnavailableError, GpuError } from '../errors.js';
 
 /** A dispatch of `total` workgroups laid out as x * y with x, y <= maxPerDimension. */
 export interface Dispatch2D {
@@ -14,11 +17,11 @@ export interface Dispatch2D {
  * the flat index as id.x + id.y * x and guard it against `total` (x * y may exceed it).
  */
 export function refoldDispatch(total: number, maxPerDimension: number): Dispatch2D {
-  if (!Number.isInteger(total) || total < 0) throw new RangeError(`workgroup count must be a non-negative integer, got ${total}`);
-  if (!Number.isInteger(maxPerDimension) || maxPerDimension < 1) throw new RangeError(`maxPerDimension must be a positive integer, got ${maxPerDimension}`);
+  if (!Number.isSafeInteger(total) || total < 0) throw new GpuError('internal', `workgroup count must be a non-negative integer, got ${total}`);
+  if (!Number.isSafeInteger(maxPerDimension) || maxPerDimension < 1) throw new GpuError('internal', `maxPerDimension must be a positive integer, got ${maxPerDimension}`);
   if (total <= maxPerDimension) return { x: total, y: total === 0 ? 0 : 1 };
   const y = Math.ceil(total / maxPerDimension);
-  if (y > maxPerDimension) throw new RangeError(`${total} workgroups exceed ${maxPerDimension}^2`);
+  if (y > maxPerDimension) throw new GpuError('internal', `${total} workgroups exceed the device's ${maxPerDimension}^2 per dispatch`);
   return { x: Math.ceil(total / y), y };
 }
 
@@ -63,17 +66,30 @@ export function maxChunkTrajectories(bindings: readonly ChunkedBinding[], limits
   const aligned = cap - (cap % limits.alignTrajectories);
   if (aligned < limits.alignTrajectories) {
     const widest = bindings.reduce((a, b) => (b.bytesPerTrajectory > a.bytesPerTrajectory ? b : a));
-    throw new RangeError(`one chunk of ${limits.alignTrajectories} trajectories needs ${widest.bytesPerTrajectory * limits.alignTrajectories} bytes of "${widest.name}", over the binding limit ${limits.maxBindingBytes}`);
+    throw new BackendUnavailableError('webgpu', `this batch does not fit the device: one chunk of ${limits.alignTrajectories} trajectories needs ${widest.bytesPerTrajectory * limits.alignTrajectories} bytes of "${widest.name}", over the binding limit ${limits.maxBindingBytes}`);
   }
   return aligned;
 }
 
 /** Splits n trajectories into consecutive chunks of at most `perChunk` (the last may be shorter). */
 export function planChunks(n: number, perChunk: number): Chunk[] {
-  if (!Number.isInteger(perChunk) || perChunk < 1) throw new RangeError(`chunk size must be a positive integer, got ${perChunk}`);
+  if (!Number.isSafeInteger(perChunk) || perChunk < 1) throw new GpuError('internal', `chunk size must be a positive integer, got ${perChunk}`);
   const chunks: Chunk[] = [];
   for (let start = 0; start < n; start += perChunk) chunks.push({ start, count: Math.min(perChunk, n - start) });
   return chunks;
+}
+
+/**
+ * A host typed array of `length` elements for `what`; a length the engine cannot allocate (over
+ * the typed-array limit, or out of memory) is GpuError('out-of-memory') naming it, not a RangeError.
+ */
+export function hostArray<A>(Ctor: new (length: number) => A, length: number, what: string): A {
+  try {
+    return new Ctor(length);
+  } catch (err) {
+    if (err instanceof RangeError) throw new GpuError('out-of-memory', `cannot allocate ${what} (${length} values on the host): ${err.message}`, { cause: err });
+    throw err;
+  }
 }
 
 /** Rounds up to a multiple of `align` (a power of two or any positive integer). */

@@ -3,9 +3,12 @@
  * POST {base}/chat/completions and {base}/embeddings over keep-alive connections (http-transport.ts). Each call has its own timeout combined with the caller's signal,
  * and is retried on 429, 5xx and network errors per the RetryPolicy.
  */
-import { LlmCancelledError, LlmHttpError, LlmNetworkError, LlmResponseError, LlmTimeoutError, type LlmError } from './errors.js';
+import {
+  LlmCancelledError, LlmHttpError, LlmMultipleChoicesRejectedError, LlmNetworkError, LlmNoContentError, LlmResponseError, LlmTimeoutError,
+  isMultipleChoicesRefusal, type LlmError,
+} from './errors.js';
 import { HttpTimeoutError, postText } from './http-transport.js';
-import type { CallKind, CallOptions, ChatChoice, ChatRequest, ChatResult, Provider, TokenLogprob, TopLogprob, Usage } from './provider.js';
+import type { CallKind, CallOptions, ChatChoice, ChatRequest, ChatResult, ContentlessChoice, Provider, TokenLogprob, TopLogprob, Usage } from './provider.js';
 import { DEFAULT_RETRY_POLICY, backoffDelayMs, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
 
 export interface OpenAICompatibleOptions {
@@ -84,15 +87,20 @@ export class OpenAICompatibleProvider implements Provider {
       body.logprobs = true;
       body.top_logprobs = request.topLogprobs;
     }
-    const { json, url, attempts } = await this.post('/chat/completions', body, request.kind, options, (j) => parseChoices(j).length);
-    const choices = parseChoices(json);
+    const n = body.n as number;
+    // A server that refuses n > 1 (llama.cpp's) says so at once; retrying its 500 would not help.
+    const refusal = n > 1
+      ? (f: LlmHttpError) => isMultipleChoicesRefusal(f.status, f.bodySnippet) ? new LlmMultipleChoicesRejectedError(n, f.status, f.bodySnippet, f.kind, f.url, f.attempts) : undefined
+      : undefined;
+    const { json, url, attempts } = await this.post('/chat/completions', body, request.kind, options, countChoices, refusal);
+    const choices = parseChoices(json, request.kind, url, attempts);
     if (choices.length === 0) throw new LlmResponseError('no choices', request.kind, url, attempts);
     return { choices, usage: parseUsage(json) };
   }
 
   private async embedTexts(texts: string[], options: CallOptions = {}): Promise<Float32Array[]> {
     if (texts.length === 0) return [];
-    const { json, url, attempts } = await this.post('/embeddings', { model: this.embeddingModel, input: texts }, 'embed', options, () => texts.length);
+    const { json, url, attempts } = await this.post('/embeddings', { model: this.embeddingModel, input: texts }, 'embed', options, () => texts.length, undefined);
     const data = (json as { data?: unknown }).data;
     if (!Array.isArray(data) || data.length !== texts.length) {
       throw new LlmResponseError(`expected ${texts.length} embeddings, got ${Array.isArray(data) ? data.length : 'none'}`, 'embed', url, attempts);
@@ -107,8 +115,23 @@ export class OpenAICompatibleProvider implements Provider {
     return out;
   }
 
-  /** POSTs JSON with timeout, cancellation and retries; reports every attempt to the observer. */
-  private async post(path: string, body: unknown, kind: CallKind, options: CallOptions, countChoices: (json: unknown) => number) {
+  /**
+   * For a 404: OpenAI-compatible servers serve under /v1, and a base URL without it is the usual
+   * mistake. Not offered when the path already has a version segment (/v1, /v1beta, /v2, ...).
+   */
+  private versionHint(): string | undefined {
+    const segments = new URL(this.baseUrl).pathname.split('/');
+    return segments.some((seg) => /^v\d/i.test(seg)) ? undefined : `did you mean ${this.baseUrl}/v1?`;
+  }
+
+  /**
+   * POSTs JSON with timeout, cancellation and retries; reports every attempt to the observer.
+   * `classify` may turn an HTTP failure into a more specific error, which is thrown at once.
+   */
+  private async post(
+    path: string, body: unknown, kind: CallKind, options: CallOptions, countChoices: (json: unknown) => number,
+    classify: ((failure: LlmHttpError) => LlmHttpError | undefined) | undefined,
+  ) {
     const url = this.baseUrl + path;
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
     if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
@@ -133,8 +156,11 @@ export class OpenAICompatibleProvider implements Provider {
           return { json, url, attempts: attempt + 1 };
         }
         retryAfterMs = parseRetryAfter(res.header('retry-after'));
-        failure = new LlmHttpError(res.status, text.slice(0, BODY_SNIPPET), kind, url, attempt + 1, retryAfterMs);
+        const httpFailure = new LlmHttpError(res.status, text.slice(0, BODY_SNIPPET), kind, url, attempt + 1, retryAfterMs, res.status === 404 ? this.versionHint() : undefined);
+        failure = httpFailure;
         options.observer?.onCall({ kind, ok: false, attempt, startedAt, latencyMs, status: res.status, error: failure.message });
+        const specific = classify?.(httpFailure);
+        if (specific) throw specific;
         if (!isRetryableStatus(res.status)) throw failure;
       } catch (err) {
         if (err instanceof LlmHttpError || err instanceof LlmResponseError) throw err;
@@ -164,6 +190,15 @@ export class OpenAICompatibleProvider implements Provider {
   }
 }
 
+/**
+ * Choices counted for the observer; contentless ones too, since the server did send them. Cheaper
+ * than parsing them, which the caller does once the attempt has succeeded.
+ */
+function countChoices(json: unknown): number {
+  const raw = (json as { choices?: unknown } | null)?.choices;
+  return Array.isArray(raw) ? raw.length : 0;
+}
+
 function describeNetworkError(err: unknown): string {
   if (err instanceof Error) {
     const cause = (err as { cause?: unknown }).cause;
@@ -183,20 +218,30 @@ function parseUsage(json: unknown): Usage | undefined {
   return usage;
 }
 
-/** Choices in index order; logprobs in the chat format (`logprobs.content[]`) when present. */
-function parseChoices(json: unknown): ChatChoice[] {
+/**
+ * Choices in index order; logprobs in the chat format (`logprobs.content[]`) when present. A
+ * choice without text (content null: a refusal, tool calls only) is kept in its place as a
+ * ContentlessChoice, so it neither shifts the others nor looks like a server that ignores `n`.
+ */
+function parseChoices(json: unknown, kind: CallKind, url: string, attempts: number): Array<ChatChoice | ContentlessChoice> {
   const raw = (json as { choices?: unknown } | null)?.choices;
   if (!Array.isArray(raw)) return [];
-  const withIndex = raw.map((c: Record<string, unknown>, pos) => ({ c, idx: typeof c.index === 'number' ? c.index : pos }));
+  const withIndex = raw.map((c: Record<string, unknown>, pos) => ({ c: c ?? {}, idx: typeof c?.index === 'number' ? c.index : pos }));
   withIndex.sort((a, b) => a.idx - b.idx);
   const fp = (json as { system_fingerprint?: unknown }).system_fingerprint;
-  const fingerprint = typeof fp === 'string' ? fp : undefined;
-  const out: ChatChoice[] = [];
-  for (const { c } of withIndex) {
-    const message = c.message as { content?: unknown } | undefined;
+  const systemFingerprint = typeof fp === 'string' ? fp : undefined;
+  const out: Array<ChatChoice | ContentlessChoice> = [];
+  for (const { c, idx } of withIndex) {
+    const message = c.message as { content?: unknown; refusal?: unknown; tool_calls?: unknown } | undefined;
     const text = typeof message?.content === 'string' ? message.content : typeof c.text === 'string' ? c.text : null;
-    if (text === null) continue;
-    out.push({ text, logprobs: parseLogprobs(c.logprobs), finishReason: typeof c.finish_reason === 'string' ? c.finish_reason : undefined, systemFingerprint: fingerprint });
+    const finishReason = typeof c.finish_reason === 'string' ? c.finish_reason : undefined;
+    if (text === null) {
+      const refusal = typeof message?.refusal === 'string' ? message.refusal : undefined;
+      const toolCalls = Array.isArray(message?.tool_calls) ? message.tool_calls.length : 0;
+      out.push({ text: null, logprobs: null, finishReason, error: new LlmNoContentError(idx, refusal, toolCalls, finishReason, kind, url, attempts) });
+      continue;
+    }
+    out.push({ text, logprobs: parseLogprobs(c.logprobs), finishReason, systemFingerprint });
   }
   return out;
 }

@@ -4,6 +4,8 @@
  * on these two calls, so a new backend is one file implementing `Provider`.
  */
 
+import type { LlmNoContentError } from './errors.js';
+
 /** What an LLM call is for; used for stats, metrics and failure reports. */
 export type CallKind = 'generate' | 'unroll' | 'embed';
 
@@ -54,13 +56,25 @@ export interface ChatChoice {
   systemFingerprint?: string;
 }
 
+/**
+ * A choice the server sent without text (a refusal, tool calls only). It stays in its place so
+ * the other choices keep their indices, and fails only its own sample with `error`.
+ */
+export interface ContentlessChoice {
+  text: null;
+  logprobs: null;
+  finishReason?: string;
+  error: LlmNoContentError;
+}
+
 export interface Usage {
   promptTokens?: number;
   completionTokens?: number;
 }
 
 export interface ChatResult {
-  choices: ChatChoice[];
+  /** In index order, one per choice the server sent, contentless ones included. */
+  choices: Array<ChatChoice | ContentlessChoice>;
   usage?: Usage;
 }
 

@@ -1,21 +1,32 @@
 /**
  * K samples for one prompt. Asks for `n = K` in one request (native batching) unless the base URL
- * is known to ignore `n`; a server that returns fewer choices than asked (Ollama's /v1 does) is
+ * is known not to batch. A server that returns fewer choices than asked (Ollama's /v1 does), or
+ * refuses `n > 1` outright (llama.cpp's server: "Only one completion choice is allowed"), is
  * remembered per base URL and the missing samples come from parallel single calls. With a seed,
  * sample i of a single-call fan-out uses seed + i, so K seeded samples never collapse into one.
  */
-import type { CallOptions, ChatChoice, ChatMessage, Provider, SamplingParams } from './provider.js';
+import { LlmMultipleChoicesRejectedError } from './errors.js';
+import type { CallOptions, ChatChoice, ChatMessage, ContentlessChoice, Provider, SamplingParams } from './provider.js';
 
-/** Base URLs seen returning fewer choices than `n` asked for. */
-const ignoresN = new Set<string>();
+/** Why a base URL is served by single calls. */
+export type NLimitation = 'returns fewer choices' | 'rejects n > 1';
 
+/** Base URLs seen not to batch, and how. */
+const nLimitations = new Map<string, NLimitation>();
+
+/** True once the base URL was seen returning fewer choices than `n` or refusing `n > 1`. */
 export function knownToIgnoreN(baseUrl: string): boolean {
-  return ignoresN.has(baseUrl);
+  return nLimitations.has(baseUrl);
+}
+
+/** How the base URL was seen not to batch, if it was. */
+export function nLimitationOf(baseUrl: string): NLimitation | undefined {
+  return nLimitations.get(baseUrl);
 }
 
 /** Forgets what was learned about `n` support (tests, or after a server upgrade). */
 export function resetNDetection(baseUrl?: string): void {
-  if (baseUrl === undefined) ignoresN.clear(); else ignoresN.delete(baseUrl);
+  if (baseUrl === undefined) nLimitations.clear(); else nLimitations.delete(baseUrl);
 }
 
 export type SampleOutcome =
@@ -49,31 +60,40 @@ export async function sampleChoices(
   const deliver = (i: number, o: SampleOutcome) => { outcomes[i] = o; options.onSample?.(i, o); };
   const callOpts: CallOptions = { signal: options.signal, observer: options.observer };
 
+  // A contentless choice (refusal, tool calls only) fails its own sample and keeps its place.
+  const outcomeOf = (choice: ChatChoice | ContentlessChoice, via: 'batched' | 'single'): SampleOutcome =>
+    choice.text === null ? { ok: false, error: choice.error, via } : { ok: true, choice, via };
+
   const single = async (i: number) => {
     const sampling = req.sampling?.seed !== undefined ? { ...req.sampling, seed: req.sampling.seed + i } : req.sampling;
     try {
       const r = await schedule(() => provider.chat({ kind: 'generate', messages: req.messages, n: 1, sampling, topLogprobs: req.topLogprobs }, callOpts));
-      deliver(i, { ok: true, choice: r.choices[0], via: 'single' });
+      deliver(i, outcomeOf(r.choices[0], 'single'));
     } catch (error) {
       deliver(i, { ok: false, error, via: 'single' });
     }
   };
 
   let first = 0;
-  const batchable = req.k > 1 && provider.maxN > 1 && !ignoresN.has(provider.baseUrl);
+  const batchable = req.k > 1 && provider.maxN > 1 && !nLimitations.has(provider.baseUrl);
   if (batchable) {
     const n = Math.min(req.k, provider.maxN);
     try {
       const r = await schedule(() => provider.chat({ kind: 'generate', messages: req.messages, n, sampling: req.sampling, topLogprobs: req.topLogprobs }, callOpts));
       const got = Math.min(r.choices.length, n);
-      if (r.choices.length < n) ignoresN.add(provider.baseUrl);
-      for (let i = 0; i < got; i++) deliver(i, { ok: true, choice: r.choices[i], via: 'batched' });
+      if (r.choices.length < n) nLimitations.set(provider.baseUrl, 'returns fewer choices');
+      for (let i = 0; i < got; i++) deliver(i, outcomeOf(r.choices[i], 'batched'));
       first = got;
     } catch (error) {
-      // A batched request that failed after retries fails every sample, those beyond maxN too:
-      // the server is not answering, and K more calls would only hammer it.
-      for (let i = 0; i < req.k; i++) deliver(i, { ok: false, error, via: 'batched' });
-      return outcomes;
+      if (error instanceof LlmMultipleChoicesRejectedError) {
+        // The server said no to n > 1 before generating anything: every sample comes from a single call.
+        nLimitations.set(provider.baseUrl, 'rejects n > 1');
+      } else {
+        // A batched request that failed after retries fails every sample, those beyond maxN too:
+        // the server is not answering, and K more calls would only hammer it.
+        for (let i = 0; i < req.k; i++) deliver(i, { ok: false, error, via: 'batched' });
+        return outcomes;
+      }
     }
   }
   const rest: Promise<void>[] = [];

@@ -14,7 +14,10 @@ export interface ProviderFlags {
   retries?: number;
 }
 
-export function resolveProviderOptions(flags: ProviderFlags, env: NodeJS.ProcessEnv = process.env): OpenAICompatibleOptions {
+/** Environment variables by name (process.env fits; a plain type, so the public .d.ts needs no @types/node). */
+export type EnvironmentVariables = Readonly<Record<string, string | undefined>>;
+
+export function resolveProviderOptions(flags: ProviderFlags, env: EnvironmentVariables = process.env): OpenAICompatibleOptions {
   const baseUrl = flags.baseUrl ?? env.ECR_BASE_URL ?? env.OPENAI_BASE_URL;
   if (!baseUrl) throw new UsageError('no server: pass --base-url URL or set ECR_BASE_URL (or OPENAI_BASE_URL), e.g. http://127.0.0.1:11434/v1 for Ollama');
   let parsed: URL;
@@ -34,6 +37,6 @@ export function resolveProviderOptions(flags: ProviderFlags, env: NodeJS.Process
   };
 }
 
-export function providerFromSettings(flags: ProviderFlags, env?: NodeJS.ProcessEnv): OpenAICompatibleProvider {
+export function providerFromSettings(flags: ProviderFlags, env?: EnvironmentVariables): OpenAICompatibleProvider {
   return new OpenAICompatibleProvider(resolveProviderOptions(flags, env));
 }

@@ -2,7 +2,9 @@
  * A real OpenAI-compatible HTTP server on 127.0.0.1 for tests and benchmarks (node:http, random
  * port). It speaks POST /v1/chat/completions (n, logprobs/top_logprobs, usage) and /v1/embeddings,
  * with configurable latency, injected failures (HTTP statuses, 429 with Retry-After, dropped
- * connections, for N requests then success), a mode that ignores `n`, and a mode without logprobs.
+ * connections, for N requests then success), a mode that ignores `n`, a mode that refuses `n > 1`
+ * as llama.cpp's server does, choices without content (refusals, tool calls only), and a mode
+ * without logprobs. Any other path (e.g. /chat/completions without the /v1) answers 404.
  * It also lists models (GET /v1/models), answers `stream: true` with SSE chunks (for the gateway's
  * pass-through), and records requests whose client went away before the answer (`aborted`), which
  * is how tests see that a cancelled request really cancelled its upstream calls.
@@ -30,11 +32,21 @@ export interface FailureRule {
   action: FailureAction;
 }
 
+/** What a choice carries instead of text (message.content is null). */
+export type ContentlessAnswer = { refusal: string } | { toolCall: string } | { empty: true };
+
 export interface LoopbackOptions {
   /** Delay before every answer, in ms (default 0). */
   latencyMs?: number;
   /** Answer one choice whatever `n` asks (as Ollama's /v1 does). */
   ignoreN?: boolean;
+  /**
+   * Refuse `n > 1` as llama.cpp's server does: this status (400; 500 in older builds) and its
+   * error body {"error":{"code","message":"Only one completion choice is allowed","type"}}.
+   */
+  rejectN?: 400 | 500;
+  /** Makes choice `choice` of a chat answer contentless (undefined: a normal text answer). */
+  contentless?: (info: { seq: number; kind: 'generate' | 'unroll'; choice: number }) => ContentlessAnswer | undefined;
   /** Return logprobs when asked (default true). */
   logprobs?: boolean;
   /** Report usage (default true). */
@@ -66,7 +78,10 @@ export interface LogEntry {
   /** Candidate tag and step of the answer(s) (first choice for a batched request). */
   tag?: string;
   step?: number;
-  texts?: string[];
+  /** The answers' texts in choice order; null for a contentless choice. */
+  texts?: Array<string | null>;
+  /** Texts in an /embeddings request. */
+  inputs?: number;
   logprobsRequested?: boolean;
   /** The chat messages as received. */
   messages?: Array<{ role: string; content: string }>;
@@ -76,13 +91,13 @@ export interface LogEntry {
   aborted?: boolean;
   /** The request asked for `stream: true` and got SSE. */
   streamed?: boolean;
-  /** The raw request body as received (bytes, for pass-through checks). */
-  rawBody?: Buffer;
+  /** The raw request body as received (bytes, for pass-through checks; a Buffer at run time). */
+  rawBody?: Uint8Array;
 }
 
 interface ChatJson {
   id: string; created: number; model: string;
-  choices: Array<{ index: number; message: { content: string }; finish_reason: string }>;
+  choices: Array<{ index: number; message: { content: string | null; refusal?: string }; finish_reason: string }>;
   usage?: unknown;
 }
 
@@ -110,6 +125,8 @@ export class LoopbackServer {
   readonly log: LogEntry[] = [];
   latencyMs: number;
   ignoreN: boolean;
+  rejectN?: 400 | 500;
+  contentless?: LoopbackOptions['contentless'];
   logprobs: boolean;
   usage: boolean;
   extraLatency?: LoopbackOptions['extraLatency'];
@@ -124,6 +141,8 @@ export class LoopbackServer {
   private constructor(private readonly server: Server, options: LoopbackOptions) {
     this.latencyMs = options.latencyMs ?? 0;
     this.ignoreN = options.ignoreN ?? false;
+    this.rejectN = options.rejectN;
+    this.contentless = options.contentless;
     this.logprobs = options.logprobs ?? true;
     this.usage = options.usage ?? true;
     this.extraLatency = options.extraLatency;
@@ -148,6 +167,8 @@ export class LoopbackServer {
   get port(): number { return (this.server.address() as AddressInfo).port; }
   /** Base URL including /v1, as clients expect. */
   get url(): string { return `http://127.0.0.1:${this.port}/v1`; }
+  /** The server's root, without /v1: a wrong base URL (every endpoint answers 404 under it). */
+  get rootUrl(): string { return `http://127.0.0.1:${this.port}`; }
 
   /** Adds a failure rule; rules are tried in the order added. */
   fail(rule: FailureRule): void {
@@ -170,6 +191,13 @@ export class LoopbackServer {
   /** Requests received on a path (default: chat completions). */
   count(path = '/v1/chat/completions'): number {
     return this.log.filter((e) => e.path === path).length;
+  }
+
+  /** Requests received, by path. */
+  counts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const e of this.log) out[e.path] = (out[e.path] ?? 0) + 1;
+    return out;
   }
 
   async close(): Promise<void> {
@@ -207,11 +235,11 @@ export class LoopbackServer {
     const kind = entry.path.endsWith('/embeddings') ? 'embed' as const
       : entry.path.endsWith('/chat/completions') ? (Array.isArray(body.messages) && (body.messages as Array<{ role: string }>).some((m) => m.role === 'assistant') ? 'unroll' as const : 'generate' as const)
         : 'other' as const;
+    if (kind !== 'other') entry.kind = kind; // also for requests that are refused
     const delay = this.latencyMs + (this.extraLatency?.({ seq: entry.seq, kind, body }) ?? 0);
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     if (entry.aborted) {
-      // Recorded as what it was, though never answered (tests count cancelled generate calls).
-      if (kind !== 'other') entry.kind = kind;
+      // Recorded as what it was (kind set above), though never answered: tests count cancelled calls.
       entry.end = performance.now();
       return;
     }
@@ -224,6 +252,12 @@ export class LoopbackServer {
       }
       const headers: Record<string, string> = rule.action.retryAfter !== undefined ? { 'retry-after': rule.action.retryAfter } : {};
       return this.send(res, entry, rule.action.status, { error: { message: rule.action.body ?? `injected failure ${rule.action.status}` } }, headers);
+    }
+    if (entry.path === '/v1/chat/completions' && this.rejectN !== undefined && (entry.n ?? 1) !== 1) {
+      // The body llama.cpp's server sends (format_error_response): the code repeats the status.
+      return this.send(res, entry, this.rejectN, {
+        error: { code: this.rejectN, message: 'Only one completion choice is allowed', type: this.rejectN === 400 ? 'invalid_request_error' : 'server_error' },
+      });
     }
     if (entry.path === '/v1/chat/completions' && body.stream === true) return this.stream(res, entry, this.chat(body, entry) as ChatJson, body);
     if (entry.path === '/v1/chat/completions') return this.send(res, entry, 200, this.chat(body, entry));
@@ -248,7 +282,9 @@ export class LoopbackServer {
     const event = (x: unknown) => res.write(`data: ${JSON.stringify(x)}\n\n`);
     json.choices.forEach((c) => {
       event({ ...base, choices: [{ index: c.index, delta: { role: 'assistant', content: '' }, finish_reason: null }] });
-      for (const piece of c.message.content.match(/\S+\s*/g) ?? []) event({ ...base, choices: [{ index: c.index, delta: { content: piece }, finish_reason: null }] });
+      // A contentless choice streams its refusal (OpenAI's delta.refusal), or nothing, as OpenAI does.
+      if (c.message.refusal !== undefined) event({ ...base, choices: [{ index: c.index, delta: { refusal: c.message.refusal }, finish_reason: null }] });
+      for (const piece of c.message.content?.match(/\S+\s*/g) ?? []) event({ ...base, choices: [{ index: c.index, delta: { content: piece }, finish_reason: null }] });
       event({ ...base, choices: [{ index: c.index, delta: {}, finish_reason: c.finish_reason }] });
     });
     const wantsUsage = (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
@@ -289,20 +325,31 @@ export class LoopbackServer {
     entry.kind = lastAssistant ? 'unroll' : 'generate';
     entry.tag = head?.[1];
     entry.step = head ? Number(head[2]) : undefined;
-    entry.texts = texts;
+    const answers = texts.map((_, choice) => this.contentless?.({ seq: entry.seq, kind: lastAssistant ? 'unroll' : 'generate', choice }));
+    entry.texts = texts.map((t, j) => (answers[j] ? null : t));
     const promptTokens = messages.reduce((s, m) => s + words(String(m.content ?? '')), 0);
-    const completionTokens = texts.reduce((s, t) => s + words(t), 0);
+    const completionTokens = entry.texts.reduce((s, t) => s + (t === null ? 0 : words(t)), 0);
     return {
       id: `chatcmpl-loopback-${entry.seq}`,
       object: 'chat.completion',
       created: Math.floor(Date.now() / 1000),
       model,
-      choices: texts.map((text, index) => ({
-        index,
-        message: { role: 'assistant', content: text },
-        finish_reason: 'stop',
-        logprobs: wantLogprobs ? { content: tokenLogprobs(text, topK) } : null,
-      })),
+      choices: texts.map((text, index) => {
+        const a = answers[index];
+        if (a) {
+          // OpenAI's shapes: content null with `refusal`, or with `tool_calls` and finish_reason "tool_calls".
+          const message = 'refusal' in a ? { role: 'assistant', content: null, refusal: a.refusal }
+            : 'toolCall' in a ? { role: 'assistant', content: null, tool_calls: [{ id: `call_${entry.seq}_${index}`, type: 'function', function: { name: a.toolCall, arguments: '{}' } }] }
+              : { role: 'assistant', content: null };
+          return { index, message, finish_reason: 'toolCall' in a ? 'tool_calls' : 'stop', logprobs: null };
+        }
+        return {
+          index,
+          message: { role: 'assistant', content: text },
+          finish_reason: 'stop',
+          logprobs: wantLogprobs ? { content: tokenLogprobs(text, topK) } : null,
+        };
+      }),
       ...(this.usage ? { usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens } } : {}),
       ...(this.systemFingerprint !== undefined ? { system_fingerprint: this.systemFingerprint } : {}),
     };
@@ -311,6 +358,7 @@ export class LoopbackServer {
   private embeddings(body: Record<string, unknown>, entry: LogEntry): unknown {
     const input = Array.isArray(body.input) ? body.input.map(String) : [String(body.input ?? '')];
     entry.kind = 'embed';
+    entry.inputs = input.length;
     return {
       object: 'list',
       model: String(body.model ?? ''),

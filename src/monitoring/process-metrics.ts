@@ -22,7 +22,7 @@ export const ecrMetrics = {
   llmCallDuration: new Histogram({ name: 'ecr_llm_call_duration_seconds', help: 'Latency of one LLM HTTP request, by kind.', labelNames: ['kind'] as const, buckets: LATENCY_BUCKETS, registers }),
   cacheLookups: new Counter({ name: 'ecr_cache_lookups_total', help: 'Cache lookups by cache and outcome (hit, miss, joined = waited on an in-flight load).', labelNames: ['cache', 'outcome'] as const, registers }),
   cacheEvictions: new Counter({ name: 'ecr_cache_evictions_total', help: 'Entries evicted (size bound) or expired (TTL), by cache.', labelNames: ['cache'] as const, registers }),
-  requests: new Counter({ name: 'ecr_requests_total', help: 'Pipeline requests by outcome (ok, no_survivors, cancelled, error).', labelNames: ['outcome'] as const, registers }),
+  requests: new Counter({ name: 'ecr_requests_total', help: 'Pipeline requests by outcome (ok, no_survivors, cancelled, deadline, error).', labelNames: ['outcome'] as const, registers }),
   requestDuration: new Histogram({ name: 'ecr_request_duration_seconds', help: 'Wall time of one pipeline request.', buckets: LATENCY_BUCKETS, registers }),
   candidates: new Counter({ name: 'ecr_candidates_total', help: 'Candidates by status (scored, failed).', labelNames: ['status'] as const, registers }),
   parallelSpeedup: new Histogram({ name: 'ecr_parallel_speedup_ratio', help: 'Sum of LLM call latencies divided by request wall time.', buckets: [1, 2, 4, 8, 16, 32, 64, 128], registers }),

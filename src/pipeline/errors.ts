@@ -18,3 +18,14 @@ export class RequestCancelledError extends EcrError {
     super('ECR_CANCELLED', 'the request was cancelled', options);
   }
 }
+
+/** The request's deadline (RunOptions.deadlineMs) passed before it finished; its calls were cancelled. */
+export class DeadlineExceededError extends EcrError {
+  constructor(readonly deadlineMs: number, options?: { cause?: unknown }) {
+    super('ECR_DEADLINE', `the request did not finish within its deadline of ${formatMs(deadlineMs)}`, options);
+  }
+}
+
+function formatMs(ms: number): string {
+  return ms >= 1000 ? `${+(ms / 1000).toFixed(3)} s` : `${ms} ms`;
+}

@@ -15,12 +15,13 @@ import { scoreBatch } from '../score.js';
 import type { SelectionReason } from '../select.js';
 import { KeyedCache, canonicalJson, tupleKey, type CacheStats } from '../cache/index.js';
 import { HashingEmbedder, ProviderEmbedder, cosine, type Embedder } from '../llm/embedder.js';
-import { LlmCancelledError } from '../llm/errors.js';
-import type { ChatChoice, ChatMessage, Provider, SamplingParams, TokenLogprob } from '../llm/provider.js';
+import { LlmCancelledError, LlmNoContentError } from '../llm/errors.js';
+import type { CallObserver, ChatChoice, ChatMessage, Provider, SamplingParams, TokenLogprob } from '../llm/provider.js';
 import { sampleChoices, type SampleOutcome, type Scheduler } from '../llm/sample-choices.js';
 import { ecrMetrics } from '../monitoring/process-metrics.js';
 import { RequestStats, type RequestStatsReport } from '../monitoring/request-stats.js';
-import { NoSurvivingCandidatesError, RequestCancelledError } from './errors.js';
+import { EmbeddingRounds } from './embedding-rounds.js';
+import { DeadlineExceededError, NoSurvivingCandidatesError, RequestCancelledError } from './errors.js';
 import { LexicalRiskEstimator, kForRisk, type RiskEstimator } from './risk.js';
 import {
   SIGNAL_COUNT as M, MarkerSafetyScorer, SIGNAL_NAMES, clamp01, lexicalConfidence, lexicalUncertainty, logprobConfidence, logprobUncertainty,
@@ -70,6 +71,13 @@ export interface PipelineOptions {
 
 export interface RunOptions {
   signal?: AbortSignal;
+  /**
+   * Overall limit for the request in ms: at expiry every LLM call in flight is cancelled and the
+   * request fails with DeadlineExceededError (the caller's `signal` still cancels earlier).
+   */
+  deadlineMs?: number;
+  /** Sees every LLM call attempt of this request as it ends (e.g. for a progress note). */
+  observer?: CallObserver;
   /** Retrieval context (documents) the answer should agree with; default: the prompt alone. */
   context?: string;
   /**
@@ -100,7 +108,11 @@ export interface CandidateReport {
   metrics?: MetricValues;
   admissible?: boolean;
   selected: boolean;
-  error?: { stage: 'generate' | 'unroll' | 'evaluate'; step?: number; code?: string; message: string };
+  error?: {
+    stage: 'generate' | 'unroll' | 'evaluate'; step?: number; code?: string; message: string;
+    /** The model's refusal text, when the server sent the choice as a refusal. */
+    refusal?: string;
+  };
 }
 
 export interface PipelineStats extends RequestStatsReport {
@@ -142,8 +154,12 @@ interface RequestContext {
   contextText: string;
   contextEmbedding: Promise<Float32Array>;
   stats: RequestStats;
+  /** The request's stats, and the caller's observer when it gave one. */
+  observer: CallObserver;
   signal?: AbortSignal;
   schedule: Scheduler;
+  /** Batches remote embeddings by step round; absent for a local embedder (nothing to batch). */
+  rounds?: EmbeddingRounds;
 }
 
 function deferred<T>() {
@@ -271,14 +287,26 @@ export class EcrPipeline {
 
   async run(prompt: string, options: RunOptions = {}): Promise<PipelineResult> {
     if (typeof prompt !== 'string' || prompt.trim() === '') throw new EcrError('ECR_PIPELINE_INPUT', 'the prompt is empty');
+    const { deadlineMs } = options;
+    if (deadlineMs !== undefined && !(typeof deadlineMs === 'number' && Number.isFinite(deadlineMs) && deadlineMs > 0)) {
+      throw new EcrError('ECR_PIPELINE_OPTION', `deadlineMs must be a positive number of milliseconds, got ${String(deadlineMs)}`);
+    }
+    const deadline = deadlineMs !== undefined ? AbortSignal.timeout(deadlineMs) : undefined;
+    const signal = deadline && options.signal ? AbortSignal.any([options.signal, deadline]) : deadline ?? options.signal;
     const stats = new RequestStats();
     const requestStart = performance.now();
     try {
-      const result = await this.runInner(prompt, options, stats);
+      const result = await this.runInner(prompt, { ...options, signal }, stats, () => {
+        // The caller's own cancellation wins when both have fired.
+        if (deadline?.aborted && !options.signal?.aborted) return new DeadlineExceededError(deadlineMs!, { cause: deadline.reason });
+        return new RequestCancelledError({ cause: signal!.reason });
+      });
       ecrMetrics.requests.inc({ outcome: 'ok' });
       return result;
     } catch (err) {
-      ecrMetrics.requests.inc({ outcome: err instanceof NoSurvivingCandidatesError ? 'no_survivors' : err instanceof RequestCancelledError ? 'cancelled' : 'error' });
+      ecrMetrics.requests.inc({
+        outcome: err instanceof NoSurvivingCandidatesError ? 'no_survivors' : err instanceof DeadlineExceededError ? 'deadline' : err instanceof RequestCancelledError ? 'cancelled' : 'error',
+      });
       throw err;
     } finally {
       stats.finish();
@@ -288,7 +316,7 @@ export class EcrPipeline {
     }
   }
 
-  private async runInner(prompt: string, options: RunOptions, stats: RequestStats): Promise<PipelineResult> {
+  private async runInner(prompt: string, options: RunOptions, stats: RequestStats, abortError: () => EcrError): Promise<PipelineResult> {
     const signal = options.signal;
     const tRisk = performance.now();
     const risk = this.adaptiveK ? clamp01(await this.riskEstimator.estimate(prompt)) : null;
@@ -298,17 +326,24 @@ export class EcrPipeline {
     const contextText = options.context ? `${prompt}\n\n${options.context}` : prompt;
     const ctx: RequestContext = {
       prompt, conversation: options.messages, contextText, stats, signal,
+      observer: options.observer ? { onCall: (r) => { stats.onCall(r); options.observer!.onCall(r); } } : stats,
       schedule: (fn) => this.limit(fn),
       contextEmbedding: Promise.resolve(new Float32Array(0)),
     };
-    ctx.contextEmbedding = this.embed(ctx, contextText);
+    if (this.embedder.remote) {
+      // Given candidates (selectBest) take part in the rounds in place of the K sampled ones.
+      const participants = options.candidates ? options.candidates.length : k;
+      ctx.rounds = new EmbeddingRounds(participants, this.horizon, (texts) => ctx.schedule(() => this.embedder.embed(texts, { signal, observer: ctx.observer })));
+    }
+    // The context goes out with the candidates' step 0 (round 0); no vector needs it earlier.
+    ctx.contextEmbedding = this.embed(ctx, contextText, 0, false);
     ctx.contextEmbedding.catch(() => {}); // awaited by every trajectory; a rejection is reported there
 
     const candidates = options.candidates
       ? options.candidates.map((text) => Promise.resolve<CandidateOutcome>({ ok: true, choice: { text, logprobs: null }, via: 'given' }))
       : this.generate(ctx, k);
     const trajectories = await Promise.all(candidates.map((c, i) => this.trajectory(ctx, i, c)));
-    if (signal?.aborted) throw new RequestCancelledError({ cause: signal.reason });
+    if (signal?.aborted) throw abortError();
 
     const survivors = trajectories.filter((t): t is Extract<Trajectory, { ok: true }> => t.ok);
     const failed = trajectories.filter((t): t is Extract<Trajectory, { ok: false }> => !t.ok);
@@ -331,7 +366,10 @@ export class EcrPipeline {
     for (const f of failed) {
       reports[f.index] = {
         index: f.index, status: 'failed', text: f.text, selected: false,
-        error: { stage: f.failure.stage, step: f.failure.step, code: (f.failure.error as { code?: string })?.code, message: errorMessage(f.failure.error) },
+        error: {
+          stage: f.failure.stage, step: f.failure.step, code: (f.failure.error as { code?: string })?.code, message: errorMessage(f.failure.error),
+          ...(f.failure.error instanceof LlmNoContentError && f.failure.error.refusal !== undefined ? { refusal: f.failure.error.refusal } : {}),
+        },
       };
     }
     survivors.forEach((s, row) => {
@@ -376,7 +414,7 @@ export class EcrPipeline {
     const promises = slots.map((s) => s.promise);
     const key = this.deterministicSampling ? tupleKey('candidates', this.provider.id, JSON.stringify(messages), k, this.samplingKey, this.topLogprobs) : '';
     const launch = () => sampleChoices(this.provider, { messages, k, sampling: this.sampling, topLogprobs: this.topLogprobs }, {
-      signal: ctx.signal, observer: ctx.stats, schedule: ctx.schedule,
+      signal: ctx.signal, observer: ctx.observer, schedule: ctx.schedule,
       onSample: (i, o) => {
         ctx.stats.span('generate', start);
         // A cancelled flight must not be joined by later requests.
@@ -423,6 +461,16 @@ export class EcrPipeline {
    * next step instead of piling up at the end. Never rejects.
    */
   private async trajectory(ctx: RequestContext, index: number, candidate: Promise<CandidateOutcome>): Promise<Trajectory> {
+    // The embedding round this candidate takes part in next; on any exit it leaves the rest.
+    const progress = { round: 0 };
+    try {
+      return await this.unrollAndEvaluate(ctx, candidate, index, progress);
+    } finally {
+      ctx.rounds?.leave(progress.round);
+    }
+  }
+
+  private async unrollAndEvaluate(ctx: RequestContext, candidate: Promise<CandidateOutcome>, index: number, progress: { round: number }): Promise<Trajectory> {
     const outcome = await candidate;
     if (!outcome.ok) return { index, ok: false, failure: { stage: 'generate', error: outcome.error } };
     const first: StepData = { text: outcome.choice.text, logprobs: outcome.choice.logprobs, finishReason: outcome.choice.finishReason, systemFingerprint: outcome.choice.systemFingerprint };
@@ -440,7 +488,8 @@ export class EcrPipeline {
     };
     let next = this.horizon >= 1 ? request(1) : null;
     if (next) quiet(next.step);
-    embeddings.push(this.embed(ctx, first.text));
+    embeddings.push(this.embed(ctx, first.text, 0));
+    progress.round = 1;
     quiet(embeddings[0]);
     for (let h = 1; h <= this.horizon; h++) {
       const pending = next!;
@@ -451,7 +500,8 @@ export class EcrPipeline {
         return { index, ok: false, text: first.text, failure: { stage: 'unroll', step: h, error } };
       }
       if (h < this.horizon) { next = request(h + 1); quiet(next.step); }
-      const e = this.embed(ctx, steps[h].text);
+      const e = this.embed(ctx, steps[h].text, h);
+      progress.round = h + 1;
       quiet(e);
       embeddings.push(e);
       if (h === 1) vectors.push(this.vector(ctx, steps, embeddings, 0));
@@ -476,20 +526,29 @@ export class EcrPipeline {
     // version), the candidate it descends from, the step index, model, base URL and sampling.
     const key = tupleKey('step', UNROLL_PROMPT_VERSION, this.provider.id, JSON.stringify(messages), candidateText, h, this.unrollSamplingKey, this.topLogprobs);
     const load = () => this.caches.steps.getOrCompute(key, async () => {
-      const r = await ctx.schedule(() => this.provider.chat({ kind: 'unroll', messages, n: 1, sampling: this.unrollSampling, topLogprobs: this.topLogprobs }, { signal: ctx.signal, observer: ctx.stats }));
-      return { text: r.choices[0].text, logprobs: r.choices[0].logprobs };
+      const r = await ctx.schedule(() => this.provider.chat({ kind: 'unroll', messages, n: 1, sampling: this.unrollSampling, topLogprobs: this.topLogprobs }, { signal: ctx.signal, observer: ctx.observer }));
+      const choice = r.choices[0];
+      if (choice.text === null) throw choice.error; // a refused review fails this candidate at this step
+      return { text: choice.text, logprobs: choice.logprobs };
     }, (o) => { ctx.stats.onCache('steps', o); if (o !== 'hit') onMiss(); });
     return unlessForeignCancel(load, ctx.signal);
   }
 
-  private embed(ctx: RequestContext, text: string): Promise<Float32Array> {
+  /**
+   * The embedding of `text`, step `round` of a candidate (`participant`) or the context. A miss of
+   * a remote embedder is queued into its round's batch; the cache load runs synchronously inside
+   * getOrCompute, so the text is queued before `arrive` can send the round.
+   */
+  private embed(ctx: RequestContext, text: string, round: number, participant = true): Promise<Float32Array> {
     const key = tupleKey('embedding', this.embedder.id, text);
-    return unlessForeignCancel(() => this.caches.embeddings.getOrCompute(key, async () => {
-      const [v] = this.embedder.remote
-        ? await ctx.schedule(() => this.embedder.embed([text], { signal: ctx.signal, observer: ctx.stats }))
-        : await this.embedder.embed([text]);
+    const rounds = ctx.rounds;
+    const p = unlessForeignCancel(() => this.caches.embeddings.getOrCompute(key, async () => {
+      if (rounds) return rounds.enqueue(round, text);
+      const [v] = await this.embedder.embed([text]);
       return v;
     }, (o) => ctx.stats.onCache('embeddings', o)), ctx.signal);
+    if (participant) rounds?.arrive(round);
+    return p;
   }
 
   private vector(ctx: RequestContext, steps: StepData[], embeddings: Promise<Float32Array>[], t: number): Promise<Float64Array> {

@@ -5,29 +5,16 @@
  */
 import { allocMetrics, type MetricArrays } from '../batch.js';
 import { checkConfigAgainstShape, toResolvedConfig, type EcrConfig, type ResolvedConfig } from '../config.js';
-import { ConfigError, InputError } from '../errors.js';
+import { ConfigError, InputError, UsageError } from '../errors.js';
 import type { BackendChoice, BackendName, ComputeOptions } from '../backends/backend.js';
 import { chooseBackend, getBackend } from '../backends/registry.js';
 import { GroupSelector } from '../select.js';
-import { buildAudit, metricValuesAt, type AuditTrace, type MetricValues } from '../score.js';
+import { buildAudit, checkOptionsObject, metricValuesAt, type AuditTrace, type MetricValues } from '../score.js';
 import { ShapeBucket, shapeKey } from './packer.js';
 import { checkRecord, type CheckedRecord, type TrajectoryRecord } from './record.js';
+import { GroupKeys } from './group-keys.js';
 
-/** Maps group keys (string, number or none) to dense indices; "1" and 1 stay distinct. */
-export class GroupKeys {
-  private readonly map = new Map<string, number>();
-  readonly keys: (string | number | null)[] = [];
-  indexOf(key: string | number | null): number {
-    const k = key === null ? 'none' : `${typeof key}:${key}`;
-    let i = this.map.get(k);
-    if (i === undefined) {
-      i = this.keys.length;
-      this.map.set(k, i);
-      this.keys.push(key);
-    }
-    return i;
-  }
-}
+export { GroupKeys };
 
 export interface WindowScores {
   /** Metrics in window order (record j of the window at position j). */
@@ -116,6 +103,8 @@ export async function scoreRecords(
   config?: EcrConfig | ResolvedConfig | unknown,
   options: { backend?: BackendChoice; compact?: 'unorm16' } = {},
 ): Promise<RecordsResult> {
+  if (!Array.isArray(records)) throw new UsageError(`scoreRecords: records must be an array of trajectory objects, got ${records === null ? 'null' : typeof records}`);
+  checkOptionsObject('scoreRecords', options);
   const cfg = toResolvedConfig(config);
   const checked = records.map((r, i) => checkRecord(r, { record: i }, i));
   const groups = new GroupKeys();
@@ -123,6 +112,7 @@ export async function scoreRecords(
   const w = await scoreWindow(checked, 0, cfg, options.backend ?? 'auto', groups, selector, undefined, options.compact ? { compact: options.compact } : {});
   const selections = selector.results();
   const selected = new Set(selections.map((s) => s.selectedIndex));
+  const groupNames = groups.keys;
   const results: RecordResult[] = checked.map((r, j) => ({
     id: r.id, group: r.group, ...metricValuesAt(w.metrics, j), admissible: w.admissible[j] === 1, selected: selected.has(j),
   }));
@@ -130,7 +120,7 @@ export async function scoreRecords(
   checked.forEach((_, j) => membersOf[w.groupIndex[j]].push(j));
   const audits = selections.map((sel) => buildAudit({
     selection: sel, members: membersOf[sel.group], metrics: w.metrics, admissible: w.admissible, config: cfg,
-    idOf: (j) => String(checked[j].id), groupName: String(groups.keys[sel.group]),
+    idOf: (j) => String(checked[j].id), groupName: String(groupNames[sel.group]),
     baseScoreOf: (j) => checked[j].baseScore ?? Number.NaN,
   }));
   return { results, audits, backends: [...w.backends] };

@@ -24,9 +24,8 @@
  */
 import { availableParallelism } from 'node:os';
 import type { Batch, FloatArray, MetricArrays } from '../../batch.js';
-import { allocMetrics } from '../../batch.js';
+import { allocMetrics, checkComputeOptions } from '../../batch.js';
 import { effectiveDmax, type ResolvedConfig } from '../../config.js';
-import { InputError } from '../../errors.js';
 import type { BackendOutput, ComputeOptions, ScoreBackend } from '../backend.js';
 import {
   EVB_MAX_ABS_CHANGE, EVB_TRACE, SHRINK_IDENTITY, SHRINK_LEDOIT_WOLF, SHRINK_SCALED_IDENTITY,
@@ -101,7 +100,7 @@ export class CpuBackend implements ScoreBackend {
   async computeMetrics(batch: Batch, config: ResolvedConfig, options: ComputeOptions = {}): Promise<BackendOutput> {
     const n = batch.n;
     const covariance = options.covariance === true;
-    if (options.out) checkOutputs(options.out, n, batch.m, covariance);
+    checkComputeOptions(options, n, batch.m);
     const shared = inputArrays(batch).every(([, a]) => isSharedArray(a));
     const threshold = shared ? this.sharedThreshold : this.copyThreshold;
     // Every thread needs a share worth the message round trip.
@@ -222,16 +221,6 @@ function outputArrays(out: MetricArrays): Float64Array[] {
 function outputsOf(into: MetricArrays, covariance: boolean): MetricArrays {
   const { evb, cr, ts, es, pd, cci } = into;
   return covariance ? { evb, cr, ts, es, pd, cci, covariance: into.covariance } : { evb, cr, ts, es, pd, cci };
-}
-
-function checkOutputs(out: MetricArrays, n: number, m: number, covariance: boolean): void {
-  for (const key of ['evb', 'cr', 'ts', 'es', 'pd', 'cci'] as const) {
-    const a = out[key];
-    if (!(a instanceof Float64Array) || a.length !== n) throw new InputError(`must be a Float64Array of length n = ${n}`, { field: `out.${key}` });
-  }
-  if (covariance && (!(out.covariance instanceof Float64Array) || out.covariance.length !== n * m * m)) {
-    throw new InputError(`must be a Float64Array of length n*m*m = ${n * m * m} when covariance is requested`, { field: 'out.covariance' });
-  }
 }
 
 function align8(x: number): number {

@@ -3,10 +3,10 @@
  * runner.ts). Opens its device lazily on first use; `dispose` destroys buffers and the device so
  * the process can exit.
  */
-import type { Batch } from '../../batch.js';
+import { checkComputeOptions, type Batch } from '../../batch.js';
 import type { ResolvedConfig } from '../../config.js';
 import { GpuError, UsageError } from '../../errors.js';
-import { openDevice } from '../../gpu/adapter.js';
+import { openDevice, reportAdapterChoice } from '../../gpu/adapter.js';
 import { BufferPool } from '../../gpu/buffer-pool.js';
 import { GpuDevice } from '../../gpu/device.js';
 import { PipelineCache } from '../../gpu/pipeline-cache.js';
@@ -80,10 +80,10 @@ export class WebGpuBackend implements ScoreBackend {
   }
 
   /** Opens the device (if not yet open) and returns its description, e.g. "opengles: ... llvmpipe". */
-  async describe(): Promise<{ adapter: string; kind: string; timestamps: boolean; subgroups: boolean; subgroupMinSize: number; robustnessDisabled: boolean }> {
+  async describe(): Promise<{ adapter: string; kind: string; choice: string; timestamps: boolean; subgroups: boolean; subgroupMinSize: number; robustnessDisabled: boolean }> {
     const ctx = await this.ready();
     const g = ctx.gpu;
-    return { adapter: g.description, kind: g.kind, timestamps: g.timestamps, subgroups: g.subgroups, subgroupMinSize: g.subgroupMinSize, robustnessDisabled: g.robustnessDisabled };
+    return { adapter: g.description, kind: g.kind, choice: g.choice, timestamps: g.timestamps, subgroups: g.subgroups, subgroupMinSize: g.subgroupMinSize, robustnessDisabled: g.robustnessDisabled };
   }
 
   /** The underlying device wrapper (tests use it to provoke device loss). */
@@ -142,13 +142,14 @@ export class WebGpuBackend implements ScoreBackend {
   private run(batch: Batch, config: ResolvedConfig, options: WebGpuComputeOptions, runOptions: Omit<RunOptions, 'mappedSteps' | 'compact' | 'stepsUnorm16' | 'covariance'>, profile: boolean): ReturnType<typeof runBatch> {
     const base: RunOptions = { ...runOptions, covariance: options.covariance, compact: this.compactOf(options), stepsUnorm16: options.stepsUnorm16 };
     const mapped = options.mappedSteps;
-    if (!mapped) return this.ready().then((ctx) => runBatch(ctx, batch, config, base, this.options, profile));
+    if (!mapped) return this.ready().then((ctx) => { reportAdapterChoice(ctx.gpu.choice); return runBatch(ctx, batch, config, base, this.options, profile); });
     if (base.compact === 'unorm16' || base.stepsUnorm16 !== undefined) {
       throw new UsageError('mappedSteps holds float32 E: it cannot be combined with compact: unorm16 or stepsUnorm16');
     }
     // Claimed synchronously (mapped steps imply an open device): a second call with the same object is rejected at once.
     const owner = this.live && this.live.gpu.healthy ? this.live : null;
     const source = mapped.claim(owner?.gpu ?? null, batch);
+    reportAdapterChoice(owner!.gpu.choice);
     return this.runClaimed(owner!, batch, config, { ...base, mappedSteps: source }, mapped, profile);
   }
 
@@ -166,6 +167,7 @@ export class WebGpuBackend implements ScoreBackend {
   }
 
   async computeMetrics(batch: Batch, config: ResolvedConfig, options: WebGpuComputeOptions = {}): Promise<BackendOutput> {
+    checkComputeOptions(options, batch.n, batch.m);
     if (batch.n === 0) return emptyOutput();
     const { output } = await this.run(batch, config, options, { out: options.out }, false);
     return output as BackendOutput; // without out32 every metric array is a Float64Array

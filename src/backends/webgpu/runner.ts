@@ -9,7 +9,7 @@ import { effectiveDmax, type ResolvedConfig } from '../../config.js';
 import { GpuError, UsageError } from '../../errors.js';
 import type { BufferPool } from '../../gpu/buffer-pool.js';
 import type { GpuDevice } from '../../gpu/device.js';
-import { alignUp, maxChunkTrajectories, planChunks, refoldDispatch, type Chunk } from '../../gpu/dispatch.js';
+import { alignUp, hostArray, maxChunkTrajectories, planChunks, refoldDispatch, type Chunk } from '../../gpu/dispatch.js';
 import type { PipelineCache } from '../../gpu/pipeline-cache.js';
 import { BufferUsage, MapMode } from '../../gpu/usage.js';
 import type { BackendOutput } from '../backend.js';
@@ -253,6 +253,9 @@ async function runExclusive(ctx: RunContext, batch: Batch, config: ResolvedConfi
     if (kernelKind === 'staged') throw new UsageError('probe needs a lane kernel (subgroups, emulated, rows, rows-emulated)');
     if (ROWS_ONLY_PROBES.includes(tuning.probe) && kernelKind !== 'rows' && kernelKind !== 'rows-emulated') throw new UsageError(`probe '${tuning.probe}' needs the rows layout`);
   }
+  for (const [name, v, min] of [['chunkTrajectories', tuning.chunkTrajectories, 1], ['targetChunkBytes', tuning.targetChunkBytes, 0], ['slots', tuning.slots, 1]] as const) {
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < min)) throw new UsageError(`${name} must be an integer >= ${min}, got ${v}`);
+  }
   const replays = tuning.replays ?? 3;
   if (!Number.isInteger(replays) || replays < 1 || replays > 100) throw new UsageError(`replays must be an integer in 1..100, got ${replays}`);
   const lanesWg = kernelKind === 'staged' ? 0 : lanesWorkgroupSize(limits.maxComputeWorkgroupSizeX, lanesPerTrajectory(batch.m, kernelKind), tuning.laneWorkgroupSize);
@@ -468,12 +471,12 @@ function float32Outputs(n: number, covPerTrajectory: number, given: Float32Metri
 
 /** The caller's arrays where given and long enough (ComputeOptions.out), fresh ones otherwise. */
 function outputArrays(n: number, covPerTrajectory: number, given: MetricArrays | undefined): RunOutput<Float64Array> {
-  const pick = (a: Float64Array | undefined, len: number) => (a instanceof Float64Array && a.length === len ? a : new Float64Array(len));
+  const pick = (a: Float64Array | undefined, len: number, what: string) => (a instanceof Float64Array && a.length === len ? a : hostArray(Float64Array, len, what));
   const out: RunOutput<Float64Array> = {
-    evb: pick(given?.evb, n), cr: pick(given?.cr, n), ts: pick(given?.ts, n), es: pick(given?.es, n), pd: pick(given?.pd, n), cci: pick(given?.cci, n),
-    admissible: new Uint8Array(n),
+    evb: pick(given?.evb, n, 'EVB'), cr: pick(given?.cr, n, 'CR'), ts: pick(given?.ts, n, 'TS'), es: pick(given?.es, n, 'ES'), pd: pick(given?.pd, n, 'PD'), cci: pick(given?.cci, n, 'CCI'),
+    admissible: hostArray(Uint8Array, n, 'admissible'),
   };
-  if (covPerTrajectory) out.covariance = pick(given?.covariance, n * covPerTrajectory);
+  if (covPerTrajectory) out.covariance = pick(given?.covariance, n * covPerTrajectory, 'covariance');
   return out;
 }
 
@@ -500,7 +503,7 @@ function selRecBinding(plan: Plan, chunk: Chunk, dummy: GPUBuffer): GPUBufferBin
 }
 
 function groupStateInit(groupCount: number): Uint32Array {
-  const init = new Uint32Array(groupCount * GROUP_STATE_WORDS);
+  const init = hostArray(Uint32Array, groupCount * GROUP_STATE_WORDS, 'the selection state');
   for (let g = 0; g < groupCount; g++) { init[g * 5 + 3] = 0xffffffff; init[g * 5 + 4] = 0xffffffff; }
   return init;
 }
