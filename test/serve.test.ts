@@ -414,6 +414,24 @@ describe('ecr serve: cancellation, models, health, metrics, logs', () => {
     expect(text).toMatch(/^ecr_process_cpu_seconds_total /m);
   });
 
+  it('--cache-max-bytes bounds the shared pipeline caches (evicting past it), and /metrics shows their fill', async () => {
+    const ask = (g: Started, i: number) => client(g).chat.completions.create({ model: 'ecr/loop', messages: [{ role: 'user', content: `${PROMPT} (${i})` }], ecr: { k: 2, horizon: 1, fixedK: true } } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    const roomy = await gateway();
+    for (let i = 0; i < 6; i++) await ask(roomy, i);
+    expect(roomy.gateway.root.cacheStats().every((c) => c.evictions === 0)).toBe(true);
+    const steps = roomy.gateway.root.cacheStats().find((c) => c.name === 'steps')!;
+    expect(steps.size).toBeGreaterThan(2048);
+
+    const tight = await gateway(['--cache-max-bytes', '2048']);
+    for (let i = 0; i < 6; i++) await ask(tight, i);
+    const stats = tight.gateway.root.cacheStats();
+    expect(stats.every((c) => c.size <= 2048)).toBe(true);
+    expect(stats.reduce((a, c) => a + c.evictions, 0)).toBeGreaterThan(0);
+    const text = await (await fetch(`${tight.url}/metrics`)).text();
+    for (const c of stats) expect(text).toMatch(new RegExp(`^ecr_cache_size_bytes\\{cache="${c.name}"\\} ${c.size}$`, 'm'));
+    expect(text).toMatch(/^ecr_cache_entries\{cache="steps"\} \d+$/m);
+  });
+
   it('writes one JSON access-log line per request, without prompt text unless --log-prompts', async () => {
     const logs: string[] = [];
     const g = await gateway([], { logs });

@@ -71,10 +71,11 @@ async function overhead(runs: number) {
   } finally { await gw.close(); await up.close(); }
 }
 
-async function metricsOf(url: string): Promise<{ cpu: number; rss: number }> {
+async function metricsOf(url: string): Promise<{ cpu: number; rss: number; heap: number; cacheBytes: number }> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const get = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
-  return { cpu: get('ecr_process_cpu_seconds_total'), rss: get('ecr_process_resident_memory_bytes') };
+  const cacheBytes = [...text.matchAll(/^ecr_cache_size_bytes\{[^}]*\} (\S+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
+  return { cpu: get('ecr_process_cpu_seconds_total'), rss: get('ecr_process_resident_memory_bytes'), heap: get('ecr_nodejs_heap_size_used_bytes'), cacheBytes };
 }
 
 async function concurrency(clients: number, durationS: number) {
@@ -90,19 +91,25 @@ async function concurrency(clients: number, durationS: number) {
     const t0 = performance.now();
     const end = t0 + durationS * 1000;
     let n = 0;
+    // Memory over the run, every 5 s: RSS, heap used, and what the pipeline's caches hold by their estimate.
+    const mb = (x: number) => r2(x / 2 ** 20);
+    const memory: Array<{ atS: number; rssMB: number; heapMB: number; cacheEstMB: number }> = [];
+    const sample = async () => { const m = await metricsOf(gw.url); memory.push({ atS: r2((performance.now() - t0) / 1000), rssMB: mb(m.rss), heapMB: mb(m.heap), cacheEstMB: mb(m.cacheBytes) }); };
+    const sampler = setInterval(() => { void sample(); }, 5000);
     await Promise.all(Array.from({ length: clients }, async () => {
       while (performance.now() < end) {
         const t = performance.now();
         try { await call(n++); lat.push(performance.now() - t); } catch { errors++; }
       }
     }));
+    clearInterval(sampler);
     const wall = (performance.now() - t0) / 1000;
     const stop = await metricsOf(gw.url);
     return {
       scenario: 'concurrency', clients, durationS: r2(wall), requests: lat.length, errors, reqPerS: r2(lat.length / wall),
       p50Ms: r2(pct(lat, 0.5)), p99Ms: r2(pct(lat, 0.99)),
       serverCpuMsPerRequest: r2(((stop.cpu - start.cpu) * 1000) / lat.length),
-      serverRssStartMB: r2(start.rss / 2 ** 20), serverRssEndMB: r2(stop.rss / 2 ** 20),
+      serverRssStartMB: mb(start.rss), serverRssEndMB: mb(stop.rss), serverCacheEstEndMB: mb(stop.cacheBytes), memory,
     };
   } finally { await gw.close(); await up.close(); }
 }

@@ -34,6 +34,8 @@ export const ecrMetrics = {
   httpRequestDuration: new Histogram({ name: 'ecr_http_request_duration_seconds', help: 'Gateway HTTP request latency by route.', labelNames: ['route'] as const, buckets: LATENCY_BUCKETS, registers }),
   httpInFlight: new Gauge({ name: 'ecr_http_requests_in_flight', help: 'Gateway HTTP requests in progress, by route.', labelNames: ['route'] as const, registers }),
   upstreamCalls: new Counter({ name: 'ecr_upstream_calls_total', help: 'Gateway calls to the upstream outside the pipeline (passthrough, models, readiness), by kind and status.', labelNames: ['kind', 'status'] as const, registers }),
+  cacheSize: new Gauge({ name: 'ecr_cache_size_bytes', help: 'Estimated bytes held by each pipeline cache (bounded by --cache-max-bytes), at scrape time.', labelNames: ['cache'] as const, registers }),
+  cacheEntries: new Gauge({ name: 'ecr_cache_entries', help: 'Entries held by each pipeline cache, at scrape time.', labelNames: ['cache'] as const, registers }),
   rejected: new Counter({ name: 'ecr_http_rejected_total', help: 'Gateway requests rejected before any work, by reason (auth, concurrency, invalid).', labelNames: ['reason'] as const, registers }),
 };
 

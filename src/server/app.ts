@@ -83,7 +83,7 @@ export function buildGateway(config: ServeConfig, options: GatewayOptions = {}):
   registerAccessLog(app, gateway);
   registerAuth(app, config.apiKeys, config.metricsAuth);
   registerHealth(app, gateway);
-  registerMetrics(app);
+  registerMetrics(app, () => gateway.root.cacheStats());
   registerModels(app, gateway);
 
   const modelSchema = {

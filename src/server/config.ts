@@ -43,6 +43,10 @@ export interface ServeSettings {
   retries: number;
   shutdownTimeout: number;
   progressInterval: number;
+  /** Approximate byte bound of each of the pipeline's four caches (candidates, steps, embeddings, vectors). */
+  cacheMaxBytes: number;
+  /** Time to live of a cache entry in ms; 0 = none (entries leave only by the size bound). */
+  cacheTtl: number;
   temperature: number;
   logPrompts: boolean;
   logLevel: string;
@@ -67,6 +71,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'retries', flag: 'retries', env: 'ECR_RETRIES', kind: 'int', min: 0, max: 20, help: 'retries of an ECR upstream call on 429, 5xx and network errors (default 2)' },
   { key: 'shutdownTimeout', flag: 'shutdown-timeout', env: 'ECR_SHUTDOWN_TIMEOUT', kind: 'int', min: 0, arg: 'MS', help: 'on SIGTERM, how long in-flight requests may finish before they are cut (default 10000)' },
   { key: 'progressInterval', flag: 'progress-interval', env: 'ECR_PROGRESS_INTERVAL', kind: 'int', min: 1, arg: 'MS', help: 'streaming: an SSE progress comment this often while candidates are scored (default 2000)' },
+  { key: 'cacheMaxBytes', flag: 'cache-max-bytes', env: 'ECR_CACHE_MAX_BYTES', kind: 'int', min: 1024, arg: 'N', help: 'approximate bytes each of the 4 pipeline caches may hold, least recently used out first (default 67108864 = 64 MiB)' },
+  { key: 'cacheTtl', flag: 'cache-ttl', env: 'ECR_CACHE_TTL', kind: 'int', min: 0, arg: 'MS', help: 'time to live of a cache entry in ms (default 0 = none: entries leave by the size bound only)' },
   { key: 'temperature', flag: 'temperature', env: 'ECR_TEMPERATURE', kind: 'number', min: 0, max: 2, help: 'candidate temperature when the request gives none (default 0.8)' },
   { key: 'logPrompts', flag: 'log-prompts', env: 'ECR_LOG_PROMPTS', kind: 'boolean', help: 'put the request messages in the access log (default: never)' },
   { key: 'logLevel', flag: 'log-level', env: 'ECR_LOG_LEVEL', kind: 'string', arg: 'LEVEL', help: 'fatal | error | warn | info | debug | silent (default info)' },
@@ -75,7 +81,7 @@ export const SETTINGS: readonly Setting[] = [
 const DEFAULTS: Omit<ServeSettings, 'upstream'> = {
   port: 8080, host: '127.0.0.1', apiKeys: [], ecrAll: false, metricsAuth: false, bodyLimit: 1024 * 1024, maxK: 16, maxHorizon: 4,
   maxConcurrent: 64, maxParallel: 256, upstreamTimeout: 60_000, retries: 2, shutdownTimeout: 10_000, progressInterval: 2000,
-  temperature: 0.8, logPrompts: false, logLevel: 'info',
+  cacheMaxBytes: 64 * 1024 * 1024, cacheTtl: 0, temperature: 0.8, logPrompts: false, logLevel: 'info',
 };
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];

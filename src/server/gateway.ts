@@ -25,6 +25,8 @@ export class Gateway {
       k: config.defaults.k ?? 4,
       horizon: config.defaults.horizon ?? 2,
       config: config.scoring,
+      // Every request's pipeline shares these caches (derive), so their bound is the gateway's memory for them.
+      cache: { maxBytes: config.cacheMaxBytes, ...(config.cacheTtl > 0 ? { ttlMs: config.cacheTtl } : {}) },
     });
   }
 
