@@ -249,6 +249,15 @@ describe('pipeline', () => {
     expect(server.log.filter((e) => e.path === '/v1/embeddings').map((e) => e.inputs)).toEqual([3, 2]);
   });
 
+  it('counts a cache entry at no less than its measured cost (key, LRU slot and V8 typed-array objects)', async () => {
+    const p = pipeline({ k: 2, horizon: 1 });
+    await p.run(PROMPT);
+    const perEntry = (name: string) => { const c = p.cacheStats().find((x) => x.name === name)!; expect(c.entries).toBeGreaterThan(0); return c.size / c.entries; };
+    // Measured on Node 20 over 100,000 entries: a 5-number vector ~340 bytes, a 256-float embedding ~1,330.
+    expect(perEntry('vectors')).toBeGreaterThanOrEqual(340);
+    expect(perEntry('embeddings')).toBeGreaterThanOrEqual(1330);
+  });
+
   it('batched embeddings give exactly the results of one request per text', async () => {
     const options = { k: 4, horizon: 2, sampling: { seed: 12 }, embeddingModel: 'emb' } as Partial<PipelineOptions>;
     const batched = await pipeline(options).run(PROMPT);
