@@ -16,6 +16,7 @@ commands:
   bench           time a backend on a synthetic batch
   run PROMPT      run the full ECR pipeline against an OpenAI-compatible server
   bench-pipeline  time the pipeline against a loopback OpenAI-compatible server
+  serve           an OpenAI-compatible ECR gateway in front of an LLM server
   demo            score the bundled examples and print a table and an audit trace
 
 options:
@@ -37,6 +38,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   bench: async () => (await import('./cli/bench.js')).main,
   run: async () => (await import('./cli/run.js')).main,
   'bench-pipeline': async () => (await import('./cli/bench-pipeline.js')).main,
+  serve: async () => (await import('./cli/serve.js')).main,
   demo: async () => (await import('./cli/demo.js')).main,
 };
 

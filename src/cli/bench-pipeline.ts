@@ -22,16 +22,19 @@ import { resetNDetection } from '../llm/sample-choices.js';
 import { LoopbackServer } from '../loopback/server.js';
 import { EcrPipeline, type PipelineResult } from '../pipeline/pipeline.js';
 
-const USAGE = `usage: ecr bench-pipeline [--server inproc|child] [--runs N] [--scenario small|ignore-n|small-embed|large|all] [--json]`;
+const USAGE = `usage: ecr bench-pipeline [--server inproc|child] [--runs N] [--scenario small|ignore-n|small-embed|large|all] [--json]
+       ecr bench-pipeline --gateway overhead|concurrency|passthrough|all [--runs N] [--duration S] [--json]`;
 
 const HELP = `${USAGE}
 
 Times the full pipeline against the loopback OpenAI-compatible server (no network, no model)
-and compares it with the bare HTTP call chain.
+and compares it with the bare HTTP call chain; with --gateway, times ecr serve (src/bench/gateway.ts).
   --server S     child: the loopback server in a child process, with its own event loop, as a real server (default);
                  inproc: in this process
   --runs N       timed runs per scenario, after 2 warm-up runs (default 7)
-  --scenario S   small (K=4, H=1, 20 ms per call) | ignore-n (the same, server ignores n) | large (K=64, H=4, 50 ms) | all (default)
+  --scenario S   small (K=4, H=1, 20 ms per call) | ignore-n (the same, server ignores n) | small-embed (the same, server embeddings) | large (K=64, H=4, 50 ms) | all (default)
+  --gateway G    overhead | concurrency | passthrough | all: ecr serve through the openai client against the loopback
+  --duration S   seconds of the --gateway concurrency run (default 30)
   --json         print one JSON object instead of the summary
   -h, --help     print this help`;
 
@@ -163,6 +166,8 @@ export const OPTIONS = {
   runs: { type: 'string', default: '7' },
   scenario: { type: 'string', default: 'all' },
   json: { type: 'boolean', default: false },
+  gateway: { type: 'string' },
+  duration: { type: 'string', default: '30' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
@@ -178,6 +183,9 @@ export async function main(argv: string[]): Promise<number> {
     throw new UsageError(`${(e as Error).message}\n${USAGE}`);
   }
   if (values.help) { process.stdout.write(HELP + '\n'); return 0; }
+  if (values.gateway !== undefined) {
+    return (await import('../bench/gateway.js')).runGatewayBench(values.gateway, { runs: argv.includes('--runs') ? Number(values.runs) : undefined, durationS: Number(values.duration), json: values.json });
+  }
   if (values.server !== 'inproc' && values.server !== 'child') throw new UsageError(`--server must be inproc or child\n${USAGE}`);
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) throw new UsageError(`--runs must be a positive integer\n${USAGE}`);

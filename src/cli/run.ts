@@ -84,7 +84,7 @@ export async function main(argv: string[]): Promise<number> {
     if (failure instanceof NoSurvivingCandidatesError && failure.failures.length > 1) {
       for (const f of failure.failures) process.stderr.write(`  candidate ${f.index}: ${f.stage}${f.step !== undefined ? ` step ${f.step}` : ''}: ${f.message}\n`);
     }
-    if (ctx.metrics) process.stderr.write(prometheusText());
+    if (ctx.metrics) process.stderr.write(await prometheusText());
     return exitCode;
   }
 }
@@ -194,10 +194,10 @@ async function runCommand(argv: string[], ctx: { json: boolean; metrics: boolean
   if (v.json) {
     const { response, selectedIndex, admissible, metrics, candidates, stats } = result;
     process.stdout.write(JSON.stringify({ response, selectedIndex, admissible, metrics, candidates, stats }) + '\n');
-    if (v.metrics) process.stderr.write(prometheusText());
+    if (v.metrics) process.stderr.write(await prometheusText());
   } else {
     process.stdout.write(formatHuman(result));
-    if (v.metrics) process.stdout.write('\n' + prometheusText());
+    if (v.metrics) process.stdout.write('\n' + await prometheusText());
   }
   return 0;
 }

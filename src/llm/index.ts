@@ -5,3 +5,4 @@ export * from './openai-compatible.js';
 export * from './sample-choices.js';
 export * from './embedder.js';
 export * from './settings.js';
+export * from './function-provider.js';

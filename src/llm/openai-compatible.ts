@@ -82,6 +82,7 @@ export class OpenAICompatibleProvider implements Provider {
     if (s.topP !== undefined) body.top_p = s.topP;
     if (s.maxTokens !== undefined) body.max_tokens = s.maxTokens;
     if (s.seed !== undefined) body.seed = s.seed;
+    if (s.stop !== undefined) body.stop = s.stop;
     if (wantLogprobs) {
       body.logprobs = true;
       body.top_logprobs = request.topLogprobs;
@@ -227,6 +228,8 @@ function parseChoices(json: unknown, kind: CallKind, url: string, attempts: numb
   if (!Array.isArray(raw)) return [];
   const withIndex = raw.map((c: Record<string, unknown>, pos) => ({ c: c ?? {}, idx: typeof c?.index === 'number' ? c.index : pos }));
   withIndex.sort((a, b) => a.idx - b.idx);
+  const fp = (json as { system_fingerprint?: unknown }).system_fingerprint;
+  const systemFingerprint = typeof fp === 'string' ? fp : undefined;
   const out: Array<ChatChoice | ContentlessChoice> = [];
   for (const { c, idx } of withIndex) {
     const message = c.message as { content?: unknown; refusal?: unknown; tool_calls?: unknown } | undefined;
@@ -238,7 +241,7 @@ function parseChoices(json: unknown, kind: CallKind, url: string, attempts: numb
       out.push({ text: null, logprobs: null, finishReason, error: new LlmNoContentError(idx, refusal, toolCalls, finishReason, kind, url, attempts) });
       continue;
     }
-    out.push({ text, logprobs: parseLogprobs(c.logprobs), finishReason });
+    out.push({ text, logprobs: parseLogprobs(c.logprobs), finishReason, systemFingerprint });
   }
   return out;
 }

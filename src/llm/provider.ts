@@ -21,6 +21,8 @@ export interface SamplingParams {
   maxTokens?: number;
   /** With a seed (or temperature 0) sampling is treated as deterministic and may be cached. */
   seed?: number;
+  /** Stop sequences (OpenAI's `stop`). */
+  stop?: string[];
 }
 
 export interface ChatRequest {
@@ -50,6 +52,8 @@ export interface ChatChoice {
   /** Per-token logprobs when the server returned them, else null. */
   logprobs: TokenLogprob[] | null;
   finishReason?: string;
+  /** The response's system_fingerprint, when the server sent one. */
+  systemFingerprint?: string;
 }
 
 /**

@@ -5,6 +5,9 @@
  * connections, for N requests then success), a mode that ignores `n`, a mode that refuses `n > 1`
  * as llama.cpp's server does, choices without content (refusals, tool calls only), and a mode
  * without logprobs. Any other path (e.g. /chat/completions without the /v1) answers 404.
+ * It also lists models (GET /v1/models), answers `stream: true` with SSE chunks (for the gateway's
+ * pass-through), and records requests whose client went away before the answer (`aborted`), which
+ * is how tests see that a cancelled request really cancelled its upstream calls.
  *
  * Text is deterministic: a generated answer starts with "[c:TAG s:0]", where TAG is a hash of
  * (model, prompt, seed or a per-server counter, choice index); a review step answers "[c:TAG s:h]"
@@ -54,6 +57,10 @@ export interface LoopbackOptions {
   textPrefix?: string;
   /** Width of /v1/embeddings vectors (default 64). */
   embeddingDim?: number;
+  /** Models listed by GET /v1/models (default ['loop']). */
+  models?: string[];
+  /** system_fingerprint sent in chat responses (default none). */
+  systemFingerprint?: string;
   port?: number;
 }
 
@@ -80,6 +87,18 @@ export interface LogEntry {
   messages?: Array<{ role: string; content: string }>;
   /** The Authorization header as received. */
   authorization?: string;
+  /** The client closed the connection before the answer was sent. */
+  aborted?: boolean;
+  /** The request asked for `stream: true` and got SSE. */
+  streamed?: boolean;
+  /** The raw request body as received (bytes, for pass-through checks; a Buffer at run time). */
+  rawBody?: Uint8Array;
+}
+
+interface ChatJson {
+  id: string; created: number; model: string;
+  choices: Array<{ index: number; message: { content: string | null; refusal?: string }; finish_reason: string }>;
+  usage?: unknown;
 }
 
 const TAG_RE = /\[c:([0-9a-f]+) s:(\d+)\]/;
@@ -112,6 +131,8 @@ export class LoopbackServer {
   usage: boolean;
   extraLatency?: LoopbackOptions['extraLatency'];
   textPrefix: string;
+  models: string[];
+  systemFingerprint?: string;
   private rules: Array<FailureRule & { left: number }> = [];
   private counter = 0;
   private seq = 0;
@@ -126,6 +147,8 @@ export class LoopbackServer {
     this.usage = options.usage ?? true;
     this.extraLatency = options.extraLatency;
     this.textPrefix = options.textPrefix ?? '';
+    this.models = options.models ?? ['loop'];
+    this.systemFingerprint = options.systemFingerprint;
     this.embedder = new HashingEmbedder(options.embeddingDim ?? 64);
   }
 
@@ -155,6 +178,16 @@ export class LoopbackServer {
   clearFailures(): void { this.rules = []; }
   clearLog(): void { this.log.length = 0; }
 
+  /** Requests on a path whose client disconnected before the answer (cancelled upstream calls). */
+  aborted(path = '/v1/chat/completions'): number {
+    return this.log.filter((e) => e.path === path && e.aborted).length;
+  }
+
+  /** Requests on a path still waiting for their answer. */
+  pending(path = '/v1/chat/completions'): number {
+    return this.log.filter((e) => e.path === path && e.status === 0).length;
+  }
+
   /** Requests received on a path (default: chat completions). */
   count(path = '/v1/chat/completions'): number {
     return this.log.filter((e) => e.path === path).length;
@@ -176,11 +209,16 @@ export class LoopbackServer {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const start = performance.now();
-    const entry: LogEntry = { seq: this.seq++, path: req.url ?? '', start, end: start, status: 200, authorization: req.headers.authorization };
+    const raw = Buffer.concat(chunks);
+    const entry: LogEntry = { seq: this.seq++, path: req.url ?? '', start, end: start, status: 0, authorization: req.headers.authorization, rawBody: raw };
     this.log.push(entry);
+    res.on('close', () => { if (!res.writableFinished) entry.aborted = true; });
+    if (req.method === 'GET' && entry.path === '/v1/models') {
+      return this.send(res, entry, 200, { object: 'list', data: this.models.map((id) => ({ id, object: 'model', created: 0, owned_by: 'loopback' })) });
+    }
     let body: Record<string, unknown>;
     try {
-      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      body = JSON.parse(raw.toString('utf8'));
     } catch {
       return this.send(res, entry, 400, { error: { message: 'invalid JSON' } });
     }
@@ -200,6 +238,11 @@ export class LoopbackServer {
     if (kind !== 'other') entry.kind = kind; // also for requests that are refused
     const delay = this.latencyMs + (this.extraLatency?.({ seq: entry.seq, kind, body }) ?? 0);
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    if (entry.aborted) {
+      // Recorded as what it was (kind set above), though never answered: tests count cancelled calls.
+      entry.end = performance.now();
+      return;
+    }
     if (rule) {
       if ('drop' in rule.action) {
         entry.status = 'dropped';
@@ -216,6 +259,7 @@ export class LoopbackServer {
         error: { code: this.rejectN, message: 'Only one completion choice is allowed', type: this.rejectN === 400 ? 'invalid_request_error' : 'server_error' },
       });
     }
+    if (entry.path === '/v1/chat/completions' && body.stream === true) return this.stream(res, entry, this.chat(body, entry) as ChatJson, body);
     if (entry.path === '/v1/chat/completions') return this.send(res, entry, 200, this.chat(body, entry));
     if (entry.path === '/v1/embeddings') return this.send(res, entry, 200, this.embeddings(body, entry));
     return this.send(res, entry, 404, { error: { message: `no route ${entry.path}` } });
@@ -226,6 +270,26 @@ export class LoopbackServer {
     const payload = JSON.stringify(json);
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...headers });
     res.end(payload);
+    entry.end = performance.now();
+  }
+
+  /** The completion as SSE: a role chunk, one chunk per word, a finish chunk, usage if asked, [DONE]. */
+  private stream(res: ServerResponse, entry: LogEntry, json: ChatJson, body: Record<string, unknown>): void {
+    entry.status = 200;
+    entry.streamed = true;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    const base = { id: json.id, object: 'chat.completion.chunk', created: json.created, model: json.model };
+    const event = (x: unknown) => res.write(`data: ${JSON.stringify(x)}\n\n`);
+    json.choices.forEach((c) => {
+      event({ ...base, choices: [{ index: c.index, delta: { role: 'assistant', content: '' }, finish_reason: null }] });
+      // A contentless choice streams its refusal (OpenAI's delta.refusal), or nothing, as OpenAI does.
+      if (c.message.refusal !== undefined) event({ ...base, choices: [{ index: c.index, delta: { refusal: c.message.refusal }, finish_reason: null }] });
+      for (const piece of c.message.content?.match(/\S+\s*/g) ?? []) event({ ...base, choices: [{ index: c.index, delta: { content: piece }, finish_reason: null }] });
+      event({ ...base, choices: [{ index: c.index, delta: {}, finish_reason: c.finish_reason }] });
+    });
+    const wantsUsage = (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
+    if (wantsUsage && json.usage) event({ ...base, choices: [], usage: json.usage });
+    res.end('data: [DONE]\n\n');
     entry.end = performance.now();
   }
 
@@ -287,6 +351,7 @@ export class LoopbackServer {
         };
       }),
       ...(this.usage ? { usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens } } : {}),
+      ...(this.systemFingerprint !== undefined ? { system_fingerprint: this.systemFingerprint } : {}),
     };
   }
 

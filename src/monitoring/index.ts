@@ -1,3 +1,2 @@
-export * from './prometheus.js';
 export * from './process-metrics.js';
 export * from './request-stats.js';

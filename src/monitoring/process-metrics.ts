@@ -1,26 +1,69 @@
-/** The process-wide ECR metrics and their exposition (`ecr run --metrics`). */
-import { MetricsRegistry } from './prometheus.js';
+/**
+ * The process-wide ECR metrics on prom-client: one registry (`registry`), every name prefixed
+ * `ecr_`, histograms with explicit buckets, label sets bounded (kinds, outcomes, statuses, never
+ * prompts or free-form model names beyond what the operator configured). The pipeline's and the
+ * gateway's metrics live here together so that `/metrics` and `ecr run --metrics` show one set.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-export const registry = new MetricsRegistry();
+export const registry = new Registry();
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+const CCI_BUCKETS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1];
+
+const registers = [registry];
 
 export const ecrMetrics = {
-  llmCalls: registry.counter('ecr_llm_calls_total', 'LLM HTTP requests made, retries included, by kind (generate, unroll, embed).'),
-  llmCallErrors: registry.counter('ecr_llm_call_errors_total', 'LLM HTTP requests that failed, by kind and reason (http_<status>, timeout, network, cancelled).'),
-  llmRetries: registry.counter('ecr_llm_retries_total', 'LLM HTTP requests that were retries of a failed attempt, by kind.'),
-  llmChoices: registry.counter('ecr_llm_choices_total', 'Choices (samples) received from chat calls, by kind.'),
-  llmTokens: registry.counter('ecr_llm_tokens_total', 'Tokens reported by the server in usage, by type (prompt, completion).'),
-  llmCallDuration: registry.histogram('ecr_llm_call_duration_seconds', 'Latency of one LLM HTTP request, by kind.', LATENCY_BUCKETS),
-  cacheLookups: registry.counter('ecr_cache_lookups_total', 'Cache lookups by cache and outcome (hit, miss, joined = waited on an in-flight load).'),
-  cacheEvictions: registry.counter('ecr_cache_evictions_total', 'Entries evicted (size bound) or expired (TTL), by cache.'),
-  requests: registry.counter('ecr_requests_total', 'Pipeline requests by outcome (ok, no_survivors, cancelled, deadline, error).'),
-  requestDuration: registry.histogram('ecr_request_duration_seconds', 'Wall time of one pipeline request.', LATENCY_BUCKETS),
-  candidates: registry.counter('ecr_candidates_total', 'Candidates by status (scored, failed).'),
-  parallelSpeedup: registry.histogram('ecr_parallel_speedup_ratio', 'Sum of LLM call latencies divided by request wall time.', [1, 2, 4, 8, 16, 32, 64, 128]),
+  llmCalls: new Counter({ name: 'ecr_llm_calls_total', help: 'LLM HTTP requests made, retries included, by kind (generate, unroll, embed).', labelNames: ['kind'] as const, registers }),
+  llmCallErrors: new Counter({ name: 'ecr_llm_call_errors_total', help: 'LLM HTTP requests that failed, by kind and reason (http_<status>, timeout, network, cancelled).', labelNames: ['kind', 'reason'] as const, registers }),
+  llmRetries: new Counter({ name: 'ecr_llm_retries_total', help: 'LLM HTTP requests that were retries of a failed attempt, by kind.', labelNames: ['kind'] as const, registers }),
+  llmChoices: new Counter({ name: 'ecr_llm_choices_total', help: 'Choices (samples) received from chat calls, by kind.', labelNames: ['kind'] as const, registers }),
+  llmTokens: new Counter({ name: 'ecr_llm_tokens_total', help: 'Tokens reported by the server in usage, by type (prompt, completion).', labelNames: ['type'] as const, registers }),
+  llmCallDuration: new Histogram({ name: 'ecr_llm_call_duration_seconds', help: 'Latency of one LLM HTTP request, by kind.', labelNames: ['kind'] as const, buckets: LATENCY_BUCKETS, registers }),
+  cacheLookups: new Counter({ name: 'ecr_cache_lookups_total', help: 'Cache lookups by cache and outcome (hit, miss, joined = waited on an in-flight load).', labelNames: ['cache', 'outcome'] as const, registers }),
+  cacheEvictions: new Counter({ name: 'ecr_cache_evictions_total', help: 'Entries evicted (size bound) or expired (TTL), by cache.', labelNames: ['cache'] as const, registers }),
+  requests: new Counter({ name: 'ecr_requests_total', help: 'Pipeline requests by outcome (ok, no_survivors, cancelled, deadline, error).', labelNames: ['outcome'] as const, registers }),
+  requestDuration: new Histogram({ name: 'ecr_request_duration_seconds', help: 'Wall time of one pipeline request.', buckets: LATENCY_BUCKETS, registers }),
+  candidates: new Counter({ name: 'ecr_candidates_total', help: 'Candidates by status (scored, failed).', labelNames: ['status'] as const, registers }),
+  parallelSpeedup: new Histogram({ name: 'ecr_parallel_speedup_ratio', help: 'Sum of LLM call latencies divided by request wall time.', buckets: [1, 2, 4, 8, 16, 32, 64, 128], registers }),
+  selectedCci: new Histogram({ name: 'ecr_selected_cci', help: 'CCI of the selected candidate of each pipeline request (monthly CCI tracking).', buckets: CCI_BUCKETS, registers }),
+  selections: new Counter({ name: 'ecr_selections_total', help: 'Pipeline selections by reason (admitted = best admissible candidate, fallback = none was admissible).', labelNames: ['reason'] as const, registers }),
+  excludedCandidates: new Counter({ name: 'ecr_excluded_candidates_total', help: 'Candidates excluded from selection, by reason (inadmissible = CCI below tau, failed = generation, unroll or evaluation failed).', labelNames: ['reason'] as const, registers }),
+  // Gateway (ecr serve).
+  httpRequests: new Counter({ name: 'ecr_http_requests_total', help: 'Gateway HTTP requests by route, model and status.', labelNames: ['route', 'model', 'status'] as const, registers }),
+  httpRequestDuration: new Histogram({ name: 'ecr_http_request_duration_seconds', help: 'Gateway HTTP request latency by route.', labelNames: ['route'] as const, buckets: LATENCY_BUCKETS, registers }),
+  httpInFlight: new Gauge({ name: 'ecr_http_requests_in_flight', help: 'Gateway HTTP requests in progress, by route.', labelNames: ['route'] as const, registers }),
+  upstreamCalls: new Counter({ name: 'ecr_upstream_calls_total', help: 'Gateway calls to the upstream outside the pipeline (passthrough, models, readiness), by kind and status.', labelNames: ['kind', 'status'] as const, registers }),
+  cacheSize: new Gauge({ name: 'ecr_cache_size_bytes', help: 'Estimated bytes held by each pipeline cache (bounded by --cache-max-bytes), at scrape time.', labelNames: ['cache'] as const, registers }),
+  cacheEntries: new Gauge({ name: 'ecr_cache_entries', help: 'Entries held by each pipeline cache, at scrape time.', labelNames: ['cache'] as const, registers }),
+  rejected: new Counter({ name: 'ecr_http_rejected_total', help: 'Gateway requests rejected before any work, by reason (auth, concurrency, invalid).', labelNames: ['reason'] as const, registers }),
 };
 
+let defaultsOn = false;
+/** Adds prom-client's default process metrics (CPU, memory, event loop lag) under the ecr_ prefix; once. */
+export function enableDefaultMetrics(): void {
+  if (defaultsOn) return;
+  defaultsOn = true;
+  collectDefaultMetrics({ register: registry, prefix: 'ecr_' });
+}
+
 /** The Prometheus text exposition of all process-wide metrics. */
-export function prometheusText(): string {
-  return registry.expose();
+export function prometheusText(): Promise<string> {
+  return registry.metrics();
+}
+
+/** Current value of one counter or gauge series (0 when never set); for tests and reports. */
+export async function metricValue(metric: Counter<string> | Gauge<string>, labels: Record<string, string> = {}): Promise<number> {
+  const { values } = await metric.get();
+  const keys = Object.keys(labels);
+  const hit = values.find((v) => keys.length === Object.keys(v.labels).length && keys.every((k) => String(v.labels[k]) === labels[k]));
+  return hit?.value ?? 0;
+}
+
+/** Observations recorded by a histogram series (its _count). */
+export async function histogramCount(metric: Histogram<string>, labels: Record<string, string> = {}): Promise<number> {
+  const { values } = await metric.get();
+  const keys = Object.keys(labels);
+  const hit = values.find((v) => v.metricName?.endsWith('_count') && keys.every((k) => String(v.labels[k]) === labels[k]) && Object.keys(v.labels).length === keys.length);
+  return hit?.value ?? 0;
 }

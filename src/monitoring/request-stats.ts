@@ -68,7 +68,7 @@ export class RequestStats implements CallObserver {
     this.latencySumMs += r.latencyMs;
     ecrMetrics.llmCalls.inc({ kind: r.kind });
     if (r.attempt > 0) ecrMetrics.llmRetries.inc({ kind: r.kind });
-    ecrMetrics.llmCallDuration.observe(r.latencyMs / 1000, { kind: r.kind });
+    ecrMetrics.llmCallDuration.observe({ kind: r.kind }, r.latencyMs / 1000);
     if (!r.ok) {
       c.errors++;
       ecrMetrics.llmCallErrors.inc({ kind: r.kind, reason: reasonOf(r) });

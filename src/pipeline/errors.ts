@@ -5,6 +5,8 @@ export class NoSurvivingCandidatesError extends EcrError {
   constructor(
     /** One entry per candidate: where and why it failed. */
     readonly failures: ReadonlyArray<{ index: number; stage: string; step?: number; message: string }>,
+    /** The underlying errors, in the order of `failures` (typed LlmErrors carry status and Retry-After). */
+    readonly errors: readonly unknown[] = [],
   ) {
     super('ECR_NO_SURVIVORS', `all ${failures.length} candidate(s) failed; first failure (${failures[0]?.stage ?? '?'}): ${failures[0]?.message ?? 'unknown'}`);
   }

@@ -16,7 +16,7 @@ import type { SelectionReason } from '../select.js';
 import { KeyedCache, canonicalJson, tupleKey, type CacheStats } from '../cache/index.js';
 import { HashingEmbedder, ProviderEmbedder, cosine, type Embedder } from '../llm/embedder.js';
 import { LlmCancelledError, LlmNoContentError } from '../llm/errors.js';
-import type { CallObserver, ChatChoice, Provider, SamplingParams, TokenLogprob } from '../llm/provider.js';
+import type { CallObserver, ChatChoice, ChatMessage, Provider, SamplingParams, TokenLogprob } from '../llm/provider.js';
 import { sampleChoices, type SampleOutcome, type Scheduler } from '../llm/sample-choices.js';
 import { ecrMetrics } from '../monitoring/process-metrics.js';
 import { RequestStats, type RequestStatsReport } from '../monitoring/request-stats.js';
@@ -27,7 +27,7 @@ import {
   SIGNAL_COUNT as M, MarkerSafetyScorer, SIGNAL_NAMES, clamp01, lexicalConfidence, lexicalUncertainty, logprobConfidence, logprobUncertainty,
   policyRow, similarity01, type SafetyScorer,
 } from './signals.js';
-import { UNROLL_PROMPT_VERSION, promptMessages, unrollMessages } from './unroll.js';
+import { UNROLL_PROMPT_VERSION, conversationUnrollMessages, promptMessages, unrollMessages } from './unroll.js';
 
 export interface CacheOptions {
   /** Most entries per cache (default: bounded by bytes only). */
@@ -62,6 +62,11 @@ export interface PipelineOptions {
   config?: EcrConfig | ResolvedConfig;
   backend?: BackendChoice;
   cache?: CacheOptions;
+  /**
+   * Share the caches, in-flight loads and concurrency limit of this pipeline (see `derive`): a
+   * per-request variant with other K, H, sampling or scoring must not get caches of its own.
+   */
+  shareWith?: EcrPipeline;
 }
 
 export interface RunOptions {
@@ -75,6 +80,14 @@ export interface RunOptions {
   observer?: CallObserver;
   /** Retrieval context (documents) the answer should agree with; default: the prompt alone. */
   context?: string;
+  /**
+   * The conversation to continue (system, user and assistant turns), in place of the single user
+   * turn built from the prompt: candidates answer it, and review steps append to it. `prompt` is
+   * then what risk, safety and retrieval agreement are judged against (the last user turn).
+   */
+  messages?: ChatMessage[];
+  /** Candidate answers to unroll and score instead of sampling them (the drop-in `selectBest`). */
+  candidates?: string[];
 }
 
 export interface StepReport {
@@ -119,19 +132,25 @@ export interface PipelineResult {
   metrics: MetricValues;
   candidates: CandidateReport[];
   stats: PipelineStats;
+  /** The upstream's finish_reason for the selected answer, when it gave one. */
+  finishReason?: string;
+  /** The upstream's system_fingerprint for the selected answer, when it gave one. */
+  systemFingerprint?: string;
 }
 
-interface StepData { text: string; logprobs: TokenLogprob[] | null }
+interface StepData { text: string; logprobs: TokenLogprob[] | null; finishReason?: string; systemFingerprint?: string }
 
 type Failure = { stage: 'generate' | 'unroll' | 'evaluate'; step?: number; error: unknown };
 type Trajectory =
   | { index: number; ok: true; steps: StepData[]; cached: boolean[]; vectors: Float64Array[]; embeddings: Float32Array[] }
   | { index: number; ok: false; text?: string; failure: Failure };
 
-type CandidateOutcome = SampleOutcome | { ok: true; choice: ChatChoice; via: 'cache' };
+type CandidateOutcome = SampleOutcome | { ok: true; choice: ChatChoice; via: 'cache' | 'given' };
 
 interface RequestContext {
   prompt: string;
+  /** RunOptions.messages: the conversation candidates continue. */
+  conversation?: ChatMessage[];
   contextText: string;
   contextEmbedding: Promise<Float32Array>;
   stats: RequestStats;
@@ -149,14 +168,21 @@ function deferred<T>() {
   return { promise, resolve };
 }
 
+const TYPED_ARRAY_BYTES = 224;
+/** A cache entry's own cost: its key (a sha256 hex string, tupleKey) and the LRU's slot for it. */
+const CACHE_ENTRY_BYTES = 128;
+const cachedBytes = (v: unknown) => approxBytes(v) + CACHE_ENTRY_BYTES;
+
 /**
  * Approximate bytes of a cached value or request artefact, without walking every object: strings
- * at 2 bytes a character, typed arrays at their byte length, a logprob entry at a fixed estimate.
+ * at 2 bytes a character, typed arrays at their byte length plus V8's typed array, ArrayBuffer and
+ * backing-store objects, a logprob entry at a fixed estimate. Measured on Node 20 (heap used plus
+ * array buffers for 100,000 entries) a 5-number vector costs ~340 bytes with its key, 256 floats ~1,330.
  */
 function approxBytes(v: unknown): number {
   if (v === undefined || v === null) return 0;
   if (typeof v === 'string') return 2 * v.length + 16;
-  if (ArrayBuffer.isView(v)) return v.byteLength + 64;
+  if (ArrayBuffer.isView(v)) return v.byteLength + TYPED_ARRAY_BYTES;
   if (Array.isArray(v)) {
     let s = 16;
     for (const x of v) s += approxBytes(x);
@@ -192,12 +218,14 @@ export class EcrPipeline {
     embeddings: KeyedCache<Float32Array>;
     vectors: KeyedCache<Float64Array>;
   };
-  private readonly candidateFlights = new Map<string, Promise<CandidateOutcome>[]>();
+  private readonly candidateFlights: Map<string, Promise<CandidateOutcome>[]> = new Map();
   private readonly limit: ReturnType<typeof pLimit>;
   private readonly samplingKey: string;
   private readonly unrollSamplingKey: string;
+  private readonly options: PipelineOptions;
 
   constructor(options: PipelineOptions) {
+    this.options = options;
     this.provider = options.provider;
     const provider = options.provider;
     this.embedder = options.embedder
@@ -222,9 +250,16 @@ export class EcrPipeline {
     this.system = options.system;
     this.config = toResolvedConfig(options.config);
     this.backend = options.backend ?? 'auto';
+    const shared = options.shareWith;
+    if (shared) {
+      this.limit = shared.limit;
+      this.caches = shared.caches;
+      this.candidateFlights = shared.candidateFlights;
+      return;
+    }
     this.limit = pLimit(this.maxParallel);
     const c = options.cache ?? {};
-    const bounds = { maxEntries: c.maxEntries, maxSize: c.maxBytes ?? 64 * 1024 * 1024, sizeOf: approxBytes, ttlMs: c.ttlMs };
+    const bounds = { maxEntries: c.maxEntries, maxSize: c.maxBytes ?? 64 * 1024 * 1024, sizeOf: cachedBytes, ttlMs: c.ttlMs };
     this.caches = {
       candidates: new KeyedCache('candidates', bounds),
       steps: new KeyedCache('steps', bounds),
@@ -237,6 +272,15 @@ export class EcrPipeline {
         else ecrMetrics.cacheLookups.inc({ cache: name, outcome });
       });
     }
+  }
+
+  /**
+   * A pipeline with some options changed (another provider, K, H, sampling, config) that shares
+   * this one's caches, in-flight loads and concurrency limit; cheap enough to make per request.
+   */
+  derive(overrides: Partial<Omit<PipelineOptions, 'shareWith' | 'cache'>>): EcrPipeline {
+    const root = this.options.shareWith ?? this;
+    return new EcrPipeline({ ...this.options, ...overrides, shareWith: root });
   }
 
   /** True when repeated sampling gives the same candidates, the only case they may be cached. */
@@ -288,19 +332,23 @@ export class EcrPipeline {
 
     const contextText = options.context ? `${prompt}\n\n${options.context}` : prompt;
     const ctx: RequestContext = {
-      prompt, contextText, stats, signal,
+      prompt, conversation: options.messages, contextText, stats, signal,
       observer: options.observer ? { onCall: (r) => { stats.onCall(r); options.observer!.onCall(r); } } : stats,
       schedule: (fn) => this.limit(fn),
       contextEmbedding: Promise.resolve(new Float32Array(0)),
     };
     if (this.embedder.remote) {
-      ctx.rounds = new EmbeddingRounds(k, this.horizon, (texts) => ctx.schedule(() => this.embedder.embed(texts, { signal, observer: ctx.observer })));
+      // Given candidates (selectBest) take part in the rounds in place of the K sampled ones.
+      const participants = options.candidates ? options.candidates.length : k;
+      ctx.rounds = new EmbeddingRounds(participants, this.horizon, (texts) => ctx.schedule(() => this.embedder.embed(texts, { signal, observer: ctx.observer })));
     }
     // The context goes out with the candidates' step 0 (round 0); no vector needs it earlier.
     ctx.contextEmbedding = this.embed(ctx, contextText, 0, false);
     ctx.contextEmbedding.catch(() => {}); // awaited by every trajectory; a rejection is reported there
 
-    const candidates = this.generate(ctx, k);
+    const candidates = options.candidates
+      ? options.candidates.map((text) => Promise.resolve<CandidateOutcome>({ ok: true, choice: { text, logprobs: null }, via: 'given' }))
+      : this.generate(ctx, k);
     const trajectories = await Promise.all(candidates.map((c, i) => this.trajectory(ctx, i, c)));
     if (signal?.aborted) throw abortError();
 
@@ -309,7 +357,7 @@ export class EcrPipeline {
     ecrMetrics.candidates.inc({ status: 'scored' }, survivors.length);
     if (failed.length) ecrMetrics.candidates.inc({ status: 'failed' }, failed.length);
     if (survivors.length === 0) {
-      throw new NoSurvivingCandidatesError(failed.map((f) => ({ index: f.index, stage: f.failure.stage, step: f.failure.step, message: errorMessage(f.failure.error) })));
+      throw new NoSurvivingCandidatesError(failed.map((f) => ({ index: f.index, stage: f.failure.stage, step: f.failure.step, message: errorMessage(f.failure.error) })), failed.map((f) => f.failure.error));
     }
 
     const tScore = performance.now();
@@ -342,6 +390,7 @@ export class EcrPipeline {
     });
     const winner = survivors[audit.selectedIndex];
     const winnerAudit = audit.candidates[audit.selectedIndex];
+    recordSelection(reports[winner.index].metrics!.CCI, audit.reason, audit.candidates.filter((c) => !c.admissible).length, failed.length);
     stats.finish();
     const report = stats.report();
     return {
@@ -359,12 +408,14 @@ export class EcrPipeline {
         survivors: survivors.length,
         failed: failed.length,
       },
+      ...(winner.steps[0].finishReason !== undefined ? { finishReason: winner.steps[0].finishReason } : {}),
+      ...(winner.steps[0].systemFingerprint !== undefined ? { systemFingerprint: winner.steps[0].systemFingerprint } : {}),
     };
   }
 
   /** One promise per candidate, each settling as soon as that candidate is available. */
   private generate(ctx: RequestContext, k: number): Promise<CandidateOutcome>[] {
-    const messages = promptMessages(ctx.prompt, this.system);
+    const messages = ctx.conversation ?? promptMessages(ctx.prompt, this.system);
     const start = performance.now();
     const slots = Array.from({ length: k }, () => deferred<CandidateOutcome>());
     const promises = slots.map((s) => s.promise);
@@ -429,7 +480,7 @@ export class EcrPipeline {
   private async unrollAndEvaluate(ctx: RequestContext, candidate: Promise<CandidateOutcome>, index: number, progress: { round: number }): Promise<Trajectory> {
     const outcome = await candidate;
     if (!outcome.ok) return { index, ok: false, failure: { stage: 'generate', error: outcome.error } };
-    const first: StepData = { text: outcome.choice.text, logprobs: outcome.choice.logprobs };
+    const first: StepData = { text: outcome.choice.text, logprobs: outcome.choice.logprobs, finishReason: outcome.choice.finishReason, systemFingerprint: outcome.choice.systemFingerprint };
     const steps: StepData[] = [first];
     const cached: boolean[] = [outcome.via === 'cache'];
     const embeddings: Promise<Float32Array>[] = [];
@@ -477,7 +528,7 @@ export class EcrPipeline {
   }
 
   private step(ctx: RequestContext, candidateText: string, previous: string, h: number, onMiss: () => void): Promise<StepData> {
-    const messages = unrollMessages(ctx.prompt, previous, this.system);
+    const messages = ctx.conversation ? conversationUnrollMessages(ctx.conversation, previous) : unrollMessages(ctx.prompt, previous, this.system);
     // Everything that changes the review: the conversation (prompt, system, previous step, instruction
     // version), the candidate it descends from, the step index, model, base URL and sampling.
     const key = tupleKey('step', UNROLL_PROMPT_VERSION, this.provider.id, JSON.stringify(messages), candidateText, h, this.unrollSamplingKey, this.topLogprobs);
@@ -570,6 +621,14 @@ export class EcrPipeline {
     };
     return { batch, signals: { logprobs: allLogprobs, policy: policy !== undefined, policyWidth: policy ? a : null, expectedRealized: expected !== undefined } };
   }
+}
+
+/** Feeds the selection metrics: the selected CCI, admitted or fallback, and the excluded candidates. */
+function recordSelection(cci: number, reason: SelectionReason, inadmissible: number, failed: number): void {
+  ecrMetrics.selectedCci.observe(cci);
+  ecrMetrics.selections.inc({ reason: reason === 'fallback' ? 'fallback' : 'admitted' });
+  if (inadmissible) ecrMetrics.excludedCandidates.inc({ reason: 'inadmissible' }, inadmissible);
+  if (failed) ecrMetrics.excludedCandidates.inc({ reason: 'failed' }, failed);
 }
 
 /** SHA-256 of the tokens and numbers of a logprobs list; far cheaper than canonical JSON of the objects. */

@@ -24,3 +24,8 @@ export function promptMessages(prompt: string, system?: string): ChatMessage[] {
 export function unrollMessages(prompt: string, previousStep: string, system?: string): ChatMessage[] {
   return [...promptMessages(prompt, system), { role: 'assistant', content: previousStep }, { role: 'user', content: UNROLL_INSTRUCTION }];
 }
+
+/** A review step of a multi-turn conversation: the whole conversation, the previous step, the instruction. */
+export function conversationUnrollMessages(conversation: readonly ChatMessage[], previousStep: string): ChatMessage[] {
+  return [...conversation, { role: 'assistant', content: previousStep }, { role: 'user', content: UNROLL_INSTRUCTION }];
+}

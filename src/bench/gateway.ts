@@ -1,0 +1,146 @@
+/**
+ * Benchmarks of `ecr serve` (not tests), through the official `openai` client (a devDependency:
+ * run from a checkout). The loopback upstream and the gateway each run in their own process, as
+ * they would in production; the client runs here.
+ *   overhead     K=4, H=1, 20 ms upstream: gateway median vs the library pipeline's, alternating, same run.
+ *   concurrency  64 clients for --duration s: req/s, p50/p99, server CPU per request, server RSS start vs end.
+ *   passthrough  a non-ECR request via the gateway vs straight to the upstream (0 ms upstream): p50 difference.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { UsageError } from '../errors.js';
+import { OpenAICompatibleProvider } from '../llm/openai-compatible.js';
+import { EcrPipeline } from '../pipeline/pipeline.js';
+
+interface Child { url: string; proc: ChildProcess; close(): Promise<void> }
+
+async function child(args: string[], pick: (line: string) => string | undefined): Promise<Child> {
+  const proc = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: proc.stdout! });
+  const url = await new Promise<string>((resolve, reject) => {
+    lines.on('line', (l) => { const u = pick(l); if (u) resolve(u); });
+    proc.once('exit', (c) => reject(new Error(`${args[0]} exited (${c}) before listening`)));
+  });
+  return { url, proc, close: async () => { proc.stdin!.end(); proc.kill('SIGTERM'); if (proc.exitCode === null) await once(proc, 'exit'); } };
+}
+
+const dist = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+
+function loopback(latencyMs: number) {
+  return child([dist('../loopback/main.js'), '--latency', String(latencyMs)], (l) => JSON.parse(l).url as string);
+}
+
+function gateway(upstream: string) {
+  return child([dist('../cli.js'), 'serve', '--upstream', upstream, '--port', '0', '--log-level', 'info', '--max-concurrent', '1024', '--retries', '0'],
+    (l) => { try { const j = JSON.parse(l); return j.msg === 'ecr serve listening' ? j.url as string : undefined; } catch { return undefined; } });
+}
+
+const pct = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(p * s.length))]; };
+const r2 = (x: number) => Math.round(x * 100) / 100;
+
+async function openaiClient(baseURL: string) {
+  let OpenAI;
+  try { OpenAI = (await import('openai')).default; } catch { throw new UsageError('the gateway benchmarks need the openai package (a devDependency): run them from a checkout after npm ci'); }
+  return new OpenAI({ baseURL, apiKey: 'sk-bench', maxRetries: 0 });
+}
+
+const ECR_BODY = { k: 4, horizon: 1, fixedK: true, audit: 'none' };
+
+async function overhead(runs: number) {
+  const up = await loopback(20);
+  const gw = await gateway(up.url);
+  try {
+    const client = await openaiClient(`${gw.url}/v1`);
+    const pipeline = new EcrPipeline({ provider: new OpenAICompatibleProvider({ baseUrl: up.url, model: 'loop' }), k: 4, horizon: 1, adaptiveK: false });
+    const lib: number[] = [], gate: number[] = [];
+    const one = async (i: number) => {
+      const prompt = `Bench question ${i}: what is the capital of France?`;
+      let t = performance.now();
+      await pipeline.run(prompt);
+      lib.push(performance.now() - t);
+      t = performance.now();
+      await client.chat.completions.create({ model: 'ecr/loop', messages: [{ role: 'user', content: prompt }], ecr: ECR_BODY } as never);
+      gate.push(performance.now() - t);
+    };
+    for (let i = 0; i < 5; i++) await one(-1 - i); // warm-up
+    lib.length = 0; gate.length = 0;
+    for (let i = 0; i < runs; i++) await one(i);
+    return { scenario: 'overhead', runs, libraryP50Ms: r2(pct(lib, 0.5)), gatewayP50Ms: r2(pct(gate, 0.5)), overheadP50Ms: r2(pct(gate, 0.5) - pct(lib, 0.5)), libraryP99Ms: r2(pct(lib, 0.99)), gatewayP99Ms: r2(pct(gate, 0.99)) };
+  } finally { await gw.close(); await up.close(); }
+}
+
+async function metricsOf(url: string): Promise<{ cpu: number; rss: number; heap: number; cacheBytes: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const get = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  const cacheBytes = [...text.matchAll(/^ecr_cache_size_bytes\{[^}]*\} (\S+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
+  return { cpu: get('ecr_process_cpu_seconds_total'), rss: get('ecr_process_resident_memory_bytes'), heap: get('ecr_nodejs_heap_size_used_bytes'), cacheBytes };
+}
+
+async function concurrency(clients: number, durationS: number) {
+  const up = await loopback(20);
+  const gw = await gateway(up.url);
+  try {
+    const client = await openaiClient(`${gw.url}/v1`);
+    const call = (i: number) => client.chat.completions.create({ model: 'ecr/loop', messages: [{ role: 'user', content: `Concurrent question ${i}?` }], ecr: ECR_BODY } as never);
+    for (let i = 0; i < 64; i++) await call(-i); // warm-up
+    const start = await metricsOf(gw.url);
+    const lat: number[] = [];
+    let errors = 0;
+    const t0 = performance.now();
+    const end = t0 + durationS * 1000;
+    let n = 0;
+    // Memory over the run, every 5 s: RSS, heap used, and what the pipeline's caches hold by their estimate.
+    const mb = (x: number) => r2(x / 2 ** 20);
+    const memory: Array<{ atS: number; rssMB: number; heapMB: number; cacheEstMB: number }> = [];
+    const sample = async () => { const m = await metricsOf(gw.url); memory.push({ atS: r2((performance.now() - t0) / 1000), rssMB: mb(m.rss), heapMB: mb(m.heap), cacheEstMB: mb(m.cacheBytes) }); };
+    const sampler = setInterval(() => { void sample(); }, 5000);
+    await Promise.all(Array.from({ length: clients }, async () => {
+      while (performance.now() < end) {
+        const t = performance.now();
+        try { await call(n++); lat.push(performance.now() - t); } catch { errors++; }
+      }
+    }));
+    clearInterval(sampler);
+    const wall = (performance.now() - t0) / 1000;
+    const stop = await metricsOf(gw.url);
+    return {
+      scenario: 'concurrency', clients, durationS: r2(wall), requests: lat.length, errors, reqPerS: r2(lat.length / wall),
+      p50Ms: r2(pct(lat, 0.5)), p99Ms: r2(pct(lat, 0.99)),
+      serverCpuMsPerRequest: r2(((stop.cpu - start.cpu) * 1000) / lat.length),
+      serverRssStartMB: mb(start.rss), serverRssEndMB: mb(stop.rss), serverCacheEstEndMB: mb(stop.cacheBytes), memory,
+    };
+  } finally { await gw.close(); await up.close(); }
+}
+
+async function passthrough(runs: number) {
+  const up = await loopback(0);
+  const gw = await gateway(up.url);
+  try {
+    const direct = await openaiClient(up.url);
+    const via = await openaiClient(`${gw.url}/v1`);
+    const d: number[] = [], v: number[] = [];
+    const req = { model: 'loop', messages: [{ role: 'user' as const, content: 'Say hi' }] };
+    for (let i = 0; i < 50; i++) { await direct.chat.completions.create(req); await via.chat.completions.create(req); }
+    for (let i = 0; i < runs; i++) {
+      let t = performance.now(); await direct.chat.completions.create(req); d.push(performance.now() - t);
+      t = performance.now(); await via.chat.completions.create(req); v.push(performance.now() - t);
+    }
+    return { scenario: 'passthrough', runs, directP50Ms: r2(pct(d, 0.5)), gatewayP50Ms: r2(pct(v, 0.5)), addedP50Ms: r2(pct(v, 0.5) - pct(d, 0.5)) };
+  } finally { await gw.close(); await up.close(); }
+}
+
+export async function runGatewayBench(which: string, options: { runs?: number; durationS?: number; json?: boolean }): Promise<number> {
+  const names = which === 'all' ? ['overhead', 'concurrency', 'passthrough'] : [which];
+  const results: unknown[] = [];
+  for (const n of names) {
+    if (n === 'overhead') results.push(await overhead(options.runs ?? 40));
+    else if (n === 'concurrency') results.push(await concurrency(64, options.durationS ?? 30));
+    else if (n === 'passthrough') results.push(await passthrough(options.runs ?? 300));
+    else throw new UsageError(`--gateway must be overhead, concurrency, passthrough or all, got ${JSON.stringify(n)}`);
+    if (!options.json) process.stdout.write(JSON.stringify(results.at(-1)) + '\n');
+  }
+  if (options.json) process.stdout.write(JSON.stringify(results) + '\n');
+  return 0;
+}

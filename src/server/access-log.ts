@@ -1,0 +1,59 @@
+/**
+ * One JSON line per request (pino, through Fastify's logger) and the request metrics, written when
+ * the response's socket work is over, aborted requests included (status 499), so neither a log line
+ * nor an in-flight gauge decrement can be skipped. Prompt text is logged only with --log-prompts.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ecrMetrics } from '../monitoring/process-metrics.js';
+import type { Gateway } from './gateway.js';
+
+export interface EcrLogInfo {
+  upstreamModel?: string;
+  stream?: boolean;
+  passthrough?: boolean;
+  k?: number;
+  cci?: number;
+  admissible?: boolean;
+  fallback?: boolean;
+  upstreamCalls?: number;
+  tokens?: number;
+  streamError?: number;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    ecrLog?: EcrLogInfo;
+    rawBody?: Buffer;
+  }
+}
+
+function routeOf(request: FastifyRequest): string {
+  return request.routeOptions?.url ?? 'unmatched';
+}
+
+export function registerAccessLog(app: FastifyInstance, gw: Gateway): void {
+  app.addHook('onRequest', async (request, reply) => {
+    const t0 = performance.now();
+    const route = routeOf(request);
+    reply.header('x-request-id', request.id);
+    ecrMetrics.httpInFlight.inc({ route });
+    reply.raw.once('close', () => {
+      const latencyMs = performance.now() - t0;
+      const aborted = !reply.raw.writableFinished;
+      const status = aborted ? 499 : reply.raw.statusCode;
+      const body = request.body as { model?: unknown; messages?: unknown } | undefined;
+      const model = typeof body?.model === 'string' ? body.model : undefined;
+      ecrMetrics.httpInFlight.dec({ route });
+      ecrMetrics.httpRequests.inc({ route, model: gw.modelLabel(model), status: String(status) });
+      ecrMetrics.httpRequestDuration.observe({ route }, latencyMs / 1000);
+      const info = request.ecrLog ?? {};
+      request.log.info({
+        method: request.method, route, status, latency_ms: Math.round(latencyMs * 100) / 100,
+        ...(model !== undefined ? { model } : {}),
+        ...info,
+        ...(aborted ? { aborted: true } : {}),
+        ...(gw.config.logPrompts && body?.messages !== undefined ? { messages: body.messages } : {}),
+      }, 'request');
+    });
+  });
+}

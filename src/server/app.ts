@@ -1,0 +1,109 @@
+/**
+ * Builds the gateway: a Fastify instance with one plugin per concern (auth, access log, health,
+ * metrics, models, chat completions) and OpenAI-format errors everywhere. `startGateway` also
+ * listens; `ecr serve` adds the signal handling.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Writable } from 'node:stream';
+import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
+import { registerAccessLog } from './access-log.js';
+import { registerAuth } from './auth.js';
+import type { ServeConfig } from './config.js';
+import { ecrCompletion } from './ecr-route.js';
+import { ApiError, invalidRequest, toApiError } from './errors.js';
+import { Gateway } from './gateway.js';
+import { registerHealth } from './health.js';
+import { registerMetrics } from './metrics-route.js';
+import { ECR_PREFIX, registerModels } from './models.js';
+import { passThrough } from './passthrough.js';
+import { ecrMetrics } from '../monitoring/process-metrics.js';
+
+export interface GatewayOptions {
+  /** Where the JSON log lines go (default stdout). */
+  logStream?: Writable;
+}
+
+export interface BuiltGateway {
+  app: FastifyInstance;
+  gateway: Gateway;
+}
+
+function validationParam(err: FastifyError): string | null {
+  const v = err.validation?.[0];
+  if (!v) return null;
+  const path = v.instancePath.replace(/^\//, '').replace(/\//g, '.');
+  const missing = (v.params as { missingProperty?: string })?.missingProperty;
+  return [path, missing].filter(Boolean).join('.') || null;
+}
+
+export function buildGateway(config: ServeConfig, options: GatewayOptions = {}): BuiltGateway {
+  const gateway = new Gateway(config);
+  const app = Fastify({
+    logger: { level: config.logLevel, ...(options.logStream ? { stream: options.logStream } : {}) },
+    // Fastify's own per-request lines are replaced by one access-log line (access-log.ts).
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.bodyLimit,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : `req_${randomUUID().replace(/-/g, '')}`;
+    },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+
+  // Keep the raw bytes: pass-through forwards exactly what the client sent.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body: Buffer, done) => {
+    request.rawBody = body;
+    try { done(null, JSON.parse(body.toString('utf8'))); } catch (e) { done(invalidRequest(null, `the body is not valid JSON: ${(e as Error).message}`, 'invalid_json'), undefined); }
+  });
+
+  app.setErrorHandler((err: FastifyError, _request, reply) => {
+    let api: ApiError;
+    if (err.validation) api = invalidRequest(validationParam(err), err.message.replace(/^body\/?\S* /, ''));
+    else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') api = new ApiError(413, 'invalid_request_error', `the request body is larger than the limit of ${config.bodyLimit} bytes`, null, 'body_too_large');
+    else if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') api = new ApiError(415, 'invalid_request_error', 'send the body as application/json', null, 'unsupported_media_type');
+    else if (!(err instanceof ApiError) && err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) api = new ApiError(err.statusCode, 'invalid_request_error', err.message);
+    else api = toApiError(err);
+    if (api.status === 401) ecrMetrics.rejected.inc({ reason: 'auth' });
+    else if (api.apiCode === 'concurrency_limit') ecrMetrics.rejected.inc({ reason: 'concurrency' });
+    else if (api.status === 400) ecrMetrics.rejected.inc({ reason: 'invalid' });
+    if (api.status >= 500) reply.log.warn({ err: api.message, status: api.status }, 'request failed');
+    return reply.code(api.status).headers(api.headers).send(api.body());
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const api = new ApiError(404, 'invalid_request_error', `no route ${request.method} ${request.url.split('?')[0]}${request.url.startsWith('/v1/') ? '' : ' (the API is under /v1/)'}`, null, 'not_found');
+    return reply.code(404).send(api.body());
+  });
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (gateway.closing) reply.header('connection', 'close');
+    return payload;
+  });
+
+  registerAccessLog(app, gateway);
+  registerAuth(app, config.apiKeys, config.metricsAuth);
+  registerHealth(app, gateway);
+  registerMetrics(app, () => gateway.root.cacheStats());
+  registerModels(app, gateway);
+
+  const modelSchema = {
+    body: { type: 'object', required: ['model'], properties: { model: { type: 'string', minLength: 1 } } },
+  };
+  app.post('/v1/chat/completions', { schema: modelSchema }, async (request, reply) => {
+    const model = (request.body as { model: string }).model;
+    if (model.startsWith(ECR_PREFIX)) return ecrCompletion(request, reply, gateway, model.slice(ECR_PREFIX.length));
+    if (config.ecrAll) return ecrCompletion(request, reply, gateway, model);
+    return passThrough(request, reply, gateway, '/chat/completions');
+  });
+  app.post('/v1/embeddings', { schema: modelSchema }, async (request, reply) => passThrough(request, reply, gateway, '/embeddings'));
+  return { app, gateway };
+}
+
+/** Builds and listens; resolves with the URL it listens on (port 0 picks a free one). */
+export async function startGateway(config: ServeConfig, options: GatewayOptions = {}): Promise<BuiltGateway & { url: string }> {
+  const built = buildGateway(config, options);
+  await built.app.listen({ port: config.port, host: config.host });
+  const addr = built.app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.port;
+  return { ...built, url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}` };
+}

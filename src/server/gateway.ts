@@ -1,0 +1,59 @@
+/**
+ * The state one gateway shares across requests: settings, the root pipeline (whose caches and
+ * upstream-call limit every request's derived pipeline shares), one provider per upstream model,
+ * the concurrency gate and the in-flight requests that shutdown may have to cancel.
+ */
+import { LRUCache } from 'lru-cache';
+import { OpenAICompatibleProvider } from '../llm/openai-compatible.js';
+import { EcrPipeline } from '../pipeline/pipeline.js';
+import { ConcurrencyGate } from './concurrency.js';
+import type { ServeConfig } from './config.js';
+
+export class Gateway {
+  readonly gate: ConcurrencyGate;
+  readonly inFlight = new Set<AbortController>();
+  readonly root: EcrPipeline;
+  private readonly providers = new LRUCache<string, OpenAICompatibleProvider>({ max: 256 });
+  private readonly modelLabels = new Set<string>();
+  closing = false;
+
+  constructor(readonly config: ServeConfig) {
+    this.gate = new ConcurrencyGate(config.maxConcurrent);
+    this.root = new EcrPipeline({
+      provider: this.providerFor('default'),
+      maxParallel: config.maxParallel,
+      k: config.defaults.k ?? 4,
+      horizon: config.defaults.horizon ?? 2,
+      config: config.scoring,
+      // Every request's pipeline shares these caches (derive), so their bound is the gateway's memory for them.
+      cache: { maxBytes: config.cacheMaxBytes, ...(config.cacheTtl > 0 ? { ttlMs: config.cacheTtl } : {}) },
+    });
+  }
+
+  providerFor(model: string): OpenAICompatibleProvider {
+    let p = this.providers.get(model);
+    if (!p) {
+      p = new OpenAICompatibleProvider({
+        baseUrl: this.config.upstream, model, apiKey: this.config.upstreamApiKey,
+        embeddingModel: this.config.embeddingModel, timeoutMs: this.config.upstreamTimeout, retry: { retries: this.config.retries },
+      });
+      this.providers.set(model, p);
+    }
+    return p;
+  }
+
+  /** Headers for a call to the upstream: its key, else (a gateway without keys of its own) the client's. */
+  upstreamAuth(clientAuthorization: string | undefined): Record<string, string> {
+    if (this.config.upstreamApiKey) return { authorization: `Bearer ${this.config.upstreamApiKey}` };
+    if (this.config.apiKeys.length === 0 && clientAuthorization) return { authorization: clientAuthorization };
+    return {};
+  }
+
+  /** A bounded label for metrics: the first 64 model names seen, then "other". */
+  modelLabel(model: string | undefined): string {
+    if (!model) return 'none';
+    if (this.modelLabels.has(model)) return model;
+    if (this.modelLabels.size < 64) { this.modelLabels.add(model); return model; }
+    return 'other';
+  }
+}

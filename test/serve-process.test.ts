@@ -1,0 +1,103 @@
+/**
+ * `ecr serve` as a real process: started with the README's exact command, then SIGTERM with
+ * requests in flight (they finish, the process exits 0).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { LoopbackServer } from '../src/loopback/server.js';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+
+/** The `npx ecr serve ...` line of the README's gateway section. */
+function readmeCommand(): string {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const line = readme.split('\n').find((l) => l.startsWith('npx ecr serve '));
+  if (!line) throw new Error('README.md has no line starting with "npx ecr serve "');
+  return line.replace(/\s+#.*$/, '');
+}
+
+let upstream: LoopbackServer;
+beforeAll(async () => { upstream = await LoopbackServer.start(); });
+afterAll(async () => { await upstream.close(); });
+
+interface Served { child: ChildProcess; url: string; lines: string[]; exit: Promise<number | null> }
+
+async function serve(command: string, env: Record<string, string>): Promise<Served> {
+  const child = spawn('bash', ['-c', `exec ${command}`], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  let stderr = '';
+  child.stderr!.on('data', (d) => { stderr += d; });
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (l) => {
+      lines.push(l);
+      const j = JSON.parse(l);
+      if (j.msg === 'ecr serve listening') resolve(j.url);
+    });
+    void exit.then((code) => reject(new Error(`ecr serve exited (${code}) before listening: ${stderr}`)));
+  });
+  return { child, url, lines, exit };
+}
+
+describe('ecr serve as a process', () => {
+  it('starts with the README command and shuts down gracefully on SIGTERM with requests in flight', async () => {
+    const command = readmeCommand();
+    expect(command).toMatch(/^npx ecr serve --upstream "\$UPSTREAM"/);
+    const s = await serve(command, { UPSTREAM: upstream.url, ECR_PORT: '0', ECR_RETRIES: '0' });
+    const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'sk-unused', maxRetries: 0 });
+    const quick = await client.chat.completions.create({ model: 'ecr/loop', messages: [{ role: 'user', content: 'Is the sky blue?' }], ecr: { k: 2, horizon: 1, fixedK: true } } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    expect(quick.choices[0].message.content).toMatch(/^\[c:[0-9a-f]+ s:0\]/);
+
+    upstream.latencyMs = 400;
+    upstream.clearLog();
+    const inFlight = [1, 2].map((i) => client.chat.completions.create({ model: 'ecr/loop', messages: [{ role: 'user', content: `Question ${i}?` }], ecr: { k: 2, horizon: 1, fixedK: true } } as OpenAI.ChatCompletionCreateParamsNonStreaming));
+    await vi.waitFor(() => expect(upstream.pending()).toBe(2), { timeout: 5000 });
+    // SIGTERM to the server process itself (the pid in its log lines), as a process manager sends it;
+    // npx, its parent, then exits with the server's code.
+    const pid = JSON.parse(s.lines[0]).pid as number;
+    process.kill(pid, 'SIGTERM');
+    const done = await Promise.all(inFlight);
+    expect(done.map((r) => r.choices.length)).toEqual([1, 1]);
+    expect(await s.exit).toBe(0);
+    upstream.latencyMs = 0;
+    // Both requests ran their review steps: nothing was cut short.
+    expect(upstream.log.filter((e) => e.kind === 'unroll' && e.status === 200)).toHaveLength(4);
+    const msgs = s.lines.map((l) => JSON.parse(l).msg);
+    expect(msgs).toContain('shut down');
+    expect(s.lines.filter((l) => JSON.parse(l).msg === 'request').map((l) => JSON.parse(l).status)).toEqual([200, 200, 200]);
+    await expect(fetch(`${s.url}/health/liveliness`)).rejects.toThrow();
+  }, 30_000);
+
+  it('--help lists every flag with its environment variable', async () => {
+    const { SERVE_SETTINGS } = await import('../src/server/index.js');
+    const out = await new Promise<string>((resolve) => {
+      const c = spawn(process.execPath, ['dist/cli.js', 'serve', '--help'], { cwd: ROOT });
+      let text = '';
+      c.stdout.on('data', (d) => { text += d; });
+      c.on('exit', () => resolve(text));
+    });
+    for (const s of SERVE_SETTINGS) {
+      expect(out).toContain(`--${s.flag}`);
+      expect(out).toContain(s.env);
+    }
+  });
+
+  it('exits 2 with a clear message when the upstream is missing or a setting is bad', async () => {
+    const run = (args: string[], env: Record<string, string> = {}) => new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const c = spawn(process.execPath, ['dist/cli.js', 'serve', ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env } });
+      let stderr = '';
+      c.stderr.on('data', (d) => { stderr += d; });
+      c.on('exit', (code) => resolve({ code, stderr }));
+    });
+    const none = await run([]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('no upstream');
+    const bad = await run(['--upstream', 'http://127.0.0.1:1/v1'], { ECR_MAX_K: 'lots' });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('ECR_MAX_K');
+    expect(bad.stderr).not.toMatch(/^\s+at /m);
+  });
+});
