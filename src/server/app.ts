@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Writable } from 'node:stream';
+import { pino } from 'pino';
 import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
 import { registerAccessLog } from './access-log.js';
 import { registerAuth } from './auth.js';
@@ -38,8 +39,11 @@ function validationParam(err: FastifyError): string | null {
 
 export function buildGateway(config: ServeConfig, options: GatewayOptions = {}): BuiltGateway {
   const gateway = new Gateway(config);
+  // The access log goes to stdout through an asynchronous writer: a synchronous write per request
+  // was ~8% of a pass-through request's CPU. It is flushed when the server closes.
+  const logDestination = options.logStream ? null : pino.destination({ dest: 1, sync: false });
   const app = Fastify({
-    logger: { level: config.logLevel, ...(options.logStream ? { stream: options.logStream } : {}) },
+    logger: { level: config.logLevel, stream: options.logStream ?? logDestination! },
     // Fastify's own per-request lines are replaced by one access-log line (access-log.ts).
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimit,
@@ -50,6 +54,7 @@ export function buildGateway(config: ServeConfig, options: GatewayOptions = {}):
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   });
+  if (logDestination) app.addHook('onClose', async () => { logDestination.flushSync(); });
 
   // Keep the raw bytes: pass-through forwards exactly what the client sent.
   app.removeContentTypeParser('application/json');
