@@ -15,6 +15,8 @@ commands:
   run PROMPT     run the full ECR pipeline against an OpenAI-compatible server
   bench-pipeline time the pipeline against a loopback OpenAI-compatible server
   demo           score the bundled examples and print a table and an audit trace
+  calibrate FILE choose tau (and weights) from data, calibrate pCorrect, write a config and a report
+  maturity FILE  the paper's maturity checks M1-M4 (exit 3 when one fails)
 
 Run "ecr <command> --help" for a command's options.`;
 
@@ -26,6 +28,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   run: async () => (await import('./cli/run.js')).main,
   'bench-pipeline': async () => (await import('./cli/bench-pipeline.js')).main,
   demo: async () => (await import('./cli/demo.js')).main,
+  calibrate: async () => (await import('./cli/calibrate.js')).main,
+  maturity: async () => (await import('./cli/maturity.js')).main,
 };
 
 async function cliMain(argv: string[]): Promise<number> {
