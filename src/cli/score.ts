@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { toResolvedConfig, type ResolvedConfig } from '../config.js';
+import { pCorrectOf } from '../calibration/probability-map.js';
 import { InputError, UsageError } from '../errors.js';
 import { BACKEND_CHOICES, type BackendChoice, type ComputeOptions } from '../backends/backend.js';
 import { setWebGpuAdapter, type AdapterPreference } from '../gpu/adapter.js';
@@ -28,6 +29,7 @@ const HELP = `usage: ecr score FILE|- [--config FILE] [--backend auto|webgpu|cpu
 
 Scores one trajectory per JSONL line and writes one result line per input line, in order:
   {"id", "group", "EVB", "CR", "TS", "ES", "PD", "CCI", "admissible", "selected"}
+  (with "pCorrect" before "selected" when the config has a "calibration" map from ecr calibrate)
 --window N   records scored per batch (default 8192); memory grows with N, not with the file.
 --adapter    WebGPU adapter to use (default: native, then OpenGL ES; also ECR_WEBGPU_ADAPTER).
 --compact    upload E to the GPU as unorm16 (webgpu only; see the README for the tolerance).
@@ -75,11 +77,12 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-function resultPrefix(r: CheckedRecord, w: WindowScores, j: number): string {
+function resultPrefix(r: CheckedRecord, w: WindowScores, j: number, config: ResolvedConfig): string {
   const m = w.metrics;
+  const p = pCorrectOf(config, m.cci[j]);
   // Without the closing brace: `selected` is appended once the group's selection is known.
   return `{"id":${JSON.stringify(r.id)},"group":${JSON.stringify(r.group)},"EVB":${m.evb[j]},"CR":${m.cr[j]},"TS":${m.ts[j]},`
-    + `"ES":${m.es[j]},"PD":${m.pd[j]},"CCI":${m.cci[j]},"admissible":${w.admissible[j] === 1}`;
+    + `"ES":${m.es[j]},"PD":${m.pd[j]},"CCI":${m.cci[j]},"admissible":${w.admissible[j] === 1}${p === null ? '' : `,"pCorrect":${p}`}`;
 }
 
 /** Results of all windows so far, on disk, once the input outgrew one window. */
@@ -102,7 +105,7 @@ async function scoreStream(input: string, config: ResolvedConfig, backend: Backe
     if (records.length === 0 || errors.length > 0) { records = []; lines = []; return; }
     const firstLine = lines;
     const w = await scoreWindow(records, scored, config, backend, groups, selector, (i) => ({ line: firstLine[i - scored] }), compute);
-    const prefixes = records.map((r, j) => resultPrefix(r, w, j));
+    const prefixes = records.map((r, j) => resultPrefix(r, w, j, config));
     scored += records.length;
     records = []; lines = [];
     if (spill) {
