@@ -11,7 +11,7 @@ import type { Measurement } from './maturity.js';
 
 const WIDTH = 420;
 const HEIGHT = 220;
-const base = { width: WIDTH, height: HEIGHT, config: { background: 'white', font: 'sans-serif', title: { fontSize: 14, anchor: 'start' as const } } };
+const base = { width: WIDTH, height: HEIGHT, config: { background: 'white', font: 'sans-serif', title: { fontSize: 14, anchor: 'start' as const }, legend: { labelLimit: 0 }, axis: { labelLimit: 320 } } };
 
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
