@@ -152,3 +152,19 @@ describe('audit log', () => {
     expect(auroc(cci(fromLog), labels(fromLog)).value).toBe(auroc(cci(fromRaw), labels(fromRaw)).value);
   });
 });
+
+describe('config: calibration and provenance keys', () => {
+  it('are accepted, validated, and name the bad field', () => {
+    const ok = resolveConfig({ calibration: { method: 'isotonic', cci: [0.2, 0.8], p: [0.1, 0.9] } });
+    expect(pCorrectOf(ok, 0.5)).toBeCloseTo(0.5, 15);
+    expect(pCorrectOf(resolveConfig({}), 0.5)).toBeNull();
+    expect(pCorrectOf(resolveConfig({ calibration: { method: 'platt', a: 2, b: -1 } }), 0.5)).toBeCloseTo(0.5, 15);
+    expect(() => resolveConfig({ calibration: { method: 'isotonic', cci: [0.2, 0.8], p: [0.9, 0.1] } })).toThrow('config "calibration.p[1]": must be non-decreasing (an isotonic map)');
+    expect(() => resolveConfig({ calibration: { method: 'isotonic', cci: [0.8, 0.2], p: [0.1, 0.9] } })).toThrow('config "calibration.cci[1]": must be strictly increasing');
+    expect(() => resolveConfig({ calibration: { method: 'spline' } })).toThrow(/"method" must be "isotonic" or "platt"/);
+    expect(() => resolveConfig({ calibration: { method: 'platt', a: 1, b: 0, c: 2 } })).toThrow(/unknown key "c"/);
+    expect(() => resolveConfig({ provenance: { ...provenance, sha256: 'abc' } })).toThrow('config "provenance.sha256": must be 64 lowercase hex digits');
+    expect(resolveConfig({ provenance }).provenance).toEqual(provenance);
+    expect(() => resolveConfig({ calibrationn: {} })).toThrow(/unknown key/);
+  });
+});
