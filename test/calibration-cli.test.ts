@@ -1,5 +1,6 @@
 /** `ecr calibrate` and `ecr maturity` end to end: the shipped data set, the saved config, exit codes, bad input. */
 import { describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -7,6 +8,8 @@ import path from 'node:path';
 import { ROOT, runCli } from './helpers/cli.js';
 import { generateCalibrationData } from '../src/calibration/synthetic-data.js';
 import { resolveConfig } from '../src/config.js';
+import { LoopbackServer } from '../src/loopback/server.js';
+import { CLI } from './helpers/cli.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'ecr-calcli-'));
 const DATA = path.join(ROOT, 'data', 'calibration-synthetic.jsonl');
@@ -50,6 +53,20 @@ describe('ecr calibrate', () => {
     const sorted = [...rows].sort((a, b) => a.CCI - b.CCI);
     for (let i = 1; i < sorted.length; i++) expect(sorted[i].pCorrect).toBeGreaterThanOrEqual(sorted[i - 1].pCorrect);
     expect(rows.filter((x) => x.admissible).every((x) => x.CCI >= saved.tau)).toBe(true);
+  });
+
+  it('saves a configuration that ecr run accepts (against the loopback server)', async () => {
+    const server = await LoopbackServer.start({ latencyMs: 1 });
+    try {
+      // Asynchronous: the server runs in this process and must keep answering.
+      const res = await new Promise<{ code: number; stdout: string }>((resolve) => execFile(process.execPath, [CLI, 'run', 'What is 2 + 2?', '--config', out, '--base-url', server.url, '--model', 'm', '-k', '2', '--fixed-k', '--horizon', '1', '--seed', '1', '--json'],
+        { cwd: ROOT, timeout: 60_000 }, (err, stdout) => resolve({ code: err ? -1 : 0, stdout })));
+      expect(res.code).toBe(0);
+      const saved = JSON.parse(readFileSync(out, 'utf8'));
+      expect(JSON.parse(res.stdout).stats.scoring.weights).toEqual(saved.weights);
+    } finally {
+      await server.close();
+    }
   });
 
   it('reads ecr score output (scored records) with labels joined', () => {
