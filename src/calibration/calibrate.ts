@@ -100,7 +100,6 @@ function downsample<T>(xs: T[], max: number): T[] {
 
 export function runCalibration(set: CalibrationSet, config: ResolvedConfig, opts: CalibrateOptions, provenance: Provenance): CalibrationResult {
   const groupIndex = set.records.map((r) => r.groupIndex);
-  const baseScore = set.records.map((r) => r.baseScore);
   const members = Array.from({ length: set.groupCount }, () => [] as number[]);
   set.records.forEach((r, i) => members[r.groupIndex].push(i));
 

@@ -95,13 +95,6 @@ function meanStep(steps: number[][]): number[] {
   return out;
 }
 
-/** The records of each group index, in input order. */
-function membersOf(set: CalibrationSet): number[][] {
-  const members = Array.from({ length: set.groupCount }, () => [] as number[]);
-  set.records.forEach((r, i) => members[r.groupIndex].push(i));
-  return members;
-}
-
 function selectedSet(set: CalibrationSet, config: ResolvedConfig): Set<number> {
   const cci = set.records.map((r) => weightedCci(r.metrics, config.weights));
   const { selected } = selectPerGroup(cci, set.records.map((r) => r.groupIndex), set.groupCount, config.tau, set.records.map((r) => r.baseScore));

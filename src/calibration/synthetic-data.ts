@@ -17,7 +17,7 @@
  */
 import { seededRandom } from './statistics.js';
 
-export interface SyntheticOptions {
+export interface CalibrationDataOptions {
   seed: number;
   dialogues: number;
   turns: number;
@@ -28,7 +28,7 @@ export interface SyntheticOptions {
   embeddingDim: number;
 }
 
-export const SYNTHETIC_DEFAULTS: SyntheticOptions = {
+export const CALIBRATION_DATA_DEFAULTS: CalibrationDataOptions = {
   seed: 2026, dialogues: 40, turns: 4, paraphrasePairs: 30, candidates: 4, steps: 5, components: 5, embeddingDim: 8,
 };
 
@@ -37,8 +37,8 @@ const round4 = (x: number) => Math.round(x * 1e4) / 1e4;
 const round3 = (x: number) => Math.round(x * 1e3) / 1e3;
 
 /** The data set as JSONL text (one trajectory per line, labels and keys in `meta`). */
-export function generateCalibrationData(options: Partial<SyntheticOptions> = {}): string {
-  const o = { ...SYNTHETIC_DEFAULTS, ...options };
+export function generateCalibrationData(options: Partial<CalibrationDataOptions> = {}): string {
+  const o = { ...CALIBRATION_DATA_DEFAULTS, ...options };
   const rnd = seededRandom(o.seed);
   const gauss = () => Math.sqrt(-2 * Math.log(1 - rnd())) * Math.cos(2 * Math.PI * rnd());
   const vector = (n: number, f: () => number) => Array.from({ length: n }, f);
