@@ -43,6 +43,8 @@ describe('held-out split', () => {
     const r = runCalibration(set, config, opts, provenance);
     const L = r.labelled!;
     expect(r.chosen.tau).toBe(0.6);
+    expect(r.chosen.admission).toBeCloseTo(12 / 18, 15); // 0.8 and 0.6 of every group
+    expect(r.chosen.fallback).toBe(0);
     expect(L.search.fitValue).toBe(1);
     // Held out at tau 0.6: per group TP 1, FP 1 -> F1 = 2/3, not the 1 an evaluation on fitted data would claim.
     expect(L.search.heldOutValue).toBeCloseTo(2 / 3, 12);
@@ -59,6 +61,7 @@ describe('held-out split', () => {
   it('gives the other answer when the roles are swapped (fitting on the evaluation data)', () => {
     const swapped = runCalibration(set, config, { ...opts, heldOut: heldOut.map((x) => 1 - x) }, provenance);
     expect(swapped.chosen.tau).toBeCloseTo(0.8, 12);
+    expect(swapped.chosen.admission).toBeCloseTo(6 / 18, 12);
     expect(pCorrectOf(resolveConfig(swapped.outputConfig), 0.6)).toBe(0);
   });
 

@@ -84,7 +84,8 @@ export interface CalibrationResult {
   };
   labelled: LabelledResult | null;
   labelledReason?: string;
-  chosen: { weights: Weights; tau: number; tauSource: 'objective' | 'target-admission' };
+  /** `admission` and `fallback`: the rates at the chosen tau, over every record and group. */
+  chosen: { weights: Weights; tau: number; tauSource: 'objective' | 'target-admission'; admission: number; fallback: number };
   /** CCI of every record under the chosen weights. */
   cci: number[];
   /** JSON to save: valid input to `ecr score`, `ecr run` (and the gateway). */
@@ -134,6 +135,7 @@ export function runCalibration(set: CalibrationSet, config: ResolvedConfig, opts
   const curve = admissionCurve(cci, groupIndex, set.groupCount, TAU_GRID);
   const tau = objectiveTau ?? tauAdm;
   const achieved = cci.filter((c) => c >= tauAdm).length / cci.length;
+  const atChosen = admissionCurve(cci, groupIndex, set.groupCount, [tau])[0];
 
   const outputConfig: Record<string, unknown> = {
     weights: weightsObject(weights), tau, lambda: config.lambda, shrinkTarget: config.shrinkTarget, evbMode: config.evbMode,
@@ -146,7 +148,7 @@ export function runCalibration(set: CalibrationSet, config: ResolvedConfig, opts
     records: set.records.length, groups: set.groupCount, labelledRecords: labelledIdx.length, inputConfig: config,
     admission: { target: opts.targetAdmission, tau: tauAdm, achieved, interval, ...(interval ? {} : { intervalReason: 'undefined: the bootstrap resamples groups and the input has one' }), curve },
     labelled, ...(labelledReason ? { labelledReason } : {}),
-    chosen: { weights, tau, tauSource: objectiveTau !== null ? 'objective' : 'target-admission' },
+    chosen: { weights, tau, tauSource: objectiveTau !== null ? 'objective' : 'target-admission', admission: atChosen.admission, fallback: atChosen.fallback },
     cci, outputConfig,
   };
 }

@@ -73,7 +73,7 @@ export async function renderReport(input: ReportInput): Promise<string> {
       if (L.lift) summary.push(`<li><b>Selection lift</b> (held out, ${L.lift.groups} groups): ECR's answer is correct in ${pct(L.lift.selected.value)} of groups, the first candidate in ${pct(L.lift.first.value)}, a random one in ${pct(L.lift.random.value)}: lift ${f(L.lift.liftOverRandom.value)} ${ci(L.lift.liftOverRandom.interval)} over random, ${f(L.lift.liftOverFirst.value)} ${ci(L.lift.liftOverFirst.interval)} over first.</li>`);
       else summary.push(`<li>Selection lift: ${esc(L.liftReason ?? '')}.</li>`);
     } else summary.push(`<li>No labelled analysis: ${esc(cal.labelledReason ?? '')}.</li>`);
-    summary.push(`<li>Chosen: tau ${f(cal.chosen.tau, 4)} (${cal.chosen.tauSource === 'objective' ? `maximizes ${esc(L?.search.objective ?? '')} on the fitting groups` : 'target admission'}).</li>`);
+    summary.push(`<li>Chosen: tau ${f(cal.chosen.tau, 4)} (${cal.chosen.tauSource === 'objective' ? `maximizes ${esc(L?.search.objective ?? '')} on the fitting groups` : 'target admission'}): it admits ${pct(cal.chosen.admission)} of trajectories, and ${pct(cal.chosen.fallback)} of groups fall back to their highest-CCI candidate.</li>`);
   }
   parts.push(`<h1>${esc(input.title)}</h1><div class="summary"><ul>${summary.join('')}</ul></div>`);
 

@@ -120,6 +120,6 @@ export function summary(r: CalibrationResult): string {
     } else lines.push(`selection lift: ${L.liftReason}`);
   }
   const w = r.chosen.weights;
-  lines.push(`chosen: tau ${f(r.chosen.tau, 4)} (${r.chosen.tauSource}), weights [${w.map((x) => f(x, 2)).join(', ')}]`);
+  lines.push(`chosen: tau ${f(r.chosen.tau, 4)} (${r.chosen.tauSource}), weights [${w.map((x) => f(x, 2)).join(', ')}]; admits ${f(r.chosen.admission)} of trajectories, fallback in ${f(r.chosen.fallback)} of groups`);
   return lines.join('\n');
 }
