@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import {
   applyProbabilityMap, auroc, bootstrapInterval, brierScore, expectedCalibrationError, fitIsotonicMap, fitPlattMap, isotonicFit, prr, quantile, seededRandom,
 } from '../src/calibration/statistics.js';
-import { admissionCurve, bestTauForFbeta, fbetaAt, parseObjective, tauForAdmission } from '../src/calibration/tau-search.js';
+import { admissionCurve, bestTauForFbeta, fbetaAt, parseObjective, ResampledTau, tauForAdmission } from '../src/calibration/tau-search.js';
 import { simplexGrid, splitGroups } from '../src/calibration/weight-search.js';
 
 /** Mann-Whitney U from the rank sum of the positives, ties given their mid-rank. */
@@ -126,6 +126,20 @@ describe('tau for a target admission', () => {
     // ceil(7.5) = 8: the 8th largest, 0.2, admits 0.9 .. 0.2.
     expect(tauForAdmission(values, 0.75)).toBe(0.2);
     expect(values.filter((v) => v >= 0.2).length).toBe(8);
+  });
+
+  it('on a group resample equals pooling the resampled groups and taking the order statistic', () => {
+    fc.assert(fc.property(
+      fc.array(fc.tuple(fc.integer({ min: 0, max: 20 }), fc.integer({ min: 0, max: 5 })), { minLength: 1, maxLength: 30 }),
+      fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 1, maxLength: 8 }),
+      fc.double({ min: 0.05, max: 1, noNaN: true }),
+      (rows, sample, target) => {
+        const cci = rows.map(([c]) => c / 20);
+        const group = rows.map(([, g]) => g);
+        const pooled = sample.flatMap((g) => cci.filter((_, i) => group[i] === g));
+        const got = new ResampledTau(cci, group, 6).tau(sample, target);
+        return pooled.length === 0 ? Number.isNaN(got) : got === tauForAdmission(pooled, target);
+      }), { seed: 5, numRuns: 300 });
   });
 
   it('admission and fallback curves count by hand', () => {

@@ -13,7 +13,7 @@ import {
   applyProbabilityMap, auroc, bootstrapInterval, brierScore, expectedCalibrationError, fitIsotonicMap, fitPlattMap, prr,
   reliabilityBins, riskCoverage, type Interval, type Maybe, type ProbabilityMap, type ReliabilityBin, type RiskCoveragePoint,
 } from './statistics.js';
-import { admissionCurve, fbetaAt, tauForAdmission, TAU_GRID, type AdmissionPoint, type Objective } from './tau-search.js';
+import { admissionCurve, fbetaAt, ResampledTau, tauForAdmission, TAU_GRID, type AdmissionPoint, type Objective } from './tau-search.js';
 import { objectiveValue, searchWeights, splitGroups } from './weight-search.js';
 
 export interface CalibrateOptions {
@@ -127,11 +127,8 @@ export function runCalibration(set: CalibrationSet, config: ResolvedConfig, opts
 
   const cci = set.records.map((r) => weightedCci(r.metrics, weights));
   const tauAdm = tauForAdmission(cci, opts.targetAdmission);
-  const interval = set.groupCount >= 2 ? bootstrapInterval(set.groupCount, (sample) => {
-    const xs: number[] = [];
-    for (const g of sample) for (const i of members[g]) xs.push(cci[i]);
-    return tauForAdmission(xs, opts.targetAdmission);
-  }, opts.bootstrapReplicates, opts.seed) : null;
+  const resampled = new ResampledTau(cci, groupIndex, set.groupCount);
+  const interval = set.groupCount >= 2 ? bootstrapInterval(set.groupCount, (sample) => resampled.tau(sample, opts.targetAdmission), opts.bootstrapReplicates, opts.seed) : null;
   const curve = admissionCurve(cci, groupIndex, set.groupCount, TAU_GRID);
   const tau = objectiveTau ?? tauAdm;
   const achieved = cci.filter((c) => c >= tauAdm).length / cci.length;

@@ -17,6 +17,40 @@ export function tauForAdmission(cci: ArrayLike<number>, target: number): number 
   return s[k - 1];
 }
 
+/**
+ * `tauForAdmission` over group resamples without re-sorting: the CCIs are sorted once, and a
+ * resample (group g drawn counts[g] times) is a weighting of that order, so each replicate is
+ * one linear scan. Same result as pooling the resampled groups' CCIs and calling tauForAdmission.
+ */
+export class ResampledTau {
+  private readonly order: Int32Array;
+  private readonly sizes: Int32Array;
+  private readonly counts: Int32Array;
+  constructor(private readonly cci: ArrayLike<number>, private readonly groupIndex: ArrayLike<number>, groupCount: number) {
+    this.order = Int32Array.from({ length: cci.length }, (_, i) => i).sort((a, b) => cci[b] - cci[a]);
+    this.sizes = new Int32Array(groupCount);
+    for (let i = 0; i < cci.length; i++) this.sizes[groupIndex[i]]++;
+    this.counts = new Int32Array(groupCount);
+  }
+
+  /** The tau for `target` on the resample that draws the groups listed in `sample`. */
+  tau(sample: ArrayLike<number>, target: number): number {
+    const counts = this.counts;
+    counts.fill(0);
+    let total = 0;
+    for (let i = 0; i < sample.length; i++) { counts[sample[i]]++; total += this.sizes[sample[i]]; }
+    if (total === 0) return Number.NaN;
+    const k = Math.max(1, Math.ceil(target * total - 1e-9));
+    let seen = 0;
+    for (let r = 0; r < this.order.length; r++) {
+      const i = this.order[r];
+      seen += counts[this.groupIndex[i]];
+      if (seen >= k) return this.cci[i];
+    }
+    return Number.NaN;
+  }
+}
+
 export interface AdmissionPoint { tau: number; admission: number; fallback: number }
 
 /** Admission rate (share of trajectories with CCI >= tau) and fallback rate (share of groups with none). */
