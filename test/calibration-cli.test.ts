@@ -138,6 +138,7 @@ describe('ecr calibrate: bad input', () => {
     expect(w.code).toBe(2);
     expect(w.stderr).toMatch(/line 1, id "b", field "CCI".*pass the --config the records were scored with/);
     expect(runCli(['calibrate', DATA, '--objective', 'accuracy']).code).toBe(2);
+    expect(runCli(['calibrate', DATA, '--labels', 'steps']).stderr).toMatch(/--labels needs a field name other than the record's own fields/);
     expect(runCli(['calibrate', DATA, '--target-admission', '1.5']).stderr).toMatch(/--target-admission must be a number in \(0, 1\]/);
   });
 });

@@ -70,10 +70,10 @@ function m1(set: CalibrationSet, config: ResolvedConfig): CheckResult[] {
   const floor = evbFloorOf(config);
   const title = 'M1: evaluative variance and contradiction';
   if (floor === 0) return [{ id: 'M1', title, verdict: verdictOf(ms), measurements: ms }];
-  const cannot = floor >= THRESHOLDS.m1MedianEvb ? ` so median EVB < ${THRESHOLDS.m1MedianEvb} cannot pass whatever the data` : '';
+  const cannot = floor >= THRESHOLDS.m1MedianEvb ? `: median EVB < ${THRESHOLDS.m1MedianEvb} cannot pass whatever the data` : '';
   const main: CheckResult = {
     id: 'M1', title, verdict: verdictOf(ms), measurements: ms,
-    note: `EVB has a floor of lambda = ${floor}: the configuration shrinks toward the identity (ECR-SPEC section 6), so every EVB is at least ${floor} and M1's thresholds, which assume no floor, are not comparable;${cannot}. The floor-free value tr(S)/m is checked below; this verdict stays the configured one.`,
+    note: `EVB has a floor of lambda = ${floor}: the configuration shrinks toward the identity (ECR-SPEC section 6), so every EVB is at least ${floor} and M1's thresholds, which assume no floor, are not comparable${cannot}. The floor-free value tr(S)/m is checked below; this verdict stays the configured one.`,
   };
   // EVB = min(1, (1 - lambda) tr(S)/m + lambda): inverted, exact where EVB < 1 (a lower bound at 1).
   const free = evb.map((e) => (floor < 1 ? (e - floor) / (1 - floor) : 0));

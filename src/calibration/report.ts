@@ -42,7 +42,7 @@ function configTable(cfg: ResolvedConfig, provenance: Record<string, unknown> | 
     ['tau', f(cfg.tau, 4)],
     ['lambda / shrink target / EVB mode', `${cfg.lambda} / ${cfg.shrinkTarget} / ${cfg.evbMode}`],
     ['confIndex, vmax, dmax', `${cfg.confIndex}, ${cfg.vmax}, ${cfg.dmax ?? 'spec default'}`],
-    ['calibration map', cfg.calibration ? (cfg.calibration.method === 'platt' ? `Platt: p = 1/(1+exp(-(${f(cfg.calibration.a, 4)} CCI + ${f(cfg.calibration.b, 4)})))` : `isotonic, ${cfg.calibration.cci.length} knots`) : 'none (no labels)'],
+    ['calibration map', cfg.calibration ? (cfg.calibration.method === 'platt' ? `Platt: p = 1/(1+exp(-(${f(cfg.calibration.a, 4)} CCI + ${f(cfg.calibration.b, 4)})))` : `isotonic, ${cfg.calibration.cci.length} knots`) : 'none'],
   ];
   if (provenance) rows.push(['calibrated on', `${esc(String(provenance.file))}, sha256 ${esc(String(provenance.sha256)).slice(0, 16)}..., ${provenance.records} records, ${provenance.groups} groups, ${provenance.labelled} labelled, ${esc(String(provenance.date))}`]);
   return `<table><tr><th>setting</th><th>value</th></tr>${rows.map(([k, v]) => `<tr><td>${esc(k)}</td><td>${k === 'calibrated on' ? v : esc(v)}</td></tr>`).join('')}</table>`;

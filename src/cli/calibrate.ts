@@ -28,6 +28,9 @@ CCI weights) fitted on 1 - holdout of the groups and evaluated on the held-out r
 CCI -> probability map (saved as "calibration", so ecr score prints pCorrect) and the selection lift.
 --out writes the chosen configuration (valid input to ecr score and ecr run); --report an HTML report.`;
 
+/** Fields of trajectories and scored records that cannot hold the label. */
+const RESERVED_FIELDS = new Set(['id', 'group', 'steps', 'embeddings', 'expected', 'realized', 'policy', 'baseScore', 'meta', 'EVB', 'CR', 'TS', 'ES', 'PD', 'CCI', 'admissible', 'selected', 'pCorrect', 'reason', 'tau', 'time', 'dialogue', 'turn', 'variant']);
+
 function unitNumber(name: string, text: string, open = false): number {
   const x = Number(text);
   if (!Number.isFinite(x) || x <= 0 || (open ? x >= 1 : x > 1)) throw new UsageError(`--${name} must be a number in (0, ${open ? '1)' : '1]'}, got "${text}"`);
@@ -62,7 +65,7 @@ export async function main(argv: string[]): Promise<number> {
   const backend = v.backend as BackendChoice;
   if (!BACKEND_CHOICES.includes(backend)) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got "${v.backend}"`);
   if (v.calibration !== 'isotonic' && v.calibration !== 'platt') throw new UsageError(`--calibration must be isotonic or platt, got "${v.calibration}"`);
-  if (v.labels !== undefined && v.labels === '') throw new UsageError('--labels needs a field name');
+  if (v.labels !== undefined && (v.labels === '' || RESERVED_FIELDS.has(v.labels))) throw new UsageError(`--labels needs a field name other than the record's own fields (${[...RESERVED_FIELDS].join(', ')}), got "${v.labels}"`);
   const options = {
     ...DEFAULT_CALIBRATE_OPTIONS,
     targetAdmission: unitNumber('target-admission', v['target-admission']!),
