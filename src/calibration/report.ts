@@ -68,8 +68,8 @@ export async function renderReport(input: ReportInput): Promise<string> {
     summary.push(`<li>tau ${f(cal.admission.tau, 4)} admits ${pct(cal.admission.achieved)} (target ${pct(cal.admission.target)}), 95% interval over groups ${cal.admission.interval ? ci(cal.admission.interval, 4) : esc(cal.admission.intervalReason ?? '')}.</li>`);
     const L = cal.labelled;
     if (L) {
-      const m = (x: { value: number | null; reason?: string }) => (x.value === null ? esc(x.reason!) : f(x.value));
-      summary.push(`<li>Discrimination on held-out groups: AUROC ${m(L.heldOut.auroc)}, PRR ${m(L.heldOut.prr)}.</li>`);
+      const m = (name: string, x: { value: number | null; reason?: string }) => (x.value === null ? esc(x.reason!) : `${name} ${f(x.value)}`);
+      summary.push(`<li>Discrimination on held-out groups: ${m('AUROC', L.heldOut.auroc)}, ${m('PRR', L.heldOut.prr)}.</li>`);
       if (L.lift) summary.push(`<li><b>Selection lift</b> (held out, ${L.lift.groups} groups): ECR's answer is correct in ${pct(L.lift.selected.value)} of groups, the first candidate in ${pct(L.lift.first.value)}, a random one in ${pct(L.lift.random.value)}: lift ${f(L.lift.liftOverRandom.value)} ${ci(L.lift.liftOverRandom.interval)} over random, ${f(L.lift.liftOverFirst.value)} ${ci(L.lift.liftOverFirst.interval)} over first.</li>`);
       else summary.push(`<li>Selection lift: ${esc(L.liftReason ?? '')}.</li>`);
     } else summary.push(`<li>No labelled analysis: ${esc(cal.labelledReason ?? '')}.</li>`);

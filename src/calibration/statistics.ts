@@ -41,8 +41,9 @@ function labelCounts(labels: readonly boolean[]): { pos: number; neg: number } {
 function bothClassesOrReason(labels: readonly boolean[]): string | null {
   const { pos, neg } = labelCounts(labels);
   if (labels.length === 0) return 'no labelled records';
-  if (pos === 0) return `all ${labels.length} labels are false`;
-  if (neg === 0) return `all ${labels.length} labels are true`;
+  const all = labels.length === 1 ? 'the only label is' : `all ${labels.length} labels are`;
+  if (pos === 0) return `${all} false`;
+  if (neg === 0) return `${all} true`;
   return null;
 }
 

@@ -94,7 +94,8 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-const f = (x: number, d = 3) => x.toFixed(d);
+// NaN: an objective undefined on the data (one label class), said rather than printed as a number.
+const f = (x: number, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : 'undefined');
 const ci = (i: { low: number; high: number } | null) => (i ? `[${f(i.low)}, ${f(i.high)}]` : '(interval undefined)');
 
 /** The lines `ecr calibrate` prints: what a reader needs to decide on tau and deployment. */
@@ -106,11 +107,12 @@ export function summary(r: CalibrationResult): string {
   const L = r.labelled;
   if (!L) lines.push(`labels: ${r.labelledReason}`);
   else {
-    const m = (x: { value: number | null; reason?: string }) => (x.value === null ? x.reason! : f(x.value));
+    // An undefined statistic prints its reason, which names it.
+    const m = (name: string, x: { value: number | null; reason?: string }) => (x.value === null ? x.reason! : `${name} ${f(x.value)}`);
     lines.push(
       `split: ${L.fitGroups} groups fitted (${L.fitRecords} labelled records), ${L.heldOutGroups} held out (${L.heldOutRecords})`,
-      `AUROC ${m(L.input.auroc)}, PRR ${m(L.input.prr)} (input config, all labelled records)`,
-      `held out: AUROC ${m(L.heldOut.auroc)}, PRR ${m(L.heldOut.prr)} (chosen config)`,
+      `${m('AUROC', L.input.auroc)}, ${m('PRR', L.input.prr)} (input config, all labelled records)`,
+      `held out: ${m('AUROC', L.heldOut.auroc)}, ${m('PRR', L.heldOut.prr)} (chosen config)`,
       `objective ${L.search.objective}: fitted ${f(L.search.fitValue)}, held out ${f(L.search.heldOutValue)} (input config held out: ${f(L.search.inputHeldOutValue)})${L.search.weightsSearched ? `; ${L.search.candidatesEvaluated} weight vectors tried` : ''}`,
       `calibration (${L.probability.method}, held out): ECE ${f(L.probability.ece.before)} -> ${f(L.probability.ece.after)}, Brier ${f(L.probability.brier.before)} -> ${f(L.probability.brier.after)}`,
     );
