@@ -2,8 +2,7 @@
  * The report's charts as Vega-Lite specifications, rendered to SVG strings in Node by Vega's
  * headless view (renderer "none": no canvas, no DOM), so the report needs no script to open.
  */
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 import type { AdmissionPoint } from './tau-search.js';
 import type { ReliabilityBin, RiskCoveragePoint } from './statistics.js';
 import type { SelectionLift } from './selection-lift.js';
@@ -14,6 +13,8 @@ const HEIGHT = 220;
 const base = { width: WIDTH, height: HEIGHT, config: { background: 'white', font: 'sans-serif', title: { fontSize: 14, anchor: 'start' as const }, legend: { labelLimit: 0 }, axis: { labelLimit: 320 } } };
 
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  // Loaded on first use: importing the library or running ecr calibrate without --report need not pay for Vega.
+  const [vega, { compile }] = await Promise.all([import('vega'), import('vega-lite')]);
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   const svg = await view.toSVG();
   view.finalize();
