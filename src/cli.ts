@@ -18,6 +18,8 @@ commands:
   bench-pipeline  time the pipeline against a loopback OpenAI-compatible server
   serve           an OpenAI-compatible ECR gateway in front of an LLM server
   demo            score the bundled examples and print a table and an audit trace
+  calibrate FILE  choose tau (and weights) from data, calibrate pCorrect, write a config and a report
+  maturity FILE   the paper's maturity checks M1-M4 (exit 3 when one fails)
 
 options:
   -h, --help      print this help
@@ -40,6 +42,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   'bench-pipeline': async () => (await import('./cli/bench-pipeline.js')).main,
   serve: async () => (await import('./cli/serve.js')).main,
   demo: async () => (await import('./cli/demo.js')).main,
+  calibrate: async () => (await import('./cli/calibrate.js')).main,
+  maturity: async () => (await import('./cli/maturity.js')).main,
 };
 
 async function cliMain(argv: string[]): Promise<number> {

@@ -5,6 +5,7 @@
  */
 import { ConfigError } from './errors.js';
 import { formatNumber } from './input-ranges.js';
+import { parseCalibration, parseProvenance, type ProbabilityMap, type Provenance } from './calibration/probability-map.js';
 
 export type EvbMode = 'trace' | 'max-abs-change';
 export type ShrinkTarget = 'identity' | 'scaled-identity';
@@ -24,6 +25,10 @@ export interface EcrConfig {
   confIndex?: number;
   vmax?: number;
   dmax?: number | null;
+  /** CCI -> probability of a correct answer, fitted by `ecr calibrate` (ECR-SPEC section 8). */
+  calibration?: ProbabilityMap;
+  /** The data `ecr calibrate` fitted this configuration on. */
+  provenance?: Provenance;
 }
 
 /** A validated configuration with every default filled in. */
@@ -39,6 +44,9 @@ export interface ResolvedConfig {
   readonly vmax: number;
   /** Explicit dmax, or null for the spec default (ln A with a policy, 2.0 with E standing in). */
   readonly dmax: number | null;
+  /** The calibration map, or null when the configuration has none (no `pCorrect`). */
+  readonly calibration: ProbabilityMap | null;
+  readonly provenance: Provenance | null;
 }
 
 export const PRESETS: Readonly<Record<PresetName, Weights>> = {
@@ -59,7 +67,7 @@ export const DEFAULTS = {
   dmaxProxy: 2.0,
 };
 
-const KNOWN_KEYS = new Set(['weights', 'preset', 'tau', 'lambda', 'shrinkTarget', 'evbMode', 'crWeights', 'confIndex', 'vmax', 'dmax']);
+const KNOWN_KEYS = new Set(['weights', 'preset', 'tau', 'lambda', 'shrinkTarget', 'evbMode', 'crWeights', 'confIndex', 'vmax', 'dmax', 'calibration', 'provenance']);
 const WEIGHT_NAMES = ['alpha', 'beta', 'gamma', 'delta', 'epsilon'] as const;
 const WEIGHT_SUM_TOLERANCE = 1e-6;
 
@@ -154,7 +162,9 @@ export function resolveConfig(raw: unknown = {}): ResolvedConfig {
   }
   const vmax = o.vmax === undefined ? DEFAULTS.vmax : divisor('vmax', o.vmax);
   const dmax = o.dmax === undefined || o.dmax === null ? null : divisor('dmax', o.dmax);
-  const resolved: ResolvedConfig = { weights, tau, lambda, shrinkTarget, evbMode, crWeights, confIndex, vmax, dmax };
+  const calibration = o.calibration === undefined ? null : parseCalibration(o.calibration);
+  const provenance = o.provenance === undefined ? null : parseProvenance(o.provenance);
+  const resolved: ResolvedConfig = { weights, tau, lambda, shrinkTarget, evbMode, crWeights, confIndex, vmax, dmax, calibration, provenance };
   resolvedConfigs.add(resolved);
   return resolved;
 }

@@ -15,3 +15,4 @@ export * from './monitoring/index.js';
 export * from './loopback/index.js';
 export { allocateSharedBatch, allocateSharedMetrics, isSharedArray, type SharedBatchShape, type WritableBatch, type FloatDType } from './backends/cpu/shared.js';
 export { syntheticBatch, type SyntheticOptions } from './bench/synthetic.js';
+export * from './calibration/index.js';

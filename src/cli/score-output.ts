@@ -2,6 +2,8 @@
  * The result lines of `ecr score` (ECR-SPEC section 5). A line is built in two parts because a
  * record's `selected` flag is known only once its whole group has been seen.
  */
+import type { ResolvedConfig } from '../config.js';
+import { pCorrectOf } from '../calibration/probability-map.js';
 import { EcrError } from '../errors.js';
 import type { CheckedRecord } from '../records/record.js';
 import type { WindowScores } from '../records/score-records.js';
@@ -17,7 +19,7 @@ export class NonFiniteResultError extends EcrError {
 }
 
 /** Record j of window `w` as a result line without `selected` and without the closing brace. */
-export function resultPrefix(r: CheckedRecord, w: WindowScores, j: number, line: number): string {
+export function resultPrefix(r: CheckedRecord, w: WindowScores, j: number, line: number, config?: ResolvedConfig): string {
   const m = w.metrics;
   const evb = m.evb[j], cr = m.cr[j], ts = m.ts[j], es = m.es[j], pd = m.pd[j], cci = m.cci[j];
   // One combined test keeps the common path to a single branch.
@@ -27,7 +29,13 @@ export function resultPrefix(r: CheckedRecord, w: WindowScores, j: number, line:
     }
   }
   return `{"id":${JSON.stringify(r.id)},"group":${JSON.stringify(r.group)},"EVB":${evb},"CR":${cr},"TS":${ts},`
-    + `"ES":${es},"PD":${pd},"CCI":${cci},"admissible":${w.admissible[j] === 1}`;
+    + `"ES":${es},"PD":${pd},"CCI":${cci},"admissible":${w.admissible[j] === 1}${pCorrectField(config, cci)}`;
+}
+
+/** `,"pCorrect":p` when the configuration carries a calibration map (ecr calibrate), else nothing. */
+function pCorrectField(config: ResolvedConfig | undefined, cci: number): string {
+  const p = config ? pCorrectOf(config, cci) : null;
+  return p === null ? '' : `,"pCorrect":${p}`;
 }
 
 /**

@@ -32,6 +32,7 @@ const HELP = `usage: ecr score FILE|- [--config FILE] [--backend auto|webgpu|cpu
 
 Scores one trajectory per JSONL line and writes one result line per input line, in order:
   {"id", "group", "EVB", "CR", "TS", "ES", "PD", "CCI", "admissible", "selected"}
+  (with "pCorrect" before "selected" when the config has a "calibration" map from ecr calibrate)
 --window N   records scored per batch (default 8192); memory grows with N, not with the file.
 --adapter    WebGPU adapter to use (default: native, then OpenGL ES; also ECR_WEBGPU_ADAPTER).
 --compact    upload E to the GPU as unorm16 (webgpu only; see the README for the tolerance).
@@ -158,7 +159,7 @@ async function scoreStream(source: Readable, s: ScoreSettings, sink: Sink): Prom
     if (records.length === 0 || errors.length > 0) { records = []; lines = []; return; }
     const windowLines = lines;
     const w = await scoreWindow(records, scored, s.config, s.backend, groups, selector, (i) => ({ line: windowLines[i - scored] }), s.compute);
-    const prefixes = records.map((r, j) => resultPrefix(r, w, j, windowLines[j]));
+    const prefixes = records.map((r, j) => resultPrefix(r, w, j, windowLines[j], s.config));
     scored += records.length;
     records = []; lines = [];
     if (spill) {

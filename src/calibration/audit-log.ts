@@ -1,0 +1,36 @@
+/**
+ * The gateway's audit log (ECR-SPEC section 8.1): one JSONL line per candidate with its group,
+ * metrics, CCI, admissibility and selection, and nothing from the prompt or the answer text.
+ * `ecr calibrate` and `ecr maturity` read these lines as scored records.
+ */
+import type { MetricValues } from '../score.js';
+import type { SelectionReason } from '../select.js';
+
+export interface AuditLogEntry extends MetricValues {
+  /** ISO 8601 time of the request. */
+  time: string;
+  group: string | number;
+  /** Candidate id within the request (not its text). */
+  id: string | number;
+  admissible: boolean;
+  selected: boolean;
+  /** The group's selection reason. */
+  reason: SelectionReason;
+  tau: number;
+  /** Calibrated probability, when the configuration has a calibration map. */
+  pCorrect?: number;
+  /** A label, when feedback says whether the answer was correct. */
+  correct?: boolean;
+  dialogue?: string | number;
+  turn?: number;
+  variant?: string | number;
+}
+
+const ORDER = ['time', 'group', 'id', 'EVB', 'CR', 'TS', 'ES', 'PD', 'CCI', 'admissible', 'selected', 'reason', 'tau', 'pCorrect', 'correct', 'dialogue', 'turn', 'variant'] as const;
+
+/** One audit-log line (with its newline), keys in a fixed order, numbers in full precision. */
+export function formatAuditLogLine(entry: AuditLogEntry): string {
+  const out: Record<string, unknown> = {};
+  for (const k of ORDER) if (entry[k] !== undefined) out[k] = entry[k];
+  return JSON.stringify(out) + '\n';
+}

@@ -1,0 +1,9 @@
+/** Public API of calibration and maturity (ECR-SPEC section 8). */
+export { readCalibrationSet, type CalibrationSet, type CalibrationRecord, type ReadOptions } from './labelled-input.js';
+export { runCalibration, DEFAULT_CALIBRATE_OPTIONS, type CalibrateOptions, type CalibrationResult, type LabelledResult } from './calibrate.js';
+export { runMaturity, formatMaturity, THRESHOLDS as MATURITY_THRESHOLDS, type MaturityResult, type CheckResult, type Verdict } from './maturity.js';
+export { renderReport, type ReportInput } from './report.js';
+export { formatAuditLogLine, type AuditLogEntry } from './audit-log.js';
+export { pCorrectOf, type Provenance } from './probability-map.js';
+export { applyProbabilityMap, auroc, prr, riskCoverage, type ProbabilityMap } from './statistics.js';
+export { generateCalibrationData, type CalibrationDataOptions } from './synthetic-data.js';

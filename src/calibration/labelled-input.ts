@@ -1,0 +1,185 @@
+/**
+ * Reads the input of `ecr calibrate` and `ecr maturity` (ECR-SPEC section 8): JSONL whose lines
+ * are either raw trajectories (section 5; scored here with the given configuration) or records
+ * already scored (`ecr score` output, or the audit log of section 8.1), with optional labels and
+ * the dialogue/turn/variant keys the maturity checks use. The whole input is held in memory:
+ * the statistics need every record at once.
+ */
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { ResolvedConfig } from '../config.js';
+import { InputError, UsageError } from '../errors.js';
+import type { BackendChoice } from '../backends/backend.js';
+import { checkRecord, parseJsonLine, type TrajectoryRecord } from '../records/record.js';
+import { scoreRecords } from '../records/score-records.js';
+
+export const METRIC_KEYS = ['EVB', 'CR', 'TS', 'ES', 'PD'] as const;
+export type MetricVector = [number, number, number, number, number];
+
+export interface CalibrationRecord {
+  line: number;
+  id: string | number;
+  group: string | number | null;
+  /** Dense group index, in order of first appearance. */
+  groupIndex: number;
+  /** EVB, CR, TS, ES, PD. */
+  metrics: MetricVector;
+  /** NaN = rank by CCI, as in selection. */
+  baseScore: number;
+  label: boolean | null;
+  dialogue?: string | number;
+  turn?: number;
+  variant?: string | number;
+  /** Raw trajectories only. */
+  steps?: number[][];
+  embeddings?: number[][];
+}
+
+export interface CalibrationSet {
+  kind: 'trajectories' | 'scored';
+  file: string;
+  sha256: string;
+  records: CalibrationRecord[];
+  groupCount: number;
+  labelled: number;
+  /** Name of the label field looked up ("correct" unless --labels). */
+  labelField: string;
+}
+
+export interface ReadOptions {
+  config: ResolvedConfig;
+  /** Label field name (default "correct"), looked up at the top level, then in `meta`. */
+  labels?: string;
+  backend?: BackendChoice;
+}
+
+/** Fields of a scored line besides the label field (ECR-SPEC sections 5 and 8.1). */
+const SCORED_FIELDS = new Set(['id', 'group', ...METRIC_KEYS, 'CCI', 'admissible', 'selected', 'pCorrect', 'reason', 'tau', 'time', 'dialogue', 'turn', 'variant', 'meta', 'correct']);
+/** Calibration fields a raw trajectory may carry besides ECR-SPEC section 5's. */
+const EXTRA_FIELDS = ['dialogue', 'turn', 'variant', 'correct'];
+/** Scored CCIs from a float32 path agree with a float64 recombination within 1e-5 (section 7). */
+const CCI_TOLERANCE = 1e-5;
+
+async function readInput(file: string): Promise<Buffer> {
+  if (file === '-') {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  }
+  try {
+    return await fs.readFile(file);
+  } catch (err) {
+    throw new UsageError(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+}
+
+/** A field at the top level, else in `meta` (so that files `ecr score` accepts can carry it). */
+function lookup(o: Record<string, unknown>, key: string): { value: unknown; field: string } | undefined {
+  if (o[key] !== undefined) return { value: o[key], field: key };
+  const meta = o.meta;
+  if (meta !== null && typeof meta === 'object' && !Array.isArray(meta) && (meta as Record<string, unknown>)[key] !== undefined) {
+    return { value: (meta as Record<string, unknown>)[key], field: `meta.${key}` };
+  }
+  return undefined;
+}
+
+function keyValue(o: Record<string, unknown>, key: string, line: number, id: string): string | number | undefined {
+  const f = lookup(o, key);
+  if (!f) return undefined;
+  if (typeof f.value !== 'string' && !(typeof f.value === 'number' && Number.isFinite(f.value))) {
+    throw new InputError(`must be a string or number, got ${JSON.stringify(f.value)}`, { line, id, field: f.field });
+  }
+  return f.value;
+}
+
+export function weightedCci(metrics: MetricVector, w: readonly number[]): number {
+  return w[0] * (1 - metrics[0]) + w[1] * (1 - metrics[1]) + w[2] * metrics[2] + w[3] * metrics[3] + w[4] * (1 - metrics[4]);
+}
+
+/** Reads, validates and (for raw trajectories) scores the input. */
+export async function readCalibrationSet(file: string, opts: ReadOptions): Promise<CalibrationSet> {
+  const bytes = await readInput(file);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const labelField = opts.labels ?? 'correct';
+  const text = bytes.toString('utf8');
+  const rawLines = text.split('\n');
+  const groupIndex = new Map<string, number>();
+  const records: CalibrationRecord[] = [];
+  const trajectories: TrajectoryRecord[] = [];
+  let kind: CalibrationSet['kind'] | null = null;
+
+  rawLines.forEach((raw, i) => {
+    const line = i + 1;
+    const textLine = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    if (textLine.trim() === '') return;
+    const value = parseJsonLine(textLine, line);
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new InputError('must be a JSON object', { line, field: '(record)' });
+    const o = value as Record<string, unknown>;
+    const lineKind = o.steps !== undefined ? 'trajectories' : o.CCI !== undefined ? 'scored' : null;
+    if (lineKind === null) throw new InputError('is neither a trajectory (no "steps") nor a scored record (no "CCI")', { line, field: '(record)' });
+    if (kind !== null && lineKind !== kind) throw new InputError(`is a ${lineKind === 'scored' ? 'scored record' : 'trajectory'}, but earlier lines are ${kind === 'scored' ? 'scored records' : 'trajectories'}; give one kind per file`, { line, field: '(record)' });
+    kind = lineKind;
+
+    const id = o.id === undefined ? line : o.id;
+    if (typeof id !== 'string' && typeof id !== 'number') throw new InputError(`must be a string or number, got ${JSON.stringify(id)}`, { line, field: 'id' });
+    const at = { line, id: String(id) };
+    const labelFound = lookup(o, labelField);
+    let label: boolean | null = null;
+    if (labelFound) {
+      if (typeof labelFound.value !== 'boolean') throw new InputError(`label must be true or false, got ${JSON.stringify(labelFound.value)}`, { ...at, field: labelFound.field });
+      label = labelFound.value;
+    }
+    const dialogue = keyValue(o, 'dialogue', line, at.id);
+    const variant = keyValue(o, 'variant', line, at.id);
+    const turnValue = keyValue(o, 'turn', line, at.id);
+    if (turnValue !== undefined && (typeof turnValue !== 'number' || !Number.isInteger(turnValue))) {
+      throw new InputError(`must be an integer, got ${JSON.stringify(turnValue)}`, { ...at, field: lookup(o, 'turn')!.field });
+    }
+    if ((dialogue === undefined) !== (turnValue === undefined)) {
+      throw new InputError('"dialogue" and "turn" go together: give both or neither', { ...at, field: dialogue === undefined ? 'turn' : 'dialogue' });
+    }
+
+    const base = { line, id, label, dialogue, turn: turnValue as number | undefined, variant };
+    if (lineKind === 'trajectories') {
+      const stripped: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(o)) if (!EXTRA_FIELDS.includes(k) && k !== labelField) stripped[k] = v;
+      const checked = checkRecord(stripped, { line }, line);
+      trajectories.push(stripped as unknown as TrajectoryRecord);
+      records.push({ ...base, id: checked.id, group: checked.group, groupIndex: indexOfGroup(groupIndex, checked.group), metrics: [0, 0, 0, 0, 0], baseScore: checked.baseScore ?? Number.NaN, steps: checked.steps, embeddings: checked.embeddings });
+    } else {
+      for (const k of Object.keys(o)) if (!SCORED_FIELDS.has(k) && k !== labelField) throw new InputError(`unknown field in a scored record (known: ${[...SCORED_FIELDS].join(', ')})`, { ...at, field: k });
+      const metrics = METRIC_KEYS.map((k) => {
+        const x = o[k];
+        if (typeof x !== 'number' || !Number.isFinite(x) || x < 0 || x > 1) throw new InputError(`must be a number in [0, 1], got ${JSON.stringify(x)}`, { ...at, field: k });
+        return x;
+      }) as MetricVector;
+      const cci = o.CCI;
+      if (typeof cci !== 'number' || !Number.isFinite(cci)) throw new InputError(`must be a finite number, got ${JSON.stringify(cci)}`, { ...at, field: 'CCI' });
+      const expected = weightedCci(metrics, opts.config.weights);
+      if (Math.abs(expected - cci) > CCI_TOLERANCE) {
+        throw new InputError(`${cci} is not the configured weights' combination of this record's metrics (${expected}); pass the --config the records were scored with`, { ...at, field: 'CCI' });
+      }
+      const group = o.group === undefined || o.group === null ? null : o.group;
+      if (group !== null && typeof group !== 'string' && typeof group !== 'number') throw new InputError(`must be a string or number, got ${JSON.stringify(group)}`, { ...at, field: 'group' });
+      records.push({ ...base, group, groupIndex: indexOfGroup(groupIndex, group), metrics, baseScore: Number.NaN });
+    }
+  });
+
+  if (records.length === 0) throw new InputError(`${file === '-' ? 'stdin' : file} has no records (no non-blank lines)`);
+  if (kind === 'trajectories') {
+    const scored = await scoreRecords(trajectories, opts.config, { backend: opts.backend ?? 'auto' });
+    scored.results.forEach((r, i) => { records[i].metrics = [r.EVB, r.CR, r.TS, r.ES, r.PD]; });
+  }
+  return {
+    kind: kind!, file: file === '-' ? 'stdin' : path.basename(file), sha256, records, groupCount: groupIndex.size,
+    labelled: records.filter((r) => r.label !== null).length, labelField,
+  };
+}
+
+function indexOfGroup(map: Map<string, number>, group: string | number | null): number {
+  const k = group === null ? 'none' : `${typeof group}:${group}`;
+  let i = map.get(k);
+  if (i === undefined) { i = map.size; map.set(k, i); }
+  return i;
+}

@@ -1,0 +1,266 @@
+/**
+ * The paper's section 7.2 maturity checks M1-M4 with its thresholds (ECR-SPEC section 8.3):
+ * each is PASS, FAIL or NOT-APPLICABLE (with the reason), with the values measured.
+ */
+import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
+import type { ResolvedConfig } from '../config.js';
+import { InputError } from '../errors.js';
+import type { CalibrationRecord, CalibrationSet } from './labelled-input.js';
+import { weightedCci } from './labelled-input.js';
+import { selectPerGroup } from './selection-lift.js';
+import { median, quantile } from './statistics.js';
+
+export type Verdict = 'PASS' | 'FAIL' | 'NOT-APPLICABLE';
+
+export interface Measurement { name: string; value: number; comparison: '<' | '>='; threshold: number; pass: boolean }
+
+export interface CheckResult {
+  id: 'M1' | 'M1-floor-free' | 'M2' | 'M3' | 'M4';
+  title: string;
+  verdict: Verdict;
+  measurements: Measurement[];
+  /** Why NOT-APPLICABLE, or what the reader must know next to the verdict. */
+  note?: string;
+}
+
+export interface MaturityResult {
+  checks: CheckResult[];
+  /** 0 when every applicable check passes, 3 when one fails (ECR-SPEC section 8.3). */
+  exitCode: 0 | 3;
+  /** M3's explained-variance ratios, largest first (empty when not applicable). */
+  explainedVariance: number[];
+  /** M2's drift values, one per consecutive turn pair. */
+  drift: number[];
+  /** M4's similarity per prompt with paraphrases. */
+  paraphraseSimilarity: number[];
+  /** The EVB floor the configuration imposes (lambda under identity shrinkage), or 0. */
+  evbFloor: number;
+}
+
+export const THRESHOLDS = {
+  m1MedianEvb: 0.3, m1MedianCr: 0.6, m1P95Evb: 0.5,
+  m2MedianDrift: 0.4, m2P95Drift: 0.6,
+  m3FirstComponent: 0.6,
+  m4MedianSimilarity: 0.85,
+};
+
+function measure(name: string, value: number, comparison: '<' | '>=', threshold: number): Measurement {
+  return { name, value, comparison, threshold, pass: comparison === '<' ? value < threshold : value >= threshold };
+}
+
+function verdictOf(ms: Measurement[]): Verdict {
+  return ms.every((m) => m.pass) ? 'PASS' : 'FAIL';
+}
+
+const notApplicable = (id: CheckResult['id'], title: string, note: string): CheckResult => ({ id, title, verdict: 'NOT-APPLICABLE', measurements: [], note });
+
+/** lambda when EVB = min(1, (1 - lambda) tr(S)/m + lambda) (identity target, trace mode), else 0. */
+export function evbFloorOf(config: ResolvedConfig): number {
+  return config.evbMode === 'trace' && config.shrinkTarget === 'identity' && typeof config.lambda === 'number' ? config.lambda : 0;
+}
+
+function m1(set: CalibrationSet, config: ResolvedConfig): CheckResult[] {
+  const evb = set.records.map((r) => r.metrics[0]);
+  const cr = set.records.map((r) => r.metrics[1]);
+  const ms = [
+    measure('median EVB', median(evb), '<', THRESHOLDS.m1MedianEvb),
+    measure('median CR', median(cr), '<', THRESHOLDS.m1MedianCr),
+    measure('95th percentile EVB', quantile(evb, 0.95), '<', THRESHOLDS.m1P95Evb),
+  ];
+  const floor = evbFloorOf(config);
+  const title = 'M1: evaluative variance and contradiction';
+  if (floor === 0) return [{ id: 'M1', title, verdict: verdictOf(ms), measurements: ms }];
+  const cannot = floor >= THRESHOLDS.m1MedianEvb ? `: median EVB < ${THRESHOLDS.m1MedianEvb} cannot pass whatever the data` : '';
+  const main: CheckResult = {
+    id: 'M1', title, verdict: verdictOf(ms), measurements: ms,
+    note: `EVB has a floor of lambda = ${floor}: the configuration shrinks toward the identity (ECR-SPEC section 6), so every EVB is at least ${floor} and M1's thresholds, which assume no floor, are not comparable${cannot}. The floor-free value tr(S)/m is checked below; this verdict stays the configured one.`,
+  };
+  // EVB = min(1, (1 - lambda) tr(S)/m + lambda): inverted, exact where EVB < 1 (a lower bound at 1).
+  const free = evb.map((e) => (floor < 1 ? (e - floor) / (1 - floor) : 0));
+  const fms = [
+    measure('median tr(S)/m', median(free), '<', THRESHOLDS.m1MedianEvb),
+    measure('median CR', median(cr), '<', THRESHOLDS.m1MedianCr),
+    measure('95th percentile tr(S)/m', quantile(free, 0.95), '<', THRESHOLDS.m1P95Evb),
+  ];
+  return [main, {
+    id: 'M1-floor-free', title: 'M1, floor-free: tr(S)/m = (EVB - lambda)/(1 - lambda) in place of EVB', verdict: verdictOf(fms), measurements: fms,
+    note: 'Informational: the unshrunk covariance trace per component, to which M1\'s thresholds apply as the paper intends.',
+  }];
+}
+
+function meanStep(steps: number[][]): number[] {
+  const m = steps[0].length;
+  const out = new Array<number>(m).fill(0);
+  for (const row of steps) for (let j = 0; j < m; j++) out[j] += row[j] / steps.length;
+  return out;
+}
+
+function selectedSet(set: CalibrationSet, config: ResolvedConfig): Set<number> {
+  const cci = set.records.map((r) => weightedCci(r.metrics, config.weights));
+  const { selected } = selectPerGroup(cci, set.records.map((r) => r.groupIndex), set.groupCount, config.tau, set.records.map((r) => r.baseScore));
+  return new Set([...selected].filter((i) => i >= 0));
+}
+
+/**
+ * M2 drift (ECR-SPEC section 8.3): per dialogue, a turn's state is the mean evaluative vector
+ * (over steps) of its selected candidates (of all its candidates when none is selected); the
+ * drift between consecutive turns is the Euclidean distance of their states divided by sqrt(m),
+ * in [0, 1].
+ */
+export function dialogueDrift(records: readonly CalibrationRecord[], selected: Set<number>): number[] {
+  const dialogues = new Map<string, Map<number, number[]>>();
+  records.forEach((r, i) => {
+    if (r.dialogue === undefined || r.turn === undefined) return;
+    const key = `${typeof r.dialogue}:${r.dialogue}`;
+    let turns = dialogues.get(key);
+    if (!turns) dialogues.set(key, turns = new Map());
+    let list = turns.get(r.turn);
+    if (!list) turns.set(r.turn, list = []);
+    list.push(i);
+  });
+  const drift: number[] = [];
+  for (const turns of dialogues.values()) {
+    const ordered = [...turns.entries()].sort((a, b) => a[0] - b[0]);
+    let prev: number[] | null = null;
+    for (const [, idx] of ordered) {
+      const chosen = idx.filter((i) => selected.has(i));
+      const use = chosen.length ? chosen : idx;
+      const means = use.map((i) => meanStep(records[i].steps!));
+      const m = means[0].length;
+      for (const [k, mv] of means.entries()) {
+        if (mv.length !== m) throw new InputError(`has ${mv.length} components per step, other candidates of its dialogue turn have ${m}; M2 compares evaluative vectors`, { line: records[use[k]].line, id: String(records[use[k]].id), field: 'steps' });
+      }
+      const state = means[0].map((_, j) => means.reduce((s, v) => s + v[j], 0) / means.length);
+      if (prev) {
+        if (prev.length !== state.length) throw new InputError(`dialogue turns with different component counts (${prev.length} and ${state.length}); M2 compares evaluative vectors`, { line: records[use[0]].line, id: String(records[use[0]].id), field: 'steps' });
+        drift.push(Math.sqrt(state.reduce((s, x, j) => s + (x - prev![j]) ** 2, 0)) / Math.sqrt(state.length));
+      }
+      prev = state;
+    }
+  }
+  return drift;
+}
+
+/**
+ * Explained-variance ratios of the principal components of the rows (largest first): the
+ * eigenvalues of the sample covariance, from ml-matrix's symmetric eigendecomposition (the m x m
+ * covariance is accumulated in one pass, so millions of rows need no n x m matrix).
+ */
+export function explainedVarianceRatios(rows: Iterable<readonly number[]>, m: number): number[] {
+  const sum = new Float64Array(m);
+  const cross = new Float64Array(m * m);
+  let n = 0;
+  for (const row of rows) {
+    n++;
+    for (let a = 0; a < m; a++) {
+      sum[a] += row[a];
+      for (let b = a; b < m; b++) cross[a * m + b] += row[a] * row[b];
+    }
+  }
+  const cov = new Matrix(m, m);
+  for (let a = 0; a < m; a++) for (let b = a; b < m; b++) {
+    const c = (cross[a * m + b] - (sum[a] * sum[b]) / n) / Math.max(1, n - 1);
+    cov.set(a, b, c); cov.set(b, a, c);
+  }
+  const eig = new EigenvalueDecomposition(cov, { assumeSymmetric: true }).realEigenvalues.map((x) => Math.max(0, x)).sort((a, b) => b - a);
+  const total = eig.reduce((s, x) => s + x, 0);
+  return total > 0 ? eig.map((x) => x / total) : [];
+}
+
+function m3(set: CalibrationSet): { check: CheckResult; ratios: number[] } {
+  const title = 'M3: no single dominant evaluative direction (PCA)';
+  if (set.kind !== 'trajectories') return { check: notApplicable('M3', title, 'needs the evaluative vectors (raw trajectories with "steps"); the input holds scored records'), ratios: [] };
+  const widths = new Set(set.records.map((r) => r.steps![0].length));
+  if (widths.size > 1) return { check: notApplicable('M3', title, `trajectories have different component counts (${[...widths].join(', ')}); PCA needs one`), ratios: [] };
+  const m = [...widths][0];
+  if (m < 2) return { check: notApplicable('M3', title, 'one component per step: PCA needs at least 2'), ratios: [] };
+  const ratios = explainedVarianceRatios((function* () { for (const r of set.records) yield* r.steps!; })(), m);
+  if (ratios.length === 0) return { check: notApplicable('M3', title, 'the evaluative vectors have no variance'), ratios };
+  const ms = [measure('first component\'s share of variance', ratios[0], '<', THRESHOLDS.m3FirstComponent)];
+  return { check: { id: 'M3', title, verdict: verdictOf(ms), measurements: ms }, ratios };
+}
+
+function cosine(a: readonly number[], b: readonly number[]): number {
+  let ab = 0, aa = 0, bb = 0;
+  for (let j = 0; j < a.length; j++) { ab += a[j] * b[j]; aa += a[j] * a[j]; bb += b[j] * b[j]; }
+  return aa < 1e-24 || bb < 1e-24 ? 0 : ab / Math.sqrt(aa * bb);
+}
+
+/**
+ * M4 with embedding cosine standing in for BERTScore: per prompt (`variant` key), the mean
+ * pairwise cosine of the final-step embeddings of the answers selected for its paraphrases
+ * (one group per paraphrase).
+ */
+export function paraphraseSimilarity(set: CalibrationSet, selected: Set<number>): number[] | string {
+  const byVariant = new Map<string, Set<number>>();
+  set.records.forEach((r, i) => {
+    if (r.variant === undefined || !selected.has(i)) return;
+    const key = `${typeof r.variant}:${r.variant}`;
+    let s = byVariant.get(key);
+    if (!s) byVariant.set(key, s = new Set());
+    s.add(i);
+  });
+  const sims: number[] = [];
+  for (const chosen of byVariant.values()) {
+    const answers = [...chosen];
+    if (answers.length < 2) continue;
+    const emb = answers.map((i) => {
+      const e = set.records[i].embeddings;
+      if (!e) throw new InputError('M4 needs "embeddings" on records with a "variant" (the final step\'s embedding stands for the answer)', { line: set.records[i].line, id: String(set.records[i].id), field: 'embeddings' });
+      return e[e.length - 1];
+    });
+    let s = 0, pairs = 0;
+    for (let a = 0; a < emb.length; a++) for (let b = a + 1; b < emb.length; b++) {
+      if (emb[a].length !== emb[b].length) throw new InputError(`embedding width ${emb[b].length} differs from ${emb[a].length} of another paraphrase's answer`, { line: set.records[answers[b]].line, id: String(set.records[answers[b]].id), field: 'embeddings' });
+      s += cosine(emb[a], emb[b]); pairs++;
+    }
+    sims.push(s / pairs);
+  }
+  return sims.length ? sims : 'no prompt has answers selected for two or more paraphrases (groups) sharing a "variant"';
+}
+
+export function runMaturity(set: CalibrationSet, config: ResolvedConfig): MaturityResult {
+  const checks: CheckResult[] = [...m1(set, config)];
+  const selected = selectedSet(set, config);
+  const hasDialogue = set.records.some((r) => r.dialogue !== undefined);
+  let drift: number[] = [];
+  const m2Title = 'M2: drift across dialogue turns';
+  if (!hasDialogue) checks.push(notApplicable('M2', m2Title, 'no record carries "dialogue" and "turn"'));
+  else if (set.kind !== 'trajectories') checks.push(notApplicable('M2', m2Title, 'drift compares evaluative vectors: needs raw trajectories with "steps"'));
+  else {
+    drift = dialogueDrift(set.records, selected);
+    if (drift.length === 0) checks.push(notApplicable('M2', m2Title, 'no dialogue has two or more turns'));
+    else {
+      const ms = [measure('median drift', median(drift), '<', THRESHOLDS.m2MedianDrift), measure('95th percentile drift', quantile(drift, 0.95), '<', THRESHOLDS.m2P95Drift)];
+      checks.push({ id: 'M2', title: m2Title, verdict: verdictOf(ms), measurements: ms });
+    }
+  }
+  const { check: m3check, ratios } = m3(set);
+  checks.push(m3check);
+  const m4Title = 'M4: answers agree across paraphrased prompts (embedding cosine, a proxy for BERTScore)';
+  let paraphrase: number[] = [];
+  if (!set.records.some((r) => r.variant !== undefined)) checks.push(notApplicable('M4', m4Title, 'no record carries "variant"'));
+  else if (set.kind !== 'trajectories') checks.push(notApplicable('M4', m4Title, 'needs embeddings: raw trajectories with "embeddings"'));
+  else {
+    const sims = paraphraseSimilarity(set, selected);
+    if (typeof sims === 'string') checks.push(notApplicable('M4', m4Title, sims));
+    else {
+      paraphrase = sims;
+      const ms = [measure('median cross-paraphrase cosine (proxy for BERTScore)', median(sims), '>=', THRESHOLDS.m4MedianSimilarity)];
+      checks.push({ id: 'M4', title: m4Title, verdict: verdictOf(ms), measurements: ms, note: 'Embedding cosine of the selected answers stands in for BERTScore; the threshold 0.85 is this engine\'s (ECR-SPEC section 8.3).' });
+    }
+  }
+  // The floor-free M1 is informational: the configured verdict decides the exit code.
+  const failed = checks.some((c) => c.id !== 'M1-floor-free' && c.verdict === 'FAIL');
+  return { checks, exitCode: failed ? 3 : 0, explainedVariance: ratios, drift, paraphraseSimilarity: paraphrase, evbFloor: evbFloorOf(config) };
+}
+
+/** The text `ecr maturity` prints: one line per check, then its measurements and note. */
+export function formatMaturity(result: MaturityResult): string {
+  const lines: string[] = [];
+  for (const c of result.checks) {
+    const vals = c.measurements.map((m) => `${m.name} ${m.value.toFixed(4)} (${m.comparison} ${m.threshold}: ${m.pass ? 'ok' : 'no'})`).join('; ');
+    lines.push(`${c.id.padEnd(13)} ${c.verdict.padEnd(14)} ${c.title}${vals ? `\n${' '.repeat(14)}${vals}` : ''}${c.note ? `\n${' '.repeat(14)}${c.note}` : ''}`);
+  }
+  return lines.join('\n');
+}
