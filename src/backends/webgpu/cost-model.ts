@@ -43,9 +43,19 @@ export function gpuEstimateMs(s: WorkShape): number {
   return CostModel.gpuFixedMs + (s.n * valuesPerTrajectory(s) * CostModel.gpuNsPerValue) / 1e6;
 }
 
-/** True when the batch is large enough that probing for a GPU can pay off. */
+/**
+ * Shapes the measurements above cover: the fast-path kernels (T <= 16, m <= 32). Beyond them the
+ * general kernel runs (one workgroup per trajectory), which has no hardware measurement yet (on
+ * the software adapter it ran at a tenth of the cpu backend's rate at T = 24, m = 40), so `auto`
+ * does not send such batches to the GPU; `--backend webgpu` still runs them.
+ */
+export function measuredShape(s: WorkShape): boolean {
+  return s.t <= 16 && s.m <= 32;
+}
+
+/** True when the batch is large enough, and of a measured shape, that probing for a GPU can pay off. */
 export function worthProbing(s: WorkShape): boolean {
-  return s.n * valuesPerTrajectory(s) >= CostModel.minValuesToProbe && gpuEstimateMs(s) < cpuEstimateMs(s);
+  return measuredShape(s) && s.n * valuesPerTrajectory(s) >= CostModel.minValuesToProbe && gpuEstimateMs(s) < cpuEstimateMs(s);
 }
 
 /** Software rasterizers run WGSL on the CPU, slower than the CPU backend itself. */
