@@ -400,6 +400,14 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
         await split.computeMetricsF32(garbage, cfg, out32, { stepsUnorm16: codes });
         for (const k of METRICS) expect(Array.from(out32[k]), k).toEqual(Array.from(compact[k]));
         await expect(split.computeMetrics(batch, cfg, { stepsUnorm16: codes.subarray(1) })).rejects.toBeInstanceOf(UsageError);
+        // Chunks of 255: every chunk starts at an odd value index (255 * 15), unorm16 pairs restart per chunk.
+        const odd = newBackend({ chunkTrajectories: 255 });
+        try {
+          expectSameOutput(compact, await odd.computeMetrics(batch, cfg, { compact: 'unorm16' }));
+          expectSameOutput(compact, await odd.computeMetrics(garbage, cfg, { stepsUnorm16: codes }));
+        } finally {
+          await odd.dispose();
+        }
       } finally {
         await split.dispose();
       }

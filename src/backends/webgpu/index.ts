@@ -31,8 +31,8 @@ export interface WebGpuBackendOptions {
   adapter?: AdapterPreference;
   /**
    * Trajectories per chunk, to bound the GPU and staging memory one call holds (default: chunks
-   * of about 256 MiB of buffers, within the device's binding limits; rounded down to the chunk
-   * alignment, 256 trajectories for most shapes).
+   * of about 256 MiB of buffers, a multiple of 256 trajectories where that fits the device's
+   * binding limits; an asked-for size is kept, lowered only to those limits).
    */
   chunkTrajectories?: number;
 }

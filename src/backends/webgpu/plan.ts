@@ -27,7 +27,12 @@ import { baseParams, crWeightsUniform, packParams, PARAMS_BYTES, type ParamValue
 
 /** Uniform blocks sit at this stride (minUniformBufferOffsetAlignment is at most 256). */
 export const UNIFORM_STRIDE = 256;
-/** Preferred alignment of chunk starts (trajectories); lowered for trajectories too large for 256 per binding. */
+/**
+ * Alignment of the planned chunk sizes (trajectories), a round number for the buffer pool; lowered
+ * for trajectories too large for 256 per binding. Nothing else needs it: each chunk is staged and
+ * bound from offset 0 of its own buffers (unorm16 pairs restart at the chunk's first value), so a
+ * chunk size the caller asks for is kept as is.
+ */
 export const CHUNK_ALIGN = 256;
 const DEFAULT_TARGET_CHUNK_BYTES = 256 << 20;
 const DEFAULT_SLOTS = 3;
@@ -39,7 +44,7 @@ export interface DeviceCaps extends KernelCaps {
 export interface PlanOptions {
   unorm16: boolean;
   covariance: boolean;
-  /** Trajectories per chunk (the public chunk-size option; rounded down to the chunk alignment). */
+  /** Trajectories per chunk (the public chunk-size option; lowered to the device's limits only). */
   chunkTrajectories?: number;
   tuning: WebGpuTuning;
 }
@@ -93,12 +98,11 @@ function metricsUse(kind: MetricsKernelKind, shape: BatchShape, config: Resolved
 }
 
 /** Largest power-of-two alignment <= CHUNK_ALIGN at which one aligned group of trajectories fits every binding (keeps unorm16 pairs whole). */
-function chunkAlignment(shape: BatchShape, bindings: ReturnType<typeof chunkedBindings>, limits: DeviceLimits): number {
+function chunkAlignment(bindings: ReturnType<typeof chunkedBindings>, limits: DeviceLimits): number {
   const widest = Math.max(...bindings.map((b) => b.bytesPerTrajectory));
   const room = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
-  const minimum = shape.unorm16 && (shape.t * shape.m) % 2 === 1 ? 2 : 1;
   let align = CHUNK_ALIGN;
-  while (align > minimum && align * widest > room) align >>= 1;
+  while (align > 1 && align * widest > room) align >>= 1;
   return align;
 }
 
@@ -131,7 +135,7 @@ export function plan(batch: Pick<Batch, 'n' | 't' | 'm' | 'a' | 'd' | 'policy' |
   const uses = [tsUse, metrics, covUse].filter((u): u is ProgramUse => u !== null);
 
   const bindings = chunkedBindings(shape, tsUse !== null);
-  const align = chunkAlignment(shape, bindings, caps.limits);
+  const align = chunkAlignment(bindings, caps.limits);
   const perChunkLimit = maxChunkTrajectories(bindings, {
     maxBindingBytes: caps.limits.maxStorageBufferBindingSize,
     maxBufferBytes: caps.limits.maxBufferSize,
@@ -141,7 +145,7 @@ export function plan(batch: Pick<Batch, 'n' | 't' | 'm' | 'a' | 'd' | 'policy' |
     targetChunkBytes: tuning.targetChunkBytes ?? DEFAULT_TARGET_CHUNK_BYTES,
   });
   const asked = options.chunkTrajectories;
-  const perChunk = asked ? Math.max(align, Math.min(perChunkLimit, asked - (asked % align))) : perChunkLimit;
+  const perChunk = asked ? Math.min(perChunkLimit, asked) : perChunkLimit;
   const base = baseParams(shape, config);
   const maxPerDim = caps.limits.maxComputeWorkgroupsPerDimension;
   const chunks: ChunkPlan[] = planChunks(batch.n, perChunk).map((c) => {
