@@ -1,6 +1,6 @@
 // Helpers every ECR kernel shares. The host prepends, in this order: WGSL directives, the
 // generated `struct Params` and FLAG_* constants (src/backends/webgpu/uniforms.ts), the generated
-// @binding declarations of the kernel's program (src/backends/webgpu/programs/), then this file,
+// binding declarations of the kernel's program (src/backends/webgpu/programs/), then this file,
 // then the kernel's own files. Sizes travel in Params, so one compiled pipeline serves every batch
 // of the same structure.
 

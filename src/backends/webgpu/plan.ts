@@ -97,12 +97,16 @@ function metricsUse(kind: MetricsKernelKind, shape: BatchShape, config: Resolved
   return { program: lanesProgram(t, m, wg, unorm16, layout, usesSubgroups(kind), crUniform), trajectoriesPerWorkgroup: wg / lp };
 }
 
-/** Largest power-of-two alignment <= CHUNK_ALIGN at which one aligned group of trajectories fits every binding (keeps unorm16 pairs whole). */
-function chunkAlignment(bindings: ReturnType<typeof chunkedBindings>, limits: DeviceLimits): number {
+/**
+ * Largest power-of-two chunk alignment <= CHUNK_ALIGN at which one aligned group of trajectories
+ * fits every binding and the streaming target (wide trajectories: T = 4096, m = 5000 is 82 MB of E).
+ */
+function chunkAlignment(bindings: ReturnType<typeof chunkedBindings>, limits: DeviceLimits, targetBytes: number): number {
   const widest = Math.max(...bindings.map((b) => b.bytesPerTrajectory));
+  const total = bindings.reduce((a, b) => a + b.bytesPerTrajectory, 0);
   const room = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
   let align = CHUNK_ALIGN;
-  while (align > 1 && align * widest > room) align >>= 1;
+  while (align > 1 && (align * widest > room || (targetBytes > 0 && align * total > targetBytes))) align >>= 1;
   return align;
 }
 
@@ -135,14 +139,14 @@ export function plan(batch: Pick<Batch, 'n' | 't' | 'm' | 'a' | 'd' | 'policy' |
   const uses = [tsUse, metrics, covUse].filter((u): u is ProgramUse => u !== null);
 
   const bindings = chunkedBindings(shape, tsUse !== null);
-  const align = chunkAlignment(bindings, caps.limits);
+  const targetChunkBytes = tuning.targetChunkBytes ?? DEFAULT_TARGET_CHUNK_BYTES;
   const perChunkLimit = maxChunkTrajectories(bindings, {
     maxBindingBytes: caps.limits.maxStorageBufferBindingSize,
     maxBufferBytes: caps.limits.maxBufferSize,
     trajectoriesPerWorkgroup: Math.min(...uses.map((u) => u.trajectoriesPerWorkgroup)),
     maxWorkgroupsPerDimension: caps.limits.maxComputeWorkgroupsPerDimension,
-    alignTrajectories: align,
-    targetChunkBytes: tuning.targetChunkBytes ?? DEFAULT_TARGET_CHUNK_BYTES,
+    alignTrajectories: chunkAlignment(bindings, caps.limits, targetChunkBytes),
+    targetChunkBytes,
   });
   const asked = options.chunkTrajectories;
   const perChunk = asked ? Math.min(perChunkLimit, asked) : perChunkLimit;
