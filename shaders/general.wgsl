@@ -17,16 +17,29 @@ override GWG: u32 = 64u;   // invocations per workgroup (= steps per CR block)
 // All CR weights equal: a step's penalty is crWeights[0] when any pair changed order.
 override CR_UNIFORM: bool = true;
 
+// A trajectory of at most TILE values is first copied into workgroup memory (coalesced), and every
+// later read of E comes from there: CR reads each value O(m) times.
+override TILE: u32 = 2048u;
+var<workgroup> tile: array<f32, TILE>;
+var<private> tileBase: u32;
+var<private> tiled: bool;
+
 var<workgroup> stepPenalty: array<atomic<u32>, GWG>;
 var<workgroup> redSum: array<vec4<f32>, GWG>;   // (EVB ss, ES variance, TS distances, PD KL)
 var<workgroup> redMix: array<vec2<f32>, GWG>;   // (CR penalties: sum, EVB largest change: max)
 
-fn loadE(v: u32) -> f32 {
+fn loadStored(v: u32) -> f32 {
   if (E_UNORM16) {
     let u = unpack2x16unorm(E[v >> 1u]);
     return select(u.x, u.y, (v & 1u) == 1u);
   }
   return bitcast<f32>(E[v]);
+}
+
+// Value v of the chunk's E (v within this workgroup's trajectory).
+fn loadE(v: u32) -> f32 {
+  if (tiled) { return tile[v - tileBase]; }
+  return loadStored(v);
 }
 
 // Penalty of component c at step s of the trajectory starting at value `base`.
@@ -58,6 +71,12 @@ fn main(@builtin(workgroup_id) wgId: vec3<u32>, @builtin(local_invocation_index)
   let t = P.t;
   let m = P.m;
   let base = i * t * m;
+  tiled = t * m <= TILE;   // uniform: from Params
+  tileBase = base;
+  if (tiled) {
+    for (var k = lid; k < t * m; k += GWG) { tile[k] = loadStored(base + k); }
+  }
+  workgroupBarrier();
 
   var ss = 0.0;
   var mx = 0.0;

@@ -94,6 +94,18 @@ describe.skipIf(!gate.available)(`large shapes on webgpu (${gate.available ? gat
     }
   });
 
+  it('a trajectory too large for the general kernel\'s workgroup tile (T*m = 2400 > 2048) reads storage directly, same results as cpu-reference', async () => {
+    let seed = 99;
+    const rand = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+    const n = 5, t = 100, m = 24;
+    const batch = { n, t, m, steps: Float64Array.from({ length: n * t * m }, () => Math.fround(rand())) };
+    for (const c of [{}, { crWeights: Array.from({ length: m }, (_, j) => (j + 1) / m), evbMode: 'max-abs-change' as const }]) {
+      const gpu = await scoreBatch(batch, c, { backend: 'webgpu' });
+      const ref = await scoreBatch(batch, c, { backend: 'cpu-reference' });
+      for (const k of ['evb', 'cr', 'ts', 'es', 'pd', 'cci'] as const) ref.metrics[k].forEach((x, i) => expect(Math.abs(gpu.metrics[k][i] - x), `${k}[${i}]`).toBeLessThanOrEqual(1e-5));
+    }
+  });
+
   it('ecr score --backend webgpu scores a file mixing fast-path and general shapes, selection across them', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'ecr-shapes-'));
     try {

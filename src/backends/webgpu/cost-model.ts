@@ -19,7 +19,7 @@ export function valuesPerTrajectory(s: WorkShape): number {
 }
 
 // Measured on the H200 machine (16 cores), T=5, m=8, float32 inputs, `ecr bench` medians
-// (bench/results-h200-run4.jsonl): cpu backend 1M trajectories 108-139 ms (~3 ns per value);
+// (bench/results/h200/results-h200-run4.jsonl): cpu backend 1M trajectories 108-139 ms (~3 ns per value);
 // webgpu 10K in 1.4 ms, 100K in 6.3 ms, 4M in 160 ms with fresh output arrays (104 ms reusing
 // them): ~1 ns per value + ~1.3 ms. Host copies dominate (640 MB into staging at 10-12 GB/s, then
 // the f32 -> f64 output conversion); embeddings cost ~0.4 ns per value, so this is conservative

@@ -139,7 +139,7 @@ async function stream(ctx: StreamContext, plan: Plan, inputs: StreamInputs, prof
 
   const timer = profile ? new Timer() : null;
   const covPer = shape.covariance ? shape.m * shape.m : 0;
-  const out = inputs.out32 ? float32Outputs(batch.n, covPer, inputs.out32) : outputArrays(batch.n, covPer, inputs.out);
+  const out = inputs.out32 ? float32Outputs(covPer, inputs.out32) : outputArrays(batch.n, covPer, inputs.out);
   let failure: unknown = null;
   let succeeded = false;
   const resourcesOf = (slot: Slot, chunk: ChunkPlan, seg: Record<InputName, Segment>) => chunkResources(ctx, slot, chunk, seg, crWeights, { offset: outLayout.cov.offset, perTrajectory: covPer });
@@ -300,11 +300,10 @@ function unpackChunk(readback: GPUBuffer, chunk: Chunk, out: RunOutput<Float64Ar
   if (out.covariance) out.covariance.set(new Float32Array(readback.getMappedRange(covOffset, count * covPer * 4)), start * covPer);
 }
 
-/** The caller's float32 arrays, which must all be there with the right lengths (checked by the backend). */
-function float32Outputs(n: number, covPer: number, given: Float32Metrics): RunOutput<Float32Array> {
+/** The caller's float32 arrays (lengths checked by WebGpuBackend.computeMetricsF32). */
+function float32Outputs(covPer: number, given: Float32Metrics): RunOutput<Float32Array> {
   const out: RunOutput<Float32Array> = { evb: given.evb, cr: given.cr, ts: given.ts, es: given.es, pd: given.pd, cci: given.cci };
   if (covPer) out.covariance = given.covariance;
-  void n;
   return out;
 }
 
