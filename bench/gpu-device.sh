@@ -1,8 +1,9 @@
 #!/bin/bash
 # Everything measured on the accelerator machine, in one go (trimmed to fit a few minutes of
-# device time): the fixtures scored on the GPU (correctness, default options), the embeddings
-# `ecr bench` line, then the 10M kernel with and without GPU selection (contiguous and general
-# paths, one group), and 4M end to end from float32, from unorm16 host codes and from mapped steps
+# device time): the fixtures (shared and large-shape) scored on the GPU through every kernel
+# (ECR_WEBGPU_KERNEL), the `ecr bench` lines (10M kernel, embeddings, the general kernel at
+# T = 24, m = 40), then kernel variants of the 10M batch (internal tuning), and 4M end to end from
+# float32, from unorm16 host codes and from mapped steps
 # (allocateMappedSteps; caller's fill reported apart, untimed), all as JSON lines
 # in $OUT/gpu-device.jsonl; a compact summary and the fixtures verdict are printed last. Also runs here on the software adapter with SMALL=1 (tiny
 # sizes) to check the script itself.
@@ -15,9 +16,10 @@ out=${OUT:-/tmp}/gpu-device.jsonl
 fx=fixtures; [ -d "$fx" ] || fx=test/fixtures
 small=${SMALL:-0}
 n10m=10000000; n4m=4000000; nemb=100000; nemb2=400000; ncpu=1000000
+ngen=250000
 # The subgroup kernels; on the software adapter (SMALL=1, no subgroups) their emulated builds.
-rows=rows; comps=subgroups
-if [ "$small" = 1 ]; then n10m=20000; n4m=20000; nemb=2000; nemb2=4000; ncpu=20000; rows=rows-emulated; comps=emulated; fi
+rows=rows; comps=components
+if [ "$small" = 1 ]; then n10m=20000; n4m=20000; nemb=2000; nemb2=4000; ncpu=20000; ngen=2000; rows=rows-emulated; comps=components-emulated; fi
 quiet() { grep -vE 'XDG_RUNTIME_DIR|shaderUniform|InitializeImpl|artificially reduced|While initializing|^[[:space:]]*$' >&2; }
 
 # GPU clocks while the script runs (read only), to tell clock ramps from kernel costs.
@@ -34,27 +36,30 @@ fxsum=""
 # label, env assignments; the rows layout runs only where m is a multiple of 4 (others: components).
 fixture_pass() {
   local label=$1; shift
-  for inp in "$fx"/*.input.jsonl; do
-    name=$(basename "$inp" .input.jsonl); cfg="$fx/$name.config.json"
+  for inp in "$fx"/*.input.jsonl "$fx"/large-shapes/*.input.jsonl; do
+    name=$(basename "$inp" .input.jsonl); dir=$(dirname "$inp"); cfg="$dir/$name.config.json"
     tau=$(node -e "console.log(JSON.parse(require('fs').readFileSync(process.argv[1],'utf8')).tau ?? 0.65)" "$cfg")
     m=$(head -1 "$inp" | node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>console.log(JSON.parse(s).steps[0].length))")
     local kenv=()
     for a in "$@"; do
-      if [[ "$a" == ECR_WEBGPU_METRICS_KERNEL=rows* && $((m % 4)) != 0 ]]; then continue; fi
+      # The fast paths take T <= 16, m <= 32 (rows: m a multiple of 4); larger shapes only run general.
+      t=$(head -1 "$inp" | node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>console.log(JSON.parse(s).steps.length))")
+      if [[ "$a" == ECR_WEBGPU_KERNEL=* && "$a" != *general && ( $t -gt 16 || $m -gt 32 ) ]]; then continue 2; fi
+      if [[ "$a" == ECR_WEBGPU_KERNEL=rows* && $((m % 4)) != 0 ]]; then continue 2; fi
       kenv+=("$a")
     done
     if env "${kenv[@]}" node dist/cli.js score "$inp" --config "$cfg" --backend webgpu > /tmp/fx-out.jsonl 2> >(quiet); then
-      printf '[%s %s] %s: ' "$label" "${kenv[*]}" "$name"; node bench/compare-fixture.mjs "$fx/$name.expected.jsonl" /tmp/fx-out.jsonl 1e-5 "$tau" || { fail=1; fxsum="$fxsum $label/$name"; }
+      printf '[%s %s] %s: ' "$label" "${kenv[*]}" "$name"; node bench/compare-fixture.mjs "$dir/$name.expected.jsonl" /tmp/fx-out.jsonl 1e-5 "$tau" || { fail=1; fxsum="$fxsum $label/$name"; }
     else
       echo "[$label] $name: ecr score failed"; fail=1; fxsum="$fxsum $label/$name"
     fi
   done
 }
 fixture_pass default
-fixture_pass components ECR_WEBGPU_METRICS_KERNEL=$comps
-fixture_pass separate ECR_WEBGPU_METRICS_KERNEL=$rows ECR_WEBGPU_SELECTION_KERNEL=separate
-fixture_pass components-separate ECR_WEBGPU_METRICS_KERNEL=$comps ECR_WEBGPU_SELECTION_KERNEL=separate
-fixture_pass staged ECR_WEBGPU_METRICS_KERNEL=staged
+fixture_pass components ECR_WEBGPU_KERNEL=$comps
+fixture_pass rows ECR_WEBGPU_KERNEL=$rows
+fixture_pass staged ECR_WEBGPU_KERNEL=staged
+fixture_pass general ECR_WEBGPU_KERNEL=general
 fixtures_line="fixtures: $([ $fail = 0 ] && echo all ok || echo "FAILURES:$fxsum")"
 echo "$fixtures_line"
 
@@ -67,6 +72,7 @@ bench() { # label, then ecr bench arguments
 }
 bench kernel-10M-cli --backend webgpu --n $n10m --t 5 --m 8 --dtype float32 --reps 3
 bench emb-d384 --backend webgpu --n $nemb --t 5 --m 8 --d 384 --dtype float32 --reps 3
+bench general-t24m40 --backend webgpu --n $ngen --t 24 --m 40 --dtype float32 --reps 3
 
 echo "== kernel variants and e2e (one process, one synthetic batch)"
 N10M=$n10m N4M=$n4m ROWS=$rows COMPS=$comps OUTFILE="$out" timeout 360 node --input-type=module - <<'JS' 2> >(quiet)
@@ -85,25 +91,22 @@ const METRICS = ['evb', 'cr', 'ts', 'es', 'pd', 'cci'];
 // Reference outputs of the default kernel, to check other kernels' outputs on the device (bitwise).
 let reference = null;
 async function kernel(label, tuning, batch, { check = false, config = cfg } = {}) {
-  const b = new WebGpuBackend({ replays: 9, ...tuning });
+  const b = new WebGpuBackend({}, { replays: 9, ...tuning });
   try {
     let mismatches;
-    if (!tuning.probe) {
-      const out = await b.computeMetrics(batch, config);
-      if (label === 'kernel-10M') reference = out;
-      if (check && reference) {
-        mismatches = 0;
-        for (const k of METRICS) for (let i = 0; i < batch.n; i++) if (out[k][i] !== reference[k][i]) mismatches++;
-        for (let g = 0; g < reference.groupSelected.length; g++) if (out.groupSelected[g] !== reference.groupSelected[g]) mismatches++;
-      }
+    const out = await b.computeMetrics(batch, config);
+    if (label === 'kernel-10M') reference = out;
+    if (check && reference) {
+      mismatches = 0;
+      for (const k of METRICS) for (let i = 0; i < batch.n; i++) if (out[k][i] !== reference[k][i]) mismatches++;
     }
     const p = await b.profile(batch, config);
-    emit({ label, variant: tuning, config: config === cfg ? undefined : 'weighted-cr', n: batch.n, metricsKernel: p.metricsKernel, selection: p.selection, selectionKernel: p.selectionKernel, kernelMs: p.kernelMs, kernelMinMs: p.stages.kernelMinMs, kernelTrajPerSec: p.kernelMs ? batch.n / p.kernelMs * 1e3 : null, mismatchesVsDefault: mismatches, stages: p.stages });
+    emit({ label, variant: tuning, config: config === cfg ? undefined : 'weighted-cr', n: batch.n, metricsKernel: p.metricsKernel, kernelMs: p.kernelMs, kernelMinMs: p.stages.kernelMinMs, kernelTrajPerSec: p.kernelMs ? batch.n / p.kernelMs * 1e3 : null, mismatchesVsDefault: mismatches, stages: p.stages });
   } catch (e) { emit({ label, variant: tuning, error: String(e) }); } finally { await b.dispose(); }
 }
 // Wall clock of computeMetricsF32, outputs reused. codes: E pre-encoded as unorm16 (the caller's storage format; encoding not timed).
 async function e2e(label, batch, { reps = 5, tuning = {}, codes } = {}) {
-  const b = new WebGpuBackend(tuning);
+  const b = new WebGpuBackend({}, tuning);
   const out = Object.fromEntries(METRICS.map((k) => [k, new Float32Array(batch.n)]));
   const call = () => b.computeMetricsF32(batch, cfg, out, { stepsUnorm16: codes });
   try {
@@ -116,20 +119,15 @@ async function e2e(label, batch, { reps = 5, tuning = {}, codes } = {}) {
 const probe = new WebGpuBackend();
 emit({ label: 'adapter', ...(await probe.describe()) });
 await probe.dispose();
-// Metrics kernels (rows of 4 components = the default for m = 8, component lanes, staged) x
-// selection pass 1 (fused into the metrics kernel, its own kernel, or on the host), 10M
-// trajectories in contiguous groups of 8 unless noted.
+// Metrics kernels (rows of 4 components = the default for m = 8, component lanes, staged, general;
+// selection is the host's), 10M trajectories.
 const COMPS = process.env.COMPS;
 await kernel('kernel-10M', {}, big);
-await kernel('kernel-10M-noselect', { gpuSelection: false }, big);
-await kernel('kernel-10M-onegroup', {}, { ...big, groups: undefined });
-await kernel('kernel-10M-general', { contiguousSelection: false }, big, { check: true });
 await kernel('kernel-10M-wg128', { laneWorkgroupSize: 128 }, big, { check: true });
-await kernel('kernel-10M-separate', { selectionKernel: 'separate' }, big, { check: true });
 await kernel('kernel-10M-weighted-cr', {}, big, { config: resolveConfig({ crWeights: [1, 0.5, 0.2, 1, 0.3, 0.9, 0.1, 0.7] }) });
-await kernel('kernel-10M-components', { metricsKernel: COMPS }, big);
-await kernel('kernel-10M-staged', { metricsKernel: 'staged' }, big);
-await kernel('probe-10M-loads-only', { probe: 'loads-only', gpuSelection: false }, big);
+await kernel('kernel-10M-components', { kernel: COMPS }, big);
+await kernel('kernel-10M-staged', { kernel: 'staged' }, big);
+await kernel('kernel-10M-general', { kernel: 'general' }, big);
 const b4 = sub(n4);
 await e2e('e2e-4M-f32-reused', b4);
 {
@@ -140,7 +138,7 @@ await e2e('e2e-4M-f32-reused', b4);
 // E in mapped MAP_WRITE buffers filled by the caller (as with pinned memory in PyTorch: the fill is
 // not in msMedian, reported apart as fillMs); contentsKept checks the fill survived unmap/re-map.
 async function e2eMapped(label, tuning) {
-  const b = new WebGpuBackend(tuning);
+  const b = new WebGpuBackend({}, tuning);
   const out = Object.fromEntries(METRICS.map((k) => [k, new Float32Array(b4.n)]));
   try {
     const mapped = await b.allocateMappedSteps(b4.n, b4.t, b4.m);
@@ -169,7 +167,7 @@ for (const l of require('fs').readFileSync(process.argv[1],'utf8').split('\n').f
   if (r) { console.log(label.padEnd(20), 'e2e', (r.trajPerSec/1e6).toFixed(2), 'M/s', r.kernelMs ? 'kernel ' + r2(r.kernelMs) + ' ms ' + (r.kernelTrajPerSec/1e6).toFixed(0) + ' M/s' : ''); continue; }
   if (o.kernelMs !== undefined || o.stages) {
     const passes = Object.fromEntries(Object.entries(o.stages ?? {}).filter(([k]) => k.startsWith('pass.') || k === 'kernelPassSum').map(([k, v]) => [k, r2(v)]));
-    console.log(label.padEnd(34), o.metricsKernel, o.selection, o.selectionKernel ?? '', 'kernel', r2(o.kernelMs), 'ms (min', r2(o.kernelMinMs) + ')', o.kernelTrajPerSec ? (o.kernelTrajPerSec/1e9).toFixed(2) + ' G/s' : '', o.mismatchesVsDefault !== undefined ? 'mismatches ' + o.mismatchesVsDefault : '', JSON.stringify(passes));
+    console.log(label.padEnd(34), o.metricsKernel, 'kernel', r2(o.kernelMs), 'ms (min', r2(o.kernelMinMs) + ')', o.kernelTrajPerSec ? (o.kernelTrajPerSec/1e9).toFixed(2) + ' G/s' : '', o.mismatchesVsDefault !== undefined ? 'mismatches ' + o.mismatchesVsDefault : '', JSON.stringify(passes));
     continue;
   }
   console.log(label.padEnd(20), 'e2e', r2(o.msMedian), 'ms', (o.trajPerSec/1e6).toFixed(2), 'M/s', o.input, o.fillMsMedian !== undefined ? 'fill ' + r2(o.fillMsMedian) + ' ms (untimed), contentsKept ' + o.contentsKept : '');

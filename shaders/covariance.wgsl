@@ -1,12 +1,22 @@
 // Batched shrunk covariance C ([n][m][m], row-major) for the audit/downstream output, one
 // invocation per trajectory. Targets: identity or scaled identity with a fixed lambda, or
 // scikit-learn's ledoit_wolf (maximum-likelihood covariance, estimated shrinkage toward mu I).
+// Any m: the component means are kept in registers up to m = 32 and recomputed where used beyond
+// (m^2 T work either way; only on request).
 
 override WG: u32 = 64u;
+const MEANS_KEPT: u32 = 32u;
+var<private> means: array<f32, MEANS_KEPT>;
 
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> E: array<u32>;
-@group(0) @binding(2) var<storage, read_write> cov: array<f32>;
+fn columnMean(src: u32, j: u32) -> f32 {
+  var s = 0.0;
+  for (var r = 0u; r < P.t; r++) { s += loadE(src + r * P.m + j); }
+  return s / f32(P.t);
+}
+fn meanOf(src: u32, j: u32) -> f32 {
+  if (P.m <= MEANS_KEPT) { return means[j]; }
+  return columnMean(src, j);
+}
 
 fn loadE(idx: u32) -> f32 {
   if (E_UNORM16) {
@@ -24,8 +34,7 @@ fn main(@builtin(workgroup_id) wgId: vec3<u32>, @builtin(local_invocation_index)
   let m = P.m;
   let src = i * t * m;
   let dst = i * m * m;
-  var means: array<f32, 32>;
-  for (var j = 0u; j < m; j++) {
+  for (var j = 0u; j < min(m, MEANS_KEPT); j++) {
     var s = 0.0;
     for (var r = 0u; r < t; r++) { s += loadE(src + r * m + j); }
     means[j] = s / f32(t);
@@ -38,7 +47,9 @@ fn main(@builtin(workgroup_id) wgId: vec3<u32>, @builtin(local_invocation_index)
   for (var j = 0u; j < m; j++) {
     for (var k = j; k < m; k++) {
       var s = 0.0;
-      for (var r = 0u; r < t; r++) { s += (loadE(src + r * m + j) - means[j]) * (loadE(src + r * m + k) - means[k]); }
+      let mj = meanOf(src, j);
+      let mk = meanOf(src, k);
+      for (var r = 0u; r < t; r++) { s += (loadE(src + r * m + j) - mj) * (loadE(src + r * m + k) - mk); }
       s /= divisor;
       cov[dst + j * m + k] = s;
       cov[dst + k * m + j] = s;
@@ -57,7 +68,7 @@ fn main(@builtin(workgroup_id) wgId: vec3<u32>, @builtin(local_invocation_index)
       var betaRaw = 0.0;
       for (var r = 0u; r < t; r++) {
         var rowSq = 0.0;
-        for (var j = 0u; j < m; j++) { let x = loadE(src + r * m + j) - means[j]; rowSq += x * x; }
+        for (var j = 0u; j < m; j++) { let x = loadE(src + r * m + j) - meanOf(src, j); rowSq += x * x; }
         betaRaw += rowSq * rowSq;
       }
       let tf = f32(t);

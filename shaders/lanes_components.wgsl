@@ -4,10 +4,7 @@
 // through XOR butterflies within the segment. Padding lanes (j >= m) hold neutral values: 0 for
 // sums, -1 (below every E value, and only tied with later padding lanes) for ranks.
 
-@group(0) @binding(1) var<storage, read> E: array<u32>;            // f32 bits, or 2 unorm16 per word
-
 fn loadE(v: u32) -> f32 {
-  if (PROBE == 2u) { return fract(f32(v) * 0.6180339); }
   if (E_UNORM16) {
     let u = unpack2x16unorm(E[v >> 1u]);
     return select(u.x, u.y, (v & 1u) == 1u);
@@ -15,17 +12,9 @@ fn loadE(v: u32) -> f32 {
   return bitcast<f32>(E[v]);
 }
 
-// PROBE 1: the trajectory's loads and one sum, nothing else.
-fn laneLoadSum(ic: u32, j: u32, lid: u32, wgStart: u32) -> f32 {
-  let m = M_FIXED;
-  var acc = 0.0;
-  for (var s = 0u; s < T_FIXED; s++) { acc += loadE((ic * T_FIXED + s) * m + min(j, m - 1u)); }
-  return sumSeg(select(0.0, acc, j < m));
-}
-
 // Metrics of chunk trajectory ic as seen by its lane j (every lane returns the same values; lane
 // sgLane of the subgroup).
-fn laneMetrics(ic: u32, j: u32, sgLane: u32, lid: u32, wgStart: u32) -> Metrics {
+fn laneMetrics(ic: u32, j: u32, sgLane: u32) -> Metrics {
   let t = T_FIXED;
   let m = M_FIXED;
   let comp = j < m;
@@ -42,12 +31,12 @@ fn laneMetrics(ic: u32, j: u32, sgLane: u32, lid: u32, wgStart: u32) -> Metrics 
 
   var r: Metrics;
   if (hasFlag(P, FLAG_EVB_MAXABS)) {
-    r.evb = min(1.0, maxSeg(abs(x[0] - x[t - 1u])));
+    r.evb = evbFromMaxAbs(maxSeg(abs(x[0] - x[t - 1u])));
   } else {
     r.evb = evbFromTrace(sumSeg(ss));
   }
 
-  // rank(j) = #{k : E_k > E_j or (E_k == E_j and k < j)}, one exchange per other lane.
+  // rank(j) = #{k : k ranks before j}, one exchange per other lane.
   var changedRows = 0u;
   var prevRank = 0u;
   for (var s = 0u; s < t; s++) {
@@ -55,7 +44,7 @@ fn laneMetrics(ic: u32, j: u32, sgLane: u32, lid: u32, wgStart: u32) -> Metrics 
     var rank = 0u;
     for (var d = 1u; d < LP; d++) {
       let y = xorF(v, d);
-      rank += select(0u, 1u, y > v || (y == v && (j ^ d) < j));
+      rank += select(0u, 1u, ranksBefore(y, v, (j ^ d) < j));
     }
     if (s > 0u && rank != prevRank && comp) { changedRows |= 1u << s; }
     prevRank = rank;
@@ -68,7 +57,7 @@ fn laneMetrics(ic: u32, j: u32, sgLane: u32, lid: u32, wgStart: u32) -> Metrics 
       crTotal += maxSeg(select(0.0, crWeight(j), ((changedRows >> s) & 1u) != 0u));
     }
   }
-  r.cr = crTotal / f32(t - 1u);
+  r.cr = crFromPenalties(crTotal);
 
   if (hasFlag(P, FLAG_TS_EMB)) {
     r.ts = tsEmb[ic];
@@ -77,9 +66,9 @@ fn laneMetrics(ic: u32, j: u32, sgLane: u32, lid: u32, wgStart: u32) -> Metrics 
     var sum = 0.0;
     for (var s = 1u; s < t; s++) {
       let dv = x[s] - x[s - 1u];
-      sum += min(1.0, sqrt(sumSeg(dv * dv)) * invSqrtM);
+      sum += tsStepProxy(sumSeg(dv * dv), invSqrtM);
     }
-    r.ts = 1.0 - sum / f32(t - 1u);
+    r.ts = tsFromDistances(sum);
   }
 
   let segLane0 = sgLane - j;
@@ -87,7 +76,7 @@ fn laneMetrics(ic: u32, j: u32, sgLane: u32, lid: u32, wgStart: u32) -> Metrics 
   if (hasFlag(P, FLAG_REWARDS)) {
     if (j == 0u) { esLocal = esFromRewards(ic); }
   } else {
-    esLocal = clamp(1.0 - ss / f32(t) / P.vmax, 0.0, 1.0);
+    esLocal = esFromVariance(ss / f32(t));
   }
   r.es = readLaneF(esLocal, segLane0 + select(P.confIndex, 0u, hasFlag(P, FLAG_REWARDS)));
 
@@ -96,7 +85,8 @@ fn laneMetrics(ic: u32, j: u32, sgLane: u32, lid: u32, wgStart: u32) -> Metrics 
     if (j == 0u) { pdLocal = pdFromPolicy(ic); }
     r.pd = readLaneF(pdLocal, segLane0);
   } else {
-    // KL(p_s || p_{s-1}) = sum_j p * (log(p + eps) - log(q + eps)): each lane's log once per step.
+    // klTerm in another form, KL(p_s || p_{s-1}) = sum_j p * (log(p + eps) - log(q + eps)), so
+    // each lane computes one log per step and keeps it for the next step.
     var prevLog = log(x[0] / (sumSeg(x[0]) + 1e-10) + 1e-10);
     var klSum = 0.0;
     for (var s = 1u; s < t; s++) {
@@ -105,7 +95,7 @@ fn laneMetrics(ic: u32, j: u32, sgLane: u32, lid: u32, wgStart: u32) -> Metrics 
       klSum += max(sumSeg(select(0.0, p * (lp - prevLog), comp)), 0.0);
       prevLog = lp;
     }
-    r.pd = min(1.0, klSum / f32(t - 1u) / P.dmax);
+    r.pd = pdFromKlSum(klSum);
   }
 
   return r;

@@ -7,12 +7,9 @@
 // component sum, instead of 7 and 3 exchanges per lane. Padding lanes (4h >= m) hold 0 for sums
 // and -1 (below every E value) for ranks.
 
-@group(0) @binding(1) var<storage, read> E: array<vec4<u32>>;      // f32 bits, or 8 unorm16 per vec4
-
 // Components 4h..4h+3 of row s of chunk trajectory ic (4h < m).
 fn loadRow(ic: u32, s: u32, h: u32) -> vec4<f32> {
   let v = (ic * T_FIXED + s) * M_FIXED + 4u * h;   // index of the first value: a multiple of 4
-  if (PROBE == 2u) { return fract(vec4<f32>(f32(v), f32(v + 1u), f32(v + 2u), f32(v + 3u)) * 0.6180339); }
   if (E_UNORM16) {
     let w = E[v >> 3u];
     let half = select(w.xy, w.zw, (v & 4u) != 0u);
@@ -73,17 +70,9 @@ fn rowOrder(v: vec4<f32>, h: u32) -> vec2<u32> {
 
 fn hsum(v: vec4<f32>) -> f32 { return (v.x + v.y) + (v.z + v.w); }
 
-// PROBE 1: the trajectory's loads and one sum, nothing else.
-fn laneLoadSum(ic: u32, h: u32, lid: u32, wgStart: u32) -> f32 {
-  let m = M_FIXED;
-  var acc = vec4<f32>(0.0);
-  for (var s = 0u; s < T_FIXED; s++) { acc += loadRow(ic, s, min(h, m / 4u - 1u)); }
-  return sumSeg(select(0.0, hsum(acc), m == 4u * LP || 4u * h < m));
-}
-
 // Metrics of chunk trajectory ic as seen by its lane h (every lane returns the same values; lane
 // sgLane of the subgroup).
-fn laneMetrics(ic: u32, h: u32, sgLane: u32, lid: u32, wgStart: u32) -> Metrics {
+fn laneMetrics(ic: u32, h: u32, sgLane: u32) -> Metrics {
   let t = T_FIXED;
   let m = M_FIXED;
   let real = m == 4u * LP || 4u * h < m;   // the first clause folds to true when no lane pads
@@ -102,15 +91,14 @@ fn laneMetrics(ic: u32, h: u32, sgLane: u32, lid: u32, wgStart: u32) -> Metrics 
   var r: Metrics;
   if (hasFlag(P, FLAG_EVB_MAXABS)) {
     let dv = abs(x[0] - x[t - 1u]);
-    r.evb = min(1.0, maxSeg(max(max(dv.x, dv.y), max(dv.z, dv.w))));
+    r.evb = evbFromMaxAbs(maxSeg(max(max(dv.x, dv.y), max(dv.z, dv.w))));
   } else {
     r.evb = evbFromTrace(sumSeg(hsum(ss)));
   }
 
   var changedRows = 0u;
   var crTotal = 0.0;
-  if (PROBE == 3u) {
-  } else if (CR_UNIFORM) {
+  if (CR_UNIFORM) {
     // Any rank changed at step s: some pair changed order (rowOrder).
     var prevOrder = vec2<u32>(0u);
     for (var s = 0u; s < t; s++) {
@@ -137,20 +125,18 @@ fn laneMetrics(ic: u32, h: u32, sgLane: u32, lid: u32, wgStart: u32) -> Metrics 
       prevWord = word;
     }
   }
-  r.cr = crTotal / f32(t - 1u);
+  r.cr = crFromPenalties(crTotal);
 
   if (hasFlag(P, FLAG_TS_EMB)) {
     r.ts = tsEmb[ic];
-  } else if (PROBE == 5u) {
-    r.ts = 0.0;
   } else {
     let invSqrtM = 1.0 / sqrt(f32(m));
     var sum = 0.0;
     for (var s = 1u; s < t; s++) {
       let dv = x[s] - x[s - 1u];
-      sum += min(1.0, sqrt(sumSeg(dot(dv, dv))) * invSqrtM);
+      sum += tsStepProxy(sumSeg(dot(dv, dv)), invSqrtM);
     }
-    r.ts = 1.0 - sum / f32(t - 1u);
+    r.ts = tsFromDistances(sum);
   }
 
   let segLane0 = sgLane - h;
@@ -163,19 +149,17 @@ fn laneMetrics(ic: u32, h: u32, sgLane: u32, lid: u32, wgStart: u32) -> Metrics 
     // index into the vector.
     let pick = select(vec4<f32>(0.0), vec4<f32>(1.0), vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(P.confIndex & 3u));
     let v = dot(ss, pick);
-    r.es = readLaneF(clamp(1.0 - v / f32(t) / P.vmax, 0.0, 1.0), segLane0 + P.confIndex / 4u);
+    r.es = readLaneF(esFromVariance(v / f32(t)), segLane0 + P.confIndex / 4u);
   }
 
   if (hasFlag(P, FLAG_POLICY)) {
     var pdLocal = 0.0;
     if (h == 0u) { pdLocal = pdFromPolicy(ic); }
     r.pd = readLaneF(pdLocal, segLane0);
-  } else if (PROBE == 4u) {
-    r.pd = 0.0;
   } else {
-    // KL(p_s || p_{s-1}) = sum_j p * (log(p + eps) - log(q + eps)): each component's log once per
-    // step, in base 2 (the hardware's), scaled by ln 2 once at the end (max(., 0) commutes with
-    // that positive scale). Padding lanes have p = 0, so they add 0.
+    // klTerm in another form, KL(p_s || p_{s-1}) = sum_j p * (log(p + eps) - log(q + eps)): each
+    // component's log once per step, in base 2 (the hardware's), scaled by ln 2 once at the end
+    // (max(., 0) commutes with that positive scale). Padding lanes have p = 0, so they add 0.
     var prevLog = log2(x[0] * (1.0 / (sumSeg(hsum(x[0])) + 1e-10)) + 1e-10);
     var klSum = 0.0;
     for (var s = 1u; s < t; s++) {
@@ -185,7 +169,7 @@ fn laneMetrics(ic: u32, h: u32, sgLane: u32, lid: u32, wgStart: u32) -> Metrics 
       prevLog = lp;
     }
     klSum *= 0.6931471805599453;
-    r.pd = min(1.0, klSum / f32(t - 1u) / P.dmax);
+    r.pd = pdFromKlSum(klSum);
   }
   return r;
 }

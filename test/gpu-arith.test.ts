@@ -8,9 +8,9 @@ import fc from 'fast-check';
 import { alignUp, hostArray, maxChunkTrajectories, planChunks, refoldDispatch, type ChunkLimits } from '../src/gpu/dispatch.js';
 import { BackendUnavailableError, GpuError, UsageError } from '../src/errors.js';
 import { sizeClass } from '../src/gpu/buffer-pool.js';
-import { tauForF32, packParams, PARAMS_BYTES, crWeightsUniform } from '../src/backends/webgpu/params.js';
-import { encodeBaseKeys, encodeUnorm16, encodeUnorm16Range, decodeUnorm16 } from '../src/backends/webgpu/encode.js';
-import { metricsWorkgroupSize } from '../src/backends/webgpu/kernels.js';
+import { packParams, PARAMS_BYTES, crWeightsUniform } from '../src/backends/webgpu/uniforms.js';
+import { encodeUnorm16, encodeUnorm16Range, decodeUnorm16 } from '../src/backends/webgpu/encode.js';
+import { stagedWorkgroupSize } from '../src/backends/webgpu/programs/staged.js';
 import { chunkedBindings, inputLayout, shapeOf, SEGMENT_ALIGN } from '../src/backends/webgpu/layout.js';
 import { resolveConfig } from '../src/config.js';
 import { newBackend, webGpuGate } from './webgpu-gate.js';
@@ -76,7 +76,7 @@ describe('chunk planning', () => {
     }));
   });
   it('lays out input segments at aligned, non-overlapping offsets within the buffer', () => {
-    const batch = { n: 1000, t: 5, m: 7, steps: new Float64Array(35000), d: 3, embeddings: new Float64Array(15000), expected: new Float64Array(5000), realized: new Float64Array(5000), groups: new Int32Array(1000), baseScore: new Float64Array(1000) };
+    const batch = { n: 1000, t: 5, m: 7, steps: new Float64Array(35000), d: 3, embeddings: new Float64Array(15000), expected: new Float64Array(5000), realized: new Float64Array(5000) };
     for (const unorm16 of [false, true]) {
       const shape = shapeOf(batch, unorm16, false);
       const { segments, totalBytes } = inputLayout(shape, 768, 513);
@@ -89,7 +89,7 @@ describe('chunk planning', () => {
       }
       expect(end).toBeLessThanOrEqual(totalBytes);
       expect(segments.e.bytes).toBe(unorm16 ? alignUp(513 * 35 * 2, 4) : 513 * 35 * 4);
-      expect(chunkedBindings(shape).find((b) => b.name === 'e')!.bytesPerTrajectory).toBe(unorm16 ? 70 : 140);
+      expect(chunkedBindings(shape, true).find((b) => b.name === 'e')!.bytesPerTrajectory).toBe(unorm16 ? 70 : 140);
     }
   });
   it('crWeightsUniform: equal first m weights (or none given)', () => {
@@ -98,17 +98,17 @@ describe('chunk planning', () => {
     expect(crWeightsUniform([1, 1, 0.5], 3)).toBe(false);
     expect(crWeightsUniform([1, 1, 0.5], 2)).toBe(true); // only the first m count
   });
-  it('shrinks the metrics workgroup until its staged E fits workgroup storage', () => {
-    expect(metricsWorkgroupSize(40, 32768, 256)).toBe(128);
-    expect(metricsWorkgroupSize(16 * 32, 32768, 256)).toBe(8);
-    expect(metricsWorkgroupSize(16 * 32, 16384, 256)).toBe(4);
-    expect(metricsWorkgroupSize(64, 32768, 256)).toBe(64); // 128 would need 128 * (65 + 14) * 4 > 32768
-    expect(metricsWorkgroupSize(10000, 16384, 256)).toBe(0);
-    // A preferred size is honoured when it fits: 256 lanes of (41 + 14) words is exactly 56320 bytes.
-    expect(metricsWorkgroupSize(40, 56320, 256, 256)).toBe(256);
-    expect(metricsWorkgroupSize(40, 56319, 256, 256)).toBe(128);
-    expect(metricsWorkgroupSize(40, 49152, 128, 256)).toBe(128);
-    expect(metricsWorkgroupSize(40, 49152, 256, 64)).toBe(64);
+  it('shrinks the staged workgroup until its staged E fits workgroup storage', () => {
+    expect(stagedWorkgroupSize(40, 32768, 256)).toBe(128);
+    expect(stagedWorkgroupSize(16 * 32, 32768, 256)).toBe(8);
+    expect(stagedWorkgroupSize(16 * 32, 16384, 256)).toBe(4);
+    expect(stagedWorkgroupSize(64, 32768, 256)).toBe(64); // 128 would need 128 * 65 * 4 > 32768
+    expect(stagedWorkgroupSize(10000, 16384, 256)).toBe(0);
+    // A preferred size is honoured when it fits: 256 lanes of 41 words is exactly 41984 bytes.
+    expect(stagedWorkgroupSize(40, 41984, 256, 256)).toBe(256);
+    expect(stagedWorkgroupSize(40, 41983, 256, 256)).toBe(128);
+    expect(stagedWorkgroupSize(40, 49152, 128, 256)).toBe(128);
+    expect(stagedWorkgroupSize(40, 49152, 256, 64)).toBe(64);
   });
 });
 
@@ -120,31 +120,6 @@ describe('host encoders and uniforms', () => {
       if (b > 1 << 20) expect(s / b).toBeLessThanOrEqual(1.125 + 1e-9);
     }));
   });
-  it('tauForF32 is the smallest float32 >= tau', () => {
-    fc.assert(fc.property(fc.double({ min: 0, max: 1, noNaN: true }), (tau) => {
-      const f = tauForF32(tau);
-      expect(Math.fround(f)).toBe(f);
-      expect(f).toBeGreaterThanOrEqual(tau);
-      const below = new Float32Array([f]);
-      new Uint32Array(below.buffer)[0] -= 1;
-      if (f > 0) expect(below[0]).toBeLessThan(tau);
-    }));
-    expect(tauForF32(0.65)).toBeGreaterThan(0.65);
-    expect(tauForF32(0.5)).toBe(0.5);
-  });
-  it('base-score keys order exactly as float64 numbers, -0 equal to +0, NaN as (0, 0)', () => {
-    fc.assert(fc.property(fc.double({ noNaN: true }), fc.double({ noNaN: true }), (a, b) => {
-      const k = new Uint32Array(4);
-      encodeBaseKeys(Float64Array.from([a, b]), 0, 2, k);
-      const ka = (BigInt(k[0]) << 32n) | BigInt(k[1]);
-      const kb = (BigInt(k[2]) << 32n) | BigInt(k[3]);
-      expect(ka < kb ? -1 : ka > kb ? 1 : 0).toBe(a < b ? -1 : a > b ? 1 : 0);
-      expect(ka > 0n).toBe(true);
-    }));
-    const k = new Uint32Array(2);
-    encodeBaseKeys(Float64Array.from([Number.NaN]), 0, 1, k);
-    expect(Array.from(k)).toEqual([0, 0]);
-  });
   it('unorm16 encoding rounds to the nearest code and zeroes the odd tail', () => {
     const src = Float64Array.from([0, 1, 0.5, 1 / 3, 0.999999]);
     const dst = new Uint16Array(6).fill(7);
@@ -153,14 +128,15 @@ describe('host encoders and uniforms', () => {
     const back = decodeUnorm16(dst, 5);
     src.forEach((x, i) => expect(Math.abs(back[i] - x)).toBeLessThanOrEqual(1 / 131070 + 1e-15));
   });
-  it('packParams writes the Params block at the WGSL offsets', () => {
-    const v = packParams({ n: 3, t: 5, m: 8, a: 4, chunkStart: 256, confIndex: 2, flags: 9, wgPerRow: 7, lambda: 0.25, tau: 0.5, vmax: 0.25, dmax: 2, weights: [0.1, 0.2, 0.3, 0.2, 0.2], crWeights: [0.5] });
+  it('packParams writes each field at its WGSL uniform offset with its declared type; arrays zero-padded', () => {
+    const v = packParams({ n: 3, t: 5, m: 8, a: 4, d: 6, chunkStart: 256, confIndex: 2, flags: 9, wgPerRow: 7, lambda: 0.25, vmax: 0.25, dmax: 2, w: [0.1, 0.2, 0.3, 0.2, 0.2], crW: [0.5] });
     expect(v.byteLength).toBe(PARAMS_BYTES);
-    expect([0, 4, 8, 12, 16, 20, 24, 28].map((o) => v.getUint32(o, true))).toEqual([3, 5, 8, 4, 256, 2, 9, 7]);
-    expect(v.getFloat32(32, true)).toBe(0.25);
+    expect([0, 4, 8, 12, 16, 20, 24, 28, 32].map((o) => v.getUint32(o, true))).toEqual([3, 5, 8, 4, 6, 256, 2, 9, 7]);
+    expect(v.getFloat32(36, true)).toBe(0.25);
+    expect(v.getFloat32(48, true)).toBeCloseTo(0.1, 7); // w: array<vec4<f32>, 2> aligned to 16
     expect(v.getFloat32(64, true)).toBeCloseTo(0.2, 7);
     expect(v.getFloat32(80, true)).toBe(0.5);
-    expect(v.getFloat32(84, true)).toBe(0); // weights beyond m are zero, never a silent 1
+    expect(v.getFloat32(84, true)).toBe(0); // weights beyond those given are zero, never a silent 1
   });
 });
 
@@ -178,21 +154,14 @@ describe.skipIf(!gate.available)(`forced small chunks on the adapter (${gate.ava
       const a = await whole.computeMetrics(batch, cfg);
       const b = await split.computeMetrics(batch, cfg);
       for (const k of ['evb', 'cr', 'ts', 'es', 'pd', 'cci'] as const) expect(Array.from(b[k])).toEqual(Array.from(a[k]));
-      expect(Array.from(b.groupSelected!)).toEqual(Array.from(a.groupSelected!));
     } finally {
       await whole.dispose();
       await split.dispose();
     }
   }, 600_000);
-  it('streaming sizes that are not positive integers are a UsageError before any GPU work', async () => {
-    const batch = { n: 4, t: 3, m: 2, steps: new Float64Array(24).fill(0.5) };
-    for (const tuning of [{ chunkTrajectories: 0.5 }, { slots: 0 }, { targetChunkBytes: -1 }, { chunkTrajectories: Number.NaN }]) {
-      const b = newBackend(tuning);
-      try {
-        await expect(b.computeMetrics(batch, resolveConfig({}))).rejects.toBeInstanceOf(UsageError);
-      } finally {
-        await b.dispose();
-      }
+  it('streaming sizes that are not positive integers are a UsageError when the backend is made, before any GPU work', async () => {
+    for (const tuning of [{ chunkTrajectories: 0.5 }, { slots: 0 }, { targetChunkBytes: -1 }, { chunkTrajectories: Number.NaN }, { replays: 0 }, { kernel: 'fast' as never }]) {
+      expect(() => newBackend(tuning), JSON.stringify(tuning)).toThrow(UsageError);
     }
   }, 600_000);
 });

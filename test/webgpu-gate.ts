@@ -3,6 +3,7 @@
  * with the reason printed, unless ECR_REQUIRE_WEBGPU=1 (the CI), where a missing adapter fails.
  */
 import { WebGpuBackend, type WebGpuBackendOptions } from '../src/backends/webgpu/index.js';
+import type { WebGpuTuning } from '../src/backends/webgpu/tuning.js';
 
 export interface WebGpuGate {
   available: boolean;
@@ -25,6 +26,8 @@ export async function webGpuGate(): Promise<WebGpuGate> {
   }
 }
 
-export function newBackend(options: WebGpuBackendOptions = {}): WebGpuBackend {
-  return new WebGpuBackend(options);
+/** A backend from public options and internal tuning in one object (split by key). */
+export function newBackend(options: WebGpuBackendOptions & WebGpuTuning = {}): WebGpuBackend {
+  const { compact, adapter, chunkTrajectories, ...tuning } = options;
+  return new WebGpuBackend({ compact, adapter, chunkTrajectories }, tuning);
 }

@@ -1,13 +1,13 @@
 /**
  * The WebGPU backend against the golden fixtures (float32: within 1e-5) and the metric
- * properties, plus what only a GPU path has: chunked streaming, unorm16 uploads, fused group
- * selection, and device failures surfacing as GpuError.
+ * properties, plus what only a GPU path has: every kernel on every shape it can run, chunked
+ * streaming, unorm16 uploads, and device failures surfacing as GpuError. Selection is the host's
+ * (GroupSelector in scoreBatch / scoreRecords): the backend returns none.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { scoreBatch } from '../src/score.js';
 import { resolveConfig, type EcrConfig } from '../src/config.js';
-import { GroupSelector } from '../src/select.js';
 import { GpuError } from '../src/errors.js';
 import { disposeBackends, getBackend } from '../src/backends/registry.js';
 import { BufferUsage } from '../src/gpu/usage.js';
@@ -15,8 +15,8 @@ import type { Batch } from '../src/batch.js';
 import type { BackendOutput } from '../src/backends/backend.js';
 import { loadFixtures, fixtureBatch, expectMatchesFixture } from './helpers/fixtures.js';
 import { newBackend, webGpuGate } from './webgpu-gate.js';
-import { AUTO_ROWS, chooseMetricsKernel, lanesPerTrajectory, lanesWorkgroupSize } from '../src/backends/webgpu/kernels.js';
-import { groupsAreContiguous } from '../src/backends/webgpu/runner.js';
+import { chooseMetricsKernel } from '../src/backends/webgpu/kernel-choice.js';
+import { lanesPerTrajectory, lanesWorkgroupSize } from '../src/backends/webgpu/programs/lanes.js';
 import { UsageError } from '../src/errors.js';
 
 const gate = await webGpuGate();
@@ -50,34 +50,33 @@ function randomBatch(n: number, seed: number, opts: { t?: number; m?: number; d?
   return { ...b, ...extra } as Batch;
 }
 
-/** The host's GroupSelector over the backend's own CCI: what the fused selection must equal. */
-function hostSelection(batch: Batch, out: BackendOutput, tau: number) {
-  const sel = new GroupSelector(tau);
-  const admissible = new Uint8Array(batch.n);
-  for (let i = 0; i < batch.n; i++) {
-    admissible[i] = sel.offer(batch.groups ? batch.groups[i] : 0, i, out.cci[i], batch.baseScore ? batch.baseScore[i] : Number.NaN) ? 1 : 0;
-  }
-  return { admissible, selected: Int32Array.from(sel.results(), (g) => g.selectedIndex) };
-}
-
 function expectSameOutput(a: BackendOutput, b: BackendOutput): void {
   for (const k of METRICS) expect(Array.from(b[k]), k).toEqual(Array.from(a[k]));
-  expect(Array.from(b.admissible!)).toEqual(Array.from(a.admissible!));
-  expect(Array.from(b.groupSelected!)).toEqual(Array.from(a.groupSelected!));
   if (a.covariance) expect(Array.from(b.covariance!)).toEqual(Array.from(a.covariance));
 }
 
 describe('metrics kernel choice (no device needed)', () => {
-  const caps = (subgroups: boolean, subgroupMinSize = 32) => ({ subgroups, subgroupMinSize, maxComputeWorkgroupSizeX: 256 });
-  it('auto takes the subgroup lane kernel only when the device has subgroups and a trajectory fits the smallest subgroup', () => {
-    expect(chooseMetricsKernel('auto', 5, 7, caps(true))).toBe('subgroups');
+  const caps = (subgroups: boolean, subgroupMinSize = 32) => ({ subgroups, subgroupMinSize, maxComputeWorkgroupSizeX: 256, maxComputeWorkgroupStorageSize: 16384 });
+  it('auto: rows where m is a multiple of 4 and the lanes fit the smallest subgroup, else components, else staged, else general', () => {
+    expect(chooseMetricsKernel('auto', 5, 7, caps(true))).toBe('components');
     expect(chooseMetricsKernel('auto', 5, 8, caps(false))).toBe('staged');
     expect(chooseMetricsKernel('auto', 5, 7, caps(true, 4))).toBe('staged'); // 8 lanes > subgroups of 4
-    expect(chooseMetricsKernel('auto', 5, 3, caps(true, 4))).toBe('subgroups'); // 3 components -> 4 lanes
-    expect(chooseMetricsKernel('auto', 16, 31, caps(true, 32))).toBe('subgroups');
-    expect(chooseMetricsKernel('auto', 16, 32, caps(true, 32))).toBe(AUTO_ROWS ? 'rows' : 'subgroups');
-    expect(chooseMetricsKernel('auto', 5, 8, caps(true, 4))).toBe(AUTO_ROWS ? 'rows' : 'staged'); // rows: 2 lanes
-    expect(chooseMetricsKernel('auto', 17, 8, caps(true))).toBe('staged');
+    expect(chooseMetricsKernel('auto', 5, 3, caps(true, 4))).toBe('components'); // 3 components -> 4 lanes
+    expect(chooseMetricsKernel('auto', 16, 31, caps(true, 32))).toBe('components');
+    expect(chooseMetricsKernel('auto', 16, 32, caps(true, 32))).toBe('rows');
+    expect(chooseMetricsKernel('auto', 5, 8, caps(true, 4))).toBe('rows'); // rows: 2 lanes
+    expect(chooseMetricsKernel('auto', 5, 6, caps(true))).toBe('components');
+  });
+  it('auto sends every shape beyond the fast paths to the general kernel, which runs anything', () => {
+    for (const sub of [true, false]) {
+      expect(chooseMetricsKernel('auto', 17, 8, caps(sub))).toBe('general');
+      expect(chooseMetricsKernel('auto', 24, 40, caps(sub))).toBe('general');
+      expect(chooseMetricsKernel('auto', 5, 33, caps(sub))).toBe('general');
+      expect(chooseMetricsKernel('auto', 4096, 5000, caps(sub))).toBe('general');
+    }
+    // Where not even 4 staged trajectories fit the workgroup storage (4 x 513 floats > 8 KiB), the staged kernel is unfit too.
+    expect(chooseMetricsKernel('auto', 16, 32, { ...caps(false), maxComputeWorkgroupStorageSize: 8192 })).toBe('general');
+    expect(chooseMetricsKernel('general', 2, 1, caps(false))).toBe('general');
   });
   it('the rows layout runs only where m is a multiple of 4, with m/4 lanes (rounded up to a power of two) in the smallest subgroup', () => {
     expect(chooseMetricsKernel('rows', 5, 8, caps(true, 2))).toBe('rows'); // 2 lanes
@@ -90,10 +89,7 @@ describe('metrics kernel choice (no device needed)', () => {
     expect(lanesPerTrajectory(8, 'rows')).toBe(2);
     expect(lanesPerTrajectory(4, 'rows')).toBe(1);
     expect(lanesPerTrajectory(20, 'rows')).toBe(8);
-    expect(lanesPerTrajectory(5, 'subgroups')).toBe(8);
-    // auto: rows where it runs (when AUTO_ROWS), else the component lanes.
-    expect(chooseMetricsKernel('auto', 5, 8, caps(true))).toBe(AUTO_ROWS ? 'rows' : 'subgroups');
-    expect(chooseMetricsKernel('auto', 5, 6, caps(true))).toBe('subgroups');
+    expect(lanesPerTrajectory(5, 'components')).toBe(8);
   });
   it('lane kernel workgroups: the preferred size within the device limit and 4..256 trajectories', () => {
     expect(lanesWorkgroupSize(256, 2)).toBe(256);
@@ -104,10 +100,12 @@ describe('metrics kernel choice (no device needed)', () => {
     expect(() => lanesWorkgroupSize(256, 8, 16)).toThrow(UsageError);
     expect(() => lanesWorkgroupSize(256, 2, 100)).toThrow(/power of two/);
   });
-  it('forcing a kernel the device cannot run is a UsageError, never a substitute', () => {
-    expect(() => chooseMetricsKernel('subgroups', 5, 8, caps(false))).toThrow(UsageError);
-    expect(() => chooseMetricsKernel('subgroups', 5, 8, caps(true, 4))).toThrow(UsageError);
-    expect(chooseMetricsKernel('emulated', 5, 8, caps(false))).toBe('emulated');
+  it('forcing a kernel the device or shape cannot run is a UsageError, never a substitute', () => {
+    expect(() => chooseMetricsKernel('components', 5, 8, caps(false))).toThrow(UsageError);
+    expect(() => chooseMetricsKernel('components', 5, 8, caps(true, 4))).toThrow(UsageError);
+    expect(() => chooseMetricsKernel('staged', 17, 8, caps(true))).toThrow(/T = 17/);
+    expect(() => chooseMetricsKernel('staged', 5, 33, caps(true))).toThrow(/m = 33/);
+    expect(chooseMetricsKernel('components-emulated', 5, 8, caps(false))).toBe('components-emulated');
     expect(chooseMetricsKernel('staged', 5, 8, caps(true))).toBe('staged');
     expect(() => chooseMetricsKernel('fast' as never, 5, 8, caps(true))).toThrow(UsageError);
   });
@@ -124,14 +122,13 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
       expectMatchesFixture(res, fx, TOL);
     });
 
-    it.each(fixtures.map((f) => [f.name, f] as const))('%s: fused admissible/groupSelected equal the host GroupSelector', async (_name, fx) => {
+    it('the backend returns metrics only: admissibility and selection are the host\'s (no second selection to disagree with)', async () => {
+      const fx = fixtures.find((f) => f.name === 'ties-quantized')!;
       const { batch } = fixtureBatch(fx);
-      const cfg = resolveConfig(fx.config);
-      const backend = await getBackend('webgpu');
-      const out = await backend.computeMetrics(batch, cfg);
-      const host = hostSelection(batch, out, cfg.tau);
-      expect(Array.from(out.admissible!)).toEqual(Array.from(host.admissible));
-      expect(Array.from(out.groupSelected!)).toEqual(Array.from(host.selected));
+      const out = await (await getBackend('webgpu')).computeMetrics(batch, resolveConfig(fx.config));
+      expect(out.admissible).toBeUndefined();
+      expect(out.groupSelected).toBeUndefined();
+      expect(out.cci).toHaveLength(batch.n);
     });
 
     it('covariance output matches cpu-reference within 1e-5 for every shrinkage', async () => {
@@ -170,7 +167,7 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
       tau: unit,
     });
 
-    it('metrics in [0, 1], within 1e-5 of cpu-reference, selection equal to the host on the same CCIs', async () => {
+    it('metrics in [0, 1], within 1e-5 of cpu-reference', async () => {
       const backend = await getBackend('webgpu');
       await fc.assert(fc.asyncProperty(batchArb, configArb, async (batch, config) => {
         const cfg = resolveConfig(config);
@@ -184,9 +181,6 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
             if (k !== 'cr' && k !== 'cci') expect(Math.abs(x - ref.metrics[k][i]), `${k}[${i}]`).toBeLessThanOrEqual(TOL);
           });
         }
-        const host = hostSelection(batch, out, cfg.tau);
-        expect(Array.from(out.admissible!)).toEqual(Array.from(host.admissible));
-        expect(Array.from(out.groupSelected!)).toEqual(Array.from(host.selected));
       }), { numRuns: 40 });
     }, SLOW);
 
@@ -236,34 +230,41 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
     it('scores the empty batch to empty results', async () => {
       const out = await (await getBackend('webgpu')).computeMetrics({ n: 0, t: 3, m: 4, steps: new Float64Array(0) }, resolveConfig({}));
       expect(out.cci.length).toBe(0);
-      expect(out.groupSelected!.length).toBe(0);
       const r = await scoreBatch({ n: 0, t: 3, m: 4, steps: new Float64Array(0) }, {}, { backend: 'webgpu' });
       expect(r.groups).toEqual([]);
     });
   });
 
   describe('metrics kernels', () => {
-    it('the default run uses the subgroup lane kernel exactly when the device has subgroups', async () => {
+    it('the default run takes the subgroup lane kernel exactly when the device has subgroups, the general kernel beyond the fast paths', async () => {
       const backend = newBackend();
       try {
         const { subgroups, subgroupMinSize } = await backend.describe();
         const p = await backend.profile(randomBatch(300, 3), resolveConfig({}));
-        expect(p.metricsKernel).toBe(!subgroups ? 'staged' : AUTO_ROWS && subgroupMinSize >= 2 ? 'rows' : subgroupMinSize >= 8 ? 'subgroups' : 'staged');
+        expect(p.metricsKernel).toBe(!subgroups ? 'staged' : subgroupMinSize >= 2 ? 'rows' : 'staged');
+        expect((await backend.profile(randomBatch(50, 3, { t: 24, m: 40 }), resolveConfig({}))).metricsKernel).toBe('general');
+        expect((await backend.profile(randomBatch(50, 3, { t: 17, m: 3 }), resolveConfig({}))).metricsKernel).toBe('general');
       } finally {
         await backend.dispose();
       }
     });
 
-    // The lane kernel's logic (exchanges within a trajectory's lanes, padding lanes, per-subgroup
-    // selection runs) through workgroup-memory exchanges: what the subgroup build computes.
-    it.each(fixtures.flatMap((f) => (['emulated', 'rows-emulated'] as const).map((k) => [f.name, k, f] as const)))('%s: the lane kernel (%s exchanges) within 1e-5, selection equal to the host', async (_name, kernel, fx) => {
-      const backend = newBackend({ metricsKernel: kernel });
+    // Every kernel this device can run, on every fixture whose shape it takes: the lane kernels'
+    // logic (exchanges within a trajectory's lanes, padding lanes) through workgroup-memory
+    // exchanges where the device has no subgroups, the staged kernel, and the general kernel on
+    // shapes the fast paths also take.
+    const KERNELS = ['rows', 'components', 'rows-emulated', 'components-emulated', 'staged', 'general'] as const;
+    it.each(fixtures.flatMap((f) => KERNELS.map((k) => [f.name, k, f] as const)))('%s through the %s kernel within 1e-5 (or refused, never substituted)', async (_name, kernel, fx) => {
+      const backend = newBackend({ kernel });
       try {
         const { batch } = fixtureBatch(fx);
         const cfg = resolveConfig(fx.config);
-        if (kernel === 'rows-emulated' && batch.m % 4 !== 0) {
-          // The rows layout needs whole 16-byte rows: refused, never substituted.
-          await expect(backend.computeMetrics(batch, cfg)).rejects.toThrow(/multiple of 4/);
+        const d = await backend.describe();
+        const caps = { subgroups: d.subgroups, subgroupMinSize: d.subgroupMinSize, ...(await backend.device()).limits };
+        let runnable = true;
+        try { chooseMetricsKernel(kernel, batch.t, batch.m, caps); } catch { runnable = false; }
+        if (!runnable) {
+          await expect(backend.computeMetrics(batch, cfg)).rejects.toBeInstanceOf(UsageError);
           return;
         }
         const out = await backend.computeMetrics(batch, cfg);
@@ -272,20 +273,18 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
             expect(Math.abs(out[k][i] - e[key]), `${key} ${e.id}`).toBeLessThanOrEqual(TOL);
           }
         });
-        const host = hostSelection(batch, out, cfg.tau);
-        expect(Array.from(out.admissible!)).toEqual(Array.from(host.admissible));
-        expect(Array.from(out.groupSelected!)).toEqual(Array.from(host.selected));
+        expect((await backend.profile(batch, cfg)).metricsKernel).toBe(kernel);
       } finally {
         await backend.dispose();
       }
     });
 
-    it.each(['emulated', 'rows-emulated'] as const)('the lane kernel (%s) equals the staged kernel within 2e-7 (rows: 5e-7) on ties, padding lanes, weights, groups and chunks', async (kernel) => {
-      const staged = newBackend({ metricsKernel: 'staged' });
-      const lanes = newBackend({ metricsKernel: kernel, chunkTrajectories: 512 });
+    it.each(['components-emulated', 'rows-emulated', 'general'] as const)('the %s kernel equals the staged kernel within 2e-7 (rows: 5e-7, general: 1e-6) on ties, padding lanes, weights, groups and chunks', async (kernel) => {
+      const staged = newBackend({ kernel: 'staged' });
+      const other = newBackend({ kernel, chunkTrajectories: 512 });
       try {
         const weights12 = [1, 0.5, 0.2, 1, 0.3, 0.9, 0.1, 0.7, 0.05, 0.6, 0.4, 0.8];
-        const cases: [Batch, EcrConfig][] = kernel === 'emulated' ? [
+        const cases: [Batch, EcrConfig][] = kernel === 'components-emulated' ? [
           [randomBatch(2000, 41, { t: 5, m: 8, groups: 300, base: true, levels: 4 }), { crWeights: weights12.slice(0, 8), confIndex: 3 }],
           [randomBatch(1500, 42, { t: 3, m: 5, groups: 40, levels: 3 }), { evbMode: 'max-abs-change', tau: 0.5 }],
           [randomBatch(700, 43, { t: 16, m: 32, a: 4, groups: 7 }), { lambda: 'ledoit-wolf' }],
@@ -304,132 +303,37 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
           [randomBatch(600, 49, { t: 9, m: 32, levels: 5 }), {}],
           [randomBatch(600, 50, { t: 5, m: 8, levels: 2 }), { crWeights: Array.from({ length: 8 }, () => 0.5) }],
         ];
+        if (kernel === 'general') cases.push([randomBatch(600, 51, { t: 3, m: 5, d: 7, a: 2, levels: 3 }), { evbMode: 'max-abs-change', crWeights: [0.2, 1, 0.4, 0.4, 0.9] }]);
         for (const [batch, c] of cases) {
           const cfg = resolveConfig(c);
           const a = await staged.computeMetrics(batch, cfg);
-          const b = await lanes.computeMetrics(batch, cfg);
-          // The rows layout adds each lane's 4 components first, so sums round differently.
-          const tol = kernel === 'emulated' ? 2e-7 : 5e-7;
+          const b = await other.computeMetrics(batch, cfg);
+          // The rows layout adds each lane's 4 components first, and the general kernel reduces
+          // over a workgroup, so sums round differently.
+          const tol = kernel === 'components-emulated' ? 2e-7 : kernel === 'rows-emulated' ? 5e-7 : 1e-6;
           for (const k of METRICS) a[k].forEach((x, i) => expect(Math.abs(b[k][i] - x), `${k}[${i}] t=${batch.t} m=${batch.m}`).toBeLessThanOrEqual(tol));
-          const host = hostSelection(batch, b, cfg.tau);
-          expect(Array.from(b.admissible!)).toEqual(Array.from(host.admissible));
-          expect(Array.from(b.groupSelected!)).toEqual(Array.from(host.selected));
         }
-        const p = await lanes.profile(cases[0][0], resolveConfig(cases[0][1]));
+        const p = await other.profile(cases[0][0], resolveConfig(cases[0][1]));
         expect(p.metricsKernel).toBe(kernel);
       } finally {
         await staged.dispose();
-        await lanes.dispose();
+        await other.dispose();
       }
     });
 
-    // Groups as contiguous runs let pass 1 write whole groups' winners directly; runs at workgroup
-    // edges (32 trajectories for the component lanes with m = 8, 128 for rows, 256 for the separate
-    // kernel and the staged kernel's 128) and chunk edges (512) go through the records. Pass 1
-    // fused into each metrics kernel, and as its own kernel after the lane kernels.
-    it.each([
-      ['emulated', 'fused'], ['emulated', 'separate'], ['rows-emulated', 'fused'], ['rows-emulated', 'separate'], ['staged', 'fused'],
-    ] as const)('contiguous groups (%s, selection %s): the direct path and the general path both equal the host GroupSelector', async (metricsKernel, selectionKernel) => {
-      const contiguous = newBackend({ metricsKernel, chunkTrajectories: 512, selectionKernel });
-      const general = newBackend({ metricsKernel, chunkTrajectories: 512, contiguousSelection: false, selectionKernel });
-      const r = rng(77);
-      /** Runs of the given lengths, group ids permuted and with gaps (empty groups select -1). */
-      const runs = (n: number, lengths: number[]): Int32Array => {
-        const g = new Int32Array(n);
-        const ids = Array.from({ length: n + 1 }, (_, k) => 2 * k + (k % 3 === 0 ? 1 : 0));
-        for (let k = ids.length - 1; k > 0; k--) { const j = Math.floor(r() * (k + 1)); [ids[k], ids[j]] = [ids[j], ids[k]]; }
-        let i = 0, run = 0;
-        while (i < n) { const len = lengths[run % lengths.length]; g.fill(ids[run], i, Math.min(n, i + len)); i += len; run++; }
-        return g;
-      };
-      try {
-        const n = 2100;
-        const tied = randomBatch(n, 78, { groups: 1, base: true, levels: 2 });
-        const cases: [string, Batch][] = [
-          ['groups of 8', { ...tied, groups: runs(n, [8]) }],
-          ['straddling lengths', { ...tied, groups: runs(n, [1, 31, 33, 3, 64, 65, 300, 2, 600]) }],
-          ['one group, no group array', { ...tied, groups: undefined }],
-          ['one group spanning everything', { ...tied, groups: new Int32Array(n) }],
-          ['ties without base scores', { ...randomBatch(n, 79, { levels: 1 }), groups: runs(n, [5, 40, 7]) }],
-          ['whole workgroups and chunks', { ...tied, groups: runs(n, [32, 64, 512, 1, 1024]) }],
-        ];
-        for (const [name, batch] of cases) {
-          // tau at the median CCI: about half admissible, so both the base-score and the fallback choices occur.
-          const ccis = Array.from((await general.computeMetrics(batch, resolveConfig({}))).cci).sort((x, y) => x - y);
-          const cfg = resolveConfig({ tau: ccis[n >> 1] });
-          const a = await contiguous.computeMetrics(batch, cfg);
-          const b = await general.computeMetrics(batch, cfg);
-          const host = hostSelection(batch, a, cfg.tau);
-          expect(Array.from(a.groupSelected!), name).toEqual(Array.from(host.selected));
-          expect(Array.from(b.groupSelected!), name).toEqual(Array.from(host.selected));
-          expect(Array.from(a.admissible!), name).toEqual(Array.from(host.admissible));
-        }
-        const prof = await contiguous.profile(cases[1][1], resolveConfig({}));
-        expect(prof.selection).toBe('contiguous');
-        expect(prof.selectionKernel).toBe(metricsKernel === 'staged' ? 'fused' : selectionKernel);
-        expect(prof.metricsKernel).toBe(metricsKernel);
-        expect((await general.profile(cases[1][1], resolveConfig({}))).selection).toBe('general');
-        // Interleaved groups are not contiguous: the general path runs whatever was asked.
-        const interleaved = randomBatch(600, 80, { groups: 9, base: true, levels: 2 });
-        expect((await contiguous.profile(interleaved, resolveConfig({}))).selection).toBe('general');
-        const mixed = { ...interleaved, groups: Int32Array.from({ length: 600 }, (_, i) => (i % 7 < 3 ? 1 : (i >> 4) % 5)) };
-        for (const batch of [interleaved, mixed]) {
-          const a = await contiguous.computeMetrics(batch, resolveConfig({ tau: 0.5 }));
-          expect(Array.from(a.groupSelected!)).toEqual(Array.from(hostSelection(batch, a, 0.5).selected));
-        }
-      } finally {
-        await contiguous.dispose();
-        await general.dispose();
-      }
-    });
-
-    it('the lane kernels give the same results with smaller workgroups (fewer trajectories per selection run)', async () => {
+    it('the lane kernels give the same results with smaller workgroups', async () => {
       const batch = randomBatch(1500, 61, { t: 5, m: 8, groups: 1, levels: 3, base: true });
-      const groups = Int32Array.from({ length: 1500 }, (_, i) => Math.floor(i / 7));
-      for (const metricsKernel of ['rows-emulated', 'emulated'] as const) {
-        const wide = newBackend({ metricsKernel, chunkTrajectories: 512 });
-        const narrow = newBackend({ metricsKernel, chunkTrajectories: 512, laneWorkgroupSize: 32 });
+      for (const kernel of ['rows-emulated', 'components-emulated'] as const) {
+        const wide = newBackend({ kernel, chunkTrajectories: 512 });
+        const narrow = newBackend({ kernel, chunkTrajectories: 512, laneWorkgroupSize: 32 });
         try {
-          for (const b of [{ ...batch, groups }, { ...batch, groups: undefined }]) {
-            const cfg = resolveConfig({ tau: 0.6 });
-            const a = await wide.computeMetrics(b, cfg);
-            const c = await narrow.computeMetrics(b, cfg);
-            expectSameOutput(a, c);
-            expect(Array.from(c.groupSelected!)).toEqual(Array.from(hostSelection(b, c, cfg.tau).selected));
-          }
+          const cfg = resolveConfig({ tau: 0.6 });
+          expectSameOutput(await wide.computeMetrics(batch, cfg), await narrow.computeMetrics(batch, cfg));
         } finally {
           await wide.dispose();
           await narrow.dispose();
         }
       }
-    });
-
-    it('benchmark probes run only under profile(), and only with a lane kernel', async () => {
-      const backend = newBackend({ metricsKernel: 'rows-emulated', probe: 'loads-only', replays: 2 });
-      const staged = newBackend({ metricsKernel: 'staged', probe: 'no-loads' });
-      try {
-        const batch = randomBatch(300, 5, { groups: 4 });
-        await expect(backend.computeMetrics(batch, resolveConfig({}))).rejects.toThrow(/only profile\(\) accepts it/);
-        const p = await backend.profile(batch, resolveConfig({}));
-        expect(p.metricsKernel).toBe('rows-emulated');
-        await expect(staged.profile(batch, resolveConfig({}))).rejects.toThrow(/needs a lane kernel/);
-        const skipCr = newBackend({ metricsKernel: 'emulated', probe: 'skip-cr' });
-        try { await expect(skipCr.profile(batch, resolveConfig({}))).rejects.toThrow(/rows layout/); } finally { await skipCr.dispose(); }
-        const noLoads = newBackend({ metricsKernel: 'emulated', probe: 'no-loads' });
-        try { expect((await noLoads.profile(batch, resolveConfig({}))).metricsKernel).toBe('emulated'); } finally { await noLoads.dispose(); }
-        const bad = newBackend({ replays: 0 });
-        try { await expect(bad.profile(batch, resolveConfig({}))).rejects.toThrow(UsageError); } finally { await bad.dispose(); }
-      } finally {
-        await backend.dispose();
-        await staged.dispose();
-      }
-    });
-
-    it('groupsAreContiguous: true only when each group is a single run', () => {
-      expect(groupsAreContiguous(undefined, 5, 1)).toBe(true);
-      expect(groupsAreContiguous(Int32Array.from([3, 3, 0, 0, 2]), 5, 4)).toBe(true);
-      expect(groupsAreContiguous(Int32Array.from([0, 1, 0]), 3, 2)).toBe(false);
-      expect(groupsAreContiguous(Int32Array.from([1, 1, 2, 2, 1]), 5, 3)).toBe(false);
     });
 
     it('computeMetricsF32 writes the float32 values of computeMetrics into the caller arrays', async () => {
@@ -438,16 +342,14 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
       const cfg = resolveConfig({});
       const ref = await backend.computeMetrics(batch, cfg);
       const out32 = { evb: new Float32Array(900), cr: new Float32Array(900), ts: new Float32Array(900), es: new Float32Array(900), pd: new Float32Array(900), cci: new Float32Array(900) };
-      const r = await backend.computeMetricsF32(batch, cfg, out32);
+      await backend.computeMetricsF32(batch, cfg, out32);
       for (const k of METRICS) expect(Array.from(out32[k]), k).toEqual(Array.from(ref[k], Math.fround));
-      expect(Array.from(r.admissible)).toEqual(Array.from(ref.admissible!));
-      expect(Array.from(r.groupSelected!)).toEqual(Array.from(ref.groupSelected!));
       await expect(backend.computeMetricsF32(batch, cfg, { ...out32, cci: new Float32Array(899) })).rejects.toThrow(UsageError);
     });
   });
 
   describe('streaming, compact inputs, reuse', () => {
-    it('a batch split into many chunks equals the unsplit run exactly (selection and covariance included)', async () => {
+    it('a batch split into many chunks equals the unsplit run exactly (covariance included)', async () => {
       const whole = newBackend();
       const split = newBackend({ chunkTrajectories: 256, slots: 2 });
       try {
@@ -495,10 +397,17 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
         const pre = await split.computeMetrics(garbage, cfg, { stepsUnorm16: codes });
         expectSameOutput(compact, pre);
         const out32 = Object.fromEntries(METRICS.map((k) => [k, new Float32Array(batch.n)])) as unknown as Parameters<typeof split.computeMetricsF32>[2];
-        const r = await split.computeMetricsF32(garbage, cfg, out32, { stepsUnorm16: codes });
+        await split.computeMetricsF32(garbage, cfg, out32, { stepsUnorm16: codes });
         for (const k of METRICS) expect(Array.from(out32[k]), k).toEqual(Array.from(compact[k]));
-        expect(Array.from(r.groupSelected!)).toEqual(Array.from(compact.groupSelected!));
         await expect(split.computeMetrics(batch, cfg, { stepsUnorm16: codes.subarray(1) })).rejects.toBeInstanceOf(UsageError);
+        // Chunks of 255: every chunk starts at an odd value index (255 * 15), unorm16 pairs restart per chunk.
+        const odd = newBackend({ chunkTrajectories: 255 });
+        try {
+          expectSameOutput(compact, await odd.computeMetrics(batch, cfg, { compact: 'unorm16' }));
+          expectSameOutput(compact, await odd.computeMetrics(garbage, cfg, { stepsUnorm16: codes }));
+        } finally {
+          await odd.dispose();
+        }
       } finally {
         await split.dispose();
       }
@@ -600,11 +509,10 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
         // computeMetricsF32 takes them too, with batch.steps = the current view.
         const mapped = await whole.allocateMappedSteps(1500, 5, 8);
         fill(mapped.steps, b.steps);
-        const out32 = Object.fromEntries(METRICS.map((k) => [k, new Float32Array(1500)])) as unknown as import('../src/backends/webgpu/runner.js').Float32Metrics;
-        const r = await whole.computeMetricsF32({ ...b, steps: mapped.steps }, cfg, out32, { mappedSteps: mapped });
+        const out32 = Object.fromEntries(METRICS.map((k) => [k, new Float32Array(1500)])) as unknown as import('../src/backends/webgpu/stream.js').Float32Metrics;
+        await whole.computeMetricsF32({ ...b, steps: mapped.steps }, cfg, out32, { mappedSteps: mapped });
         const ref = await whole.computeMetrics(asF32(b), cfg);
         for (const k of METRICS) expect(Array.from(out32[k]), k).toEqual(Array.from(ref[k], Math.fround));
-        expect(Array.from(r.groupSelected!)).toEqual(Array.from(ref.groupSelected!));
         mapped.dispose();
       } finally {
         await whole.dispose();
@@ -693,7 +601,8 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
       try {
         const { timestamps } = await backend.describe();
         const p = await backend.profile(randomBatch(2000, 4, { groups: 4 }), resolveConfig({}));
-        for (const stage of ['upload', 'kernel', 'readback', 'select']) expect(p.stages[stage], stage).toBeGreaterThan(0);
+        for (const stage of ['uploadFill', 'upload', 'kernel', 'readback']) expect(p.stages[stage], stage).toBeGreaterThan(0);
+        expect(p.chunks).toBe(4);
         if (timestamps) expect(p.kernelMs).toBeGreaterThan(0);
         else expect(p.kernelMs).toBeUndefined();
       } finally {

@@ -28,8 +28,8 @@ export interface ComputeOptions {
 
 /**
  * A backend computes the five metrics and CCI for a validated batch whose config has been
- * checked against its shape. It may also return `admissible` and the per-group selection when it
- * fuses them (the GPU does); otherwise the host derives them from CCI.
+ * checked against its shape. Admissibility and the per-group selection are the host's
+ * (GroupSelector over the CCIs, across windows and shape buckets); no backend computes them now.
  */
 export interface ScoreBackend {
   readonly name: BackendName;

@@ -89,6 +89,13 @@ export async function chooseBackend(choice: BackendChoice, hint?: WorkHint): Pro
     warnOnce(`ecr: auto backend: using cpu, the only WebGPU adapter is a software one (${probe.adapter})`);
     return 'cpu';
   }
+  // Never a backend that cannot run the shape (a trajectory over the device's binding limit).
+  const webgpu = (await getBackend('webgpu')) as import('./webgpu/index.js').WebGpuBackend;
+  const unfit = await webgpu.unsupported(hint);
+  if (unfit) {
+    warnOnce(`ecr: auto backend: using cpu, this batch cannot run on the WebGPU device (${unfit})`);
+    return 'cpu';
+  }
   return 'webgpu';
 }
 

@@ -37,6 +37,8 @@ export interface OpenedDevice {
 }
 
 export interface OpenDeviceOptions {
+  /** This device's adapter kind; absent: setWebGpuAdapter(), else ECR_WEBGPU_ADAPTER, else 'auto'. */
+  adapter?: AdapterPreference;
   /**
    * Dawn's `disable_robustness` toggle: Tint then emits no bounds clamp around storage and
    * workgroup accesses. Only for shaders that guard every access themselves (ours do: dead lanes
@@ -200,7 +202,10 @@ async function tryKind(create: CreateFn, kind: AdapterKind, options: OpenDeviceO
 /** Opens a device on the first adapter kind that works; throws BackendUnavailableError listing why each failed. */
 export async function openDevice(options: OpenDeviceOptions = {}): Promise<OpenedDevice> {
   const env = readWebGpuEnv();
-  const pref = adapterPreference();
+  if (options.adapter !== undefined && !ADAPTER_PREFERENCES.includes(options.adapter)) {
+    throw new UsageError(`adapter must be one of ${ADAPTER_PREFERENCES.join(', ')}, got ${JSON.stringify(options.adapter)}`);
+  }
+  const pref = options.adapter ?? adapterPreference();
   const order: AdapterKind[] = pref === 'auto' ? ['native', 'opengles'] : [pref];
   const create = await loadDawn();
   const reasons: string[] = [];
@@ -214,7 +219,7 @@ export async function openDevice(options: OpenDeviceOptions = {}): Promise<Opene
       reasons.push(r);
       continue;
     }
-    const why = pref === 'auto' ? reasons : [preferenceOverride ? 'forced by --adapter' : 'forced by ECR_WEBGPU_ADAPTER'];
+    const why = pref === 'auto' ? reasons : [options.adapter ? 'asked for by the adapter option' : preferenceOverride ? 'forced by --adapter' : 'forced by ECR_WEBGPU_ADAPTER'];
     r.choice = [r.choice, ...why].join('; ');
     return r;
   }

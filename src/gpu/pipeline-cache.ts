@@ -1,22 +1,20 @@
 /**
- * Compute pipelines cached by a structural key (kernel, entry point, override constants, binding
+ * Compute pipelines cached by a structural key (source, entry point, override constants, binding
  * layout), never by data. Creation runs inside error scopes so a WGSL or layout error surfaces as
  * GpuError('validation') naming the kernel.
  */
 import type { GpuDevice } from './device.js';
-import { kernelSource } from './shader-source.js';
+import { readShader } from './shader-source.js';
 
 export interface PipelineSpec {
-  /** File in shaders/, e.g. 'ecr_metrics.wgsl'. */
-  file: string;
-  /** Files placed between common.wgsl and `file` (shared helpers, entry-point wrappers). */
-  includes?: readonly string[];
-  /** Files placed before common.wgsl (WGSL directives must come first). */
-  prelude?: readonly string[];
+  label: string;
+  /** Generated WGSL placed first, in order (directives, declarations). */
+  prelude: readonly string[];
+  /** Files in shaders/, after the prelude. */
+  files: readonly string[];
   entryPoint: string;
   constants: Record<string, number>;
   layout: GPUBindGroupLayoutEntry[];
-  label: string;
 }
 
 export interface CachedPipeline {
@@ -24,15 +22,15 @@ export interface CachedPipeline {
   bindGroupLayout: GPUBindGroupLayout;
 }
 
+/** The module's full source: the prelude, then the files. */
+export function moduleSource(spec: PipelineSpec): string {
+  return [...spec.prelude, ...spec.files.map(readShader)].join('\n');
+}
+
 export function pipelineKey(spec: PipelineSpec): string {
   const consts = Object.keys(spec.constants).sort().map((k) => `${k}=${spec.constants[k]}`).join(',');
   const layout = spec.layout.map((e) => `${e.binding}:${e.buffer?.type ?? 'uniform'}`).join(',');
-  return `${moduleKey(spec)}#${spec.entryPoint}[${consts}](${layout})`;
-}
-
-/** The module's identity: every file that goes into its source, in order. */
-function moduleKey(spec: PipelineSpec): string {
-  return [...(spec.prelude ?? []), ...(spec.includes ?? []), spec.file].join('+');
+  return `${spec.files.join('+')}#${spec.entryPoint}[${consts}](${layout})\n${spec.prelude.join('\n')}`;
 }
 
 export class PipelineCache {
@@ -41,17 +39,21 @@ export class PipelineCache {
 
   constructor(private readonly gpu: GpuDevice) {}
 
+  get size(): number {
+    return this.pipelines.size;
+  }
+
   async get(spec: PipelineSpec): Promise<CachedPipeline> {
     const key = pipelineKey(spec);
     const hit = this.pipelines.get(key);
     if (hit) return hit;
     const device = this.gpu.device;
+    const source = moduleSource(spec);
     const built = await this.gpu.scoped(() => {
-      const mkey = moduleKey(spec);
-      let module = this.modules.get(mkey);
+      let module = this.modules.get(source);
       if (!module) {
-        module = device.createShaderModule({ code: kernelSource(spec.file, spec.includes, spec.prelude), label: `ecr.${mkey}` });
-        this.modules.set(mkey, module);
+        module = device.createShaderModule({ code: source, label: `${spec.label}.module` });
+        this.modules.set(source, module);
       }
       const bindGroupLayout = device.createBindGroupLayout({ entries: spec.layout, label: `${spec.label}.layout` });
       const pipeline = device.createComputePipeline({
@@ -61,9 +63,9 @@ export class PipelineCache {
       });
       return { pipeline, bindGroupLayout };
     }).catch((err: Error) => {
-      // A failed shader module must not be reused by the next pipeline of the same file.
-      this.modules.delete(moduleKey(spec));
-      err.message = `${spec.label} (${key}): ${err.message}`;
+      // A failed shader module must not be reused by the next pipeline of the same source.
+      this.modules.delete(source);
+      err.message = `${spec.label} (${spec.files.join('+')}#${spec.entryPoint}): ${err.message}`;
       throw err;
     });
     this.pipelines.set(key, built);

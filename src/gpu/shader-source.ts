@@ -26,11 +26,3 @@ export function readShader(name: string): string {
   }
   return text;
 }
-
-/**
- * A kernel's module source: `prelude` files (directives such as `enable subgroups;`, which WGSL
- * wants before any declaration), the shared declarations, `includes`, then the kernel file.
- */
-export function kernelSource(file: string, includes: readonly string[] = [], prelude: readonly string[] = []): string {
-  return [...prelude, 'common.wgsl', ...includes, file].map(readShader).join('\n');
-}

@@ -28,14 +28,17 @@ export interface Fixture {
 
 const jsonl = (file: string) => readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
 
-export function loadFixtures(): Fixture[] {
-  return readdirSync(FIXTURE_DIR).filter((f) => f.endsWith('.input.jsonl')).sort().map((f) => {
+/** Fixtures beyond the shared ones' shapes (T = 24, m = 40, d = 1024, A = 64), from cpu-reference (generate.mjs there). */
+export const LARGE_SHAPE_FIXTURE_DIR = path.join(FIXTURE_DIR, 'large-shapes');
+
+export function loadFixtures(dir = FIXTURE_DIR): Fixture[] {
+  return readdirSync(dir).filter((f) => f.endsWith('.input.jsonl')).sort().map((f) => {
     const name = f.replace('.input.jsonl', '');
-    const inputPath = path.join(FIXTURE_DIR, f);
-    const configPath = path.join(FIXTURE_DIR, `${name}.config.json`);
+    const inputPath = path.join(dir, f);
+    const configPath = path.join(dir, `${name}.config.json`);
     const config = JSON.parse(readFileSync(configPath, 'utf8'));
     const records = jsonl(inputPath).map((r, i) => checkRecord(r, { line: i + 1 }, i + 1));
-    return { name, inputPath, configPath, config, records, expected: jsonl(path.join(FIXTURE_DIR, `${name}.expected.jsonl`)), tau: config.tau ?? 0.65 };
+    return { name, inputPath, configPath, config, records, expected: jsonl(path.join(dir, `${name}.expected.jsonl`)), tau: config.tau ?? 0.65 };
   });
 }
 

@@ -19,7 +19,7 @@ export function valuesPerTrajectory(s: WorkShape): number {
 }
 
 // Measured on the H200 machine (16 cores), T=5, m=8, float32 inputs, `ecr bench` medians
-// (bench/results-h200-run4.jsonl): cpu backend 1M trajectories 108-139 ms (~3 ns per value);
+// (bench/results/h200/results-h200-run4.jsonl): cpu backend 1M trajectories 108-139 ms (~3 ns per value);
 // webgpu 10K in 1.4 ms, 100K in 6.3 ms, 4M in 160 ms with fresh output arrays (104 ms reusing
 // them): ~1 ns per value + ~1.3 ms. Host copies dominate (640 MB into staging at 10-12 GB/s, then
 // the f32 -> f64 output conversion); embeddings cost ~0.4 ns per value, so this is conservative
@@ -43,9 +43,19 @@ export function gpuEstimateMs(s: WorkShape): number {
   return CostModel.gpuFixedMs + (s.n * valuesPerTrajectory(s) * CostModel.gpuNsPerValue) / 1e6;
 }
 
-/** True when the batch is large enough that probing for a GPU can pay off. */
+/**
+ * Shapes the measurements above cover: the fast-path kernels (T <= 16, m <= 32). Beyond them the
+ * general kernel runs (one workgroup per trajectory), which has no hardware measurement yet (on
+ * the software adapter it ran at a tenth of the cpu backend's rate at T = 24, m = 40), so `auto`
+ * does not send such batches to the GPU; `--backend webgpu` still runs them.
+ */
+export function measuredShape(s: WorkShape): boolean {
+  return s.t <= 16 && s.m <= 32;
+}
+
+/** True when the batch is large enough, and of a measured shape, that probing for a GPU can pay off. */
 export function worthProbing(s: WorkShape): boolean {
-  return s.n * valuesPerTrajectory(s) >= CostModel.minValuesToProbe && gpuEstimateMs(s) < cpuEstimateMs(s);
+  return measuredShape(s) && s.n * valuesPerTrajectory(s) >= CostModel.minValuesToProbe && gpuEstimateMs(s) < cpuEstimateMs(s);
 }
 
 /** Software rasterizers run WGSL on the CPU, slower than the CPU backend itself. */

@@ -1,34 +1,40 @@
 /**
- * The 'webgpu' ScoreBackend: float32 WGSL kernels over the whole batch (see shaders/ and
- * runner.ts). Opens its device lazily on first use; `dispose` destroys buffers and the device so
- * the process can exit.
+ * The 'webgpu' ScoreBackend: float32 WGSL kernels (shaders/) chosen and sized by plan.ts and run
+ * by stream.ts. Opens its device lazily on first use; `dispose` destroys buffers and the device so
+ * the process can exit. Public options are few (compact, adapter, chunkTrajectories); kernel
+ * tuning is an internal second argument (tuning.ts) for benchmarks and tests.
  */
 import { checkComputeOptions, type Batch } from '../../batch.js';
 import type { ResolvedConfig } from '../../config.js';
 import { GpuError, UsageError } from '../../errors.js';
-import { openDevice, reportAdapterChoice } from '../../gpu/adapter.js';
+import { openDevice, reportAdapterChoice, type AdapterPreference } from '../../gpu/adapter.js';
 import { BufferPool } from '../../gpu/buffer-pool.js';
 import { GpuDevice } from '../../gpu/device.js';
+import { readWebGpuEnv } from '../../gpu/env.js';
 import { PipelineCache } from '../../gpu/pipeline-cache.js';
 import { BufferUsage } from '../../gpu/usage.js';
 import type { BackendOutput, ComputeOptions, ScoreBackend } from '../backend.js';
-import { METRICS_KERNEL_PREFERENCES, SELECTION_KERNELS, type MetricsKernelKind, type MetricsKernelPreference, type SelectionKernel } from './kernels.js';
+import { shapeOf } from './layout.js';
 import { MappedSteps, type MappedStepsOptions } from './mapped-steps.js';
-import { runBatch, type Float32Metrics, type RunContext, type RunOptions, type RunTuning, type SelectionPath } from './runner.js';
+import { plan, unsupportedReason, type DeviceCaps, type Plan } from './plan.js';
+import { streamPlan, type Float32Metrics, type MappedStepsSource, type StreamContext } from './stream.js';
+import { checkTuning, METRICS_KERNEL_PREFERENCES, type MetricsKernelKind, type MetricsKernelPreference, type WebGpuTuning } from './tuning.js';
 
 export { encodeUnorm16 } from './encode.js';
 export { MappedSteps, type MappedStepsOptions, type MappedStepsPart, type MappedStepsState } from './mapped-steps.js';
+export type { Float32Metrics } from './stream.js';
 
-export interface WebGpuBackendOptions extends RunTuning {
-  /** Upload E as unorm16 for every call (also selectable per call with ComputeOptions.compact). */
+export interface WebGpuBackendOptions {
+  /** Upload E as unorm16 for every call (also per call: ComputeOptions.compact; env ECR_WEBGPU_COMPACT=unorm16). */
   compact?: 'unorm16';
+  /** Adapter kind for this backend's device (default: setWebGpuAdapter(), ECR_WEBGPU_ADAPTER, else native then OpenGL ES). */
+  adapter?: AdapterPreference;
   /**
-   * Dawn's `disable_robustness` toggle (no bounds clamps inserted around storage accesses; every
-   * kernel guards its own tails and the host sizes every binding). Default: on for native adapters
-   * (measured 2.7x faster kernels on the H200, fixtures unchanged), off for the OpenGL ES/software
-   * path. true: on everywhere; false: off everywhere. Env: ECR_WEBGPU_UNSAFE_FAST=1 / =0.
+   * Trajectories per chunk, to bound the GPU and staging memory one call holds (default: chunks
+   * of about 256 MiB of buffers, a multiple of 256 trajectories where that fits the device's
+   * binding limits; an asked-for size is kept, lowered only to those limits).
    */
-  disableRobustness?: boolean;
+  chunkTrajectories?: number;
 }
 
 /** ComputeOptions plus what only this backend understands. */
@@ -48,35 +54,36 @@ export interface WebGpuComputeOptions extends ComputeOptions {
   mappedSteps?: MappedSteps;
 }
 
+interface RunContext extends StreamContext {
+  caps: DeviceCaps;
+}
+
+const METRICS = ['evb', 'cr', 'ts', 'es', 'pd', 'cci'] as const;
+
 export class WebGpuBackend implements ScoreBackend {
   readonly name = 'webgpu' as const;
   private context: Promise<RunContext> | null = null;
   private live: RunContext | null = null;
   private readonly mapped = new Set<MappedSteps>();
+  private readonly options: WebGpuBackendOptions;
+  private readonly tuning: WebGpuTuning;
 
-  /**
-   * Options override the environment (for `ecr bench` / `ecr score`): ECR_WEBGPU_COMPACT=unorm16 sets
-   * `compact`, ECR_WEBGPU_METRICS_KERNEL `metricsKernel`, ECR_WEBGPU_SELECTION_KERNEL `selectionKernel`.
-   */
-  constructor(private readonly options: WebGpuBackendOptions = {}) {
-    if (options.compact === undefined && process.env.ECR_WEBGPU_COMPACT) {
-      if (process.env.ECR_WEBGPU_COMPACT !== 'unorm16') throw new UsageError(`ECR_WEBGPU_COMPACT must be "unorm16", got ${JSON.stringify(process.env.ECR_WEBGPU_COMPACT)}`);
-      this.options = { ...options, compact: 'unorm16' };
+  /** `tuning` is internal (tuning.ts): benchmarks and tests only. The environment fills what neither sets (src/gpu/env.ts). */
+  constructor(options: WebGpuBackendOptions = {}, tuning: WebGpuTuning = {}) {
+    const env = readWebGpuEnv();
+    if (options.compact !== undefined && options.compact !== 'unorm16') throw new UsageError(`compact must be "unorm16", got ${JSON.stringify(options.compact)}`);
+    const c = options.chunkTrajectories;
+    if (c !== undefined && (!Number.isSafeInteger(c) || c < 1)) throw new UsageError(`chunkTrajectories must be a positive integer, got ${c}`);
+    this.options = { ...options, compact: options.compact ?? env.compact };
+    if (env.kernel !== undefined && !(METRICS_KERNEL_PREFERENCES as readonly string[]).includes(env.kernel)) {
+      throw new UsageError(`ECR_WEBGPU_KERNEL must be one of ${METRICS_KERNEL_PREFERENCES.join(', ')}, got ${JSON.stringify(env.kernel)}`);
     }
-    if (this.options.disableRobustness === undefined && process.env.ECR_WEBGPU_UNSAFE_FAST) {
-      if (process.env.ECR_WEBGPU_UNSAFE_FAST !== '1' && process.env.ECR_WEBGPU_UNSAFE_FAST !== '0') throw new UsageError(`ECR_WEBGPU_UNSAFE_FAST must be "1" or "0", got ${JSON.stringify(process.env.ECR_WEBGPU_UNSAFE_FAST)}`);
-      this.options = { ...this.options, disableRobustness: process.env.ECR_WEBGPU_UNSAFE_FAST === '1' };
-    }
-    const kernelEnv = process.env.ECR_WEBGPU_METRICS_KERNEL;
-    if (this.options.metricsKernel === undefined && kernelEnv) {
-      if (!(METRICS_KERNEL_PREFERENCES as readonly string[]).includes(kernelEnv)) throw new UsageError(`ECR_WEBGPU_METRICS_KERNEL must be one of ${METRICS_KERNEL_PREFERENCES.join(', ')}, got ${JSON.stringify(kernelEnv)}`);
-      this.options = { ...this.options, metricsKernel: kernelEnv as MetricsKernelPreference };
-    }
-    const selEnv = process.env.ECR_WEBGPU_SELECTION_KERNEL;
-    if (this.options.selectionKernel === undefined && selEnv) {
-      if (!(SELECTION_KERNELS as readonly string[]).includes(selEnv)) throw new UsageError(`ECR_WEBGPU_SELECTION_KERNEL must be one of ${SELECTION_KERNELS.join(', ')}, got ${JSON.stringify(selEnv)}`);
-      this.options = { ...this.options, selectionKernel: selEnv as SelectionKernel };
-    }
+    this.tuning = {
+      ...tuning,
+      kernel: tuning.kernel ?? (env.kernel as MetricsKernelPreference | undefined),
+      disableRobustness: tuning.disableRobustness ?? env.disableRobustness,
+    };
+    checkTuning(this.tuning);
   }
 
   /** Opens the device (if not yet open) and returns its description, e.g. "opengles: ... llvmpipe". */
@@ -86,9 +93,26 @@ export class WebGpuBackend implements ScoreBackend {
     return { adapter: g.description, kind: g.kind, choice: g.choice, timestamps: g.timestamps, subgroups: g.subgroups, subgroupMinSize: g.subgroupMinSize, robustnessDisabled: g.robustnessDisabled };
   }
 
+  /** Why this device cannot run a batch of this shape (any kernel), or null: `auto` asks before choosing webgpu. */
+  async unsupported(shape: { t: number; m: number; d?: number; a?: number; covariance?: boolean }): Promise<string | null> {
+    const ctx = await this.ready();
+    const s = shapeOf({ t: shape.t, m: shape.m, d: shape.d, a: shape.a, embeddings: shape.d ? new Float32Array(0) : undefined, policy: shape.a ? new Float32Array(0) : undefined }, false, !!shape.covariance);
+    return unsupportedReason(s, ctx.caps.limits);
+  }
+
   /** The underlying device wrapper (tests use it to provoke device loss). */
   async device(): Promise<GpuDevice> {
     return (await this.ready()).gpu;
+  }
+
+  /** The plan a batch would run with on this device (tests and benchmarks). */
+  async planFor(batch: Batch, config: ResolvedConfig, options: ComputeOptions = {}): Promise<Plan> {
+    const ctx = await this.ready();
+    return this.planOn(ctx, batch, config, options.compact ?? this.options.compact, !!options.covariance);
+  }
+
+  private planOn(ctx: RunContext, batch: Batch, config: ResolvedConfig, compact: 'unorm16' | undefined, covariance: boolean, pre?: Uint16Array): Plan {
+    return plan(batch, config, { unorm16: compact === 'unorm16' || pre !== undefined, covariance, chunkTrajectories: this.options.chunkTrajectories, tuning: this.tuning }, ctx.caps);
   }
 
   private ready(): Promise<RunContext> {
@@ -102,14 +126,17 @@ export class WebGpuBackend implements ScoreBackend {
     if (this.live) return Promise.resolve(this.live);
     if (!this.context) {
       this.context = (async () => {
-        const gpu = new GpuDevice(await openDevice({ disableRobustness: this.options.disableRobustness ?? 'native' }));
+        const gpu = new GpuDevice(await openDevice({ adapter: this.options.adapter, disableRobustness: this.tuning.disableRobustness ?? 'native' }));
         const d = gpu.device;
-        const dummy = (label: string) => d.createBuffer({ size: 256, usage: BufferUsage.STORAGE, label });
         const ctx: RunContext = {
           gpu,
           pool: new BufferPool(d),
           pipelines: new PipelineCache(gpu),
-          dummies: { read: dummy('ecr.webgpu.absentInput'), write1: dummy('ecr.webgpu.unusedOutput1'), write2: dummy('ecr.webgpu.unusedOutput2') },
+          dummies: { read: d.createBuffer({ size: 256, usage: BufferUsage.STORAGE, label: 'ecr.webgpu.absentInput' }) },
+          caps: {
+            limits: gpu.limits, subgroups: gpu.subgroups, subgroupMinSize: gpu.subgroupMinSize,
+            maxComputeWorkgroupSizeX: gpu.limits.maxComputeWorkgroupSizeX, maxComputeWorkgroupStorageSize: gpu.limits.maxComputeWorkgroupStorageSize,
+          },
         };
         this.live = ctx;
         return ctx;
@@ -117,10 +144,6 @@ export class WebGpuBackend implements ScoreBackend {
       this.context.catch(() => { this.context = null; });
     }
     return this.context;
-  }
-
-  private compactOf(options: ComputeOptions): 'unorm16' | undefined {
-    return options.compact ?? this.options.compact;
   }
 
   /**
@@ -138,34 +161,41 @@ export class WebGpuBackend implements ScoreBackend {
     return steps;
   }
 
-  /** One runBatch call, with the mapped steps (if any) claimed for its duration and mapped again after. */
-  private run(batch: Batch, config: ResolvedConfig, options: WebGpuComputeOptions, runOptions: Omit<RunOptions, 'mappedSteps' | 'compact' | 'stepsUnorm16' | 'covariance'>, profile: boolean): ReturnType<typeof runBatch> {
-    const base: RunOptions = { ...runOptions, covariance: options.covariance, compact: this.compactOf(options), stepsUnorm16: options.stepsUnorm16 };
+  /** One planned, streamed call, with the mapped steps (if any) claimed for its duration and mapped again after. */
+  private async run(batch: Batch, config: ResolvedConfig, options: WebGpuComputeOptions, outputs: { out?: ComputeOptions['out']; out32?: Float32Metrics }, profile: boolean) {
+    const compact = options.compact ?? this.options.compact;
+    const pre = options.stepsUnorm16;
+    if (pre !== undefined && (!(pre instanceof Uint16Array) || pre.length !== batch.n * batch.t * batch.m)) {
+      throw new UsageError(`stepsUnorm16 must be a Uint16Array of n*T*m = ${batch.n * batch.t * batch.m} codes`);
+    }
     const mapped = options.mappedSteps;
-    if (!mapped) return this.ready().then((ctx) => { reportAdapterChoice(ctx.gpu.choice); return runBatch(ctx, batch, config, base, this.options, profile); });
-    if (base.compact === 'unorm16' || base.stepsUnorm16 !== undefined) {
+    if (mapped && (compact === 'unorm16' || pre !== undefined)) {
       throw new UsageError('mappedSteps holds float32 E: it cannot be combined with compact: unorm16 or stepsUnorm16');
     }
-    // Claimed synchronously (mapped steps imply an open device): a second call with the same object is rejected at once.
-    const owner = this.live && this.live.gpu.healthy ? this.live : null;
-    const source = mapped.claim(owner?.gpu ?? null, batch);
-    reportAdapterChoice(owner!.gpu.choice);
-    return this.runClaimed(owner!, batch, config, { ...base, mappedSteps: source }, mapped, profile);
-  }
-
-  private async runClaimed(ctx: RunContext, batch: Batch, config: ResolvedConfig, options: RunOptions, mapped: MappedSteps, profile: boolean): ReturnType<typeof runBatch> {
-    let result: Awaited<ReturnType<typeof runBatch>>;
+    let source: MappedStepsSource | undefined;
+    let ctx: RunContext;
+    if (mapped) {
+      // Claimed synchronously (mapped steps imply an open device): a second call with the same object is rejected at once.
+      const owner = this.live && this.live.gpu.healthy ? this.live : null;
+      source = mapped.claim(owner?.gpu ?? null, batch);
+      ctx = owner!;
+    } else {
+      ctx = await this.ready();
+    }
     try {
-      result = await runBatch(ctx, batch, config, options, this.options, profile);
+      const p = this.planOn(ctx, batch, config, compact, !!options.covariance, pre);
+      reportAdapterChoice(ctx.gpu.choice);
+      return await streamPlan(ctx, p, { batch, stepsUnorm16: pre, mappedSteps: source, ...outputs }, profile, this.tuning.replays ?? 3);
     } catch (err) {
       // The run's error wins; a failed re-map marks the object failed (its next use says why).
-      await mapped.release().catch(() => undefined);
+      if (mapped) await mapped.release().catch(() => undefined);
       throw err;
+    } finally {
+      if (mapped) await mapped.release();
     }
-    await mapped.release();
-    return result;
   }
 
+  /** The five metrics and CCI; no selection (the host selects: plan.ts, "Selection plan"). */
   async computeMetrics(batch: Batch, config: ResolvedConfig, options: WebGpuComputeOptions = {}): Promise<BackendOutput> {
     checkComputeOptions(options, batch.n, batch.m);
     if (batch.n === 0) return emptyOutput();
@@ -177,25 +207,28 @@ export class WebGpuBackend implements ScoreBackend {
    * computeMetrics writing the metrics into caller-owned Float32Arrays (`out`, each of length n;
    * `out.covariance` of n*m*m when `covariance` is asked for). The kernels compute in float32, so
    * nothing is lost, and readback is a plain copy instead of a float32 -> float64 conversion.
-   * Returns the admissibility bytes and, with GPU selection, the selected index per group.
    */
-  async computeMetricsF32(batch: Batch, config: ResolvedConfig, out: Float32Metrics, options: Omit<WebGpuComputeOptions, 'out'> = {}): Promise<{ admissible: Uint8Array; groupSelected?: Int32Array }> {
-    if (batch.n === 0) return { admissible: new Uint8Array(0), groupSelected: new Int32Array(0) };
-    const { output } = await this.run(batch, config, options, { out32: out }, false);
-    return { admissible: output.admissible, groupSelected: output.groupSelected };
+  async computeMetricsF32(batch: Batch, config: ResolvedConfig, out: Float32Metrics, options: Omit<WebGpuComputeOptions, 'out'> = {}): Promise<void> {
+    const check = (name: string, a: unknown, len: number) => {
+      if (!(a instanceof Float32Array) || a.length !== len) throw new UsageError(`computeMetricsF32: out.${name} must be a Float32Array of length ${len}`);
+    };
+    for (const k of METRICS) check(k, out[k], batch.n);
+    if (options.covariance) check('covariance', out.covariance, batch.n * batch.m * batch.m);
+    if (batch.n === 0) return;
+    await this.run(batch, config, options, { out32: out }, false);
   }
 
   /**
    * Runs the batch once with the stages serialized and reports wall-clock milliseconds per stage
-   * (upload = encode into staging + copy, kernel, readback, select) and, where the device has
-   * `timestamp-query`, kernelMs = summed GPU time of the compute passes. The software adapter has
-   * no timestamps: then only the wall-clock stages are reported.
+   * (uploadFill = host copy into staging, upload, kernel, readback, readbackUnpack) and, where the
+   * device has `timestamp-query`, kernelMs = the median device time of the batch's kernels
+   * replayed back to back (tuning.replays times). The software adapter has no timestamps.
    */
-  async profile(batch: Batch, config: ResolvedConfig, options: WebGpuComputeOptions = {}): Promise<{ stages: Record<string, number>; kernelMs?: number; metricsKernel?: MetricsKernelKind; selection?: SelectionPath; selectionKernel?: SelectionKernel }> {
+  async profile(batch: Batch, config: ResolvedConfig, options: WebGpuComputeOptions = {}): Promise<{ stages: Record<string, number>; kernelMs?: number; metricsKernel?: MetricsKernelKind; chunks?: number }> {
     if (batch.n === 0) return { stages: {} };
     const { times } = await this.run(batch, config, options, { out: options.out }, true);
     if (!times) throw new GpuError('internal', 'profile run returned no timings');
-    return { stages: times.stages, kernelMs: times.kernelMs, metricsKernel: times.metricsKernel, selection: times.selection, selectionKernel: times.selectionKernel };
+    return { stages: times.stages, kernelMs: times.kernelMs, metricsKernel: times.metricsKernel, chunks: times.chunks };
   }
 
   async dispose(): Promise<void> {
@@ -219,5 +252,5 @@ export class WebGpuBackend implements ScoreBackend {
 
 function emptyOutput(): BackendOutput {
   const z = () => new Float64Array(0);
-  return { evb: z(), cr: z(), ts: z(), es: z(), pd: z(), cci: z(), admissible: new Uint8Array(0), groupSelected: new Int32Array(0) };
+  return { evb: z(), cr: z(), ts: z(), es: z(), pd: z(), cci: z() };
 }

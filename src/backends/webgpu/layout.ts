@@ -8,7 +8,7 @@ import { alignUp, type ChunkedBinding } from '../../gpu/dispatch.js';
 
 export const SEGMENT_ALIGN = 256;
 
-export type InputName = 'e' | 'policy' | 'rewardDiff' | 'embeddings' | 'baseKey' | 'groups';
+export type InputName = 'e' | 'policy' | 'rewardDiff' | 'embeddings';
 
 export interface BatchShape {
   t: number;
@@ -16,16 +16,15 @@ export interface BatchShape {
   a: number;        // 0 without a policy
   d: number;        // 0 without embeddings
   rewards: boolean;
-  base: boolean;
-  groups: boolean;
   unorm16: boolean;
   covariance: boolean;
 }
 
-export function shapeOf(batch: Batch, unorm16: boolean, covariance: boolean): BatchShape {
+/** The shape of a batch as the GPU sees it (n aside). */
+export function shapeOf(batch: Pick<Batch, 't' | 'm' | 'a' | 'd' | 'policy' | 'embeddings' | 'expected'>, unorm16: boolean, covariance: boolean): BatchShape {
   return {
     t: batch.t, m: batch.m, a: batch.policy ? batch.a! : 0, d: batch.embeddings ? batch.d! : 0,
-    rewards: !!batch.expected, base: !!batch.baseScore, groups: !!batch.groups, unorm16, covariance,
+    rewards: !!batch.expected, unorm16, covariance,
   };
 }
 
@@ -37,12 +36,10 @@ export function inputBytes(s: BatchShape, count: number): Record<InputName, numb
     policy: count * s.t * s.a * 4,
     rewardDiff: s.rewards ? count * s.t * 4 : 0,
     embeddings: count * s.t * s.d * 4,
-    baseKey: s.base ? count * 8 : 0,
-    groups: s.groups ? count * 4 : 0,
   };
 }
 
-export const INPUT_ORDER: readonly InputName[] = ['e', 'policy', 'rewardDiff', 'embeddings', 'baseKey', 'groups'];
+export const INPUT_ORDER: readonly InputName[] = ['e', 'policy', 'rewardDiff', 'embeddings'];
 
 export interface Segment {
   offset: number;
@@ -67,9 +64,9 @@ export function metricStride(count: number): number {
   return alignUp(Math.max(count, 1), 64);
 }
 
-/** Bytes of the metrics output for `count` trajectories: [6][S] f32 (EVB CR TS ES PD CCI), then S admissible bytes. */
+/** Bytes of the metrics output for `count` trajectories: [6][S] f32 (EVB CR TS ES PD CCI). */
 export function metricsOutputBytes(count: number): number {
-  return 25 * metricStride(count);
+  return 24 * metricStride(count);
 }
 
 /** Output buffer (and its readback copy): the metric arrays, then covariance [n][m][m]. */
@@ -80,12 +77,11 @@ export function outputLayout(s: BatchShape, capacity: number) {
 }
 
 /** Per-trajectory bytes of every chunked binding, for the chunk planner. */
-export function chunkedBindings(s: BatchShape): ChunkedBinding[] {
+export function chunkedBindings(s: BatchShape, withTsEmb: boolean): ChunkedBinding[] {
   const per = inputBytes(s, 1);
   const list: ChunkedBinding[] = INPUT_ORDER.map((name) => ({ name, bytesPerTrajectory: name === 'e' ? (s.unorm16 ? s.t * s.m * 2 : s.t * s.m * 4) : per[name] }));
-  list.push({ name: 'metrics', bytesPerTrajectory: 25 });
-  if (s.d) list.push({ name: 'tsEmb', bytesPerTrajectory: 4 });
+  list.push({ name: 'metrics', bytesPerTrajectory: 24 });
+  if (withTsEmb) list.push({ name: 'tsEmb', bytesPerTrajectory: 4 });
   if (s.covariance) list.push({ name: 'covariance', bytesPerTrajectory: s.m * s.m * 4 });
-  list.push({ name: 'selRec', bytesPerTrajectory: 24 });
   return list;
 }

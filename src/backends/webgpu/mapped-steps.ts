@@ -9,7 +9,8 @@ import type { Batch } from '../../batch.js';
 import { GpuError, UsageError } from '../../errors.js';
 import type { GpuDevice } from '../../gpu/device.js';
 import { BufferUsage, MapMode } from '../../gpu/usage.js';
-import { CHUNK_ALIGN, type MappedStepsSource } from './runner.js';
+import { CHUNK_ALIGN } from './plan.js';
+import type { MappedStepsSource } from './stream.js';
 
 /** One mapped buffer's share of the batch: trajectories [start, start + count), E in batch.steps' order. */
 export interface MappedStepsPart {

@@ -1,43 +1,28 @@
-// Fused ECR metrics (the staged kernel; ecr_lanes.wgsl is the subgroup one): EVB, CR, TS (E fallback or precomputed from embeddings), ES, PD, CCI,
-// admissibility, and the first pass of per-group selection. One invocation per trajectory.
+// The staged kernel (the fast path where the device has no subgroups): EVB, CR, TS (E fallback,
+// or precomputed from embeddings by ts_embeddings.wgsl), ES, PD and CCI, one invocation per
+// trajectory, for T <= 16 and m <= 32 (programs/staged.ts; larger shapes run general.wgsl).
 //
 // Memory: the workgroup copies its WG trajectories of E into workgroup memory with coalesced
 // 16-byte loads (unpacking unorm16 on the way), row-major with an odd stride SW >= T*m so the
 // per-trajectory reads that follow fall on distinct banks. Outputs are struct-of-arrays
 // (one array per metric, stride S = n rounded up to 64), so consecutive invocations write
-// consecutive words; admissibility is packed 4 per u32 after them.
+// consecutive words.
 //
 // Small shapes (T <= 8, m <= 8; SMALL) copy their trajectory into registers once and compute
 // every metric from there: CR from one packed rank word per row (pairwise comparisons, 4 bits per
 // rank), PD with log(p + eps) computed once per row. Larger shapes read workgroup memory directly.
-//
-// Selection: pass 1 (select_runs.wgsl) at the end, over the workgroup's trajectories: runs of one
-// group are reduced in workgroup memory, and only each run's first invocation writes a record or
-// its whole group's winner and touches the global per-group atomics.
 
 override WG: u32 = 128u;        // trajectories (and invocations) per workgroup
 override TM: u32 = 40u;         // t * m of the batch
 override SW: u32 = 41u;         // staging stride per trajectory: odd, >= TM
-// SMALL requires T and m <= 8 (register arrays) and compiled in (T_FIXED, M_FIXED: metrics_shared.wgsl).
+// SMALL requires T and m <= 8 (register arrays) and compiled in (T_FIXED, M_FIXED: formulas.wgsl).
 override SMALL: bool = false;
-override SLOTS: u32 = WG;      // selection slots (select_runs.wgsl): one per trajectory
 
 const MAXS: u32 = 8u;           // register arrays of the SMALL path
 
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> E: array<vec4<u32>>;      // f32 bits, or 8 unorm16 per vec4
-@group(0) @binding(2) var<storage, read> policy: array<f32>;
-@group(0) @binding(3) var<storage, read> rewardDiff: array<f32>;   // realized - expected, [n][t]
-@group(0) @binding(4) var<storage, read> tsEmb: array<f32>;        // TS from embeddings, [n]
-@group(0) @binding(5) var<storage, read> baseKey: array<vec2<u32>>; // f64 order keys (hi, lo); (0,0) = use CCI
-@group(0) @binding(6) var<storage, read> groups: array<u32>;
-@group(0) @binding(7) var<storage, read_write> outWords: array<u32>; // [6][S] f32 bits: EVB CR TS ES PD CCI, then [S/4] admissible bytes
-@group(0) @binding(8) var<storage, read_write> selRec: array<SelRec>;
-@group(0) @binding(9) var<storage, read_write> groupState: array<GroupState>;
 
 override STAGE: u32 = WG * SW;
 var<workgroup> stage: array<f32, STAGE>;
-var<workgroup> admWords: array<atomic<u32>, WG>;
 
 // Value v of the chunk (if it is one of this workgroup's, [vs, ve)) into its staging slot.
 fn stageValue(v: u32, vs: u32, ve: u32, x: f32) {
@@ -63,7 +48,7 @@ fn metricsSmall(i: u32, lid: u32) -> Metrics {
   if (hasFlag(P, FLAG_EVB_MAXABS)) {
     var mx = 0.0;
     for (var j = 0u; j < m; j++) { mx = max(mx, abs(x[0][j] - x[t - 1u][j])); }
-    r.evb = min(1.0, mx);
+    r.evb = evbFromMaxAbs(mx);
   } else {
     var ss = 0.0;
     for (var j = 0u; j < m; j++) {
@@ -97,7 +82,7 @@ fn metricsSmall(i: u32, lid: u32) -> Metrics {
     }
     prevRanks = ranks;
   }
-  r.cr = total / f32(t - 1u);
+  r.cr = crFromPenalties(total);
 
   if (hasFlag(P, FLAG_TS_EMB)) {
     r.ts = tsEmb[i];
@@ -107,9 +92,9 @@ fn metricsSmall(i: u32, lid: u32) -> Metrics {
     for (var s = 1u; s < t; s++) {
       var d2 = 0.0;
       for (var j = 0u; j < m; j++) { let dv = x[s][j] - x[s - 1u][j]; d2 += dv * dv; }
-      sum += min(1.0, sqrt(d2) * invSqrtM);
+      sum += tsStepProxy(d2, invSqrtM);
     }
-    r.ts = 1.0 - sum / f32(t - 1u);
+    r.ts = tsFromDistances(sum);
   }
 
   if (hasFlag(P, FLAG_REWARDS)) {
@@ -124,13 +109,14 @@ fn metricsSmall(i: u32, lid: u32) -> Metrics {
     var v = 0.0;
     for (var s = 0u; s < t; s++) { let dv = stage[at + s * m] - mean; v += dv * dv; }
     v /= f32(t);
-    r.es = clamp(1.0 - v / P.vmax, 0.0, 1.0);
+    r.es = esFromVariance(v);
   }
 
   if (hasFlag(P, FLAG_POLICY)) {
     r.pd = pdFromPolicy(i);
   } else {
-    // KL(p_s || p_{s-1}) = sum p * (log(p + eps) - log(q + eps)): each row's logs once.
+    // klTerm in another form: KL(p_s || p_{s-1}) = sum p * (log(p + eps) - log(q + eps)), so each
+    // row's logs are computed once, not twice (one log per value instead of a log of a quotient).
     var prevLog: array<f32, MAXS>;
     var prevSum = 0.0;
     for (var j = 0u; j < m; j++) { prevSum += x[0][j]; }
@@ -150,19 +136,18 @@ fn metricsSmall(i: u32, lid: u32) -> Metrics {
       }
       klSum += max(kl, 0.0);
     }
-    r.pd = min(1.0, klSum / f32(t - 1u) / P.dmax);
+    r.pd = pdFromKlSum(klSum);
   }
   return r;
 }
 
-// ---- general path: values read from workgroup memory ----
+// ---- workgroup-memory path: values read from workgroup memory ----
 
 fn rankOf(t: u32, j: u32, lid: u32) -> u32 {
   let x = e(t, j, lid);
   var r = 0u;
   for (var k = 0u; k < nM(); k++) {
-    let y = e(t, k, lid);
-    r += select(0u, 1u, y > x || (y == x && k < j));
+    r += select(0u, 1u, ranksBefore(e(t, k, lid), x, k < j));
   }
   return r;
 }
@@ -174,7 +159,7 @@ fn metricsGeneral(i: u32, lid: u32) -> Metrics {
   if (hasFlag(P, FLAG_EVB_MAXABS)) {
     var mx = 0.0;
     for (var j = 0u; j < m; j++) { mx = max(mx, abs(e(0u, j, lid) - e(t - 1u, j, lid))); }
-    r.evb = min(1.0, mx);
+    r.evb = evbFromMaxAbs(mx);
   } else {
     var ss = 0.0;
     for (var j = 0u; j < m; j++) {
@@ -201,7 +186,7 @@ fn metricsGeneral(i: u32, lid: u32) -> Metrics {
     total += penalty;
     prev = cur;
   }
-  r.cr = total / f32(t - 1u);
+  r.cr = crFromPenalties(total);
 
   if (hasFlag(P, FLAG_TS_EMB)) {
     r.ts = tsEmb[i];
@@ -211,9 +196,9 @@ fn metricsGeneral(i: u32, lid: u32) -> Metrics {
     for (var s = 1u; s < t; s++) {
       var d2 = 0.0;
       for (var j = 0u; j < m; j++) { let dv = e(s, j, lid) - e(s - 1u, j, lid); d2 += dv * dv; }
-      sum += min(1.0, sqrt(d2) * invSqrtM);
+      sum += tsStepProxy(d2, invSqrtM);
     }
-    r.ts = 1.0 - sum / f32(t - 1u);
+    r.ts = tsFromDistances(sum);
   }
 
   if (hasFlag(P, FLAG_REWARDS)) {
@@ -225,7 +210,7 @@ fn metricsGeneral(i: u32, lid: u32) -> Metrics {
     var v = 0.0;
     for (var s = 0u; s < t; s++) { let dv = e(s, P.confIndex, lid) - mean; v += dv * dv; }
     v /= f32(t);
-    r.es = clamp(1.0 - v / P.vmax, 0.0, 1.0);
+    r.es = esFromVariance(v);
   }
 
   if (hasFlag(P, FLAG_POLICY)) {
@@ -239,14 +224,12 @@ fn metricsGeneral(i: u32, lid: u32) -> Metrics {
       for (var j = 0u; j < m; j++) { curSum += e(s, j, lid); }
       var kl = 0.0;
       for (var j = 0u; j < m; j++) {
-        let p = e(s, j, lid) / (curSum + 1e-10);
-        let q = e(s - 1u, j, lid) / (prevSum + 1e-10);
-        kl += p * log((p + 1e-10) / (q + 1e-10));
+        kl += klTerm(e(s, j, lid) / (curSum + 1e-10), e(s - 1u, j, lid) / (prevSum + 1e-10));
       }
       klSum += max(kl, 0.0);
       prevSum = curSum;
     }
-    r.pd = min(1.0, klSum / f32(t - 1u) / P.dmax);
+    r.pd = pdFromKlSum(klSum);
   }
   return r;
 }
@@ -286,24 +269,11 @@ fn main(@builtin(workgroup_id) wgId: vec3<u32>, @builtin(local_invocation_index)
       stageValue(v0 + 3u, vs, ve, w.w);
     }
   }
-  atomicStore(&admWords[lid], 0u);
   workgroupBarrier();
 
-  let i = wgStart + lid;
-  let live = lid < count;
-  var cci = 0.0;
-  if (live) {
+  if (lid < count) {
     var r: Metrics;
-    if (SMALL) { r = metricsSmall(i, lid); } else { r = metricsGeneral(i, lid); }
-    cci = cciOf(r);
-    storeMetrics(i, r, cci);
-    if (cci >= P.tau) { atomicOr(&admWords[lid >> 2u], 1u << (8u * (lid & 3u))); }
+    if (SMALL) { r = metricsSmall(wgStart + lid, lid); } else { r = metricsGeneral(wgStart + lid, lid); }
+    storeMetrics(wgStart + lid, r);
   }
-  let selecting = hasFlag(P, FLAG_SELECT);
-  if (selecting && live) { publishRun(lid, groupAt(i), selCandidate(i, cci)); }
-  workgroupBarrier();
-  // WG >= 4 (the host guarantees it), so wgStart is a multiple of 4: whole words per workgroup.
-  if (lid * 4u < count) { outWords[6u * outStride(P.n) + (wgStart >> 2u) + lid] = atomicLoad(&admWords[lid]); }
-  if (!selecting) { return; }   // uniform: the reduction's barriers follow
-  reduceRuns(lid, count, wgStart, flatWorkgroup(wgId, P.wgPerRow));
 }
