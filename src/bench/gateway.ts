@@ -2,8 +2,10 @@
  * Benchmarks of `ecr serve` (not tests), through the official `openai` client (a devDependency:
  * run from a checkout). The loopback upstream and the gateway each run in their own process, as
  * they would in production; the client runs here.
- *   overhead     K=4, H=1, 20 ms upstream: gateway median vs the library pipeline's, alternating, same run.
- *   concurrency  64 clients for --duration s: req/s, p50/p99, server CPU per request, server RSS start vs end.
+ *   overhead     K=4, H=1, 20 ms upstream: gateway median (openai client, and a bare node:http client)
+ *                vs the library pipeline's, alternating, same run.
+ *   concurrency  64 clients, warmed up until the caches are full, then --duration s: req/s, p50/p99,
+ *                server CPU per request, server RSS and heap at the start vs the end of the measured run.
  *   passthrough  a non-ECR request via the gateway vs straight to the upstream (0 ms upstream): p50 difference.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -11,6 +13,7 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../errors.js';
+import { postText } from '../llm/http-transport.js';
 import { OpenAICompatibleProvider } from '../llm/openai-compatible.js';
 import { EcrPipeline } from '../pipeline/pipeline.js';
 
@@ -54,7 +57,7 @@ async function overhead(runs: number) {
   try {
     const client = await openaiClient(`${gw.url}/v1`);
     const pipeline = new EcrPipeline({ provider: new OpenAICompatibleProvider({ baseUrl: up.url, model: 'loop' }), k: 4, horizon: 1, adaptiveK: false });
-    const lib: number[] = [], gate: number[] = [];
+    const lib: number[] = [], gate: number[] = [], bare: number[] = [];
     const one = async (i: number) => {
       const prompt = `Bench question ${i}: what is the capital of France?`;
       let t = performance.now();
@@ -63,11 +66,16 @@ async function overhead(runs: number) {
       t = performance.now();
       await client.chat.completions.create({ model: 'ecr/loop', messages: [{ role: 'user', content: prompt }], ecr: ECR_BODY } as never);
       gate.push(performance.now() - t);
+      // The same request from a bare node:http client: what the gateway costs without the SDK's own time.
+      t = performance.now();
+      const res = await postText(`${gw.url}/v1/chat/completions`, { 'content-type': 'application/json' }, JSON.stringify({ model: 'ecr/loop', messages: [{ role: 'user', content: `${prompt} (bare)` }], ecr: ECR_BODY }));
+      if (!res.ok) throw new Error(`gateway answered ${res.status}: ${res.body.slice(0, 200)}`);
+      bare.push(performance.now() - t);
     };
     for (let i = 0; i < 5; i++) await one(-1 - i); // warm-up
-    lib.length = 0; gate.length = 0;
+    lib.length = 0; gate.length = 0; bare.length = 0;
     for (let i = 0; i < runs; i++) await one(i);
-    return { scenario: 'overhead', runs, libraryP50Ms: r2(pct(lib, 0.5)), gatewayP50Ms: r2(pct(gate, 0.5)), overheadP50Ms: r2(pct(gate, 0.5) - pct(lib, 0.5)), libraryP99Ms: r2(pct(lib, 0.99)), gatewayP99Ms: r2(pct(gate, 0.99)) };
+    return { scenario: 'overhead', runs, libraryP50Ms: r2(pct(lib, 0.5)), gatewayP50Ms: r2(pct(gate, 0.5)), overheadP50Ms: r2(pct(gate, 0.5) - pct(lib, 0.5)), bareClientOverheadP50Ms: r2(pct(bare, 0.5) - pct(lib, 0.5)), libraryP99Ms: r2(pct(lib, 0.99)), gatewayP99Ms: r2(pct(gate, 0.99)) };
   } finally { await gw.close(); await up.close(); }
 }
 
@@ -84,13 +92,30 @@ async function concurrency(clients: number, durationS: number) {
   try {
     const client = await openaiClient(`${gw.url}/v1`);
     const call = (i: number) => client.chat.completions.create({ model: 'ecr/loop', messages: [{ role: 'user', content: `Concurrent question ${i}?` }], ecr: ECR_BODY } as never);
-    for (let i = 0; i < 64; i++) await call(-i); // warm-up
+    // Warm-up at full load until the caches stop growing (their byte estimate within 1% over
+    // 5 s, at most 180 s): every request has a new prompt, so memory first grows by cache fill up
+    // to the bound, and only the steady state after it says whether anything else grows.
+    let n = 0;
+    let warming = true;
+    const warm = Promise.all(Array.from({ length: clients }, async () => {
+      while (warming) { try { await call(n++); } catch { /* counted in the measured run only */ } }
+    }));
+    const warmT0 = performance.now();
+    let last = (await metricsOf(gw.url)).cacheBytes;
+    while (performance.now() - warmT0 < 180_000) {
+      await new Promise((r) => setTimeout(r, 5000));
+      const now = (await metricsOf(gw.url)).cacheBytes;
+      if (now > 0 && now - last <= 0.01 * now) break;
+      last = now;
+    }
+    warming = false;
+    await warm;
+    const warmUpS = r2((performance.now() - warmT0) / 1000);
     const start = await metricsOf(gw.url);
     const lat: number[] = [];
     let errors = 0;
     const t0 = performance.now();
     const end = t0 + durationS * 1000;
-    let n = 0;
     // Memory over the run, every 5 s: RSS, heap used, and what the pipeline's caches hold by their estimate.
     const mb = (x: number) => r2(x / 2 ** 20);
     const memory: Array<{ atS: number; rssMB: number; heapMB: number; cacheEstMB: number }> = [];
@@ -109,7 +134,8 @@ async function concurrency(clients: number, durationS: number) {
       scenario: 'concurrency', clients, durationS: r2(wall), requests: lat.length, errors, reqPerS: r2(lat.length / wall),
       p50Ms: r2(pct(lat, 0.5)), p99Ms: r2(pct(lat, 0.99)),
       serverCpuMsPerRequest: r2(((stop.cpu - start.cpu) * 1000) / lat.length),
-      serverRssStartMB: mb(start.rss), serverRssEndMB: mb(stop.rss), serverCacheEstEndMB: mb(stop.cacheBytes), memory,
+      warmUpS, serverRssStartMB: mb(start.rss), serverRssEndMB: mb(stop.rss), serverHeapStartMB: mb(start.heap), serverHeapEndMB: mb(stop.heap),
+      serverCacheEstStartMB: mb(start.cacheBytes), serverCacheEstEndMB: mb(stop.cacheBytes), memory,
     };
   } finally { await gw.close(); await up.close(); }
 }
