@@ -3,7 +3,9 @@
  * requests in flight (they finish, the process exits 0).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -69,6 +71,27 @@ describe('ecr serve as a process', () => {
     expect(msgs).toContain('shut down');
     expect(s.lines.filter((l) => JSON.parse(l).msg === 'request').map((l) => JSON.parse(l).status)).toEqual([200, 200, 200]);
     await expect(fetch(`${s.url}/health/liveliness`)).rejects.toThrow();
+  }, 30_000);
+
+  it('reopens --audit-log on SIGHUP (log rotation) and flushes it on SIGTERM', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'ecr-serve-audit-'));
+    const file = path.join(dir, 'audit.jsonl');
+    const s = await serve(`node dist/cli.js serve --upstream "$UPSTREAM" --port 0 --retries 0 --audit-log ${file}`, { UPSTREAM: upstream.url });
+    const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'sk-unused', maxRetries: 0 });
+    const ask = (q: string) => client.chat.completions.create({ model: 'ecr/loop', messages: [{ role: 'user', content: q }], ecr: { k: 2, horizon: 1, fixedK: true } } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    await ask('Before the rotation?');
+    await vi.waitFor(() => expect(readFileSync(file, 'utf8').split('\n').filter(Boolean)).toHaveLength(2), { timeout: 5000 });
+    renameSync(file, `${file}.1`);
+    const pid = JSON.parse(s.lines[0]).pid as number;
+    process.kill(pid, 'SIGHUP');
+    await vi.waitFor(() => expect(s.lines.map((l) => JSON.parse(l).msg)).toContain('audit log reopened'), { timeout: 5000 });
+    await ask('After the rotation?');
+    process.kill(pid, 'SIGTERM');
+    expect(await s.exit).toBe(0);
+    const lines = (f: string) => readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    expect(lines(`${file}.1`)).toHaveLength(2);
+    expect(lines(file)).toHaveLength(2);
+    expect(new Set(lines(file).map((l) => l.group)).size).toBe(1);
   }, 30_000);
 
   it('--help lists every flag with its environment variable', async () => {

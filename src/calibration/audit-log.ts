@@ -1,6 +1,7 @@
 /**
  * The gateway's audit log (ECR-SPEC section 8.1): one JSONL line per candidate with its group,
- * metrics, CCI, admissibility and selection, and nothing from the prompt or the answer text.
+ * metrics, CCI, admissibility and selection, and nothing from the prompt or the answer text
+ * (but the request's messages, last, from a gateway that logs prompts).
  * `ecr calibrate` and `ecr maturity` read these lines as scored records.
  */
 import type { MetricValues } from '../score.js';
@@ -24,9 +25,11 @@ export interface AuditLogEntry extends MetricValues {
   dialogue?: string | number;
   turn?: number;
   variant?: string | number;
+  /** The request's messages: only from a gateway started with --log-prompts. */
+  messages?: unknown;
 }
 
-const ORDER = ['time', 'group', 'id', 'EVB', 'CR', 'TS', 'ES', 'PD', 'CCI', 'admissible', 'selected', 'reason', 'tau', 'pCorrect', 'correct', 'dialogue', 'turn', 'variant'] as const;
+const ORDER = ['time', 'group', 'id', 'EVB', 'CR', 'TS', 'ES', 'PD', 'CCI', 'admissible', 'selected', 'reason', 'tau', 'pCorrect', 'correct', 'dialogue', 'turn', 'variant', 'messages'] as const;
 
 /** One audit-log line (with its newline), keys in a fixed order, numbers in full precision. */
 export function formatAuditLogLine(entry: AuditLogEntry): string {

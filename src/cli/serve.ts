@@ -12,7 +12,11 @@ export async function main(argv: string[]): Promise<number> {
   if (config === 'help') { process.stdout.write(usage() + '\n'); return 0; }
   const { app, gateway, url } = await startGateway(config);
   app.log.info({ url, upstream: config.upstream, auth: config.apiKeys.length > 0, ecr_all: config.ecrAll, max_concurrent: config.maxConcurrent }, 'ecr serve listening');
+  // logrotate moves the file and sends SIGHUP: keep writing to the path, not the moved file.
+  const reopen = () => { gateway.auditLog?.reopen(); app.log.info({ file: config.auditLog }, 'audit log reopened'); };
+  if (gateway.auditLog) process.on('SIGHUP', reopen);
   await closeOnSignal(app, gateway);
+  process.removeListener('SIGHUP', reopen);
   // Keep-alive sockets to the upstream would otherwise hold the event loop open after close.
   setTimeout(() => process.exit(process.exitCode ?? 0), 200).unref();
   return 0;

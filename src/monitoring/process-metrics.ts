@@ -37,6 +37,7 @@ export const ecrMetrics = {
   cacheSize: new Gauge({ name: 'ecr_cache_size_bytes', help: 'Estimated bytes held by each pipeline cache (bounded by --cache-max-bytes), at scrape time.', labelNames: ['cache'] as const, registers }),
   cacheEntries: new Gauge({ name: 'ecr_cache_entries', help: 'Entries held by each pipeline cache, at scrape time.', labelNames: ['cache'] as const, registers }),
   rejected: new Counter({ name: 'ecr_http_rejected_total', help: 'Gateway requests rejected before any work, by reason (auth, concurrency, invalid).', labelNames: ['reason'] as const, registers }),
+  auditLogErrors: new Counter({ name: 'ecr_audit_log_errors_total', help: 'Failed writes to the --audit-log file (each also logged).', registers }),
 };
 
 let defaultsOn = false;

@@ -38,11 +38,15 @@ function validationParam(err: FastifyError): string | null {
 }
 
 export function buildGateway(config: ServeConfig, options: GatewayOptions = {}): BuiltGateway {
-  const gateway = new Gateway(config);
+  let app!: FastifyInstance;
+  const gateway = new Gateway(config, (err) => {
+    ecrMetrics.auditLogErrors.inc();
+    app.log.error({ err: err.message, file: config.auditLog }, 'audit log write failed');
+  });
   // The access log goes to stdout through an asynchronous writer: a synchronous write per request
   // was ~8% of a pass-through request's CPU. It is flushed when the server closes.
   const logDestination = options.logStream ? null : pino.destination({ dest: 1, sync: false });
-  const app = Fastify({
+  app = Fastify({
     logger: { level: config.logLevel, stream: options.logStream ?? logDestination! },
     // Fastify's own per-request lines are replaced by one access-log line (access-log.ts).
     logController: new LogController({ disableRequestLogging: true }),
@@ -55,6 +59,7 @@ export function buildGateway(config: ServeConfig, options: GatewayOptions = {}):
     forceCloseConnections: 'idle',
   });
   if (logDestination) app.addHook('onClose', async () => { logDestination.flushSync(); });
+  if (gateway.auditLog) { const audit = gateway.auditLog; app.addHook('onClose', async () => { await audit.close(); }); }
 
   // Keep the raw bytes: pass-through forwards exactly what the client sent.
   app.removeContentTypeParser('application/json');

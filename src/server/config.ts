@@ -50,6 +50,8 @@ export interface ServeSettings {
   temperature: number;
   logPrompts: boolean;
   logLevel: string;
+  /** Append one line per scored candidate here (ECR-SPEC 8.1), for ecr calibrate and ecr maturity. */
+  auditLog?: string;
 }
 
 export const SETTINGS: readonly Setting[] = [
@@ -75,6 +77,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'cacheTtl', flag: 'cache-ttl', env: 'ECR_CACHE_TTL', kind: 'int', min: 0, arg: 'MS', help: 'time to live of a cache entry in ms (default 0 = none: entries leave by the size bound only)' },
   { key: 'temperature', flag: 'temperature', env: 'ECR_TEMPERATURE', kind: 'number', min: 0, max: 2, help: 'candidate temperature when the request gives none (default 0.8)' },
   { key: 'logPrompts', flag: 'log-prompts', env: 'ECR_LOG_PROMPTS', kind: 'boolean', help: 'put the request messages in the access log (default: never)' },
+  { key: 'auditLog', flag: 'audit-log', env: 'ECR_AUDIT_LOG', kind: 'string', arg: 'FILE', help: 'append one JSONL line per scored candidate (metrics, CCI, selection; no prompt text unless --log-prompts) for ecr calibrate / ecr maturity; SIGHUP reopens it' },
   { key: 'logLevel', flag: 'log-level', env: 'ECR_LOG_LEVEL', kind: 'string', arg: 'LEVEL', help: 'fatal | error | warn | info | debug | silent (default info)' },
 ];
 

@@ -21,6 +21,7 @@ function headerSettings(request: FastifyRequest, gw: Gateway): EcrSettings {
 }
 
 export async function ecrCompletion(request: FastifyRequest, reply: FastifyReply, gw: Gateway, upstreamModel: string): Promise<FastifyReply> {
+  const arrived = new Date();
   const body = request.body as Record<string, unknown>;
   if (upstreamModel === '') throw invalidRequest('model', 'name the upstream model after "ecr/", e.g. "ecr/llama3"');
   const plan = parseEcrChatRequest(body, upstreamModel);
@@ -49,7 +50,13 @@ export async function ecrCompletion(request: FastifyRequest, reply: FastifyReply
       config: scoringConfig(gw.config.scoring, s),
     });
     const meta: CompletionMeta = { id: completionId(), created: Math.floor(Date.now() / 1000), model: plan.model };
-    const run = pipeline.run(plan.prompt, { messages: plan.messages, signal: abort.signal });
+    const run = pipeline.run(plan.prompt, { messages: plan.messages, signal: abort.signal }).then((result) => {
+      gw.auditLog?.record({
+        requestId: request.id, time: arrived, result, serverWeights: s.weights === undefined && s.preset === undefined,
+        ...(gw.config.logPrompts ? { messages: plan.messages } : {}),
+      });
+      return result;
+    });
     if (!plan.stream) {
       const result = await run;
       noteResult(request, result);

@@ -6,6 +6,7 @@
 import { LRUCache } from 'lru-cache';
 import { OpenAICompatibleProvider } from '../llm/openai-compatible.js';
 import { EcrPipeline } from '../pipeline/pipeline.js';
+import { AuditLog } from './audit-log.js';
 import { ConcurrencyGate } from './concurrency.js';
 import type { ServeConfig } from './config.js';
 
@@ -15,9 +16,12 @@ export class Gateway {
   readonly root: EcrPipeline;
   private readonly providers = new LRUCache<string, OpenAICompatibleProvider>({ max: 256 });
   private readonly modelLabels = new Set<string>();
+  /** The --audit-log file, when one is configured. */
+  readonly auditLog: AuditLog | null;
   closing = false;
 
-  constructor(readonly config: ServeConfig) {
+  constructor(readonly config: ServeConfig, onAuditLogError: (err: Error) => void = () => {}) {
+    this.auditLog = config.auditLog ? new AuditLog(config.auditLog, config.scoring, onAuditLogError) : null;
     this.gate = new ConcurrencyGate(config.maxConcurrent);
     this.root = new EcrPipeline({
       provider: this.providerFor('default'),
