@@ -49,7 +49,7 @@ export async function ecrCompletion(request: FastifyRequest, reply: FastifyReply
       config: scoringConfig(gw.config.scoring, s),
     });
     const meta: CompletionMeta = { id: completionId(), created: Math.floor(Date.now() / 1000), model: plan.model };
-    const run = pipeline.run(plan.prompt, { messages: plan.messages, signal: abort.signal });
+    const run = pipeline.run(plan.prompt, { messages: plan.messages, signal: abort.signal, ...(s.cache ? { cache: s.cache } : {}) });
     if (!plan.stream) {
       const result = await run;
       noteResult(request, result);
@@ -105,6 +105,7 @@ function noteResult(request: FastifyRequest, r: PipelineResult): void {
     admissible: r.admissible,
     fallback: r.stats.scoring.reason === 'fallback',
     upstreamCalls: r.stats.llmCalls + r.stats.calls.embed.requests,
+    cache: r.stats.cacheResult,
     tokens: r.stats.tokens.prompt + r.stats.tokens.completion,
   };
 }
