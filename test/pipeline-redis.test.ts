@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RedisStore } from '../src/cache/index.js';
 import { OpenAICompatibleProvider, resetNDetection } from '../src/llm/index.js';
@@ -22,6 +23,8 @@ const RUN = randomUUID().slice(0, 8);
 let server: LoopbackServer;
 let redis: { url: string; stop: () => Promise<void> };
 let store: RedisStore;
+let raw: Redis;
+const rawKeys = (pattern: string) => raw.keys(pattern);
 
 beforeAll(async () => {
   server = await LoopbackServer.start();
@@ -29,8 +32,9 @@ beforeAll(async () => {
   redis = await sharedRedis();
   store = new RedisStore({ url: redis.url });
   expect(await store.ready()).toBe(true);
+  raw = new Redis(redis.url);
 });
-afterAll(async () => { await store?.close(); await server.close(); await redis?.stop(); });
+afterAll(async () => { raw?.disconnect(); await store?.close(); await server.close(); await redis?.stop(); });
 beforeEach(() => { server.clearLog(); resetNDetection(); });
 
 function pipeline(options: Partial<PipelineOptions> & { embeddingModel?: string } = {}) {
@@ -62,11 +66,32 @@ describe.skipIf(!gate.available)('the pipeline with a Redis tier', () => {
     expect(second.metrics).toEqual(first.metrics);
     expect(second.candidates.map((c) => c.steps!.map((s) => s.E))).toEqual(first.candidates.map((c) => c.steps!.map((s) => s.E)));
     expect(second.candidates.every((c) => c.steps!.every((s) => s.cached))).toBe(true);
-    for (const c of ['candidates', 'steps', 'embeddings', 'vectors']) {
+    for (const c of ['candidates', 'steps', 'embeddings']) {
       expect(second.stats.cache[c].l1Hits, c).toBe(0);
       expect(second.stats.cache[c].l2Hits, c).toBe(second.stats.cache[c].hits);
       expect(second.stats.cache[c].misses, c).toBe(0);
     }
+    // Vectors from a local safety scorer are arithmetic on the cached inputs: computed, not fetched.
+    expect(second.stats.cache.vectors).toMatchObject({ l2Hits: 0, misses: 12 });
+  });
+
+  it('keeps what a local embedder and scorer compute out of Redis; a remote safety scorer puts the vectors there', async () => {
+    const prompt = `Local signals only ${RUN}`;
+    const ns = `local-${RUN}`;
+    await pipeline().run(prompt, { cache: { namespace: ns } });
+    await store.idle();
+    const keys = async (kind: string) => (await rawKeys(`ecr:v1:${ns}:${kind}:*`)).length;
+    expect(await keys('candidates')).toBe(1);
+    expect(await keys('steps')).toBe(8);
+    expect(await keys('embeddings')).toBe(0);
+    expect(await keys('vectors')).toBe(0);
+    const remoteSafety = { id: 'remote-moderation-v1', remote: true, score: async () => 1 };
+    const ns2 = `remote-${RUN}`;
+    await pipeline({ safety: remoteSafety }).run(prompt, { cache: { namespace: ns2 } });
+    await store.idle();
+    expect((await rawKeys(`ecr:v1:${ns2}:vectors:*`)).length).toBe(12);
+    const again = await pipeline({ safety: remoteSafety }).run(prompt, { cache: { namespace: ns2 } });
+    expect(again.stats.cache.vectors).toMatchObject({ l2Hits: 12, misses: 0 });
   });
 
   it('rejects a malformed cache control naming the field', async () => {

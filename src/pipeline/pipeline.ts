@@ -302,13 +302,18 @@ export class EcrPipeline {
       });
     }
     const store = c.redis;
-    // Locks only where a miss costs a chat call; an embedding miss joins its step round's batch,
-    // which must not wait for another instance, and a vector is computed in microseconds.
+    // Redis holds what costs more to compute than a round trip to it: the chat calls, embeddings
+    // from a remote embedder, and vectors when the safety scorer is remote (given its embeddings,
+    // the rest of a vector is microseconds of arithmetic). The built-in hashing embedder takes
+    // microseconds too; a Redis read of its results would add a serial round trip to every
+    // request and fill Redis for nothing.
+    // Locks only where a miss costs a chat call: an embedding miss joins its step round's batch,
+    // which must not wait for another instance.
     this.tiers = {
       candidates: new TieredCache('candidates', this.caches.candidates, store ? { store, codec: choicesCodec, lock: true } : null),
       steps: new TieredCache('steps', this.caches.steps, store ? { store, codec: stepCodec, lock: true } : null),
-      embeddings: new TieredCache('embeddings', this.caches.embeddings, store ? { store, codec: float32Codec, lock: false } : null),
-      vectors: new TieredCache('vectors', this.caches.vectors, store ? { store, codec: float64Codec, lock: false } : null),
+      embeddings: new TieredCache('embeddings', this.caches.embeddings, store && this.embedder.remote ? { store, codec: float32Codec, lock: false } : null),
+      vectors: new TieredCache('vectors', this.caches.vectors, store && this.safety.remote === true ? { store, codec: float64Codec, lock: false } : null),
     };
   }
 
