@@ -11,7 +11,7 @@ import {
 } from '../src/cache/index.js';
 import { checkRedisUrl } from '../src/cache/redis-store.js';
 import { ecrMetrics, metricValue } from '../src/monitoring/process-metrics.js';
-import { freePort, redisGate, sharedRedis } from './helpers/redis-server.js';
+import { freePort, redisGate, sharedRedis, startRedisServer } from './helpers/redis-server.js';
 
 const gate = redisGate();
 let redis: { url: string; stop: () => Promise<void> };
@@ -222,6 +222,34 @@ describe.skipIf(!gate.available)('the Redis tier', () => {
     const v = await tier('embeddings', s, float32Codec, false).getOrCompute(h, async () => new Float32Array([9]), {});
     expect(Array.from(v)).toEqual([9]);
     expect(await metricValue(ecrMetrics.redisErrors, { op: 'decode', reason: 'error' })).toBe(before + 1);
+  });
+});
+
+describe.skipIf(!gate.available)('a Redis that dies while an instance waits on another\'s lock', () => {
+  it('releases the waiter at once (not after the lock life): it computes the value itself', async () => {
+    const own = await startRedisServer();
+    try {
+      const a = new RedisStore({ url: own.url, lockMs: 60_000, onWarn: () => {} });
+      const b = new RedisStore({ url: own.url, lockMs: 60_000, onWarn: () => {} });
+      stores.push(a, b);
+      expect(await a.ready()).toBe(true);
+      expect(await b.ready()).toBe(true);
+      const ownRaw = new Redis(own.url);
+      const h = hash('dies');
+      const key = redisKey('steps', h);
+      const holder = tier('steps', a, stepCodec).getOrCompute(h, () => new Promise(() => {}), {});
+      void holder;
+      await vi.waitFor(async () => expect(await ownRaw.exists(lockKey(key))).toBe(1));
+      const load = vi.fn(async () => ({ text: 'computed by the waiter', logprobs: null }));
+      const waiting = tier('steps', b, stepCodec).getOrCompute(h, load, {});
+      await vi.waitFor(async () => expect(await ownRaw.call('PUBSUB', 'NUMSUB', fillChannel(key))).toEqual([fillChannel(key), 1]));
+      ownRaw.disconnect();
+      await own.stop();
+      expect((await waiting).text).toBe('computed by the waiter');
+      expect(load).toHaveBeenCalledTimes(1);
+    } finally {
+      await own.stop();
+    }
   });
 });
 

@@ -139,7 +139,8 @@ export class RedisStore {
     client.defineCommand('ecrUnlock', { numberOfKeys: 1, lua: UNLOCK_LUA });
     this.client = client;
     // Subscriptions need a connection of their own; it exists from the start so the first waiter can use it.
-    this.sub = client.duplicate();
+    // Its waiters are released when it drops (below), so nothing is to be resubscribed on reconnect.
+    this.sub = client.duplicate({ autoResubscribe: false });
     this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.onMessage(channel.toString(), message));
     for (const c of [client, this.sub]) {
       // ioredis reports connection errors as events; without a listener it prints them itself.
@@ -147,6 +148,8 @@ export class RedisStore {
       c.on('ready', () => { if (c === client) this.recovered(); });
     }
     client.on('close', () => { if (!this.closed) this.failed('connection', new Error('connection closed')); });
+    // A fill can no longer arrive once either connection is gone: the waiters compute for themselves.
+    for (const c of [client, this.sub]) c.on('close', () => this.releaseWaiters());
   }
 
   /** Resolves true once both connections are up, false after `timeoutMs` (the tier is then used once Redis answers). */
@@ -254,7 +257,7 @@ export class RedisStore {
     if (this.closed) return;
     await this.idle();
     this.closed = true;
-    for (const set of this.waiters.values()) for (const w of set) w(null);
+    this.releaseWaiters();
     this.client.disconnect();
     this.sub.disconnect();
   }
@@ -273,6 +276,10 @@ export class RedisStore {
   private track(p: Promise<unknown>): void {
     this.pending.add(p);
     void p.finally(() => this.pending.delete(p));
+  }
+
+  private releaseWaiters(): void {
+    for (const set of this.waiters.values()) for (const w of [...set]) w(null);
   }
 
   private onMessage(channel: string, message: Buffer): void {
