@@ -12,6 +12,7 @@ import { resetNDetection } from '../src/llm/sample-choices.js';
 import { LoopbackServer } from '../src/loopback/server.js';
 import { ecrMetrics, metricValue } from '../src/monitoring/process-metrics.js';
 import { resolveServeConfig, startGateway } from '../src/server/index.js';
+import { mergeSettings } from '../src/server/request-settings.js';
 import { redisGate, sharedRedis, startRedisServer, type RedisServer } from './helpers/redis-server.js';
 
 const gate = redisGate();
@@ -116,6 +117,8 @@ describe.skipIf(!gate.available)('ecr serve instances sharing one Redis', () => 
       expect(err, param).toBeInstanceOf(OpenAI.BadRequestError);
       expect((err as InstanceType<typeof OpenAI.BadRequestError>).param, JSON.stringify(cache)).toBe(param);
     }
+    // Layers merge key by key: the server's default namespace stays under a request's no-cache.
+    expect(mergeSettings({ cache: { namespace: 'tenant' } }, { cache: { noCache: true } }).cache).toEqual({ namespace: 'tenant', noCache: true });
     expect(() => resolveServeConfig(['--upstream', upstream.url, '--redis', 'redis-sentinel://h:26379/m'], {})).toThrow(/--redis: .*Sentinel and Cluster are not supported/);
     expect(resolveServeConfig(['--upstream', upstream.url], { ECR_REDIS_URL: 'redis://127.0.0.1:6379', ECR_REDIS_TTL: '60' })).toMatchObject({ redis: 'redis://127.0.0.1:6379', redisTtl: 60 });
   });

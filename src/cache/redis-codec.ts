@@ -19,9 +19,9 @@ export interface CachedText {
 }
 
 export interface Codec<V> {
-  encode(value: V): Buffer;
+  encode(value: V): Uint8Array;
   /** Throws CacheDecodeError on bytes that are not an entry of this kind. */
-  decode(bytes: Buffer): V;
+  decode(bytes: Uint8Array): V;
 }
 
 export class CacheDecodeError extends Error {
@@ -106,7 +106,7 @@ function fromTextTuple(t: unknown, kind: string): CachedText {
   return out;
 }
 
-function unpack(b: Buffer, kind: string): unknown {
+function unpack(b: Uint8Array, kind: string): unknown {
   try { return packr.unpack(b); } catch (e) { throw new CacheDecodeError(kind, (e as Error).message); }
 }
 

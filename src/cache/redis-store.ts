@@ -41,7 +41,7 @@ export const REDIS_DEFAULTS = { timeoutMs: 100, ttlSeconds: 86_400, lockMs: 30_0
 
 /** What a lookup found: the value, a lock this caller now holds, a lock another holds, or nothing usable. */
 export type L2Lookup =
-  | { state: 'hit'; value: Buffer }
+  | { state: 'hit'; value: Uint8Array }
   | { state: 'locked'; token: string }
   | { state: 'busy' }
   | { state: 'miss' }
@@ -105,7 +105,7 @@ export class RedisStore {
   private readonly warn: (message: string) => void;
   private readonly client: ScriptClient;
   private readonly sub: Redis;
-  private readonly waiters = new Map<string, Set<(value: Buffer | null) => void>>();
+  private readonly waiters = new Map<string, Set<(value: Uint8Array | null) => void>>();
   private readonly pending = new Set<Promise<unknown>>();
   private pausedUntil = 0;
   private lastError: string | null = null;
@@ -195,11 +195,11 @@ export class RedisStore {
    * Waits for another instance to fill `key`: its value, or null when the holder gave up, the lock
    * is gone without a value, `lockMs` passed, the signal fired or Redis failed.
    */
-  async waitFor(key: string, signal?: AbortSignal): Promise<Buffer | null> {
+  async waitFor(key: string, signal?: AbortSignal): Promise<Uint8Array | null> {
     if (!this.usable || this.sub.status !== 'ready' || signal?.aborted) return null;
     const channel = fillChannel(key);
-    let resolveWait!: (v: Buffer | null) => void;
-    const waited = new Promise<Buffer | null>((r) => { resolveWait = r; });
+    let resolveWait!: (v: Uint8Array | null) => void;
+    const waited = new Promise<Uint8Array | null>((r) => { resolveWait = r; });
     let set = this.waiters.get(channel);
     const first = !set;
     if (!set) { set = new Set(); this.waiters.set(channel, set); }
@@ -230,8 +230,9 @@ export class RedisStore {
   }
 
   /** Writes `value` with a TTL (ms); a lock holder also publishes it to the waiters and releases the lock. */
-  store(key: string, value: Buffer, ttlMs: number, token?: string): void {
+  store(key: string, bytes: Uint8Array, ttlMs: number, token?: string): void {
     if (!this.usable) return;
+    const value = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const p = this.client.pipeline() as ScriptPipeline;
     p.set(key, value, 'PX', Math.max(1, Math.round(ttlMs)));
     if (token) { p.publish(fillChannel(key), value); p.ecrUnlock(lockKey(key), token); }

@@ -111,7 +111,7 @@ export class TieredCache<V extends {}> {
       return;
     }
     if (lease && this.l2) {
-      let bytes: Buffer;
+      let bytes: Uint8Array;
       try { bytes = this.l2.codec.encode(value); } catch {
         // A value the layout cannot hold (e.g. more than 255 alternatives per token) stays in L1 only.
         if (lease.token) this.l2.store.release(lease.key, lease.token);
@@ -138,7 +138,7 @@ export class TieredCache<V extends {}> {
     return redisKey(this.kind, hash, control.namespace);
   }
 
-  private decode(bytes: Buffer): V | undefined {
+  private decode(bytes: Uint8Array): V | undefined {
     try {
       return this.l2!.codec.decode(bytes);
     } catch (err) {

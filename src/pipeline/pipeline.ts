@@ -504,7 +504,9 @@ export class EcrPipeline {
     if (!control.noCache) this.caches.candidates.record('miss');
     this.candidateFlights.set(flightKey, promises);
     void (async () => {
-      const found = await tier.lookup(key, control, ctx.signal);
+      // The slots must settle whatever happens: a lookup that fails (a bug, not Redis: Redis
+      // failures are misses) generates as if nothing were cached.
+      const found = await tier.lookup(key, control, ctx.signal).catch(() => ({ hit: false as const, lease: null }));
       if (found.hit && found.value.length === k) {
         ctx.stats.onCache('candidates', found.outcome);
         if (!control.noStore) this.caches.candidates.set(flightKey, found.value, control.ttlSeconds === undefined ? undefined : control.ttlSeconds * 1000);
