@@ -9,7 +9,8 @@ import {
   CacheDecodeError, KeyedCache, RedisStore, TieredCache, choicesCodec, float32Codec, float64Codec, fillChannel, lockKey, redisKey, stepCodec, tupleKey,
   type CacheKind, type Codec,
 } from '../src/cache/index.js';
-import { checkRedisUrl } from '../src/cache/redis-store.js';
+import { redisConnectionOptions } from '../src/cache/redis-store.js';
+import { redactUrl } from '../src/server/app.js';
 import { ecrMetrics, metricValue } from '../src/monitoring/process-metrics.js';
 import { freePort, redisGate, sharedRedis, startRedisServer } from './helpers/redis-server.js';
 
@@ -88,11 +89,20 @@ describe('keys and URLs', () => {
     expect(() => redisKey('steps', h, 'a:b')).toThrow(/namespace/);
   });
 
-  it('accepts redis:// and rediss:// only, naming what is not supported', () => {
-    expect(checkRedisUrl('redis://:pw@127.0.0.1:6379/2').port).toBe('6379');
-    expect(checkRedisUrl('rediss://cache.example:6380').protocol).toBe('rediss:');
-    expect(() => checkRedisUrl('redis-sentinel://h:26379/mymaster')).toThrow(/redis:\/\/ or rediss:\/\/.*Sentinel and Cluster are not supported/);
-    expect(() => checkRedisUrl('127.0.0.1:6379')).toThrow(/redis:\/\//);
+  it('accepts redis://, rediss:// and redis+sentinel:// URLs, naming what is supported otherwise', () => {
+    expect(redisConnectionOptions('redis://:p%40ss@127.0.0.1:6390/2')).toEqual({ host: '127.0.0.1', port: 6390, password: 'p@ss', db: 2 });
+    expect(redisConnectionOptions('rediss://u:pw@cache.example')).toEqual({ host: 'cache.example', port: 6379, username: 'u', password: 'pw', tls: {} });
+    expect(redisConnectionOptions('redis+sentinel://:pw@10.0.0.1:26379,[::1]:26380/mymaster/3?sentinelPassword=s')).toEqual({
+      sentinels: [{ host: '10.0.0.1', port: 26379 }, { host: '::1', port: 26380 }], name: 'mymaster', password: 'pw', db: 3, sentinelPassword: 's',
+    });
+    expect(() => redisConnectionOptions('redis+sentinel://h/mymaster')).toThrow(/sentinel "h" is not host:port/);
+    expect(() => redisConnectionOptions('redis+sentinel://h:1')).toThrow(/a Sentinel URL is redis\+sentinel:\/\//);
+    expect(() => redisConnectionOptions('redis+sentinel://h:1/m?x=1')).toThrow(/unknown parameter "x"/);
+    expect(() => redisConnectionOptions('redis-cluster://h:7000')).toThrow(/expected redis:\/\/.*Cluster is not supported/);
+    expect(() => redisConnectionOptions('redis://h:1/zero')).toThrow(/database number/);
+    expect(() => redisConnectionOptions('127.0.0.1:6379')).toThrow(/redis:\/\//);
+    expect(redactUrl('redis+sentinel://u:secret@h:1,h:2/m')).toBe('redis+sentinel://u:***@h:1,h:2/m');
+    expect(redactUrl('redis://:secret@h:1')).toBe('redis://:***@h:1');
   });
 });
 

@@ -13,7 +13,11 @@ import { LoopbackServer } from '../src/loopback/server.js';
 import { ecrMetrics, metricValue } from '../src/monitoring/process-metrics.js';
 import { resolveServeConfig, startGateway } from '../src/server/index.js';
 import { mergeSettings } from '../src/server/request-settings.js';
-import { redisGate, sharedRedis, startRedisServer, type RedisServer } from './helpers/redis-server.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REDIS_SERVER_BIN, freePort, redisGate, sharedRedis, startRedisServer, type RedisServer } from './helpers/redis-server.js';
 
 const gate = redisGate();
 type Started = Awaited<ReturnType<typeof startGateway>>;
@@ -119,7 +123,7 @@ describe.skipIf(!gate.available)('ecr serve instances sharing one Redis', () => 
     }
     // Layers merge key by key: the server's default namespace stays under a request's no-cache.
     expect(mergeSettings({ cache: { namespace: 'tenant' } }, { cache: { noCache: true } }).cache).toEqual({ namespace: 'tenant', noCache: true });
-    expect(() => resolveServeConfig(['--upstream', upstream.url, '--redis', 'redis-sentinel://h:26379/m'], {})).toThrow(/--redis: .*Sentinel and Cluster are not supported/);
+    expect(() => resolveServeConfig(['--upstream', upstream.url, '--redis', 'redis-cluster://h:7000'], {})).toThrow(/--redis: .*Cluster is not supported/);
     expect(resolveServeConfig(['--upstream', upstream.url], { ECR_REDIS_URL: 'redis://127.0.0.1:6379', ECR_REDIS_TTL: '60' })).toMatchObject({ redis: 'redis://127.0.0.1:6379', redisTtl: 60 });
   });
 });
@@ -167,4 +171,41 @@ describe.skipIf(!gate.available)('Redis stopped mid-run', () => {
     expect(metrics).toMatch(/^ecr_cache_lookups_total\{cache="steps",tier="l2",outcome="hit"\} [1-9]\d*$/m);
     expect(metrics).toMatch(/^ecr_redis_up 1$/m);
   }, 30_000);
+});
+
+describe.skipIf(!gate.available)('behind Redis Sentinel', () => {
+  let primary: RedisServer;
+  let sentinel: ChildProcess;
+  let sentinelPort: number;
+  let dir: string;
+  beforeAll(async () => {
+    primary = await startRedisServer();
+    sentinelPort = await freePort();
+    // Sentinel rewrites its config file, so it gets a file of its own.
+    dir = mkdtempSync(join(tmpdir(), 'ecr-sentinel-'));
+    const conf = join(dir, 'sentinel.conf');
+    writeFileSync(conf, `port ${sentinelPort}\nbind 127.0.0.1\ndir ${dir}\nsentinel monitor primary1 127.0.0.1 ${primary.port} 1\n`);
+    sentinel = spawn(REDIS_SERVER_BIN, [conf, '--sentinel'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const probe = new (await import('ioredis')).Redis({ port: sentinelPort, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: 1 });
+    probe.on('error', () => {}); // refused until the sentinel listens
+    await vi.waitFor(async () => expect(await probe.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'primary1')).toEqual(['127.0.0.1', String(primary.port)]), { timeout: 5000, interval: 50 });
+    probe.disconnect();
+  });
+  afterAll(async () => {
+    if (sentinel && sentinel.exitCode === null) { const exited = new Promise((r) => sentinel.once('exit', r)); sentinel.kill('SIGKILL'); await exited; }
+    await primary?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('redis+sentinel:// finds the primary through the sentinel; B serves what A computed', async () => {
+    const url = `redis+sentinel://127.0.0.1:${sentinelPort}/primary1`;
+    const a = await gateway(url), b = await gateway(url);
+    expect((await readiness(a)).body).toMatchObject({ status: 'ready', redis: 'ok' });
+    const prompt = `Through the sentinel ${RUN}`;
+    await ask(a, prompt);
+    await a.gateway.redis!.idle();
+    const calls = chatCalls();
+    expect((await ask(b, prompt)).response.headers.get('x-ecr-cache')).toBe('hit');
+    expect(chatCalls()).toBe(calls);
+  });
 });

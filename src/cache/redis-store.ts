@@ -10,9 +10,11 @@
  * `warnIntervalMs`; ioredis reconnects by itself, and the first successful operation (or the
  * connection's `ready`) ends the degraded state, with a line saying so.
  *
- * URLs: `redis://[[user]:password@]host[:port][/db]` and `rediss://` (TLS). Sentinel and Cluster
- * are not supported: the lookup script reads a key and writes its lock, which Cluster would need
- * in one hash slot, and neither has a URL form in ioredis.
+ * URLs: `redis://[[user]:password@]host[:port][/db]`, `rediss://` (TLS), and Sentinel as
+ * `redis+sentinel://[[user]:password@]host:port[,host:port...]/<master name>[/db]` (ioredis
+ * asks the sentinels for the primary and follows failovers; `?sentinelPassword=` if they need
+ * one). Cluster is not supported: the lookup script reads a key and writes its lock, which
+ * Cluster requires to be in one hash slot.
  */
 import { randomUUID } from 'node:crypto';
 import { Redis, type ChainableCommander, type RedisOptions } from 'ioredis';
@@ -78,15 +80,47 @@ type ScriptClient = Redis & {
 
 type ScriptPipeline = ChainableCommander & { ecrUnlock(lock: string, token: string): unknown };
 
-/** Checks a Redis URL; throws UsageError naming what is supported. */
-export function checkRedisUrl(url: string): URL {
+const SUPPORTED = 'redis://host:port[/db], rediss://host:port (TLS) or redis+sentinel://host:port[,host:port...]/<master name>[/db]; Cluster is not supported';
+
+/** ioredis connection options for a Sentinel URL. */
+function sentinelOptions(url: string): RedisOptions {
+  const m = /^redis\+sentinel:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?@]+)\/([^/?]+)(?:\/(\d+))?\/?(?:\?(.*))?$/.exec(url);
+  if (!m) throw new UsageError(`redis URL ${JSON.stringify(url)}: a Sentinel URL is redis+sentinel://[[user]:password@]host:port[,host:port...]/<master name>[/db]`);
+  const [, user, password, hosts, name, db, query] = m;
+  const sentinels = hosts.split(',').map((h) => {
+    const hp = /^([^:]+|\[[^\]]+\]):(\d{1,5})$/.exec(h);
+    if (!hp) throw new UsageError(`redis URL ${JSON.stringify(url)}: sentinel ${JSON.stringify(h)} is not host:port`);
+    return { host: hp[1].replace(/^\[|\]$/g, ''), port: Number(hp[2]) };
+  });
+  const params = new URLSearchParams(query ?? '');
+  for (const k of params.keys()) if (k !== 'sentinelPassword') throw new UsageError(`redis URL ${JSON.stringify(url)}: unknown parameter ${JSON.stringify(k)} (known: sentinelPassword)`);
+  const dec = (x: string | undefined) => (x ? decodeURIComponent(x) : undefined);
+  return {
+    sentinels, name: decodeURIComponent(name),
+    ...(user ? { username: dec(user) } : {}), ...(password ? { password: dec(password) } : {}),
+    ...(db ? { db: Number(db) } : {}), ...(params.get('sentinelPassword') ? { sentinelPassword: params.get('sentinelPassword')! } : {}),
+  };
+}
+
+/** Checks a Redis URL and gives its ioredis options; throws UsageError naming what is supported. */
+export function redisConnectionOptions(url: string): RedisOptions {
+  if (url.startsWith('redis+sentinel://')) return sentinelOptions(url);
   let u: URL;
-  try { u = new URL(url); } catch { throw new UsageError(`redis URL ${JSON.stringify(url)} is not a URL (expected redis://host:port or rediss://host:port)`); }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
-    throw new UsageError(`redis URL ${JSON.stringify(url)}: the scheme must be redis:// or rediss:// (TLS); Sentinel and Cluster are not supported`);
-  }
+  try { u = new URL(url); } catch { throw new UsageError(`redis URL ${JSON.stringify(url)} is not a URL (expected ${SUPPORTED})`); }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new UsageError(`redis URL ${JSON.stringify(url)}: expected ${SUPPORTED}`);
   if (u.hostname === '') throw new UsageError(`redis URL ${JSON.stringify(url)} names no host`);
-  return u;
+  const db = u.pathname.replace(/^\//, '');
+  if (db !== '' && !/^\d+$/.test(db)) throw new UsageError(`redis URL ${JSON.stringify(url)}: the path is the database number, got ${JSON.stringify(db)}`);
+  return {
+    host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port ? Number(u.port) : 6379,
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}), ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    ...(db ? { db: Number(db) } : {}), ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+}
+
+/** Checks a Redis URL; throws UsageError naming what is supported. */
+export function checkRedisUrl(url: string): void {
+  redisConnectionOptions(url);
 }
 
 function reasonOf(err: unknown): string {
@@ -115,7 +149,7 @@ export class RedisStore {
   private closed = false;
 
   constructor(options: RedisStoreOptions) {
-    const url = checkRedisUrl(options.url);
+    const target = redisConnectionOptions(options.url);
     this.timeoutMs = options.timeoutMs ?? REDIS_DEFAULTS.timeoutMs;
     this.ttlSeconds = options.ttlSeconds ?? REDIS_DEFAULTS.ttlSeconds;
     this.lockMs = options.lockMs ?? REDIS_DEFAULTS.lockMs;
@@ -131,9 +165,10 @@ export class RedisStore {
       connectTimeout: Math.max(1000, this.timeoutMs),
       // Reconnect for ever, at most a second apart, so a returning Redis is used again soon.
       retryStrategy: (times) => Math.min(times * 100, 1000),
-      ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
+      sentinelRetryStrategy: (times) => Math.min(times * 100, 1000),
+      ...target,
     };
-    const client = new Redis(options.url, connection) as ScriptClient;
+    const client = new Redis(connection) as ScriptClient;
     client.defineCommand('ecrLookup', { numberOfKeys: 2, lua: LOOKUP_LUA });
     client.defineCommand('ecrPeek', { numberOfKeys: 2, lua: PEEK_LUA });
     client.defineCommand('ecrUnlock', { numberOfKeys: 1, lua: UNLOCK_LUA });

@@ -46,7 +46,7 @@ pipeline:
   --system TEXT           system prompt
   --context TEXT          retrieval context the answer should agree with
 cache (the gateway's ecr.cache object, for this request):
-  --redis URL             shared cache tier behind the in-process one: redis://host:port[/db] or rediss:// (ECR_REDIS_URL)
+  --redis URL             shared cache tier behind the in-process one: redis://host:port[/db], rediss://, redis+sentinel://host:port/<master> (ECR_REDIS_URL)
   --redis-ttl SECONDS     time to live of the Redis entries this run writes (default 86400)
   --redis-timeout MS      limit of one Redis operation; past it the run goes on without Redis (default 100)
   --cache-namespace NS    read and write cache entries in their own key space (1-64 of A-Z a-z 0-9 _ - .)

@@ -109,7 +109,7 @@ export function buildGateway(config: ServeConfig, options: GatewayOptions = {}):
 
 /** The URL without its password, for logs. */
 export function redactUrl(url: string): string {
-  try { const u = new URL(url); if (u.password) u.password = '***'; return u.toString(); } catch { return url; }
+  return url.replace(/^([a-z+]+:\/\/[^:@/]*):[^@/]*@/i, '$1:***@');
 }
 
 /** Builds and listens; resolves with the URL it listens on (port 0 picks a free one). */
