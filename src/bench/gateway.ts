@@ -157,7 +157,7 @@ async function l2Hit(runs: number, redis: string) {
     const a = await openaiClient(`${filler.url}/v1`), b = await openaiClient(`${fresh.url}/v1`);
     const prompt = (i: number) => `L2 bench question ${i}: what is the capital of France?`;
     for (let i = -10; i < runs; i++) await timedEcr(a, prompt(i), ns);
-    await new Promise((r) => setTimeout(r, 200)); // the filler's writes leave after its answers
+    await new Promise((r) => setTimeout(r, 1000)); // the filler's writes leave after its answers
     for (let i = -10; i < 0; i++) await timedEcr(b, prompt(i), ns); // warm-up of B's code paths, not of its cache
     const l2: number[] = [], l1: number[] = [];
     let notHits = 0;

@@ -17,7 +17,7 @@
  * Cluster requires to be in one hash slot.
  */
 import { randomUUID } from 'node:crypto';
-import { Redis, type ChainableCommander, type RedisOptions } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { UsageError } from '../errors.js';
 import { ecrMetrics } from '../monitoring/process-metrics.js';
 import { fillChannel, lockKey } from './redis-keys.js';
@@ -67,18 +67,20 @@ const PEEK_LUA = `
 local v = redis.call('GET', KEYS[1])
 if v then return {1, v} end
 return {redis.call('EXISTS', KEYS[2]) == 1 and 3 or 0}`;
-// Releases a lock only if it is still this holder's (it may have expired and been taken since).
-const UNLOCK_LUA = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`;
+// A holder's fill in one command: the value with its TTL, the message to the waiters, and the
+// lock released only if it is still this holder's (it may have expired and been taken since).
+// KEYS[1] = data key, KEYS[2] = lock; ARGV = value ('' to store nothing), TTL ms, channel, token.
+const FILL_LUA = `
+if ARGV[1] ~= '' then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+redis.call('PUBLISH', ARGV[3], ARGV[1])
+if redis.call('GET', KEYS[2]) == ARGV[4] then redis.call('DEL', KEYS[2]) end
+return 1`;
 
 type ScriptClient = Redis & {
   ecrLookupBuffer(key: string, lock: string, token: string, lockMs: number): Promise<[number, Buffer?]>;
   ecrPeekBuffer(key: string, lock: string): Promise<[number, Buffer?]>;
-  ecrUnlock(lock: string, token: string): Promise<number>;
+  ecrFill(key: string, lock: string, value: Buffer | string, ttlMs: number, channel: string, token: string): Promise<number>;
 };
-
-type ScriptPipeline = ChainableCommander & { ecrUnlock(lock: string, token: string): unknown };
 
 const SUPPORTED = 'redis://host:port[/db], rediss://host:port (TLS) or redis+sentinel://host:port[,host:port...]/<master name>[/db]; Cluster is not supported';
 
@@ -162,6 +164,8 @@ export class RedisStore {
       maxRetriesPerRequest: 0,
       autoResendUnfulfilledCommands: false,
       commandTimeout: this.timeoutMs,
+      // Commands issued in one tick (a request's K step lookups) leave in one write.
+      enableAutoPipelining: true,
       connectTimeout: Math.max(1000, this.timeoutMs),
       // Reconnect for ever, at most a second apart, so a returning Redis is used again soon.
       retryStrategy: (times) => Math.min(times * 100, 1000),
@@ -171,7 +175,7 @@ export class RedisStore {
     const client = new Redis(connection) as ScriptClient;
     client.defineCommand('ecrLookup', { numberOfKeys: 2, lua: LOOKUP_LUA });
     client.defineCommand('ecrPeek', { numberOfKeys: 2, lua: PEEK_LUA });
-    client.defineCommand('ecrUnlock', { numberOfKeys: 1, lua: UNLOCK_LUA });
+    client.defineCommand('ecrFill', { numberOfKeys: 2, lua: FILL_LUA });
     this.client = client;
     // Subscriptions need a connection of their own; it exists from the start so the first waiter can use it.
     // Its waiters are released when it drops (below), so nothing is to be resubscribed on reconnect.
@@ -268,20 +272,17 @@ export class RedisStore {
   store(key: string, bytes: Uint8Array, ttlMs: number, token?: string): void {
     if (!this.usable) return;
     const value = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const p = this.client.pipeline() as ScriptPipeline;
-    p.set(key, value, 'PX', Math.max(1, Math.round(ttlMs)));
-    if (token) { p.publish(fillChannel(key), value); p.ecrUnlock(lockKey(key), token); }
-    this.track(this.exec(p, 'store'));
+    const px = Math.max(1, Math.round(ttlMs));
+    this.track(this.run('store', token
+      ? this.client.ecrFill(key, lockKey(key), value, px, fillChannel(key), token)
+      : this.client.set(key, value, 'PX', px)));
   }
 
   /** A lock holder that has no value to store (its computation failed, or no-store) lets the waiters go. */
   release(key: string, token: string): void {
     if (!this.usable) return;
     // An empty message means "compute it yourselves"; no real entry is empty.
-    const p = this.client.pipeline() as ScriptPipeline;
-    p.publish(fillChannel(key), Buffer.alloc(0));
-    p.ecrUnlock(lockKey(key), token);
-    this.track(this.exec(p, 'release'));
+    this.track(this.run('release', this.client.ecrFill(key, lockKey(key), '', 1, fillChannel(key), token)));
   }
 
   /** Resolves when the writes started so far have finished (tests, shutdown). */
@@ -298,11 +299,9 @@ export class RedisStore {
     this.sub.disconnect();
   }
 
-  private async exec(p: ChainableCommander, op: string): Promise<void> {
+  private async run(op: string, command: Promise<unknown>): Promise<void> {
     try {
-      const results = await p.exec();
-      const err = results?.find(([e]) => e)?.[0];
-      if (err) throw err;
+      await command;
       this.succeeded();
     } catch (err) {
       this.failed(op, err);
