@@ -9,7 +9,8 @@
  *                process B (its L1 empty for each of them) answers each once, from Redis: median, p99; and the
  *                same for the library pipeline: a new EcrPipeline (empty L1) per request, sharing one store.
  *   cache-overhead  cold K=4, H=1 requests (distinct prompts, seeded) to a gateway with --redis and to one
- *                without, alternating: the p50 difference is what the Redis tier adds to a miss.
+ *                without, alternating: the p50 difference is what the Redis tier adds to a miss; and the
+ *                same for the library pipeline (one pipeline with a store, one without).
  */
 import { randomUUID } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -216,8 +217,32 @@ async function cacheOverhead(runs: number, redis: string) {
       if (withR.cache !== 'miss') notMisses++;
       w.push(withR.ms); o.push(withoutR.ms);
     }
-    return { scenario: 'cache-overhead', runs, withRedisP50Ms: r2(pct(w, 0.5)), withoutP50Ms: r2(pct(o, 0.5)), addedP50Ms: r2(pct(w, 0.5) - pct(o, 0.5)), withRedisP99Ms: r2(pct(w, 0.99)), withoutP99Ms: r2(pct(o, 0.99)), notMisses, targetAddedP50Ms: 2 };
+    const lib = await libraryColdOverhead(up.url, redis, runs, ns);
+    return { scenario: 'cache-overhead', runs, withRedisP50Ms: r2(pct(w, 0.5)), withoutP50Ms: r2(pct(o, 0.5)), addedP50Ms: r2(pct(w, 0.5) - pct(o, 0.5)), withRedisP99Ms: r2(pct(w, 0.99)), withoutP99Ms: r2(pct(o, 0.99)), notMisses, ...lib, targetAddedP50Ms: 2 };
   } finally { await without.close(); await withRedis.close(); await up.close(); }
+}
+
+/** The same for the library pipeline: cold requests with a Redis store against without, alternating. */
+async function libraryColdOverhead(upstream: string, redis: string, runs: number, ns: string) {
+  const store = new RedisStore({ url: redis });
+  try {
+    if (!(await store.ready())) throw new Error(`redis at ${redis} does not answer`);
+    const provider = new OpenAICompatibleProvider({ baseUrl: upstream, model: 'loop' });
+    const options = { provider, k: 4, horizon: 1, adaptiveK: false, sampling: { temperature: 0.8, seed: 7 } };
+    const withStore = new EcrPipeline({ ...options, cache: { redis: store } });
+    const plain = new EcrPipeline(options);
+    const w: number[] = [], o: number[] = [];
+    for (let i = -10; i < runs; i++) {
+      let t = performance.now();
+      await withStore.run(`Library cold question ${i} with Redis?`, { cache: { namespace: ns } });
+      const withMs = performance.now() - t;
+      t = performance.now();
+      await plain.run(`Library cold question ${i} without Redis?`);
+      if (i < 0) continue;
+      w.push(withMs); o.push(performance.now() - t);
+    }
+    return { libraryWithRedisP50Ms: r2(pct(w, 0.5)), libraryWithoutP50Ms: r2(pct(o, 0.5)), libraryAddedP50Ms: r2(pct(w, 0.5) - pct(o, 0.5)) };
+  } finally { await store.close(); }
 }
 
 export async function runGatewayBench(which: string, options: { runs?: number; durationS?: number; json?: boolean; redis?: string }): Promise<number> {
