@@ -84,8 +84,22 @@ type ScriptClient = Redis & {
 
 const SUPPORTED = 'redis://host:port[/db], rediss://host:port (TLS) or redis+sentinel://host:port[,host:port...]/<master name>[/db]; Cluster is not supported';
 
+/** Where a Redis URL points: a server, or the sentinels of a primary (ioredis' option names). */
+export interface RedisTarget {
+  host?: string;
+  port?: number;
+  username?: string;
+  password?: string;
+  db?: number;
+  tls?: Record<string, never>;
+  sentinels?: Array<{ host: string; port: number }>;
+  /** The primary's name, as the sentinels know it. */
+  name?: string;
+  sentinelPassword?: string;
+}
+
 /** ioredis connection options for a Sentinel URL. */
-function sentinelOptions(url: string): RedisOptions {
+function sentinelOptions(url: string): RedisTarget {
   const m = /^redis\+sentinel:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?@]+)\/([^/?]+)(?:\/(\d+))?\/?(?:\?(.*))?$/.exec(url);
   if (!m) throw new UsageError(`redis URL ${JSON.stringify(url)}: a Sentinel URL is redis+sentinel://[[user]:password@]host:port[,host:port...]/<master name>[/db]`);
   const [, user, password, hosts, name, db, query] = m;
@@ -105,7 +119,7 @@ function sentinelOptions(url: string): RedisOptions {
 }
 
 /** Checks a Redis URL and gives its ioredis options; throws UsageError naming what is supported. */
-export function redisConnectionOptions(url: string): RedisOptions {
+export function redisConnectionOptions(url: string): RedisTarget {
   if (url.startsWith('redis+sentinel://')) return sentinelOptions(url);
   let u: URL;
   try { u = new URL(url); } catch { throw new UsageError(`redis URL ${JSON.stringify(url)} is not a URL (expected ${SUPPORTED})`); }
