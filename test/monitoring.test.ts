@@ -54,7 +54,7 @@ describe('RequestStats', () => {
     expect(r.calls.unroll).toEqual({ requests: 2, retries: 1, errors: 1, choices: 1 });
     expect(r.llmCalls).toBe(3);
     expect(r.tokens).toEqual({ prompt: 13, completion: 47, reported: true });
-    expect(r.cache.steps).toEqual({ hits: 1, misses: 1, joined: 0 });
+    expect(r.cache.steps).toEqual({ hits: 1, misses: 1, joined: 0, l1Hits: 1, l2Hits: 0 });
     expect(r.stagesMs.generate).toBeCloseTo(30, 6);
     expect(r.sequentialEstimateMs).toBe(40);
     expect(r.parallelSpeedup).toBeCloseTo(40 / r.wallMs, 9);

@@ -7,7 +7,14 @@
  *   concurrency  64 clients, warmed up until the caches are full, then --duration s: req/s, p50/p99,
  *                server CPU per request, server RSS and heap at the start vs the end of the measured run.
  *   passthrough  a non-ECR request via the gateway vs straight to the upstream (0 ms upstream): p50 difference.
+ *   l2-hit       K=4, H=1, 20 ms upstream, --redis: gateway A fills Redis with seeded requests; a fresh gateway
+ *                process B (its L1 empty for each of them) answers each once, from Redis: median, p99; and the
+ *                same for the library pipeline: a new EcrPipeline (empty L1) per request, sharing one store.
+ *   cache-overhead  cold K=4, H=1 requests (distinct prompts, seeded) to a gateway with --redis and to one
+ *                without, alternating: the p50 difference is what the Redis tier adds to a miss; and the
+ *                same for the library pipeline (one pipeline with a store, one without).
  */
+import { randomUUID } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
@@ -16,6 +23,7 @@ import { UsageError } from '../errors.js';
 import { postText } from '../llm/http-transport.js';
 import { OpenAICompatibleProvider } from '../llm/openai-compatible.js';
 import { EcrPipeline } from '../pipeline/pipeline.js';
+import { RedisStore } from '../cache/redis-store.js';
 
 interface Child { url: string; proc: ChildProcess; close(): Promise<void> }
 
@@ -35,8 +43,8 @@ function loopback(latencyMs: number) {
   return child([dist('../loopback/main.js'), '--latency', String(latencyMs)], (l) => JSON.parse(l).url as string);
 }
 
-function gateway(upstream: string) {
-  return child([dist('../cli.js'), 'serve', '--upstream', upstream, '--port', '0', '--log-level', 'info', '--max-concurrent', '1024', '--retries', '0'],
+function gateway(upstream: string, extra: string[] = []) {
+  return child([dist('../cli.js'), 'serve', '--upstream', upstream, '--port', '0', '--log-level', 'info', '--max-concurrent', '1024', '--retries', '0', ...extra],
     (l) => { try { const j = JSON.parse(l); return j.msg === 'ecr serve listening' ? j.url as string : undefined; } catch { return undefined; } });
 }
 
@@ -157,14 +165,126 @@ async function passthrough(runs: number) {
   } finally { await gw.close(); await up.close(); }
 }
 
-export async function runGatewayBench(which: string, options: { runs?: number; durationS?: number; json?: boolean }): Promise<number> {
+/** One seeded ECR request; its x-ecr-cache header and time. */
+async function timedEcr(client: Awaited<ReturnType<typeof openaiClient>>, content: string, namespace: string): Promise<{ ms: number; cache: string | null }> {
+  const t = performance.now();
+  const { response } = await client.chat.completions.create({
+    model: 'ecr/loop', seed: 7, messages: [{ role: 'user', content }], ecr: { ...ECR_BODY, cache: { namespace } },
+  } as never).withResponse();
+  return { ms: performance.now() - t, cache: response.headers.get('x-ecr-cache') };
+}
+
+async function l2Hit(runs: number, redis: string) {
+  const up = await loopback(20);
+  const filler = await gateway(up.url, ['--redis', redis]);
+  const fresh = await gateway(up.url, ['--redis', redis]);
+  try {
+    // A namespace of this run: entries of earlier runs on the same Redis are never hits here.
+    const ns = `bench-${randomUUID().slice(0, 8)}`;
+    const a = await openaiClient(`${filler.url}/v1`), b = await openaiClient(`${fresh.url}/v1`);
+    const prompt = (i: number) => `L2 bench question ${i}: what is the capital of France?`;
+    for (let i = -10; i < runs; i++) await timedEcr(a, prompt(i), ns);
+    await new Promise((r) => setTimeout(r, 1000)); // the filler's writes leave after its answers
+    for (let i = -10; i < 0; i++) await timedEcr(b, prompt(i), ns); // warm-up of B's code paths, not of its cache
+    const l2: number[] = [], l1: number[] = [];
+    let notHits = 0;
+    for (let i = 0; i < runs; i++) {
+      const r = await timedEcr(b, prompt(i), ns);
+      if (r.cache !== 'hit') notHits++;
+      l2.push(r.ms);
+      l1.push((await timedEcr(b, prompt(i), ns)).ms); // the same again: now in B's own L1
+    }
+    const lib = await libraryL2Hit(up.url, redis, runs, ns);
+    return { scenario: 'l2-hit', runs, l2HitP50Ms: r2(pct(l2, 0.5)), l2HitP99Ms: r2(pct(l2, 0.99)), l1HitP50Ms: r2(pct(l1, 0.5)), notHits, ...lib, targetP50Ms: 5 };
+  } finally { await fresh.close(); await filler.close(); await up.close(); }
+}
+
+/** The library pipeline's L2 hit: each request by a new pipeline (empty L1) sharing one Redis store. */
+async function libraryL2Hit(upstream: string, redis: string, runs: number, ns: string) {
+  const store = new RedisStore({ url: redis });
+  try {
+    if (!(await store.ready())) throw new Error(`redis at ${redis} does not answer`);
+    const provider = new OpenAICompatibleProvider({ baseUrl: upstream, model: 'loop' });
+    const make = () => new EcrPipeline({ provider, k: 4, horizon: 1, adaptiveK: false, sampling: { temperature: 0.8, seed: 7 }, cache: { redis: store } });
+    const prompt = (i: number) => `Library L2 bench question ${i}: what is the capital of France?`;
+    for (let i = -10; i < runs; i++) await make().run(prompt(i), { cache: { namespace: ns } });
+    await store.idle();
+    const l2: number[] = [], l1: number[] = [];
+    let notHits = 0;
+    for (let i = -10; i < runs; i++) {
+      const p = make();
+      let t = performance.now();
+      const r = await p.run(prompt(i), { cache: { namespace: ns } });
+      const ms = performance.now() - t;
+      t = performance.now();
+      await p.run(prompt(i), { cache: { namespace: ns } });
+      if (i < 0) continue;
+      l1.push(performance.now() - t);
+      if (r.stats.cacheResult !== 'hit') notHits++;
+      l2.push(ms);
+    }
+    return { libraryL2HitP50Ms: r2(pct(l2, 0.5)), libraryL2HitP99Ms: r2(pct(l2, 0.99)), libraryL1HitP50Ms: r2(pct(l1, 0.5)), libraryNotHits: notHits };
+  } finally { await store.close(); }
+}
+
+async function cacheOverhead(runs: number, redis: string) {
+  const up = await loopback(20);
+  const withRedis = await gateway(up.url, ['--redis', redis]);
+  const without = await gateway(up.url);
+  try {
+    const ns = `bench-${randomUUID().slice(0, 8)}`;
+    const r = await openaiClient(`${withRedis.url}/v1`), n = await openaiClient(`${without.url}/v1`);
+    const w: number[] = [], o: number[] = [];
+    let notMisses = 0;
+    for (let i = -10; i < runs; i++) {
+      const withR = await timedEcr(r, `Cold question ${i} with Redis?`, ns);
+      const withoutR = await timedEcr(n, `Cold question ${i} without Redis?`, ns);
+      if (i < 0) continue;
+      if (withR.cache !== 'miss') notMisses++;
+      w.push(withR.ms); o.push(withoutR.ms);
+    }
+    const lib = await libraryColdOverhead(up.url, redis, runs, ns);
+    return { scenario: 'cache-overhead', runs, withRedisP50Ms: r2(pct(w, 0.5)), withoutP50Ms: r2(pct(o, 0.5)), addedP50Ms: r2(pct(w, 0.5) - pct(o, 0.5)), withRedisP99Ms: r2(pct(w, 0.99)), withoutP99Ms: r2(pct(o, 0.99)), notMisses, ...lib, targetAddedP50Ms: 2 };
+  } finally { await without.close(); await withRedis.close(); await up.close(); }
+}
+
+/** The same for the library pipeline: cold requests with a Redis store against without, alternating. */
+async function libraryColdOverhead(upstream: string, redis: string, runs: number, ns: string) {
+  const store = new RedisStore({ url: redis });
+  try {
+    if (!(await store.ready())) throw new Error(`redis at ${redis} does not answer`);
+    const provider = new OpenAICompatibleProvider({ baseUrl: upstream, model: 'loop' });
+    const options = { provider, k: 4, horizon: 1, adaptiveK: false, sampling: { temperature: 0.8, seed: 7 } };
+    const withStore = new EcrPipeline({ ...options, cache: { redis: store } });
+    const plain = new EcrPipeline(options);
+    const w: number[] = [], o: number[] = [];
+    for (let i = -10; i < runs; i++) {
+      let t = performance.now();
+      await withStore.run(`Library cold question ${i} with Redis?`, { cache: { namespace: ns } });
+      const withMs = performance.now() - t;
+      t = performance.now();
+      await plain.run(`Library cold question ${i} without Redis?`);
+      if (i < 0) continue;
+      w.push(withMs); o.push(performance.now() - t);
+    }
+    return { libraryWithRedisP50Ms: r2(pct(w, 0.5)), libraryWithoutP50Ms: r2(pct(o, 0.5)), libraryAddedP50Ms: r2(pct(w, 0.5) - pct(o, 0.5)) };
+  } finally { await store.close(); }
+}
+
+export async function runGatewayBench(which: string, options: { runs?: number; durationS?: number; json?: boolean; redis?: string }): Promise<number> {
   const names = which === 'all' ? ['overhead', 'concurrency', 'passthrough'] : [which];
   const results: unknown[] = [];
+  const redis = () => {
+    if (!options.redis) throw new UsageError(`--gateway ${which} needs --redis URL (a Redis to measure against, e.g. redis-server --port 6390 --save '')`);
+    return options.redis;
+  };
   for (const n of names) {
     if (n === 'overhead') results.push(await overhead(options.runs ?? 40));
     else if (n === 'concurrency') results.push(await concurrency(64, options.durationS ?? 30));
     else if (n === 'passthrough') results.push(await passthrough(options.runs ?? 300));
-    else throw new UsageError(`--gateway must be overhead, concurrency, passthrough or all, got ${JSON.stringify(n)}`);
+    else if (n === 'l2-hit') results.push(await l2Hit(options.runs ?? 100, redis()));
+    else if (n === 'cache-overhead') results.push(await cacheOverhead(options.runs ?? 100, redis()));
+    else throw new UsageError(`--gateway must be overhead, concurrency, passthrough, l2-hit, cache-overhead or all, got ${JSON.stringify(n)}`);
     if (!options.json) process.stdout.write(JSON.stringify(results.at(-1)) + '\n');
   }
   if (options.json) process.stdout.write(JSON.stringify(results) + '\n');

@@ -1,2 +1,6 @@
 export * from './canonical-json.js';
 export * from './keyed-cache.js';
+export * from './redis-codec.js';
+export * from './redis-keys.js';
+export * from './redis-store.js';
+export * from './tiered-cache.js';

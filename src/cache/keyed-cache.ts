@@ -41,8 +41,10 @@ export class KeyedCache<V extends {}> {
   private evictions = 0;
   private joined = 0;
   private readonly observers: CacheObserver[] = [];
+  private readonly ttlMs: number | undefined;
 
   constructor(readonly name: string, bounds: CacheBounds = {}) {
+    this.ttlMs = bounds.ttlMs || undefined;
     const sizeOf = bounds.sizeOf;
     if (bounds.maxSize !== undefined && !sizeOf) throw new TypeError(`cache "${name}": maxSize needs sizeOf`);
     if (bounds.maxEntries === undefined && bounds.maxSize === undefined && !bounds.ttlMs) throw new TypeError(`cache "${name}": give maxEntries, maxSize or ttlMs`);
@@ -86,15 +88,19 @@ export class KeyedCache<V extends {}> {
     this.emit(outcome);
   }
 
-  set(key: string, value: V): void {
-    this.lru.set(key, value);
+  /** Stores a value; `ttlMs` shortens its life below the cache's own TTL (never lengthens it). */
+  set(key: string, value: V, ttlMs?: number): void {
+    if (ttlMs === undefined) { this.lru.set(key, value); return; }
+    this.lru.set(key, value, { ttl: this.ttlMs === undefined ? ttlMs : Math.min(ttlMs, this.ttlMs) });
   }
 
   /**
    * Returns the cached value, joins a load already running for the key, or runs `load` and caches
    * its result. `onOutcome` tells the caller which of the three happened (for per-request stats).
+   * `store: false` leaves the result out of the cache (a caller that asked not to store), `ttlMs`
+   * gives it a shorter life (see `set`).
    */
-  getOrCompute(key: string, load: () => Promise<V>, onOutcome?: (o: 'hit' | 'miss' | 'joined') => void): Promise<V> {
+  getOrCompute(key: string, load: () => Promise<V>, onOutcome?: (o: 'hit' | 'miss' | 'joined') => void, options: { store?: boolean; ttlMs?: number } = {}): Promise<V> {
     const cached = this.lru.get(key);
     if (cached !== undefined) {
       this.hits++; this.emit('hit'); onOutcome?.('hit');
@@ -109,7 +115,7 @@ export class KeyedCache<V extends {}> {
     const p = (async () => {
       try {
         const v = await load();
-        this.lru.set(key, v);
+        if (options.store !== false) this.set(key, v, options.ttlMs);
         return v;
       } finally {
         this.inFlight.delete(key);

@@ -23,7 +23,8 @@ import { LoopbackServer } from '../loopback/server.js';
 import { EcrPipeline, type PipelineResult } from '../pipeline/pipeline.js';
 
 const USAGE = `usage: ecr bench-pipeline [--server inproc|child] [--runs N] [--scenario small|ignore-n|small-embed|large|all] [--json]
-       ecr bench-pipeline --gateway overhead|concurrency|passthrough|all [--runs N] [--duration S] [--json]`;
+       ecr bench-pipeline --gateway overhead|concurrency|passthrough|all [--runs N] [--duration S] [--json]
+       ecr bench-pipeline --gateway l2-hit|cache-overhead --redis URL [--runs N] [--json]`;
 
 const HELP = `${USAGE}
 
@@ -35,6 +36,7 @@ and compares it with the bare HTTP call chain; with --gateway, times ecr serve (
   --scenario S   small (K=4, H=1, 20 ms per call) | ignore-n (the same, server ignores n) | small-embed (the same, server embeddings) | large (K=64, H=4, 50 ms) | all (default)
   --gateway G    overhead | concurrency | passthrough | all: ecr serve through the openai client against the loopback
   --duration S   seconds of the --gateway concurrency run (default 30)
+  --redis URL    the Redis of the --gateway l2-hit and cache-overhead runs (e.g. redis-server --port 6390 --save '')
   --json         print one JSON object instead of the summary
   -h, --help     print this help`;
 
@@ -168,6 +170,7 @@ export const OPTIONS = {
   json: { type: 'boolean', default: false },
   gateway: { type: 'string' },
   duration: { type: 'string', default: '30' },
+  redis: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
@@ -184,7 +187,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (values.help) { process.stdout.write(HELP + '\n'); return 0; }
   if (values.gateway !== undefined) {
-    return (await import('../bench/gateway.js')).runGatewayBench(values.gateway, { runs: argv.includes('--runs') ? Number(values.runs) : undefined, durationS: Number(values.duration), json: values.json });
+    return (await import('../bench/gateway.js')).runGatewayBench(values.gateway, { runs: argv.includes('--runs') ? Number(values.runs) : undefined, durationS: Number(values.duration), json: values.json, redis: values.redis });
   }
   if (values.server !== 'inproc' && values.server !== 'child') throw new UsageError(`--server must be inproc or child\n${USAGE}`);
   const runs = Number(values.runs);

@@ -15,6 +15,9 @@ import { LlmError, LlmHttpError } from '../llm/errors.js';
 import { providerFromSettings } from '../llm/settings.js';
 import type { SamplingParams } from '../llm/provider.js';
 import { prometheusText } from '../monitoring/process-metrics.js';
+import { NAMESPACE_RE } from '../cache/redis-keys.js';
+import { checkRedisUrl, RedisStore } from '../cache/redis-store.js';
+import type { CacheControl } from '../cache/tiered-cache.js';
 import { DeadlineExceededError, NoSurvivingCandidatesError, RequestCancelledError } from '../pipeline/errors.js';
 import { EcrPipeline, type PipelineResult } from '../pipeline/pipeline.js';
 import { startWaitNote } from './wait-note.js';
@@ -42,6 +45,13 @@ pipeline:
   --max-parallel N        most LLM calls in flight (default 16)
   --system TEXT           system prompt
   --context TEXT          retrieval context the answer should agree with
+cache (the gateway's ecr.cache object, for this request):
+  --redis URL             shared cache tier behind the in-process one: redis://host:port[/db], rediss://, redis+sentinel://host:port/<master> (ECR_REDIS_URL)
+  --redis-ttl SECONDS     time to live of the Redis entries this run writes (default 86400)
+  --redis-timeout MS      limit of one Redis operation; past it the run goes on without Redis (default 100)
+  --cache-namespace NS    read and write cache entries in their own key space (1-64 of A-Z a-z 0-9 _ - .)
+  --no-cache              do not read cached results (compute afresh)
+  --no-store              do not write what this run computes to the caches
 scoring:
   --preset P              default | compliance | creative | conversational
   --tau X                 admissibility threshold (default 0.65)
@@ -127,6 +137,8 @@ async function runCommand(argv: string[], ctx: { json: boolean; metrics: boolean
         temperature: { type: 'string' }, seed: { type: 'string' }, 'top-logprobs': { type: 'string' }, 'max-parallel': { type: 'string' },
         system: { type: 'string' }, context: { type: 'string' },
         preset: { type: 'string' }, tau: { type: 'string' }, config: { type: 'string' }, backend: { type: 'string' },
+        redis: { type: 'string' }, 'redis-ttl': { type: 'string' }, 'redis-timeout': { type: 'string' },
+        'cache-namespace': { type: 'string' }, 'no-cache': { type: 'boolean', default: false }, 'no-store': { type: 'boolean', default: false },
         json: { type: 'boolean', default: false }, metrics: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -157,24 +169,53 @@ async function runCommand(argv: string[], ctx: { json: boolean; metrics: boolean
   const seed = int('seed', v.seed, -(2 ** 31), 2 ** 31 - 1);
   if (seed !== undefined) sampling.seed = seed;
 
+  const cache: CacheControl = {};
+  if (v['cache-namespace'] !== undefined) {
+    if (!NAMESPACE_RE.test(v['cache-namespace'])) throw new UsageError(`--cache-namespace must be 1 to 64 letters, digits, "_", "-" or ".", got ${JSON.stringify(v['cache-namespace'])}`);
+    cache.namespace = v['cache-namespace'];
+  }
+  if (v['no-cache']) cache.noCache = true;
+  if (v['no-store']) cache.noStore = true;
+  const redisUrl = v.redis ?? process.env.ECR_REDIS_URL;
+  const redisTtl = int('redis-ttl', v['redis-ttl'], 1);
+  const redisTimeout = int('redis-timeout', v['redis-timeout'], 1);
+  if (redisUrl !== undefined) {
+    try { checkRedisUrl(redisUrl); } catch (e) { throw new UsageError(`--redis: ${(e as Error).message}`); }
+  }
+
   const provider = providerFromSettings({
     baseUrl: v['base-url'], apiKey: v['api-key'], model: v.model, embeddingModel: v['embedding-model'],
     timeoutMs: int('timeout', v.timeout, 1), retries: int('retries', v.retries, 0, 20),
   });
+  const redis = redisUrl !== undefined ? new RedisStore({ url: redisUrl, ttlSeconds: redisTtl, timeoutMs: redisTimeout, onWarn: (m) => process.stderr.write(`ecr run: ${m}\n`) }) : undefined;
+  try {
+    return await runWith(redis, v, prompt, provider, sampling, config, backend, cache, ctx);
+  } finally {
+    await redis?.close();
+  }
+}
+
+async function runWith(
+  redis: RedisStore | undefined, v: Record<string, string | boolean | undefined>, prompt: string, provider: ReturnType<typeof providerFromSettings>,
+  sampling: SamplingParams, config: EcrConfig, backend: BackendChoice, cache: CacheControl, ctx: { json: boolean; metrics: boolean },
+): Promise<number> {
+  const str = (name: string) => v[name] as string | undefined;
+  if (redis && !(await redis.ready(Math.max(1000, redis.timeoutMs)))) process.stderr.write('ecr run: redis not reachable: running with the in-process cache only\n');
   const pipeline = new EcrPipeline({
     provider,
-    k: int('k', v.k, 1, 256) ?? 4,
-    horizon: int('horizon', v.horizon, 1, 15) ?? 2,
+    k: int('k', str('k'), 1, 256) ?? 4,
+    horizon: int('horizon', str('horizon'), 1, 15) ?? 2,
     adaptiveK: !v['fixed-k'],
     sampling,
-    topLogprobs: int('top-logprobs', v['top-logprobs'], 0, 20),
-    maxParallel: int('max-parallel', v['max-parallel'], 1, 1024),
-    system: v.system,
+    topLogprobs: int('top-logprobs', str('top-logprobs'), 0, 20),
+    maxParallel: int('max-parallel', str('max-parallel'), 1, 1024),
+    system: str('system'),
     config,
     backend,
+    ...(redis ? { cache: { redis } } : {}),
   });
 
-  const deadlineS = num('deadline', v.deadline, 0, 1e7);
+  const deadlineS = num('deadline', str('deadline'), 0, 1e7);
   if (deadlineS === 0) throw new UsageError('--deadline must be more than 0 seconds');
   const deadlineMs = deadlineS === undefined ? undefined : deadlineS * 1000;
 
@@ -185,7 +226,7 @@ async function runCommand(argv: string[], ctx: { json: boolean; metrics: boolean
   const stopNote = startWaitNote(process.stderr, process.stderr.isTTY === true, (elapsedMs) => waitNote(provider.baseUrl, elapsedMs, answered, deadlineMs));
   let result: PipelineResult;
   try {
-    result = await pipeline.run(prompt, { signal: abort.signal, context: v.context, deadlineMs, observer: { onCall: () => { answered++; } } });
+    result = await pipeline.run(prompt, { signal: abort.signal, context: str('context'), deadlineMs, cache, observer: { onCall: () => { answered++; } } });
   } finally {
     stopNote();
     process.removeListener('SIGINT', onSigint);
@@ -229,6 +270,8 @@ export function formatHuman(r: PipelineResult): string {
     `K ${s.k.used}/${s.k.max} (${risk}), H ${s.horizon}; calls: ${s.calls.generate.requests} generate + ${s.calls.unroll.requests} unroll + ${s.calls.embed.requests} embed` +
     ` (${s.calls.generate.retries + s.calls.unroll.retries + s.calls.embed.retries} retries); tokens ${s.tokens.reported ? `${s.tokens.prompt} in / ${s.tokens.completion} out` : 'not reported'}`,
   );
+  const tiers = Object.values(s.cache).reduce((t, c) => ({ l1: t.l1 + c.l1Hits, l2: t.l2 + c.l2Hits }), { l1: 0, l2: 0 });
+  lines.push(`cache ${s.cacheResult} (${tiers.l1} in-process hits, ${tiers.l2} Redis hits)`);
   lines.push(`wall ${s.wallMs.toFixed(0)} ms, sequential estimate ${s.sequentialEstimateMs.toFixed(0)} ms, speedup ${s.parallelSpeedup.toFixed(2)}x; backend ${s.scoring.backend}; signals: ${s.signals.logprobs ? 'logprobs' : 'lexical'}${s.signals.policy ? ', policy' : ''}, embedder ${s.signals.embedder}`);
   return lines.join('\n') + '\n';
 }

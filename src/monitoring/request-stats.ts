@@ -17,9 +17,16 @@ export interface CallCounts {
 }
 
 export interface CacheCounts {
+  /** Served from a cache: l1Hits + l2Hits. */
   hits: number;
+  /** Computed by this request. */
   misses: number;
+  /** Waited for a load in flight, in this process or (through Redis) in another instance. */
   joined: number;
+  /** Served from the in-process tier. */
+  l1Hits: number;
+  /** Served from the shared Redis tier. */
+  l2Hits: number;
 }
 
 export interface RequestStatsReport {
@@ -84,9 +91,10 @@ export class RequestStats implements CallObserver {
     }
   }
 
-  onCache(cache: string, outcome: 'hit' | 'miss' | 'joined'): void {
-    const c = (this.cache[cache] ??= { hits: 0, misses: 0, joined: 0 });
-    if (outcome === 'hit') c.hits++; else if (outcome === 'miss') c.misses++; else c.joined++;
+  /** `hit` is an in-process hit, `l2-hit` one from Redis, `l2-joined` a wait for another instance's load. */
+  onCache(cache: string, outcome: 'hit' | 'l2-hit' | 'miss' | 'joined' | 'l2-joined'): void {
+    const c = (this.cache[cache] ??= { hits: 0, misses: 0, joined: 0, l1Hits: 0, l2Hits: 0 });
+    if (outcome === 'hit') { c.hits++; c.l1Hits++; } else if (outcome === 'l2-hit') { c.hits++; c.l2Hits++; } else if (outcome === 'miss') c.misses++; else c.joined++;
   }
 
   /** Marks a stage as active from `start` to `end` (performance.now() ms); spans of one stage merge. */

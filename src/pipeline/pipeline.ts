@@ -13,7 +13,10 @@ import type { BackendChoice } from '../backends/backend.js';
 import { EcrError } from '../errors.js';
 import { scoreBatch } from '../score.js';
 import type { SelectionReason } from '../select.js';
-import { KeyedCache, canonicalJson, tupleKey, type CacheStats } from '../cache/index.js';
+import {
+  KeyedCache, NAMESPACE_RE, TieredCache, canonicalJson, choicesCodec, float32Codec, float64Codec, stepCodec, tupleKey,
+  type CacheControl, type CacheStats, type RedisStore,
+} from '../cache/index.js';
 import { HashingEmbedder, ProviderEmbedder, cosine, type Embedder } from '../llm/embedder.js';
 import { LlmCancelledError, LlmNoContentError } from '../llm/errors.js';
 import type { CallObserver, ChatChoice, ChatMessage, Provider, SamplingParams, TokenLogprob } from '../llm/provider.js';
@@ -36,6 +39,12 @@ export interface CacheOptions {
   maxBytes?: number;
   /** Time to live in ms (default: none). */
   ttlMs?: number;
+  /**
+   * The shared tier behind these in-process caches (L2): entries are read from and written to
+   * Redis, and a deterministic computation is done once across every instance sharing it. The
+   * caller opens and closes the store.
+   */
+  redis?: RedisStore;
 }
 
 export interface PipelineOptions {
@@ -88,6 +97,8 @@ export interface RunOptions {
   messages?: ChatMessage[];
   /** Candidate answers to unroll and score instead of sampling them (the drop-in `selectBest`). */
   candidates?: string[];
+  /** This request's use of the caches: TTL and namespace of what it writes, no-cache, no-store. */
+  cache?: CacheControl;
 }
 
 export interface StepReport {
@@ -115,7 +126,15 @@ export interface CandidateReport {
   };
 }
 
+/**
+ * How much of a request the caches served, judged on its candidates and review steps (the LLM
+ * calls): `hit` none was computed by this request, `miss` none came from a cache (or from a load
+ * in flight), `partial` some of each.
+ */
+export type CacheResult = 'hit' | 'partial' | 'miss';
+
 export interface PipelineStats extends RequestStatsReport {
+  cacheResult: CacheResult;
   k: { max: number; used: number; adaptive: boolean; risk: number | null; estimator: string | null };
   horizon: number;
   signals: { names: readonly string[]; logprobs: boolean; policy: boolean; policyWidth: number | null; expectedRealized: boolean; embedder: string; safety: string };
@@ -154,6 +173,7 @@ interface RequestContext {
   contextText: string;
   contextEmbedding: Promise<Float32Array>;
   stats: RequestStats;
+  cache: CacheControl;
   /** The request's stats, and the caller's observer when it gave one. */
   observer: CallObserver;
   signal?: AbortSignal;
@@ -212,11 +232,19 @@ export class EcrPipeline {
   readonly system?: string;
   readonly config: ResolvedConfig;
   readonly backend: BackendChoice;
+  /** The in-process tier (L1) of each cache. */
   readonly caches: {
     candidates: KeyedCache<ChatChoice[]>;
     steps: KeyedCache<StepData>;
     embeddings: KeyedCache<Float32Array>;
     vectors: KeyedCache<Float64Array>;
+  };
+  /** Each cache with its shared tier (L2) behind it, when there is one. */
+  readonly tiers: {
+    candidates: TieredCache<ChatChoice[]>;
+    steps: TieredCache<StepData>;
+    embeddings: TieredCache<Float32Array>;
+    vectors: TieredCache<Float64Array>;
   };
   private readonly candidateFlights: Map<string, Promise<CandidateOutcome>[]> = new Map();
   private readonly limit: ReturnType<typeof pLimit>;
@@ -254,6 +282,7 @@ export class EcrPipeline {
     if (shared) {
       this.limit = shared.limit;
       this.caches = shared.caches;
+      this.tiers = shared.tiers;
       this.candidateFlights = shared.candidateFlights;
       return;
     }
@@ -269,9 +298,23 @@ export class EcrPipeline {
     for (const cache of Object.values(this.caches)) {
       cache.observe((name, outcome) => {
         if (outcome === 'eviction') ecrMetrics.cacheEvictions.inc({ cache: name });
-        else ecrMetrics.cacheLookups.inc({ cache: name, outcome });
+        else ecrMetrics.cacheLookups.inc({ cache: name, tier: 'l1', outcome });
       });
     }
+    const store = c.redis;
+    // Redis holds what costs more to compute than a round trip to it: the chat calls, embeddings
+    // from a remote embedder, and vectors when the safety scorer is remote (given its embeddings,
+    // the rest of a vector is microseconds of arithmetic). The built-in hashing embedder takes
+    // microseconds too; a Redis read of its results would add a serial round trip to every
+    // request and fill Redis for nothing.
+    // Locks only where a miss costs a chat call: an embedding miss joins its step round's batch,
+    // which must not wait for another instance.
+    this.tiers = {
+      candidates: new TieredCache('candidates', this.caches.candidates, store ? { store, codec: choicesCodec, lock: true } : null),
+      steps: new TieredCache('steps', this.caches.steps, store ? { store, codec: stepCodec, lock: true } : null),
+      embeddings: new TieredCache('embeddings', this.caches.embeddings, store && this.embedder.remote ? { store, codec: float32Codec, lock: false } : null),
+      vectors: new TieredCache('vectors', this.caches.vectors, store && this.safety.remote === true ? { store, codec: float64Codec, lock: false } : null),
+    };
   }
 
   /**
@@ -298,6 +341,7 @@ export class EcrPipeline {
     if (deadlineMs !== undefined && !(typeof deadlineMs === 'number' && Number.isFinite(deadlineMs) && deadlineMs > 0)) {
       throw new EcrError('ECR_PIPELINE_OPTION', `deadlineMs must be a positive number of milliseconds, got ${String(deadlineMs)}`);
     }
+    checkCacheControl(options.cache);
     const deadline = deadlineMs !== undefined ? AbortSignal.timeout(deadlineMs) : undefined;
     const signal = deadline && options.signal ? AbortSignal.any([options.signal, deadline]) : deadline ?? options.signal;
     const stats = new RequestStats();
@@ -332,7 +376,7 @@ export class EcrPipeline {
 
     const contextText = options.context ? `${prompt}\n\n${options.context}` : prompt;
     const ctx: RequestContext = {
-      prompt, conversation: options.messages, contextText, stats, signal,
+      prompt, conversation: options.messages, contextText, stats, signal, cache: options.cache ?? {},
       observer: options.observer ? { onCall: (r) => { stats.onCall(r); options.observer!.onCall(r); } } : stats,
       schedule: (fn) => this.limit(fn),
       contextEmbedding: Promise.resolve(new Float32Array(0)),
@@ -401,6 +445,7 @@ export class EcrPipeline {
       candidates: reports,
       stats: {
         ...report,
+        cacheResult: cacheResultOf(report.cache, !options.candidates && !this.deterministicSampling),
         k: { max: this.maxK, used: k, adaptive: this.adaptiveK, risk, estimator: this.adaptiveK ? this.riskEstimator.id : null },
         horizon: this.horizon,
         signals: { names: SIGNAL_NAMES, ...signals, embedder: this.embedder.id, safety: this.safety.id },
@@ -420,12 +465,15 @@ export class EcrPipeline {
     const slots = Array.from({ length: k }, () => deferred<CandidateOutcome>());
     const promises = slots.map((s) => s.promise);
     const key = this.deterministicSampling ? tupleKey('candidates', this.provider.id, JSON.stringify(messages), k, this.samplingKey, this.topLogprobs) : '';
+    const control = ctx.cache;
+    const tier = this.tiers.candidates;
+    const flightKey = this.deterministicSampling ? tier.l1Key(key, control) : '';
     const launch = () => sampleChoices(this.provider, { messages, k, sampling: this.sampling, topLogprobs: this.topLogprobs }, {
       signal: ctx.signal, observer: ctx.observer, schedule: ctx.schedule,
       onSample: (i, o) => {
         ctx.stats.span('generate', start);
         // A cancelled flight must not be joined by later requests.
-        if (!o.ok && o.error instanceof LlmCancelledError && this.candidateFlights.get(key) === promises) this.candidateFlights.delete(key);
+        if (!o.ok && o.error instanceof LlmCancelledError && this.candidateFlights.get(flightKey) === promises) this.candidateFlights.delete(flightKey);
         slots[i].resolve(o);
       },
     }).catch((error: unknown) => {
@@ -438,12 +486,12 @@ export class EcrPipeline {
       void launch();
       return promises;
     }
-    const cached = this.caches.candidates.peek(key);
+    const cached = control.noCache ? undefined : this.caches.candidates.peek(flightKey);
     if (cached) {
       this.caches.candidates.record('hit'); ctx.stats.onCache('candidates', 'hit');
       return cached.map((choice) => Promise.resolve({ ok: true as const, choice, via: 'cache' as const }));
     }
-    const flight = this.candidateFlights.get(key);
+    const flight = control.noCache ? undefined : this.candidateFlights.get(flightKey);
     if (flight) {
       this.caches.candidates.record('joined'); ctx.stats.onCache('candidates', 'joined');
       // If the request that owns the flight is cancelled, this one (not cancelled) generates anew.
@@ -453,12 +501,25 @@ export class EcrPipeline {
         return o;
       }));
     }
-    this.caches.candidates.record('miss'); ctx.stats.onCache('candidates', 'miss');
-    this.candidateFlights.set(key, promises);
-    void launch().then((outcomes) => {
+    if (!control.noCache) this.caches.candidates.record('miss');
+    this.candidateFlights.set(flightKey, promises);
+    void (async () => {
+      // The slots must settle whatever happens: a lookup that fails (a bug, not Redis: Redis
+      // failures are misses) generates as if nothing were cached.
+      const found = await tier.lookup(key, control, ctx.signal).catch(() => ({ hit: false as const, lease: null }));
+      if (found.hit && found.value.length === k) {
+        ctx.stats.onCache('candidates', found.outcome);
+        if (!control.noStore) this.caches.candidates.set(flightKey, found.value, control.ttlSeconds === undefined ? undefined : control.ttlSeconds * 1000);
+        found.value.forEach((choice, i) => slots[i].resolve({ ok: true, choice, via: 'cache' }));
+        return;
+      }
+      const lease = found.hit ? null : found.lease;
+      ctx.stats.onCache('candidates', 'miss');
+      const outcomes = await launch();
       // Only a complete set is cached: a failed sample must be retried by the next request.
-      if (outcomes.every((o) => o.ok)) this.caches.candidates.set(key, outcomes.map((o) => (o as { choice: ChatChoice }).choice));
-    }).finally(() => { if (this.candidateFlights.get(key) === promises) this.candidateFlights.delete(key); });
+      if (outcomes.every((o) => o.ok)) tier.fill(key, outcomes.map((o) => (o as { choice: ChatChoice }).choice), control, lease);
+      else tier.abandon(lease);
+    })().finally(() => { if (this.candidateFlights.get(flightKey) === promises) this.candidateFlights.delete(flightKey); });
     return promises;
   }
 
@@ -532,29 +593,33 @@ export class EcrPipeline {
     // Everything that changes the review: the conversation (prompt, system, previous step, instruction
     // version), the candidate it descends from, the step index, model, base URL and sampling.
     const key = tupleKey('step', UNROLL_PROMPT_VERSION, this.provider.id, JSON.stringify(messages), candidateText, h, this.unrollSamplingKey, this.topLogprobs);
-    const load = () => this.caches.steps.getOrCompute(key, async () => {
+    const load = () => this.tiers.steps.getOrCompute(key, async () => {
       const r = await ctx.schedule(() => this.provider.chat({ kind: 'unroll', messages, n: 1, sampling: this.unrollSampling, topLogprobs: this.topLogprobs }, { signal: ctx.signal, observer: ctx.observer }));
       const choice = r.choices[0];
       if (choice.text === null) throw choice.error; // a refused review fails this candidate at this step
       return { text: choice.text, logprobs: choice.logprobs };
-    }, (o) => { ctx.stats.onCache('steps', o); if (o !== 'hit') onMiss(); });
+    }, ctx.cache, (o) => { ctx.stats.onCache('steps', o); if (o !== 'hit' && o !== 'l2-hit') onMiss(); }, ctx.signal);
     return unlessForeignCancel(load, ctx.signal);
   }
 
   /**
    * The embedding of `text`, step `round` of a candidate (`participant`) or the context. A miss of
-   * a remote embedder is queued into its round's batch; the cache load runs synchronously inside
-   * getOrCompute, so the text is queued before `arrive` can send the round.
+   * a remote embedder is queued into its round's batch. The candidate arrives at its round once the
+   * lookup is decided: right after queueing a miss, or when a cache (L2 after its round trip) or a
+   * load in flight serves the text, so the round is never sent before a miss is queued.
    */
   private embed(ctx: RequestContext, text: string, round: number, participant = true): Promise<Float32Array> {
     const key = tupleKey('embedding', this.embedder.id, text);
     const rounds = ctx.rounds;
-    const p = unlessForeignCancel(() => this.caches.embeddings.getOrCompute(key, async () => {
-      if (rounds) return rounds.enqueue(round, text);
+    let arrived = !participant || !rounds;
+    const arrive = () => { if (!arrived) { arrived = true; rounds!.arrive(round); } };
+    const p = unlessForeignCancel(() => this.tiers.embeddings.getOrCompute(key, async () => {
+      if (rounds) { const queued = rounds.enqueue(round, text); arrive(); return queued; }
       const [v] = await this.embedder.embed([text]);
       return v;
-    }, (o) => ctx.stats.onCache('embeddings', o)), ctx.signal);
-    if (participant) rounds?.arrive(round);
+    }, ctx.cache, (o) => { ctx.stats.onCache('embeddings', o); if (o !== 'miss') arrive(); }, ctx.signal), ctx.signal);
+    // A lookup that fails before deciding (it cannot: L2 failures are misses) must not hold the round.
+    p.catch(() => {}).finally(arrive);
     return p;
   }
 
@@ -563,7 +628,7 @@ export class EcrPipeline {
     // Step 0 has no predecessor; it shares the 0-1 pair's consistency (see signals.ts).
     const neighbour = t === 0 ? 1 : t - 1;
     const key = tupleKey('vector', 'signals-v1', this.embedder.id, this.safety.id, ctx.contextText, step.text, steps[neighbour].text, step.logprobs ? logprobsDigest(step.logprobs) : null);
-    return this.caches.vectors.getOrCompute(key, async () => {
+    return this.tiers.vectors.getOrCompute(key, async () => {
       const [self, other, contextEmb] = await Promise.all([embeddings[t], embeddings[neighbour], ctx.contextEmbedding]);
       const lp = step.logprobs;
       const v = new Float64Array(M);
@@ -573,7 +638,7 @@ export class EcrPipeline {
       v[3] = clamp01(await this.safety.score(step.text, ctx.prompt));
       v[4] = similarity01(cosine(self, other));
       return v;
-    }, (o) => ctx.stats.onCache('vectors', o));
+    }, ctx.cache, (o) => ctx.stats.onCache('vectors', o), ctx.signal);
   }
 
   /**
@@ -621,6 +686,27 @@ export class EcrPipeline {
     };
     return { batch, signals: { logprobs: allLogprobs, policy: policy !== undefined, policyWidth: policy ? a : null, expectedRealized: expected !== undefined } };
   }
+}
+
+function cacheResultOf(cache: Record<string, { hits: number; misses: number; joined: number }>, sampledUncached: boolean): CacheResult {
+  let served = 0, computed = sampledUncached ? 1 : 0;
+  for (const name of ['candidates', 'steps']) {
+    const c = cache[name];
+    if (!c) continue;
+    served += c.hits + c.joined;
+    computed += c.misses;
+  }
+  if (computed === 0) return served > 0 ? 'hit' : 'miss';
+  return served === 0 ? 'miss' : 'partial';
+}
+
+function checkCacheControl(c: CacheControl | undefined): void {
+  if (c === undefined) return;
+  const bad = (field: string, what: string, v: unknown) => new EcrError('ECR_PIPELINE_OPTION', `cache.${field} must be ${what}, got ${JSON.stringify(v)}`);
+  if (c === null || typeof c !== 'object') throw new EcrError('ECR_PIPELINE_OPTION', `cache must be an object, got ${JSON.stringify(c)}`);
+  if (c.ttlSeconds !== undefined && !(Number.isInteger(c.ttlSeconds) && c.ttlSeconds >= 1)) throw bad('ttlSeconds', 'an integer number of seconds >= 1', c.ttlSeconds);
+  if (c.namespace !== undefined && !(typeof c.namespace === 'string' && NAMESPACE_RE.test(c.namespace))) throw bad('namespace', '1 to 64 letters, digits, "_", "-" or "."', c.namespace);
+  for (const f of ['noCache', 'noStore'] as const) if (c[f] !== undefined && typeof c[f] !== 'boolean') throw bad(f, 'true or false', c[f]);
 }
 
 /** Feeds the selection metrics: the selected CCI, admitted or fallback, and the excluded candidates. */

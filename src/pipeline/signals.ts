@@ -95,6 +95,11 @@ export function clamp01(x: number): number {
 
 export interface SafetyScorer {
   readonly id: string;
+  /**
+   * True when scoring leaves the process (a moderation endpoint, a classifier service): then the
+   * evaluative vectors it enters are worth keeping in the shared Redis tier. Default false.
+   */
+  readonly remote?: boolean;
   /** 1 = safe, 0 = unsafe. */
   score(text: string, prompt: string): number | Promise<number>;
 }

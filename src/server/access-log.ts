@@ -17,6 +17,8 @@ export interface EcrLogInfo {
   fallback?: boolean;
   upstreamCalls?: number;
   tokens?: number;
+  /** x-ecr-cache: hit, partial or miss. */
+  cache?: string;
   streamError?: number;
 }
 

@@ -60,6 +60,9 @@ export function buildGateway(config: ServeConfig, options: GatewayOptions = {}):
   });
   if (logDestination) app.addHook('onClose', async () => { logDestination.flushSync(); });
   if (gateway.auditLog) { const audit = gateway.auditLog; app.addHook('onClose', async () => { await audit.close(); }); }
+  gateway.warn = (m) => app.log.warn(m);
+  // Writes still in flight finish (each within --redis-timeout) before the connections close.
+  if (gateway.redis) app.addHook('onClose', async () => { await gateway.redis!.close(); });
 
   // Keep the raw bytes: pass-through forwards exactly what the client sent.
   app.removeContentTypeParser('application/json');
@@ -109,9 +112,18 @@ export function buildGateway(config: ServeConfig, options: GatewayOptions = {}):
   return { app, gateway };
 }
 
+/** The URL without its password, for logs. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z+]+:\/\/[^:@/]*):[^@/]*@/i, '$1:***@');
+}
+
 /** Builds and listens; resolves with the URL it listens on (port 0 picks a free one). */
 export async function startGateway(config: ServeConfig, options: GatewayOptions = {}): Promise<BuiltGateway & { url: string }> {
   const built = buildGateway(config, options);
+  // A short wait lets the first requests use Redis; a Redis that is down does not hold the start.
+  if (built.gateway.redis && !(await built.gateway.redis.ready(Math.max(1000, config.redisTimeout)))) {
+    built.app.log.warn({ redis: redactUrl(config.redis!) }, 'redis not reachable at start: serving from the in-process cache until it answers');
+  }
   await built.app.listen({ port: config.port, host: config.host });
   const addr = built.app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;

@@ -55,6 +55,7 @@ export function ecrHeaders(r: PipelineResult): Record<string, string> {
     'x-ecr-admissible': String(r.admissible),
     'x-ecr-fallback': String(r.stats.scoring.reason === 'fallback'),
     'x-ecr-candidates': String(r.candidates.length),
+    'x-ecr-cache': r.stats.cacheResult,
   };
 }
 

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { resolveConfig, type EcrConfig } from '../config.js';
 import { ConfigError, UsageError } from '../errors.js';
+import { checkRedisUrl, REDIS_DEFAULTS } from '../cache/redis-store.js';
 import { ApiError } from './errors.js';
 import { parseEcrSettings, type EcrSettings } from './request-settings.js';
 
@@ -47,6 +48,14 @@ export interface ServeSettings {
   cacheMaxBytes: number;
   /** Time to live of a cache entry in ms; 0 = none (entries leave only by the size bound). */
   cacheTtl: number;
+  /** The shared Redis cache tier's URL (none: in-process caches only). */
+  redis?: string;
+  /** TTL of a Redis cache entry in seconds, unless a request gives its own. */
+  redisTtl: number;
+  /** Limit of one Redis operation in ms. */
+  redisTimeout: number;
+  /** Life of a single-flight lock in Redis, and the longest another instance waits for its value, in ms. */
+  redisLock: number;
   temperature: number;
   logPrompts: boolean;
   logLevel: string;
@@ -75,6 +84,10 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'progressInterval', flag: 'progress-interval', env: 'ECR_PROGRESS_INTERVAL', kind: 'int', min: 1, arg: 'MS', help: 'streaming: an SSE progress comment this often while candidates are scored (default 2000)' },
   { key: 'cacheMaxBytes', flag: 'cache-max-bytes', env: 'ECR_CACHE_MAX_BYTES', kind: 'int', min: 1024, arg: 'N', help: 'approximate bytes each of the 4 pipeline caches may hold, least recently used out first (default 67108864 = 64 MiB)' },
   { key: 'cacheTtl', flag: 'cache-ttl', env: 'ECR_CACHE_TTL', kind: 'int', min: 0, arg: 'MS', help: 'time to live of a cache entry in ms (default 0 = none: entries leave by the size bound only)' },
+  { key: 'redis', flag: 'redis', env: 'ECR_REDIS_URL', kind: 'string', arg: 'URL', help: 'shared cache tier behind the in-process caches: redis://[user:pass@]host:port[/db], rediss:// (TLS) or redis+sentinel://host:port[,...]/<master>; no Cluster (default: none)' },
+  { key: 'redisTtl', flag: 'redis-ttl', env: 'ECR_REDIS_TTL', kind: 'int', min: 1, arg: 'SECONDS', help: 'time to live of a Redis cache entry in seconds, unless a request sets ecr.cache.ttl (default 86400 = 1 day)' },
+  { key: 'redisTimeout', flag: 'redis-timeout', env: 'ECR_REDIS_TIMEOUT', kind: 'int', min: 1, arg: 'MS', help: 'limit of one Redis operation; past it the request is served without Redis (default 100)' },
+  { key: 'redisLock', flag: 'redis-lock', env: 'ECR_REDIS_LOCK', kind: 'int', min: 1, arg: 'MS', help: 'life of a cross-instance single-flight lock, and the longest another instance waits for its value (default 30000)' },
   { key: 'temperature', flag: 'temperature', env: 'ECR_TEMPERATURE', kind: 'number', min: 0, max: 2, help: 'candidate temperature when the request gives none (default 0.8)' },
   { key: 'logPrompts', flag: 'log-prompts', env: 'ECR_LOG_PROMPTS', kind: 'boolean', help: 'put the request messages in the access log (default: never)' },
   { key: 'auditLog', flag: 'audit-log', env: 'ECR_AUDIT_LOG', kind: 'string', arg: 'FILE', help: 'append one JSONL line per scored candidate (metrics, CCI, selection; no prompt text unless --log-prompts) for ecr calibrate / ecr maturity; SIGHUP reopens it' },
@@ -84,7 +97,8 @@ export const SETTINGS: readonly Setting[] = [
 const DEFAULTS: Omit<ServeSettings, 'upstream'> = {
   port: 8080, host: '127.0.0.1', apiKeys: [], ecrAll: false, metricsAuth: false, bodyLimit: 1024 * 1024, maxK: 16, maxHorizon: 4,
   maxConcurrent: 64, maxParallel: 256, upstreamTimeout: 60_000, retries: 2, shutdownTimeout: 10_000, progressInterval: 2000,
-  cacheMaxBytes: 64 * 1024 * 1024, cacheTtl: 0, temperature: 0.8, logPrompts: false, logLevel: 'info',
+  cacheMaxBytes: 64 * 1024 * 1024, cacheTtl: 0, redisTtl: REDIS_DEFAULTS.ttlSeconds, redisTimeout: REDIS_DEFAULTS.timeoutMs, redisLock: REDIS_DEFAULTS.lockMs,
+  temperature: 0.8, logPrompts: false, logLevel: 'info',
 };
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -178,6 +192,9 @@ export function resolveServeConfig(argv: string[], env: NodeJS.ProcessEnv = proc
   try { url = new URL(out.upstream as string); } catch { throw new UsageError(`--upstream: not a URL: ${JSON.stringify(out.upstream)}`); }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--upstream: must be http(s), got ${url.protocol}`);
   out.upstream = (out.upstream as string).replace(/\/+$/, '');
+  if (out.redis !== undefined) {
+    try { checkRedisUrl(out.redis as string); } catch (e) { throw new UsageError(`--redis: ${(e as Error).message}`); }
+  }
   if (!LOG_LEVELS.includes(out.logLevel as string)) throw new UsageError(`--log-level: must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(out.logLevel)}`);
   const settings = out as unknown as ServeSettings;
 

@@ -50,7 +50,7 @@ export async function ecrCompletion(request: FastifyRequest, reply: FastifyReply
       config: scoringConfig(gw.config.scoring, s),
     });
     const meta: CompletionMeta = { id: completionId(), created: Math.floor(Date.now() / 1000), model: plan.model };
-    const run = pipeline.run(plan.prompt, { messages: plan.messages, signal: abort.signal }).then((result) => {
+    const run = pipeline.run(plan.prompt, { messages: plan.messages, signal: abort.signal, ...(s.cache ? { cache: s.cache } : {}) }).then((result) => {
       gw.auditLog?.record({
         requestId: request.id, time: arrived, result, serverWeights: s.weights === undefined && s.preset === undefined,
         ...(gw.config.logPrompts ? { messages: plan.messages } : {}),
@@ -112,6 +112,7 @@ function noteResult(request: FastifyRequest, r: PipelineResult): void {
     admissible: r.admissible,
     fallback: r.stats.scoring.reason === 'fallback',
     upstreamCalls: r.stats.llmCalls + r.stats.calls.embed.requests,
+    cache: r.stats.cacheResult,
     tokens: r.stats.tokens.prompt + r.stats.tokens.completion,
   };
 }

@@ -4,6 +4,7 @@
  * the concurrency gate and the in-flight requests that shutdown may have to cancel.
  */
 import { LRUCache } from 'lru-cache';
+import { RedisStore } from '../cache/redis-store.js';
 import { OpenAICompatibleProvider } from '../llm/openai-compatible.js';
 import { EcrPipeline } from '../pipeline/pipeline.js';
 import { AuditLog } from './audit-log.js';
@@ -14,6 +15,10 @@ export class Gateway {
   readonly gate: ConcurrencyGate;
   readonly inFlight = new Set<AbortController>();
   readonly root: EcrPipeline;
+  /** The shared cache tier, when --redis is given. */
+  readonly redis: RedisStore | null;
+  /** Where the Redis tier's rate-limited warnings go (the server's log, once it exists). */
+  warn: (message: string) => void = (m) => process.stderr.write(`ecr serve: ${m}\n`);
   private readonly providers = new LRUCache<string, OpenAICompatibleProvider>({ max: 256 });
   private readonly modelLabels = new Set<string>();
   /** The --audit-log file, when one is configured. */
@@ -23,6 +28,9 @@ export class Gateway {
   constructor(readonly config: ServeConfig, onAuditLogError: (err: Error) => void = () => {}) {
     this.auditLog = config.auditLog ? new AuditLog(config.auditLog, config.scoring, onAuditLogError) : null;
     this.gate = new ConcurrencyGate(config.maxConcurrent);
+    this.redis = config.redis
+      ? new RedisStore({ url: config.redis, ttlSeconds: config.redisTtl, timeoutMs: config.redisTimeout, lockMs: config.redisLock, onWarn: (m) => this.warn(m) })
+      : null;
     this.root = new EcrPipeline({
       provider: this.providerFor('default'),
       maxParallel: config.maxParallel,
@@ -30,7 +38,7 @@ export class Gateway {
       horizon: config.defaults.horizon ?? 2,
       config: config.scoring,
       // Every request's pipeline shares these caches (derive), so their bound is the gateway's memory for them.
-      cache: { maxBytes: config.cacheMaxBytes, ...(config.cacheTtl > 0 ? { ttlMs: config.cacheTtl } : {}) },
+      cache: { maxBytes: config.cacheMaxBytes, ...(config.cacheTtl > 0 ? { ttlMs: config.cacheTtl } : {}), ...(this.redis ? { redis: this.redis } : {}) },
     });
   }
 

@@ -1,4 +1,8 @@
-/** Health checks (no auth): liveliness = the process answers; readiness = the upstream answers. */
+/**
+ * Health checks (no auth): liveliness = the process answers; readiness = the upstream answers.
+ * A shared Redis cache tier that does not answer is reported (`redis: "degraded"`) but leaves the
+ * gateway ready: it serves from its in-process cache meanwhile.
+ */
 import type { FastifyInstance } from 'fastify';
 import { ecrMetrics } from '../monitoring/process-metrics.js';
 import type { Gateway } from './gateway.js';
@@ -8,15 +12,17 @@ export function registerHealth(app: FastifyInstance, gw: Gateway): void {
   app.get('/health/liveliness', async () => ({ status: 'ok' }));
   app.get('/health/readiness', async (_request, reply) => {
     if (gw.closing) return reply.code(503).send({ status: 'shutting_down' });
+    const health = gw.redis?.health();
+    const redis = health ? { redis: health.state, ...(health.reason ? { redisReason: health.reason } : {}) } : {};
     try {
       const r = await getJson(`${gw.config.upstream}/models`, gw.upstreamAuth(undefined), Math.min(2000, gw.config.upstreamTimeout));
       ecrMetrics.upstreamCalls.inc({ kind: 'readiness', status: String(r.status) });
       // Any answer but a server error means the upstream is there (a 401 is a key problem, not an outage).
-      if (r.status >= 500) return reply.code(503).send({ status: 'unavailable', upstream: `HTTP ${r.status}` });
-      return { status: 'ready', upstream: 'reachable' };
+      if (r.status >= 500) return reply.code(503).send({ status: 'unavailable', upstream: `HTTP ${r.status}`, ...redis });
+      return { status: 'ready', upstream: 'reachable', ...redis };
     } catch (err) {
       ecrMetrics.upstreamCalls.inc({ kind: 'readiness', status: 'error' });
-      return reply.code(503).send({ status: 'unavailable', upstream: (err as Error).message });
+      return reply.code(503).send({ status: 'unavailable', upstream: (err as Error).message, ...redis });
     }
   });
 }

@@ -5,6 +5,8 @@
  */
 import { PRESETS, resolveConfig, type EcrConfig, type PresetName } from '../config.js';
 import { ConfigError } from '../errors.js';
+import { NAMESPACE_RE } from '../cache/redis-keys.js';
+import type { CacheControl } from '../cache/tiered-cache.js';
 import type { ChatMessage, SamplingParams } from '../llm/provider.js';
 import { invalidRequest } from './errors.js';
 
@@ -20,11 +22,16 @@ export interface EcrSettings {
   fixedK?: boolean;
   topLogprobs?: number;
   audit?: AuditLevel;
+  /** LiteLLM's per-request cache control: `{ttl, namespace, "no-cache", "no-store"}`. */
+  cache?: CacheControl;
 }
 
 export interface Limits { maxK: number; maxHorizon: number }
 
-const ECR_KEYS = ['k', 'horizon', 'tau', 'preset', 'weights', 'adaptiveK', 'fixedK', 'topLogprobs', 'audit'] as const;
+const ECR_KEYS = ['k', 'horizon', 'tau', 'preset', 'weights', 'adaptiveK', 'fixedK', 'topLogprobs', 'audit', 'cache'] as const;
+const CACHE_KEYS = ['ttl', 'namespace', 'no-cache', 'no-store'] as const;
+/** Longest per-request TTL, in seconds (a year). */
+export const MAX_CACHE_TTL_S = 365 * 24 * 3600;
 
 function isObject(x: unknown): x is Record<string, unknown> {
   return x !== null && typeof x === 'object' && !Array.isArray(x);
@@ -78,6 +85,23 @@ export function parseEcrSettings(raw: unknown, limits: Limits, prefix = 'ecr'): 
     if (raw.audit !== 'none' && raw.audit !== 'summary' && raw.audit !== 'full') throw invalidRequest(p('audit'), `must be "none", "summary" or "full", got ${JSON.stringify(raw.audit)}`);
     out.audit = raw.audit;
   }
+  if (raw.cache !== undefined) out.cache = parseCacheControl(raw.cache, p('cache'));
+  return out;
+}
+
+function parseCacheControl(raw: unknown, param: string): CacheControl {
+  if (!isObject(raw)) throw invalidRequest(param, `must be a JSON object {ttl, namespace, "no-cache", "no-store"}, got ${JSON.stringify(raw)}`);
+  for (const key of Object.keys(raw)) {
+    if (!(CACHE_KEYS as readonly string[]).includes(key)) throw invalidRequest(`${param}.${key}`, `unknown key (known: ${CACHE_KEYS.join(', ')})`, 'unknown_parameter');
+  }
+  const out: CacheControl = {};
+  if (raw.ttl !== undefined) out.ttlSeconds = int(`${param}.ttl`, raw.ttl, 1, MAX_CACHE_TTL_S);
+  if (raw.namespace !== undefined) {
+    if (typeof raw.namespace !== 'string' || !NAMESPACE_RE.test(raw.namespace)) throw invalidRequest(`${param}.namespace`, `must be 1 to 64 letters, digits, "_", "-" or ".", got ${JSON.stringify(raw.namespace)}`);
+    out.namespace = raw.namespace;
+  }
+  if (raw['no-cache'] !== undefined) out.noCache = bool(`${param}.no-cache`, raw['no-cache']);
+  if (raw['no-store'] !== undefined) out.noStore = bool(`${param}.no-store`, raw['no-store']);
   return out;
 }
 
@@ -89,7 +113,9 @@ export function mergeSettings(...layers: EcrSettings[]): EcrSettings {
     if (l.preset !== undefined) delete out.weights;
     if (l.fixedK !== undefined) delete out.adaptiveK;
     if (l.adaptiveK !== undefined) delete out.fixedK;
+    const cache = l.cache !== undefined ? { ...out.cache, ...l.cache } : out.cache;
     Object.assign(out, l);
+    if (cache !== undefined) out.cache = cache;
   }
   return out;
 }
