@@ -1,5 +1,5 @@
 /** The ECR pipeline end to end against the real loopback HTTP server. */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { OpenAICompatibleProvider, knownToIgnoreN, resetNDetection, type Embedder } from '../src/llm/index.js';
 import { LoopbackServer, type LogEntry } from '../src/loopback/server.js';
 import {
@@ -185,8 +185,11 @@ describe('pipeline', () => {
   it('is cancelled by the caller signal', async () => {
     server.latencyMs = 500;
     const ac = new AbortController();
-    setTimeout(() => ac.abort(), 50);
-    const err = await pipeline({ k: 2, horizon: 1 }, 3).run(PROMPT, { signal: ac.signal }).catch((e) => e);
+    const run = pipeline({ k: 2, horizon: 1 }, 3).run(PROMPT, { signal: ac.signal }).catch((e) => e);
+    // Cancelled once the generate call is at the server (a fixed delay could fire before it, on a busy machine).
+    await vi.waitFor(() => expect(chats()).toHaveLength(1), { timeout: 10_000 });
+    ac.abort();
+    const err = await run;
     expect(err).toBeInstanceOf(RequestCancelledError);
     expect(chats()).toHaveLength(1);
   });
@@ -194,10 +197,10 @@ describe('pipeline', () => {
   it('fails with DeadlineExceededError when its deadline passes, cancelling the calls in flight', async () => {
     server.latencyMs = 3000;
     const before = await metricValue(ecrMetrics.requests, { outcome: 'deadline' });
-    const err = await pipeline({ k: 2, horizon: 1, embeddingModel: 'emb' } as Partial<PipelineOptions>, 3).run(PROMPT, { deadlineMs: 100 }).catch((e) => e);
+    const err = await pipeline({ k: 2, horizon: 1, embeddingModel: 'emb' } as Partial<PipelineOptions>, 3).run(PROMPT, { deadlineMs: 1000 }).catch((e) => e);
     expect(err).toBeInstanceOf(DeadlineExceededError);
-    expect(err).toMatchObject({ code: 'ECR_DEADLINE', deadlineMs: 100 });
-    expect(err.message).toBe('the request did not finish within its deadline of 100 ms');
+    expect(err).toMatchObject({ code: 'ECR_DEADLINE', deadlineMs: 1000 });
+    expect(err.message).toBe('the request did not finish within its deadline of 1 s');
     // The one generate request was cancelled, not retried.
     expect(chats()).toHaveLength(1);
     expect(await metricValue(ecrMetrics.requests, { outcome: 'deadline' })).toBe(before + 1);

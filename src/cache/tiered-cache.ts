@@ -53,7 +53,13 @@ export class TieredCache<V extends {}> {
    * Returns the value from L1, L2 or a load in flight, or runs `load` and stores its result in
    * both tiers. `onOutcome` is told what happened once it is known (for L2, after the round trip).
    */
-  getOrCompute(hash: string, load: () => Promise<V>, control: CacheControl = {}, onOutcome?: (o: TieredOutcome) => void, signal?: AbortSignal): Promise<V> {
+  /**
+   * `readL2: false` is for a caller that knows L2 cannot have the value yet (a review step of a
+   * candidate that was just generated): on an L1 miss the computation starts at once, and the L2
+   * lookup, which also takes the key's lock for other instances to wait on, runs beside it
+   * instead of one round trip before it. The value is stored in both tiers as usual.
+   */
+  getOrCompute(hash: string, load: () => Promise<V>, control: CacheControl = {}, onOutcome?: (o: TieredOutcome) => void, signal?: AbortSignal, readL2 = true): Promise<V> {
     if (control.noCache) {
       return (async () => {
         onOutcome?.('miss');
@@ -65,6 +71,7 @@ export class TieredCache<V extends {}> {
     }
     const report = (o: TieredOutcome) => onOutcome?.(o);
     return this.l1.getOrCompute(this.l1Key(hash, control), async () => {
+      if (!readL2) { report('miss'); return this.computeBesideLookup(hash, load, control); }
       const found = await this.lookup(hash, control, signal);
       if (found.hit) { report(found.outcome); return found.value; }
       report('miss');
@@ -132,6 +139,24 @@ export class TieredCache<V extends {}> {
     // L1 is written by its own getOrCompute (with the same store/TTL decision).
     this.storeL2(v, control, lease);
     return v;
+  }
+
+  private async computeBesideLookup(hash: string, load: () => Promise<V>, control: CacheControl): Promise<V> {
+    const lease = this.leaseOnly(hash, control);
+    let v: V;
+    try { v = await load(); } catch (err) { void lease.then((l) => this.abandon(l)); throw err; }
+    // Not awaited: a slow Redis must not hold the answer back (the lookup has its own timeout).
+    void lease.then((l) => this.storeL2(v, control, l));
+    return v;
+  }
+
+  /** The lock on a key, without waiting for another holder: null when L2 has it, another instance is filling it, or L2 is unusable. */
+  private async leaseOnly(hash: string, control: CacheControl): Promise<L2Lease | null> {
+    if (!this.l2 || control.noStore) return null;
+    const key = this.redisKey(hash, control);
+    const found = await this.l2.store.lookup(key, this.l2.lock);
+    if (found.state === 'locked') return { key, token: found.token };
+    return found.state === 'miss' ? { key, token: null } : null;
   }
 
   private redisKey(hash: string, control: CacheControl): string {

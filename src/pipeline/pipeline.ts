@@ -550,9 +550,12 @@ export class EcrPipeline {
     const unrollStart = performance.now();
     // Step h+1 is requested before step h is embedded and evaluated: with many candidates in
     // flight the event loop is busy, and local work done first would delay every next call.
+    // A candidate just generated (not from a cache, not given) has no review steps in the shared
+    // tier: its steps skip the Redis lookup, one serial round trip per step on every cold request.
+    const inherited = outcome.via === 'cache' || outcome.via === 'given';
     const request = (h: number) => {
       const hit = { value: true };
-      return { hit, step: this.step(ctx, first.text, steps[h - 1].text, h, () => { hit.value = false; }) };
+      return { hit, step: this.step(ctx, first.text, steps[h - 1].text, h, () => { hit.value = false; }, inherited) };
     };
     let next = this.horizon >= 1 ? request(1) : null;
     if (next) quiet(next.step);
@@ -588,7 +591,7 @@ export class EcrPipeline {
     }
   }
 
-  private step(ctx: RequestContext, candidateText: string, previous: string, h: number, onMiss: () => void): Promise<StepData> {
+  private step(ctx: RequestContext, candidateText: string, previous: string, h: number, onMiss: () => void, readShared: boolean): Promise<StepData> {
     const messages = ctx.conversation ? conversationUnrollMessages(ctx.conversation, previous) : unrollMessages(ctx.prompt, previous, this.system);
     // Everything that changes the review: the conversation (prompt, system, previous step, instruction
     // version), the candidate it descends from, the step index, model, base URL and sampling.
@@ -598,7 +601,7 @@ export class EcrPipeline {
       const choice = r.choices[0];
       if (choice.text === null) throw choice.error; // a refused review fails this candidate at this step
       return { text: choice.text, logprobs: choice.logprobs };
-    }, ctx.cache, (o) => { ctx.stats.onCache('steps', o); if (o !== 'hit' && o !== 'l2-hit') onMiss(); }, ctx.signal);
+    }, ctx.cache, (o) => { ctx.stats.onCache('steps', o); if (o !== 'hit' && o !== 'l2-hit') onMiss(); }, ctx.signal, readShared);
     return unlessForeignCancel(load, ctx.signal);
   }
 
