@@ -8,7 +8,6 @@
  */
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
-import { GroupKeys } from '../records/group-keys.js';
 import { arrowLayoutOf, formatOf } from '../columnar/format.js';
 import { openBatchInput, validatedBlocks } from '../columnar/score-columnar.js';
 import type { Schema } from 'apache-arrow';
@@ -61,7 +60,7 @@ export async function main(argv: string[]): Promise<number> {
         // Opened at the first batch: a JSONL input's column types are known only then.
         const open = (schema: Schema) => openWriter(outFormat, arrowLayoutOf(outFile), out.sink, schema, () => jsonlRecordsWriter(out.sink));
         let writer: BatchWriter | null = null;
-        for await (const { batch } of validatedBlocks(input, new GroupKeys())) {
+        for await (const { batch } of validatedBlocks(input)) {
           writer ??= await open(batch.schema);
           await writer.write(batch);
           rows += batch.numRows;

@@ -33,8 +33,6 @@ export interface ScoringBlock {
   firstRow: number;
   numRows: number;
   parts: BlockPart[];
-  /** Interned group of each row (GroupKeys). */
-  groupIndex: Int32Array;
   /** Selection score per row, NaN = use CCI; absent when the input has none. */
   baseScore?: Float64Array;
   /** The id and group of each row as Arrow data, passed through to columnar output. */
@@ -52,6 +50,19 @@ function offsetsOf(d: Data): ArrayLike<number> | null {
 }
 
 const fixedSize = (d: Data): number => (d.type as unknown as { listSize: number }).listSize;
+
+/**
+ * Entry i's validity as a plain bit test, or null when every entry is valid. (Data.getValid and
+ * the nullCount getter are too slow to call once per row.)
+ */
+function validOf(d: Data): ((i: number) => boolean) | null {
+  if (d.nullCount === 0 || !d.nullBitmap) return null;
+  const bits = d.nullBitmap, off = d.offset;
+  return (i) => ((bits[(off + i) >> 3] >> ((off + i) & 7)) & 1) === 1;
+}
+
+/** An optional column with no value in this block is as good as absent. */
+const allNull = (d: Data) => d.nullCount === d.length && d.length > 0;
 
 /** Where each row of a list-of-lists (or list) column lies in its flat value array. */
 interface ListRows {
@@ -73,19 +84,19 @@ function matrixRows(d: Data, n: number): ListRows {
   const innerFixed = I ? 0 : fixedSize(inner);
   const valueData = inner.children[0];
   const rows = new Int32Array(n), width = new Int32Array(n), start = new Float64Array(n);
-  const outerNulls = d.nullCount > 0, innerNulls = inner.nullCount > 0;
+  const valid = validOf(d), innerValid = validOf(inner);
   for (let i = 0; i < n; i++) {
     const e0 = O ? O[i] : i * outerFixed;
     const e1 = O ? O[i + 1] : e0 + outerFixed;
     start[i] = I ? I[e0] : e0 * innerFixed;
-    if (outerNulls && !d.getValid(i)) { rows[i] = -1; continue; }
+    if (valid && !valid(i)) { rows[i] = -1; continue; }
     rows[i] = e1 - e0;
     let w = innerFixed;
     if (I) {
       w = e1 > e0 ? I[e0 + 1] - I[e0] : 0;
       for (let e = e0 + 1; e < e1; e++) if (I[e + 1] - I[e] !== w) { w = -1; break; }
     }
-    if (innerNulls && w >= 0) for (let e = e0; e < e1; e++) if (!inner.getValid(e)) { w = -1; break; }
+    if (innerValid && w >= 0) for (let e = e0; e < e1; e++) if (!innerValid(e)) { w = -1; break; }
     width[i] = w;
   }
   return { values: valueData.values as FloatArray, valueData, rows, width, start };
@@ -96,10 +107,10 @@ function vectorRows(d: Data, n: number): ListRows {
   const fixed = O ? 0 : fixedSize(d);
   const valueData = d.children[0];
   const rows = new Int32Array(n), width = new Int32Array(n).fill(1), start = new Float64Array(n);
-  const nulls = d.nullCount > 0;
+  const valid = validOf(d);
   for (let i = 0; i < n; i++) {
     start[i] = O ? O[i] : i * fixed;
-    rows[i] = nulls && !d.getValid(i) ? -1 : O ? O[i + 1] - O[i] : fixed;
+    rows[i] = valid && !valid(i) ? -1 : O ? O[i + 1] - O[i] : fixed;
   }
   return { values: valueData.values as FloatArray, valueData, rows, width, start };
 }
@@ -137,9 +148,10 @@ function flagValues(c: ListRows, n: number, lo: number, hi: number, problem: Uin
     if (k < c.start[i] + len(i)) { problem[i] = 1; next = c.start[i] + len(i); }
     k = next < to ? firstOutside(c.values, next, to, lo, hi) : -1;
   }
-  if (c.valueData.nullCount > 0) {
+  const valid = validOf(c.valueData);
+  if (valid) {
     for (let i = 0; i < n; i++) {
-      for (let k = c.start[i], end = k + len(i); k < end; k++) if (!c.valueData.getValid(k)) { problem[i] = 1; break; }
+      for (let k = c.start[i], end = k + len(i); k < end; k++) if (!valid(k)) { problem[i] = 1; break; }
     }
   }
 }
@@ -223,7 +235,8 @@ function rowError(columns: Data[], cols: ColumnIndex, i: number, row: number): I
 }
 
 function keyProblems(d: Data, n: number, problem: Uint8Array, nullIsProblem: boolean): void {
-  if (d.nullCount > 0) for (let i = 0; i < n; i++) if (!d.getValid(i) && nullIsProblem) problem[i] = 1;
+  const valid = validOf(d);
+  if (valid && nullIsProblem) for (let i = 0; i < n; i++) if (!valid(i)) problem[i] = 1;
   if (d.typeId === Type.Int && (d.values instanceof BigInt64Array || d.values instanceof BigUint64Array)) {
     const v = d.values as BigInt64Array | BigUint64Array;
     const max = BigInt(MAX_KEY_INTEGER);
@@ -232,16 +245,16 @@ function keyProblems(d: Data, n: number, problem: Uint8Array, nullIsProblem: boo
 }
 
 /** Interns each row's group (strings from their UTF-8 bytes, dictionaries once per entry). */
-function internGroups(d: Data | null, n: number, groups: GroupKeys): Int32Array {
+export function internGroups(d: Data | null, n: number, groups: GroupKeys): Int32Array {
   const out = new Int32Array(n);
-  if (d === null) { out.fill(groups.indexOf(null)); return out; }
-  const nulls = d.nullCount > 0;
+  if (d === null || allNull(d)) { out.fill(groups.indexOf(null)); return out; }
+  const valid = validOf(d);
   if (d.typeId === Type.Utf8 || d.typeId === Type.LargeUtf8) {
     const O = offsetsOf(d)!;
     const bytes = d.values as Uint8Array;
     let prevStart = -1, prevEnd = -1, prev = -1;
     for (let i = 0; i < n; i++) {
-      if (nulls && !d.getValid(i)) { out[i] = groups.indexOf(null); continue; }
+      if (valid && !valid(i)) { out[i] = groups.indexOf(null); continue; }
       const s = O[i], e = O[i + 1];
       // Candidates of one prompt are usually adjacent: compare with the previous key first.
       if (prev >= 0 && e - s === prevEnd - prevStart) {
@@ -259,7 +272,7 @@ function internGroups(d: Data | null, n: number, groups: GroupKeys): Int32Array 
     const entries = new Int32Array(dict.length).fill(-1);
     const keys = d.values as ArrayLike<number | bigint>;
     for (let i = 0; i < n; i++) {
-      if (nulls && !d.getValid(i)) { out[i] = groups.indexOf(null); continue; }
+      if (valid && !valid(i)) { out[i] = groups.indexOf(null); continue; }
       const k = Number(keys[i]);
       if (entries[k] < 0) entries[k] = groups.indexOf(plainKey(dict, k));
       out[i] = entries[k];
@@ -267,7 +280,7 @@ function internGroups(d: Data | null, n: number, groups: GroupKeys): Int32Array 
     return out;
   }
   const v = d.values as ArrayLike<number | bigint>;
-  for (let i = 0; i < n; i++) out[i] = nulls && !d.getValid(i) ? groups.indexOf(null) : groups.indexOf(Number(v[i]));
+  for (let i = 0; i < n; i++) out[i] = valid && !valid(i) ? groups.indexOf(null) : groups.indexOf(Number(v[i]));
   return out;
 }
 
@@ -284,7 +297,7 @@ interface Optional {
  * `maxErrors` errors in all are appended to `errors`) or when earlier blocks already failed.
  */
 export function checkBlock(
-  batch: RecordBatch, cols: ColumnIndex, firstRow: number, groups: GroupKeys,
+  batch: RecordBatch, cols: ColumnIndex, firstRow: number,
   errors: InputError[], maxErrors: number, defaultIds: DefaultIds,
 ): ScoringBlock | null {
   const n = batch.numRows;
@@ -298,13 +311,13 @@ export function checkBlock(
   const optional: Optional[] = [];
   for (const [name, lim] of [['embeddings', MAX_EMBEDDING_MAGNITUDE], ['policy', MAX_POLICY_ENTRY]] as const) {
     const c = cols[name];
-    if (c === undefined) continue;
+    if (c === undefined || allNull(columns[c])) continue;
     const r = matrixRows(columns[c], n);
     for (let i = 0; i < n; i++) if (r.rows[i] >= 0 && (r.rows[i] !== steps.rows[i] || r.width[i] <= 0)) problem[i] = 1;
     flagValues(r, n, name === 'policy' ? 0 : -lim, lim, problem);
     optional.push({ rows: r, name });
   }
-  if (cols.expected !== undefined) {
+  if (cols.expected !== undefined && !(allNull(columns[cols.expected]) && allNull(columns[cols.realized!]))) {
     const ex = vectorRows(columns[cols.expected], n), re = vectorRows(columns[cols.realized!], n);
     for (let i = 0; i < n; i++) {
       if ((ex.rows[i] < 0) !== (re.rows[i] < 0)) problem[i] = 1;
@@ -315,12 +328,13 @@ export function checkBlock(
     optional.push({ rows: ex, name: 'expected' }, { rows: re, name: 'realized' });
   }
   let baseScore: Float64Array | undefined;
-  if (cols.baseScore !== undefined) {
+  if (cols.baseScore !== undefined && !allNull(columns[cols.baseScore])) {
     const d = columns[cols.baseScore];
     const v = d.values as ArrayLike<number | bigint>;
+    const valid = validOf(d);
     baseScore = new Float64Array(n);
     for (let i = 0; i < n; i++) {
-      if (d.nullCount > 0 && !d.getValid(i)) { baseScore[i] = Number.NaN; continue; }
+      if (valid && !valid(i)) { baseScore[i] = Number.NaN; continue; }
       const x = Number(v[i]);
       if (!Number.isFinite(x)) problem[i] = 1;
       baseScore[i] = x;
@@ -339,10 +353,9 @@ export function checkBlock(
   }
   if (bad || errors.length > 0) return null;
 
-  const groupIndex = internGroups(groupData, n, groups);
   const id = idData ?? defaultIds(firstRow, n);
   const idOf = (row: number) => (idData ? plainKey(idData, row) : firstRow + row + 1);
-  return { firstRow, numRows: n, parts: partsOf(steps, optional, n), groupIndex, baseScore, id, group: groupData, idOf };
+  return { firstRow, numRows: n, parts: partsOf(steps, optional, n), baseScore, id, group: groupData, idOf };
 }
 
 /** The shape of row i: T, m, and which optional inputs it has, with their widths. */

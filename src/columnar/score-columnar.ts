@@ -22,7 +22,7 @@ import { GroupKeys } from '../records/group-keys.js';
 import { GroupSelector } from '../select.js';
 import { Progress, type Sink } from '../cli/io.js';
 import { rowNumberData } from './arrow-build.js';
-import { checkBlock, type ScoringBlock } from './block.js';
+import { checkBlock, internGroups, type ScoringBlock } from './block.js';
 import type { DataFormat } from './format.js';
 import { readJsonlBatches } from './jsonl-input.js';
 import { openColumnar } from './readers.js';
@@ -93,10 +93,10 @@ export async function openBatchInput(input: InputSpec): Promise<BatchInput> {
 }
 
 /** Validates every batch of `input`, yielding the valid blocks; throws the collected errors at the end. */
-export async function* validatedBlocks(input: BatchInput, groups: GroupKeys): AsyncGenerator<{ batch: RecordBatch; block: ScoringBlock }> {
+export async function* validatedBlocks(input: BatchInput): AsyncGenerator<{ batch: RecordBatch; block: ScoringBlock }> {
   let row = 0;
   for await (const batch of input.batches) {
-    const block = checkBlock(batch, input.columns, row, groups, input.errors, MAX_REPORTED_ERRORS, rowNumberData);
+    const block = checkBlock(batch, input.columns, row, input.errors, MAX_REPORTED_ERRORS, rowNumberData);
     row += batch.numRows;
     if (block) yield { batch, block };
     else if (input.errors.length >= MAX_REPORTED_ERRORS) break;
@@ -125,8 +125,9 @@ export interface ScoreSettings {
 }
 
 /** Scores one block: one backend call per shape, then each row offered to the selector. */
-export async function scoreBlock(block: ScoringBlock, s: ScoreSettings, selector: GroupSelector, locate: (j: number) => InputLocation): Promise<BlockResults> {
+export async function scoreBlock(block: ScoringBlock, s: ScoreSettings, groups: GroupKeys, selector: GroupSelector, locate: (j: number) => InputLocation): Promise<BlockResults> {
   const n = block.numRows;
+  const groupIndex = internGroups(block.group, n, groups);
   const metrics = allocMetrics(n);
   for (const part of block.parts) {
     const b = part.batch;
@@ -159,7 +160,7 @@ export async function scoreBlock(block: ScoringBlock, s: ScoreSettings, selector
         if (!Number.isFinite(v)) throw new NonFiniteRowError(name, v, locate(j), block.idOf(j));
       }
     }
-    admissible[j] = selector.offer(block.groupIndex[j], block.firstRow + j, cci[j], base ? base[j] : Number.NaN) ? 1 : 0;
+    admissible[j] = selector.offer(groupIndex[j], block.firstRow + j, cci[j], base ? base[j] : Number.NaN) ? 1 : 0;
   }
   let pCorrect: Float64Array | null = null;
   if (s.config.calibration) {
@@ -178,8 +179,8 @@ export async function scoreToOutput(input: InputSpec, output: OutputSpec, s: Sco
   const progress = new Progress('ecr score');
   let rows = 0;
   try {
-    for await (const { batch, block } of validatedBlocks(source, groups)) {
-      const results = await scoreBlock(block, s, selector, (j) => source.locate(batch, j, block.firstRow));
+    for await (const { batch, block } of validatedBlocks(source)) {
+      const results = await scoreBlock(block, s, groups, selector, (j) => source.locate(batch, j, block.firstRow));
       await store.add(resultBatch(results));
       rows += block.numRows;
       progress.update(rows);

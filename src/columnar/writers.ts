@@ -32,35 +32,36 @@ export async function openWriter(format: DataFormat, arrowLayout: 'file' | 'stre
   return jsonl();
 }
 
-/** Waits until `busy()` is false (the pump has taken everything queued so far). */
-async function settle(busy: () => boolean, failure: () => unknown): Promise<void> {
-  while (busy() && failure() === null) await new Promise((r) => setImmediate(r));
-  if (failure() !== null) throw failure();
-}
-
 function arrowWriter(sink: Sink, layout: 'file' | 'stream', schema: Schema): BatchWriter {
   const writer = layout === 'file' ? new RecordBatchFileWriter() : new RecordBatchStreamWriter();
   let wrote = false;
   // The writer queues encoded bytes; a pump moves them to the sink. After each batch the caller
   // waits until the pump is blocked on an empty queue, so at most one batch's bytes are queued.
+  // A pending next() on a non-empty queue resolves within microtasks, so a pump still waiting
+  // when the next macrotask runs has drained the queue.
   let waiting = false;
   let failure: unknown = null;
+  let waiters: (() => void)[] = [];
+  const wakeWaiters = () => { const w = waiters; waiters = []; for (const f of w) f(); };
   const chunks = writer[Symbol.asyncIterator]();
   const pump = (async () => {
     for (;;) {
       waiting = true;
+      setImmediate(() => { if (waiting) wakeWaiters(); });
       const next = await chunks.next();
       waiting = false;
       if (next.done) return;
       await sink.write(next.value);
     }
   })();
-  pump.catch((err) => { failure = err; });
+  pump.catch((err) => { failure = err; wakeWaiters(); });
   return {
     async write(batch) {
+      const drained = new Promise<void>((r) => waiters.push(r));
       writer.write(batch);
       wrote = true;
-      await settle(() => !waiting, () => failure);
+      await drained;
+      if (failure !== null) throw failure;
     },
     async finish() {
       if (!wrote) writer.write(new Table(schema) as unknown as RecordBatch);

@@ -75,8 +75,10 @@ export class GroupKeys {
   indexOfUtf8(bytes: Uint8Array, start: number, end: number): number {
     const len = 1 + end - start;
     if (this.scratch.length < len) this.scratch = new Uint8Array(Math.max(len, this.scratch.length * 2));
-    this.scratch[0] = TAG_STRING;
-    this.scratch.set(bytes.subarray(start, end), 1);
+    const scratch = this.scratch;
+    scratch[0] = TAG_STRING;
+    // A loop, not set(subarray()): keys are short, and a view object per row costs more than the copy.
+    for (let k = start; k < end; k++) scratch[1 + k - start] = bytes[k];
     return this.internScratch(len);
   }
 
