@@ -172,3 +172,38 @@ describe('selection and streaming across record batches', () => {
     expect(jsonLines(ref).filter((r) => r.selected)).toHaveLength(5);
   });
 });
+
+describe('columnar inputs on the command line', () => {
+  it('Arrow IPC stream on stdin with --format arrow; Parquet on stdin is refused (exit 2); an empty input writes an empty columnar file', async () => {
+    const { runCli } = await import('./helpers/cli.js');
+    const dir = tmp();
+    const fx = FIXTURES.find((f) => f.name === 'paper-worked-example')!;
+    const arrows = path.join(dir, 'x.arrows'), pq = path.join(dir, 'x.parquet');
+    expect(await convert([fx.input, arrows])).toBe(0);
+    expect(await convert([fx.input, pq])).toBe(0);
+    const ref = runCli(['score', fx.input, '--backend', 'cpu', '--config', fx.config]);
+    expect(ref.code).toBe(0);
+    const { spawnSync } = await import('node:child_process');
+    const { CLI, ROOT } = await import('./helpers/cli.js');
+    const run = spawnSync(process.execPath, [CLI, 'score', '-', '--format', 'arrow', '--backend', 'cpu', '--config', fx.config], { input: readFileSync(arrows), cwd: ROOT, encoding: 'utf8' });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toBe(ref.stdout);
+
+    const refused = spawnSync(process.execPath, [CLI, 'score', '-', '--format', 'parquet'], { input: readFileSync(pq), cwd: ROOT, encoding: 'utf8' });
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toContain('stdin: Parquet is read from its footer, so it needs a regular file');
+
+    const badFormat = runCli(['score', fx.input, '--format', 'csv']);
+    expect(badFormat.code).toBe(2);
+    expect(badFormat.stderr).toContain('--format must be one of jsonl, parquet, arrow, got "csv"');
+
+    const empty = path.join(dir, 'empty.jsonl');
+    writeFileSync(empty, '\n');
+    for (const out of ['empty.parquet', 'empty.arrow']) {
+      const r = runCli(['score', empty, '--backend', 'cpu', '--out', path.join(dir, out)]);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toContain('warning: no records');
+      expect(await readResults(path.join(dir, out))).toEqual([]);
+    }
+  });
+});
