@@ -179,7 +179,16 @@ export async function scoreToOutput(input: InputSpec, output: OutputSpec, s: Sco
   const progress = new Progress('ecr score');
   let rows = 0;
   try {
-    for await (const { batch, block } of validatedBlocks(source)) {
+    // The next block is read and validated while this one scores: the main thread reads and
+    // checks while it would otherwise wait for the backend's workers (or the GPU).
+    const blocks = validatedBlocks(source);
+    let next = blocks.next();
+    for (;;) {
+      const current = await next;
+      if (current.done) break;
+      next = blocks.next();
+      next.catch(() => undefined); // awaited (and so thrown) in the next round; not an unhandled rejection meanwhile
+      const { batch, block } = current.value;
       const results = await scoreBlock(block, s, groups, selector, (j) => source.locate(batch, j, block.firstRow));
       await store.add(resultBatch(results));
       rows += block.numRows;
