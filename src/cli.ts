@@ -12,7 +12,8 @@ import { disposeBackends } from './backends/registry.js';
 const USAGE = `usage: ecr <command> [options]
 
 commands:
-  score FILE|-    score a JSONL file of trajectories (ECR-SPEC section 5)
+  score FILE|-    score a JSONL, Parquet or Arrow file of trajectories (ECR-SPEC section 5)
+  convert IN OUT  convert trajectories between JSONL, Parquet and Arrow IPC, validating every row
   bench           time a backend on a synthetic batch
   run PROMPT      run the full ECR pipeline against an OpenAI-compatible server
   bench-pipeline  time the pipeline against a loopback OpenAI-compatible server
@@ -37,6 +38,7 @@ type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
   score: async () => (await import('./cli/score.js')).main,
+  convert: async () => (await import('./cli/convert.js')).main,
   bench: async () => (await import('./cli/bench.js')).main,
   run: async () => (await import('./cli/run.js')).main,
   'bench-pipeline': async () => (await import('./cli/bench-pipeline.js')).main,

@@ -13,10 +13,15 @@ export class EcrError extends Error {
   }
 }
 
-/** Where in the input a problem was found. `record` is 0-based; `line` is 1-based (JSONL). */
+/**
+ * Where in the input a problem was found. `record` is 0-based; `line` is 1-based (JSONL); `row`
+ * is 1-based (Parquet and Arrow files, counted as lines are), and with it `field` is printed as
+ * the column.
+ */
 export interface InputLocation {
   record?: number;
   line?: number;
+  row?: number;
   id?: string;
   field?: string;
 }
@@ -63,9 +68,10 @@ export class GpuError extends EcrError {
 export function formatLocated(message: string, loc: InputLocation): string {
   const where: string[] = [];
   if (loc.line !== undefined) where.push(`line ${loc.line}`);
+  else if (loc.row !== undefined) where.push(`row ${loc.row}`);
   else if (loc.record !== undefined) where.push(`record ${loc.record}`);
   if (loc.id !== undefined) where.push(`id ${JSON.stringify(loc.id)}`);
-  if (loc.field !== undefined) where.push(`field "${loc.field}"`);
+  if (loc.field !== undefined) where.push(`${loc.row !== undefined ? 'column' : 'field'} "${loc.field}"`);
   return where.length ? `${where.join(', ')}: ${message}` : message;
 }
 

@@ -100,6 +100,11 @@ export async function inspectInput(file: string): Promise<InputInfo> {
   }
 }
 
+/** True when `file` names a regular file read by path (not "-", a descriptor path, a pipe or a device). */
+export function isRegularFile(file: string, info: InputInfo): boolean {
+  return file !== '-' && fdOfPath(file) === null && info.stat !== null && info.stat.isFile();
+}
+
 /** The byte stream of an input checked by inspectInput ("-" is stdin). */
 export function openInput(file: string): Readable {
   const fd = file === '-' ? 0 : fdOfPath(file);
@@ -169,7 +174,7 @@ export class Sink {
   }
 
   /** Writes a chunk, waiting for the stream to drain so memory stays bounded. */
-  async write(chunk: string): Promise<void> {
+  async write(chunk: string | Uint8Array): Promise<void> {
     this.check();
     if (this.stream.write(chunk)) return;
     await this.settle('drain');

@@ -22,13 +22,14 @@ import { checkRecord, parseJsonLine, type CheckedRecord } from '../records/recor
 import { GroupKeys, scoreWindow } from '../records/score-records.js';
 import { cleanUpOnInterrupt, removeOnInterrupt } from './interrupt.js';
 import {
-  DEFAULT_MAX_LINE_BYTES, OutputWriteError, Progress, Sink, inspectInput, openInput, readJsonConfig, readLines,
+  DEFAULT_MAX_LINE_BYTES, OutputWriteError, Progress, Sink, inspectInput, isRegularFile, openInput, readJsonConfig, readLines,
 } from './io.js';
 import { openOutput, stdoutOutput } from './out-file.js';
 import { SelectedFlags, resultPrefix } from './score-output.js';
+import { arrowLayoutOf, formatOf } from '../columnar/format.js';
 
 const HELP = `usage: ecr score FILE|- [--config FILE] [--backend auto|webgpu|cpu|cpu-reference] [--out FILE] [--window N]
-                 [--adapter auto|native|opengles] [--compact unorm16]
+                 [--adapter auto|native|opengles] [--compact unorm16] [--format jsonl|parquet|arrow]
 
 Scores one trajectory per JSONL line and writes one result line per input line, in order:
   {"id", "group", "EVB", "CR", "TS", "ES", "PD", "CCI", "admissible", "selected"}
@@ -36,7 +37,10 @@ Scores one trajectory per JSONL line and writes one result line per input line, 
 --window N   records scored per batch (default 8192); memory grows with N, not with the file.
 --adapter    WebGPU adapter to use (default: native, then OpenGL ES; also ECR_WEBGPU_ADAPTER).
 --compact    upload E to the GPU as unorm16 (webgpu only; see the README for the tolerance).
---out FILE   write results to FILE (replaced only on success; a symlink is followed, a FIFO streamed into).
+--out FILE   write results to FILE (replaced only on success; a symlink is followed, a FIFO streamed into);
+             FILE.parquet or FILE.arrow (.arrows: IPC stream) writes a columnar file, anything else JSONL.
+--format F   the input's format when its name does not say it (default: by extension; .parquet, .arrow,
+             .arrows, .feather are columnar, anything else JSONL). Columnar schema: see the README.
 Input lines are limited to 64 MiB. An empty input prints a warning and exits 0.
 Exit codes: 0 success, 2 bad input or arguments (the message names line and field), 1 internal failure,
 130/143 interrupted by SIGINT/SIGTERM (temporary files removed, an existing --out untouched).`;
@@ -66,7 +70,7 @@ export async function main(argv: string[]): Promise<number> {
       options: {
         config: { type: 'string' }, backend: { type: 'string', default: 'auto' }, out: { type: 'string' },
         window: { type: 'string', default: '8192' }, help: { type: 'boolean', short: 'h' },
-        adapter: { type: 'string' }, compact: { type: 'string' },
+        adapter: { type: 'string' }, compact: { type: 'string' }, format: { type: 'string' },
       },
     });
   } catch (err) {
@@ -87,6 +91,8 @@ export async function main(argv: string[]): Promise<number> {
   const input = positionals[0];
   const inputInfo = await inspectInput(input);
   const config = toResolvedConfig(values.config ? await readJsonConfig(values.config) : {});
+  const inFormat = formatOf(input, values.format);
+  const outFormat = values.out ? formatOf(values.out) : 'jsonl';
 
   const stopCleanup = cleanUpOnInterrupt();
   try {
@@ -95,7 +101,17 @@ export async function main(argv: string[]): Promise<number> {
     const out = values.out ? await openOutput(values.out, inputInfo) : stdoutOutput();
     let scored: number;
     try {
-      scored = await scoreStream(openInput(input), { config, backend, compute, windowSize: window, lineCap }, out.sink);
+      if (inFormat === 'jsonl' && outFormat === 'jsonl') {
+        scored = await scoreStream(openInput(input), { config, backend, compute, windowSize: window, lineCap }, out.sink);
+      } else {
+        // Parquet or Arrow on either side: the columnar path (src/columnar/), loaded only then.
+        const { scoreToOutput } = await import('../columnar/score-columnar.js');
+        scored = await scoreToOutput(
+          { file: input, format: inFormat, stream: isRegularFile(input, inputInfo) ? null : openInput(input), open: () => openInput(input), windowSize: window, lineCap },
+          { format: outFormat, arrowLayout: arrowLayoutOf(values.out ?? '-'), sink: out.sink },
+          { config, backend, compute },
+        );
+      }
       await out.commit();
     } catch (err) {
       await out.abort();

@@ -65,7 +65,25 @@ export class GroupKeys {
     const need = 1 + text.length * 3;
     if (this.scratch.length < need) this.scratch = new Uint8Array(Math.max(need, this.scratch.length * 2));
     this.scratch[0] = tag;
-    const len = 1 + this.encoder.encodeInto(text, this.scratch.subarray(1)).written;
+    return this.internScratch(1 + this.encoder.encodeInto(text, this.scratch.subarray(1)).written);
+  }
+
+  /**
+   * The index of the string key whose UTF-8 bytes are bytes[start, end) (a row of an Arrow
+   * string column): interned from the bytes, with no string decoded. Equal to indexOf(decoded).
+   */
+  indexOfUtf8(bytes: Uint8Array, start: number, end: number): number {
+    const len = 1 + end - start;
+    if (this.scratch.length < len) this.scratch = new Uint8Array(Math.max(len, this.scratch.length * 2));
+    const scratch = this.scratch;
+    scratch[0] = TAG_STRING;
+    // A loop, not set(subarray()): keys are short, and a view object per row costs more than the copy.
+    for (let k = start; k < end; k++) scratch[1 + k - start] = bytes[k];
+    return this.internScratch(len);
+  }
+
+  /** Finds or adds the key in scratch[0, len). */
+  private internScratch(len: number): number {
     const hash = fnv1a(this.scratch, 0, len);
     const mask = this.table.length - 1;
     for (let slot = hash & mask; ; slot = (slot + 1) & mask) {

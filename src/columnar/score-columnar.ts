@@ -1,0 +1,211 @@
+/**
+ * `ecr score` when the input or the output is Parquet or Arrow (ECR-SPEC section 5.2). The
+ * semantics are the JSONL path's: every row is validated (up to 20 invalid rows reported, each
+ * naming its row or line and column, and then nothing is written), selection runs across the
+ * whole input, and results are written in input order once every group is complete. Memory
+ * holds one record batch (a Parquet row group is read in batches of 65,536 rows) plus the
+ * results held back for the selection, which spill to a temporary file past 64 MiB.
+ *
+ * Each validated block goes to the backend as one Batch per shape; a block of one shape is a
+ * view of the file's columns, and the backend writes its metrics straight into the block's
+ * result arrays.
+ */
+import type { Readable } from 'node:stream';
+import { Int64, type RecordBatch, type Schema } from 'apache-arrow';
+import { allocMetrics } from '../batch.js';
+import type { BackendChoice, ComputeOptions } from '../backends/backend.js';
+import { chooseBackend, getBackend } from '../backends/registry.js';
+import { pCorrectOf } from '../calibration/probability-map.js';
+import { checkConfigAgainstShape, type ResolvedConfig } from '../config.js';
+import { ConfigError, EcrError, InputError, type InputLocation } from '../errors.js';
+import { GroupKeys } from '../records/group-keys.js';
+import { GroupSelector } from '../select.js';
+import { Progress, type Sink } from '../cli/io.js';
+import { rowNumberData } from './arrow-build.js';
+import { checkBlock, internGroups, type ScoringBlock } from './block.js';
+import type { DataFormat } from './format.js';
+import { readJsonlBatches } from './jsonl-input.js';
+import { openColumnar } from './readers.js';
+import { ResultStore, SelectedColumn, resultBatch, resultSchema, type BlockResults } from './results.js';
+import { checkSchema, type ColumnIndex } from './schema.js';
+import { jsonlResultsWriter, openWriter } from './writers.js';
+
+/** Invalid rows reported before giving up, as for JSONL lines. */
+export const MAX_REPORTED_ERRORS = 20;
+
+const ARRAY_HINT = 'hint: this looks like a JSON array; ecr score reads JSONL, one JSON object per line'
+  + " (convert with: jq -c '.[]' FILE)";
+
+export interface InputSpec {
+  /** The name given on the command line ('-' for stdin). */
+  file: string;
+  format: DataFormat;
+  /** The input as a byte stream when it is not a regular file (stdin, a pipe); null: open `file`. */
+  stream: Readable | null;
+  /** For JSONL: the byte stream (always), records per batch and the line-length cap. */
+  open: () => Readable;
+  windowSize: number;
+  lineCap: number;
+}
+
+export interface OutputSpec {
+  format: DataFormat;
+  arrowLayout: 'file' | 'stream';
+  sink: Sink;
+}
+
+/** Record batches of any input format, with how its problems are located. */
+export interface BatchInput {
+  schema: () => Schema;
+  columns: ColumnIndex;
+  batches: AsyncIterable<RecordBatch>;
+  /** Where row j of `batch` (whose first row has input index firstRow) came from. */
+  locate(batch: RecordBatch, j: number, firstRow: number): InputLocation;
+  /** Invalid rows or lines found so far (shared with the reader). */
+  errors: InputError[];
+  unit: 'line' | 'row';
+  looksLikeArray(): boolean;
+  close(): Promise<void>;
+}
+
+export async function openBatchInput(input: InputSpec): Promise<BatchInput> {
+  const errors: InputError[] = [];
+  if (input.format === 'jsonl') {
+    const j = readJsonlBatches(input.open(), { windowSize: input.windowSize, lineCap: input.lineCap, maxErrors: MAX_REPORTED_ERRORS, errors });
+    return {
+      schema: () => j.schema, columns: checkSchema(j.schema), batches: j.batches, errors, unit: 'line',
+      locate: (batch, k) => ({ line: j.lineOf(batch, k) }),
+      looksLikeArray: () => j.looksLikeArray, close: async () => {},
+    };
+  }
+  const c = await openColumnar(input.file, input.format, input.stream);
+  try {
+    const columns = checkSchema(c.schema);
+    return {
+      schema: () => c.schema, columns, batches: c.batches, errors, unit: 'row',
+      locate: (_batch, k, firstRow) => ({ row: firstRow + k + 1 }),
+      looksLikeArray: () => false, close: c.close,
+    };
+  } catch (err) {
+    await c.close();
+    throw err;
+  }
+}
+
+/** Validates every batch of `input`, yielding the valid blocks; throws the collected errors at the end. */
+export async function* validatedBlocks(input: BatchInput): AsyncGenerator<{ batch: RecordBatch; block: ScoringBlock }> {
+  let row = 0;
+  for await (const batch of input.batches) {
+    const block = checkBlock(batch, input.columns, row, input.errors, MAX_REPORTED_ERRORS, rowNumberData);
+    row += batch.numRows;
+    if (block) yield { batch, block };
+    else if (input.errors.length >= MAX_REPORTED_ERRORS) break;
+  }
+  const errors = input.errors;
+  if (errors.length > 0) {
+    const unit = `invalid ${input.unit}${errors.length > 1 ? 's' : ''}`;
+    const more = errors.length >= MAX_REPORTED_ERRORS ? `\n(stopped after ${MAX_REPORTED_ERRORS} invalid ${input.unit}s)` : '';
+    const hint = input.looksLikeArray() ? `\n${ARRAY_HINT}` : '';
+    throw new InputError(`${errors.length} ${unit}; nothing was written:\n  ${errors.map((e) => e.message).join('\n  ')}${more}${hint}`);
+  }
+}
+
+/** A backend result that is not a finite number: an engine defect (exit 1), never printed. */
+export class NonFiniteRowError extends EcrError {
+  constructor(metric: string, value: number, where: InputLocation, id: string | number) {
+    const at = where.line !== undefined ? `line ${where.line}` : `row ${where.row}`;
+    super('ECR_INTERNAL_NON_FINITE', `the backend computed ${metric} = ${value} for ${at}, id ${JSON.stringify(String(id))}; a result must be a finite number, so nothing was written`);
+  }
+}
+
+export interface ScoreSettings {
+  config: ResolvedConfig;
+  backend: BackendChoice;
+  compute: ComputeOptions;
+}
+
+/** Scores one block: one backend call per shape, then each row offered to the selector. */
+export async function scoreBlock(block: ScoringBlock, s: ScoreSettings, groups: GroupKeys, selector: GroupSelector, locate: (j: number) => InputLocation): Promise<BlockResults> {
+  const n = block.numRows;
+  const groupIndex = internGroups(block.group, n, groups);
+  const metrics = allocMetrics(n);
+  for (const part of block.parts) {
+    const b = part.batch;
+    const j0 = part.rows ? part.rows[0] : 0;
+    try {
+      checkConfigAgainstShape(s.config, b.m);
+    } catch (err) {
+      if (err instanceof ConfigError) throw new InputError(`${b.m} components per step do not fit the configuration: ${err.message}`, { ...locate(j0), id: String(block.idOf(j0)), field: 'steps' });
+      throw err;
+    }
+    const backend = await getBackend(await chooseBackend(s.backend, b));
+    if (part.rows === null) {
+      await backend.computeMetrics(b, s.config, { ...s.compute, out: metrics });
+    } else {
+      const out = await backend.computeMetrics(b, s.config, s.compute);
+      const rows = part.rows;
+      for (let k = 0; k < rows.length; k++) {
+        const j = rows[k];
+        metrics.evb[j] = out.evb[k]; metrics.cr[j] = out.cr[k]; metrics.ts[j] = out.ts[k];
+        metrics.es[j] = out.es[k]; metrics.pd[j] = out.pd[k]; metrics.cci[j] = out.cci[k];
+      }
+    }
+  }
+  const admissible = new Uint8Array(n);
+  const { evb, cr, ts, es, pd, cci } = metrics;
+  const base = block.baseScore;
+  for (let j = 0; j < n; j++) {
+    if (!Number.isFinite(evb[j] + cr[j] + ts[j] + es[j] + pd[j] + cci[j])) {
+      for (const [name, v] of [['EVB', evb[j]], ['CR', cr[j]], ['TS', ts[j]], ['ES', es[j]], ['PD', pd[j]], ['CCI', cci[j]]] as const) {
+        if (!Number.isFinite(v)) throw new NonFiniteRowError(name, v, locate(j), block.idOf(j));
+      }
+    }
+    admissible[j] = selector.offer(groupIndex[j], block.firstRow + j, cci[j], base ? base[j] : Number.NaN) ? 1 : 0;
+  }
+  let pCorrect: Float64Array | null = null;
+  if (s.config.calibration) {
+    pCorrect = new Float64Array(n);
+    for (let j = 0; j < n; j++) pCorrect[j] = pCorrectOf(s.config, cci[j])!;
+  }
+  return { id: block.id, group: block.group, metrics, admissible, pCorrect };
+}
+
+/** Scores `input` into `output`; returns the number of records. */
+export async function scoreToOutput(input: InputSpec, output: OutputSpec, s: ScoreSettings): Promise<number> {
+  const source = await openBatchInput(input);
+  const groups = new GroupKeys();
+  const selector = new GroupSelector(s.config.tau);
+  const store = new ResultStore();
+  const progress = new Progress('ecr score');
+  let rows = 0;
+  try {
+    // The next block is read and validated while this one scores: the main thread reads and
+    // checks while it would otherwise wait for the backend's workers (or the GPU).
+    const blocks = validatedBlocks(source);
+    let next = blocks.next();
+    for (;;) {
+      const current = await next;
+      if (current.done) break;
+      next = blocks.next();
+      next.catch(() => undefined); // awaited (and so thrown) in the next round; not an unhandled rejection meanwhile
+      const { batch, block } = current.value;
+      const results = await scoreBlock(block, s, groups, selector, (j) => source.locate(batch, j, block.firstRow));
+      await store.add(resultBatch(results));
+      rows += block.numRows;
+      progress.update(rows);
+    }
+    const schema = source.schema();
+    const idType = source.columns.id !== undefined ? schema.fields[source.columns.id].type : new Int64();
+    const groupType = source.columns.group !== undefined ? schema.fields[source.columns.group].type : null;
+    const writer = await openWriter(output.format, output.arrowLayout, output.sink, resultSchema(idType, groupType, s.config.calibration !== null, true),
+      () => jsonlResultsWriter(output.sink, s.config));
+    const selected = new SelectedColumn(selector.selectedIndices());
+    for await (const b of store.batches()) await writer.write(selected.append(b));
+    await writer.finish();
+    progress.done(rows);
+    return rows;
+  } finally {
+    await store.dispose();
+    await source.close();
+  }
+}
