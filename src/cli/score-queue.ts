@@ -49,6 +49,7 @@ for each input: the same bytes as "ecr score INPUT --out FILE" on one process.
   --shard-bytes N         target shard size in bytes (default 16777216); a shard never splits a group
   --attempts N            tries per shard before the run fails (default 3)
   --no-worker-notice MS   say so when no worker has been connected this long (default 2000)
+  -h, --help              print this help
 Inputs must be regular files. Exit codes: 0 success, 2 bad input or arguments (the message names line and field),
 1 Redis unreachable or a shard failed for another reason, 130/143 interrupted.
 The backend is each worker's choice (ecr worker --backend).`;

@@ -37,6 +37,7 @@ Scores the shards of distributed "ecr score --queue" runs, until SIGINT or SIGTE
   --name NAME             name in logs and on the jobs it processes (default HOST:PID)
   --lock-duration MS      how long a shard stays with a worker that stopped answering (default 30000)
   --stalled-interval MS   how often this worker looks for such shards (default 30000); tests use small values
+  -h, --help              print this help
 Exit codes: 0 stopped by SIGINT/SIGTERM after finishing its shards, 1 Redis unreachable at start, 2 bad arguments.`;
 
 function positiveInt(flag: string, v: string): number {
