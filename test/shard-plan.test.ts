@@ -9,6 +9,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { planShards, type ShardPlan } from '../src/queue/shard-plan.js';
+import { BLANK, FALLBACK, groupOfValue, scanGroup } from '../src/queue/group-scan.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'ecr-shard-plan-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -114,5 +115,48 @@ describe('planShards', () => {
         }));
       },
     ), { numRuns: 150 });
+  });
+});
+
+describe('scanGroup (the planner reads groups without parsing whole records)', () => {
+  /** What the planner keys a line by: the scan, or a parse where the scan defers. */
+  const planned = (text: string) => {
+    const b = Buffer.from(text, 'utf8');
+    const v = scanGroup(b, 0, b.length);
+    if (v === BLANK) return 'blank';
+    if (v !== FALLBACK) return v;
+    if (text.trim() === '') return 'blank';
+    try { return groupOfValue(JSON.parse(text)); } catch { return undefined; }
+  };
+  const parsed = (text: string) => {
+    if (text.trim() === '') return 'blank';
+    try { return groupOfValue(JSON.parse(text)); } catch { return undefined; }
+  };
+  const oneLine = (v: unknown, tabs: boolean) => (tabs ? JSON.stringify(v, null, '\t').replace(/\n/g, ' ') : JSON.stringify(v));
+
+  it('agrees with JSON.parse on every line that is valid JSON', () => {
+    const groupValue = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.integer(), fc.double(), fc.constant(null), fc.jsonValue(), fc.constantFrom('a"b', 'c\\d', '\u2028', 'é', ''));
+    const key = fc.oneof(fc.constantFrom('group', 'steps', 'id', 'meta', 'grou', 'groups', 'gr"oup', 'group\\'), fc.string());
+    fc.assert(fc.property(
+      fc.array(fc.tuple(key, fc.oneof(groupValue, fc.jsonValue())), { maxLength: 6 }),
+      fc.boolean(), fc.boolean(),
+      (entries, tabs, escapeKey) => {
+        // Built as text so that repeated keys stay repeated (JSON.parse keeps the last).
+        const body = entries.map(([k, v]) => `${JSON.stringify(k)}:${oneLine(v ?? null, tabs)}`).join(tabs ? ' ,\t' : ',');
+        let text = `${tabs ? ' \t' : ''}{${body}}${tabs ? '\r' : ''}`;
+        if (escapeKey) text = text.replace(/"group"/g, '"gr\\u006fup"');
+        expect(planned(text)).toStrictEqual(parsed(text));
+      },
+    ), { numRuns: 2000 });
+  });
+
+  it('agrees on any JSON value as a line, and on blank lines', () => {
+    fc.assert(fc.property(fc.jsonValue(), (v) => {
+      const text = JSON.stringify(v);
+      expect(planned(text)).toStrictEqual(parsed(text));
+    }), { numRuns: 500 });
+    for (const text of ['', '   ', '\t\r', '\u00a0', '\uFEFF', '\uFEFF{"group": 1}', '{"group": 1} x', '{"group": 1}}', '{"group":-0}', '{"group": 9007199254740993}', '{"group": 1e2}', '{"a": "}", "group": "{"}']) {
+      expect(planned(text), JSON.stringify(text)).toStrictEqual(parsed(text));
+    }
   });
 });

@@ -5,6 +5,7 @@
  * the unfinished shards to another worker).
  */
 import { BACKEND_CHOICES, type BackendChoice, type ComputeOptions } from '../backends/backend.js';
+import { getBackend } from '../backends/registry.js';
 import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../gpu/adapter.js';
 import { UsageError } from '../errors.js';
 import { checkQueueUrl, probeRedis, redactUrl } from '../queue/connection.js';
@@ -38,7 +39,8 @@ Scores the shards of distributed "ecr score --queue" runs, until SIGINT or SIGTE
   --lock-duration MS      how long a shard stays with a worker that stopped answering (default 30000)
   --stalled-interval MS   how often this worker looks for such shards (default 30000); tests use small values
   -h, --help              print this help
-Exit codes: 0 stopped by SIGINT/SIGTERM after finishing its shards, 1 Redis unreachable at start, 2 bad arguments.`;
+Exit codes: 0 stopped by SIGINT/SIGTERM after finishing its shards, 1 Redis unreachable at start or the --backend
+cannot run here, 2 bad arguments.`;
 
 function positiveInt(flag: string, v: string): number {
   const n = Number(v);
@@ -64,6 +66,8 @@ export async function main(argv: string[]): Promise<number> {
   const log = (line: string) => process.stderr.write(`ecr worker ${name}: ${line}\n`);
 
   await probeRedis(url);
+  // A backend named here that cannot run on this machine stops the worker now, not every shard it takes.
+  if (backend !== 'auto') await getBackend(backend);
   const { close } = await startShardWorker({
     url, queueName: values['queue-name'], backend, compute, concurrency, lockDurationMs, stalledIntervalMs, name, log,
   });

@@ -19,6 +19,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { GroupKeys } from '../records/group-keys.js';
+import { BLANK, FALLBACK, groupOfValue, scanGroup, type GroupValue } from './group-scan.js';
 
 export interface ShardRange {
   /** Byte offsets [start, end) in the input. */
@@ -60,20 +61,13 @@ class Column {
   }
 }
 
-/** The group key of one line for planning, or undefined when the line constrains nothing. */
-function groupOf(text: string): string | number | null | undefined {
-  let value: unknown;
+/** The group key of one line by a full parse (what scanGroup defers to), or undefined. */
+function parsedGroupOf(text: string): GroupValue {
   try {
-    value = JSON.parse(text);
+    return groupOfValue(JSON.parse(text));
   } catch {
     return undefined;
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
-  const g = (value as { group?: unknown }).group;
-  if (g === undefined || g === null) return null;
-  if (typeof g === 'string') return g;
-  if (typeof g === 'number' && Number.isSafeInteger(g)) return g;
-  return undefined;
 }
 
 /**
@@ -99,15 +93,24 @@ export async function planShards(file: string, shardBytes: number, lineCap: numb
   const finishLine = (bytes: Buffer | null, length: number) => {
     lineNo++;
     const start = lineStart;
-    let text: string | null = null;
-    if (length <= lineCap && bytes !== null) {
-      text = bytes.toString('utf8', 0, length);
-      if (first && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-    }
+    const isFirst = first;
     first = false;
-    if (text !== null && text.trim() === '') return;
+    let key: GroupValue;
+    if (bytes === null) {
+      key = undefined; // longer than the cap: an error in the worker
+    } else {
+      const scanned = scanGroup(bytes, 0, length);
+      if (scanned === BLANK) return;
+      if (scanned === FALLBACK) {
+        let text = bytes.toString('utf8', 0, length);
+        if (isFirst && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+        if (text.trim() === '') return;
+        key = parsedGroupOf(text);
+      } else {
+        key = scanned;
+      }
+    }
     records++;
-    const key = text === null ? undefined : groupOf(text);
     if (key === undefined) return;
     const known = groups.size;
     const g = groups.indexOf(key);
