@@ -14,10 +14,9 @@ import path from 'node:path';
 import { stat } from 'node:fs/promises';
 import { toResolvedConfig } from '../config.js';
 import { UsageError } from '../errors.js';
-import { checkQueueUrl, probeRedis } from '../queue/connection.js';
+import { checkQueueUrl } from '../queue/queue-url.js';
 import { planShards } from '../queue/shard-plan.js';
 import { DEFAULT_QUEUE_NAME, SHARD_JOB_FORMAT, type ShardJob } from '../queue/shard-job.js';
-import { runShardJobs } from '../queue/submit.js';
 import { concatenateInto, createRunDir, placeInput } from '../queue/run-dir.js';
 import { cleanUpOnInterrupt, removeOnInterrupt } from './interrupt.js';
 import { DEFAULT_MAX_LINE_BYTES, OutputWriteError, describeFsError, inspectInput, readJsonConfig, type InputInfo } from './io.js';
@@ -110,6 +109,9 @@ export async function main(argv: string[]): Promise<number> {
   if (!outDir.isDirectory()) throw new UsageError(`--out ${values.out} must be a directory with --queue (one output file per input is written there)`);
   const rawConfig = values.config ? await readJsonConfig(values.config) : {};
   toResolvedConfig(rawConfig); // a bad configuration fails here, before anything is queued
+  // BullMQ and ioredis load only once the arguments are known to be good.
+  const { probeRedis } = await import('../queue/connection.js');
+  const { runShardJobs } = await import('../queue/submit.js');
   await probeRedis(url);
 
   const stopCleanup = cleanUpOnInterrupt();

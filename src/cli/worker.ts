@@ -8,9 +8,8 @@ import { BACKEND_CHOICES, type BackendChoice, type ComputeOptions } from '../bac
 import { getBackend } from '../backends/registry.js';
 import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../gpu/adapter.js';
 import { UsageError } from '../errors.js';
-import { checkQueueUrl, probeRedis, redactUrl } from '../queue/connection.js';
+import { checkQueueUrl, redactUrl } from '../queue/queue-url.js';
 import { DEFAULT_QUEUE_NAME } from '../queue/shard-job.js';
-import { defaultWorkerName, startShardWorker } from '../queue/shard-worker.js';
 import { parseFlags } from './io.js';
 
 export const OPTIONS = {
@@ -62,6 +61,9 @@ export async function main(argv: string[]): Promise<number> {
   const concurrency = positiveInt('concurrency', values.concurrency);
   const lockDurationMs = positiveInt('lock-duration', values['lock-duration']);
   const stalledIntervalMs = positiveInt('stalled-interval', values['stalled-interval']);
+  // BullMQ and ioredis load only once the arguments are known to be good.
+  const { defaultWorkerName, startShardWorker } = await import('../queue/shard-worker.js');
+  const { probeRedis } = await import('../queue/connection.js');
   const name = values.name ?? defaultWorkerName();
   const log = (line: string) => process.stderr.write(`ecr worker ${name}: ${line}\n`);
 

@@ -4,37 +4,14 @@
  * process that retries forever in silence; after that, BullMQ's own reconnection takes over.
  */
 import { Redis } from 'ioredis';
-import { EcrError, UsageError } from '../errors.js';
+import { EcrError } from '../errors.js';
+import { redactUrl } from './queue-url.js';
 
 /** The server could not be reached (exit 1, as for an unreachable LLM server). */
 export class QueueUnavailableError extends EcrError {
   constructor(url: string, reason: string) {
     super('ECR_QUEUE_UNAVAILABLE', `cannot reach Redis at ${url}: ${reason}`);
   }
-}
-
-/** A URL without its password, for messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString().replace(/\/$/, '');
-  } catch {
-    return url;
-  }
-}
-
-/** Checks `--queue URL`: redis:// or rediss:// (TLS), host, optional port, database and password. */
-export function checkQueueUrl(url: string, flag = '--queue'): string {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new UsageError(`${flag} must be a redis:// or rediss:// URL, got "${url}"`);
-  }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new UsageError(`${flag} must be a redis:// or rediss:// URL, got "${url}"`);
-  if (u.hostname === '') throw new UsageError(`${flag} ${url} names no host`);
-  return url;
 }
 
 /** A client for one BullMQ object (BullMQ requires maxRetriesPerRequest: null on blocking ones). */

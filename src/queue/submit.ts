@@ -9,7 +9,8 @@
  */
 import { Queue, QueueEvents } from 'bullmq';
 import { decodeFailure, shardJobId, type ShardJob, type ShardResult } from './shard-job.js';
-import { queueClient, redactUrl } from './connection.js';
+import { queueClient } from './connection.js';
+import { redactUrl } from './queue-url.js';
 import { QueueProgress } from './progress.js';
 
 export interface SubmitSettings {
