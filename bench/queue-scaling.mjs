@@ -6,8 +6,10 @@
  * port, writes N records (T=5, m=8, contiguous groups of 4) with bench/gen-score-input.mjs, and
  * times, alternating per repetition: single-process `ecr score FILE --out`, then the submitter
  * with 1, 2, ... already-connected workers. Also times the submitter's own passes (the shard
- * plan, one read of the file) so the queue's overhead can be told apart. Every queued output is
- * compared with the single-process one (cmp). Needs `npm run build` first.
+ * plan, one read of the file) so the queue's overhead can be told apart, and the CPU seconds of
+ * each run (the command's, from /usr/bin/time, plus the workers' meanwhile, from /proc), which a
+ * busy machine disturbs less than wall time. Every queued output is compared with the
+ * single-process one (cmp). Needs `npm run build` first.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -45,12 +47,22 @@ try {
   const bytes = readFileSync(input).length;
   await sleep(300);
 
+  // CPU seconds (user + system) of a live process, from /proc (the workers live across runs).
+  const ticks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
+  const cpuOf = (pid) => {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / ticks;
+  };
+  const workersCpu = () => workers.reduce((t, w) => t + cpuOf(w.pid), 0);
+  /** Wall seconds of the command, and CPU seconds of it plus of the workers meanwhile. */
   const timed = (args) => {
+    const before = workersCpu();
     const t0 = process.hrtime.bigint();
-    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+    const r = spawnSync('/usr/bin/time', ['-f', '%U %S', process.execPath, CLI, ...args], { encoding: 'utf8' });
     const s = Number(process.hrtime.bigint() - t0) / 1e9;
     if (r.status !== 0) throw new Error(`${args.join(' ')}: exit ${r.status}: ${r.stderr}`);
-    return s;
+    const [u, sys] = r.stderr.trim().split('\n').pop().split(' ').map(Number);
+    return { s, cpu: u + sys + workersCpu() - before };
   };
   const planSeconds = () => {
     const r = spawnSync(process.execPath, ['--input-type=module', '-e',
@@ -76,7 +88,7 @@ try {
   spawnSync('mkdir', ['-p', outDir]);
   for (let rep = 0; rep < reps; rep++) {
     const s = timed(['score', input, '--backend', values.backend, '--out', single]);
-    rows.push({ rep, what: 'single-process', seconds: s });
+    rows.push({ rep, what: 'single-process', seconds: s.s, cpu: s.cpu });
     const plan = planSeconds();
     rows.push({ rep, what: `plan pass (${plan.shards} shards)`, seconds: plan.s });
     for (const k of workerCounts) {
@@ -84,11 +96,14 @@ try {
       const q = timed(['score', '--queue', url, input, '--out', outDir, '--work-dir', dir, '--shard-bytes', values['shard-bytes']]);
       const same = spawnSync('cmp', [single, path.join(outDir, 'in.jsonl')]).status === 0;
       if (!same) throw new Error(`queued output with ${k} workers differs from the single-process one`);
-      rows.push({ rep, what: `--queue, ${k} worker${k > 1 ? 's' : ''}`, seconds: q });
+      rows.push({ rep, what: `--queue, ${k} worker${k > 1 ? 's' : ''}`, seconds: q.s, cpu: q.cpu });
     }
   }
   console.log(`${n} records, ${(bytes / 1e6).toFixed(1)} MB, T=5, m=8, groups of 4, --backend ${values.backend}, ${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(1)}`);
-  for (const r of rows) console.log(`rep ${r.rep}  ${r.what.padEnd(24)} ${r.seconds.toFixed(2)} s  ${r.what.startsWith('plan') ? '' : `${Math.round(n / r.seconds).toLocaleString('en-US')} records/s`}`);
+  for (const r of rows) {
+    const rate = r.cpu === undefined ? '' : `${Math.round(n / r.seconds).toLocaleString('en-US').padStart(8)} records/s, CPU ${r.cpu.toFixed(2)} s (${(r.cpu / r.seconds).toFixed(2)} cores)`;
+    console.log(`rep ${r.rep}  ${r.what.padEnd(24)} ${r.seconds.toFixed(2).padStart(6)} s  ${rate}`);
+  }
   writeFileSync(path.join(os.tmpdir(), 'ecr-queue-bench.json'), JSON.stringify({ n, bytes, rows }, null, 1));
 } finally {
   for (const w of workers) w.kill('SIGTERM');
