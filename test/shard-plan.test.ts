@@ -95,6 +95,16 @@ describe('planShards', () => {
     expect(plan.shards.map((s) => s.records)).toEqual([2, 3, 1]);
   });
 
+  it('never starts a shard at a line a single-process run would read differently (a byte-order mark after line 1)', async () => {
+    // A worker's stream drops a BOM before its first line, as ecr score does for the file's first
+    // line; a shard starting at such a line would accept what a single-process run rejects.
+    const lines = [line('a', 0), '\uFEFF' + line('b', 1), line('c', 2)];
+    const file = write(lines.join('\n') + '\n');
+    const plan = await planShards(file, 1, 1 << 20);
+    checkCovers(file, plan);
+    expect(plan.shards.map((s) => s.firstLine)).toEqual([1, 3]);
+  });
+
   it('plans nothing for an empty or blank input', async () => {
     expect((await planShards(write(''), 10, 1 << 20)).shards).toEqual([]);
     expect((await planShards(write('\n  \n\r\n'), 10, 1 << 20)).shards).toEqual([]);

@@ -76,12 +76,16 @@ export async function main(argv: string[]): Promise<number> {
   log(`waiting for shards on ${redactUrl(url)} (queue "${values['queue-name']}", backend ${backend}, concurrency ${concurrency})`);
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
       log(`${signal}: finishing the shards in progress (again to stop at once)`);
-      process.once(signal, () => process.exit(signal === 'SIGINT' ? 130 : 143));
+      const now = (s: NodeJS.Signals) => process.exit(s === 'SIGINT' ? 130 : 143);
+      process.once('SIGINT', now);
+      process.once('SIGTERM', now);
       resolve();
     };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
   });
   await close();
   log('stopped');
