@@ -21,6 +21,7 @@ commands:
   demo            score the bundled examples and print a table and an audit trace
   calibrate FILE  choose tau (and weights) from data, calibrate pCorrect, write a config and a report
   maturity FILE   the paper's maturity checks M1-M4 (exit 3 when one fails)
+  worker          score the shards of "ecr score --queue" runs from a Redis queue
 
 options:
   -h, --help      print this help
@@ -46,6 +47,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   demo: async () => (await import('./cli/demo.js')).main,
   calibrate: async () => (await import('./cli/calibrate.js')).main,
   maturity: async () => (await import('./cli/maturity.js')).main,
+  worker: async () => (await import('./cli/worker.js')).main,
 };
 
 async function cliMain(argv: string[]): Promise<number> {

@@ -30,6 +30,8 @@ import { arrowLayoutOf, formatOf } from '../columnar/format.js';
 
 const HELP = `usage: ecr score FILE|- [--config FILE] [--backend auto|webgpu|cpu|cpu-reference] [--out FILE] [--window N]
                  [--adapter auto|native|opengles] [--compact unorm16] [--format jsonl|parquet|arrow]
+       ecr score --queue redis://HOST:PORT INPUT... --out DIR [--work-dir DIR]   (on ecr worker processes;
+                 "ecr score --queue URL --help" lists its options)
 
 Scores one trajectory per JSONL line and writes one result line per input line, in order:
   {"id", "group", "EVB", "CR", "TS", "ES", "PD", "CCI", "admissible", "selected"}
@@ -41,6 +43,7 @@ Scores one trajectory per JSONL line and writes one result line per input line, 
              FILE.parquet or FILE.arrow (.arrows: IPC stream) writes a columnar file, anything else JSONL.
 --format F   the input's format when its name does not say it (default: by extension; .parquet, .arrow,
              .arrows, .feather are columnar, anything else JSONL). Columnar schema: see the README.
+--queue URL  score on the ecr worker processes of a Redis queue (with --out DIR, --work-dir DIR; see the README).
 Input lines are limited to 64 MiB. An empty input prints a warning and exits 0.
 Exit codes: 0 success, 2 bad input or arguments (the message names line and field), 1 internal failure,
 130/143 interrupted by SIGINT/SIGTERM (temporary files removed, an existing --out untouched).`;
@@ -63,6 +66,8 @@ function maxLineBytes(): number {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // Distributed scoring parses its own options (src/cli/score-queue.ts, src/queue/).
+  if (argv.some((a) => a === '--queue' || a.startsWith('--queue='))) return (await import('./score-queue.js')).main(argv);
   let parsed;
   try {
     parsed = parseArgs({
@@ -133,12 +138,14 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-interface ScoreSettings {
+export interface ScoreSettings {
   config: ResolvedConfig;
   backend: BackendChoice;
   compute: ComputeOptions;
   windowSize: number;
   lineCap: number;
+  /** Line number of the source's first line (1; a shard of a file, src/queue/, starts further on). */
+  firstLine?: number;
 }
 
 /** Results of all windows so far, on disk, once the input outgrew one window. */
@@ -156,8 +163,11 @@ async function startSpill(): Promise<Spill> {
   return { dir, file, sink: new Sink(createWriteStream(file), `temporary results in ${dir}`), forget };
 }
 
-/** Scores every record of `source` and writes the results to `sink`; returns the record count. */
-async function scoreStream(source: Readable, s: ScoreSettings, sink: Sink): Promise<number> {
+/**
+ * Scores every record of `source` and writes the results to `sink`; returns the record count.
+ * `ecr worker` scores each shard of a distributed run with this same function (src/queue/).
+ */
+export async function scoreStream(source: Readable, s: ScoreSettings, sink: Sink): Promise<number> {
   const groups = new GroupKeys();
   const selector = new GroupSelector(s.config.tau);
   const progress = new Progress('ecr score');
@@ -169,7 +179,7 @@ async function scoreStream(source: Readable, s: ScoreSettings, sink: Sink): Prom
   // Assigned inside flush(); the annotation keeps TypeScript from narrowing it to null below.
   let spill = null as Spill | null;
   let scored = 0;
-  let lineNo = 0;
+  let lineNo = (s.firstLine ?? 1) - 1;
 
   const flush = async () => {
     if (records.length === 0 || errors.length > 0) { records = []; lines = []; return; }

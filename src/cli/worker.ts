@@ -1,0 +1,93 @@
+/**
+ * `ecr worker --queue redis://HOST:PORT [--backend B] [--concurrency N]`: scores the shards that
+ * `ecr score --queue` enqueues (src/queue/), until SIGINT or SIGTERM, after which the shards in
+ * progress are finished and the worker exits 0 (a second signal exits at once; BullMQ then hands
+ * the unfinished shards to another worker).
+ */
+import { BACKEND_CHOICES, type BackendChoice, type ComputeOptions } from '../backends/backend.js';
+import { getBackend } from '../backends/registry.js';
+import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../gpu/adapter.js';
+import { UsageError } from '../errors.js';
+import { checkQueueUrl, redactUrl } from '../queue/queue-url.js';
+import { DEFAULT_QUEUE_NAME } from '../queue/shard-job.js';
+import { parseFlags } from './io.js';
+
+export const OPTIONS = {
+  queue: { type: 'string' },
+  'queue-name': { type: 'string', default: DEFAULT_QUEUE_NAME },
+  backend: { type: 'string', default: 'auto' },
+  adapter: { type: 'string' },
+  compact: { type: 'string' },
+  concurrency: { type: 'string', default: '1' },
+  name: { type: 'string' },
+  'lock-duration': { type: 'string', default: '30000' },
+  'stalled-interval': { type: 'string', default: '30000' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const HELP = `usage: ecr worker --queue redis://HOST:PORT [--backend auto|webgpu|cpu|cpu-reference] [--concurrency N]
+
+Scores the shards of distributed "ecr score --queue" runs, until SIGINT or SIGTERM.
+  --queue URL             the Redis server of the queue (redis:// or rediss://, with password and database if any)
+  --queue-name NAME       BullMQ queue name (default ${DEFAULT_QUEUE_NAME}; the same as the submitter's)
+  --backend B             scoring backend for this machine (default auto); run one worker per GPU
+  --adapter A             WebGPU adapter: auto, native or opengles (also ECR_WEBGPU_ADAPTER)
+  --compact unorm16       upload E to the GPU as unorm16 (webgpu only)
+  --concurrency N         shards scored at once by this process (default 1)
+  --name NAME             name in logs and on the jobs it processes (default HOST:PID)
+  --lock-duration MS      how long a shard stays with a worker that stopped answering (default 30000)
+  --stalled-interval MS   how often this worker looks for such shards (default 30000); tests use small values
+  -h, --help              print this help
+Exit codes: 0 stopped by SIGINT/SIGTERM after finishing its shards, 1 Redis unreachable at start or the --backend
+cannot run here, 2 bad arguments.`;
+
+function positiveInt(flag: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${flag} must be a positive integer, got "${v}"`);
+  return n;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const values = parseFlags(argv, OPTIONS, HELP);
+  if (values.help) { process.stdout.write(HELP + '\n'); return 0; }
+  if (values.queue === undefined) throw new UsageError(`--queue redis://HOST:PORT is required\n${HELP}`);
+  const url = checkQueueUrl(values.queue);
+  const backend = values.backend as BackendChoice;
+  if (!BACKEND_CHOICES.includes(backend)) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got "${values.backend}"`);
+  if (values.adapter !== undefined) setWebGpuAdapter(values.adapter as AdapterPreference);
+  setWebGpuAdapterReport(true);
+  if (values.compact !== undefined && values.compact !== 'unorm16') throw new UsageError(`--compact must be "unorm16", got "${values.compact}"`);
+  const compute: ComputeOptions = values.compact ? { compact: 'unorm16' } : {};
+  const concurrency = positiveInt('concurrency', values.concurrency);
+  const lockDurationMs = positiveInt('lock-duration', values['lock-duration']);
+  const stalledIntervalMs = positiveInt('stalled-interval', values['stalled-interval']);
+  // BullMQ and ioredis load only once the arguments are known to be good.
+  const { defaultWorkerName, startShardWorker } = await import('../queue/shard-worker.js');
+  const { probeRedis } = await import('../queue/connection.js');
+  const name = values.name ?? defaultWorkerName();
+  const log = (line: string) => process.stderr.write(`ecr worker ${name}: ${line}\n`);
+
+  await probeRedis(url);
+  // A backend named here that cannot run on this machine stops the worker now, not every shard it takes.
+  if (backend !== 'auto') await getBackend(backend);
+  const { close } = await startShardWorker({
+    url, queueName: values['queue-name'], backend, compute, concurrency, lockDurationMs, stalledIntervalMs, name, log,
+  });
+  log(`waiting for shards on ${redactUrl(url)} (queue "${values['queue-name']}", backend ${backend}, concurrency ${concurrency})`);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      log(`${signal}: finishing the shards in progress (again to stop at once)`);
+      const now = (s: NodeJS.Signals) => process.exit(s === 'SIGINT' ? 130 : 143);
+      process.once('SIGINT', now);
+      process.once('SIGTERM', now);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  await close();
+  log('stopped');
+  return 0;
+}

@@ -1,0 +1,26 @@
+/** The `--queue` URL: checked before anything heavy is loaded, and shown without its password. */
+import { UsageError } from '../errors.js';
+
+/** A URL without its password, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return url;
+  }
+}
+
+/** Checks `--queue URL`: redis:// or rediss:// (TLS), host, optional port, database and password. */
+export function checkQueueUrl(url: string, flag = '--queue'): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new UsageError(`${flag} must be a redis:// or rediss:// URL, got "${url}"`);
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new UsageError(`${flag} must be a redis:// or rediss:// URL, got "${url}"`);
+  if (u.hostname === '') throw new UsageError(`${flag} ${url} names no host`);
+  return url;
+}

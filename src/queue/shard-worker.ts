@@ -1,0 +1,143 @@
+/**
+ * The working side: a BullMQ worker that scores shards. A shard is a byte range of an input in
+ * the shared work directory; it is read as a stream and scored by `scoreStream`, the function a
+ * single-process `ecr score` runs, so its result lines are those a single-process run writes for
+ * the same lines. They go to a file beside the shard's output and are renamed into place once
+ * complete: a worker killed mid-shard leaves at most a temporary file, never a partial output,
+ * and a shard scored twice (a stalled worker that was only slow) renames identical bytes.
+ *
+ * BullMQ holds a lock on each active job that the worker renews; when a worker dies the lock
+ * expires and the stalled-job check of any live worker puts the shard back in the queue.
+ */
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { readFile, rename, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { toResolvedConfig, type ResolvedConfig } from '../config.js';
+import type { BackendChoice, ComputeOptions } from '../backends/backend.js';
+import { scoreStream } from '../cli/score.js';
+import { Sink } from '../cli/io.js';
+import { UsageError } from '../errors.js';
+import { checkShardJob, encodeFailure, ShardFailedError, type ShardJob, type ShardResult } from './shard-job.js';
+import { queueClient } from './connection.js';
+
+export interface WorkerSettings {
+  url: string;
+  queueName: string;
+  backend: BackendChoice;
+  compute: ComputeOptions;
+  /** Shards scored at once by this process. */
+  concurrency: number;
+  /** BullMQ lock duration: how long a silent worker keeps its shard (default 30 s). */
+  lockDurationMs: number;
+  /** BullMQ stalled-job check interval (default 30 s); a dead worker's shard returns within lock + interval. */
+  stalledIntervalMs: number;
+  /** Shown in logs and stored on each job it processes (BullMQ's processedBy). */
+  name: string;
+  log: (line: string) => void;
+}
+
+export const defaultWorkerName = () => `${os.hostname()}:${process.pid}`;
+
+function closed(stream: WriteStream): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (stream.closed) { resolve(); return; }
+    stream.once('close', resolve);
+    stream.once('error', reject);
+  });
+}
+
+/** The run's configuration, read once per run and kept while the worker lives (runs are few). */
+const configs = new Map<string, Promise<ResolvedConfig>>();
+function configOf(file: string): Promise<ResolvedConfig> {
+  let c = configs.get(file);
+  if (!c) {
+    c = readFile(file, 'utf8').then((text) => toResolvedConfig(JSON.parse(text)));
+    c.catch(() => configs.delete(file));
+    configs.set(file, c);
+  }
+  return c;
+}
+
+/** Scores one shard into its output file; the core of a job, usable without a queue. */
+export async function scoreShard(job: ShardJob, backend: BackendChoice, compute: ComputeOptions): Promise<number> {
+  const config = await configOf(job.config);
+  const tmp = `${job.output}.${randomUUID().slice(0, 8)}.tmp`;
+  // flush: fsync before close, so the rename publishes bytes that are on disk (and, on NFS, on the server).
+  const stream = createWriteStream(tmp, { flush: true });
+  const sink = new Sink(stream, `the shard output ${tmp}`);
+  try {
+    const source = createReadStream(job.input, { start: job.start, end: job.end - 1, highWaterMark: 1 << 20 });
+    const n = await scoreStream(source, {
+      config, backend, compute, windowSize: job.window, lineCap: job.lineCap, firstLine: job.firstLine,
+    }, sink);
+    await sink.finish();
+    await closed(stream);
+    if (n !== job.records) {
+      throw new ShardFailedError(`scored ${n} records where the plan counted ${job.records}; was ${job.inputName} changed during the run?`);
+    }
+    await rename(tmp, job.output);
+    return n;
+  } catch (err) {
+    stream.destroy();
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** BullMQ's processor: scores the shard, or fails the job with an error the submitter can decode. */
+async function processShard(job: Job, s: WorkerSettings): Promise<ShardResult> {
+  let shard: ShardJob;
+  try {
+    shard = checkShardJob(job.data);
+  } catch (err) {
+    throw new UnrecoverableError(encodeFailure(err));
+  }
+  const what = `shard ${shard.index + 1}/${shard.count} of ${shard.inputName}`;
+  // A run directory this worker cannot see is a deployment error or an abandoned run: retrying
+  // here cannot help, and the submitter (if still waiting) should say so at once.
+  const runDir = path.dirname(shard.config);
+  const seen = await stat(runDir).then(() => true, () => false);
+  if (!seen) {
+    const err = new UsageError(`the run directory ${runDir} does not exist on worker ${s.name}: is --work-dir on a filesystem shared by every machine, at the same path? (or the submitter stopped and removed it)`);
+    s.log(`${what}: ${err.message}`);
+    throw new UnrecoverableError(encodeFailure(err));
+  }
+  const started = Date.now();
+  try {
+    const records = await scoreShard(shard, s.backend, s.compute);
+    s.log(`${what}: ${records.toLocaleString('en-US')} records from line ${shard.firstLine} in ${((Date.now() - started) / 1000).toFixed(2)} s`);
+    return { records, worker: s.name };
+  } catch (err) {
+    const attempts = job.opts.attempts ?? 1;
+    s.log(`${what} failed (attempt ${job.attemptsMade + 1} of ${attempts}): ${(err as Error).message.replace(/\n\s*/g, ' ')}`);
+    throw new Error(encodeFailure(err));
+  }
+}
+
+/** Starts the worker; resolves with `close`, which lets active shards finish, then disconnects. */
+export async function startShardWorker(s: WorkerSettings): Promise<{ worker: Worker; close: () => Promise<void> }> {
+  const connection = queueClient(s.url);
+  const worker = new Worker(s.queueName, (job) => processShard(job, s), {
+    connection,
+    name: s.name,
+    concurrency: s.concurrency,
+    lockDuration: s.lockDurationMs,
+    stalledInterval: s.stalledIntervalMs,
+    // A shard that kills its worker twice (out of memory, say) fails instead of killing them all.
+    maxStalledCount: 2,
+    autorun: false,
+  });
+  let lastError = 0;
+  worker.on('error', (err) => {
+    const now = Date.now();
+    if (now - lastError < 10_000) return;
+    lastError = now;
+    s.log(`Redis: ${(err as NodeJS.ErrnoException).code ?? err.message} (retrying)`);
+  });
+  void worker.run().catch((err: Error) => s.log(`stopped: ${err.message}`));
+  await worker.waitUntilReady();
+  return { worker, close: async () => { await worker.close(); connection.disconnect(); } };
+}

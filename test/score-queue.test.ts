@@ -1,0 +1,270 @@
+/**
+ * `ecr score --queue` and `ecr worker` as users run them: the built CLI in child processes, a real
+ * Redis server (test/helpers/redis-server.ts) and BullMQ between them. Every run is compared with
+ * a single-process `ecr score` of the same input, byte for byte.
+ *
+ * The workers run with a 1 s lock and a 0.5 s stalled check (`--lock-duration`,
+ * `--stalled-interval`), so a killed worker's shard comes back in about 1.5 s instead of 60 s.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, ROOT, runCli } from './helpers/cli.js';
+import { freePort, redisGate, sharedRedis } from './helpers/redis-server.js';
+import { OPTIONS as WORKER_OPTIONS } from '../src/cli/worker.js';
+import { OPTIONS as SUBMIT_OPTIONS } from '../src/cli/score-queue.js';
+
+const gate = redisGate();
+const FAST_LOCKS = ['--lock-duration', '1000', '--stalled-interval', '500'];
+
+interface Child { proc: ChildProcess; stderr: () => string; exit: Promise<number> }
+const children: Child[] = [];
+
+function start(args: string[]): Child {
+  const proc = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  proc.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  proc.stdout!.resume();
+  const exit = new Promise<number>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? (signal === 'SIGKILL' ? 137 : 128))));
+  const child = { proc, stderr: () => err, exit };
+  children.push(child);
+  return child;
+}
+
+async function waitFor<T>(what: string, probe: () => T | undefined | false, child?: Child): Promise<T> {
+  for (;;) {
+    const v = probe();
+    if (v !== undefined && v !== false) return v;
+    if (child && child.proc.exitCode !== null) throw new Error(`exited (${child.proc.exitCode}) before ${what}: ${child.stderr()}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A worker, started and connected to the queue (it says so once BullMQ is ready). */
+async function startWorker(url: string, queueName: string, name: string, extra: string[] = []): Promise<Child> {
+  const w = start(['worker', '--queue', url, '--queue-name', queueName, '--backend', 'cpu', '--name', name, ...FAST_LOCKS, ...extra]);
+  await waitFor(`${name} connected`, () => w.stderr().includes('waiting for shards'), w);
+  return w;
+}
+
+/**
+ * Records in contiguous groups of 1 to 5 (string and number keys, "7" and 7 distinct), a block of
+ * ungrouped records (one group), a blank line and a CRLF line: a varied single-process baseline.
+ */
+function makeInput(records: number, seed = 7): string {
+  let s = seed;
+  const rand = () => ((s = (s * 1103515245 + 12345) >>> 0) / 4294967296);
+  const lines: string[] = [];
+  let group = 0;
+  while (lines.length < records) {
+    const size = 1 + Math.floor(rand() * 5);
+    const key = group % 3 === 0 ? group : `q${group}`;
+    for (let k = 0; k < size && lines.length < records; k++) {
+      const steps = Array.from({ length: 5 }, () => Array.from({ length: 8 }, () => Number(rand().toFixed(4))));
+      const rec: Record<string, unknown> = { id: `r${lines.length}`, group: key, steps };
+      if (k === 0 && group % 4 === 1) rec.baseScore = Number(rand().toFixed(3));
+      lines.push(JSON.stringify(rec));
+    }
+    group++;
+  }
+  const ungrouped = Array.from({ length: 6 }, (_, i) => JSON.stringify({ steps: [[0.1 * i, 0.2], [0.3, 0.1 * i]] }));
+  lines.splice(Math.floor(lines.length / 2), 0, ...ungrouped, '', JSON.stringify({ group: '7', steps: [[0.9, 0.9], [0.8, 0.9]] }) + '\r');
+  return lines.join('\n') + '\n';
+}
+
+describe.skipIf(!gate.available)('ecr score --queue with ecr worker processes', () => {
+  let redis: { url: string; stop: () => Promise<void> };
+  let dir: string;
+  let queueName: string;
+  let workDir: string;
+  let outDir: string;
+
+  beforeAll(async () => {
+    redis = await sharedRedis();
+    dir = mkdtempSync(path.join(os.tmpdir(), 'ecr-score-queue-'));
+  });
+  afterAll(async () => {
+    await redis?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  let testNo = 0;
+  const fresh = () => {
+    testNo++;
+    queueName = `ecr-test-${randomUUID()}`;
+    workDir = path.join(dir, `work-${testNo}`);
+    outDir = path.join(dir, `out-${testNo}`);
+    mkdirSync(workDir);
+    mkdirSync(outDir);
+  };
+  afterEach(async () => {
+    for (const c of children.splice(0)) {
+      if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
+      await c.exit;
+    }
+  });
+
+  /** The single-process output for `file` (and the config), the baseline of every comparison. */
+  function single(file: string, extra: string[] = []): string {
+    const r = runCli(['score', file, '--backend', 'cpu', ...extra]);
+    expect(r.code, r.stderr).toBe(0);
+    return r.stdout;
+  }
+
+  it('two workers and one submitter over a 4-shard input write what single-process ecr score writes', async () => {
+    fresh();
+    const text = makeInput(400);
+    const input = path.join(dir, 'four.jsonl');
+    writeFileSync(input, text);
+    const config = path.join(dir, 'tau.json');
+    writeFileSync(config, JSON.stringify({ tau: 0.55, preset: 'compliance' }));
+    const shardBytes = String(Math.ceil(Buffer.byteLength(text) / 4));
+    const w1 = await startWorker(redis.url, queueName, 'w1');
+    const w2 = await startWorker(redis.url, queueName, 'w2');
+    const sub = start(['score', '--queue', redis.url, '--queue-name', queueName, input, '--out', outDir, '--work-dir', workDir,
+      '--config', config, '--shard-bytes', shardBytes, '--window', '64']);
+    expect(await sub.exit, sub.stderr()).toBe(0);
+    expect(sub.stderr()).toBe('');
+    const expected = single(input, ['--config', config]);
+    expect(expected.split('\n').length).toBe(400 + 7 + 1);
+    expect(readFileSync(path.join(outDir, 'four.jsonl'), 'utf8')).toBe(expected);
+    const logs = w1.stderr() + w2.stderr();
+    for (let k = 1; k <= 4; k++) expect(logs).toMatch(new RegExp(`shard ${k}/4 of `));
+    expect(readdirSync(workDir)).toEqual([]); // the run directory is gone
+  });
+
+  it('writes one output per input, in order, each identical to its single-process run', async () => {
+    fresh();
+    const a = path.join(dir, 'a.jsonl'), b = path.join(dir, 'b.jsonl'), empty = path.join(dir, 'empty.jsonl');
+    writeFileSync(a, makeInput(120, 1));
+    writeFileSync(b, makeInput(90, 2));
+    writeFileSync(empty, '\n');
+    await startWorker(redis.url, queueName, 'w1');
+    const sub = start(['score', '--queue', redis.url, '--queue-name', queueName, a, empty, b, '--out', outDir, '--work-dir', workDir, '--shard-bytes', '5000']);
+    expect(await sub.exit, sub.stderr()).toBe(0);
+    expect(sub.stderr()).toMatch(/warning: no records in .*empty\.jsonl/);
+    expect(readFileSync(path.join(outDir, 'a.jsonl'), 'utf8')).toBe(single(a));
+    expect(readFileSync(path.join(outDir, 'b.jsonl'), 'utf8')).toBe(single(b));
+    expect(readFileSync(path.join(outDir, 'empty.jsonl'), 'utf8')).toBe('');
+  });
+
+  it('a worker killed with SIGKILL mid-shard loses and duplicates nothing: another worker gets the shard back', async () => {
+    fresh();
+    const text = makeInput(6000, 3);
+    const input = path.join(dir, 'kill.jsonl');
+    writeFileSync(input, text);
+    const victim = await startWorker(redis.url, queueName, 'victim');
+    const sub = start(['score', '--queue', redis.url, '--queue-name', queueName, input, '--out', outDir, '--work-dir', workDir,
+      '--shard-bytes', String(Math.ceil(Buffer.byteLength(text) / 4)), '--window', '128']);
+    // Mid-shard: the worker has opened the shard's temporary output and not yet renamed it. It is
+    // stopped (SIGSTOP) to look, and killed only if it was caught there.
+    const shardsDir = () => { const run = readdirSync(workDir)[0]; return run ? path.join(workDir, run, 'shards') : null; };
+    let caught: string | null = null;
+    while (caught === null) {
+      const tmp = await waitFor('a shard in progress', () => {
+        const d = shardsDir();
+        const f = d && existsSync(d) ? readdirSync(d).find((n) => n.endsWith('.tmp')) : undefined;
+        return f && path.join(d!, f);
+      }, sub);
+      victim.proc.kill('SIGSTOP');
+      const finalName = tmp.replace(/\.[0-9a-f]{8}\.tmp$/, '');
+      if (existsSync(tmp) && !existsSync(finalName)) { caught = finalName; break; }
+      victim.proc.kill('SIGCONT');
+    }
+    victim.proc.kill('SIGKILL');
+    expect(await victim.exit).toBe(137);
+    await startWorker(redis.url, queueName, 'rescuer');
+    expect(await sub.exit, sub.stderr()).toBe(0);
+    const shardNo = path.basename(caught).match(/^0-(\d+)\.jsonl$/)![1];
+    expect(sub.stderr()).toMatch(new RegExp(`shard ${Number(shardNo) + 1} of 4 of .*kill\\.jsonl.*its worker stopped renewing the lock`));
+    expect(readFileSync(path.join(outDir, 'kill.jsonl'), 'utf8')).toBe(single(input, ['--window', '128']));
+    expect(readdirSync(workDir)).toEqual([]);
+  });
+
+  it('says within seconds that no worker is connected, and goes on when one connects', async () => {
+    fresh();
+    const input = path.join(dir, 'lonely.jsonl');
+    writeFileSync(input, makeInput(50, 4));
+    const sub = start(['score', '--queue', redis.url, '--queue-name', queueName, input, '--out', outDir, '--work-dir', workDir, '--no-worker-notice', '500']);
+    await waitFor('the no-worker notice', () => sub.stderr().includes('no ecr worker is connected'), sub);
+    expect(sub.stderr()).toContain(`1 shard waiting. Start one with: ecr worker --queue ${redis.url} --queue-name ${queueName}`);
+    await startWorker(redis.url, queueName, 'late');
+    expect(await sub.exit, sub.stderr()).toBe(0);
+    expect(readFileSync(path.join(outDir, 'lonely.jsonl'), 'utf8')).toBe(single(input));
+  });
+
+  it('a shard that fails on every attempt with bad input fails the run with the single-process message; nothing is written', async () => {
+    fresh();
+    const lines = makeInput(200, 5).split('\n');
+    const bad = 150; // 0-based line index in the third or fourth shard
+    lines[bad] = lines[bad].replace(/"steps":\[\[[0-9.]+/, '"steps":[[1.5');
+    const input = path.join(dir, 'bad.jsonl');
+    writeFileSync(input, lines.join('\n'));
+    const previous = path.join(outDir, 'bad.jsonl');
+    writeFileSync(previous, 'an earlier result\n');
+    const w = await startWorker(redis.url, queueName, 'w1');
+    const sub = start(['score', '--queue', redis.url, '--queue-name', queueName, input, '--out', outDir, '--work-dir', workDir,
+      '--shard-bytes', String(Math.ceil(lines.join('\n').length / 4)), '--attempts', '2']);
+    expect(await sub.exit).toBe(2);
+    const alone = runCli(['score', input, '--backend', 'cpu']);
+    expect(alone.code).toBe(2);
+    expect(sub.stderr()).toBe(alone.stderr);
+    expect(sub.stderr()).toContain(`line ${bad + 1}, id "r`);
+    expect(sub.stderr()).toContain('field "steps[0][0]": 1.5 is outside [0, 1]');
+    expect(w.stderr()).toMatch(/failed \(attempt 1 of 2\): 1 invalid line/);
+    expect(w.stderr()).toMatch(/failed \(attempt 2 of 2\): 1 invalid line/);
+    expect(readFileSync(previous, 'utf8')).toBe('an earlier result\n');
+    expect(readdirSync(outDir)).toEqual(['bad.jsonl']);
+    expect(readdirSync(workDir)).toEqual([]);
+  });
+
+  it('refuses what it cannot do, before anything is queued', async () => {
+    fresh();
+    const input = path.join(dir, 'small.jsonl');
+    writeFileSync(input, makeInput(5, 6));
+    const q = ['--queue', redis.url, '--queue-name', queueName];
+    const cases: [string[], number, RegExp][] = [
+      [['score', ...q, '-', '--out', outDir], 2, /needs its inputs as files/],
+      [['score', ...q, input, '--out', outDir, '--backend', 'cpu'], 2, /--backend is chosen by each worker/],
+      [['score', ...q, input], 2, /--out DIR is required/],
+      [['score', ...q, input, '--out', input], 2, /must be a directory/],
+      [['score', ...q, input, input, '--out', outDir], 2, /would both be written to/],
+      [['score', '--queue', 'http://x', input, '--out', outDir], 2, /redis:\/\/ or rediss:\/\//],
+      [['score', '--queue', `redis://127.0.0.1:${await freePort()}`, input, '--out', outDir, '--work-dir', workDir], 1, /cannot reach Redis at .*ECONNREFUSED/],
+      [['worker', '--queue', `redis://127.0.0.1:${await freePort()}`], 1, /cannot reach Redis at .*ECONNREFUSED/],
+      [['worker'], 2, /--queue redis:\/\/HOST:PORT is required/],
+      [['worker', ...q, '--concurrency', '0'], 2, /--concurrency must be a positive integer/],
+    ];
+    // Run side by side: each is a fresh process, and the checks are independent.
+    const results = await Promise.all(cases.map(([args]) => {
+      const c = start(args);
+      return c.exit.then((code) => ({ code, stderr: c.stderr() }));
+    }));
+    cases.forEach(([args, code, message], k) => {
+      const r = results[k];
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(code);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+    });
+    expect(readdirSync(outDir)).toEqual([]);
+    expect(readdirSync(workDir)).toEqual([]);
+  });
+});
+
+/** Every flag has its own line in --help, as for the other commands (test/cli-surface.test.ts). */
+describe.each([
+  [['worker'], WORKER_OPTIONS],
+  [['score', '--queue', 'redis://127.0.0.1:6379'], SUBMIT_OPTIONS],
+] as [string[], Record<string, { short?: string }>][])('ecr %s --help', (args, options) => {
+  const r = runCli([...args, '--help']);
+  it('prints the help to stdout and exits 0', () => {
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^usage: ecr ${args[0]} `));
+  });
+  it.each(Object.entries(options))('explains --%s in one line', (flag, spec) => {
+    const short = spec.short ? `-${spec.short}, ` : '';
+    expect(r.stdout).toMatch(new RegExp(`^ +${short}--${flag}( [A-Za-z0-9]+)? {2,}\\S.{8,}$`, 'm'));
+  });
+});
