@@ -9,6 +9,7 @@ import { InputError } from '../errors.js';
 import { checkRecord, parseJsonLine, type CheckedRecord } from './record.js';
 import { TAG_NUMBER, TAG_STRING } from './group-keys.js';
 import { resultHead } from '../cli/score-output.js';
+import { readSimpleRecord, type SimpleRecord } from './jsonl-fast-record.js';
 
 /** Invalid lines reported before a run gives up (so one run shows most problems of a file). */
 export const MAX_REPORTED_ERRORS = 20;
@@ -103,16 +104,47 @@ export function parseChunk(bytes: Uint8Array, firstLine: number, lines: number):
   const errors: LineError[] = [];
   let count = 0;
 
+  const simple: SimpleRecord = { id: undefined, group: null, t: 0, m: 0 };
+  /** Everything but the float fields, which the caller appended already. */
+  const addRecord = (lineNo: number, id: string | number, group: string | number | null, t: number, m: number, d: number, a: number, rewards: number, base: number) => {
+    lineOf.push(lineNo);
+    shapes.push(t, m, d, a, rewards);
+    baseScore.push(base);
+    const head = resultHead(id, group);
+    heads.push(head);
+    headsLength += head.length;
+    headEnds[count + 1] = headsLength;
+    if (group !== null) {
+      const key = typeof group === 'string' ? group : String(group);
+      const need = groupUsed + 1 + key.length * 3;
+      if (need > groupBytes.length) {
+        const grown = new Uint8Array(Math.max(need, groupBytes.length * 2));
+        grown.set(groupBytes.subarray(0, groupUsed));
+        groupBytes = grown;
+      }
+      groupBytes[groupUsed] = typeof group === 'string' ? TAG_STRING : TAG_NUMBER;
+      groupUsed += 1 + encoder.encodeInto(key, groupBytes.subarray(groupUsed + 1)).written;
+    }
+    count++;
+    groupEnds[count] = groupUsed;
+  };
+
   let start = 0;
   for (let k = 0; k < lines; k++) {
     let end = text.indexOf('\n', start);
     if (end < 0) end = text.length;
     const next = end + 1;
     if (end > start && text.charCodeAt(end - 1) === 13) end--;
-    let line = text.slice(start, end);
-    start = next;
     const lineNo = firstLine + k;
-    if (lineNo === 1 && line.charCodeAt(0) === 0xfeff) line = line.slice(1);
+    const from = lineNo === 1 && text.charCodeAt(start) === 0xfeff ? start + 1 : start;
+    start = next;
+    const saved = steps.length;
+    if (readSimpleRecord(text, from, end, steps, simple)) {
+      addRecord(lineNo, simple.id ?? lineNo, simple.group, simple.t, simple.m, 0, 0, 0, Number.NaN);
+      continue;
+    }
+    steps.length = saved;
+    const line = text.slice(from, end);
     if (line.trim() === '') continue;
     let r: CheckedRecord;
     try {
@@ -124,30 +156,11 @@ export function parseChunk(bytes: Uint8Array, firstLine: number, lines: number):
       if (errors.length >= MAX_REPORTED_ERRORS) break;
       continue;
     }
-    lineOf.push(lineNo);
-    shapes.push(r.t, r.m, r.d ?? 0, r.a ?? 0, r.expected ? 1 : 0);
-    baseScore.push(r.baseScore ?? Number.NaN);
     steps.rows(r.steps);
     if (r.embeddings) embeddings.rows(r.embeddings);
     if (r.expected) { expected.row(r.expected); realized.row(r.realized!); }
     if (r.policy) policy.rows(r.policy);
-    const head = resultHead(r.id, r.group);
-    heads.push(head);
-    headsLength += head.length;
-    headEnds[count + 1] = headsLength;
-    if (r.group !== null) {
-      const key = typeof r.group === 'string' ? r.group : String(r.group);
-      const need = groupUsed + 1 + key.length * 3;
-      if (need > groupBytes.length) {
-        const grown = new Uint8Array(Math.max(need, groupBytes.length * 2));
-        grown.set(groupBytes.subarray(0, groupUsed));
-        groupBytes = grown;
-      }
-      groupBytes[groupUsed] = typeof r.group === 'string' ? TAG_STRING : TAG_NUMBER;
-      groupUsed += 1 + encoder.encodeInto(key, groupBytes.subarray(groupUsed + 1)).written;
-    }
-    count++;
-    groupEnds[count] = groupUsed;
+    addRecord(lineNo, r.id, r.group, r.t, r.m, r.d ?? 0, r.a ?? 0, r.expected ? 1 : 0, r.baseScore ?? Number.NaN);
   }
   return {
     firstLine, lines, count,
