@@ -39,21 +39,83 @@ const LBRACKET = 91, RBRACKET = 93, LBRACE = 123, RBRACE = 125, MINUS = 45, DOT 
  * Reads text[start, end) as a simple record, appending its steps to `steps`; false when the line
  * is not one (then `steps` may hold a partial record: the caller restores its length).
  */
-export function readSimpleRecord(text: string, start: number, end: number, steps: FloatSink, out: SimpleRecord): boolean {
-  let i = start;
-  const skip = () => { let c; while (i < end && ((c = text.charCodeAt(i)) === SPACE || c === TAB || c === CR)) i++; };
-  /** A string without escapes or control characters; null when it is anything else. */
-  const str = (): string | null => {
-    if (text.charCodeAt(i) !== QUOTE) return null;
-    const from = ++i;
-    for (; i < end; i++) {
-      const c = text.charCodeAt(i);
-      if (c === QUOTE) return text.slice(from, i++);
-      if (c === BACKSLASH || c < 0x20) return null;
+// The reader's position, at module level rather than in closures: no allocation per line.
+let text = '';
+let i = 0;
+let end = 0;
+
+function skip(): void {
+  let c;
+  while (i < end && ((c = text.charCodeAt(i)) === SPACE || c === TAB || c === CR)) i++;
+}
+
+/** A string without escapes or control characters; null when it is anything else. */
+function str(): string | null {
+  if (text.charCodeAt(i) !== QUOTE) return null;
+  const from = ++i;
+  for (; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) return text.slice(from, i++);
+    if (c === BACKSLASH || c < 0x20) return null;
+  }
+  return null;
+}
+
+/** `[[x, ...], ...]` with every x in [0, 1], appended to `steps`, its shape into `shape`; false when it is not that. */
+function readSteps(steps: FloatSink, shape: SimpleRecord): boolean {
+  let t = 0, m = 0;
+  if (text.charCodeAt(i++) !== LBRACKET) return false;
+  skip();
+  for (;;) {
+    if (text.charCodeAt(i++) !== LBRACKET) return false;
+    let width = 0;
+    for (;;) {
+      skip();
+      // A number in [0, 1]: no sign, no exponent.
+      const from = i;
+      let mantissa = 0, digits = 0, fraction = 0;
+      let c = text.charCodeAt(i);
+      if (c < ZERO || c > NINE) return false;
+      if (c === ZERO) { i++; c = text.charCodeAt(i); if (c >= ZERO && c <= NINE) return false; } else {
+        while (c >= ZERO && c <= NINE) { mantissa = mantissa * 10 + (c - ZERO); digits++; c = text.charCodeAt(++i); }
+      }
+      if (c === DOT) {
+        c = text.charCodeAt(++i);
+        if (c < ZERO || c > NINE) return false;
+        while (c >= ZERO && c <= NINE) { mantissa = mantissa * 10 + (c - ZERO); if (mantissa > 0) digits++; fraction++; c = text.charCodeAt(++i); }
+      }
+      if (c === 101 || c === 69) return false; // e, E: an exponent, left to JSON.parse
+      const x = digits <= 15 && fraction <= 22 ? mantissa / POW10[fraction] : Number(text.slice(from, i));
+      if (!(x <= 1)) return false;
+      if (steps.length === steps.data.length) steps.ensure(1);
+      steps.data[steps.length++] = x;
+      width++;
+      skip();
+      c = text.charCodeAt(i++);
+      if (c === COMMA) continue;
+      if (c !== RBRACKET) return false;
+      break;
     }
-    return null;
-  };
-  let id: string | undefined, group: string | null | undefined, t = 0, m = 0;
+    if (t === 0) m = width; else if (width !== m) return false;
+    t++;
+    skip();
+    const c = text.charCodeAt(i++);
+    if (c === COMMA) { skip(); continue; }
+    if (c !== RBRACKET) return false;
+    break;
+  }
+  if (t < 2 || t > MAX_T) return false;
+  shape.t = t; shape.m = m;
+  return true;
+}
+
+/**
+ * Reads line[start, stop) as a simple record, appending its steps to `steps`; false when the line
+ * is not one (then `steps` may hold a partial record: the caller restores its length).
+ */
+export function readSimpleRecord(line: string, start: number, stop: number, steps: FloatSink, out: SimpleRecord): boolean {
+  text = line; i = start; end = stop;
+  let id: string | undefined, group: string | null | undefined;
   let seenSteps = false;
   skip();
   if (text.charCodeAt(i++) !== LBRACE) return false;
@@ -78,50 +140,8 @@ export function readSimpleRecord(text: string, start: number, end: number, steps
         group = v;
       }
     } else if (key === 'steps') {
-      if (seenSteps) return false;
+      if (seenSteps || !readSteps(steps, out)) return false;
       seenSteps = true;
-      // [[x, ...], ...]
-      if (text.charCodeAt(i++) !== LBRACKET) return false;
-      skip();
-      for (;;) {
-        if (text.charCodeAt(i++) !== LBRACKET) return false;
-        let width = 0;
-        for (;;) {
-          skip();
-          // A number in [0, 1]: no sign, no exponent.
-          const from = i;
-          let mantissa = 0, digits = 0, fraction = 0;
-          let c = text.charCodeAt(i);
-          if (c < ZERO || c > NINE) return false;
-          if (c === ZERO) { i++; c = text.charCodeAt(i); if (c >= ZERO && c <= NINE) return false; } else {
-            while (c >= ZERO && c <= NINE) { mantissa = mantissa * 10 + (c - ZERO); digits++; c = text.charCodeAt(++i); }
-          }
-          if (c === DOT) {
-            c = text.charCodeAt(++i);
-            if (c < ZERO || c > NINE) return false;
-            while (c >= ZERO && c <= NINE) { mantissa = mantissa * 10 + (c - ZERO); if (mantissa > 0) digits++; fraction++; c = text.charCodeAt(++i); }
-          }
-          if (c === 101 || c === 69) return false; // e, E: an exponent, left to JSON.parse
-          const x = digits <= 15 && fraction <= 22 ? mantissa / POW10[fraction] : Number(text.slice(from, i));
-          if (!(x <= 1)) return false;
-          steps.ensure(1);
-          steps.data[steps.length++] = x;
-          width++;
-          skip();
-          c = text.charCodeAt(i++);
-          if (c === COMMA) continue;
-          if (c !== RBRACKET) return false;
-          break;
-        }
-        if (t === 0) m = width; else if (width !== m) return false;
-        t++;
-        skip();
-        const c = text.charCodeAt(i++);
-        if (c === COMMA) { skip(); continue; }
-        if (c !== RBRACKET) return false;
-        break;
-      }
-      if (t < 2 || t > MAX_T) return false;
     } else {
       return false;
     }
@@ -133,6 +153,7 @@ export function readSimpleRecord(text: string, start: number, end: number, steps
   }
   skip();
   if (i !== end || !seenSteps) return false;
-  out.id = id; out.group = group ?? null; out.t = t; out.m = m;
+  out.id = id; out.group = group ?? null;
+  text = '';
   return true;
 }
