@@ -4,7 +4,7 @@
  * same file and machine (issue 12: the JSONL path at >= 4x the Python script on 2 cores).
  *
  * usage: node bench/jsonl-score-bench.mjs [--n 1000000] [--t 5] [--m 8] [--file PATH] [--rounds 2]
- *                                         [--ecr-args "--threads 2"] [--no-check]
+ *                                         [--ecr-args="--threads 2"] [--no-check]
  *
  * Generates the file once (bench/gen-score-input.mjs, groups of 8 candidates), reads it once so
  * both programs start from the page cache, then runs the two programs alternately, `--rounds`
