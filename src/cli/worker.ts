@@ -4,6 +4,7 @@
  * progress are finished and the worker exits 0 (a second signal exits at once; BullMQ then hands
  * the unfinished shards to another worker).
  */
+import { availableParallelism } from 'node:os';
 import { BACKEND_CHOICES, type BackendChoice, type ComputeOptions } from '../backends/backend.js';
 import { getBackend } from '../backends/registry.js';
 import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../gpu/adapter.js';
@@ -19,6 +20,7 @@ export const OPTIONS = {
   adapter: { type: 'string' },
   compact: { type: 'string' },
   concurrency: { type: 'string', default: '1' },
+  threads: { type: 'string' },
   name: { type: 'string' },
   'lock-duration': { type: 'string', default: '30000' },
   'stalled-interval': { type: 'string', default: '30000' },
@@ -34,6 +36,7 @@ Scores the shards of distributed "ecr score --queue" runs, until SIGINT or SIGTE
   --adapter A             WebGPU adapter: auto, native or opengles (also ECR_WEBGPU_ADAPTER)
   --compact unorm16       upload E to the GPU as unorm16 (webgpu only)
   --concurrency N         shards scored at once by this process (default 1)
+  --threads N             JSONL parse threads per shard, as ecr score --threads (default: one per core; 0 = none)
   --name NAME             name in logs and on the jobs it processes (default HOST:PID)
   --lock-duration MS      how long a shard stays with a worker that stopped answering (default 30000)
   --stalled-interval MS   how often this worker looks for such shards (default 30000); tests use small values
@@ -59,6 +62,8 @@ export async function main(argv: string[]): Promise<number> {
   if (values.compact !== undefined && values.compact !== 'unorm16') throw new UsageError(`--compact must be "unorm16", got "${values.compact}"`);
   const compute: ComputeOptions = values.compact ? { compact: 'unorm16' } : {};
   const concurrency = positiveInt('concurrency', values.concurrency);
+  const threads = values.threads === undefined ? availableParallelism() : Number(values.threads);
+  if (!Number.isInteger(threads) || threads < 0 || threads > 256) throw new UsageError(`--threads must be an integer from 0 to 256, got "${values.threads}"`);
   const lockDurationMs = positiveInt('lock-duration', values['lock-duration']);
   const stalledIntervalMs = positiveInt('stalled-interval', values['stalled-interval']);
   // BullMQ and ioredis load only once the arguments are known to be good.
@@ -71,7 +76,7 @@ export async function main(argv: string[]): Promise<number> {
   // A backend named here that cannot run on this machine stops the worker now, not every shard it takes.
   if (backend !== 'auto') await getBackend(backend);
   const { close } = await startShardWorker({
-    url, queueName: values['queue-name'], backend, compute, concurrency, lockDurationMs, stalledIntervalMs, name, log,
+    url, queueName: values['queue-name'], backend, compute, threads, concurrency, lockDurationMs, stalledIntervalMs, name, log,
   });
   log(`waiting for shards on ${redactUrl(url)} (queue "${values['queue-name']}", backend ${backend}, concurrency ${concurrency})`);
   await new Promise<void>((resolve) => {

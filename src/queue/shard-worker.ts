@@ -18,7 +18,7 @@ import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { toResolvedConfig, type ResolvedConfig } from '../config.js';
 import type { BackendChoice, ComputeOptions } from '../backends/backend.js';
 import { scoreStream } from '../cli/score.js';
-import { Sink } from '../cli/io.js';
+import { Sink, Progress } from '../cli/io.js';
 import { UsageError } from '../errors.js';
 import { checkShardJob, encodeFailure, ShardFailedError, type ShardJob, type ShardResult } from './shard-job.js';
 import { queueClient } from './connection.js';
@@ -28,6 +28,8 @@ export interface WorkerSettings {
   queueName: string;
   backend: BackendChoice;
   compute: ComputeOptions;
+  /** JSONL parse threads per shard (ecr score's --threads; 0 = on the worker's main thread). */
+  threads: number;
   /** Shards scored at once by this process. */
   concurrency: number;
   /** BullMQ lock duration: how long a silent worker keeps its shard (default 30 s). */
@@ -62,7 +64,7 @@ function configOf(file: string): Promise<ResolvedConfig> {
 }
 
 /** Scores one shard into its output file; the core of a job, usable without a queue. */
-export async function scoreShard(job: ShardJob, backend: BackendChoice, compute: ComputeOptions): Promise<number> {
+export async function scoreShard(job: ShardJob, backend: BackendChoice, compute: ComputeOptions, threads: number): Promise<number> {
   const config = await configOf(job.config);
   const tmp = `${job.output}.${randomUUID().slice(0, 8)}.tmp`;
   // flush: fsync before close, so the rename publishes bytes that are on disk (and, on NFS, on the server).
@@ -71,7 +73,9 @@ export async function scoreShard(job: ShardJob, backend: BackendChoice, compute:
   try {
     const source = createReadStream(job.input, { start: job.start, end: job.end - 1, highWaterMark: 1 << 20 });
     const n = await scoreStream(source, {
-      config, backend, compute, windowSize: job.window, lineCap: job.lineCap, firstLine: job.firstLine,
+      config, backend, compute, windowSize: job.window, lineCap: job.lineCap, firstLine: job.firstLine, threads,
+      // The worker logs a line per shard; the submitter shows the progress of the whole run.
+      progress: new Progress('ecr worker', { write: () => true, isTTY: false }),
     }, sink);
     await sink.finish();
     await closed(stream);
@@ -107,7 +111,7 @@ async function processShard(job: Job, s: WorkerSettings): Promise<ShardResult> {
   }
   const started = Date.now();
   try {
-    const records = await scoreShard(shard, s.backend, s.compute);
+    const records = await scoreShard(shard, s.backend, s.compute, s.threads);
     s.log(`${what}: ${records.toLocaleString('en-US')} records from line ${shard.firstLine} in ${((Date.now() - started) / 1000).toFixed(2)} s`);
     return { records, worker: s.name };
   } catch (err) {

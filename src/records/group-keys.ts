@@ -7,8 +7,8 @@
  * heap string and an entry per key (about 55 bytes) and makes every major GC walk them.
  */
 
-const TAG_STRING = 0x73; // 's'
-const TAG_NUMBER = 0x6e; // 'n'
+export const TAG_STRING = 0x73; // 's'
+export const TAG_NUMBER = 0x6e; // 'n'
 const EMPTY = -1;
 
 function fnv1a(bytes: Uint8Array, start: number, end: number): number {
@@ -47,6 +47,19 @@ export class GroupKeys {
     return index;
   }
 
+  /**
+   * indexOf for a key already encoded as it is stored (a type tag, then the key's UTF-8 text, as
+   * String() writes a number): bytes[start, end), empty for "no group". Parse workers encode
+   * the keys, so the main thread never makes a string per record.
+   */
+  indexOfEncoded(bytes: Uint8Array, start: number, end: number): number {
+    if (end === start) return this.indexOf(null);
+    const len = end - start;
+    if (this.scratch.length < len) this.scratch = new Uint8Array(Math.max(len, this.scratch.length * 2));
+    this.scratch.set(bytes.subarray(start, end));
+    return this.find(len);
+  }
+
   /** The key of index i. */
   keyOf(i: number): string | number | null {
     if (i === this.none) return null;
@@ -65,7 +78,7 @@ export class GroupKeys {
     const need = 1 + text.length * 3;
     if (this.scratch.length < need) this.scratch = new Uint8Array(Math.max(need, this.scratch.length * 2));
     this.scratch[0] = tag;
-    return this.internScratch(1 + this.encoder.encodeInto(text, this.scratch.subarray(1)).written);
+    return this.find(1 + this.encoder.encodeInto(text, this.scratch.subarray(1)).written);
   }
 
   /**
@@ -79,11 +92,11 @@ export class GroupKeys {
     scratch[0] = TAG_STRING;
     // A loop, not set(subarray()): keys are short, and a view object per row costs more than the copy.
     for (let k = start; k < end; k++) scratch[1 + k - start] = bytes[k];
-    return this.internScratch(len);
+    return this.find(len);
   }
 
-  /** Finds or adds the key in scratch[0, len). */
-  private internScratch(len: number): number {
+  /** The index of the key in scratch[0, len), added if new. */
+  private find(len: number): number {
     const hash = fnv1a(this.scratch, 0, len);
     const mask = this.table.length - 1;
     for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
