@@ -9,7 +9,9 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { ResolvedConfig } from '../config.js';
-import { InputError, UsageError } from '../errors.js';
+import { InputError, UsageError, type InputLocation } from '../errors.js';
+import { formatOf, type DataFormat } from '../columnar/format.js';
+import { columnarRows } from './columnar-rows.js';
 import type { BackendChoice } from '../backends/backend.js';
 import { checkRecord, parseJsonLine, type TrajectoryRecord } from '../records/record.js';
 import { scoreRecords } from '../records/score-records.js';
@@ -18,7 +20,10 @@ export const METRIC_KEYS = ['EVB', 'CR', 'TS', 'ES', 'PD'] as const;
 export type MetricVector = [number, number, number, number, number];
 
 export interface CalibrationRecord {
+  /** 1-based line (JSONL) or row (Parquet, Arrow). */
   line: number;
+  /** Where the record is, for error messages: its row in a Parquet or Arrow file (absent: `line`). */
+  at?: InputLocation;
   id: string | number;
   group: string | number | null;
   /** Dense group index, in order of first appearance. */
@@ -52,6 +57,8 @@ export interface ReadOptions {
   /** Label field name (default "correct"), looked up at the top level, then in `meta`. */
   labels?: string;
   backend?: BackendChoice;
+  /** Input format (default: by the file's extension, as ecr score decides it). */
+  format?: DataFormat;
 }
 
 /** Fields of a scored line besides the label field (ECR-SPEC sections 5 and 8.1). */
@@ -84,13 +91,18 @@ function lookup(o: Record<string, unknown>, key: string): { value: unknown; fiel
   return undefined;
 }
 
-function keyValue(o: Record<string, unknown>, key: string, line: number, id: string): string | number | undefined {
+function keyValue(o: Record<string, unknown>, key: string, at: InputLocation): string | number | undefined {
   const f = lookup(o, key);
   if (!f) return undefined;
   if (typeof f.value !== 'string' && !(typeof f.value === 'number' && Number.isFinite(f.value))) {
-    throw new InputError(`must be a string or number, got ${JSON.stringify(f.value)}`, { line, id, field: f.field });
+    throw new InputError(`must be a string or number, got ${JSON.stringify(f.value)}`, { ...at, field: f.field });
   }
   return f.value;
+}
+
+/** A record's place for an error message: its line, or its row in a columnar file. */
+export function whereIs(r: CalibrationRecord): InputLocation {
+  return r.at ?? { line: r.line };
 }
 
 export function weightedCci(metrics: MetricVector, w: readonly number[]): number {
@@ -102,37 +114,32 @@ export async function readCalibrationSet(file: string, opts: ReadOptions): Promi
   const bytes = await readInput(file);
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   const labelField = opts.labels ?? 'correct';
-  const text = bytes.toString('utf8');
-  const rawLines = text.split('\n');
+  const format = formatOf(file, opts.format);
   const groupIndex = new Map<string, number>();
   const records: CalibrationRecord[] = [];
   const trajectories: TrajectoryRecord[] = [];
   let kind: CalibrationSet['kind'] | null = null;
 
-  rawLines.forEach((raw, i) => {
-    const line = i + 1;
-    const textLine = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
-    if (textLine.trim() === '') return;
-    const value = parseJsonLine(textLine, line);
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new InputError('must be a JSON object', { line, field: '(record)' });
-    const o = value as Record<string, unknown>;
+  // One record: a JSONL line's object, or a Parquet/Arrow row's (`here` says which).
+  const add = (o: Record<string, unknown>, line: number, here: { line: number } | { row: number }) => {
+    const unit = 'line' in here ? 'line' : 'row';
     const lineKind = o.steps !== undefined ? 'trajectories' : o.CCI !== undefined ? 'scored' : null;
-    if (lineKind === null) throw new InputError('is neither a trajectory (no "steps") nor a scored record (no "CCI")', { line, field: '(record)' });
-    if (kind !== null && lineKind !== kind) throw new InputError(`is a ${lineKind === 'scored' ? 'scored record' : 'trajectory'}, but earlier lines are ${kind === 'scored' ? 'scored records' : 'trajectories'}; give one kind per file`, { line, field: '(record)' });
+    if (lineKind === null) throw new InputError('is neither a trajectory (no "steps") nor a scored record (no "CCI")', { ...here, field: '(record)' });
+    if (kind !== null && lineKind !== kind) throw new InputError(`is a ${lineKind === 'scored' ? 'scored record' : 'trajectory'}, but earlier ${unit}s are ${kind === 'scored' ? 'scored records' : 'trajectories'}; give one kind per file`, { ...here, field: '(record)' });
     kind = lineKind;
 
     const id = o.id === undefined ? line : o.id;
-    if (typeof id !== 'string' && typeof id !== 'number') throw new InputError(`must be a string or number, got ${JSON.stringify(id)}`, { line, field: 'id' });
-    const at = { line, id: String(id) };
+    if (typeof id !== 'string' && typeof id !== 'number') throw new InputError(`must be a string or number, got ${JSON.stringify(id)}`, { ...here, field: 'id' });
+    const at = { ...here, id: String(id) };
     const labelFound = lookup(o, labelField);
     let label: boolean | null = null;
     if (labelFound) {
       if (typeof labelFound.value !== 'boolean') throw new InputError(`label must be true or false, got ${JSON.stringify(labelFound.value)}`, { ...at, field: labelFound.field });
       label = labelFound.value;
     }
-    const dialogue = keyValue(o, 'dialogue', line, at.id);
-    const variant = keyValue(o, 'variant', line, at.id);
-    const turnValue = keyValue(o, 'turn', line, at.id);
+    const dialogue = keyValue(o, 'dialogue', at);
+    const variant = keyValue(o, 'variant', at);
+    const turnValue = keyValue(o, 'turn', at);
     if (turnValue !== undefined && (typeof turnValue !== 'number' || !Number.isInteger(turnValue))) {
       throw new InputError(`must be an integer, got ${JSON.stringify(turnValue)}`, { ...at, field: lookup(o, 'turn')!.field });
     }
@@ -140,11 +147,11 @@ export async function readCalibrationSet(file: string, opts: ReadOptions): Promi
       throw new InputError('"dialogue" and "turn" go together: give both or neither', { ...at, field: dialogue === undefined ? 'turn' : 'dialogue' });
     }
 
-    const base = { line, id, label, dialogue, turn: turnValue as number | undefined, variant };
+    const base = { line, at: here, id, label, dialogue, turn: turnValue as number | undefined, variant };
     if (lineKind === 'trajectories') {
       const stripped: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(o)) if (!EXTRA_FIELDS.includes(k) && k !== labelField) stripped[k] = v;
-      const checked = checkRecord(stripped, { line }, line);
+      const checked = checkRecord(stripped, here, line);
       trajectories.push(stripped as unknown as TrajectoryRecord);
       records.push({ ...base, id: checked.id, group: checked.group, groupIndex: indexOfGroup(groupIndex, checked.group), metrics: [0, 0, 0, 0, 0], baseScore: checked.baseScore ?? Number.NaN, steps: checked.steps, embeddings: checked.embeddings });
     } else {
@@ -164,9 +171,22 @@ export async function readCalibrationSet(file: string, opts: ReadOptions): Promi
       if (group !== null && typeof group !== 'string' && typeof group !== 'number') throw new InputError(`must be a string or number, got ${JSON.stringify(group)}`, { ...at, field: 'group' });
       records.push({ ...base, group, groupIndex: indexOfGroup(groupIndex, group), metrics, baseScore: Number.NaN });
     }
-  });
+  };
 
-  if (records.length === 0) throw new InputError(`${file === '-' ? 'stdin' : file} has no records (no non-blank lines)`);
+  if (format === 'jsonl') {
+    bytes.toString('utf8').split('\n').forEach((raw, i) => {
+      const line = i + 1;
+      const textLine = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+      if (textLine.trim() === '') return;
+      const value = parseJsonLine(textLine, line);
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new InputError('must be a JSON object', { line, field: '(record)' });
+      add(value as Record<string, unknown>, line, { line });
+    });
+  } else {
+    for await (const { row, value } of columnarRows(bytes, format, file === '-' ? 'stdin' : file)) add(value, row, { row });
+  }
+
+  if (records.length === 0) throw new InputError(`${file === '-' ? 'stdin' : file} has no records (${format === 'jsonl' ? 'no non-blank lines' : 'no rows'})`);
   if (kind === 'trajectories') {
     const scored = await scoreRecords(trajectories, opts.config, { backend: opts.backend ?? 'auto' });
     scored.results.forEach((r, i) => { records[i].metrics = [r.EVB, r.CR, r.TS, r.ES, r.PD]; });

@@ -6,7 +6,7 @@ import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
 import type { ResolvedConfig } from '../config.js';
 import { InputError } from '../errors.js';
 import type { CalibrationRecord, CalibrationSet } from './labelled-input.js';
-import { weightedCci } from './labelled-input.js';
+import { weightedCci, whereIs } from './labelled-input.js';
 import { selectPerGroup } from './selection-lift.js';
 import { median, quantile } from './statistics.js';
 
@@ -128,11 +128,11 @@ export function dialogueDrift(records: readonly CalibrationRecord[], selected: S
       const means = use.map((i) => meanStep(records[i].steps!));
       const m = means[0].length;
       for (const [k, mv] of means.entries()) {
-        if (mv.length !== m) throw new InputError(`has ${mv.length} components per step, other candidates of its dialogue turn have ${m}; M2 compares evaluative vectors`, { line: records[use[k]].line, id: String(records[use[k]].id), field: 'steps' });
+        if (mv.length !== m) throw new InputError(`has ${mv.length} components per step, other candidates of its dialogue turn have ${m}; M2 compares evaluative vectors`, { ...whereIs(records[use[k]]), id: String(records[use[k]].id), field: 'steps' });
       }
       const state = means[0].map((_, j) => means.reduce((s, v) => s + v[j], 0) / means.length);
       if (prev) {
-        if (prev.length !== state.length) throw new InputError(`dialogue turns with different component counts (${prev.length} and ${state.length}); M2 compares evaluative vectors`, { line: records[use[0]].line, id: String(records[use[0]].id), field: 'steps' });
+        if (prev.length !== state.length) throw new InputError(`dialogue turns with different component counts (${prev.length} and ${state.length}); M2 compares evaluative vectors`, { ...whereIs(records[use[0]]), id: String(records[use[0]].id), field: 'steps' });
         drift.push(Math.sqrt(state.reduce((s, x, j) => s + (x - prev![j]) ** 2, 0)) / Math.sqrt(state.length));
       }
       prev = state;
@@ -206,12 +206,12 @@ export function paraphraseSimilarity(set: CalibrationSet, selected: Set<number>)
     if (answers.length < 2) continue;
     const emb = answers.map((i) => {
       const e = set.records[i].embeddings;
-      if (!e) throw new InputError('M4 needs "embeddings" on records with a "variant" (the final step\'s embedding stands for the answer)', { line: set.records[i].line, id: String(set.records[i].id), field: 'embeddings' });
+      if (!e) throw new InputError('M4 needs "embeddings" on records with a "variant" (the final step\'s embedding stands for the answer)', { ...whereIs(set.records[i]), id: String(set.records[i].id), field: 'embeddings' });
       return e[e.length - 1];
     });
     let s = 0, pairs = 0;
     for (let a = 0; a < emb.length; a++) for (let b = a + 1; b < emb.length; b++) {
-      if (emb[a].length !== emb[b].length) throw new InputError(`embedding width ${emb[b].length} differs from ${emb[a].length} of another paraphrase's answer`, { line: set.records[answers[b]].line, id: String(set.records[answers[b]].id), field: 'embeddings' });
+      if (emb[a].length !== emb[b].length) throw new InputError(`embedding width ${emb[b].length} differs from ${emb[a].length} of another paraphrase's answer`, { ...whereIs(set.records[answers[b]]), id: String(set.records[answers[b]].id), field: 'embeddings' });
       s += cosine(emb[a], emb[b]); pairs++;
     }
     sims.push(s / pairs);

@@ -6,30 +6,25 @@ import { parseArgs } from 'node:util';
 import { promises as fs } from 'node:fs';
 import { toResolvedConfig } from '../config.js';
 import { UsageError } from '../errors.js';
-import { BACKEND_CHOICES, type BackendChoice } from '../backends/backend.js';
 import { DEFAULT_CALIBRATE_OPTIONS, runCalibration, type CalibrationResult } from '../calibration/calibrate.js';
-import { readCalibrationSet } from '../calibration/labelled-input.js';
 import { runMaturity } from '../calibration/maturity.js';
 import { renderReport } from '../calibration/report.js';
 import { parseObjective } from '../calibration/tau-search.js';
-import { readJsonConfig } from './io.js';
+import { LABELLED_INPUT_OPTIONS, readLabelledInput } from './labelled-args.js';
 
 const HELP = `usage: ecr calibrate INPUT|- [--config FILE] [--target-admission 0.75] [--labels FIELD]
                      [--objective f1|fbeta:B|prr|auroc] [--search-weights] [--calibration isotonic|platt]
                      [--holdout 0.3] [--seed 1] [--bootstrap 1000] [--out config.json] [--report report.html]
-                     [--backend auto|webgpu|cpu|cpu-reference]
+                     [--backend auto|webgpu|cpu|cpu-reference] [--format jsonl|parquet|arrow]
 
-INPUT is JSONL: raw trajectories (scored first with --config) or scored records (ecr score output,
-or a gateway audit log), with optional labels "correct": true|false (or the field --labels names,
-at the top level or in "meta"). Columnar inputs are not supported yet.
+INPUT is JSONL, Parquet or Arrow IPC (by extension, or --format): raw trajectories (scored first with
+--config) or scored records (ecr score output in any of its formats, or a gateway audit log), with
+optional labels "correct": true|false (or the field --labels names, at the top level or in "meta").
 Without labels: the tau admitting --target-admission of the trajectories, with a bootstrap 95%
 interval over groups. With labels: AUROC, PRR, the objective's tau (and with --search-weights the
 CCI weights) fitted on 1 - holdout of the groups and evaluated on the held-out rest, a calibrated
 CCI -> probability map (saved as "calibration", so ecr score prints pCorrect) and the selection lift.
 --out writes the chosen configuration (valid input to ecr score and ecr run); --report an HTML report.`;
-
-/** Fields of trajectories and scored records that cannot hold the label. */
-const RESERVED_FIELDS = new Set(['id', 'group', 'steps', 'embeddings', 'expected', 'realized', 'policy', 'baseScore', 'meta', 'EVB', 'CR', 'TS', 'ES', 'PD', 'CCI', 'admissible', 'selected', 'pCorrect', 'reason', 'tau', 'time', 'dialogue', 'turn', 'variant']);
 
 function unitNumber(name: string, text: string, open = false): number {
   const x = Number(text);
@@ -49,11 +44,11 @@ export async function main(argv: string[]): Promise<number> {
     parsed = parseArgs({
       args: argv, allowPositionals: true,
       options: {
-        config: { type: 'string' }, 'target-admission': { type: 'string', default: '0.75' }, labels: { type: 'string' },
+        ...LABELLED_INPUT_OPTIONS, 'target-admission': { type: 'string', default: '0.75' },
         objective: { type: 'string', default: 'f1' }, 'search-weights': { type: 'boolean', default: false },
         calibration: { type: 'string', default: 'isotonic' }, holdout: { type: 'string', default: '0.3' },
         seed: { type: 'string', default: '1' }, bootstrap: { type: 'string', default: '1000' },
-        out: { type: 'string' }, report: { type: 'string' }, backend: { type: 'string', default: 'auto' }, help: { type: 'boolean', short: 'h' },
+        out: { type: 'string' }, report: { type: 'string' }, help: { type: 'boolean', short: 'h' },
       },
     });
   } catch (err) {
@@ -61,11 +56,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const { values: v, positionals } = parsed;
   if (v.help) { process.stdout.write(HELP + '\n'); return 0; }
-  if (positionals.length !== 1) throw new UsageError(`expected exactly one INPUT file or -, got ${positionals.length}\n${HELP}`);
-  const backend = v.backend as BackendChoice;
-  if (!BACKEND_CHOICES.includes(backend)) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got "${v.backend}"`);
   if (v.calibration !== 'isotonic' && v.calibration !== 'platt') throw new UsageError(`--calibration must be isotonic or platt, got "${v.calibration}"`);
-  if (v.labels !== undefined && (v.labels === '' || RESERVED_FIELDS.has(v.labels))) throw new UsageError(`--labels needs a field name other than the record's own fields (${[...RESERVED_FIELDS].join(', ')}), got "${v.labels}"`);
   const options = {
     ...DEFAULT_CALIBRATE_OPTIONS,
     targetAdmission: unitNumber('target-admission', v['target-admission']!),
@@ -76,9 +67,7 @@ export async function main(argv: string[]): Promise<number> {
     seed: positiveInteger('seed', v.seed!),
     bootstrapReplicates: positiveInteger('bootstrap', v.bootstrap!),
   };
-  const config = toResolvedConfig(v.config ? await readJsonConfig(v.config) : {});
-  const input = positionals[0];
-  const set = await readCalibrationSet(input, { config, labels: v.labels, backend });
+  const { set, config } = await readLabelledInput(v, positionals, HELP);
   const provenance = {
     file: set.file, sha256: set.sha256, records: set.records.length, groups: set.groupCount, labelled: set.labelled,
     date: new Date().toISOString(), command: ['ecr', 'calibrate', ...argv].join(' '),

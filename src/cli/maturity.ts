@@ -5,17 +5,16 @@
  */
 import { parseArgs } from 'node:util';
 import { promises as fs } from 'node:fs';
-import { toResolvedConfig } from '../config.js';
 import { UsageError } from '../errors.js';
-import { BACKEND_CHOICES, type BackendChoice } from '../backends/backend.js';
-import { readCalibrationSet } from '../calibration/labelled-input.js';
 import { formatMaturity, runMaturity } from '../calibration/maturity.js';
 import { renderReport } from '../calibration/report.js';
-import { readJsonConfig } from './io.js';
+import { LABELLED_INPUT_OPTIONS, readLabelledInput } from './labelled-args.js';
 
 const HELP = `usage: ecr maturity INPUT|- [--config FILE] [--labels FIELD] [--report report.html] [--backend B]
+                    [--format jsonl|parquet|arrow]
 
-Applies the paper's maturity checks to JSONL trajectories or scored records (as ecr calibrate reads):
+Applies the paper's maturity checks to trajectories or scored records in JSONL, Parquet or Arrow
+(as ecr calibrate reads them):
   M1  median EVB < 0.3, median CR < 0.6, 95th percentile EVB < 0.5
       (with identity shrinkage EVB >= lambda: the floor-free tr(S)/m is checked too, labelled)
   M2  drift across dialogue turns (records with "dialogue" and "turn"): median < 0.4, p95 < 0.6
@@ -29,18 +28,14 @@ export async function main(argv: string[]): Promise<number> {
   try {
     parsed = parseArgs({
       args: argv, allowPositionals: true,
-      options: { config: { type: 'string' }, labels: { type: 'string' }, report: { type: 'string' }, backend: { type: 'string', default: 'auto' }, help: { type: 'boolean', short: 'h' } },
+      options: { ...LABELLED_INPUT_OPTIONS, report: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     });
   } catch (err) {
     throw new UsageError(`${(err as Error).message}\n${HELP}`);
   }
   const { values: v, positionals } = parsed;
   if (v.help) { process.stdout.write(HELP + '\n'); return 0; }
-  if (positionals.length !== 1) throw new UsageError(`expected exactly one INPUT file or -, got ${positionals.length}\n${HELP}`);
-  const backend = v.backend as BackendChoice;
-  if (!BACKEND_CHOICES.includes(backend)) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got "${v.backend}"`);
-  const config = toResolvedConfig(v.config ? await readJsonConfig(v.config) : {});
-  const set = await readCalibrationSet(positionals[0], { config, labels: v.labels, backend });
+  const { set, config } = await readLabelledInput(v, positionals, HELP);
   const result = runMaturity(set, config);
   process.stdout.write(formatMaturity(result) + '\n');
   if (v.report) await fs.writeFile(v.report, await renderReport({ title: `ECR maturity: ${set.file}`, set, config, maturity: result }));

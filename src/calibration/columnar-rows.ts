@@ -1,0 +1,81 @@
+/**
+ * The rows of a Parquet or Arrow IPC input of `ecr calibrate` / `ecr maturity` as plain objects,
+ * with the same meaning as JSONL lines: a null is a field not given, lists become arrays, 64-bit
+ * integers become numbers (refused beyond 2^53, where they would change), a struct (`meta`)
+ * becomes an object. Calibration holds its whole input in memory anyway (the statistics need
+ * every record at once), so the file is decoded in one piece from the bytes already read.
+ */
+import { tableFromIPC, type Table, type Vector } from 'apache-arrow';
+import { InputError } from '../errors.js';
+import type { DataFormat } from '../columnar/format.js';
+import { loadParquetWasm } from '../columnar/parquet-wasm.js';
+
+const reason = (err: unknown) => (err instanceof Error ? err.message : String(err)).split('\n')[0];
+
+async function tableOf(bytes: Uint8Array, format: Exclude<DataFormat, 'jsonl'>, name: string): Promise<Table> {
+  if (format === 'arrow') {
+    try {
+      return tableFromIPC(bytes);
+    } catch (err) {
+      throw new InputError(`${name} is not an Arrow IPC file or stream (${reason(err)})`);
+    }
+  }
+  const pw = await loadParquetWasm();
+  let ipc: Uint8Array;
+  try {
+    ipc = pw.readParquet(bytes).intoIPCStream();
+  } catch (err) {
+    throw new InputError(`${name} is not a Parquet file, or uses a feature the reader lacks (${reason(err)})`);
+  }
+  return tableFromIPC(ipc);
+}
+
+/** A cell as a JSON value would hold it; `undefined` for null (not given). */
+function plain(v: unknown, row: number, column: string): unknown {
+  if (v === null || v === undefined) return undefined;
+  if (typeof v === 'bigint') {
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < -BigInt(Number.MAX_SAFE_INTEGER)) {
+      throw new InputError(`${v} cannot be kept exactly as a number (beyond 2^53 - 1); store it as a string`, { row, field: column });
+    }
+    return Number(v);
+  }
+  if (typeof v !== 'object') return v;
+  if (v instanceof Date) return v.toISOString();
+  if (typeof (v as Vector)[Symbol.iterator] === 'function' && 'length' in (v as object)) {
+    // A list cell (an Arrow Vector or a typed array): its elements, nulls kept as null.
+    return Array.from(v as Iterable<unknown>, (x) => { const p = plain(x, row, column); return p === undefined ? null : p; });
+  }
+  if (typeof (v as { toJSON?: unknown }).toJSON === 'function') {
+    const o = (v as { toJSON(): Record<string, unknown> }).toJSON();
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(o)) { const p = plain(x, row, `${column}.${k}`); if (p !== undefined) out[k] = p; }
+    return out;
+  }
+  return v;
+}
+
+function metaFromText(text: string, row: number): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new InputError(`holds text that is not JSON (${reason(err)}); a meta column is a struct or the JSON text ecr convert writes`, { row, field: 'meta' });
+  }
+}
+
+/** Each row (1-based, as lines count) with its plain object. */
+export async function* columnarRows(bytes: Uint8Array, format: Exclude<DataFormat, 'jsonl'>, name: string): AsyncGenerator<{ row: number; value: Record<string, unknown> }> {
+  const table = await tableOf(bytes, format, name);
+  const names = table.schema.fields.map((f) => f.name);
+  const columns = names.map((_, c) => table.getChildAt(c)!);
+  for (let i = 0; i < table.numRows; i++) {
+    const row = i + 1;
+    const value: Record<string, unknown> = {};
+    for (let c = 0; c < names.length; c++) {
+      let p = plain(columns[c].get(i), row, names[c]);
+      // `ecr convert` keeps a JSONL record's `meta` as its JSON text (ECR-SPEC section 5).
+      if (names[c] === 'meta' && typeof p === 'string') p = metaFromText(p, row);
+      if (p !== undefined) value[names[c]] = p;
+    }
+    yield { row, value };
+  }
+}
