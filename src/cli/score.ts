@@ -13,6 +13,7 @@ import { cleanUpOnInterrupt } from './interrupt.js';
 import { DEFAULT_MAX_LINE_BYTES, OutputWriteError, inspectInput, isRegularFile, openInput, readJsonConfig } from './io.js';
 import { openOutput, stdoutOutput } from './out-file.js';
 import { scoreStream } from './score-jsonl.js';
+import { DEFAULT_CHUNK_BYTES } from '../records/jsonl-chunks.js';
 import { arrowLayoutOf, formatOf } from '../columnar/format.js';
 
 export { scoreStream, type ScoreSettings } from './score-jsonl.js';
@@ -26,7 +27,8 @@ Scores one trajectory per JSONL line and writes one result line per input line, 
   {"id", "group", "EVB", "CR", "TS", "ES", "PD", "CCI", "admissible", "selected"}
   (with "pCorrect" before "selected" when the config has a "calibration" map from ecr calibrate)
 --window N   records scored per batch (default 8192); memory grows with N, not with the file.
---threads N  JSONL parse threads (default: one per core); 0 parses on the main thread.
+--threads N  JSONL parse threads (default: one per core, none for a file of at most 1 MiB); 0 parses
+             on the main thread.
 --adapter    WebGPU adapter to use (default: native, then OpenGL ES; also ECR_WEBGPU_ADAPTER).
 --compact    upload E to the GPU as unorm16 (webgpu only; see the README for the tolerance).
 --out FILE   write results to FILE (replaced only on success; a symlink is followed, a FIFO streamed into);
@@ -101,7 +103,11 @@ export async function main(argv: string[]): Promise<number> {
     try {
       if (inFormat === 'jsonl' && outFormat === 'jsonl') {
         const inputBytes = inputInfo.stat?.isFile() ? inputInfo.stat.size : null;
-        scored = await scoreStream(openInput(input), { config, backend, compute, windowSize: window, lineCap, threads, inputBytes, chunkBytes: chunkBytes() }, out.sink);
+        const chunk = chunkBytes() ?? DEFAULT_CHUNK_BYTES;
+        // A file of one chunk has nothing to split: starting parse workers (~0.1 s) would only
+        // slow it down. An explicit --threads is kept as given.
+        const parseThreads = values.threads === undefined && inputBytes !== null && inputBytes <= chunk ? 0 : threads;
+        scored = await scoreStream(openInput(input), { config, backend, compute, windowSize: window, lineCap, threads: parseThreads, inputBytes, chunkBytes: chunk }, out.sink);
       } else {
         // Parquet or Arrow on either side: the columnar path (src/columnar/), loaded only then.
         const { scoreToOutput } = await import('../columnar/score-columnar.js');
