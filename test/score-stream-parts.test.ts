@@ -79,6 +79,26 @@ describe('GroupKeys', () => {
     }));
   });
 
+  it('indexOfEncoded (a key as tag + UTF-8 bytes, at any offset) agrees with indexOf, repeats and mixed calls included', () => {
+    const enc = new TextEncoder();
+    const key = fc.oneof(fc.constantFrom('a', 'ab', 'b', '1', ''), fc.string({ maxLength: 4 }), fc.integer({ min: -3, max: 3 }), fc.constant(null));
+    fc.assert(fc.property(fc.array(fc.tuple(key, fc.boolean(), fc.nat(3)), { maxLength: 200 }), (calls) => {
+      const viaBytes = new GroupKeys(), viaKeys = new GroupKeys();
+      for (const [k, encoded, pad] of calls) {
+        const expected = viaKeys.indexOf(k);
+        let got: number;
+        if (encoded) {
+          const body = k === null ? new Uint8Array(0) : new Uint8Array([typeof k === 'string' ? 0x73 : 0x6e, ...enc.encode(String(k))]);
+          const bytes = new Uint8Array(pad + body.length + 2).fill(0x73);
+          bytes.set(body, pad);
+          got = viaBytes.indexOfEncoded(bytes, pad, pad + body.length);
+        } else got = viaBytes.indexOf(k);
+        expect(got).toBe(expected);
+      }
+      expect(viaBytes.keys).toEqual(viaKeys.keys);
+    }));
+  });
+
   it('stays exact through many table and arena growths', () => {
     const g = new GroupKeys();
     const key = (i: number) => (i % 3 === 0 ? i : i % 3 === 1 ? `g${i}` : `${i}`);

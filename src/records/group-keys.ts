@@ -31,6 +31,8 @@ export class GroupKeys {
   // Consecutive records usually share a group (the candidates of one prompt).
   private lastKey: string | number | undefined = undefined;
   private lastIndex = -1;
+  /** The key last found by its bytes (indexOfEncoded). */
+  private lastBytesIndex = -1;
 
   get size(): number { return this.count; }
 
@@ -55,9 +57,19 @@ export class GroupKeys {
   indexOfEncoded(bytes: Uint8Array, start: number, end: number): number {
     if (end === start) return this.indexOf(null);
     const len = end - start;
+    const last = this.lastBytesIndex;
+    if (last >= 0 && this.offsets[last + 1] - this.offsets[last] === len) {
+      // Consecutive records usually share a group: compare with its stored bytes before hashing.
+      const a = this.arena, o = this.offsets[last];
+      let k = 0;
+      while (k < len && a[o + k] === bytes[start + k]) k++;
+      if (k === len) return last;
+    }
     if (this.scratch.length < len) this.scratch = new Uint8Array(Math.max(len, this.scratch.length * 2));
-    this.scratch.set(bytes.subarray(start, end));
-    return this.find(len);
+    // A loop, not set(subarray()): keys are short, and a view object per record costs more than the copy.
+    const scratch = this.scratch;
+    for (let k = 0; k < len; k++) scratch[k] = bytes[start + k];
+    return (this.lastBytesIndex = this.find(len));
   }
 
   /** The key of index i. */
