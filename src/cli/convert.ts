@@ -13,7 +13,7 @@ import { openBatchInput, validatedBlocks } from '../columnar/score-columnar.js';
 import type { Schema } from 'apache-arrow';
 import { jsonlRecordsWriter, openWriter, type BatchWriter } from '../columnar/writers.js';
 import { cleanUpOnInterrupt } from './interrupt.js';
-import { DEFAULT_MAX_LINE_BYTES, OutputWriteError, Progress, inspectInput, isRegularFile, openInput } from './io.js';
+import { exitForOutputFailure, maxLineBytes, Progress, inspectInput, isRegularFile, openInput } from './io.js';
 import { openOutput, stdoutOutput } from './out-file.js';
 
 const HELP = `usage: ecr convert IN OUT [--format jsonl|parquet|arrow] [--window N]
@@ -52,7 +52,7 @@ export async function main(argv: string[]): Promise<number> {
     try {
       const input = await openBatchInput({
         file: inFile, format: inFormat, stream: isRegularFile(inFile, info) ? null : openInput(inFile), open: () => openInput(inFile),
-        windowSize: window, lineCap: DEFAULT_MAX_LINE_BYTES,
+        windowSize: window, lineCap: maxLineBytes(),
       });
       const progress = new Progress('ecr convert');
       let rows = 0;
@@ -79,11 +79,7 @@ export async function main(argv: string[]): Promise<number> {
       throw err;
     }
   } catch (err) {
-    if (err instanceof OutputWriteError) {
-      process.stderr.write(`ecr convert: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
+    return exitForOutputFailure('ecr convert', err);
   } finally {
     stopCleanup();
   }

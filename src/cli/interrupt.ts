@@ -5,6 +5,10 @@
  * process exits right after it, wherever the scoring happened to be.
  */
 import { rmSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { OutputWriteError } from './io.js';
 
 const SIGNAL_CODES = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
 type Signal = keyof typeof SIGNAL_CODES;
@@ -15,6 +19,17 @@ const temporary = new Set<string>();
 export function removeOnInterrupt(p: string): () => void {
   temporary.add(p);
   return () => { temporary.delete(p); };
+}
+
+/** A fresh directory for a run's temporary results (in TMPDIR), removed if the run is interrupted. */
+export async function temporaryDirectory(): Promise<{ dir: string; forget: () => void }> {
+  let dir: string;
+  try {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'ecr-score-'));
+  } catch (err) {
+    throw new OutputWriteError(`a temporary directory in ${os.tmpdir()} (set TMPDIR)`, err);
+  }
+  return { dir, forget: removeOnInterrupt(dir) };
 }
 
 function onSignal(signal: Signal): void {

@@ -156,6 +156,25 @@ export function describeFsError(err: unknown): string {
 }
 
 /** Writing results failed after the run started (disk full, reader gone): exit 1, no stack. */
+/**
+ * The exit code of a command whose output failed mid-run (disk full, reader gone): one line on
+ * stderr and 1, as for an internal failure; anything else is rethrown.
+ */
+/** The line-length cap of ecr score's inputs: 64 MiB, or ECR_MAX_LINE_BYTES (for tests that should not write 64 MiB). */
+export function maxLineBytes(): number {
+  const env = process.env.ECR_MAX_LINE_BYTES;
+  if (env === undefined || env === '') return DEFAULT_MAX_LINE_BYTES;
+  const n = Number(env);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`ECR_MAX_LINE_BYTES must be a positive integer, got "${env}"`);
+  return n;
+}
+
+export function exitForOutputFailure(command: string, err: unknown): number {
+  if (!(err instanceof OutputWriteError)) throw err;
+  process.stderr.write(`${command}: ${err.message}\n`);
+  return 1;
+}
+
 export class OutputWriteError extends EcrError {
   constructor(what: string, cause: unknown) {
     super('ECR_OUTPUT', `cannot write ${what}: ${describeFsError(cause)}`, { cause });

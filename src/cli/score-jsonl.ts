@@ -14,8 +14,7 @@
  * is written if any record is invalid.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { ResolvedConfig } from '../config.js';
@@ -27,8 +26,8 @@ import { DEFAULT_CHUNK_BYTES, lineChunks, type SkippedLine } from '../records/js
 import { MAX_REPORTED_ERRORS, type ParsedChunk } from '../records/jsonl-parse.js';
 import { JsonlWorkers } from '../records/jsonl-workers.js';
 import { PackedWindow, idOfHead } from '../records/packed-window.js';
-import { removeOnInterrupt } from './interrupt.js';
-import { OutputWriteError, Progress, Sink } from './io.js';
+import { temporaryDirectory } from './interrupt.js';
+import { Progress, Sink } from './io.js';
 import { NonFiniteResultError, SelectedFlags, firstNonFinite } from './score-output.js';
 
 export interface ScoreSettings {
@@ -58,13 +57,7 @@ const formatBytes = (n: number) => (n % (1 << 20) === 0 ? `${n / (1 << 20)} MiB`
 interface Spill { dir: string; file: string; sink: Sink; forget: () => void }
 
 async function startSpill(): Promise<Spill> {
-  let dir: string;
-  try {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'ecr-score-'));
-  } catch (err) {
-    throw new OutputWriteError(`a temporary directory in ${os.tmpdir()} (set TMPDIR)`, err);
-  }
-  const forget = removeOnInterrupt(dir);
+  const { dir, forget } = await temporaryDirectory();
   const file = path.join(dir, 'results.jsonl');
   return { dir, file, sink: new Sink(createWriteStream(file), `temporary results in ${dir}`), forget };
 }

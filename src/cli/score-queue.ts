@@ -19,7 +19,7 @@ import { planShards } from '../queue/shard-plan.js';
 import { DEFAULT_QUEUE_NAME, SHARD_JOB_FORMAT, type ShardJob } from '../queue/shard-job.js';
 import { concatenateInto, createRunDir, placeInput } from '../queue/run-dir.js';
 import { cleanUpOnInterrupt, removeOnInterrupt } from './interrupt.js';
-import { DEFAULT_MAX_LINE_BYTES, OutputWriteError, describeFsError, inspectInput, readJsonConfig, type InputInfo } from './io.js';
+import { maxLineBytes, exitForOutputFailure, OutputWriteError, describeFsError, inspectInput, readJsonConfig, type InputInfo } from './io.js';
 import { openOutput, type Output } from './out-file.js';
 
 export const OPTIONS = {
@@ -59,14 +59,6 @@ function positiveInt(flag: string, v: string): number {
   return n;
 }
 
-/** The line-length cap, as single-process ecr score reads it (ECR_MAX_LINE_BYTES, for tests). */
-function maxLineBytes(): number {
-  const env = process.env.ECR_MAX_LINE_BYTES;
-  if (env === undefined || env === '') return DEFAULT_MAX_LINE_BYTES;
-  const n = Number(env);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`ECR_MAX_LINE_BYTES must be a positive integer, got "${env}"`);
-  return n;
-}
 
 export async function main(argv: string[]): Promise<number> {
   let parsed;
@@ -152,11 +144,7 @@ export async function main(argv: string[]): Promise<number> {
     }
   } catch (err) {
     await Promise.allSettled(outputs.map((o) => o.abort()));
-    if (err instanceof OutputWriteError) {
-      process.stderr.write(`ecr score: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
+    return exitForOutputFailure('ecr score', err);
   } finally {
     stopCleanup();
   }

@@ -10,7 +10,7 @@ import { UsageError } from '../errors.js';
 import { BACKEND_CHOICES, type BackendChoice, type ComputeOptions } from '../backends/backend.js';
 import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../gpu/adapter.js';
 import { cleanUpOnInterrupt } from './interrupt.js';
-import { DEFAULT_MAX_LINE_BYTES, OutputWriteError, inspectInput, isRegularFile, openInput, readJsonConfig } from './io.js';
+import { maxLineBytes, exitForOutputFailure, inspectInput, isRegularFile, openInput, readJsonConfig } from './io.js';
 import { openOutput, stdoutOutput } from './out-file.js';
 import { scoreStream } from './score-jsonl.js';
 import { DEFAULT_CHUNK_BYTES } from '../records/jsonl-chunks.js';
@@ -40,14 +40,6 @@ Input lines are limited to 64 MiB. An empty input prints a warning and exits 0.
 Exit codes: 0 success, 2 bad input or arguments (the message names line and field), 1 internal failure,
 130/143 interrupted by SIGINT/SIGTERM (temporary files removed, an existing --out untouched).`;
 
-/** The line-length cap: 64 MiB, or ECR_MAX_LINE_BYTES (for tests that should not write 64 MiB). */
-function maxLineBytes(): number {
-  const env = process.env.ECR_MAX_LINE_BYTES;
-  if (env === undefined || env === '') return DEFAULT_MAX_LINE_BYTES;
-  const n = Number(env);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`ECR_MAX_LINE_BYTES must be a positive integer, got "${env}"`);
-  return n;
-}
 
 /** Bytes per parse chunk: 1 MiB, or ECR_JSONL_CHUNK_BYTES (tests use tiny chunks to cross many chunk boundaries). */
 function chunkBytes(): number | undefined {
@@ -127,11 +119,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`ecr score: warning: no records in ${name} (empty or blank lines only)${values.out ? `; wrote an empty ${values.out}` : ''}\n`);
     }
   } catch (err) {
-    if (err instanceof OutputWriteError) {
-      process.stderr.write(`ecr score: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
+    return exitForOutputFailure('ecr score', err);
   } finally {
     stopCleanup();
   }

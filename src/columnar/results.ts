@@ -5,13 +5,12 @@
  * as a length-prefixed Arrow IPC stream, read back one at a time. Once the selection is known,
  * every batch gets its `selected` column and goes to the output writer.
  */
-import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
-import os from 'node:os';
+import { open, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Bool, Field, Float64, RecordBatch, Schema, Struct, Table, Utf8, makeData, tableFromIPC, tableToIPC, type Data } from 'apache-arrow';
 import type { MetricArrays } from '../batch.js';
 import { OutputWriteError } from '../cli/io.js';
-import { removeOnInterrupt } from '../cli/interrupt.js';
+import { temporaryDirectory } from '../cli/interrupt.js';
 import { boolData, float64Data, nullUtf8Data } from './arrow-build.js';
 
 export interface BlockResults {
@@ -125,13 +124,7 @@ export class ResultStore {
   }
 
   private async startSpill(): Promise<void> {
-    let dir: string;
-    try {
-      dir = await mkdtemp(path.join(os.tmpdir(), 'ecr-score-'));
-    } catch (err) {
-      throw new OutputWriteError(`a temporary directory in ${os.tmpdir()} (set TMPDIR)`, err);
-    }
-    const forget = removeOnInterrupt(dir);
+    const { dir, forget } = await temporaryDirectory();
     const file = path.join(dir, 'results.arrows');
     const handle = await open(file, 'w+');
     this.spill = { dir, file, handle, forget };
