@@ -67,7 +67,9 @@ export const DEFAULTS = {
   dmaxProxy: 2.0,
 };
 
-const KNOWN_KEYS = new Set(['weights', 'preset', 'tau', 'lambda', 'shrinkTarget', 'evbMode', 'crWeights', 'confIndex', 'vmax', 'dmax', 'calibration', 'provenance']);
+/** The keys of a scoring configuration (ECR-SPEC section 4). */
+export const CONFIG_KEYS: ReadonlySet<string> = new Set(['weights', 'preset', 'tau', 'lambda', 'shrinkTarget', 'evbMode', 'crWeights', 'confIndex', 'vmax', 'dmax', 'calibration', 'provenance']);
+const KNOWN_KEYS = CONFIG_KEYS;
 const WEIGHT_NAMES = ['alpha', 'beta', 'gamma', 'delta', 'epsilon'] as const;
 const WEIGHT_SUM_TOLERANCE = 1e-6;
 

@@ -110,6 +110,27 @@ describe('ecr serve --audit-log', () => {
     for (const l of theirs) expect(l.pCorrect).toBeUndefined();
   });
 
+  it('serves with the configuration ecr calibrate wrote, as --config on its own: its tau and calibration map apply', async () => {
+    const saved = path.join(dir, 'calibrated.json');
+    const cal = runCli(['calibrate', 'data/calibration-synthetic.jsonl', '--bootstrap', '20', '--backend', 'cpu', '--out', saved]);
+    expect(cal.code, cal.stderr).toBe(0);
+    const config = JSON.parse(readFileSync(saved, 'utf8'));
+    const file = path.join(dir, 'with-calibrated.jsonl');
+    const g = await gateway(['--audit-log', file, '--config', saved]);
+    await ask(g, PROMPT);
+    await closeAll();
+    const lines = readLines(file);
+    expect(lines).toHaveLength(3);
+    for (const l of lines) {
+      expect(l.tau).toBe(config.tau);
+      expect(l.pCorrect).toBeCloseTo(applyProbabilityMap(config.calibration, l.CCI as number), 12);
+    }
+    // A file mixing server settings with bare scoring keys is still refused, naming the key.
+    const mixed = path.join(dir, 'mixed.json');
+    writeFileSync(mixed, JSON.stringify({ port: 0, tau: 0.5 }));
+    await expect(gateway(['--config', mixed])).rejects.toThrow(/unknown key "tau"/);
+  });
+
   it('reopens the file by name after rotation', async () => {
     const file = path.join(dir, 'rotated.jsonl');
     const g = await gateway(['--audit-log', file]);

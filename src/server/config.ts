@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { resolveConfig, type EcrConfig } from '../config.js';
+import { CONFIG_KEYS, resolveConfig, type EcrConfig } from '../config.js';
 import { ConfigError, UsageError } from '../errors.js';
 import { checkRedisUrl, REDIS_DEFAULTS } from '../cache/redis-store.js';
 import { ApiError } from './errors.js';
@@ -67,7 +67,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'upstream', flag: 'upstream', env: 'ECR_UPSTREAM', kind: 'string', arg: 'URL', help: 'OpenAI-compatible base URL of the LLM server, e.g. http://127.0.0.1:11434/v1 (required)' },
   { key: 'port', flag: 'port', env: 'ECR_PORT', kind: 'int', min: 0, max: 65535, help: 'port to listen on (default 8080; 0 = any free port)' },
   { key: 'host', flag: 'host', env: 'ECR_HOST', kind: 'string', arg: 'HOST', help: 'address to listen on (default 127.0.0.1)' },
-  { key: 'config', flag: 'config', env: 'ECR_CONFIG', kind: 'string', arg: 'FILE', help: 'JSON config file: these settings by name, plus "defaults" (per-request ECR settings) and "scoring" (ECR-SPEC section 4)' },
+  { key: 'config', flag: 'config', env: 'ECR_CONFIG', kind: 'string', arg: 'FILE', help: 'JSON config file: these settings by name, plus "defaults" (per-request ECR settings) and "scoring" (ECR-SPEC section 4); a file holding only a scoring configuration (e.g. from ecr calibrate --out) is taken as "scoring"' },
   { key: 'apiKeys', flag: 'api-key', env: 'ECR_API_KEYS', kind: 'list', arg: 'KEY', help: 'accepted client key (Authorization: Bearer); repeat for several; env: comma-separated (default: no auth)' },
   { key: 'upstreamApiKey', flag: 'upstream-api-key', env: 'ECR_UPSTREAM_API_KEY', kind: 'string', arg: 'KEY', help: 'bearer token sent to the upstream' },
   { key: 'embeddingModel', flag: 'embedding-model', env: 'ECR_EMBEDDING_MODEL', kind: 'string', arg: 'M', help: "upstream embedding model for the signals (default: built-in hashing embedder, no calls)" },
@@ -176,7 +176,11 @@ export function resolveServeConfig(argv: string[], env: NodeJS.ProcessEnv = proc
   const flags = parsed.values as Record<string, unknown>;
   if (flags.help) return 'help';
   const configPath = (flags.config as string | undefined) ?? env.ECR_CONFIG;
-  const file = configPath ? readConfigFile(configPath) : {};
+  let file = configPath ? readConfigFile(configPath) : {};
+  // A scoring configuration on its own (what ecr calibrate --out writes, or what ecr score reads)
+  // is the server's "scoring": the same file serves ecr score, ecr run and ecr serve.
+  const keys = Object.keys(file);
+  if (keys.length > 0 && keys.every((k) => CONFIG_KEYS.has(k))) file = { scoring: file };
   const known = new Set<string>([...SETTINGS.map((s) => s.key as string), 'defaults', 'scoring']);
   for (const k of Object.keys(file)) {
     if (!known.has(k)) throw new UsageError(`--config ${configPath}: unknown key "${k}" (known: ${[...known].join(', ')})`);
