@@ -2,6 +2,7 @@
 /**
  * Worker scaling of `ecr score --queue` against single-process `ecr score`, in one run:
  *   node bench/queue-scaling.mjs [N=200000] [--workers 1,2] [--reps 2] [--shard-bytes 8388608] [--backend cpu]
+ *                                [--worker-args "--threads 0"]
  * Starts a private redis-server (/usr/bin/redis-server, or ECR_REDIS_SERVER_BIN) on a free loopback
  * port, writes N records (T=5, m=8, contiguous groups of 4) with bench/gen-score-input.mjs, and
  * times, alternating per repetition: single-process `ecr score FILE --out`, then the submitter
@@ -26,6 +27,7 @@ const { values, positionals } = parseArgs({
   options: {
     workers: { type: 'string', default: '1,2' }, reps: { type: 'string', default: '2' },
     'shard-bytes': { type: 'string', default: String(8 << 20) }, backend: { type: 'string', default: 'cpu' },
+    'worker-args': { type: 'string', default: '' },
   },
 });
 const n = Number(positionals[0] ?? 200000);
@@ -73,7 +75,7 @@ try {
   };
   const startWorkers = async (k) => {
     while (workers.length < k) {
-      const w = spawn(process.execPath, [CLI, 'worker', '--queue', url, '--backend', values.backend, '--name', `bench-${workers.length}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const w = spawn(process.execPath, [CLI, 'worker', '--queue', url, '--backend', values.backend, '--name', `bench-${workers.length}`, ...values['worker-args'].split(' ').filter(Boolean)], { stdio: ['ignore', 'ignore', 'pipe'] });
       let err = '';
       w.stderr.on('data', (d) => { err += d; });
       while (!err.includes('waiting for shards')) { if (w.exitCode !== null) throw new Error(err); await sleep(20); }

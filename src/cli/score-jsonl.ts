@@ -38,6 +38,11 @@ export interface ScoreSettings {
   lineCap: number;
   /** Parse worker threads; 0 parses on the calling thread. */
   threads: number;
+  /**
+   * Parse workers owned by the caller, made with this same configuration (they format pCorrect
+   * with its calibration map); left running afterwards. Absent: `threads` workers for this call.
+   */
+  parseWorkers?: JsonlWorkers;
   /** Line number of the source's first line (default 1; a shard of a file, src/queue/, starts further on). */
   firstLine?: number;
   /** Bytes per chunk handed to a worker (default 1 MiB). */
@@ -73,7 +78,8 @@ function queued<T>(p: Promise<T>): Promise<T> {
  * results to `sink`; returns the record count.
  */
 export async function scoreStream(source: Readable, s: ScoreSettings, sink: Sink): Promise<number> {
-  const workers = new JsonlWorkers(s.threads, s.config);
+  // A caller scoring many sources (ecr worker, one per shard) keeps one pool for all of them.
+  const workers = s.parseWorkers ?? new JsonlWorkers(s.threads, s.config);
   const groups = new GroupKeys();
   const selector = new GroupSelector(s.config.tau);
   const window = new PackedWindow(groups);
@@ -188,7 +194,7 @@ export async function scoreStream(source: Readable, s: ScoreSettings, sink: Sink
     progress.done(scored, detail());
     return scored;
   } finally {
-    await workers.close();
+    if (!s.parseWorkers) await workers.close();
     if (spill) {
       await rm(spill.dir, { recursive: true, force: true });
       spill.forget();

@@ -18,6 +18,7 @@ import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { toResolvedConfig, type ResolvedConfig } from '../config.js';
 import type { BackendChoice, ComputeOptions } from '../backends/backend.js';
 import { scoreStream } from '../cli/score.js';
+import { JsonlWorkers } from '../records/jsonl-workers.js';
 import { Sink, Progress } from '../cli/io.js';
 import { UsageError } from '../errors.js';
 import { checkShardJob, encodeFailure, ShardFailedError, type ShardJob, type ShardResult } from './shard-job.js';
@@ -63,6 +64,34 @@ function configOf(file: string): Promise<ResolvedConfig> {
   return c;
 }
 
+/**
+ * Parse workers per run, kept across its shards: starting a pool per shard (threads, module
+ * loading, JIT warm-up) doubled the CPU a queued run took. A pool is made with its run's
+ * configuration (the workers format pCorrect with it); pools of other runs are closed once idle.
+ */
+const pools = new Map<string, { pool: JsonlWorkers; users: number }>();
+function acquirePool(configFile: string, config: ResolvedConfig, threads: number): JsonlWorkers {
+  let entry = pools.get(configFile);
+  if (entry && entry.pool.broken && entry.users === 0) { void entry.pool.close(); pools.delete(configFile); entry = undefined; }
+  if (!entry) {
+    for (const [file, other] of pools) if (other.users === 0) { void other.pool.close(); pools.delete(file); }
+    entry = { pool: new JsonlWorkers(threads, config), users: 0 };
+    pools.set(configFile, entry);
+  }
+  entry.users++;
+  return entry.pool;
+}
+function releasePool(configFile: string): void {
+  const entry = pools.get(configFile);
+  if (entry) entry.users--;
+}
+/** Stops every idle pool (the worker is shutting down). */
+export async function closePools(): Promise<void> {
+  const idle = [...pools].filter(([, e]) => e.users === 0);
+  for (const [file] of idle) pools.delete(file);
+  await Promise.all(idle.map(([, e]) => e.pool.close()));
+}
+
 /** Scores one shard into its output file; the core of a job, usable without a queue. */
 export async function scoreShard(job: ShardJob, backend: BackendChoice, compute: ComputeOptions, threads: number): Promise<number> {
   const config = await configOf(job.config);
@@ -72,11 +101,17 @@ export async function scoreShard(job: ShardJob, backend: BackendChoice, compute:
   const sink = new Sink(stream, `the shard output ${tmp}`);
   try {
     const source = createReadStream(job.input, { start: job.start, end: job.end - 1, highWaterMark: 1 << 20 });
-    const n = await scoreStream(source, {
-      config, backend, compute, windowSize: job.window, lineCap: job.lineCap, firstLine: job.firstLine, threads,
-      // The worker logs a line per shard; the submitter shows the progress of the whole run.
-      progress: new Progress('ecr worker', { write: () => true, isTTY: false }),
-    }, sink);
+    const parseWorkers = acquirePool(job.config, config, threads);
+    let n: number;
+    try {
+      n = await scoreStream(source, {
+        config, backend, compute, windowSize: job.window, lineCap: job.lineCap, firstLine: job.firstLine, threads, parseWorkers,
+        // The worker logs a line per shard; the submitter shows the progress of the whole run.
+        progress: new Progress('ecr worker', { write: () => true, isTTY: false }),
+      }, sink);
+    } finally {
+      releasePool(job.config);
+    }
     await sink.finish();
     await closed(stream);
     if (n !== job.records) {
@@ -143,5 +178,5 @@ export async function startShardWorker(s: WorkerSettings): Promise<{ worker: Wor
   });
   void worker.run().catch((err: Error) => s.log(`stopped: ${err.message}`));
   await worker.waitUntilReady();
-  return { worker, close: async () => { await worker.close(); connection.disconnect(); } };
+  return { worker, close: async () => { await worker.close(); await closePools(); connection.disconnect(); } };
 }

@@ -73,6 +73,9 @@ export class JsonlWorkers {
     }
   }
 
+  /** True once a worker crashed or exited: every later call fails, so a long-lived owner makes a new pool. */
+  get broken(): boolean { return this.failure !== null; }
+
   /** Worker threads in use (0: the calling thread does the work). */
   get threads(): number { return this.slots.length; }
 
