@@ -71,7 +71,7 @@ describe('ecr serve as a process', () => {
     expect(msgs).toContain('shut down');
     expect(s.lines.filter((l) => JSON.parse(l).msg === 'request').map((l) => JSON.parse(l).status)).toEqual([200, 200, 200]);
     await expect(fetch(`${s.url}/health/liveliness`)).rejects.toThrow();
-  }, 30_000);
+  }, 90_000);
 
   it('reopens --audit-log on SIGHUP (log rotation) and flushes it on SIGTERM', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'ecr-serve-audit-'));
@@ -92,7 +92,7 @@ describe('ecr serve as a process', () => {
     expect(lines(`${file}.1`)).toHaveLength(2);
     expect(lines(file)).toHaveLength(2);
     expect(new Set(lines(file).map((l) => l.group)).size).toBe(1);
-  }, 30_000);
+  }, 90_000);
 
   it('--help lists every flag with its environment variable', async () => {
     const { SERVE_SETTINGS } = await import('../src/server/index.js');
