@@ -201,9 +201,7 @@ async function l2Hit(runs: number, redis: string) {
 
 /** The library pipeline's L2 hit: each request by a new pipeline (empty L1) sharing one Redis store. */
 async function libraryL2Hit(upstream: string, redis: string, runs: number, ns: string) {
-  const store = new RedisStore({ url: redis });
-  try {
-    if (!(await store.ready())) throw new Error(`redis at ${redis} does not answer`);
+  return withStore(redis, async (store) => {
     const provider = new OpenAICompatibleProvider({ baseUrl: upstream, model: 'loop' });
     const make = () => new EcrPipeline({ provider, k: 4, horizon: 1, adaptiveK: false, sampling: { temperature: 0.8, seed: 7 }, cache: { redis: store } });
     const prompt = (i: number) => `Library L2 bench question ${i}: what is the capital of France?`;
@@ -224,7 +222,7 @@ async function libraryL2Hit(upstream: string, redis: string, runs: number, ns: s
       l2.push(ms);
     }
     return { libraryL2HitP50Ms: r2(pct(l2, 0.5)), libraryL2HitP99Ms: r2(pct(l2, 0.99)), libraryL1HitP50Ms: r2(pct(l1, 0.5)), libraryNotHits: notHits };
-  } finally { await store.close(); }
+  });
 }
 
 async function cacheOverhead(runs: number, redis: string) {
@@ -250,17 +248,15 @@ async function cacheOverhead(runs: number, redis: string) {
 
 /** The same for the library pipeline: cold requests with a Redis store against without, alternating. */
 async function libraryColdOverhead(upstream: string, redis: string, runs: number, ns: string) {
-  const store = new RedisStore({ url: redis });
-  try {
-    if (!(await store.ready())) throw new Error(`redis at ${redis} does not answer`);
+  return withStore(redis, async (store) => {
     const provider = new OpenAICompatibleProvider({ baseUrl: upstream, model: 'loop' });
     const options = { provider, k: 4, horizon: 1, adaptiveK: false, sampling: { temperature: 0.8, seed: 7 } };
-    const withStore = new EcrPipeline({ ...options, cache: { redis: store } });
+    const stored = new EcrPipeline({ ...options, cache: { redis: store } });
     const plain = new EcrPipeline(options);
     const w: number[] = [], o: number[] = [];
     for (let i = -10; i < runs; i++) {
       let t = performance.now();
-      await withStore.run(`Library cold question ${i} with Redis?`, { cache: { namespace: ns } });
+      await stored.run(`Library cold question ${i} with Redis?`, { cache: { namespace: ns } });
       const withMs = performance.now() - t;
       t = performance.now();
       await plain.run(`Library cold question ${i} without Redis?`);
@@ -268,6 +264,15 @@ async function libraryColdOverhead(upstream: string, redis: string, runs: number
       w.push(withMs); o.push(performance.now() - t);
     }
     return { libraryWithRedisP50Ms: r2(pct(w, 0.5)), libraryWithoutP50Ms: r2(pct(o, 0.5)), libraryAddedP50Ms: r2(pct(w, 0.5) - pct(o, 0.5)) };
+  });
+}
+
+/** Runs `fn` with a Redis store on `redis` that answers, closed afterwards. */
+async function withStore<T>(redis: string, fn: (store: RedisStore) => Promise<T>): Promise<T> {
+  const store = new RedisStore({ url: redis });
+  try {
+    if (!(await store.ready())) throw new Error(`redis at ${redis} does not answer`);
+    return await fn(store);
   } finally { await store.close(); }
 }
 

@@ -10,6 +10,7 @@ import { DEFAULT_CALIBRATE_OPTIONS, runCalibration, type CalibrationResult } fro
 import { runMaturity } from '../calibration/maturity.js';
 import { renderReport } from '../calibration/report.js';
 import { parseObjective } from '../calibration/tau-search.js';
+import { positiveIntegerFlag } from './io.js';
 import { LABELLED_INPUT_OPTIONS, readLabelledInput } from './labelled-args.js';
 
 const HELP = `usage: ecr calibrate INPUT|- [--config FILE] [--target-admission 0.75] [--labels FIELD]
@@ -32,11 +33,6 @@ function unitNumber(name: string, text: string, open = false): number {
   return x;
 }
 
-function positiveInteger(name: string, text: string): number {
-  const x = Number(text);
-  if (!Number.isInteger(x) || x < 1) throw new UsageError(`--${name} must be a positive integer, got "${text}"`);
-  return x;
-}
 
 export async function main(argv: string[]): Promise<number> {
   let parsed;
@@ -64,8 +60,8 @@ export async function main(argv: string[]): Promise<number> {
     method: v.calibration as 'isotonic' | 'platt',
     searchWeights: v['search-weights']!,
     holdout: unitNumber('holdout', v.holdout!, true),
-    seed: positiveInteger('seed', v.seed!),
-    bootstrapReplicates: positiveInteger('bootstrap', v.bootstrap!),
+    seed: positiveIntegerFlag('seed', v.seed!),
+    bootstrapReplicates: positiveIntegerFlag('bootstrap', v.bootstrap!),
   };
   const { set, config } = await readLabelledInput(v, positionals, HELP);
   const provenance = {

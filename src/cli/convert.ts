@@ -13,7 +13,7 @@ import { openBatchInput, validatedBlocks } from '../columnar/score-columnar.js';
 import type { Schema } from 'apache-arrow';
 import { jsonlRecordsWriter, openWriter, type BatchWriter } from '../columnar/writers.js';
 import { cleanUpOnInterrupt } from './interrupt.js';
-import { exitForOutputFailure, maxLineBytes, Progress, inspectInput, isRegularFile, openInput } from './io.js';
+import { exitForOutputFailure, maxLineBytes, positiveIntegerFlag, Progress, inspectInput, isRegularFile, openInput } from './io.js';
 import { openOutput, stdoutOutput } from './out-file.js';
 
 const HELP = `usage: ecr convert IN OUT [--format jsonl|parquet|arrow] [--window N]
@@ -40,8 +40,7 @@ export async function main(argv: string[]): Promise<number> {
   if (values.help) { process.stdout.write(HELP + '\n'); return 0; }
   if (positionals.length !== 2) throw new UsageError(`expected IN and OUT, got ${positionals.length} argument${positionals.length === 1 ? '' : 's'}\n${HELP}`);
   const [inFile, outFile] = positionals;
-  const window = Number(values.window);
-  if (!Number.isInteger(window) || window < 1) throw new UsageError(`--window must be a positive integer, got "${values.window}"`);
+  const window = positiveIntegerFlag('window', values.window!);
   const inFormat = formatOf(inFile, values.format);
   const outFormat = outFile === '-' ? 'jsonl' : formatOf(outFile);
   const info = await inspectInput(inFile);

@@ -1,4 +1,5 @@
 /** Small I/O helpers shared by the subcommands. */
+import { availableParallelism } from 'node:os';
 import { createReadStream, fstatSync, promises as fs, type Stats } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -160,6 +161,20 @@ export function describeFsError(err: unknown): string {
  * The exit code of a command whose output failed mid-run (disk full, reader gone): one line on
  * stderr and 1, as for an internal failure; anything else is rethrown.
  */
+/** A flag's value as a positive integer, or a usage error naming the flag. */
+export function positiveIntegerFlag(flag: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${flag} must be a positive integer, got "${text}"`);
+  return n;
+}
+
+/** `--threads N` of the JSONL parser (ecr score, ecr worker): 0..256, default one per core. */
+export function parseThreadsFlag(text: string | undefined): number {
+  const threads = text === undefined ? availableParallelism() : Number(text);
+  if (!Number.isInteger(threads) || threads < 0 || threads > 256) throw new UsageError(`--threads must be an integer from 0 to 256, got "${text}"`);
+  return threads;
+}
+
 /** The line-length cap of ecr score's inputs: 64 MiB, or ECR_MAX_LINE_BYTES (for tests that should not write 64 MiB). */
 export function maxLineBytes(): number {
   const env = process.env.ECR_MAX_LINE_BYTES;

@@ -19,7 +19,7 @@ import { planShards } from '../queue/shard-plan.js';
 import { DEFAULT_QUEUE_NAME, SHARD_JOB_FORMAT, type ShardJob } from '../queue/shard-job.js';
 import { concatenateInto, createRunDir, placeInput } from '../queue/run-dir.js';
 import { cleanUpOnInterrupt, removeOnInterrupt } from './interrupt.js';
-import { maxLineBytes, exitForOutputFailure, OutputWriteError, describeFsError, inspectInput, readJsonConfig, type InputInfo } from './io.js';
+import { maxLineBytes, positiveIntegerFlag, exitForOutputFailure, OutputWriteError, describeFsError, inspectInput, readJsonConfig, type InputInfo } from './io.js';
 import { openOutput, type Output } from './out-file.js';
 
 export const OPTIONS = {
@@ -53,11 +53,6 @@ Inputs must be regular files. Exit codes: 0 success, 2 bad input or arguments (t
 1 Redis unreachable or a shard failed for another reason, 130/143 interrupted.
 The backend is each worker's choice (ecr worker --backend).`;
 
-function positiveInt(flag: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${flag} must be a positive integer, got "${v}"`);
-  return n;
-}
 
 
 export async function main(argv: string[]): Promise<number> {
@@ -78,10 +73,10 @@ export async function main(argv: string[]): Promise<number> {
   const url = checkQueueUrl(values.queue ?? '');
   if (positionals.length === 0) throw new UsageError(`expected at least one input FILE\n${HELP}`);
   if (values.out === undefined) throw new UsageError('--out DIR is required with --queue (one output file per input is written there)');
-  const window = positiveInt('window', values.window);
-  const shardBytes = positiveInt('shard-bytes', values['shard-bytes']);
-  const attempts = positiveInt('attempts', values.attempts);
-  const noWorkerNoticeMs = positiveInt('no-worker-notice', values['no-worker-notice']);
+  const window = positiveIntegerFlag('window', values.window);
+  const shardBytes = positiveIntegerFlag('shard-bytes', values['shard-bytes']);
+  const attempts = positiveIntegerFlag('attempts', values.attempts);
+  const noWorkerNoticeMs = positiveIntegerFlag('no-worker-notice', values['no-worker-notice']);
   const lineCap = maxLineBytes();
   const workDir = values['work-dir'] ?? os.tmpdir();
 

@@ -4,13 +4,12 @@
  * workers, windows, selection and spill file, is score-jsonl.ts.
  */
 import { parseArgs } from 'node:util';
-import { availableParallelism } from 'node:os';
 import { toResolvedConfig } from '../config.js';
 import { UsageError } from '../errors.js';
 import { BACKEND_CHOICES, type BackendChoice, type ComputeOptions } from '../backends/backend.js';
 import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../gpu/adapter.js';
 import { cleanUpOnInterrupt } from './interrupt.js';
-import { maxLineBytes, exitForOutputFailure, inspectInput, isRegularFile, openInput, readJsonConfig } from './io.js';
+import { maxLineBytes, exitForOutputFailure, parseThreadsFlag, positiveIntegerFlag, inspectInput, isRegularFile, openInput, readJsonConfig } from './io.js';
 import { openOutput, stdoutOutput } from './out-file.js';
 import { scoreStream } from './score-jsonl.js';
 import { DEFAULT_CHUNK_BYTES } from '../records/jsonl-chunks.js';
@@ -71,10 +70,8 @@ export async function main(argv: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError(`expected exactly one input FILE or -, got ${positionals.length}\n${HELP}`);
   const backend = values.backend as BackendChoice;
   if (!BACKEND_CHOICES.includes(backend)) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got "${values.backend}"`);
-  const window = Number(values.window);
-  if (!Number.isInteger(window) || window < 1) throw new UsageError(`--window must be a positive integer, got "${values.window}"`);
-  const threads = values.threads === undefined ? availableParallelism() : Number(values.threads);
-  if (!Number.isInteger(threads) || threads < 0 || threads > 256) throw new UsageError(`--threads must be an integer from 0 to 256, got "${values.threads}"`);
+  const window = positiveIntegerFlag('window', values.window!);
+  const threads = parseThreadsFlag(values.threads);
   if (values.adapter !== undefined) setWebGpuAdapter(values.adapter as AdapterPreference);
   setWebGpuAdapterReport(true);
   if (values.compact !== undefined && values.compact !== 'unorm16') throw new UsageError(`--compact must be "unorm16", got "${values.compact}"`);

@@ -4,14 +4,13 @@
  * progress are finished and the worker exits 0 (a second signal exits at once; BullMQ then hands
  * the unfinished shards to another worker).
  */
-import { availableParallelism } from 'node:os';
 import { BACKEND_CHOICES, type BackendChoice, type ComputeOptions } from '../backends/backend.js';
 import { getBackend } from '../backends/registry.js';
 import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../gpu/adapter.js';
 import { UsageError } from '../errors.js';
 import { checkQueueUrl, redactUrl } from '../queue/queue-url.js';
 import { DEFAULT_QUEUE_NAME } from '../queue/shard-job.js';
-import { parseFlags } from './io.js';
+import { parseFlags, parseThreadsFlag, positiveIntegerFlag } from './io.js';
 
 export const OPTIONS = {
   queue: { type: 'string' },
@@ -44,11 +43,6 @@ Scores the shards of distributed "ecr score --queue" runs, until SIGINT or SIGTE
 Exit codes: 0 stopped by SIGINT/SIGTERM after finishing its shards, 1 Redis unreachable at start or the --backend
 cannot run here, 2 bad arguments.`;
 
-function positiveInt(flag: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${flag} must be a positive integer, got "${v}"`);
-  return n;
-}
 
 export async function main(argv: string[]): Promise<number> {
   const values = parseFlags(argv, OPTIONS, HELP);
@@ -61,11 +55,10 @@ export async function main(argv: string[]): Promise<number> {
   setWebGpuAdapterReport(true);
   if (values.compact !== undefined && values.compact !== 'unorm16') throw new UsageError(`--compact must be "unorm16", got "${values.compact}"`);
   const compute: ComputeOptions = values.compact ? { compact: 'unorm16' } : {};
-  const concurrency = positiveInt('concurrency', values.concurrency);
-  const threads = values.threads === undefined ? availableParallelism() : Number(values.threads);
-  if (!Number.isInteger(threads) || threads < 0 || threads > 256) throw new UsageError(`--threads must be an integer from 0 to 256, got "${values.threads}"`);
-  const lockDurationMs = positiveInt('lock-duration', values['lock-duration']);
-  const stalledIntervalMs = positiveInt('stalled-interval', values['stalled-interval']);
+  const concurrency = positiveIntegerFlag('concurrency', values.concurrency);
+  const threads = parseThreadsFlag(values.threads);
+  const lockDurationMs = positiveIntegerFlag('lock-duration', values['lock-duration']);
+  const stalledIntervalMs = positiveIntegerFlag('stalled-interval', values['stalled-interval']);
   // BullMQ and ioredis load only once the arguments are known to be good.
   const { defaultWorkerName, startShardWorker } = await import('../queue/shard-worker.js');
   const { probeRedis } = await import('../queue/connection.js');
