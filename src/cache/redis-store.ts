@@ -156,6 +156,8 @@ export class RedisStore {
   private readonly client: ScriptClient;
   private readonly sub: Redis;
   private readonly waiters = new Map<string, Set<(value: Uint8Array | null) => void>>();
+  /** The SUBSCRIBE of each channel with waiters: every waiter (not only the first) awaits it before its peek. */
+  private readonly subscriptions = new Map<string, Promise<unknown>>();
   private readonly pending = new Set<Promise<unknown>>();
   private pausedUntil = 0;
   private lastError: string | null = null;
@@ -254,14 +256,19 @@ export class RedisStore {
     let resolveWait!: (v: Uint8Array | null) => void;
     const waited = new Promise<Uint8Array | null>((r) => { resolveWait = r; });
     let set = this.waiters.get(channel);
-    const first = !set;
-    if (!set) { set = new Set(); this.waiters.set(channel, set); }
+    if (!set) {
+      set = new Set();
+      this.waiters.set(channel, set);
+      this.subscriptions.set(channel, this.sub.subscribe(channel));
+    }
+    const subscribed = this.subscriptions.get(channel)!;
     set.add(resolveWait);
     const timer = setTimeout(() => resolveWait(null), this.lockMs);
     const onAbort = () => resolveWait(null);
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      if (first) await this.sub.subscribe(channel);
+      // A message published before the subscription is active would be lost: wait for it.
+      await subscribed;
       // The value may have landed between the lookup and the subscription.
       const [code, value] = await this.client.ecrPeekBuffer(key, lockKey(key));
       this.succeeded();
@@ -277,6 +284,7 @@ export class RedisStore {
       set.delete(resolveWait);
       if (set.size === 0 && this.waiters.get(channel) === set) {
         this.waiters.delete(channel);
+        this.subscriptions.delete(channel);
         if (this.sub.status === 'ready') this.track(this.sub.unsubscribe(channel).catch(() => {}));
       }
     }

@@ -121,7 +121,7 @@ export class TieredCache<V extends {}> {
       let bytes: Uint8Array;
       try { bytes = this.l2.codec.encode(value); } catch {
         // A value the layout cannot hold (e.g. more than 255 alternatives per token) stays in L1 only.
-        if (lease.token) this.l2.store.release(lease.key, lease.token);
+        this.abandon(lease);
         return;
       }
       this.l2.store.store(lease.key, bytes, (control.ttlSeconds ?? this.l2.store.ttlSeconds) * 1000, lease.token ?? undefined);

@@ -509,7 +509,7 @@ export class EcrPipeline {
       const found = await tier.lookup(key, control, ctx.signal).catch(() => ({ hit: false as const, lease: null }));
       if (found.hit && found.value.length === k) {
         ctx.stats.onCache('candidates', found.outcome);
-        if (!control.noStore) this.caches.candidates.set(flightKey, found.value, control.ttlSeconds === undefined ? undefined : control.ttlSeconds * 1000);
+        tier.fill(key, found.value, control, null); // L1 only: the value came from L2
         found.value.forEach((choice, i) => slots[i].resolve({ ok: true, choice, via: 'cache' }));
         return;
       }

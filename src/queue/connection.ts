@@ -35,3 +35,14 @@ export async function probeRedis(url: string, timeoutMs = 5000): Promise<void> {
     probe.disconnect();
   }
 }
+
+/** An 'error' listener for a BullMQ connection that keeps retrying: one line per 10 s at most. */
+export function retryingErrorLog(what: string, log: (line: string) => void): (err: Error) => void {
+  let last = 0;
+  return (err) => {
+    const now = Date.now();
+    if (now - last < 10_000) return;
+    last = now;
+    log(`${what}: ${(err as NodeJS.ErrnoException).code ?? err.message} (retrying)`);
+  };
+}

@@ -22,7 +22,7 @@ import { JsonlWorkers } from '../records/jsonl-workers.js';
 import { Sink, Progress } from '../cli/io.js';
 import { UsageError } from '../errors.js';
 import { checkShardJob, encodeFailure, ShardFailedError, type ShardJob, type ShardResult } from './shard-job.js';
-import { queueClient } from './connection.js';
+import { queueClient, retryingErrorLog } from './connection.js';
 
 export interface WorkerSettings {
   url: string;
@@ -169,13 +169,7 @@ export async function startShardWorker(s: WorkerSettings): Promise<{ worker: Wor
     maxStalledCount: 2,
     autorun: false,
   });
-  let lastError = 0;
-  worker.on('error', (err) => {
-    const now = Date.now();
-    if (now - lastError < 10_000) return;
-    lastError = now;
-    s.log(`Redis: ${(err as NodeJS.ErrnoException).code ?? err.message} (retrying)`);
-  });
+  worker.on('error', retryingErrorLog('Redis', s.log));
   void worker.run().catch((err: Error) => s.log(`stopped: ${err.message}`));
   await worker.waitUntilReady();
   return { worker, close: async () => { await worker.close(); await closePools(); connection.disconnect(); } };

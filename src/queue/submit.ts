@@ -8,8 +8,8 @@
  * it says so (and again whenever the last one goes away), instead of waiting silently.
  */
 import { Queue, QueueEvents } from 'bullmq';
-import { decodeFailure, shardJobId, type ShardJob, type ShardResult } from './shard-job.js';
-import { queueClient } from './connection.js';
+import { DEFAULT_QUEUE_NAME, decodeFailure, shardJobId, type ShardJob, type ShardResult } from './shard-job.js';
+import { queueClient, retryingErrorLog } from './connection.js';
 import { redactUrl } from './queue-url.js';
 import { QueueProgress } from './progress.js';
 
@@ -29,17 +29,6 @@ function notice(line: string): void {
 
 const describeShard = (j: ShardJob) => `shard ${j.index + 1} of ${j.count} of ${j.inputName} (from line ${j.firstLine}, ${j.records} records)`;
 
-/** Rate-limits repeated connection errors to one line per 10 s. */
-function errorReporter(what: string): (err: Error) => void {
-  let last = 0;
-  return (err) => {
-    const now = Date.now();
-    if (now - last < 10_000) return;
-    last = now;
-    notice(`${what}: ${(err as NodeJS.ErrnoException).code ?? err.message} (retrying)`);
-  };
-}
-
 /** Runs every job (all inputs, in order) on the queue's workers; resolves when all completed. */
 export async function runShardJobs(jobs: ShardJob[], s: SubmitSettings): Promise<void> {
   if (jobs.length === 0) return;
@@ -47,13 +36,13 @@ export async function runShardJobs(jobs: ShardJob[], s: SubmitSettings): Promise
   const queueConnection = queueClient(s.url);
   const eventsConnection = queueClient(s.url);
   const queue = new Queue(s.queueName, { connection: queueConnection });
-  queue.on('error', errorReporter(`Redis at ${where}`));
+  queue.on('error', retryingErrorLog(`Redis at ${where}`, notice));
   // Follow the event stream from the server's present, read before the first job exists, so no
   // completion can be missed between adding the jobs and the first read of the stream.
   const [sec, usec] = await queueConnection.time();
   const startId = `${Number(sec) * 1000 + Math.floor(Number(usec) / 1000) - 1}-0`;
   const events = new QueueEvents(s.queueName, { connection: eventsConnection, lastEventId: startId });
-  events.on('error', errorReporter(`Redis events at ${where}`));
+  events.on('error', retryingErrorLog(`Redis events at ${where}`, notice));
 
   const pending = new Map<string, ShardJob>();
   for (const j of jobs) pending.set(jobIdOf(j), j);
@@ -141,7 +130,7 @@ function watchWorkers(queue: Queue, s: SubmitSettings, where: string, progress: 
         told = true;
         const left = progress.state.shards - progress.state.shardsDone;
         notice(`no ecr worker is connected to ${where}; ${left} shard${left === 1 ? '' : 's'} waiting. `
-          + `Start one with: ecr worker --queue ${redactUrl(s.url)}${s.queueName === 'ecr-score' ? '' : ` --queue-name ${s.queueName}`}`);
+          + `Start one with: ecr worker --queue ${redactUrl(s.url)}${s.queueName === DEFAULT_QUEUE_NAME ? '' : ` --queue-name ${s.queueName}`}`);
       }
     } catch (err) {
       // Some hosted Redis services refuse CLIENT LIST, which BullMQ counts workers with.

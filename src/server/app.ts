@@ -18,6 +18,9 @@ import { registerMetrics } from './metrics-route.js';
 import { ECR_PREFIX, registerModels } from './models.js';
 import { passThrough } from './passthrough.js';
 import { ecrMetrics } from '../monitoring/process-metrics.js';
+import { redactUrl } from '../queue/queue-url.js';
+
+export { redactUrl };
 
 export interface GatewayOptions {
   /** Where the JSON log lines go (default stdout). */
@@ -112,10 +115,6 @@ export function buildGateway(config: ServeConfig, options: GatewayOptions = {}):
   return { app, gateway };
 }
 
-/** The URL without its password, for logs. */
-export function redactUrl(url: string): string {
-  return url.replace(/^([a-z+]+:\/\/[^:@/]*):[^@/]*@/i, '$1:***@');
-}
 
 /** Builds and listens; resolves with the URL it listens on (port 0 picks a free one). */
 export async function startGateway(config: ServeConfig, options: GatewayOptions = {}): Promise<BuiltGateway & { url: string }> {
