@@ -3,7 +3,7 @@
  * `resolveConfig` turns user JSON into a fully-specified `ResolvedConfig`; nothing downstream
  * re-checks or re-defaults options.
  */
-import { ConfigError } from './errors.js';
+import { ConfigError, InputError, type InputLocation } from './errors.js';
 import { formatNumber } from './input-ranges.js';
 import { parseCalibration, parseProvenance, type ProbabilityMap, type Provenance } from './calibration/probability-map.js';
 
@@ -186,6 +186,19 @@ export function checkConfigAgainstShape(config: ResolvedConfig, m: number): void
     throw new ConfigError(`has ${config.crWeights.length} entries but the trajectories have m = ${m} components`, 'crWeights');
   }
   if (config.confIndex >= m) throw new ConfigError(`is ${config.confIndex} but the trajectories have only m = ${m} components`, 'confIndex');
+}
+
+/**
+ * checkConfigAgainstShape for input records: a configuration that does not fit their m is an
+ * input error naming the first record of that shape (`where`, asked only on failure) and "steps".
+ */
+export function checkRecordShape(config: ResolvedConfig, m: number, where: () => InputLocation): void {
+  try {
+    checkConfigAgainstShape(config, m);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new InputError(`${m} components per step do not fit the configuration: ${err.message}`, { ...where(), field: 'steps' });
+    throw err;
+  }
 }
 
 /** The dmax in force for a batch: explicit, else ln(A) with a policy, else the proxy constant. */

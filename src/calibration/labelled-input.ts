@@ -11,7 +11,6 @@ import path from 'node:path';
 import type { ResolvedConfig } from '../config.js';
 import { InputError, UsageError, type InputLocation } from '../errors.js';
 import { formatOf, type DataFormat } from '../columnar/format.js';
-import { columnarRows } from './columnar-rows.js';
 import type { BackendChoice } from '../backends/backend.js';
 import { checkRecord, parseJsonLine, type TrajectoryRecord } from '../records/record.js';
 import { scoreRecords } from '../records/score-records.js';
@@ -183,6 +182,8 @@ export async function readCalibrationSet(file: string, opts: ReadOptions): Promi
       add(value as Record<string, unknown>, line, { line });
     });
   } else {
+    // Loaded only for a columnar input: apache-arrow costs ~0.1 s to load, which JSONL runs (and the library import) should not pay.
+    const { columnarRows } = await import('./columnar-rows.js');
     for await (const { row, value } of columnarRows(bytes, format, file === '-' ? 'stdin' : file)) add(value, row, { row });
   }
 

@@ -50,7 +50,7 @@ export async function main(argv: string[]): Promise<number> {
     const out = outFile === '-' ? stdoutOutput() : await openOutput(outFile, info);
     try {
       const input = await openBatchInput({
-        file: inFile, format: inFormat, stream: isRegularFile(inFile, info) ? null : openInput(inFile), open: () => openInput(inFile),
+        file: inFile, format: inFormat, stream: isRegularFile(inFile, info) ? null : openInput(inFile),
         windowSize: window, lineCap: maxLineBytes(),
       });
       const progress = new Progress('ecr convert');

@@ -175,13 +175,18 @@ export function parseThreadsFlag(text: string | undefined): number {
   return threads;
 }
 
+/** A positive integer from the environment variable `name`, or undefined when it is unset or empty. */
+export function positiveIntegerEnv(name: string): number | undefined {
+  const env = process.env[name];
+  if (env === undefined || env === '') return undefined;
+  const n = Number(env);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} must be a positive integer, got "${env}"`);
+  return n;
+}
+
 /** The line-length cap of ecr score's inputs: 64 MiB, or ECR_MAX_LINE_BYTES (for tests that should not write 64 MiB). */
 export function maxLineBytes(): number {
-  const env = process.env.ECR_MAX_LINE_BYTES;
-  if (env === undefined || env === '') return DEFAULT_MAX_LINE_BYTES;
-  const n = Number(env);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`ECR_MAX_LINE_BYTES must be a positive integer, got "${env}"`);
-  return n;
+  return positiveIntegerEnv('ECR_MAX_LINE_BYTES') ?? DEFAULT_MAX_LINE_BYTES;
 }
 
 export function exitForOutputFailure(command: string, err: unknown): number {

@@ -23,7 +23,7 @@ import type { BackendChoice, ComputeOptions } from '../backends/backend.js';
 import { GroupSelector } from '../select.js';
 import { GroupKeys } from '../records/group-keys.js';
 import { DEFAULT_CHUNK_BYTES, lineChunks, type SkippedLine } from '../records/jsonl-chunks.js';
-import { MAX_REPORTED_ERRORS, type ParsedChunk } from '../records/jsonl-parse.js';
+import { ARRAY_HINT, MAX_REPORTED_ERRORS, type ParsedChunk } from '../records/jsonl-parse.js';
 import { JsonlWorkers } from '../records/jsonl-workers.js';
 import { PackedWindow, idOfHead } from '../records/packed-window.js';
 import { temporaryDirectory } from './interrupt.js';
@@ -52,9 +52,6 @@ export interface ScoreSettings {
   /** Where the progress line goes (default stderr; nothing unless it is a terminal). */
   progress?: Progress;
 }
-
-const ARRAY_HINT = 'hint: this looks like a JSON array; ecr score reads JSONL, one JSON object per line'
-  + " (convert with: jq -c '.[]' FILE)";
 
 const formatBytes = (n: number) => (n % (1 << 20) === 0 ? `${n / (1 << 20)} MiB` : `${n}-byte`);
 

@@ -9,7 +9,7 @@ import { UsageError } from '../errors.js';
 import { BACKEND_CHOICES, type BackendChoice, type ComputeOptions } from '../backends/backend.js';
 import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../gpu/adapter.js';
 import { cleanUpOnInterrupt } from './interrupt.js';
-import { maxLineBytes, exitForOutputFailure, parseThreadsFlag, positiveIntegerFlag, inspectInput, isRegularFile, openInput, readJsonConfig } from './io.js';
+import { maxLineBytes, exitForOutputFailure, parseThreadsFlag, positiveIntegerEnv, positiveIntegerFlag, inspectInput, isRegularFile, openInput, readJsonConfig } from './io.js';
 import { openOutput, stdoutOutput } from './out-file.js';
 import { scoreStream } from './score-jsonl.js';
 import { DEFAULT_CHUNK_BYTES } from '../records/jsonl-chunks.js';
@@ -42,11 +42,7 @@ Exit codes: 0 success, 2 bad input or arguments (the message names line and fiel
 
 /** Bytes per parse chunk: 1 MiB, or ECR_JSONL_CHUNK_BYTES (tests use tiny chunks to cross many chunk boundaries). */
 function chunkBytes(): number | undefined {
-  const env = process.env.ECR_JSONL_CHUNK_BYTES;
-  if (env === undefined || env === '') return undefined;
-  const n = Number(env);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`ECR_JSONL_CHUNK_BYTES must be a positive integer, got "${env}"`);
-  return n;
+  return positiveIntegerEnv('ECR_JSONL_CHUNK_BYTES');
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -101,7 +97,7 @@ export async function main(argv: string[]): Promise<number> {
         // Parquet or Arrow on either side: the columnar path (src/columnar/), loaded only then.
         const { scoreToOutput } = await import('../columnar/score-columnar.js');
         scored = await scoreToOutput(
-          { file: input, format: inFormat, stream: isRegularFile(input, inputInfo) ? null : openInput(input), open: () => openInput(input), windowSize: window, lineCap },
+          { file: input, format: inFormat, stream: isRegularFile(input, inputInfo) ? null : openInput(input), windowSize: window, lineCap },
           { format: outFormat, arrowLayout: arrowLayoutOf(values.out ?? '-'), sink: out.sink },
           { config, backend, compute },
         );

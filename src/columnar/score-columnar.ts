@@ -16,11 +16,13 @@ import { allocMetrics } from '../batch.js';
 import type { BackendChoice, ComputeOptions } from '../backends/backend.js';
 import { chooseBackend, getBackend } from '../backends/registry.js';
 import { pCorrectOf } from '../calibration/probability-map.js';
-import { checkConfigAgainstShape, type ResolvedConfig } from '../config.js';
-import { ConfigError, EcrError, InputError, type InputLocation } from '../errors.js';
+import { checkRecordShape, type ResolvedConfig } from '../config.js';
+import { EcrError, InputError, type InputLocation } from '../errors.js';
 import { GroupKeys } from '../records/group-keys.js';
+import { firstNonFinite } from '../cli/score-output.js';
+import { ARRAY_HINT, MAX_REPORTED_ERRORS } from '../records/jsonl-parse.js';
 import { GroupSelector } from '../select.js';
-import { Progress, type Sink } from '../cli/io.js';
+import { Progress, openInput, type Sink } from '../cli/io.js';
 import { rowNumberData } from './arrow-build.js';
 import { checkBlock, internGroups, type ScoringBlock } from './block.js';
 import type { DataFormat } from './format.js';
@@ -30,11 +32,6 @@ import { ResultStore, SelectedColumn, resultBatch, resultSchema, type BlockResul
 import { checkSchema, type ColumnIndex } from './schema.js';
 import { jsonlResultsWriter, openWriter } from './writers.js';
 
-/** Invalid rows reported before giving up, as for JSONL lines. */
-export const MAX_REPORTED_ERRORS = 20;
-
-const ARRAY_HINT = 'hint: this looks like a JSON array; ecr score reads JSONL, one JSON object per line'
-  + " (convert with: jq -c '.[]' FILE)";
 
 export interface InputSpec {
   /** The name given on the command line ('-' for stdin). */
@@ -42,8 +39,7 @@ export interface InputSpec {
   format: DataFormat;
   /** The input as a byte stream when it is not a regular file (stdin, a pipe); null: open `file`. */
   stream: Readable | null;
-  /** For JSONL: the byte stream (always), records per batch and the line-length cap. */
-  open: () => Readable;
+  /** For JSONL: records per batch and the line-length cap. */
   windowSize: number;
   lineCap: number;
 }
@@ -71,7 +67,7 @@ export interface BatchInput {
 export async function openBatchInput(input: InputSpec): Promise<BatchInput> {
   const errors: InputError[] = [];
   if (input.format === 'jsonl') {
-    const j = readJsonlBatches(input.open(), { windowSize: input.windowSize, lineCap: input.lineCap, maxErrors: MAX_REPORTED_ERRORS, errors });
+    const j = readJsonlBatches(input.stream ?? openInput(input.file), { windowSize: input.windowSize, lineCap: input.lineCap, maxErrors: MAX_REPORTED_ERRORS, errors });
     return {
       schema: () => j.schema, columns: checkSchema(j.schema), batches: j.batches, errors, unit: 'line',
       locate: (batch, k) => ({ line: j.lineOf(batch, k) }),
@@ -132,12 +128,7 @@ export async function scoreBlock(block: ScoringBlock, s: ScoreSettings, groups: 
   for (const part of block.parts) {
     const b = part.batch;
     const j0 = part.rows ? part.rows[0] : 0;
-    try {
-      checkConfigAgainstShape(s.config, b.m);
-    } catch (err) {
-      if (err instanceof ConfigError) throw new InputError(`${b.m} components per step do not fit the configuration: ${err.message}`, { ...locate(j0), id: String(block.idOf(j0)), field: 'steps' });
-      throw err;
-    }
+    checkRecordShape(s.config, b.m, () => ({ ...locate(j0), id: String(block.idOf(j0)) }));
     const backend = await getBackend(await chooseBackend(s.backend, b));
     if (part.rows === null) {
       await backend.computeMetrics(b, s.config, { ...s.compute, out: metrics });
@@ -152,16 +143,11 @@ export async function scoreBlock(block: ScoringBlock, s: ScoreSettings, groups: 
     }
   }
   const admissible = new Uint8Array(n);
-  const { evb, cr, ts, es, pd, cci } = metrics;
+  const { cci } = metrics;
   const base = block.baseScore;
-  for (let j = 0; j < n; j++) {
-    if (!Number.isFinite(evb[j] + cr[j] + ts[j] + es[j] + pd[j] + cci[j])) {
-      for (const [name, v] of [['EVB', evb[j]], ['CR', cr[j]], ['TS', ts[j]], ['ES', es[j]], ['PD', pd[j]], ['CCI', cci[j]]] as const) {
-        if (!Number.isFinite(v)) throw new NonFiniteRowError(name, v, locate(j), block.idOf(j));
-      }
-    }
-    admissible[j] = selector.offer(groupIndex[j], block.firstRow + j, cci[j], base ? base[j] : Number.NaN) ? 1 : 0;
-  }
+  const bad = firstNonFinite(metrics, n);
+  if (bad) throw new NonFiniteRowError(bad.metric, bad.value, locate(bad.index), block.idOf(bad.index));
+  for (let j = 0; j < n; j++) admissible[j] = selector.offer(groupIndex[j], block.firstRow + j, cci[j], base ? base[j] : Number.NaN) ? 1 : 0;
   let pCorrect: Float64Array | null = null;
   if (s.config.calibration) {
     pCorrect = new Float64Array(n);

@@ -10,9 +10,14 @@ import { checkRecord, parseJsonLine, type CheckedRecord } from './record.js';
 import { TAG_NUMBER, TAG_STRING } from './group-keys.js';
 import { resultHead } from '../cli/score-output.js';
 import { readSimpleRecord, type SimpleRecord } from './jsonl-fast-record.js';
+import { GrowableFloats } from './floats.js';
 
-/** Invalid lines reported before a run gives up (so one run shows most problems of a file). */
+/** Invalid lines (or rows) reported before a run gives up (so one run shows most problems of a file). */
 export const MAX_REPORTED_ERRORS = 20;
+
+/** Said after the errors when an invalid line looks like the start of a JSON array. */
+export const ARRAY_HINT = 'hint: this looks like a JSON array; ecr score reads JSONL, one JSON object per line'
+  + " (convert with: jq -c '.[]' FILE)";
 
 /** An invalid line; `before` valid records of the chunk precede it. */
 export interface LineError {
@@ -52,34 +57,6 @@ export interface ParsedChunk {
   errors: LineError[];
 }
 
-/** A Float64Array that grows by doubling. */
-class Floats {
-  data: Float64Array;
-  length = 0;
-  constructor(capacity: number) { this.data = new Float64Array(capacity); }
-  ensure(extra: number): void {
-    if (this.length + extra <= this.data.length) return;
-    const next = new Float64Array(Math.max(this.data.length * 2, this.length + extra));
-    next.set(this.data.subarray(0, this.length));
-    this.data = next;
-  }
-  rows(rows: readonly (readonly number[])[]): void {
-    const w = rows[0].length;
-    this.ensure(rows.length * w);
-    const d = this.data;
-    let at = this.length;
-    for (const row of rows) for (let j = 0; j < w; j++) d[at++] = row[j];
-    this.length = at;
-  }
-  row(row: readonly number[]): void {
-    this.ensure(row.length);
-    this.data.set(row, this.length);
-    this.length += row.length;
-  }
-  /** A copy of exactly the used part, so its buffer can be transferred without the slack. */
-  done(): Float64Array { return this.data.slice(0, this.length); }
-}
-
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -96,11 +73,11 @@ export function parseChunk(bytes: Uint8Array, firstLine: number, lines: number):
   let groupBytes = new Uint8Array(estimate * 8);
   const groupEnds = new Uint32Array(estimate + 1);
   let groupUsed = 0;
-  const steps = new Floats(estimate * 40);
-  const embeddings = new Floats(0);
-  const expected = new Floats(0);
-  const realized = new Floats(0);
-  const policy = new Floats(0);
+  const steps = new GrowableFloats(estimate * 40);
+  const embeddings = new GrowableFloats(0);
+  const expected = new GrowableFloats(0);
+  const realized = new GrowableFloats(0);
+  const policy = new GrowableFloats(0);
   const errors: LineError[] = [];
   let count = 0;
 

@@ -7,8 +7,7 @@
  */
 import type { Batch, MetricArrays } from '../batch.js';
 import { allocMetrics } from '../batch.js';
-import { checkConfigAgainstShape, type ResolvedConfig } from '../config.js';
-import { ConfigError, InputError } from '../errors.js';
+import { checkRecordShape, type ResolvedConfig } from '../config.js';
 import type { BackendChoice, BackendName, ComputeOptions } from '../backends/backend.js';
 import { chooseBackend, getBackend } from '../backends/registry.js';
 import { allocateSharedMetrics, sharedFloat64 } from '../backends/cpu/shared.js';
@@ -180,19 +179,12 @@ export class PackedWindow {
     const lineOf = this.lineOf.slice(0, n);
     try {
       // As scoreWindow: the first record of each shape is checked against the configuration.
-      const first = [...this.used].sort((x, y) => x.positions[0] - y.positions[0]);
-      for (const b of first) {
-        try {
-          checkConfigAgainstShape(config, b.m);
-        } catch (err) {
-          const j = b.positions[0];
-          if (err instanceof ConfigError) {
-            throw new InputError(`${b.m} components per step do not fit the configuration: ${err.message}`, { line: this.lineOf[j], id: idOfHead(heads.slice(headEnds[j], headEnds[j + 1])), field: 'steps' });
-          }
-          throw err;
-        }
+      // `used` is already in that order: a bucket joins it at its first record of the window.
+      for (const b of this.used) {
+        const j = b.positions[0];
+        checkRecordShape(config, b.m, () => ({ line: this.lineOf[j], id: idOfHead(heads.slice(headEnds[j], headEnds[j + 1])) }));
       }
-      for (const b of first) {
+      for (const b of this.used) {
         const batch = b.toBatch();
         const name = await chooseBackend(backend, batch);
         backends.add(name);

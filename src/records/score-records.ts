@@ -4,8 +4,8 @@
  * windows of a stream), so selection spans a group whatever shapes its members have.
  */
 import { allocMetrics, type MetricArrays } from '../batch.js';
-import { checkConfigAgainstShape, toResolvedConfig, type EcrConfig, type ResolvedConfig } from '../config.js';
-import { ConfigError, InputError, UsageError } from '../errors.js';
+import { checkRecordShape, toResolvedConfig, type EcrConfig, type ResolvedConfig } from '../config.js';
+import { UsageError } from '../errors.js';
 import type { BackendChoice, BackendName, ComputeOptions } from '../backends/backend.js';
 import { chooseBackend, getBackend } from '../backends/registry.js';
 import { GroupSelector } from '../select.js';
@@ -50,12 +50,7 @@ export async function scoreWindow(
     const key = shapeKey(r);
     let b = buckets.get(key);
     if (!b) {
-      try {
-        checkConfigAgainstShape(config, r.m);
-      } catch (err) {
-        if (err instanceof ConfigError) throw new InputError(`${r.m} components per step do not fit the configuration: ${err.message}`, { ...locate(firstIndex + j), id: String(r.id), field: 'steps' });
-        throw err;
-      }
+      checkRecordShape(config, r.m, () => ({ ...locate(firstIndex + j), id: String(r.id) }));
       b = new ShapeBucket(r, n);
       buckets.set(key, b);
     }
