@@ -166,7 +166,7 @@ describe.runIf(existsSync(DIST_CPU))('cpu backend worker threads (compiled dist/
     expect(parallel.workersAvailable).toBe(true);
     const config = resolveConfig(raw);
     const a: MetricArrays = await parallel.computeMetrics(batch, config, { covariance });
-    expect(parallel.lastRun).toEqual({ threads: 2, copiedInputs: expectCopied, copiedOutputs: false });
+    expect(parallel.lastRun).toEqual({ threads: 2, copiedInputs: expectCopied, copiedOutputs: false, offloaded: false });
     const b: MetricArrays = await single.computeMetrics(batch, config, { covariance });
     expect(single.lastRun.threads).toBe(1);
     for (const k of METRICS) expect(Array.from(a[k]), k).toEqual(Array.from(b[k]));
@@ -201,14 +201,39 @@ describe.runIf(existsSync(DIST_CPU))('cpu backend worker threads (compiled dist/
           covariance: new Float64Array(batch.n * batch.m * batch.m),
         };
         out.cci.fill(-1); // stale values from a previous batch must all be overwritten
-        const got = await parallel.computeMetrics(batch, config, { covariance: true, out });
-        expect(parallel.lastRun).toEqual({ threads: 2, copiedInputs: !inputsShared, copiedOutputs: !outShared });
-        expect(got.cci).toBe(out.cci);
-        expect(got.covariance).toBe(out.covariance);
-        for (const k of METRICS) expect(Array.from(got[k]), `${k} inputsShared=${inputsShared} outShared=${outShared}`).toEqual(Array.from(want[k]));
-        expect(Array.from(got.covariance!)).toEqual(Array.from(want.covariance!));
+        for (const offload of [false, true]) {
+          out.cci.fill(-1); // stale values from a previous batch must all be overwritten
+          out.covariance!.fill(-1);
+          const got = await parallel.computeMetrics(batch, config, { covariance: true, out, offload });
+          expect(parallel.lastRun).toEqual({ threads: 2, copiedInputs: !inputsShared, copiedOutputs: !outShared, offloaded: offload });
+          expect(got.cci).toBe(out.cci);
+          expect(got.covariance).toBe(out.covariance);
+          const where = `inputsShared=${inputsShared} outShared=${outShared} offload=${offload}`;
+          for (const k of METRICS) expect(Array.from(got[k]), `${k} ${where}`).toEqual(Array.from(want[k]));
+          expect(Array.from(got.covariance!), where).toEqual(Array.from(want.covariance!));
+        }
       }
     }
+  });
+
+  it('offload: the workers compute the whole batch while the calling thread stays free', async () => {
+    const { CpuBackend: DistCpu } = await load();
+    const backend = new DistCpu({ threads: 2, sharedThreshold: 64, copyThreshold: 64 });
+    const single = new DistCpu({ threads: 1 });
+    backends.push(backend, single);
+    const config = resolveConfig({});
+    const batch = syntheticBatch({ n: 20_000, t: 5, m: 8, seed: 21 });
+    const want = await single.computeMetrics(batch, config);
+    await backend.computeMetrics(batch, config);
+    expect(backend.workersStarted).toBe(1); // a normal call: the calling thread and one worker
+    const got = await backend.computeMetrics(batch, config, { offload: true });
+    // Offloaded: one worker per thread, the calling thread only staged the inputs.
+    expect(backend.lastRun).toEqual({ threads: 2, copiedInputs: true, copiedOutputs: false, offloaded: true });
+    expect(backend.workersStarted).toBe(2);
+    for (const k of METRICS) expect(Array.from(got[k]), k).toEqual(Array.from(want[k]));
+    // Below the threshold, or with one thread, it computes in place as before.
+    await single.computeMetrics(batch, config, { offload: true });
+    expect(single.lastRun).toEqual({ threads: 1, copiedInputs: false, copiedOutputs: false, offloaded: false });
   });
 
   it('reuses its workers across calls and stays single-threaded below the threshold', async () => {

@@ -24,6 +24,14 @@ export interface ComputeOptions {
    * place (see allocateSharedMetrics); read the arrays the call returns all the same.
    */
   out?: MetricArrays;
+  /**
+   * The calling thread has other work to do meanwhile (reading and checking the next block of a
+   * file): the cpu backend then runs the whole batch on its worker threads, one per configured
+   * thread, and the call returns to the event loop at once instead of computing a share on the
+   * calling thread. Results are the same either way. Other backends ignore it (they never compute
+   * on the calling thread).
+   */
+  offload?: boolean;
 }
 
 /**

@@ -12,7 +12,7 @@
  */
 import type { Readable } from 'node:stream';
 import { Int64, type RecordBatch, type Schema } from 'apache-arrow';
-import { allocMetrics } from '../batch.js';
+import { allocateSharedMetrics } from '../backends/cpu/shared.js';
 import type { BackendChoice, ComputeOptions } from '../backends/backend.js';
 import { chooseBackend, getBackend } from '../backends/registry.js';
 import { pCorrectOf } from '../calibration/probability-map.js';
@@ -23,11 +23,11 @@ import { firstNonFinite } from '../cli/score-output.js';
 import { ARRAY_HINT, MAX_REPORTED_ERRORS } from '../records/jsonl-parse.js';
 import { GroupSelector } from '../select.js';
 import { Progress, openInput, type Sink } from '../cli/io.js';
-import { rowNumberData } from './arrow-build.js';
+import { ownedData, rowNumberData } from './arrow-build.js';
 import { checkBlock, internGroups, type ScoringBlock } from './block.js';
 import type { DataFormat } from './format.js';
 import { readJsonlBatches } from './jsonl-input.js';
-import { openColumnar } from './readers.js';
+import { openColumnar, type ColumnarOptions } from './readers.js';
 import { ResultStore, SelectedColumn, resultBatch, resultSchema, type BlockResults } from './results.js';
 import { checkSchema, type ColumnIndex } from './schema.js';
 import { jsonlResultsWriter, openWriter } from './writers.js';
@@ -61,26 +61,28 @@ export interface BatchInput {
   errors: InputError[];
   unit: 'line' | 'row';
   looksLikeArray(): boolean;
+  /** Batches are views of reused memory (see ColumnarInput.transient). */
+  transient: boolean;
   close(): Promise<void>;
 }
 
-export async function openBatchInput(input: InputSpec): Promise<BatchInput> {
+export async function openBatchInput(input: InputSpec, options: ColumnarOptions = {}): Promise<BatchInput> {
   const errors: InputError[] = [];
   if (input.format === 'jsonl') {
     const j = readJsonlBatches(input.stream ?? openInput(input.file), { windowSize: input.windowSize, lineCap: input.lineCap, maxErrors: MAX_REPORTED_ERRORS, errors });
     return {
       schema: () => j.schema, columns: checkSchema(j.schema), batches: j.batches, errors, unit: 'line',
       locate: (batch, k) => ({ line: j.lineOf(batch, k) }),
-      looksLikeArray: () => j.looksLikeArray, close: async () => {},
+      looksLikeArray: () => j.looksLikeArray, transient: false, close: async () => {},
     };
   }
-  const c = await openColumnar(input.file, input.format, input.stream);
+  const c = await openColumnar(input.file, input.format, input.stream, options);
   try {
     const columns = checkSchema(c.schema);
     return {
       schema: () => c.schema, columns, batches: c.batches, errors, unit: 'row',
       locate: (_batch, k, firstRow) => ({ row: firstRow + k + 1 }),
-      looksLikeArray: () => false, close: c.close,
+      looksLikeArray: () => false, transient: c.transient, close: c.close,
     };
   } catch (err) {
     await c.close();
@@ -124,16 +126,17 @@ export interface ScoreSettings {
 export async function scoreBlock(block: ScoringBlock, s: ScoreSettings, groups: GroupKeys, selector: GroupSelector, locate: (j: number) => InputLocation): Promise<BlockResults> {
   const n = block.numRows;
   const groupIndex = internGroups(block.group, n, groups);
-  const metrics = allocMetrics(n);
+  // Shared memory: the cpu backend's workers write the results in place (no copy back).
+  const metrics = allocateSharedMetrics(n);
   for (const part of block.parts) {
     const b = part.batch;
     const j0 = part.rows ? part.rows[0] : 0;
     checkRecordShape(s.config, b.m, () => ({ ...locate(j0), id: String(block.idOf(j0)) }));
     const backend = await getBackend(await chooseBackend(s.backend, b));
     if (part.rows === null) {
-      await backend.computeMetrics(b, s.config, { ...s.compute, out: metrics });
+      await backend.computeMetrics(b, s.config, { ...s.compute, out: metrics, offload: true });
     } else {
-      const out = await backend.computeMetrics(b, s.config, s.compute);
+      const out = await backend.computeMetrics(b, s.config, { ...s.compute, offload: true });
       const rows = part.rows;
       for (let k = 0; k < rows.length; k++) {
         const j = rows[k];
@@ -158,7 +161,9 @@ export async function scoreBlock(block: ScoringBlock, s: ScoreSettings, groups: 
 
 /** Scores `input` into `output`; returns the number of records. */
 export async function scoreToOutput(input: InputSpec, output: OutputSpec, s: ScoreSettings): Promise<number> {
-  const source = await openBatchInput(input);
+  // Scoring reads ahead one block only and keeps nothing of a block but its results, whose id
+  // and group columns are copied out: so an Arrow file may be read into reused shared memory.
+  const source = await openBatchInput(input, { reuseMemory: true });
   const groups = new GroupKeys();
   const selector = new GroupSelector(s.config.tau);
   const store = new ResultStore();
@@ -176,6 +181,10 @@ export async function scoreToOutput(input: InputSpec, output: OutputSpec, s: Sco
       next.catch(() => undefined); // awaited (and so thrown) in the next round; not an unhandled rejection meanwhile
       const { batch, block } = current.value;
       const results = await scoreBlock(block, s, groups, selector, (j) => source.locate(batch, j, block.firstRow));
+      if (source.transient) {
+        results.id = ownedData(results.id);
+        results.group = results.group && ownedData(results.group);
+      }
       await store.add(resultBatch(results));
       rows += block.numRows;
       progress.update(rows);

@@ -64,6 +64,8 @@ export interface CpuRunInfo {
   copiedInputs: boolean;
   /** The workers' results were staged and copied into `options.out` (outputs in ordinary memory). */
   copiedOutputs: boolean;
+  /** Only worker threads computed (ComputeOptions.offload); the calling thread was left free. */
+  offloaded: boolean;
 }
 
 type InputKey = 'steps' | 'embeddings' | 'expected' | 'realized' | 'policy';
@@ -77,7 +79,7 @@ export class CpuBackend implements ScoreBackend {
   private readonly staging: StagingArea;
   private readonly script: URL | null;
   /** How the most recent call ran. */
-  lastRun: CpuRunInfo = { threads: 1, copiedInputs: false, copiedOutputs: false };
+  lastRun: CpuRunInfo = { threads: 1, copiedInputs: false, copiedOutputs: false, offloaded: false };
 
   constructor(options: CpuBackendOptions = {}) {
     this.threads = Math.max(1, Math.floor(options.threads ?? availableParallelism()));
@@ -109,9 +111,10 @@ export class CpuBackend implements ScoreBackend {
       const out = options.out ? outputsOf(options.out, covariance) : allocMetrics(n);
       if (covariance && !out.covariance) out.covariance = new Float64Array(n * batch.m * batch.m);
       scoreRange(makeJob(batch, config, out), 0, n);
-      this.lastRun = { threads: 1, copiedInputs: false, copiedOutputs: false };
+      this.lastRun = { threads: 1, copiedInputs: false, copiedOutputs: false, offloaded: false };
       return out;
     }
+    if (options.offload) return this.computeOffloaded(batch, config, covariance, options.out, threads, shared);
     return this.computeParallel(batch, config, covariance, options.out, threads, shared);
   }
 
@@ -124,11 +127,10 @@ export class CpuBackend implements ScoreBackend {
     const out = into ? outputsOf(into, covariance) : allocateSharedMetrics(n, covariance ? batch.m : undefined);
     const sharedOutputs = outputArrays(out).every((a) => isSharedArray(a));
     const job = makeJob(batch, config, out);
-    this.pool ??= new WorkerPool(this.threads - 1, this.script!);
-    const pool = this.pool;
+    const pool = this.workerPool();
     if (sharedInputs && sharedOutputs) {
       await this.computeClaimed(pool, job, n, threads);
-      this.lastRun = { threads, copiedInputs: false, copiedOutputs: false };
+      this.lastRun = { threads, copiedInputs: false, copiedOutputs: false, offloaded: false };
       return out;
     }
 
@@ -170,8 +172,53 @@ export class CpuBackend implements ScoreBackend {
     } finally {
       for (const release of releases) release();
     }
-    this.lastRun = { threads, copiedInputs: !sharedInputs, copiedOutputs: !sharedOutputs };
+    this.lastRun = { threads, copiedInputs: !sharedInputs, copiedOutputs: !sharedOutputs, offloaded: false };
     return out;
+  }
+
+  /**
+   * ComputeOptions.offload: `threads` workers claim chunks of the whole batch from one counter and
+   * the calling thread only stages. Inputs or outputs in ordinary memory are staged whole in one
+   * shared buffer (its own staging slot, after the per-worker ones), so a caller that reads the
+   * next block meanwhile pays one copy of each and no compute.
+   */
+  private async computeOffloaded(
+    batch: Batch, config: ResolvedConfig, covariance: boolean, into: MetricArrays | undefined, threads: number, sharedInputs: boolean,
+  ): Promise<BackendOutput> {
+    const n = batch.n;
+    const mm = batch.m * batch.m;
+    const out = into ? outputsOf(into, covariance) : allocateSharedMetrics(n, covariance ? batch.m : undefined);
+    const sharedOutputs = outputArrays(out).every((a) => isSharedArray(a));
+    const job = makeJob(batch, config, out);
+    let workerJob = job;
+    let release = () => {};
+    const bytes = (sharedInputs ? 0 : stagedInputBytes(job, 0, n)) + (sharedOutputs ? 0 : stagedOutputBytes(n, covariance ? mm : 0));
+    if (bytes > 0) {
+      const staged = this.staging.acquire(this.threads, bytes);
+      release = staged.release;
+      const stager = new Stager(staged.buffer);
+      if (!sharedInputs) workerJob = stager.inputs(workerJob, 0, n);
+      if (!sharedOutputs) workerJob = stager.outputs(workerJob, 0, n, mm);
+    }
+    try {
+      const pool = this.workerPool();
+      const counter = new Int32Array(new SharedArrayBuffer(4));
+      const chunk = claimChunk(n, threads);
+      const runs: Promise<void>[] = [];
+      for (let w = 0; w < threads; w++) runs.push(pool.run(w, workerJob, 0, n, { counter, chunk }));
+      for (const r of await Promise.allSettled(runs)) if (r.status === 'rejected') throw r.reason;
+      if (!sharedOutputs) copyOutputs(workerJob, job, 0, mm);
+    } finally {
+      release();
+    }
+    this.lastRun = { threads, copiedInputs: !sharedInputs, copiedOutputs: !sharedOutputs, offloaded: true };
+    return out;
+  }
+
+  /** One worker per configured thread, started on first use (a normal call uses threads - 1 of them, an offloaded one all). */
+  private workerPool(): WorkerPool {
+    this.pool ??= new WorkerPool(this.threads, this.script!);
+    return this.pool;
   }
 
   /**
@@ -180,7 +227,7 @@ export class CpuBackend implements ScoreBackend {
    */
   private async computeClaimed(pool: WorkerPool, job: KernelJob, n: number, threads: number): Promise<void> {
     const counter = new Int32Array(new SharedArrayBuffer(4));
-    const chunk = Math.max(1024, Math.min(CLAIM_CHUNK, Math.ceil(n / (threads * 8))));
+    const chunk = claimChunk(n, threads);
     const runs: Promise<void>[] = [];
     for (let w = 1; w < threads; w++) runs.push(pool.run(w - 1, job, 0, n, { counter, chunk }));
     const settled = Promise.allSettled(runs);
@@ -201,6 +248,11 @@ export class CpuBackend implements ScoreBackend {
     this.staging.clear();
     await pool?.dispose();
   }
+}
+
+/** About eight chunks per thread, within [1024, CLAIM_CHUNK] trajectories. */
+function claimChunk(n: number, threads: number): number {
+  return Math.max(1024, Math.min(CLAIM_CHUNK, Math.ceil(n / (threads * 8))));
 }
 
 function inputArrays(batch: Batch): [InputKey, FloatArray][] {
