@@ -171,6 +171,51 @@ describe('selection and streaming across record batches', () => {
     expect(await readResults(res)).toEqual(jsonLines(ref));
     expect(jsonLines(ref).filter((r) => r.selected)).toHaveLength(5);
   });
+
+  it('an Arrow IPC file of more batches than the read ring holds, with string and dictionary groups, scores as its JSONL', async () => {
+    const dir = tmp();
+    const lines: string[] = [];
+    let seed = 11;
+    const rand = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+    for (let i = 0; i < 60; i++) {
+      const steps = Array.from({ length: 3 }, () => Array.from({ length: 4 }, () => Number(rand().toFixed(3))));
+      lines.push(JSON.stringify({ id: `id-${i}`, group: `g${i % 6}`, steps }));
+    }
+    const jsonl = path.join(dir, 'in.jsonl');
+    writeFileSync(jsonl, lines.join('\n') + '\n');
+    const config = path.join(dir, 'c.json');
+    writeFileSync(config, '{"tau": 0.4}');
+    const ref = path.join(dir, 'ref.jsonl');
+    await scoreTo(jsonl, ref, config);
+    // The file format (read batch by batch into reused buffers), batches of 4: 15 batches.
+    const file = path.join(dir, 'in.arrow');
+    expect(await convert([jsonl, file, '--window', '4'])).toBe(0);
+    expect(arrow.tableFromIPC(readFileSync(file)).batches.length).toBe(15);
+    // The same rows with the group dictionary-encoded (its dictionary batch precedes the records).
+    const plain = arrow.tableFromIPC(readFileSync(file));
+    const groupType = new arrow.Dictionary(new arrow.Utf8(), new arrow.Int32());
+    const names = ['g0', 'g1', 'g2', 'g3', 'g4', 'g5'];
+    const dictionary = arrow.vectorFromArray(names, new arrow.Utf8());
+    const fields = [plain.schema.fields[0], new arrow.Field('group', groupType, true), plain.schema.fields[2]];
+    const dictSchema = new arrow.Schema(fields);
+    const dictBatches = plain.batches.map((b) => {
+      const keys = Int32Array.from(b.getChild('group')!.toArray() as string[], (g) => names.indexOf(g));
+      const group = arrow.makeData({ type: groupType, length: b.numRows, nullCount: 0, data: keys, dictionary });
+      return new arrow.RecordBatch(dictSchema, arrow.makeData({ type: new arrow.Struct(fields), length: b.numRows, nullCount: 0, children: [b.data.children[0], group, b.data.children[2]] }));
+    });
+    const dictFile = path.join(dir, 'dict.arrow');
+    writeFileSync(dictFile, arrow.tableToIPC(new arrow.Table(dictBatches), 'file'));
+    for (const input of [file, dictFile]) {
+      const out = path.join(dir, 'out.jsonl'), res = path.join(dir, 'res.arrow');
+      await scoreTo(input, out, config);
+      expect(readFileSync(out, 'utf8'), input).toBe(readFileSync(ref, 'utf8'));
+      // Columnar output holds every batch's ids and groups until the end: they must not be views of reused memory.
+      await scoreTo(input, res, config);
+      const rows = await readResults(res);
+      expect(rows.map((r) => [r.id, String(r.group)]), input).toEqual(jsonLines(ref).map((r) => [r.id, r.group]));
+      expect(rows.map((r) => r.CCI)).toEqual(jsonLines(ref).map((r) => r.CCI));
+    }
+  });
 });
 
 describe('columnar inputs on the command line', () => {

@@ -2,7 +2,7 @@
  * Arrow columns built from JS values (records read from JSONL) and from typed arrays (results):
  * buffers filled directly, so a column costs one pass over its values and no builder objects.
  */
-import { Bool, Data, Field, Float64, Int64, List, Utf8, Vector, makeData } from 'apache-arrow';
+import { Bool, Data, Field, Float64, Int64, List, Utf8, makeData } from 'apache-arrow';
 
 /** A validity bitmap for `valid` (null when every entry is valid) and its null count. */
 function validity(n: number, valid: (i: number) => boolean): { nullBitmap?: Uint8Array; nullCount: number } {
@@ -92,12 +92,12 @@ export function matrixData(rows: readonly (readonly (readonly number[])[] | unde
 }
 
 /**
- * A copy of `d` (children and dictionary included) that owns its buffers: for a column that must
- * outlive the reused memory a transient reader decoded it from.
+ * A copy of `d` (children included) that owns its buffers: for a column that must outlive the
+ * reused memory a transient reader decoded it from. A dictionary is shared, not copied (a
+ * transient reader reads no dictionaries, and an Arrow file output needs one per column).
  */
 export function ownedData<T extends Data>(d: T): T {
   const copy = (a: ArrayBufferView | undefined) => (a ? (a as unknown as Uint8Array).slice() : undefined);
   const buffers = [copy(d.valueOffsets), copy(d.values), copy(d.nullBitmap), copy(d.typeIds)];
-  const dictionary = d.dictionary ? new Vector(d.dictionary.data.map((x) => ownedData(x))) : undefined;
-  return new Data(d.type, d.offset, d.length, d.nullCount, buffers as never, d.children.map((c) => ownedData(c)), dictionary) as T;
+  return new Data(d.type, d.offset, d.length, d.nullCount, buffers as never, d.children.map((c) => ownedData(c)), d.dictionary) as T;
 }

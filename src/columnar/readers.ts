@@ -62,7 +62,9 @@ async function openArrow(file: string, stream: Readable | null, reuseMemory: boo
     throw new InputError(`${file === '-' ? 'stdin' : file} is not an Arrow IPC file or stream (${reason(err)})`);
   }
   const r = reader;
-  const footer = handle && reuseMemory && r.isFile() ? r.footer : null;
+  // A file with dictionaries keeps apache-arrow's reader: decoded per batch from reused memory,
+  // each batch would carry a dictionary of its own, which an Arrow file output cannot hold.
+  const footer = handle && reuseMemory && r.isFile() && r.numDictionaries === 0 ? r.footer : null;
   async function* batches(): AsyncGenerator<RecordBatch> {
     try {
       if (footer) yield* ringBatches(handle!, footer, r.schema);
@@ -77,7 +79,7 @@ async function openArrow(file: string, stream: Readable | null, reuseMemory: boo
 
 /** Where a message lies in an Arrow IPC file (the footer's Block: metadata with its 8-byte prefix, then the body). */
 interface FileBlock { offset: number; metaDataLength: number; bodyLength: number }
-interface FileFooter { numRecordBatches: number; numDictionaries: number; getRecordBatch(i: number): FileBlock | null; getDictionaryBatch(i: number): FileBlock | null }
+interface FileFooter { numRecordBatches: number; getRecordBatch(i: number): FileBlock | null }
 
 async function readAt(handle: FileHandle, into: Uint8Array, position: number): Promise<void> {
   for (let done = 0; done < into.length;) {
@@ -89,8 +91,7 @@ async function readAt(handle: FileHandle, into: Uint8Array, position: number): P
 
 /**
  * The record batches of an Arrow IPC file, each read by one positioned read into a slot of a
- * ring of shared buffers, after a copy of the schema message and the dictionary batches, so
- * that apache-arrow's synchronous reader decodes it as a one-batch stream whose columns are
+ * ring of shared buffers, after a copy of the schema message, so that apache-arrow's synchronous reader decodes it as a one-batch stream whose columns are
  * views of the slot (no copy; messages are 8-byte aligned, so float columns need none either).
  * A file that lies about its blocks fails in that reader, as it does in apache-arrow's own.
  */
@@ -104,14 +105,7 @@ async function* ringBatches(handle: FileHandle, footer: FileFooter, schema: Sche
   new DataView(schemaMessage.buffer).setInt32(0, -1, true);
   new DataView(schemaMessage.buffer).setInt32(4, padded, true);
   schemaMessage.set(meta, 8);
-  const parts: [number, number][] = [];
-  for (let i = 0; i < footer.numDictionaries; i++) {
-    const b = footer.getDictionaryBatch(i)!;
-    parts.push([Number(b.offset), b.metaDataLength + Number(b.bodyLength)]);
-  }
-  const prefix = new Uint8Array(schemaMessage.length + parts.reduce((sum, [, len]) => sum + len, 0));
-  prefix.set(schemaMessage);
-  for (let at = schemaMessage.length, k = 0; k < parts.length; at += parts[k][1], k++) await readAt(handle, prefix.subarray(at, at + parts[k][1]), parts[k][0]);
+  const prefix = schemaMessage;
   const ring: (SharedArrayBuffer | null)[] = new Array(RING_SLOTS).fill(null);
   for (let i = 0; i < footer.numRecordBatches; i++) {
     const block = footer.getRecordBatch(i)!;
