@@ -47,6 +47,11 @@ export interface ScoreBackend {
    * e.g. {upload, kernel, readback}. `kernelMs` is device time by timestamp queries when available.
    */
   profile?(batch: Batch, config: ResolvedConfig, options?: ComputeOptions): Promise<{ stages: Record<string, number>; kernelMs?: number }>;
+  /**
+   * Optional: start now what the first call would start (the cpu backend's worker threads), so
+   * that it boots while the caller opens its input. Nothing else changes.
+   */
+  warmUp?(): void;
   /** Releases devices, workers, pools. Safe to call twice. */
   dispose?(): Promise<void> | void;
 }

@@ -117,6 +117,19 @@ function vectorRows(d: Data, n: number): ListRows {
 
 /** Index of the first value outside [lo, hi] (or NaN) in values[from, to), or -1. */
 function firstOutside(values: FloatArray, from: number, to: number, lo: number, hi: number): number {
+  // One loop per element type: a loop that sees both stays polymorphic and runs about 1.5x slower.
+  return values instanceof Float64Array ? firstOutside64(values, from, to, lo, hi) : firstOutside32(values, from, to, lo, hi);
+}
+
+function firstOutside64(values: Float64Array, from: number, to: number, lo: number, hi: number): number {
+  for (let i = from; i < to; i++) {
+    const x = values[i];
+    if (!(x >= lo && x <= hi)) return i;
+  }
+  return -1;
+}
+
+function firstOutside32(values: Float32Array, from: number, to: number, lo: number, hi: number): number {
   for (let i = from; i < to; i++) {
     const x = values[i];
     if (!(x >= lo && x <= hi)) return i;

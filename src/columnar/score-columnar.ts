@@ -164,6 +164,9 @@ export async function scoreToOutput(input: InputSpec, output: OutputSpec, s: Sco
   // Scoring reads ahead one block only and keeps nothing of a block but its results, whose id
   // and group columns are copied out: so an Arrow file may be read into reused shared memory.
   const source = await openBatchInput(input, { reuseMemory: true });
+  // The schema is fine: the cpu backend's workers boot while the first batch is read. (Only the
+  // cpu backend: opening a GPU device for an input that fails its first row would be wasted.)
+  if (s.backend === 'cpu') (await getBackend('cpu')).warmUp?.();
   const groups = new GroupKeys();
   const selector = new GroupSelector(s.config.tau);
   const store = new ResultStore();

@@ -215,6 +215,11 @@ export class CpuBackend implements ScoreBackend {
     return out;
   }
 
+  /** Starts the workers ahead of the first call (none with one thread or without the compiled worker script). */
+  warmUp(): void {
+    if (this.threads > 1 && this.script !== null) this.workerPool().startAll();
+  }
+
   /** One worker per configured thread, started on first use (a normal call uses threads - 1 of them, an offloaded one all). */
   private workerPool(): WorkerPool {
     this.pool ??= new WorkerPool(this.threads, this.script!);

@@ -85,6 +85,12 @@ export class WorkerPool {
     return slot;
   }
 
+  /** Starts every worker that is not running yet (each boots on its own thread). */
+  startAll(): void {
+    if (this.disposed) return;
+    for (let i = 0; i < this.size; i++) this.slot(i);
+  }
+
   /** Number of workers started so far. */
   get started(): number {
     return this.slots.filter((s) => s !== null).length;
