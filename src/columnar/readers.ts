@@ -105,17 +105,16 @@ async function* ringBatches(handle: FileHandle, footer: FileFooter, schema: Sche
   new DataView(schemaMessage.buffer).setInt32(0, -1, true);
   new DataView(schemaMessage.buffer).setInt32(4, padded, true);
   schemaMessage.set(meta, 8);
-  const prefix = schemaMessage;
   const ring: (SharedArrayBuffer | null)[] = new Array(RING_SLOTS).fill(null);
   for (let i = 0; i < footer.numRecordBatches; i++) {
     const block = footer.getRecordBatch(i)!;
     const messageBytes = block.metaDataLength + Number(block.bodyLength);
     const slot = i % RING_SLOTS;
-    const need = prefix.length + messageBytes;
+    const need = schemaMessage.length + messageBytes;
     if ((ring[slot]?.byteLength ?? -1) < need) ring[slot] = new SharedArrayBuffer(need);
     const bytes = new Uint8Array(ring[slot]!, 0, need);
-    bytes.set(prefix);
-    await readAt(handle, bytes.subarray(prefix.length), Number(block.offset));
+    bytes.set(schemaMessage);
+    await readAt(handle, bytes.subarray(schemaMessage.length), Number(block.offset));
     for (const batch of RecordBatchReader.from(bytes)) yield batch;
   }
 }

@@ -123,13 +123,10 @@ export class CpuBackend implements ScoreBackend {
   ): Promise<BackendOutput> {
     const n = batch.n;
     const mm = batch.m * batch.m;
-    // Fresh outputs go in shared memory, so the workers write their results in place.
-    const out = into ? outputsOf(into, covariance) : allocateSharedMetrics(n, covariance ? batch.m : undefined);
-    const sharedOutputs = outputArrays(out).every((a) => isSharedArray(a));
-    const job = makeJob(batch, config, out);
+    const { out, sharedOutputs, job } = parallelJob(batch, config, covariance, into);
     const pool = this.workerPool();
     if (sharedInputs && sharedOutputs) {
-      await this.computeClaimed(pool, job, n, threads);
+      await this.computeClaimed(pool, job, n, threads, true);
       this.lastRun = { threads, copiedInputs: false, copiedOutputs: false, offloaded: false };
       return out;
     }
@@ -187,9 +184,7 @@ export class CpuBackend implements ScoreBackend {
   ): Promise<BackendOutput> {
     const n = batch.n;
     const mm = batch.m * batch.m;
-    const out = into ? outputsOf(into, covariance) : allocateSharedMetrics(n, covariance ? batch.m : undefined);
-    const sharedOutputs = outputArrays(out).every((a) => isSharedArray(a));
-    const job = makeJob(batch, config, out);
+    const { out, sharedOutputs, job } = parallelJob(batch, config, covariance, into);
     let workerJob = job;
     let release = () => {};
     const bytes = (sharedInputs ? 0 : stagedInputBytes(job, 0, n)) + (sharedOutputs ? 0 : stagedOutputBytes(n, covariance ? mm : 0));
@@ -201,12 +196,7 @@ export class CpuBackend implements ScoreBackend {
       if (!sharedOutputs) workerJob = stager.outputs(workerJob, 0, n, mm);
     }
     try {
-      const pool = this.workerPool();
-      const counter = new Int32Array(new SharedArrayBuffer(4));
-      const chunk = claimChunk(n, threads);
-      const runs: Promise<void>[] = [];
-      for (let w = 0; w < threads; w++) runs.push(pool.run(w, workerJob, 0, n, { counter, chunk }));
-      for (const r of await Promise.allSettled(runs)) if (r.status === 'rejected') throw r.reason;
+      await this.computeClaimed(this.workerPool(), workerJob, n, threads, false);
       if (!sharedOutputs) copyOutputs(workerJob, job, 0, mm);
     } finally {
       release();
@@ -228,17 +218,18 @@ export class CpuBackend implements ScoreBackend {
 
   /**
    * Everything shared: every thread claims chunks from one counter, so a thread slowed by page
-   * faults on fresh outputs, JIT warm-up or another process simply takes fewer chunks.
+   * faults on fresh outputs, JIT warm-up or another process simply takes fewer chunks. With
+   * `callerComputes` the calling thread is one of the `threads`; without it (offload) all are workers.
    */
-  private async computeClaimed(pool: WorkerPool, job: KernelJob, n: number, threads: number): Promise<void> {
+  private async computeClaimed(pool: WorkerPool, job: KernelJob, n: number, threads: number, callerComputes: boolean): Promise<void> {
     const counter = new Int32Array(new SharedArrayBuffer(4));
     const chunk = claimChunk(n, threads);
     const runs: Promise<void>[] = [];
-    for (let w = 1; w < threads; w++) runs.push(pool.run(w - 1, job, 0, n, { counter, chunk }));
+    for (let w = 0; w < (callerComputes ? threads - 1 : threads); w++) runs.push(pool.run(w, job, 0, n, { counter, chunk }));
     const settled = Promise.allSettled(runs);
     let mainError: unknown = null;
     try {
-      scoreClaimed(job, counter, 0, n, chunk);
+      if (callerComputes) scoreClaimed(job, counter, 0, n, chunk);
     } catch (err) {
       mainError = err;
     }
@@ -253,6 +244,12 @@ export class CpuBackend implements ScoreBackend {
     this.staging.clear();
     await pool?.dispose();
   }
+}
+
+/** A parallel call's outputs (fresh ones in shared memory, so workers write them in place) and its job. */
+function parallelJob(batch: Batch, config: ResolvedConfig, covariance: boolean, into: MetricArrays | undefined): { out: MetricArrays; sharedOutputs: boolean; job: KernelJob } {
+  const out = into ? outputsOf(into, covariance) : allocateSharedMetrics(batch.n, covariance ? batch.m : undefined);
+  return { out, sharedOutputs: outputArrays(out).every((a) => isSharedArray(a)), job: makeJob(batch, config, out) };
 }
 
 /** About eight chunks per thread, within [1024, CLAIM_CHUNK] trajectories. */
