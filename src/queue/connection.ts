@@ -72,7 +72,7 @@ export function queueErrorHandler(what: string, url: string, log: (line: string)
     }
     const code = (err as NodeJS.ErrnoException).code as unknown;
     if (typeof code === 'number') {
-      log(`${what}: ${err.message}`);
+      log(`${err.message.replace(/\.?\s*$/, '')}: the job is no longer this process's in Redis (Redis lost it, the run ended, or the lock expired and another worker took it); the submitter keeps track of the shard`);
       return;
     }
     const now = Date.now();
