@@ -398,6 +398,22 @@ describe.skipIf(!gate.available)('ecr score --queue with ecr worker processes', 
     expect(w.stderr().match(/records from line \d+ in [0-9.]+ s \(cpu-reference\)$/gm)).toHaveLength(4);
   });
 
+  it('a worker that cannot run the backend a run fixed refuses its shard, naming itself and the backend', async (ctx) => {
+    // A native (Vulkan, Metal, D3D12) adapter is what this worker is limited to; where one exists, it could run the shard.
+    const probe = runCli(['score', path.join(ROOT, 'test', 'fixtures', 'ledoit-wolf.input.jsonl'), '--backend', 'webgpu', '--adapter', 'native']);
+    if (!/backend "webgpu" is unavailable/.test(probe.stderr)) ctx.skip();
+    fresh();
+    const input = path.join(dir, 'gpu-only.jsonl');
+    writeFileSync(input, makeInput(40, 16));
+    const w = await startWorker(redis.url, queueName, 'cpu-box', ['--adapter', 'native']);
+    const sub = submit(input, ['--backend', 'webgpu']);
+    expect(await sub.exit, sub.stderr()).toBe(1);
+    expect(sub.stderr()).toMatch(/^ecr score: shard 1 of 1 of .*gpu-only\.jsonl .* failed: worker cpu-box cannot run the run's --backend webgpu: backend "webgpu" is unavailable/m);
+    expect(w.stderr()).toContain("the run fixed --backend webgpu, which cannot run here");
+    expect(readdirSync(outDir)).toEqual([]);
+    expect(readdirSync(workDir)).toEqual([]);
+  });
+
   it('without --backend, a run whose shards were computed by different backends says so', async () => {
     fresh();
     const input = path.join(dir, 'mixed.jsonl');

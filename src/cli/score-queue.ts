@@ -65,7 +65,7 @@ for each input: the same bytes as "ecr score INPUT --out FILE" on one process (s
   --compact unorm16       with --backend webgpu: upload E as unorm16
   --attempts N            tries per shard before the run fails (default 3)
   --no-worker-notice MS   say so when no worker has been connected this long (default 2000)
-  --timeout S             give up after S seconds, leaving the run queued for --resume (default: wait as long as it takes)
+  --timeout S             stop waiting S seconds after queueing, leaving the run for --resume (default: no limit)
   --resume RUN            collect the run RUN (ecr-run-...) in --work-dir whose submitter was killed or timed out
   --orphan-grace S        remove runs in --work-dir whose submitter has been gone S seconds (default ${DEFAULT_ORPHAN_GRACE_S}; 0 = never)
   -h, --help              print this help

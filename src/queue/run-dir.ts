@@ -197,7 +197,13 @@ export async function sweepOrphans(workDir: string, graceMs: number, log: (line:
     if (here && !state.gone) continue;
     if (graceMs > 0 && state.silentMs > graceMs) {
       const bytes = await sizeOf(dir);
-      await rm(dir, { recursive: true, force: true });
+      try {
+        await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+      } catch (err) {
+        // A worker still writing a shard of it, say: the next sweep tries again.
+        log(`could not remove the orphaned run ${id} in ${root}: ${describeFsError(err)}`);
+        continue;
+      }
       log(`removed the orphaned run ${id} in ${root} (owner ${describeOwner(state)}, silent for ${ago(state.silentMs)} > --orphan-grace; ${(bytes / 1e6).toFixed(1)} MB)`);
     } else if (state.gone) {
       log(`the run ${id} in ${root} has no owner (${describeOwner(state)}, silent for ${ago(state.silentMs)}); collect it with: ${resumeCommand(id)}`

@@ -157,7 +157,7 @@ async function processShard(job: Job, s: WorkerSettings): Promise<ShardResult> {
   const runDir = path.dirname(shard.config);
   const seen = await stat(runDir).then(() => true, () => false);
   if (!seen) {
-    const err = new UsageError(`the run directory ${runDir} does not exist on worker ${s.name}: is --work-dir on a filesystem shared by every machine, at the same path? (or the submitter stopped and removed it)`);
+    const err = new UsageError(`the run directory ${runDir} does not exist on worker ${s.name}: is --work-dir on a filesystem shared by every machine, at the same path? (or the run ended: its submitter stopped and removed it, or it was removed as an orphan)`);
     s.log(`${what}: ${err.message}`);
     throw new UnrecoverableError(encodeFailure(err));
   }
