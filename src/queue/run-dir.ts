@@ -188,7 +188,9 @@ export async function sweepOrphans(workDir: string, graceMs: number, log: (line:
     const dir = path.join(root, id);
     let state: OwnerState;
     try {
-      if (!(await stat(dir)).isDirectory()) continue;
+      const st = await stat(dir);
+      // The default work directory, TMPDIR, is shared by every user of the machine: only this user's runs.
+      if (!st.isDirectory() || (process.getuid && st.uid !== process.getuid())) continue;
       state = await ownerState(dir);
     } catch {
       continue; // removed meanwhile by its owner or another sweep
