@@ -280,7 +280,7 @@ describe.skipIf(!gate.available)('ecr score --queue with ecr worker processes', 
     } finally {
       raw.disconnect();
     }
-  });
+  }, 120_000); // some thirty processes, side by side on a busy machine
 
   /** Waits until `w` is caught mid-shard (a temporary output and no final one) and stops it there with SIGSTOP; returns the shard's final output path. */
   async function stopMidShard(w: Child, sub: Child): Promise<string> {
