@@ -18,7 +18,7 @@ import { registerMetrics } from './metrics-route.js';
 import { ECR_PREFIX, registerModels } from './models.js';
 import { passThrough } from './passthrough.js';
 import { ecrMetrics } from '../monitoring/process-metrics.js';
-import { redactUrl } from '../queue/queue-url.js';
+import { redactUrl } from '../redact-url.js';
 
 export { redactUrl };
 

@@ -10,6 +10,8 @@ import { CONFIG_KEYS, resolveConfig, type EcrConfig } from '../config.js';
 import { ConfigError, UsageError } from '../errors.js';
 import { checkRedisUrl, REDIS_DEFAULTS } from '../cache/redis-store.js';
 import { ApiError } from './errors.js';
+import { joinUrlPath } from '../llm/http-transport.js';
+import { redactUrl } from '../redact-url.js';
 import { parseEcrSettings, type EcrSettings } from './request-settings.js';
 
 type Kind = 'string' | 'int' | 'number' | 'boolean' | 'list';
@@ -193,9 +195,9 @@ export function resolveServeConfig(argv: string[], env: NodeJS.ProcessEnv = proc
   }
   if (out.upstream === undefined) throw new UsageError(`no upstream: pass --upstream URL or set ECR_UPSTREAM\n${usage()}`);
   let url: URL;
-  try { url = new URL(out.upstream as string); } catch { throw new UsageError(`--upstream: not a URL: ${JSON.stringify(out.upstream)}`); }
+  try { url = new URL(out.upstream as string); } catch { throw new UsageError(`--upstream: not a URL: ${JSON.stringify(redactUrl(out.upstream as string))}`); }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--upstream: must be http(s), got ${url.protocol}`);
-  out.upstream = (out.upstream as string).replace(/\/+$/, '');
+  out.upstream = joinUrlPath(out.upstream as string, '');
   if (out.redis !== undefined) {
     try { checkRedisUrl(out.redis as string); } catch (e) { throw new UsageError(`--redis: ${(e as Error).message}`); }
   }

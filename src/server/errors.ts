@@ -6,6 +6,7 @@
 import { ConfigError, EcrError } from '../errors.js';
 import { LlmHttpError, LlmTimeoutError } from '../llm/errors.js';
 import { NoSurvivingCandidatesError, RequestCancelledError } from '../pipeline/errors.js';
+import { redactUrlsIn } from '../redact-url.js';
 
 export type ApiErrorType = 'invalid_request_error' | 'authentication_error' | 'rate_limit_error' | 'upstream_error' | 'timeout_error' | 'server_error' | 'service_unavailable';
 
@@ -20,7 +21,8 @@ export class ApiError extends EcrError {
     /** Extra response headers (Retry-After). */
     readonly headers: Record<string, string> = {},
   ) {
-    super(code ?? type, message);
+    // Every message goes to a client and often to the log: an upstream URL in it is shown without credentials.
+    super(code ?? type, redactUrlsIn(message));
     this.apiCode = code;
   }
   readonly apiCode: string | null;

@@ -8,6 +8,7 @@ import { ecrMetrics } from '../monitoring/process-metrics.js';
 import { ApiError } from './errors.js';
 import type { Gateway } from './gateway.js';
 import { UpstreamUnreachableError, requestUpstream } from './upstream.js';
+import { joinUrlPath } from '../llm/http-transport.js';
 
 /** Response headers worth keeping from the upstream (hop-by-hop ones are the server's business). */
 const FORWARDED = ['content-type', 'content-length', 'retry-after', 'cache-control', 'openai-processing-ms', 'x-ratelimit-remaining-requests', 'x-ratelimit-remaining-tokens'];
@@ -23,7 +24,7 @@ export async function passThrough(request: FastifyRequest, reply: FastifyReply, 
   };
   let res;
   try {
-    res = await requestUpstream({ method: 'POST', url: gw.config.upstream + path, headers, body: request.rawBody ?? Buffer.alloc(0), timeoutMs: gw.config.upstreamTimeout, signal: abort.signal });
+    res = await requestUpstream({ method: 'POST', url: joinUrlPath(gw.config.upstream, path), headers, body: request.rawBody ?? Buffer.alloc(0), timeoutMs: gw.config.upstreamTimeout, signal: abort.signal });
   } catch (err) {
     ecrMetrics.upstreamCalls.inc({ kind: 'passthrough', status: err instanceof UpstreamUnreachableError && err.timedOut ? 'timeout' : 'error' });
     if (err instanceof UpstreamUnreachableError) {
