@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { LoopbackServer } from '../src/loopback/server.js';
 import { redactUrl, redactUrlsIn } from '../src/redact-url.js';
 import { resolveServeConfig, startGateway } from '../src/server/index.js';
@@ -59,6 +59,7 @@ describe('a credentialed upstream URL is never shown', () => {
     let stderr = '';
     child.stderr.on('data', (d) => { stderr += d; });
     const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    onTestFinished(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
     const base = await new Promise<string>((resolve, reject) => {
       createInterface({ input: child.stdout }).on('line', (l) => {
         stdout += `${l}\n`;

@@ -133,8 +133,15 @@ function coerce(s: Setting, raw: unknown, where: string): unknown {
       if (typeof raw !== 'string' || raw === '') throw bad('must be a non-empty string');
       return raw;
     case 'list': {
-      const list = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',').map((x) => x.trim()).filter(Boolean) : null;
-      if (!list || list.some((x) => typeof x !== 'string' || x === '')) throw bad('must be a list of non-empty strings');
+      // The only list is the API keys: a value never goes into a message. A list with an empty
+      // entry ("k1,,k2", "k1,", " , ", "") is a configuration error, not fewer keys: it is what
+      // "$KEY1,$KEY2" gives with a variable unset, and an empty list would turn auth off.
+      const list = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',').map((x) => x.trim()) : null;
+      if (!list) throw new UsageError(`${where}: must be a list of keys`);
+      const empty = list.findIndex((x) => typeof x !== 'string' || x.trim() === '');
+      if (list.length === 0 || empty >= 0) {
+        throw new UsageError(`${where}: ${list.length === 0 ? 'lists no key' : `entry ${empty + 1} of ${list.length} is empty`}: give at least one non-empty key${typeof raw === 'string' ? ' (comma-separated)' : ''}, or leave the setting out to run without auth`);
+      }
       return list;
     }
     case 'boolean':
