@@ -412,6 +412,9 @@ describe('ecr serve: cancellation, models, health, metrics, logs', () => {
     expect(text).toMatch(/^ecr_selections_total\{reason="(admitted|fallback)"\} [1-9]\d*$/m);
     expect(text).toMatch(/^ecr_http_requests_in_flight\{route="\/metrics"\} 1$/m);
     expect(text).toMatch(/^ecr_process_cpu_seconds_total /m);
+    // No --redis: no ecr_redis_up series (an alert on it being 0 must not fire here).
+    expect(text).toMatch(/^# TYPE ecr_redis_up gauge$/m);
+    expect(text).not.toMatch(/^ecr_redis_up /m);
   });
 
   it('--cache-max-bytes bounds the shared pipeline caches (evicting past it), and /metrics shows their fill', async () => {
