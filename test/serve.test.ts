@@ -268,6 +268,32 @@ describe('ecr serve: errors in OpenAI format', () => {
     expect(chats()).toHaveLength(0);
   });
 
+  it('415 for a text/plain body as for any non-JSON type; a number beyond the float range is named and said to be out of range', async () => {
+    const g = await gateway();
+    const post = (body: string, type = 'application/json') => fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': type }, body });
+    const ok = JSON.stringify({ model: 'ecr/loop', messages: [{ role: 'user', content: PROMPT }] });
+    for (const type of ['text/plain', 'text/plain; charset=utf-8', 'application/xml']) {
+      const res = await post(ok, type);
+      expect(res.status, type).toBe(415);
+      expect((await res.json()).error.code).toBe('unsupported_media_type');
+    }
+    const cases: Array<[string, string]> = [
+      ['{"model":"ecr/loop","messages":[{"role":"user","content":"x"}],"temperature":1e400}', 'temperature'],
+      ['{"model":"ecr/loop","messages":[{"role":"user","content":"x"}],"ecr":{"k":2,"tau":-1e999}}', 'ecr.tau'],
+      [`{"model":"loop","messages":[{"role":"user","content":"x"}],"max_tokens":1${'0'.repeat(400)}}`, 'max_tokens'],
+      ['{"model":"loop","messages":[{"role":"user","content":"x"}],"logit_bias":{"50256":-1E+309}}', 'logit_bias.50256'],
+    ];
+    for (const [body, param] of cases) {
+      const res = await post(body);
+      expect(res.status, body.slice(0, 80)).toBe(400);
+      const { error } = await res.json();
+      expect(error.param).toBe(param);
+      expect(error.message).toMatch(new RegExp(`^${param.replace(/\./g, '\\.')}: the number is out of range`));
+      expect(error.message).not.toContain('null');
+    }
+    expect(chats()).toHaveLength(0);
+  });
+
   it('401 for a missing or wrong key (constant-time compare); health stays open', async () => {
     const g = await gateway(['--api-key', 'sk-right', '--api-key', 'sk-other']);
     const err = await client(g, 'sk-wrong').models.list().catch((e) => e);

@@ -12,6 +12,7 @@ import { registerAuth } from './auth.js';
 import type { ServeConfig } from './config.js';
 import { ecrCompletion } from './ecr-route.js';
 import { ApiError, invalidRequest, toApiError } from './errors.js';
+import { parseJsonBody } from './json-body.js';
 import { Gateway } from './gateway.js';
 import { registerHealth } from './health.js';
 import { registerMetrics } from './metrics-route.js';
@@ -67,11 +68,13 @@ export function buildGateway(config: ServeConfig, options: GatewayOptions = {}):
   // Writes still in flight finish (each within --redis-timeout) before the connections close.
   if (gateway.redis) app.addHook('onClose', async () => { await gateway.redis!.close(); });
 
-  // Keep the raw bytes: pass-through forwards exactly what the client sent.
-  app.removeContentTypeParser('application/json');
+  // JSON only (Fastify's own text/plain parser would hand a string to the routes: 400 "must be
+  // object" where any other content type gets 415). Keep the raw bytes: pass-through forwards
+  // exactly what the client sent.
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body: Buffer, done) => {
     request.rawBody = body;
-    try { done(null, JSON.parse(body.toString('utf8'))); } catch (e) { done(invalidRequest(null, `the body is not valid JSON: ${(e as Error).message}`, 'invalid_json'), undefined); }
+    try { done(null, parseJsonBody(body)); } catch (e) { done(e as Error, undefined); }
   });
 
   app.setErrorHandler((err: FastifyError, _request, reply) => {
