@@ -3,6 +3,7 @@
  * requests in flight (they finish, the process exits 0).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import { mkdtempSync, readFileSync, renameSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -132,6 +133,20 @@ describe('ecr serve as a process', () => {
       expect(r.stderr).not.toContain('sk-');
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
     }
+    // A port in use or a host that does not resolve: one line naming the setting, exit 2, no stack.
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const inUse = await run(['--upstream', 'http://127.0.0.1:1/v1', '--port', String(port)]);
+      expect(inUse.code).toBe(2);
+      expect(inUse.stderr).toBe(`ecr serve: --port ${port}: 127.0.0.1:${port} is already in use; choose another port, or --port 0 for any free one\n`);
+    } finally {
+      taken.close();
+    }
+    const unresolvable = await run(['--upstream', 'http://127.0.0.1:1/v1', '--port', '0', '--host', 'no-such-host.invalid']);
+    expect(unresolvable.code).toBe(2);
+    expect(unresolvable.stderr).toMatch(/^ecr serve: --host no-such-host\.invalid: cannot resolve this name \(E[A-Z_]+\)[^\n]*\n$/);
     const flag = await run(['--upstream', 'http://127.0.0.1:1/v1', '--api-key', 'sk-first', '--api-key', '']);
     expect(flag.code).toBe(2);
     expect(flag.stderr).toContain('--api-key: entry 2 of 2 is empty');

@@ -19,6 +19,7 @@ import { registerMetrics } from './metrics-route.js';
 import { ECR_PREFIX, registerModels } from './models.js';
 import { passThrough } from './passthrough.js';
 import { ecrMetrics } from '../monitoring/process-metrics.js';
+import { UsageError } from '../errors.js';
 import { redactUrl } from '../redact-url.js';
 
 export { redactUrl };
@@ -119,6 +120,20 @@ export function buildGateway(config: ServeConfig, options: GatewayOptions = {}):
 }
 
 
+/** A port or host that cannot be listened on is a configuration error (exit 2), in one line. */
+function listenError(err: unknown, config: ServeConfig): unknown {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  const where = `${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
+  switch (code) {
+    case 'EADDRINUSE': return new UsageError(`--port ${config.port}: ${where} is already in use; choose another port, or --port 0 for any free one`);
+    case 'EACCES': return new UsageError(`--port ${config.port}: not permitted to listen on ${where} (ports below 1024 need privileges); choose another port, or --port 0 for any free one`);
+    case 'ENOTFOUND': case 'EAI_AGAIN': case 'EAI_NONAME': case 'EAI_FAIL':
+      return new UsageError(`--host ${config.host}: cannot resolve this name (${code}); give an address of this machine, e.g. 127.0.0.1 or 0.0.0.0`);
+    case 'EADDRNOTAVAIL': return new UsageError(`--host ${config.host}: not an address of this machine (${code}); give one of its addresses, e.g. 127.0.0.1 or 0.0.0.0`);
+    default: return err;
+  }
+}
+
 /** Builds and listens; resolves with the URL it listens on (port 0 picks a free one). */
 export async function startGateway(config: ServeConfig, options: GatewayOptions = {}): Promise<BuiltGateway & { url: string }> {
   const built = buildGateway(config, options);
@@ -126,7 +141,13 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
   if (built.gateway.redis && !(await built.gateway.redis.ready(Math.max(1000, config.redisTimeout)))) {
     built.app.log.warn({ redis: redactUrl(config.redis!) }, 'redis not reachable at start: serving from the in-process cache until it answers');
   }
-  await built.app.listen({ port: config.port, host: config.host });
+  try {
+    await built.app.listen({ port: config.port, host: config.host });
+  } catch (err) {
+    // Nothing was served: release what was opened (Redis connections, the audit log) so the process can exit.
+    await built.app.close();
+    throw listenError(err, config);
+  }
   const addr = built.app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   return { ...built, url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}` };
