@@ -467,7 +467,7 @@ describe('ecr serve: cancellation, models, health, metrics, logs', () => {
     const { response } = await client(g).chat.completions.create({ model: 'ecr/loop', messages: [{ role: 'user', content: PROMPT }], ecr: { k: 2, horizon: 1, fixedK: true } } as OpenAI.ChatCompletionCreateParamsNonStreaming).withResponse();
     await vi.waitFor(() => expect(logs.filter((l) => JSON.parse(l).msg === 'request')).toHaveLength(1));
     const line = JSON.parse(logs.find((l) => JSON.parse(l).msg === 'request')!);
-    expect(line).toMatchObject({ reqId: response.headers.get('x-request-id'), model: 'ecr/loop', status: 200, k: 2, route: '/v1/chat/completions' });
+    expect(line).toMatchObject({ reqId: response.headers.get('x-request-id'), requestId: response.headers.get('x-request-id'), model: 'ecr/loop', status: 200, k: 2, route: '/v1/chat/completions' });
     expect(line.cci).toBe(Number(response.headers.get('x-ecr-cci')));
     expect(typeof line.latency_ms).toBe('number');
     expect(logs.join('\n')).not.toContain('boiling');

@@ -56,10 +56,10 @@ export function buildGateway(config: ServeConfig, options: GatewayOptions = {}):
     // Fastify's own per-request lines are replaced by one access-log line (access-log.ts).
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimit,
-    genReqId: (req) => {
-      const given = req.headers['x-request-id'];
-      return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : `req_${randomUUID().replace(/-/g, '')}`;
-    },
+    // Always the server's own, unique: it keys the access log (reqId) and is the audit log's group,
+    // which a client must not be able to choose (and so mix its lines into another request's).
+    // The client's x-request-id is kept beside it (access-log.ts).
+    genReqId: () => `req_${randomUUID().replace(/-/g, '')}`,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   });

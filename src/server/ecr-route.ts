@@ -52,7 +52,7 @@ export async function ecrCompletion(request: FastifyRequest, reply: FastifyReply
     const meta: CompletionMeta = { id: completionId(), created: Math.floor(Date.now() / 1000), model: plan.model };
     const run = pipeline.run(plan.prompt, { messages: plan.messages, signal: abort.signal, ...(s.cache ? { cache: s.cache } : {}) }).then((result) => {
       gw.auditLog?.record({
-        requestId: request.id, time: arrived, result, serverWeights: s.weights === undefined && s.preset === undefined,
+        group: request.id, requestId: request.requestId, time: arrived, result, serverWeights: s.weights === undefined && s.preset === undefined,
         ...(gw.config.logPrompts ? { messages: plan.messages } : {}),
       });
       return result;

@@ -19,7 +19,7 @@ export async function passThrough(request: FastifyRequest, reply: FastifyReply, 
   const headers: Record<string, string> = {
     'content-type': request.headers['content-type'] ?? 'application/json',
     accept: request.headers.accept ?? '*/*',
-    'x-request-id': request.id,
+    'x-request-id': request.requestId,
     ...gw.upstreamAuth(request.headers.authorization),
   };
   let res;
