@@ -23,6 +23,8 @@ export interface OpenAICompatibleOptions {
   retry?: Partial<RetryPolicy>;
   /** Largest n per request (default 128). */
   maxN?: number;
+  /** Extra headers sent with every call (the gateway's `Via`, a proxy's own header). */
+  headers?: Record<string, string>;
 }
 
 const BODY_SNIPPET = 300;
@@ -37,6 +39,7 @@ export class OpenAICompatibleProvider implements Provider {
   readonly maxN: number;
   readonly embeddingModel?: string;
   private readonly apiKey?: string;
+  private readonly extraHeaders: Record<string, string>;
   private readonly timeoutMs: number;
   private readonly retry: RetryPolicy;
 
@@ -44,6 +47,7 @@ export class OpenAICompatibleProvider implements Provider {
     this.baseUrl = joinUrlPath(options.baseUrl, '');
     this.model = options.model;
     this.apiKey = options.apiKey;
+    this.extraHeaders = options.headers ?? {};
     this.embeddingModel = options.embeddingModel;
     this.timeoutMs = options.timeoutMs ?? 60_000;
     this.retry = { ...DEFAULT_RETRY_POLICY, ...options.retry };
@@ -136,7 +140,7 @@ export class OpenAICompatibleProvider implements Provider {
   ) {
     const target = joinUrlPath(this.baseUrl, path);
     const url = redactUrl(target);
-    const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
+    const headers: Record<string, string> = { ...this.extraHeaders, 'content-type': 'application/json', accept: 'application/json' };
     if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
     const payload = JSON.stringify(body);
     const caller = options.signal;

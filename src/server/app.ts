@@ -18,6 +18,7 @@ import { registerHealth } from './health.js';
 import { registerMetrics } from './metrics-route.js';
 import { ECR_PREFIX, registerModels } from './models.js';
 import { passThrough } from './passthrough.js';
+import { registerLoopGuard, upstreamIsSelf } from './loop.js';
 import { ecrMetrics } from '../monitoring/process-metrics.js';
 import { UsageError } from '../errors.js';
 import { redactUrl } from '../redact-url.js';
@@ -101,6 +102,8 @@ export function buildGateway(config: ServeConfig, options: GatewayOptions = {}):
   });
 
   registerAccessLog(app, gateway);
+  // Before auth: a loop is reported as one even when the gateway's upstream key is also a client key.
+  registerLoopGuard(app, gateway.id);
   registerAuth(app, config.apiKeys, config.metricsAuth);
   registerHealth(app, gateway);
   registerMetrics(app, () => gateway.root.cacheStats());
@@ -147,6 +150,11 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
     // Nothing was served: release what was opened (Redis connections, the audit log) so the process can exit.
     await built.app.close();
     throw listenError(err, config);
+  }
+  const self = await upstreamIsSelf(config.upstream, built.app.addresses().filter((a) => typeof a !== 'string'));
+  if (self) {
+    await built.app.close();
+    throw new UsageError(`--upstream ${redactUrl(config.upstream)} is this gateway itself (${self}, where it listens): every request would call itself; point it at the LLM server`);
   }
   const addr = built.app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;

@@ -40,7 +40,7 @@ export async function ecrCompletion(request: FastifyRequest, reply: FastifyReply
   reply.raw.on('close', onClose);
   try {
     const pipeline = gw.root.derive({
-      provider: gw.providerFor(upstreamModel),
+      provider: gw.providerFor(upstreamModel, request.via),
       k,
       horizon: s.horizon ?? gw.root.horizon,
       adaptiveK: s.fixedK !== undefined ? !s.fixedK : s.adaptiveK ?? true,

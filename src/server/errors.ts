@@ -70,5 +70,6 @@ function fromUpstreamStatus(errors: LlmHttpError[], message: string): ApiError {
     return new ApiError(429, 'rate_limit_error', message, null, 'upstream_rate_limited', { 'retry-after': String(seconds) });
   }
   if (same && status >= 400 && status < 500) return new ApiError(status, 'invalid_request_error', message, null, 'upstream_rejected');
+  if (errors.some((e) => e.status === 508)) return new ApiError(508, 'upstream_error', message, null, 'loop_detected');
   return new ApiError(502, 'upstream_error', message, null, 'upstream_error');
 }

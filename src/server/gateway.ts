@@ -10,8 +10,11 @@ import { EcrPipeline } from '../pipeline/pipeline.js';
 import { AuditLog } from './audit-log.js';
 import { ConcurrencyGate } from './concurrency.js';
 import type { ServeConfig } from './config.js';
+import { newGatewayId } from './loop.js';
 
 export class Gateway {
+  /** This gateway's name in the Via header of its upstream calls (loop.ts). */
+  readonly id = newGatewayId();
   readonly gate: ConcurrencyGate;
   readonly inFlight = new Set<AbortController>();
   readonly root: EcrPipeline;
@@ -42,13 +45,19 @@ export class Gateway {
     });
   }
 
-  providerFor(model: string): OpenAICompatibleProvider {
+  /**
+   * The provider for an upstream model, whose calls carry `via` (the request's Via chain, loop.ts).
+   * Requests that came with no Via of their own (nearly all) share one cached provider per model.
+   */
+  providerFor(model: string, via = `1.1 ${this.id}`): OpenAICompatibleProvider {
+    const make = () => new OpenAICompatibleProvider({
+      baseUrl: this.config.upstream, model, apiKey: this.config.upstreamApiKey, headers: { via },
+      embeddingModel: this.config.embeddingModel, timeoutMs: this.config.upstreamTimeout, retry: { retries: this.config.retries },
+    });
+    if (via !== `1.1 ${this.id}`) return make();
     let p = this.providers.get(model);
     if (!p) {
-      p = new OpenAICompatibleProvider({
-        baseUrl: this.config.upstream, model, apiKey: this.config.upstreamApiKey,
-        embeddingModel: this.config.embeddingModel, timeoutMs: this.config.upstreamTimeout, retry: { retries: this.config.retries },
-      });
+      p = make();
       this.providers.set(model, p);
     }
     return p;

@@ -14,7 +14,7 @@ export function registerModels(app: FastifyInstance, gw: Gateway): void {
     const url = joinUrlPath(gw.config.upstream, '/models');
     let r;
     try {
-      r = await getJson(url, gw.upstreamAuth(request.headers.authorization), gw.config.upstreamTimeout);
+      r = await getJson(url, { via: request.via, ...gw.upstreamAuth(request.headers.authorization) }, gw.config.upstreamTimeout);
     } catch (err) {
       ecrMetrics.upstreamCalls.inc({ kind: 'models', status: 'error' });
       if (err instanceof UpstreamUnreachableError) throw new ApiError(err.timedOut ? 504 : 502, err.timedOut ? 'timeout_error' : 'upstream_error', err.message, null, 'upstream_unreachable');
@@ -22,6 +22,7 @@ export function registerModels(app: FastifyInstance, gw: Gateway): void {
     }
     ecrMetrics.upstreamCalls.inc({ kind: 'models', status: String(r.status) });
     const data = (r.json as { data?: unknown } | null)?.data;
+    if (r.status === 508) throw new ApiError(508, 'upstream_error', `upstream ${redactUrl(url)} answered HTTP 508: a loop, its upstream leads back to this gateway`, null, 'loop_detected');
     if (r.status !== 200 || !Array.isArray(data)) {
       throw new ApiError(502, 'upstream_error', `upstream ${redactUrl(url)} answered HTTP ${r.status}${Array.isArray(data) ? '' : ' without a model list'}`, null, 'upstream_error');
     }

@@ -20,6 +20,7 @@ export async function passThrough(request: FastifyRequest, reply: FastifyReply, 
     'content-type': request.headers['content-type'] ?? 'application/json',
     accept: request.headers.accept ?? '*/*',
     'x-request-id': request.requestId,
+    via: request.via,
     ...gw.upstreamAuth(request.headers.authorization),
   };
   let res;
