@@ -2,12 +2,14 @@
  * `ecr serve` in process on 127.0.0.1, with the official `openai` client against it and the
  * loopback server as the upstream.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { resetNDetection } from '../src/llm/sample-choices.js';
 import { LoopbackServer, type LogEntry } from '../src/loopback/server.js';
-import { resolveServeConfig, startGateway, type ServeConfig } from '../src/server/index.js';
+import { resolveServeConfig, shutdown, startGateway, type ServeConfig } from '../src/server/index.js';
 import { generateCandidates, selectBest } from '../src/pipeline/drop-in.js';
 
 const PROMPT = 'What is the boiling point of water at sea level?';
@@ -476,6 +478,61 @@ describe('ecr serve: cancellation, models, health, metrics, logs', () => {
     const g2 = await gateway(['--log-prompts'], { logs: withPrompts });
     await client(g2).chat.completions.create({ model: 'ecr/loop', messages: [{ role: 'user', content: PROMPT }], ecr: { k: 1, horizon: 1 } } as OpenAI.ChatCompletionCreateParamsNonStreaming);
     await vi.waitFor(() => expect(withPrompts.join('\n')).toContain('boiling'));
+  });
+});
+
+describe('ecr serve: shutdown', () => {
+  it('past --shutdown-timeout, cut requests get a 503 JSON error, or an error event that ends their stream; logged as 503', async () => {
+    // An upstream that never finishes: a stream gets its headers and one event, anything else nothing.
+    const sockets = new Set<import('node:net').Socket>();
+    let received = 0;
+    const stalled = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => { body += c; });
+      req.on('end', () => {
+        received++;
+        if (JSON.parse(body).stream !== true) return;
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(`data: ${JSON.stringify({ id: 'chatcmpl-stalled', object: 'chat.completion.chunk', created: 0, model: 'loop', choices: [{ index: 0, delta: { role: 'assistant', content: 'Hel' }, finish_reason: null }] })}\n\n`);
+      });
+    });
+    stalled.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+    await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
+    try {
+      const logs: string[] = [];
+      const g = await gateway(['--shutdown-timeout', '100', '--progress-interval', '10'], { url: `http://127.0.0.1:${(stalled.address() as AddressInfo).port}/v1`, logs });
+      const post = (body: Record<string, unknown>) => fetch(`${g.url}/v1/chat/completions`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ messages: [{ role: 'user', content: PROMPT }], ...body }),
+      });
+      const ecr = { k: 2, horizon: 1, fixedK: true };
+      const plain = post({ model: 'ecr/loop', ecr });
+      const passed = post({ model: 'loop' });
+      // Streams: their headers (after the first progress tick, or the upstream's) are out before the cut.
+      const ecrStream = await post({ model: 'ecr/loop', stream: true, ecr });
+      const passedStream = await post({ model: 'loop', stream: true });
+      expect([ecrStream.status, passedStream.status]).toEqual([200, 200]);
+      await vi.waitFor(() => expect(received).toBe(4)); // one generation call per ECR request, one per pass-through
+      await shutdown(g.app, g.gateway, 'test');
+
+      for (const res of [await plain, await passed]) {
+        expect(res.status).toBe(503);
+        expect(res.headers.get('retry-after')).toBe('1');
+        expect((await res.json()).error).toMatchObject({ type: 'service_unavailable', code: 'shutting_down' });
+      }
+      for (const res of [ecrStream, passedStream]) {
+        const events = sseEvents(await res.text());
+        const data = events.filter((e): e is { data: string } => 'data' in e).map((e) => e.data);
+        expect(data).not.toContain('[DONE]');
+        expect(JSON.parse(data.at(-1)!).error).toMatchObject({ type: 'service_unavailable', code: 'shutting_down' });
+      }
+      const statuses = logs.map((l) => JSON.parse(l)).filter((l) => l.msg === 'request').map((l) => [l.model, l.stream ?? false, l.status]);
+      expect(statuses).toHaveLength(4);
+      expect(statuses.every(([, , status]) => status === 503)).toBe(true);
+    } finally {
+      for (const s of sockets) s.destroy();
+      stalled.close();
+    }
   });
 });
 

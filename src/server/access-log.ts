@@ -53,7 +53,9 @@ export function registerAccessLog(app: FastifyInstance, gw: Gateway): void {
     reply.raw.once('close', () => {
       const latencyMs = performance.now() - t0;
       const aborted = !reply.raw.writableFinished;
-      const status = aborted ? 499 : reply.raw.statusCode;
+      // A stream that ended with an error event is logged and counted with that error's status
+      // (its headers said 200; `streamError` says so too).
+      const status = aborted ? 499 : request.ecrLog?.streamError ?? reply.raw.statusCode;
       const body = request.body as { model?: unknown; messages?: unknown } | undefined;
       const model = typeof body?.model === 'string' ? body.model : undefined;
       ecrMetrics.httpInFlight.dec({ route });

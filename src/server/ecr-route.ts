@@ -34,10 +34,7 @@ export async function ecrCompletion(request: FastifyRequest, reply: FastifyReply
   if (!gw.gate.tryAcquire()) {
     throw new ApiError(429, 'rate_limit_error', `the gateway is at its limit of ${gw.gate.limit} concurrent ECR requests; retry shortly`, null, 'concurrency_limit', { 'retry-after': '1' });
   }
-  const abort = new AbortController();
-  gw.inFlight.add(abort);
-  const onClose = () => { if (!reply.raw.writableFinished) abort.abort(new Error('the client disconnected')); };
-  reply.raw.on('close', onClose);
+  const abort = gw.track(reply.raw);
   try {
     const pipeline = gw.root.derive({
       provider: gw.providerFor(upstreamModel, request.via),
@@ -65,7 +62,6 @@ export async function ecrCompletion(request: FastifyRequest, reply: FastifyReply
     return await stream(request, reply, gw, run, meta, audit, plan.includeUsage);
   } finally {
     gw.gate.release();
-    gw.inFlight.delete(abort);
   }
 }
 

@@ -10,6 +10,11 @@ import { redactUrlsIn } from '../redact-url.js';
 
 export type ApiErrorType = 'invalid_request_error' | 'authentication_error' | 'rate_limit_error' | 'upstream_error' | 'timeout_error' | 'server_error' | 'service_unavailable';
 
+/** The abort reason of requests cut when --shutdown-timeout expires: they answer 503 (toApiError). */
+export class ShuttingDownError extends Error {
+  constructor() { super('the server is shutting down and could not finish this request in time; retry it'); }
+}
+
 /** A failure the gateway answers with `status` and an OpenAI error body. */
 export class ApiError extends EcrError {
   constructor(
@@ -40,6 +45,9 @@ export function invalidRequest(param: string | null, message: string, code: stri
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof ConfigError) return invalidRequest(err.key ? `ecr.${err.key.split('.')[0]}` : 'ecr', err.message.replace(/^config "[^"]*": /, ''));
+  if (err instanceof ShuttingDownError || (err instanceof RequestCancelledError && err.cause instanceof ShuttingDownError)) {
+    return new ApiError(503, 'service_unavailable', err instanceof ShuttingDownError ? err.message : (err.cause as Error).message, null, 'shutting_down', { 'retry-after': '1' });
+  }
   if (err instanceof RequestCancelledError) return new ApiError(499, 'invalid_request_error', 'the client closed the request', null, 'client_closed_request');
   if (err instanceof NoSurvivingCandidatesError) return fromNoSurvivors(err);
   if (err instanceof LlmTimeoutError) return new ApiError(504, 'timeout_error', `upstream timed out: ${err.message}`, null, 'upstream_timeout');
