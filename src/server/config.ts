@@ -70,7 +70,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'port', flag: 'port', env: 'ECR_PORT', kind: 'int', min: 0, max: 65535, help: 'port to listen on (default 8080; 0 = any free port)' },
   { key: 'host', flag: 'host', env: 'ECR_HOST', kind: 'string', arg: 'HOST', help: 'address to listen on (default 127.0.0.1)' },
   { key: 'config', flag: 'config', env: 'ECR_CONFIG', kind: 'string', arg: 'FILE', help: 'JSON config file: these settings by name, plus "defaults" (per-request ECR settings) and "scoring" (ECR-SPEC section 4); a file holding only a scoring configuration (e.g. from ecr calibrate --out) is taken as "scoring"' },
-  { key: 'apiKeys', flag: 'api-key', env: 'ECR_API_KEYS', kind: 'list', arg: 'KEY', help: 'accepted client key (Authorization: Bearer); repeat for several; env: comma-separated (default: no auth)' },
+  { key: 'apiKeys', flag: 'api-key', env: 'ECR_API_KEYS', kind: 'list', arg: 'KEY', help: 'accepted client key (Authorization: Bearer); repeat for several; env: comma-separated, no empty entries (default: no auth)' },
   { key: 'upstreamApiKey', flag: 'upstream-api-key', env: 'ECR_UPSTREAM_API_KEY', kind: 'string', arg: 'KEY', help: 'bearer token sent to the upstream' },
   { key: 'embeddingModel', flag: 'embedding-model', env: 'ECR_EMBEDDING_MODEL', kind: 'string', arg: 'M', help: "upstream embedding model for the signals (default: built-in hashing embedder, no calls)" },
   { key: 'ecrAll', flag: 'ecr-all', env: 'ECR_ALL', kind: 'boolean', help: 'run ECR for every model, not only ecr/<model> (default off)' },
