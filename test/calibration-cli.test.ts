@@ -120,6 +120,23 @@ describe('ecr calibrate: bad input', () => {
     noStack(r.stderr);
   });
 
+  it('all labels false: warns, takes the target-admission tau and saves no probability map', () => {
+    const f = write('all-false.jsonl', ['q1', 'q2', 'q3', 'q4'].flatMap((g) => [traj(`${g}a`, g, stable, { correct: false }), traj(`${g}b`, g, shaky, { correct: false })]).join('\n'));
+    const out = path.join(tmp, 'all-false.json');
+    const r = runCli(['calibrate', f, '--bootstrap', '50', '--holdout', '0.5', '--out', out]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/^ecr calibrate: warning: one label class on the fitting groups \(all 4 labels are false\): the f1 objective and the probability map are undefined; tau falls back to the target admission/);
+    expect(r.stdout).toMatch(/calibration: none \(one label class on the fitting groups; no map saved\)/);
+    const tauAdm = /tau for 0\.75 admission: (\S+)/.exec(r.stdout)![1];
+    expect(r.stdout).toContain(`chosen: tau ${tauAdm} (target-admission)`);
+    const saved = JSON.parse(readFileSync(out, 'utf8'));
+    expect(saved.calibration).toBeUndefined();
+    expect(saved.tau.toFixed(4)).toBe(tauAdm);
+    const s = runCli(['score', write('plain.jsonl', traj('a', 'q1', stable)), '--config', out, '--backend', 'cpu']);
+    expect(s.code, s.stderr).toBe(0);
+    expect(JSON.parse(s.stdout).pCorrect).toBeUndefined();
+  });
+
   it('non-boolean labels: exit 2 naming the line and field', () => {
     const f = write('bad-label.jsonl', [traj('a', 'q1', stable, { correct: true }), traj('b', 'q1', shaky, { meta: { correct: 'yes' } })].join('\n'));
     const r = runCli(['calibrate', f]);

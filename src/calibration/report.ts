@@ -20,7 +20,8 @@ export interface ReportInput {
 }
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]!));
-const f = (x: number, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
+// NaN: a statistic undefined on the data (one label class), said rather than printed as "NaN".
+const f = (x: number, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : Number.isNaN(x) ? 'undefined' : String(x));
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 const ci = (i: { low: number; high: number } | null, d = 3) => (i ? `[${f(i.low, d)}, ${f(i.high, d)}]` : 'interval undefined');
 
@@ -28,7 +29,7 @@ const CSS = `body{font-family:system-ui,sans-serif;max-width:980px;margin:2em au
 h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
 th{background:#f4f4f4}.PASS{color:#1b7a1b;font-weight:bold}.FAIL{color:#b42318;font-weight:bold}.NOT-APPLICABLE{color:#666;font-weight:bold}
-.note{color:#555;font-size:.92em}.summary{background:#f7f9fc;border:1px solid #d7e0ee;padding:.6em 1em}
+.note{color:#555;font-size:.92em}.warning{color:#b42318}.summary{background:#f7f9fc;border:1px solid #d7e0ee;padding:.6em 1em}
 figure.chart{margin:1.2em 0}figure.chart figcaption{font-size:.9em;color:#555}code{background:#f4f4f4;padding:0 .2em}`;
 
 async function figure(spec: TopLevelSpec, caption: string): Promise<string> {
@@ -75,6 +76,7 @@ export async function renderReport(input: ReportInput): Promise<string> {
     } else summary.push(`<li>No labelled analysis: ${esc(cal.labelledReason ?? '')}.</li>`);
     summary.push(`<li>Chosen: tau ${f(cal.chosen.tau, 4)} (${cal.chosen.tauSource === 'objective' ? `maximizes ${esc(L?.search.objective ?? '')} on the fitting groups` : 'target admission'}): it admits ${pct(cal.chosen.admission)} of trajectories, and ${pct(cal.chosen.fallback)} of groups fall back to their highest-CCI candidate.</li>`);
   }
+  for (const w of cal?.warnings ?? []) summary.unshift(`<li class="warning"><b>Warning:</b> ${esc(w)}.</li>`);
   parts.push(`<h1>${esc(input.title)}</h1><div class="summary"><ul>${summary.join('')}</ul></div>`);
 
   if (cal) {
@@ -87,8 +89,10 @@ export async function renderReport(input: ReportInput): Promise<string> {
       parts.push(`<p>Fitted on ${L.fitGroups} groups (${L.fitRecords} labelled records), evaluated on ${L.heldOutGroups} held-out groups (${L.heldOutRecords}); nothing reported as held out was used for fitting. Objective ${esc(L.search.objective)}: ${f(L.search.fitValue)} on the fitting groups, <b>${f(L.search.heldOutValue)} held out</b> (the input configuration held out: ${f(L.search.inputHeldOutValue)})${L.search.weightsSearched ? `; weights searched over ${L.search.candidatesEvaluated} points of the simplex` : ''}.</p>`);
       const base = L.heldOut.riskCoverage.length ? L.heldOut.riskCoverage[L.heldOut.riskCoverage.length - 1].risk : 0;
       parts.push(await figure(riskCoverageSpec(L.heldOut.riskCoverage, base), 'A curve below the dashed line means low-CCI answers are the wrong ones.'));
-      parts.push(`<p>Calibration (${L.probability.method}, held out): ECE ${f(L.probability.ece.before)} before, ${f(L.probability.ece.after)} after; Brier ${f(L.probability.brier.before)} before, ${f(L.probability.brier.after)} after. The map is saved in the configuration, so <code>ecr score</code> prints <code>pCorrect</code>.</p>`);
-      parts.push(await figure(reliabilitySpec(L.probability.reliabilityBefore, L.probability.reliabilityAfter, L.probability.method), 'Ten equal-width bins of predicted probability; bins without answers are omitted.'));
+      if (L.probability) {
+        parts.push(`<p>Calibration (${L.probability.method}, held out): ECE ${f(L.probability.ece.before)} before, ${f(L.probability.ece.after)} after; Brier ${f(L.probability.brier.before)} before, ${f(L.probability.brier.after)} after. The map is saved in the configuration, so <code>ecr score</code> prints <code>pCorrect</code>.</p>`);
+        parts.push(await figure(reliabilitySpec(L.probability.reliabilityBefore, L.probability.reliabilityAfter, L.probability.method), 'Ten equal-width bins of predicted probability; bins without answers are omitted.'));
+      } else parts.push('<p>No calibration map: the fitting groups\' labels are all of one class, so the probability of a correct answer cannot be estimated from them, and the configuration carries none (<code>ecr score</code> prints no <code>pCorrect</code>).</p>');
       if (L.lift) parts.push(await figure(liftSpec(L.lift), 'Random: the expected accuracy of a uniformly random candidate (the group\'s share of correct candidates).'));
     }
   }

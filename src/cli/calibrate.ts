@@ -69,6 +69,7 @@ export async function main(argv: string[]): Promise<number> {
     date: new Date().toISOString(), command: ['ecr', 'calibrate', ...argv].join(' '),
   };
   const result = runCalibration(set, config, options, provenance);
+  for (const w of result.warnings) process.stderr.write(`ecr calibrate: warning: ${w}\n`);
   process.stdout.write(summary(result) + '\n');
   if (v.out) await fs.writeFile(v.out, JSON.stringify(result.outputConfig, null, 2) + '\n');
   if (v.report) {
@@ -99,7 +100,9 @@ export function summary(r: CalibrationResult): string {
       `${m('AUROC', L.input.auroc)}, ${m('PRR', L.input.prr)} (input config, all labelled records)`,
       `held out: ${m('AUROC', L.heldOut.auroc)}, ${m('PRR', L.heldOut.prr)} (chosen config)`,
       `objective ${L.search.objective}: fitted ${f(L.search.fitValue)}, held out ${f(L.search.heldOutValue)} (input config held out: ${f(L.search.inputHeldOutValue)})${L.search.weightsSearched ? `; ${L.search.candidatesEvaluated} weight vectors tried` : ''}`,
-      `calibration (${L.probability.method}, held out): ECE ${f(L.probability.ece.before)} -> ${f(L.probability.ece.after)}, Brier ${f(L.probability.brier.before)} -> ${f(L.probability.brier.after)}`,
+      L.probability
+        ? `calibration (${L.probability.method}, held out): ECE ${f(L.probability.ece.before)} -> ${f(L.probability.ece.after)}, Brier ${f(L.probability.brier.before)} -> ${f(L.probability.brier.after)}`
+        : 'calibration: none (one label class on the fitting groups; no map saved)',
     );
     if (L.lift) {
       const e = (x: { value: number; interval: { low: number; high: number } | null }) => `${f(x.value)} ${ci(x.interval)}`;
