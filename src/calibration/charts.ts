@@ -7,6 +7,7 @@ import type { AdmissionPoint } from './tau-search.js';
 import type { ReliabilityBin, RiskCoveragePoint } from './statistics.js';
 import type { SelectionLift } from './selection-lift.js';
 import type { Measurement } from './maturity.js';
+import { plural } from '../plural.js';
 
 const WIDTH = 420;
 const HEIGHT = 220;
@@ -98,7 +99,7 @@ export function liftSpec(lift: SelectionLift): TopLevelSpec {
   const row = (name: string, e: SelectionLift['selected']) => ({ name, value: e.value, low: e.interval?.low ?? e.value, high: e.interval?.high ?? e.value });
   const values = [row('ECR selected', lift.selected), row('first candidate', lift.first), row('random candidate', lift.random)];
   return {
-    ...base, height: 160, title: { text: 'Selection accuracy per group, held out', subtitle: `${lift.groups} groups; bars: accuracy, whiskers: bootstrap 95% interval over groups` },
+    ...base, height: 160, title: { text: 'Selection accuracy per group, held out', subtitle: `${plural(lift.groups, 'group')}; bars: accuracy, whiskers: bootstrap 95% interval over groups` },
     data: { values },
     layer: [
       { mark: { type: 'bar', color: '#54a24b' }, encoding: { y: { field: 'name', type: 'nominal', title: null, sort: null }, x: { field: 'value', type: 'quantitative', title: 'accuracy (share of groups answered correctly, 0-1)', scale: { domain: [0, 1] } } } },

@@ -9,6 +9,7 @@ import type { CalibrationRecord, CalibrationSet } from './labelled-input.js';
 import { weightedCci, whereIs } from './labelled-input.js';
 import { selectPerGroup } from './selection-lift.js';
 import { median, quantile } from './statistics.js';
+import { plural } from '../plural.js';
 
 export type Verdict = 'PASS' | 'FAIL' | 'NOT-APPLICABLE';
 
@@ -128,7 +129,7 @@ export function dialogueDrift(records: readonly CalibrationRecord[], selected: S
       const means = use.map((i) => meanStep(records[i].steps!));
       const m = means[0].length;
       for (const [k, mv] of means.entries()) {
-        if (mv.length !== m) throw new InputError(`has ${mv.length} components per step, other candidates of its dialogue turn have ${m}; M2 compares evaluative vectors`, { ...whereIs(records[use[k]]), id: String(records[use[k]].id), field: 'steps' });
+        if (mv.length !== m) throw new InputError(`has ${plural(mv.length, 'component')} per step, other candidates of its dialogue turn have ${m}; M2 compares evaluative vectors`, { ...whereIs(records[use[k]]), id: String(records[use[k]].id), field: 'steps' });
       }
       const state = means[0].map((_, j) => means.reduce((s, v) => s + v[j], 0) / means.length);
       if (prev) {

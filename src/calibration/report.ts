@@ -9,6 +9,7 @@ import { THRESHOLDS, type MaturityResult } from './maturity.js';
 import { admissionSpec, cciHistogramSpec, liftSpec, m1Spec, metricDistributionsSpec, reliabilitySpec, renderSvg, riskCoverageSpec, screeSpec } from './charts.js';
 import type { TopLevelSpec } from 'vega-lite';
 import { weightedCci } from './labelled-input.js';
+import { plural } from '../plural.js';
 
 export interface ReportInput {
   title: string;
@@ -43,9 +44,9 @@ function configTable(cfg: ResolvedConfig, provenance: Record<string, unknown> | 
     ['tau', f(cfg.tau, 4)],
     ['lambda / shrink target / EVB mode', `${cfg.lambda} / ${cfg.shrinkTarget} / ${cfg.evbMode}`],
     ['confIndex, vmax, dmax', `${cfg.confIndex}, ${cfg.vmax}, ${cfg.dmax ?? 'spec default'}`],
-    ['calibration map', cfg.calibration ? (cfg.calibration.method === 'platt' ? `Platt: p = 1/(1+exp(-(${f(cfg.calibration.a, 4)} CCI + ${f(cfg.calibration.b, 4)})))` : `isotonic, ${cfg.calibration.cci.length} knots`) : 'none'],
+    ['calibration map', cfg.calibration ? (cfg.calibration.method === 'platt' ? `Platt: p = 1/(1+exp(-(${f(cfg.calibration.a, 4)} CCI + ${f(cfg.calibration.b, 4)})))` : `isotonic, ${plural(cfg.calibration.cci.length, 'knot')}`) : 'none'],
   ];
-  if (provenance) rows.push(['calibrated on', `${esc(String(provenance.file))}, sha256 ${esc(String(provenance.sha256)).slice(0, 16)}..., ${provenance.records} records, ${provenance.groups} groups, ${provenance.labelled} labelled, ${esc(String(provenance.date))}`]);
+  if (provenance) rows.push(['calibrated on', `${esc(String(provenance.file))}, sha256 ${esc(String(provenance.sha256)).slice(0, 16)}..., ${plural(Number(provenance.records), 'record')}, ${plural(Number(provenance.groups), 'group')}, ${provenance.labelled} labelled, ${esc(String(provenance.date))}`]);
   return `<table><tr><th>setting</th><th>value</th></tr>${rows.map(([k, v]) => `<tr><td>${esc(k)}</td><td>${k === 'calibrated on' ? v : esc(v)}</td></tr>`).join('')}</table>`;
 }
 
@@ -62,7 +63,7 @@ export async function renderReport(input: ReportInput): Promise<string> {
   const failing = applicable.filter((c) => c.verdict === 'FAIL').map((c) => c.id);
 
   const summary: string[] = [
-    `<li>${set.records.length} ${set.kind === 'trajectories' ? 'trajectories' : 'scored records'} in ${set.groupCount} groups from <code>${esc(set.file)}</code> (sha256 <code>${set.sha256.slice(0, 16)}...</code>), ${set.labelled} labelled.</li>`,
+    `<li>${set.kind === 'trajectories' ? plural(set.records.length, 'trajectory', 'trajectories') : plural(set.records.length, 'scored record')} in ${plural(set.groupCount, 'group')} from <code>${esc(set.file)}</code> (sha256 <code>${set.sha256.slice(0, 16)}...</code>), ${set.labelled} labelled.</li>`,
     `<li>Maturity: ${failing.length === 0 ? `every applicable check passes (${applicable.map((c) => c.id).join(', ') || 'none applicable'})` : `<span class="FAIL">${failing.join(', ')} fail${failing.length === 1 ? 's' : ''}</span>`}.</li>`,
   ];
   if (cal) {
@@ -71,7 +72,7 @@ export async function renderReport(input: ReportInput): Promise<string> {
     if (L) {
       const m = (name: string, x: { value: number | null; reason?: string }) => (x.value === null ? esc(x.reason!) : `${name} ${f(x.value)}`);
       summary.push(`<li>Discrimination on held-out groups: ${m('AUROC', L.heldOut.auroc)}, ${m('PRR', L.heldOut.prr)}.</li>`);
-      if (L.lift) summary.push(`<li><b>Selection lift</b> (held out, ${L.lift.groups} groups): ECR's answer is correct in ${pct(L.lift.selected.value)} of groups, the first candidate in ${pct(L.lift.first.value)}, a random one in ${pct(L.lift.random.value)}: lift ${f(L.lift.liftOverRandom.value)} ${ci(L.lift.liftOverRandom.interval)} over random, ${f(L.lift.liftOverFirst.value)} ${ci(L.lift.liftOverFirst.interval)} over first.</li>`);
+      if (L.lift) summary.push(`<li><b>Selection lift</b> (held out, ${plural(L.lift.groups, 'group')}): ECR's answer is correct in ${pct(L.lift.selected.value)} of groups, the first candidate in ${pct(L.lift.first.value)}, a random one in ${pct(L.lift.random.value)}: lift ${f(L.lift.liftOverRandom.value)} ${ci(L.lift.liftOverRandom.interval)} over random, ${f(L.lift.liftOverFirst.value)} ${ci(L.lift.liftOverFirst.interval)} over first.</li>`);
       else summary.push(`<li>Selection lift: ${esc(L.liftReason ?? '')}.</li>`);
     } else summary.push(`<li>No labelled analysis: ${esc(cal.labelledReason ?? '')}.</li>`);
     summary.push(`<li>Chosen: tau ${f(cal.chosen.tau, 4)} (${cal.chosen.tauSource === 'objective' ? `maximizes ${esc(L?.search.objective ?? '')} on the fitting groups` : 'target admission'}): it admits ${pct(cal.chosen.admission)} of trajectories, and ${pct(cal.chosen.fallback)} of groups fall back to their highest-CCI candidate.</li>`);
@@ -81,12 +82,12 @@ export async function renderReport(input: ReportInput): Promise<string> {
 
   if (cal) {
     parts.push('<h2>Choosing tau</h2>');
-    parts.push(await figure(cciHistogramSpec(cci, cal.chosen.tau, cal.admission.tau), `CCI under the chosen weights for all ${cci.length} records.`));
+    parts.push(await figure(cciHistogramSpec(cci, cal.chosen.tau, cal.admission.tau), `CCI under the chosen weights, ${plural(cci.length, 'record')}.`));
     parts.push(await figure(admissionSpec(cal.admission.curve, cal.chosen.tau), 'Fallback: the group\'s answer is its highest-CCI candidate although none reached tau.'));
     const L = cal.labelled;
     if (L) {
       parts.push('<h2>Does CCI track correctness?</h2>');
-      parts.push(`<p>Fitted on ${L.fitGroups} groups (${L.fitRecords} labelled records), evaluated on ${L.heldOutGroups} held-out groups (${L.heldOutRecords}); nothing reported as held out was used for fitting. Objective ${esc(L.search.objective)}: ${f(L.search.fitValue)} on the fitting groups, <b>${f(L.search.heldOutValue)} held out</b> (the input configuration held out: ${f(L.search.inputHeldOutValue)})${L.search.weightsSearched ? `; weights searched over ${L.search.candidatesEvaluated} points of the simplex` : ''}.</p>`);
+      parts.push(`<p>Fitted on ${plural(L.fitGroups, 'group')} (${plural(L.fitRecords, 'labelled record')}), evaluated on ${plural(L.heldOutGroups, 'held-out group')} (${plural(L.heldOutRecords, 'record')}); nothing reported as held out was used for fitting. Objective ${esc(L.search.objective)}: ${f(L.search.fitValue)} on the fitting groups, <b>${f(L.search.heldOutValue)} held out</b> (the input configuration held out: ${f(L.search.inputHeldOutValue)})${L.search.weightsSearched ? `; weights searched over ${plural(L.search.candidatesEvaluated, 'point')} of the simplex` : ''}.</p>`);
       const base = L.heldOut.riskCoverage.length ? L.heldOut.riskCoverage[L.heldOut.riskCoverage.length - 1].risk : 0;
       parts.push(await figure(riskCoverageSpec(L.heldOut.riskCoverage, base), 'A curve below the dashed line means low-CCI answers are the wrong ones.'));
       if (L.probability) {
