@@ -106,6 +106,18 @@ describe('held-out split', () => {
 });
 
 describe('maturity numbers', () => {
+  it('M1 decides from 59 records on (the least sample whose maximum bounds a 95th percentile), not below', () => {
+    const scaled = resolveConfig({ shrinkTarget: 'scaled-identity' });
+    const m1 = (n: number) => runMaturity(setOf([Array.from({ length: n }, () => [0.9, true] as [number, boolean])]), scaled).checks.find((c) => c.id === 'M1')!;
+    const few = m1(58);
+    expect(few.verdict).toBe('INSUFFICIENT-DATA');
+    expect(few.sample).toEqual({ size: 58, minimum: 59, unit: 'records' });
+    expect(few.measurements).toHaveLength(3); // measured all the same, for information
+    expect(m1(59).verdict).toBe('PASS');
+    expect(runMaturity(setOf([[[0.9, true]]]), scaled).exitCode).toBe(4);
+  });
+
+
   it('M3: explained variance equals the squared singular values of the centred data, computed directly', () => {
     const rnd = seededRandom(11);
     const rows = Array.from({ length: 300 }, () => {

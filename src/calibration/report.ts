@@ -29,7 +29,7 @@ const ci = (i: { low: number; high: number } | null, d = 3) => (i ? `[${f(i.low,
 const CSS = `body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
-th{background:#f4f4f4}.PASS{color:#1b7a1b;font-weight:bold}.FAIL{color:#b42318;font-weight:bold}.NOT-APPLICABLE{color:#666;font-weight:bold}
+th{background:#f4f4f4}.PASS{color:#1b7a1b;font-weight:bold}.FAIL{color:#b42318;font-weight:bold}.NOT-APPLICABLE{color:#666;font-weight:bold}.INSUFFICIENT-DATA{color:#9a6700;font-weight:bold}
 .note{color:#555;font-size:.92em}.warning{color:#b42318}.summary{background:#f7f9fc;border:1px solid #d7e0ee;padding:.6em 1em}
 figure.chart{margin:1.2em 0}figure.chart figcaption{font-size:.9em;color:#555}code{background:#f4f4f4;padding:0 .2em}`;
 
@@ -61,10 +61,15 @@ export async function renderReport(input: ReportInput): Promise<string> {
   const cci = cal ? cal.cci : set.records.map((r) => weightedCci(r.metrics, config.weights));
   const applicable = maturity.checks.filter((c) => c.verdict !== 'NOT-APPLICABLE' && c.id !== 'M1-floor-free');
   const failing = applicable.filter((c) => c.verdict === 'FAIL').map((c) => c.id);
+  const undecided = applicable.filter((c) => c.verdict === 'INSUFFICIENT-DATA').map((c) => c.id);
+  const verdicts: string[] = [];
+  if (failing.length) verdicts.push(`<span class="FAIL">${failing.join(', ')} fail${failing.length === 1 ? 's' : ''}</span>`);
+  if (undecided.length) verdicts.push(`<span class="INSUFFICIENT-DATA">insufficient data for ${undecided.join(', ')}</span> (too few samples for a verdict; see the table)`);
+  if (!verdicts.length) verdicts.push(`every applicable check passes (${applicable.map((c) => c.id).join(', ') || 'none applicable'})`);
 
   const summary: string[] = [
     `<li>${set.kind === 'trajectories' ? plural(set.records.length, 'trajectory', 'trajectories') : plural(set.records.length, 'scored record')} in ${plural(set.groupCount, 'group')} from <code>${esc(set.file)}</code> (sha256 <code>${set.sha256.slice(0, 16)}...</code>), ${set.labelled} labelled.</li>`,
-    `<li>Maturity: ${failing.length === 0 ? `every applicable check passes (${applicable.map((c) => c.id).join(', ') || 'none applicable'})` : `<span class="FAIL">${failing.join(', ')} fail${failing.length === 1 ? 's' : ''}</span>`}.</li>`,
+    `<li>Maturity: ${verdicts.join('; ')}.</li>`,
   ];
   if (cal) {
     summary.push(`<li>tau ${f(cal.admission.tau, 4)} admits ${pct(cal.admission.achieved)} (target ${pct(cal.admission.target)}), 95% interval over groups ${cal.admission.interval ? ci(cal.admission.interval, 4) : esc(cal.admission.intervalReason ?? '')}.</li>`);
@@ -106,8 +111,9 @@ export async function renderReport(input: ReportInput): Promise<string> {
   parts.push('<h2>Maturity checks (paper section 7.2)</h2>');
   parts.push(maturityTable(maturity));
   const m1 = maturity.checks.filter((c) => c.id === 'M1' || c.id === 'M1-floor-free').flatMap((c) => c.measurements.map((x) => ({ ...x, check: c.id })));
-  parts.push(await figure(m1Spec(m1), maturity.evbFloor > 0 ? `EVB has a floor of ${maturity.evbFloor} under identity shrinkage; the floor-free rows use tr(S)/m.` : 'No EVB floor under this configuration.'));
-  if (maturity.explainedVariance.length) parts.push(await figure(screeSpec(maturity.explainedVariance, THRESHOLDS.m3FirstComponent), 'PCA of every step\'s evaluative vector.'));
+  const few = (id: string) => (maturity.checks.find((c) => c.id === id)?.verdict === 'INSUFFICIENT-DATA' ? ` Too few samples for a verdict: the chart compares values only.` : '');
+  parts.push(await figure(m1Spec(m1), `${maturity.evbFloor > 0 ? `EVB has a floor of ${maturity.evbFloor} under identity shrinkage; the floor-free rows use tr(S)/m.` : 'No EVB floor under this configuration.'}${few('M1')}`));
+  if (maturity.explainedVariance.length) parts.push(await figure(screeSpec(maturity.explainedVariance, THRESHOLDS.m3FirstComponent), `PCA of every step's evaluative vector.${few('M3')}`));
 
   parts.push('<h2>Configuration</h2>');
   parts.push(configTable(config, (cal?.outputConfig.provenance as Record<string, unknown>) ?? null));
