@@ -204,7 +204,7 @@ export async function readCalibrationSet(file: string, opts: ReadOptions): Promi
   };
 }
 
-const MERGED_LOGS = 'audit logs from gateways that took the group from the client\'s x-request-id merged every request that sent the same one into one group';
+const MERGED_LOGS = 'audit logs from gateways that took the group from the client\'s x-request-id merged every request that sent the same one into one group (one request\'s lines share its "time": re-key the group by it)';
 
 /**
  * Refuses what a merged group looks like: an id seen twice in one group, or a group with two
