@@ -183,12 +183,12 @@ describe('ecr serve --audit-log', () => {
     expect(cal.stderr).toBe('');
     expect(cal.code).toBe(0);
     expect(cal.stdout).toMatch(/^records 12, groups 4, labelled 0$/m);
-    // Read, not rejected (exit 2): M1 fails on the EVB floor of the default identity shrinkage (exit 3),
-    // and the checks that need evaluative vectors or dialogue keys say why they do not apply.
+    // Read, not rejected (exit 2): 12 records are too few for M1's 95th percentile (exit 4, no
+    // verdict), and the checks that need evaluative vectors or dialogue keys say why they do not apply.
     const mat = runCli(['maturity', file]);
     expect(mat.stderr).toBe('');
-    expect(mat.code).toBe(3);
-    expect(mat.stdout).toMatch(/^M1-floor-free\s+PASS/m);
+    expect(mat.code).toBe(4);
+    expect(mat.stdout).toMatch(/^M1-floor-free\s+INSUFFICIENT-DATA/m);
     expect(mat.stdout).toMatch(/^M3\s+NOT-APPLICABLE/m);
   });
 });
