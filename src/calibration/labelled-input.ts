@@ -61,7 +61,7 @@ export interface ReadOptions {
 }
 
 /** Fields of a scored line besides the label field (ECR-SPEC sections 5 and 8.1). */
-const SCORED_FIELDS = new Set(['id', 'group', ...METRIC_KEYS, 'CCI', 'admissible', 'selected', 'pCorrect', 'reason', 'tau', 'time', 'dialogue', 'turn', 'variant', 'meta', 'correct', 'messages']);
+const SCORED_FIELDS = new Set(['id', 'group', 'requestId', ...METRIC_KEYS, 'CCI', 'admissible', 'selected', 'pCorrect', 'reason', 'tau', 'time', 'dialogue', 'turn', 'variant', 'meta', 'correct', 'messages']);
 /** Calibration fields a raw trajectory may carry besides ECR-SPEC section 5's. */
 const EXTRA_FIELDS = ['dialogue', 'turn', 'variant', 'correct'];
 /** Scored CCIs from a float32 path agree with a float64 recombination within 1e-5 (section 7). */
