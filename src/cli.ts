@@ -20,7 +20,7 @@ commands:
   serve           an OpenAI-compatible ECR gateway in front of an LLM server
   demo            score the bundled examples and print a table and an audit trace
   calibrate FILE  choose tau (and weights) from data, calibrate pCorrect, write a config and a report
-  maturity FILE   the paper's maturity checks M1-M4 (exit 3 when one fails)
+  maturity FILE   the paper's maturity checks M1-M4 (exit 3 when one fails, 4 when too little data)
   worker          score the shards of "ecr score --queue" runs from a Redis queue
 
 options:

@@ -120,6 +120,23 @@ describe('ecr calibrate: bad input', () => {
     noStack(r.stderr);
   });
 
+  it('all labels false: warns, takes the target-admission tau and saves no probability map', () => {
+    const f = write('all-false.jsonl', ['q1', 'q2', 'q3', 'q4'].flatMap((g) => [traj(`${g}a`, g, stable, { correct: false }), traj(`${g}b`, g, shaky, { correct: false })]).join('\n'));
+    const out = path.join(tmp, 'all-false.json');
+    const r = runCli(['calibrate', f, '--bootstrap', '50', '--holdout', '0.5', '--out', out]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/^ecr calibrate: warning: one label class on the fitting groups \(all 4 labels are false\): the f1 objective and the probability map are undefined; tau falls back to the target admission/);
+    expect(r.stdout).toMatch(/calibration: none \(one label class on the fitting groups; no map saved\)/);
+    const tauAdm = /tau for 0\.75 admission: (\S+)/.exec(r.stdout)![1];
+    expect(r.stdout).toContain(`chosen: tau ${tauAdm} (target-admission)`);
+    const saved = JSON.parse(readFileSync(out, 'utf8'));
+    expect(saved.calibration).toBeUndefined();
+    expect(saved.tau.toFixed(4)).toBe(tauAdm);
+    const s = runCli(['score', write('plain.jsonl', traj('a', 'q1', stable)), '--config', out, '--backend', 'cpu']);
+    expect(s.code, s.stderr).toBe(0);
+    expect(JSON.parse(s.stdout).pCorrect).toBeUndefined();
+  });
+
   it('non-boolean labels: exit 2 naming the line and field', () => {
     const f = write('bad-label.jsonl', [traj('a', 'q1', stable, { correct: true }), traj('b', 'q1', shaky, { meta: { correct: 'yes' } })].join('\n'));
     const r = runCli(['calibrate', f]);
@@ -165,16 +182,38 @@ describe('ecr maturity', () => {
     expect(s.stdout).toMatch(/^M2 +NOT-APPLICABLE .*\n.*no record carries "dialogue" and "turn"/m);
   });
 
-  it('M4 fails when the answers to paraphrases point apart', () => {
+  it('M4 fails when the answers to paraphrases point apart (6 prompts, its least sample), and a failure outranks too little data', () => {
     const cfg = write('scaled2.json', '{"shrinkTarget": "scaled-identity"}');
-    const f = write('paraphrases.jsonl', [
-      traj('a', 'p1', stable, { variant: 'v', embeddings: [[1, 0], [1, 0], [1, 0]] }),
-      traj('b', 'p2', stable, { variant: 'v', embeddings: [[1, 1], [1, 1], [1, 1]] }),
-    ].join('\n'));
+    const f = write('paraphrases.jsonl', [1, 2, 3, 4, 5, 6].flatMap((v) => [
+      traj(`a${v}`, `p${v}a`, stable, { variant: v, embeddings: [[1, 0], [1, 0], [1, 0]] }),
+      traj(`b${v}`, `p${v}b`, stable, { variant: v, embeddings: [[1, 1], [1, 1], [1, 1]] }),
+    ]).join('\n'));
     const r = runCli(['maturity', f, '--config', cfg]);
     expect(r.code).toBe(3);
     expect(r.stdout).toMatch(/^M4 +FAIL/m);
     expect(r.stdout).toContain('0.7071');
+    expect(r.stdout).toMatch(/^M1 +INSUFFICIENT-DATA/m);
+  });
+
+  it('a handful of records: INSUFFICIENT-DATA rather than PASS or FAIL, exit 4, and --json says so', () => {
+    const cfg = write('scaled3.json', '{"shrinkTarget": "scaled-identity"}');
+    const f = write('handful.jsonl', [traj('a', 'q1', stable), traj('b', 'q1', shaky), traj('c', 'q2', stable), traj('d', 'q2', shaky)].join('\n'));
+    const r = runCli(['maturity', f, '--config', cfg]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(4);
+    expect(r.stdout).toMatch(/^M1 +INSUFFICIENT-DATA/m);
+    expect(r.stdout).toMatch(/^M3 +INSUFFICIENT-DATA/m);
+    expect(r.stdout).toContain('insufficient data: 4 records, M1 needs at least 59');
+    expect(r.stdout).toContain('insufficient data: 4 trajectories, M3 needs at least 30 (10 per component for m = 3');
+    expect(r.stdout).not.toMatch(/: (ok|no)\)/); // no per-value verdict either
+    const j = runCli(['maturity', f, '--config', cfg, '--json']);
+    expect(j.code).toBe(4);
+    const out = JSON.parse(j.stdout);
+    expect(out.exitCode).toBe(4);
+    expect(out.input).toMatchObject({ file: 'handful.jsonl', records: 4, groups: 2 });
+    const m3 = out.checks.find((c: { id: string }) => c.id === 'M3');
+    expect(m3).toMatchObject({ verdict: 'INSUFFICIENT-DATA', sample: { size: 4, minimum: 30, unit: 'trajectories' } });
+    expect(out.checks.find((c: { id: string }) => c.id === 'M2').verdict).toBe('NOT-APPLICABLE');
   });
 
   it('exit 2 for bad input', () => {

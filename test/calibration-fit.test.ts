@@ -65,6 +65,27 @@ describe('held-out split', () => {
     expect(pCorrectOf(resolveConfig(swapped.outputConfig), 0.6)).toBe(0);
   });
 
+  it.each([false, true])('labels all %s: warns, tau from the target admission, no probability map saved', (label) => {
+    const oneClass = setOf([0, 1, 2, 3, 4, 5].map((g) => [[0.9 - 0.05 * g, label], [0.5 - 0.05 * g, label], [0.3, label]]));
+    for (const objective of ['f1', 'auroc']) {
+      const r = runCalibration(oneClass, config, { ...opts, objective: parseObjective(objective), searchWeights: true }, provenance);
+      // F1 is 0 (all false) or 1 at the lowest CCI (all true) everywhere: the lowest CCI is no answer.
+      expect(r.chosen.tauSource).toBe('target-admission');
+      expect(r.chosen.tau).toBe(r.admission.tau);
+      expect(r.chosen.weights).toEqual(config.weights);
+      expect(r.outputConfig.calibration).toBeUndefined();
+      expect(pCorrectOf(resolveConfig(r.outputConfig), 0.9)).toBeNull();
+      expect(r.labelled!.probability).toBeNull();
+      expect(r.labelled!.search.fitValue).toBeNaN();
+      expect(r.warnings).toEqual([expect.stringContaining(`one label class on the fitting groups (all 12 labels are ${label})`)]);
+      expect(r.warnings[0]).toContain('tau falls back to the target admission');
+    }
+  });
+
+  it('a fit with both classes warns of nothing', () => {
+    expect(runCalibration(set, config, opts, provenance).warnings).toEqual([]);
+  });
+
   it('weight search never looks at the held-out groups', () => {
     // On the fitting groups only TS separates correct from wrong; on the held-out groups only ES does.
     const records: CalibrationRecord[] = [];
@@ -85,6 +106,18 @@ describe('held-out split', () => {
 });
 
 describe('maturity numbers', () => {
+  it('M1 decides from 59 records on (the least sample whose maximum bounds a 95th percentile), not below', () => {
+    const scaled = resolveConfig({ shrinkTarget: 'scaled-identity' });
+    const m1 = (n: number) => runMaturity(setOf([Array.from({ length: n }, () => [0.9, true] as [number, boolean])]), scaled).checks.find((c) => c.id === 'M1')!;
+    const few = m1(58);
+    expect(few.verdict).toBe('INSUFFICIENT-DATA');
+    expect(few.sample).toEqual({ size: 58, minimum: 59, unit: 'records' });
+    expect(few.measurements).toHaveLength(3); // measured all the same, for information
+    expect(m1(59).verdict).toBe('PASS');
+    expect(runMaturity(setOf([[[0.9, true]]]), scaled).exitCode).toBe(4);
+  });
+
+
   it('M3: explained variance equals the squared singular values of the centred data, computed directly', () => {
     const rnd = seededRandom(11);
     const rows = Array.from({ length: 300 }, () => {

@@ -14,7 +14,7 @@ import { resolveServeConfig, startGateway } from '../src/server/index.js';
 import { runCli } from './helpers/cli.js';
 
 const PROMPT = 'Which river flows through Vienna? (audit-log test)';
-const SPEC_ORDER = ['time', 'group', 'id', 'EVB', 'CR', 'TS', 'ES', 'PD', 'CCI', 'admissible', 'selected', 'reason', 'tau', 'pCorrect', 'messages'];
+const SPEC_ORDER = ['time', 'group', 'requestId', 'id', 'EVB', 'CR', 'TS', 'ES', 'PD', 'CCI', 'admissible', 'selected', 'reason', 'tau', 'pCorrect', 'messages'];
 type Started = Awaited<ReturnType<typeof startGateway>>;
 
 let upstream: LoopbackServer;
@@ -29,11 +29,11 @@ async function gateway(args: string[]): Promise<Started> {
   return g;
 }
 
-async function ask(g: Started, content: string, ecr: Record<string, unknown> = {}) {
+async function ask(g: Started, content: string, ecr: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
   const client = new OpenAI({ baseURL: `${g.url}/v1`, apiKey: 'sk-unused', maxRetries: 0 });
   const { response } = await client.chat.completions.create({
     model: 'ecr/loop', messages: [{ role: 'user', content }], ecr: { k: 3, horizon: 1, fixedK: true, ...ecr },
-  } as OpenAI.ChatCompletionCreateParamsNonStreaming).withResponse();
+  } as OpenAI.ChatCompletionCreateParamsNonStreaming, { headers }).withResponse();
   return { requestId: response.headers.get('x-request-id')!, cci: Number(response.headers.get('x-ecr-cci')) };
 }
 
@@ -66,6 +66,7 @@ describe('ecr serve --audit-log', () => {
     }
     for (const r of [a, b]) {
       const mine = lines.filter((l) => l.group === r.requestId);
+      expect(mine.every((l) => l.requestId === r.requestId)).toBe(true);
       expect(mine.map((l) => l.id)).toEqual([0, 1, 2]);
       const selected = mine.filter((l) => l.selected);
       expect(selected).toHaveLength(1);
@@ -77,6 +78,24 @@ describe('ecr serve --audit-log', () => {
     expect(text).not.toContain('Vienna');
     expect(text).not.toContain('messages');
     expect(text).not.toContain('The answer');
+  });
+
+  it('groups by the server\'s own request id: a client\'s x-request-id is echoed and kept as requestId, never the group', async () => {
+    const file = path.join(dir, 'client-ids.jsonl');
+    const g = await gateway(['--audit-log', file]);
+    const answers = [];
+    for (const q of ['first', 'second', 'third']) answers.push(await ask(g, `${PROMPT} ${q}`, {}, { 'x-request-id': 'fixed-id' }));
+    await closeAll();
+    expect(answers.map((a) => a.requestId)).toEqual(['fixed-id', 'fixed-id', 'fixed-id']); // the header echoes the client's id
+    const lines = readLines(file);
+    expect(lines).toHaveLength(9);
+    expect(lines.every((l) => l.requestId === 'fixed-id')).toBe(true);
+    const groups = new Set(lines.map((l) => l.group));
+    expect(groups.size).toBe(3);
+    for (const group of groups) {
+      expect(group).toMatch(/^req_[0-9a-f]{32}$/);
+      expect(lines.filter((l) => l.group === group && l.selected)).toHaveLength(1);
+    }
   });
 
   it('appends across restarts, and puts the messages on each line only with --log-prompts', async () => {
@@ -158,18 +177,18 @@ describe('ecr serve --audit-log', () => {
   it('is read by ecr calibrate and ecr maturity as it is', async () => {
     const file = path.join(dir, 'for-calibrate.jsonl');
     const g = await gateway(['--audit-log', file]);
-    for (let i = 0; i < 4; i++) await ask(g, `${PROMPT} ${i}`);
+    for (let i = 0; i < 4; i++) await ask(g, `${PROMPT} ${i}`, {}, i < 2 ? { 'x-request-id': 'same-client-id' } : {});
     await closeAll();
     const cal = runCli(['calibrate', file, '--bootstrap', '50']);
     expect(cal.stderr).toBe('');
     expect(cal.code).toBe(0);
     expect(cal.stdout).toMatch(/^records 12, groups 4, labelled 0$/m);
-    // Read, not rejected (exit 2): M1 fails on the EVB floor of the default identity shrinkage (exit 3),
-    // and the checks that need evaluative vectors or dialogue keys say why they do not apply.
+    // Read, not rejected (exit 2): 12 records are too few for M1's 95th percentile (exit 4, no
+    // verdict), and the checks that need evaluative vectors or dialogue keys say why they do not apply.
     const mat = runCli(['maturity', file]);
     expect(mat.stderr).toBe('');
-    expect(mat.code).toBe(3);
-    expect(mat.stdout).toMatch(/^M1-floor-free\s+PASS/m);
+    expect(mat.code).toBe(4);
+    expect(mat.stdout).toMatch(/^M1-floor-free\s+INSUFFICIENT-DATA/m);
     expect(mat.stdout).toMatch(/^M3\s+NOT-APPLICABLE/m);
   });
 });

@@ -3,12 +3,13 @@
  * requests in flight (they finish, the process exits 0).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import { mkdtempSync, readFileSync, renameSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { LoopbackServer } from '../src/loopback/server.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -111,6 +112,7 @@ describe('ecr serve as a process', () => {
   it('exits 2 with a clear message when the upstream is missing or a setting is bad', async () => {
     const run = (args: string[], env: Record<string, string> = {}) => new Promise<{ code: number | null; stderr: string }>((resolve) => {
       const c = spawn(process.execPath, ['dist/cli.js', 'serve', ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env } });
+      onTestFinished(() => { if (c.exitCode === null) c.kill('SIGKILL'); });
       let stderr = '';
       c.stderr.on('data', (d) => { stderr += d; });
       c.on('exit', (code) => resolve({ code, stderr }));
@@ -122,5 +124,31 @@ describe('ecr serve as a process', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('ECR_MAX_K');
     expect(bad.stderr).not.toMatch(/^\s+at /m);
+    // A key list with no real key (or an empty entry) would turn auth off or drop a key: refused,
+    // without echoing the keys that were given.
+    for (const keys of [',', ' , ', '', 'sk-first,,sk-second', 'sk-first,']) {
+      const r = await run(['--upstream', 'http://127.0.0.1:1/v1'], { ECR_API_KEYS: keys });
+      expect(r.code, JSON.stringify(keys)).toBe(2);
+      expect(r.stderr).toMatch(/^ecr serve: ECR_API_KEYS: .*(lists no key|is empty)/);
+      expect(r.stderr).not.toContain('sk-');
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
+    // A port in use or a host that does not resolve: one line naming the setting, exit 2, no stack.
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const inUse = await run(['--upstream', 'http://127.0.0.1:1/v1', '--port', String(port)]);
+      expect(inUse.code).toBe(2);
+      expect(inUse.stderr).toBe(`ecr serve: --port ${port}: 127.0.0.1:${port} is already in use; choose another port, or --port 0 for any free one\n`);
+    } finally {
+      taken.close();
+    }
+    const unresolvable = await run(['--upstream', 'http://127.0.0.1:1/v1', '--port', '0', '--host', 'no-such-host.invalid']);
+    expect(unresolvable.code).toBe(2);
+    expect(unresolvable.stderr).toMatch(/^ecr serve: --host no-such-host\.invalid: cannot resolve this name \(E[A-Z_]+\)[^\n]*\n$/);
+    const flag = await run(['--upstream', 'http://127.0.0.1:1/v1', '--api-key', 'sk-first', '--api-key', '']);
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toContain('--api-key: entry 2 of 2 is empty');
   });
 });

@@ -2,12 +2,14 @@
  * `ecr serve` in process on 127.0.0.1, with the official `openai` client against it and the
  * loopback server as the upstream.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { resetNDetection } from '../src/llm/sample-choices.js';
 import { LoopbackServer, type LogEntry } from '../src/loopback/server.js';
-import { resolveServeConfig, startGateway, type ServeConfig } from '../src/server/index.js';
+import { resolveServeConfig, shutdown, startGateway, type ServeConfig } from '../src/server/index.js';
 import { generateCandidates, selectBest } from '../src/pipeline/drop-in.js';
 
 const PROMPT = 'What is the boiling point of water at sea level?';
@@ -268,6 +270,32 @@ describe('ecr serve: errors in OpenAI format', () => {
     expect(chats()).toHaveLength(0);
   });
 
+  it('415 for a text/plain body as for any non-JSON type; a number beyond the float range is named and said to be out of range', async () => {
+    const g = await gateway();
+    const post = (body: string, type = 'application/json') => fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': type }, body });
+    const ok = JSON.stringify({ model: 'ecr/loop', messages: [{ role: 'user', content: PROMPT }] });
+    for (const type of ['text/plain', 'text/plain; charset=utf-8', 'application/xml']) {
+      const res = await post(ok, type);
+      expect(res.status, type).toBe(415);
+      expect((await res.json()).error.code).toBe('unsupported_media_type');
+    }
+    const cases: Array<[string, string]> = [
+      ['{"model":"ecr/loop","messages":[{"role":"user","content":"x"}],"temperature":1e400}', 'temperature'],
+      ['{"model":"ecr/loop","messages":[{"role":"user","content":"x"}],"ecr":{"k":2,"tau":-1e999}}', 'ecr.tau'],
+      [`{"model":"loop","messages":[{"role":"user","content":"x"}],"max_tokens":1${'0'.repeat(400)}}`, 'max_tokens'],
+      ['{"model":"loop","messages":[{"role":"user","content":"x"}],"logit_bias":{"50256":-1E+309}}', 'logit_bias.50256'],
+    ];
+    for (const [body, param] of cases) {
+      const res = await post(body);
+      expect(res.status, body.slice(0, 80)).toBe(400);
+      const { error } = await res.json();
+      expect(error.param).toBe(param);
+      expect(error.message).toMatch(new RegExp(`^${param.replace(/\./g, '\\.')}: the number is out of range`));
+      expect(error.message).not.toContain('null');
+    }
+    expect(chats()).toHaveLength(0);
+  });
+
   it('401 for a missing or wrong key (constant-time compare); health stays open', async () => {
     const g = await gateway(['--api-key', 'sk-right', '--api-key', 'sk-other']);
     const err = await client(g, 'sk-wrong').models.list().catch((e) => e);
@@ -412,6 +440,9 @@ describe('ecr serve: cancellation, models, health, metrics, logs', () => {
     expect(text).toMatch(/^ecr_selections_total\{reason="(admitted|fallback)"\} [1-9]\d*$/m);
     expect(text).toMatch(/^ecr_http_requests_in_flight\{route="\/metrics"\} 1$/m);
     expect(text).toMatch(/^ecr_process_cpu_seconds_total /m);
+    // No --redis: no ecr_redis_up series (an alert on it being 0 must not fire here).
+    expect(text).toMatch(/^# TYPE ecr_redis_up gauge$/m);
+    expect(text).not.toMatch(/^ecr_redis_up /m);
   });
 
   it('--cache-max-bytes bounds the shared pipeline caches (evicting past it), and /metrics shows their fill', async () => {
@@ -438,7 +469,7 @@ describe('ecr serve: cancellation, models, health, metrics, logs', () => {
     const { response } = await client(g).chat.completions.create({ model: 'ecr/loop', messages: [{ role: 'user', content: PROMPT }], ecr: { k: 2, horizon: 1, fixedK: true } } as OpenAI.ChatCompletionCreateParamsNonStreaming).withResponse();
     await vi.waitFor(() => expect(logs.filter((l) => JSON.parse(l).msg === 'request')).toHaveLength(1));
     const line = JSON.parse(logs.find((l) => JSON.parse(l).msg === 'request')!);
-    expect(line).toMatchObject({ reqId: response.headers.get('x-request-id'), model: 'ecr/loop', status: 200, k: 2, route: '/v1/chat/completions' });
+    expect(line).toMatchObject({ reqId: response.headers.get('x-request-id'), requestId: response.headers.get('x-request-id'), model: 'ecr/loop', status: 200, k: 2, route: '/v1/chat/completions' });
     expect(line.cci).toBe(Number(response.headers.get('x-ecr-cci')));
     expect(typeof line.latency_ms).toBe('number');
     expect(logs.join('\n')).not.toContain('boiling');
@@ -447,6 +478,61 @@ describe('ecr serve: cancellation, models, health, metrics, logs', () => {
     const g2 = await gateway(['--log-prompts'], { logs: withPrompts });
     await client(g2).chat.completions.create({ model: 'ecr/loop', messages: [{ role: 'user', content: PROMPT }], ecr: { k: 1, horizon: 1 } } as OpenAI.ChatCompletionCreateParamsNonStreaming);
     await vi.waitFor(() => expect(withPrompts.join('\n')).toContain('boiling'));
+  });
+});
+
+describe('ecr serve: shutdown', () => {
+  it('past --shutdown-timeout, cut requests get a 503 JSON error, or an error event that ends their stream; logged as 503', async () => {
+    // An upstream that never finishes: a stream gets its headers and one event, anything else nothing.
+    const sockets = new Set<import('node:net').Socket>();
+    let received = 0;
+    const stalled = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => { body += c; });
+      req.on('end', () => {
+        received++;
+        if (JSON.parse(body).stream !== true) return;
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(`data: ${JSON.stringify({ id: 'chatcmpl-stalled', object: 'chat.completion.chunk', created: 0, model: 'loop', choices: [{ index: 0, delta: { role: 'assistant', content: 'Hel' }, finish_reason: null }] })}\n\n`);
+      });
+    });
+    stalled.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+    await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
+    try {
+      const logs: string[] = [];
+      const g = await gateway(['--shutdown-timeout', '100', '--progress-interval', '10'], { url: `http://127.0.0.1:${(stalled.address() as AddressInfo).port}/v1`, logs });
+      const post = (body: Record<string, unknown>) => fetch(`${g.url}/v1/chat/completions`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ messages: [{ role: 'user', content: PROMPT }], ...body }),
+      });
+      const ecr = { k: 2, horizon: 1, fixedK: true };
+      const plain = post({ model: 'ecr/loop', ecr });
+      const passed = post({ model: 'loop' });
+      // Streams: their headers (after the first progress tick, or the upstream's) are out before the cut.
+      const ecrStream = await post({ model: 'ecr/loop', stream: true, ecr });
+      const passedStream = await post({ model: 'loop', stream: true });
+      expect([ecrStream.status, passedStream.status]).toEqual([200, 200]);
+      await vi.waitFor(() => expect(received).toBe(4)); // one generation call per ECR request, one per pass-through
+      await shutdown(g.app, g.gateway, 'test');
+
+      for (const res of [await plain, await passed]) {
+        expect(res.status).toBe(503);
+        expect(res.headers.get('retry-after')).toBe('1');
+        expect((await res.json()).error).toMatchObject({ type: 'service_unavailable', code: 'shutting_down' });
+      }
+      for (const res of [ecrStream, passedStream]) {
+        const events = sseEvents(await res.text());
+        const data = events.filter((e): e is { data: string } => 'data' in e).map((e) => e.data);
+        expect(data).not.toContain('[DONE]');
+        expect(JSON.parse(data.at(-1)!).error).toMatchObject({ type: 'service_unavailable', code: 'shutting_down' });
+      }
+      const statuses = logs.map((l) => JSON.parse(l)).filter((l) => l.msg === 'request').map((l) => [l.model, l.stream ?? false, l.status]);
+      expect(statuses).toHaveLength(4);
+      expect(statuses.every(([, , status]) => status === 503)).toBe(true);
+    } finally {
+      for (const s of sockets) s.destroy();
+      stalled.close();
+    }
   });
 });
 

@@ -11,6 +11,8 @@ export interface AuditLogEntry extends MetricValues {
   /** ISO 8601 time of the request. */
   time: string;
   group: string | number;
+  /** From the gateway: the request's x-request-id (the client's own, or the same as `group`). */
+  requestId?: string;
   /** Candidate id within the request (not its text). */
   id: string | number;
   admissible: boolean;
@@ -29,7 +31,7 @@ export interface AuditLogEntry extends MetricValues {
   messages?: unknown;
 }
 
-const ORDER = ['time', 'group', 'id', 'EVB', 'CR', 'TS', 'ES', 'PD', 'CCI', 'admissible', 'selected', 'reason', 'tau', 'pCorrect', 'correct', 'dialogue', 'turn', 'variant', 'messages'] as const;
+const ORDER = ['time', 'group', 'requestId', 'id', 'EVB', 'CR', 'TS', 'ES', 'PD', 'CCI', 'admissible', 'selected', 'reason', 'tau', 'pCorrect', 'correct', 'dialogue', 'turn', 'variant', 'messages'] as const;
 
 /** One audit-log line (with its newline), keys in a fixed order, numbers in full precision. */
 export function formatAuditLogLine(entry: AuditLogEntry): string {

@@ -10,7 +10,7 @@ import { weightedCci, type CalibrationSet } from './labelled-input.js';
 import type { Provenance } from './probability-map.js';
 import { selectPerGroup, selectionLift, type SelectionLift } from './selection-lift.js';
 import {
-  applyProbabilityMap, auroc, bootstrapInterval, brierScore, expectedCalibrationError, fitIsotonicMap, fitPlattMap, prr,
+  applyProbabilityMap, auroc, bootstrapInterval, bothClassesOrReason, brierScore, expectedCalibrationError, fitIsotonicMap, fitPlattMap, prr,
   reliabilityBins, riskCoverage, type Interval, type Maybe, type ProbabilityMap, type ReliabilityBin, type RiskCoveragePoint,
 } from './statistics.js';
 import { admissionCurve, fbetaAt, ResampledTau, tauForAdmission, TAU_GRID, type AdmissionPoint, type Objective } from './tau-search.js';
@@ -53,6 +53,7 @@ export interface LabelledResult {
   };
   /** The chosen configuration on the held-out part. */
   heldOut: { auroc: Maybe; prr: Maybe; riskCoverage: RiskCoveragePoint[] };
+  /** Null when the fitting labels are all of one class: no map can be estimated from them. */
   probability: {
     method: 'isotonic' | 'platt';
     map: ProbabilityMap;
@@ -60,7 +61,12 @@ export interface LabelledResult {
     brier: { before: number; after: number };
     reliabilityBefore: ReliabilityBin[];
     reliabilityAfter: ReliabilityBin[];
-  };
+  } | null;
+  /**
+   * Set when the fitting labels are all of one class: the objective (NaN values), its tau and
+   * the probability map are undefined, so tau comes from the target admission and no map is saved.
+   */
+  oneClass?: string;
   lift: SelectionLift | null;
   liftReason?: string;
   chosenWeights: Weights;
@@ -90,6 +96,8 @@ export interface CalibrationResult {
   cci: number[];
   /** JSON to save: valid input to `ecr score`, `ecr run` (and the gateway). */
   outputConfig: Record<string, unknown>;
+  /** What the reader must know although the run succeeded (the CLI prints each to stderr). */
+  warnings: string[];
 }
 
 function downsample<T>(xs: T[], max: number): T[] {
@@ -138,7 +146,7 @@ export function runCalibration(set: CalibrationSet, config: ResolvedConfig, opts
     weights: weightsObject(weights), tau, lambda: config.lambda, shrinkTarget: config.shrinkTarget, evbMode: config.evbMode,
     ...(config.crWeights ? { crWeights: [...config.crWeights] } : {}),
     confIndex: config.confIndex, vmax: config.vmax, ...(config.dmax !== null ? { dmax: config.dmax } : {}),
-    ...(labelled ? { calibration: labelled.probability.map } : {}),
+    ...(labelled?.probability ? { calibration: labelled.probability.map } : {}),
     provenance,
   };
   return {
@@ -146,7 +154,7 @@ export function runCalibration(set: CalibrationSet, config: ResolvedConfig, opts
     admission: { target: opts.targetAdmission, tau: tauAdm, achieved, interval, ...(interval ? {} : { intervalReason: 'undefined: the bootstrap resamples groups and the input has one' }), curve },
     labelled, ...(labelledReason ? { labelledReason } : {}),
     chosen: { weights, tau, tauSource: objectiveTau !== null ? 'objective' : 'target-admission', admission: atChosen.admission, fallback: atChosen.fallback },
-    cci, outputConfig,
+    cci, outputConfig, warnings: labelled?.oneClass ? [labelled.oneClass] : [],
   };
 }
 
@@ -163,13 +171,24 @@ function fitAndEvaluate(set: CalibrationSet, config: ResolvedConfig, opts: Calib
   const inputCciAll = cciUnder(config.weights, allLabelled);
   const allLabels = allLabelled.map((i) => labels[i] as boolean);
 
-  const search = opts.searchWeights ? searchWeights(fit, opts.objective, config.weights, opts.gridSteps) : { weights: config.weights, fitValue: objectiveValue(fit, config.weights, opts.objective).value, evaluated: 1 };
+  // One label class on the fitting part: F-beta is 0 (or 1) at every tau, the ranking objectives
+  // are undefined and the map would be constant 0 (or 1); nothing is fitted, as for auroc/prr the
+  // tau comes from the target admission, and no map is saved for pCorrect to repeat.
+  const noFit = bothClassesOrReason(fit.labels);
+  const oneClass = noFit === null ? undefined
+    : `one label class on the fitting groups (${noFit}): the ${opts.objective.name} objective and the probability map are undefined; tau falls back to the target admission, the input weights are kept and no "calibration" map is saved`;
+
+  const search = noFit !== null ? { weights: config.weights, fitValue: Number.NaN, evaluated: 0 }
+    : opts.searchWeights ? searchWeights(fit, opts.objective, config.weights, opts.gridSteps) : { weights: config.weights, fitValue: objectiveValue(fit, config.weights, opts.objective).value, evaluated: 1 };
   const weights = search.weights;
-  const fitted = objectiveValue(fit, weights, opts.objective);
+  const fitted = noFit !== null ? { value: Number.NaN, tau: null } : objectiveValue(fit, weights, opts.objective);
   const evalCci = cciUnder(weights, evalIdx);
   const inputEvalCci = cciUnder(config.weights, evalIdx);
   let heldOutValue: number, inputHeldOutValue: number;
-  if (opts.objective.kind === 'fbeta') {
+  if (noFit !== null) {
+    heldOutValue = Number.NaN;
+    inputHeldOutValue = Number.NaN;
+  } else if (opts.objective.kind === 'fbeta') {
     heldOutValue = fbetaAt(evalCci, evalPart.labels, fitted.tau!, opts.objective.beta);
     inputHeldOutValue = fbetaAt(inputEvalCci, evalPart.labels, config.tau, opts.objective.beta);
   } else {
@@ -177,9 +196,18 @@ function fitAndEvaluate(set: CalibrationSet, config: ResolvedConfig, opts: Calib
     inputHeldOutValue = objectiveValue(evalPart, config.weights, opts.objective).value;
   }
 
-  const fitCci = cciUnder(weights, fitIdx);
-  const map = opts.method === 'platt' ? fitPlattMap(fitCci, fit.labels) : fitIsotonicMap(fitCci, fit.labels);
-  const calibrated = evalCci.map((c) => applyProbabilityMap(map, c));
+  let probability: LabelledResult['probability'] = null;
+  if (noFit === null) {
+    const fitCci = cciUnder(weights, fitIdx);
+    const map = opts.method === 'platt' ? fitPlattMap(fitCci, fit.labels) : fitIsotonicMap(fitCci, fit.labels);
+    const calibrated = evalCci.map((c) => applyProbabilityMap(map, c));
+    probability = {
+      method: opts.method, map,
+      ece: { before: expectedCalibrationError(evalCci, evalPart.labels), after: expectedCalibrationError(calibrated, evalPart.labels) },
+      brier: { before: brierScore(evalCci, evalPart.labels), after: brierScore(calibrated, evalPart.labels) },
+      reliabilityBefore: reliabilityBins(evalCci, evalPart.labels), reliabilityAfter: reliabilityBins(calibrated, evalPart.labels),
+    };
+  }
 
   // Lift on the held-out groups, with the tau the saved configuration will use.
   const tau = fitted.tau ?? tauForAdmission(recs.map((r) => weightedCci(r.metrics, weights)), opts.targetAdmission);
@@ -192,14 +220,9 @@ function fitAndEvaluate(set: CalibrationSet, config: ResolvedConfig, opts: Calib
     fitGroups: heldOut.length - heldOut.reduce((s, x) => s + x, 0), heldOutGroups: heldOut.reduce((s, x) => s + x, 0),
     fitRecords: fitIdx.length, heldOutRecords: evalIdx.length,
     input: { auroc: auroc(inputCciAll, allLabels), prr: prr(inputCciAll, allLabels) },
-    search: { objective: opts.objective.name, weightsSearched: opts.searchWeights, candidatesEvaluated: search.evaluated, fitValue: fitted.value, heldOutValue, inputHeldOutValue },
+    search: { objective: opts.objective.name, weightsSearched: opts.searchWeights && noFit === null, candidatesEvaluated: search.evaluated, fitValue: fitted.value, heldOutValue, inputHeldOutValue },
     heldOut: { auroc: auroc(evalCci, evalPart.labels), prr: prr(evalCci, evalPart.labels), riskCoverage: downsample(riskCoverage(evalCci, evalPart.labels), 200) },
-    probability: {
-      method: opts.method, map,
-      ece: { before: expectedCalibrationError(evalCci, evalPart.labels), after: expectedCalibrationError(calibrated, evalPart.labels) },
-      brier: { before: brierScore(evalCci, evalPart.labels), after: brierScore(calibrated, evalPart.labels) },
-      reliabilityBefore: reliabilityBins(evalCci, evalPart.labels), reliabilityAfter: reliabilityBins(calibrated, evalPart.labels),
-    },
+    probability, ...(oneClass ? { oneClass } : {}),
     lift, ...(lift ? {} : { liftReason: 'no held-out group has two or more candidates, all labelled' }),
     chosenWeights: weights, chosenTau: fitted.tau,
   };

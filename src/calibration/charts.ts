@@ -7,6 +7,7 @@ import type { AdmissionPoint } from './tau-search.js';
 import type { ReliabilityBin, RiskCoveragePoint } from './statistics.js';
 import type { SelectionLift } from './selection-lift.js';
 import type { Measurement } from './maturity.js';
+import { plural } from '../plural.js';
 
 const WIDTH = 420;
 const HEIGHT = 220;
@@ -27,16 +28,26 @@ function histogram(values: readonly number[], bins: number): { lower: number; up
   return counts.map((count, b) => ({ lower: b / bins, upper: (b + 1) / bins, count }));
 }
 
+/**
+ * One colour per meaning of a tau line, in every chart and report: a colour scale over the
+ * labels alone would follow their order, which the values in them change from report to report.
+ */
+export const TAU_COLOURS = { chosen: '#e45756', targetAdmission: '#54a24b' } as const;
+
+/** Counts are whole: no tick between 0 and 1, and no decimals on the ticks there are. */
+const COUNT_AXIS = { tickMinStep: 1, format: 'd' } as const;
+
 export function cciHistogramSpec(cci: readonly number[], tau: number, tauAdmission: number): TopLevelSpec {
-  const rules = [{ tau, label: `tau ${tau.toFixed(3)} (chosen)` }];
-  if (Math.abs(tauAdmission - tau) > 1e-9) rules.push({ tau: tauAdmission, label: `tau ${tauAdmission.toFixed(3)} (target admission)` });
+  const same = Math.abs(tauAdmission - tau) <= 1e-9;
+  const rules: { tau: number; label: string; colour: string }[] = [{ tau, label: `chosen tau ${tau.toFixed(3)}${same ? ' (the target admission\'s)' : ''}`, colour: TAU_COLOURS.chosen }];
+  if (!same) rules.push({ tau: tauAdmission, label: `target-admission tau ${tauAdmission.toFixed(3)}`, colour: TAU_COLOURS.targetAdmission });
   return {
     ...base, title: { text: 'CCI distribution with tau', subtitle: 'trajectories right of a line are admitted' },
     layer: [
       { data: { values: histogram(cci, 50) }, mark: { type: 'bar', color: '#4c78a8' },
-        encoding: { x: { field: 'lower', type: 'quantitative', bin: { binned: true, step: 0.02 }, title: 'CCI (unitless, 0-1)', scale: { domain: [0, 1] } }, x2: { field: 'upper' }, y: { field: 'count', type: 'quantitative', title: 'trajectories (count)' } } },
-      { data: { values: rules }, mark: { type: 'rule', strokeWidth: 2, strokeDash: [4, 3] },
-        encoding: { x: { field: 'tau', type: 'quantitative' }, color: { field: 'label', type: 'nominal', title: null, scale: { range: ['#e45756', '#54a24b'] }, legend: { orient: 'top-left' } } } },
+        encoding: { x: { field: 'lower', type: 'quantitative', bin: { binned: true, step: 0.02 }, title: 'CCI (unitless, 0-1)', scale: { domain: [0, 1] } }, x2: { field: 'upper' }, y: { field: 'count', type: 'quantitative', title: 'trajectories (count)', axis: COUNT_AXIS } } },
+      { data: { values: rules.map(({ tau: t, label }) => ({ tau: t, label })) }, mark: { type: 'rule', strokeWidth: 2, strokeDash: [4, 3] },
+        encoding: { x: { field: 'tau', type: 'quantitative' }, color: { field: 'label', type: 'nominal', title: null, scale: { domain: rules.map((r) => r.label), range: rules.map((r) => r.colour) }, legend: { orient: 'top-left' } } } },
     ],
   };
 }
@@ -44,12 +55,12 @@ export function cciHistogramSpec(cci: readonly number[], tau: number, tauAdmissi
 export function admissionSpec(curve: readonly AdmissionPoint[], tau: number): TopLevelSpec {
   const values = curve.flatMap((p) => [{ tau: p.tau, rate: p.admission, series: 'admission (share of trajectories with CCI >= tau)' }, { tau: p.tau, rate: p.fallback, series: 'fallback (share of groups with none admitted)' }]);
   return {
-    ...base, title: { text: 'Admission and fallback rate against tau' },
+    ...base, title: { text: 'Admission and fallback rate against tau', subtitle: 'dashed red line: the chosen tau' },
     layer: [
       { data: { values }, mark: { type: 'line', strokeWidth: 2 }, encoding: {
         x: { field: 'tau', type: 'quantitative', title: 'tau (CCI threshold, 0-1)' }, y: { field: 'rate', type: 'quantitative', title: 'rate (share, 0-1)', scale: { domain: [0, 1] } },
         color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'bottom', direction: 'vertical' } } } },
-      { data: { values: [{ tau }] }, mark: { type: 'rule', color: '#e45756', strokeDash: [4, 3] }, encoding: { x: { field: 'tau', type: 'quantitative' } } },
+      { data: { values: [{ tau }] }, mark: { type: 'rule', color: TAU_COLOURS.chosen, strokeDash: [4, 3] }, encoding: { x: { field: 'tau', type: 'quantitative' } } },
     ],
   };
 }
@@ -63,7 +74,7 @@ export function metricDistributionsSpec(metrics: Record<string, readonly number[
     facet: { column: { field: 'metric', type: 'nominal', title: null, sort: Object.keys(metrics) } },
     spec: {
       width: 150, height: 150, mark: { type: 'bar', color: '#72b7b2' },
-      encoding: { x: { field: 'lower', type: 'quantitative', bin: { binned: true, step: 0.05 }, title: 'value (unitless, 0-1)', scale: { domain: [0, 1] } }, x2: { field: 'upper' }, y: { field: 'count', type: 'quantitative', title: 'trajectories (count)' } },
+      encoding: { x: { field: 'lower', type: 'quantitative', bin: { binned: true, step: 0.05 }, title: 'value (unitless, 0-1)', scale: { domain: [0, 1] } }, x2: { field: 'upper' }, y: { field: 'count', type: 'quantitative', title: 'trajectories (count)', axis: COUNT_AXIS } },
     },
   };
 }
@@ -98,7 +109,7 @@ export function liftSpec(lift: SelectionLift): TopLevelSpec {
   const row = (name: string, e: SelectionLift['selected']) => ({ name, value: e.value, low: e.interval?.low ?? e.value, high: e.interval?.high ?? e.value });
   const values = [row('ECR selected', lift.selected), row('first candidate', lift.first), row('random candidate', lift.random)];
   return {
-    ...base, height: 160, title: { text: 'Selection accuracy per group, held out', subtitle: `${lift.groups} groups; bars: accuracy, whiskers: bootstrap 95% interval over groups` },
+    ...base, height: 160, title: { text: 'Selection accuracy per group, held out', subtitle: `${plural(lift.groups, 'group')}; bars: accuracy, whiskers: bootstrap 95% interval over groups` },
     data: { values },
     layer: [
       { mark: { type: 'bar', color: '#54a24b' }, encoding: { y: { field: 'name', type: 'nominal', title: null, sort: null }, x: { field: 'value', type: 'quantitative', title: 'accuracy (share of groups answered correctly, 0-1)', scale: { domain: [0, 1] } } } },

@@ -61,7 +61,7 @@ export interface ReadOptions {
 }
 
 /** Fields of a scored line besides the label field (ECR-SPEC sections 5 and 8.1). */
-const SCORED_FIELDS = new Set(['id', 'group', ...METRIC_KEYS, 'CCI', 'admissible', 'selected', 'pCorrect', 'reason', 'tau', 'time', 'dialogue', 'turn', 'variant', 'meta', 'correct', 'messages']);
+const SCORED_FIELDS = new Set(['id', 'group', 'requestId', ...METRIC_KEYS, 'CCI', 'admissible', 'selected', 'pCorrect', 'reason', 'tau', 'time', 'dialogue', 'turn', 'variant', 'meta', 'correct', 'messages']);
 /** Calibration fields a raw trajectory may carry besides ECR-SPEC section 5's. */
 const EXTRA_FIELDS = ['dialogue', 'turn', 'variant', 'correct'];
 /** Scored CCIs from a float32 path agree with a float64 recombination within 1e-5 (section 7). */
@@ -116,6 +116,7 @@ export async function readCalibrationSet(file: string, opts: ReadOptions): Promi
   const format = formatOf(file, opts.format);
   const groupIndex = new Map<string, number>();
   const records: CalibrationRecord[] = [];
+  const identity = new GroupIdentity();
   const trajectories: TrajectoryRecord[] = [];
   let kind: CalibrationSet['kind'] | null = null;
 
@@ -152,7 +153,9 @@ export async function readCalibrationSet(file: string, opts: ReadOptions): Promi
       for (const [k, v] of Object.entries(o)) if (!EXTRA_FIELDS.includes(k) && k !== labelField) stripped[k] = v;
       const checked = checkRecord(stripped, here, line);
       trajectories.push(stripped as unknown as TrajectoryRecord);
-      records.push({ ...base, id: checked.id, group: checked.group, groupIndex: indexOfGroup(groupIndex, checked.group), metrics: [0, 0, 0, 0, 0], baseScore: checked.baseScore ?? Number.NaN, steps: checked.steps, embeddings: checked.embeddings });
+      const g = indexOfGroup(groupIndex, checked.group);
+      identity.check(g, checked.group, checked.id, false, here);
+      records.push({ ...base, id: checked.id, group: checked.group, groupIndex: g, metrics: [0, 0, 0, 0, 0], baseScore: checked.baseScore ?? Number.NaN, steps: checked.steps, embeddings: checked.embeddings });
     } else {
       for (const k of Object.keys(o)) if (!SCORED_FIELDS.has(k) && k !== labelField) throw new InputError(`unknown field in a scored record (known: ${[...SCORED_FIELDS].join(', ')})`, { ...at, field: k });
       const metrics = METRIC_KEYS.map((k) => {
@@ -168,7 +171,10 @@ export async function readCalibrationSet(file: string, opts: ReadOptions): Promi
       }
       const group = o.group === undefined || o.group === null ? null : o.group;
       if (group !== null && typeof group !== 'string' && typeof group !== 'number') throw new InputError(`must be a string or number, got ${JSON.stringify(group)}`, { ...at, field: 'group' });
-      records.push({ ...base, group, groupIndex: indexOfGroup(groupIndex, group), metrics, baseScore: Number.NaN });
+      if (o.selected !== undefined && typeof o.selected !== 'boolean') throw new InputError(`must be true or false, got ${JSON.stringify(o.selected)}`, { ...at, field: 'selected' });
+      const g = indexOfGroup(groupIndex, group);
+      identity.check(g, group, id, o.selected === true, here);
+      records.push({ ...base, group, groupIndex: g, metrics, baseScore: Number.NaN });
     }
   };
 
@@ -196,6 +202,37 @@ export async function readCalibrationSet(file: string, opts: ReadOptions): Promi
     kind: kind!, file: file === '-' ? 'stdin' : path.basename(file), sha256, records, groupCount: groupIndex.size,
     labelled: records.filter((r) => r.label !== null).length, labelField,
   };
+}
+
+const MERGED_LOGS = 'audit logs from gateways that took the group from the client\'s x-request-id merged every request that sent the same one into one group (one request\'s lines share its "time": re-key the group by it)';
+
+/**
+ * Refuses what a merged group looks like: an id seen twice in one group, or a group with two
+ * selected records (selection picks one per group, so lift and fallback over such a group would
+ * be computed on a mixture). Holds one id -> line map per group, keyed by the id values the
+ * records keep anyway, and one line per group for `selected`: no line text.
+ */
+class GroupIdentity {
+  private readonly ids: Map<string | number, number>[] = [];
+  private readonly selectedAt: number[] = [];
+
+  check(g: number, group: string | number | null, id: string | number, selected: boolean, here: { line: number } | { row: number }): void {
+    const unit = 'line' in here ? 'line' : 'row';
+    const n = 'line' in here ? here.line : here.row;
+    const name = group === null ? 'the shared group (no "group")' : `group ${JSON.stringify(group)}`;
+    const ids = this.ids[g] ??= new Map();
+    const first = ids.get(id);
+    if (first !== undefined) {
+      throw new InputError(`${name} has id ${JSON.stringify(id)} twice (${unit}s ${first} and ${n}); a (group, id) pair must be unique, and ${MERGED_LOGS}`, { ...here, id: String(id), field: 'id' });
+    }
+    ids.set(id, n);
+    if (!selected) return;
+    const before = this.selectedAt[g];
+    if (before !== undefined) {
+      throw new InputError(`${name} has a second selected record (${unit}s ${before} and ${n}); selection picks one per group, and ${MERGED_LOGS}`, { ...here, id: String(id), field: 'selected' });
+    }
+    this.selectedAt[g] = n;
+  }
 }
 
 function indexOfGroup(map: Map<string, number>, group: string | number | null): number {

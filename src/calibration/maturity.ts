@@ -1,6 +1,7 @@
 /**
  * The paper's section 7.2 maturity checks M1-M4 with its thresholds (ECR-SPEC section 8.3):
- * each is PASS, FAIL or NOT-APPLICABLE (with the reason), with the values measured.
+ * each is PASS, FAIL, INSUFFICIENT-DATA (fewer samples than its statistics need) or
+ * NOT-APPLICABLE (with the reason), with the values measured.
  */
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
 import type { ResolvedConfig } from '../config.js';
@@ -9,8 +10,9 @@ import type { CalibrationRecord, CalibrationSet } from './labelled-input.js';
 import { weightedCci, whereIs } from './labelled-input.js';
 import { selectPerGroup } from './selection-lift.js';
 import { median, quantile } from './statistics.js';
+import { plural } from '../plural.js';
 
-export type Verdict = 'PASS' | 'FAIL' | 'NOT-APPLICABLE';
+export type Verdict = 'PASS' | 'FAIL' | 'INSUFFICIENT-DATA' | 'NOT-APPLICABLE';
 
 export interface Measurement { name: string; value: number; comparison: '<' | '>='; threshold: number; pass: boolean }
 
@@ -19,14 +21,19 @@ export interface CheckResult {
   title: string;
   verdict: Verdict;
   measurements: Measurement[];
-  /** Why NOT-APPLICABLE, or what the reader must know next to the verdict. */
+  /** What the check's statistics were computed over, and the least it takes (absent when NOT-APPLICABLE). */
+  sample?: { size: number; minimum: number; unit: string };
+  /** Why NOT-APPLICABLE or INSUFFICIENT-DATA, or what the reader must know next to the verdict. */
   note?: string;
 }
 
 export interface MaturityResult {
   checks: CheckResult[];
-  /** 0 when every applicable check passes, 3 when one fails (ECR-SPEC section 8.3). */
-  exitCode: 0 | 3;
+  /**
+   * 0 when every applicable check passes, 3 when one fails, 4 when none fails but one has too
+   * little data for a verdict (ECR-SPEC section 8.3).
+   */
+  exitCode: 0 | 3 | 4;
   /** M3's explained-variance ratios, largest first (empty when not applicable). */
   explainedVariance: number[];
   /** M2's drift values, one per consecutive turn pair. */
@@ -44,6 +51,26 @@ export const THRESHOLDS = {
   m4MedianSimilarity: 0.85,
 };
 
+/**
+ * The least sample each check's statistics need before PASS or FAIL means anything (ECR-SPEC
+ * section 8.3). Medians and 95th percentiles are order statistics, so the minima are the
+ * distribution-free ones: the smallest n for which the sample brackets the quantile with 95%
+ * confidence whatever the distribution.
+ */
+export const MINIMUM_SAMPLES = {
+  /** A 95th percentile: the sample maximum is a 95% upper confidence bound on it only once 1 - 0.95^n >= 0.95, n >= 59 (Wilks). */
+  percentile95: 59,
+  /** A median: [min, max] covers it with 95% confidence only once 1 - 2 * 0.5^n >= 0.95, n >= 6. */
+  median: 6,
+  /**
+   * PCA, per component: the largest sample eigenvalue is biased upward when the sample is small
+   * against m (below m + 1 vectors the covariance is singular and one component's share is
+   * inflated by construction); 10 independent observations per variable is the usual minimum.
+   * A trajectory's steps are not independent, so trajectories count, not steps.
+   */
+  pcaPerComponent: 10,
+};
+
 function measure(name: string, value: number, comparison: '<' | '>=', threshold: number): Measurement {
   return { name, value, comparison, threshold, pass: comparison === '<' ? value < threshold : value >= threshold };
 }
@@ -51,6 +78,19 @@ function measure(name: string, value: number, comparison: '<' | '>=', threshold:
 function verdictOf(ms: Measurement[]): Verdict {
   return ms.every((m) => m.pass) ? 'PASS' : 'FAIL';
 }
+
+/**
+ * The check with its sample: PASS or FAIL from the measurements when the sample reaches the
+ * minimum, else INSUFFICIENT-DATA (the measurements are kept, for information) and why.
+ */
+function judged(id: CheckResult['id'], title: string, ms: Measurement[], size: number, minimum: number, [one, many]: [string, string], why: string, note?: string): CheckResult {
+  const sample = { size, minimum, unit: many };
+  if (size >= minimum) return { id, title, verdict: verdictOf(ms), measurements: ms, sample, ...(note ? { note } : {}) };
+  const short = `insufficient data: ${plural(size, one, many)}, ${id} needs at least ${minimum} (${why}); no PASS or FAIL from so few.`;
+  return { id, title, verdict: 'INSUFFICIENT-DATA', measurements: ms, sample, note: note ? `${short} ${note}` : short };
+}
+
+const P95_WHY = 'below 59 the sample cannot bound a 95th percentile with 95% confidence';
 
 const notApplicable = (id: CheckResult['id'], title: string, note: string): CheckResult => ({ id, title, verdict: 'NOT-APPLICABLE', measurements: [], note });
 
@@ -69,12 +109,12 @@ function m1(set: CalibrationSet, config: ResolvedConfig): CheckResult[] {
   ];
   const floor = evbFloorOf(config);
   const title = 'M1: evaluative variance and contradiction';
-  if (floor === 0) return [{ id: 'M1', title, verdict: verdictOf(ms), measurements: ms }];
+  const n = set.records.length;
+  const judge = (id: CheckResult['id'], t: string, m: Measurement[], note?: string) => judged(id, t, m, n, MINIMUM_SAMPLES.percentile95, ['record', 'records'], P95_WHY, note);
+  if (floor === 0) return [judge('M1', title, ms)];
   const cannot = floor >= THRESHOLDS.m1MedianEvb ? `: median EVB < ${THRESHOLDS.m1MedianEvb} cannot pass whatever the data` : '';
-  const main: CheckResult = {
-    id: 'M1', title, verdict: verdictOf(ms), measurements: ms,
-    note: `EVB has a floor of lambda = ${floor}: the configuration shrinks toward the identity (ECR-SPEC section 6), so every EVB is at least ${floor} and M1's thresholds, which assume no floor, are not comparable${cannot}. The floor-free value tr(S)/m is checked below; this verdict stays the configured one.`,
-  };
+  const main = judge('M1', title, ms,
+    `EVB has a floor of lambda = ${floor}: the configuration shrinks toward the identity (ECR-SPEC section 6), so every EVB is at least ${floor} and M1's thresholds, which assume no floor, are not comparable${cannot}. The floor-free value tr(S)/m is checked below; this verdict stays the configured one.`);
   // EVB = min(1, (1 - lambda) tr(S)/m + lambda): inverted, exact where EVB < 1 (a lower bound at 1).
   const free = evb.map((e) => (floor < 1 ? (e - floor) / (1 - floor) : 0));
   const fms = [
@@ -82,10 +122,8 @@ function m1(set: CalibrationSet, config: ResolvedConfig): CheckResult[] {
     measure('median CR', median(cr), '<', THRESHOLDS.m1MedianCr),
     measure('95th percentile tr(S)/m', quantile(free, 0.95), '<', THRESHOLDS.m1P95Evb),
   ];
-  return [main, {
-    id: 'M1-floor-free', title: 'M1, floor-free: tr(S)/m = (EVB - lambda)/(1 - lambda) in place of EVB', verdict: verdictOf(fms), measurements: fms,
-    note: 'Informational: the unshrunk covariance trace per component, to which M1\'s thresholds apply as the paper intends.',
-  }];
+  return [main, judge('M1-floor-free', 'M1, floor-free: tr(S)/m = (EVB - lambda)/(1 - lambda) in place of EVB', fms,
+    'Informational: the unshrunk covariance trace per component, to which M1\'s thresholds apply as the paper intends.')];
 }
 
 function meanStep(steps: number[][]): number[] {
@@ -128,7 +166,7 @@ export function dialogueDrift(records: readonly CalibrationRecord[], selected: S
       const means = use.map((i) => meanStep(records[i].steps!));
       const m = means[0].length;
       for (const [k, mv] of means.entries()) {
-        if (mv.length !== m) throw new InputError(`has ${mv.length} components per step, other candidates of its dialogue turn have ${m}; M2 compares evaluative vectors`, { ...whereIs(records[use[k]]), id: String(records[use[k]].id), field: 'steps' });
+        if (mv.length !== m) throw new InputError(`has ${plural(mv.length, 'component')} per step, other candidates of its dialogue turn have ${m}; M2 compares evaluative vectors`, { ...whereIs(records[use[k]]), id: String(records[use[k]].id), field: 'steps' });
       }
       const state = means[0].map((_, j) => means.reduce((s, v) => s + v[j], 0) / means.length);
       if (prev) {
@@ -177,7 +215,8 @@ function m3(set: CalibrationSet): { check: CheckResult; ratios: number[] } {
   const ratios = explainedVarianceRatios((function* () { for (const r of set.records) yield* r.steps!; })(), m);
   if (ratios.length === 0) return { check: notApplicable('M3', title, 'the evaluative vectors have no variance'), ratios };
   const ms = [measure('first component\'s share of variance', ratios[0], '<', THRESHOLDS.m3FirstComponent)];
-  return { check: { id: 'M3', title, verdict: verdictOf(ms), measurements: ms }, ratios };
+  const minimum = MINIMUM_SAMPLES.pcaPerComponent * m;
+  return { check: judged('M3', title, ms, set.records.length, minimum, ['trajectory', 'trajectories'], `${MINIMUM_SAMPLES.pcaPerComponent} per component for m = ${m}: fewer inflate the first component's share`), ratios };
 }
 
 function cosine(a: readonly number[], b: readonly number[]): number {
@@ -232,7 +271,7 @@ export function runMaturity(set: CalibrationSet, config: ResolvedConfig): Maturi
     if (drift.length === 0) checks.push(notApplicable('M2', m2Title, 'no dialogue has two or more turns'));
     else {
       const ms = [measure('median drift', median(drift), '<', THRESHOLDS.m2MedianDrift), measure('95th percentile drift', quantile(drift, 0.95), '<', THRESHOLDS.m2P95Drift)];
-      checks.push({ id: 'M2', title: m2Title, verdict: verdictOf(ms), measurements: ms });
+      checks.push(judged('M2', m2Title, ms, drift.length, MINIMUM_SAMPLES.percentile95, ['turn pair', 'turn pairs'], P95_WHY));
     }
   }
   const { check: m3check, ratios } = m3(set);
@@ -247,20 +286,25 @@ export function runMaturity(set: CalibrationSet, config: ResolvedConfig): Maturi
     else {
       paraphrase = sims;
       const ms = [measure('median cross-paraphrase cosine (proxy for BERTScore)', median(sims), '>=', THRESHOLDS.m4MedianSimilarity)];
-      checks.push({ id: 'M4', title: m4Title, verdict: verdictOf(ms), measurements: ms, note: 'Embedding cosine of the selected answers stands in for BERTScore; the threshold 0.85 is this engine\'s (ECR-SPEC section 8.3).' });
+      checks.push(judged('M4', m4Title, ms, sims.length, MINIMUM_SAMPLES.median, ['prompt', 'prompts'], 'below 6 the sample cannot bracket a median with 95% confidence',
+        'Embedding cosine of the selected answers stands in for BERTScore; the threshold 0.85 is this engine\'s (ECR-SPEC section 8.3).'));
     }
   }
-  // The floor-free M1 is informational: the configured verdict decides the exit code.
-  const failed = checks.some((c) => c.id !== 'M1-floor-free' && c.verdict === 'FAIL');
-  return { checks, exitCode: failed ? 3 : 0, explainedVariance: ratios, drift, paraphraseSimilarity: paraphrase, evbFloor: evbFloorOf(config) };
+  // The floor-free M1 is informational: the configured verdict decides the exit code. A failure
+  // on enough data outranks a check that could not decide.
+  const decisive = checks.filter((c) => c.id !== 'M1-floor-free');
+  const exitCode = decisive.some((c) => c.verdict === 'FAIL') ? 3 : decisive.some((c) => c.verdict === 'INSUFFICIENT-DATA') ? 4 : 0;
+  return { checks, exitCode, explainedVariance: ratios, drift, paraphraseSimilarity: paraphrase, evbFloor: evbFloorOf(config) };
 }
 
 /** The text `ecr maturity` prints: one line per check, then its measurements and note. */
 export function formatMaturity(result: MaturityResult): string {
   const lines: string[] = [];
   for (const c of result.checks) {
-    const vals = c.measurements.map((m) => `${m.name} ${m.value.toFixed(4)} (${m.comparison} ${m.threshold}: ${m.pass ? 'ok' : 'no'})`).join('; ');
-    lines.push(`${c.id.padEnd(13)} ${c.verdict.padEnd(14)} ${c.title}${vals ? `\n${' '.repeat(14)}${vals}` : ''}${c.note ? `\n${' '.repeat(14)}${c.note}` : ''}`);
+    // Without a verdict, an "ok" or "no" per value would read as one.
+    const mark = (m: Measurement) => (c.verdict === 'INSUFFICIENT-DATA' ? '' : `: ${m.pass ? 'ok' : 'no'}`);
+    const vals = c.measurements.map((m) => `${m.name} ${m.value.toFixed(4)} (${m.comparison} ${m.threshold}${mark(m)})`).join('; ');
+    lines.push(`${c.id.padEnd(13)} ${c.verdict.padEnd(17)} ${c.title}${vals ? `\n${' '.repeat(14)}${vals}` : ''}${c.note ? `\n${' '.repeat(14)}${c.note}` : ''}`);
   }
   return lines.join('\n');
 }

@@ -38,7 +38,8 @@ function labelCounts(labels: readonly boolean[]): { pos: number; neg: number } {
   return { pos, neg: labels.length - pos };
 }
 
-function bothClassesOrReason(labels: readonly boolean[]): string | null {
+/** Why a statistic that needs both label classes is undefined on `labels`, or null when it is defined. */
+export function bothClassesOrReason(labels: readonly boolean[]): string | null {
   const { pos, neg } = labelCounts(labels);
   if (labels.length === 0) return 'no labelled records';
   const all = labels.length === 1 ? 'the only label is' : `all ${labels.length} labels are`;

@@ -11,6 +11,7 @@ import { runMaturity } from '../calibration/maturity.js';
 import { renderReport } from '../calibration/report.js';
 import { parseObjective } from '../calibration/tau-search.js';
 import { positiveIntegerFlag } from './io.js';
+import { plural } from '../plural.js';
 import { LABELLED_INPUT_OPTIONS, readLabelledInput } from './labelled-args.js';
 
 const HELP = `usage: ecr calibrate INPUT|- [--config FILE] [--target-admission 0.75] [--labels FIELD]
@@ -69,6 +70,7 @@ export async function main(argv: string[]): Promise<number> {
     date: new Date().toISOString(), command: ['ecr', 'calibrate', ...argv].join(' '),
   };
   const result = runCalibration(set, config, options, provenance);
+  for (const w of result.warnings) process.stderr.write(`ecr calibrate: warning: ${w}\n`);
   process.stdout.write(summary(result) + '\n');
   if (v.out) await fs.writeFile(v.out, JSON.stringify(result.outputConfig, null, 2) + '\n');
   if (v.report) {
@@ -95,16 +97,18 @@ export function summary(r: CalibrationResult): string {
     // An undefined statistic prints its reason, which names it.
     const m = (name: string, x: { value: number | null; reason?: string }) => (x.value === null ? x.reason! : `${name} ${f(x.value)}`);
     lines.push(
-      `split: ${L.fitGroups} groups fitted (${L.fitRecords} labelled records), ${L.heldOutGroups} held out (${L.heldOutRecords})`,
+      `split: ${plural(L.fitGroups, 'group')} fitted (${plural(L.fitRecords, 'labelled record')}), ${L.heldOutGroups} held out (${plural(L.heldOutRecords, 'record')})`,
       `${m('AUROC', L.input.auroc)}, ${m('PRR', L.input.prr)} (input config, all labelled records)`,
       `held out: ${m('AUROC', L.heldOut.auroc)}, ${m('PRR', L.heldOut.prr)} (chosen config)`,
-      `objective ${L.search.objective}: fitted ${f(L.search.fitValue)}, held out ${f(L.search.heldOutValue)} (input config held out: ${f(L.search.inputHeldOutValue)})${L.search.weightsSearched ? `; ${L.search.candidatesEvaluated} weight vectors tried` : ''}`,
-      `calibration (${L.probability.method}, held out): ECE ${f(L.probability.ece.before)} -> ${f(L.probability.ece.after)}, Brier ${f(L.probability.brier.before)} -> ${f(L.probability.brier.after)}`,
+      `objective ${L.search.objective}: fitted ${f(L.search.fitValue)}, held out ${f(L.search.heldOutValue)} (input config held out: ${f(L.search.inputHeldOutValue)})${L.search.weightsSearched ? `; ${plural(L.search.candidatesEvaluated, 'weight vector')} tried` : ''}`,
+      L.probability
+        ? `calibration (${L.probability.method}, held out): ECE ${f(L.probability.ece.before)} -> ${f(L.probability.ece.after)}, Brier ${f(L.probability.brier.before)} -> ${f(L.probability.brier.after)}`
+        : 'calibration: none (one label class on the fitting groups; no map saved)',
     );
     if (L.lift) {
       const e = (x: { value: number; interval: { low: number; high: number } | null }) => `${f(x.value)} ${ci(x.interval)}`;
       lines.push(
-        `selection accuracy on ${L.lift.groups} held-out groups: ECR ${e(L.lift.selected)}, first ${e(L.lift.first)}, random ${e(L.lift.random)}`,
+        `selection accuracy on ${plural(L.lift.groups, 'held-out group')}: ECR ${e(L.lift.selected)}, first ${e(L.lift.first)}, random ${e(L.lift.random)}`,
         `selection lift: over first ${e(L.lift.liftOverFirst)}, over random ${e(L.lift.liftOverRandom)}`,
       );
     } else lines.push(`selection lift: ${L.liftReason}`);

@@ -5,6 +5,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { ParseArgsConfig } from 'node:util';
 import { parseArgs } from './parse-args.js';
 import { ConfigError, EcrError, UsageError } from '../errors.js';
+import { plural } from '../plural.js';
 
 /** The longest input line accepted (bytes, without the line break), as the README documents. */
 export const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
@@ -284,7 +285,7 @@ export class Progress {
     if (now - this.last < 250) return;
     this.last = now;
     const seconds = Math.max(1e-3, (now - this.start) / 1000);
-    let text = `${this.label}: ${count(records)} records (${count(records / seconds)}/s)`;
+    let text = `${this.label}: ${plural(records, 'record', 'records', count(records))} (${count(records / seconds)}/s)`;
     const { bytesDone, bytesTotal } = detail;
     if (bytesDone !== undefined && bytesTotal && bytesDone > 0) {
       const fraction = Math.min(1, bytesDone / bytesTotal);
@@ -297,7 +298,7 @@ export class Progress {
   done(records: number, detail: ProgressDetail = {}): void {
     if (!this.enabled) return;
     const seconds = (Date.now() - this.start) / 1000;
-    this.show(`${this.label}: ${count(records)} records in ${seconds.toFixed(1)} s (${count(records / Math.max(1e-3, seconds))}/s)${detail.backend ? `, backend ${detail.backend}` : ''}`);
+    this.show(`${this.label}: ${plural(records, 'record', 'records', count(records))} in ${seconds.toFixed(1)} s (${count(records / Math.max(1e-3, seconds))}/s)${detail.backend ? `, backend ${detail.backend}` : ''}`);
     this.stream.write('\n');
   }
 

@@ -15,7 +15,7 @@ export const LABELLED_INPUT_OPTIONS = {
 } as const;
 
 /** Fields of trajectories and scored records that cannot hold the label. */
-const RESERVED_FIELDS = new Set(['id', 'group', 'steps', 'embeddings', 'expected', 'realized', 'policy', 'baseScore', 'meta', 'EVB', 'CR', 'TS', 'ES', 'PD', 'CCI', 'admissible', 'selected', 'pCorrect', 'reason', 'tau', 'time', 'dialogue', 'turn', 'variant', 'messages']);
+const RESERVED_FIELDS = new Set(['id', 'group', 'requestId', 'steps', 'embeddings', 'expected', 'realized', 'policy', 'baseScore', 'meta', 'EVB', 'CR', 'TS', 'ES', 'PD', 'CCI', 'admissible', 'selected', 'pCorrect', 'reason', 'tau', 'time', 'dialogue', 'turn', 'variant', 'messages']);
 
 export interface LabelledInputArgs { config?: string; labels?: string; backend?: string; format?: string }
 

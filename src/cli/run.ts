@@ -20,6 +20,7 @@ import { checkRedisUrl, RedisStore } from '../cache/redis-store.js';
 import type { CacheControl } from '../cache/tiered-cache.js';
 import { DeadlineExceededError, NoSurvivingCandidatesError, RequestCancelledError } from '../pipeline/errors.js';
 import { EcrPipeline, type PipelineResult } from '../pipeline/pipeline.js';
+import { redactUrl } from '../redact-url.js';
 import { startWaitNote } from './wait-note.js';
 
 /** Exit code when --deadline passes (as timeout(1) uses). */
@@ -250,7 +251,7 @@ async function runWith(
 /** The text of the wait note: what is awaited, for how long, and how far it got. */
 export function waitNote(baseUrl: string, elapsedMs: number, callsDone: number, deadlineMs?: number): string {
   const s = (ms: number) => `${Math.floor(ms / 1000)} s`;
-  return `ecr run: waiting for ${baseUrl}, ${s(elapsedMs)}${deadlineMs !== undefined ? ` of ${s(deadlineMs)}` : ''}, ${callsDone} call(s) done`;
+  return `ecr run: waiting for ${redactUrl(baseUrl)}, ${s(elapsedMs)}${deadlineMs !== undefined ? ` of ${s(deadlineMs)}` : ''}, ${callsDone} call(s) done`;
 }
 
 export function formatHuman(r: PipelineResult): string {

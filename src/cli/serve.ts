@@ -6,12 +6,13 @@
 import { startGateway } from '../server/app.js';
 import { resolveServeConfig, usage } from '../server/config.js';
 import { closeOnSignal } from '../server/shutdown.js';
+import { redactUrl } from '../redact-url.js';
 
 export async function main(argv: string[]): Promise<number> {
   const config = resolveServeConfig(argv);
   if (config === 'help') { process.stdout.write(usage() + '\n'); return 0; }
   const { app, gateway, url } = await startGateway(config);
-  app.log.info({ url, upstream: config.upstream, auth: config.apiKeys.length > 0, ecr_all: config.ecrAll, max_concurrent: config.maxConcurrent }, 'ecr serve listening');
+  app.log.info({ url, upstream: redactUrl(config.upstream), auth: config.apiKeys.length > 0, ecr_all: config.ecrAll, max_concurrent: config.maxConcurrent }, 'ecr serve listening');
   // logrotate moves the file and sends SIGHUP: keep writing to the path, not the moved file.
   const reopen = () => { gateway.auditLog?.reopen(); app.log.info({ file: config.auditLog }, 'audit log reopened'); };
   if (gateway.auditLog) process.on('SIGHUP', reopen);

@@ -5,6 +5,7 @@
  * meaning) drives the similarity; a provider embedding model gives semantic similarity instead.
  */
 import type { CallOptions, Provider } from './provider.js';
+import { redactUrl } from '../redact-url.js';
 
 export interface Embedder {
   /** Identity for cache keys (changes when the vectors would change). */
@@ -81,7 +82,7 @@ export class ProviderEmbedder implements Embedder {
   readonly id: string;
   readonly remote = true;
   constructor(private readonly provider: Provider & { embed: NonNullable<Provider['embed']> }, embeddingModel: string) {
-    this.id = `provider ${provider.baseUrl} ${embeddingModel}`;
+    this.id = `provider ${redactUrl(provider.baseUrl)} ${embeddingModel}`;
   }
 
   embed(texts: string[], options?: CallOptions): Promise<Float32Array[]> {

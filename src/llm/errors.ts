@@ -1,18 +1,23 @@
 /** Typed failures of LLM calls. All extend EcrError so the CLI maps them to exit code 1. */
 import { EcrError } from '../errors.js';
+import { redactUrl, redactUrlsIn } from '../redact-url.js';
 import type { CallKind } from './provider.js';
 
 export class LlmError extends EcrError {
+  /** The URL called, without credentials (userinfo, secret query parameters): it is shown. */
+  readonly url: string;
   constructor(
     code: string,
     message: string,
     readonly kind: CallKind,
-    readonly url: string,
+    url: string,
     /** Attempts made, retries included. */
     readonly attempts: number,
     options?: { cause?: unknown },
   ) {
-    super(code, message, options);
+    // Every LLM error ends up in a message, a log line or --json output: none may show a credential.
+    super(code, redactUrlsIn(message), options);
+    this.url = redactUrl(url);
   }
 }
 

@@ -19,6 +19,17 @@ const agents = {
   'https:': new https.Agent({ keepAlive: true, maxSockets: Infinity, scheduling: 'lifo' }),
 };
 
+/**
+ * `base` + `path`, the path going before the base's query: a base URL may carry one (Azure's
+ * `?api-version=...`, a key some proxies take as a parameter), and `/chat/completions` belongs
+ * to the path, not to that query's last value.
+ */
+export function joinUrlPath(base: string, path: string): string {
+  const q = base.search(/[?#]/);
+  const head = q < 0 ? base : base.slice(0, q);
+  return head.replace(/\/+$/, '') + path + (q < 0 ? '' : base.slice(q));
+}
+
 /** The whole exchange took longer than the caller's `timeoutMs`. */
 export class HttpTimeoutError extends Error {
   constructor(readonly timeoutMs: number) {

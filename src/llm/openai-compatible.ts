@@ -7,7 +7,8 @@ import {
   LlmCancelledError, LlmHttpError, LlmMultipleChoicesRejectedError, LlmNetworkError, LlmNoContentError, LlmResponseError, LlmTimeoutError,
   isMultipleChoicesRefusal, type LlmError,
 } from './errors.js';
-import { HttpTimeoutError, postText } from './http-transport.js';
+import { HttpTimeoutError, joinUrlPath, postText } from './http-transport.js';
+import { redactUrl } from '../redact-url.js';
 import type { CallKind, CallOptions, ChatChoice, ChatRequest, ChatResult, ContentlessChoice, Provider, TokenLogprob, TopLogprob, Usage } from './provider.js';
 import { DEFAULT_RETRY_POLICY, backoffDelayMs, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
 
@@ -22,6 +23,8 @@ export interface OpenAICompatibleOptions {
   retry?: Partial<RetryPolicy>;
   /** Largest n per request (default 128). */
   maxN?: number;
+  /** Extra headers sent with every call (the gateway's `Via`, a proxy's own header). */
+  headers?: Record<string, string>;
 }
 
 const BODY_SNIPPET = 300;
@@ -36,18 +39,21 @@ export class OpenAICompatibleProvider implements Provider {
   readonly maxN: number;
   readonly embeddingModel?: string;
   private readonly apiKey?: string;
+  private readonly extraHeaders: Record<string, string>;
   private readonly timeoutMs: number;
   private readonly retry: RetryPolicy;
 
   constructor(options: OpenAICompatibleOptions) {
-    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.baseUrl = joinUrlPath(options.baseUrl, '');
     this.model = options.model;
     this.apiKey = options.apiKey;
+    this.extraHeaders = options.headers ?? {};
     this.embeddingModel = options.embeddingModel;
     this.timeoutMs = options.timeoutMs ?? 60_000;
     this.retry = { ...DEFAULT_RETRY_POLICY, ...options.retry };
     this.maxN = options.maxN ?? 128;
-    this.id = `openai-compatible ${this.baseUrl} ${this.model}`;
+    // Shown (ecr run's table, --json stats) and a cache-key part: without credentials, which do not change answers.
+    this.id = `openai-compatible ${redactUrl(this.baseUrl)} ${this.model}`;
     if (this.embeddingModel) {
       this.embed = (texts, opts) => this.embedTexts(texts, opts);
     }
@@ -121,7 +127,7 @@ export class OpenAICompatibleProvider implements Provider {
    */
   private versionHint(): string | undefined {
     const segments = new URL(this.baseUrl).pathname.split('/');
-    return segments.some((seg) => /^v\d/i.test(seg)) ? undefined : `did you mean ${this.baseUrl}/v1?`;
+    return segments.some((seg) => /^v\d/i.test(seg)) ? undefined : `did you mean ${redactUrl(joinUrlPath(this.baseUrl, '/v1'))}?`;
   }
 
   /**
@@ -132,8 +138,9 @@ export class OpenAICompatibleProvider implements Provider {
     path: string, body: unknown, kind: CallKind, options: CallOptions, countChoices: (json: unknown) => number,
     classify: ((failure: LlmHttpError) => LlmHttpError | undefined) | undefined,
   ) {
-    const url = this.baseUrl + path;
-    const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
+    const target = joinUrlPath(this.baseUrl, path);
+    const url = redactUrl(target);
+    const headers: Record<string, string> = { ...this.extraHeaders, 'content-type': 'application/json', accept: 'application/json' };
     if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
     const payload = JSON.stringify(body);
     const caller = options.signal;
@@ -144,7 +151,7 @@ export class OpenAICompatibleProvider implements Provider {
       let failure: LlmError;
       let retryAfterMs: number | undefined;
       try {
-        const res = await postText(url, headers, payload, { signal: caller, timeoutMs: this.timeoutMs });
+        const res = await postText(target, headers, payload, { signal: caller, timeoutMs: this.timeoutMs });
         const text = res.body;
         const latencyMs = performance.now() - t0;
         if (res.ok) {

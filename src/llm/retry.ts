@@ -44,9 +44,12 @@ export function parseRetryAfter(header: string | null | undefined, now: number =
   return Math.max(0, when - now);
 }
 
-/** Retryable statuses: 429 and 5xx. Other 4xx are the caller's fault and fail at once. */
+/**
+ * Retryable statuses: 429 and 5xx. Other 4xx are the caller's fault and fail at once, and so does
+ * 508 Loop Detected (an upstream that leads back to the caller answers it every time).
+ */
 export function isRetryableStatus(status: number): boolean {
-  return status === 429 || status >= 500;
+  return status === 429 || (status >= 500 && status !== 508);
 }
 
 /** Sleeps `ms`, or rejects with the signal's reason when it aborts first. */

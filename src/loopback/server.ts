@@ -66,7 +66,10 @@ export interface LoopbackOptions {
 
 export interface LogEntry {
   seq: number;
+  /** The request path, without the query (routes match on it). */
   path: string;
+  /** The query string after `?`, when the request had one. */
+  query?: string;
   /** performance.now() when the request body had been read, and when the answer was sent. */
   start: number;
   end: number;
@@ -210,7 +213,8 @@ export class LoopbackServer {
     for await (const c of req) chunks.push(c as Buffer);
     const start = performance.now();
     const raw = Buffer.concat(chunks);
-    const entry: LogEntry = { seq: this.seq++, path: req.url ?? '', start, end: start, status: 0, authorization: req.headers.authorization, rawBody: raw };
+    const [path, query] = (req.url ?? '').split(/\?(.*)/s, 2);
+    const entry: LogEntry = { seq: this.seq++, path, ...(query !== undefined ? { query } : {}), start, end: start, status: 0, authorization: req.headers.authorization, rawBody: raw };
     this.log.push(entry);
     res.on('close', () => { if (!res.writableFinished) entry.aborted = true; });
     if (req.method === 'GET' && entry.path === '/v1/models') {

@@ -41,6 +41,9 @@ export const ecrMetrics = {
   rejected: new Counter({ name: 'ecr_http_rejected_total', help: 'Gateway requests rejected before any work, by reason (auth, concurrency, invalid).', labelNames: ['reason'] as const, registers }),
   auditLogErrors: new Counter({ name: 'ecr_audit_log_errors_total', help: 'Failed writes to the --audit-log file (each also logged).', registers }),
 };
+// prom-client shows a label-less gauge as 0 until it is set; without a Redis tier there is no
+// series at all, so an alert on ecr_redis_up == 0 fires only where Redis is configured and down.
+ecrMetrics.redisUp.remove();
 
 let defaultsOn = false;
 /** Adds prom-client's default process metrics (CPU, memory, event loop lag) under the ecr_ prefix; once. */

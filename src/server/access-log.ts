@@ -26,23 +26,36 @@ declare module 'fastify' {
   interface FastifyRequest {
     ecrLog?: EcrLogInfo;
     rawBody?: Buffer;
+    /**
+     * The x-request-id the response carries and pass-through forwards: the client's own when it
+     * sent a usable one (for tracing across services), else the server's `request.id`.
+     */
+    requestId: string;
   }
 }
+
+/** A client's x-request-id is taken when it is short and plain (it is echoed in a header and logged). */
+const CLIENT_REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 function routeOf(request: FastifyRequest): string {
   return request.routeOptions?.url ?? 'unmatched';
 }
 
 export function registerAccessLog(app: FastifyInstance, gw: Gateway): void {
+  app.decorateRequest('requestId', '');
   app.addHook('onRequest', async (request, reply) => {
     const t0 = performance.now();
     const route = routeOf(request);
-    reply.header('x-request-id', request.id);
+    const given = request.headers['x-request-id'];
+    request.requestId = typeof given === 'string' && CLIENT_REQUEST_ID.test(given) ? given : request.id;
+    reply.header('x-request-id', request.requestId);
     ecrMetrics.httpInFlight.inc({ route });
     reply.raw.once('close', () => {
       const latencyMs = performance.now() - t0;
       const aborted = !reply.raw.writableFinished;
-      const status = aborted ? 499 : reply.raw.statusCode;
+      // A stream that ended with an error event is logged and counted with that error's status
+      // (its headers said 200; `streamError` says so too).
+      const status = aborted ? 499 : request.ecrLog?.streamError ?? reply.raw.statusCode;
       const body = request.body as { model?: unknown; messages?: unknown } | undefined;
       const model = typeof body?.model === 'string' ? body.model : undefined;
       ecrMetrics.httpInFlight.dec({ route });
@@ -50,7 +63,7 @@ export function registerAccessLog(app: FastifyInstance, gw: Gateway): void {
       ecrMetrics.httpRequestDuration.observe({ route }, latencyMs / 1000);
       const info = request.ecrLog ?? {};
       request.log.info({
-        method: request.method, route, status, latency_ms: Math.round(latencyMs * 100) / 100,
+        requestId: request.requestId, method: request.method, route, status, latency_ms: Math.round(latencyMs * 100) / 100,
         ...(model !== undefined ? { model } : {}),
         ...info,
         ...(aborted ? { aborted: true } : {}),

@@ -12,13 +12,16 @@ import { registerAuth } from './auth.js';
 import type { ServeConfig } from './config.js';
 import { ecrCompletion } from './ecr-route.js';
 import { ApiError, invalidRequest, toApiError } from './errors.js';
+import { parseJsonBody } from './json-body.js';
 import { Gateway } from './gateway.js';
 import { registerHealth } from './health.js';
 import { registerMetrics } from './metrics-route.js';
 import { ECR_PREFIX, registerModels } from './models.js';
 import { passThrough } from './passthrough.js';
+import { registerLoopGuard, upstreamIsSelf } from './loop.js';
 import { ecrMetrics } from '../monitoring/process-metrics.js';
-import { redactUrl } from '../queue/queue-url.js';
+import { UsageError } from '../errors.js';
+import { redactUrl } from '../redact-url.js';
 
 export { redactUrl };
 
@@ -54,10 +57,10 @@ export function buildGateway(config: ServeConfig, options: GatewayOptions = {}):
     // Fastify's own per-request lines are replaced by one access-log line (access-log.ts).
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimit,
-    genReqId: (req) => {
-      const given = req.headers['x-request-id'];
-      return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : `req_${randomUUID().replace(/-/g, '')}`;
-    },
+    // Always the server's own, unique: it keys the access log (reqId) and is the audit log's group,
+    // which a client must not be able to choose (and so mix its lines into another request's).
+    // The client's x-request-id is kept beside it (access-log.ts).
+    genReqId: () => `req_${randomUUID().replace(/-/g, '')}`,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   });
@@ -67,11 +70,13 @@ export function buildGateway(config: ServeConfig, options: GatewayOptions = {}):
   // Writes still in flight finish (each within --redis-timeout) before the connections close.
   if (gateway.redis) app.addHook('onClose', async () => { await gateway.redis!.close(); });
 
-  // Keep the raw bytes: pass-through forwards exactly what the client sent.
-  app.removeContentTypeParser('application/json');
+  // JSON only (Fastify's own text/plain parser would hand a string to the routes: 400 "must be
+  // object" where any other content type gets 415). Keep the raw bytes: pass-through forwards
+  // exactly what the client sent.
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body: Buffer, done) => {
     request.rawBody = body;
-    try { done(null, JSON.parse(body.toString('utf8'))); } catch (e) { done(invalidRequest(null, `the body is not valid JSON: ${(e as Error).message}`, 'invalid_json'), undefined); }
+    try { done(null, parseJsonBody(body)); } catch (e) { done(e as Error, undefined); }
   });
 
   app.setErrorHandler((err: FastifyError, _request, reply) => {
@@ -97,6 +102,8 @@ export function buildGateway(config: ServeConfig, options: GatewayOptions = {}):
   });
 
   registerAccessLog(app, gateway);
+  // Before auth: a loop is reported as one even when the gateway's upstream key is also a client key.
+  registerLoopGuard(app, gateway.id);
   registerAuth(app, config.apiKeys, config.metricsAuth);
   registerHealth(app, gateway);
   registerMetrics(app, () => gateway.root.cacheStats());
@@ -116,6 +123,20 @@ export function buildGateway(config: ServeConfig, options: GatewayOptions = {}):
 }
 
 
+/** A port or host that cannot be listened on is a configuration error (exit 2), in one line. */
+function listenError(err: unknown, config: ServeConfig): unknown {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  const where = `${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
+  switch (code) {
+    case 'EADDRINUSE': return new UsageError(`--port ${config.port}: ${where} is already in use; choose another port, or --port 0 for any free one`);
+    case 'EACCES': return new UsageError(`--port ${config.port}: not permitted to listen on ${where} (ports below 1024 need privileges); choose another port, or --port 0 for any free one`);
+    case 'ENOTFOUND': case 'EAI_AGAIN': case 'EAI_NONAME': case 'EAI_FAIL':
+      return new UsageError(`--host ${config.host}: cannot resolve this name (${code}); give an address of this machine, e.g. 127.0.0.1 or 0.0.0.0`);
+    case 'EADDRNOTAVAIL': return new UsageError(`--host ${config.host}: not an address of this machine (${code}); give one of its addresses, e.g. 127.0.0.1 or 0.0.0.0`);
+    default: return err;
+  }
+}
+
 /** Builds and listens; resolves with the URL it listens on (port 0 picks a free one). */
 export async function startGateway(config: ServeConfig, options: GatewayOptions = {}): Promise<BuiltGateway & { url: string }> {
   const built = buildGateway(config, options);
@@ -126,7 +147,18 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
     if (refused) { await built.app.close(); throw refused; }
     built.app.log.warn({ redis: redactUrl(config.redis!) }, 'redis not reachable at start: serving from the in-process cache until it answers');
   }
-  await built.app.listen({ port: config.port, host: config.host });
+  try {
+    await built.app.listen({ port: config.port, host: config.host });
+  } catch (err) {
+    // Nothing was served: release what was opened (Redis connections, the audit log) so the process can exit.
+    await built.app.close();
+    throw listenError(err, config);
+  }
+  const self = await upstreamIsSelf(config.upstream, built.app.addresses().filter((a) => typeof a !== 'string'));
+  if (self) {
+    await built.app.close();
+    throw new UsageError(`--upstream ${redactUrl(config.upstream)} is this gateway itself (${self}, where it listens): every request would call itself; point it at the LLM server`);
+  }
   const addr = built.app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   return { ...built, url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}` };

@@ -21,7 +21,9 @@ import type { PipelineResult } from '../pipeline/pipeline.js';
 type Destination = ReturnType<typeof pino.destination>;
 
 export interface AuditRequest {
-  /** The request id: the audit log's group. */
+  /** The server's id of the request (the access log's reqId): the audit log's group, unique per request. */
+  group: string;
+  /** The x-request-id the response carried: the client's own when it sent one, else `group`. */
   requestId: string;
   /** When the request arrived. */
   time: Date;
@@ -61,7 +63,7 @@ export class AuditLog {
       if (c.status !== 'scored' || !c.metrics) continue;
       const p = r.serverWeights ? pCorrectOf(this.scoring, c.metrics.CCI) : null;
       lines += formatAuditLogLine({
-        time, group: r.requestId, id: c.index, ...c.metrics, admissible: c.admissible === true, selected: c.selected,
+        time, group: r.group, requestId: r.requestId, id: c.index, ...c.metrics, admissible: c.admissible === true, selected: c.selected,
         reason, tau, ...(p !== null ? { pCorrect: p } : {}), ...(r.messages ? { messages: r.messages } : {}),
       });
     }

@@ -10,6 +10,8 @@ import { CONFIG_KEYS, resolveConfig, type EcrConfig } from '../config.js';
 import { ConfigError, UsageError } from '../errors.js';
 import { checkRedisUrl, REDIS_DEFAULTS } from '../cache/redis-store.js';
 import { ApiError } from './errors.js';
+import { joinUrlPath } from '../llm/http-transport.js';
+import { redactUrl } from '../redact-url.js';
 import { parseEcrSettings, type EcrSettings } from './request-settings.js';
 
 type Kind = 'string' | 'int' | 'number' | 'boolean' | 'list';
@@ -68,7 +70,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'port', flag: 'port', env: 'ECR_PORT', kind: 'int', min: 0, max: 65535, help: 'port to listen on (default 8080; 0 = any free port)' },
   { key: 'host', flag: 'host', env: 'ECR_HOST', kind: 'string', arg: 'HOST', help: 'address to listen on (default 127.0.0.1)' },
   { key: 'config', flag: 'config', env: 'ECR_CONFIG', kind: 'string', arg: 'FILE', help: 'JSON config file: these settings by name, plus "defaults" (per-request ECR settings) and "scoring" (ECR-SPEC section 4); a file holding only a scoring configuration (e.g. from ecr calibrate --out) is taken as "scoring"' },
-  { key: 'apiKeys', flag: 'api-key', env: 'ECR_API_KEYS', kind: 'list', arg: 'KEY', help: 'accepted client key (Authorization: Bearer); repeat for several; env: comma-separated (default: no auth)' },
+  { key: 'apiKeys', flag: 'api-key', env: 'ECR_API_KEYS', kind: 'list', arg: 'KEY', help: 'accepted client key (Authorization: Bearer); repeat for several; env: comma-separated, no empty entries (default: no auth)' },
   { key: 'upstreamApiKey', flag: 'upstream-api-key', env: 'ECR_UPSTREAM_API_KEY', kind: 'string', arg: 'KEY', help: 'bearer token sent to the upstream' },
   { key: 'embeddingModel', flag: 'embedding-model', env: 'ECR_EMBEDDING_MODEL', kind: 'string', arg: 'M', help: "upstream embedding model for the signals (default: built-in hashing embedder, no calls)" },
   { key: 'ecrAll', flag: 'ecr-all', env: 'ECR_ALL', kind: 'boolean', help: 'run ECR for every model, not only ecr/<model> (default off)' },
@@ -131,8 +133,15 @@ function coerce(s: Setting, raw: unknown, where: string): unknown {
       if (typeof raw !== 'string' || raw === '') throw bad('must be a non-empty string');
       return raw;
     case 'list': {
-      const list = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',').map((x) => x.trim()).filter(Boolean) : null;
-      if (!list || list.some((x) => typeof x !== 'string' || x === '')) throw bad('must be a list of non-empty strings');
+      // The only list is the API keys: a value never goes into a message. A list with an empty
+      // entry ("k1,,k2", "k1,", " , ", "") is a configuration error, not fewer keys: it is what
+      // "$KEY1,$KEY2" gives with a variable unset, and an empty list would turn auth off.
+      const list = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',').map((x) => x.trim()) : null;
+      if (!list) throw new UsageError(`${where}: must be a list of keys`);
+      const empty = list.findIndex((x) => typeof x !== 'string' || x.trim() === '');
+      if (list.length === 0 || empty >= 0) {
+        throw new UsageError(`${where}: ${list.length === 0 ? 'lists no key' : `entry ${empty + 1} of ${list.length} is empty`}: give at least one non-empty key${typeof raw === 'string' ? ' (comma-separated)' : ''}, or leave the setting out to run without auth`);
+      }
       return list;
     }
     case 'boolean':
@@ -193,9 +202,9 @@ export function resolveServeConfig(argv: string[], env: NodeJS.ProcessEnv = proc
   }
   if (out.upstream === undefined) throw new UsageError(`no upstream: pass --upstream URL or set ECR_UPSTREAM\n${usage()}`);
   let url: URL;
-  try { url = new URL(out.upstream as string); } catch { throw new UsageError(`--upstream: not a URL: ${JSON.stringify(out.upstream)}`); }
+  try { url = new URL(out.upstream as string); } catch { throw new UsageError(`--upstream: not a URL: ${JSON.stringify(redactUrl(out.upstream as string))}`); }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--upstream: must be http(s), got ${url.protocol}`);
-  out.upstream = (out.upstream as string).replace(/\/+$/, '');
+  out.upstream = joinUrlPath(out.upstream as string, '');
   if (out.redis !== undefined) {
     try { checkRedisUrl(out.redis as string); } catch (e) { throw new UsageError(`--redis: ${(e as Error).message}`); }
   }

@@ -34,13 +34,10 @@ export async function ecrCompletion(request: FastifyRequest, reply: FastifyReply
   if (!gw.gate.tryAcquire()) {
     throw new ApiError(429, 'rate_limit_error', `the gateway is at its limit of ${gw.gate.limit} concurrent ECR requests; retry shortly`, null, 'concurrency_limit', { 'retry-after': '1' });
   }
-  const abort = new AbortController();
-  gw.inFlight.add(abort);
-  const onClose = () => { if (!reply.raw.writableFinished) abort.abort(new Error('the client disconnected')); };
-  reply.raw.on('close', onClose);
+  const abort = gw.track(reply.raw);
   try {
     const pipeline = gw.root.derive({
-      provider: gw.providerFor(upstreamModel),
+      provider: gw.providerFor(upstreamModel, request.via),
       k,
       horizon: s.horizon ?? gw.root.horizon,
       adaptiveK: s.fixedK !== undefined ? !s.fixedK : s.adaptiveK ?? true,
@@ -52,7 +49,7 @@ export async function ecrCompletion(request: FastifyRequest, reply: FastifyReply
     const meta: CompletionMeta = { id: completionId(), created: Math.floor(Date.now() / 1000), model: plan.model };
     const run = pipeline.run(plan.prompt, { messages: plan.messages, signal: abort.signal, ...(s.cache ? { cache: s.cache } : {}) }).then((result) => {
       gw.auditLog?.record({
-        requestId: request.id, time: arrived, result, serverWeights: s.weights === undefined && s.preset === undefined,
+        group: request.id, requestId: request.requestId, time: arrived, result, serverWeights: s.weights === undefined && s.preset === undefined,
         ...(gw.config.logPrompts ? { messages: plan.messages } : {}),
       });
       return result;
@@ -65,7 +62,6 @@ export async function ecrCompletion(request: FastifyRequest, reply: FastifyReply
     return await stream(request, reply, gw, run, meta, audit, plan.includeUsage);
   } finally {
     gw.gate.release();
-    gw.inFlight.delete(abort);
   }
 }
 

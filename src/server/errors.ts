@@ -6,8 +6,14 @@
 import { ConfigError, EcrError } from '../errors.js';
 import { LlmHttpError, LlmTimeoutError } from '../llm/errors.js';
 import { NoSurvivingCandidatesError, RequestCancelledError } from '../pipeline/errors.js';
+import { redactUrlsIn } from '../redact-url.js';
 
 export type ApiErrorType = 'invalid_request_error' | 'authentication_error' | 'rate_limit_error' | 'upstream_error' | 'timeout_error' | 'server_error' | 'service_unavailable';
+
+/** The abort reason of requests cut when --shutdown-timeout expires: they answer 503 (toApiError). */
+export class ShuttingDownError extends Error {
+  constructor() { super('the server is shutting down and could not finish this request in time; retry it'); }
+}
 
 /** A failure the gateway answers with `status` and an OpenAI error body. */
 export class ApiError extends EcrError {
@@ -20,7 +26,8 @@ export class ApiError extends EcrError {
     /** Extra response headers (Retry-After). */
     readonly headers: Record<string, string> = {},
   ) {
-    super(code ?? type, message);
+    // Every message goes to a client and often to the log: an upstream URL in it is shown without credentials.
+    super(code ?? type, redactUrlsIn(message));
     this.apiCode = code;
   }
   readonly apiCode: string | null;
@@ -38,6 +45,9 @@ export function invalidRequest(param: string | null, message: string, code: stri
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof ConfigError) return invalidRequest(err.key ? `ecr.${err.key.split('.')[0]}` : 'ecr', err.message.replace(/^config "[^"]*": /, ''));
+  if (err instanceof ShuttingDownError || (err instanceof RequestCancelledError && err.cause instanceof ShuttingDownError)) {
+    return new ApiError(503, 'service_unavailable', err instanceof ShuttingDownError ? err.message : (err.cause as Error).message, null, 'shutting_down', { 'retry-after': '1' });
+  }
   if (err instanceof RequestCancelledError) return new ApiError(499, 'invalid_request_error', 'the client closed the request', null, 'client_closed_request');
   if (err instanceof NoSurvivingCandidatesError) return fromNoSurvivors(err);
   if (err instanceof LlmTimeoutError) return new ApiError(504, 'timeout_error', `upstream timed out: ${err.message}`, null, 'upstream_timeout');
@@ -68,5 +78,6 @@ function fromUpstreamStatus(errors: LlmHttpError[], message: string): ApiError {
     return new ApiError(429, 'rate_limit_error', message, null, 'upstream_rate_limited', { 'retry-after': String(seconds) });
   }
   if (same && status >= 400 && status < 500) return new ApiError(status, 'invalid_request_error', message, null, 'upstream_rejected');
+  if (errors.some((e) => e.status === 508)) return new ApiError(508, 'upstream_error', message, null, 'loop_detected');
   return new ApiError(502, 'upstream_error', message, null, 'upstream_error');
 }

@@ -10,10 +10,15 @@ import { EcrPipeline } from '../pipeline/pipeline.js';
 import { AuditLog } from './audit-log.js';
 import { ConcurrencyGate } from './concurrency.js';
 import type { ServeConfig } from './config.js';
+import { newGatewayId } from './loop.js';
+import { ShuttingDownError } from './errors.js';
 
 export class Gateway {
+  /** This gateway's name in the Via header of its upstream calls (loop.ts). */
+  readonly id = newGatewayId();
   readonly gate: ConcurrencyGate;
-  readonly inFlight = new Set<AbortController>();
+  /** Requests that call the upstream (ECR and pass-through), each until its response is over. */
+  private readonly inFlight = new Map<AbortController, Promise<void>>();
   readonly root: EcrPipeline;
   /** The shared cache tier, when --redis is given. */
   readonly redis: RedisStore | null;
@@ -42,16 +47,46 @@ export class Gateway {
     });
   }
 
-  providerFor(model: string): OpenAICompatibleProvider {
+  /**
+   * The provider for an upstream model, whose calls carry `via` (the request's Via chain, loop.ts).
+   * Requests that came with no Via of their own (nearly all) share one cached provider per model.
+   */
+  providerFor(model: string, via = `1.1 ${this.id}`): OpenAICompatibleProvider {
+    const make = () => new OpenAICompatibleProvider({
+      baseUrl: this.config.upstream, model, apiKey: this.config.upstreamApiKey, headers: { via },
+      embeddingModel: this.config.embeddingModel, timeoutMs: this.config.upstreamTimeout, retry: { retries: this.config.retries },
+    });
+    if (via !== `1.1 ${this.id}`) return make();
     let p = this.providers.get(model);
     if (!p) {
-      p = new OpenAICompatibleProvider({
-        baseUrl: this.config.upstream, model, apiKey: this.config.upstreamApiKey,
-        embeddingModel: this.config.embeddingModel, timeoutMs: this.config.upstreamTimeout, retry: { retries: this.config.retries },
-      });
+      p = make();
       this.providers.set(model, p);
     }
     return p;
+  }
+
+  /**
+   * An AbortController for one request's upstream work, tracked until the response's socket work
+   * is over (`close`), so that shutdown can cut it and then wait for its error response to go out.
+   * It aborts by itself when the client goes away first.
+   */
+  track(response: NodeJS.EventEmitter & { writableFinished: boolean }): AbortController {
+    const abort = new AbortController();
+    this.inFlight.set(abort, new Promise<void>((resolve) => response.once('close', () => {
+      if (!response.writableFinished) abort.abort(new Error('the client disconnected'));
+      this.inFlight.delete(abort);
+      resolve();
+    })));
+    return abort;
+  }
+
+  get inFlightCount(): number { return this.inFlight.size; }
+
+  /** Aborts every tracked request with ShuttingDownError; resolves once all their responses are over. */
+  cutInFlight(): Promise<void> {
+    const reason = new ShuttingDownError();
+    for (const a of this.inFlight.keys()) a.abort(reason);
+    return Promise.all(this.inFlight.values()).then(() => undefined);
   }
 
   /** Headers for a call to the upstream: its key, else (a gateway without keys of its own) the client's. */

@@ -4,14 +4,17 @@ import { ecrMetrics } from '../monitoring/process-metrics.js';
 import { ApiError } from './errors.js';
 import type { Gateway } from './gateway.js';
 import { UpstreamUnreachableError, getJson } from './upstream.js';
+import { joinUrlPath } from '../llm/http-transport.js';
+import { redactUrl } from '../redact-url.js';
 
 export const ECR_PREFIX = 'ecr/';
 
 export function registerModels(app: FastifyInstance, gw: Gateway): void {
   app.get('/v1/models', async (request) => {
+    const url = joinUrlPath(gw.config.upstream, '/models');
     let r;
     try {
-      r = await getJson(`${gw.config.upstream}/models`, gw.upstreamAuth(request.headers.authorization), gw.config.upstreamTimeout);
+      r = await getJson(url, { via: request.via, ...gw.upstreamAuth(request.headers.authorization) }, gw.config.upstreamTimeout);
     } catch (err) {
       ecrMetrics.upstreamCalls.inc({ kind: 'models', status: 'error' });
       if (err instanceof UpstreamUnreachableError) throw new ApiError(err.timedOut ? 504 : 502, err.timedOut ? 'timeout_error' : 'upstream_error', err.message, null, 'upstream_unreachable');
@@ -19,8 +22,9 @@ export function registerModels(app: FastifyInstance, gw: Gateway): void {
     }
     ecrMetrics.upstreamCalls.inc({ kind: 'models', status: String(r.status) });
     const data = (r.json as { data?: unknown } | null)?.data;
+    if (r.status === 508) throw new ApiError(508, 'upstream_error', `upstream ${redactUrl(url)} answered HTTP 508: a loop, its upstream leads back to this gateway`, null, 'loop_detected');
     if (r.status !== 200 || !Array.isArray(data)) {
-      throw new ApiError(502, 'upstream_error', `upstream ${gw.config.upstream}/models answered HTTP ${r.status}${Array.isArray(data) ? '' : ' without a model list'}`, null, 'upstream_error');
+      throw new ApiError(502, 'upstream_error', `upstream ${redactUrl(url)} answered HTTP ${r.status}${Array.isArray(data) ? '' : ' without a model list'}`, null, 'upstream_error');
     }
     const models = data.filter((m): m is { id: string } => typeof (m as { id?: unknown })?.id === 'string');
     return {

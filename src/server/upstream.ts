@@ -6,6 +6,7 @@
  */
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
+import { redactUrl } from '../redact-url.js';
 
 const agents = {
   'http:': new http.Agent({ keepAlive: true, maxSockets: Infinity, scheduling: 'lifo' }),
@@ -13,8 +14,12 @@ const agents = {
 };
 
 export class UpstreamUnreachableError extends Error {
-  constructor(readonly url: string, readonly detail: string, readonly timedOut: boolean) {
-    super(timedOut ? `upstream ${url} did not answer within the timeout` : `upstream ${url} unreachable: ${detail}`);
+  /** The URL called, as it may be shown: without credentials. */
+  readonly url: string;
+  constructor(url: string, readonly detail: string, readonly timedOut: boolean) {
+    const shown = redactUrl(url);
+    super(timedOut ? `upstream ${shown} did not answer within the timeout` : `upstream ${shown} unreachable: ${detail}`);
+    this.url = shown;
   }
 }
 
