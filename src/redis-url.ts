@@ -16,6 +16,7 @@
  * No imports from cli/ or server/: the cache and the queue both sit above this module.
  */
 import { UsageError } from './errors.js';
+import { redactUrl } from './redact-url.js';
 
 /** Where a Redis URL points: a server, or the sentinels of a primary (ioredis' option names). */
 export interface RedisTarget {
@@ -41,13 +42,9 @@ const SUPPORTED = 'redis://host:port[/db], rediss://host:port (TLS) or redis+sen
 /** A bad Redis URL, or a database the server does not have: a configuration error (exit 2). */
 export class RedisUrlError extends UsageError {}
 
-/** A Redis URL without its password, for messages (a regular expression: URL refuses Sentinel host lists). */
-export function redactRedisUrl(url: string): string {
-  return url.replace(/^([a-z+]+:\/\/[^:@/]*):[^@/]*@/i, '$1:***@');
-}
 
 function bad(url: string, what: string): RedisUrlError {
-  return new RedisUrlError(`redis URL ${JSON.stringify(redactRedisUrl(url))}${what.startsWith(':') ? '' : ' '}${what}`);
+  return new RedisUrlError(`redis URL ${JSON.stringify(redactUrl(url))}${what.startsWith(':') ? '' : ' '}${what}`);
 }
 
 /** The path's database index: a decimal number 0..2^31-1 (the server's count is checked on connection). */
@@ -99,7 +96,7 @@ export function parseRedisUrl(url: string): RedisTarget {
 /** The server refused the database index: a configuration error, never retried. */
 export class RedisDatabaseError extends RedisUrlError {
   constructor(url: string, readonly db: number, detail: string) {
-    super(`redis URL ${JSON.stringify(redactRedisUrl(url))}: the server has no database ${db} (${detail}); fix the URL's /db (none means 0)`);
+    super(`redis URL ${JSON.stringify(redactUrl(url))}: the server has no database ${db} (${detail}); fix the URL's /db (none means 0)`);
   }
 }
 

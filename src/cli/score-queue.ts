@@ -16,6 +16,7 @@ import path from 'node:path';
 import { stat } from 'node:fs/promises';
 import { toResolvedConfig } from '../config.js';
 import { UsageError } from '../errors.js';
+import { plural } from '../plural.js';
 import { checkQueueUrl, redactUrl } from '../queue/queue-url.js';
 import { planShards } from '../queue/shard-plan.js';
 import { checkQueueName, DEFAULT_QUEUE_NAME, FIXED_BACKENDS, SHARD_JOB_FORMAT, type FixedBackend, type ShardJob } from '../queue/shard-job.js';
@@ -253,7 +254,7 @@ async function collect(run: RunDir, manifest: RunManifest, outputs: Output[], c:
     }
     const mixed = [...report.backends].filter(([label]) => label !== '?');
     if (mixed.length > 1) {
-      warn(`warning: the shards of this run were computed by different backends (${mixed.map(([b, n]) => `${b}: ${n} shard${n === 1 ? '' : 's'}`).join(', ')}); `
+      warn(`warning: the shards of this run were computed by different backends (${mixed.map(([b, n]) => `${b}: ${plural(n, 'shard')}`).join(', ')}); `
         + 'results can differ from a single-process run in the last digits. Fix one backend for the run with --backend');
     }
     for (let i = 0; i < outputs.length; i++) {

@@ -1,11 +1,9 @@
 /** The `--queue` URL: checked before anything heavy is loaded, and shown without its password. */
-import { parseRedisUrl, redactRedisUrl, type RedisTarget } from '../redis-url.js';
+import { parseRedisUrl, type RedisTarget } from '../redis-url.js';
 import { UsageError } from '../errors.js';
 
-/** A URL without its password, for messages. */
-export function redactUrl(url: string): string {
-  return redactRedisUrl(url);
-}
+/** A URL without its credentials, for messages (the one redactor of src/redact-url.ts). */
+export { redactUrl } from '../redact-url.js';
 
 /**
  * Checks `--queue URL` as the cache checks `--redis` (src/redis-url.ts: redis://, rediss://,

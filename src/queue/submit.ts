@@ -16,6 +16,7 @@ import { stat } from 'node:fs/promises';
 import { Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { EcrError } from '../errors.js';
+import { plural } from '../plural.js';
 import { RedisDatabaseError } from '../redis-url.js';
 import { DEFAULT_QUEUE_NAME, decodeFailure, shardJobId, type ShardJob, type ShardResult } from './shard-job.js';
 import { queueClient, queueErrorHandler } from './connection.js';
@@ -58,7 +59,6 @@ function notice(line: string): void {
 }
 
 const describeShard = (j: ShardJob) => `shard ${j.index + 1} of ${j.count} of ${j.inputName} (from line ${j.firstLine}, ${j.records} records)`;
-const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
 const exists = (file: string) => stat(file).then(() => true, () => false);
 
 /** Runs every job (all inputs, in order) on the queue's workers; resolves when all completed. */
