@@ -14,7 +14,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, ROOT, runCli } from './helpers/cli.js';
 import { Redis } from 'ioredis';
-import { freePort, redisGate, sharedRedis, startRedisServer, type RedisServer } from './helpers/redis-server.js';
+import { freePort, redisGate, RedisServer, sharedRedis, startRedisServer } from './helpers/redis-server.js';
 import { OPTIONS as WORKER_OPTIONS } from '../src/cli/worker.js';
 import { OPTIONS as SUBMIT_OPTIONS } from '../src/cli/score-queue.js';
 
@@ -487,6 +487,35 @@ describe.skipIf(!gate.available)('a queue whose Redis restarts without its data 
       expect(text).not.toContain('Unhandled error event');
       expect(text).not.toMatch(/^\s+at /m);
       expect(text).not.toMatch(/: -\d+ \(retrying\)/);
+    }
+  });
+
+  it('a server that comes back without the URL\'s database stops the submitter and the worker (exit 2), not switches them to database 0', async () => {
+    const workDir = path.join(dir, 'work-db'), outDir = path.join(dir, 'out-db');
+    mkdirSync(workDir);
+    mkdirSync(outDir);
+    const input = path.join(dir, 'db.jsonl');
+    writeFileSync(input, makeInput(50, 17));
+    const url = `${server.url}/9`;
+    // Each on its own queue: the worker must not finish the submitter's run before the restart.
+    const w = await startWorker(url, `ecr-test-${randomUUID()}`, 'w1');
+    const sub = start(['score', '--queue', url, '--queue-name', `ecr-test-${randomUUID()}`, input, '--out', outDir, '--work-dir', workDir, '--no-worker-notice', '200']);
+    await waitFor('the shards queued', () => sub.stderr().includes('no ecr worker is connected'), sub);
+    await server.stop();
+    const fewer = new RedisServer(server.port, ['--databases', '4']);
+    await fewer.start();
+    try {
+      expect(await sub.exit, sub.stderr()).toBe(2);
+      expect(await w.exit, w.stderr()).toBe(2);
+      for (const text of [sub.stderr(), w.stderr()]) {
+        expect(text).toMatch(/redis URL "redis:\/\/127\.0\.0\.1:\d+\/9": the server has no database 9 \(SELECT: ERR DB index is out of range\)/);
+        expect(text).not.toContain('Unhandled error event');
+      }
+      expect(readdirSync(outDir)).toEqual([]);
+      expect(readdirSync(workDir)).toEqual([]);
+    } finally {
+      await fewer.stop();
+      await server.start();
     }
   });
 });
