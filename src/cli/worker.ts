@@ -29,7 +29,7 @@ export const OPTIONS = {
 const HELP = `usage: ecr worker --queue redis://HOST:PORT [--backend auto|webgpu|cpu|cpu-reference] [--concurrency N]
 
 Scores the shards of distributed "ecr score --queue" runs, until SIGINT or SIGTERM.
-  --queue URL             the Redis server of the queue (redis:// or rediss://, with password and database if any)
+  --queue URL             the Redis server of the queue (redis://, rediss:// or redis+sentinel://, with password and /db if any)
   --queue-name NAME       BullMQ queue name (default ${DEFAULT_QUEUE_NAME}; the same as the submitter's)
   --backend B             scoring backend for this machine (default auto; a run fixed with ecr score --backend uses its own)
   --adapter A             WebGPU adapter: auto, native or opengles (also ECR_WEBGPU_ADAPTER)
