@@ -99,7 +99,7 @@ describe('keys and URLs', () => {
     expect(() => redisConnectionOptions('redis+sentinel://h:1')).toThrow(/a Sentinel URL is redis\+sentinel:\/\//);
     expect(() => redisConnectionOptions('redis+sentinel://h:1/m?x=1')).toThrow(/unknown parameter "x"/);
     expect(() => redisConnectionOptions('redis-cluster://h:7000')).toThrow(/expected redis:\/\/.*Cluster is not supported/);
-    expect(() => redisConnectionOptions('redis://h:1/zero')).toThrow(/database number/);
+    expect(() => redisConnectionOptions('redis://h:1/zero')).toThrow(/the path is the database index.*got "zero"/);
     expect(() => redisConnectionOptions('127.0.0.1:6379')).toThrow(/redis:\/\//);
     expect(redactUrl('redis+sentinel://u:secret@h:1,h:2/m')).toBe('redis+sentinel://u:***@h:1,h:2/m');
     expect(redactUrl('redis://:secret@h:1')).toBe('redis://:***@h:1');

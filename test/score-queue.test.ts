@@ -8,12 +8,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, ROOT, runCli } from './helpers/cli.js';
-import { freePort, redisGate, sharedRedis } from './helpers/redis-server.js';
+import { Redis } from 'ioredis';
+import { freePort, redisGate, RedisServer, sharedRedis, startRedisServer } from './helpers/redis-server.js';
 import { OPTIONS as WORKER_OPTIONS } from '../src/cli/worker.js';
 import { OPTIONS as SUBMIT_OPTIONS } from '../src/cli/score-queue.js';
 
@@ -227,15 +228,35 @@ describe.skipIf(!gate.available)('ecr score --queue with ecr worker processes', 
     const q = ['--queue', redis.url, '--queue-name', queueName];
     const cases: [string[], number, RegExp][] = [
       [['score', ...q, '-', '--out', outDir], 2, /needs its inputs as files/],
-      [['score', ...q, input, '--out', outDir, '--backend', 'cpu'], 2, /--backend is chosen by each worker/],
+      [['score', ...q, input, '--out', outDir, '--adapter', 'native'], 2, /--adapter is chosen by each worker/],
       [['score', ...q, input], 2, /--out DIR is required/],
       [['score', ...q, input, '--out', input], 2, /must be a directory/],
       [['score', ...q, input, input, '--out', outDir], 2, /would both be written to/],
-      [['score', '--queue', 'http://x', input, '--out', outDir], 2, /redis:\/\/ or rediss:\/\//],
+      [['score', '--queue', 'http://x', input, '--out', outDir], 2, /expected redis:\/\/host:port\[\/db\], rediss:\/\//],
       [['score', '--queue', `redis://127.0.0.1:${await freePort()}`, input, '--out', outDir, '--work-dir', workDir], 1, /cannot reach Redis at .*ECONNREFUSED/],
       [['worker', '--queue', `redis://127.0.0.1:${await freePort()}`], 1, /cannot reach Redis at .*ECONNREFUSED/],
       [['worker'], 2, /--queue redis:\/\/HOST:PORT is required/],
       [['worker', ...q, '--concurrency', '0'], 2, /--concurrency must be a positive integer/],
+      // A database the server does not have is refused, not replaced by database 0 (issue 18, item 6).
+      [['score', '--queue', `${redis.url}/99`, '--queue-name', queueName, input, '--out', outDir, '--work-dir', workDir], 2,
+        /redis URL "redis:\/\/[^"]+\/99": the server has no database 99 \(it has 16 databases, 0 to 15\)/],
+      [['score', '--queue', `${redis.url}/abc`, '--queue-name', queueName, input, '--out', outDir, '--work-dir', workDir], 2, /the path is the database index.*got "abc"/],
+      [['worker', '--queue', `${redis.url}/99`, '--queue-name', queueName], 2, /the server has no database 99/],
+      // Queue names BullMQ refuses (item 8): one line and exit 2, not a stack and a hang.
+      [['score', '--queue', redis.url, '--queue-name', 'a:b', input, '--out', outDir, '--work-dir', workDir], 2, /--queue-name must not contain ":"/],
+      [['score', '--queue', redis.url, '--queue-name', '', input, '--out', outDir, '--work-dir', workDir], 2, /--queue-name must not be empty/],
+      [['worker', '--queue', redis.url, '--queue-name', 'a:b'], 2, /--queue-name must not contain ":"/],
+      [['worker', '--queue', redis.url, '--queue-name', ''], 2, /--queue-name must not be empty/],
+      // A negative value is a range error, whatever the flag (item 18).
+      [['score', ...q, input, '--out', outDir, '--shard-bytes', '-5'], 2, /--shard-bytes must be a positive integer, got "-5"/],
+      [['score', ...q, input, '--out', outDir, '--attempts', '-1'], 2, /--attempts must be a positive integer, got "-1"/],
+      [['worker', ...q, '--concurrency', '-2'], 2, /--concurrency must be a positive integer, got "-2"/],
+      [['score', input, '--window', '-3'], 2, /--window must be a positive integer, got "-3"/],
+      // The backend a run fixes (item 20).
+      [['score', ...q, input, '--out', outDir, '--backend', 'auto'], 2, /--backend with --queue fixes the backend of every shard: one of cpu, cpu-reference, webgpu/],
+      [['score', ...q, input, '--out', outDir, '--backend', 'cpu', '--compact', 'unorm16'], 2, /--compact must be "unorm16", with --backend webgpu/],
+      [['score', ...q, '--resume', 'ecr-run-none', '--work-dir', workDir], 2, /--resume ecr-run-none: no such run in --work-dir .*; there is none/],
+      [['score', ...q, input, '--out', outDir, '--orphan-grace', '10'], 2, /--orphan-grace must be 0 \(never remove\) or at least 300 seconds/],
     ];
     // Run side by side: each is a fresh process, and the checks are independent.
     const results = await Promise.all(cases.map(([args]) => {
@@ -245,9 +266,252 @@ describe.skipIf(!gate.available)('ecr score --queue with ecr worker processes', 
     cases.forEach(([args, code, message], k) => {
       const r = results[k];
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(code);
-      expect(r.stderr).toMatch(message);
-      expect(r.stderr).not.toMatch(/^\s+at /m);
+      const what = `${args.join(' ')}: ${r.stderr}`;
+      expect(r.stderr, what).toMatch(message);
+      expect(r.stderr, what).not.toMatch(/^\s+at /m);
+      expect(r.stderr, what).not.toContain('Unhandled error event');
+      if (!r.stderr.includes('usage:')) expect(r.stderr.trim().split('\n'), what).toHaveLength(1);
     });
+    expect(readdirSync(outDir)).toEqual([]);
+    expect(readdirSync(workDir)).toEqual([]);
+    // Nothing of this queue went to database 0 (or anywhere) through the refused URLs.
+    const raw = new Redis(redis.url);
+    try {
+      expect(await raw.keys(`bull:${queueName}:*`)).toEqual([]);
+    } finally {
+      raw.disconnect();
+    }
+  }, 120_000); // some thirty processes, side by side on a busy machine
+
+  /** Waits until `w` is caught mid-shard (a temporary output and no final one) and stops it there with SIGSTOP; returns the shard's final output path. */
+  async function stopMidShard(w: Child, sub: Child): Promise<string> {
+    const shardsDir = () => { const run = readdirSync(workDir)[0]; return run ? path.join(workDir, run, 'shards') : null; };
+    for (;;) {
+      const tmp = await waitFor('a shard in progress', () => {
+        const d = shardsDir();
+        const f = d && existsSync(d) ? readdirSync(d).find((n) => n.endsWith('.tmp')) : undefined;
+        return f && path.join(d!, f);
+      }, sub);
+      w.proc.kill('SIGSTOP');
+      const finalName = tmp.replace(/\.[0-9a-f]{8}\.tmp$/, '');
+      if (existsSync(tmp) && !existsSync(finalName)) return finalName;
+      w.proc.kill('SIGCONT');
+    }
+  }
+
+  const submit = (input: string, extra: string[] = []) => start(['score', '--queue', redis.url, '--queue-name', queueName, input, '--out', outDir, '--work-dir', workDir, ...extra]);
+  const quarterOf = (text: string) => String(Math.ceil(Buffer.byteLength(text) / 4));
+
+  it('--timeout gives up with the run left queued; --resume collects it once a worker has scored it', async () => {
+    fresh();
+    const input = path.join(dir, 'later.jsonl');
+    const text = makeInput(300, 8);
+    writeFileSync(input, text);
+    const sub = submit(input, ['--shard-bytes', quarterOf(text), '--timeout', '1', '--no-worker-notice', '60000']);
+    expect(await sub.exit, sub.stderr()).toBe(1);
+    expect(sub.stderr()).toMatch(/did not finish within --timeout 1 s \(4 shards of 4 not done\)/);
+    const m = /collect it later with: ecr (score --queue .* --resume (ecr-run-\w+) --work-dir \S+)$/m.exec(sub.stderr());
+    expect(m, sub.stderr()).not.toBeNull();
+    expect(readdirSync(workDir)).toEqual([m![2]]);
+    expect(readdirSync(outDir)).toEqual([]);
+    await startWorker(redis.url, queueName, 'w1');
+    const again = start(m![1].split(' '));
+    expect(await again.exit, again.stderr()).toBe(0);
+    expect(again.stderr()).toMatch(/^ecr score: resumed run: \d shards? done, \d still queued, 0 submitted again$/m);
+    expect(readFileSync(path.join(outDir, 'later.jsonl'), 'utf8')).toBe(single(input));
+    expect(readdirSync(workDir)).toEqual([]);
+  });
+
+  it('a submitter killed with SIGKILL leaves a run that --resume collects; a later run removes an orphan past --orphan-grace', async () => {
+    fresh();
+    const a = path.join(dir, 'orphan-a.jsonl'), b = path.join(dir, 'orphan-b.jsonl'), c = path.join(dir, 'orphan-c.jsonl');
+    writeFileSync(a, makeInput(200, 9));
+    writeFileSync(b, makeInput(150, 10));
+    writeFileSync(c, makeInput(30, 11));
+    const queued = async (input: string) => {
+      const sub = submit(input, ['--no-worker-notice', '200']);
+      await waitFor('the shards queued', () => sub.stderr().includes('no ecr worker is connected'), sub);
+      return sub;
+    };
+    const subA = await queued(a);
+    const [idA] = readdirSync(workDir);
+    // While its owner lives, a run is not anyone else's to collect.
+    const early = runCli(['score', '--queue', redis.url, '--queue-name', queueName, '--resume', idA, '--work-dir', workDir]);
+    expect(early.code, early.stderr).toBe(2);
+    expect(early.stderr).toMatch(new RegExp(`--resume ${idA}: its owner .*:${subA.proc.pid} may still be running`));
+    subA.proc.kill('SIGKILL');
+    await subA.exit;
+    const subB = await queued(b);
+    const idB = readdirSync(workDir).find((n) => n !== idA)!;
+    subB.proc.kill('SIGKILL');
+    await subB.exit;
+    // B's owner was last heard of two days ago: past the default grace of a day.
+    const longAgo = new Date(Date.now() - 2 * 86_400_000);
+    utimesSync(path.join(workDir, idB, 'owner.json'), longAgo, longAgo);
+
+    const next = submit(c);
+    await waitFor('the sweep', () => next.stderr().includes(`removed the orphaned run ${idB}`), next);
+    await startWorker(redis.url, queueName, 'w1');
+    expect(await next.exit, next.stderr()).toBe(0);
+    expect(next.stderr()).toMatch(new RegExp(`removed the orphaned run ${idB} in ${workDir} \\(owner .*:${subB.proc.pid}, silent for 48\\.0 h > --orphan-grace; [0-9.]+ MB\\)`));
+    expect(next.stderr()).toContain(`the run ${idA} in ${workDir} has no owner`);
+    expect(next.stderr()).toContain(`collect it with: ecr score --queue ${redis.url} --queue-name ${queueName} --resume ${idA} --work-dir ${workDir}`);
+    expect(readFileSync(path.join(outDir, 'orphan-c.jsonl'), 'utf8')).toBe(single(c));
+    expect(readdirSync(workDir)).toEqual([idA]);
+
+    const again = runCli(['score', '--queue', redis.url, '--queue-name', queueName, '--resume', idA, '--work-dir', workDir]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(readFileSync(path.join(outDir, 'orphan-a.jsonl'), 'utf8')).toBe(single(a));
+    expect(existsSync(path.join(outDir, 'orphan-b.jsonl'))).toBe(false);
+    expect(readdirSync(workDir)).toEqual([]);
+  });
+
+  it('an input truncated in place while its shards are queued fails the run naming the change, not a line of it', async () => {
+    fresh();
+    const input = path.join(dir, 'truncated.jsonl');
+    const text = makeInput(400, 12);
+    writeFileSync(input, text);
+    const previous = path.join(outDir, 'truncated.jsonl');
+    writeFileSync(previous, 'an earlier result\n');
+    const sub = submit(input, ['--shard-bytes', quarterOf(text), '--no-worker-notice', '200']);
+    await waitFor('the shards queued', () => sub.stderr().includes('no ecr worker is connected'), sub);
+    const size = Buffer.byteLength(text);
+    const cut = Math.floor(size * 0.6);
+    truncateSync(input, cut);
+    await startWorker(redis.url, queueName, 'w1');
+    expect(await sub.exit, sub.stderr()).toBe(2);
+    const fmt = (n: number) => n.toLocaleString('en-US');
+    expect(sub.stderr()).toMatch(new RegExp(`^ecr score: .*truncated\\.jsonl changed while its shards were queued \\(size ${fmt(size)} bytes -> ${fmt(cut)} bytes, modified `, 'm'));
+    expect(readFileSync(previous, 'utf8')).toBe('an earlier result\n');
+    expect(readdirSync(workDir)).toEqual([]);
+  });
+
+  it('--backend fixes the backend of every shard: a cpu worker computes a cpu-reference run with cpu-reference', async () => {
+    fresh();
+    const input = path.join(dir, 'fixed.jsonl');
+    const text = makeInput(400, 13);
+    writeFileSync(input, text);
+    const w = await startWorker(redis.url, queueName, 'w1'); // --backend cpu
+    const sub = submit(input, ['--backend', 'cpu-reference', '--shard-bytes', quarterOf(text)]);
+    expect(await sub.exit, sub.stderr()).toBe(0);
+    expect(sub.stderr()).toBe('');
+    expect(readFileSync(path.join(outDir, 'fixed.jsonl'), 'utf8')).toBe(single(input, ['--backend', 'cpu-reference']));
+    expect(w.stderr().match(/records from line \d+ in [0-9.]+ s \(cpu-reference\)$/gm)).toHaveLength(4);
+  });
+
+  it('a worker that cannot run the backend a run fixed refuses its shard, naming itself and the backend', async (ctx) => {
+    // A native (Vulkan, Metal, D3D12) adapter is what this worker is limited to; where one exists, it could run the shard.
+    const probe = runCli(['score', path.join(ROOT, 'test', 'fixtures', 'ledoit-wolf.input.jsonl'), '--backend', 'webgpu', '--adapter', 'native']);
+    if (!/backend "webgpu" is unavailable/.test(probe.stderr)) ctx.skip();
+    fresh();
+    const input = path.join(dir, 'gpu-only.jsonl');
+    writeFileSync(input, makeInput(40, 16));
+    const w = await startWorker(redis.url, queueName, 'cpu-box', ['--adapter', 'native']);
+    const sub = submit(input, ['--backend', 'webgpu']);
+    expect(await sub.exit, sub.stderr()).toBe(1);
+    expect(sub.stderr()).toMatch(/^ecr score: shard 1 of 1 of .*gpu-only\.jsonl .* failed: worker cpu-box cannot run the run's --backend webgpu: backend "webgpu" is unavailable/m);
+    expect(w.stderr()).toContain("the run fixed --backend webgpu, which cannot run here");
+    expect(readdirSync(outDir)).toEqual([]);
+    expect(readdirSync(workDir)).toEqual([]);
+  });
+
+  it('without --backend, a run whose shards were computed by different backends says so', async () => {
+    fresh();
+    const input = path.join(dir, 'mixed.jsonl');
+    const text = makeInput(6000, 14);
+    writeFileSync(input, text);
+    // A holds its shard for a minute while stopped, so the shard stays its own.
+    const a = await startWorker(redis.url, queueName, 'a', ['--lock-duration', '60000']);
+    const sub = submit(input, ['--shard-bytes', quarterOf(text), '--window', '128']);
+    const held = await stopMidShard(a, sub);
+    await startWorker(redis.url, queueName, 'b', ['--backend', 'cpu-reference']);
+    const shards = path.dirname(held);
+    await waitFor('the other shards scored', () => readdirSync(shards).filter((n) => n.endsWith('.jsonl')).length === 3, sub);
+    a.proc.kill('SIGCONT');
+    expect(await sub.exit, sub.stderr()).toBe(0);
+    const warning = /warning: the shards of this run were computed by different backends \((.*)\); results can differ from a single-process run in the last digits\. Fix one backend for the run with --backend/.exec(sub.stderr());
+    expect(warning, sub.stderr()).not.toBeNull();
+    expect(warning![1]).toMatch(/(^|, )cpu: [1-3] shards?(,|$)/);
+    expect(warning![1]).toMatch(/cpu-reference: [1-3] shards?/);
+  });
+});
+
+describe.skipIf(!gate.available)('a queue whose Redis restarts mid-run', () => {
+  let server: RedisServer;
+  let dir: string;
+  beforeAll(async () => {
+    server = await startRedisServer();
+    dir = mkdtempSync(path.join(os.tmpdir(), 'ecr-queue-restart-'));
+  });
+  afterAll(async () => {
+    await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  afterEach(async () => {
+    for (const c of children.splice(0)) {
+      if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
+      await c.exit;
+    }
+  });
+
+  it('the submitter submits the lost shards again and the run completes; a worker mid-shard goes on; no stack is printed', async () => {
+    const queueName = `ecr-test-${randomUUID()}`;
+    const workDir = path.join(dir, 'work'), outDir = path.join(dir, 'out');
+    mkdirSync(workDir);
+    mkdirSync(outDir);
+    const input = path.join(dir, 'restart.jsonl');
+    const text = makeInput(6000, 15);
+    writeFileSync(input, text);
+    const w = await startWorker(server.url, queueName, 'w1', ['--lock-duration', '60000']);
+    const sub = start(['score', '--queue', server.url, '--queue-name', queueName, input, '--out', outDir, '--work-dir', workDir,
+      '--shard-bytes', String(Math.ceil(Buffer.byteLength(text) / 4)), '--window', '128']);
+    // The worker is caught mid-shard, Redis loses everything, and the worker goes on.
+    const shardsDir = () => { const run = readdirSync(workDir)[0]; return run ? path.join(workDir, run, 'shards') : null; };
+    for (;;) {
+      const tmp = await waitFor('a shard in progress', () => {
+        const d = shardsDir();
+        const f = d && existsSync(d) ? readdirSync(d).find((n) => n.endsWith('.tmp')) : undefined;
+        return f && path.join(d!, f);
+      }, sub);
+      w.proc.kill('SIGSTOP');
+      if (existsSync(tmp) && !existsSync(tmp.replace(/\.[0-9a-f]{8}\.tmp$/, ''))) break;
+      w.proc.kill('SIGCONT');
+    }
+    await server.stop();
+    await server.start();
+    w.proc.kill('SIGCONT');
+    expect(await sub.exit, sub.stderr()).toBe(0);
+    expect(sub.stderr()).toMatch(/queued shards? of this run had vanished from Redis at .* \(restarted without its data\?\); submitted them again from the run directory/);
+    expect(readFileSync(path.join(outDir, 'restart.jsonl'), 'utf8')).toBe(runCli(['score', input, '--backend', 'cpu', '--window', '128']).stdout);
+    expect(readdirSync(workDir)).toEqual([]);
+    for (const text of [sub.stderr(), w.stderr()]) {
+      expect(text).not.toContain('Unhandled error event');
+      expect(text).not.toMatch(/^\s+at /m);
+      expect(text).not.toMatch(/: -\d+ \(retrying\)/);
+    }
+  });
+
+  it('a server that comes back without the URL\'s database stops the submitter and the worker (exit 2), not switches them to database 0', async () => {
+    const workDir = path.join(dir, 'work-db'), outDir = path.join(dir, 'out-db');
+    mkdirSync(workDir);
+    mkdirSync(outDir);
+    const input = path.join(dir, 'db.jsonl');
+    writeFileSync(input, makeInput(50, 17));
+    const url = `${server.url}/9`;
+    // Each on its own queue: the worker must not finish the submitter's run before the restart.
+    const w = await startWorker(url, `ecr-test-${randomUUID()}`, 'w1');
+    const sub = start(['score', '--queue', url, '--queue-name', `ecr-test-${randomUUID()}`, input, '--out', outDir, '--work-dir', workDir, '--no-worker-notice', '200']);
+    await waitFor('the shards queued', () => sub.stderr().includes('no ecr worker is connected'), sub);
+    await server.stop();
+    // The same port, now with 4 databases; stopped by afterAll even if this test times out.
+    server = new RedisServer(server.port, ['--databases', '4']);
+    await server.start();
+    expect(await sub.exit, sub.stderr()).toBe(2);
+    expect(await w.exit, w.stderr()).toBe(2);
+    for (const text of [sub.stderr(), w.stderr()]) {
+      expect(text).toMatch(/redis URL "redis:\/\/127\.0\.0\.1:\d+\/9": the server has no database 9 \(SELECT: ERR DB index is out of range\)/);
+      expect(text).not.toContain('Unhandled error event');
+    }
     expect(readdirSync(outDir)).toEqual([]);
     expect(readdirSync(workDir)).toEqual([]);
   });

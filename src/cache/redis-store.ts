@@ -13,12 +13,17 @@
  * URLs: `redis://[[user]:password@]host[:port][/db]`, `rediss://` (TLS), and Sentinel as
  * `redis+sentinel://[[user]:password@]host:port[,host:port...]/<master name>[/db]` (ioredis
  * asks the sentinels for the primary and follows failovers; `?sentinelPassword=` if they need
- * one). Cluster is not supported: the lookup script reads a key and writes its lock, which
- * Cluster requires to be in one hash slot.
+ * one), parsed by src/redis-url.ts as the queue's are. Cluster is not supported: the lookup
+ * script reads a key and writes its lock, which Cluster requires to be in one hash slot.
+ *
+ * A database index the server refuses is not an outage but a configuration error: ioredis would
+ * carry on in database 0, sharing (and overwriting) another deployment's entries. The tier is
+ * then off for good (`configError`, one warning, health "degraded"), and the callers that start
+ * with it (`ecr run`, `ecr serve`) refuse to start.
  */
 import { randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
-import { UsageError } from '../errors.js';
+import { describeRefusedSelect, isSelectRefused, parseRedisUrl, type RedisDatabaseError, type RedisTarget } from '../redis-url.js';
 import { ecrMetrics } from '../monitoring/process-metrics.js';
 import { fillChannel, lockKey } from './redis-keys.js';
 
@@ -82,61 +87,27 @@ type ScriptClient = Redis & {
   ecrFill(key: string, lock: string, value: Buffer | string, ttlMs: number, channel: string, token: string): Promise<number>;
 };
 
-const SUPPORTED = 'redis://host:port[/db], rediss://host:port (TLS) or redis+sentinel://host:port[,host:port...]/<master name>[/db]; Cluster is not supported';
+export type { RedisTarget };
 
-/** Where a Redis URL points: a server, or the sentinels of a primary (ioredis' option names). */
-export interface RedisTarget {
-  host?: string;
-  port?: number;
-  username?: string;
-  password?: string;
-  db?: number;
-  tls?: Record<string, never>;
-  sentinels?: Array<{ host: string; port: number }>;
-  /** The primary's name, as the sentinels know it. */
-  name?: string;
-  sentinelPassword?: string;
-}
-
-/** ioredis connection options for a Sentinel URL. */
-function sentinelOptions(url: string): RedisTarget {
-  const m = /^redis\+sentinel:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?@]+)\/([^/?]+)(?:\/(\d+))?\/?(?:\?(.*))?$/.exec(url);
-  if (!m) throw new UsageError(`redis URL ${JSON.stringify(url)}: a Sentinel URL is redis+sentinel://[[user]:password@]host:port[,host:port...]/<master name>[/db]`);
-  const [, user, password, hosts, name, db, query] = m;
-  const sentinels = hosts.split(',').map((h) => {
-    const hp = /^([^:]+|\[[^\]]+\]):(\d{1,5})$/.exec(h);
-    if (!hp) throw new UsageError(`redis URL ${JSON.stringify(url)}: sentinel ${JSON.stringify(h)} is not host:port`);
-    return { host: hp[1].replace(/^\[|\]$/g, ''), port: Number(hp[2]) };
-  });
-  const params = new URLSearchParams(query ?? '');
-  for (const k of params.keys()) if (k !== 'sentinelPassword') throw new UsageError(`redis URL ${JSON.stringify(url)}: unknown parameter ${JSON.stringify(k)} (known: sentinelPassword)`);
-  const dec = (x: string | undefined) => (x ? decodeURIComponent(x) : undefined);
-  return {
-    sentinels, name: decodeURIComponent(name),
-    ...(user ? { username: dec(user) } : {}), ...(password ? { password: dec(password) } : {}),
-    ...(db ? { db: Number(db) } : {}), ...(params.get('sentinelPassword') ? { sentinelPassword: params.get('sentinelPassword')! } : {}),
-  };
-}
-
-/** Checks a Redis URL and gives its ioredis options; throws UsageError naming what is supported. */
+/** Checks a Redis URL and gives its ioredis options (src/redis-url.ts); throws a UsageError naming what is supported. */
 export function redisConnectionOptions(url: string): RedisTarget {
-  if (url.startsWith('redis+sentinel://')) return sentinelOptions(url);
-  let u: URL;
-  try { u = new URL(url); } catch { throw new UsageError(`redis URL ${JSON.stringify(url)} is not a URL (expected ${SUPPORTED})`); }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new UsageError(`redis URL ${JSON.stringify(url)}: expected ${SUPPORTED}`);
-  if (u.hostname === '') throw new UsageError(`redis URL ${JSON.stringify(url)} names no host`);
-  const db = u.pathname.replace(/^\//, '');
-  if (db !== '' && !/^\d+$/.test(db)) throw new UsageError(`redis URL ${JSON.stringify(url)}: the path is the database number, got ${JSON.stringify(db)}`);
-  return {
-    host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port ? Number(u.port) : 6379,
-    ...(u.username ? { username: decodeURIComponent(u.username) } : {}), ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
-    ...(db ? { db: Number(db) } : {}), ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
-  };
+  return parseRedisUrl(url);
 }
 
-/** Checks a Redis URL; throws UsageError naming what is supported. */
+/** Checks a Redis URL; throws a UsageError naming what is supported. */
 export function checkRedisUrl(url: string): void {
-  redisConnectionOptions(url);
+  parseRedisUrl(url);
+}
+
+/** Resolves once `c` is ready, has ended, or `ms` passed. */
+function readyOrGone(c: Redis, ms: number): Promise<void> {
+  if (c.status === 'ready' || c.status === 'end') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { clearTimeout(timer); c.off('ready', done); c.off('end', done); resolve(); };
+    const timer = setTimeout(done, ms);
+    c.once('ready', done);
+    c.once('end', done);
+  });
 }
 
 function reasonOf(err: unknown): string {
@@ -165,9 +136,18 @@ export class RedisStore {
   private failuresSinceWarn = 0;
   private lastWarnAt = -Infinity;
   private closed = false;
+  private readonly url: string;
+  private readonly db: number;
+  /** Set once the server refused the URL's database: the tier is off for good. */
+  private refused: Promise<RedisDatabaseError> | null = null;
+  private refusal: RedisDatabaseError | null = null;
+  private readonly refusedListeners = new Set<() => void>();
+  private readyCalls = 0;
 
   constructor(options: RedisStoreOptions) {
     const target = redisConnectionOptions(options.url);
+    this.url = options.url;
+    this.db = target.db ?? 0;
     this.timeoutMs = options.timeoutMs ?? REDIS_DEFAULTS.timeoutMs;
     this.ttlSeconds = options.ttlSeconds ?? REDIS_DEFAULTS.ttlSeconds;
     this.lockMs = options.lockMs ?? REDIS_DEFAULTS.lockMs;
@@ -199,32 +179,59 @@ export class RedisStore {
     this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.onMessage(channel.toString(), message));
     for (const c of [client, this.sub]) {
       // ioredis reports connection errors as events; without a listener it prints them itself.
-      c.on('error', (err: Error) => { if (!this.closed) this.failed('connection', err); });
-      c.on('ready', () => { if (c === client) this.recovered(); });
+      c.on('error', (err: Error) => {
+        if (this.closed) return;
+        if (isSelectRefused(err)) this.refuseDatabase(err);
+        else if (!this.refused) this.failed('connection', err);
+      });
+      c.on('ready', () => { if (c === client && !this.refused) this.recovered(); });
     }
-    client.on('close', () => { if (!this.closed) this.failed('connection', new Error('connection closed')); });
+    client.on('close', () => { if (!this.closed && !this.refused) this.failed('connection', new Error('connection closed')); });
     // A fill can no longer arrive once either connection is gone: the waiters compute for themselves.
     for (const c of [client, this.sub]) c.on('close', () => this.releaseWaiters());
   }
 
-  /** Resolves true once both connections are up, false after `timeoutMs` (the tier is then used once Redis answers). */
+  /**
+   * Resolves true once both connections are up, false after `timeoutMs` (the tier is then used
+   * once Redis answers) or when the server refused the database (see `configError`).
+   */
   async ready(timeoutMs = 2000): Promise<boolean> {
+    this.readyCalls++;
+    try {
+      return await this.waitReady(timeoutMs);
+    } finally {
+      this.readyCalls--;
+    }
+  }
+
+  private async waitReady(timeoutMs: number): Promise<boolean> {
     const up = (c: Redis) => c.status === 'ready' ? Promise.resolve() : new Promise<void>((r) => c.once('ready', () => r()));
     let timer: NodeJS.Timeout | undefined;
+    let onRefused: (() => void) | undefined;
+    // The SELECT is refused before 'ready' is emitted: a refusal, not the 'ready', decides.
     const ok = await Promise.race([
-      Promise.all([up(this.client), up(this.sub)]).then(() => true),
+      Promise.all([up(this.client), up(this.sub)]).then(() => this.refused === null),
+      new Promise<boolean>((r) => { onRefused = () => r(false); if (this.refused) onRefused(); else this.refusedListeners.add(onRefused); }),
       new Promise<boolean>((r) => { timer = setTimeout(() => r(false), timeoutMs); }),
     ]);
     clearTimeout(timer);
+    if (onRefused) this.refusedListeners.delete(onRefused);
+    if (this.refused) await this.refused;
     return ok;
+  }
+
+  /** The server refused the URL's database: a configuration error, set once `ready()` has seen it. */
+  get configError(): RedisDatabaseError | null {
+    return this.refusal;
   }
 
   /** True when operations are sent (connected, and not paused after a failure). */
   get usable(): boolean {
-    return !this.closed && this.client.status === 'ready' && performance.now() >= this.pausedUntil;
+    return !this.closed && this.refused === null && this.client.status === 'ready' && performance.now() >= this.pausedUntil;
   }
 
   health(): RedisHealth {
+    if (this.refused) return { state: 'degraded', reason: this.refusal?.message ?? 'the server refused the database index' };
     if (this.client.status !== 'ready') return { state: 'degraded', reason: `not connected (${this.client.status})${this.lastError ? `: ${this.lastError}` : ''}` };
     if (performance.now() < this.pausedUntil) return { state: 'degraded', reason: this.lastError ?? 'paused after a failed operation' };
     return { state: 'ok' };
@@ -319,6 +326,31 @@ export class RedisStore {
     this.releaseWaiters();
     this.client.disconnect();
     this.sub.disconnect();
+  }
+
+  /**
+   * The server refused the URL's database. ioredis would go on in database 0, so the tier stops
+   * here for good: one warning, the connections closed, and `configError` for the callers.
+   */
+  private refuseDatabase(err: Error): void {
+    if (this.refused) return;
+    ecrMetrics.redisErrors.inc({ op: 'connect', reason: 'database' });
+    ecrMetrics.redisUp.set(0);
+    this.refused = (async () => {
+      // The connection becomes 'ready' in database 0 right after; CONFIG GET (the same in every
+      // database) then tells how many the server has, for the message.
+      await readyOrGone(this.client, Math.max(1000, this.timeoutMs));
+      const refusal = await describeRefusedSelect(this.client, this.url, this.db, err);
+      this.refusal = refusal;
+      this.releaseWaiters();
+      this.client.disconnect();
+      this.sub.disconnect();
+      // A caller waiting in ready() reports it (and refuses to start); later, this line is all there is.
+      if (this.readyCalls === 0) this.warn(`redis cache disabled: ${refusal.message}`);
+      return refusal;
+    })();
+    for (const l of this.refusedListeners) l();
+    this.refusedListeners.clear();
   }
 
   private async run(op: string, command: Promise<unknown>): Promise<void> {

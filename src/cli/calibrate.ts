@@ -2,7 +2,7 @@
  * `ecr calibrate INPUT [--target-admission 0.75] [--labels FIELD] [--objective f1|fbeta:B|prr|auroc]
  *  [--out config.json] [--report report.html] ...` (ECR-SPEC section 8.2).
  */
-import { parseArgs } from 'node:util';
+import { parseArgs } from './parse-args.js';
 import { promises as fs } from 'node:fs';
 import { toResolvedConfig } from '../config.js';
 import { UsageError } from '../errors.js';

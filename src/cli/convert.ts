@@ -6,7 +6,7 @@
  * present and null where a record lacks it, `meta` as JSON text). OUT is replaced only on
  * success, as `ecr score --out` is; to stdout (`-`) rows go out as they are validated.
  */
-import { parseArgs } from 'node:util';
+import { parseArgs } from './parse-args.js';
 import { UsageError } from '../errors.js';
 import { arrowLayoutOf, formatOf } from '../columnar/format.js';
 import { openBatchInput, validatedBlocks } from '../columnar/score-columnar.js';

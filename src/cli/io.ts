@@ -2,7 +2,8 @@
 import { availableParallelism } from 'node:os';
 import { createReadStream, fstatSync, promises as fs, type Stats } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
+import { parseArgs } from './parse-args.js';
 import { ConfigError, EcrError, UsageError } from '../errors.js';
 import { plural } from '../plural.js';
 

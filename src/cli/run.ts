@@ -7,7 +7,7 @@
  * as well as the usual line on stderr.
  */
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
+import { parseArgs } from './parse-args.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../backends/backend.js';
 import type { EcrConfig } from '../config.js';
 import { EcrError, UsageError, isUserError } from '../errors.js';
@@ -201,7 +201,11 @@ async function runWith(
   sampling: SamplingParams, config: EcrConfig, backend: BackendChoice, cache: CacheControl, ctx: { json: boolean; metrics: boolean },
 ): Promise<number> {
   const str = (name: string) => v[name] as string | undefined;
-  if (redis && !(await redis.ready(Math.max(1000, redis.timeoutMs)))) process.stderr.write('ecr run: redis not reachable: running with the in-process cache only\n');
+  if (redis && !(await redis.ready(Math.max(1000, redis.timeoutMs)))) {
+    // A database the server refuses is a configuration error (exit 2), not a Redis that is down.
+    if (redis.configError) throw redis.configError;
+    process.stderr.write('ecr run: redis not reachable: running with the in-process cache only\n');
+  }
   const pipeline = new EcrPipeline({
     provider,
     k: int('k', str('k'), 1, 256) ?? 4,

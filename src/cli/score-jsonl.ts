@@ -51,6 +51,8 @@ export interface ScoreSettings {
   inputBytes?: number | null;
   /** Where the progress line goes (default stderr; nothing unless it is a terminal). */
   progress?: Progress;
+  /** Filled with the names of the backends that scored (a queue worker reports them per shard). */
+  backendsUsed?: Set<string>;
 }
 
 const formatBytes = (n: number) => (n % (1 << 20) === 0 ? `${n / (1 << 20)} MiB` : `${n}-byte`);
@@ -82,7 +84,7 @@ export async function scoreStream(source: Readable, s: ScoreSettings, sink: Sink
   const window = new PackedWindow(groups);
   const progress = s.progress ?? new Progress('ecr score');
   const errors: string[] = [];
-  const backendsUsed = new Set<string>();
+  const backendsUsed = s.backendsUsed ?? new Set<string>();
   let looksLikeArray = false;
   let pending = ''; // result lines of the first window, kept in memory
   // Assigned inside emit(); the annotation keeps TypeScript from narrowing it to null below.

@@ -3,7 +3,7 @@
  * (ECR-SPEC section 5): the arguments, the input and the output. The streaming engine, parse
  * workers, windows, selection and spill file, is score-jsonl.ts.
  */
-import { parseArgs } from 'node:util';
+import { parseArgs } from './parse-args.js';
 import { toResolvedConfig } from '../config.js';
 import { UsageError } from '../errors.js';
 import { BACKEND_CHOICES, type BackendChoice, type ComputeOptions } from '../backends/backend.js';

@@ -9,7 +9,7 @@ import { getBackend } from '../backends/registry.js';
 import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../gpu/adapter.js';
 import { UsageError } from '../errors.js';
 import { checkQueueUrl, redactUrl } from '../queue/queue-url.js';
-import { DEFAULT_QUEUE_NAME } from '../queue/shard-job.js';
+import { checkQueueName, DEFAULT_QUEUE_NAME } from '../queue/shard-job.js';
 import { parseFlags, parseThreadsFlag, positiveIntegerFlag } from './io.js';
 
 export const OPTIONS = {
@@ -29,9 +29,9 @@ export const OPTIONS = {
 const HELP = `usage: ecr worker --queue redis://HOST:PORT [--backend auto|webgpu|cpu|cpu-reference] [--concurrency N]
 
 Scores the shards of distributed "ecr score --queue" runs, until SIGINT or SIGTERM.
-  --queue URL             the Redis server of the queue (redis:// or rediss://, with password and database if any)
+  --queue URL             the Redis server of the queue (redis://, rediss:// or redis+sentinel://, with password and /db if any)
   --queue-name NAME       BullMQ queue name (default ${DEFAULT_QUEUE_NAME}; the same as the submitter's)
-  --backend B             scoring backend for this machine (default auto); run one worker per GPU
+  --backend B             scoring backend for this machine (default auto; a run fixed with ecr score --backend uses its own)
   --adapter A             WebGPU adapter: auto, native or opengles (also ECR_WEBGPU_ADAPTER)
   --compact unorm16       upload E to the GPU as unorm16 (webgpu only)
   --concurrency N         shards scored at once by this process (default 1)
@@ -41,14 +41,16 @@ Scores the shards of distributed "ecr score --queue" runs, until SIGINT or SIGTE
   --stalled-interval MS   how often this worker looks for such shards (default 30000); tests use small values
   -h, --help              print this help
 Exit codes: 0 stopped by SIGINT/SIGTERM after finishing its shards, 1 Redis unreachable at start or the --backend
-cannot run here, 2 bad arguments.`;
+cannot run here, 2 bad arguments or a Redis database (the URL's /db) the server does not have.`;
 
 
 export async function main(argv: string[]): Promise<number> {
   const values = parseFlags(argv, OPTIONS, HELP);
   if (values.help) { process.stdout.write(HELP + '\n'); return 0; }
   if (values.queue === undefined) throw new UsageError(`--queue redis://HOST:PORT is required\n${HELP}`);
-  const url = checkQueueUrl(values.queue);
+  const url = values.queue;
+  checkQueueUrl(url);
+  const queueName = checkQueueName(values['queue-name']);
   const backend = values.backend as BackendChoice;
   if (!BACKEND_CHOICES.includes(backend)) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got "${values.backend}"`);
   if (values.adapter !== undefined) setWebGpuAdapter(values.adapter as AdapterPreference);
@@ -68,11 +70,14 @@ export async function main(argv: string[]): Promise<number> {
   await probeRedis(url);
   // A backend named here that cannot run on this machine stops the worker now, not every shard it takes.
   if (backend !== 'auto') await getBackend(backend);
-  const { close } = await startShardWorker({
-    url, queueName: values['queue-name'], backend, compute, threads, concurrency, lockDurationMs, stalledIntervalMs, name, log,
+  let fatal: (err: Error) => void = () => {};
+  const failed = new Promise<Error>((resolve) => { fatal = resolve; });
+  const { worker, close } = await startShardWorker({
+    url, queueName, backend, compute, threads, concurrency, lockDurationMs, stalledIntervalMs, name, log, onFatal: (err) => fatal(err),
   });
-  log(`waiting for shards on ${redactUrl(url)} (queue "${values['queue-name']}", backend ${backend}, concurrency ${concurrency})`);
-  await new Promise<void>((resolve) => {
+  log(`waiting for shards on ${redactUrl(url)} (queue "${queueName}", backend ${backend}, concurrency ${concurrency})`);
+  const stopped = await new Promise<Error | null>((resolve) => {
+    void failed.then(resolve);
     const stop = (signal: NodeJS.Signals) => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
@@ -80,11 +85,20 @@ export async function main(argv: string[]): Promise<number> {
       const now = (s: NodeJS.Signals) => process.exit(s === 'SIGINT' ? 130 : 143);
       process.once('SIGINT', now);
       process.once('SIGTERM', now);
-      resolve();
+      resolve(null);
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
+  if (stopped) {
+    // Redis refused the database on a reconnection: shards in progress could only be finished in
+    // database 0, among other runs' jobs, so they are abandoned (BullMQ hands them to a worker
+    // once the server is fixed).
+    log(`stopping: ${stopped.message}`);
+    await worker.close(true).catch(() => {});
+    await close().catch(() => {});
+    throw stopped;
+  }
   await close();
   log('stopped');
   return 0;

@@ -1,10 +1,12 @@
 /**
  * Redis connections for the shard queue (ioredis, which BullMQ drives). The URL is checked and the
- * server probed once at start, so a wrong address is one clear line within seconds instead of a
- * process that retries forever in silence; after that, BullMQ's own reconnection takes over.
+ * server probed once at start, so a wrong address or database is one clear line within seconds
+ * instead of a process that retries forever in silence; after that, BullMQ's own reconnection
+ * takes over.
  */
 import { Redis } from 'ioredis';
 import { EcrError } from '../errors.js';
+import { checkDatabase, isSelectRefused, parseRedisUrl, RedisDatabaseError } from '../redis-url.js';
 import { redactUrl } from './queue-url.js';
 
 /** The server could not be reached (exit 1, as for an unreachable LLM server). */
@@ -14,35 +16,68 @@ export class QueueUnavailableError extends EcrError {
   }
 }
 
-/** A client for one BullMQ object (BullMQ requires maxRetriesPerRequest: null on blocking ones). */
+/**
+ * A client for one BullMQ object (BullMQ requires maxRetriesPerRequest: null on blocking ones).
+ * It has an 'error' listener from birth: until BullMQ adds its own, ioredis would print any error
+ * as an "Unhandled error event" stack. BullMQ forwards the errors to its object's 'error' event,
+ * where the caller's queueErrorHandler reports them.
+ */
 export function queueClient(url: string): Redis {
-  return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true });
+  const client = new Redis({ ...parseRedisUrl(url), maxRetriesPerRequest: null, enableReadyCheck: true });
+  client.on('error', () => {});
+  return client;
 }
 
-/** Connects once without retrying: resolves when Redis answers PING, else a QueueUnavailableError. */
+/**
+ * Connects once without retrying: resolves when Redis answers PING and has the URL's database,
+ * else a QueueUnavailableError (exit 1) or a RedisDatabaseError (a usage error, exit 2).
+ */
 export async function probeRedis(url: string, timeoutMs = 5000): Promise<void> {
-  const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: timeoutMs, enableOfflineQueue: false });
+  const { db, ...target } = parseRedisUrl(url);
+  // Without `db`: ioredis would select it while connecting and go on in database 0 when refused.
+  const probe = new Redis({ ...target, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: timeoutMs, enableOfflineQueue: false });
   let failure: Error | null = null;
   probe.on('error', (err: Error) => { failure ??= err; });
   try {
-    await probe.connect();
-    await probe.ping();
-  } catch (err) {
-    const e = failure ?? (err as Error);
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new QueueUnavailableError(redactUrl(url), code ? `${code}` : e.message);
+    try {
+      await probe.connect();
+      await probe.ping();
+    } catch (err) {
+      const e = failure ?? (err as Error);
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new QueueUnavailableError(redactUrl(url), code ? `${code}` : e.message);
+    }
+    await checkDatabase(probe, url, db);
   } finally {
     probe.disconnect();
   }
 }
 
-/** An 'error' listener for a BullMQ connection that keeps retrying: one line per 10 s at most. */
-export function retryingErrorLog(what: string, log: (line: string) => void): (err: Error) => void {
+/**
+ * The 'error' listener of a BullMQ object. A refused SELECT (the URL's database is gone, say
+ * after a restart with another configuration) goes to `fatal`: working on in database 0 would mix
+ * runs. An error of BullMQ's own (a numeric code: a job's key or lock missing, as after Redis lost
+ * its data) is logged with its message; connection errors, which ioredis retries, one line per
+ * 10 s at most.
+ */
+export function queueErrorHandler(what: string, url: string, log: (line: string) => void, fatal: (err: RedisDatabaseError) => void): (err: Error) => void {
   let last = 0;
+  let stopped = false;
   return (err) => {
+    if (stopped) return;
+    if (isSelectRefused(err)) {
+      stopped = true;
+      fatal(new RedisDatabaseError(url, parseRedisUrl(url).db ?? 0, `SELECT: ${err.message}`));
+      return;
+    }
+    const code = (err as NodeJS.ErrnoException).code as unknown;
+    if (typeof code === 'number') {
+      log(`${err.message.replace(/\.?\s*$/, '')}: the job is no longer this process's in Redis (Redis lost it, the run ended, or the lock expired and another worker took it); the submitter keeps track of the shard`);
+      return;
+    }
     const now = Date.now();
     if (now - last < 10_000) return;
     last = now;
-    log(`${what}: ${(err as NodeJS.ErrnoException).code ?? err.message} (retrying)`);
+    log(`${what}: ${typeof code === 'string' && code !== '' ? code : err.message} (retrying)`);
   };
 }

@@ -1,21 +1,18 @@
 /** The `--queue` URL: checked before anything heavy is loaded, and shown without its password. */
+import { parseRedisUrl, type RedisTarget } from '../redis-url.js';
 import { UsageError } from '../errors.js';
 
-/** A URL without its password, for messages. */
-export function redactUrl(url: string): string {
-  // A regular expression, not URL: a redis+sentinel:// URL lists several hosts, which URL refuses.
-  return url.replace(/^([a-z+]+:\/\/[^:@/]*):[^@/]*@/i, '$1:***@');
-}
+/** A URL without its credentials, for messages (the one redactor of src/redact-url.ts). */
+export { redactUrl } from '../redact-url.js';
 
-/** Checks `--queue URL`: redis:// or rediss:// (TLS), host, optional port, database and password. */
-export function checkQueueUrl(url: string, flag = '--queue'): string {
-  let u: URL;
+/**
+ * Checks `--queue URL` as the cache checks `--redis` (src/redis-url.ts: redis://, rediss://,
+ * redis+sentinel://, the database index); returns the ioredis options it names.
+ */
+export function checkQueueUrl(url: string, flag = '--queue'): RedisTarget {
   try {
-    u = new URL(url);
-  } catch {
-    throw new UsageError(`${flag} must be a redis:// or rediss:// URL, got "${url}"`);
+    return parseRedisUrl(url);
+  } catch (err) {
+    throw new UsageError(`${flag}: ${(err as Error).message}`);
   }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new UsageError(`${flag} must be a redis:// or rediss:// URL, got "${url}"`);
-  if (u.hostname === '') throw new UsageError(`${flag} ${url} names no host`);
-  return url;
 }

@@ -7,10 +7,28 @@
 import { ConfigError, EcrError, InputError, UsageError } from '../errors.js';
 
 /** Bumped when the payload changes, so an older worker refuses a job it would misread. */
-export const SHARD_JOB_FORMAT = 1;
+export const SHARD_JOB_FORMAT = 2;
 
 /** The default BullMQ queue name of `ecr score --queue` and `ecr worker`. */
 export const DEFAULT_QUEUE_NAME = 'ecr-score';
+
+/**
+ * Checks `--queue-name`. BullMQ refuses an empty name and one with ':' (its key separator) only
+ * when the Queue or Worker is made, by a throw that left the connections open (a stack, then a
+ * hang); whitespace and control characters are refused too: the name is repeated in the commands
+ * the submitter suggests, and such a name is a typo far more often than a choice.
+ */
+export function checkQueueName(name: string): string {
+  if (name === '') throw new UsageError('--queue-name must not be empty');
+  if (name.includes(':')) throw new UsageError(`--queue-name must not contain ":" (BullMQ separates its Redis keys with it), got ${JSON.stringify(name)}`);
+  if (/[\s\x00-\x1f\x7f]/.test(name)) throw new UsageError(`--queue-name must not contain spaces or control characters, got ${JSON.stringify(name)}`);
+  if (name.length > 256) throw new UsageError(`--queue-name must be at most 256 characters, got ${name.length}`);
+  return name;
+}
+
+/** The backends a run may fix for all its shards (`ecr score --queue --backend B`). */
+export const FIXED_BACKENDS = ['cpu', 'cpu-reference', 'webgpu'] as const;
+export type FixedBackend = typeof FIXED_BACKENDS[number];
 
 export interface ShardJob {
   format: typeof SHARD_JOB_FORMAT;
@@ -37,11 +55,22 @@ export interface ShardJob {
   /** Shard `index` of `count` of this input, for messages. */
   index: number;
   count: number;
+  /** Size and mtime of `input` when the shards were planned: a worker refuses to read it changed. */
+  inputSize: number;
+  inputMtimeMs: number;
+  /** The backend the run fixed for every shard (null: the worker's own --backend), and its compact option. */
+  backend: FixedBackend | null;
+  compact: 'unorm16' | null;
 }
 
-export interface ShardResult { records: number; worker: string }
+export interface ShardResult {
+  records: number;
+  worker: string;
+  /** What computed the shard: the backend(s) used, e.g. "cpu", "cpu+webgpu" under auto, "webgpu (unorm16)". */
+  backend: string;
+}
 
-const NUMBER_FIELDS = ['inputIndex', 'start', 'end', 'firstLine', 'records', 'window', 'lineCap', 'index', 'count'] as const;
+const NUMBER_FIELDS = ['inputIndex', 'start', 'end', 'firstLine', 'records', 'window', 'lineCap', 'index', 'count', 'inputSize'] as const;
 const STRING_FIELDS = ['run', 'inputName', 'input', 'output', 'config'] as const;
 
 /** Checks a payload read from Redis; anything else is a job this worker cannot run. */
@@ -57,6 +86,9 @@ export function checkShardJob(data: unknown): ShardJob {
   for (const k of STRING_FIELDS) {
     if (typeof d[k] !== 'string' || d[k] === '') throw new UsageError(`the job's payload field "${k}" is not a string`);
   }
+  if (typeof d.inputMtimeMs !== 'number' || !Number.isFinite(d.inputMtimeMs)) throw new UsageError('the job\'s payload field "inputMtimeMs" is not a number');
+  if (d.backend !== null && !FIXED_BACKENDS.includes(d.backend as FixedBackend)) throw new UsageError(`the job's payload field "backend" is ${JSON.stringify(d.backend)}, not one of ${FIXED_BACKENDS.join(', ')} or null`);
+  if (d.compact !== null && d.compact !== 'unorm16') throw new UsageError(`the job's payload field "compact" is ${JSON.stringify(d.compact)}, not "unorm16" or null`);
   return d as unknown as ShardJob;
 }
 

@@ -21,8 +21,11 @@ import { scoreStream } from '../cli/score.js';
 import { JsonlWorkers } from '../records/jsonl-workers.js';
 import { Sink, Progress } from '../cli/io.js';
 import { UsageError } from '../errors.js';
+import type { RedisDatabaseError } from '../redis-url.js';
+import { getBackend } from '../backends/registry.js';
 import { checkShardJob, encodeFailure, ShardFailedError, type ShardJob, type ShardResult } from './shard-job.js';
-import { queueClient, retryingErrorLog } from './connection.js';
+import { queueClient, queueErrorHandler } from './connection.js';
+import { inputChange, InputChangedError } from './input-change.js';
 
 export interface WorkerSettings {
   url: string;
@@ -40,6 +43,8 @@ export interface WorkerSettings {
   /** Shown in logs and stored on each job it processes (BullMQ's processedBy). */
   name: string;
   log: (line: string) => void;
+  /** Redis refused the URL's database on a reconnection: the worker must stop (exit 2), not work in database 0. */
+  onFatal: (err: RedisDatabaseError) => void;
 }
 
 export const defaultWorkerName = () => `${os.hostname()}:${process.pid}`;
@@ -92,9 +97,16 @@ export async function closePools(): Promise<void> {
   await Promise.all(idle.map(([, e]) => e.pool.close()));
 }
 
-/** Scores one shard into its output file; the core of a job, usable without a queue. */
-export async function scoreShard(job: ShardJob, backend: BackendChoice, compute: ComputeOptions, threads: number): Promise<number> {
+/**
+ * Scores one shard into its output file; the core of a job, usable without a queue. Returns the
+ * record count and what computed it (the backend names, with the compact option).
+ */
+export async function scoreShard(job: ShardJob, backend: BackendChoice, compute: ComputeOptions, threads: number): Promise<{ records: number; backend: string }> {
+  const stamp = { size: job.inputSize, mtimeMs: job.inputMtimeMs };
+  const changed = await inputChange(job.input, job.inputName, stamp);
+  if (changed) throw changed;
   const config = await configOf(job.config);
+  const backendsUsed = new Set<string>();
   const tmp = `${job.output}.${randomUUID().slice(0, 8)}.tmp`;
   // flush: fsync before close, so the rename publishes bytes that are on disk (and, on NFS, on the server).
   const stream = createWriteStream(tmp, { flush: true });
@@ -108,7 +120,11 @@ export async function scoreShard(job: ShardJob, backend: BackendChoice, compute:
         config, backend, compute, windowSize: job.window, lineCap: job.lineCap, firstLine: job.firstLine, threads, parseWorkers,
         // The worker logs a line per shard; the submitter shows the progress of the whole run.
         progress: new Progress('ecr worker', { write: () => true, isTTY: false }),
+        backendsUsed,
       }, sink);
+    } catch (err) {
+      // A file rewritten in place while it was read fails on a line cut short: name the cause.
+      throw (await inputChange(job.input, job.inputName, stamp, (err as Error).message.replace(/\s*\n\s*/g, '; '))) ?? err;
     } finally {
       releasePool(job.config);
     }
@@ -118,7 +134,8 @@ export async function scoreShard(job: ShardJob, backend: BackendChoice, compute:
       throw new ShardFailedError(`scored ${n} records where the plan counted ${job.records}; was ${job.inputName} changed during the run?`);
     }
     await rename(tmp, job.output);
-    return n;
+    const names = [...backendsUsed].sort().join('+') || String(backend);
+    return { records: n, backend: compute.compact ? `${names} (${compute.compact})` : names };
   } catch (err) {
     stream.destroy();
     await rm(tmp, { force: true });
@@ -140,18 +157,33 @@ async function processShard(job: Job, s: WorkerSettings): Promise<ShardResult> {
   const runDir = path.dirname(shard.config);
   const seen = await stat(runDir).then(() => true, () => false);
   if (!seen) {
-    const err = new UsageError(`the run directory ${runDir} does not exist on worker ${s.name}: is --work-dir on a filesystem shared by every machine, at the same path? (or the submitter stopped and removed it)`);
+    const err = new UsageError(`the run directory ${runDir} does not exist on worker ${s.name}: is --work-dir on a filesystem shared by every machine, at the same path? (or the run ended: its submitter stopped and removed it, or it was removed as an orphan)`);
     s.log(`${what}: ${err.message}`);
     throw new UnrecoverableError(encodeFailure(err));
   }
+  // A run that fixed its backend is computed with it here, whatever this worker's own --backend;
+  // a worker that cannot run it refuses the shard for good, naming itself (the run fails: send
+  // such runs to a queue whose workers can run the backend).
+  const backend = shard.backend ?? s.backend;
+  const compute: ComputeOptions = shard.backend ? (shard.compact ? { compact: shard.compact } : {}) : s.compute;
+  if (shard.backend && shard.backend !== s.backend) {
+    try {
+      await getBackend(shard.backend);
+    } catch (err) {
+      s.log(`${what}: the run fixed --backend ${shard.backend}, which cannot run here: ${(err as Error).message}`);
+      throw new UnrecoverableError(encodeFailure(new ShardFailedError(`worker ${s.name} cannot run the run's --backend ${shard.backend}: ${(err as Error).message}`, 'ECR_BACKEND_UNAVAILABLE')));
+    }
+  }
   const started = Date.now();
   try {
-    const records = await scoreShard(shard, s.backend, s.compute, s.threads);
-    s.log(`${what}: ${records.toLocaleString('en-US')} records from line ${shard.firstLine} in ${((Date.now() - started) / 1000).toFixed(2)} s`);
-    return { records, worker: s.name };
+    const { records, backend: used } = await scoreShard(shard, backend, compute, s.threads);
+    s.log(`${what}: ${records.toLocaleString('en-US')} records from line ${shard.firstLine} in ${((Date.now() - started) / 1000).toFixed(2)} s (${used})`);
+    return { records, worker: s.name, backend: used };
   } catch (err) {
     const attempts = job.opts.attempts ?? 1;
     s.log(`${what} failed (attempt ${job.attemptsMade + 1} of ${attempts}): ${(err as Error).message.replace(/\n\s*/g, ' ')}`);
+    // A changed input stays changed: trying again would only fail again.
+    if (err instanceof InputChangedError) throw new UnrecoverableError(encodeFailure(err));
     throw new Error(encodeFailure(err));
   }
 }
@@ -159,17 +191,24 @@ async function processShard(job: Job, s: WorkerSettings): Promise<ShardResult> {
 /** Starts the worker; resolves with `close`, which lets active shards finish, then disconnects. */
 export async function startShardWorker(s: WorkerSettings): Promise<{ worker: Worker; close: () => Promise<void> }> {
   const connection = queueClient(s.url);
-  const worker = new Worker(s.queueName, (job) => processShard(job, s), {
-    connection,
-    name: s.name,
-    concurrency: s.concurrency,
-    lockDuration: s.lockDurationMs,
-    stalledInterval: s.stalledIntervalMs,
-    // A shard that kills its worker twice (out of memory, say) fails instead of killing them all.
-    maxStalledCount: 2,
-    autorun: false,
-  });
-  worker.on('error', retryingErrorLog('Redis', s.log));
+  let worker: Worker;
+  try {
+    worker = new Worker(s.queueName, (job) => processShard(job, s), {
+      connection,
+      name: s.name,
+      concurrency: s.concurrency,
+      lockDuration: s.lockDurationMs,
+      stalledInterval: s.stalledIntervalMs,
+      // A shard that kills its worker twice (out of memory, say) fails instead of killing them all.
+      maxStalledCount: 2,
+      autorun: false,
+    });
+  } catch (err) {
+    // An open connection would keep the process alive after the error is reported.
+    connection.disconnect();
+    throw err;
+  }
+  worker.on('error', queueErrorHandler('Redis', s.url, s.log, s.onFatal));
   void worker.run().catch((err: Error) => s.log(`stopped: ${err.message}`));
   await worker.waitUntilReady();
   return { worker, close: async () => { await worker.close(); await closePools(); connection.disconnect(); } };

@@ -142,6 +142,9 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
   const built = buildGateway(config, options);
   // A short wait lets the first requests use Redis; a Redis that is down does not hold the start.
   if (built.gateway.redis && !(await built.gateway.redis.ready(Math.max(1000, config.redisTimeout)))) {
+    // A database the server refuses is a configuration error (exit 2), not a Redis that is down.
+    const refused = built.gateway.redis.configError;
+    if (refused) { await built.app.close(); throw refused; }
     built.app.log.warn({ redis: redactUrl(config.redis!) }, 'redis not reachable at start: serving from the in-process cache until it answers');
   }
   try {

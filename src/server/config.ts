@@ -5,7 +5,7 @@
  * "defaults": {per-request ECR settings}, "scoring": {ECR-SPEC section 4 configuration}}`.
  */
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../cli/parse-args.js';
 import { CONFIG_KEYS, resolveConfig, type EcrConfig } from '../config.js';
 import { ConfigError, UsageError } from '../errors.js';
 import { checkRedisUrl, REDIS_DEFAULTS } from '../cache/redis-store.js';
