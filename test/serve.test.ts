@@ -3,7 +3,8 @@
  * loopback server as the upstream.
  */
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
+import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -535,6 +536,49 @@ describe('ecr serve: shutdown', () => {
     }
   });
 });
+
+describe('ecr serve: a request that arrives while the server drains', () => {
+  it('gets a 503 OpenAI error with Retry-After (not Fastify\'s own body); readiness says shutting_down', async () => {
+    const logs: string[] = [];
+    const g = await gateway([], { logs });
+    const port = Number(new URL(g.url).port);
+    // A connection whose request has begun (so the drain does not close it as idle) but whose
+    // headers end only once the drain is under way.
+    const socket = connect(port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write('POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+    const readiness = connect(port, '127.0.0.1');
+    await once(readiness, 'connect');
+    readiness.write('GET /health/readiness HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+    const closed = shutdown(g.app, g.gateway, 'test');
+    await vi.waitFor(() => expect(g.gateway.closing).toBe(true));
+    const prompt = 'sent while the gateway drains';
+    const body = JSON.stringify({ model: 'loop', messages: [{ role: 'user', content: prompt }] });
+    const answer = readAll(socket);
+    socket.end(`content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    const ready = readAll(readiness);
+    readiness.end('connection: close\r\n\r\n');
+    const [text, readyText] = await Promise.all([answer, ready]);
+    await closed;
+    expect(text).toMatch(/^HTTP\/1\.1 503 /);
+    expect(text.toLowerCase()).toContain('retry-after: 1');
+    const error = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)).error;
+    expect(error).toMatchObject({ type: 'service_unavailable', code: 'shutting_down', param: null });
+    expect(error.message).toMatch(/shutting down/);
+    expect(readyText).toMatch(/^HTTP\/1\.1 503 /);
+    expect(JSON.parse(readyText.slice(readyText.indexOf('\r\n\r\n') + 4))).toEqual({ status: 'shutting_down' });
+    expect(chats().filter((e) => JSON.stringify(e).includes(prompt))).toHaveLength(0);
+  });
+});
+
+function readAll(socket: import('node:net').Socket): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    socket.on('data', (d) => { text += d; });
+    socket.on('end', () => resolve(text));
+    socket.on('error', reject);
+  });
+}
 
 describe('drop-in library API', () => {
   it('generateCandidates and selectBest with a plain async function as the LLM', async () => {

@@ -61,7 +61,9 @@ export function buildGateway(config: ServeConfig, options: GatewayOptions = {}):
     // which a client must not be able to choose (and so mix its lines into another request's).
     // The client's x-request-id is kept beside it (access-log.ts).
     genReqId: () => `req_${randomUUID().replace(/-/g, '')}`,
-    return503OnClosing: true,
+    // Requests that arrive on an open connection while the server drains get the gateway's own
+    // 503 (refuseWhileClosing below), in the OpenAI error shape clients parse, not Fastify's.
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
   });
   if (logDestination) app.addHook('onClose', async () => { logDestination.flushSync(); });
@@ -102,6 +104,7 @@ export function buildGateway(config: ServeConfig, options: GatewayOptions = {}):
   });
 
   registerAccessLog(app, gateway);
+  refuseWhileClosing(app, gateway);
   // Before auth: a loop is reported as one even when the gateway's upstream key is also a client key.
   registerLoopGuard(app, gateway.id);
   registerAuth(app, config.apiKeys, config.metricsAuth);
@@ -122,6 +125,16 @@ export function buildGateway(config: ServeConfig, options: GatewayOptions = {}):
   return { app, gateway };
 }
 
+/**
+ * While draining, a new request (one that arrived on a connection still open) is refused with a
+ * 503 that says to retry; the health routes still answer (readiness reports shutting_down).
+ */
+function refuseWhileClosing(app: FastifyInstance, gateway: Gateway): void {
+  app.addHook('onRequest', async (request) => {
+    if (!gateway.closing || request.url.startsWith('/health/')) return;
+    throw new ApiError(503, 'service_unavailable', 'the gateway is shutting down and takes no new requests; retry it on another instance', null, 'shutting_down', { 'retry-after': '1' });
+  });
+}
 
 /** A port or host that cannot be listened on is a configuration error (exit 2), in one line. */
 function listenError(err: unknown, config: ServeConfig): unknown {
