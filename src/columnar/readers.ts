@@ -13,6 +13,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { Message, RecordBatchReader, tableFromIPC, type RecordBatch, type Schema } from 'apache-arrow';
 import { InputError, UsageError } from '../errors.js';
+import './arrow-codecs.js';
 import type { DataFormat } from './format.js';
 import { loadParquetWasm } from './parquet-wasm.js';
 
