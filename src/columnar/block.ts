@@ -277,7 +277,7 @@ function rowObject(columns: Data[], cols: ColumnIndex, i: number, row: number): 
     const g = keyAt(columns[cols.group], i, row, 'group', id);
     if (g !== null) o.group = g;
   }
-  if (cols.baseScore !== undefined) exactInteger(columns[cols.baseScore], i, row, 'baseScore', id);
+  if (cols.baseScore !== undefined) exactInteger(columns[cols.baseScore], i, row, 'baseScore', id ?? String(row));
   for (const name of ['steps', 'embeddings', 'expected', 'realized', 'policy', 'baseScore'] as const) {
     const c = cols[name];
     if (c === undefined) continue;
