@@ -21,6 +21,7 @@ import { concatenateInto, createRunDir, placeInput } from '../queue/run-dir.js';
 import { cleanUpOnInterrupt, removeOnInterrupt } from './interrupt.js';
 import { maxLineBytes, positiveIntegerFlag, exitForOutputFailure, OutputWriteError, describeFsError, inspectInput, readJsonConfig, type InputInfo } from './io.js';
 import { openOutput, type Output } from './out-file.js';
+import { refuseNotJsonlFile } from '../records/not-jsonl.js';
 
 export const OPTIONS = {
   queue: { type: 'string' },
@@ -86,6 +87,7 @@ export async function main(argv: string[]): Promise<number> {
     if (input === '-') throw new UsageError('--queue needs its inputs as files (the workers read byte ranges of them); save stdin to a file first');
     const info = await inspectInput(input);
     if (!info.stat?.isFile()) throw new UsageError(`${input}: --queue needs a regular file (the workers read byte ranges of it)`);
+    await refuseNotJsonlFile(input, input, 'queue');
     const base = path.basename(input);
     const clash = names.get(base);
     if (clash !== undefined) throw new UsageError(`${clash} and ${input} would both be written to --out ${path.join(values.out, base)}; give inputs different file names`);
