@@ -95,10 +95,33 @@ interface ListRows {
   start: Float64Array;
 }
 
-function matrixRows(d: Data, n: number): ListRows {
+/**
+ * Checks that list entries [from, to) of `d` lie within its child (offsets non-decreasing, inside
+ * the child's length), so that a damaged file is an error here, not a loop over garbage offsets.
+ */
+function checkListBounds(d: Data, from: number, to: number, column: string, firstRow: number, rowOf: (entry: number) => number): void {
+  const O = offsetsOf(d);
+  const childLength = d.children[0].length;
+  const bad = (entry: number): never => {
+    throw new InputError('the list offsets point outside the column\'s values (the file is damaged)', { row: firstRow + rowOf(entry) + 1, field: column });
+  };
+  if (!O) {
+    if (to * fixedSize(d) > childLength) bad(Math.max(from, Math.floor(childLength / Math.max(1, fixedSize(d)))));
+    return;
+  }
+  for (let e = from; e < to; e++) if (!(O[e] >= 0 && O[e + 1] >= O[e] && O[e + 1] <= childLength)) bad(e);
+}
+
+function matrixRows(d: Data, n: number, column: string, firstRow: number): ListRows {
+  checkListBounds(d, 0, n, column, firstRow, (i) => i);
   const O = offsetsOf(d);
   const outerFixed = O ? 0 : fixedSize(d);
   const inner = d.children[0];
+  if (n > 0) {
+    const first = O ? O[0] : 0, last = O ? O[n] : n * outerFixed;
+    const rowOf = (e: number) => { let i = 0; while (i < n - 1 && (O ? O[i + 1] : (i + 1) * outerFixed) <= e) i++; return i; };
+    checkListBounds(inner, first, last, column, firstRow, rowOf);
+  }
   const I = offsetsOf(inner);
   const innerFixed = I ? 0 : fixedSize(inner);
   const valueData = inner.children[0];
@@ -121,7 +144,8 @@ function matrixRows(d: Data, n: number): ListRows {
   return { values: floatValues(valueData), valueData, rows, width, start };
 }
 
-function vectorRows(d: Data, n: number): ListRows {
+function vectorRows(d: Data, n: number, column: string, firstRow: number): ListRows {
+  checkListBounds(d, 0, n, column, firstRow, (i) => i);
   const O = offsetsOf(d);
   const fixed = O ? 0 : fixedSize(d);
   const valueData = d.children[0];
@@ -376,7 +400,7 @@ export function checkBlock(
   const n = batch.numRows;
   const columns = batch.data.children as Data[];
   const problem = new Uint8Array(n);
-  const steps = matrixRows(columns[cols.steps], n);
+  const steps = matrixRows(columns[cols.steps], n, 'steps', firstRow);
   for (let i = 0; i < n; i++) {
     if (steps.rows[i] < 2 || steps.rows[i] > MAX_T || steps.width[i] <= 0) problem[i] = 1;
   }
@@ -385,13 +409,13 @@ export function checkBlock(
   for (const [name, lim] of [['embeddings', MAX_EMBEDDING_MAGNITUDE], ['policy', MAX_POLICY_ENTRY]] as const) {
     const c = cols[name];
     if (c === undefined || allNull(columns[c])) continue;
-    const r = matrixRows(columns[c], n);
+    const r = matrixRows(columns[c], n, name, firstRow);
     for (let i = 0; i < n; i++) if (r.rows[i] >= 0 && (r.rows[i] !== steps.rows[i] || r.width[i] <= 0)) problem[i] = 1;
     flagValues(r, n, name === 'policy' ? 0 : -lim, lim, problem);
     optional.push({ rows: r, name });
   }
   if (cols.expected !== undefined && !(allNull(columns[cols.expected]) && allNull(columns[cols.realized!]))) {
-    const ex = vectorRows(columns[cols.expected], n), re = vectorRows(columns[cols.realized!], n);
+    const ex = vectorRows(columns[cols.expected], n, 'expected', firstRow), re = vectorRows(columns[cols.realized!], n, 'realized', firstRow);
     for (let i = 0; i < n; i++) {
       if ((ex.rows[i] < 0) !== (re.rows[i] < 0)) problem[i] = 1;
       else if (ex.rows[i] >= 0 && (ex.rows[i] !== steps.rows[i] || re.rows[i] !== steps.rows[i])) problem[i] = 1;
