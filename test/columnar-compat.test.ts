@@ -10,6 +10,16 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } fro
 import os from 'node:os';
 import path from 'node:path';
 import * as arrow from 'apache-arrow';
+import * as flatbuffers from 'flatbuffers';
+import { Field as FbField } from 'apache-arrow/fb/field';
+import { FloatingPoint as FbFloatingPoint } from 'apache-arrow/fb/floating-point';
+import { ListView as FbListView } from 'apache-arrow/fb/list-view';
+import { Message as FbMessage } from 'apache-arrow/fb/message';
+import { MessageHeader as FbMessageHeader } from 'apache-arrow/fb/message-header';
+import { MetadataVersion as FbMetadataVersion } from 'apache-arrow/fb/metadata-version';
+import { Precision as FbPrecision } from 'apache-arrow/fb/precision';
+import { Schema as FbSchema } from 'apache-arrow/fb/schema';
+import { Type as FbType } from 'apache-arrow/fb/type';
 import lz4js from 'lz4js';
 import { describe, expect, it } from 'vitest';
 import { main as convert } from '../src/cli/convert.js';
@@ -236,5 +246,48 @@ describe('every integer and float width in the number columns (item 15)', () => 
     const ok = path.join(dir, 'ok.arrow');
     writeFileSync(ok, arrow.tableToIPC(new Table([new RecordBatch({ steps, baseScore: col(new arrow.Float64(), [1, 1e20]) })]), 'file'));
     expect(runCli(['score', ok, '--backend', 'cpu']).code).toBe(0);
+  });
+});
+
+/**
+ * An Arrow IPC stream whose schema has `steps: list_view<double>` (a type apache-arrow cannot
+ * decode; pyarrow writes it for pa.list_view), built from Arrow's flatbuffer schema by hand.
+ */
+function listViewStream(): Uint8Array {
+  const b = new flatbuffers.Builder(256);
+  const field = (name: string, typeType: FbType, type: number, children: number[]) => {
+    const n = b.createString(name);
+    const c = FbField.createChildrenVector(b, children);
+    FbField.startField(b); FbField.addName(b, n); FbField.addNullable(b, true); FbField.addTypeType(b, typeType); FbField.addType(b, type); FbField.addChildren(b, c);
+    return FbField.endField(b);
+  };
+  const item = field('item', FbType.FloatingPoint, FbFloatingPoint.createFloatingPoint(b, FbPrecision.DOUBLE), []);
+  FbListView.startListView(b);
+  const steps = field('steps', FbType.ListView, FbListView.endListView(b), [item]);
+  const fields = FbSchema.createFieldsVector(b, [steps]);
+  FbSchema.startSchema(b); FbSchema.addFields(b, fields);
+  const schema = FbSchema.endSchema(b);
+  FbMessage.startMessage(b); FbMessage.addVersion(b, FbMetadataVersion.V5); FbMessage.addHeaderType(b, FbMessageHeader.Schema); FbMessage.addHeader(b, schema); FbMessage.addBodyLength(b, BigInt(0));
+  b.finish(FbMessage.endMessage(b));
+  const meta = b.asUint8Array();
+  const padded = (meta.length + 7) & ~7;
+  const out = new Uint8Array(8 + padded + 8);
+  const dv = new DataView(out.buffer);
+  dv.setInt32(0, -1, true); dv.setInt32(4, padded, true); out.set(meta, 8); dv.setInt32(8 + padded, -1, true);
+  return out;
+}
+
+describe('an Arrow type this reader cannot decode', () => {
+  it('is named, with how to write the column instead (score and convert)', () => {
+    const dir = tmp();
+    const file = path.join(dir, 'list-view.arrows');
+    writeFileSync(file, listViewStream());
+    const advice = 'a column has the Arrow type ListView, which this reader cannot decode: write it as a list or large_list';
+    const r = runCli(['score', file, '--backend', 'cpu']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`ecr score: ${file}: ${advice} (pyarrow: cast the column to pa.large_list(...); Polars writes large lists)\n`);
+    const c = runCli(['convert', file, path.join(dir, 'out.jsonl')]);
+    expect(c.code).toBe(2);
+    expect(c.stderr).toContain(advice);
   });
 });

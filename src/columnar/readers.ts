@@ -64,9 +64,12 @@ async function openArrow(file: string, stream: Readable | null, reuseMemory: boo
     // Bytes that hold no message at all open as a reader without a schema.
     if (!reader.schema) throw new Error('no schema message');
   } catch (err) {
+    const name = file === '-' ? 'stdin' : file;
+    const type = unreadableType(reason(err));
+    if (type !== null) { await handle?.close(); throw new InputError(`${name}: ${type}`); }
     const why = handle ? await arrowOpenFailure(file, reason(err)) : null;
     await handle?.close();
-    throw new InputError(`${file === '-' ? 'stdin' : file} ${why ?? `is not an Arrow IPC file or stream (${unreadableType(reason(err))})`}`);
+    throw new InputError(`${name} ${why ?? `is not an Arrow IPC file or stream (${reason(err)})`}`);
   }
   const r = reader;
   // A file with dictionaries keeps apache-arrow's reader: decoded per batch from reused memory,
@@ -96,10 +99,10 @@ const UNREADABLE_TYPES: Record<string, string> = {
   RunEndEncoded: 'write it decoded (pyarrow: pyarrow.compute.run_end_decode, or cast to the value type)',
 };
 
-/** apache-arrow's "Unrecognized type" as a sentence naming the type and the way out; other reasons as they are. */
-function unreadableType(why: string): string {
+/** apache-arrow's "Unrecognized type" as a sentence naming the type and the way out; null for other reasons. */
+function unreadableType(why: string): string | null {
   const m = /^Unrecognized type: "(\w+)"/.exec(why);
-  if (!m || m[1] === 'undefined') return why;
+  if (!m || m[1] === 'undefined') return null;
   const advice = UNREADABLE_TYPES[m[1]] ?? 'write the column with a basic Arrow type (list, large_list, utf8, int, float)';
   return `a column has the Arrow type ${m[1]}, which this reader cannot decode: ${advice}`;
 }
@@ -124,9 +127,9 @@ async function arrowOpenFailure(file: string, why: string): Promise<string | nul
   const text = (b: Uint8Array) => String.fromCharCode(...b.subarray(0, 6));
   if (text(head) === magic) {
     if (text(tail) !== magic) return 'is a truncated Arrow IPC file: it starts as one but does not end with the ARROW1 footer marker (cut short, or still being written)';
-    return `is an Arrow IPC file whose footer or schema is damaged (${unreadableType(why)})`;
+    return `is an Arrow IPC file whose footer or schema is damaged (${why})`;
   }
-  if (head[0] === 0xff && head[1] === 0xff && head[2] === 0xff && head[3] === 0xff) return `is an Arrow IPC stream whose schema message is damaged (${unreadableType(why)})`;
+  if (head[0] === 0xff && head[1] === 0xff && head[2] === 0xff && head[3] === 0xff) return `is an Arrow IPC stream whose schema message is damaged (${why})`;
   return null;
 }
 
