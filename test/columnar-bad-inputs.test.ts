@@ -40,7 +40,7 @@ const CASES: Case[] = [
   {
     name: 'steps of the wrong type (strings)',
     columns: { id: ids(1), steps: column(listOf(listOf(new Utf8())), [[['a', 'b'], ['c', 'd']]]) },
-    stderr: ['column "steps" has type List<List<Utf8>>', 'a list of lists of float32 or float64'],
+    stderr: ['column "steps" has type List<List<Utf8>>', 'a list of lists of numbers per row (any integer or float type'],
   },
   {
     name: 'id of the wrong type (float64)',

@@ -7,6 +7,7 @@
  */
 import { tableFromIPC, type Table, type Vector } from 'apache-arrow';
 import { InputError } from '../errors.js';
+import '../columnar/arrow-codecs.js';
 import type { DataFormat } from '../columnar/format.js';
 import { loadParquetWasm } from '../columnar/parquet-wasm.js';
 

@@ -13,6 +13,7 @@ import { InputError, UsageError, type InputLocation } from '../errors.js';
 import { formatOf, type DataFormat } from '../columnar/format.js';
 import type { BackendChoice } from '../backends/backend.js';
 import { checkRecord, parseJsonLine, type TrajectoryRecord } from '../records/record.js';
+import { refuseNotJsonl, SIGNATURE_BYTES } from '../records/not-jsonl.js';
 import { scoreRecords } from '../records/score-records.js';
 
 export const METRIC_KEYS = ['EVB', 'CR', 'TS', 'ES', 'PD'] as const;
@@ -179,6 +180,7 @@ export async function readCalibrationSet(file: string, opts: ReadOptions): Promi
   };
 
   if (format === 'jsonl') {
+    refuseNotJsonl(bytes.subarray(0, SIGNATURE_BYTES), file);
     bytes.toString('utf8').split('\n').forEach((raw, i) => {
       const line = i + 1;
       const textLine = raw.endsWith('\r') ? raw.slice(0, -1) : raw;

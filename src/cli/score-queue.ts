@@ -26,6 +26,7 @@ import { cleanUpOnInterrupt, removeOnInterrupt } from './interrupt.js';
 import { parseArgs } from './parse-args.js';
 import { maxLineBytes, positiveIntegerFlag, exitForOutputFailure, OutputWriteError, describeFsError, inspectInput, readJsonConfig, type InputInfo } from './io.js';
 import { openOutput, type Output } from './out-file.js';
+import { refuseNotJsonlFile } from '../records/not-jsonl.js';
 
 /** The default --orphan-grace: a day to notice a killed submitter and collect its run with --resume. */
 const DEFAULT_ORPHAN_GRACE_S = 86_400;
@@ -143,6 +144,7 @@ export async function main(argv: string[]): Promise<number> {
     if (input === '-') throw new UsageError('--queue needs its inputs as files (the workers read byte ranges of them); save stdin to a file first');
     const info = await inspectInput(input);
     if (!info.stat?.isFile()) throw new UsageError(`${input}: --queue needs a regular file (the workers read byte ranges of it)`);
+    await refuseNotJsonlFile(input, input, 'queue');
     const base = path.basename(input);
     const clash = names.get(base);
     if (clash !== undefined) throw new UsageError(`${clash} and ${input} would both be written to --out ${path.join(values.out, base)}; give inputs different file names`);

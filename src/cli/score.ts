@@ -14,6 +14,7 @@ import { openOutput, stdoutOutput } from './out-file.js';
 import { scoreStream } from './score-jsonl.js';
 import { DEFAULT_CHUNK_BYTES } from '../records/jsonl-chunks.js';
 import { arrowLayoutOf, formatOf } from '../columnar/format.js';
+import { checkedJsonlInput } from '../records/not-jsonl.js';
 
 export { scoreStream, type ScoreSettings } from './score-jsonl.js';
 
@@ -92,7 +93,7 @@ export async function main(argv: string[]): Promise<number> {
         // A file of one chunk has nothing to split: starting parse workers (~0.1 s) would only
         // slow it down. An explicit --threads is kept as given.
         const parseThreads = values.threads === undefined && inputBytes !== null && inputBytes <= chunk ? 0 : threads;
-        scored = await scoreStream(openInput(input), { config, backend, compute, windowSize: window, lineCap, threads: parseThreads, inputBytes, chunkBytes: chunk }, out.sink);
+        scored = await scoreStream(await checkedJsonlInput(input, () => openInput(input), isRegularFile(input, inputInfo)), { config, backend, compute, windowSize: window, lineCap, threads: parseThreads, inputBytes, chunkBytes: chunk }, out.sink);
       } else {
         // Parquet or Arrow on either side: the columnar path (src/columnar/), loaded only then.
         const { scoreToOutput } = await import('../columnar/score-columnar.js');

@@ -99,5 +99,7 @@ export function matrixData(rows: readonly (readonly (readonly number[])[] | unde
 export function ownedData<T extends Data>(d: T): T {
   const copy = (a: ArrayBufferView | undefined) => (a ? (a as unknown as Uint8Array).slice() : undefined);
   const buffers = [copy(d.valueOffsets), copy(d.values), copy(d.nullBitmap), copy(d.typeIds)];
-  return new Data(d.type, d.offset, d.length, d.nullCount, buffers as never, d.children.map((c) => ownedData(c)), d.dictionary) as T;
+  // A view column (utf8_view) keeps its long strings in variadic buffers beside the views.
+  const variadic = (d as unknown as { variadicBuffers?: Uint8Array[] }).variadicBuffers?.map((b) => b.slice());
+  return new (Data as unknown as new (...args: unknown[]) => T)(d.type, d.offset, d.length, d.nullCount, buffers, d.children.map((c) => ownedData(c)), d.dictionary, variadic);
 }

@@ -12,7 +12,7 @@
  * re-checked by the JSONL record check (records/record.ts) on a plain object built from the row,
  * so a bad row gets exactly the words a bad JSONL line gets, with "row N" and the column.
  */
-import { Type, type Data, type RecordBatch } from 'apache-arrow';
+import { Precision, Type, util, type Data, type RecordBatch } from 'apache-arrow';
 import type { Batch, FloatArray } from '../batch.js';
 import { InputError } from '../errors.js';
 import { MAX_EMBEDDING_MAGNITUDE, MAX_KEY_INTEGER, MAX_POLICY_ENTRY, MAX_REWARD_MAGNITUDE } from '../input-ranges.js';
@@ -64,6 +64,25 @@ function validOf(d: Data): ((i: number) => boolean) | null {
 /** An optional column with no value in this block is as good as absent. */
 const allNull = (d: Data) => d.nullCount === d.length && d.length > 0;
 
+/**
+ * The values of a number column as floats: float32 and float64 as they are (a view), any other
+ * width (integers, signed or unsigned, up to 64 bits; float16) converted to float64, as JSONL
+ * numbers are. A 64-bit integer beyond 2^53 is rounded here, but every such value is far outside
+ * the range of every scored field (at most 1e15), so it is refused whichever way it rounds.
+ */
+export function floatValues(d: Data): FloatArray {
+  const v = d.values as ArrayLike<number | bigint> & { length: number };
+  if (d.typeId === Type.Float) {
+    if ((d.type as unknown as { precision: Precision }).precision !== Precision.HALF) return v as unknown as FloatArray;
+    const half = v as unknown as Uint16Array;
+    const out = new Float64Array(half.length);
+    for (let i = 0; i < half.length; i++) out[i] = util.uint16ToFloat64(half[i]);
+    return out;
+  }
+  if (v instanceof BigInt64Array || v instanceof BigUint64Array) return Float64Array.from(v as ArrayLike<bigint>, Number);
+  return Float64Array.from(v as ArrayLike<number>);
+}
+
 /** Where each row of a list-of-lists (or list) column lies in its flat value array. */
 interface ListRows {
   values: FloatArray;
@@ -76,10 +95,33 @@ interface ListRows {
   start: Float64Array;
 }
 
-function matrixRows(d: Data, n: number): ListRows {
+/**
+ * Checks that list entries [from, to) of `d` lie within its child (offsets non-decreasing, inside
+ * the child's length), so that a damaged file is an error here, not a loop over garbage offsets.
+ */
+function checkListBounds(d: Data, from: number, to: number, column: string, firstRow: number, rowOf: (entry: number) => number): void {
+  const O = offsetsOf(d);
+  const childLength = d.children[0].length;
+  const bad = (entry: number): never => {
+    throw new InputError('the list offsets point outside the column\'s values (the file is damaged)', { row: firstRow + rowOf(entry) + 1, field: column });
+  };
+  if (!O) {
+    if (to * fixedSize(d) > childLength) bad(Math.max(from, Math.floor(childLength / Math.max(1, fixedSize(d)))));
+    return;
+  }
+  for (let e = from; e < to; e++) if (!(O[e] >= 0 && O[e + 1] >= O[e] && O[e + 1] <= childLength)) bad(e);
+}
+
+function matrixRows(d: Data, n: number, column: string, firstRow: number): ListRows {
+  checkListBounds(d, 0, n, column, firstRow, (i) => i);
   const O = offsetsOf(d);
   const outerFixed = O ? 0 : fixedSize(d);
   const inner = d.children[0];
+  if (n > 0) {
+    const first = O ? O[0] : 0, last = O ? O[n] : n * outerFixed;
+    const rowOf = (e: number) => { let i = 0; while (i < n - 1 && (O ? O[i + 1] : (i + 1) * outerFixed) <= e) i++; return i; };
+    checkListBounds(inner, first, last, column, firstRow, rowOf);
+  }
   const I = offsetsOf(inner);
   const innerFixed = I ? 0 : fixedSize(inner);
   const valueData = inner.children[0];
@@ -99,10 +141,11 @@ function matrixRows(d: Data, n: number): ListRows {
     if (innerValid && w >= 0) for (let e = e0; e < e1; e++) if (!innerValid(e)) { w = -1; break; }
     width[i] = w;
   }
-  return { values: valueData.values as FloatArray, valueData, rows, width, start };
+  return { values: floatValues(valueData), valueData, rows, width, start };
 }
 
-function vectorRows(d: Data, n: number): ListRows {
+function vectorRows(d: Data, n: number, column: string, firstRow: number): ListRows {
+  checkListBounds(d, 0, n, column, firstRow, (i) => i);
   const O = offsetsOf(d);
   const fixed = O ? 0 : fixedSize(d);
   const valueData = d.children[0];
@@ -112,7 +155,7 @@ function vectorRows(d: Data, n: number): ListRows {
     start[i] = O ? O[i] : i * fixed;
     rows[i] = valid && !valid(i) ? -1 : O ? O[i + 1] - O[i] : fixed;
   }
-  return { values: valueData.values as FloatArray, valueData, rows, width, start };
+  return { values: floatValues(valueData), valueData, rows, width, start };
 }
 
 /** Index of the first value outside [lo, hi] (or NaN) in values[from, to), or -1. */
@@ -180,7 +223,10 @@ export function plainAt(d: Data, i: number): unknown {
       for (let e = e0; e < e1; e++) out.push(plainAt(d.children[0], e));
       return out;
     }
-    case Type.Float: case Type.Int: return Number((d.values as ArrayLike<number | bigint>)[i]);
+    case Type.Float:
+      if ((d.type as unknown as { precision: Precision }).precision === Precision.HALF) return util.uint16ToFloat64((d.values as Uint16Array)[i]);
+      return Number((d.values as ArrayLike<number>)[i]);
+    case Type.Int: return Number((d.values as ArrayLike<number | bigint>)[i]);
     default: return null;
   }
 }
@@ -200,8 +246,28 @@ function keyAt(d: Data, i: number, row: number, field: 'id' | 'group', id?: stri
 
 const utf8 = new TextDecoder();
 
+/**
+ * Where the bytes of entry i of a view column (utf8_view, binary_view: 16-byte views, as Polars
+ * writes strings) lie: up to 12 bytes inline in the view, else in one of the variadic buffers.
+ */
+export function viewBytes(d: Data, i: number): { bytes: Uint8Array; start: number; end: number } {
+  const views = d.values as Uint8Array;
+  const at = i * 16; // the views buffer of a sliced Data starts at its first entry
+  const dv = new DataView(views.buffer, views.byteOffset, views.byteLength);
+  const length = dv.getInt32(at, true);
+  if (length <= 12) return { bytes: views, start: at + 4, end: at + 4 + Math.max(0, length) };
+  const buffer = (d as unknown as { variadicBuffers: Uint8Array[] }).variadicBuffers[dv.getInt32(at + 8, true)];
+  const start = dv.getInt32(at + 12, true);
+  if (buffer === undefined || start + length > buffer.length) throw new InputError(`entry ${i + 1} of a ${String(d.type)} column points outside its data buffers (the file is damaged)`);
+  return { bytes: buffer, start, end: start + length };
+}
+
 function keyString(d: Data, i: number): string {
   if (d.typeId === Type.Dictionary) return String(plainKey(d.dictionary!.data[0], Number((d.values as ArrayLike<number | bigint>)[i])));
+  if (d.typeId === Type.Utf8View) {
+    const v = viewBytes(d, i);
+    return utf8.decode(v.bytes.subarray(v.start, v.end));
+  }
   const O = d.valueOffsets as Int32Array | BigInt64Array;
   return utf8.decode((d.values as Uint8Array).subarray(Number(O[i]), Number(O[i + 1])));
 }
@@ -209,12 +275,21 @@ function keyString(d: Data, i: number): string {
 /** An id or group as JSONL prints it: a string, a number, or null. */
 export function keyValueAt(d: Data, i: number): string | number | null {
   if (!d.getValid(i)) return null;
-  if (d.typeId === Type.Int || d.typeId === Type.Utf8 || d.typeId === Type.LargeUtf8 || d.typeId === Type.Dictionary) return plainKey(d, i);
+  if (d.typeId === Type.Int || d.typeId === Type.Utf8 || d.typeId === Type.LargeUtf8 || d.typeId === Type.Utf8View || d.typeId === Type.Dictionary) return plainKey(d, i);
   return null;
 }
 
 function plainKey(d: Data, i: number): string | number {
   return d.typeId === Type.Int ? Number((d.values as ArrayLike<number | bigint>)[i]) : keyString(d, i);
+}
+
+/** Refuses a 64-bit integer that a float64 cannot hold exactly, quoting its exact digits. */
+function exactInteger(d: Data, i: number, row: number, field: string, id?: string): void {
+  if (!(d.values instanceof BigInt64Array || d.values instanceof BigUint64Array) || !d.getValid(i)) return;
+  const v = d.values[i];
+  if (v > BigInt(MAX_KEY_INTEGER) || v < -BigInt(MAX_KEY_INTEGER)) {
+    throw new InputError(`${v} cannot be kept exactly as a number (beyond 2^53 - 1, a float64 would round it); store it as a float64 column`, { row, id, field });
+  }
 }
 
 /** Row i as the JSON object a JSONL line would hold. */
@@ -226,6 +301,7 @@ function rowObject(columns: Data[], cols: ColumnIndex, i: number, row: number): 
     const g = keyAt(columns[cols.group], i, row, 'group', id);
     if (g !== null) o.group = g;
   }
+  if (cols.baseScore !== undefined) exactInteger(columns[cols.baseScore], i, row, 'baseScore', id ?? String(row));
   for (const name of ['steps', 'embeddings', 'expected', 'realized', 'policy', 'baseScore'] as const) {
     const c = cols[name];
     if (c === undefined) continue;
@@ -280,6 +356,14 @@ export function internGroups(d: Data | null, n: number, groups: GroupKeys): Int3
     }
     return out;
   }
+  if (d.typeId === Type.Utf8View) {
+    for (let i = 0; i < n; i++) {
+      if (valid && !valid(i)) { out[i] = groups.indexOf(null); continue; }
+      const v = viewBytes(d, i);
+      out[i] = groups.indexOfUtf8(v.bytes, v.start, v.end);
+    }
+    return out;
+  }
   if (d.typeId === Type.Dictionary) {
     const dict = d.dictionary!.data[0];
     const entries = new Int32Array(dict.length).fill(-1);
@@ -316,7 +400,7 @@ export function checkBlock(
   const n = batch.numRows;
   const columns = batch.data.children as Data[];
   const problem = new Uint8Array(n);
-  const steps = matrixRows(columns[cols.steps], n);
+  const steps = matrixRows(columns[cols.steps], n, 'steps', firstRow);
   for (let i = 0; i < n; i++) {
     if (steps.rows[i] < 2 || steps.rows[i] > MAX_T || steps.width[i] <= 0) problem[i] = 1;
   }
@@ -325,13 +409,13 @@ export function checkBlock(
   for (const [name, lim] of [['embeddings', MAX_EMBEDDING_MAGNITUDE], ['policy', MAX_POLICY_ENTRY]] as const) {
     const c = cols[name];
     if (c === undefined || allNull(columns[c])) continue;
-    const r = matrixRows(columns[c], n);
+    const r = matrixRows(columns[c], n, name, firstRow);
     for (let i = 0; i < n; i++) if (r.rows[i] >= 0 && (r.rows[i] !== steps.rows[i] || r.width[i] <= 0)) problem[i] = 1;
     flagValues(r, n, name === 'policy' ? 0 : -lim, lim, problem);
     optional.push({ rows: r, name });
   }
   if (cols.expected !== undefined && !(allNull(columns[cols.expected]) && allNull(columns[cols.realized!]))) {
-    const ex = vectorRows(columns[cols.expected], n), re = vectorRows(columns[cols.realized!], n);
+    const ex = vectorRows(columns[cols.expected], n, 'expected', firstRow), re = vectorRows(columns[cols.realized!], n, 'realized', firstRow);
     for (let i = 0; i < n; i++) {
       if ((ex.rows[i] < 0) !== (re.rows[i] < 0)) problem[i] = 1;
       else if (ex.rows[i] >= 0 && (ex.rows[i] !== steps.rows[i] || re.rows[i] !== steps.rows[i])) problem[i] = 1;
@@ -343,13 +427,15 @@ export function checkBlock(
   let baseScore: Float64Array | undefined;
   if (cols.baseScore !== undefined && !allNull(columns[cols.baseScore])) {
     const d = columns[cols.baseScore];
-    const v = d.values as ArrayLike<number | bigint>;
+    const v = floatValues(d);
     const valid = validOf(d);
+    // A 64-bit integer beyond 2^53 would change as a float64: refused (rowObject says so).
+    const wide = d.values instanceof BigInt64Array || d.values instanceof BigUint64Array;
     baseScore = new Float64Array(n);
     for (let i = 0; i < n; i++) {
       if (valid && !valid(i)) { baseScore[i] = Number.NaN; continue; }
-      const x = Number(v[i]);
-      if (!Number.isFinite(x)) problem[i] = 1;
+      const x = v[i];
+      if (!Number.isFinite(x) || (wide && !(Math.abs(x) <= MAX_KEY_INTEGER))) problem[i] = 1;
       baseScore[i] = x;
     }
   }

@@ -9,6 +9,7 @@
  * is an input error that says so.
  */
 import type { Readable } from 'node:stream';
+import { findNodeAtLocation, parseTree } from 'jsonc-parser';
 import { Field, Float64, Int64, RecordBatch, Schema, Struct, Utf8, makeData, type Data, type DataType } from 'apache-arrow';
 import { InputError } from '../errors.js';
 import { checkRecord, parseJsonLine, type CheckedRecord } from '../records/record.js';
@@ -46,6 +47,31 @@ export function schemaFor(id: KeyKind, group: KeyKind): Schema {
     new Field('policy', floatMatrix(), true), new Field('baseScore', new Float64(), true),
     new Field('meta', new Utf8(), true),
   ]);
+}
+
+/** True when a number occurs anywhere in `v` (iteratively: meta may nest deeply). */
+function holdsNumber(v: unknown): boolean {
+  const stack = [v];
+  while (stack.length > 0) {
+    const x = stack.pop();
+    if (typeof x === 'number') return true;
+    if (x !== null && typeof x === 'object') stack.push(...Object.values(x as object));
+  }
+  return false;
+}
+
+/**
+ * `meta` as the JSON text kept in the columnar file. A meta holding numbers keeps its text as
+ * written in the line: JSON.parse rounds an integer beyond 2^53 or a decimal of more than 17
+ * digits, and meta is carried, so its digits must come back out of ecr convert as they went in.
+ */
+function metaJson(line: string, meta: unknown): string {
+  if (holdsNumber(meta)) {
+    const root = parseTree(line);
+    const node = root && findNodeAtLocation(root, ['meta']);
+    if (node) return line.slice(node.offset, node.offset + node.length);
+  }
+  return JSON.stringify(meta);
 }
 
 export function readJsonlBatches(source: Readable, o: JsonlReadOptions): JsonlBatches {
@@ -105,7 +131,7 @@ export function readJsonlBatches(source: Readable, o: JsonlReadOptions): JsonlBa
         const value = parseJsonLine(text, lineNo);
         const rec = checkRecord(value, { line: lineNo }, lineNo, text);
         const meta = (value as { meta?: unknown }).meta;
-        records.push(rec); metas.push(meta === undefined ? null : JSON.stringify(meta)); lineNos.push(lineNo);
+        records.push(rec); metas.push(meta === undefined ? null : metaJson(text, meta)); lineNos.push(lineNo);
       } catch (err) {
         if (!(err instanceof InputError)) throw err;
         o.errors.push(err);

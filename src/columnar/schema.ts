@@ -4,7 +4,7 @@
  * type it has; per-row problems (nulls, ragged lists, values out of range) are found later, per
  * block (block.ts).
  */
-import { DataType, Precision, Type, type Field, type Schema } from 'apache-arrow';
+import { DataType, Type, type Field, type Schema } from 'apache-arrow';
 import { InputError } from '../errors.js';
 
 /** Every column a file may have; `meta` is carried (by ecr convert) and never scored. */
@@ -14,25 +14,27 @@ export type ColumnName = (typeof KNOWN_COLUMNS)[number];
 /** Position of each present column in the schema. */
 export type ColumnIndex = Partial<Record<ColumnName, number>> & { steps: number };
 
-const isFloat = (t: DataType) => t.typeId === Type.Float && (t as unknown as { precision: Precision }).precision !== Precision.HALF;
+/** Any integer (signed or unsigned, 8 to 64 bits) or float (16, 32 or 64 bits) type: JSONL numbers are untyped, so any width holding valid values is accepted. */
+export const isNumberType = (t: DataType) => t.typeId === Type.Float || t.typeId === Type.Int;
 const isList = (t: DataType) => t.typeId === Type.List || t.typeId === Type.LargeList || t.typeId === Type.FixedSizeList;
 const childType = (t: DataType): DataType => (t.children[0] as Field).type;
 
-export const isFloatVector = (t: DataType) => isList(t) && isFloat(childType(t));
-export const isFloatMatrix = (t: DataType) => isList(t) && isFloatVector(childType(t));
-export const isStringType = (t: DataType) => t.typeId === Type.Utf8 || t.typeId === Type.LargeUtf8;
+export const isNumberVector = (t: DataType) => isList(t) && isNumberType(childType(t));
+export const isNumberMatrix = (t: DataType) => isList(t) && isNumberVector(childType(t));
+export const isStringType = (t: DataType) => t.typeId === Type.Utf8 || t.typeId === Type.LargeUtf8 || t.typeId === Type.Utf8View;
 export const isKeyType = (t: DataType): boolean => isStringType(t) || t.typeId === Type.Int
   || (t.typeId === Type.Dictionary && isKeyType((t as unknown as { dictionary: DataType }).dictionary));
 
+const NUMBERS = 'any integer or float type';
 const EXPECTED: Record<Exclude<ColumnName, 'meta'>, { ok: (t: DataType) => boolean; words: string }> = {
-  id: { ok: isKeyType, words: 'strings or integers (utf8, large_utf8, a dictionary of strings, or an integer type)' },
-  group: { ok: isKeyType, words: 'strings or integers (utf8, large_utf8, a dictionary of strings, or an integer type)' },
-  steps: { ok: isFloatMatrix, words: 'a list of lists of float32 or float64 per row (list<list<double>>, or fixed_size_list<fixed_size_list<float>>)' },
-  embeddings: { ok: isFloatMatrix, words: 'a list of lists of float32 or float64 per row' },
-  policy: { ok: isFloatMatrix, words: 'a list of lists of float32 or float64 per row' },
-  expected: { ok: isFloatVector, words: 'a list of float32 or float64 per row' },
-  realized: { ok: isFloatVector, words: 'a list of float32 or float64 per row' },
-  baseScore: { ok: (t) => isFloat(t) || t.typeId === Type.Int, words: 'a float32, float64 or integer per row' },
+  id: { ok: isKeyType, words: 'strings or integers (utf8, large_utf8, utf8_view, a dictionary of strings, or an integer type)' },
+  group: { ok: isKeyType, words: 'strings or integers (utf8, large_utf8, utf8_view, a dictionary of strings, or an integer type)' },
+  steps: { ok: isNumberMatrix, words: `a list of lists of numbers per row (${NUMBERS}: list<list<double>>, list<list<int64>>, or fixed_size_list<fixed_size_list<float>>)` },
+  embeddings: { ok: isNumberMatrix, words: `a list of lists of numbers per row (${NUMBERS})` },
+  policy: { ok: isNumberMatrix, words: `a list of lists of numbers per row (${NUMBERS})` },
+  expected: { ok: isNumberVector, words: `a list of numbers per row (${NUMBERS})` },
+  realized: { ok: isNumberVector, words: `a list of numbers per row (${NUMBERS})` },
+  baseScore: { ok: isNumberType, words: `a number per row (${NUMBERS})` },
 };
 
 /** Checks a file's schema and returns where each column is; an InputError names the column otherwise. */

@@ -21,6 +21,7 @@ import { EcrError, InputError, type InputLocation } from '../errors.js';
 import { GroupKeys } from '../records/group-keys.js';
 import { firstNonFinite } from '../cli/score-output.js';
 import { ARRAY_HINT, MAX_REPORTED_ERRORS } from '../records/jsonl-parse.js';
+import { checkedJsonlInput, checkedJsonlStream } from '../records/not-jsonl.js';
 import { GroupSelector } from '../select.js';
 import { Progress, openInput, type Sink } from '../cli/io.js';
 import { ownedData, rowNumberData } from './arrow-build.js';
@@ -69,7 +70,8 @@ export interface BatchInput {
 export async function openBatchInput(input: InputSpec, options: ColumnarOptions = {}): Promise<BatchInput> {
   const errors: InputError[] = [];
   if (input.format === 'jsonl') {
-    const j = readJsonlBatches(input.stream ?? openInput(input.file), { windowSize: input.windowSize, lineCap: input.lineCap, maxErrors: MAX_REPORTED_ERRORS, errors });
+    const source = input.stream ? checkedJsonlStream(input.stream, input.file) : await checkedJsonlInput(input.file, () => openInput(input.file), true);
+    const j = readJsonlBatches(source, { windowSize: input.windowSize, lineCap: input.lineCap, maxErrors: MAX_REPORTED_ERRORS, errors });
     return {
       schema: () => j.schema, columns: checkSchema(j.schema), batches: j.batches, errors, unit: 'line',
       locate: (batch, k) => ({ line: j.lineOf(batch, k) }),

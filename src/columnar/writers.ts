@@ -7,13 +7,14 @@
  * - JSONL: result lines exactly as the JSONL path prints them (cli/score-output.ts), or, for
  *   `ecr convert`, one trajectory object per line.
  */
-import { RecordBatchFileWriter, RecordBatchStreamWriter, Table, tableToIPC, type Data, type RecordBatch, type Schema } from 'apache-arrow';
+import { RecordBatchFileWriter, RecordBatchStreamWriter, Table, Type, tableToIPC, type Data, type RecordBatch, type Schema } from 'apache-arrow';
 import type { ResolvedConfig } from '../config.js';
 import type { Sink } from '../cli/io.js';
 import { resultPrefix } from '../cli/score-output.js';
 import type { CheckedRecord } from '../records/record.js';
 import type { WindowScores } from '../records/score-records.js';
 import { keyValueAt, plainAt } from './block.js';
+import { jsonTextAt, type JsonTextContext } from './json-text.js';
 import type { DataFormat } from './format.js';
 import { loadParquetWasm } from './parquet-wasm.js';
 
@@ -165,35 +166,55 @@ export function jsonlResultsWriter(sink: Sink, config: ResolvedConfig): BatchWri
 
 const RECORD_FIELDS = ['id', 'group', 'steps', 'embeddings', 'expected', 'realized', 'policy', 'baseScore', 'meta'] as const;
 
-/** `ecr convert` to JSONL: one trajectory object per row, null columns left out. */
+/**
+ * `ecr convert` to JSONL: one trajectory object per row, null columns left out. `meta` of any
+ * Arrow type is written as JSON text with nothing rounded (json-text.ts); a utf8 `meta` holding
+ * JSON text (as ecr convert writes it from JSONL) is that JSON again, its text kept as it is.
+ */
 export function jsonlRecordsWriter(sink: Sink): BatchWriter {
+  let rowsBefore = 0;
   return {
     async write(batch) {
       const columns = RECORD_FIELDS.map((name) => [name, batch.getChild(name)?.data[0] ?? null] as const)
         .filter((c): c is readonly [typeof c[0], Data] => c[1] !== null);
+      const idData = batch.getChild('id')?.data[0];
       let text = '';
       for (let j = 0; j < batch.numRows; j++) {
         const o: Record<string, unknown> = {};
+        let meta: string | null = null;
         for (const [name, d] of columns) {
-          const v = name === 'id' || name === 'group' ? keyValueAt(d, j) : name === 'meta' ? metaAt(d, j) : plainAt(d, j);
+          if (name === 'meta') {
+            const row = rowsBefore + j + 1;
+            const id = idData ? keyValueAt(idData, j) : row;
+            meta = metaText(d, j, { row, id: id === null ? undefined : String(id) });
+            continue;
+          }
+          const v = name === 'id' || name === 'group' ? keyValueAt(d, j) : plainAt(d, j);
           if (v !== null && v !== undefined) o[name] = v;
         }
-        text += JSON.stringify(o) + '\n';
+        const line = JSON.stringify(o);
+        text += (meta === null ? line : `${line.slice(0, -1)}${line.length > 2 ? ',' : ''}"meta":${meta}}`) + '\n';
         if (text.length > 1 << 20) { await sink.write(text); text = ''; }
       }
+      rowsBefore += batch.numRows;
       await sink.write(text);
     },
     finish: async () => {},
   };
 }
 
-/** `meta` as ecr convert writes it: JSON text, read back as the value it encodes. */
-function metaAt(d: Data, j: number): unknown {
-  const v = keyValueAt(d, j);
-  if (typeof v !== 'string') return v;
-  try {
-    return JSON.parse(v);
-  } catch {
-    return v;
+/** `meta` of row j as JSON text, or null when it is null (not given). */
+function metaText(d: Data, j: number, at: JsonTextContext): string | null {
+  if (!d.getValid(j)) return null;
+  if (d.typeId === Type.Utf8 || d.typeId === Type.LargeUtf8 || d.typeId === Type.Utf8View) {
+    const s = JSON.parse(jsonTextAt(d, j, 'meta', at)) as string;
+    try {
+      JSON.parse(s);
+      // Valid JSON text holds line breaks only as whitespace (inside strings they are escaped).
+      return s.trim().replace(/[\r\n]+/g, ' ');
+    } catch {
+      return JSON.stringify(s); // plain text: a JSON string
+    }
   }
+  return jsonTextAt(d, j, 'meta', at);
 }

@@ -19,6 +19,7 @@ import { toResolvedConfig, type ResolvedConfig } from '../config.js';
 import type { BackendChoice, ComputeOptions } from '../backends/backend.js';
 import { scoreStream } from '../cli/score.js';
 import { JsonlWorkers } from '../records/jsonl-workers.js';
+import { checkedJsonlStream } from '../records/not-jsonl.js';
 import { Sink, Progress } from '../cli/io.js';
 import { UsageError } from '../errors.js';
 import type { RedisDatabaseError } from '../redis-url.js';
@@ -112,7 +113,8 @@ export async function scoreShard(job: ShardJob, backend: BackendChoice, compute:
   const stream = createWriteStream(tmp, { flush: true });
   const sink = new Sink(stream, `the shard output ${tmp}`);
   try {
-    const source = createReadStream(job.input, { start: job.start, end: job.end - 1, highWaterMark: 1 << 20 });
+    const raw = createReadStream(job.input, { start: job.start, end: job.end - 1, highWaterMark: 1 << 20 });
+    const source = job.start === 0 ? checkedJsonlStream(raw, job.inputName, 'queue') : raw;
     const parseWorkers = acquirePool(job.config, config, threads);
     let n: number;
     try {

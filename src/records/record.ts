@@ -147,14 +147,19 @@ function matrix(v: unknown, loc: InputLocation, key: string, rows: number | null
 }
 
 /**
- * An id or group key: a string, or a number that prints back exactly as it was read. A number
- * that is not a safe integer was already rounded by JSON.parse (12345678901234567890 reads as
- * 12345678901234567000), so it is refused with the advice to quote it.
+ * An id or group key: a string, or an integer that prints back exactly as it was read. A
+ * fraction is not an integer; an integer beyond 2^53 was already rounded by JSON.parse
+ * (12345678901234567890 reads as 12345678901234567000). Either is refused with the advice to
+ * quote it.
  */
 function checkKey(v: unknown, loc: InputLocation, field: 'id' | 'group', text: string | undefined): string | number {
   if (typeof v === 'string') return v;
   if (typeof v !== 'number') fail(`must be a string or number, got ${describe(v)}`, loc, field);
   if (!Number.isFinite(v)) fail(nonFinite(v, text, [field]), loc, field);
+  if (!Number.isInteger(v)) {
+    const written = writtenAs(text, [field], v) ?? String(v);
+    fail(`${written} is not an integer: ${field === 'id' ? 'an id' : 'a group'} must be an integer or a string; to keep it as written, make it a string, "${field}": "${written}"`, loc, field);
+  }
   if (!Number.isSafeInteger(v)) {
     const written = writtenAs(text, [field], v) ?? String(v);
     fail(`${written} cannot be kept exactly: a number ${field} must be an integer between -${MAX_KEY_INTEGER} and ${MAX_KEY_INTEGER} (2^53 - 1); write it as a string, "${field}": "${written}"`, loc, field);
