@@ -5,7 +5,7 @@
  * is and what the command takes, exit 2, instead of twenty lines of "invalid JSON" quoting binary.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -109,10 +109,11 @@ describe('every command that reads JSONL', () => {
     const work = mkdtempSync(path.join(dir, 'w-'));
     const config = path.join(work, 'config.json');
     writeFileSync(config, '{}');
-    const size = readFileSync(files.parquet).length;
+    const { size, mtimeMs } = statSync(files.parquet);
     const job = {
       format: SHARD_JOB_FORMAT, run: 'r', inputName: 'logs.jsonl', inputIndex: 0, input: files.parquet, start: 0, end: size, firstLine: 1, records: 48,
       output: path.join(work, 'shard.jsonl'), config, window: 8192, lineCap: 1 << 20, index: 0, count: 1,
+      inputSize: size, inputMtimeMs: mtimeMs,
     };
     await expect(scoreShard(job, 'cpu', {}, 0)).rejects.toThrow(/^logs\.jsonl is a Parquet file, not JSONL; ecr score --queue reads JSONL files only/);
     expect(readdirSync(work)).toEqual(['config.json']);
