@@ -5,6 +5,7 @@
  */
 import { ConfigError, InputError, type InputLocation } from './errors.js';
 import { formatNumber } from './input-ranges.js';
+import { plural } from './plural.js';
 import { parseCalibration, parseProvenance, type ProbabilityMap, type Provenance } from './calibration/probability-map.js';
 
 export type EvbMode = 'trace' | 'max-abs-change';
@@ -183,7 +184,7 @@ export function toResolvedConfig(config: EcrConfig | ResolvedConfig | unknown): 
 /** Checks the options that depend on the batch's component count m. */
 export function checkConfigAgainstShape(config: ResolvedConfig, m: number): void {
   if (config.crWeights && config.crWeights.length !== m) {
-    throw new ConfigError(`has ${config.crWeights.length} entries but the trajectories have m = ${m} components`, 'crWeights');
+    throw new ConfigError(`has ${plural(config.crWeights.length, 'entry', 'entries')} but the trajectories have m = ${m} components`, 'crWeights');
   }
   if (config.confIndex >= m) throw new ConfigError(`is ${config.confIndex} but the trajectories have only m = ${m} components`, 'confIndex');
 }
@@ -196,7 +197,7 @@ export function checkRecordShape(config: ResolvedConfig, m: number, where: () =>
   try {
     checkConfigAgainstShape(config, m);
   } catch (err) {
-    if (err instanceof ConfigError) throw new InputError(`${m} components per step do not fit the configuration: ${err.message}`, { ...where(), field: 'steps' });
+    if (err instanceof ConfigError) throw new InputError(`${plural(m, 'component')} per step ${m === 1 ? 'does' : 'do'} not fit the configuration: ${err.message}`, { ...where(), field: 'steps' });
     throw err;
   }
 }

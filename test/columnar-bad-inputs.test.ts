@@ -89,7 +89,7 @@ const CASES: Case[] = [
   {
     name: 'embeddings with fewer rows than steps',
     columns: { id: ids(1), steps: matrix([STEPS]), embeddings: matrix([[[1, 0]]]) },
-    stderr: ['row 1, id "r1", column "embeddings": has 1 rows, expected 2 (one per step)'],
+    stderr: ['row 1, id "r1", column "embeddings": has 1 row, expected 2 (one per step)'],
     jsonl: [{ id: 'r1', steps: STEPS, embeddings: [[1, 0]] }],
   },
   {

@@ -5,6 +5,7 @@
 import { createScanner, findNodeAtLocation, parseTree, SyntaxKind } from 'jsonc-parser';
 import { InputError, type InputLocation } from '../errors.js';
 import { embeddingValue, formatNumber, MAX_KEY_INTEGER, policyValue, rewardValue, stepValue, type ValueCheck } from '../input-ranges.js';
+import { plural } from '../plural.js';
 
 export interface TrajectoryRecord {
   id?: string | number;
@@ -135,12 +136,12 @@ function numberRow(v: unknown, loc: InputLocation, key: string, row: number, che
 
 function matrix(v: unknown, loc: InputLocation, key: string, rows: number | null, check: ValueCheck, text: string | undefined): number[][] {
   if (!Array.isArray(v)) fail('must be an array of rows', loc, key);
-  if (rows !== null && v.length !== rows) fail(`has ${v.length} rows, expected ${rows} (one per step)`, loc, key);
+  if (rows !== null && v.length !== rows) fail(`has ${plural(v.length, 'row')}, expected ${rows} (one per step)`, loc, key);
   let width = -1;
   for (let r = 0; r < v.length; r++) {
     const row = numberRow(v[r], loc, key, r, check, text);
     if (width < 0) width = row.length;
-    else if (row.length !== width) fail(`ragged rows: row ${r} has ${row.length} entries, row 0 has ${width}`, loc, key);
+    else if (row.length !== width) fail(`ragged rows: row ${r} has ${plural(row.length, 'entry', 'entries')}, row 0 has ${width}`, loc, key);
   }
   if (width === 0) fail('rows must not be empty', loc, key);
   return v as number[][];
@@ -247,8 +248,8 @@ export function checkRecord(value: unknown, loc: InputLocation, defaultId: strin
   if (o.expected !== undefined) {
     rec.expected = numberRow(o.expected, at, 'expected', -1, rewardValue, text);
     rec.realized = numberRow(o.realized, at, 'realized', -1, rewardValue, text);
-    if (rec.expected.length !== t) fail(`has ${rec.expected.length} entries, expected ${t} (one per step)`, at, 'expected');
-    if (rec.realized.length !== t) fail(`has ${rec.realized.length} entries, expected ${t} (one per step)`, at, 'realized');
+    if (rec.expected.length !== t) fail(`has ${plural(rec.expected.length, 'entry', 'entries')}, expected ${t} (one per step)`, at, 'expected');
+    if (rec.realized.length !== t) fail(`has ${plural(rec.realized.length, 'entry', 'entries')}, expected ${t} (one per step)`, at, 'realized');
   }
   if (o.policy !== undefined) {
     rec.policy = matrix(o.policy, at, 'policy', t, policyValue, text);
