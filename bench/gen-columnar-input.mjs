@@ -2,7 +2,7 @@
 /**
  * Writes N synthetic records straight to Parquet or Arrow IPC (by the file's extension), in
  * batches of 65,536 rows, without going through JSONL.
- * --data bench (default): `ecr bench`'s generator (src/bench/synthetic.ts: half stable, half
+ * --data bench (default): `ecr bench`'s generator (src/testing/synthetic-batch.ts: half stable, half
  *   drifting trajectories, groups of 8 consecutive candidates "g0", "g1", ...), one seed per
  *   batch, so a file-to-file run and `ecr bench` score data of one distribution (the kernels'
  *   cost depends on the data: on --data pool they run about half as fast).
@@ -14,11 +14,11 @@
 import { createWriteStream } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Field, FixedSizeList, Float32, Float64, RecordBatch, Schema, Struct, Utf8, makeData } from 'apache-arrow';
-import { Sink } from '../dist/cli/io.js';
-import { utf8Data } from '../dist/columnar/arrow-build.js';
-import { arrowLayoutOf, formatOf } from '../dist/columnar/format.js';
-import { openWriter } from '../dist/columnar/writers.js';
-import { syntheticBatch } from '../dist/bench/synthetic.js';
+import { Sink } from '../dist/engine/io/sink.js';
+import { utf8Data } from '../dist/engine/columnar/arrow-build.js';
+import { arrowLayoutOf, formatOf } from '../dist/engine/columnar/format.js';
+import { openWriter } from '../dist/engine/columnar/writers.js';
+import { syntheticBatch } from '../dist/testing/synthetic-batch.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

@@ -77,8 +77,8 @@ bench general-t24m40 --backend webgpu --n $ngen --t 24 --m 40 --dtype float32 --
 echo "== kernel variants and e2e (one process, one synthetic batch)"
 N10M=$n10m N4M=$n4m ROWS=$rows COMPS=$comps OUTFILE="$out" timeout 360 node --input-type=module - <<'JS' 2> >(quiet)
 import { appendFileSync } from 'node:fs';
-import { syntheticBatch } from './dist/bench/synthetic.js';
-import { resolveConfig } from './dist/config.js';
+import { syntheticBatch } from './dist/testing/synthetic-batch.js';
+import { resolveConfig } from './dist/core/config.js';
 import { WebGpuBackend, encodeUnorm16 } from './dist/backends/webgpu/index.js';
 const cfg = resolveConfig({});
 const n10 = Number(process.env.N10M), n4 = Number(process.env.N4M);

@@ -7,8 +7,8 @@
  */
 import { openAsBlob } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { PARQUET_BATCH_ROWS } from '../dist/columnar/readers.js';
-import { loadParquetWasm } from '../dist/columnar/parquet-wasm.js';
+import { PARQUET_BATCH_ROWS } from '../dist/engine/columnar/readers.js';
+import { loadParquetWasm } from '../dist/engine/columnar/parquet-wasm.js';
 
 const file = process.argv[2];
 if (!file) { process.stderr.write('usage: node bench/parquet-decode.mjs FILE.parquet\n'); process.exit(2); }

@@ -97,7 +97,7 @@ const calData = join(root, 'data/calibration-synthetic.jsonl');
 const calOut = join(work, 'cal.json');
 const report = join(work, 'report.html');
 ecr(['calibrate', calData, '--out', calOut, '--report', report, '--bootstrap', '200'], { record: 'calibrate.txt' });
-const undated = (s) => s.split(work).join('<work>').replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, '<date>');
+const undated = (s) => s.split(work).join('<work>').split(root).join('<root>').replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, '<date>');
 if (existsSync(calOut)) writeFileSync(join(out, 'calibrate.json'), undated(readFileSync(calOut, 'utf8')));
 if (existsSync(report)) {
   // The report's data: every JSON object embedded in a <script type="application/json"> block.
@@ -123,7 +123,7 @@ rmSync(work, { recursive: true, force: true });
 process.stdout.write(`snapshot written to ${out}\n`);
 
 async function gatewaySnapshot() {
-  const loopMain = ['dist/testing/loopback-main.js', 'dist/loopback/main.js'].map((p) => join(root, p)).find(existsSync);
+  const loopMain = ['dist/testing/loopback-main.js', 'dist/testing/loopback-main.js'].map((p) => join(root, p)).find(existsSync);
   const loop = spawn('node', [loopMain], { stdio: ['pipe', 'pipe', 'inherit'] });
   const { url: upstream } = JSON.parse(await firstLine(loop.stdout));
   const auditLog = join(work, 'audit.jsonl');

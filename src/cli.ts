@@ -6,7 +6,7 @@
  * server), each as one line; only an untyped error (a bug) prints its stack, as a bug report.
  */
 import { readFileSync } from 'node:fs';
-import { EcrError, isUserError } from './errors.js';
+import { EcrError, isUserError } from './core/errors.js';
 import { disposeBackends } from './backends/registry.js';
 
 const USAGE = `usage: ecr <command> [options]

@@ -7,8 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { syntheticBatch } from '../src/bench/synthetic.js';
-import { validateBatch } from '../src/batch.js';
+import { syntheticBatch } from '../src/testing/synthetic-batch.js';
+import { validateBatch } from '../src/core/batch.js';
 import { runBench } from '../src/bench/run-bench.js';
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -93,7 +93,7 @@ describe('synthetic batches', () => {
   it('mix stable and drifting trajectories', async () => {
     // A stable trajectory barely moves (TS near 1); a drifting one does not: both must be present.
     const { getBackend } = await import('../src/backends/registry.js');
-    const { resolveConfig } = await import('../src/config.js');
+    const { resolveConfig } = await import('../src/core/config.js');
     const batch = syntheticBatch({ n: 400, t: 5, m: 8, seed: 9 });
     const out = await (await getBackend('cpu')).computeMetrics(batch, resolveConfig({}));
     const ts = Array.from(out.ts);

@@ -6,9 +6,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ROOT, runCli } from './helpers/cli.js';
-import { generateCalibrationData } from '../src/calibration/synthetic-data.js';
-import { resolveConfig } from '../src/config.js';
-import { LoopbackServer } from '../src/loopback/server.js';
+import { generateCalibrationData } from '../src/testing/synthetic-calibration.js';
+import { resolveConfig } from '../src/core/config.js';
+import { LoopbackServer } from '../src/testing/loopback-server.js';
 import { CLI } from './helpers/cli.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'ecr-calcli-'));

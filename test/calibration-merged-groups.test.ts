@@ -9,9 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { tableFromArrays, tableToIPC } from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
-import { formatAuditLogLine } from '../src/calibration/audit-log.js';
+import { formatAuditLogLine } from '../src/core/audit-line.js';
 import { weightedCci, type MetricVector } from '../src/calibration/labelled-input.js';
-import { resolveConfig } from '../src/config.js';
+import { resolveConfig } from '../src/core/config.js';
 import { runCli } from './helpers/cli.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'ecr-cal-merged-'));

@@ -6,8 +6,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Progress } from '../src/cli/io.js';
-import { plural } from '../src/plural.js';
+import { Progress } from '../src/engine/io/progress.js';
+import { plural } from '../src/core/plural.js';
 import { runCli } from './helpers/cli.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'ecr-cal-plurals-'));

@@ -2,8 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
-  applyProbabilityMap, auroc, bootstrapInterval, brierScore, expectedCalibrationError, fitIsotonicMap, fitPlattMap, isotonicFit, prr, quantile, seededRandom,
+  auroc, bootstrapInterval, brierScore, expectedCalibrationError, fitIsotonicMap, fitPlattMap, isotonicFit, prr, quantile, seededRandom,
 } from '../src/calibration/statistics.js';
+import { applyProbabilityMap } from '../src/core/probability-map.js';
 import { admissionCurve, bestTauForFbeta, fbetaAt, parseObjective, ResampledTau, tauForAdmission } from '../src/calibration/tau-search.js';
 import { simplexGrid, splitGroups } from '../src/calibration/weight-search.js';
 

@@ -8,15 +8,15 @@
 import { existsSync } from 'node:fs';
 import * as arrow from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
-import { toResolvedConfig } from '../src/config.js';
-import { rowNumberData } from '../src/columnar/arrow-build.js';
-import { checkBlock } from '../src/columnar/block.js';
-import { ResultStore, SelectedColumn, resultBatch } from '../src/columnar/results.js';
-import { checkSchema } from '../src/columnar/schema.js';
-import { scoreBlock } from '../src/columnar/score-columnar.js';
-import { GroupKeys } from '../src/records/group-keys.js';
-import { GroupSelector } from '../src/select.js';
-import type { InputError } from '../src/errors.js';
+import { toResolvedConfig } from '../src/core/config.js';
+import { rowNumberData } from '../src/engine/columnar/arrow-build.js';
+import { checkBlock } from '../src/engine/columnar/block.js';
+import { ResultStore, SelectedColumn, resultBatch } from '../src/engine/columnar/results.js';
+import { checkSchema } from '../src/engine/columnar/schema.js';
+import { scoreBlock } from '../src/engine/columnar/score-columnar.js';
+import { GroupKeys } from '../src/engine/group-keys.js';
+import { GroupSelector } from '../src/core/select.js';
+import type { InputError } from '../src/core/errors.js';
 import { webGpuGate } from './webgpu-gate.js';
 import { disposeBackends } from '../src/backends/registry.js';
 

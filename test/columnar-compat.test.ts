@@ -24,7 +24,7 @@ import lz4js from 'lz4js';
 import { describe, expect, it } from 'vitest';
 import { main as convert } from '../src/cli/convert.js';
 import { main as score } from '../src/cli/score.js';
-import { decodeLz4Frames, xxh32 } from '../src/columnar/lz4-frame.js';
+import { decodeLz4Frames, xxh32 } from '../src/engine/columnar/lz4-frame.js';
 import { runCli } from './helpers/cli.js';
 import { FIXTURE_DIR } from './helpers/fixtures.js';
 

@@ -11,7 +11,7 @@ import * as arrow from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
 import { main as convert } from '../src/cli/convert.js';
 import { main as score } from '../src/cli/score.js';
-import { jsonTextAt } from '../src/columnar/json-text.js';
+import { jsonTextAt } from '../src/engine/columnar/json-text.js';
 import { runCli } from './helpers/cli.js';
 
 const { Field, makeData, RecordBatch, Table } = arrow;

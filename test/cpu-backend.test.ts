@@ -9,12 +9,12 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { scoreBatch } from '../src/score.js';
-import { resolveConfig, type EcrConfig } from '../src/config.js';
-import type { Batch, FloatArray, MetricArrays } from '../src/batch.js';
+import { scoreBatch } from '../src/engine/score-batch.js';
+import { resolveConfig, type EcrConfig } from '../src/core/config.js';
+import type { Batch, FloatArray, MetricArrays } from '../src/core/batch.js';
 import { CpuBackend } from '../src/backends/cpu/index.js';
 import { CpuReferenceBackend } from '../src/backends/cpu-reference.js';
-import { syntheticBatch } from '../src/bench/synthetic.js';
+import { syntheticBatch } from '../src/testing/synthetic-batch.js';
 import { fixtureBatch, loadFixtures, selectionAmbiguous } from './helpers/fixtures.js';
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -256,7 +256,7 @@ describe.runIf(existsSync(DIST_CPU))('cpu backend worker threads (compiled dist/
     for (const dispose of [false, true]) {
       const script = `
         const { CpuBackend, allocateSharedBatch } = await import(${JSON.stringify(pathToFileURL(DIST_CPU).href)});
-        const { resolveConfig } = await import(${JSON.stringify(pathToFileURL(path.join(ROOT, 'dist', 'config.js')).href)});
+        const { resolveConfig } = await import(${JSON.stringify(pathToFileURL(path.join(ROOT, 'dist', 'core', 'config.js')).href)});
         const b = allocateSharedBatch({ n: 5000, t: 3, m: 4 });
         b.steps.fill(0.5);
         const backend = new CpuBackend({ threads: 2, sharedThreshold: 100 });

@@ -3,8 +3,8 @@
  * The float64 paths must agree within 1e-9 and reproduce every admissible/selected flag.
  */
 import { describe, expect, it } from 'vitest';
-import { scoreBatch } from '../src/score.js';
-import { scoreRecords } from '../src/records/score-records.js';
+import { scoreBatch } from '../src/engine/score-batch.js';
+import { scoreRecords } from '../src/engine/score-records.js';
 import { loadFixtures, fixtureBatch, plainRecord, selectionAmbiguous, expectMatchesFixture } from './helpers/fixtures.js';
 
 const TOL = 1e-9;

@@ -5,14 +5,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { alignUp, hostArray, maxChunkTrajectories, planChunks, refoldDispatch, type ChunkLimits } from '../src/gpu/dispatch.js';
-import { BackendUnavailableError, GpuError, UsageError } from '../src/errors.js';
-import { sizeClass } from '../src/gpu/buffer-pool.js';
+import { alignUp, hostArray, maxChunkTrajectories, planChunks, refoldDispatch, type ChunkLimits } from '../src/backends/webgpu/device/dispatch.js';
+import { BackendUnavailableError, GpuError, UsageError } from '../src/core/errors.js';
+import { sizeClass } from '../src/backends/webgpu/device/buffer-pool.js';
 import { packParams, PARAMS_BYTES, crWeightsUniform } from '../src/backends/webgpu/uniforms.js';
 import { encodeUnorm16, encodeUnorm16Range, decodeUnorm16 } from '../src/backends/webgpu/encode.js';
 import { stagedWorkgroupSize } from '../src/backends/webgpu/programs/staged.js';
 import { chunkedBindings, inputLayout, shapeOf, SEGMENT_ALIGN } from '../src/backends/webgpu/layout.js';
-import { resolveConfig } from '../src/config.js';
+import { resolveConfig } from '../src/core/config.js';
 import { newBackend, webGpuGate } from './webgpu-gate.js';
 
 describe('refoldDispatch', () => {

@@ -1,13 +1,13 @@
 /**
- * The fast reader of simple JSONL records (src/records/jsonl-fast-record.ts) against the slow
+ * The fast reader of simple JSONL records (src/engine/jsonl/jsonl-fast-record.ts) against the slow
  * path it stands in for, JSON.parse + checkRecord: whenever it accepts a line, the slow path
  * accepts it too with the same id, group and bit-identical steps; it never accepts a line the
  * slow path rejects (so every error message still comes from checkRecord).
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { readSimpleRecord, type FloatSink, type SimpleRecord } from '../src/records/jsonl-fast-record.js';
-import { checkRecord, parseJsonLine } from '../src/records/record.js';
+import { readSimpleRecord, type FloatSink, type SimpleRecord } from '../src/engine/jsonl/jsonl-fast-record.js';
+import { checkRecord, parseJsonLine } from '../src/engine/record.js';
 
 function sink(): FloatSink {
   const s: FloatSink = {

@@ -5,8 +5,8 @@ import {
   isMultipleChoicesRefusal, nLimitationOf, parseRetryAfter, resetNDetection, resolveProviderOptions, sampleChoices, knownToIgnoreN,
   type CallRecord, type RetryPolicy,
 } from '../src/llm/index.js';
-import { UsageError } from '../src/errors.js';
-import { LoopbackServer } from '../src/loopback/server.js';
+import { UsageError } from '../src/core/errors.js';
+import { LoopbackServer } from '../src/testing/loopback-server.js';
 
 let server: LoopbackServer;
 beforeEach(async () => { server = await LoopbackServer.start(); resetNDetection(); });

@@ -10,10 +10,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { InputError } from '../src/errors.js';
+import { InputError } from '../src/core/errors.js';
 import { scoreShard } from '../src/queue/shard-worker.js';
 import { SHARD_JOB_FORMAT } from '../src/queue/shard-job.js';
-import { notJsonlError } from '../src/records/not-jsonl.js';
+import { notJsonlError } from '../src/engine/jsonl/not-jsonl.js';
 import { CLI, ROOT, runCli } from './helpers/cli.js';
 import { FIXTURE_DIR } from './helpers/fixtures.js';
 

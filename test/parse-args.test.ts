@@ -4,7 +4,7 @@
  * "argument is ambiguous" (issue 18, item 18).
  */
 import { describe, expect, it } from 'vitest';
-import { joinNegativeValues, parseArgs } from '../src/cli/parse-args.js';
+import { joinNegativeValues, parseArgs } from '../src/core/parse-args.js';
 import { runCli } from './helpers/cli.js';
 
 const options = { n: { type: 'string', short: 'n' }, flag: { type: 'boolean' }, out: { type: 'string' } } as const;

@@ -11,7 +11,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RedisStore } from '../src/cache/index.js';
 import { OpenAICompatibleProvider, resetNDetection } from '../src/llm/index.js';
-import { LoopbackServer } from '../src/loopback/server.js';
+import { LoopbackServer } from '../src/testing/loopback-server.js';
 import { EcrPipeline, type PipelineOptions } from '../src/pipeline/index.js';
 import { redisGate, sharedRedis } from './helpers/redis-server.js';
 

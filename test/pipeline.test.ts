@@ -1,7 +1,7 @@
 /** The ECR pipeline end to end against the real loopback HTTP server. */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { OpenAICompatibleProvider, knownToIgnoreN, resetNDetection, type Embedder } from '../src/llm/index.js';
-import { LoopbackServer, type LogEntry } from '../src/loopback/server.js';
+import { LoopbackServer, type LogEntry } from '../src/testing/loopback-server.js';
 import {
   DeadlineExceededError, EcrPipeline, LexicalRiskEstimator, NoSurvivingCandidatesError, RequestCancelledError, UNROLL_INSTRUCTION, kForRisk, type PipelineOptions,
 } from '../src/pipeline/index.js';

@@ -1,9 +1,9 @@
 /** Property tests of the metrics on the CPU backends: ranges, symmetry, fixed points, purity. */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { scoreBatch } from '../src/score.js';
-import type { Batch } from '../src/batch.js';
-import type { EcrConfig } from '../src/config.js';
+import { scoreBatch } from '../src/engine/score-batch.js';
+import type { Batch } from '../src/core/batch.js';
+import type { EcrConfig } from '../src/core/config.js';
 
 const unit = fc.double({ min: 0, max: 1, noNaN: true });
 

@@ -6,7 +6,7 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkDatabase, parseRedisUrl, RedisDatabaseError } from '../src/redis-url.js';
+import { checkDatabase, parseRedisUrl, RedisDatabaseError } from '../src/cache/redis-url.js';
 import { checkQueueUrl, redactUrl } from '../src/queue/queue-url.js';
 import { RedisStore } from '../src/cache/redis-store.js';
 import { resolveServeConfig, startGateway } from '../src/server/index.js';

@@ -4,9 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { allocMetrics } from '../src/batch.js';
-import { formatWindow, resultHead, resultPrefix } from '../src/cli/score-output.js';
-import type { CheckedRecord } from '../src/records/record.js';
+import { allocMetrics } from '../src/core/batch.js';
+import { formatWindow, resultHead, resultPrefix } from '../src/core/result-line.js';
 
 describe('formatWindow', () => {
   it('writes the same bytes as resultPrefix (shortest round-trip numbers, exponents, -0, integers)', () => {
@@ -21,8 +20,7 @@ describe('formatWindow', () => {
       const heads = rows.map((r) => resultHead(r.id, r.group));
       const headEnds = new Uint32Array(n + 1);
       heads.forEach((h, j) => { headEnds[j + 1] = headEnds[j] + h.length; });
-      const w = { metrics, admissible, groupIndex: new Int32Array(n), backends: new Set<never>() };
-      const expected = rows.map((r, j) => resultPrefix({ id: r.id, group: r.group, t: 2, m: 1, steps: [[0], [0]] } as CheckedRecord, w, j, j + 1) + '\n').join('');
+      const expected = rows.map((r, j) => resultPrefix(r.id, r.group, metrics, admissible, j, j + 1) + '\n').join('');
       expect(formatWindow({ heads: heads.join(''), headEnds, metrics, admissible }, undefined)).toBe(expected);
     }), { numRuns: 300 });
   });

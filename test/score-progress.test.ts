@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Progress } from '../src/cli/io.js';
+import { Progress } from '../src/engine/io/progress.js';
 import { CLI, runCli } from './helpers/cli.js';
 
 function fakeStream(isTTY: boolean) {

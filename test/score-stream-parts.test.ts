@@ -6,13 +6,14 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Readable } from 'node:stream';
-import { OverlongLine, fdOfPath, readLines } from '../src/cli/io.js';
-import { GroupKeys } from '../src/records/group-keys.js';
-import { GroupSelector } from '../src/select.js';
-import { NonFiniteResultError, SelectedFlags, resultPrefix } from '../src/cli/score-output.js';
-import { allocMetrics } from '../src/batch.js';
-import type { CheckedRecord } from '../src/records/record.js';
-import type { WindowScores } from '../src/records/score-records.js';
+import { OverlongLine, readLines } from '../src/engine/io/lines.js';
+import { fdOfPath } from '../src/engine/io/input.js';
+import { GroupKeys } from '../src/engine/group-keys.js';
+import { GroupSelector } from '../src/core/select.js';
+import { NonFiniteResultError, SelectedFlags, resultPrefix } from '../src/core/result-line.js';
+import { allocMetrics } from '../src/core/batch.js';
+import type { CheckedRecord } from '../src/engine/record.js';
+import type { WindowScores } from '../src/engine/score-records.js';
 
 async function lines(chunks: (string | Buffer)[], cap?: number): Promise<(string | number)[]> {
   const out: (string | number)[] = [];
@@ -150,8 +151,10 @@ describe('resultPrefix never prints a non-finite number', () => {
     return { metrics, admissible: new Uint8Array(2), groupIndex: new Int32Array(2), backends: new Set() };
   };
 
+  const prefixOf = (w: WindowScores, j: number, line: number) => resultPrefix(record.id, record.group, w.metrics, w.admissible, j, line);
+
   it('writes finite metrics as JSON', () => {
-    const line = resultPrefix(record, windowWith('cci', 0.25), 1, 7) + ',"selected":false}';
+    const line = prefixOf(windowWith('cci', 0.25), 1, 7) + ',"selected":false}';
     expect(JSON.parse(line)).toEqual({ id: 'x7', group: 'q', EVB: 0.5, CR: 0.5, TS: 0.5, ES: 0.5, PD: 0.5, CCI: 0.25, admissible: false, selected: false });
   });
 
@@ -159,14 +162,14 @@ describe('resultPrefix never prints a non-finite number', () => {
     ['cci', 'CCI', Number.NaN], ['es', 'ES', Number.NaN], ['ts', 'TS', Number.POSITIVE_INFINITY], ['evb', 'EVB', Number.NEGATIVE_INFINITY],
   ] as const)('a backend %s of %s is an internal error naming the record', (metric, name, value) => {
     const w = windowWith(metric, value);
-    expect(() => resultPrefix(record, w, 1, 7)).toThrow(NonFiniteResultError);
-    expect(() => resultPrefix(record, w, 1, 7)).toThrow(`the backend computed ${name} = ${value} for line 7, id "x7"`);
-    expect(() => resultPrefix(record, w, 0, 6)).not.toThrow(); // the neighbouring record is fine
+    expect(() => resultPrefix(record.id, record.group, w.metrics, w.admissible, 1, 7)).toThrow(NonFiniteResultError);
+    expect(() => resultPrefix(record.id, record.group, w.metrics, w.admissible, 1, 7)).toThrow(`the backend computed ${name} = ${value} for line 7, id "x7"`);
+    expect(() => resultPrefix(record.id, record.group, w.metrics, w.admissible, 0, 6)).not.toThrow(); // the neighbouring record is fine
   });
 
   it('is not fooled by finite values whose sum overflows', () => {
     const w = windowWith('evb', 1e308);
     w.metrics.cr[1] = 1e308;
-    expect(resultPrefix(record, w, 1, 7)).toContain('"EVB":1e+308,"CR":1e+308');
+    expect(resultPrefix(record.id, record.group, w.metrics, w.admissible, 1, 7)).toContain('"EVB":1e+308,"CR":1e+308');
   });
 });

@@ -8,8 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { applyProbabilityMap } from '../src/calibration/statistics.js';
-import { LoopbackServer } from '../src/loopback/server.js';
+import { applyProbabilityMap } from '../src/core/probability-map.js';
+import { LoopbackServer } from '../src/testing/loopback-server.js';
 import { resolveServeConfig, startGateway } from '../src/server/index.js';
 import { runCli } from './helpers/cli.js';
 

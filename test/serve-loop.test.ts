@@ -6,7 +6,7 @@
 import net from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { LoopbackServer } from '../src/loopback/server.js';
+import { LoopbackServer } from '../src/testing/loopback-server.js';
 import { reachesSelf, viaNames } from '../src/server/loop.js';
 import { resolveServeConfig, startGateway } from '../src/server/index.js';
 

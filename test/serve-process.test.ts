@@ -10,7 +10,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
-import { LoopbackServer } from '../src/loopback/server.js';
+import { LoopbackServer } from '../src/testing/loopback-server.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 

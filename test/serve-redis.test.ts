@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { resetNDetection } from '../src/llm/sample-choices.js';
-import { LoopbackServer } from '../src/loopback/server.js';
+import { LoopbackServer } from '../src/testing/loopback-server.js';
 import { ecrMetrics, metricValue } from '../src/monitoring/process-metrics.js';
 import { resolveServeConfig, startGateway } from '../src/server/index.js';
 import { mergeSettings } from '../src/server/request-settings.js';

@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { resetNDetection } from '../src/llm/sample-choices.js';
-import { LoopbackServer, type LogEntry } from '../src/loopback/server.js';
+import { LoopbackServer, type LogEntry } from '../src/testing/loopback-server.js';
 import { resolveServeConfig, shutdown, startGateway, type ServeConfig } from '../src/server/index.js';
 import { generateCandidates, selectBest } from '../src/pipeline/drop-in.js';
 

@@ -7,8 +7,8 @@ import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { LoopbackServer } from '../src/loopback/server.js';
-import { redactUrl, redactUrlsIn } from '../src/redact-url.js';
+import { LoopbackServer } from '../src/testing/loopback-server.js';
+import { redactUrl, redactUrlsIn } from '../src/core/redact-url.js';
 import { resolveServeConfig, startGateway } from '../src/server/index.js';
 import { CLI, ROOT, runCli } from './helpers/cli.js';
 

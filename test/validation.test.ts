@@ -7,10 +7,10 @@ import { writeFileSync, mkdtempSync, existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runCli } from './helpers/cli.js';
-import { scoreRecords } from '../src/records/score-records.js';
-import { scoreBatch } from '../src/score.js';
-import { resolveConfig } from '../src/config.js';
-import { ConfigError, InputError } from '../src/errors.js';
+import { scoreRecords } from '../src/engine/score-records.js';
+import { scoreBatch } from '../src/engine/score-batch.js';
+import { resolveConfig } from '../src/core/config.js';
+import { ConfigError, InputError } from '../src/core/errors.js';
 
 const good = '{"id":"ok","steps":[[0.1,0.2],[0.3,0.4]]}';
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'ecr-validation-'));

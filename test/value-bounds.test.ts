@@ -5,12 +5,12 @@
  * InputError naming the record and field, in the object API and in packed batches alike.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { scoreRecords, type RecordsResult } from '../src/records/score-records.js';
-import { scoreBatch } from '../src/score.js';
-import { InputError } from '../src/errors.js';
-import { MAX_EMBEDDING_MAGNITUDE as E_MAX, MAX_POLICY_ENTRY as P_MAX, MAX_REWARD_MAGNITUDE as R_MAX } from '../src/input-ranges.js';
-import type { TrajectoryRecord } from '../src/records/record.js';
-import type { EcrConfig } from '../src/config.js';
+import { scoreRecords, type RecordsResult } from '../src/engine/score-records.js';
+import { scoreBatch } from '../src/engine/score-batch.js';
+import { InputError } from '../src/core/errors.js';
+import { MAX_EMBEDDING_MAGNITUDE as E_MAX, MAX_POLICY_ENTRY as P_MAX, MAX_REWARD_MAGNITUDE as R_MAX } from '../src/core/input-ranges.js';
+import type { TrajectoryRecord } from '../src/engine/record.js';
+import type { EcrConfig } from '../src/core/config.js';
 import { webGpuGate } from './webgpu-gate.js';
 
 const METRICS = ['EVB', 'CR', 'TS', 'ES', 'PD', 'CCI'] as const;

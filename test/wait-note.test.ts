@@ -1,6 +1,6 @@
 /** The `ecr run` wait note: written only to a terminal, rewritten in place, erased at the end. */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { startWaitNote } from '../src/cli/wait-note.js';
+import { startWaitNote } from '../src/engine/io/wait-note.js';
 import { waitNote } from '../src/cli/run.js';
 
 const CLEAR = '\r\x1b[2K';

@@ -5,7 +5,7 @@
  * is a typed, one-line BackendUnavailableError. Runs the compiled CLI (npm test builds first).
  *
  * A Node parent's spawn gives the child a socket as stderr, which no capture can reopen
- * (src/gpu/native-stderr.ts), so the CLI runs here with stderr as a terminal would give it to the
+ * (src/backends/webgpu/device/native-stderr.ts), so the CLI runs here with stderr as a terminal would give it to the
  * process: a real pipe (through sh), or a file opened for appending.
  */
 import { afterEach, describe, expect, it } from 'vitest';
@@ -14,9 +14,9 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BackendUnavailableError } from '../src/errors.js';
-import { setWebGpuAdapter, vulkanLoaderPresent } from '../src/gpu/adapter.js';
-import { dawnMessages } from '../src/gpu/native-stderr.js';
+import { BackendUnavailableError } from '../src/core/errors.js';
+import { setWebGpuAdapter, vulkanLoaderPresent } from '../src/backends/webgpu/device/adapter.js';
+import { dawnMessages } from '../src/backends/webgpu/device/native-stderr.js';
 import { newBackend, webGpuGate } from './webgpu-gate.js';
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -52,7 +52,7 @@ function withPipedStderr(args: string[], env: NodeJS.ProcessEnv) {
 }
 
 describe('native stderr capture (no device needed)', () => {
-  const script = (body: string) => ['--input-type=module', '-e', `import { withNativeStderrCaught } from ${JSON.stringify(path.join(ROOT, 'dist/gpu/native-stderr.js'))}; import { writeSync } from 'node:fs'; ${body}`];
+  const script = (body: string) => ['--input-type=module', '-e', `import { withNativeStderrCaught } from ${JSON.stringify(path.join(ROOT, 'dist/backends/webgpu/device/native-stderr.js'))}; import { writeSync } from 'node:fs'; ${body}`];
   it('catches raw writes to fd 2 during the call, and fd 2 reaches the same target afterwards', () => {
     // writeSync(2) is a raw write(2) on descriptor 2, as Dawn's fprintf(stderr) is.
     const body = `writeSync(2, 'before\\n'); const r = withNativeStderrCaught(() => { writeSync(2, 'Warning: probe\\n    at operator() (/x/BackendVk.cpp:368)\\n'); return 42; }); writeSync(2, 'after\\n'); console.log(JSON.stringify(r));`;
@@ -116,7 +116,7 @@ describe.skipIf(!gate.available)(`adapter discovery (${gate.available ? gate.ada
   }, SLOW);
 
   it('a library user sees no adapter line (only the CLI asks for it)', () => {
-    const body = `import(${JSON.stringify(path.join(ROOT, 'dist/score.js'))}).then(async ({ scoreBatch }) => { const r = await scoreBatch({ n: 2, t: 3, m: 2, steps: new Float64Array(12).fill(0.5) }, {}, { backend: 'webgpu' }); console.log(r.backend); (await import(${JSON.stringify(path.join(ROOT, 'dist/backends/registry.js'))})).disposeBackends(); })`;
+    const body = `import(${JSON.stringify(path.join(ROOT, 'dist/engine/score-batch.js'))}).then(async ({ scoreBatch }) => { const r = await scoreBatch({ n: 2, t: 3, m: 2, steps: new Float64Array(12).fill(0.5) }, {}, { backend: 'webgpu' }); console.log(r.backend); (await import(${JSON.stringify(path.join(ROOT, 'dist/backends/registry.js'))})).disposeBackends(); })`;
     const r = withPipedStderr(['--input-type=module', '-e', body], cleanEnv());
     expect(r.status).toBe(0);
     expect(r.stderr).toBe('');

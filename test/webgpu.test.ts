@@ -6,18 +6,18 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { scoreBatch } from '../src/score.js';
-import { resolveConfig, type EcrConfig } from '../src/config.js';
-import { GpuError } from '../src/errors.js';
+import { scoreBatch } from '../src/engine/score-batch.js';
+import { resolveConfig, type EcrConfig } from '../src/core/config.js';
+import { GpuError } from '../src/core/errors.js';
 import { disposeBackends, getBackend } from '../src/backends/registry.js';
-import { BufferUsage } from '../src/gpu/usage.js';
-import type { Batch } from '../src/batch.js';
+import { BufferUsage } from '../src/backends/webgpu/device/usage.js';
+import type { Batch } from '../src/core/batch.js';
 import type { BackendOutput } from '../src/backends/backend.js';
 import { loadFixtures, fixtureBatch, expectMatchesFixture } from './helpers/fixtures.js';
 import { newBackend, webGpuGate } from './webgpu-gate.js';
 import { chooseMetricsKernel } from '../src/backends/webgpu/kernel-choice.js';
 import { lanesPerTrajectory, lanesWorkgroupSize } from '../src/backends/webgpu/programs/lanes.js';
-import { UsageError } from '../src/errors.js';
+import { UsageError } from '../src/core/errors.js';
 
 const gate = await webGpuGate();
 const TOL = 1e-5;

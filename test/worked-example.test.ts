@@ -1,6 +1,6 @@
 /** The paper's worked example (section 6) and the bundled demo that shows it. */
 import { describe, expect, it } from 'vitest';
-import { scoreRecords } from '../src/records/score-records.js';
+import { scoreRecords } from '../src/engine/score-records.js';
 import { runCli } from './helpers/cli.js';
 
 const A = [[0.8, 0.85, 1.0, 0.5], [0.75, 0.9, 1.0, 0.8], [0.8, 0.88, 1.0, 1.0]];

@@ -1,6 +1,7 @@
 /** The contract every scoring backend implements. */
-import type { Batch, MetricArrays } from '../batch.js';
-import type { ResolvedConfig } from '../config.js';
+import { describeValue, type Batch, type MetricArrays } from '../core/batch.js';
+import { UsageError } from '../core/errors.js';
+import type { ResolvedConfig } from '../core/config.js';
 
 export type BackendName = 'cpu' | 'cpu-reference' | 'webgpu';
 export type BackendChoice = BackendName | 'auto';
@@ -61,4 +62,31 @@ export interface BackendOutput extends MetricArrays {
   admissible?: Uint8Array;
   /** Selected trajectory index per group index, -1 for a group with no members; optional. */
   groupSelected?: Int32Array;
+}
+
+const METRIC_KEYS = ['evb', 'cr', 'ts', 'es', 'pd', 'cci'] as const;
+
+/**
+ * Checks a backend call's options against its batch: every backend's computeMetrics calls this
+ * first, so a wrong-length `out` array is the same UsageError on every backend instead of being
+ * written past, reallocated or ignored depending on which one runs.
+ */
+export function checkComputeOptions(options: ComputeOptions | undefined, n: number, m: number): void {
+  if (options === undefined) return;
+  if (typeof options !== 'object' || options === null) throw new UsageError(`compute options must be an object, got ${describeValue(options)}`);
+  const out = options.out;
+  if (out === undefined) return;
+  if (typeof out !== 'object' || out === null) throw new UsageError(`ComputeOptions.out must be an object of Float64Arrays {evb, cr, ts, es, pd, cci}, got ${describeValue(out)}`);
+  for (const key of METRIC_KEYS) {
+    const a: unknown = out[key];
+    if (!(a instanceof Float64Array) || a.length !== n) {
+      throw new UsageError(`ComputeOptions.out.${key} must be a Float64Array of length n = ${n}, got ${a instanceof Float64Array ? `length ${a.length}` : describeValue(a)}`);
+    }
+  }
+  if (options.covariance === true) {
+    const c: unknown = out.covariance;
+    if (!(c instanceof Float64Array) || c.length !== n * m * m) {
+      throw new UsageError(`ComputeOptions.out.covariance must be a Float64Array of length n*m*m = ${n * m * m} when covariance is requested, got ${c instanceof Float64Array ? `length ${c.length}` : describeValue(c)}`);
+    }
+  }
 }

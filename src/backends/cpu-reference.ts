@@ -4,9 +4,10 @@
  * purpose: clarity is its job; the `cpu` and `webgpu` backends are checked against it.
  */
 import { Matrix, covariance } from 'ml-matrix';
-import type { Batch, FloatArray, MetricArrays } from '../batch.js';
-import { allocMetrics, checkComputeOptions } from '../batch.js';
-import { effectiveDmax, type ResolvedConfig } from '../config.js';
+import type { Batch, FloatArray, MetricArrays } from '../core/batch.js';
+import { allocMetrics } from '../core/batch.js';
+import { checkComputeOptions } from './backend.js';
+import { effectiveDmax, type ResolvedConfig } from '../core/config.js';
 import type { BackendOutput, ComputeOptions, ScoreBackend } from './backend.js';
 
 const NORM_EPS = 1e-12;

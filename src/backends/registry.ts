@@ -2,7 +2,7 @@
  * Backend lookup and the `auto` choice. Backends are loaded lazily so that scoring on the CPU
  * never loads Dawn.
  */
-import { BackendUnavailableError, UsageError } from '../errors.js';
+import { BackendUnavailableError, UsageError } from '../core/errors.js';
 import { BACKEND_CHOICES, type BackendChoice, type BackendName, type ScoreBackend } from './backend.js';
 
 const BACKEND_NAMES: readonly BackendName[] = ['cpu-reference', 'cpu', 'webgpu'];

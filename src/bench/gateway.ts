@@ -19,7 +19,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../core/errors.js';
 import { postText } from '../llm/http-transport.js';
 import { OpenAICompatibleProvider } from '../llm/openai-compatible.js';
 import { EcrPipeline } from '../pipeline/pipeline.js';
@@ -40,7 +40,7 @@ async function child(args: string[], pick: (line: string) => string | undefined)
 const dist = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 
 function loopback(latencyMs: number) {
-  return child([dist('../loopback/main.js'), '--latency', String(latencyMs)], (l) => JSON.parse(l).url as string);
+  return child([dist('../testing/loopback-main.js'), '--latency', String(latencyMs)], (l) => JSON.parse(l).url as string);
 }
 
 function gateway(upstream: string, extra: string[] = []) {

@@ -4,11 +4,11 @@
  * optional profile() hook.
  */
 import { performance } from 'node:perf_hooks';
-import { allocMetrics, type Batch } from '../batch.js';
-import { checkConfigAgainstShape, toResolvedConfig, type EcrConfig, type ResolvedConfig } from '../config.js';
+import { allocMetrics, type Batch } from '../core/batch.js';
+import { checkConfigAgainstShape, toResolvedConfig, type EcrConfig, type ResolvedConfig } from '../core/config.js';
 import type { BackendChoice, BackendName, ComputeOptions } from '../backends/backend.js';
 import { chooseBackend, getBackend } from '../backends/registry.js';
-import { syntheticBatch } from './synthetic.js';
+import { syntheticBatch } from '../testing/synthetic-batch.js';
 import { allocateSharedMetrics, type FloatDType } from '../backends/cpu/shared.js';
 
 export interface BenchOptions {

@@ -4,4 +4,4 @@ export * from './redis-codec.js';
 export * from './redis-keys.js';
 export * from './redis-store.js';
 export * from './tiered-cache.js';
-export { RedisDatabaseError, RedisUrlError } from '../redis-url.js';
+export { RedisDatabaseError, RedisUrlError } from './redis-url.js';

@@ -23,7 +23,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
-import { describeRefusedSelect, isSelectRefused, parseRedisUrl, type RedisDatabaseError, type RedisTarget } from '../redis-url.js';
+import { describeRefusedSelect, isSelectRefused, parseRedisUrl, type RedisDatabaseError, type RedisTarget } from './redis-url.js';
 import { ecrMetrics } from '../monitoring/process-metrics.js';
 import { fillChannel, lockKey } from './redis-keys.js';
 

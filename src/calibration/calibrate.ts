@@ -4,14 +4,14 @@
  * optionally weights) fitted on one part of the groups and evaluated on the held-out rest, a
  * calibrated CCI -> probability map, and the selection lift; and the configuration to save.
  */
-import type { ResolvedConfig, Weights } from '../config.js';
-import { weightsObject } from '../score.js';
+import type { ResolvedConfig, Weights } from '../core/config.js';
+import { weightsObject } from '../engine/score-batch.js';
 import { weightedCci, type CalibrationSet } from './labelled-input.js';
-import type { Provenance } from './probability-map.js';
+import { applyProbabilityMap, type ProbabilityMap, type Provenance } from '../core/probability-map.js';
 import { selectPerGroup, selectionLift, type SelectionLift } from './selection-lift.js';
 import {
-  applyProbabilityMap, auroc, bootstrapInterval, bothClassesOrReason, brierScore, expectedCalibrationError, fitIsotonicMap, fitPlattMap, prr,
-  reliabilityBins, riskCoverage, type Interval, type Maybe, type ProbabilityMap, type ReliabilityBin, type RiskCoveragePoint,
+  auroc, bootstrapInterval, bothClassesOrReason, brierScore, expectedCalibrationError, fitIsotonicMap, fitPlattMap, prr,
+  reliabilityBins, riskCoverage, type Interval, type Maybe, type ReliabilityBin, type RiskCoveragePoint,
 } from './statistics.js';
 import { admissionCurve, fbetaAt, ResampledTau, tauForAdmission, TAU_GRID, type AdmissionPoint, type Objective } from './tau-search.js';
 import { objectiveValue, searchWeights, splitGroups } from './weight-search.js';

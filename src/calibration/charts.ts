@@ -7,7 +7,7 @@ import type { AdmissionPoint } from './tau-search.js';
 import type { ReliabilityBin, RiskCoveragePoint } from './statistics.js';
 import type { SelectionLift } from './selection-lift.js';
 import type { Measurement } from './maturity.js';
-import { plural } from '../plural.js';
+import { plural } from '../core/plural.js';
 
 const WIDTH = 420;
 const HEIGHT = 220;

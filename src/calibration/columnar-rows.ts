@@ -6,10 +6,10 @@
  * every record at once), so the file is decoded in one piece from the bytes already read.
  */
 import { tableFromIPC, type Table, type Vector } from 'apache-arrow';
-import { InputError } from '../errors.js';
-import '../columnar/arrow-codecs.js';
-import type { DataFormat } from '../columnar/format.js';
-import { loadParquetWasm } from '../columnar/parquet-wasm.js';
+import { InputError } from '../core/errors.js';
+import '../engine/columnar/arrow-codecs.js';
+import type { DataFormat } from '../engine/columnar/format.js';
+import { loadParquetWasm } from '../engine/columnar/parquet-wasm.js';
 
 const reason = (err: unknown) => (err instanceof Error ? err.message : String(err)).split('\n')[0];
 

@@ -8,13 +8,13 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { ResolvedConfig } from '../config.js';
-import { InputError, UsageError, type InputLocation } from '../errors.js';
-import { formatOf, type DataFormat } from '../columnar/format.js';
+import type { ResolvedConfig } from '../core/config.js';
+import { InputError, UsageError, type InputLocation } from '../core/errors.js';
+import { formatOf, type DataFormat } from '../engine/columnar/format.js';
 import type { BackendChoice } from '../backends/backend.js';
-import { checkRecord, parseJsonLine, type TrajectoryRecord } from '../records/record.js';
-import { refuseNotJsonl, SIGNATURE_BYTES } from '../records/not-jsonl.js';
-import { scoreRecords } from '../records/score-records.js';
+import { checkRecord, parseJsonLine, type TrajectoryRecord } from '../engine/record.js';
+import { refuseNotJsonl, SIGNATURE_BYTES } from '../engine/jsonl/not-jsonl.js';
+import { scoreRecords } from '../engine/score-records.js';
 
 export const METRIC_KEYS = ['EVB', 'CR', 'TS', 'ES', 'PD'] as const;
 export type MetricVector = [number, number, number, number, number];

@@ -4,13 +4,13 @@
  * NOT-APPLICABLE (with the reason), with the values measured.
  */
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
-import type { ResolvedConfig } from '../config.js';
-import { InputError } from '../errors.js';
+import type { ResolvedConfig } from '../core/config.js';
+import { InputError } from '../core/errors.js';
 import type { CalibrationRecord, CalibrationSet } from './labelled-input.js';
 import { weightedCci, whereIs } from './labelled-input.js';
 import { selectPerGroup } from './selection-lift.js';
 import { median, quantile } from './statistics.js';
-import { plural } from '../plural.js';
+import { plural } from '../core/plural.js';
 
 export type Verdict = 'PASS' | 'FAIL' | 'INSUFFICIENT-DATA' | 'NOT-APPLICABLE';
 

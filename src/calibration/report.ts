@@ -2,14 +2,14 @@
  * The calibration and maturity report: one self-contained HTML file (inline CSS and inline SVG,
  * no script, no external resource), written for someone deciding whether to deploy.
  */
-import type { ResolvedConfig } from '../config.js';
+import type { ResolvedConfig } from '../core/config.js';
 import type { CalibrationResult } from './calibrate.js';
 import type { CalibrationSet } from './labelled-input.js';
 import { THRESHOLDS, type MaturityResult } from './maturity.js';
 import { admissionSpec, cciHistogramSpec, liftSpec, m1Spec, metricDistributionsSpec, reliabilitySpec, renderSvg, riskCoverageSpec, screeSpec } from './charts.js';
 import type { TopLevelSpec } from 'vega-lite';
 import { weightedCci } from './labelled-input.js';
-import { plural } from '../plural.js';
+import { plural } from '../core/plural.js';
 
 export interface ReportInput {
   title: string;

@@ -3,7 +3,7 @@
  * correct, against taking the first candidate and against taking one at random (its expected
  * accuracy, the group's share of correct candidates), with bootstrap intervals over groups.
  */
-import { GroupSelector } from '../select.js';
+import { GroupSelector } from '../core/select.js';
 import { bootstrapInterval, type Interval } from './statistics.js';
 
 /** The selected record index per group (-1 for groups with no record in `include`). */

@@ -4,6 +4,7 @@
  * quantiles and a seeded bootstrap. Scores are CCIs (higher = more trusted), labels are
  * "the answer was correct".
  */
+import { applyProbabilityMap, type IsotonicMap, type PlattMap, type ProbabilityMap } from '../core/probability-map.js';
 
 /** A seeded generator (mulberry32), so that bootstrap intervals and splits are reproducible. */
 export function seededRandom(seed: number): () => number {
@@ -162,11 +163,6 @@ export function isotonicFit(x: ArrayLike<number>, y: ArrayLike<number>, weight?:
   return fitted;
 }
 
-/** A piecewise-linear non-decreasing map given by its knots (x ascending). */
-export interface IsotonicMap { method: 'isotonic'; cci: number[]; p: number[] }
-/** p = 1 / (1 + exp(-(a * cci + b))). */
-export interface PlattMap { method: 'platt'; a: number; b: number }
-export type ProbabilityMap = IsotonicMap | PlattMap;
 
 /**
  * Isotonic calibration map: the PAV fit, kept as the first and last input of each constant
@@ -218,16 +214,6 @@ export function fitPlattMap(scores: ArrayLike<number>, labels: readonly boolean[
     if (Math.abs(da) < 1e-10 && Math.abs(db) < 1e-10) break;
   }
   return { method: 'platt', a, b };
-}
-
-export function applyProbabilityMap(map: ProbabilityMap, cci: number): number {
-  if (map.method === 'platt') return 1 / (1 + Math.exp(-(map.a * cci + map.b)));
-  const { cci: xs, p } = map;
-  if (cci <= xs[0]) return p[0];
-  if (cci >= xs[xs.length - 1]) return p[p.length - 1];
-  let lo = 0, hi = xs.length - 1;
-  while (hi - lo > 1) { const mid = (lo + hi) >> 1; if (xs[mid] <= cci) lo = mid; else hi = mid; }
-  return p[lo] + ((cci - xs[lo]) / (xs[hi] - xs[lo])) * (p[hi] - p[lo]);
 }
 
 export interface ReliabilityBin { lower: number; upper: number; count: number; meanPredicted: number; accuracy: number }

@@ -3,7 +3,7 @@
  * admission and fallback rates as functions of tau, and the tau that maximizes a labelled
  * objective (F-beta of "admitted" as a prediction of "correct").
  */
-import { UsageError } from '../errors.js';
+import { UsageError } from '../core/errors.js';
 
 /**
  * The tau admitting the target share: with the CCIs sorted descending c(1) >= ... >= c(N) and

@@ -4,7 +4,7 @@
  * on the weight simplex on the fitting part only; the caller evaluates the winner on the
  * held-out part.
  */
-import type { Weights } from '../config.js';
+import type { Weights } from '../core/config.js';
 import { auroc, prr, seededRandom } from './statistics.js';
 import { bestTauForFbeta, type Objective } from './tau-search.js';
 import { weightedCci, type MetricVector } from './labelled-input.js';

@@ -15,12 +15,12 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { ParseArgsConfig } from 'node:util';
-import { parseArgs } from './parse-args.js';
-import { UsageError } from '../errors.js';
+import { parseArgs } from '../core/parse-args.js';
+import { UsageError } from '../core/errors.js';
 import { postText } from '../llm/http-transport.js';
 import { OpenAICompatibleProvider } from '../llm/openai-compatible.js';
 import { resetNDetection } from '../llm/sample-choices.js';
-import { LoopbackServer } from '../loopback/server.js';
+import { LoopbackServer } from '../testing/loopback-server.js';
 import { EcrPipeline, type PipelineResult } from '../pipeline/pipeline.js';
 
 const USAGE = `usage: ecr bench-pipeline [--server inproc|child] [--runs N] [--scenario small|ignore-n|small-embed|large|all] [--json]
@@ -67,7 +67,7 @@ async function startServer(mode: 'inproc' | 'child', latencyMs: number, ignoreN:
     const s = await LoopbackServer.start({ latencyMs, ignoreN });
     return { url: s.url, close: () => s.close() };
   }
-  const script = fileURLToPath(new URL('../loopback/main.js', import.meta.url));
+  const script = fileURLToPath(new URL('../testing/loopback-main.js', import.meta.url));
   const child: ChildProcess = spawn(process.execPath, [script, '--latency', String(latencyMs), ...(ignoreN ? ['--ignore-n'] : [])], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
   const [first] = (await Promise.race([once(lines, 'line'), once(child, 'exit').then(() => { throw new Error('loopback child exited before listening'); })])) as [string];

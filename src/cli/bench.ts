@@ -3,12 +3,12 @@
  * Human-readable by default; --json prints exactly one JSON object on stdout.
  */
 import type { ParseArgsConfig } from 'node:util';
-import { UsageError } from '../errors.js';
-import { toResolvedConfig } from '../config.js';
+import { UsageError } from '../core/errors.js';
+import { toResolvedConfig } from '../core/config.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../backends/backend.js';
 import { runBench, type BenchResult } from '../bench/run-bench.js';
 import { parseFlags, readJsonConfig } from './io.js';
-import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../gpu/adapter.js';
+import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../backends/webgpu/device/adapter.js';
 
 const HELP = `usage: ecr bench [options]
 

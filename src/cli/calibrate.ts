@@ -2,16 +2,16 @@
  * `ecr calibrate INPUT [--target-admission 0.75] [--labels FIELD] [--objective f1|fbeta:B|prr|auroc]
  *  [--out config.json] [--report report.html] ...` (ECR-SPEC section 8.2).
  */
-import { parseArgs } from './parse-args.js';
+import { parseArgs } from '../core/parse-args.js';
 import { promises as fs } from 'node:fs';
-import { toResolvedConfig } from '../config.js';
-import { UsageError } from '../errors.js';
+import { toResolvedConfig } from '../core/config.js';
+import { UsageError } from '../core/errors.js';
 import { DEFAULT_CALIBRATE_OPTIONS, runCalibration, type CalibrationResult } from '../calibration/calibrate.js';
 import { runMaturity } from '../calibration/maturity.js';
 import { renderReport } from '../calibration/report.js';
 import { parseObjective } from '../calibration/tau-search.js';
 import { positiveIntegerFlag } from './io.js';
-import { plural } from '../plural.js';
+import { plural } from '../core/plural.js';
 import { LABELLED_INPUT_OPTIONS, readLabelledInput } from './labelled-args.js';
 
 const HELP = `usage: ecr calibrate INPUT|- [--config FILE] [--target-admission 0.75] [--labels FIELD]

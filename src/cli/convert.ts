@@ -6,15 +6,17 @@
  * present and null where a record lacks it, `meta` as JSON text). OUT is replaced only on
  * success, as `ecr score --out` is; to stdout (`-`) rows go out as they are validated.
  */
-import { parseArgs } from './parse-args.js';
-import { UsageError } from '../errors.js';
-import { arrowLayoutOf, formatOf } from '../columnar/format.js';
-import { openBatchInput, validatedBlocks } from '../columnar/score-columnar.js';
+import { parseArgs } from '../core/parse-args.js';
+import { UsageError } from '../core/errors.js';
+import { arrowLayoutOf, formatOf } from '../engine/columnar/format.js';
+import { openBatchInput, validatedBlocks } from '../engine/columnar/score-columnar.js';
 import type { Schema } from 'apache-arrow';
-import { jsonlRecordsWriter, openWriter, type BatchWriter } from '../columnar/writers.js';
+import { jsonlRecordsWriter, openWriter, type BatchWriter } from '../engine/columnar/writers.js';
 import { cleanUpOnInterrupt } from './interrupt.js';
-import { exitForOutputFailure, maxLineBytes, positiveIntegerFlag, Progress, inspectInput, isRegularFile, openInput } from './io.js';
-import { openOutput, stdoutOutput } from './out-file.js';
+import { exitForOutputFailure, maxLineBytes, positiveIntegerFlag } from './io.js';
+import { Progress } from '../engine/io/progress.js';
+import { inspectInput, isRegularFile, openInput } from '../engine/io/input.js';
+import { openOutput, stdoutOutput } from '../engine/io/output-file.js';
 
 const HELP = `usage: ecr convert IN OUT [--format jsonl|parquet|arrow] [--window N]
 

@@ -6,13 +6,13 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ParseArgsConfig } from 'node:util';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../core/errors.js';
 import { parseFlags } from './io.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../backends/backend.js';
-import { scoreRecords, type RecordsResult } from '../records/score-records.js';
-import type { TrajectoryRecord } from '../records/record.js';
-import type { AuditTrace } from '../score.js';
-import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../gpu/adapter.js';
+import { scoreRecords, type RecordsResult } from '../engine/score-records.js';
+import type { TrajectoryRecord } from '../engine/record.js';
+import type { AuditTrace } from '../engine/score-batch.js';
+import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../backends/webgpu/device/adapter.js';
 
 const DATA_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'data');
 

@@ -2,11 +2,11 @@
  * What `ecr calibrate` and `ecr maturity` share: the input (JSONL, Parquet or Arrow), its
  * configuration, the label field and the backend that scores raw trajectories, checked alike.
  */
-import { toResolvedConfig, type ResolvedConfig } from '../config.js';
-import { UsageError } from '../errors.js';
+import { toResolvedConfig, type ResolvedConfig } from '../core/config.js';
+import { UsageError } from '../core/errors.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../backends/backend.js';
 import { readCalibrationSet, type CalibrationSet } from '../calibration/labelled-input.js';
-import { formatOf } from '../columnar/format.js';
+import { formatOf } from '../engine/columnar/format.js';
 import { readJsonConfig } from './io.js';
 
 /** The parseArgs options of the input. */

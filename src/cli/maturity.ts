@@ -3,9 +3,9 @@
  * paper's section 7.2 checks M1-M4 (ECR-SPEC section 8.3). Exit 0 when every applicable check
  * passes, 3 when one fails, 4 when none fails but one lacks the data for a verdict, 2 for bad input.
  */
-import { parseArgs } from './parse-args.js';
+import { parseArgs } from '../core/parse-args.js';
 import { promises as fs } from 'node:fs';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../core/errors.js';
 import { formatMaturity, runMaturity } from '../calibration/maturity.js';
 import { renderReport } from '../calibration/report.js';
 import { LABELLED_INPUT_OPTIONS, readLabelledInput } from './labelled-args.js';

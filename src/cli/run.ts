@@ -7,10 +7,10 @@
  * as well as the usual line on stderr.
  */
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from './parse-args.js';
+import { parseArgs } from '../core/parse-args.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../backends/backend.js';
-import type { EcrConfig } from '../config.js';
-import { EcrError, UsageError, isUserError } from '../errors.js';
+import type { EcrConfig } from '../core/config.js';
+import { EcrError, UsageError, isUserError } from '../core/errors.js';
 import { LlmError, LlmHttpError } from '../llm/errors.js';
 import { providerFromSettings } from '../llm/settings.js';
 import type { SamplingParams } from '../llm/provider.js';
@@ -20,8 +20,8 @@ import { checkRedisUrl, RedisStore } from '../cache/redis-store.js';
 import type { CacheControl } from '../cache/tiered-cache.js';
 import { DeadlineExceededError, NoSurvivingCandidatesError, RequestCancelledError } from '../pipeline/errors.js';
 import { EcrPipeline, type PipelineResult } from '../pipeline/pipeline.js';
-import { redactUrl } from '../redact-url.js';
-import { startWaitNote } from './wait-note.js';
+import { redactUrl } from '../core/redact-url.js';
+import { startWaitNote } from '../engine/io/wait-note.js';
 
 /** Exit code when --deadline passes (as timeout(1) uses). */
 export const DEADLINE_EXIT_CODE = 124;

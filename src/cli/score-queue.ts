@@ -14,19 +14,23 @@
 import os from 'node:os';
 import path from 'node:path';
 import { stat } from 'node:fs/promises';
-import { toResolvedConfig } from '../config.js';
-import { UsageError } from '../errors.js';
-import { plural } from '../plural.js';
+import { toResolvedConfig } from '../core/config.js';
+import { UsageError } from '../core/errors.js';
+import { plural } from '../core/plural.js';
 import { checkQueueUrl, redactUrl } from '../queue/queue-url.js';
 import { planShards } from '../queue/shard-plan.js';
 import { checkQueueName, DEFAULT_QUEUE_NAME, FIXED_BACKENDS, SHARD_JOB_FORMAT, type FixedBackend, type ShardJob } from '../queue/shard-job.js';
 import { adoptRunDir, concatenateInto, createRunDir, placeInput, startHeartbeat, sweepOrphans, writeManifest, type RunDir, type RunManifest } from '../queue/run-dir.js';
 import { inputChange, stampOf } from '../queue/input-change.js';
-import { cleanUpOnInterrupt, removeOnInterrupt } from './interrupt.js';
-import { parseArgs } from './parse-args.js';
-import { maxLineBytes, positiveIntegerFlag, exitForOutputFailure, OutputWriteError, describeFsError, inspectInput, readJsonConfig, type InputInfo } from './io.js';
-import { openOutput, type Output } from './out-file.js';
-import { refuseNotJsonlFile } from '../records/not-jsonl.js';
+import { cleanUpOnInterrupt } from './interrupt.js';
+import { removeOnInterrupt } from '../engine/io/temporary.js';
+import { parseArgs } from '../core/parse-args.js';
+import { maxLineBytes, positiveIntegerFlag, exitForOutputFailure, readJsonConfig } from './io.js';
+import { OutputWriteError } from '../engine/io/sink.js';
+import { describeFsError } from '../engine/io/fs-error.js';
+import { inspectInput, type InputInfo } from '../engine/io/input.js';
+import { openOutput, type Output } from '../engine/io/output-file.js';
+import { refuseNotJsonlFile } from '../engine/jsonl/not-jsonl.js';
 
 /** The default --orphan-grace: a day to notice a killed submitter and collect its run with --resume. */
 const DEFAULT_ORPHAN_GRACE_S = 86_400;

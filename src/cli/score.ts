@@ -3,20 +3,20 @@
  * (ECR-SPEC section 5): the arguments, the input and the output. The streaming engine, parse
  * workers, windows, selection and spill file, is score-jsonl.ts.
  */
-import { parseArgs } from './parse-args.js';
-import { toResolvedConfig } from '../config.js';
-import { UsageError } from '../errors.js';
+import { parseArgs } from '../core/parse-args.js';
+import { toResolvedConfig } from '../core/config.js';
+import { UsageError } from '../core/errors.js';
 import { BACKEND_CHOICES, type BackendChoice, type ComputeOptions } from '../backends/backend.js';
-import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../gpu/adapter.js';
+import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../backends/webgpu/device/adapter.js';
 import { cleanUpOnInterrupt } from './interrupt.js';
-import { maxLineBytes, exitForOutputFailure, parseThreadsFlag, positiveIntegerEnv, positiveIntegerFlag, inspectInput, isRegularFile, openInput, readJsonConfig } from './io.js';
-import { openOutput, stdoutOutput } from './out-file.js';
-import { scoreStream } from './score-jsonl.js';
-import { DEFAULT_CHUNK_BYTES } from '../records/jsonl-chunks.js';
-import { arrowLayoutOf, formatOf } from '../columnar/format.js';
-import { checkedJsonlInput } from '../records/not-jsonl.js';
+import { maxLineBytes, exitForOutputFailure, parseThreadsFlag, positiveIntegerEnv, positiveIntegerFlag, readJsonConfig } from './io.js';
+import { inspectInput, isRegularFile, openInput } from '../engine/io/input.js';
+import { openOutput, stdoutOutput } from '../engine/io/output-file.js';
+import { scoreStream } from '../engine/jsonl/score-stream.js';
+import { DEFAULT_CHUNK_BYTES } from '../engine/jsonl/jsonl-chunks.js';
+import { arrowLayoutOf, formatOf } from '../engine/columnar/format.js';
+import { checkedJsonlInput } from '../engine/jsonl/not-jsonl.js';
 
-export { scoreStream, type ScoreSettings } from './score-jsonl.js';
 
 const HELP = `usage: ecr score FILE|- [--config FILE] [--backend auto|webgpu|cpu|cpu-reference] [--out FILE] [--window N]
                  [--threads N] [--adapter auto|native|opengles] [--compact unorm16] [--format jsonl|parquet|arrow]
@@ -95,8 +95,8 @@ export async function main(argv: string[]): Promise<number> {
         const parseThreads = values.threads === undefined && inputBytes !== null && inputBytes <= chunk ? 0 : threads;
         scored = await scoreStream(await checkedJsonlInput(input, () => openInput(input), isRegularFile(input, inputInfo)), { config, backend, compute, windowSize: window, lineCap, threads: parseThreads, inputBytes, chunkBytes: chunk }, out.sink);
       } else {
-        // Parquet or Arrow on either side: the columnar path (src/columnar/), loaded only then.
-        const { scoreToOutput } = await import('../columnar/score-columnar.js');
+        // Parquet or Arrow on either side: the columnar path (src/engine/columnar/), loaded only then.
+        const { scoreToOutput } = await import('../engine/columnar/score-columnar.js');
         scored = await scoreToOutput(
           { file: input, format: inFormat, stream: isRegularFile(input, inputInfo) ? null : openInput(input), windowSize: window, lineCap },
           { format: outFormat, arrowLayout: arrowLayoutOf(values.out ?? '-'), sink: out.sink },

@@ -6,7 +6,7 @@
 import { startGateway } from '../server/app.js';
 import { resolveServeConfig, usage } from '../server/config.js';
 import { closeOnSignal } from '../server/shutdown.js';
-import { redactUrl } from '../redact-url.js';
+import { redactUrl } from '../core/redact-url.js';
 
 export async function main(argv: string[]): Promise<number> {
   const config = resolveServeConfig(argv);

@@ -6,8 +6,8 @@
  */
 import { BACKEND_CHOICES, type BackendChoice, type ComputeOptions } from '../backends/backend.js';
 import { getBackend } from '../backends/registry.js';
-import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../gpu/adapter.js';
-import { UsageError } from '../errors.js';
+import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../backends/webgpu/device/adapter.js';
+import { UsageError } from '../core/errors.js';
 import { checkQueueUrl, redactUrl } from '../queue/queue-url.js';
 import { checkQueueName, DEFAULT_QUEUE_NAME } from '../queue/shard-job.js';
 import { parseFlags, parseThreadsFlag, positiveIntegerFlag } from './io.js';

@@ -5,7 +5,7 @@
  * meaning) drives the similarity; a provider embedding model gives semantic similarity instead.
  */
 import type { CallOptions, Provider } from './provider.js';
-import { redactUrl } from '../redact-url.js';
+import { redactUrl } from '../core/redact-url.js';
 
 export interface Embedder {
   /** Identity for cache keys (changes when the vectors would change). */

@@ -1,6 +1,6 @@
 /** Typed failures of LLM calls. All extend EcrError so the CLI maps them to exit code 1. */
-import { EcrError } from '../errors.js';
-import { redactUrl, redactUrlsIn } from '../redact-url.js';
+import { EcrError } from '../core/errors.js';
+import { redactUrl, redactUrlsIn } from '../core/redact-url.js';
 import type { CallKind } from './provider.js';
 
 export class LlmError extends EcrError {

@@ -8,7 +8,7 @@ import {
   isMultipleChoicesRefusal, type LlmError,
 } from './errors.js';
 import { HttpTimeoutError, joinUrlPath, postText } from './http-transport.js';
-import { redactUrl } from '../redact-url.js';
+import { redactUrl } from '../core/redact-url.js';
 import type { CallKind, CallOptions, ChatChoice, ChatRequest, ChatResult, ContentlessChoice, Provider, TokenLogprob, TopLogprob, Usage } from './provider.js';
 import { DEFAULT_RETRY_POLICY, backoffDelayMs, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
 

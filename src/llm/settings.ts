@@ -2,8 +2,8 @@
  * Provider settings from flags and environment: flags win, then ECR_* variables, then the
  * OPENAI_* ones that OpenAI-compatible tools already use.
  */
-import { UsageError } from '../errors.js';
-import { redactUrl } from '../redact-url.js';
+import { UsageError } from '../core/errors.js';
+import { redactUrl } from '../core/redact-url.js';
 import { OpenAICompatibleProvider, type OpenAICompatibleOptions } from './openai-compatible.js';
 
 export interface ProviderFlags {

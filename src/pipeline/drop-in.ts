@@ -3,7 +3,7 @@
  * K answers and `selectBest(candidates, prompt, llm)` unrolls and scores given answers and returns
  * the most coherent admissible one, where `llm` is a plain `async (messages) => string`.
  */
-import { EcrError } from '../errors.js';
+import { EcrError } from '../core/errors.js';
 import { FunctionProvider, type LlmFunction } from '../llm/function-provider.js';
 import { sampleChoices } from '../llm/sample-choices.js';
 import { NoSurvivingCandidatesError } from './errors.js';

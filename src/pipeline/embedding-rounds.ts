@@ -8,7 +8,7 @@
  * Only texts that miss the per-text cache are queued (the caller queues from inside the cache's
  * single-flight load), so cached texts cost nothing and a text two candidates share is sent once.
  */
-import { EcrError } from '../errors.js';
+import { EcrError } from '../core/errors.js';
 
 interface Queued {
   text: string;

@@ -1,4 +1,4 @@
-import { EcrError } from '../errors.js';
+import { EcrError } from '../core/errors.js';
 
 /** Every candidate failed (generation, unroll or evaluation) after retries; nothing to select. */
 export class NoSurvivingCandidatesError extends EcrError {

@@ -6,13 +6,14 @@
  */
 import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
-import type { Batch } from '../batch.js';
-import { toResolvedConfig, type EcrConfig, type ResolvedConfig } from '../config.js';
-import { metricValuesAt, weightsObject, type MetricValues } from '../score.js';
+import type { Batch } from '../core/batch.js';
+import { toResolvedConfig, type EcrConfig, type ResolvedConfig } from '../core/config.js';
+import { weightsObject } from '../engine/score-batch.js';
+import { metricValuesAt, type MetricValues } from '../core/batch.js';
 import type { BackendChoice } from '../backends/backend.js';
-import { EcrError } from '../errors.js';
-import { scoreBatch } from '../score.js';
-import type { SelectionReason } from '../select.js';
+import { EcrError } from '../core/errors.js';
+import { scoreBatch } from '../engine/score-batch.js';
+import type { SelectionReason } from '../core/select.js';
 import {
   KeyedCache, NAMESPACE_RE, TieredCache, canonicalJson, choicesCodec, float32Codec, float64Codec, stepCodec, tupleKey,
   type CacheControl, type CacheStats, type RedisStore,

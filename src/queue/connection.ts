@@ -5,8 +5,8 @@
  * takes over.
  */
 import { Redis } from 'ioredis';
-import { EcrError } from '../errors.js';
-import { checkDatabase, isSelectRefused, parseRedisUrl, RedisDatabaseError } from '../redis-url.js';
+import { EcrError } from '../core/errors.js';
+import { checkDatabase, isSelectRefused, parseRedisUrl, RedisDatabaseError } from '../cache/redis-url.js';
 import { redactUrl } from './queue-url.js';
 
 /** The server could not be reached (exit 1, as for an unreachable LLM server). */

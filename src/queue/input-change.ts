@@ -7,7 +7,7 @@
  * failed shard, so the message names the real cause.
  */
 import { stat } from 'node:fs/promises';
-import { InputError } from '../errors.js';
+import { InputError } from '../core/errors.js';
 
 /** The size and mtime an input had when its shards were planned. */
 export interface InputStamp { size: number; mtimeMs: number }

@@ -2,7 +2,7 @@
  * The submitter's progress line across all workers: shards done, records per second, ETA and
  * the number of connected workers, rewritten in place on a terminal; nothing on a pipe or a file.
  */
-import { startWaitNote } from '../cli/wait-note.js';
+import { startWaitNote } from '../engine/io/wait-note.js';
 
 export interface ProgressState {
   shardsDone: number;

@@ -1,9 +1,9 @@
 /** The `--queue` URL: checked before anything heavy is loaded, and shown without its password. */
-import { parseRedisUrl, type RedisTarget } from '../redis-url.js';
-import { UsageError } from '../errors.js';
+import { parseRedisUrl, type RedisTarget } from '../cache/redis-url.js';
+import { UsageError } from '../core/errors.js';
 
 /** A URL without its credentials, for messages (the one redactor of src/redact-url.ts). */
-export { redactUrl } from '../redact-url.js';
+export { redactUrl } from '../core/redact-url.js';
 
 /**
  * Checks `--queue URL` as the cache checks `--redis` (src/redis-url.ts: redis://, rediss://,

@@ -17,8 +17,9 @@ import { copyFile, link, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, ut
 import { once } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
-import { UsageError } from '../errors.js';
-import { describeFsError, OutputWriteError, type Sink } from '../cli/io.js';
+import { UsageError } from '../core/errors.js';
+import { describeFsError } from '../engine/io/fs-error.js';
+import { OutputWriteError, type Sink } from '../engine/io/sink.js';
 import type { ShardJob } from './shard-job.js';
 
 export const RUN_PREFIX = 'ecr-run-';

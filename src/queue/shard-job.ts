@@ -4,7 +4,7 @@
  * A payload holds paths in the shared work directory, a byte range and a few numbers, never
  * records: Redis memory grows with the number of shards, not with the data.
  */
-import { ConfigError, EcrError, InputError, UsageError } from '../errors.js';
+import { ConfigError, EcrError, InputError, UsageError } from '../core/errors.js';
 
 /** Bumped when the payload changes, so an older worker refuses a job it would misread. */
 export const SHARD_JOB_FORMAT = 2;

@@ -18,7 +18,7 @@
  * fails on it anyway, in the worker that scores it, with the single-process message.
  */
 import { createReadStream } from 'node:fs';
-import { GroupKeys } from '../records/group-keys.js';
+import { GroupKeys } from '../engine/group-keys.js';
 import { BLANK, FALLBACK, groupOfValue, scanGroup, type GroupValue } from './group-scan.js';
 
 export interface ShardRange {

@@ -15,9 +15,9 @@
 import { stat } from 'node:fs/promises';
 import { Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { EcrError } from '../errors.js';
-import { plural } from '../plural.js';
-import { RedisDatabaseError } from '../redis-url.js';
+import { EcrError } from '../core/errors.js';
+import { plural } from '../core/plural.js';
+import { RedisDatabaseError } from '../cache/redis-url.js';
 import { DEFAULT_QUEUE_NAME, decodeFailure, shardJobId, type ShardJob, type ShardResult } from './shard-job.js';
 import { queueClient, queueErrorHandler } from './connection.js';
 import { inputChange } from './input-change.js';

@@ -20,8 +20,8 @@ import { ECR_PREFIX, registerModels } from './models.js';
 import { passThrough } from './passthrough.js';
 import { registerLoopGuard, upstreamIsSelf } from './loop.js';
 import { ecrMetrics } from '../monitoring/process-metrics.js';
-import { UsageError } from '../errors.js';
-import { redactUrl } from '../redact-url.js';
+import { UsageError } from '../core/errors.js';
+import { redactUrl } from '../core/redact-url.js';
 
 export { redactUrl };
 

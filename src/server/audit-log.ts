@@ -1,6 +1,6 @@
 /**
  * `ecr serve --audit-log FILE`: one line per scored candidate of every ECR request, in the format
- * of ECR-SPEC section 8.1 (src/calibration/audit-log.ts), so that `ecr calibrate` and
+ * of ECR-SPEC section 8.1 (src/core/audit-line.ts), so that `ecr calibrate` and
  * `ecr maturity` read production traffic directly. Nothing from the prompt or the answers is
  * written unless the server runs with --log-prompts (then the request's messages go on each line).
  *
@@ -11,10 +11,10 @@
  */
 import { closeSync, openSync } from 'node:fs';
 import { pino } from 'pino';
-import { toResolvedConfig, type EcrConfig, type ResolvedConfig } from '../config.js';
-import { pCorrectOf } from '../calibration/probability-map.js';
-import { formatAuditLogLine } from '../calibration/audit-log.js';
-import { UsageError } from '../errors.js';
+import { toResolvedConfig, type EcrConfig, type ResolvedConfig } from '../core/config.js';
+import { pCorrectOf } from '../core/probability-map.js';
+import { formatAuditLogLine } from '../core/audit-line.js';
+import { UsageError } from '../core/errors.js';
 import type { ChatMessage } from '../llm/provider.js';
 import type { PipelineResult } from '../pipeline/pipeline.js';
 

@@ -5,13 +5,13 @@
  * "defaults": {per-request ECR settings}, "scoring": {ECR-SPEC section 4 configuration}}`.
  */
 import { readFileSync } from 'node:fs';
-import { parseArgs } from '../cli/parse-args.js';
-import { CONFIG_KEYS, resolveConfig, type EcrConfig } from '../config.js';
-import { ConfigError, UsageError } from '../errors.js';
+import { parseArgs } from '../core/parse-args.js';
+import { CONFIG_KEYS, resolveConfig, type EcrConfig } from '../core/config.js';
+import { ConfigError, UsageError } from '../core/errors.js';
 import { checkRedisUrl, REDIS_DEFAULTS } from '../cache/redis-store.js';
 import { ApiError } from './errors.js';
 import { joinUrlPath } from '../llm/http-transport.js';
-import { redactUrl } from '../redact-url.js';
+import { redactUrl } from '../core/redact-url.js';
 import { parseEcrSettings, type EcrSettings } from './request-settings.js';
 
 type Kind = 'string' | 'int' | 'number' | 'boolean' | 'list';

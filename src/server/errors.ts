@@ -3,10 +3,10 @@
  * official SDKs turn into their per-status classes (BadRequestError, AuthenticationError,
  * RateLimitError, InternalServerError, ...), and the mapping from pipeline and upstream failures.
  */
-import { ConfigError, EcrError } from '../errors.js';
+import { ConfigError, EcrError } from '../core/errors.js';
 import { LlmHttpError, LlmTimeoutError } from '../llm/errors.js';
 import { NoSurvivingCandidatesError, RequestCancelledError } from '../pipeline/errors.js';
-import { redactUrlsIn } from '../redact-url.js';
+import { redactUrlsIn } from '../core/redact-url.js';
 
 export type ApiErrorType = 'invalid_request_error' | 'authentication_error' | 'rate_limit_error' | 'upstream_error' | 'timeout_error' | 'server_error' | 'service_unavailable';
 

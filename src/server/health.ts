@@ -8,7 +8,7 @@ import { ecrMetrics } from '../monitoring/process-metrics.js';
 import type { Gateway } from './gateway.js';
 import { getJson } from './upstream.js';
 import { joinUrlPath } from '../llm/http-transport.js';
-import { redactUrlsIn } from '../redact-url.js';
+import { redactUrlsIn } from '../core/redact-url.js';
 
 export function registerHealth(app: FastifyInstance, gw: Gateway): void {
   app.get('/health/liveliness', async () => ({ status: 'ok' }));

@@ -5,7 +5,7 @@ import { ApiError } from './errors.js';
 import type { Gateway } from './gateway.js';
 import { UpstreamUnreachableError, getJson } from './upstream.js';
 import { joinUrlPath } from '../llm/http-transport.js';
-import { redactUrl } from '../redact-url.js';
+import { redactUrl } from '../core/redact-url.js';
 
 export const ECR_PREFIX = 'ecr/';
 

@@ -3,8 +3,8 @@
  * `ecr` object, which the OpenAI SDKs send through `extra_body`, or the `x-ecr-config` header) and
  * the OpenAI request fields ECR honours. Every rejection names the field (OpenAI's `param`).
  */
-import { PRESETS, resolveConfig, type EcrConfig, type PresetName } from '../config.js';
-import { ConfigError } from '../errors.js';
+import { PRESETS, resolveConfig, type EcrConfig, type PresetName } from '../core/config.js';
+import { ConfigError } from '../core/errors.js';
 import { NAMESPACE_RE } from '../cache/redis-keys.js';
 import type { CacheControl } from '../cache/tiered-cache.js';
 import type { ChatMessage, SamplingParams } from '../llm/provider.js';

@@ -2,12 +2,12 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkRecord, type CheckedRecord, type TrajectoryRecord } from '../../src/records/record.js';
-import { ShapeBucket } from '../../src/records/packer.js';
-import { GroupKeys } from '../../src/records/score-records.js';
+import { checkRecord, type CheckedRecord, type TrajectoryRecord } from '../../src/engine/record.js';
+import { ShapeBucket } from '../../src/engine/packer.js';
+import { GroupKeys } from '../../src/engine/score-records.js';
 import { expect } from 'vitest';
-import type { Batch } from '../../src/batch.js';
-import type { BatchResult } from '../../src/score.js';
+import type { Batch } from '../../src/core/batch.js';
+import type { BatchResult } from '../../src/engine/score-batch.js';
 
 export const FIXTURE_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
 

@@ -23,9 +23,10 @@
  * max-abs-change mode this is the trace-mode C (as the cpu-reference oracle returns it).
  */
 import { availableParallelism } from 'node:os';
-import type { Batch, FloatArray, MetricArrays } from '../../batch.js';
-import { allocMetrics, checkComputeOptions } from '../../batch.js';
-import { effectiveDmax, type ResolvedConfig } from '../../config.js';
+import type { Batch, FloatArray, MetricArrays } from '../../core/batch.js';
+import { allocMetrics } from '../../core/batch.js';
+import { checkComputeOptions } from '../backend.js';
+import { effectiveDmax, type ResolvedConfig } from '../../core/config.js';
 import type { BackendOutput, ComputeOptions, ScoreBackend } from '../backend.js';
 import {
   EVB_MAX_ABS_CHANGE, EVB_TRACE, SHRINK_IDENTITY, SHRINK_LEDOIT_WOLF, SHRINK_SCALED_IDENTITY,

@@ -11,7 +11,7 @@
  * the loops are read into locals first: V8 does not hoist those property loads past the
  * typed-array stores, and hoisting them took a third off the single-thread time.
  */
-import type { FloatArray, MetricArrays } from '../../batch.js';
+import type { FloatArray, MetricArrays } from '../../core/batch.js';
 
 /** A block's E (BLOCK * T * m * 8 bytes, 160 KiB at T=5, m=8) stays in L2 across the metric passes; 512 measured a few % faster than 32 or 128. */
 const BLOCK = 512;

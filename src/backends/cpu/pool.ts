@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { EcrError } from '../../errors.js';
+import { EcrError } from '../../core/errors.js';
 import type { KernelJob } from './kernel.js';
 import type { WorkerReply, WorkerRequest } from './worker.js';
 

@@ -4,7 +4,7 @@
  * (or fill) their batch here. Arrays in ordinary memory still work: the backend copies the
  * workers' share when that pays (see CpuBackend).
  */
-import type { Batch, FloatArray, MetricArrays } from '../../batch.js';
+import type { Batch, FloatArray, MetricArrays } from '../../core/batch.js';
 
 export type FloatDType = 'float32' | 'float64';
 

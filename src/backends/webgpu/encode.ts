@@ -3,7 +3,7 @@
  * unorm16, the ES reward differences. Plain typed-array loops,
  * no per-element objects.
  */
-import type { FloatArray } from '../../batch.js';
+import type { FloatArray } from '../../core/batch.js';
 
 // One loop per source type: a loop that sees both Float32Array and Float64Array turns
 // polymorphic in V8 and runs several times slower. Unrolled by four: measured 1.2 G values/s

@@ -4,15 +4,16 @@
  * the process can exit. Public options are few (compact, adapter, chunkTrajectories); kernel
  * tuning is an internal second argument (tuning.ts) for benchmarks and tests.
  */
-import { checkComputeOptions, type Batch } from '../../batch.js';
-import type { ResolvedConfig } from '../../config.js';
-import { GpuError, UsageError } from '../../errors.js';
-import { openDevice, reportAdapterChoice, type AdapterPreference } from '../../gpu/adapter.js';
-import { BufferPool } from '../../gpu/buffer-pool.js';
-import { GpuDevice } from '../../gpu/device.js';
-import { readWebGpuEnv } from '../../gpu/env.js';
-import { PipelineCache } from '../../gpu/pipeline-cache.js';
-import { BufferUsage } from '../../gpu/usage.js';
+import type { Batch } from '../../core/batch.js';
+import { checkComputeOptions } from '../backend.js';
+import type { ResolvedConfig } from '../../core/config.js';
+import { GpuError, UsageError } from '../../core/errors.js';
+import { openDevice, reportAdapterChoice, type AdapterPreference } from './device/adapter.js';
+import { BufferPool } from './device/buffer-pool.js';
+import { GpuDevice } from './device/device.js';
+import { readWebGpuEnv } from './device/env.js';
+import { PipelineCache } from './device/pipeline-cache.js';
+import { BufferUsage } from './device/usage.js';
 import type { BackendOutput, ComputeOptions, ScoreBackend } from '../backend.js';
 import { shapeOf } from './layout.js';
 import { MappedSteps, type MappedStepsOptions } from './mapped-steps.js';
@@ -68,7 +69,7 @@ export class WebGpuBackend implements ScoreBackend {
   private readonly options: WebGpuBackendOptions;
   private readonly tuning: WebGpuTuning;
 
-  /** `tuning` is internal (tuning.ts): benchmarks and tests only. The environment fills what neither sets (src/gpu/env.ts). */
+  /** `tuning` is internal (tuning.ts): benchmarks and tests only. The environment fills what neither sets (src/backends/webgpu/device/env.ts). */
   constructor(options: WebGpuBackendOptions = {}, tuning: WebGpuTuning = {}) {
     const env = readWebGpuEnv();
     if (options.compact !== undefined && options.compact !== 'unorm16') throw new UsageError(`compact must be "unorm16", got ${JSON.stringify(options.compact)}`);

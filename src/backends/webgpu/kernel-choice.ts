@@ -5,7 +5,7 @@
  * for 'components'); else 'staged' where the staging fits; else 'general', which runs anything.
  * Asking for a kernel that cannot run is a UsageError, never a silent substitute.
  */
-import { UsageError } from '../../errors.js';
+import { UsageError } from '../../core/errors.js';
 import { lanesPerTrajectory, lanesUnfit, type LaneLayout } from './programs/lanes.js';
 import { STAGED_MAX_M, STAGED_MAX_T, stagedWorkgroupSize } from './programs/staged.js';
 import { TS_EMB_MAX_T, TS_EMB_TPT, tsEmbeddingsWorkgroupSize } from './programs/ts-embeddings.js';

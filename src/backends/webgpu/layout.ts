@@ -3,8 +3,8 @@
  * (each segment at a 256-byte aligned offset, bound as its own binding), the outputs one device
  * buffer and one readback buffer.
  */
-import type { Batch } from '../../batch.js';
-import { alignUp, type ChunkedBinding } from '../../gpu/dispatch.js';
+import type { Batch } from '../../core/batch.js';
+import { alignUp, type ChunkedBinding } from './device/dispatch.js';
 
 export const SEGMENT_ALIGN = 256;
 

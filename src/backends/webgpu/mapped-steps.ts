@@ -5,10 +5,10 @@
  * and maps them again before it returns; mapAsync(WRITE) shows the buffers' current contents, so
  * what the caller wrote is still there afterwards.
  */
-import type { Batch } from '../../batch.js';
-import { GpuError, UsageError } from '../../errors.js';
-import type { GpuDevice } from '../../gpu/device.js';
-import { BufferUsage, MapMode } from '../../gpu/usage.js';
+import type { Batch } from '../../core/batch.js';
+import { GpuError, UsageError } from '../../core/errors.js';
+import type { GpuDevice } from './device/device.js';
+import { BufferUsage, MapMode } from './device/usage.js';
 import { CHUNK_ALIGN } from './plan.js';
 import type { MappedStepsSource } from './stream.js';
 

@@ -9,11 +9,11 @@
  * could only be thrown away; it cost 26% of the H200 kernel time (0.98 vs 0.72 ms at 10M) and 37%
  * on the software adapter here, and was removed (see the WebGPU README, "Selection").
  */
-import type { Batch } from '../../batch.js';
-import type { ResolvedConfig } from '../../config.js';
-import { BackendUnavailableError } from '../../errors.js';
-import type { DeviceLimits } from '../../gpu/device.js';
-import { maxChunkTrajectories, planChunks, refoldDispatch, type Chunk, type Dispatch2D } from '../../gpu/dispatch.js';
+import type { Batch } from '../../core/batch.js';
+import type { ResolvedConfig } from '../../core/config.js';
+import { BackendUnavailableError } from '../../core/errors.js';
+import type { DeviceLimits } from './device/device.js';
+import { maxChunkTrajectories, planChunks, refoldDispatch, type Chunk, type Dispatch2D } from './device/dispatch.js';
 import { chooseMetricsKernel, laneLayoutOf, usesSubgroups, type KernelCaps } from './kernel-choice.js';
 import { chunkedBindings, shapeOf, type BatchShape } from './layout.js';
 import { COVARIANCE_WG, covarianceProgram } from './programs/covariance.js';

@@ -5,13 +5,13 @@
  * program's declared bindings by name from the chunk's resources (programs/program.ts). Nothing
  * here decides what runs: kernels, chunks, dispatches and uniforms all come from the plan.
  */
-import type { Batch, MetricArrays } from '../../batch.js';
-import { GpuError } from '../../errors.js';
-import type { BufferPool } from '../../gpu/buffer-pool.js';
-import type { GpuDevice } from '../../gpu/device.js';
-import { alignUp, hostArray, type Chunk } from '../../gpu/dispatch.js';
-import type { PipelineCache } from '../../gpu/pipeline-cache.js';
-import { BufferUsage, MapMode } from '../../gpu/usage.js';
+import type { Batch, MetricArrays } from '../../core/batch.js';
+import { GpuError } from '../../core/errors.js';
+import type { BufferPool } from './device/buffer-pool.js';
+import type { GpuDevice } from './device/device.js';
+import { alignUp, hostArray, type Chunk } from './device/dispatch.js';
+import type { PipelineCache } from './device/pipeline-cache.js';
+import { BufferUsage, MapMode } from './device/usage.js';
 import { encodeRewardDiff, encodeUnorm16Range } from './encode.js';
 import { inputLayout, metricStride, metricsOutputBytes, outputLayout, type BatchShape, type InputName, type Segment } from './layout.js';
 import { UNIFORM_STRIDE, type ChunkPlan, type Plan } from './plan.js';

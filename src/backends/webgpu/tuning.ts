@@ -3,7 +3,7 @@
  * package's public surface (src/index.ts does not export it; WebGpuBackendOptions holds what a
  * user needs). Every field is optional; `checkTuning` rejects malformed values with a UsageError.
  */
-import { UsageError } from '../../errors.js';
+import { UsageError } from '../../core/errors.js';
 
 /**
  * Metrics kernels. Fast paths (T <= 16, m <= 32): 'rows' / 'components' (lane kernels with

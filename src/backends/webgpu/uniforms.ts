@@ -6,7 +6,7 @@
  * array<vec4<f32>, N>: 16 N bytes, aligned 16); test/webgpu-program.test.ts checks the offsets
  * against those rules field by field.
  */
-import { effectiveDmax, type ResolvedConfig } from '../../config.js';
+import { effectiveDmax, type ResolvedConfig } from '../../core/config.js';
 
 type FieldType = 'u32' | 'f32' | { vec4Array: number };
 

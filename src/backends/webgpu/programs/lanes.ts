@@ -5,7 +5,7 @@
  * (one lane per component, any m <= 32). Exchanges: subgroup shuffles, or workgroup memory
  * ('-emulated': slow; it runs the same logic on adapters without subgroups, for tests).
  */
-import { UsageError } from '../../../errors.js';
+import { UsageError } from '../../../core/errors.js';
 import { Bind } from './bindings.js';
 import type { Program } from './program.js';
 

@@ -6,9 +6,9 @@
  * number is never written by hand (the pattern of onnxruntime-web's ProgramInfo and
  * tfjs-backend-webgpu's WebGPUProgram). No device code: the streamer creates the objects.
  */
-import { GpuError } from '../../../errors.js';
-import type { PipelineSpec } from '../../../gpu/pipeline-cache.js';
-import { ShaderStage } from '../../../gpu/usage.js';
+import { GpuError } from '../../../core/errors.js';
+import type { PipelineSpec } from '../device/pipeline-cache.js';
+import { ShaderStage } from '../device/usage.js';
 import { paramsWgsl } from '../uniforms.js';
 
 export type BindingAccess = 'uniform' | 'read' | 'read_write';
