@@ -12,6 +12,7 @@ import type { ResolvedConfig } from '../core/config.js';
 import { InputError, UsageError, type InputLocation } from '../core/errors.js';
 import { formatOf, type DataFormat } from '../engine/columnar/format.js';
 import type { BackendChoice } from '../backends/backend.js';
+import type { BackendOptions } from '../backends/options.js';
 import { checkRecord, parseJsonLine, type TrajectoryRecord } from '../engine/record.js';
 import { refuseNotJsonl, SIGNATURE_BYTES } from '../engine/jsonl/not-jsonl.js';
 import { scoreRecords } from '../engine/score-records.js';
@@ -57,6 +58,8 @@ export interface ReadOptions {
   /** Label field name (default "correct"), looked up at the top level, then in `meta`. */
   labels?: string;
   backend?: BackendChoice;
+  /** Options of the backend instances that score raw trajectories; default: the defaults. */
+  backendOptions?: BackendOptions;
   /** Input format (default: by the file's extension, as ecr score decides it). */
   format?: DataFormat;
 }
@@ -197,7 +200,7 @@ export async function readCalibrationSet(file: string, opts: ReadOptions): Promi
 
   if (records.length === 0) throw new InputError(`${file === '-' ? 'stdin' : file} has no records (${format === 'jsonl' ? 'no non-blank lines' : 'no rows'})`);
   if (kind === 'trajectories') {
-    const scored = await scoreRecords(trajectories, opts.config, { backend: opts.backend ?? 'auto' });
+    const scored = await scoreRecords(trajectories, opts.config, { backend: opts.backend ?? 'auto', backendOptions: opts.backendOptions });
     scored.results.forEach((r, i) => { records[i].metrics = [r.EVB, r.CR, r.TS, r.ES, r.PD]; });
   }
   return {

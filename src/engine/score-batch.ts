@@ -5,12 +5,14 @@
 import { metricValuesAt, validateBatch, type Batch, type MetricArrays, type MetricValues } from '../core/batch.js';
 import { checkConfigAgainstShape, toResolvedConfig, type EcrConfig, type ResolvedConfig, type Weights } from '../core/config.js';
 import type { BackendChoice, BackendName } from '../backends/backend.js';
-import { chooseBackend, getBackend } from '../backends/registry.js';
+import { chooseBackend, getBackend, type BackendOptions } from '../backends/registry.js';
 import { UsageError } from '../core/errors.js';
 import { GroupSelector, type GroupSelection, type SelectionReason } from '../core/select.js';
 
 export interface ScoreOptions {
   backend?: BackendChoice;
+  /** Options of the backend instances to score on (adapter, threads, ...); default: the defaults. */
+  backendOptions?: BackendOptions;
   /** Return the shrunk covariance matrices in `metrics.covariance`. */
   covariance?: boolean;
   /** Upload E to the GPU as unorm16 (webgpu only; ignored by the CPU backends, which read E exactly). */
@@ -63,8 +65,8 @@ export async function scoreBatch(batch: Batch, config?: EcrConfig | ResolvedConf
   const cfg = toResolvedConfig(config);
   if (!options.trusted) validateBatch(batch);
   checkConfigAgainstShape(cfg, batch.m);
-  const name = await chooseBackend(options.backend ?? 'auto', batch);
-  const backend = await getBackend(name);
+  const name = await chooseBackend(options.backend ?? 'auto', batch, options.backendOptions);
+  const backend = await getBackend(name, options.backendOptions);
   const out = batch.n === 0 ? emptyOutput() : await backend.computeMetrics(batch, cfg, { covariance: options.covariance, compact: options.compact });
   return finishBatch(batch, cfg, name, out, options);
 }
@@ -86,7 +88,7 @@ export function finishBatch(
   batch: Batch,
   cfg: ResolvedConfig,
   backend: BackendName,
-  out: MetricArrays & { admissible?: Uint8Array; groupSelected?: Int32Array },
+  out: MetricArrays,
   options: ScoreOptions = {},
 ): BatchResult {
   const n = batch.n;

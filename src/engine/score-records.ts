@@ -7,7 +7,7 @@ import { allocMetrics, type MetricArrays } from '../core/batch.js';
 import { checkRecordShape, toResolvedConfig, type EcrConfig, type ResolvedConfig } from '../core/config.js';
 import { UsageError } from '../core/errors.js';
 import type { BackendChoice, BackendName, ComputeOptions } from '../backends/backend.js';
-import { chooseBackend, getBackend } from '../backends/registry.js';
+import { chooseBackend, getBackend, type BackendOptions } from '../backends/registry.js';
 import { GroupSelector } from '../core/select.js';
 import { buildAudit, checkOptionsObject, type AuditTrace } from './score-batch.js';
 import { metricValuesAt, type MetricValues } from '../core/batch.js';
@@ -41,6 +41,7 @@ export async function scoreWindow(
   selector: GroupSelector,
   locate: Locate = (i) => ({ record: i }),
   compute: ComputeOptions = {},
+  backendOptions?: BackendOptions,
 ): Promise<WindowScores> {
   const n = records.length;
   const metrics = allocMetrics(n);
@@ -62,9 +63,9 @@ export async function scoreWindow(
   const used = new Set<BackendName>();
   for (const bucket of buckets.values()) {
     const batch = bucket.toBatch();
-    const name = await chooseBackend(backend, batch);
+    const name = await chooseBackend(backend, batch, backendOptions);
     used.add(name);
-    const out = await (await getBackend(name)).computeMetrics(batch, config, compute);
+    const out = await (await getBackend(name, backendOptions)).computeMetrics(batch, config, compute);
     bucket.indices.forEach((j, k) => {
       metrics.evb[j] = out.evb[k]; metrics.cr[j] = out.cr[k]; metrics.ts[j] = out.ts[k];
       metrics.es[j] = out.es[k]; metrics.pd[j] = out.pd[k]; metrics.cci[j] = out.cci[k];
@@ -97,7 +98,7 @@ export interface RecordsResult {
 export async function scoreRecords(
   records: readonly TrajectoryRecord[],
   config?: EcrConfig | ResolvedConfig | unknown,
-  options: { backend?: BackendChoice; compact?: 'unorm16' } = {},
+  options: { backend?: BackendChoice; compact?: 'unorm16'; backendOptions?: BackendOptions } = {},
 ): Promise<RecordsResult> {
   if (!Array.isArray(records)) throw new UsageError(`scoreRecords: records must be an array of trajectory objects, got ${records === null ? 'null' : typeof records}`);
   checkOptionsObject('scoreRecords', options);
@@ -105,7 +106,7 @@ export async function scoreRecords(
   const checked = records.map((r, i) => checkRecord(r, { record: i }, i));
   const groups = new GroupKeys();
   const selector = new GroupSelector(cfg.tau);
-  const w = await scoreWindow(checked, 0, cfg, options.backend ?? 'auto', groups, selector, undefined, options.compact ? { compact: options.compact } : {});
+  const w = await scoreWindow(checked, 0, cfg, options.backend ?? 'auto', groups, selector, undefined, options.compact ? { compact: options.compact } : {}, options.backendOptions);
   const selections = selector.results();
   const selected = new Set(selections.map((s) => s.selectedIndex));
   const groupNames = groups.keys;

@@ -14,7 +14,7 @@ import type { Readable } from 'node:stream';
 import { Int64, type RecordBatch, type Schema } from 'apache-arrow';
 import { allocateSharedMetrics } from '../../backends/cpu/shared.js';
 import type { BackendChoice, ComputeOptions } from '../../backends/backend.js';
-import { chooseBackend, getBackend } from '../../backends/registry.js';
+import { chooseBackend, getBackend, type BackendOptions } from '../../backends/registry.js';
 import { pCorrectOf } from '../../core/probability-map.js';
 import { checkRecordShape, type ResolvedConfig } from '../../core/config.js';
 import { EcrError, InputError, type InputLocation } from '../../core/errors.js';
@@ -124,6 +124,16 @@ export interface ScoreSettings {
   config: ResolvedConfig;
   backend: BackendChoice;
   compute: ComputeOptions;
+  /** Options of the backend instances (adapter, threads, ...); the cpu backend is always asked to offload. */
+  backendOptions?: BackendOptions;
+}
+
+/**
+ * The main thread reads and checks the next block while a block scores: the cpu backend then
+ * computes on its workers only (CpuBackendOptions.offload), leaving the calling thread free.
+ */
+function offloaded(options: BackendOptions | undefined): BackendOptions {
+  return { ...options, cpu: { ...options?.cpu, offload: true } };
 }
 
 /** Scores one block: one backend call per shape, then each row offered to the selector. */
@@ -136,11 +146,12 @@ export async function scoreBlock(block: ScoringBlock, s: ScoreSettings, groups: 
     const b = part.batch;
     const j0 = part.rows ? part.rows[0] : 0;
     checkRecordShape(s.config, b.m, () => ({ ...locate(j0), id: String(block.idOf(j0)) }));
-    const backend = await getBackend(await chooseBackend(s.backend, b));
+    const backendOptions = offloaded(s.backendOptions);
+    const backend = await getBackend(await chooseBackend(s.backend, b, backendOptions), backendOptions);
     if (part.rows === null) {
-      await backend.computeMetrics(b, s.config, { ...s.compute, out: metrics, offload: true });
+      await backend.computeMetrics(b, s.config, { ...s.compute, out: metrics });
     } else {
-      const out = await backend.computeMetrics(b, s.config, { ...s.compute, offload: true });
+      const out = await backend.computeMetrics(b, s.config, s.compute);
       const rows = part.rows;
       for (let k = 0; k < rows.length; k++) {
         const j = rows[k];
@@ -170,7 +181,7 @@ export async function scoreToOutput(input: InputSpec, output: OutputSpec, s: Sco
   const source = await openBatchInput(input, { reuseMemory: true });
   // The schema is fine: the cpu backend's workers boot while the first batch is read. (Only the
   // cpu backend: opening a GPU device for an input that fails its first row would be wasted.)
-  if (s.backend === 'cpu') (await getBackend('cpu')).warmUp?.();
+  if (s.backend === 'cpu') (await getBackend('cpu', offloaded(s.backendOptions))).warmUp?.();
   const groups = new GroupKeys();
   const selector = new GroupSelector(s.config.tau);
   const store = new ResultStore();

@@ -9,7 +9,7 @@ import type { Batch, MetricArrays } from '../../core/batch.js';
 import { allocMetrics } from '../../core/batch.js';
 import { checkRecordShape, type ResolvedConfig } from '../../core/config.js';
 import type { BackendChoice, BackendName, ComputeOptions } from '../../backends/backend.js';
-import { chooseBackend, getBackend } from '../../backends/registry.js';
+import { chooseBackend, getBackend, type BackendOptions } from '../../backends/registry.js';
 import { allocateSharedMetrics, sharedFloat64 } from '../../backends/cpu/shared.js';
 import type { GroupSelector } from '../../core/select.js';
 import type { GroupKeys } from '../group-keys.js';
@@ -167,7 +167,7 @@ export class PackedWindow {
    * Scores the window, whose first record has input index `firstIndex`, offers each record to
    * `selector`, and empties the window.
    */
-  async score(firstIndex: number, config: ResolvedConfig, backend: BackendChoice, selector: GroupSelector, compute: ComputeOptions): Promise<ScoredWindow> {
+  async score(firstIndex: number, config: ResolvedConfig, backend: BackendChoice, selector: GroupSelector, compute: ComputeOptions, backendOptions?: BackendOptions): Promise<ScoredWindow> {
     const n = this.size;
     const metrics = allocMetrics(n);
     const admissible = new Uint8Array(n);
@@ -186,9 +186,9 @@ export class PackedWindow {
       }
       for (const b of this.used) {
         const batch = b.toBatch();
-        const name = await chooseBackend(backend, batch);
+        const name = await chooseBackend(backend, batch, backendOptions);
         backends.add(name);
-        const out = await (await getBackend(name)).computeMetrics(batch, config, { ...compute, out: b.outputs() });
+        const out = await (await getBackend(name, backendOptions)).computeMetrics(batch, config, { ...compute, out: b.outputs() });
         const pos = b.positions;
         for (let k = 0; k < b.size; k++) {
           const j = pos[k];

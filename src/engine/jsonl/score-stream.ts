@@ -20,6 +20,7 @@ import type { Readable } from 'node:stream';
 import type { ResolvedConfig } from '../../core/config.js';
 import { InputError } from '../../core/errors.js';
 import type { BackendChoice, ComputeOptions } from '../../backends/backend.js';
+import type { BackendOptions } from '../../backends/options.js';
 import { GroupSelector } from '../../core/select.js';
 import { GroupKeys } from '../group-keys.js';
 import { DEFAULT_CHUNK_BYTES, lineChunks, type SkippedLine } from './jsonl-chunks.js';
@@ -35,6 +36,8 @@ export interface ScoreSettings {
   config: ResolvedConfig;
   backend: BackendChoice;
   compute: ComputeOptions;
+  /** Options of the backend instances (adapter, threads, ...); default: the defaults. */
+  backendOptions?: BackendOptions;
   windowSize: number;
   lineCap: number;
   /** Parse worker threads; 0 parses on the calling thread. */
@@ -121,7 +124,7 @@ export async function scoreStream(source: Readable, s: ScoreSettings, sink: Sink
   const flush = async () => {
     if (window.size === 0) return;
     if (errors.length > 0) { window.clear(); return; }
-    const w = await window.score(scored, s.config, s.backend, selector, s.compute);
+    const w = await window.score(scored, s.config, s.backend, selector, s.compute, s.backendOptions);
     const bad = firstNonFinite(w.metrics, w.admissible.length);
     if (bad) throw new NonFiniteResultError(bad.metric, bad.value, w.lineOf[bad.index], idOfHead(w.heads.slice(w.headEnds[bad.index], w.headEnds[bad.index + 1])));
     for (const b of w.backends) backendsUsed.add(b);
