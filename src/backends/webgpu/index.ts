@@ -76,7 +76,7 @@ export class WebGpuBackend implements ScoreBackend {
     exposeInternals(this, {
       device: async () => (await this.ready()).gpu,
       planFor: async (batch, config, compute = {}) => this.planOn(await this.ready(), batch, config, compute.compact ?? this.options.compact, !!compute.covariance),
-      unsupported: (shape) => this.unsupported(shape),
+      unsupported: async (shape) => unsupportedOn(await this.ready(), shape),
     });
   }
 
@@ -85,13 +85,6 @@ export class WebGpuBackend implements ScoreBackend {
     const ctx = await this.ready();
     const g = ctx.gpu;
     return { adapter: g.description, kind: g.kind, choice: g.choice, timestamps: g.timestamps, subgroups: g.subgroups, subgroupMinSize: g.subgroupMinSize, robustnessDisabled: g.robustnessDisabled };
-  }
-
-  /** Why this device cannot run a batch of this shape (any kernel), or null: `auto` asks before choosing webgpu (internals.ts). */
-  private async unsupported(shape: WorkShapeQuery): Promise<string | null> {
-    const ctx = await this.ready();
-    const s = shapeOf({ t: shape.t, m: shape.m, d: shape.d, a: shape.a, embeddings: shape.d ? new Float32Array(0) : undefined, policy: shape.a ? new Float32Array(0) : undefined }, false, !!shape.covariance);
-    return unsupportedReason(s, ctx.caps.limits);
   }
 
   private planOn(ctx: RunContext, batch: Batch, config: ResolvedConfig, compact: 'unorm16' | undefined, covariance: boolean, pre?: Uint16Array): Plan {
@@ -242,6 +235,12 @@ export class WebGpuBackend implements ScoreBackend {
     ctx.pipelines.clear();
     ctx.gpu.destroy();
   }
+}
+
+/** Why this device cannot run a batch of this shape (any kernel), or null: `auto` asks before choosing webgpu. */
+function unsupportedOn(ctx: RunContext, shape: WorkShapeQuery): string | null {
+  const s = shapeOf({ t: shape.t, m: shape.m, d: shape.d, a: shape.a, embeddings: shape.d ? new Float32Array(0) : undefined, policy: shape.a ? new Float32Array(0) : undefined }, false, !!shape.covariance);
+  return unsupportedReason(s, ctx.caps.limits);
 }
 
 function emptyOutput(): BackendOutput {
