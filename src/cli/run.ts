@@ -16,7 +16,8 @@ import { providerFromSettings } from '../llm/settings.js';
 import type { SamplingParams } from '../llm/provider.js';
 import { prometheusText } from '../monitoring/process-metrics.js';
 import { checkCacheNamespace } from '../cache/namespace.js';
-import { checkRedisUrl, RedisStore } from '../cache/redis-store.js';
+import { RedisStore } from '../cache/redis-store.js';
+import { checkRedisUrlOption } from '../cache/redis-url.js';
 import type { CacheControl } from '../cache/tiered-cache.js';
 import { DeadlineExceededError, NoSurvivingCandidatesError, RequestCancelledError } from '../pipeline/errors.js';
 import { EcrPipeline } from '../pipeline/pipeline.js';
@@ -178,9 +179,7 @@ async function runCommand(argv: string[], ctx: { json: boolean; metrics: boolean
   const redisUrl = v.redis ?? process.env.ECR_REDIS_URL;
   const redisTtl = int('redis-ttl', v['redis-ttl'], 1);
   const redisTimeout = int('redis-timeout', v['redis-timeout'], 1);
-  if (redisUrl !== undefined) {
-    try { checkRedisUrl(redisUrl); } catch (e) { throw new UsageError(`--redis: ${(e as Error).message}`); }
-  }
+  if (redisUrl !== undefined) checkRedisUrlOption(redisUrl, '--redis');
 
   const provider = providerFromSettings({
     baseUrl: v['base-url'], apiKey: v['api-key'], model: v.model, embeddingModel: v['embedding-model'],
