@@ -42,8 +42,9 @@ export class RedisConnection {
   readonly client: ScriptClient;
   /** Subscriptions need a connection of their own. */
   readonly sub: Redis;
-  private readonly settings: ConnectionSettings;
+  /** Whether operations succeed: the store reports each one here. */
   readonly ops: OperationHealth;
+  private readonly settings: ConnectionSettings;
   private readonly db: number;
   private closed = false;
   /** Set once the server refused the URL's database: the tier is off for good. */
