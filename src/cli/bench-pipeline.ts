@@ -21,7 +21,8 @@ import { postText } from '../llm/http-transport.js';
 import { OpenAICompatibleProvider } from '../llm/openai-compatible.js';
 import { resetNDetection } from '../llm/sample-choices.js';
 import { LoopbackServer } from '../testing/loopback-server.js';
-import { EcrPipeline, type PipelineResult } from '../pipeline/pipeline.js';
+import { EcrPipeline } from '../pipeline/pipeline.js';
+import type { PipelineResult } from '../pipeline/types.js';
 
 const USAGE = `usage: ecr bench-pipeline [--server inproc|child] [--runs N] [--scenario small|ignore-n|small-embed|large|all] [--json]
        ecr bench-pipeline --gateway overhead|concurrency|passthrough|all [--runs N] [--duration S] [--json]
