@@ -9,7 +9,7 @@ import {
   CacheDecodeError, KeyedCache, RedisStore, TieredCache, choicesCodec, float32Codec, float64Codec, fillChannel, lockKey, redisKey, stepCodec, tupleKey,
   type CacheKind, type Codec,
 } from '../src/cache/index.js';
-import { redisConnectionOptions } from '../src/cache/redis-store.js';
+import { redisConnectionOptions } from '../src/cache/redis-url.js';
 import { redactUrl } from '../src/server/app.js';
 import { ecrMetrics, metricValue } from '../src/monitoring/process-metrics.js';
 import { freePort, redisGate, sharedRedis, startRedisServer } from './helpers/redis-server.js';

@@ -6,7 +6,7 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkDatabase, parseRedisUrl, RedisDatabaseError } from '../src/cache/redis-url.js';
+import { checkDatabase, checkRedisUrlOption, parseRedisUrl, RedisDatabaseError } from '../src/cache/redis-url.js';
 import { checkQueueUrl, redactUrl } from '../src/queue/queue-url.js';
 import { RedisStore } from '../src/cache/redis-store.js';
 import { resolveServeConfig, startGateway } from '../src/server/index.js';
@@ -42,6 +42,20 @@ describe('parseRedisUrl', () => {
     expect(checkQueueUrl('rediss://u:pw@q.example:6380/1')).toEqual({ host: 'q.example', port: 6380, username: 'u', password: 'pw', db: 1, tls: {} });
     expect(() => checkQueueUrl('redis://h:1/abc')).toThrow(/^--queue: redis URL "redis:\/\/h:1\/abc": the path is the database index/);
     expect(redactUrl('redis+sentinel://:pw@10.0.0.1:26379/m')).toBe('redis+sentinel://:***@10.0.0.1:26379/m');
+  });
+
+  it('--redis (ecr run, ecr serve) and --queue go through one check: the same URLs, the same words', () => {
+    const sentinel = 'redis+sentinel://:pw@10.0.0.1:26379,10.0.0.2:26379/mymaster/2';
+    expect(resolveServeConfig(['--upstream', 'http://127.0.0.1:9', '--redis', sentinel], {})).toMatchObject({ redis: sentinel });
+    expect(checkRedisUrlOption(sentinel, '--redis')).toEqual(checkQueueUrl(sentinel));
+    for (const bad of ['redis://h:1/abc', 'redis-cluster://h:7000', 'redis+sentinel://h/m', 'redis://:hunter2@h:1/0?x=1']) {
+      const words = (f: () => unknown) => { try { f(); } catch (err) { return (err as Error).message; } return null; };
+      const queue = words(() => checkQueueUrl(bad));
+      expect(queue).toMatch(/^--queue: redis URL /);
+      expect(queue).not.toContain('hunter2');
+      expect(words(() => resolveServeConfig(['--upstream', 'http://127.0.0.1:9', '--redis', bad], {}))).toBe(queue!.replace(/^--queue/, '--redis'));
+      expect(words(() => checkRedisUrlOption(bad, '--redis'))).toBe(queue!.replace(/^--queue/, '--redis'));
+    }
   });
 });
 

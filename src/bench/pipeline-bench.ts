@@ -18,7 +18,8 @@ import { postText } from '../llm/http-transport.js';
 import { OpenAICompatibleProvider } from '../llm/openai-compatible.js';
 import { resetNDetection } from '../llm/sample-choices.js';
 import { LoopbackServer } from '../testing/loopback-server.js';
-import { EcrPipeline, type PipelineResult } from '../pipeline/pipeline.js';
+import { EcrPipeline } from '../pipeline/pipeline.js';
+import type { PipelineResult } from '../pipeline/types.js';
 
 export type ServerMode = 'inproc' | 'child';
 

@@ -5,17 +5,15 @@
  * change never reads old entries as new. A key's lock and its fill channel are the key with a
  * suffix, which no data key can have (data keys end in the hash).
  */
+import { checkCacheNamespace } from './namespace.js';
 
 export const KEY_VERSION = 'v1';
 export const CACHE_KINDS = ['candidates', 'steps', 'embeddings', 'vectors'] as const;
 export type CacheKind = (typeof CACHE_KINDS)[number];
 
-/** Letters, digits, `_`, `-` and `.`, 1 to 64 of them: no `:` (it separates the key's parts). */
-export const NAMESPACE_RE = /^[A-Za-z0-9_.-]{1,64}$/;
-
 export function redisKey(kind: CacheKind, hash: string, namespace?: string): string {
   if (!/^[0-9a-f]{64}$/.test(hash)) throw new TypeError(`redisKey: not a SHA-256 hex digest: ${JSON.stringify(hash)}`);
-  if (namespace !== undefined && !NAMESPACE_RE.test(namespace)) throw new TypeError(`redisKey: bad namespace ${JSON.stringify(namespace)}`);
+  if (namespace !== undefined) checkCacheNamespace(namespace, () => new TypeError(`redisKey: bad namespace ${JSON.stringify(namespace)}`));
   return namespace === undefined ? `ecr:${KEY_VERSION}:${kind}:${hash}` : `ecr:${KEY_VERSION}:${namespace}:${kind}:${hash}`;
 }
 

@@ -15,12 +15,14 @@ import { LlmError, LlmHttpError } from '../llm/errors.js';
 import { providerFromSettings } from '../llm/settings.js';
 import type { SamplingParams } from '../llm/provider.js';
 import { prometheusText } from '../monitoring/process-metrics.js';
-import { NAMESPACE_RE } from '../cache/redis-keys.js';
-import { checkRedisUrl, type RedisStore } from '../cache/redis-store.js';
+import { checkCacheNamespace } from '../cache/namespace.js';
+import type { RedisStore } from '../cache/redis-store.js';
+import { checkRedisUrlOption } from '../cache/redis-url.js';
 import type { CacheControl } from '../cache/tiered-cache.js';
 import { DeadlineExceededError, NoSurvivingCandidatesError, RequestCancelledError } from '../pipeline/errors.js';
-import { EcrPipeline, type PipelineResult } from '../pipeline/pipeline.js';
+import { EcrPipeline } from '../pipeline/pipeline.js';
 import { withRedisTier } from '../pipeline/run-prompt.js';
+import type { PipelineResult } from '../pipeline/types.js';
 import { redactUrl } from '../core/redact-url.js';
 import { startWaitNote } from '../engine/io/wait-note.js';
 import { backendOptionsFromEnv } from './backend-env.js';
@@ -174,18 +176,13 @@ async function runCommand(argv: string[], ctx: { json: boolean; metrics: boolean
   if (seed !== undefined) sampling.seed = seed;
 
   const cache: CacheControl = {};
-  if (v['cache-namespace'] !== undefined) {
-    if (!NAMESPACE_RE.test(v['cache-namespace'])) throw new UsageError(`--cache-namespace must be 1 to 64 letters, digits, "_", "-" or ".", got ${JSON.stringify(v['cache-namespace'])}`);
-    cache.namespace = v['cache-namespace'];
-  }
+  if (v['cache-namespace'] !== undefined) cache.namespace = checkCacheNamespace(v['cache-namespace'], (problem) => new UsageError(`--cache-namespace ${problem}`));
   if (v['no-cache']) cache.noCache = true;
   if (v['no-store']) cache.noStore = true;
   const redisUrl = v.redis ?? process.env.ECR_REDIS_URL;
   const redisTtl = int('redis-ttl', v['redis-ttl'], 1);
   const redisTimeout = int('redis-timeout', v['redis-timeout'], 1);
-  if (redisUrl !== undefined) {
-    try { checkRedisUrl(redisUrl); } catch (e) { throw new UsageError(`--redis: ${(e as Error).message}`); }
-  }
+  if (redisUrl !== undefined) checkRedisUrlOption(redisUrl, '--redis');
 
   const provider = providerFromSettings({
     baseUrl: v['base-url'], apiKey, model: v.model, embeddingModel: v['embedding-model'],

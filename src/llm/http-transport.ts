@@ -1,11 +1,7 @@
-/**
- * POST with node:http/https on keep-alive agents. Measured against the global fetch (undici) on
- * the loopback server: fetch costs roughly twice the CPU per request, which on a 2-core machine
- * with 64 calls in flight adds tens of milliseconds per round of a trajectory. Connections are
- * pooled per origin by the agents and reused across calls.
- */
+/** POST with node:http/https on the shared keep-alive agents (keep-alive.ts says why not fetch). */
 import http from 'node:http';
 import https from 'node:https';
+import { keepAliveAgents } from './keep-alive.js';
 
 export interface HttpResponse {
   status: number;
@@ -13,11 +9,6 @@ export interface HttpResponse {
   body: string;
   header(name: string): string | null;
 }
-
-const agents = {
-  'http:': new http.Agent({ keepAlive: true, maxSockets: Infinity, scheduling: 'lifo' }),
-  'https:': new https.Agent({ keepAlive: true, maxSockets: Infinity, scheduling: 'lifo' }),
-};
 
 /**
  * `base` + `path`, the path going before the base's query: a base URL may carry one (Azure's
@@ -56,7 +47,7 @@ export function postText(url: string, headers: Record<string, string>, body: str
     const payload = Buffer.from(body, 'utf8');
     const req = mod.request(target, {
       method: 'POST',
-      agent: agents[target.protocol as 'http:' | 'https:'],
+      agent: keepAliveAgents[target.protocol as 'http:' | 'https:'],
       headers: { ...headers, 'content-length': String(payload.length) },
     }, (res) => {
       const chunks: Buffer[] = [];

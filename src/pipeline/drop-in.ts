@@ -7,7 +7,8 @@ import { EcrError } from '../core/errors.js';
 import { FunctionProvider, type LlmFunction } from '../llm/function-provider.js';
 import { sampleChoices } from '../llm/sample-choices.js';
 import { NoSurvivingCandidatesError } from './errors.js';
-import { EcrPipeline, type PipelineOptions, type PipelineResult } from './pipeline.js';
+import { EcrPipeline, type PipelineOptions } from './pipeline.js';
+import type { PipelineResult } from './types.js';
 import { promptMessages } from './unroll.js';
 
 export type DropInOptions = Omit<PipelineOptions, 'provider' | 'shareWith'> & { signal?: AbortSignal };

@@ -1,4 +1,5 @@
 export * from './pipeline.js';
+export * from './types.js';
 export * from './errors.js';
 export * from './risk.js';
 export * from './signals.js';

@@ -1,18 +1,13 @@
 /** The `--queue` URL: checked before anything heavy is loaded, and shown without its password. */
-import { parseRedisUrl, type RedisTarget } from '../cache/redis-url.js';
-import { UsageError } from '../core/errors.js';
+import { checkRedisUrlOption, type RedisTarget } from '../cache/redis-url.js';
 
-/** A URL without its credentials, for messages (the one redactor of src/redact-url.ts). */
+/** A URL without its credentials, for messages (the one redactor, core/redact-url.ts). */
 export { redactUrl } from '../core/redact-url.js';
 
 /**
- * Checks `--queue URL` as the cache checks `--redis` (src/redis-url.ts: redis://, rediss://,
+ * Checks `--queue URL` as the cache checks `--redis` (cache/redis-url.ts: redis://, rediss://,
  * redis+sentinel://, the database index); returns the ioredis options it names.
  */
 export function checkQueueUrl(url: string, flag = '--queue'): RedisTarget {
-  try {
-    return parseRedisUrl(url);
-  } catch (err) {
-    throw new UsageError(`${flag}: ${(err as Error).message}`);
-  }
+  return checkRedisUrlOption(url, flag);
 }

@@ -16,7 +16,7 @@ import { pCorrectOf } from '../core/probability-map.js';
 import { formatAuditLogLine } from '../core/audit-line.js';
 import { UsageError } from '../core/errors.js';
 import type { ChatMessage } from '../llm/provider.js';
-import type { PipelineResult } from '../pipeline/pipeline.js';
+import type { PipelineResult } from '../pipeline/types.js';
 
 type Destination = ReturnType<typeof pino.destination>;
 

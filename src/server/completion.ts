@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { SIGNAL_NAMES } from '../pipeline/signals.js';
-import type { PipelineResult } from '../pipeline/pipeline.js';
+import type { PipelineResult } from '../pipeline/types.js';
 import type { AuditLevel } from './request-settings.js';
 
 export function completionId(): string {

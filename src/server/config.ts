@@ -9,7 +9,8 @@ import { parseArgs } from '../core/parse-args.js';
 import { CONFIG_KEYS, resolveConfig, type EcrConfig } from '../core/config.js';
 import type { BackendOptions } from '../backends/options.js';
 import { ConfigError, UsageError } from '../core/errors.js';
-import { checkRedisUrl, REDIS_DEFAULTS } from '../cache/redis-store.js';
+import { REDIS_DEFAULTS } from '../cache/redis-store.js';
+import { checkRedisUrlOption } from '../cache/redis-url.js';
 import { ApiError } from './errors.js';
 import { joinUrlPath } from '../llm/http-transport.js';
 import { redactUrl } from '../core/redact-url.js';
@@ -208,9 +209,7 @@ export function resolveServeConfig(argv: string[], env: NodeJS.ProcessEnv = proc
   try { url = new URL(out.upstream as string); } catch { throw new UsageError(`--upstream: not a URL: ${JSON.stringify(redactUrl(out.upstream as string))}`); }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--upstream: must be http(s), got ${url.protocol}`);
   out.upstream = joinUrlPath(out.upstream as string, '');
-  if (out.redis !== undefined) {
-    try { checkRedisUrl(out.redis as string); } catch (e) { throw new UsageError(`--redis: ${(e as Error).message}`); }
-  }
+  if (out.redis !== undefined) checkRedisUrlOption(out.redis as string, '--redis');
   if (!LOG_LEVELS.includes(out.logLevel as string)) throw new UsageError(`--log-level: must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(out.logLevel)}`);
   const settings = out as unknown as ServeSettings;
 

@@ -5,7 +5,7 @@
  * fails fast (upstream down, every candidate rejected) still gets a real 4xx/5xx status.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { PipelineResult } from '../pipeline/pipeline.js';
+import type { PipelineResult } from '../pipeline/types.js';
 import { completionBody, completionChunks, completionId, ecrHeaders, type CompletionMeta } from './completion.js';
 import { ApiError, invalidRequest, toApiError } from './errors.js';
 import type { Gateway } from './gateway.js';

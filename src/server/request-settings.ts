@@ -5,7 +5,7 @@
  */
 import { PRESETS, resolveConfig, type EcrConfig, type PresetName } from '../core/config.js';
 import { ConfigError } from '../core/errors.js';
-import { NAMESPACE_RE } from '../cache/redis-keys.js';
+import { checkCacheNamespace } from '../cache/namespace.js';
 import type { CacheControl } from '../cache/tiered-cache.js';
 import type { ChatMessage, SamplingParams } from '../llm/provider.js';
 import { invalidRequest } from './errors.js';
@@ -96,10 +96,7 @@ function parseCacheControl(raw: unknown, param: string): CacheControl {
   }
   const out: CacheControl = {};
   if (raw.ttl !== undefined) out.ttlSeconds = int(`${param}.ttl`, raw.ttl, 1, MAX_CACHE_TTL_S);
-  if (raw.namespace !== undefined) {
-    if (typeof raw.namespace !== 'string' || !NAMESPACE_RE.test(raw.namespace)) throw invalidRequest(`${param}.namespace`, `must be 1 to 64 letters, digits, "_", "-" or ".", got ${JSON.stringify(raw.namespace)}`);
-    out.namespace = raw.namespace;
-  }
+  if (raw.namespace !== undefined) out.namespace = checkCacheNamespace(raw.namespace, (problem) => invalidRequest(`${param}.namespace`, problem));
   if (raw['no-cache'] !== undefined) out.noCache = bool(`${param}.no-cache`, raw['no-cache']);
   if (raw['no-store'] !== undefined) out.noStore = bool(`${param}.no-store`, raw['no-store']);
   return out;

@@ -1,17 +1,12 @@
 /**
  * Raw HTTP exchanges with the upstream outside the pipeline: pass-through (the body streamed back
- * as it arrives, never buffered or re-encoded) and small GETs (model list, readiness). node:http on
- * keep-alive agents rather than fetch, for the reason in src/llm/http-transport.ts: about half the
- * CPU per request, which is most of the pass-through overhead.
+ * as it arrives, never buffered or re-encoded) and small GETs (model list, readiness), on the
+ * keep-alive agents the LLM calls use (src/llm/keep-alive.ts).
  */
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { redactUrl } from '../core/redact-url.js';
-
-const agents = {
-  'http:': new http.Agent({ keepAlive: true, maxSockets: Infinity, scheduling: 'lifo' }),
-  'https:': new https.Agent({ keepAlive: true, maxSockets: Infinity, scheduling: 'lifo' }),
-};
+import { keepAliveAgents } from '../llm/keep-alive.js';
 
 export class UpstreamUnreachableError extends Error {
   /** The URL called, as it may be shown: without credentials. */
@@ -40,7 +35,7 @@ export function requestUpstream(r: UpstreamRequest): Promise<IncomingMessage> {
     const mod = target.protocol === 'https:' ? https : http;
     const headers: Record<string, string> = { ...r.headers };
     if (r.body) headers['content-length'] = String(r.body.length);
-    const req = mod.request(target, { method: r.method, agent: agents[target.protocol as 'http:' | 'https:'], headers });
+    const req = mod.request(target, { method: r.method, agent: keepAliveAgents[target.protocol as 'http:' | 'https:'], headers });
     let settled = false;
     const timer = setTimeout(() => { req.destroy(new UpstreamUnreachableError(r.url, 'timeout', true)); }, r.timeoutMs);
     const onAbort = () => req.destroy(new Error('client went away'));
