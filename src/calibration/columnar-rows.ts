@@ -6,7 +6,6 @@
  * readers.ts), one record batch at a time, so a damaged file is reported as `ecr score` reports
  * it (for Parquet: the row group and the column).
  */
-import type { Readable } from 'node:stream';
 import type { Vector } from 'apache-arrow';
 import { InputError } from '../core/errors.js';
 import type { DataFormat } from '../engine/columnar/format.js';
@@ -46,9 +45,9 @@ function metaFromText(text: string, row: number): unknown {
   }
 }
 
-/** Each row (1-based, as lines count) with its plain object; `stream`: read instead of opening `file` (Arrow only). */
-export async function* columnarRows(file: string, format: Exclude<DataFormat, 'jsonl'>, stream: Readable | null): AsyncGenerator<{ row: number; value: Record<string, unknown> }> {
-  const input = await openColumnar(file, format, stream);
+/** Each row of the regular file `file` (1-based, as lines count) with its plain object. */
+export async function* columnarRows(file: string, format: Exclude<DataFormat, 'jsonl'>): AsyncGenerator<{ row: number; value: Record<string, unknown> }> {
+  const input = await openColumnar(file, format, null);
   try {
     const names = input.schema.fields.map((f) => f.name);
     let row = 0;

@@ -71,23 +71,24 @@ async function* jsonlItems(bytes: AsyncIterable<Buffer>, file: string): AsyncGen
   }
 }
 
-async function* columnarItems(file: string, format: Exclude<DataFormat, 'jsonl'>, stream: Readable | null): AsyncGenerator<LabelledItem> {
+async function* columnarItems(file: string, format: Exclude<DataFormat, 'jsonl'>): AsyncGenerator<LabelledItem> {
   // Loaded only for a columnar input: apache-arrow costs ~0.1 s to load, which JSONL runs (and the library import) should not pay.
   const { columnarRows } = await import('./columnar-rows.js');
-  for await (const { row, value } of columnarRows(file, format, stream)) yield { value, number: row, here: { row } };
+  for await (const { row, value } of columnarRows(file, format)) yield { value, number: row, here: { row } };
 }
 
 /**
- * Parquet is read from its footer, so a Parquet input that is not a regular file (stdin, a pipe)
- * is first copied to a temporary file; messages name the input, not the copy.
+ * A Parquet or Arrow input that is not a regular file (stdin, a pipe) is first copied to a
+ * temporary file: Parquet is read from its footer, and so every byte is hashed, whatever the
+ * reader leaves unread. Messages name the input, not the copy.
  */
-async function* spooledParquetItems(bytes: AsyncIterable<Buffer>, file: string): AsyncGenerator<LabelledItem> {
+async function* spooledItems(bytes: AsyncIterable<Buffer>, file: string, format: Exclude<DataFormat, 'jsonl'>): AsyncGenerator<LabelledItem> {
   const { dir, forget } = await temporaryDirectory();
-  const copy = path.join(dir, 'input.parquet');
+  const copy = path.join(dir, `input.${format}`);
   try {
     await pipeline(Readable.from(bytes), createWriteStream(copy));
     try {
-      yield* columnarItems(copy, 'parquet', null);
+      yield* columnarItems(copy, format);
     } catch (err) {
       if (err instanceof InputError && err.message.includes(copy)) throw new InputError(err.message.split(copy).join(file === '-' ? 'stdin' : file));
       throw err;
@@ -107,8 +108,7 @@ export async function openLabelledSource(file: string, format: DataFormat): Prom
   if (await isRegularFile(file)) {
     // The columnar reader reads by position: the bytes are hashed in a pass of their own.
     for await (const chunk of hashed(byteStream(file), hash, file)) void chunk;
-    return { items: columnarItems(file, format, null), sha256 };
+    return { items: columnarItems(file, format), sha256 };
   }
-  const bytes = hashed(byteStream(file), hash, file);
-  return { items: format === 'arrow' ? columnarItems(file, 'arrow', Readable.from(bytes)) : spooledParquetItems(bytes, file), sha256 };
+  return { items: spooledItems(hashed(byteStream(file), hash, file), file, format), sha256 };
 }
