@@ -18,6 +18,13 @@ import { recordsWindow } from '../src/engine/score-records.js';
 import { scoreBatch } from '../src/engine/score-batch.js';
 import { scoreWindow, type ScoreSettings, type ScoringWindow } from '../src/engine/window-scorer.js';
 import { syntheticBatch } from '../src/testing/synthetic-batch.js';
+import { parseChunk } from '../src/engine/jsonl/jsonl-parse.js';
+import { PackedWindow } from '../src/engine/jsonl/packed-window.js';
+import { checkBlock } from '../src/engine/columnar/block.js';
+import { checkSchema } from '../src/engine/columnar/schema.js';
+import { rowNumberData } from '../src/engine/columnar/arrow-build.js';
+import { scoreBlock } from '../src/engine/columnar/score-columnar.js';
+import * as arrow from 'apache-arrow';
 
 const config = toResolvedConfig({});
 const settings: ScoreSettings = { config, backend: 'cpu-reference', compute: {} };
@@ -138,5 +145,43 @@ describe('scoreWindow', () => {
       const w = await scoreWindow(window(batch, 'row', false), settings, new GroupSelector(0.5));
       expect(w.metrics.cr[1]).toBeNaN();
     });
+  });
+});
+
+describe('the paths name their records through the scorer', () => {
+  async function poisonCci(): Promise<void> {
+    const backend = await getBackend('cpu-reference');
+    const real = backend.computeMetrics.bind(backend);
+    vi.spyOn(backend, 'computeMetrics').mockImplementation(async (b, c, o) => {
+      const out = await real(b, c, o);
+      out.cci[b.n - 1] = Number.NaN;
+      return out;
+    });
+  }
+
+  it('the JSONL window: a mixed-shape window in line order, a non-finite result named by line and id', async () => {
+    const text = ['{"id":"a","steps":[[0.1,0.2],[0.3,0.4]]}', '{"id":"b","steps":[[0.1],[0.3],[0.5]]}', '{"id":"c","steps":[[0.5,0.2],[0.1,0.9]]}'].join('\n');
+    const chunk = parseChunk(Buffer.from(`${text}\n`), 40, 3);
+    const window = new PackedWindow(new GroupKeys());
+    window.add(chunk, 0, 3);
+    const w = await window.score(7, settings, new GroupSelector(config.tau));
+    expect(Array.from(w.lineOf)).toEqual([40, 41, 42]);
+    const alone = await scoreBatch({ n: 1, t: 3, m: 1, steps: Float64Array.from([0.1, 0.3, 0.5]) }, config, { backend: 'cpu-reference' });
+    expect(w.metrics.cci[1]).toBe(alone.metrics.cci[0]);
+    await poisonCci();
+    window.add(parseChunk(Buffer.from(`${text}\n`), 40, 3), 0, 3);
+    // The last record of each shape comes back NaN ("c", line 42, and "b", line 41): the first in line order is named.
+    await expect(window.score(7, settings, new GroupSelector(config.tau))).rejects.toThrow('the backend computed CCI = NaN for line 41, id "b"');
+    expect(window.size).toBe(0);
+  });
+
+  it('the columnar block: a non-finite result named by row and id', async () => {
+    const steps = arrow.vectorFromArray([[[0.1, 0.2], [0.3, 0.4]], [[0.5, 0.6], [0.7, 0.8]]], new arrow.List(new arrow.Field('item', new arrow.List(new arrow.Field('item', new arrow.Float64(), false)), false))).data[0];
+    const id = arrow.vectorFromArray(['x', 'y'], new arrow.Utf8()).data[0];
+    const batch = new arrow.RecordBatch({ id, steps });
+    const block = checkBlock(batch, checkSchema(batch.schema), 10, [], 20, rowNumberData)!;
+    await poisonCci();
+    await expect(scoreBlock(block, settings, new GroupKeys(), new GroupSelector(config.tau), (j) => ({ row: 10 + j + 1 }))).rejects.toThrow(
+      'the backend computed CCI = NaN for row 12, id "y"');
   });
 });

@@ -1,7 +1,7 @@
 /**
  * JSONL records as Arrow record batches, for the paths that end in a columnar writer (`ecr
  * convert x.jsonl y.parquet`, `ecr score x.jsonl --out y.arrow`). Lines are parsed and checked by
- * the same code and with the same messages as `ecr score`'s JSONL path (records/record.ts); the
+ * the same code and with the same messages as `ecr score`'s JSONL path (engine/record.ts); the
  * batches carry every column of the schema, optional ones null where a record lacks the field.
  *
  * Arrow columns have one type each: ids are int64 when every id of the first window is a number
