@@ -13,7 +13,7 @@ import { maxLineBytes, exitForOutputFailure, parseThreadsFlag, positiveIntegerEn
 import { inspectInput, isRegularFile, openInput } from '../engine/io/input.js';
 import { openOutput, stdoutOutput } from '../engine/io/output-file.js';
 import { scoreStream } from '../engine/jsonl/score-stream.js';
-import { DEFAULT_CHUNK_BYTES } from '../engine/jsonl/jsonl-chunks.js';
+import { DEFAULT_CHUNK_BYTES } from '../engine/io/lines.js';
 import { arrowLayoutOf, formatOf } from '../engine/columnar/format.js';
 import { checkedJsonlInput } from '../engine/jsonl/not-jsonl.js';
 
