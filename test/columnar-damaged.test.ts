@@ -11,7 +11,8 @@ import path from 'node:path';
 import * as arrow from 'apache-arrow';
 import { parquetMetadata } from 'hyparquet';
 import { describe, expect, it } from 'vitest';
-import { runCli } from './helpers/cli.js';
+import { spawnSync } from 'node:child_process';
+import { CLI, ROOT, runCli } from './helpers/cli.js';
 import { FIXTURE_DIR } from './helpers/fixtures.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'ecr-damaged-'));
@@ -58,6 +59,11 @@ describe('a damaged Parquet page', () => {
     const where = `${file}: row group 2 of 3 (rows 21-40), column "steps": the Parquet data is damaged`;
     expectRefused(runCli(['score', file, '--backend', 'cpu', '--out', path.join(folder, 'out.jsonl')]), ['ecr score: ', where], folder, ['bad.parquet']);
     expectRefused(runCli(['convert', file, path.join(folder, 'out.arrow')]), ['ecr convert: ', where], folder, ['bad.parquet']);
+    // ecr calibrate and ecr maturity read Parquet through the same reader (issue 19), and say the same.
+    expectRefused(runCli(['calibrate', file, '--backend', 'cpu']), ['ecr calibrate: ', where], folder, ['bad.parquet']);
+    expectRefused(runCli(['maturity', file, '--backend', 'cpu']), ['ecr maturity: ', where], folder, ['bad.parquet']);
+    const piped = spawnSync(process.execPath, [CLI, 'calibrate', '-', '--format', 'parquet', '--backend', 'cpu'], { input: bad, cwd: ROOT, encoding: 'utf8' });
+    expectRefused({ code: piped.status ?? -1, stdout: piped.stdout, stderr: piped.stderr }, ['ecr calibrate: stdin: row group 2 of 3 (rows 21-40), column "steps": the Parquet data is damaged'], folder, ['bad.parquet']);
     // The undamaged file reads whole, through the same worker.
     const ok = path.join(folder, 'ok.parquet');
     writeFileSync(ok, good);

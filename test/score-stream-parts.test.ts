@@ -13,7 +13,7 @@ import { GroupSelector } from '../src/core/select.js';
 import { NonFiniteResultError, SelectedFlags, resultPrefix } from '../src/core/result-line.js';
 import { allocMetrics } from '../src/core/batch.js';
 import type { CheckedRecord } from '../src/engine/record.js';
-import type { WindowScores } from '../src/engine/score-records.js';
+import type { WindowScores } from '../src/engine/window-scorer.js';
 
 async function lines(chunks: (string | Buffer)[], cap?: number): Promise<(string | number)[]> {
   const out: (string | number)[] = [];
@@ -148,7 +148,7 @@ describe('resultPrefix never prints a non-finite number', () => {
     const metrics = allocMetrics(2);
     for (const k of ['evb', 'cr', 'ts', 'es', 'pd', 'cci'] as const) metrics[k].fill(0.5);
     metrics[metric][1] = value;
-    return { metrics, admissible: new Uint8Array(2), groupIndex: new Int32Array(2), backends: new Set() };
+    return { metrics, admissible: new Uint8Array(2), backends: [] };
   };
 
   const prefixOf = (w: WindowScores, j: number, line: number) => resultPrefix(record.id, record.group, w.metrics, w.admissible, j, line);

@@ -2,34 +2,16 @@
  * The rows of a Parquet or Arrow IPC input of `ecr calibrate` / `ecr maturity` as plain objects,
  * with the same meaning as JSONL lines: a null is a field not given, lists become arrays, 64-bit
  * integers become numbers (refused beyond 2^53, where they would change), a struct (`meta`)
- * becomes an object. Calibration holds its whole input in memory anyway (the statistics need
- * every record at once), so the file is decoded in one piece from the bytes already read.
+ * becomes an object. The file is read by `ecr score`'s columnar reader (engine/columnar/
+ * readers.ts), one record batch at a time, so a damaged file is reported as `ecr score` reports
+ * it (for Parquet: the row group and the column).
  */
-import { tableFromIPC, type Table, type Vector } from 'apache-arrow';
+import type { Vector } from 'apache-arrow';
 import { InputError } from '../core/errors.js';
-import '../engine/columnar/arrow-codecs.js';
 import type { DataFormat } from '../engine/columnar/format.js';
-import { loadParquetWasm } from '../engine/columnar/parquet-wasm.js';
+import { openColumnar } from '../engine/columnar/readers.js';
 
 const reason = (err: unknown) => (err instanceof Error ? err.message : String(err)).split('\n')[0];
-
-async function tableOf(bytes: Uint8Array, format: Exclude<DataFormat, 'jsonl'>, name: string): Promise<Table> {
-  if (format === 'arrow') {
-    try {
-      return tableFromIPC(bytes);
-    } catch (err) {
-      throw new InputError(`${name} is not an Arrow IPC file or stream (${reason(err)})`);
-    }
-  }
-  const pw = await loadParquetWasm();
-  let ipc: Uint8Array;
-  try {
-    ipc = pw.readParquet(bytes).intoIPCStream();
-  } catch (err) {
-    throw new InputError(`${name} is not a Parquet file, or uses a feature the reader lacks (${reason(err)})`);
-  }
-  return tableFromIPC(ipc);
-}
 
 /** A cell as a JSON value would hold it; `undefined` for null (not given). */
 function plain(v: unknown, row: number, column: string): unknown {
@@ -63,20 +45,27 @@ function metaFromText(text: string, row: number): unknown {
   }
 }
 
-/** Each row (1-based, as lines count) with its plain object. */
-export async function* columnarRows(bytes: Uint8Array, format: Exclude<DataFormat, 'jsonl'>, name: string): AsyncGenerator<{ row: number; value: Record<string, unknown> }> {
-  const table = await tableOf(bytes, format, name);
-  const names = table.schema.fields.map((f) => f.name);
-  const columns = names.map((_, c) => table.getChildAt(c)!);
-  for (let i = 0; i < table.numRows; i++) {
-    const row = i + 1;
-    const value: Record<string, unknown> = {};
-    for (let c = 0; c < names.length; c++) {
-      let p = plain(columns[c].get(i), row, names[c]);
-      // `ecr convert` keeps a JSONL record's `meta` as its JSON text (ECR-SPEC section 5).
-      if (names[c] === 'meta' && typeof p === 'string') p = metaFromText(p, row);
-      if (p !== undefined) value[names[c]] = p;
+/** Each row of the regular file `file` (1-based, as lines count) with its plain object. */
+export async function* columnarRows(file: string, format: Exclude<DataFormat, 'jsonl'>): AsyncGenerator<{ row: number; value: Record<string, unknown> }> {
+  const input = await openColumnar(file, format, null);
+  try {
+    const names = input.schema.fields.map((f) => f.name);
+    let row = 0;
+    for await (const batch of input.batches) {
+      const columns = names.map((_, c) => batch.getChildAt(c)!);
+      for (let i = 0; i < batch.numRows; i++) {
+        row++;
+        const value: Record<string, unknown> = {};
+        for (let c = 0; c < names.length; c++) {
+          let p = plain(columns[c].get(i), row, names[c]);
+          // `ecr convert` keeps a JSONL record's `meta` as its JSON text (ECR-SPEC section 5).
+          if (names[c] === 'meta' && typeof p === 'string') p = metaFromText(p, row);
+          if (p !== undefined) value[names[c]] = p;
+        }
+        yield { row, value };
+      }
     }
-    yield { row, value };
+  } finally {
+    await input.close();
   }
 }

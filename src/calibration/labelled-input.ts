@@ -1,21 +1,23 @@
 /**
- * Reads the input of `ecr calibrate` and `ecr maturity` (ECR-SPEC section 8): JSONL whose lines
- * are either raw trajectories (section 5; scored here with the given configuration) or records
- * already scored (`ecr score` output, or the audit log of section 8.1), with optional labels and
- * the dialogue/turn/variant keys the maturity checks use. The whole input is held in memory:
- * the statistics need every record at once.
+ * Reads the input of `ecr calibrate` and `ecr maturity` (ECR-SPEC section 8): JSONL, Parquet or
+ * Arrow whose records are either raw trajectories (section 5; scored here with the given
+ * configuration, a window at a time as `ecr score` scores them) or records already scored (`ecr
+ * score` output, or the audit log of section 8.1), with optional labels and the
+ * dialogue/turn/variant keys the maturity checks use. The input is streamed (labelled-source.ts);
+ * the records are kept, as the statistics need every one at once.
  */
-import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { ResolvedConfig } from '../core/config.js';
-import { InputError, UsageError, type InputLocation } from '../core/errors.js';
+import { InputError, type InputLocation } from '../core/errors.js';
+import { GroupSelector } from '../core/select.js';
 import { formatOf, type DataFormat } from '../engine/columnar/format.js';
 import type { BackendChoice } from '../backends/backend.js';
 import type { BackendOptions } from '../backends/options.js';
-import { checkRecord, parseJsonLine, type TrajectoryRecord } from '../engine/record.js';
-import { refuseNotJsonl, SIGNATURE_BYTES } from '../engine/jsonl/not-jsonl.js';
-import { scoreRecords } from '../engine/score-records.js';
+import { checkRecord, type CheckedRecord } from '../engine/record.js';
+import { GroupKeys } from '../engine/group-keys.js';
+import { recordsWindow } from '../engine/score-records.js';
+import { scoreWindow, type ScoreSettings } from '../engine/window-scorer.js';
+import { openLabelledSource } from './labelled-source.js';
 
 export const METRIC_KEYS = ['EVB', 'CR', 'TS', 'ES', 'PD'] as const;
 export type MetricVector = [number, number, number, number, number];
@@ -71,18 +73,8 @@ const EXTRA_FIELDS = ['dialogue', 'turn', 'variant', 'correct'];
 /** Scored CCIs from a float32 path agree with a float64 recombination within 1e-5 (section 7). */
 const CCI_TOLERANCE = 1e-5;
 
-async function readInput(file: string): Promise<Buffer> {
-  if (file === '-') {
-    const chunks: Buffer[] = [];
-    for await (const c of process.stdin) chunks.push(c as Buffer);
-    return Buffer.concat(chunks);
-  }
-  try {
-    return await fs.readFile(file);
-  } catch (err) {
-    throw new UsageError(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
-  }
-}
+/** Raw trajectories scored at a time: `ecr score`'s default window, so that `auto` picks a backend as it does there. */
+const SCORING_WINDOW = 8192;
 
 /** A field at the top level, else in `meta` (so that files `ecr score` accepts can carry it). */
 function lookup(o: Record<string, unknown>, key: string): { value: unknown; field: string } | undefined {
@@ -114,14 +106,13 @@ export function weightedCci(metrics: MetricVector, w: readonly number[]): number
 
 /** Reads, validates and (for raw trajectories) scores the input. */
 export async function readCalibrationSet(file: string, opts: ReadOptions): Promise<CalibrationSet> {
-  const bytes = await readInput(file);
-  const sha256 = createHash('sha256').update(bytes).digest('hex');
-  const labelField = opts.labels ?? 'correct';
   const format = formatOf(file, opts.format);
+  const source = await openLabelledSource(file, format);
+  const labelField = opts.labels ?? 'correct';
   const groupIndex = new Map<string, number>();
   const records: CalibrationRecord[] = [];
   const identity = new GroupIdentity();
-  const trajectories: TrajectoryRecord[] = [];
+  const scoring = new TrajectoryScoring(records, { config: opts.config, backend: opts.backend ?? 'auto', compute: {}, backendOptions: opts.backendOptions });
   let kind: CalibrationSet['kind'] | null = null;
 
   // One record: a JSONL line's object, or a Parquet/Arrow row's (`here` says which).
@@ -156,9 +147,9 @@ export async function readCalibrationSet(file: string, opts: ReadOptions): Promi
       const stripped: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(o)) if (!EXTRA_FIELDS.includes(k) && k !== labelField) stripped[k] = v;
       const checked = checkRecord(stripped, here, line);
-      trajectories.push(stripped as unknown as TrajectoryRecord);
       const g = indexOfGroup(groupIndex, checked.group);
       identity.check(g, checked.group, checked.id, false, here);
+      scoring.add(checked, stripped.id);
       records.push({ ...base, id: checked.id, group: checked.group, groupIndex: g, metrics: [0, 0, 0, 0, 0], baseScore: checked.baseScore ?? Number.NaN, steps: checked.steps, embeddings: checked.embeddings });
     } else {
       for (const k of Object.keys(o)) if (!SCORED_FIELDS.has(k) && k !== labelField) throw new InputError(`unknown field in a scored record (known: ${[...SCORED_FIELDS].join(', ')})`, { ...at, field: k });
@@ -182,31 +173,67 @@ export async function readCalibrationSet(file: string, opts: ReadOptions): Promi
     }
   };
 
-  if (format === 'jsonl') {
-    refuseNotJsonl(bytes.subarray(0, SIGNATURE_BYTES), file);
-    bytes.toString('utf8').split('\n').forEach((raw, i) => {
-      const line = i + 1;
-      const textLine = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
-      if (textLine.trim() === '') return;
-      const value = parseJsonLine(textLine, line);
-      if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new InputError('must be a JSON object', { line, field: '(record)' });
-      add(value as Record<string, unknown>, line, { line });
-    });
-  } else {
-    // Loaded only for a columnar input: apache-arrow costs ~0.1 s to load, which JSONL runs (and the library import) should not pay.
-    const { columnarRows } = await import('./columnar-rows.js');
-    for await (const { row, value } of columnarRows(bytes, format, file === '-' ? 'stdin' : file)) add(value, row, { row });
+  for await (const { value, number, here } of source.items) {
+    add(value, number, here);
+    if (scoring.pending >= SCORING_WINDOW) await scoring.flush();
   }
+  await scoring.flush();
 
   if (records.length === 0) throw new InputError(`${file === '-' ? 'stdin' : file} has no records (${format === 'jsonl' ? 'no non-blank lines' : 'no rows'})`);
-  if (kind === 'trajectories') {
-    const scored = await scoreRecords(trajectories, opts.config, { backend: opts.backend ?? 'auto', backendOptions: opts.backendOptions });
-    scored.results.forEach((r, i) => { records[i].metrics = [r.EVB, r.CR, r.TS, r.ES, r.PD]; });
-  }
+  scoring.finish();
   return {
-    kind: kind!, file: file === '-' ? 'stdin' : path.basename(file), sha256, records, groupCount: groupIndex.size,
+    kind: kind!, file: file === '-' ? 'stdin' : path.basename(file), sha256: source.sha256(), records, groupCount: groupIndex.size,
     labelled: records.filter((r) => r.label !== null).length, labelField,
   };
+}
+
+/**
+ * Scores the raw trajectories a window at a time, writing each one's metrics into its record. A
+ * scoring failure (a configuration that does not fit the records' m, an unavailable backend) is
+ * reported only once every record has been read and checked, as when the whole input was scored
+ * at its end: an invalid record later in the input is reported first.
+ */
+class TrajectoryScoring {
+  private window: CheckedRecord[] = [];
+  /** Each pending trajectory's id as given (undefined: none; messages then name it by index). */
+  private ids: unknown[] = [];
+  private first = 0;
+  private failure: unknown = null;
+  private readonly groups = new GroupKeys();
+  private readonly selector: GroupSelector;
+
+  constructor(private readonly records: CalibrationRecord[], private readonly settings: ScoreSettings) {
+    this.selector = new GroupSelector(settings.config.tau);
+  }
+
+  get pending(): number { return this.window.length; }
+
+  /** A trajectory, whose record is the next in `records`. */
+  add(r: CheckedRecord, id: unknown): void {
+    this.window.push(r);
+    this.ids.push(id);
+  }
+
+  async flush(): Promise<void> {
+    const rs = this.window, ids = this.ids, first = this.first;
+    if (rs.length === 0) return;
+    this.window = []; this.ids = []; this.first += rs.length;
+    if (this.failure !== null) return;
+    try {
+      const w = recordsWindow(rs, first, this.groups);
+      // Trajectories are named as the object API names them: by their index, and the id given or that index.
+      w.locate = (j) => ({ record: first + j, id: String(ids[j] ?? first + j) });
+      const { metrics: m } = await scoreWindow(w, this.settings, this.selector);
+      for (let j = 0; j < rs.length; j++) this.records[first + j].metrics = [m.evb[j], m.cr[j], m.ts[j], m.es[j], m.pd[j]];
+    } catch (err) {
+      this.failure = err;
+    }
+  }
+
+  /** Throws the scoring failure, if there was one. */
+  finish(): void {
+    if (this.failure !== null) throw this.failure;
+  }
 }
 
 const MERGED_LOGS = 'audit logs from gateways that took the group from the client\'s x-request-id merged every request that sent the same one into one group (one request\'s lines share its "time": re-key the group by it)';

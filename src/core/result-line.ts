@@ -4,16 +4,18 @@
  */
 import type { ResolvedConfig } from './config.js';
 import { pCorrectOf } from './probability-map.js';
-import { EcrError } from './errors.js';
+import { EcrError, type InputLocation } from './errors.js';
 import type { MetricArrays } from './batch.js';
 
 /**
  * A backend produced NaN or an infinity for a validated record. That is a defect in the engine,
- * not in the input, so it is an internal error (exit 1); printing it would not be JSON.
+ * not in the input, so it is an internal error (exit 1); printing it would not be JSON. `where`
+ * is the record's line (JSONL) or row (Parquet, Arrow), with its id.
  */
 export class NonFiniteResultError extends EcrError {
-  constructor(metric: string, value: number, line: number, id: string | number) {
-    super('ECR_INTERNAL_NON_FINITE', `the backend computed ${metric} = ${value} for line ${line}, id ${JSON.stringify(String(id))}; a result must be a finite number, so nothing was written`);
+  constructor(metric: string, value: number, where: InputLocation) {
+    const at = where.line !== undefined ? `line ${where.line}` : `row ${where.row}`;
+    super('ECR_INTERNAL_NON_FINITE', `the backend computed ${metric} = ${value} for ${at}, id ${JSON.stringify(String(where.id))}; a result must be a finite number, so nothing was written`);
   }
 }
 
@@ -44,7 +46,7 @@ function nonFiniteMetric(evb: number, cr: number, ts: number, es: number, pd: nu
 export function resultPrefix(id: string | number, group: string | number | null, m: MetricArrays, admissible: Uint8Array, j: number, line: number, config?: ResolvedConfig): string {
   const evb = m.evb[j], cr = m.cr[j], ts = m.ts[j], es = m.es[j], pd = m.pd[j], cci = m.cci[j];
   const bad = nonFiniteMetric(evb, cr, ts, es, pd, cci);
-  if (bad) throw new NonFiniteResultError(bad.metric, bad.value, line, id);
+  if (bad) throw new NonFiniteResultError(bad.metric, bad.value, { line, id: String(id) });
   return resultHead(id, group) + resultBody(evb, cr, ts, es, pd, cci, admissible[j] === 1, config);
 }
 
@@ -75,7 +77,7 @@ export function formatWindow(w: WindowResults, config: Calibrated | undefined): 
   const { evb, cr, ts, es, pd, cci } = w.metrics;
   const n = w.admissible.length;
   const bad = firstNonFinite(w.metrics, n);
-  if (bad) throw new NonFiniteResultError(bad.metric, bad.value, Number.NaN, `(window record ${bad.index})`);
+  if (bad) throw new NonFiniteResultError(bad.metric, bad.value, { line: Number.NaN, id: `(window record ${bad.index})` });
   // Numbers as text, all at once: JSON.stringify writes a finite number exactly as String() does
   // (the spec defines both by Number::toString), and one call for the window's 6n numbers costs
   // about half of 6n conversions in template literals (measured; bench/README.md).

@@ -3,11 +3,12 @@
  * selection, and offer an audit trace per group.
  */
 import { metricValuesAt, validateBatch, type Batch, type MetricArrays, type MetricValues } from '../core/batch.js';
-import { checkConfigAgainstShape, toResolvedConfig, type EcrConfig, type ResolvedConfig, type Weights } from '../core/config.js';
+import { toResolvedConfig, type EcrConfig, type ResolvedConfig, type Weights } from '../core/config.js';
 import type { BackendChoice, BackendName } from '../backends/backend.js';
-import { chooseBackend, getBackend, type BackendOptions } from '../backends/registry.js';
+import type { BackendOptions } from '../backends/options.js';
 import { UsageError } from '../core/errors.js';
 import { GroupSelector, type GroupSelection, type SelectionReason } from '../core/select.js';
+import { scoreWindow } from './window-scorer.js';
 
 export interface ScoreOptions {
   backend?: BackendChoice;
@@ -64,11 +65,13 @@ export async function scoreBatch(batch: Batch, config?: EcrConfig | ResolvedConf
   checkOptionsObject('scoreBatch', options);
   const cfg = toResolvedConfig(config);
   if (!options.trusted) validateBatch(batch);
-  checkConfigAgainstShape(cfg, batch.m);
-  const name = await chooseBackend(options.backend ?? 'auto', batch, options.backendOptions);
-  const backend = await getBackend(name, options.backendOptions);
-  const out = batch.n === 0 ? emptyOutput() : await backend.computeMetrics(batch, cfg, { covariance: options.covariance, compact: options.compact });
-  return finishBatch(batch, cfg, name, out, options);
+  const selector = new GroupSelector(cfg.tau);
+  // The batch is one window of one shape: the backend's own arrays are the result (no copy).
+  const w = await scoreWindow({
+    n: batch.n, parts: [{ batch, rows: null }], firstIndex: 0,
+    groups: batch.groups ?? null, baseScore: batch.baseScore ?? null, locate: null,
+  }, { config: cfg, backend: options.backend ?? 'auto', compute: { covariance: options.covariance, compact: options.compact }, backendOptions: options.backendOptions }, selector);
+  return batchResult(batch, cfg, w.backends[0], w.metrics, w.admissible, selector, options);
 }
 
 /** JavaScript callers can pass anything: `null` options must be a UsageError, not a TypeError on `.backend`. */
@@ -78,26 +81,11 @@ export function checkOptionsObject(fn: string, options: unknown): void {
   }
 }
 
-function emptyOutput(): MetricArrays {
-  const z = new Float64Array(0);
-  return { evb: z, cr: z, ts: z, es: z, pd: z, cci: z };
-}
-
-/** Derives admissibility, selection and audit from computed metrics. */
-export function finishBatch(
-  batch: Batch,
-  cfg: ResolvedConfig,
-  backend: BackendName,
-  out: MetricArrays,
-  options: ScoreOptions = {},
+/** The selection and the audit of a scored batch whose rows were offered to `selector`. */
+function batchResult(
+  batch: Batch, cfg: ResolvedConfig, backend: BackendName, out: MetricArrays, admissible: Uint8Array, selector: GroupSelector, options: ScoreOptions,
 ): BatchResult {
   const n = batch.n;
-  const selector = new GroupSelector(cfg.tau);
-  const admissible = new Uint8Array(n);
-  for (let i = 0; i < n; i++) {
-    const g = batch.groups ? batch.groups[i] : 0;
-    admissible[i] = selector.offer(g, i, out.cci[i], batch.baseScore ? batch.baseScore[i] : Number.NaN) ? 1 : 0;
-  }
   const groups = selector.results();
   const selected = new Uint8Array(n);
   for (const g of groups) if (g.selectedIndex >= 0) selected[g.selectedIndex] = 1;

@@ -11,7 +11,7 @@ import { isRegularFile, openInput, type InputInfo } from './io/input.js';
 import { DEFAULT_MAX_LINE_BYTES } from './io/lines.js';
 import { openOutput, stdoutOutput } from './io/output-file.js';
 import { scoreStream } from './jsonl/score-stream.js';
-import { DEFAULT_CHUNK_BYTES } from './jsonl/jsonl-chunks.js';
+import { DEFAULT_CHUNK_BYTES } from './io/lines.js';
 import { checkedJsonlInput } from './jsonl/not-jsonl.js';
 import { arrowLayoutOf, formatOf, type DataFormat } from './columnar/format.js';
 

@@ -1,80 +1,41 @@
 /**
- * Scores validated records of mixed shapes: buckets them by shape, runs each bucket as one
- * batch, and offers every result to a selector shared across buckets (and, in the CLI, across
- * windows of a stream), so selection spans a group whatever shapes its members have.
+ * The object-level API, scoreRecords: trajectories of mixed shapes as one window, packed per
+ * shape (recordsWindow, which calibration shares) for the window scorer, whose selector spans
+ * the shapes, so selection spans a group whatever shapes its members have.
  */
-import { allocMetrics, type MetricArrays } from '../core/batch.js';
-import { checkRecordShape, toResolvedConfig, type EcrConfig, type ResolvedConfig } from '../core/config.js';
+import { toResolvedConfig, type EcrConfig, type ResolvedConfig } from '../core/config.js';
 import { UsageError } from '../core/errors.js';
-import type { BackendChoice, BackendName, ComputeOptions } from '../backends/backend.js';
-import { chooseBackend, getBackend, type BackendOptions } from '../backends/registry.js';
+import type { BackendChoice, BackendName } from '../backends/backend.js';
+import type { BackendOptions } from '../backends/options.js';
 import { GroupSelector } from '../core/select.js';
 import { buildAudit, checkOptionsObject, type AuditTrace } from './score-batch.js';
 import { metricValuesAt, type MetricValues } from '../core/batch.js';
-import { ShapeBucket, shapeKey } from './packer.js';
+import { ShapeBucket, ShapeBuckets, recordShapeKey } from './shape-buckets.js';
 import { checkRecord, type CheckedRecord, type TrajectoryRecord } from './record.js';
 import { GroupKeys } from './group-keys.js';
-
-export { GroupKeys };
-
-export interface WindowScores {
-  /** Metrics in window order (record j of the window at position j). */
-  metrics: MetricArrays;
-  admissible: Uint8Array;
-  groupIndex: Int32Array;
-  backends: Set<BackendName>;
-}
-
-/** Line number (or index) of a record, for error messages. */
-export type Locate = (inputIndex: number) => { line?: number; record?: number };
+import { scoreWindow, type ScoringWindow } from './window-scorer.js';
 
 /**
- * Scores one window of records whose first record has input index `firstIndex`. Offers each to
- * `selector` under its global input index.
+ * Checked records as a window for the window scorer: packed per shape, each record's group
+ * interned in `groups`; record j is candidate `firstIndex + j` and is named "record
+ * firstIndex + j" in messages.
  */
-export async function scoreWindow(
-  records: readonly CheckedRecord[],
-  firstIndex: number,
-  config: ResolvedConfig,
-  backend: BackendChoice,
-  groups: GroupKeys,
-  selector: GroupSelector,
-  locate: Locate = (i) => ({ record: i }),
-  compute: ComputeOptions = {},
-  backendOptions?: BackendOptions,
-): Promise<WindowScores> {
+export function recordsWindow(records: readonly CheckedRecord[], firstIndex: number, groups: GroupKeys): ScoringWindow {
   const n = records.length;
-  const metrics = allocMetrics(n);
-  const admissible = new Uint8Array(n);
+  const buckets = new ShapeBuckets<ShapeBucket>();
   const groupIndex = new Int32Array(n);
-  const buckets = new Map<string, ShapeBucket>();
-  records.forEach((r, j) => {
-    const key = shapeKey(r);
-    let b = buckets.get(key);
-    if (!b) {
-      checkRecordShape(config, r.m, () => ({ ...locate(firstIndex + j), id: String(r.id) }));
-      b = new ShapeBucket(r, n);
-      buckets.set(key, b);
-    }
-    groupIndex[j] = groups.indexOf(r.group);
-    b.add(r, j, groupIndex[j]);
-  });
-
-  const used = new Set<BackendName>();
-  for (const bucket of buckets.values()) {
-    const batch = bucket.toBatch();
-    const name = await chooseBackend(backend, batch, backendOptions);
-    used.add(name);
-    const out = await (await getBackend(name, backendOptions)).computeMetrics(batch, config, compute);
-    bucket.indices.forEach((j, k) => {
-      metrics.evb[j] = out.evb[k]; metrics.cr[j] = out.cr[k]; metrics.ts[j] = out.ts[k];
-      metrics.es[j] = out.es[k]; metrics.pd[j] = out.pd[k]; metrics.cci[j] = out.cci[k];
-    });
-  }
+  const baseScore = new Float64Array(n);
   for (let j = 0; j < n; j++) {
-    admissible[j] = selector.offer(groupIndex[j], firstIndex + j, metrics.cci[j], records[j].baseScore ?? Number.NaN) ? 1 : 0;
+    const r = records[j];
+    groupIndex[j] = groups.indexOf(r.group);
+    baseScore[j] = r.baseScore ?? Number.NaN;
+    buckets.get(recordShapeKey(r), () => ShapeBucket.of(r, n)).addRecord(r, j);
   }
-  return { metrics, admissible, groupIndex, backends: used };
+  return {
+    n, firstIndex, groups: groupIndex, baseScore,
+    parts: buckets.used.map((b) => ({ batch: b.toBatch(), rows: b.rows() })),
+    locate: (j) => ({ record: firstIndex + j, id: String(records[j].id) }),
+  };
 }
 
 export interface RecordResult extends MetricValues {
@@ -106,7 +67,8 @@ export async function scoreRecords(
   const checked = records.map((r, i) => checkRecord(r, { record: i }, i));
   const groups = new GroupKeys();
   const selector = new GroupSelector(cfg.tau);
-  const w = await scoreWindow(checked, 0, cfg, options.backend ?? 'auto', groups, selector, undefined, options.compact ? { compact: options.compact } : {}, options.backendOptions);
+  const window = recordsWindow(checked, 0, groups);
+  const w = await scoreWindow(window, { config: cfg, backend: options.backend ?? 'auto', compute: options.compact ? { compact: options.compact } : {}, backendOptions: options.backendOptions }, selector);
   const selections = selector.results();
   const selected = new Set(selections.map((s) => s.selectedIndex));
   const groupNames = groups.keys;
@@ -114,11 +76,11 @@ export async function scoreRecords(
     id: r.id, group: r.group, ...metricValuesAt(w.metrics, j), admissible: w.admissible[j] === 1, selected: selected.has(j),
   }));
   const membersOf = selections.map(() => [] as number[]);
-  checked.forEach((_, j) => membersOf[w.groupIndex[j]].push(j));
+  checked.forEach((_, j) => membersOf[window.groups![j]].push(j));
   const audits = selections.map((sel) => buildAudit({
     selection: sel, members: membersOf[sel.group], metrics: w.metrics, admissible: w.admissible, config: cfg,
     idOf: (j) => String(checked[j].id), groupName: String(groupNames[sel.group]),
     baseScoreOf: (j) => checked[j].baseScore ?? Number.NaN,
   }));
-  return { results, audits, backends: [...w.backends] };
+  return { results, audits, backends: [...new Set(w.backends)] };
 }

@@ -3,8 +3,8 @@ import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkRecord, type CheckedRecord, type TrajectoryRecord } from '../../src/engine/record.js';
-import { ShapeBucket } from '../../src/engine/packer.js';
-import { GroupKeys } from '../../src/engine/score-records.js';
+import { ShapeBucket } from '../../src/engine/shape-buckets.js';
+import { GroupKeys } from '../../src/engine/group-keys.js';
 import { expect } from 'vitest';
 import type { Batch } from '../../src/core/batch.js';
 import type { BatchResult } from '../../src/engine/score-batch.js';
@@ -45,9 +45,11 @@ export function loadFixtures(dir = FIXTURE_DIR): Fixture[] {
 /** Packs a fixture (all fixtures have one shape per file) into a Batch with group indices. */
 export function fixtureBatch(fx: Fixture): { batch: Batch; groupNames: string[]; ids: string[] } {
   const keys = new GroupKeys();
-  const bucket = new ShapeBucket(fx.records[0], fx.records.length);
-  fx.records.forEach((r, i) => bucket.add(r, i, keys.indexOf(r.group)));
-  return { batch: bucket.toBatch(), groupNames: keys.keys.map(String), ids: fx.records.map((r) => String(r.id)) };
+  const bucket = ShapeBucket.of(fx.records[0], fx.records.length);
+  fx.records.forEach((r, i) => bucket.addRecord(r, i));
+  const groups = Int32Array.from(fx.records, (r) => keys.indexOf(r.group));
+  const baseScore = Float64Array.from(fx.records, (r) => r.baseScore ?? Number.NaN);
+  return { batch: { ...bucket.toBatch(), groups, baseScore }, groupNames: keys.keys.map(String), ids: fx.records.map((r) => String(r.id)) };
 }
 
 /**

@@ -9,15 +9,19 @@
  * shape with one typed-array copy per row.
  *
  * Any row the fast path flags (a null, a ragged list, a value out of range, a wrong length) is
- * re-checked by the JSONL record check (records/record.ts) on a plain object built from the row,
- * so a bad row gets exactly the words a bad JSONL line gets, with "row N" and the column.
+ * re-checked by the JSONL record check (engine/record.ts) on a plain object built from the row
+ * (cells.ts), so a bad row gets exactly the words a bad JSONL line gets, with "row N" and the
+ * column. The columns themselves are read by list-columns.ts and key-columns.ts.
  */
-import { Precision, Type, util, type Data, type RecordBatch } from 'apache-arrow';
+import type { Data, RecordBatch } from 'apache-arrow';
 import type { Batch, FloatArray } from '../../core/batch.js';
-import { InputError } from '../../core/errors.js';
+import type { InputError } from '../../core/errors.js';
 import { MAX_EMBEDDING_MAGNITUDE, MAX_KEY_INTEGER, MAX_POLICY_ENTRY, MAX_REWARD_MAGNITUDE } from '../../core/input-ranges.js';
-import type { GroupKeys } from '../group-keys.js';
-import { checkRecord, MAX_T } from '../record.js';
+import { MAX_T } from '../record.js';
+import { ShapeBuckets, ShapeRows, shapeKey } from '../shape-buckets.js';
+import { plainKey, rowError } from './cells.js';
+import { keyProblems } from './key-columns.js';
+import { allNull, flagValues, floatValues, matrixRows, validOf, vectorRows, type ListRows } from './list-columns.js';
 import type { ColumnIndex } from './schema.js';
 
 /** One shape's rows of a block, packed (or viewed) as a Batch. */
@@ -41,346 +45,6 @@ export interface ScoringBlock {
   /** A row's id for messages (decoded on demand). */
   idOf(row: number): string | number;
 }
-
-/** Offsets of a list's entries as numbers (LargeList's are BigInt64); null for a fixed-size list. */
-function offsetsOf(d: Data): ArrayLike<number> | null {
-  if (d.typeId === Type.FixedSizeList) return null;
-  const vo = d.valueOffsets as Int32Array | BigInt64Array;
-  return vo instanceof BigInt64Array ? Float64Array.from(vo, Number) : vo;
-}
-
-const fixedSize = (d: Data): number => (d.type as unknown as { listSize: number }).listSize;
-
-/**
- * Entry i's validity as a plain bit test, or null when every entry is valid. (Data.getValid and
- * the nullCount getter are too slow to call once per row.)
- */
-function validOf(d: Data): ((i: number) => boolean) | null {
-  if (d.nullCount === 0 || !d.nullBitmap) return null;
-  const bits = d.nullBitmap, off = d.offset;
-  return (i) => ((bits[(off + i) >> 3] >> ((off + i) & 7)) & 1) === 1;
-}
-
-/** An optional column with no value in this block is as good as absent. */
-const allNull = (d: Data) => d.nullCount === d.length && d.length > 0;
-
-/**
- * The values of a number column as floats: float32 and float64 as they are (a view), any other
- * width (integers, signed or unsigned, up to 64 bits; float16) converted to float64, as JSONL
- * numbers are. A 64-bit integer beyond 2^53 is rounded here, but every such value is far outside
- * the range of every scored field (at most 1e15), so it is refused whichever way it rounds.
- */
-export function floatValues(d: Data): FloatArray {
-  const v = d.values as ArrayLike<number | bigint> & { length: number };
-  if (d.typeId === Type.Float) {
-    if ((d.type as unknown as { precision: Precision }).precision !== Precision.HALF) return v as unknown as FloatArray;
-    const half = v as unknown as Uint16Array;
-    const out = new Float64Array(half.length);
-    for (let i = 0; i < half.length; i++) out[i] = util.uint16ToFloat64(half[i]);
-    return out;
-  }
-  if (v instanceof BigInt64Array || v instanceof BigUint64Array) return Float64Array.from(v as ArrayLike<bigint>, Number);
-  return Float64Array.from(v as ArrayLike<number>);
-}
-
-/** Where each row of a list-of-lists (or list) column lies in its flat value array. */
-interface ListRows {
-  values: FloatArray;
-  valueData: Data;
-  /** Entries (steps) per row; -1 for a null row. */
-  rows: Int32Array;
-  /** Values per entry; -1 when ragged or an entry is null, 0 when empty. 1 for a plain list. */
-  width: Int32Array;
-  /** Index in `values` of each row's first value. */
-  start: Float64Array;
-}
-
-/**
- * Checks that list entries [from, to) of `d` lie within its child (offsets non-decreasing, inside
- * the child's length), so that a damaged file is an error here, not a loop over garbage offsets.
- */
-function checkListBounds(d: Data, from: number, to: number, column: string, firstRow: number, rowOf: (entry: number) => number): void {
-  const O = offsetsOf(d);
-  const childLength = d.children[0].length;
-  const bad = (entry: number): never => {
-    throw new InputError('the list offsets point outside the column\'s values (the file is damaged)', { row: firstRow + rowOf(entry) + 1, field: column });
-  };
-  if (!O) {
-    if (to * fixedSize(d) > childLength) bad(Math.max(from, Math.floor(childLength / Math.max(1, fixedSize(d)))));
-    return;
-  }
-  for (let e = from; e < to; e++) if (!(O[e] >= 0 && O[e + 1] >= O[e] && O[e + 1] <= childLength)) bad(e);
-}
-
-function matrixRows(d: Data, n: number, column: string, firstRow: number): ListRows {
-  checkListBounds(d, 0, n, column, firstRow, (i) => i);
-  const O = offsetsOf(d);
-  const outerFixed = O ? 0 : fixedSize(d);
-  const inner = d.children[0];
-  if (n > 0) {
-    const first = O ? O[0] : 0, last = O ? O[n] : n * outerFixed;
-    const rowOf = (e: number) => { let i = 0; while (i < n - 1 && (O ? O[i + 1] : (i + 1) * outerFixed) <= e) i++; return i; };
-    checkListBounds(inner, first, last, column, firstRow, rowOf);
-  }
-  const I = offsetsOf(inner);
-  const innerFixed = I ? 0 : fixedSize(inner);
-  const valueData = inner.children[0];
-  const rows = new Int32Array(n), width = new Int32Array(n), start = new Float64Array(n);
-  const valid = validOf(d), innerValid = validOf(inner);
-  for (let i = 0; i < n; i++) {
-    const e0 = O ? O[i] : i * outerFixed;
-    const e1 = O ? O[i + 1] : e0 + outerFixed;
-    start[i] = I ? I[e0] : e0 * innerFixed;
-    if (valid && !valid(i)) { rows[i] = -1; continue; }
-    rows[i] = e1 - e0;
-    let w = innerFixed;
-    if (I) {
-      w = e1 > e0 ? I[e0 + 1] - I[e0] : 0;
-      for (let e = e0 + 1; e < e1; e++) if (I[e + 1] - I[e] !== w) { w = -1; break; }
-    }
-    if (innerValid && w >= 0) for (let e = e0; e < e1; e++) if (!innerValid(e)) { w = -1; break; }
-    width[i] = w;
-  }
-  return { values: floatValues(valueData), valueData, rows, width, start };
-}
-
-function vectorRows(d: Data, n: number, column: string, firstRow: number): ListRows {
-  checkListBounds(d, 0, n, column, firstRow, (i) => i);
-  const O = offsetsOf(d);
-  const fixed = O ? 0 : fixedSize(d);
-  const valueData = d.children[0];
-  const rows = new Int32Array(n), width = new Int32Array(n).fill(1), start = new Float64Array(n);
-  const valid = validOf(d);
-  for (let i = 0; i < n; i++) {
-    start[i] = O ? O[i] : i * fixed;
-    rows[i] = valid && !valid(i) ? -1 : O ? O[i + 1] - O[i] : fixed;
-  }
-  return { values: floatValues(valueData), valueData, rows, width, start };
-}
-
-/** Index of the first value outside [lo, hi] (or NaN) in values[from, to), or -1. */
-function firstOutside(values: FloatArray, from: number, to: number, lo: number, hi: number): number {
-  // One loop per element type: a loop that sees both stays polymorphic and runs about 1.5x slower.
-  return values instanceof Float64Array ? firstOutside64(values, from, to, lo, hi) : firstOutside32(values, from, to, lo, hi);
-}
-
-function firstOutside64(values: Float64Array, from: number, to: number, lo: number, hi: number): number {
-  for (let i = from; i < to; i++) {
-    const x = values[i];
-    if (!(x >= lo && x <= hi)) return i;
-  }
-  return -1;
-}
-
-function firstOutside32(values: Float32Array, from: number, to: number, lo: number, hi: number): number {
-  for (let i = from; i < to; i++) {
-    const x = values[i];
-    if (!(x >= lo && x <= hi)) return i;
-  }
-  return -1;
-}
-
-/** The last row whose range starts at or before value index k (start is non-decreasing). */
-function rowOfValue(start: Float64Array, k: number): number {
-  let lo = 0, hi = start.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (start[mid] <= k) lo = mid; else hi = mid - 1;
-  }
-  return lo;
-}
-
-/**
- * Flags every present row with a value outside [lo, hi] or a null value. One loop over the
- * block's whole value range; a hit is mapped back to its row, and the scan resumes after it.
- */
-function flagValues(c: ListRows, n: number, lo: number, hi: number, problem: Uint8Array): void {
-  const len = (i: number) => (c.rows[i] > 0 && c.width[i] > 0 ? c.rows[i] * c.width[i] : 0);
-  if (n === 0) return;
-  const from = c.start[0], to = c.start[n - 1] + len(n - 1);
-  for (let k = firstOutside(c.values, from, to, lo, hi); k >= 0;) {
-    const i = rowOfValue(c.start, k);
-    let next = k + 1;
-    if (k < c.start[i] + len(i)) { problem[i] = 1; next = c.start[i] + len(i); }
-    k = next < to ? firstOutside(c.values, next, to, lo, hi) : -1;
-  }
-  const valid = validOf(c.valueData);
-  if (valid) {
-    for (let i = 0; i < n; i++) {
-      for (let k = c.start[i], end = k + len(i); k < end; k++) if (!valid(k)) { problem[i] = 1; break; }
-    }
-  }
-}
-
-/** A plain JS value of entry `i` of `d` (nulls kept), for the record check of a flagged row and for JSONL output. */
-export function plainAt(d: Data, i: number): unknown {
-  if (!d.getValid(i)) return null;
-  switch (d.typeId) {
-    case Type.List: case Type.LargeList: case Type.FixedSizeList: {
-      const O = offsetsOf(d);
-      const e0 = O ? O[i] : i * fixedSize(d), e1 = O ? O[i + 1] : e0 + fixedSize(d);
-      const out: unknown[] = [];
-      for (let e = e0; e < e1; e++) out.push(plainAt(d.children[0], e));
-      return out;
-    }
-    case Type.Float:
-      if ((d.type as unknown as { precision: Precision }).precision === Precision.HALF) return util.uint16ToFloat64((d.values as Uint16Array)[i]);
-      return Number((d.values as ArrayLike<number>)[i]);
-    case Type.Int: return Number((d.values as ArrayLike<number | bigint>)[i]);
-    default: return null;
-  }
-}
-
-/** A key (id or group) as the record check reads it; an integer too large for a JS number is refused here with its exact digits. */
-function keyAt(d: Data, i: number, row: number, field: 'id' | 'group', id?: string): unknown {
-  if (!d.getValid(i)) return null;
-  if (d.typeId === Type.Int) {
-    const v = (d.values as ArrayLike<number | bigint>)[i];
-    if (typeof v === 'bigint' && (v > BigInt(MAX_KEY_INTEGER) || v < -BigInt(MAX_KEY_INTEGER))) {
-      throw new InputError(`${v} cannot be kept exactly: a number ${field} must be an integer between -${MAX_KEY_INTEGER} and ${MAX_KEY_INTEGER} (2^53 - 1); store it as a string`, { row, id, field });
-    }
-    return Number(v);
-  }
-  return keyString(d, i);
-}
-
-const utf8 = new TextDecoder();
-
-/**
- * Where the bytes of entry i of a view column (utf8_view, binary_view: 16-byte views, as Polars
- * writes strings) lie: up to 12 bytes inline in the view, else in one of the variadic buffers.
- */
-export function viewBytes(d: Data, i: number): { bytes: Uint8Array; start: number; end: number } {
-  const views = d.values as Uint8Array;
-  const at = i * 16; // the views buffer of a sliced Data starts at its first entry
-  const dv = new DataView(views.buffer, views.byteOffset, views.byteLength);
-  const length = dv.getInt32(at, true);
-  if (length <= 12) return { bytes: views, start: at + 4, end: at + 4 + Math.max(0, length) };
-  const buffer = (d as unknown as { variadicBuffers: Uint8Array[] }).variadicBuffers[dv.getInt32(at + 8, true)];
-  const start = dv.getInt32(at + 12, true);
-  if (buffer === undefined || start + length > buffer.length) throw new InputError(`entry ${i + 1} of a ${String(d.type)} column points outside its data buffers (the file is damaged)`);
-  return { bytes: buffer, start, end: start + length };
-}
-
-function keyString(d: Data, i: number): string {
-  if (d.typeId === Type.Dictionary) return String(plainKey(d.dictionary!.data[0], Number((d.values as ArrayLike<number | bigint>)[i])));
-  if (d.typeId === Type.Utf8View) {
-    const v = viewBytes(d, i);
-    return utf8.decode(v.bytes.subarray(v.start, v.end));
-  }
-  const O = d.valueOffsets as Int32Array | BigInt64Array;
-  return utf8.decode((d.values as Uint8Array).subarray(Number(O[i]), Number(O[i + 1])));
-}
-
-/** An id or group as JSONL prints it: a string, a number, or null. */
-export function keyValueAt(d: Data, i: number): string | number | null {
-  if (!d.getValid(i)) return null;
-  if (d.typeId === Type.Int || d.typeId === Type.Utf8 || d.typeId === Type.LargeUtf8 || d.typeId === Type.Utf8View || d.typeId === Type.Dictionary) return plainKey(d, i);
-  return null;
-}
-
-function plainKey(d: Data, i: number): string | number {
-  return d.typeId === Type.Int ? Number((d.values as ArrayLike<number | bigint>)[i]) : keyString(d, i);
-}
-
-/** Refuses a 64-bit integer that a float64 cannot hold exactly, quoting its exact digits. */
-function exactInteger(d: Data, i: number, row: number, field: string, id?: string): void {
-  if (!(d.values instanceof BigInt64Array || d.values instanceof BigUint64Array) || !d.getValid(i)) return;
-  const v = d.values[i];
-  if (v > BigInt(MAX_KEY_INTEGER) || v < -BigInt(MAX_KEY_INTEGER)) {
-    throw new InputError(`${v} cannot be kept exactly as a number (beyond 2^53 - 1, a float64 would round it); store it as a float64 column`, { row, id, field });
-  }
-}
-
-/** Row i as the JSON object a JSONL line would hold. */
-function rowObject(columns: Data[], cols: ColumnIndex, i: number, row: number): Record<string, unknown> {
-  const o: Record<string, unknown> = {};
-  if (cols.id !== undefined) o.id = keyAt(columns[cols.id], i, row, 'id');
-  const id = o.id === undefined || o.id === null ? undefined : String(o.id);
-  if (cols.group !== undefined) {
-    const g = keyAt(columns[cols.group], i, row, 'group', id);
-    if (g !== null) o.group = g;
-  }
-  if (cols.baseScore !== undefined) exactInteger(columns[cols.baseScore], i, row, 'baseScore', id ?? String(row));
-  for (const name of ['steps', 'embeddings', 'expected', 'realized', 'policy', 'baseScore'] as const) {
-    const c = cols[name];
-    if (c === undefined) continue;
-    // A null optional column means "not given"; a null steps is left out, so the check says it is required.
-    const v = plainAt(columns[c], i);
-    if (v !== null) o[name] = v;
-  }
-  return o;
-}
-
-/** The record check's error for a flagged row (it must find one: the fast path and it agree on what is valid). */
-function rowError(columns: Data[], cols: ColumnIndex, i: number, row: number): InputError {
-  try {
-    checkRecord(rowObject(columns, cols, i, row), { row }, row);
-  } catch (err) {
-    if (err instanceof InputError) return err;
-    throw err;
-  }
-  throw new Error(`internal: row ${row} was flagged invalid by the columnar check but passes the record check`);
-}
-
-function keyProblems(d: Data, n: number, problem: Uint8Array, nullIsProblem: boolean): void {
-  const valid = validOf(d);
-  if (valid && nullIsProblem) for (let i = 0; i < n; i++) if (!valid(i)) problem[i] = 1;
-  if (d.typeId === Type.Int && (d.values instanceof BigInt64Array || d.values instanceof BigUint64Array)) {
-    const v = d.values as BigInt64Array | BigUint64Array;
-    const max = BigInt(MAX_KEY_INTEGER);
-    for (let i = 0; i < n; i++) if (v[i] > max || v[i] < -max) problem[i] = 1;
-  }
-}
-
-/** Interns each row's group (strings from their UTF-8 bytes, dictionaries once per entry). */
-export function internGroups(d: Data | null, n: number, groups: GroupKeys): Int32Array {
-  const out = new Int32Array(n);
-  if (d === null || allNull(d)) { out.fill(groups.indexOf(null)); return out; }
-  const valid = validOf(d);
-  if (d.typeId === Type.Utf8 || d.typeId === Type.LargeUtf8) {
-    const O = offsetsOf(d)!;
-    const bytes = d.values as Uint8Array;
-    let prevStart = -1, prevEnd = -1, prev = -1;
-    for (let i = 0; i < n; i++) {
-      if (valid && !valid(i)) { out[i] = groups.indexOf(null); continue; }
-      const s = O[i], e = O[i + 1];
-      // Candidates of one prompt are usually adjacent: compare with the previous key first.
-      if (prev >= 0 && e - s === prevEnd - prevStart) {
-        let same = true;
-        for (let k = 0; k < e - s; k++) if (bytes[s + k] !== bytes[prevStart + k]) { same = false; break; }
-        if (same) { out[i] = prev; continue; }
-      }
-      prev = out[i] = groups.indexOfUtf8(bytes, s, e);
-      prevStart = s; prevEnd = e;
-    }
-    return out;
-  }
-  if (d.typeId === Type.Utf8View) {
-    for (let i = 0; i < n; i++) {
-      if (valid && !valid(i)) { out[i] = groups.indexOf(null); continue; }
-      const v = viewBytes(d, i);
-      out[i] = groups.indexOfUtf8(v.bytes, v.start, v.end);
-    }
-    return out;
-  }
-  if (d.typeId === Type.Dictionary) {
-    const dict = d.dictionary!.data[0];
-    const entries = new Int32Array(dict.length).fill(-1);
-    const keys = d.values as ArrayLike<number | bigint>;
-    for (let i = 0; i < n; i++) {
-      if (valid && !valid(i)) { out[i] = groups.indexOf(null); continue; }
-      const k = Number(keys[i]);
-      if (entries[k] < 0) entries[k] = groups.indexOf(plainKey(dict, k));
-      out[i] = entries[k];
-    }
-    return out;
-  }
-  const v = d.values as ArrayLike<number | bigint>;
-  for (let i = 0; i < n; i++) out[i] = valid && !valid(i) ? groups.indexOf(null) : groups.indexOf(Number(v[i]));
-  return out;
-}
-
 /** Default ids (the 1-based row number, as JSONL's default is the line number) as an Arrow Int64 column. */
 export type DefaultIds = (firstRow: number, n: number) => Data;
 
@@ -457,11 +121,16 @@ export function checkBlock(
   return { firstRow, numRows: n, parts: partsOf(steps, optional, n), baseScore, id, group: groupData, idOf };
 }
 
-/** The shape of row i: T, m, and which optional inputs it has, with their widths. */
+/** The shape key of row i (shape-buckets.ts): T, m, and the widths of its optional inputs (0: absent). */
 function shapeKeyOf(steps: ListRows, optional: Optional[], i: number): string {
-  let key = `${steps.rows[i]}:${steps.width[i]}`;
-  for (const o of optional) key += `:${o.rows.rows[i] < 0 ? '-' : o.rows.width[i]}`;
-  return key;
+  let d = 0, a = 0, rewards = 0;
+  for (const o of optional) {
+    if (o.rows.rows[i] < 0) continue;
+    if (o.name === 'embeddings') d = o.rows.width[i];
+    else if (o.name === 'policy') a = o.rows.width[i];
+    else rewards = 1;
+  }
+  return shapeKey(steps.rows[i], steps.width[i], d, a, rewards);
 }
 
 function partsOf(steps: ListRows, optional: Optional[], n: number): BlockPart[] {
@@ -474,15 +143,10 @@ function partsOf(steps: ListRows, optional: Optional[], n: number): BlockPart[] 
     for (let i = 0; i < n && homogeneous; i++) if ((o.rows.rows[i] < 0 ? -1 : o.rows.width[i]) !== first) homogeneous = false;
   }
   if (homogeneous) return [{ rows: null, batch: packRows(steps, optional, null, n) }];
-  const byShape = new Map<string, number[]>();
-  for (let i = 0; i < n; i++) {
-    const key = shapeKeyOf(steps, optional, i);
-    let list = byShape.get(key);
-    if (!list) byShape.set(key, (list = []));
-    list.push(i);
-  }
-  return [...byShape.values()].map((list) => {
-    const rows = Int32Array.from(list);
+  const buckets = new ShapeBuckets<ShapeRows>();
+  for (let i = 0; i < n; i++) buckets.get(shapeKeyOf(steps, optional, i), () => new ShapeRows()).push(i);
+  return buckets.used.map((b) => {
+    const rows = b.rows();
     return { rows, batch: packRows(steps, optional, rows, rows.length) };
   });
 }
@@ -510,3 +174,4 @@ function packRows(steps: ListRows, optional: Optional[], rows: Int32Array | null
   }
   return batch;
 }
+

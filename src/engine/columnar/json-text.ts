@@ -16,7 +16,7 @@
  */
 import { DateUnit, IntervalUnit, Precision, TimeUnit, Type, util, type Data } from 'apache-arrow';
 import { InputError } from '../../core/errors.js';
-import { viewBytes } from './block.js';
+import { viewBytes } from './cells.js';
 
 const utf8 = new TextDecoder();
 

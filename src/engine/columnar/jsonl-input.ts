@@ -1,7 +1,7 @@
 /**
  * JSONL records as Arrow record batches, for the paths that end in a columnar writer (`ecr
  * convert x.jsonl y.parquet`, `ecr score x.jsonl --out y.arrow`). Lines are parsed and checked by
- * the same code and with the same messages as `ecr score`'s JSONL path (records/record.ts); the
+ * the same code and with the same messages as `ecr score`'s JSONL path (engine/record.ts); the
  * batches carry every column of the schema, optional ones null where a record lacks the field.
  *
  * Arrow columns have one type each: ids are int64 when every id of the first window is a number
@@ -13,7 +13,7 @@ import { findNodeAtLocation, parseTree } from 'jsonc-parser';
 import { Field, Float64, Int64, RecordBatch, Schema, Struct, Utf8, makeData, type Data, type DataType } from 'apache-arrow';
 import { InputError } from '../../core/errors.js';
 import { checkRecord, parseJsonLine, type CheckedRecord } from '../record.js';
-import { readLines } from '../io/lines.js';
+import { overlongLineError, readLines } from '../io/lines.js';
 import { float64Data, floatList, floatMatrix, int64Data, listData, matrixData, utf8Data } from './arrow-build.js';
 
 export interface JsonlReadOptions {
@@ -35,8 +35,6 @@ export interface JsonlBatches {
 }
 
 type KeyKind = 'int' | 'string';
-
-const formatBytes = (n: number) => (n % (1 << 20) === 0 ? `${n / (1 << 20)} MiB` : `${n}-byte`);
 
 export function schemaFor(id: KeyKind, group: KeyKind): Schema {
   const key = (k: KeyKind): DataType => (k === 'int' ? new Int64() : new Utf8());
@@ -122,7 +120,7 @@ export function readJsonlBatches(source: Readable, o: JsonlReadOptions): JsonlBa
     for await (const text of readLines(source, o.lineCap)) {
       lineNo++;
       if (typeof text !== 'string') {
-        o.errors.push(new InputError(`the line is ${text.bytes} bytes, longer than the ${formatBytes(o.lineCap)} limit on one record; it was skipped`, { line: lineNo }));
+        o.errors.push(overlongLineError(text, o.lineCap, lineNo));
         if (o.errors.length >= o.maxErrors) break;
         continue;
       }

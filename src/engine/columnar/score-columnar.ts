@@ -13,13 +13,10 @@
 import type { Readable } from 'node:stream';
 import { Int64, type RecordBatch, type Schema } from 'apache-arrow';
 import { allocateSharedMetrics } from '../../backends/cpu/shared.js';
-import type { BackendChoice, ComputeOptions } from '../../backends/backend.js';
-import { chooseBackend, getBackend, type BackendOptions } from '../../backends/registry.js';
 import { pCorrectOf } from '../../core/probability-map.js';
-import { checkRecordShape, type ResolvedConfig } from '../../core/config.js';
-import { EcrError, InputError, type InputLocation } from '../../core/errors.js';
+import { InputError, type InputLocation } from '../../core/errors.js';
 import { GroupKeys } from '../group-keys.js';
-import { firstNonFinite } from '../../core/result-line.js';
+import { scoreWindow, warmUpBackend, type ScoreSettings } from '../window-scorer.js';
 import { ARRAY_HINT, MAX_REPORTED_ERRORS } from '../jsonl/jsonl-parse.js';
 import { checkedJsonlInput, checkedJsonlStream } from '../jsonl/not-jsonl.js';
 import { GroupSelector } from '../../core/select.js';
@@ -27,7 +24,8 @@ import { Progress } from '../io/progress.js';
 import { openInput } from '../io/input.js';
 import { type Sink } from '../io/sink.js';
 import { ownedData, rowNumberData } from './arrow-build.js';
-import { checkBlock, internGroups, type ScoringBlock } from './block.js';
+import { checkBlock, type ScoringBlock } from './block.js';
+import { internGroups } from './key-columns.js';
 import type { DataFormat } from './format.js';
 import { readJsonlBatches } from './jsonl-input.js';
 import { openColumnar, type ColumnarOptions } from './readers.js';
@@ -112,62 +110,20 @@ export async function* validatedBlocks(input: BatchInput): AsyncGenerator<{ batc
   }
 }
 
-/** A backend result that is not a finite number: an engine defect (exit 1), never printed. */
-export class NonFiniteRowError extends EcrError {
-  constructor(metric: string, value: number, where: InputLocation, id: string | number) {
-    const at = where.line !== undefined ? `line ${where.line}` : `row ${where.row}`;
-    super('ECR_INTERNAL_NON_FINITE', `the backend computed ${metric} = ${value} for ${at}, id ${JSON.stringify(String(id))}; a result must be a finite number, so nothing was written`);
-  }
-}
-
-export interface ScoreSettings {
-  config: ResolvedConfig;
-  backend: BackendChoice;
-  compute: ComputeOptions;
-  /** Options of the backend instances (adapter, threads, ...); the cpu backend is always asked to offload. */
-  backendOptions?: BackendOptions;
-}
-
-/**
- * The main thread reads and checks the next block while a block scores: the cpu backend then
- * computes on its workers only (CpuBackendOptions.offload), leaving the calling thread free.
- */
-function offloaded(options: BackendOptions | undefined): BackendOptions {
-  return { ...options, cpu: { ...options?.cpu, offload: true } };
-}
-
 /** Scores one block: one backend call per shape, then each row offered to the selector. */
 export async function scoreBlock(block: ScoringBlock, s: ScoreSettings, groups: GroupKeys, selector: GroupSelector, locate: (j: number) => InputLocation): Promise<BlockResults> {
   const n = block.numRows;
-  const groupIndex = internGroups(block.group, n, groups);
-  // Shared memory: the cpu backend's workers write the results in place (no copy back).
-  const metrics = allocateSharedMetrics(n);
-  for (const part of block.parts) {
-    const b = part.batch;
-    const j0 = part.rows ? part.rows[0] : 0;
-    checkRecordShape(s.config, b.m, () => ({ ...locate(j0), id: String(block.idOf(j0)) }));
-    const backendOptions = offloaded(s.backendOptions);
-    const backend = await getBackend(await chooseBackend(s.backend, b, backendOptions), backendOptions);
-    if (part.rows === null) {
-      await backend.computeMetrics(b, s.config, { ...s.compute, out: metrics });
-    } else {
-      const out = await backend.computeMetrics(b, s.config, s.compute);
-      const rows = part.rows;
-      for (let k = 0; k < rows.length; k++) {
-        const j = rows[k];
-        metrics.evb[j] = out.evb[k]; metrics.cr[j] = out.cr[k]; metrics.ts[j] = out.ts[k];
-        metrics.es[j] = out.es[k]; metrics.pd[j] = out.pd[k]; metrics.cci[j] = out.cci[k];
-      }
-    }
-  }
-  const admissible = new Uint8Array(n);
-  const { cci } = metrics;
-  const base = block.baseScore;
-  const bad = firstNonFinite(metrics, n);
-  if (bad) throw new NonFiniteRowError(bad.metric, bad.value, locate(bad.index), block.idOf(bad.index));
-  for (let j = 0; j < n; j++) admissible[j] = selector.offer(groupIndex[j], block.firstRow + j, cci[j], base ? base[j] : Number.NaN) ? 1 : 0;
+  const w = await scoreWindow({
+    n, parts: block.parts, firstIndex: block.firstRow,
+    groups: internGroups(block.group, n, groups), baseScore: block.baseScore ?? null,
+    // Shared memory: the cpu backend's workers write a one-shape block's results in place (no copy back).
+    metrics: allocateSharedMetrics(n), requireFinite: true, offload: true,
+    locate: (j) => ({ ...locate(j), id: String(block.idOf(j)) }),
+  }, s, selector);
+  const { metrics, admissible } = w;
   let pCorrect: Float64Array | null = null;
   if (s.config.calibration) {
+    const cci = metrics.cci;
     pCorrect = new Float64Array(n);
     for (let j = 0; j < n; j++) pCorrect[j] = pCorrectOf(s.config, cci[j])!;
   }
@@ -179,9 +135,8 @@ export async function scoreToOutput(input: InputSpec, output: OutputSpec, s: Sco
   // Scoring reads ahead one block only and keeps nothing of a block but its results, whose id
   // and group columns are copied out: so an Arrow file may be read into reused shared memory.
   const source = await openBatchInput(input, { reuseMemory: true });
-  // The schema is fine: the cpu backend's workers boot while the first batch is read. (Only the
-  // cpu backend: opening a GPU device for an input that fails its first row would be wasted.)
-  if (s.backend === 'cpu') (await getBackend('cpu', offloaded(s.backendOptions))).warmUp?.();
+  // The schema is fine: the cpu backend's workers boot while the first batch is read.
+  await warmUpBackend(s, true); // scoreBlock's windows offload
   const groups = new GroupKeys();
   const selector = new GroupSelector(s.config.tau);
   const store = new ResultStore();

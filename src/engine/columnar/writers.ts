@@ -11,7 +11,7 @@ import { RecordBatchFileWriter, RecordBatchStreamWriter, Table, Type, tableToIPC
 import type { ResolvedConfig } from '../../core/config.js';
 import type { Sink } from '../io/sink.js';
 import { resultPrefix } from '../../core/result-line.js';
-import { keyValueAt, plainAt } from './block.js';
+import { keyValueAt, plainAt } from './cells.js';
 import { jsonTextAt, type JsonTextContext } from './json-text.js';
 import type { DataFormat } from './format.js';
 import { loadParquetWasm } from './parquet-wasm.js';

@@ -1,5 +1,5 @@
 /**
- * Parses and validates one chunk of JSONL lines (jsonl-chunks.ts) into flat typed arrays, in a
+ * Parses and validates one chunk of JSONL lines (io/lines.ts) into flat typed arrays, in a
  * parse worker or, with one thread, on the calling thread. Validation is checkRecord's, line by
  * line with its messages, so an error names the same line and field whichever thread found it.
  * Records travel back as numbers in typed arrays (transferred, not cloned) plus two strings per

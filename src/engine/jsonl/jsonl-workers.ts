@@ -1,6 +1,6 @@
 /**
  * The threads `ecr score` parses JSONL on: a fixed set of workers, each taking whole chunks of
- * lines (jsonl-chunks.ts) and, once a window is scored, the formatting of its result lines
+ * lines (io/lines.ts) and, once a window is scored, the formatting of its result lines
  * (number formatting costs about as much as parsing). Results come back as promises; the caller
  * awaits them in input order. With one thread, or where the compiled worker script is absent
  * (running from .ts sources), the same functions run on the calling thread.
@@ -12,7 +12,7 @@ import { EcrError } from '../../core/errors.js';
 import type { ResolvedConfig } from '../../core/config.js';
 import { formatWindow, type WindowResults } from '../../core/result-line.js';
 import { parseChunk, type ParsedChunk } from './jsonl-parse.js';
-import type { LineChunk } from './jsonl-chunks.js';
+import type { LineChunk } from '../io/lines.js';
 
 export type FormatResult = ReturnType<typeof formatWindow>;
 

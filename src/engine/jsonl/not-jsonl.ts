@@ -73,7 +73,7 @@ export function refuseNotJsonl(head: Uint8Array, name: string, reader: JsonlRead
  * where nothing can be read twice): the first read fails with notJsonlError's error, and a JSONL
  * input flows through unchanged.
  */
-export function checkedJsonlStream(source: Readable, name: string, reader: JsonlReader = 'formats'): Readable {
+export function checkedJsonlStream(source: Readable | AsyncIterable<Buffer>, name: string, reader: JsonlReader = 'formats'): Readable {
   async function* checked(): AsyncGenerator<Buffer> {
     let head: Buffer | null = Buffer.alloc(0);
     for await (const chunk of source as AsyncIterable<Buffer>) {

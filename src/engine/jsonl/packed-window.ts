@@ -1,87 +1,18 @@
 /**
  * One window of `ecr score` built from parsed chunks (jsonl-parse.ts) and scored: the typed
  * arrays of the chunks are copied, a run of same-shape records at a time, into per-shape batches
- * in shared memory (so the cpu backend's threads read them in place), and every score is offered
- * to the selector for the whole input. The streaming counterpart of scoreWindow
- * (score-records.ts), with the same bucketing, configuration check and error.
+ * in shared memory (so the cpu backend's threads read them in place), and the window goes to the
+ * window scorer, which offers every score to the selector for the whole input.
  */
-import type { Batch, MetricArrays } from '../../core/batch.js';
 import { allocMetrics } from '../../core/batch.js';
-import { checkRecordShape, type ResolvedConfig } from '../../core/config.js';
-import type { BackendChoice, BackendName, ComputeOptions } from '../../backends/backend.js';
-import { chooseBackend, getBackend, type BackendOptions } from '../../backends/registry.js';
-import { allocateSharedMetrics, sharedFloat64 } from '../../backends/cpu/shared.js';
+import type { BackendName } from '../../backends/backend.js';
 import type { GroupSelector } from '../../core/select.js';
 import type { GroupKeys } from '../group-keys.js';
 import type { WindowResults } from '../../core/result-line.js';
+import { grown } from '../floats.js';
+import { ShapeBucket, ShapeBuckets, shapeKey } from '../shape-buckets.js';
+import { scoreWindow, type ScoreSettings } from '../window-scorer.js';
 import { SHAPE_FIELDS, type ParsedChunk } from './jsonl-parse.js';
-
-/** A shared Float64Array that grows by doubling and is reused from window to window. */
-class SharedFloats {
-  data = sharedFloat64(0);
-  length = 0;
-  append(src: Float64Array, from: number, to: number): void {
-    const need = this.length + (to - from);
-    if (need > this.data.length) {
-      const next = sharedFloat64(Math.max(need, this.data.length * 2));
-      next.set(this.data.subarray(0, this.length));
-      this.data = next;
-    }
-    this.data.set(src.subarray(from, to), this.length);
-    this.length = need;
-  }
-  view(): Float64Array { return this.data.subarray(0, this.length); }
-}
-
-class Bucket {
-  readonly steps = new SharedFloats();
-  readonly embeddings = new SharedFloats();
-  readonly expected = new SharedFloats();
-  readonly realized = new SharedFloats();
-  readonly policy = new SharedFloats();
-  /** Window position of each record. */
-  positions = new Uint32Array(1024);
-  groups = new Int32Array(1024);
-  baseScore = new Float64Array(1024);
-  size = 0;
-  private out: MetricArrays = allocateSharedMetrics(0);
-  constructor(readonly t: number, readonly m: number, readonly d: number, readonly a: number, readonly rewards: boolean) {}
-
-  reset(): void {
-    this.size = 0;
-    for (const f of [this.steps, this.embeddings, this.expected, this.realized, this.policy]) f.length = 0;
-  }
-
-  reserve(n: number): void {
-    if (this.size + n <= this.positions.length) return;
-    const cap = Math.max(this.size + n, this.positions.length * 2);
-    const grow = <T extends Uint32Array | Int32Array | Float64Array>(a: T): T => {
-      const next = new (a.constructor as new (n: number) => T)(cap);
-      next.set(a.subarray(0, this.size));
-      return next;
-    };
-    this.positions = grow(this.positions); this.groups = grow(this.groups); this.baseScore = grow(this.baseScore);
-  }
-
-  toBatch(): Batch {
-    const n = this.size;
-    return {
-      n, t: this.t, m: this.m, steps: this.steps.view(),
-      ...(this.d ? { d: this.d, embeddings: this.embeddings.view() } : {}),
-      ...(this.rewards ? { expected: this.expected.view(), realized: this.realized.view() } : {}),
-      ...(this.a ? { a: this.a, policy: this.policy.view() } : {}),
-      groups: this.groups.subarray(0, n), baseScore: this.baseScore.subarray(0, n),
-    };
-  }
-
-  /** Output arrays of the bucket's size, kept between windows (fresh pages cost more than the kernel). */
-  outputs(): MetricArrays {
-    const n = this.size;
-    if (this.out.evb.length < n) this.out = allocateSharedMetrics(Math.max(n, this.out.evb.length * 2));
-    const o = this.out;
-    return { evb: o.evb.subarray(0, n), cr: o.cr.subarray(0, n), ts: o.ts.subarray(0, n), es: o.es.subarray(0, n), pd: o.pd.subarray(0, n), cci: o.cci.subarray(0, n) };
-  }
-}
 
 /** Where the next record of a chunk starts in each of its arrays. */
 interface Cursor { chunk: ParsedChunk | null; record: number; steps: number; embeddings: number; rewards: number; policy: number }
@@ -89,7 +20,8 @@ interface Cursor { chunk: ParsedChunk | null; record: number; steps: number; emb
 /** A scored window: what its result lines need, in ordinary (transferable) memory. */
 export interface ScoredWindow extends WindowResults {
   lineOf: Uint32Array;
-  backends: Set<BackendName>;
+  /** The backend of each shape, in order of first appearance. */
+  backends: BackendName[];
 }
 
 /** The id of the record whose result line starts with `head` (for messages). */
@@ -100,11 +32,12 @@ export function idOfHead(head: string): string {
 export class PackedWindow {
   /** Records in the window. */
   size = 0;
-  /** Line number of each record, in window order. */
+  /** Line number, group index and selection score of each record, in window order. */
   lineOf = new Uint32Array(1024);
-  private readonly buckets = new Map<string, Bucket>();
-  /** Buckets in order of first appearance in this window. */
-  private used: Bucket[] = [];
+  private groupOf = new Int32Array(1024);
+  private baseOf = new Float64Array(1024);
+  /** Buckets in shared memory, reused from window to window. */
+  private readonly buckets = new ShapeBuckets<ShapeBucket>();
   private heads: string[] = [];
   private headEnds = new Uint32Array(1025);
   private cursor: Cursor = { chunk: null, record: 0, steps: 0, embeddings: 0, rewards: 0, policy: 0 };
@@ -117,19 +50,19 @@ export class PackedWindow {
     if (c.chunk !== chunk) { this.cursor = { chunk, record: 0, steps: 0, embeddings: 0, rewards: 0, policy: 0 }; }
     const cur = this.cursor;
     if (cur.record !== from) throw new Error(`records of a chunk added out of order (${cur.record} then ${from})`);
-    if (this.size + (to - from) > this.lineOf.length) {
-      const next = new Uint32Array(Math.max(this.size + (to - from), this.lineOf.length * 2));
-      next.set(this.lineOf.subarray(0, this.size));
-      this.lineOf = next;
-      const ends = new Uint32Array(next.length + 1);
-      ends.set(this.headEnds.subarray(0, this.size + 1));
-      this.headEnds = ends;
+    const need = this.size + (to - from);
+    if (need > this.lineOf.length) {
+      this.lineOf = grown(this.lineOf, this.size, need);
+      this.groupOf = grown(this.groupOf, this.size, need);
+      this.baseOf = grown(this.baseOf, this.size, need);
+      this.headEnds = grown(this.headEnds, this.size + 1, this.lineOf.length + 1);
     }
     const ce = chunk.headEnds;
     this.heads.push(chunk.heads.slice(ce[from], ce[to]));
     const shift = this.headEnds[this.size] - ce[from];
     for (let k = from; k < to; k++) this.headEnds[this.size + 1 + k - from] = ce[k + 1] + shift;
     const sh = chunk.shapes;
+    const lineOf = this.lineOf, groupOf = this.groupOf, baseOf = this.baseOf;
     let i = from;
     while (i < to) {
       // A run of records with the shape of record i.
@@ -142,21 +75,19 @@ export class PackedWindow {
         end++;
       }
       const n = end - i;
-      const key = `${t}:${m}:${d}:${a}:${r}`;
-      let b = this.buckets.get(key);
-      if (!b) { b = new Bucket(t, m, d, a, r === 1); this.buckets.set(key, b); }
-      if (b.size === 0) this.used.push(b);
+      const b = this.buckets.get(shapeKey(t, m, d, a, r), () => new ShapeBucket(t, m, d, a, r === 1, 0, true));
       b.reserve(n);
       b.steps.append(chunk.steps, cur.steps, cur.steps += n * t * m);
       if (d) b.embeddings.append(chunk.embeddings, cur.embeddings, cur.embeddings += n * t * d);
       if (r) { b.expected.append(chunk.expected, cur.rewards, cur.rewards + n * t); b.realized.append(chunk.realized, cur.rewards, cur.rewards += n * t); }
       if (a) b.policy.append(chunk.policy, cur.policy, cur.policy += n * t * a);
+      const pos = b.positions;
       for (let k = i; k < end; k++) {
-        const j = b.size++;
-        b.positions[j] = this.size;
-        b.groups[j] = this.groups.indexOfEncoded(chunk.groupBytes, chunk.groupEnds[k], chunk.groupEnds[k + 1]);
-        b.baseScore[j] = chunk.baseScore[k];
-        this.lineOf[this.size++] = chunk.lineOf[k];
+        const j = this.size++;
+        pos[b.size++] = j;
+        groupOf[j] = this.groups.indexOfEncoded(chunk.groupBytes, chunk.groupEnds[k], chunk.groupEnds[k + 1]);
+        baseOf[j] = chunk.baseScore[k];
+        lineOf[j] = chunk.lineOf[k];
       }
       i = end;
     }
@@ -167,38 +98,21 @@ export class PackedWindow {
    * Scores the window, whose first record has input index `firstIndex`, offers each record to
    * `selector`, and empties the window.
    */
-  async score(firstIndex: number, config: ResolvedConfig, backend: BackendChoice, selector: GroupSelector, compute: ComputeOptions, backendOptions?: BackendOptions): Promise<ScoredWindow> {
+  async score(firstIndex: number, settings: ScoreSettings, selector: GroupSelector): Promise<ScoredWindow> {
     const n = this.size;
-    const metrics = allocMetrics(n);
-    const admissible = new Uint8Array(n);
-    const groupOf = new Int32Array(n);
-    const baseOf = new Float64Array(n);
-    const backends = new Set<BackendName>();
     const heads = this.heads.join('');
     const headEnds = this.headEnds.slice(0, n + 1);
     const lineOf = this.lineOf.slice(0, n);
     try {
-      // As scoreWindow: the first record of each shape is checked against the configuration.
-      // `used` is already in that order: a bucket joins it at its first record of the window.
-      for (const b of this.used) {
-        const j = b.positions[0];
-        checkRecordShape(config, b.m, () => ({ line: this.lineOf[j], id: idOfHead(heads.slice(headEnds[j], headEnds[j + 1])) }));
-      }
-      for (const b of this.used) {
-        const batch = b.toBatch();
-        const name = await chooseBackend(backend, batch, backendOptions);
-        backends.add(name);
-        const out = await (await getBackend(name, backendOptions)).computeMetrics(batch, config, { ...compute, out: b.outputs() });
-        const pos = b.positions;
-        for (let k = 0; k < b.size; k++) {
-          const j = pos[k];
-          metrics.evb[j] = out.evb[k]; metrics.cr[j] = out.cr[k]; metrics.ts[j] = out.ts[k];
-          metrics.es[j] = out.es[k]; metrics.pd[j] = out.pd[k]; metrics.cci[j] = out.cci[k];
-          groupOf[j] = b.groups[k]; baseOf[j] = b.baseScore[k];
-        }
-      }
-      for (let j = 0; j < n; j++) admissible[j] = selector.offer(groupOf[j], firstIndex + j, metrics.cci[j], baseOf[j]) ? 1 : 0;
-      return { heads, headEnds, metrics, admissible, lineOf, backends };
+      const w = await scoreWindow({
+        n, firstIndex, groups: this.groupOf.subarray(0, n), baseScore: this.baseOf.subarray(0, n),
+        // Each bucket's metrics land in its reused shared outputs, then in window order in
+        // ordinary memory, which goes to a format worker.
+        parts: this.buckets.used.map((b) => ({ batch: b.toBatch(), rows: b.rows(), out: b.outputs() })),
+        metrics: allocMetrics(n), requireFinite: true,
+        locate: (j) => ({ line: lineOf[j], id: idOfHead(heads.slice(headEnds[j], headEnds[j + 1])) }),
+      }, settings, selector);
+      return { heads, headEnds, metrics: w.metrics, admissible: w.admissible, lineOf, backends: w.backends };
     } finally {
       this.clear();
     }
@@ -206,8 +120,7 @@ export class PackedWindow {
 
   /** Empties the window without scoring it. */
   clear(): void {
-    for (const b of this.used) b.reset();
-    this.used = [];
+    this.buckets.reset();
     this.heads = [];
     this.size = 0;
   }

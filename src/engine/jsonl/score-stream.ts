@@ -1,7 +1,7 @@
 /**
  * The JSONL engine of `ecr score`: bytes in, result lines out, in input order.
  *
- * The main thread cuts the input into chunks of whole lines (jsonl-chunks.ts) and hands them to
+ * The main thread cuts the input into chunks of whole lines (io/lines.ts) and hands them to
  * the parse workers (jsonl-workers.ts), which parse and validate them into typed arrays. Their
  * results are taken in input order: records go into windows of `windowSize`, each window is
  * scored (packed-window.ts) and offered to one selector for the whole input, and its result
@@ -17,27 +17,21 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import type { ResolvedConfig } from '../../core/config.js';
 import { InputError } from '../../core/errors.js';
-import type { BackendChoice, ComputeOptions } from '../../backends/backend.js';
-import type { BackendOptions } from '../../backends/options.js';
 import { GroupSelector } from '../../core/select.js';
 import { GroupKeys } from '../group-keys.js';
-import { DEFAULT_CHUNK_BYTES, lineChunks, type SkippedLine } from './jsonl-chunks.js';
+import { DEFAULT_CHUNK_BYTES, lineChunks, overlongLineError, type SkippedLine } from '../io/lines.js';
 import { ARRAY_HINT, MAX_REPORTED_ERRORS, type ParsedChunk } from './jsonl-parse.js';
 import { JsonlWorkers } from './jsonl-workers.js';
-import { PackedWindow, idOfHead } from './packed-window.js';
+import { PackedWindow } from './packed-window.js';
 import { temporaryDirectory } from '../io/temporary.js';
 import { Progress } from '../io/progress.js';
 import { Sink } from '../io/sink.js';
-import { NonFiniteResultError, SelectedFlags, firstNonFinite } from '../../core/result-line.js';
+import { SelectedFlags } from '../../core/result-line.js';
+import type { ScoreSettings } from '../window-scorer.js';
 
-export interface ScoreSettings {
-  config: ResolvedConfig;
-  backend: BackendChoice;
-  compute: ComputeOptions;
-  /** Options of the backend instances (adapter, threads, ...); default: the defaults. */
-  backendOptions?: BackendOptions;
+/** The engine's settings, with the JSONL path's own. */
+export interface JsonlScoreSettings extends ScoreSettings {
   windowSize: number;
   lineCap: number;
   /** Parse worker threads; 0 parses on the calling thread. */
@@ -59,8 +53,6 @@ export interface ScoreSettings {
   backendsUsed?: Set<string>;
 }
 
-const formatBytes = (n: number) => (n % (1 << 20) === 0 ? `${n / (1 << 20)} MiB` : `${n}-byte`);
-
 /** Results of all windows so far, on disk, once the input outgrew one window. */
 interface Spill { dir: string; file: string; sink: Sink; forget: () => void }
 
@@ -80,7 +72,7 @@ function queued<T>(p: Promise<T>): Promise<T> {
  * Scores every record of `source` (a whole file, a byte range of one, or a pipe) and writes the
  * results to `sink`; returns the record count.
  */
-export async function scoreStream(source: Readable, s: ScoreSettings, sink: Sink): Promise<number> {
+export async function scoreStream(source: Readable, s: JsonlScoreSettings, sink: Sink): Promise<number> {
   // A caller scoring many sources (ecr worker, one per shard) keeps one pool for all of them.
   const workers = s.parseWorkers ?? new JsonlWorkers(s.threads, s.config);
   const groups = new GroupKeys();
@@ -124,9 +116,7 @@ export async function scoreStream(source: Readable, s: ScoreSettings, sink: Sink
   const flush = async () => {
     if (window.size === 0) return;
     if (errors.length > 0) { window.clear(); return; }
-    const w = await window.score(scored, s.config, s.backend, selector, s.compute, s.backendOptions);
-    const bad = firstNonFinite(w.metrics, w.admissible.length);
-    if (bad) throw new NonFiniteResultError(bad.metric, bad.value, w.lineOf[bad.index], idOfHead(w.heads.slice(w.headEnds[bad.index], w.headEnds[bad.index + 1])));
+    const w = await window.score(scored, s, selector);
     for (const b of w.backends) backendsUsed.add(b);
     scored += w.admissible.length;
     formats.push(queued(workers.format(w)));
@@ -146,7 +136,7 @@ export async function scoreStream(source: Readable, s: ScoreSettings, sink: Sink
   /** Takes one parsed item in input order; false once enough invalid lines were seen. */
   const consume = async (item: ParsedChunk | SkippedLine): Promise<boolean> => {
     if ('overlong' in item) {
-      errors.push(new InputError(`the line is ${item.overlong.bytes} bytes, longer than the ${formatBytes(s.lineCap)} limit on one record; it was skipped`, { line: item.line }).message);
+      errors.push(overlongLineError(item.overlong, s.lineCap, item.line).message);
       return errors.length < MAX_REPORTED_ERRORS;
     }
     const chunk = item as ParsedChunk;
