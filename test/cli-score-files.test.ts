@@ -11,9 +11,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { CLI, ROOT, runCli } from './helpers/cli.js';
+import { InputError } from '../src/core/errors.js';
+import { disposeScoring, scoreWithLimits } from '../src/testing/score-limits.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'ecr-files-'));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+afterAll(async () => {
+  rmSync(tmp, { recursive: true, force: true });
+  await disposeScoring();
+});
 
 let seq = 0;
 /** A fresh directory per test, so leftovers of one test cannot satisfy another. */
@@ -244,16 +249,17 @@ describe('inputs that are pipes (item 5)', () => {
 });
 
 describe('the line-length cap (item 6)', () => {
-  it('reports a line over the cap as an input error naming the line, and keeps reading the next lines', () => {
-    // ECR_MAX_LINE_BYTES lowers the 64 MiB cap so the test need not write 64 MiB.
+  it('reports a line over the cap as an input error naming the line, and keeps reading the next lines', async () => {
+    // The test hook lowers the 64 MiB cap so the test need not write 64 MiB.
     const row = `[${Array(100).fill('0.5').join(',')}]`;
     const long = `{"id":"long","steps":[${row},${row}]}`;
     const text = `${RECORDS}${long}\n{"steps":[[7],[0]]}\n`;
-    const r = runCli(['score', '-', '--backend', 'cpu'], text, { ECR_MAX_LINE_BYTES: '300' });
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`line 4: the line is ${long.length} bytes, longer than the 300-byte limit`);
-    expect(r.stderr).toContain('line 5'); // the line after the long one was read and checked
-    expect(r.stdout).toBe('');
+    const input = path.join(freshDir(), 'in.jsonl');
+    writeFileSync(input, text);
+    const failure = await scoreWithLimits({ input, backend: 'cpu', lineCap: 300 }).then(() => null, (err: unknown) => err);
+    expect(failure).toBeInstanceOf(InputError);
+    expect((failure as Error).message).toContain(`line 4: the line is ${long.length} bytes, longer than the 300-byte limit`);
+    expect((failure as Error).message).toContain('line 5'); // the line after the long one was read and checked
     // The same input under the default cap is only wrong on line 5.
     const ok = runCli(['score', '-', '--backend', 'cpu'], text);
     expect(ok.stderr).not.toContain('line 4');
@@ -267,10 +273,10 @@ describe('the line-length cap (item 6)', () => {
     noStack(r.stderr);
   });
 
-  it('rejects a malformed ECR_MAX_LINE_BYTES', () => {
-    const r = runCli(['score', '-', '--backend', 'cpu'], RECORDS, { ECR_MAX_LINE_BYTES: 'lots' });
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain('ECR_MAX_LINE_BYTES');
+  it('the CLI takes no line cap from the environment (ECR_MAX_LINE_BYTES is gone; the test hook sets it)', () => {
+    const r = runCli(['score', '-', '--backend', 'cpu'], RECORDS, { ECR_MAX_LINE_BYTES: '10', ECR_JSONL_CHUNK_BYTES: 'lots' });
+    expect(r.code).toBe(0);
+    expect(ids(r.stdout)).toEqual(['a', 'b', 'c']);
   });
 });
 

@@ -1,33 +1,44 @@
 /**
  * Parallel JSONL parsing in `ecr score` (issue 12, item 3): the output with parse workers is
- * byte for byte the output of the single-thread path (`--threads 0`), on every fixture and on a
- * generated 100K-record file, and so are the errors, with invalid lines at known places. Tiny
- * chunks (ECR_JSONL_CHUNK_BYTES) and windows make records, errors and windows cross many chunk
- * boundaries.
+ * byte for byte the output of the single-thread path (`ecr score --threads 0`), on every fixture
+ * and on a generated 100K-record file, and so are the errors, with invalid lines at known places.
+ * Tiny chunks and windows make records, errors and windows cross many chunk boundaries: the runs
+ * with parse workers go through the test hook (src/testing/score-limits.ts), compiled, since
+ * the CLI's chunk size is fixed and the workers' script exists only in dist/.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { runCli } from './helpers/cli.js';
+import { pathToFileURL } from 'node:url';
+import { ROOT, runCli } from './helpers/cli.js';
 import { FIXTURE_DIR, LARGE_SHAPE_FIXTURE_DIR, loadFixtures } from './helpers/fixtures.js';
+
+type Hook = typeof import('../src/testing/score-limits.js');
+const hook = (await import(pathToFileURL(path.join(ROOT, 'dist/testing/score-limits.js')).href)) as Hook;
 
 let tmp: string;
 beforeAll(() => { tmp = mkdtempSync(path.join(os.tmpdir(), 'ecr-parallel-')); });
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+afterAll(async () => {
+  rmSync(tmp, { recursive: true, force: true });
+  await hook.disposeScoring();
+});
+
+/** What `ecr score` prints on stderr for the hook's error (the CLI's one line, exit 2). */
+const asStderr = (run: Promise<string>) => run.then(() => '', (err: Error) => `ecr score: ${err.message}\n`);
 
 const fixtures = [...loadFixtures(FIXTURE_DIR), ...loadFixtures(LARGE_SHAPE_FIXTURE_DIR)];
 
 describe('parallel JSONL parsing gives the single-thread output', () => {
-  it.each(fixtures.map((f) => [f.name, f] as const))('%s: identical bytes with 0, 1 and 3 parse threads, tiny chunks and windows', (_name, fx) => {
+  it.each(fixtures.map((f) => [f.name, f] as const))('%s: identical bytes with 0, 1 and 3 parse threads, tiny chunks and windows', async (_name, fx) => {
     const args = ['score', fx.inputPath, '--config', fx.configPath, '--backend', 'cpu'];
     const single = runCli([...args, '--threads', '0']);
     expect(single.code).toBe(0);
     expect(single.stdout.split('\n').length).toBe(fx.records.length + 1);
-    for (const threads of ['1', '3']) {
-      const parallel = runCli([...args, '--threads', threads, '--window', '7'], undefined, { ECR_JSONL_CHUNK_BYTES: '1500' });
-      expect(parallel.stderr).toBe('');
-      expect(parallel.stdout).toBe(single.stdout);
+    const config = JSON.parse(readFileSync(fx.configPath, 'utf8')) as unknown;
+    for (const threads of [1, 3]) {
+      const parallel = await hook.scoreWithLimits({ input: fx.inputPath, config, backend: 'cpu', threads, windowSize: 7, chunkBytes: 1500 });
+      expect(parallel).toBe(single.stdout);
     }
   });
 });
@@ -67,23 +78,22 @@ describe('a generated 100K-record file', () => {
     writeFileSync(manyBad, withErrors.join('\r\n')); // CRLF, no final newline
   });
 
-  it('scores identically with and without parse workers (results spilled to disk)', () => {
+  it('scores identically with and without parse workers (results spilled to disk)', async () => {
     const single = runCli(['score', good, '--backend', 'cpu', '--threads', '0']);
     expect(single.code).toBe(0);
     const blanks = Array.from({ length: N }, (_, i) => i).filter((i) => i % 997 === 5).length;
     expect(single.stdout.split('\n').length).toBe(N - blanks + 1);
-    const parallel = runCli(['score', good, '--backend', 'cpu', '--threads', '2'], undefined, { ECR_JSONL_CHUNK_BYTES: '65536' });
-    expect(parallel.code).toBe(0);
-    expect(parallel.stdout === single.stdout).toBe(true); // not toBe: a 10 MB diff would be unreadable
-    // stdin, chunked to the workers as it arrives
-    const piped = runCli(['score', '-', '--backend', 'cpu', '--threads', '2'], readFileSync(good, 'utf8'), { ECR_JSONL_CHUNK_BYTES: '65536' });
+    const parallel = await hook.scoreWithLimits({ input: good, backend: 'cpu', threads: 2, chunkBytes: 65536 });
+    expect(parallel === single.stdout).toBe(true); // not toBe: a 10 MB diff would be unreadable
+    // stdin, chunked to the workers as it arrives (the CLI's default chunks)
+    const piped = runCli(['score', '-', '--backend', 'cpu', '--threads', '2'], readFileSync(good, 'utf8'));
     expect(piped.code).toBe(0);
     expect(piped.stdout === single.stdout).toBe(true);
   });
 
-  it('reports the same errors, naming the right lines, with and without parse workers', () => {
+  it('reports the same errors, naming the right lines, with and without parse workers', async () => {
     const single = runCli(['score', bad, '--backend', 'cpu', '--threads', '0']);
-    const parallel = runCli(['score', bad, '--backend', 'cpu', '--threads', '2'], undefined, { ECR_JSONL_CHUNK_BYTES: '20000' });
+    const parallel = { stderr: await asStderr(hook.scoreWithLimits({ input: bad, backend: 'cpu', threads: 2, chunkBytes: 20000 })) };
     expect(single.code).toBe(2);
     expect(single.stdout).toBe('');
     expect(single.stderr).toContain(`${BAD.length} invalid lines; nothing was written`);
@@ -94,14 +104,12 @@ describe('a generated 100K-record file', () => {
       at = next;
     }
     expect(single.stderr).toContain('hint: this looks like a JSON array');
-    expect(parallel.code).toBe(2);
-    expect(parallel.stdout).toBe('');
     expect(parallel.stderr).toBe(single.stderr);
   });
 
-  it('stops after the same 20 invalid lines, CRLF and a last line without a newline included', () => {
+  it('stops after the same 20 invalid lines, CRLF and a last line without a newline included', async () => {
     const single = runCli(['score', manyBad, '--backend', 'cpu', '--threads', '0']);
-    const parallel = runCli(['score', manyBad, '--backend', 'cpu', '--threads', '3'], undefined, { ECR_JSONL_CHUNK_BYTES: '30000' });
+    const parallel = { stderr: await asStderr(hook.scoreWithLimits({ input: manyBad, backend: 'cpu', threads: 3, chunkBytes: 30000 })) };
     expect(single.code).toBe(2);
     expect(single.stderr).toContain('20 invalid lines; nothing was written');
     expect(single.stderr).toContain('(stopped after 20 invalid lines)');

@@ -188,8 +188,9 @@ describe.runIf(existsSync(DIST_CPU))('cpu backend worker threads (compiled dist/
   it('fills caller-provided output arrays, shared (in place) or ordinary (staged and copied back)', async () => {
     const { CpuBackend: DistCpu, allocateSharedMetrics } = await load();
     const parallel = new DistCpu({ threads: 2, sharedThreshold: 64, copyThreshold: 64 });
+    const offloading = new DistCpu({ threads: 2, sharedThreshold: 64, copyThreshold: 64, offload: true });
     const single = new DistCpu({ threads: 1 });
-    backends.push(parallel, single);
+    backends.push(parallel, offloading, single);
     const config = resolveConfig({ lambda: 'ledoit-wolf' });
     for (const inputsShared of [true, false]) {
       const batch = syntheticBatch({ n: 2500, t: 5, m: 6, a: 5, shared: inputsShared, seed: 11 });
@@ -204,8 +205,9 @@ describe.runIf(existsSync(DIST_CPU))('cpu backend worker threads (compiled dist/
         for (const offload of [false, true]) {
           out.cci.fill(-1); // stale values from a previous batch must all be overwritten
           out.covariance!.fill(-1);
-          const got = await parallel.computeMetrics(batch, config, { covariance: true, out, offload });
-          expect(parallel.lastRun).toEqual({ threads: 2, copiedInputs: !inputsShared, copiedOutputs: !outShared, offloaded: offload });
+          const backend = offload ? offloading : parallel;
+          const got = await backend.computeMetrics(batch, config, { covariance: true, out });
+          expect(backend.lastRun).toEqual({ threads: 2, copiedInputs: !inputsShared, copiedOutputs: !outShared, offloaded: offload });
           expect(got.cci).toBe(out.cci);
           expect(got.covariance).toBe(out.covariance);
           const where = `inputsShared=${inputsShared} outShared=${outShared} offload=${offload}`;
@@ -216,23 +218,23 @@ describe.runIf(existsSync(DIST_CPU))('cpu backend worker threads (compiled dist/
     }
   });
 
-  it('offload: the workers compute the whole batch while the calling thread stays free', async () => {
+  it('offload (a CpuBackendOptions option): the workers compute the whole batch while the calling thread stays free', async () => {
     const { CpuBackend: DistCpu } = await load();
-    const backend = new DistCpu({ threads: 2, sharedThreshold: 64, copyThreshold: 64 });
-    const single = new DistCpu({ threads: 1 });
-    backends.push(backend, single);
+    const normal = new DistCpu({ threads: 2, sharedThreshold: 64, copyThreshold: 64 });
+    const backend = new DistCpu({ threads: 2, sharedThreshold: 64, copyThreshold: 64, offload: true });
+    const single = new DistCpu({ threads: 1, offload: true });
+    backends.push(normal, backend, single);
     const config = resolveConfig({});
     const batch = syntheticBatch({ n: 20_000, t: 5, m: 8, seed: 21 });
     const want = await single.computeMetrics(batch, config);
-    await backend.computeMetrics(batch, config);
-    expect(backend.workersStarted).toBe(1); // a normal call: the calling thread and one worker
-    const got = await backend.computeMetrics(batch, config, { offload: true });
+    await normal.computeMetrics(batch, config);
+    expect(normal.workersStarted).toBe(1); // a normal call: the calling thread and one worker
+    const got = await backend.computeMetrics(batch, config);
     // Offloaded: one worker per thread, the calling thread only staged the inputs.
     expect(backend.lastRun).toEqual({ threads: 2, copiedInputs: true, copiedOutputs: false, offloaded: true });
     expect(backend.workersStarted).toBe(2);
     for (const k of METRICS) expect(Array.from(got[k]), k).toEqual(Array.from(want[k]));
     // Below the threshold, or with one thread, it computes in place as before.
-    await single.computeMetrics(batch, config, { offload: true });
     expect(single.lastRun).toEqual({ threads: 1, copiedInputs: false, copiedOutputs: false, offloaded: false });
   });
 

@@ -100,6 +100,49 @@ describe('ecr run', () => {
     expect(r.stderr).toMatch(/^ecr run: Unknown option '--bogus'/);
   });
 
+  describe('the upstream key (issue 19: one meaning for --api-key across ecr run and ecr serve)', () => {
+    const WARNING = 'ecr run: warning: --api-key is deprecated in ecr run; use --upstream-api-key (in ecr serve, --api-key is the key clients send)\n';
+    const keysSent = async (args: string[], env: NodeJS.ProcessEnv = {}) => {
+      server.clearLog();
+      const r = await ecr(['run', 'Say hello.', '--base-url', server.url, '--model', 'm', '-k', '1', '--fixed-k', '--horizon', '1', '--json', ...args], env);
+      return { ...r, keys: [...new Set(server.log.map((e) => e.authorization))] };
+    };
+
+    it('--upstream-api-key is sent as the bearer token, with no warning', async () => {
+      const r = await keysSent(['--upstream-api-key', 'sk-new']);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toBe('');
+      expect(r.keys).toEqual(['Bearer sk-new']);
+    });
+
+    it('--api-key still works, with one warning line on stderr (stdout stays one JSON object)', async () => {
+      const r = await keysSent(['--api-key', 'sk-old']);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toBe(WARNING);
+      expect(r.keys).toEqual(['Bearer sk-old']);
+      expect(r.stdout.trim().split('\n')).toHaveLength(1);
+    });
+
+    it('the flag wins over ECR_API_KEY and OPENAI_API_KEY, which still apply without it', async () => {
+      expect((await keysSent(['--upstream-api-key', 'sk-flag'], { ECR_API_KEY: 'sk-env' })).keys).toEqual(['Bearer sk-flag']);
+      expect((await keysSent([], { ECR_API_KEY: 'sk-env', OPENAI_API_KEY: 'sk-openai' })).keys).toEqual(['Bearer sk-env']);
+      expect((await keysSent([], { OPENAI_API_KEY: 'sk-openai' })).keys).toEqual(['Bearer sk-openai']);
+    });
+
+    it('both spellings at once are a usage error (exit 2)', async () => {
+      const r = await ecr(['run', 'x', '--base-url', server.url, '--model', 'm', '--api-key', 'a', '--upstream-api-key', 'b']);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe('ecr run: --api-key is the old name of --upstream-api-key: give only --upstream-api-key\n');
+    });
+
+    it('--help names --upstream-api-key and calls --api-key the old name', async () => {
+      const r = await ecr(['run', '--help']);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^  --upstream-api-key KEY  bearer token \(ECR_API_KEY, OPENAI_API_KEY\); the old name --api-key still works/m);
+      expect(r.stdout).not.toMatch(/^  --api-key/m);
+    });
+  });
+
   it('exits 1 with a clear message when the server is unreachable after retries', async () => {
     // A port that was just free: bind, read it, close.
     const probe = await LoopbackServer.start();

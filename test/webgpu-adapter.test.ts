@@ -8,14 +8,16 @@
  * (src/backends/webgpu/device/native-stderr.ts), so the CLI runs here with stderr as a terminal would give it to the
  * process: a real pipe (through sh), or a file opened for appending.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BackendUnavailableError } from '../src/core/errors.js';
-import { setWebGpuAdapter, vulkanLoaderPresent } from '../src/backends/webgpu/device/adapter.js';
+import { vulkanLoaderPresent } from '../src/backends/webgpu/device/adapter.js';
+import { resolveConfig } from '../src/core/config.js';
+import { webGpuOptionsFromEnv } from '../src/cli/backend-env.js';
 import { dawnMessages } from '../src/backends/webgpu/device/native-stderr.js';
 import { newBackend, webGpuGate } from './webgpu-gate.js';
 
@@ -87,7 +89,7 @@ describe('native stderr capture (no device needed)', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'ecr-vk-test-'));
     try {
       closeSync(openSync(path.join(dir, 'libvulkan.so.1'), 'w'));
-      expect(vulkanLoaderPresent({ LD_LIBRARY_PATH: `/nonexistent:${dir}` })).toBe(true);
+      expect(vulkanLoaderPresent(`/nonexistent:${dir}`)).toBe(true);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -95,8 +97,6 @@ describe('native stderr capture (no device needed)', () => {
 });
 
 describe.skipIf(!gate.available)(`adapter discovery (${gate.available ? gate.adapter : `skipped: ${gate.reason}`})`, () => {
-  afterEach(() => setWebGpuAdapter('auto'));
-
   it('ecr bench --backend webgpu: no Dawn warnings on stderr, exactly one adapter line (pipe and appended file)', () => {
     for (const r of [withAppendedStderr(BENCH, cleanEnv()), withPipedStderr(BENCH, cleanEnv())]) {
       expect(r.status, r.stderr).toBe(0);
@@ -115,6 +115,21 @@ describe.skipIf(!gate.available)(`adapter discovery (${gate.available ? gate.ada
     expect(r.stderr.split('\n').filter((l) => l.startsWith('ecr: webgpu adapter: '))).toHaveLength(1);
   }, SLOW);
 
+  it('reportAdapter is called once, with the choice, at the first compute (not when the device is only probed)', async () => {
+    const lines: string[] = [];
+    const backend = newBackend({ reportAdapter: (choice) => lines.push(choice) });
+    try {
+      const d = await backend.describe();
+      expect(lines).toEqual([]);
+      const batch = { n: 2, t: 3, m: 2, steps: new Float64Array(12).fill(0.5) };
+      await backend.computeMetrics(batch, resolveConfig({}));
+      await backend.computeMetrics(batch, resolveConfig({}));
+      expect(lines).toEqual([d.choice]);
+    } finally {
+      await backend.dispose();
+    }
+  }, SLOW);
+
   it('a library user sees no adapter line (only the CLI asks for it)', () => {
     const body = `import(${JSON.stringify(path.join(ROOT, 'dist/engine/score-batch.js'))}).then(async ({ scoreBatch }) => { const r = await scoreBatch({ n: 2, t: 3, m: 2, steps: new Float64Array(12).fill(0.5) }, {}, { backend: 'webgpu' }); console.log(r.backend); (await import(${JSON.stringify(path.join(ROOT, 'dist/backends/registry.js'))})).disposeBackends(); })`;
     const r = withPipedStderr(['--input-type=module', '-e', body], cleanEnv());
@@ -123,8 +138,8 @@ describe.skipIf(!gate.available)(`adapter discovery (${gate.available ? gate.ada
   }, SLOW);
 
   it('forcing the native adapter where there is none is one line of BackendUnavailableError', async () => {
-    setWebGpuAdapter('native');
-    const backend = newBackend();
+    // As `--adapter native` hands it down (src/cli/backend-env.ts).
+    const backend = newBackend(webGpuOptionsFromEnv({}, { adapter: 'native', reportAdapter: false }));
     try {
       const d = await backend.describe();
       expect(d.kind).toBe('native'); // a machine with a GPU: it opened

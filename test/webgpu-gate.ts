@@ -26,8 +26,8 @@ export async function webGpuGate(): Promise<WebGpuGate> {
   }
 }
 
-/** A backend from public options and internal tuning in one object (split by key). */
+/** A backend from public options and internal tuning in one object (split by key; kernel and disableRobustness go in as tuning). */
 export function newBackend(options: WebGpuBackendOptions & WebGpuTuning = {}): WebGpuBackend {
-  const { compact, adapter, chunkTrajectories, ...tuning } = options;
-  return new WebGpuBackend({ compact, adapter, chunkTrajectories }, tuning);
+  const { compact, adapter, adapterReason, chunkTrajectories, debug, reportAdapter, ...tuning } = options;
+  return new WebGpuBackend({ compact, adapter, adapterReason, chunkTrajectories, debug, reportAdapter }, tuning);
 }

@@ -17,6 +17,7 @@ import { disposeBackends } from '../src/backends/registry.js';
 import { chooseMetricsKernel } from '../src/backends/webgpu/kernel-choice.js';
 import { expectMatchesFixture, fixtureBatch, loadFixtures, LARGE_SHAPE_FIXTURE_DIR } from './helpers/fixtures.js';
 import { newBackend, webGpuGate } from './webgpu-gate.js';
+import { internalsOf } from '../src/backends/webgpu/internals.js';
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const gate = await webGpuGate();
@@ -54,7 +55,7 @@ describe.skipIf(!gate.available)(`large shapes on webgpu (${gate.available ? gat
       const cfg = resolveConfig(fx.config);
       const d = await backend.describe();
       let runnable = true;
-      try { chooseMetricsKernel(kernel, batch.t, batch.m, { subgroups: d.subgroups, subgroupMinSize: d.subgroupMinSize, ...(await backend.device()).limits }); } catch { runnable = false; }
+      try { chooseMetricsKernel(kernel, batch.t, batch.m, { subgroups: d.subgroups, subgroupMinSize: d.subgroupMinSize, ...(await internalsOf(backend).device()).limits }); } catch { runnable = false; }
       if (!runnable) return await expect(backend.computeMetrics(batch, cfg)).rejects.toBeInstanceOf(UsageError);
       const out = await backend.computeMetrics(batch, cfg);
       fx.expected.forEach((e, i) => {
@@ -87,7 +88,7 @@ describe.skipIf(!gate.available)(`large shapes on webgpu (${gate.available ? gat
       }
       const u16 = await whole.computeMetrics(batch, cfg, { compact: 'unorm16' });
       a.evb.forEach((x, i) => expect(Math.abs(u16.evb[i] - x)).toBeLessThanOrEqual(3e-5));
-      expect((await split.planFor(batch, cfg)).chunks).toHaveLength(batch.n);
+      expect((await internalsOf(split).planFor(batch, cfg)).chunks).toHaveLength(batch.n);
     } finally {
       await whole.dispose();
       await split.dispose();

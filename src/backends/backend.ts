@@ -25,14 +25,6 @@ export interface ComputeOptions {
    * place (see allocateSharedMetrics); read the arrays the call returns all the same.
    */
   out?: MetricArrays;
-  /**
-   * The calling thread has other work to do meanwhile (reading and checking the next block of a
-   * file): the cpu backend then runs the whole batch on its worker threads, one per configured
-   * thread, and the call returns to the event loop at once instead of computing a share on the
-   * calling thread. Results are the same either way. Other backends ignore it (they never compute
-   * on the calling thread).
-   */
-  offload?: boolean;
 }
 
 /**
@@ -57,12 +49,8 @@ export interface ScoreBackend {
   dispose?(): Promise<void> | void;
 }
 
-export interface BackendOutput extends MetricArrays {
-  /** 1 where CCI >= tau, [n]; optional. */
-  admissible?: Uint8Array;
-  /** Selected trajectory index per group index, -1 for a group with no members; optional. */
-  groupSelected?: Int32Array;
-}
+/** What computeMetrics returns: the metric arrays, nothing else (admissibility and selection are the host's). */
+export type BackendOutput = MetricArrays;
 
 const METRIC_KEYS = ['evb', 'cr', 'ts', 'es', 'pd', 'cci'] as const;
 

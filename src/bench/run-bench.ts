@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { allocMetrics, type Batch } from '../core/batch.js';
 import { checkConfigAgainstShape, toResolvedConfig, type EcrConfig, type ResolvedConfig } from '../core/config.js';
 import type { BackendChoice, BackendName, ComputeOptions } from '../backends/backend.js';
-import { chooseBackend, getBackend } from '../backends/registry.js';
+import { chooseBackend, getBackend, type BackendOptions } from '../backends/registry.js';
 import { syntheticBatch } from '../testing/synthetic-batch.js';
 import { allocateSharedMetrics, type FloatDType } from '../backends/cpu/shared.js';
 
@@ -40,6 +40,8 @@ export interface BenchOptions {
    * caller scoring batch after batch would; default false: every call allocates fresh outputs.
    */
   reuseOutputs?: boolean;
+  /** Options of the backend instance (the adapter, its report); default: the defaults. */
+  backendOptions?: BackendOptions;
 }
 
 export interface BenchResult {
@@ -81,10 +83,10 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
   const dtype = opts.dtype ?? 'float64';
   const config: ResolvedConfig = toResolvedConfig(opts.config);
   checkConfigAgainstShape(config, opts.m);
-  const name = await chooseBackend(opts.backend, { n: opts.n, t: opts.t, m: opts.m, d: opts.d, a: opts.a });
+  const name = await chooseBackend(opts.backend, { n: opts.n, t: opts.t, m: opts.m, d: opts.d, a: opts.a }, opts.backendOptions);
   const shared = opts.shared ?? name === 'cpu';
   const batch: Batch = syntheticBatch({ n: opts.n, t: opts.t, m: opts.m, d: opts.d, a: opts.a, dtype, shared, seed: opts.seed });
-  const backend = await getBackend(name);
+  const backend = await getBackend(name, opts.backendOptions);
   const covariance = opts.covariance ?? false;
   const reuseOutputs = opts.reuseOutputs ?? false;
   const computeOptions: ComputeOptions = { covariance, ...(opts.compact ? { compact: opts.compact } : {}) };

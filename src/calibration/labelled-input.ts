@@ -12,6 +12,7 @@ import { InputError, type InputLocation } from '../core/errors.js';
 import { GroupSelector } from '../core/select.js';
 import { formatOf, type DataFormat } from '../engine/columnar/format.js';
 import type { BackendChoice } from '../backends/backend.js';
+import type { BackendOptions } from '../backends/options.js';
 import { checkRecord, type CheckedRecord } from '../engine/record.js';
 import { GroupKeys } from '../engine/group-keys.js';
 import { recordsWindow } from '../engine/score-records.js';
@@ -59,6 +60,8 @@ export interface ReadOptions {
   /** Label field name (default "correct"), looked up at the top level, then in `meta`. */
   labels?: string;
   backend?: BackendChoice;
+  /** Options of the backend instances that score raw trajectories; default: the defaults. */
+  backendOptions?: BackendOptions;
   /** Input format (default: by the file's extension, as ecr score decides it). */
   format?: DataFormat;
 }
@@ -109,7 +112,7 @@ export async function readCalibrationSet(file: string, opts: ReadOptions): Promi
   const groupIndex = new Map<string, number>();
   const records: CalibrationRecord[] = [];
   const identity = new GroupIdentity();
-  const scoring = new TrajectoryScoring(records, { config: opts.config, backend: opts.backend ?? 'auto', compute: {} });
+  const scoring = new TrajectoryScoring(records, { config: opts.config, backend: opts.backend ?? 'auto', compute: {}, backendOptions: opts.backendOptions });
   let kind: CalibrationSet['kind'] | null = null;
 
   // One record: a JSONL line's object, or a Parquet/Arrow row's (`here` says which).

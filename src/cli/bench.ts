@@ -8,7 +8,7 @@ import { toResolvedConfig } from '../core/config.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../backends/backend.js';
 import { runBench, type BenchResult } from '../bench/run-bench.js';
 import { parseFlags, readJsonConfig } from './io.js';
-import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../backends/webgpu/device/adapter.js';
+import { adapterFlag, backendOptionsFromEnv } from './backend-env.js';
 
 const HELP = `usage: ecr bench [options]
 
@@ -86,8 +86,7 @@ export async function main(argv: string[]): Promise<number> {
   if (inputBytes > MAX_INPUT_BYTES) {
     throw new UsageError(`the batch would need ${(inputBytes / 2 ** 30).toFixed(1)} GiB of input; reduce --n (limit ${MAX_INPUT_BYTES / 2 ** 30} GiB)`);
   }
-  if (values.adapter !== undefined) setWebGpuAdapter(values.adapter as AdapterPreference);
-  setWebGpuAdapterReport(true);
+  const backendOptions = backendOptionsFromEnv(process.env, { adapter: adapterFlag(values.adapter), reportAdapter: true });
   if (values.compact !== undefined && values.compact !== 'unorm16') throw new UsageError(`--compact must be "unorm16", got "${values.compact}"`);
   const config = toResolvedConfig(values.config ? await readJsonConfig(values.config) : {});
 
@@ -96,6 +95,7 @@ export async function main(argv: string[]): Promise<number> {
     shared: values.unshared ? false : undefined,
     covariance: values.covariance,
     reuseOutputs: values['reuse-outputs'],
+    backendOptions,
     ...(values.compact ? { compact: 'unorm16' as const } : {}),
   });
   process.stdout.write(values.json ? JSON.stringify(result) + '\n' : formatHuman(result));

@@ -4,11 +4,9 @@
  */
 import { parseArgs } from '../core/parse-args.js';
 import { promises as fs } from 'node:fs';
-import { toResolvedConfig } from '../core/config.js';
 import { UsageError } from '../core/errors.js';
 import { DEFAULT_CALIBRATE_OPTIONS, runCalibration, type CalibrationResult } from '../calibration/calibrate.js';
-import { runMaturity } from '../calibration/maturity.js';
-import { renderReport } from '../calibration/report.js';
+import { calibrationReport } from '../calibration/calibration-report.js';
 import { parseObjective } from '../calibration/tau-search.js';
 import { positiveIntegerFlag } from './io.js';
 import { plural } from '../core/plural.js';
@@ -73,11 +71,7 @@ export async function main(argv: string[]): Promise<number> {
   for (const w of result.warnings) process.stderr.write(`ecr calibrate: warning: ${w}\n`);
   process.stdout.write(summary(result) + '\n');
   if (v.out) await fs.writeFile(v.out, JSON.stringify(result.outputConfig, null, 2) + '\n');
-  if (v.report) {
-    const chosen = toResolvedConfig(result.outputConfig);
-    const maturity = runMaturity(set, chosen);
-    await fs.writeFile(v.report, await renderReport({ title: `ECR calibration: ${set.file}`, set, config: chosen, calibration: result, maturity }));
-  }
+  if (v.report) await fs.writeFile(v.report, await calibrationReport(set, result));
   return 0;
 }
 

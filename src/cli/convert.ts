@@ -1,22 +1,15 @@
 /**
- * `ecr convert IN OUT [--format F] [--window N]`: trajectories between JSONL, Parquet and Arrow
- * IPC (ECR-SPEC section 5.2), each row validated on the way with the errors `ecr score` gives.
- * A columnar input's columns are written as they are (types kept: a float32 fixed-size list stays
- * one); JSONL becomes the general schema (list<list<double>> per matrix, every optional column
- * present and null where a record lacks it, `meta` as JSON text). OUT is replaced only on
- * success, as `ecr score --out` is; to stdout (`-`) rows go out as they are validated.
+ * `ecr convert IN OUT [--format F] [--window N]`: the arguments and the exit code. The work
+ * (every row validated as ecr score validates it, OUT replaced only on success) is
+ * engine/convert.ts.
  */
 import { parseArgs } from '../core/parse-args.js';
 import { UsageError } from '../core/errors.js';
-import { arrowLayoutOf, formatOf } from '../engine/columnar/format.js';
-import { openBatchInput, validatedBlocks } from '../engine/columnar/score-columnar.js';
-import type { Schema } from 'apache-arrow';
-import { jsonlRecordsWriter, openWriter, type BatchWriter } from '../engine/columnar/writers.js';
+import { formatOf } from '../engine/columnar/format.js';
+import { convertFile } from '../engine/convert.js';
+import { inspectInput } from '../engine/io/input.js';
 import { cleanUpOnInterrupt } from './interrupt.js';
-import { exitForOutputFailure, maxLineBytes, positiveIntegerFlag } from './io.js';
-import { Progress } from '../engine/io/progress.js';
-import { inspectInput, isRegularFile, openInput } from '../engine/io/input.js';
-import { openOutput, stdoutOutput } from '../engine/io/output-file.js';
+import { exitForOutputFailure, positiveIntegerFlag } from './io.js';
 
 const HELP = `usage: ecr convert IN OUT [--format jsonl|parquet|arrow] [--window N]
 
@@ -49,36 +42,8 @@ export async function main(argv: string[]): Promise<number> {
 
   const stopCleanup = cleanUpOnInterrupt();
   try {
-    const out = outFile === '-' ? stdoutOutput() : await openOutput(outFile, info);
-    try {
-      const input = await openBatchInput({
-        file: inFile, format: inFormat, stream: isRegularFile(inFile, info) ? null : openInput(inFile),
-        windowSize: window, lineCap: maxLineBytes(),
-      });
-      const progress = new Progress('ecr convert');
-      let rows = 0;
-      try {
-        // Opened at the first batch: a JSONL input's column types are known only then.
-        const open = (schema: Schema) => openWriter(outFormat, arrowLayoutOf(outFile), out.sink, schema, () => jsonlRecordsWriter(out.sink));
-        let writer: BatchWriter | null = null;
-        for await (const { batch } of validatedBlocks(input)) {
-          writer ??= await open(batch.schema);
-          await writer.write(batch);
-          rows += batch.numRows;
-          progress.update(rows);
-        }
-        writer ??= await open(input.schema());
-        await writer.finish();
-        progress.done(rows);
-      } finally {
-        await input.close();
-      }
-      await out.commit();
-      if (rows === 0) process.stderr.write(`ecr convert: warning: no records in ${inFile === '-' ? 'stdin' : inFile}; wrote an empty ${outFile}\n`);
-    } catch (err) {
-      await out.abort();
-      throw err;
-    }
+    const rows = await convertFile({ inFile, inputInfo: info, inFormat, outFile, outFormat, windowSize: window });
+    if (rows === 0) process.stderr.write(`ecr convert: warning: no records in ${inFile === '-' ? 'stdin' : inFile}; wrote an empty ${outFile}\n`);
   } catch (err) {
     return exitForOutputFailure('ecr convert', err);
   } finally {

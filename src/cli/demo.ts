@@ -1,26 +1,16 @@
 /**
- * `ecr demo` (what `npm start` runs): scores the bundled examples — the paper's worked example
- * and a small file of stable and drifting trajectories — and prints a table and one audit trace.
+ * `ecr demo` (what `npm start` runs): scores the bundled examples (engine/examples.ts) — the
+ * paper's worked example and a small file of stable and drifting trajectories — and prints a
+ * table and one audit trace.
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ParseArgsConfig } from 'node:util';
 import { UsageError } from '../core/errors.js';
 import { parseFlags } from './io.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../backends/backend.js';
-import { scoreRecords, type RecordsResult } from '../engine/score-records.js';
-import type { TrajectoryRecord } from '../engine/record.js';
+import type { RecordsResult } from '../engine/score-records.js';
 import type { AuditTrace } from '../engine/score-batch.js';
-import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../backends/webgpu/device/adapter.js';
-
-const DATA_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'data');
-
-function load(name: string): { records: TrajectoryRecord[]; config: unknown } {
-  const records = readFileSync(path.join(DATA_DIR, `${name}.jsonl`), 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
-  const config = JSON.parse(readFileSync(path.join(DATA_DIR, `${name}.config.json`), 'utf8'));
-  return { records, config };
-}
+import { scoreExamples } from '../engine/examples.js';
+import { adapterFlag, backendOptionsFromEnv } from './backend-env.js';
 
 const f3 = (x: number) => x.toFixed(3);
 
@@ -65,13 +55,9 @@ export async function main(argv: string[]): Promise<number> {
   if (values.help) { process.stdout.write(HELP + '\n'); return 0; }
   const backend = values.backend as BackendChoice;
   if (!BACKEND_CHOICES.includes(backend)) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got "${values.backend}"`);
-  if (values.adapter !== undefined) setWebGpuAdapter(values.adapter as AdapterPreference);
-  setWebGpuAdapterReport(true);
+  const backendOptions = backendOptionsFromEnv(process.env, { adapter: adapterFlag(values.adapter), reportAdapter: true });
 
-  const paper = load('paper-worked-example');
-  const paperRes = await scoreRecords(paper.records, paper.config, { backend });
-  const drift = load('stable-and-drifting');
-  const driftRes = await scoreRecords(drift.records, drift.config, { backend });
+  const { paper: paperRes, stableAndDrifting: driftRes } = await scoreExamples(backend, backendOptions);
   if (values.json) {
     process.stdout.write(JSON.stringify({ paper: paperRes, stableAndDrifting: driftRes }, null, 2) + '\n');
     return 0;

@@ -1,10 +1,9 @@
-/** What the subcommands share: their flags, environment numbers, configuration files and exit codes. */
+/** What the subcommands share: their flags, configuration files and exit codes. */
 import { availableParallelism } from 'node:os';
 import { promises as fs } from 'node:fs';
 import type { ParseArgsConfig } from 'node:util';
 import { parseArgs } from '../core/parse-args.js';
 import { ConfigError, UsageError } from '../core/errors.js';
-import { DEFAULT_MAX_LINE_BYTES } from '../engine/io/lines.js';
 import { OutputWriteError } from '../engine/io/sink.js';
 
 /** A configuration file (--config) as JSON; a byte-order mark is skipped. */
@@ -36,20 +35,6 @@ export function parseThreadsFlag(text: string | undefined): number {
   const threads = text === undefined ? availableParallelism() : Number(text);
   if (!Number.isInteger(threads) || threads < 0 || threads > 256) throw new UsageError(`--threads must be an integer from 0 to 256, got "${text}"`);
   return threads;
-}
-
-/** A positive integer from the environment variable `name`, or undefined when it is unset or empty. */
-export function positiveIntegerEnv(name: string): number | undefined {
-  const env = process.env[name];
-  if (env === undefined || env === '') return undefined;
-  const n = Number(env);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} must be a positive integer, got "${env}"`);
-  return n;
-}
-
-/** The line-length cap of ecr score's inputs: 64 MiB, or ECR_MAX_LINE_BYTES (for tests that should not write 64 MiB). */
-export function maxLineBytes(): number {
-  return positiveIntegerEnv('ECR_MAX_LINE_BYTES') ?? DEFAULT_MAX_LINE_BYTES;
 }
 
 /**

@@ -8,6 +8,7 @@ import { BACKEND_CHOICES, type BackendChoice } from '../backends/backend.js';
 import { readCalibrationSet, type CalibrationSet } from '../calibration/labelled-input.js';
 import { formatOf } from '../engine/columnar/format.js';
 import { readJsonConfig } from './io.js';
+import { backendOptionsFromEnv } from './backend-env.js';
 
 /** The parseArgs options of the input. */
 export const LABELLED_INPUT_OPTIONS = {
@@ -29,6 +30,8 @@ export async function readLabelledInput(v: LabelledInputArgs, positionals: strin
   }
   const format = formatOf(positionals[0], v.format);
   const config = toResolvedConfig(v.config ? await readJsonConfig(v.config) : {});
-  const set = await readCalibrationSet(positionals[0], { config, labels: v.labels, backend, format });
+  // Raw trajectories are scored: the adapter line only under ECR_DEBUG=webgpu, as for any library caller.
+  const backendOptions = backendOptionsFromEnv(process.env, { reportAdapter: false });
+  const set = await readCalibrationSet(positionals[0], { config, labels: v.labels, backend, backendOptions, format });
   return { set, config };
 }

@@ -4,7 +4,7 @@
  * {response, selectedIndex, admissible, metrics, candidates, stats}. --metrics also prints the
  * process's Prometheus metrics (to stdout after the table; to stderr with --json so stdout stays
  * one object). On failure, --json prints {"error": {type, code, message, exitCode, ...}} on stdout
- * as well as the usual line on stderr.
+ * as well as the usual line on stderr. The Redis tier around the run is src/pipeline/run-prompt.ts.
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from '../core/parse-args.js';
@@ -16,14 +16,16 @@ import { providerFromSettings } from '../llm/settings.js';
 import type { SamplingParams } from '../llm/provider.js';
 import { prometheusText } from '../monitoring/process-metrics.js';
 import { checkCacheNamespace } from '../cache/namespace.js';
-import { RedisStore } from '../cache/redis-store.js';
+import type { RedisStore } from '../cache/redis-store.js';
 import { checkRedisUrlOption } from '../cache/redis-url.js';
 import type { CacheControl } from '../cache/tiered-cache.js';
 import { DeadlineExceededError, NoSurvivingCandidatesError, RequestCancelledError } from '../pipeline/errors.js';
 import { EcrPipeline } from '../pipeline/pipeline.js';
+import { withRedisTier } from '../pipeline/run-prompt.js';
 import type { PipelineResult } from '../pipeline/types.js';
 import { redactUrl } from '../core/redact-url.js';
 import { startWaitNote } from '../engine/io/wait-note.js';
+import { backendOptionsFromEnv } from './backend-env.js';
 
 /** Exit code when --deadline passes (as timeout(1) uses). */
 export const DEADLINE_EXIT_CODE = 124;
@@ -32,7 +34,7 @@ const USAGE = `usage: ecr run PROMPT [options]
 
 server (flags win over the environment):
   --base-url URL          OpenAI-compatible base URL, e.g. http://127.0.0.1:11434/v1 (ECR_BASE_URL, OPENAI_BASE_URL)
-  --api-key KEY           bearer token (ECR_API_KEY, OPENAI_API_KEY)
+  --upstream-api-key KEY  bearer token (ECR_API_KEY, OPENAI_API_KEY); the old name --api-key still works, with a warning
   --model M               chat model (ECR_MODEL)
   --embedding-model E     embedding model (ECR_EMBEDDING_MODEL); default: built-in hashing embedder, no calls
   --timeout MS            per-call timeout (default 60000)
@@ -134,7 +136,7 @@ async function runCommand(argv: string[], ctx: { json: boolean; metrics: boolean
       allowPositionals: true,
       strict: true,
       options: {
-        'base-url': { type: 'string' }, 'api-key': { type: 'string' }, model: { type: 'string' }, 'embedding-model': { type: 'string' },
+        'base-url': { type: 'string' }, 'upstream-api-key': { type: 'string' }, 'api-key': { type: 'string' }, model: { type: 'string' }, 'embedding-model': { type: 'string' },
         timeout: { type: 'string' }, retries: { type: 'string' }, deadline: { type: 'string' },
         k: { type: 'string', short: 'k' }, 'fixed-k': { type: 'boolean', default: false }, horizon: { type: 'string' },
         temperature: { type: 'string' }, seed: { type: 'string' }, 'top-logprobs': { type: 'string' }, 'max-parallel': { type: 'string' },
@@ -153,6 +155,7 @@ async function runCommand(argv: string[], ctx: { json: boolean; metrics: boolean
   ctx.json = v.json === true;
   ctx.metrics = v.metrics === true;
   if (v.help) { process.stdout.write(USAGE + '\n'); return 0; }
+  const apiKey = upstreamApiKey(v['upstream-api-key'], v['api-key']);
   if (positionals.length !== 1 || positionals[0].trim() === '') throw new UsageError(`expected exactly one PROMPT argument, got ${positionals.length}\n${USAGE}`);
   const prompt = positionals[0];
 
@@ -182,15 +185,22 @@ async function runCommand(argv: string[], ctx: { json: boolean; metrics: boolean
   if (redisUrl !== undefined) checkRedisUrlOption(redisUrl, '--redis');
 
   const provider = providerFromSettings({
-    baseUrl: v['base-url'], apiKey: v['api-key'], model: v.model, embeddingModel: v['embedding-model'],
+    baseUrl: v['base-url'], apiKey, model: v.model, embeddingModel: v['embedding-model'],
     timeoutMs: int('timeout', v.timeout, 1), retries: int('retries', v.retries, 0, 20),
-  });
-  const redis = redisUrl !== undefined ? new RedisStore({ url: redisUrl, ttlSeconds: redisTtl, timeoutMs: redisTimeout, onWarn: (m) => process.stderr.write(`ecr run: ${m}\n`) }) : undefined;
-  try {
-    return await runWith(redis, v, prompt, provider, sampling, config, backend, cache, ctx);
-  } finally {
-    await redis?.close();
-  }
+  }, process.env);
+  const tier = redisUrl !== undefined ? { url: redisUrl, ttlSeconds: redisTtl, timeoutMs: redisTimeout, onWarn: (m: string) => { process.stderr.write(`ecr run: ${m}\n`); } } : undefined;
+  return withRedisTier(tier, (redis) => runWith(redis, v, prompt, provider, sampling, config, backend, cache, ctx));
+}
+
+/**
+ * The upstream key: --upstream-api-key, or its old name --api-key (which in ecr serve is the key
+ * clients send), still taken, with one warning line.
+ */
+function upstreamApiKey(key: string | undefined, old: string | undefined): string | undefined {
+  if (old === undefined) return key;
+  if (key !== undefined) throw new UsageError('--api-key is the old name of --upstream-api-key: give only --upstream-api-key');
+  process.stderr.write('ecr run: warning: --api-key is deprecated in ecr run; use --upstream-api-key (in ecr serve, --api-key is the key clients send)\n');
+  return old;
 }
 
 async function runWith(
@@ -198,11 +208,6 @@ async function runWith(
   sampling: SamplingParams, config: EcrConfig, backend: BackendChoice, cache: CacheControl, ctx: { json: boolean; metrics: boolean },
 ): Promise<number> {
   const str = (name: string) => v[name] as string | undefined;
-  if (redis && !(await redis.ready(Math.max(1000, redis.timeoutMs)))) {
-    // A database the server refuses is a configuration error (exit 2), not a Redis that is down.
-    if (redis.configError) throw redis.configError;
-    process.stderr.write('ecr run: redis not reachable: running with the in-process cache only\n');
-  }
   const pipeline = new EcrPipeline({
     provider,
     k: int('k', str('k'), 1, 256) ?? 4,
@@ -214,6 +219,8 @@ async function runWith(
     system: str('system'),
     config,
     backend,
+    // The adapter line and Dawn's messages only under ECR_DEBUG=webgpu, as for any library caller.
+    backendOptions: backendOptionsFromEnv(process.env, { reportAdapter: false }),
     ...(redis ? { cache: { redis } } : {}),
   });
 

@@ -1,21 +1,17 @@
 /**
  * `ecr score FILE|- [--config FILE] [--backend B] [--out FILE] [--window N] [--threads N]`
- * (ECR-SPEC section 5): the arguments, the input and the output. The streaming engine, parse
- * workers, windows, selection and spill file, is score-jsonl.ts.
+ * (ECR-SPEC section 5): the arguments and the exit code. The work is engine/score-file.ts.
  */
 import { parseArgs } from '../core/parse-args.js';
 import { toResolvedConfig } from '../core/config.js';
 import { UsageError } from '../core/errors.js';
 import { BACKEND_CHOICES, type BackendChoice, type ComputeOptions } from '../backends/backend.js';
-import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../backends/webgpu/device/adapter.js';
 import { cleanUpOnInterrupt } from './interrupt.js';
-import { maxLineBytes, exitForOutputFailure, parseThreadsFlag, positiveIntegerEnv, positiveIntegerFlag, readJsonConfig } from './io.js';
-import { inspectInput, isRegularFile, openInput } from '../engine/io/input.js';
-import { openOutput, stdoutOutput } from '../engine/io/output-file.js';
-import { scoreStream } from '../engine/jsonl/score-stream.js';
-import { DEFAULT_CHUNK_BYTES } from '../engine/io/lines.js';
-import { arrowLayoutOf, formatOf } from '../engine/columnar/format.js';
-import { checkedJsonlInput } from '../engine/jsonl/not-jsonl.js';
+import { adapterFlag, backendOptionsFromEnv } from './backend-env.js';
+import { exitForOutputFailure, parseThreadsFlag, positiveIntegerFlag, readJsonConfig } from './io.js';
+import { inspectInput } from '../engine/io/input.js';
+import { formatOf } from '../engine/columnar/format.js';
+import { scoreFile } from '../engine/score-file.js';
 
 
 const HELP = `usage: ecr score FILE|- [--config FILE] [--backend auto|webgpu|cpu|cpu-reference] [--out FILE] [--window N]
@@ -41,11 +37,6 @@ Exit codes: 0 success, 2 bad input or arguments (the message names line and fiel
 130/143 interrupted by SIGINT/SIGTERM (temporary files removed, an existing --out untouched).`;
 
 
-/** Bytes per parse chunk: 1 MiB, or ECR_JSONL_CHUNK_BYTES (tests use tiny chunks to cross many chunk boundaries). */
-function chunkBytes(): number | undefined {
-  return positiveIntegerEnv('ECR_JSONL_CHUNK_BYTES');
-}
-
 export async function main(argv: string[]): Promise<number> {
   // Distributed scoring parses its own options (src/cli/score-queue.ts, src/queue/).
   if (argv.some((a) => a === '--queue' || a.startsWith('--queue='))) return (await import('./score-queue.js')).main(argv);
@@ -68,46 +59,20 @@ export async function main(argv: string[]): Promise<number> {
   const backend = values.backend as BackendChoice;
   if (!BACKEND_CHOICES.includes(backend)) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got "${values.backend}"`);
   const window = positiveIntegerFlag('window', values.window!);
-  const threads = parseThreadsFlag(values.threads);
-  if (values.adapter !== undefined) setWebGpuAdapter(values.adapter as AdapterPreference);
-  setWebGpuAdapterReport(true);
+  // Checked here, used when the input is known to be large: an explicit count is kept as given.
+  const threads = values.threads === undefined ? undefined : parseThreadsFlag(values.threads);
+  const adapter = adapterFlag(values.adapter);
+  const backendOptions = backendOptionsFromEnv(process.env, { adapter, reportAdapter: true });
   if (values.compact !== undefined && values.compact !== 'unorm16') throw new UsageError(`--compact must be "unorm16", got "${values.compact}"`);
   const compute: ComputeOptions = values.compact ? { compact: 'unorm16' } : {};
-  const lineCap = maxLineBytes();
   const input = positionals[0];
   const inputInfo = await inspectInput(input);
   const config = toResolvedConfig(values.config ? await readJsonConfig(values.config) : {});
   const inFormat = formatOf(input, values.format);
-  const outFormat = values.out ? formatOf(values.out) : 'jsonl';
 
   const stopCleanup = cleanUpOnInterrupt();
   try {
-    // Opened (and so checked) before the first input byte is read: a run never fails at the end
-    // for an output it could not have written.
-    const out = values.out ? await openOutput(values.out, inputInfo) : stdoutOutput();
-    let scored: number;
-    try {
-      if (inFormat === 'jsonl' && outFormat === 'jsonl') {
-        const inputBytes = inputInfo.stat?.isFile() ? inputInfo.stat.size : null;
-        const chunk = chunkBytes() ?? DEFAULT_CHUNK_BYTES;
-        // A file of one chunk has nothing to split: starting parse workers (~0.1 s) would only
-        // slow it down. An explicit --threads is kept as given.
-        const parseThreads = values.threads === undefined && inputBytes !== null && inputBytes <= chunk ? 0 : threads;
-        scored = await scoreStream(await checkedJsonlInput(input, () => openInput(input), isRegularFile(input, inputInfo)), { config, backend, compute, windowSize: window, lineCap, threads: parseThreads, inputBytes, chunkBytes: chunk }, out.sink);
-      } else {
-        // Parquet or Arrow on either side: the columnar path (src/engine/columnar/), loaded only then.
-        const { scoreToOutput } = await import('../engine/columnar/score-columnar.js');
-        scored = await scoreToOutput(
-          { file: input, format: inFormat, stream: isRegularFile(input, inputInfo) ? null : openInput(input), windowSize: window, lineCap },
-          { format: outFormat, arrowLayout: arrowLayoutOf(values.out ?? '-'), sink: out.sink },
-          { config, backend, compute },
-        );
-      }
-      await out.commit();
-    } catch (err) {
-      await out.abort();
-      throw err;
-    }
+    const scored = await scoreFile({ input, inputInfo, inFormat, out: values.out || undefined, config, backend, compute, backendOptions, windowSize: window, threads });
     if (scored === 0) {
       const name = input === '-' ? 'stdin' : input;
       process.stderr.write(`ecr score: warning: no records in ${name} (empty or blank lines only)${values.out ? `; wrote an empty ${values.out}` : ''}\n`);

@@ -7,10 +7,13 @@ import { startGateway } from '../server/app.js';
 import { resolveServeConfig, usage } from '../server/config.js';
 import { closeOnSignal } from '../server/shutdown.js';
 import { redactUrl } from '../core/redact-url.js';
+import { backendOptionsFromEnv } from './backend-env.js';
 
 export async function main(argv: string[]): Promise<number> {
-  const config = resolveServeConfig(argv);
-  if (config === 'help') { process.stdout.write(usage() + '\n'); return 0; }
+  const settings = resolveServeConfig(argv, process.env);
+  if (settings === 'help') { process.stdout.write(usage() + '\n'); return 0; }
+  // The gateway scores on the cpu unless a batch is large enough for the GPU: then ECR_WEBGPU_* and ECR_DEBUG apply.
+  const config = { ...settings, backendOptions: backendOptionsFromEnv(process.env, { reportAdapter: false }) };
   const { app, gateway, url } = await startGateway(config);
   app.log.info({ url, upstream: redactUrl(config.upstream), auth: config.apiKeys.length > 0, ecr_all: config.ecrAll, max_concurrent: config.maxConcurrent }, 'ecr serve listening');
   // logrotate moves the file and sends SIGHUP: keep writing to the path, not the moved file.

@@ -1,15 +1,14 @@
 /**
  * `ecr worker --queue redis://HOST:PORT [--backend B] [--concurrency N]`: scores the shards that
- * `ecr score --queue` enqueues (src/queue/), until SIGINT or SIGTERM, after which the shards in
- * progress are finished and the worker exits 0 (a second signal exits at once; BullMQ then hands
- * the unfinished shards to another worker).
+ * `ecr score --queue` enqueues (src/queue/worker-run.ts), until SIGINT or SIGTERM, after which the
+ * shards in progress are finished and the worker exits 0 (a second signal exits at once; BullMQ
+ * then hands the unfinished shards to another worker).
  */
 import { BACKEND_CHOICES, type BackendChoice, type ComputeOptions } from '../backends/backend.js';
-import { getBackend } from '../backends/registry.js';
-import { setWebGpuAdapter, setWebGpuAdapterReport, type AdapterPreference } from '../backends/webgpu/device/adapter.js';
 import { UsageError } from '../core/errors.js';
-import { checkQueueUrl, redactUrl } from '../queue/queue-url.js';
+import { checkQueueUrl } from '../queue/queue-url.js';
 import { checkQueueName, DEFAULT_QUEUE_NAME } from '../queue/shard-job.js';
+import { adapterFlag, backendOptionsFromEnv } from './backend-env.js';
 import { parseFlags, parseThreadsFlag, positiveIntegerFlag } from './io.js';
 
 export const OPTIONS = {
@@ -53,8 +52,7 @@ export async function main(argv: string[]): Promise<number> {
   const queueName = checkQueueName(values['queue-name']);
   const backend = values.backend as BackendChoice;
   if (!BACKEND_CHOICES.includes(backend)) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got "${values.backend}"`);
-  if (values.adapter !== undefined) setWebGpuAdapter(values.adapter as AdapterPreference);
-  setWebGpuAdapterReport(true);
+  const backendOptions = backendOptionsFromEnv(process.env, { adapter: adapterFlag(values.adapter), reportAdapter: true });
   if (values.compact !== undefined && values.compact !== 'unorm16') throw new UsageError(`--compact must be "unorm16", got "${values.compact}"`);
   const compute: ComputeOptions = values.compact ? { compact: 'unorm16' } : {};
   const concurrency = positiveIntegerFlag('concurrency', values.concurrency);
@@ -62,22 +60,14 @@ export async function main(argv: string[]): Promise<number> {
   const lockDurationMs = positiveIntegerFlag('lock-duration', values['lock-duration']);
   const stalledIntervalMs = positiveIntegerFlag('stalled-interval', values['stalled-interval']);
   // BullMQ and ioredis load only once the arguments are known to be good.
-  const { defaultWorkerName, startShardWorker } = await import('../queue/shard-worker.js');
-  const { probeRedis } = await import('../queue/connection.js');
+  const { defaultWorkerName, startWorker } = await import('../queue/worker-run.js');
   const name = values.name ?? defaultWorkerName();
   const log = (line: string) => process.stderr.write(`ecr worker ${name}: ${line}\n`);
-
-  await probeRedis(url);
-  // A backend named here that cannot run on this machine stops the worker now, not every shard it takes.
-  if (backend !== 'auto') await getBackend(backend);
-  let fatal: (err: Error) => void = () => {};
-  const failed = new Promise<Error>((resolve) => { fatal = resolve; });
-  const { worker, close } = await startShardWorker({
-    url, queueName, backend, compute, threads, concurrency, lockDurationMs, stalledIntervalMs, name, log, onFatal: (err) => fatal(err),
+  const running = await startWorker({
+    url, queueName, backend, compute, backendOptions, threads, concurrency, lockDurationMs, stalledIntervalMs, name, log,
   });
-  log(`waiting for shards on ${redactUrl(url)} (queue "${queueName}", backend ${backend}, concurrency ${concurrency})`);
   const stopped = await new Promise<Error | null>((resolve) => {
-    void failed.then(resolve);
+    void running.failed.then(resolve);
     const stop = (signal: NodeJS.Signals) => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
@@ -91,15 +81,12 @@ export async function main(argv: string[]): Promise<number> {
     process.on('SIGTERM', stop);
   });
   if (stopped) {
-    // Redis refused the database on a reconnection: shards in progress could only be finished in
-    // database 0, among other runs' jobs, so they are abandoned (BullMQ hands them to a worker
-    // once the server is fixed).
+    // Redis refused the database on a reconnection: the shards in progress are abandoned (worker-run.ts).
     log(`stopping: ${stopped.message}`);
-    await worker.close(true).catch(() => {});
-    await close().catch(() => {});
+    await running.abandon();
     throw stopped;
   }
-  await close();
+  await running.stop();
   log('stopped');
   return 0;
 }

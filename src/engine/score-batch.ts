@@ -5,12 +5,15 @@
 import { metricValuesAt, validateBatch, type Batch, type MetricArrays, type MetricValues } from '../core/batch.js';
 import { toResolvedConfig, type EcrConfig, type ResolvedConfig, type Weights } from '../core/config.js';
 import type { BackendChoice, BackendName } from '../backends/backend.js';
+import type { BackendOptions } from '../backends/options.js';
 import { UsageError } from '../core/errors.js';
 import { GroupSelector, type GroupSelection, type SelectionReason } from '../core/select.js';
 import { scoreWindow } from './window-scorer.js';
 
 export interface ScoreOptions {
   backend?: BackendChoice;
+  /** Options of the backend instances to score on (adapter, threads, ...); default: the defaults. */
+  backendOptions?: BackendOptions;
   /** Return the shrunk covariance matrices in `metrics.covariance`. */
   covariance?: boolean;
   /** Upload E to the GPU as unorm16 (webgpu only; ignored by the CPU backends, which read E exactly). */
@@ -67,7 +70,7 @@ export async function scoreBatch(batch: Batch, config?: EcrConfig | ResolvedConf
   const w = await scoreWindow({
     n: batch.n, parts: [{ batch, rows: null }], firstIndex: 0,
     groups: batch.groups ?? null, baseScore: batch.baseScore ?? null, locate: null,
-  }, { config: cfg, backend: options.backend ?? 'auto', compute: { covariance: options.covariance, compact: options.compact } }, selector);
+  }, { config: cfg, backend: options.backend ?? 'auto', compute: { covariance: options.covariance, compact: options.compact }, backendOptions: options.backendOptions }, selector);
   return batchResult(batch, cfg, w.backends[0], w.metrics, w.admissible, selector, options);
 }
 

@@ -6,6 +6,7 @@
 import { toResolvedConfig, type EcrConfig, type ResolvedConfig } from '../core/config.js';
 import { UsageError } from '../core/errors.js';
 import type { BackendChoice, BackendName } from '../backends/backend.js';
+import type { BackendOptions } from '../backends/options.js';
 import { GroupSelector } from '../core/select.js';
 import { buildAudit, checkOptionsObject, type AuditTrace } from './score-batch.js';
 import { metricValuesAt, type MetricValues } from '../core/batch.js';
@@ -58,7 +59,7 @@ export interface RecordsResult {
 export async function scoreRecords(
   records: readonly TrajectoryRecord[],
   config?: EcrConfig | ResolvedConfig | unknown,
-  options: { backend?: BackendChoice; compact?: 'unorm16' } = {},
+  options: { backend?: BackendChoice; compact?: 'unorm16'; backendOptions?: BackendOptions } = {},
 ): Promise<RecordsResult> {
   if (!Array.isArray(records)) throw new UsageError(`scoreRecords: records must be an array of trajectory objects, got ${records === null ? 'null' : typeof records}`);
   checkOptionsObject('scoreRecords', options);
@@ -67,7 +68,7 @@ export async function scoreRecords(
   const groups = new GroupKeys();
   const selector = new GroupSelector(cfg.tau);
   const window = recordsWindow(checked, 0, groups);
-  const w = await scoreWindow(window, { config: cfg, backend: options.backend ?? 'auto', compute: options.compact ? { compact: options.compact } : {} }, selector);
+  const w = await scoreWindow(window, { config: cfg, backend: options.backend ?? 'auto', compute: options.compact ? { compact: options.compact } : {}, backendOptions: options.backendOptions }, selector);
   const selections = selector.results();
   const selected = new Set(selections.map((s) => s.selectedIndex));
   const groupNames = groups.keys;

@@ -13,13 +13,15 @@ import type { InputLocation } from '../core/errors.js';
 import { NonFiniteResultError, firstNonFinite } from '../core/result-line.js';
 import type { GroupSelector } from '../core/select.js';
 import type { BackendChoice, BackendName, ComputeOptions, ScoreBackend } from '../backends/backend.js';
-import { chooseBackend, getBackend } from '../backends/registry.js';
+import { chooseBackend, getBackend, type BackendOptions } from '../backends/registry.js';
 
 /** How the engine scores, whatever the input: the configuration and the backend. */
 export interface ScoreSettings {
   config: ResolvedConfig;
   backend: BackendChoice;
   compute: ComputeOptions;
+  /** Options of the backend instances (adapter, threads, ...); default: the defaults. */
+  backendOptions?: BackendOptions;
 }
 
 /** The rows of one shape in a window. */
@@ -55,7 +57,7 @@ export interface ScoringWindow {
   metrics?: MetricArrays;
   /** Refuse a non-finite result with NonFiniteResultError naming its row (output paths; needs locate). */
   requireFinite?: boolean;
-  /** The calling thread has other work meanwhile (reading the next block): see ComputeOptions.offload. */
+  /** The calling thread has other work meanwhile (reading the next block): the cpu backend offloads (CpuBackendOptions.offload). */
   offload?: boolean;
 }
 
@@ -68,8 +70,13 @@ export interface WindowScores {
 }
 
 /** The engine's one way to a backend instance (what the registry needs to make one goes here). */
-function backendNamed(name: BackendName): Promise<ScoreBackend> {
-  return getBackend(name);
+function backendNamed(name: BackendName, options: BackendOptions | undefined): Promise<ScoreBackend> {
+  return getBackend(name, options);
+}
+
+/** The options of a caller that reads its next block meanwhile: the cpu backend computes on its workers only. */
+function offloaded(options: BackendOptions | undefined): BackendOptions {
+  return { ...options, cpu: { ...options?.cpu, offload: true } };
 }
 
 /** Checks each shape once, in part order, against the configuration. */
@@ -94,14 +101,15 @@ export async function scoreWindow(w: ScoringWindow, s: ScoreSettings, selector: 
   let metrics: MetricArrays | null = w.metrics ?? null;
   if (metrics === null && !(w.parts.length === 1 && w.parts[0].rows === null)) metrics = allocMetrics(n);
   const backends: BackendName[] = [];
+  const backendOptions = w.offload ? offloaded(s.backendOptions) : s.backendOptions;
   for (const part of w.parts) {
-    const name = await chooseBackend(s.backend, part.batch);
+    const name = await chooseBackend(s.backend, part.batch, backendOptions);
     backends.push(name);
-    const backend = await backendNamed(name);
+    const backend = await backendNamed(name, backendOptions);
     const rows = part.rows;
     const into = rows === null ? metrics ?? undefined : part.out;
     const options: ComputeOptions = into === undefined ? s.compute : { ...s.compute, out: into };
-    const out = part.batch.n === 0 ? noMetrics() : await backend.computeMetrics(part.batch, s.config, w.offload ? { ...options, offload: true } : options);
+    const out = part.batch.n === 0 ? noMetrics() : await backend.computeMetrics(part.batch, s.config, options);
     if (rows === null) { metrics = out; continue; }
     const m = metrics!;
     for (let k = 0; k < rows.length; k++) {
@@ -128,8 +136,8 @@ export async function scoreWindow(w: ScoringWindow, s: ScoreSettings, selector: 
 /**
  * Starts the cpu backend's workers when it is the chosen backend, so that they boot while the
  * caller opens its input (a GPU device is not opened ahead: an input that fails its first row
- * would waste it).
+ * would waste it). `offload`: the instance the caller's offloading windows will use.
  */
-export async function warmUpBackend(s: ScoreSettings): Promise<void> {
-  if (s.backend === 'cpu') (await backendNamed('cpu')).warmUp?.();
+export async function warmUpBackend(s: ScoreSettings, offload = false): Promise<void> {
+  if (s.backend === 'cpu') (await backendNamed('cpu', offload ? offloaded(s.backendOptions) : s.backendOptions)).warmUp?.();
 }

@@ -1,6 +1,7 @@
 /**
  * Provider settings from flags and environment: flags win, then ECR_* variables, then the
- * OPENAI_* ones that OpenAI-compatible tools already use.
+ * OPENAI_* ones that OpenAI-compatible tools already use. The environment is the caller's to
+ * pass (the CLI passes process.env): the library reads none of its own.
  */
 import { UsageError } from '../core/errors.js';
 import { redactUrl } from '../core/redact-url.js';
@@ -18,7 +19,7 @@ export interface ProviderFlags {
 /** Environment variables by name (process.env fits; a plain type, so the public .d.ts needs no @types/node). */
 export type EnvironmentVariables = Readonly<Record<string, string | undefined>>;
 
-export function resolveProviderOptions(flags: ProviderFlags, env: EnvironmentVariables = process.env): OpenAICompatibleOptions {
+export function resolveProviderOptions(flags: ProviderFlags, env: EnvironmentVariables): OpenAICompatibleOptions {
   const baseUrl = flags.baseUrl ?? env.ECR_BASE_URL ?? env.OPENAI_BASE_URL;
   if (!baseUrl) throw new UsageError('no server: pass --base-url URL or set ECR_BASE_URL (or OPENAI_BASE_URL), e.g. http://127.0.0.1:11434/v1 for Ollama');
   let parsed: URL;
@@ -38,6 +39,6 @@ export function resolveProviderOptions(flags: ProviderFlags, env: EnvironmentVar
   };
 }
 
-export function providerFromSettings(flags: ProviderFlags, env?: EnvironmentVariables): OpenAICompatibleProvider {
+export function providerFromSettings(flags: ProviderFlags, env: EnvironmentVariables): OpenAICompatibleProvider {
   return new OpenAICompatibleProvider(resolveProviderOptions(flags, env));
 }

@@ -8,6 +8,7 @@ import pLimit from 'p-limit';
 import { toResolvedConfig, type EcrConfig, type ResolvedConfig } from '../core/config.js';
 import { metricValuesAt } from '../core/batch.js';
 import type { BackendChoice } from '../backends/backend.js';
+import type { BackendOptions } from '../backends/options.js';
 import { EcrError } from '../core/errors.js';
 import { scoreBatch } from '../engine/score-batch.js';
 import type { SelectionReason } from '../core/select.js';
@@ -54,6 +55,8 @@ export interface PipelineOptions {
   system?: string;
   config?: EcrConfig | ResolvedConfig;
   backend?: BackendChoice;
+  /** Options of the backend instances that score (adapter, threads, ...); default: the defaults. */
+  backendOptions?: BackendOptions;
   cache?: CacheOptions;
   /**
    * Share the caches, in-flight loads and concurrency limit of this pipeline (see `derive`): a
@@ -218,7 +221,7 @@ export class EcrPipeline {
     stats.addMemory(approxBytes(batch.steps) + approxBytes(batch.embeddings) + approxBytes(batch.policy) + approxBytes(batch.expected) * 2);
     // Trusted: E is clamped to [0, 1] by construction, policy rows are exp() of finite numbers, and
     // embeddings are checked in pack(); validateBatch would re-walk every embedding value.
-    const scored = await scoreBatch(batch, this.config, { backend: this.backend, ids: survivors.map((s) => `c${s.index}`), trusted: true });
+    const scored = await scoreBatch(batch, this.config, { backend: this.backend, backendOptions: this.options.backendOptions, ids: survivors.map((s) => `c${s.index}`), trusted: true });
     const audit = scored.audit(0);
     stats.span('score', tScore);
 

@@ -24,7 +24,7 @@ import { Sink } from '../engine/io/sink.js';
 import { Progress } from '../engine/io/progress.js';
 import { UsageError } from '../core/errors.js';
 import type { RedisDatabaseError } from '../cache/redis-url.js';
-import { getBackend } from '../backends/registry.js';
+import { getBackend, type BackendOptions } from '../backends/registry.js';
 import { checkShardJob, encodeFailure, ShardFailedError, type ShardJob, type ShardResult } from './shard-job.js';
 import { queueClient, queueErrorHandler } from './connection.js';
 import { inputChange, InputChangedError } from './input-change.js';
@@ -34,6 +34,8 @@ export interface WorkerSettings {
   queueName: string;
   backend: BackendChoice;
   compute: ComputeOptions;
+  /** Options of this worker's backend instances (the adapter, its report); default: the defaults. */
+  backendOptions?: BackendOptions;
   /** JSONL parse threads per shard (ecr score's --threads; 0 = on the worker's main thread). */
   threads: number;
   /** Shards scored at once by this process. */
@@ -103,7 +105,9 @@ export async function closePools(): Promise<void> {
  * Scores one shard into its output file; the core of a job, usable without a queue. Returns the
  * record count and what computed it (the backend names, with the compact option).
  */
-export async function scoreShard(job: ShardJob, backend: BackendChoice, compute: ComputeOptions, threads: number): Promise<{ records: number; backend: string }> {
+export async function scoreShard(
+  job: ShardJob, backend: BackendChoice, compute: ComputeOptions, threads: number, backendOptions?: BackendOptions,
+): Promise<{ records: number; backend: string }> {
   const stamp = { size: job.inputSize, mtimeMs: job.inputMtimeMs };
   const changed = await inputChange(job.input, job.inputName, stamp);
   if (changed) throw changed;
@@ -120,7 +124,7 @@ export async function scoreShard(job: ShardJob, backend: BackendChoice, compute:
     let n: number;
     try {
       n = await scoreStream(source, {
-        config, backend, compute, windowSize: job.window, lineCap: job.lineCap, firstLine: job.firstLine, threads, parseWorkers,
+        config, backend, compute, backendOptions, windowSize: job.window, lineCap: job.lineCap, firstLine: job.firstLine, threads, parseWorkers,
         // The worker logs a line per shard; the submitter shows the progress of the whole run.
         progress: new Progress('ecr worker', { write: () => true, isTTY: false }),
         backendsUsed,
@@ -171,7 +175,7 @@ async function processShard(job: Job, s: WorkerSettings): Promise<ShardResult> {
   const compute: ComputeOptions = shard.backend ? (shard.compact ? { compact: shard.compact } : {}) : s.compute;
   if (shard.backend && shard.backend !== s.backend) {
     try {
-      await getBackend(shard.backend);
+      await getBackend(shard.backend, s.backendOptions);
     } catch (err) {
       s.log(`${what}: the run fixed --backend ${shard.backend}, which cannot run here: ${(err as Error).message}`);
       throw new UnrecoverableError(encodeFailure(new ShardFailedError(`worker ${s.name} cannot run the run's --backend ${shard.backend}: ${(err as Error).message}`, 'ECR_BACKEND_UNAVAILABLE')));
@@ -179,7 +183,7 @@ async function processShard(job: Job, s: WorkerSettings): Promise<ShardResult> {
   }
   const started = Date.now();
   try {
-    const { records, backend: used } = await scoreShard(shard, backend, compute, s.threads);
+    const { records, backend: used } = await scoreShard(shard, backend, compute, s.threads, s.backendOptions);
     s.log(`${what}: ${records.toLocaleString('en-US')} records from line ${shard.firstLine} in ${((Date.now() - started) / 1000).toFixed(2)} s (${used})`);
     return { records, worker: s.name, backend: used };
   } catch (err) {

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from '../core/parse-args.js';
 import { CONFIG_KEYS, resolveConfig, type EcrConfig } from '../core/config.js';
+import type { BackendOptions } from '../backends/options.js';
 import { ConfigError, UsageError } from '../core/errors.js';
 import { REDIS_DEFAULTS } from '../cache/redis-store.js';
 import { checkRedisUrlOption } from '../cache/redis-url.js';
@@ -111,6 +112,8 @@ export interface ServeConfig extends ServeSettings {
   defaults: EcrSettings;
   /** Scoring configuration (config file "scoring"), before per-request tau/preset/weights. */
   scoring: EcrConfig;
+  /** Options of the backend instances that score (`ecr serve` fills them from ECR_WEBGPU_* and ECR_DEBUG); default: the defaults. */
+  backendOptions?: BackendOptions;
 }
 
 export function usage(): string {

@@ -42,6 +42,7 @@ export class Gateway {
       k: config.defaults.k ?? 4,
       horizon: config.defaults.horizon ?? 2,
       config: config.scoring,
+      backendOptions: config.backendOptions,
       // Every request's pipeline shares these caches (derive), so their bound is the gateway's memory for them.
       cache: { maxBytes: config.cacheMaxBytes, ...(config.cacheTtl > 0 ? { ttlMs: config.cacheTtl } : {}), ...(this.redis ? { redis: this.redis } : {}) },
     });

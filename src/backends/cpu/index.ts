@@ -47,6 +47,13 @@ export interface CpuBackendOptions {
   copyThreshold?: number;
   /** Largest per-worker staging buffer kept between calls for inputs in ordinary memory (default 512 MiB). */
   stagingRetainBytes?: number;
+  /**
+   * The calling thread has other work to do meanwhile (reading and checking the next block of a
+   * file): a batch large enough to split then runs wholly on the worker threads, one per
+   * configured thread, and the call returns to the event loop at once instead of computing a
+   * share on the calling thread. Results are the same either way.
+   */
+  offload?: boolean;
 }
 
 /** Default thresholds, from `ecr bench` on a 2-core machine (see bench/README.md). */
@@ -65,7 +72,7 @@ export interface CpuRunInfo {
   copiedInputs: boolean;
   /** The workers' results were staged and copied into `options.out` (outputs in ordinary memory). */
   copiedOutputs: boolean;
-  /** Only worker threads computed (ComputeOptions.offload); the calling thread was left free. */
+  /** Only worker threads computed (CpuBackendOptions.offload); the calling thread was left free. */
   offloaded: boolean;
 }
 
@@ -76,6 +83,7 @@ export class CpuBackend implements ScoreBackend {
   readonly threads: number;
   readonly sharedThreshold: number;
   readonly copyThreshold: number;
+  readonly offload: boolean;
   private pool: WorkerPool | null = null;
   private readonly staging: StagingArea;
   private readonly script: URL | null;
@@ -86,6 +94,7 @@ export class CpuBackend implements ScoreBackend {
     this.threads = Math.max(1, Math.floor(options.threads ?? availableParallelism()));
     this.sharedThreshold = options.sharedThreshold ?? DEFAULT_SHARED_THRESHOLD;
     this.copyThreshold = options.copyThreshold ?? DEFAULT_COPY_THRESHOLD;
+    this.offload = options.offload === true;
     this.script = workerScript();
     this.staging = new StagingArea(options.stagingRetainBytes ?? DEFAULT_STAGING_RETAIN_BYTES);
   }
@@ -115,7 +124,7 @@ export class CpuBackend implements ScoreBackend {
       this.lastRun = { threads: 1, copiedInputs: false, copiedOutputs: false, offloaded: false };
       return out;
     }
-    if (options.offload) return this.computeOffloaded(batch, config, covariance, options.out, threads, shared);
+    if (this.offload) return this.computeOffloaded(batch, config, covariance, options.out, threads, shared);
     return this.computeParallel(batch, config, covariance, options.out, threads, shared);
   }
 
@@ -175,7 +184,7 @@ export class CpuBackend implements ScoreBackend {
   }
 
   /**
-   * ComputeOptions.offload: `threads` workers claim chunks of the whole batch from one counter and
+   * CpuBackendOptions.offload: `threads` workers claim chunks of the whole batch from one counter and
    * the calling thread only stages. Inputs or outputs in ordinary memory are staged whole in one
    * shared buffer (its own staging slot, after the per-worker ones), so a caller that reads the
    * next block meanwhile pays one copy of each and no compute.

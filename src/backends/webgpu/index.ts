@@ -1,17 +1,17 @@
 /**
  * The 'webgpu' ScoreBackend: float32 WGSL kernels (shaders/) chosen and sized by plan.ts and run
  * by stream.ts. Opens its device lazily on first use; `dispose` destroys buffers and the device so
- * the process can exit. Public options are few (compact, adapter, chunkTrajectories); kernel
- * tuning is an internal second argument (tuning.ts) for benchmarks and tests.
+ * the process can exit. Options are in options.ts; kernel tuning is an internal second argument
+ * (tuning.ts), and the device and plans are reached through internals.ts, both for benchmarks and
+ * tests.
  */
 import type { Batch } from '../../core/batch.js';
 import { checkComputeOptions } from '../backend.js';
 import type { ResolvedConfig } from '../../core/config.js';
 import { GpuError, UsageError } from '../../core/errors.js';
-import { openDevice, reportAdapterChoice, type AdapterPreference } from './device/adapter.js';
+import { openDevice } from './device/adapter.js';
 import { BufferPool } from './device/buffer-pool.js';
 import { GpuDevice } from './device/device.js';
-import { readWebGpuEnv } from './device/env.js';
 import { PipelineCache } from './device/pipeline-cache.js';
 import { BufferUsage } from './device/usage.js';
 import type { BackendOutput, ComputeOptions, ScoreBackend } from '../backend.js';
@@ -19,24 +19,14 @@ import { shapeOf } from './layout.js';
 import { MappedSteps, type MappedStepsOptions } from './mapped-steps.js';
 import { plan, unsupportedReason, type DeviceCaps, type Plan } from './plan.js';
 import { streamPlan, type Float32Metrics, type MappedStepsSource, type StreamContext } from './stream.js';
-import { checkTuning, METRICS_KERNEL_PREFERENCES, type MetricsKernelKind, type MetricsKernelPreference, type WebGpuTuning } from './tuning.js';
+import { checkTuning, type MetricsKernelKind, type WebGpuTuning } from './tuning.js';
+import { exposeInternals, type WorkShapeQuery } from './internals.js';
+import type { WebGpuBackendOptions } from './options.js';
 
 export { encodeUnorm16 } from './encode.js';
 export { MappedSteps, type MappedStepsOptions, type MappedStepsPart, type MappedStepsState } from './mapped-steps.js';
 export type { Float32Metrics } from './stream.js';
-
-export interface WebGpuBackendOptions {
-  /** Upload E as unorm16 for every call (also per call: ComputeOptions.compact; env ECR_WEBGPU_COMPACT=unorm16). */
-  compact?: 'unorm16';
-  /** Adapter kind for this backend's device (default: setWebGpuAdapter(), ECR_WEBGPU_ADAPTER, else native then OpenGL ES). */
-  adapter?: AdapterPreference;
-  /**
-   * Trajectories per chunk, to bound the GPU and staging memory one call holds (default: chunks
-   * of about 256 MiB of buffers, a multiple of 256 trajectories where that fits the device's
-   * binding limits; an asked-for size is kept, lowered only to those limits).
-   */
-  chunkTrajectories?: number;
-}
+export type { WebGpuBackendOptions } from './options.js';
 
 /** ComputeOptions plus what only this backend understands. */
 export interface WebGpuComputeOptions extends ComputeOptions {
@@ -68,23 +58,26 @@ export class WebGpuBackend implements ScoreBackend {
   private readonly mapped = new Set<MappedSteps>();
   private readonly options: WebGpuBackendOptions;
   private readonly tuning: WebGpuTuning;
+  /** The adapter choice has been reported (once per backend: a device reopened after a loss is not reported again). */
+  private reported = false;
 
-  /** `tuning` is internal (tuning.ts): benchmarks and tests only. The environment fills what neither sets (src/backends/webgpu/device/env.ts). */
+  /** `tuning` is internal (tuning.ts): benchmarks and tests only; its kernel and disableRobustness win over the options'. */
   constructor(options: WebGpuBackendOptions = {}, tuning: WebGpuTuning = {}) {
-    const env = readWebGpuEnv();
     if (options.compact !== undefined && options.compact !== 'unorm16') throw new UsageError(`compact must be "unorm16", got ${JSON.stringify(options.compact)}`);
     const c = options.chunkTrajectories;
     if (c !== undefined && (!Number.isSafeInteger(c) || c < 1)) throw new UsageError(`chunkTrajectories must be a positive integer, got ${c}`);
-    this.options = { ...options, compact: options.compact ?? env.compact };
-    if (env.kernel !== undefined && !(METRICS_KERNEL_PREFERENCES as readonly string[]).includes(env.kernel)) {
-      throw new UsageError(`ECR_WEBGPU_KERNEL must be one of ${METRICS_KERNEL_PREFERENCES.join(', ')}, got ${JSON.stringify(env.kernel)}`);
-    }
+    this.options = { ...options };
     this.tuning = {
       ...tuning,
-      kernel: tuning.kernel ?? (env.kernel as MetricsKernelPreference | undefined),
-      disableRobustness: tuning.disableRobustness ?? env.disableRobustness,
+      kernel: tuning.kernel ?? options.kernel,
+      disableRobustness: tuning.disableRobustness ?? options.disableRobustness,
     };
     checkTuning(this.tuning);
+    exposeInternals(this, {
+      device: async () => (await this.ready()).gpu,
+      planFor: async (batch, config, compute = {}) => this.planOn(await this.ready(), batch, config, compute.compact ?? this.options.compact, !!compute.covariance),
+      unsupported: async (shape) => unsupportedOn(await this.ready(), shape),
+    });
   }
 
   /** Opens the device (if not yet open) and returns its description, e.g. "opengles: ... llvmpipe". */
@@ -92,24 +85,6 @@ export class WebGpuBackend implements ScoreBackend {
     const ctx = await this.ready();
     const g = ctx.gpu;
     return { adapter: g.description, kind: g.kind, choice: g.choice, timestamps: g.timestamps, subgroups: g.subgroups, subgroupMinSize: g.subgroupMinSize, robustnessDisabled: g.robustnessDisabled };
-  }
-
-  /** Why this device cannot run a batch of this shape (any kernel), or null: `auto` asks before choosing webgpu. */
-  async unsupported(shape: { t: number; m: number; d?: number; a?: number; covariance?: boolean }): Promise<string | null> {
-    const ctx = await this.ready();
-    const s = shapeOf({ t: shape.t, m: shape.m, d: shape.d, a: shape.a, embeddings: shape.d ? new Float32Array(0) : undefined, policy: shape.a ? new Float32Array(0) : undefined }, false, !!shape.covariance);
-    return unsupportedReason(s, ctx.caps.limits);
-  }
-
-  /** The underlying device wrapper (tests use it to provoke device loss). */
-  async device(): Promise<GpuDevice> {
-    return (await this.ready()).gpu;
-  }
-
-  /** The plan a batch would run with on this device (tests and benchmarks). */
-  async planFor(batch: Batch, config: ResolvedConfig, options: ComputeOptions = {}): Promise<Plan> {
-    const ctx = await this.ready();
-    return this.planOn(ctx, batch, config, options.compact ?? this.options.compact, !!options.covariance);
   }
 
   private planOn(ctx: RunContext, batch: Batch, config: ResolvedConfig, compact: 'unorm16' | undefined, covariance: boolean, pre?: Uint16Array): Plan {
@@ -127,7 +102,10 @@ export class WebGpuBackend implements ScoreBackend {
     if (this.live) return Promise.resolve(this.live);
     if (!this.context) {
       this.context = (async () => {
-        const gpu = new GpuDevice(await openDevice({ adapter: this.options.adapter, disableRobustness: this.tuning.disableRobustness ?? 'native' }));
+        const gpu = new GpuDevice(await openDevice({
+          adapter: this.options.adapter, adapterReason: this.options.adapterReason, debug: this.options.debug,
+          disableRobustness: this.tuning.disableRobustness ?? 'native',
+        }));
         const d = gpu.device;
         const ctx: RunContext = {
           gpu,
@@ -185,7 +163,7 @@ export class WebGpuBackend implements ScoreBackend {
     }
     try {
       const p = this.planOn(ctx, batch, config, compact, !!options.covariance, pre);
-      reportAdapterChoice(ctx.gpu.choice);
+      this.reportChoice(ctx.gpu.choice);
       return await streamPlan(ctx, p, { batch, stepsUnorm16: pre, mappedSteps: source, ...outputs }, profile, this.tuning.replays ?? 3);
     } catch (err) {
       // The run's error wins; a failed re-map marks the object failed (its next use says why).
@@ -194,6 +172,14 @@ export class WebGpuBackend implements ScoreBackend {
     } finally {
       if (mapped) await mapped.release();
     }
+  }
+
+  private reportChoice(choice: string): void {
+    if (this.reported) return;
+    const report = this.options.reportAdapter ?? (this.options.debug ? (c: string) => { process.stderr.write(`ecr: webgpu adapter: ${c}\n`); } : undefined);
+    if (!report) return;
+    this.reported = true;
+    report(choice);
   }
 
   /** The five metrics and CCI; no selection (the host selects: plan.ts, "Selection plan"). */
@@ -249,6 +235,12 @@ export class WebGpuBackend implements ScoreBackend {
     ctx.pipelines.clear();
     ctx.gpu.destroy();
   }
+}
+
+/** Why this device cannot run a batch of this shape (any kernel), or null: `auto` asks before choosing webgpu. */
+function unsupportedOn(ctx: RunContext, shape: WorkShapeQuery): string | null {
+  const s = shapeOf({ t: shape.t, m: shape.m, d: shape.d, a: shape.a, embeddings: shape.d ? new Float32Array(0) : undefined, policy: shape.a ? new Float32Array(0) : undefined }, false, !!shape.covariance);
+  return unsupportedReason(s, ctx.caps.limits);
 }
 
 function emptyOutput(): BackendOutput {

@@ -136,7 +136,7 @@ export async function scoreToOutput(input: InputSpec, output: OutputSpec, s: Sco
   // and group columns are copied out: so an Arrow file may be read into reused shared memory.
   const source = await openBatchInput(input, { reuseMemory: true });
   // The schema is fine: the cpu backend's workers boot while the first batch is read.
-  await warmUpBackend(s);
+  await warmUpBackend(s, true); // scoreBlock's windows offload
   const groups = new GroupKeys();
   const selector = new GroupSelector(s.config.tau);
   const store = new ResultStore();

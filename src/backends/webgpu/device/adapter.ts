@@ -4,19 +4,19 @@
  * no GPU exists). Each candidate must also yield a device: an adapter whose device request fails
  * (Mesa's lavapipe under Dawn, for one) is skipped with its reason recorded.
  *
- * Dawn's own stderr lines during discovery are caught (native-stderr.ts) and kept as the reasons;
- * the choice is reported once per process in one line on stderr when the CLI asks for it
- * (setWebGpuAdapterReport) or ECR_DEBUG=webgpu is set, never for a library user by default.
- *
- * The kind can be forced with ECR_WEBGPU_ADAPTER=native|opengles or setWebGpuAdapter().
+ * Dawn's own stderr lines during discovery are caught (native-stderr.ts) and kept as the reasons,
+ * unless the caller asks for them (OpenDeviceOptions.debug). Everything comes in as options: the
+ * kind (the CLI's --adapter and ECR_WEBGPU_ADAPTER arrive here as `adapter`), nothing is read
+ * from the environment but what the native libraries read themselves (native-env.ts).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { BackendUnavailableError, UsageError } from '../../../core/errors.js';
-import { ADAPTER_PREFERENCES, readWebGpuEnv, type AdapterKind, type AdapterPreference } from './env.js';
+import { ADAPTER_PREFERENCES, type AdapterKind, type AdapterPreference } from './kinds.js';
+import { ensureEglPlatform, ldLibraryPath } from './native-env.js';
 import { dawnMessages, withNativeStderrCaught } from './native-stderr.js';
 
-export { ADAPTER_PREFERENCES, type AdapterKind, type AdapterPreference } from './env.js';
+export { ADAPTER_PREFERENCES, type AdapterKind, type AdapterPreference } from './kinds.js';
 
 export interface OpenedDevice {
   /** The instance from create(): must outlive every adapter and device made from it (Dawn aborts otherwise). */
@@ -37,8 +37,13 @@ export interface OpenedDevice {
 }
 
 export interface OpenDeviceOptions {
-  /** This device's adapter kind; absent: setWebGpuAdapter(), else ECR_WEBGPU_ADAPTER, else 'auto'. */
+  /** The adapter kind (default 'auto': native, then OpenGL ES). */
   adapter?: AdapterPreference;
+  /**
+   * Who forced a kind other than 'auto', as the choice line says it (default "asked for by the
+   * adapter option"; the CLI says "forced by --adapter" or "forced by ECR_WEBGPU_ADAPTER").
+   */
+  adapterReason?: string;
   /**
    * Dawn's `disable_robustness` toggle: Tint then emits no bounds clamp around storage and
    * workgroup accesses. Only for shaders that guard every access themselves (ours do: dead lanes
@@ -47,44 +52,8 @@ export interface OpenDeviceOptions {
    * backend's default: 2.7x faster metrics kernel on the H200); false/absent: never.
    */
   disableRobustness?: boolean | 'native';
-}
-
-let preferenceOverride: AdapterPreference | undefined;
-let reportRequested = false;
-let reported = false;
-
-/**
- * Forces the adapter kind for devices opened from now on (the CLI's `--adapter`). 'auto' restores
- * the discovery order. Takes precedence over ECR_WEBGPU_ADAPTER.
- */
-export function setWebGpuAdapter(preference: AdapterPreference): void {
-  if (!ADAPTER_PREFERENCES.includes(preference)) {
-    throw new UsageError(`--adapter must be one of ${ADAPTER_PREFERENCES.join(', ')}, got ${JSON.stringify(preference)}`);
-  }
-  preferenceOverride = preference;
-}
-
-/**
- * The CLI's switch: report the adapter choice once, in one line on stderr, when a WebGPU device
- * is first opened in this process (ECR_DEBUG=webgpu does the same for any caller).
- */
-export function setWebGpuAdapterReport(enabled: boolean): void {
-  reportRequested = enabled;
-}
-
-/**
- * Prints the adapter choice (OpenedDevice.choice) once per process, when the CLI asked for it or
- * ECR_DEBUG=webgpu is set. Called by the backend when it first computes on a device, so that
- * `auto` probing a device it then does not use stays quiet.
- */
-export function reportAdapterChoice(choice: string): void {
-  if (reported || !(reportRequested || readWebGpuEnv().debug)) return;
-  reported = true;
-  process.stderr.write(`ecr: webgpu adapter: ${choice}\n`);
-}
-
-export function adapterPreference(): AdapterPreference {
-  return preferenceOverride ?? readWebGpuEnv().adapter;
+  /** Let Dawn's own stderr lines through instead of catching them (the CLI's ECR_DEBUG=webgpu). */
+  debug?: boolean;
 }
 
 function limitOf(adapter: GPUAdapter, name: keyof GPUSupportedLimits): number {
@@ -121,15 +90,15 @@ function nativeApi(): string {
 
 /**
  * Whether the Vulkan loader can be found the way the dynamic linker would look for it
- * (LD_LIBRARY_PATH, /etc/ld.so.cache, the usual directories). Without it Dawn's Vulkan probe
+ * (`libraryPath`, by default this process's LD_LIBRARY_PATH; /etc/ld.so.cache; the usual directories). Without it Dawn's Vulkan probe
  * fails anyway, after printing "Couldn't load Vulkan" with a C++ source location to fd 2, which
  * no capture can hold back when stderr is a socket (as under a Node parent's spawn): `auto` does
  * not ask. Only Linux; elsewhere the native API (Metal, D3D12) needs no loader probe.
  */
-export function vulkanLoaderPresent(env: Readonly<Record<string, string | undefined>> = process.env): boolean {
+export function vulkanLoaderPresent(libraryPath: string = ldLibraryPath()): boolean {
   if (process.platform !== 'linux') return true;
   const name = 'libvulkan.so.1';
-  const dirs = (env.LD_LIBRARY_PATH ?? '').split(':').filter((d) => d !== '');
+  const dirs = libraryPath.split(':').filter((d) => d !== '');
   if (dirs.some((d) => existsSync(path.join(d, name)))) return true;
   try {
     if (readFileSync('/etc/ld.so.cache').includes(name)) return true;
@@ -140,7 +109,7 @@ export function vulkanLoaderPresent(env: Readonly<Record<string, string | undefi
   return ['/lib', '/usr/lib', '/lib64', '/usr/lib64', '/usr/local/lib', `/lib/${triplet}`, `/usr/lib/${triplet}`].some((d) => existsSync(path.join(d, name)));
 }
 
-/** A Dawn call with its stderr lines caught unless ECR_DEBUG=webgpu asks to see them. */
+/** A Dawn call with its stderr lines caught unless the caller asked to see them (`debug`). */
 function quietly<T>(debug: boolean, call: () => T, notes: string[]): T {
   if (debug) return call();
   const { result, caught } = withNativeStderrCaught(call);
@@ -166,8 +135,7 @@ async function tryKind(create: CreateFn, kind: AdapterKind, options: OpenDeviceO
       gpu = create(toggles);
       adapter = await quietly(debug, () => gpu.requestAdapter({ powerPreference: 'high-performance' }), notes);
     } else {
-      // Dawn's GL backend needs an EGL platform; surfaceless needs no display server.
-      process.env.EGL_PLATFORM ??= 'surfaceless';
+      ensureEglPlatform();
       gpu = create(['backend=opengles', ...toggles]);
       adapter = await quietly(debug, () => gpu.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions), notes);
     }
@@ -201,11 +169,10 @@ async function tryKind(create: CreateFn, kind: AdapterKind, options: OpenDeviceO
 
 /** Opens a device on the first adapter kind that works; throws BackendUnavailableError listing why each failed. */
 export async function openDevice(options: OpenDeviceOptions = {}): Promise<OpenedDevice> {
-  const env = readWebGpuEnv();
   if (options.adapter !== undefined && !ADAPTER_PREFERENCES.includes(options.adapter)) {
     throw new UsageError(`adapter must be one of ${ADAPTER_PREFERENCES.join(', ')}, got ${JSON.stringify(options.adapter)}`);
   }
-  const pref = options.adapter ?? adapterPreference();
+  const pref = options.adapter ?? 'auto';
   const order: AdapterKind[] = pref === 'auto' ? ['native', 'opengles'] : [pref];
   const create = await loadDawn();
   const reasons: string[] = [];
@@ -214,12 +181,12 @@ export async function openDevice(options: OpenDeviceOptions = {}): Promise<Opene
       reasons.push('no Vulkan adapter (the Vulkan loader libvulkan.so.1 is not installed)');
       continue;
     }
-    const r = await tryKind(create, kind, options, env.debug);
+    const r = await tryKind(create, kind, options, options.debug === true);
     if (typeof r === 'string') {
       reasons.push(r);
       continue;
     }
-    const why = pref === 'auto' ? reasons : [options.adapter ? 'asked for by the adapter option' : preferenceOverride ? 'forced by --adapter' : 'forced by ECR_WEBGPU_ADAPTER'];
+    const why = pref === 'auto' ? reasons : [options.adapterReason ?? 'asked for by the adapter option'];
     r.choice = [r.choice, ...why].join('; ');
     return r;
   }
