@@ -1,7 +1,9 @@
 /** Typed failures of LLM calls. All extend EcrError so the CLI maps them to exit code 1. */
 import { EcrError } from '../core/errors.js';
 import { redactUrl, redactUrlsIn } from '../core/redact-url.js';
-import type { CallKind } from './provider.js';
+
+/** What an LLM call is for; used for stats, metrics and failure reports. */
+export type CallKind = 'generate' | 'unroll' | 'embed';
 
 export class LlmError extends EcrError {
   /** The URL called, without credentials (userinfo, secret query parameters): it is shown. */

@@ -3,11 +3,9 @@
  * into embeddings; everything else (fan-out of K samples, caching, retries' bookkeeping) is built
  * on these two calls, so a new backend is one file implementing `Provider`.
  */
+import type { CallKind, LlmNoContentError } from './errors.js';
 
-import type { LlmNoContentError } from './errors.js';
-
-/** What an LLM call is for; used for stats, metrics and failure reports. */
-export type CallKind = 'generate' | 'unroll' | 'embed';
+export type { CallKind } from './errors.js';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
