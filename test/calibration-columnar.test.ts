@@ -7,7 +7,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { tableFromArrays, tableToIPC, vectorFromArray, Bool, Utf8, Float64, List, Field, makeTable } from 'apache-arrow';
+import { tableFromArrays, tableToIPC, vectorFromArray, Bool, Utf8, Float64, List, Field, Table } from 'apache-arrow';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, runCli } from './helpers/cli.js';
 
@@ -66,12 +66,12 @@ describe('ecr calibrate and ecr maturity on columnar inputs', () => {
   it('takes the label from its own boolean column and --format for a name without an extension', () => {
     const lines = readFileSync(DATA, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     const steps = new List(new Field('item', new List(new Field('item', new Float64(), false)), false));
-    const table = makeTable({
-      id: vectorFromArray(lines.map((l) => l.id), new Utf8()).data[0],
-      group: vectorFromArray(lines.map((l) => l.group), new Utf8()).data[0],
-      steps: vectorFromArray(lines.map((l) => l.steps), steps).data[0],
-      verdict: vectorFromArray(lines.map((l) => l.meta.correct), new Bool()).data[0],
-    } as never);
+    const table = new Table({
+      id: vectorFromArray(lines.map((l) => l.id), new Utf8()),
+      group: vectorFromArray(lines.map((l) => l.group), new Utf8()),
+      steps: vectorFromArray(lines.map((l) => l.steps), steps),
+      verdict: vectorFromArray(lines.map((l) => l.meta.correct), new Bool()),
+    });
     const file = path.join(dir, 'labelled-no-extension');
     writeFileSync(file, tableToIPC(table, 'file'));
     const r = runCli(['calibrate', file, '--format', 'arrow', '--labels', 'verdict', ...FAST]);

@@ -107,11 +107,12 @@ describe('user errors are one message, the documented exit code, and no stack tr
 describe('a forced WebGPU adapter that is not there is a one-line error, exit 1', () => {
   // This machine has no native adapter (only OpenGL ES on a software rasterizer); where one
   // exists the command succeeds on it, and there is nothing to check.
-  it.each([
+  // it.for, not it.each: only it.for hands the test its context (for ctx.skip()).
+  it.for([
     [['demo', '--backend', 'webgpu', '--adapter', 'native']],
     [['bench', '--backend', 'webgpu', '--adapter', 'native', '--n', '16', '--reps', '1', '--warmup', '0']],
     [['score', '-', '--backend', 'webgpu', '--adapter', 'native']],
-  ])('ecr %j', (args, ctx) => {
+  ])('ecr %j', ([args], ctx) => {
     const r = runCli(args, GOOD_RECORD);
     if (r.code === 0) ctx.skip();
     expect(r.code).toBe(1);

@@ -99,7 +99,7 @@ describe('meta of any Arrow type becomes JSON in ecr convert', () => {
 });
 
 describe('JSON text of each Arrow type', () => {
-  const F = (n: string, t: arrow.DataType, nullable = true) => new Field(n, t, nullable);
+  const F = <T extends arrow.DataType>(n: string, t: T, nullable = true) => new Field(n, t, nullable);
   const at = { row: 1 };
   const texts = (d: arrow.Data) => Array.from({ length: d.length }, (_, i) => jsonTextAt(d, i, 'meta', at));
   it.each([
@@ -112,7 +112,7 @@ describe('JSON text of each Arrow type', () => {
     ['binary (base64)', col(new arrow.Binary(), [Uint8Array.from([0, 1, 255])]), ['"AAH/"']],
     ['dictionary', col(new arrow.Dictionary(new arrow.Utf8(), new arrow.Int32()), ['p', 'q', 'p']), ['"p"', '"q"', '"p"']],
     ['list<int32> with a null', col(new arrow.List(F('item', new arrow.Int32())), [[1, null], []]), ['[1,null]', '[]']],
-    ['map<utf8, int64>', col(new arrow.Map_(F('entries', new arrow.Struct([F('key', new arrow.Utf8(), false), F('value', new arrow.Int64())]), false)), [new Map([['a', 1n], ['b', null]])]), ['{"a":1,"b":null}']],
+    ['map<utf8, int64>', col(new arrow.Map_(F('entries', new arrow.Struct<{ key: arrow.Utf8; value: arrow.Int64 }>([F('key', new arrow.Utf8(), false), F('value', new arrow.Int64())]), false)), [new Map([['a', 1n], ['b', null]])]), ['{"a":1,"b":null}']],
     ['timestamp[ns, UTC] (every digit)', makeData({ type: new arrow.TimestampNanosecond('UTC'), length: 2, data: BigInt64Array.from([1700000000123456789n, -1n]) }), ['"2023-11-14T22:13:20.123456789Z"', '"1969-12-31T23:59:59.999999999Z"']],
     ['timestamp[us] without a zone', makeData({ type: new arrow.TimestampMicrosecond(), length: 1, data: BigInt64Array.from([1500000n]) }), ['"1970-01-01T00:00:01.500000"']],
     ['date32', col(new arrow.DateDay(), [new Date(Date.UTC(2024, 1, 29))]), ['"2024-02-29"']],

@@ -12,7 +12,7 @@ import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/core/errors.js';
 import { scoreShard } from '../src/queue/shard-worker.js';
-import { SHARD_JOB_FORMAT } from '../src/queue/shard-job.js';
+import { SHARD_JOB_FORMAT, type ShardJob } from '../src/queue/shard-job.js';
 import { notJsonlError } from '../src/engine/jsonl/not-jsonl.js';
 import { CLI, ROOT, runCli } from './helpers/cli.js';
 import { FIXTURE_DIR } from './helpers/fixtures.js';
@@ -113,8 +113,8 @@ describe('every command that reads JSONL', () => {
     const job = {
       format: SHARD_JOB_FORMAT, run: 'r', inputName: 'logs.jsonl', inputIndex: 0, input: files.parquet, start: 0, end: size, firstLine: 1, records: 48,
       output: path.join(work, 'shard.jsonl'), config, window: 8192, lineCap: 1 << 20, index: 0, count: 1,
-      inputSize: size, inputMtimeMs: mtimeMs,
-    };
+      inputSize: size, inputMtimeMs: mtimeMs, backend: null, compact: null,
+    } satisfies ShardJob;
     await expect(scoreShard(job, 'cpu', {}, 0)).rejects.toThrow(/^logs\.jsonl is a Parquet file, not JSONL; ecr score --queue reads JSONL files only/);
     expect(readdirSync(work)).toEqual(['config.json']);
   });

@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { LoopbackServer } from '../src/testing/loopback-server.js';
 import { reachesSelf, viaNames } from '../src/server/loop.js';
 import { resolveServeConfig, startGateway } from '../src/server/index.js';
+import { bodyOf, errorOf, type EcrCompletion, type Readiness } from './helpers/http.js';
 
 type Started = Awaited<ReturnType<typeof startGateway>>;
 
@@ -61,7 +62,7 @@ describe('loop detection', () => {
       logs.length = 0;
       const res = await chat(a, body);
       expect(res.status, JSON.stringify(body)).toBe(508);
-      const { error } = await res.json();
+      const error = await errorOf(res);
       expect(error.code).toBe('loop_detected');
       expect(error.message).toContain('loop detected');
       // The client's request and the one call that came back round: nothing more.
@@ -71,7 +72,7 @@ describe('loop detection', () => {
     expect((await fetch(`${a.url}/v1/models`)).status).toBe(508);
     const ready = await fetch(`${a.url}/health/readiness`);
     expect(ready.status).toBe(503);
-    expect((await ready.json()).upstream).toBe('HTTP 508');
+    expect((await bodyOf<Readiness>(ready)).upstream).toBe('HTTP 508');
 
     const all = await gateway(f.url, ['--ecr-all']);
     f.to(portOf(all));
@@ -89,7 +90,7 @@ describe('loop detection', () => {
       for (const body of [{ model: 'loop' }, { model: 'ecr/loop', ecr: { k: 2, horizon: 1 } }]) {
         const res = await chat(a, body);
         expect(res.status, `${bArgs} ${JSON.stringify(body)}`).toBe(508);
-        expect((await res.json()).error.code).toBe('loop_detected');
+        expect((await errorOf(res)).code).toBe('loop_detected');
       }
     }
 
@@ -99,7 +100,7 @@ describe('loop detection', () => {
     expect((await chat(c, { model: 'loop' })).status).toBe(200);
     const ecr = await chat(c, { model: 'ecr/loop', ecr: { k: 2, horizon: 1, fixedK: true } });
     expect(ecr.status).toBe(200);
-    expect((await ecr.json()).choices[0].message.content).toMatch(/^\[c:/);
+    expect((await bodyOf<EcrCompletion>(ecr)).choices[0].message.content).toMatch(/^\[c:/);
     expect((await fetch(`${c.url}/v1/models`)).status).toBe(200);
     expect((await fetch(`${c.url}/health/readiness`)).status).toBe(200);
     // Pass-through into a gateway that runs ECR for every model.
@@ -107,7 +108,7 @@ describe('loop detection', () => {
     const toAll = await gateway(`${dAll.url}/v1`);
     const viaAll = await chat(toAll, { model: 'loop', ecr: { k: 2, horizon: 1, fixedK: true } });
     expect(viaAll.status).toBe(200);
-    expect((await viaAll.json()).ecr.candidates).toHaveLength(2);
+    expect((await bodyOf<EcrCompletion>(viaAll)).ecr.candidates).toHaveLength(2);
   });
 
   it('a request that arrives with this gateway in its Via is refused; other Via entries are kept', async () => {

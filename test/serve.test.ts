@@ -12,6 +12,7 @@ import { resetNDetection } from '../src/llm/sample-choices.js';
 import { LoopbackServer, type LogEntry } from '../src/testing/loopback-server.js';
 import { resolveServeConfig, shutdown, startGateway, type ServeConfig } from '../src/server/index.js';
 import { generateCandidates, selectBest } from '../src/pipeline/drop-in.js';
+import { bodyOf, errorOf } from './helpers/http.js';
 
 const PROMPT = 'What is the boiling point of water at sea level?';
 type Started = Awaited<ReturnType<typeof startGateway>>;
@@ -83,7 +84,7 @@ describe('ecr serve: ECR completions through the openai client', () => {
     const calls = chats();
     expect(calls).toHaveLength(4);
     const prompt = calls.reduce((s, e) => s + e.messages!.reduce((t, m) => t + words(m.content), 0), 0);
-    const completion = calls.reduce((s, e) => s + e.texts!.reduce((t, x) => t + words(x), 0), 0);
+    const completion = calls.reduce((s, e) => s + e.texts!.reduce((t, x) => t + words(x ?? ''), 0), 0);
     expect(data.usage).toEqual({ prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion });
     expect(Number(response.headers.get('x-ecr-cci'))).toBe(selected.metrics.CCI);
     expect(response.headers.get('x-ecr-candidates')).toBe('3');
@@ -160,7 +161,7 @@ describe('ecr serve: ECR completions through the openai client', () => {
     expect(chunks.find((c) => c.usage)?.usage?.total_tokens).toBeGreaterThan(0);
 
     // The SDK's stream helper accepts it and assembles the same message.
-    const helper = client(g).chat.completions.stream({ model: 'ecr/loop', messages: [{ role: 'user', content: PROMPT }], ecr: { k: 2, horizon: 1, fixedK: true } } as OpenAI.ChatCompletionCreateParamsStreaming);
+    const helper = client(g).chat.completions.stream({ model: 'ecr/loop', messages: [{ role: 'user', content: PROMPT }], ecr: { k: 2, horizon: 1, fixedK: true } });
     const final = await helper.finalChatCompletion();
     expect(final.choices[0].message.content).toMatch(/^\[c:[0-9a-f]+ s:0\] /);
     expect(final.choices[0].finish_reason).toBe('stop');
@@ -207,7 +208,7 @@ describe('ecr serve: pass-through', () => {
     expect(res.status).toBe(200);
     const entry = chats().at(-1)!;
     expect(new TextDecoder().decode(entry.rawBody!)).toBe(raw);
-    const body = await res.json();
+    const body = await bodyOf<OpenAI.ChatCompletion>(res);
     expect(body.id).toBe(`chatcmpl-loopback-${entry.seq}`);
     expect(body.choices[0].message.content).toBe(entry.texts![0]);
 
@@ -278,7 +279,7 @@ describe('ecr serve: errors in OpenAI format', () => {
     for (const type of ['text/plain', 'text/plain; charset=utf-8', 'application/xml']) {
       const res = await post(ok, type);
       expect(res.status, type).toBe(415);
-      expect((await res.json()).error.code).toBe('unsupported_media_type');
+      expect((await errorOf(res)).code).toBe('unsupported_media_type');
     }
     const cases: Array<[string, string]> = [
       ['{"model":"ecr/loop","messages":[{"role":"user","content":"x"}],"temperature":1e400}', 'temperature'],
@@ -289,7 +290,7 @@ describe('ecr serve: errors in OpenAI format', () => {
     for (const [body, param] of cases) {
       const res = await post(body);
       expect(res.status, body.slice(0, 80)).toBe(400);
-      const { error } = await res.json();
+      const error = await errorOf(res);
       expect(error.param).toBe(param);
       expect(error.message).toMatch(new RegExp(`^${param.replace(/\./g, '\\.')}: the number is out of range`));
       expect(error.message).not.toContain('null');
@@ -386,7 +387,7 @@ describe('ecr serve: errors in OpenAI format', () => {
       body: JSON.stringify({ model: 'ecr/loop', stream: true, messages: [{ role: 'user', content: PROMPT }], ecr: { k: 1, horizon: 1 } }),
     });
     expect(res.status).toBe(502);
-    expect((await res.json()).error.type).toBe('upstream_error');
+    expect((await errorOf(res)).type).toBe('upstream_error');
   });
 
   it('413 past the body limit', async () => {
@@ -519,7 +520,7 @@ describe('ecr serve: shutdown', () => {
       for (const res of [await plain, await passed]) {
         expect(res.status).toBe(503);
         expect(res.headers.get('retry-after')).toBe('1');
-        expect((await res.json()).error).toMatchObject({ type: 'service_unavailable', code: 'shutting_down' });
+        expect(await errorOf(res)).toMatchObject({ type: 'service_unavailable', code: 'shutting_down' });
       }
       for (const res of [ecrStream, passedStream]) {
         const events = sseEvents(await res.text());
