@@ -149,7 +149,7 @@ export async function readCalibrationSet(file: string, opts: ReadOptions): Promi
       const checked = checkRecord(stripped, here, line);
       const g = indexOfGroup(groupIndex, checked.group);
       identity.check(g, checked.group, checked.id, false, here);
-      scoring.add(checked, stripped.id);
+      scoring.add(checked, stripped.id === undefined ? undefined : id);
       records.push({ ...base, id: checked.id, group: checked.group, groupIndex: g, metrics: [0, 0, 0, 0, 0], baseScore: checked.baseScore ?? Number.NaN, steps: checked.steps, embeddings: checked.embeddings });
     } else {
       for (const k of Object.keys(o)) if (!SCORED_FIELDS.has(k) && k !== labelField) throw new InputError(`unknown field in a scored record (known: ${[...SCORED_FIELDS].join(', ')})`, { ...at, field: k });
@@ -196,9 +196,10 @@ export async function readCalibrationSet(file: string, opts: ReadOptions): Promi
 class TrajectoryScoring {
   private window: CheckedRecord[] = [];
   /** Each pending trajectory's id as given (undefined: none; messages then name it by index). */
-  private ids: unknown[] = [];
+  private ids: (string | number | undefined)[] = [];
   private first = 0;
-  private failure: unknown = null;
+  /** Boxed, so that a falsy thrown value still counts as a failure. */
+  private failure: { error: unknown } | null = null;
   private readonly groups = new GroupKeys();
   private readonly selector: GroupSelector;
 
@@ -209,7 +210,7 @@ class TrajectoryScoring {
   get pending(): number { return this.window.length; }
 
   /** A trajectory, whose record is the next in `records`. */
-  add(r: CheckedRecord, id: unknown): void {
+  add(r: CheckedRecord, id: string | number | undefined): void {
     this.window.push(r);
     this.ids.push(id);
   }
@@ -226,13 +227,13 @@ class TrajectoryScoring {
       const { metrics: m } = await scoreWindow(w, this.settings, this.selector);
       for (let j = 0; j < rs.length; j++) this.records[first + j].metrics = [m.evb[j], m.cr[j], m.ts[j], m.es[j], m.pd[j]];
     } catch (err) {
-      this.failure = err;
+      this.failure = { error: err };
     }
   }
 
   /** Throws the scoring failure, if there was one. */
   finish(): void {
-    if (this.failure !== null) throw this.failure;
+    if (this.failure !== null) throw this.failure.error;
   }
 }
 

@@ -165,15 +165,16 @@ export class CpuBackend implements ScoreBackend {
     }
     // Settle every worker before reporting, so no rejection is left unhandled if one fails.
     const settled = Promise.allSettled(runs);
-    let mainError: unknown = null;
+    // Boxed, so that a falsy thrown value still counts as a failure.
+    let mainError: { error: unknown } | null = null;
     try {
       scoreRange(job, bounds[0], bounds[1]);
     } catch (err) {
-      mainError = err;
+      mainError = { error: err };
     }
     const results = await settled;
     try {
-      if (mainError) throw mainError;
+      if (mainError) throw mainError.error;
       for (const r of results) if (r.status === 'rejected') throw r.reason;
       for (const copyBack of copyBacks) copyBack();
     } finally {
@@ -237,14 +238,14 @@ export class CpuBackend implements ScoreBackend {
     const runs: Promise<void>[] = [];
     for (let w = 0; w < (callerComputes ? threads - 1 : threads); w++) runs.push(pool.run(w, job, 0, n, { counter, chunk }));
     const settled = Promise.allSettled(runs);
-    let mainError: unknown = null;
+    let mainError: { error: unknown } | null = null;
     try {
       if (callerComputes) scoreClaimed(job, counter, 0, n, chunk);
     } catch (err) {
-      mainError = err;
+      mainError = { error: err };
     }
     const results = await settled;
-    if (mainError) throw mainError;
+    if (mainError) throw mainError.error;
     for (const r of results) if (r.status === 'rejected') throw r.reason;
   }
 

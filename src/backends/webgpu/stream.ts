@@ -140,7 +140,8 @@ async function stream(ctx: StreamContext, plan: Plan, inputs: StreamInputs, prof
   const timer = profile ? new Timer() : null;
   const covPer = shape.covariance ? shape.m * shape.m : 0;
   const out = inputs.out32 ? float32Outputs(covPer, inputs.out32) : outputArrays(batch.n, covPer, inputs.out);
-  let failure: unknown = null;
+  // The slots' failures, first first (a list, so that a falsy rejection reason still counts).
+  const failures: unknown[] = [];
   let succeeded = false;
   const resourcesOf = (slot: Slot, chunk: ChunkPlan, seg: Record<InputName, Segment>) => chunkResources(ctx, slot, chunk, seg, crWeights, { offset: outLayout.cov.offset, perTrajectory: covPer });
   try {
@@ -148,7 +149,7 @@ async function stream(ctx: StreamContext, plan: Plan, inputs: StreamInputs, prof
       const chunk = chunks[k];
       const slot = slots[k % slots.length];
       await slot.ready;
-      if (failure) throw failure;
+      if (failures.length > 0) throw failures[0];
       gpu.check();
       let t0 = performance.now();
       const layout = inputLayout(shape, capacity, chunk.count);
@@ -192,13 +193,13 @@ async function stream(ctx: StreamContext, plan: Plan, inputs: StreamInputs, prof
             slot.readback.unmap();
             if (slot.staging) await mapOrFail(gpu, slot.staging, MapMode.WRITE, 'staging map');
           } catch (err) {
-            failure ??= err;
+            failures.push(err);
           }
         })();
       }
     }
     await Promise.all(slots.map((s) => s.ready));
-    if (failure) throw failure;
+    if (failures.length > 0) throw failures[0];
     let kernelMs: number | undefined;
     if (timer && gpu.timestamps) {
       // Device time of the whole batch's kernels back to back (no host in between): median of the replays.

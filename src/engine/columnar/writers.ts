@@ -39,7 +39,8 @@ function arrowWriter(sink: Sink, layout: 'file' | 'stream', schema: Schema): Bat
   // A pending next() on a non-empty queue resolves within microtasks, so a pump still waiting
   // when the next macrotask runs has drained the queue.
   let waiting = false;
-  let failure: unknown = null;
+  // Boxed, so that a falsy rejection reason still counts as a failure.
+  let failure: { error: unknown } | null = null;
   let waiters: (() => void)[] = [];
   const wakeWaiters = () => { const w = waiters; waiters = []; for (const f of w) f(); };
   const chunks = writer[Symbol.asyncIterator]();
@@ -53,14 +54,14 @@ function arrowWriter(sink: Sink, layout: 'file' | 'stream', schema: Schema): Bat
       await sink.write(next.value);
     }
   })();
-  pump.catch((err) => { failure = err; wakeWaiters(); });
+  pump.catch((err) => { failure = { error: err }; wakeWaiters(); });
   return {
     async write(batch) {
       const drained = new Promise<void>((r) => waiters.push(r));
       writer.write(batch);
       wrote = true;
       await drained;
-      if (failure !== null) throw failure;
+      if (failure !== null) throw failure.error;
     },
     async finish() {
       if (!wrote) writer.write(new Table(schema) as unknown as RecordBatch);
@@ -89,7 +90,7 @@ async function parquetWriter(sink: Sink, schema: Schema): Promise<BatchWriter> {
   let offered: ReturnType<typeof toWasm> | null | undefined; // undefined: nothing offered; null: the end
   let wake: (() => void) | null = null;
   let taken: (() => void) | null = null;
-  let failure: unknown = null;
+  let failure: { error: unknown } | null = null;
   const input = new ReadableStream({
     async pull(controller) {
       while (offered === undefined) await new Promise<void>((r) => { wake = r; });
@@ -109,13 +110,13 @@ async function parquetWriter(sink: Sink, schema: Schema): Promise<BatchWriter> {
       await sink.write(value as Uint8Array);
     }
   })();
-  pump.catch((err) => { failure = err; taken?.(); });
+  pump.catch((err) => { failure = { error: err }; taken?.(); });
   const offer = async (b: ReturnType<typeof toWasm> | null) => {
     const gone = new Promise<void>((r) => { taken = r; });
     offered = b;
     wake?.();
     await gone;
-    if (failure !== null) throw failure;
+    if (failure !== null) throw failure.error;
   };
   let wrote = false;
   return {

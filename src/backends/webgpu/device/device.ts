@@ -114,11 +114,12 @@ export class GpuDevice {
     this.device.pushErrorScope('out-of-memory');
     this.device.pushErrorScope('validation');
     let result: T | undefined;
-    let thrown: unknown = null;
+    // Boxed, so that a falsy value thrown by `fn` still counts as thrown.
+    let thrown: { error: unknown } | null = null;
     try {
       result = await fn();
     } catch (err) {
-      thrown = err;
+      thrown = { error: err };
     }
     let captured: GpuError | null = null;
     try {
@@ -128,10 +129,10 @@ export class GpuDevice {
       if (at >= 0) captured = this.fail(new GpuError(kinds[at], errors[at]!.message));
     } catch (err) {
       // A lost device may reject the pops; the loss is reported through `thrown` or check().
-      if (!thrown) thrown = this.rejection('error scope', err);
+      if (!thrown) thrown = { error: this.rejection('error scope', err) };
     }
     if (captured) throw captured;
-    if (thrown) throw thrown;
+    if (thrown) throw thrown.error;
     return result as T;
   }
 
