@@ -29,12 +29,12 @@ interface Child { url: string; proc: ChildProcess; close(): Promise<void> }
 
 async function child(args: string[], pick: (line: string) => string | undefined): Promise<Child> {
   const proc = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: proc.stdout! });
+  const lines = createInterface({ input: proc.stdout });
   const url = await new Promise<string>((resolve, reject) => {
     lines.on('line', (l) => { const u = pick(l); if (u) resolve(u); });
     proc.once('exit', (c) => reject(new Error(`${args[0]} exited (${c}) before listening`)));
   });
-  return { url, proc, close: async () => { proc.stdin!.end(); proc.kill('SIGTERM'); if (proc.exitCode === null) await once(proc, 'exit'); } };
+  return { url, proc, close: async () => { proc.stdin.end(); proc.kill('SIGTERM'); if (proc.exitCode === null) await once(proc, 'exit'); } };
 }
 
 const dist = (p: string) => fileURLToPath(new URL(p, import.meta.url));

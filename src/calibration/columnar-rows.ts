@@ -6,12 +6,14 @@
  * readers.ts), one record batch at a time, so a damaged file is reported as `ecr score` reports
  * it (for Parquet: the row group and the column).
  */
-import type { Vector } from 'apache-arrow';
 import { InputError } from '../core/errors.js';
 import type { DataFormat } from '../engine/columnar/format.js';
 import { openColumnar } from '../engine/columnar/readers.js';
 
 const reason = (err: unknown) => (err instanceof Error ? err.message : String(err)).split('\n')[0];
+
+/** A list cell: an Arrow Vector or a typed array (iterable, with a length). */
+const isList = (v: object): v is Iterable<unknown> => typeof (v as Partial<Iterable<unknown>>)[Symbol.iterator] === 'function' && 'length' in v;
 
 /** A cell as a JSON value would hold it; `undefined` for null (not given). */
 function plain(v: unknown, row: number, column: string): unknown {
@@ -24,9 +26,9 @@ function plain(v: unknown, row: number, column: string): unknown {
   }
   if (typeof v !== 'object') return v;
   if (v instanceof Date) return v.toISOString();
-  if (typeof (v as Vector)[Symbol.iterator] === 'function' && 'length' in (v as object)) {
-    // A list cell (an Arrow Vector or a typed array): its elements, nulls kept as null.
-    return Array.from(v as Iterable<unknown>, (x) => { const p = plain(x, row, column); return p === undefined ? null : p; });
+  if (isList(v)) {
+    // Its elements, nulls kept as null.
+    return Array.from(v, (x) => { const p = plain(x, row, column); return p === undefined ? null : p; });
   }
   if (typeof (v as { toJSON?: unknown }).toJSON === 'function') {
     const o = (v as { toJSON(): Record<string, unknown> }).toJSON();

@@ -142,7 +142,7 @@ export async function readCalibrationSet(file: string, opts: ReadOptions): Promi
       throw new InputError('"dialogue" and "turn" go together: give both or neither', { ...at, field: dialogue === undefined ? 'turn' : 'dialogue' });
     }
 
-    const base = { line, at: here, id, label, dialogue, turn: turnValue as number | undefined, variant };
+    const base = { line, at: here, id, label, dialogue, turn: turnValue, variant };
     if (lineKind === 'trajectories') {
       const stripped: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(o)) if (!EXTRA_FIELDS.includes(k) && k !== labelField) stripped[k] = v;

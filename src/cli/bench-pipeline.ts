@@ -56,7 +56,7 @@ export async function main(argv: string[]): Promise<number> {
   if (values.server !== 'inproc' && values.server !== 'child') throw new UsageError(`--server must be inproc or child\n${USAGE}`);
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) throw new UsageError(`--runs must be a positive integer\n${USAGE}`);
-  const names = values.scenario === 'all' ? Object.keys(SCENARIOS) : [values.scenario!];
+  const names = values.scenario === 'all' ? Object.keys(SCENARIOS) : [values.scenario];
   for (const n of names) if (!SCENARIOS[n]) throw new UsageError(`unknown scenario "${n}"\n${USAGE}`);
 
   const results = [];

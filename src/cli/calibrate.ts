@@ -5,7 +5,7 @@
 import { parseArgs } from '../core/parse-args.js';
 import { promises as fs } from 'node:fs';
 import { UsageError } from '../core/errors.js';
-import { DEFAULT_CALIBRATE_OPTIONS, runCalibration, type CalibrationResult } from '../calibration/calibrate.js';
+import { DEFAULT_CALIBRATE_OPTIONS, runCalibration, type CalibrateOptions, type CalibrationResult } from '../calibration/calibrate.js';
 import { calibrationReport } from '../calibration/calibration-report.js';
 import { parseObjective } from '../calibration/tau-search.js';
 import { positiveIntegerFlag } from './io.js';
@@ -52,15 +52,15 @@ export async function main(argv: string[]): Promise<number> {
   const { values: v, positionals } = parsed;
   if (v.help) { process.stdout.write(HELP + '\n'); return 0; }
   if (v.calibration !== 'isotonic' && v.calibration !== 'platt') throw new UsageError(`--calibration must be isotonic or platt, got "${v.calibration}"`);
-  const options = {
+  const options: CalibrateOptions = {
     ...DEFAULT_CALIBRATE_OPTIONS,
-    targetAdmission: unitNumber('target-admission', v['target-admission']!),
-    objective: parseObjective(v.objective!),
-    method: v.calibration as 'isotonic' | 'platt',
-    searchWeights: v['search-weights']!,
-    holdout: unitNumber('holdout', v.holdout!, true),
-    seed: positiveIntegerFlag('seed', v.seed!),
-    bootstrapReplicates: positiveIntegerFlag('bootstrap', v.bootstrap!),
+    targetAdmission: unitNumber('target-admission', v['target-admission']),
+    objective: parseObjective(v.objective),
+    method: v.calibration,
+    searchWeights: v['search-weights'],
+    holdout: unitNumber('holdout', v.holdout, true),
+    seed: positiveIntegerFlag('seed', v.seed),
+    bootstrapReplicates: positiveIntegerFlag('bootstrap', v.bootstrap),
   };
   const { set, config } = await readLabelledInput(v, positionals, HELP);
   const provenance = {

@@ -35,7 +35,7 @@ export async function main(argv: string[]): Promise<number> {
   if (values.help) { process.stdout.write(HELP + '\n'); return 0; }
   if (positionals.length !== 2) throw new UsageError(`expected IN and OUT, got ${positionals.length} argument${positionals.length === 1 ? '' : 's'}\n${HELP}`);
   const [inFile, outFile] = positionals;
-  const window = positiveIntegerFlag('window', values.window!);
+  const window = positiveIntegerFlag('window', values.window);
   const inFormat = formatOf(inFile, values.format);
   const outFormat = outFile === '-' ? 'jsonl' : formatOf(outFile);
   const info = await inspectInput(inFile);

@@ -58,7 +58,7 @@ export async function main(argv: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError(`expected exactly one input FILE or -, got ${positionals.length}\n${HELP}`);
   const backend = values.backend as BackendChoice;
   if (!BACKEND_CHOICES.includes(backend)) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got "${values.backend}"`);
-  const window = positiveIntegerFlag('window', values.window!);
+  const window = positiveIntegerFlag('window', values.window);
   // Checked here, used when the input is known to be large: an explicit count is kept as given.
   const threads = values.threads === undefined ? undefined : parseThreadsFlag(values.threads);
   const adapter = adapterFlag(values.adapter);

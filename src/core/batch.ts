@@ -60,7 +60,7 @@ const SCORE_ARRAYS = [Float64Array] as const;
 /** How a value that is not the expected typed array reads in a message: "an Array", "null", "a string". */
 export function describeValue(v: unknown): string {
   if (v === null || v === undefined) return String(v);
-  return withArticle(Array.isArray(v) ? 'Array' : typeof v === 'object' ? ((v as object).constructor?.name ?? 'object') : typeof v);
+  return withArticle(Array.isArray(v) ? 'Array' : typeof v === 'object' ? (v.constructor?.name ?? 'object') : typeof v);
 }
 
 function withArticle(kind: string): string {

@@ -47,5 +47,5 @@ export function joinNegativeValues(args: readonly string[], options: Options): s
 
 export function parseArgs<T extends ParseArgsConfig>(config: T): ReturnType<typeof nodeParseArgs<T>> {
   const args = joinNegativeValues(config.args ?? process.argv.slice(2), config.options);
-  return nodeParseArgs({ ...config, args } as T);
+  return nodeParseArgs<T>({ ...config, args });
 }

@@ -77,7 +77,7 @@ export function parseProvenance(v: unknown): Provenance {
   onlyKeys(v, ['file', 'sha256', 'records', 'groups', 'labelled', 'date', 'command'], key);
   const str = (k: string) => {
     if (typeof v[k] !== 'string') throw new ConfigError(`must be a string, got ${JSON.stringify(v[k])}`, `${key}.${k}`);
-    return v[k] as string;
+    return v[k];
   };
   const count = (k: string) => {
     const x = finite(v[k], `${key}.${k}`);

@@ -209,7 +209,7 @@ function countChoices(json: unknown): number {
 function describeNetworkError(err: unknown): string {
   if (err instanceof Error) {
     const cause = (err as { cause?: unknown }).cause;
-    const code = cause && typeof cause === 'object' && 'code' in cause ? String((cause as { code: unknown }).code) : '';
+    const code = cause && typeof cause === 'object' && 'code' in cause ? String(cause.code) : '';
     const detail = cause instanceof Error ? cause.message : '';
     return [err.message, code, detail].filter(Boolean).join(': ');
   }

@@ -62,7 +62,7 @@ export function checkBlock(
   errors: InputError[], maxErrors: number, defaultIds: DefaultIds,
 ): ScoringBlock | null {
   const n = batch.numRows;
-  const columns = batch.data.children as Data[];
+  const columns = batch.data.children;
   const problem = new Uint8Array(n);
   const steps = matrixRows(columns[cols.steps], n, 'steps', firstRow);
   for (let i = 0; i < n; i++) {

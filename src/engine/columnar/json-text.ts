@@ -39,7 +39,7 @@ export function jsonTextAt(d: Data, i: number, path: string, at: JsonTextContext
     case Type.Bool: return ((v[(d.offset + i) >> 3] >> ((d.offset + i) & 7)) & 1) === 1 ? 'true' : 'false';
     case Type.Int: return String(v[i]);
     case Type.Float: {
-      const x = type.precision === Precision.HALF ? util.uint16ToFloat64(v[i] as number) : (v[i] as number);
+      const x = type.precision === Precision.HALF ? util.uint16ToFloat64(v[i]) : v[i];
       if (!Number.isFinite(x)) throw new InputError(`${x} is not a finite number, which JSON cannot hold (meta is not scored, but is carried as JSON)`, { row: at.row, id: at.id, field: path });
       return shortestFloat(x, type.precision as Precision);
     }

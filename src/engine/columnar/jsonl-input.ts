@@ -53,7 +53,7 @@ function holdsNumber(v: unknown): boolean {
   while (stack.length > 0) {
     const x = stack.pop();
     if (typeof x === 'number') return true;
-    if (x !== null && typeof x === 'object') stack.push(...Object.values(x as object));
+    if (x !== null && typeof x === 'object') stack.push(...Object.values(x));
   }
   return false;
 }

@@ -10,7 +10,7 @@ export function keyProblems(d: Data, n: number, problem: Uint8Array, nullIsProbl
   const valid = validOf(d);
   if (valid && nullIsProblem) for (let i = 0; i < n; i++) if (!valid(i)) problem[i] = 1;
   if (d.typeId === Type.Int && (d.values instanceof BigInt64Array || d.values instanceof BigUint64Array)) {
-    const v = d.values as BigInt64Array | BigUint64Array;
+    const v = d.values;
     const max = BigInt(MAX_KEY_INTEGER);
     for (let i = 0; i < n; i++) if (v[i] > max || v[i] < -max) problem[i] = 1;
   }

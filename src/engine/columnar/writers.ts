@@ -153,7 +153,7 @@ export function jsonlResultsWriter(sink: Sink, config: ResolvedConfig): BatchWri
       const id = batch.getChild('id')!.data[0], group = batch.getChild('group')!.data[0];
       let text = '';
       for (let j = 0; j < n; j++) {
-        text += `${resultPrefix(keyValueAt(id, j) as string | number, keyValueAt(group, j) as string | number | null, metrics, admissible, j, j + 1, config)},"selected":${((sel[j >> 3] >> (j & 7)) & 1) === 1}}\n`;
+        text += `${resultPrefix(keyValueAt(id, j) as string | number, keyValueAt(group, j), metrics, admissible, j, j + 1, config)},"selected":${((sel[j >> 3] >> (j & 7)) & 1) === 1}}\n`;
         if (text.length > 1 << 20) { await sink.write(text); text = ''; }
       }
       await sink.write(text);

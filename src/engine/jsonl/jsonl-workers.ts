@@ -98,7 +98,7 @@ export class JsonlWorkers {
     for (const s of this.slots) if (s.pending.size < slot.pending.size) slot = s;
     task.id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
-      slot.pending.set(task.id, { resolve: resolve as (v: never) => void, reject });
+      slot.pending.set(task.id, { resolve, reject });
       slot.worker.postMessage(task, transfer);
     });
   }

@@ -139,7 +139,7 @@ export async function scoreStream(source: Readable, s: JsonlScoreSettings, sink:
       errors.push(overlongLineError(item.overlong, s.lineCap, item.line).message);
       return errors.length < MAX_REPORTED_ERRORS;
     }
-    const chunk = item as ParsedChunk;
+    const chunk = item;
     let at = 0;
     for (const e of chunk.errors) {
       await addRecords(chunk, at, e.before);

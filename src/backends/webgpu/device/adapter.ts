@@ -137,7 +137,7 @@ async function tryKind(create: CreateFn, kind: AdapterKind, options: OpenDeviceO
     } else {
       ensureEglPlatform();
       gpu = create(['backend=opengles', ...toggles]);
-      adapter = await quietly(debug, () => gpu.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions), notes);
+      adapter = await quietly(debug, () => gpu.requestAdapter({ featureLevel: 'compatibility' }), notes);
     }
   } catch (err) {
     return skipReason(kind, (err as Error).message.split('\n')[0], notes);

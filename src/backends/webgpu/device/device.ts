@@ -57,7 +57,7 @@ export class GpuDevice {
       if (!this.destroyed) this.failure ??= new GpuError('device-lost', `${info.reason}: ${info.message}`);
     });
     this.device.addEventListener('uncapturederror', (ev) => {
-      const err = (ev as GPUUncapturedErrorEvent).error;
+      const err = ev.error;
       this.failure ??= toGpuError(err);
     });
   }
