@@ -44,5 +44,7 @@ export function optionsKey(value: unknown): string {
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${optionsKey(v)}`).join(',')}}`;
   }
   if (typeof value === 'bigint') return `${value}n`;
-  return JSON.stringify(value) ?? String(value);
+  // JSON has no symbols.
+  if (typeof value === 'symbol') return String(value);
+  return JSON.stringify(value);
 }

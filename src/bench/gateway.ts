@@ -40,12 +40,12 @@ async function child(args: string[], pick: (line: string) => string | undefined)
 const dist = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 
 function loopback(latencyMs: number) {
-  return child([dist('../testing/loopback-main.js'), '--latency', String(latencyMs)], (l) => JSON.parse(l).url as string);
+  return child([dist('../testing/loopback-main.js'), '--latency', String(latencyMs)], (l) => (JSON.parse(l) as { url?: string }).url);
 }
 
 function gateway(upstream: string, extra: string[] = []) {
   return child([dist('../cli.js'), 'serve', '--upstream', upstream, '--port', '0', '--log-level', 'info', '--max-concurrent', '1024', '--retries', '0', ...extra],
-    (l) => { try { const j = JSON.parse(l); return j.msg === 'ecr serve listening' ? j.url as string : undefined; } catch { return undefined; } });
+    (l) => { try { const j = JSON.parse(l) as { msg?: string; url?: string }; return j.msg === 'ecr serve listening' ? j.url : undefined; } catch { return undefined; } });
 }
 
 const pct = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(p * s.length))]; };

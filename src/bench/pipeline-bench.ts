@@ -103,7 +103,8 @@ export async function runScenario(sc: Scenario, server: ServerMode, runs: number
   const srv = await startServer(server, sc.latencyMs, sc.ignoreN);
   const provider = new OpenAICompatibleProvider({ baseUrl: srv.url, model: 'loopback', timeoutMs: 30_000, embeddingModel: sc.embeddings ? 'loopback-embed' : undefined });
   const cold: number[] = [], repeat: number[] = [], floor: number[] = [];
-  let coldCalls: CallCount | undefined, repeatCalls: CallCount | undefined, speedup: number[] = [];
+  let coldCalls: CallCount | undefined, repeatCalls: CallCount | undefined;
+  const speedup: number[] = [];
   const warmup = 2;
   try {
     for (let r = 0; r < warmup + runs; r++) {

@@ -33,7 +33,7 @@ export interface CacheStats {
 /** Called on every lookup outcome; monitoring hooks counters onto it. */
 export type CacheObserver = (cache: string, outcome: 'hit' | 'miss' | 'joined' | 'eviction') => void;
 
-export class KeyedCache<V extends {}> {
+export class KeyedCache<V extends NonNullable<unknown>> {
   private readonly lru: LRUCache<string, V>;
   private readonly inFlight = new Map<string, Promise<V>>();
   private hits = 0;

@@ -42,7 +42,7 @@ export interface L2Tier<V> {
 /** The lock a computation holds on a key, to hand its value (or its failure) to the waiters. */
 export interface L2Lease { key: string; token: string | null }
 
-export class TieredCache<V extends {}> {
+export class TieredCache<V extends NonNullable<unknown>> {
   constructor(readonly kind: CacheKind, readonly l1: KeyedCache<V>, readonly l2: L2Tier<V> | null) {}
 
   l1Key(hash: string, control: CacheControl): string {

@@ -151,7 +151,7 @@ export function dialogueDrift(records: readonly CalibrationRecord[], selected: S
     if (r.dialogue === undefined || r.turn === undefined) return;
     const key = `${typeof r.dialogue}:${r.dialogue}`;
     let turns = dialogues.get(key);
-    if (!turns) dialogues.set(key, turns = new Map());
+    if (!turns) dialogues.set(key, turns = new Map<number, number[]>());
     let list = turns.get(r.turn);
     if (!list) turns.set(r.turn, list = []);
     list.push(i);

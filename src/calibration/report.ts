@@ -46,7 +46,7 @@ function configTable(cfg: ResolvedConfig, provenance: Record<string, unknown> | 
     ['confIndex, vmax, dmax', `${cfg.confIndex}, ${cfg.vmax}, ${cfg.dmax ?? 'spec default'}`],
     ['calibration map', cfg.calibration ? (cfg.calibration.method === 'platt' ? `Platt: p = 1/(1+exp(-(${f(cfg.calibration.a, 4)} CCI + ${f(cfg.calibration.b, 4)})))` : `isotonic, ${plural(cfg.calibration.cci.length, 'knot')}`) : 'none'],
   ];
-  if (provenance) rows.push(['calibrated on', `${esc(String(provenance.file))}, sha256 ${esc(String(provenance.sha256)).slice(0, 16)}..., ${plural(Number(provenance.records), 'record')}, ${plural(Number(provenance.groups), 'group')}, ${provenance.labelled} labelled, ${esc(String(provenance.date))}`]);
+  if (provenance) rows.push(['calibrated on', `${esc(String(provenance.file))}, sha256 ${esc(String(provenance.sha256)).slice(0, 16)}..., ${plural(Number(provenance.records), 'record')}, ${plural(Number(provenance.groups), 'group')}, ${String(provenance.labelled)} labelled, ${esc(String(provenance.date))}`]);
   return `<table><tr><th>setting</th><th>value</th></tr>${rows.map(([k, v]) => `<tr><td>${esc(k)}</td><td>${k === 'calibrated on' ? v : esc(v)}</td></tr>`).join('')}</table>`;
 }
 

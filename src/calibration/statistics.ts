@@ -4,7 +4,7 @@
  * quantiles and a seeded bootstrap. Scores are CCIs (higher = more trusted), labels are
  * "the answer was correct".
  */
-import { applyProbabilityMap, type IsotonicMap, type PlattMap, type ProbabilityMap } from '../core/probability-map.js';
+import { type IsotonicMap, type PlattMap } from '../core/probability-map.js';
 
 /** A seeded generator (mulberry32), so that bootstrap intervals and splits are reproducible. */
 export function seededRandom(seed: number): () => number {

@@ -189,7 +189,7 @@ async function runCommand(argv: string[], ctx: { json: boolean; metrics: boolean
     timeoutMs: int('timeout', v.timeout, 1), retries: int('retries', v.retries, 0, 20),
   }, process.env);
   const tier = redisUrl !== undefined ? { url: redisUrl, ttlSeconds: redisTtl, timeoutMs: redisTimeout, onWarn: (m: string) => { process.stderr.write(`ecr run: ${m}\n`); } } : undefined;
-  return withRedisTier(tier, (redis) => runWith(redis, v, prompt, provider, sampling, config, backend, cache, ctx));
+  return withRedisTier(tier, (redis) => runWith(redis, v, prompt, provider, sampling, config, backend, cache));
 }
 
 /**
@@ -205,7 +205,7 @@ function upstreamApiKey(key: string | undefined, old: string | undefined): strin
 
 async function runWith(
   redis: RedisStore | undefined, v: Record<string, string | boolean | undefined>, prompt: string, provider: ReturnType<typeof providerFromSettings>,
-  sampling: SamplingParams, config: EcrConfig, backend: BackendChoice, cache: CacheControl, ctx: { json: boolean; metrics: boolean },
+  sampling: SamplingParams, config: EcrConfig, backend: BackendChoice, cache: CacheControl,
 ): Promise<number> {
   const str = (name: string) => v[name] as string | undefined;
   const pipeline = new EcrPipeline({

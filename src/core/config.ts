@@ -175,8 +175,8 @@ export function resolveConfig(raw: unknown = {}): ResolvedConfig {
 // Configs produced by resolveConfig, so APIs that take either form do not parse twice.
 const resolvedConfigs = new WeakSet<object>();
 
-/** Accepts user JSON or an already-resolved config. */
-export function toResolvedConfig(config: EcrConfig | ResolvedConfig | unknown): ResolvedConfig {
+/** Accepts user JSON (an {@link EcrConfig}, checked here) or an already-resolved config. */
+export function toResolvedConfig(config: unknown): ResolvedConfig {
   if (typeof config === 'object' && config !== null && resolvedConfigs.has(config)) return config as ResolvedConfig;
   return resolveConfig(config === undefined ? {} : config);
 }

@@ -126,7 +126,7 @@ function numberRow(v: unknown, loc: InputLocation, key: string, row: number, che
   const fieldAt = (j?: number) => `${key}${row >= 0 ? `[${row}]` : ''}${j === undefined ? '' : `[${j}]`}`;
   if (!Array.isArray(v)) fail(`must be an array of numbers, got ${describe(v)}`, loc, fieldAt());
   for (let j = 0; j < v.length; j++) {
-    const x = v[j];
+    const x: unknown = v[j];
     if (typeof x !== 'number' || !Number.isFinite(x)) fail(nonFinite(x, text, row >= 0 ? [key, row, j] : [key, j]), loc, fieldAt(j));
     const problem = check(x);
     if (problem) fail(`${x} is ${problem}`, loc, fieldAt(j));

@@ -3,7 +3,7 @@
  * shape (recordsWindow, which calibration shares) for the window scorer, whose selector spans
  * the shapes, so selection spans a group whatever shapes its members have.
  */
-import { toResolvedConfig, type EcrConfig, type ResolvedConfig } from '../core/config.js';
+import { toResolvedConfig } from '../core/config.js';
 import { UsageError } from '../core/errors.js';
 import type { BackendChoice, BackendName } from '../backends/backend.js';
 import type { BackendOptions } from '../backends/options.js';
@@ -55,10 +55,11 @@ export interface RecordsResult {
 /**
  * The object-level API: a handful of trajectories in, per-trajectory metrics, the selection per
  * group and an audit trace per group out. Shapes may differ between records.
+ * @param config - an `EcrConfig` (user JSON, checked here) or a `ResolvedConfig`.
  */
 export async function scoreRecords(
   records: readonly TrajectoryRecord[],
-  config?: EcrConfig | ResolvedConfig | unknown,
+  config?: unknown,
   options: { backend?: BackendChoice; compact?: 'unorm16'; backendOptions?: BackendOptions } = {},
 ): Promise<RecordsResult> {
   if (!Array.isArray(records)) throw new UsageError(`scoreRecords: records must be an array of trajectory objects, got ${records === null ? 'null' : typeof records}`);

@@ -9,6 +9,7 @@ import {
 } from './errors.js';
 import { HttpTimeoutError, joinUrlPath, postText } from './http-transport.js';
 import { redactUrl } from '../core/redact-url.js';
+import { textOf } from '../core/text.js';
 import type { CallKind, CallOptions, ChatChoice, ChatRequest, ChatResult, ContentlessChoice, Provider, TokenLogprob, TopLogprob, Usage } from './provider.js';
 import { DEFAULT_RETRY_POLICY, backoffDelayMs, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
 
@@ -111,7 +112,7 @@ export class OpenAICompatibleProvider implements Provider {
     if (!Array.isArray(data) || data.length !== texts.length) {
       throw new LlmResponseError(`expected ${texts.length} embeddings, got ${Array.isArray(data) ? data.length : 'none'}`, 'embed', url, attempts);
     }
-    const out: Float32Array[] = new Array(texts.length);
+    const out = new Array<Float32Array>(texts.length);
     data.forEach((item: { index?: number; embedding?: unknown }, pos) => {
       const idx = typeof item.index === 'number' ? item.index : pos;
       if (!Array.isArray(item.embedding) || idx < 0 || idx >= texts.length) throw new LlmResponseError(`bad embedding entry ${pos}`, 'embed', url, attempts);
@@ -269,9 +270,9 @@ function parseLogprobs(lp: unknown): TokenLogprob[] | null {
       let clean = true;
       for (const x of raw) if (typeof x?.logprob !== 'number' || !Number.isFinite(x.logprob) || typeof x.token !== 'string') { clean = false; break; }
       top = clean ? raw as unknown as TopLogprob[]
-        : raw.filter((x) => typeof x?.logprob === 'number' && Number.isFinite(x.logprob)).map((x) => ({ token: String(x.token ?? ''), logprob: x.logprob as number }));
+        : raw.filter((x) => typeof x?.logprob === 'number' && Number.isFinite(x.logprob)).map((x) => ({ token: textOf(x.token), logprob: x.logprob as number }));
     }
-    out.push({ token: typeof t.token === 'string' ? t.token : String(t.token ?? ''), logprob: t.logprob, top });
+    out.push({ token: typeof t.token === 'string' ? t.token : textOf(t.token), logprob: t.logprob, top });
   }
   return out.length ? out : null;
 }

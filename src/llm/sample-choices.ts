@@ -56,7 +56,7 @@ export async function sampleChoices(
   options: CallOptions & { schedule?: Scheduler; onSample?: (i: number, outcome: SampleOutcome) => void } = {},
 ): Promise<SampleOutcome[]> {
   const schedule = options.schedule ?? direct;
-  const outcomes: SampleOutcome[] = new Array(req.k);
+  const outcomes = new Array<SampleOutcome>(req.k);
   const deliver = (i: number, o: SampleOutcome) => { outcomes[i] = o; options.onSample?.(i, o); };
   const callOpts: CallOptions = { signal: options.signal, observer: options.observer };
 

@@ -46,7 +46,7 @@ export function createCaches(c: CacheOptions, remote: RemoteWork): { caches: L1C
     if (outcome === 'eviction') ecrMetrics.cacheEvictions.inc({ cache: name });
     else ecrMetrics.cacheLookups.inc({ cache: name, tier: 'l1', outcome });
   };
-  for (const cache of Object.values(caches)) cache.observe(observer);
+  for (const cache of Object.values(caches) as L1Caches[keyof L1Caches][]) cache.observe(observer);
   const store = c.redis;
   // Redis holds what costs more to compute than a round trip to it: the chat calls, embeddings
   // from a remote embedder, and vectors when the safety scorer is remote (given its embeddings,

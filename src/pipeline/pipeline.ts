@@ -144,7 +144,7 @@ export class EcrPipeline {
   }
 
   cacheStats(): CacheStats[] {
-    return Object.values(this.caches).map((c) => c.stats());
+    return (Object.values(this.caches) as L1Caches[keyof L1Caches][]).map((c) => c.stats());
   }
 
   async run(prompt: string, options: RunOptions = {}): Promise<PipelineResult> {
@@ -225,7 +225,7 @@ export class EcrPipeline {
     const audit = scored.audit(0);
     stats.span('score', tScore);
 
-    const reports: CandidateReport[] = new Array(trajectories.length);
+    const reports = new Array<CandidateReport>(trajectories.length);
     for (const f of failed) {
       reports[f.index] = {
         index: f.index, status: 'failed', text: f.text, selected: false,

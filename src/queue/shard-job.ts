@@ -21,6 +21,7 @@ export const DEFAULT_QUEUE_NAME = 'ecr-score';
 export function checkQueueName(name: string): string {
   if (name === '') throw new UsageError('--queue-name must not be empty');
   if (name.includes(':')) throw new UsageError(`--queue-name must not contain ":" (BullMQ separates its Redis keys with it), got ${JSON.stringify(name)}`);
+  // eslint-disable-next-line no-control-regex -- control characters are what this refuses
   if (/[\s\x00-\x1f\x7f]/.test(name)) throw new UsageError(`--queue-name must not contain spaces or control characters, got ${JSON.stringify(name)}`);
   if (name.length > 256) throw new UsageError(`--queue-name must be at most 256 characters, got ${name.length}`);
   return name;

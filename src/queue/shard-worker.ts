@@ -191,7 +191,7 @@ async function processShard(job: Job, s: WorkerSettings): Promise<ShardResult> {
     s.log(`${what} failed (attempt ${job.attemptsMade + 1} of ${attempts}): ${(err as Error).message.replace(/\n\s*/g, ' ')}`);
     // A changed input stays changed: trying again would only fail again.
     if (err instanceof InputChangedError) throw new UnrecoverableError(encodeFailure(err));
-    throw new Error(encodeFailure(err));
+    throw new Error(encodeFailure(err), { cause: err });
   }
 }
 

@@ -44,7 +44,6 @@ function validationParam(err: FastifyError): string | null {
 }
 
 export function buildGateway(config: ServeConfig, options: GatewayOptions = {}): BuiltGateway {
-  let app!: FastifyInstance;
   const gateway = new Gateway(config, (err) => {
     ecrMetrics.auditLogErrors.inc();
     app.log.error({ err: err.message, file: config.auditLog }, 'audit log write failed');
@@ -52,7 +51,7 @@ export function buildGateway(config: ServeConfig, options: GatewayOptions = {}):
   // The access log goes to stdout through an asynchronous writer: a synchronous write per request
   // was ~8% of a pass-through request's CPU. It is flushed when the server closes.
   const logDestination = options.logStream ? null : pino.destination({ dest: 1, sync: false });
-  app = Fastify({
+  const app: FastifyInstance = Fastify({
     logger: { level: config.logLevel, stream: options.logStream ?? logDestination! },
     // Fastify's own per-request lines are replaced by one access-log line (access-log.ts).
     logController: new LogController({ disableRequestLogging: true }),

@@ -6,6 +6,7 @@
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { redactUrl } from '../core/redact-url.js';
+import { textOf } from '../core/text.js';
 import { keepAliveAgents } from '../llm/keep-alive.js';
 
 export class UpstreamUnreachableError extends Error {
@@ -62,13 +63,14 @@ export async function getJson(url: string, headers: Record<string, string>, time
   const res = await requestUpstream({ method: 'GET', url, headers: { accept: 'application/json', ...headers }, timeoutMs });
   const chunks: Buffer[] = [];
   for await (const c of res) chunks.push(c as Buffer);
-  let json: unknown = null;
+  let json: unknown;
   try { json = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch { json = null; }
   return { status: res.statusCode ?? 0, json };
 }
 
 function describe(err: unknown): string {
-  const code = (err as { code?: unknown })?.code;
+  const raw: unknown = (err as { code?: unknown })?.code;
+  const code = raw ? textOf(raw) : '';
   const msg = err instanceof Error ? err.message : String(err);
-  return code && !msg.includes(String(code)) ? `${code}: ${msg}` : msg;
+  return code && !msg.includes(code) ? `${code}: ${msg}` : msg;
 }

@@ -17,6 +17,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HashingEmbedder } from '../llm/embedder.js';
+import { textOf } from '../core/text.js';
 
 export type FailureAction =
   | { status: number; retryAfter?: string; body?: string }
@@ -156,10 +157,9 @@ export class LoopbackServer {
   }
 
   static async start(options: LoopbackOptions = {}): Promise<LoopbackServer> {
-    let self!: LoopbackServer;
     const server = createServer((req, res) => { void self.handle(req, res); });
     server.keepAliveTimeout = 30_000;
-    self = new LoopbackServer(server, options);
+    const self = new LoopbackServer(server, options);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
@@ -222,7 +222,7 @@ export class LoopbackServer {
     }
     let body: Record<string, unknown>;
     try {
-      body = JSON.parse(raw.toString('utf8'));
+      body = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
     } catch {
       return this.send(res, entry, 400, { error: { message: 'invalid JSON' } });
     }
@@ -299,7 +299,7 @@ export class LoopbackServer {
 
   private chat(body: Record<string, unknown>, entry: LogEntry): unknown {
     const messages = Array.isArray(body.messages) ? body.messages as Array<{ role: string; content: string }> : [];
-    const model = String(body.model ?? '');
+    const model = textOf(body.model);
     const n = Math.max(1, Number(body.n ?? 1) | 0);
     const seed = typeof body.seed === 'number' ? body.seed : undefined;
     const nonce = seed !== undefined ? `seed${seed}` : `draw${this.counter++}`;
@@ -360,12 +360,12 @@ export class LoopbackServer {
   }
 
   private embeddings(body: Record<string, unknown>, entry: LogEntry): unknown {
-    const input = Array.isArray(body.input) ? body.input.map(String) : [String(body.input ?? '')];
+    const input = Array.isArray(body.input) ? body.input.map(String) : [textOf(body.input)];
     entry.kind = 'embed';
     entry.inputs = input.length;
     return {
       object: 'list',
-      model: String(body.model ?? ''),
+      model: textOf(body.model),
       data: input.map((text, index) => ({ object: 'embedding', index, embedding: Array.from(this.embedder.embedOne(text)) })),
       ...(this.usage ? { usage: { prompt_tokens: input.reduce((s, t) => s + words(t), 0), total_tokens: input.reduce((s, t) => s + words(t), 0) } } : {}),
     };

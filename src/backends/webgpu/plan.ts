@@ -17,7 +17,7 @@ import { maxChunkTrajectories, planChunks, refoldDispatch, type Chunk, type Disp
 import { chooseMetricsKernel, laneLayoutOf, usesSubgroups, type KernelCaps } from './kernel-choice.js';
 import { chunkedBindings, shapeOf, type BatchShape } from './layout.js';
 import { COVARIANCE_WG, covarianceProgram } from './programs/covariance.js';
-import { GENERAL_WG, generalProgram } from './programs/general.js';
+import { generalProgram } from './programs/general.js';
 import { lanesPerTrajectory, lanesProgram, lanesWorkgroupSize } from './programs/lanes.js';
 import type { Program } from './programs/program.js';
 import { stagedProgram, stagedWorkgroupSize, STAGED_DEFAULT_WG } from './programs/staged.js';

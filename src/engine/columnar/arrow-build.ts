@@ -97,7 +97,7 @@ export function matrixData(rows: readonly (readonly (readonly number[])[] | unde
  * transient reader reads no dictionaries, and an Arrow file output needs one per column).
  */
 export function ownedData<T extends Data>(d: T): T {
-  const copy = (a: ArrayBufferView | undefined) => (a ? (a as unknown as Uint8Array).slice() : undefined);
+  const copy = (a: unknown) => (a ? (a as Uint8Array).slice() : undefined);
   const buffers = [copy(d.valueOffsets), copy(d.values), copy(d.nullBitmap), copy(d.typeIds)];
   // A view column (utf8_view) keeps its long strings in variadic buffers beside the views.
   const variadic = (d as unknown as { variadicBuffers?: Uint8Array[] }).variadicBuffers?.map((b) => b.slice());

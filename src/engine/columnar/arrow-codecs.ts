@@ -17,7 +17,7 @@ function zstdDecode(data: Uint8Array): Uint8Array {
   try {
     return zstdDecompress(data);
   } catch (err) {
-    throw new Error(`a zstd frame cannot be decoded (${(err as Error).message})`);
+    throw new Error(`a zstd frame cannot be decoded (${(err as Error).message})`, { cause: err });
   }
 }
 

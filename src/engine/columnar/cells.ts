@@ -31,7 +31,7 @@ export function plainAt(d: Data, i: number): unknown {
 }
 
 /** A key (id or group) as the record check reads it; an integer too large for a JS number is refused here with its exact digits. */
-function keyAt(d: Data, i: number, row: number, field: 'id' | 'group', id?: string): unknown {
+function keyAt(d: Data, i: number, row: number, field: 'id' | 'group', id?: string): string | number | null {
   if (!d.getValid(i)) return null;
   if (d.typeId === Type.Int) {
     const v = (d.values as ArrayLike<number | bigint>)[i];
@@ -44,6 +44,9 @@ function keyAt(d: Data, i: number, row: number, field: 'id' | 'group', id?: stri
 }
 
 const utf8 = new TextDecoder();
+
+/** The dictionary of a dictionary column (Arrow types it `Data<any>`). */
+export const dictionaryData = (d: Data): Data => d.dictionary!.data[0] as Data;
 
 /**
  * Where the bytes of entry i of a view column (utf8_view, binary_view: 16-byte views, as Polars
@@ -62,7 +65,7 @@ export function viewBytes(d: Data, i: number): { bytes: Uint8Array; start: numbe
 }
 
 function keyString(d: Data, i: number): string {
-  if (d.typeId === Type.Dictionary) return String(plainKey(d.dictionary!.data[0], Number((d.values as ArrayLike<number | bigint>)[i])));
+  if (d.typeId === Type.Dictionary) return String(plainKey(dictionaryData(d), Number((d.values as ArrayLike<number | bigint>)[i])));
   if (d.typeId === Type.Utf8View) {
     const v = viewBytes(d, i);
     return utf8.decode(v.bytes.subarray(v.start, v.end));
@@ -94,8 +97,9 @@ function exactInteger(d: Data, i: number, row: number, field: string, id?: strin
 /** Row i as the JSON object a JSONL line would hold. */
 function rowObject(columns: Data[], cols: ColumnIndex, i: number, row: number): Record<string, unknown> {
   const o: Record<string, unknown> = {};
-  if (cols.id !== undefined) o.id = keyAt(columns[cols.id], i, row, 'id');
-  const id = o.id === undefined || o.id === null ? undefined : String(o.id);
+  const idKey = cols.id === undefined ? undefined : keyAt(columns[cols.id], i, row, 'id');
+  if (idKey !== undefined) o.id = idKey;
+  const id = idKey === undefined || idKey === null ? undefined : String(idKey);
   if (cols.group !== undefined) {
     const g = keyAt(columns[cols.group], i, row, 'group', id);
     if (g !== null) o.group = g;

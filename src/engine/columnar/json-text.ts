@@ -75,14 +75,14 @@ export function jsonTextAt(d: Data, i: number, path: string, at: JsonTextContext
       const parts: string[] = [];
       for (let e = e0; e < e1; e++) {
         const key = jsonTextAt(keys, e, child(path, e - e0), at);
-        const value = jsonTextAt(values, e, child(path, stringKeys ? JSON.parse(key) : e - e0), at);
+        const value = jsonTextAt(values, e, child(path, stringKeys ? JSON.parse(key) as string : e - e0), at);
         parts.push(stringKeys ? `${key}:${value}` : `[${key},${value}]`);
       }
       return stringKeys ? `{${parts.join(',')}}` : `[${parts.join(',')}]`;
     }
     case Type.Dictionary: {
       let k = Number(v[i]);
-      for (const chunk of d.dictionary!.data) {
+      for (const chunk of d.dictionary!.data as Data[]) {
         if (k < chunk.length) return jsonTextAt(chunk, k, path, at);
         k -= chunk.length;
       }

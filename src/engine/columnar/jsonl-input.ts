@@ -49,11 +49,11 @@ export function schemaFor(id: KeyKind, group: KeyKind): Schema {
 
 /** True when a number occurs anywhere in `v` (iteratively: meta may nest deeply). */
 function holdsNumber(v: unknown): boolean {
-  const stack = [v];
+  const stack: unknown[] = [v];
   while (stack.length > 0) {
     const x = stack.pop();
     if (typeof x === 'number') return true;
-    if (x !== null && typeof x === 'object') stack.push(...Object.values(x));
+    if (x !== null && typeof x === 'object') stack.push(...Object.values(x as Record<string, unknown>));
   }
   return false;
 }

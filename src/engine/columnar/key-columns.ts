@@ -2,7 +2,7 @@
 import { Type, type Data } from 'apache-arrow';
 import { MAX_KEY_INTEGER } from '../../core/input-ranges.js';
 import type { GroupKeys } from '../group-keys.js';
-import { plainKey, viewBytes } from './cells.js';
+import { dictionaryData, plainKey, viewBytes } from './cells.js';
 import { allNull, offsetsOf, validOf } from './list-columns.js';
 
 /** Flags rows whose key cannot be kept: a null (where refused) or a 64-bit integer beyond 2^53. */
@@ -48,7 +48,7 @@ export function internGroups(d: Data | null, n: number, groups: GroupKeys): Int3
     return out;
   }
   if (d.typeId === Type.Dictionary) {
-    const dict = d.dictionary!.data[0];
+    const dict = dictionaryData(d);
     const entries = new Int32Array(dict.length).fill(-1);
     const keys = d.values as ArrayLike<number | bigint>;
     for (let i = 0; i < n; i++) {

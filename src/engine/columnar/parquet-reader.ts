@@ -65,7 +65,7 @@ const reasonOf = (err: unknown) => {
 export interface ParquetInput {
   schema: Schema;
   batches: AsyncIterable<RecordBatch>;
-  close(): Promise<void>;
+  close: () => Promise<void>;
 }
 
 export async function openParquetInWorker(file: string, script: URL, batchSize: number): Promise<ParquetInput> {

@@ -57,7 +57,8 @@ async function main(): Promise<void> {
   const rowGroupRows = Array.from({ length: metadata.numRowGroups() }, (_, i) => metadata.rowGroup(i).numRows());
   post({ kind: 'opened', schema: file.schema().intoIPCStream(), rowGroupRows });
   const reader = (await file.stream({ batchSize: data.batchSize })).getReader();
-  port.on('message', async () => {
+  // One batch per request of the parent; a failure is posted to it, so the read never rejects.
+  const readNext = async () => {
     try {
       const next = await reader.read();
       if (next.done) { post({ kind: 'end' }); return; }
@@ -67,7 +68,8 @@ async function main(): Promise<void> {
     } catch (err) {
       post({ kind: 'failed', stage: 'read', message: messageOf(err) });
     }
-  });
+  };
+  port.on('message', () => { void readNext(); });
 }
 
 main().catch((err) => post({ kind: 'failed', stage: 'open', message: messageOf(err) }));

@@ -31,8 +31,8 @@ export interface ColumnarInput {
    * valid until RING_SLOTS - 1 more batches have been read; copy what must outlive that (ownedData).
    */
   transient: boolean;
-  /** Releases the file (also after a partial read). */
-  close(): Promise<void>;
+  /** Releases the file (also after a partial read); a plain function, passed on detached. */
+  close: () => Promise<void>;
 }
 
 const reason = (err: unknown) => (err instanceof Error ? err.message : String(err)).split('\n')[0];
@@ -161,7 +161,7 @@ async function* ringBatches(handle: FileHandle, footer: FileFooter, schema: Sche
   new DataView(schemaMessage.buffer).setInt32(0, -1, true);
   new DataView(schemaMessage.buffer).setInt32(4, padded, true);
   schemaMessage.set(meta, 8);
-  const ring: (SharedArrayBuffer | null)[] = new Array(RING_SLOTS).fill(null);
+  const ring = new Array<SharedArrayBuffer | null>(RING_SLOTS).fill(null);
   for (let i = 0; i < footer.numRecordBatches; i++) {
     const block = footer.getRecordBatch(i)!;
     const messageBytes = block.metaDataLength + Number(block.bodyLength);

@@ -17,7 +17,7 @@ export type ColumnIndex = Partial<Record<ColumnName, number>> & { steps: number 
 /** Any integer (signed or unsigned, 8 to 64 bits) or float (16, 32 or 64 bits) type: JSONL numbers are untyped, so any width holding valid values is accepted. */
 export const isNumberType = (t: DataType) => t.typeId === Type.Float || t.typeId === Type.Int;
 const isList = (t: DataType) => t.typeId === Type.List || t.typeId === Type.LargeList || t.typeId === Type.FixedSizeList;
-const childType = (t: DataType): DataType => t.children[0].type;
+const childType = (t: DataType): DataType => (t.children[0] as Field<DataType>).type;
 
 export const isNumberVector = (t: DataType) => isList(t) && isNumberType(childType(t));
 export const isNumberMatrix = (t: DataType) => isList(t) && isNumberVector(childType(t));
@@ -40,7 +40,7 @@ const EXPECTED: Record<Exclude<ColumnName, 'meta'>, { ok: (t: DataType) => boole
 /** Checks a file's schema and returns where each column is; an InputError names the column otherwise. */
 export function checkSchema(schema: Schema): ColumnIndex {
   const index: Partial<Record<ColumnName, number>> = {};
-  schema.fields.forEach((f, i) => {
+  schema.fields.forEach((f: Field<DataType>, i) => {
     if (!(KNOWN_COLUMNS as readonly string[]).includes(f.name)) {
       throw new InputError(`column "${f.name}" is not a known column (known: ${KNOWN_COLUMNS.join(', ')}; put other data in "meta" or drop it)`);
     }

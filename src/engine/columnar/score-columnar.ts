@@ -11,7 +11,7 @@
  * result arrays.
  */
 import type { Readable } from 'node:stream';
-import { Int64, type RecordBatch, type Schema } from 'apache-arrow';
+import { Int64, type DataType, type RecordBatch, type Schema } from 'apache-arrow';
 import { allocateSharedMetrics } from '../../backends/cpu/shared.js';
 import { pCorrectOf } from '../../core/probability-map.js';
 import { InputError, type InputLocation } from '../../core/errors.js';
@@ -163,8 +163,8 @@ export async function scoreToOutput(input: InputSpec, output: OutputSpec, s: Sco
       progress.update(rows);
     }
     const schema = source.schema();
-    const idType = source.columns.id !== undefined ? schema.fields[source.columns.id].type : new Int64();
-    const groupType = source.columns.group !== undefined ? schema.fields[source.columns.group].type : null;
+    const idType = source.columns.id !== undefined ? schema.fields[source.columns.id].type as DataType : new Int64();
+    const groupType = source.columns.group !== undefined ? schema.fields[source.columns.group].type as DataType : null;
     const writer = await openWriter(output.format, output.arrowLayout, output.sink, resultSchema(idType, groupType, s.config.calibration !== null, true),
       () => jsonlResultsWriter(output.sink, s.config));
     const selected = new SelectedColumn(selector.selectedIndices());

@@ -103,11 +103,11 @@ async function parquetWriter(sink: Sink, schema: Schema): Promise<BatchWriter> {
   // Not awaited here: the encoder reads the first batch (for the schema) before it returns.
   const output = pw.transformParquetStream(input, props);
   const pump = (async () => {
-    const reader = (await output).getReader();
+    const reader = (await output).getReader() as ReadableStreamDefaultReader<Uint8Array>;
     for (;;) {
       const { done, value } = await reader.read();
       if (done) return;
-      await sink.write(value as Uint8Array);
+      await sink.write(value);
     }
   })();
   pump.catch((err) => { failure = { error: err }; taken?.(); });
@@ -139,18 +139,21 @@ async function parquetWriter(sink: Sink, schema: Schema): Promise<BatchWriter> {
   };
 }
 
+/** The data of a batch's column (Arrow types it `Data<any>`). */
+const columnData = (batch: RecordBatch, name: string): Data | undefined => batch.getChild(name)?.data[0] as Data | undefined;
+
 /** `ecr score` result lines, byte for byte as the JSONL path writes them. */
 export function jsonlResultsWriter(sink: Sink, config: ResolvedConfig): BatchWriter {
   return {
     async write(batch) {
       const n = batch.numRows;
-      const col = (name: string) => batch.getChild(name)!.data[0].values as Float64Array;
-      const bits = (name: string) => batch.getChild(name)!.data[0].values as Uint8Array;
+      const col = (name: string) => columnData(batch, name)!.values as Float64Array;
+      const bits = (name: string) => columnData(batch, name)!.values as Uint8Array;
       const adm = bits('admissible'), sel = bits('selected');
       const admissible = new Uint8Array(n);
       for (let j = 0; j < n; j++) admissible[j] = (adm[j >> 3] >> (j & 7)) & 1;
       const metrics = { evb: col('EVB'), cr: col('CR'), ts: col('TS'), es: col('ES'), pd: col('PD'), cci: col('CCI') };
-      const id = batch.getChild('id')!.data[0], group = batch.getChild('group')!.data[0];
+      const id = columnData(batch, 'id')!, group = columnData(batch, 'group')!;
       let text = '';
       for (let j = 0; j < n; j++) {
         text += `${resultPrefix(keyValueAt(id, j) as string | number, keyValueAt(group, j), metrics, admissible, j, j + 1, config)},"selected":${((sel[j >> 3] >> (j & 7)) & 1) === 1}}\n`;
@@ -173,9 +176,9 @@ export function jsonlRecordsWriter(sink: Sink): BatchWriter {
   let rowsBefore = 0;
   return {
     async write(batch) {
-      const columns = RECORD_FIELDS.map((name) => [name, batch.getChild(name)?.data[0] ?? null] as const)
+      const columns = RECORD_FIELDS.map((name) => [name, columnData(batch, name) ?? null] as const)
         .filter((c): c is readonly [typeof c[0], Data] => c[1] !== null);
-      const idData = batch.getChild('id')?.data[0];
+      const idData = columnData(batch, 'id');
       let text = '';
       for (let j = 0; j < batch.numRows; j++) {
         const o: Record<string, unknown> = {};

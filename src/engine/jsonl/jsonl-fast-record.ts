@@ -33,7 +33,7 @@ export interface SimpleRecord {
 }
 
 const SPACE = 32, TAB = 9, CR = 13, QUOTE = 34, BACKSLASH = 92, COMMA = 44, COLON = 58;
-const LBRACKET = 91, RBRACKET = 93, LBRACE = 123, RBRACE = 125, MINUS = 45, DOT = 46, ZERO = 48, NINE = 57;
+const LBRACKET = 91, RBRACKET = 93, LBRACE = 123, RBRACE = 125, DOT = 46, ZERO = 48, NINE = 57;
 
 /**
  * Reads text[start, end) as a simple record, appending its steps to `steps`; false when the line

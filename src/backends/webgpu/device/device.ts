@@ -80,17 +80,21 @@ export class GpuDevice {
     this.device.pushErrorScope('internal');
     this.device.pushErrorScope('out-of-memory');
     this.device.pushErrorScope('validation');
-    let result: T;
+    let result: T | undefined;
+    // Boxed, so that a falsy value thrown by `fn` still counts as thrown.
+    let thrown: { error: unknown } | null = null;
     try {
       result = fn();
-    } finally {
-      // Scopes pop innermost first: validation, out-of-memory, internal.
-      const errors = await Promise.all([this.device.popErrorScope(), this.device.popErrorScope(), this.device.popErrorScope()]);
-      const kinds = ['validation', 'out-of-memory', 'internal'] as const;
-      const at = errors.findIndex((e) => e !== null);
-      if (at >= 0) throw this.fail(new GpuError(kinds[at], errors[at]!.message));
+    } catch (err) {
+      thrown = { error: err };
     }
-    return result;
+    // Scopes pop innermost first: validation, out-of-memory, internal. A captured error wins over one thrown by `fn`.
+    const errors = await Promise.all([this.device.popErrorScope(), this.device.popErrorScope(), this.device.popErrorScope()]);
+    const kinds = ['validation', 'out-of-memory', 'internal'] as const;
+    const at = errors.findIndex((e) => e !== null);
+    if (at >= 0) throw this.fail(new GpuError(kinds[at], errors[at]!.message));
+    if (thrown) throw thrown.error;
+    return result as T;
   }
 
   /**

@@ -85,7 +85,7 @@ export function withNativeStderrCaught<T>(fn: () => T): { result: T; caught: str
   const saved = saveStderr();
   if (!saved) return { result: fn(), caught: '' };
   const file = path.join(tmpdir(), `ecr-dawn-stderr-${process.pid}-${captures++}.txt`);
-  let swapped = false;
+  let swapped: boolean;
   try {
     // O_EXCL with mode 0600: never follow a planted link in the shared temporary directory.
     swapped = reopenAsStderr(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
@@ -103,7 +103,7 @@ export function withNativeStderrCaught<T>(fn: () => T): { result: T; caught: str
   } finally {
     restore(saved);
   }
-  let caught = '';
+  let caught: string;
   try {
     caught = readFileSync(file, 'utf8');
   } finally {
