@@ -36,7 +36,7 @@ const env = { ...process.env, ECR_DEBUG: '' };
 /** Runs the CLI; records exit code, stdout and stderr (with the work directory made neutral). */
 function ecr(args, { record, input } = {}) {
   let status = 0;
-  let stdout = '';
+  let stdout;
   let stderr = '';
   try {
     stdout = execFileSync('node', [cli, ...args], { cwd: root, env, input, maxBuffer: 1 << 30, stdio: ['pipe', 'pipe', 'pipe'] }).toString();
@@ -138,6 +138,7 @@ async function gatewaySnapshot() {
     const m = /"url":"(http:\/\/[^"]+)"/.exec(line);
     if (m) { base = (m[1] ?? m[2]).replace(/\/$/, ''); break; }
   }
+  if (base === undefined) throw new Error(`the gateway did not start; its output:\n${log}`);
   const requests = [
     ['GET', '/health/liveliness'],
     ['GET', '/health/readiness'],

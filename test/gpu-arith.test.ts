@@ -9,7 +9,7 @@ import { alignUp, hostArray, maxChunkTrajectories, planChunks, refoldDispatch, t
 import { BackendUnavailableError, GpuError, UsageError } from '../src/core/errors.js';
 import { sizeClass } from '../src/backends/webgpu/device/buffer-pool.js';
 import { packParams, PARAMS_BYTES, crWeightsUniform } from '../src/backends/webgpu/uniforms.js';
-import { encodeUnorm16, encodeUnorm16Range, decodeUnorm16 } from '../src/backends/webgpu/encode.js';
+import { encodeUnorm16Range, decodeUnorm16 } from '../src/backends/webgpu/encode.js';
 import { stagedWorkgroupSize } from '../src/backends/webgpu/programs/staged.js';
 import { chunkedBindings, inputLayout, shapeOf, SEGMENT_ALIGN } from '../src/backends/webgpu/layout.js';
 import { resolveConfig } from '../src/core/config.js';

@@ -64,7 +64,7 @@ describe('scoreBatch rejects misuse with typed errors', () => {
     ['policy as an object', { a: 2, policy: { length: 12 } }, /field "policy": must be a Float32Array or Float64Array, got an Object/],
   ];
   it.each(cases)('batch with %s is an InputError naming the field', async (_name, patch, message) => {
-    const err = await errorOf(() => scoreBatch({ ...goodBatch(), ...patch } as unknown as Batch, {}, { backend: 'cpu' }));
+    const err = await errorOf(() => scoreBatch({ ...goodBatch(), ...patch }, {}, { backend: 'cpu' }));
     expect(err).toBeInstanceOf(InputError);
     expect(err.message).toMatch(message);
   });

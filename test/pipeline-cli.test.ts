@@ -47,7 +47,7 @@ describe('ecr run', () => {
     expect(r.code).toBe(0);
     const [response] = r.stdout.split('\n');
     expect(response).toMatch(/^\[c:[0-9a-f]+ s:0\]/);
-    expect(r.stdout).toMatch(/ #  status +EVB +CR +TS +ES +PD +CCI/);
+    expect(r.stdout).toMatch(/ # {2}status +EVB +CR +TS +ES +PD +CCI/);
     expect(r.stdout).toMatch(/K 1\/4 \(risk 0\.\d\d\)/);
     expect(r.stdout).toMatch(/^ecr_llm_calls_total\{kind="generate"\} 1$/m);
   });
@@ -138,8 +138,8 @@ describe('ecr run', () => {
     it('--help names --upstream-api-key and calls --api-key the old name', async () => {
       const r = await ecr(['run', '--help']);
       expect(r.code).toBe(0);
-      expect(r.stdout).toMatch(/^  --upstream-api-key KEY  bearer token \(ECR_API_KEY, OPENAI_API_KEY\); the old name --api-key still works/m);
-      expect(r.stdout).not.toMatch(/^  --api-key/m);
+      expect(r.stdout).toMatch(/^ {2}--upstream-api-key KEY {2}bearer token \(ECR_API_KEY, OPENAI_API_KEY\); the old name --api-key still works/m);
+      expect(r.stdout).not.toMatch(/^ {2}--api-key/m);
     });
   });
 

@@ -39,9 +39,11 @@ describe('QueueProgress', () => {
     const p = new QueueProgress(4, 400, out);
     p.shardDone(100);
     while (!out.text.includes('1/4 shards')) await new Promise((r) => setTimeout(r, 20));
+    // eslint-disable-next-line no-control-regex -- the terminal's erase-line sequence is what is checked
     expect(out.text).toMatch(/^\r\x1b\[2Kecr score: 1\/4 shards, 100\/400 records, [\d,]+ records\/s, ETA /);
     expect(out.text).not.toContain('\n');
     p.finish(true);
+    // eslint-disable-next-line no-control-regex -- as above
     expect(out.text).toMatch(/\r\x1b\[2Kecr score: 400 records in 4 shards, \d+\.\d s \([\d,]+ records\/s\)\n$/);
   });
 });

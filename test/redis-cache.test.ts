@@ -26,7 +26,7 @@ async function store(options: Partial<ConstructorParameters<typeof RedisStore>[0
   return s;
 }
 
-function tier<V extends {}>(kind: CacheKind, s: RedisStore | null, codec: Codec<V>, lock = true): TieredCache<V> {
+function tier<V extends NonNullable<unknown>>(kind: CacheKind, s: RedisStore | null, codec: Codec<V>, lock = true): TieredCache<V> {
   return new TieredCache(kind, new KeyedCache<V>(kind, { maxEntries: 100 }), s ? { store: s, codec, lock } : null);
 }
 

@@ -27,8 +27,8 @@ const children: Child[] = [];
 function start(args: string[]): Child {
   const proc = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
-  proc.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-  proc.stdout!.resume();
+  proc.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  proc.stdout.resume();
   const exit = new Promise<number>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? (signal === 'SIGKILL' ? 137 : 128))));
   const child = { proc, stderr: () => err, exit };
   children.push(child);

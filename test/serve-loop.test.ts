@@ -89,7 +89,7 @@ describe('loop detection', () => {
       f.to(portOf(b));
       for (const body of [{ model: 'loop' }, { model: 'ecr/loop', ecr: { k: 2, horizon: 1 } }]) {
         const res = await chat(a, body);
-        expect(res.status, `${bArgs} ${JSON.stringify(body)}`).toBe(508);
+        expect(res.status, `${bArgs.join(',')} ${JSON.stringify(body)}`).toBe(508);
         expect((await errorOf(res)).code).toBe('loop_detected');
       }
     }

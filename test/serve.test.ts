@@ -132,7 +132,7 @@ describe('ecr serve: ECR completions through the openai client', () => {
     // The loopback calls any request with an assistant turn a review; the first one is the generation.
     const [gen, ...reviews] = chats();
     expect(gen.messages).toEqual(messages);
-    const body = JSON.parse(new TextDecoder().decode(gen.rawBody!));
+    const body = JSON.parse(new TextDecoder().decode(gen.rawBody));
     expect(body).toMatchObject({ model: 'loop', temperature: 0.3, top_p: 0.9, max_tokens: 64, seed: 7, stop: ['\n\n'], n: 2 });
     expect(reviews).toHaveLength(2);
     for (const u of reviews) {
@@ -207,7 +207,7 @@ describe('ecr serve: pass-through', () => {
     const res = await fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: raw });
     expect(res.status).toBe(200);
     const entry = chats().at(-1)!;
-    expect(new TextDecoder().decode(entry.rawBody!)).toBe(raw);
+    expect(new TextDecoder().decode(entry.rawBody)).toBe(raw);
     const body = await bodyOf<OpenAI.ChatCompletion>(res);
     expect(body.id).toBe(`chatcmpl-loopback-${entry.seq}`);
     expect(body.choices[0].message.content).toBe(entry.texts![0]);
@@ -575,7 +575,7 @@ describe('ecr serve: a request that arrives while the server drains', () => {
 function readAll(socket: import('node:net').Socket): Promise<string> {
   return new Promise((resolve, reject) => {
     let text = '';
-    socket.on('data', (d) => { text += d; });
+    socket.on('data', (d: Buffer) => { text += d.toString(); });
     socket.on('end', () => resolve(text));
     socket.on('error', reject);
   });

@@ -27,7 +27,7 @@ const line = (group: unknown, i: number) => JSON.stringify(group === undefined ?
 function groupsByShard(file: string, plan: ShardPlan): string[][] {
   const bytes = readFileSync(file);
   return plan.shards.map((s) => bytes.subarray(s.start, s.end).toString('utf8').split('\n').filter((l) => l.trim() !== '')
-    .map((l) => { const g = (JSON.parse(l) as { group?: unknown }).group; return g === undefined || g === null ? 'none' : `${typeof g}:${String(g)}`; }));
+    .map((l) => { const g = (JSON.parse(l) as { group?: string | number | null }).group; return g === undefined || g === null ? 'none' : `${typeof g}:${String(g)}`; }));
 }
 
 function checkCovers(file: string, plan: ShardPlan): void {

@@ -18,7 +18,7 @@ export async function webGpuGate(): Promise<WebGpuGate> {
     return { available: true, reason: '', adapter };
   } catch (err) {
     const reason = (err as Error).message;
-    if (process.env.ECR_REQUIRE_WEBGPU === '1') throw new Error(`ECR_REQUIRE_WEBGPU=1 but no WebGPU adapter could be opened: ${reason}`);
+    if (process.env.ECR_REQUIRE_WEBGPU === '1') throw new Error(`ECR_REQUIRE_WEBGPU=1 but no WebGPU adapter could be opened: ${reason}`, { cause: err });
     console.warn(`skipping WebGPU tests: ${reason}`);
     return { available: false, reason, adapter: '' };
   } finally {
