@@ -13,6 +13,7 @@ import { scoreBatch } from '../src/engine/score-batch.js';
 import { resolveConfig, type EcrConfig } from '../src/core/config.js';
 import type { Batch, FloatArray, MetricArrays } from '../src/core/batch.js';
 import { CpuBackend } from '../src/backends/cpu/index.js';
+import { allocateSharedMetrics } from '../src/backends/cpu/shared.js';
 import { CpuReferenceBackend } from '../src/backends/cpu-reference.js';
 import { syntheticBatch } from '../src/testing/synthetic-batch.js';
 import { fixtureBatch, loadFixtures, selectionAmbiguous } from './helpers/fixtures.js';
@@ -186,7 +187,7 @@ describe.runIf(existsSync(DIST_CPU))('cpu backend worker threads (compiled dist/
   });
 
   it('fills caller-provided output arrays, shared (in place) or ordinary (staged and copied back)', async () => {
-    const { CpuBackend: DistCpu, allocateSharedMetrics } = await load();
+    const { CpuBackend: DistCpu } = await load();
     const parallel = new DistCpu({ threads: 2, sharedThreshold: 64, copyThreshold: 64 });
     const offloading = new DistCpu({ threads: 2, sharedThreshold: 64, copyThreshold: 64, offload: true });
     const single = new DistCpu({ threads: 1 });

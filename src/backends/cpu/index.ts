@@ -36,8 +36,6 @@ import { WorkerPool, workerScript } from './pool.js';
 import { allocateSharedMetrics, isSharedArray } from './shared.js';
 import { StagingArea } from './staging.js';
 
-export { allocateSharedBatch, allocateSharedMetrics, isSharedArray, type SharedBatchShape, type WritableBatch, type FloatDType } from './shared.js';
-
 export interface CpuBackendOptions {
   /** Threads to use, the calling thread included (default: os.availableParallelism()). 1 = never start workers. */
   threads?: number;

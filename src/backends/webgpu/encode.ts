@@ -58,7 +58,10 @@ export function encodeUnorm16Range(src: FloatArray, from: number, count: number,
   if (count & 1) dst[count] = 0;
 }
 
-/** Decodes unorm16 back to numbers (tests and tolerance derivation). */
+/**
+ * Decodes unorm16 back to numbers: the tests derive their tolerances from it.
+ * @internal
+ */
 export function decodeUnorm16(src: Uint16Array, count: number): Float64Array {
   const out = new Float64Array(count);
   for (let i = 0; i < count; i++) out[i] = src[i] / 65535;

@@ -23,7 +23,7 @@ import type { Program } from './programs/program.js';
 import { stagedProgram, stagedWorkgroupSize, STAGED_DEFAULT_WG } from './programs/staged.js';
 import { TS_EMB_TPT, tsEmbeddingsProgram, tsEmbeddingsWorkgroupSize } from './programs/ts-embeddings.js';
 import { checkTuning, type MetricsKernelKind, type WebGpuTuning } from './tuning.js';
-import { baseParams, crWeightsUniform, packParams, PARAMS_BYTES, type ParamValues } from './uniforms.js';
+import { baseParams, crWeightsUniform, packParams, type ParamValues } from './uniforms.js';
 
 /** Uniform blocks sit at this stride (minUniformBufferOffsetAlignment is at most 256). */
 export const UNIFORM_STRIDE = 256;
@@ -169,4 +169,3 @@ export function plan(batch: Pick<Batch, 'n' | 't' | 'm' | 'a' | 'd' | 'policy' |
   };
 }
 
-export { PARAMS_BYTES };

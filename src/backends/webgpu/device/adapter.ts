@@ -16,7 +16,7 @@ import { ADAPTER_PREFERENCES, type AdapterKind, type AdapterPreference } from '.
 import { ensureEglPlatform, ldLibraryPath } from './native-env.js';
 import { dawnMessages, withNativeStderrCaught } from './native-stderr.js';
 
-export { ADAPTER_PREFERENCES, type AdapterKind, type AdapterPreference } from './kinds.js';
+export type { AdapterKind, AdapterPreference } from './kinds.js';
 
 export interface OpenedDevice {
   /** The instance from create(): must outlive every adapter and device made from it (Dawn aborts otherwise). */
