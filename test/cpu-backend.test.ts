@@ -258,7 +258,8 @@ describe.runIf(existsSync(DIST_CPU))('cpu backend worker threads (compiled dist/
   it('idle workers do not keep the process alive, with or without dispose()', () => {
     for (const dispose of [false, true]) {
       const script = `
-        const { CpuBackend, allocateSharedBatch } = await import(${JSON.stringify(pathToFileURL(DIST_CPU).href)});
+        const { CpuBackend } = await import(${JSON.stringify(pathToFileURL(DIST_CPU).href)});
+        const { allocateSharedBatch } = await import(${JSON.stringify(pathToFileURL(path.join(ROOT, 'dist', 'backends', 'cpu', 'shared.js')).href)});
         const { resolveConfig } = await import(${JSON.stringify(pathToFileURL(path.join(ROOT, 'dist', 'core', 'config.js')).href)});
         const b = allocateSharedBatch({ n: 5000, t: 3, m: 4 });
         b.steps.fill(0.5);
