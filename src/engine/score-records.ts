@@ -56,10 +56,18 @@ export interface RecordsResult {
  * The object-level API: a handful of trajectories in, per-trajectory metrics, the selection per
  * group and an audit trace per group out. Shapes may differ between records.
  */
+/** Options of scoreRecords: the backend, as for scoreBatch. */
+export interface ScoreRecordsOptions {
+  backend?: BackendChoice;
+  /** Upload E to the GPU as unorm16 (webgpu only). */
+  compact?: 'unorm16';
+  backendOptions?: BackendOptions;
+}
+
 export async function scoreRecords(
   records: readonly TrajectoryRecord[],
   config?: EcrConfig | ResolvedConfig | unknown,
-  options: { backend?: BackendChoice; compact?: 'unorm16'; backendOptions?: BackendOptions } = {},
+  options: ScoreRecordsOptions = {},
 ): Promise<RecordsResult> {
   if (!Array.isArray(records)) throw new UsageError(`scoreRecords: records must be an array of trajectory objects, got ${records === null ? 'null' : typeof records}`);
   checkOptionsObject('scoreRecords', options);
