@@ -89,6 +89,16 @@ async function cliMain(argv: string[]): Promise<number> {
   }
 }
 
+// A reader that goes away early (`ecr demo | head`) ends a command that prints to stdout quietly, as
+// a shell tool ends on SIGPIPE. Results written through a Sink (ecr score) report it themselves:
+// the Sink's own listener is then present, and the run ends with its one-line message and exit 1.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (process.stdout.listenerCount('error') > 1) return;
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  process.stderr.write(`ecr: cannot write to stdout: ${err.message}\n`);
+  process.exit(1);
+});
+
 cliMain(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (err) => { process.stderr.write(`ecr: ${String(err)}\n`); process.exitCode = 1; },

@@ -6,8 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { checkCacheNamespace } from '../src/cache/namespace.js';
 import { redisKey } from '../src/cache/redis-keys.js';
 import { FunctionProvider } from '../src/llm/function-provider.js';
-import { EcrPipeline } from '../src/pipeline/index.js';
-import { parseEcrSettings } from '../src/server/index.js';
+import { EcrPipeline } from '../src/pipeline/pipeline.js';
+import { parseEcrSettings } from '../src/server/request-settings.js';
 import { runCli } from './helpers/cli.js';
 
 const RULE = 'must be 1 to 64 letters, digits, "_", "-" or ".", got "a:b"';

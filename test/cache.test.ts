@@ -1,6 +1,7 @@
 /** Content keys and the bounded single-flight cache. */
 import { describe, expect, it } from 'vitest';
-import { KeyedCache, canonicalJson, contentKey } from '../src/cache/index.js';
+import { KeyedCache } from '../src/cache/keyed-cache.js';
+import { canonicalJson, contentKey } from '../src/cache/canonical-json.js';
 
 describe('content keys', () => {
   it('do not depend on object key order, and drop undefined members', () => {

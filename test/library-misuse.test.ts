@@ -4,10 +4,13 @@
  * inside a backend. A wrong `out` array is the same UsageError on every backend.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  allocMetrics, chooseBackend, disposeBackends, getBackend, InputError, scoreBatch, scoreRecords, toResolvedConfig, UsageError,
-  type Batch, type BackendName, type MetricArrays,
-} from '../src/index.js';
+import { allocMetrics, type Batch, type MetricArrays } from '../src/core/batch.js';
+import { chooseBackend, disposeBackends, getBackend } from '../src/backends/registry.js';
+import { InputError, UsageError } from '../src/core/errors.js';
+import { scoreBatch } from '../src/engine/score-batch.js';
+import { scoreRecords } from '../src/engine/score-records.js';
+import { toResolvedConfig } from '../src/core/config.js';
+import { type BackendName } from '../src/backends/backend.js';
 import { webGpuGate } from './webgpu-gate.js';
 
 const gpu = await webGpuGate();

@@ -1,10 +1,11 @@
 /** The OpenAI-compatible provider against the real loopback HTTP server on 127.0.0.1. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  LlmCancelledError, LlmHttpError, LlmMultipleChoicesRejectedError, LlmNetworkError, LlmNoContentError, LlmTimeoutError, OpenAICompatibleProvider,
-  isMultipleChoicesRefusal, nLimitationOf, parseRetryAfter, resetNDetection, resolveProviderOptions, sampleChoices, knownToIgnoreN,
-  type CallRecord, type RetryPolicy,
-} from '../src/llm/index.js';
+import { LlmCancelledError, LlmHttpError, LlmMultipleChoicesRejectedError, LlmNetworkError, LlmNoContentError, LlmTimeoutError, isMultipleChoicesRefusal } from '../src/llm/errors.js';
+import { OpenAICompatibleProvider } from '../src/llm/openai-compatible.js';
+import { nLimitationOf, resetNDetection, sampleChoices, knownToIgnoreN } from '../src/llm/sample-choices.js';
+import { parseRetryAfter, type RetryPolicy } from '../src/llm/retry.js';
+import { resolveProviderOptions } from '../src/llm/settings.js';
+import { type CallRecord } from '../src/llm/provider.js';
 import { UsageError } from '../src/core/errors.js';
 import { LoopbackServer } from '../src/testing/loopback-server.js';
 

@@ -9,10 +9,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { RedisStore } from '../src/cache/index.js';
-import { OpenAICompatibleProvider, resetNDetection } from '../src/llm/index.js';
+import { RedisStore } from '../src/cache/redis-store.js';
+import { OpenAICompatibleProvider } from '../src/llm/openai-compatible.js';
+import { resetNDetection } from '../src/llm/sample-choices.js';
 import { LoopbackServer } from '../src/testing/loopback-server.js';
-import { EcrPipeline, type PipelineOptions } from '../src/pipeline/index.js';
+import { EcrPipeline, type PipelineOptions } from '../src/pipeline/pipeline.js';
 import { redisGate, sharedRedis } from './helpers/redis-server.js';
 
 const gate = redisGate();

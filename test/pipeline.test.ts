@@ -1,11 +1,14 @@
 /** The ECR pipeline end to end against the real loopback HTTP server. */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { OpenAICompatibleProvider, knownToIgnoreN, resetNDetection, type Embedder } from '../src/llm/index.js';
+import { OpenAICompatibleProvider } from '../src/llm/openai-compatible.js';
+import { knownToIgnoreN, resetNDetection } from '../src/llm/sample-choices.js';
+import { type Embedder } from '../src/llm/embedder.js';
 import { LoopbackServer, type LogEntry } from '../src/testing/loopback-server.js';
-import {
-  DeadlineExceededError, EcrPipeline, LexicalRiskEstimator, NoSurvivingCandidatesError, RequestCancelledError, UNROLL_INSTRUCTION, kForRisk, type PipelineOptions,
-} from '../src/pipeline/index.js';
-import { ecrMetrics, histogramCount, metricValue, prometheusText } from '../src/monitoring/index.js';
+import { DeadlineExceededError, NoSurvivingCandidatesError, RequestCancelledError } from '../src/pipeline/errors.js';
+import { EcrPipeline, type PipelineOptions } from '../src/pipeline/pipeline.js';
+import { LexicalRiskEstimator, kForRisk } from '../src/pipeline/risk.js';
+import { UNROLL_INSTRUCTION } from '../src/pipeline/unroll.js';
+import { ecrMetrics, histogramCount, metricValue, prometheusText } from '../src/monitoring/process-metrics.js';
 
 let server: LoopbackServer;
 beforeEach(async () => { server = await LoopbackServer.start(); resetNDetection(); });

@@ -5,10 +5,12 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import {
-  CacheDecodeError, KeyedCache, RedisStore, TieredCache, choicesCodec, float32Codec, float64Codec, fillChannel, lockKey, redisKey, stepCodec, tupleKey,
-  type CacheKind, type Codec,
-} from '../src/cache/index.js';
+import { CacheDecodeError, choicesCodec, float32Codec, float64Codec, stepCodec, type Codec } from '../src/cache/redis-codec.js';
+import { KeyedCache } from '../src/cache/keyed-cache.js';
+import { RedisStore } from '../src/cache/redis-store.js';
+import { TieredCache } from '../src/cache/tiered-cache.js';
+import { fillChannel, lockKey, redisKey, type CacheKind } from '../src/cache/redis-keys.js';
+import { tupleKey } from '../src/cache/canonical-json.js';
 import { redisConnectionOptions } from '../src/cache/redis-url.js';
 import { redactUrl } from '../src/server/app.js';
 import { ecrMetrics, metricValue } from '../src/monitoring/process-metrics.js';

@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkDatabase, checkRedisUrlOption, parseRedisUrl, RedisDatabaseError } from '../src/cache/redis-url.js';
 import { checkQueueUrl, redactUrl } from '../src/queue/queue-url.js';
 import { RedisStore } from '../src/cache/redis-store.js';
-import { resolveServeConfig, startGateway } from '../src/server/index.js';
+import { resolveServeConfig } from '../src/server/config.js';
+import { startGateway } from '../src/server/app.js';
 import { runCli } from './helpers/cli.js';
 import { freePort, redisGate, sharedRedis, startRedisServer, type RedisServer } from './helpers/redis-server.js';
 

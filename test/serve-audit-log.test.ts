@@ -10,7 +10,8 @@ import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { applyProbabilityMap } from '../src/core/probability-map.js';
 import { LoopbackServer } from '../src/testing/loopback-server.js';
-import { resolveServeConfig, startGateway } from '../src/server/index.js';
+import { resolveServeConfig } from '../src/server/config.js';
+import { startGateway } from '../src/server/app.js';
 import { runCli } from './helpers/cli.js';
 
 const PROMPT = 'Which river flows through Vienna? (audit-log test)';

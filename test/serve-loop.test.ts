@@ -8,7 +8,8 @@ import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { LoopbackServer } from '../src/testing/loopback-server.js';
 import { reachesSelf, viaNames } from '../src/server/loop.js';
-import { resolveServeConfig, startGateway } from '../src/server/index.js';
+import { resolveServeConfig } from '../src/server/config.js';
+import { startGateway } from '../src/server/app.js';
 import { bodyOf, errorOf, type EcrCompletion, type Readiness } from './helpers/http.js';
 
 type Started = Awaited<ReturnType<typeof startGateway>>;

@@ -96,7 +96,7 @@ describe('ecr serve as a process', () => {
   }, 90_000);
 
   it('--help lists every flag with its environment variable', async () => {
-    const { SERVE_SETTINGS } = await import('../src/server/index.js');
+    const { SETTINGS: SERVE_SETTINGS } = await import('../src/server/config.js');
     const out = await new Promise<string>((resolve) => {
       const c = spawn(process.execPath, ['dist/cli.js', 'serve', '--help'], { cwd: ROOT });
       let text = '';

@@ -11,7 +11,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { resetNDetection } from '../src/llm/sample-choices.js';
 import { LoopbackServer } from '../src/testing/loopback-server.js';
 import { ecrMetrics, metricValue } from '../src/monitoring/process-metrics.js';
-import { resolveServeConfig, startGateway } from '../src/server/index.js';
+import { resolveServeConfig } from '../src/server/config.js';
+import { startGateway } from '../src/server/app.js';
 import { mergeSettings } from '../src/server/request-settings.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

@@ -10,7 +10,9 @@ import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { resetNDetection } from '../src/llm/sample-choices.js';
 import { LoopbackServer, type LogEntry } from '../src/testing/loopback-server.js';
-import { resolveServeConfig, shutdown, startGateway, type ServeConfig } from '../src/server/index.js';
+import { resolveServeConfig, type ServeConfig } from '../src/server/config.js';
+import { shutdown } from '../src/server/shutdown.js';
+import { startGateway } from '../src/server/app.js';
 import { generateCandidates, selectBest } from '../src/pipeline/drop-in.js';
 import { bodyOf, errorOf } from './helpers/http.js';
 

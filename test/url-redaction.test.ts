@@ -9,7 +9,8 @@ import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { LoopbackServer } from '../src/testing/loopback-server.js';
 import { redactUrl, redactUrlsIn } from '../src/core/redact-url.js';
-import { resolveServeConfig, startGateway } from '../src/server/index.js';
+import { resolveServeConfig } from '../src/server/config.js';
+import { startGateway } from '../src/server/app.js';
 import { CLI, ROOT, runCli } from './helpers/cli.js';
 
 describe('redactUrl', () => {

@@ -1,7 +1,7 @@
 /**
  * The backend options every command hands down, from its --adapter flag and the environment:
  * ECR_WEBGPU_ADAPTER, ECR_WEBGPU_COMPACT, ECR_WEBGPU_UNSAFE_FAST, ECR_WEBGPU_KERNEL and ECR_DEBUG
- * (README, "Environment"). A malformed value is a UsageError naming the variable, raised when a
+ * (docs/cli.md, "Environment variables"). A malformed value is a UsageError naming the variable, raised when a
  * webgpu backend is first made (BackendOptions.webgpu as a function): a run that never uses the
  * GPU is not stopped by it.
  */

@@ -26,12 +26,12 @@ Scores one trajectory per JSONL line and writes one result line per input line, 
 --threads N  JSONL parse threads (default: one per core, none for a file of at most 1 MiB); 0 parses
              on the main thread.
 --adapter    WebGPU adapter to use (default: native, then OpenGL ES; also ECR_WEBGPU_ADAPTER).
---compact    upload E to the GPU as unorm16 (webgpu only; see the README for the tolerance).
+--compact    upload E to the GPU as unorm16 (webgpu only; tolerance: src/backends/webgpu/README.md).
 --out FILE   write results to FILE (replaced only on success; a symlink is followed, a FIFO streamed into);
              FILE.parquet or FILE.arrow (.arrows: IPC stream) writes a columnar file, anything else JSONL.
 --format F   the input's format when its name does not say it (default: by extension; .parquet, .arrow,
-             .arrows, .feather are columnar, anything else JSONL). Columnar schema: see the README.
---queue URL  score on the ecr worker processes of a Redis queue (with --out DIR, --work-dir DIR; see the README).
+             .arrows, .feather are columnar, anything else JSONL). Columnar schema: docs/formats.md.
+--queue URL  score on the ecr worker processes of a Redis queue (with --out DIR, --work-dir DIR; see docs/deployment.md).
 Input lines are limited to 64 MiB. An empty input prints a warning and exits 0.
 Exit codes: 0 success, 2 bad input or arguments (the message names line and field), 1 internal failure,
 130/143 interrupted by SIGINT/SIGTERM (temporary files removed, an existing --out untouched).`;

@@ -39,7 +39,7 @@ export interface AuditTrace {
   selectedId: string;
   reason: SelectionReason;
   tau: number;
-  weights: { alpha: number; beta: number; gamma: number; delta: number; epsilon: number };
+  weights: NamedWeights;
   baseScore: 'cci' | 'provided';
   candidates: CandidateAudit[];
 }
@@ -57,7 +57,10 @@ export interface BatchResult {
   audit(group: number): AuditTrace;
 }
 
-export function weightsObject(w: Weights) {
+/** The CCI weights by name, as audit traces and results show them. */
+export interface NamedWeights { alpha: number; beta: number; gamma: number; delta: number; epsilon: number }
+
+export function weightsObject(w: Weights): NamedWeights {
   return { alpha: w[0], beta: w[1], gamma: w[2], delta: w[3], epsilon: w[4] };
 }
 

@@ -3,7 +3,7 @@
  * shape (recordsWindow, which calibration shares) for the window scorer, whose selector spans
  * the shapes, so selection spans a group whatever shapes its members have.
  */
-import { toResolvedConfig } from '../core/config.js';
+import { toResolvedConfig, type EcrConfig, type ResolvedConfig } from '../core/config.js';
 import { UsageError } from '../core/errors.js';
 import type { BackendChoice, BackendName } from '../backends/backend.js';
 import type { BackendOptions } from '../backends/options.js';
@@ -52,15 +52,23 @@ export interface RecordsResult {
   backends: BackendName[];
 }
 
+/** Options of scoreRecords: the backend, as for scoreBatch. */
+export interface ScoreRecordsOptions {
+  backend?: BackendChoice;
+  /** Upload E to the GPU as unorm16 (webgpu only). */
+  compact?: 'unorm16';
+  backendOptions?: BackendOptions;
+}
+
 /**
  * The object-level API: a handful of trajectories in, per-trajectory metrics, the selection per
  * group and an audit trace per group out. Shapes may differ between records.
- * @param config - an `EcrConfig` (user JSON, checked here) or a `ResolvedConfig`.
  */
 export async function scoreRecords(
   records: readonly TrajectoryRecord[],
-  config?: unknown,
-  options: { backend?: BackendChoice; compact?: 'unorm16'; backendOptions?: BackendOptions } = {},
+  // eslint-disable-next-line @typescript-eslint/no-redundant-type-constituents -- the union names what callers pass; `unknown` admits untyped JSON, which is checked
+  config?: EcrConfig | ResolvedConfig | unknown,
+  options: ScoreRecordsOptions = {},
 ): Promise<RecordsResult> {
   if (!Array.isArray(records)) throw new UsageError(`scoreRecords: records must be an array of trajectory objects, got ${records === null ? 'null' : typeof records}`);
   checkOptionsObject('scoreRecords', options);

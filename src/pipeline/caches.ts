@@ -3,7 +3,9 @@
  * it when there is one, and what a request may ask of them (its CacheControl) and learns from them.
  */
 import { EcrError } from '../core/errors.js';
-import { KeyedCache, TieredCache, choicesCodec, float32Codec, float64Codec, stepCodec, type CacheControl, type CacheObserver } from '../cache/index.js';
+import { KeyedCache, type CacheObserver } from '../cache/keyed-cache.js';
+import { TieredCache, type CacheControl } from '../cache/tiered-cache.js';
+import { choicesCodec, float32Codec, float64Codec, stepCodec } from '../cache/redis-codec.js';
 import { checkCacheNamespace } from '../cache/namespace.js';
 import { LlmCancelledError } from '../llm/errors.js';
 import type { ChatChoice } from '../llm/provider.js';

@@ -1,5 +1,5 @@
 /** Embeddings of a request's texts: through the embeddings cache, remote misses batched by step round. */
-import { tupleKey } from '../cache/index.js';
+import { tupleKey } from '../cache/canonical-json.js';
 import { unlessForeignCancel } from './caches.js';
 import type { RequestContext } from './request-context.js';
 

@@ -12,7 +12,8 @@ import type { BackendOptions } from '../backends/options.js';
 import { EcrError } from '../core/errors.js';
 import { scoreBatch } from '../engine/score-batch.js';
 import type { SelectionReason } from '../core/select.js';
-import { canonicalJson, type CacheStats } from '../cache/index.js';
+import { canonicalJson } from '../cache/canonical-json.js';
+import { type CacheStats } from '../cache/keyed-cache.js';
 import { HashingEmbedder, ProviderEmbedder, type Embedder } from '../llm/embedder.js';
 import { LlmNoContentError } from '../llm/errors.js';
 import type { Provider, SamplingParams } from '../llm/provider.js';
@@ -80,9 +81,9 @@ export class EcrPipeline {
   readonly system?: string;
   readonly config: ResolvedConfig;
   readonly backend: BackendChoice;
-  /** The in-process tier (L1) of each cache. */
+  /** The in-process tier (L1) of each cache. @internal */
   readonly caches: L1Caches;
-  /** Each cache with its shared tier (L2) behind it, when there is one. */
+  /** Each cache with its shared tier (L2) behind it, when there is one. @internal */
   readonly tiers: CacheTiers;
   private readonly shared: SharedState;
   /** What the stages of a request read (src/pipeline/request-context.ts). */

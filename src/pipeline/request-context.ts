@@ -1,6 +1,6 @@
 /** What the stages of one request (sampling, unrolling, embedding, evaluation) work with. */
 import type pLimit from 'p-limit';
-import type { CacheControl } from '../cache/index.js';
+import type { CacheControl } from '../cache/tiered-cache.js';
 import type { Embedder } from '../llm/embedder.js';
 import type { CallObserver, ChatMessage, Provider, SamplingParams } from '../llm/provider.js';
 import type { Scheduler } from '../llm/sample-choices.js';

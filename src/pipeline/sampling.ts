@@ -3,7 +3,7 @@
  * same candidates every time, so only then are they cached, and a request that asks for a set
  * already being sampled in this process joins that flight instead of sampling it again.
  */
-import { tupleKey } from '../cache/index.js';
+import { tupleKey } from '../cache/canonical-json.js';
 import { LlmCancelledError } from '../llm/errors.js';
 import type { ChatChoice, SamplingParams } from '../llm/provider.js';
 import { sampleChoices } from '../llm/sample-choices.js';

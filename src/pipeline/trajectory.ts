@@ -2,7 +2,7 @@
  * Unrolling one candidate into its H review steps, and evaluating each step as soon as it and its
  * neighbour exist. Candidate i's step h waits only for its own step h-1.
  */
-import { tupleKey } from '../cache/index.js';
+import { tupleKey } from '../cache/canonical-json.js';
 import { approxBytes } from './byte-estimates.js';
 import { unlessForeignCancel } from './caches.js';
 import { embed } from './embedding.js';

@@ -1,8 +1,9 @@
 /** The pipeline's public option and result types (PipelineOptions sits with EcrPipeline, which it names). */
 import type { MetricValues } from '../core/batch.js';
 import type { SelectionReason } from '../core/select.js';
-import type { weightsObject } from '../engine/score-batch.js';
-import type { CacheControl, RedisStore } from '../cache/index.js';
+import type { NamedWeights } from '../engine/score-batch.js';
+import type { CacheControl } from '../cache/tiered-cache.js';
+import type { RedisStore } from '../cache/redis-store.js';
 import type { CallObserver, ChatMessage } from '../llm/provider.js';
 import type { RequestStatsReport } from '../monitoring/request-stats.js';
 
@@ -81,7 +82,7 @@ export interface PipelineStats extends RequestStatsReport {
   k: { max: number; used: number; adaptive: boolean; risk: number | null; estimator: string | null };
   horizon: number;
   signals: { names: readonly string[]; logprobs: boolean; policy: boolean; policyWidth: number | null; expectedRealized: boolean; embedder: string; safety: string };
-  scoring: { backend: string; tau: number; weights: ReturnType<typeof weightsObject>; reason: SelectionReason };
+  scoring: { backend: string; tau: number; weights: NamedWeights; reason: SelectionReason };
   survivors: number;
   failed: number;
 }

@@ -1,6 +1,6 @@
 /** The evaluative vector of a step (SIGNAL_NAMES order), through the vectors cache. */
 import { createHash } from 'node:crypto';
-import { tupleKey } from '../cache/index.js';
+import { tupleKey } from '../cache/canonical-json.js';
 import { cosine } from '../llm/embedder.js';
 import type { TokenLogprob } from '../llm/provider.js';
 import type { RequestContext } from './request-context.js';

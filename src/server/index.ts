@@ -1,6 +1,6 @@
+/** `ecr-engine/server`: the `ecr serve` gateway in a process of your own. */
 export { buildGateway, startGateway, type BuiltGateway, type GatewayOptions } from './app.js';
-export { resolveServeConfig, SETTINGS as SERVE_SETTINGS, type ServeConfig, type ServeSettings } from './config.js';
-export { ApiError, toApiError } from './errors.js';
-export { Gateway } from './gateway.js';
-export { parseEcrSettings, parseEcrChatRequest, type EcrSettings, type AuditLevel } from './request-settings.js';
+export { resolveServeConfig, type ServeConfig, type ServeSettings } from './config.js';
+export type { Gateway } from './gateway.js';
+export type { EcrSettings, AuditLevel } from './request-settings.js';
 export { shutdown, closeOnSignal } from './shutdown.js';

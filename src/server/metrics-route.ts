@@ -1,6 +1,6 @@
 /** GET /metrics: the process registry (pipeline, gateway and prom-client's default process metrics). */
 import type { FastifyInstance } from 'fastify';
-import type { CacheStats } from '../cache/index.js';
+import type { CacheStats } from '../cache/keyed-cache.js';
 import { ecrMetrics, enableDefaultMetrics, registry } from '../monitoring/process-metrics.js';
 
 /** `cacheStats`: the shared pipeline caches, read at each scrape (their fill is what the gateway's memory follows). */

@@ -12,7 +12,7 @@
 import type { Readable } from 'node:stream';
 import { InputError } from '../../core/errors.js';
 
-/** The longest input line accepted (bytes, without the line break), as the README documents. */
+/** The longest input line accepted (bytes, without the line break), as docs/cli.md documents. */
 export const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
 
 /** A line longer than the cap: it was skipped while reading, never held whole in memory. */

@@ -1,2 +1,0 @@
-export * from './process-metrics.js';
-export * from './request-stats.js';
