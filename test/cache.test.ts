@@ -1,7 +1,10 @@
 /** Content keys and the bounded single-flight cache. */
 import { describe, expect, it } from 'vitest';
 import { KeyedCache } from '../src/cache/keyed-cache.js';
-import { canonicalJson, contentKey } from '../src/cache/canonical-json.js';
+import { canonicalJson, tupleKey } from '../src/cache/canonical-json.js';
+
+// A structured part goes into a key as its canonical JSON, as the pipeline's keys take the sampling settings.
+const contentKey = (parts: unknown) => tupleKey(canonicalJson(parts));
 
 describe('content keys', () => {
   it('do not depend on object key order, and drop undefined members', () => {

@@ -1,7 +1,8 @@
 /** The process-wide metrics (prom-client) and per-request statistics. */
 import { describe, expect, it } from 'vitest';
 import { RequestStats } from '../src/monitoring/request-stats.js';
-import { ecrMetrics, histogramCount, metricValue, prometheusText, registry } from '../src/monitoring/process-metrics.js';
+import { ecrMetrics, prometheusText, registry } from '../src/monitoring/process-metrics.js';
+import { histogramCount, metricValue } from './helpers/metrics.js';
 
 // One sample line of the text format: name, optional {label="value",...}, value.
 const SAMPLE = /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\["\\n])*",?)*\})? (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/;

@@ -8,7 +8,8 @@ import { DeadlineExceededError, NoSurvivingCandidatesError, RequestCancelledErro
 import { EcrPipeline, type PipelineOptions } from '../src/pipeline/pipeline.js';
 import { LexicalRiskEstimator, kForRisk } from '../src/pipeline/risk.js';
 import { UNROLL_INSTRUCTION } from '../src/pipeline/unroll.js';
-import { ecrMetrics, histogramCount, metricValue, prometheusText } from '../src/monitoring/process-metrics.js';
+import { ecrMetrics, prometheusText } from '../src/monitoring/process-metrics.js';
+import { histogramCount, metricValue } from './helpers/metrics.js';
 
 let server: LoopbackServer;
 beforeEach(async () => { server = await LoopbackServer.start(); resetNDetection(); });

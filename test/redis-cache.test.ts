@@ -11,9 +11,10 @@ import { RedisStore } from '../src/cache/redis-store.js';
 import { TieredCache } from '../src/cache/tiered-cache.js';
 import { fillChannel, lockKey, redisKey, type CacheKind } from '../src/cache/redis-keys.js';
 import { tupleKey } from '../src/cache/canonical-json.js';
-import { redisConnectionOptions } from '../src/cache/redis-url.js';
+import { parseRedisUrl } from '../src/cache/redis-url.js';
 import { redactUrl } from '../src/server/app.js';
-import { ecrMetrics, metricValue } from '../src/monitoring/process-metrics.js';
+import { ecrMetrics } from '../src/monitoring/process-metrics.js';
+import { metricValue } from './helpers/metrics.js';
 import { freePort, redisGate, sharedRedis, startRedisServer } from './helpers/redis-server.js';
 
 const gate = redisGate();
@@ -92,17 +93,17 @@ describe('keys and URLs', () => {
   });
 
   it('accepts redis://, rediss:// and redis+sentinel:// URLs, naming what is supported otherwise', () => {
-    expect(redisConnectionOptions('redis://:p%40ss@127.0.0.1:6390/2')).toEqual({ host: '127.0.0.1', port: 6390, password: 'p@ss', db: 2 });
-    expect(redisConnectionOptions('rediss://u:pw@cache.example')).toEqual({ host: 'cache.example', port: 6379, username: 'u', password: 'pw', tls: {} });
-    expect(redisConnectionOptions('redis+sentinel://:pw@10.0.0.1:26379,[::1]:26380/mymaster/3?sentinelPassword=s')).toEqual({
+    expect(parseRedisUrl('redis://:p%40ss@127.0.0.1:6390/2')).toEqual({ host: '127.0.0.1', port: 6390, password: 'p@ss', db: 2 });
+    expect(parseRedisUrl('rediss://u:pw@cache.example')).toEqual({ host: 'cache.example', port: 6379, username: 'u', password: 'pw', tls: {} });
+    expect(parseRedisUrl('redis+sentinel://:pw@10.0.0.1:26379,[::1]:26380/mymaster/3?sentinelPassword=s')).toEqual({
       sentinels: [{ host: '10.0.0.1', port: 26379 }, { host: '::1', port: 26380 }], name: 'mymaster', password: 'pw', db: 3, sentinelPassword: 's',
     });
-    expect(() => redisConnectionOptions('redis+sentinel://h/mymaster')).toThrow(/sentinel "h" is not host:port/);
-    expect(() => redisConnectionOptions('redis+sentinel://h:1')).toThrow(/a Sentinel URL is redis\+sentinel:\/\//);
-    expect(() => redisConnectionOptions('redis+sentinel://h:1/m?x=1')).toThrow(/unknown parameter "x"/);
-    expect(() => redisConnectionOptions('redis-cluster://h:7000')).toThrow(/expected redis:\/\/.*Cluster is not supported/);
-    expect(() => redisConnectionOptions('redis://h:1/zero')).toThrow(/the path is the database index.*got "zero"/);
-    expect(() => redisConnectionOptions('127.0.0.1:6379')).toThrow(/redis:\/\//);
+    expect(() => parseRedisUrl('redis+sentinel://h/mymaster')).toThrow(/sentinel "h" is not host:port/);
+    expect(() => parseRedisUrl('redis+sentinel://h:1')).toThrow(/a Sentinel URL is redis\+sentinel:\/\//);
+    expect(() => parseRedisUrl('redis+sentinel://h:1/m?x=1')).toThrow(/unknown parameter "x"/);
+    expect(() => parseRedisUrl('redis-cluster://h:7000')).toThrow(/expected redis:\/\/.*Cluster is not supported/);
+    expect(() => parseRedisUrl('redis://h:1/zero')).toThrow(/the path is the database index.*got "zero"/);
+    expect(() => parseRedisUrl('127.0.0.1:6379')).toThrow(/redis:\/\//);
     expect(redactUrl('redis+sentinel://u:secret@h:1,h:2/m')).toBe('redis+sentinel://u:***@h:1,h:2/m');
     expect(redactUrl('redis://:secret@h:1')).toBe('redis://:***@h:1');
   });

@@ -384,7 +384,7 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
     });
 
     it('pre-encoded unorm16 steps (stepsUnorm16) give exactly the compact: unorm16 results, batch.steps unread', async () => {
-      const { encodeUnorm16 } = await import('../src/backends/webgpu/index.js');
+      const { encodeUnorm16 } = await import('../src/backends/webgpu/encode.js');
       const split = newBackend({ chunkTrajectories: 256, slots: 2 });
       try {
         // m = 3, T = 5: 15 values per trajectory, so the last chunk (n = 1001) holds an odd count of codes.
@@ -415,7 +415,7 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
     });
 
     it('pre-encoded unorm16 steps stay within the unorm16 tolerance of every fixture', async () => {
-      const { encodeUnorm16 } = await import('../src/backends/webgpu/index.js');
+      const { encodeUnorm16 } = await import('../src/backends/webgpu/encode.js');
       const backend = await getBackend('webgpu');
       // The fixtures' float64 values against unorm16 inputs: the unorm16 bounds above plus float32's 1e-5.
       const bound = { evb: 4e-5, cr: 0, ts: 4e-5, es: 1.1e-4, pd: 1.01e-3, cci: 2.1e-4 };

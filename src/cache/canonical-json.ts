@@ -39,11 +39,6 @@ function write(v: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${write(o[k])}`).join(',')}}`;
 }
 
-/** SHA-256 (hex) of the canonical JSON of `parts`: the cache key for a result computed from them. */
-export function contentKey(parts: unknown): string {
-  return sha256Hex(canonicalJson(parts));
-}
-
 export type KeyPart = string | number | boolean | null;
 
 /**

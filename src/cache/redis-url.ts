@@ -93,16 +93,6 @@ export function parseRedisUrl(url: string): RedisTarget {
   };
 }
 
-/** Checks a Redis URL and gives its ioredis options (parseRedisUrl, under the name the cache exported first). */
-export function redisConnectionOptions(url: string): RedisTarget {
-  return parseRedisUrl(url);
-}
-
-/** Checks a Redis URL; throws a RedisUrlError naming what is supported. */
-export function checkRedisUrl(url: string): void {
-  parseRedisUrl(url);
-}
-
 /**
  * Checks the Redis URL an option gave (`--redis`, `--queue`): a UsageError `<flag>: <why>`, the
  * same for the cache and the queue.

@@ -14,12 +14,18 @@ export type NLimitation = 'returns fewer choices' | 'rejects n > 1';
 /** Base URLs seen not to batch, and how. */
 const nLimitations = new Map<string, NLimitation>();
 
-/** True once the base URL was seen returning fewer choices than `n` or refusing `n > 1`. */
+/**
+ * True once the base URL was seen returning fewer choices than `n` or refusing `n > 1`.
+ * @internal What the tests observe of the detection.
+ */
 export function knownToIgnoreN(baseUrl: string): boolean {
   return nLimitations.has(baseUrl);
 }
 
-/** How the base URL was seen not to batch, if it was. */
+/**
+ * How the base URL was seen not to batch, if it was.
+ * @internal What the tests observe of the detection.
+ */
 export function nLimitationOf(baseUrl: string): NLimitation | undefined {
   return nLimitations.get(baseUrl);
 }

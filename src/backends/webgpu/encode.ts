@@ -39,6 +39,7 @@ function unorm16FromF64(whole: Float64Array, from: number, count: number, dst: U
  * webgpu backend accepts pre-encoded (`stepsUnorm16`). Quantization error is at most 1/131070
  * per value. Values outside [0, 1] or NaN give meaningless codes (the caller's contract, as for
  * `compact: 'unorm16'`). Returns `dst` (allocated when absent; at least src.length long).
+ * @internal Only the tests pre-encode E (the backend encodes it itself for `compact`).
  */
 export function encodeUnorm16(src: FloatArray, dst: Uint16Array = new Uint16Array(src.length)): Uint16Array {
   if (dst.length < src.length) throw new RangeError(`encodeUnorm16: dst holds ${dst.length} values, src ${src.length}`);

@@ -23,7 +23,6 @@ import { checkTuning, type MetricsKernelKind, type WebGpuTuning } from './tuning
 import { exposeInternals, type WorkShapeQuery } from './internals.js';
 import type { WebGpuBackendOptions } from './options.js';
 
-export { encodeUnorm16 } from './encode.js';
 export { MappedSteps, type MappedStepsOptions } from './mapped-steps.js';
 export type { Float32Metrics } from './stream.js';
 export type { WebGpuBackendOptions } from './options.js';
