@@ -3,11 +3,21 @@
 // Usage: node bench/compare-fixture.mjs EXPECTED ACTUAL TOL TAU
 import { readFileSync } from 'node:fs';
 const [expectedPath, actualPath, tolArg, tauArg] = process.argv.slice(2);
-const tol = Number(tolArg), tau = Number(tauArg);
-const rows = (p) => readFileSync(p, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
-const exp = rows(expectedPath), act = rows(actualPath);
-let worst = 0, bad = 0;
-if (exp.length !== act.length) { console.log(`FAIL: ${act.length} rows, expected ${exp.length}`); process.exit(1); }
+const tol = Number(tolArg),
+  tau = Number(tauArg);
+const rows = (p) =>
+  readFileSync(p, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l));
+const exp = rows(expectedPath),
+  act = rows(actualPath);
+let worst = 0,
+  bad = 0;
+if (exp.length !== act.length) {
+  console.log(`FAIL: ${act.length} rows, expected ${exp.length}`);
+  process.exit(1);
+}
 exp.forEach((e, i) => {
   const a = act[i];
   for (const k of ['EVB', 'CR', 'TS', 'ES', 'PD', 'CCI']) {

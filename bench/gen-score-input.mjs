@@ -20,7 +20,7 @@ const t = Number(values.t);
 const m = Number(values.m);
 const groups = values.groups;
 let seed = 12345;
-const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296);
+const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296;
 
 // A pool of step rows to draw from keeps generation cheap (formatting numbers dominates).
 const rows = Array.from({ length: 4096 }, () => `[${Array.from({ length: m }, () => rand().toFixed(4)).join(',')}]`);
@@ -28,9 +28,18 @@ let buf = '';
 for (let i = 0; i < n; i++) {
   let steps = '';
   for (let s = 0; s < t; s++) steps += (s ? ',' : '') + rows[(rand() * rows.length) | 0];
-  const group = groups === 'none' ? '' : groups === 'distinct' ? `,"group":"g${i}"`
-    : groups.startsWith('blocks:') ? `,"group":"g${Math.floor(i / Number(groups.slice(7)))}"` : `,"group":"g${i % Number(groups)}"`;
+  const group =
+    groups === 'none'
+      ? ''
+      : groups === 'distinct'
+        ? `,"group":"g${i}"`
+        : groups.startsWith('blocks:')
+          ? `,"group":"g${Math.floor(i / Number(groups.slice(7)))}"`
+          : `,"group":"g${i % Number(groups)}"`;
   buf += `{"id":"r${i}"${group},"steps":[${steps}]}\n`;
-  if (buf.length > 1 << 20) { if (!process.stdout.write(buf)) await new Promise((r) => process.stdout.once('drain', r)); buf = ''; }
+  if (buf.length > 1 << 20) {
+    if (!process.stdout.write(buf)) await new Promise((r) => process.stdout.once('drain', r));
+    buf = '';
+  }
 }
 process.stdout.write(buf);

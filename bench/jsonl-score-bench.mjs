@@ -23,8 +23,12 @@ import { parseArgs } from 'node:util';
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({
   options: {
-    n: { type: 'string', default: '1000000' }, t: { type: 'string', default: '5' }, m: { type: 'string', default: '8' },
-    file: { type: 'string' }, rounds: { type: 'string', default: '2' }, 'ecr-args': { type: 'string', default: '' },
+    n: { type: 'string', default: '1000000' },
+    t: { type: 'string', default: '5' },
+    m: { type: 'string', default: '8' },
+    file: { type: 'string' },
+    rounds: { type: 'string', default: '2' },
+    'ecr-args': { type: 'string', default: '' },
     'no-check': { type: 'boolean', default: false },
   },
 });
@@ -35,7 +39,11 @@ const outPy = `${file}.py.out`;
 
 if (!existsSync(file)) {
   const fd = openSync(file, 'w');
-  const r = spawnSync(process.execPath, [path.join(root, 'bench/gen-score-input.mjs'), String(n), '--t', values.t, '--m', values.m, '--groups', String(Math.max(1, Math.floor(n / 8)))], { stdio: ['ignore', fd, 'inherit'] });
+  const r = spawnSync(
+    process.execPath,
+    [path.join(root, 'bench/gen-score-input.mjs'), String(n), '--t', values.t, '--m', values.m, '--groups', String(Math.max(1, Math.floor(n / 8)))],
+    { stdio: ['ignore', fd, 'inherit'] },
+  );
   closeSync(fd);
   if (r.status !== 0) throw new Error('generating the input failed');
 }
@@ -53,22 +61,37 @@ function time(name, cmd, args) {
 }
 
 const ecrArgs = values['ecr-args'].split(' ').filter(Boolean);
-console.log(`${n.toLocaleString('en-US')} records, T=${values.t}, m=${values.m}, ${mb} MB: ${file}; ${os.availableParallelism()} cores, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+console.log(
+  `${n.toLocaleString('en-US')} records, T=${values.t}, m=${values.m}, ${mb} MB: ${file}; ${os.availableParallelism()} cores, load ${os
+    .loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ')}`,
+);
 const best = { ecr: 0, py: 0 };
 for (let round = 0; round < Number(values.rounds); round++) {
-  best.ecr = Math.max(best.ecr, time('ecr score', process.execPath, [path.join(root, 'dist/cli.js'), 'score', file, '--backend', 'cpu', ...ecrArgs, '--out', outEcr]));
+  best.ecr = Math.max(
+    best.ecr,
+    time('ecr score', process.execPath, [path.join(root, 'dist/cli.js'), 'score', file, '--backend', 'cpu', ...ecrArgs, '--out', outEcr]),
+  );
   best.py = Math.max(best.py, time('orjson + numpy', 'python3', [path.join(root, 'bench/orjson_numpy_score.py'), file, '--out', outPy]));
 }
-console.log(`best: ecr score ${Math.round(best.ecr).toLocaleString('en-US')} records/s, orjson + numpy ${Math.round(best.py).toLocaleString('en-US')} records/s: ${(best.ecr / best.py).toFixed(2)}x (load after: ${os.loadavg()[0].toFixed(1)})`);
+console.log(
+  `best: ecr score ${Math.round(best.ecr).toLocaleString('en-US')} records/s, orjson + numpy ${Math.round(best.py).toLocaleString('en-US')} records/s: ${(best.ecr / best.py).toFixed(2)}x (load after: ${os.loadavg()[0].toFixed(1)})`,
+);
 
 if (!values['no-check']) {
   const a = readline.createInterface({ input: createReadStream(outEcr) })[Symbol.asyncIterator]();
   const b = readline.createInterface({ input: createReadStream(outPy) })[Symbol.asyncIterator]();
-  let lines = 0, maxDiff = 0;
+  let lines = 0,
+    maxDiff = 0;
   for (;;) {
     const [x, y] = await Promise.all([a.next(), b.next()]);
-    if (x.done || y.done) { if (x.done !== y.done) throw new Error(`outputs differ in length after ${lines} lines`); break; }
-    const p = JSON.parse(x.value), q = JSON.parse(y.value);
+    if (x.done || y.done) {
+      if (x.done !== y.done) throw new Error(`outputs differ in length after ${lines} lines`);
+      break;
+    }
+    const p = JSON.parse(x.value),
+      q = JSON.parse(y.value);
     lines++;
     for (const k of ['id', 'group', 'admissible', 'selected']) if (p[k] !== q[k]) throw new Error(`line ${lines}: ${k} ${p[k]} vs ${q[k]}`);
     for (const k of ['EVB', 'CR', 'TS', 'ES', 'PD', 'CCI']) maxDiff = Math.max(maxDiff, Math.abs(p[k] - q[k]));

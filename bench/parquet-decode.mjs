@@ -11,13 +11,18 @@ import { PARQUET_BATCH_ROWS } from '../dist/engine/columnar/readers.js';
 import { loadParquetWasm } from '../dist/engine/columnar/parquet-wasm.js';
 
 const file = process.argv[2];
-if (!file) { process.stderr.write('usage: node bench/parquet-decode.mjs FILE.parquet\n'); process.exit(2); }
+if (!file) {
+  process.stderr.write('usage: node bench/parquet-decode.mjs FILE.parquet\n');
+  process.exit(2);
+}
 const pw = await loadParquetWasm();
 const t0 = performance.now();
 const cpu0 = process.cpuUsage();
 const pf = await pw.ParquetFile.fromFile(await openAsBlob(file));
 const reader = (await pf.stream({ batchSize: PARQUET_BATCH_ROWS })).getReader();
-let batches = 0, rows = 0, ipcBytes = 0;
+let batches = 0,
+  rows = 0,
+  ipcBytes = 0;
 for (;;) {
   const next = await reader.read();
   if (next.done) break;
@@ -26,5 +31,14 @@ for (;;) {
   ipcBytes += next.value.intoIPCStream().length; // consumes (and frees) the batch
 }
 const cpu = process.cpuUsage(cpu0);
-console.log(JSON.stringify({ file, rows, batches, ipcMB: Math.round(ipcBytes / 2 ** 20), wallS: +((performance.now() - t0) / 1000).toFixed(2), cpuS: +((cpu.user + cpu.system) / 1e6).toFixed(2) }));
+console.log(
+  JSON.stringify({
+    file,
+    rows,
+    batches,
+    ipcMB: Math.round(ipcBytes / 2 ** 20),
+    wallS: +((performance.now() - t0) / 1000).toFixed(2),
+    cpuS: +((cpu.user + cpu.system) / 1e6).toFixed(2),
+  }),
+);
 pf.free();

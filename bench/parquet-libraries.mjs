@@ -17,13 +17,15 @@ import { Writable } from 'node:stream';
 
 const [lib, op, file, nArg] = process.argv.slice(2);
 const N = Number(nArg ?? 1_000_000);
-const T = 5, M = 8, ROW_GROUP = 65536;
+const T = 5,
+  M = 8,
+  ROW_GROUP = 65536;
 
 /** Deterministic inputs (not timed): steps in [0, 1], ids r0.., groups of 8 candidates. */
 function makeInputs(n) {
   let seed = 12345;
   const steps = new Float64Array(n * T * M);
-  for (let i = 0; i < steps.length; i++) steps[i] = ((seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296);
+  for (let i = 0; i < steps.length; i++) steps[i] = (seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296;
   const ids = Array.from({ length: n }, (_, i) => `r${i}`);
   const groups = Array.from({ length: n }, (_, i) => `g${i >> 3}`);
   return { steps, ids, groups };
@@ -45,17 +47,22 @@ async function parquetWasm() {
       const n = Math.min(ROW_GROUP, N - s);
       const values = arrow.makeData({ type: new arrow.Float64(), length: n * T * M, data: steps.subarray(s * T * M, (s + n) * T * M) });
       const stepsData = arrow.makeData({ type: outer, length: n, child: arrow.makeData({ type: inner, length: n * T, child: values }) });
-      batches.push(new arrow.RecordBatch({
-        id: arrow.vectorFromArray(ids.slice(s, s + n), new arrow.Utf8()).data[0],
-        group: arrow.vectorFromArray(groups.slice(s, s + n), new arrow.Utf8()).data[0],
-        steps: stepsData,
-      }));
+      batches.push(
+        new arrow.RecordBatch({
+          id: arrow.vectorFromArray(ids.slice(s, s + n), new arrow.Utf8()).data[0],
+          group: arrow.vectorFromArray(groups.slice(s, s + n), new arrow.Utf8()).data[0],
+          steps: stepsData,
+        }),
+      );
     }
     const props = new pw.WriterPropertiesBuilder().setMaxRowGroupSize(ROW_GROUP).setCompression(pw.Compression.SNAPPY).build();
     const stream = new ReadableStream({
       pull(c) {
         const b = batches.shift();
-        if (!b) { c.close(); return; }
+        if (!b) {
+          c.close();
+          return;
+        }
         c.enqueue(pw.Table.fromIPCStream(arrow.tableToIPC(new arrow.Table([b]), 'stream')).recordBatch(0));
       },
     });
@@ -66,14 +73,19 @@ async function parquetWasm() {
     const t0 = now();
     const pf = await pw.ParquetFile.fromFile(await openAsBlob(file));
     const groupsN = pf.metadata().numRowGroups();
-    let checksum = 0, rows = 0;
+    let checksum = 0,
+      rows = 0;
     for (let g = 0; g < groupsN; g++) {
       const table = arrow.tableFromIPC((await pf.read({ rowGroups: [g] })).intoIPCStream());
       for (const batch of table.batches) {
         const values = batch.getChild('steps').data[0].children[0].children[0].values; // zero-copy Float64Array
         for (let i = 0; i < values.length; i++) checksum += values[i];
-        const ids = batch.getChild('id'), grp = batch.getChild('group');
-        for (let i = 0; i < batch.numRows; i++) { ids.get(i); grp.get(i); }
+        const ids = batch.getChild('id'),
+          grp = batch.getChild('group');
+        for (let i = 0; i < batch.numRows; i++) {
+          ids.get(i);
+          grp.get(i);
+        }
         rows += batch.numRows;
       }
     }
@@ -95,7 +107,11 @@ async function hyparquet() {
     }
     parquetWriteFile({
       filename: file,
-      columnData: [{ name: 'id', data: ids }, { name: 'group', data: groups }, { name: 'steps', data: nested }],
+      columnData: [
+        { name: 'id', data: ids },
+        { name: 'group', data: groups },
+        { name: 'steps', data: nested },
+      ],
       schema: [
         { name: 'root', num_children: 3 },
         { name: 'id', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' },
@@ -114,11 +130,16 @@ async function hyparquet() {
     const t0 = now();
     const buf = await asyncBufferFromFile(file);
     const meta = await parquetMetadataAsync(buf);
-    let checksum = 0, rows = 0, start = 0;
+    let checksum = 0,
+      rows = 0,
+      start = 0;
     for (const rg of meta.row_groups) {
       const count = Number(rg.num_rows);
       await parquetRead({
-        file: buf, metadata: meta, rowStart: start, rowEnd: start + count,
+        file: buf,
+        metadata: meta,
+        rowStart: start,
+        rowEnd: start + count,
         onComplete: (data) => {
           // Rows of [id, group, steps]; steps into one Float64Array per row group, as the scorer needs.
           const out = new Float64Array(count * T * M);
@@ -158,16 +179,20 @@ async function duckdb() {
   } else {
     const t0 = now();
     const result = await conn.stream(`SELECT id, "group", steps FROM read_parquet('${file}')`);
-    let checksum = 0, rows = 0;
+    let checksum = 0,
+      rows = 0;
     for (;;) {
       const chunk = await result.fetchChunk();
       if (!chunk || chunk.rowCount === 0) break;
       const n = chunk.rowCount;
-      const idv = chunk.getColumnVector(0), gv = chunk.getColumnVector(1), sv = chunk.getColumnVector(2);
+      const idv = chunk.getColumnVector(0),
+        gv = chunk.getColumnVector(1),
+        sv = chunk.getColumnVector(2);
       const out = new Float64Array(n * T * M);
       let k = 0;
       for (let i = 0; i < n; i++) {
-        idv.getItem(i); gv.getItem(i);
+        idv.getItem(i);
+        gv.getItem(i);
         for (const step of sv.getItem(i).items) for (const x of step.items) out[k++] = x;
       }
       for (let i = 0; i < out.length; i++) checksum += out[i];
@@ -183,5 +208,8 @@ if (!file || !['write', 'read'].includes(op)) {
   process.exit(2);
 }
 const run = { 'parquet-wasm': parquetWasm, hyparquet, duckdb }[lib];
-if (!run) { process.stderr.write(`unknown library ${lib}\n`); process.exit(2); }
+if (!run) {
+  process.stderr.write(`unknown library ${lib}\n`);
+  process.exit(2);
+}
 await run();

@@ -25,8 +25,10 @@ const CLI = path.join(ROOT, 'dist', 'cli.js');
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
-    workers: { type: 'string', default: '1,2' }, reps: { type: 'string', default: '2' },
-    'shard-bytes': { type: 'string', default: String(8 << 20) }, backend: { type: 'string', default: 'cpu' },
+    workers: { type: 'string', default: '1,2' },
+    reps: { type: 'string', default: '2' },
+    'shard-bytes': { type: 'string', default: String(8 << 20) },
+    backend: { type: 'string', default: 'cpu' },
     'worker-args': { type: 'string', default: '' },
   },
 });
@@ -34,13 +36,24 @@ const n = Number(positionals[0] ?? 200000);
 const workerCounts = values.workers.split(',').map(Number);
 const reps = Number(values.reps);
 
-const freePort = () => new Promise((resolve) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); }); });
+const freePort = () =>
+  new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = s.address().port;
+      s.close(() => resolve(p));
+    });
+  });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const dir = mkdtempSync(path.join(os.tmpdir(), 'ecr-queue-bench-'));
 const input = path.join(dir, 'in.jsonl');
 const port = await freePort();
 const url = `redis://127.0.0.1:${port}`;
-const redis = spawn(process.env.ECR_REDIS_SERVER_BIN ?? '/usr/bin/redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+const redis = spawn(
+  process.env.ECR_REDIS_SERVER_BIN ?? '/usr/bin/redis-server',
+  ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+  { stdio: 'ignore' },
+);
 const workers = [];
 try {
   const fd = openSync(input, 'w');
@@ -52,7 +65,9 @@ try {
   // CPU seconds (user + system) of a live process, from /proc (the workers live across runs).
   const ticks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
   const cpuOf = (pid) => {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      .replace(/^.*\) /, '')
+      .split(' ');
     return (Number(fields[11]) + Number(fields[12])) / ticks;
   };
   const workersCpu = () => workers.reduce((t, w) => t + cpuOf(w.pid), 0);
@@ -67,21 +82,41 @@ try {
     return { s, cpu: u + sys + workersCpu() - before };
   };
   const planSeconds = () => {
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e',
-      `import { planShards } from ${JSON.stringify(path.join(ROOT, 'dist/queue/shard-plan.js'))};
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { planShards } from ${JSON.stringify(path.join(ROOT, 'dist/queue/shard-plan.js'))};
        const t0 = performance.now(); const p = await planShards(${JSON.stringify(input)}, ${values['shard-bytes']}, 1 << 26);
-       console.log(JSON.stringify({ s: (performance.now() - t0) / 1000, shards: p.shards.length }));`], { encoding: 'utf8' });
+       console.log(JSON.stringify({ s: (performance.now() - t0) / 1000, shards: p.shards.length }));`,
+      ],
+      { encoding: 'utf8' },
+    );
     return JSON.parse(r.stdout);
   };
   const startWorkers = async (k) => {
     while (workers.length < k) {
-      const w = spawn(process.execPath, [CLI, 'worker', '--queue', url, '--backend', values.backend, '--name', `bench-${workers.length}`, ...values['worker-args'].split(' ').filter(Boolean)], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const w = spawn(
+        process.execPath,
+        [CLI, 'worker', '--queue', url, '--backend', values.backend, '--name', `bench-${workers.length}`, ...values['worker-args'].split(' ').filter(Boolean)],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
       let err = '';
-      w.stderr.on('data', (d) => { err += d; });
-      while (!err.includes('waiting for shards')) { if (w.exitCode !== null) throw new Error(err); await sleep(20); }
+      w.stderr.on('data', (d) => {
+        err += d;
+      });
+      while (!err.includes('waiting for shards')) {
+        if (w.exitCode !== null) throw new Error(err);
+        await sleep(20);
+      }
       workers.push(w);
     }
-    while (workers.length > k) { const w = workers.pop(); w.kill('SIGTERM'); await new Promise((r) => w.once('exit', r)); }
+    while (workers.length > k) {
+      const w = workers.pop();
+      w.kill('SIGTERM');
+      await new Promise((r) => w.once('exit', r));
+    }
   };
 
   const rows = [];
@@ -101,9 +136,16 @@ try {
       rows.push({ rep, what: `--queue, ${k} worker${k > 1 ? 's' : ''}`, seconds: q.s, cpu: q.cpu });
     }
   }
-  console.log(`${n} records, ${(bytes / 1e6).toFixed(1)} MB, T=5, m=8, groups of 4, --backend ${values.backend}, ${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(1)}`);
+  console.log(
+    `${n} records, ${(bytes / 1e6).toFixed(1)} MB, T=5, m=8, groups of 4, --backend ${values.backend}, ${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(1)}`,
+  );
   for (const r of rows) {
-    const rate = r.cpu === undefined ? '' : `${Math.round(n / r.seconds).toLocaleString('en-US').padStart(8)} records/s, CPU ${r.cpu.toFixed(2)} s (${(r.cpu / r.seconds).toFixed(2)} cores)`;
+    const rate =
+      r.cpu === undefined
+        ? ''
+        : `${Math.round(n / r.seconds)
+            .toLocaleString('en-US')
+            .padStart(8)} records/s, CPU ${r.cpu.toFixed(2)} s (${(r.cpu / r.seconds).toFixed(2)} cores)`;
     console.log(`rep ${r.rep}  ${r.what.padEnd(24)} ${r.seconds.toFixed(2).padStart(6)} s  ${rate}`);
   }
   writeFileSync(path.join(os.tmpdir(), 'ecr-queue-bench.json'), JSON.stringify({ n, bytes, rows }, null, 1));

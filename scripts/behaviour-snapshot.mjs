@@ -56,7 +56,9 @@ const copyOut = (file, name) => writeFileSync(join(out, name), readFileSync(file
 
 // 1. Fixtures, every backend and format.
 const fixtures = join(root, 'test/fixtures');
-for (const f of readdirSync(fixtures).filter((n) => n.endsWith('.input.jsonl')).sort()) {
+for (const f of readdirSync(fixtures)
+  .filter((n) => n.endsWith('.input.jsonl'))
+  .sort()) {
   const name = f.replace('.input.jsonl', '');
   const input = join(fixtures, f);
   const config = join(fixtures, `${name}.config.json`);
@@ -97,7 +99,13 @@ const calData = join(root, 'data/calibration-synthetic.jsonl');
 const calOut = join(work, 'cal.json');
 const report = join(work, 'report.html');
 ecr(['calibrate', calData, '--out', calOut, '--report', report, '--bootstrap', '200'], { record: 'calibrate.txt' });
-const undated = (s) => s.split(work).join('<work>').split(root).join('<root>').replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, '<date>');
+const undated = (s) =>
+  s
+    .split(work)
+    .join('<work>')
+    .split(root)
+    .join('<root>')
+    .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, '<date>');
 if (existsSync(calOut)) writeFileSync(join(out, 'calibrate.json'), undated(readFileSync(calOut, 'utf8')));
 if (existsSync(report)) {
   // The report's data: every JSON object embedded in a <script type="application/json"> block.
@@ -128,15 +136,22 @@ async function gatewaySnapshot() {
   const { url: upstream } = JSON.parse(await firstLine(loop.stdout));
   const auditLog = join(work, 'audit.jsonl');
   const gw = spawn('node', [cli, 'serve', '--upstream', upstream, '--port', '0', '--audit-log', auditLog, '--log-level', 'info'], {
-    cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: root,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
-  gw.stderr.on('data', (d) => { log += d; });
+  gw.stderr.on('data', (d) => {
+    log += d;
+  });
   let base;
   for await (const line of lines(gw.stdout)) {
     log += line + '\n';
     const m = /"url":"(http:\/\/[^"]+)"/.exec(line);
-    if (m) { base = (m[1] ?? m[2]).replace(/\/$/, ''); break; }
+    if (m) {
+      base = (m[1] ?? m[2]).replace(/\/$/, '');
+      break;
+    }
   }
   if (base === undefined) throw new Error(`the gateway did not start; its output:\n${log}`);
   const requests = [
@@ -144,8 +159,16 @@ async function gatewaySnapshot() {
     ['GET', '/health/readiness'],
     ['GET', '/v1/models'],
     ['POST', '/v1/chat/completions', { model: 'ecr/loop', messages: [{ role: 'user', content: 'Is 1013 prime?' }], ecr: { k: 4, horizon: 1 }, seed: 7 }],
-    ['POST', '/v1/chat/completions', { model: 'ecr/loop', messages: [{ role: 'user', content: 'Name a colour.' }], ecr: { k: 3, horizon: 2, audit: 'full' }, seed: 3 }],
-    ['POST', '/v1/chat/completions', { model: 'ecr/loop', messages: [{ role: 'user', content: 'Stream it.' }], ecr: { k: 2, horizon: 1 }, stream: true, seed: 5 }],
+    [
+      'POST',
+      '/v1/chat/completions',
+      { model: 'ecr/loop', messages: [{ role: 'user', content: 'Name a colour.' }], ecr: { k: 3, horizon: 2, audit: 'full' }, seed: 3 },
+    ],
+    [
+      'POST',
+      '/v1/chat/completions',
+      { model: 'ecr/loop', messages: [{ role: 'user', content: 'Stream it.' }], ecr: { k: 2, horizon: 1 }, stream: true, seed: 5 },
+    ],
     ['POST', '/v1/chat/completions', { model: 'loop', messages: [{ role: 'user', content: 'pass me through' }], seed: 1 }],
     ['POST', '/v1/chat/completions', { model: 'ecr/loop', messages: [] }],
     ['POST', '/v1/chat/completions', { model: 'ecr/loop', messages: [{ role: 'user', content: 'x' }], ecr: { k: 99 } }],
@@ -169,11 +192,14 @@ async function gatewaySnapshot() {
   loop.stdin.end();
   loop.kill('SIGTERM');
   if (existsSync(auditLog)) {
-    const lines = readFileSync(auditLog, 'utf8').split('\n').filter(Boolean).map((l) => {
-      const o = JSON.parse(l);
-      for (const k of ['time', 'group', 'requestId']) if (k in o) o[k] = `<${k}>`;
-      return JSON.stringify(o);
-    });
+    const lines = readFileSync(auditLog, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => {
+        const o = JSON.parse(l);
+        for (const k of ['time', 'group', 'requestId']) if (k in o) o[k] = `<${k}>`;
+        return JSON.stringify(o);
+      });
     writeFileSync(join(out, 'gateway-audit.jsonl'), lines.join('\n') + '\n');
   }
 }

@@ -70,7 +70,9 @@ async function cliMain(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    return await (await loader())(rest);
+    return await (
+      await loader()
+    )(rest);
   } catch (err) {
     if (isUserError(err)) {
       process.stderr.write(`ecr ${cmd}: ${(err as Error).message}\n`);
@@ -82,7 +84,7 @@ async function cliMain(argv: string[]): Promise<number> {
       process.stderr.write(`ecr ${cmd}: ${err.message}\n`);
       return 1;
     }
-    process.stderr.write(`ecr ${cmd}: internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.stderr.write(`ecr ${cmd}: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     return 1;
   } finally {
     await disposeBackends();
@@ -100,6 +102,11 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 });
 
 cliMain(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
-  (err) => { process.stderr.write(`ecr: ${String(err)}\n`); process.exitCode = 1; },
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    process.stderr.write(`ecr: ${String(err)}\n`);
+    process.exitCode = 1;
+  },
 );

@@ -8,7 +8,17 @@
 export { scoreBatch, type ScoreOptions, type BatchResult, type AuditTrace, type CandidateAudit, type NamedWeights } from './engine/score-batch.js';
 export { scoreRecords, type ScoreRecordsOptions, type RecordResult, type RecordsResult } from './engine/score-records.js';
 export type { TrajectoryRecord } from './engine/record.js';
-export { resolveConfig, PRESETS, DEFAULTS, type EcrConfig, type ResolvedConfig, type PresetName, type Weights, type EvbMode, type ShrinkTarget } from './core/config.js';
+export {
+  resolveConfig,
+  PRESETS,
+  DEFAULTS,
+  type EcrConfig,
+  type ResolvedConfig,
+  type PresetName,
+  type Weights,
+  type EvbMode,
+  type ShrinkTarget,
+} from './core/config.js';
 export type { ProbabilityMap, IsotonicMap, PlattMap, Provenance } from './core/probability-map.js';
 export type { Batch, FloatArray, MetricArrays, MetricValues } from './core/batch.js';
 export type { GroupSelection, SelectionReason } from './core/select.js';

@@ -27,26 +27,34 @@ describe('the registry: one instance per backend and distinct options', () => {
     expect((a as CpuBackend).threads).toBe(1);
   });
 
-  it('only the named backend\'s options count, and a webgpu function is not called for the cpu', async () => {
-    const webgpu = vi.fn(() => { throw new UsageError('not wanted'); });
+  it("only the named backend's options count, and a webgpu function is not called for the cpu", async () => {
+    const webgpu = vi.fn(() => {
+      throw new UsageError('not wanted');
+    });
     const cpu = await getBackend('cpu', { cpu: { threads: 1 }, webgpu });
     expect(cpu).toBe(await getBackend('cpu', { cpu: { threads: 1 } }));
     expect(await getBackend('cpu-reference', { cpu: { threads: 1 } })).toBe(await getBackend('cpu-reference'));
     expect(webgpu).not.toHaveBeenCalled();
   });
 
-  it('offload is the cpu backend\'s own option', async () => {
+  it("offload is the cpu backend's own option", async () => {
     expect(((await getBackend('cpu', { cpu: { offload: true } })) as CpuBackend).offload).toBe(true);
     expect(((await getBackend('cpu')) as CpuBackend).offload).toBe(false);
   });
 
   it('webgpu options that fail when made fail getBackend, and `auto` stays on the cpu with one warning', async () => {
-    const options: BackendOptions = { webgpu: () => { throw new UsageError('ECR_WEBGPU_KERNEL must be one of auto, got "x"'); } };
+    const options: BackendOptions = {
+      webgpu: () => {
+        throw new UsageError('ECR_WEBGPU_KERNEL must be one of auto, got "x"');
+      },
+    };
     await expect(getBackend('webgpu', options)).rejects.toThrow(/ECR_WEBGPU_KERNEL must be one of/);
     const write = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {
       expect(await chooseBackend('auto', { n: 4_000_000, t: 5, m: 8 }, options)).toBe('cpu');
-      expect(write.mock.calls.map((c) => String(c[0]))).toEqual(['ecr: auto backend: using cpu, WebGPU unavailable (ECR_WEBGPU_KERNEL must be one of auto, got "x")\n']);
+      expect(write.mock.calls.map((c) => String(c[0]))).toEqual([
+        'ecr: auto backend: using cpu, WebGPU unavailable (ECR_WEBGPU_KERNEL must be one of auto, got "x")\n',
+      ]);
     } finally {
       write.mockRestore();
     }
@@ -60,7 +68,11 @@ describe('the registry: one instance per backend and distinct options', () => {
   it('scoreBatch scores on the instance of its backendOptions', async () => {
     const backend = (await getBackend('cpu', { cpu: { threads: 1, copyThreshold: 3 } })) as CpuBackend;
     backend.lastRun = { threads: -1, copiedInputs: false, copiedOutputs: false, offloaded: false };
-    const res = await scoreBatch({ n: 2, t: 3, m: 2, steps: new Float64Array(12).fill(0.5) }, {}, { backend: 'cpu', backendOptions: { cpu: { copyThreshold: 3, threads: 1 } } });
+    const res = await scoreBatch(
+      { n: 2, t: 3, m: 2, steps: new Float64Array(12).fill(0.5) },
+      {},
+      { backend: 'cpu', backendOptions: { cpu: { copyThreshold: 3, threads: 1 } } },
+    );
     expect(res.backend).toBe('cpu');
     expect(backend.lastRun.threads).toBe(1);
   });
@@ -74,11 +86,14 @@ describe('the registry: one instance per backend and distinct options', () => {
   });
 });
 
-describe('the CLI\'s backend options (src/cli/backend-env.ts)', () => {
+describe("the CLI's backend options (src/cli/backend-env.ts)", () => {
   it('maps ECR_WEBGPU_* and ECR_DEBUG to webgpu options; unset or empty variables leave the defaults', () => {
     expect(webGpuOptionsFromEnv({}, { reportAdapter: false })).toEqual({ compact: undefined, disableRobustness: undefined, kernel: undefined, debug: false });
     expect(webGpuOptionsFromEnv({ ECR_WEBGPU_ADAPTER: '', ECR_DEBUG: '' }, { reportAdapter: false }).adapter).toBeUndefined();
-    const o = webGpuOptionsFromEnv({ ECR_WEBGPU_COMPACT: 'unorm16', ECR_WEBGPU_UNSAFE_FAST: '0', ECR_WEBGPU_KERNEL: 'staged', ECR_DEBUG: 'net, WebGPU' }, { reportAdapter: false });
+    const o = webGpuOptionsFromEnv(
+      { ECR_WEBGPU_COMPACT: 'unorm16', ECR_WEBGPU_UNSAFE_FAST: '0', ECR_WEBGPU_KERNEL: 'staged', ECR_DEBUG: 'net, WebGPU' },
+      { reportAdapter: false },
+    );
     expect(o).toMatchObject({ compact: 'unorm16', disableRobustness: false, kernel: 'staged', debug: true });
     expect(webGpuOptionsFromEnv({ ECR_WEBGPU_UNSAFE_FAST: '1' }, { reportAdapter: false }).disableRobustness).toBe(true);
     for (const topic of ['webgpu', 'all', '*', '1']) expect(webGpuDebug({ ECR_DEBUG: topic })).toBe(true);
@@ -86,15 +101,29 @@ describe('the CLI\'s backend options (src/cli/backend-env.ts)', () => {
   });
 
   it('--adapter wins over ECR_WEBGPU_ADAPTER, and each says so in the adapter line', () => {
-    expect(webGpuOptionsFromEnv({ ECR_WEBGPU_ADAPTER: 'native' }, { reportAdapter: false })).toMatchObject({ adapter: 'native', adapterReason: 'forced by ECR_WEBGPU_ADAPTER' });
-    expect(webGpuOptionsFromEnv({ ECR_WEBGPU_ADAPTER: 'native' }, { adapter: 'opengles', reportAdapter: false })).toMatchObject({ adapter: 'opengles', adapterReason: 'forced by --adapter' });
+    expect(webGpuOptionsFromEnv({ ECR_WEBGPU_ADAPTER: 'native' }, { reportAdapter: false })).toMatchObject({
+      adapter: 'native',
+      adapterReason: 'forced by ECR_WEBGPU_ADAPTER',
+    });
+    expect(webGpuOptionsFromEnv({ ECR_WEBGPU_ADAPTER: 'native' }, { adapter: 'opengles', reportAdapter: false })).toMatchObject({
+      adapter: 'opengles',
+      adapterReason: 'forced by --adapter',
+    });
   });
 
   it('a malformed variable is a UsageError naming it, even beside --adapter', () => {
-    expect(() => webGpuOptionsFromEnv({ ECR_WEBGPU_ADAPTER: 'metal' }, { adapter: 'native', reportAdapter: false })).toThrow('ECR_WEBGPU_ADAPTER must be one of auto, native, opengles, got "metal"');
-    expect(() => webGpuOptionsFromEnv({ ECR_WEBGPU_COMPACT: 'fp16' }, { reportAdapter: false })).toThrow('ECR_WEBGPU_COMPACT must be one of unorm16, got "fp16"');
-    expect(() => webGpuOptionsFromEnv({ ECR_WEBGPU_UNSAFE_FAST: 'yes' }, { reportAdapter: false })).toThrow('ECR_WEBGPU_UNSAFE_FAST must be one of 1, 0, got "yes"');
-    expect(() => webGpuOptionsFromEnv({ ECR_WEBGPU_KERNEL: 'fast' }, { reportAdapter: false })).toThrow(/^ECR_WEBGPU_KERNEL must be one of auto, rows, .*, got "fast"$/);
+    expect(() => webGpuOptionsFromEnv({ ECR_WEBGPU_ADAPTER: 'metal' }, { adapter: 'native', reportAdapter: false })).toThrow(
+      'ECR_WEBGPU_ADAPTER must be one of auto, native, opengles, got "metal"',
+    );
+    expect(() => webGpuOptionsFromEnv({ ECR_WEBGPU_COMPACT: 'fp16' }, { reportAdapter: false })).toThrow(
+      'ECR_WEBGPU_COMPACT must be one of unorm16, got "fp16"',
+    );
+    expect(() => webGpuOptionsFromEnv({ ECR_WEBGPU_UNSAFE_FAST: 'yes' }, { reportAdapter: false })).toThrow(
+      'ECR_WEBGPU_UNSAFE_FAST must be one of 1, 0, got "yes"',
+    );
+    expect(() => webGpuOptionsFromEnv({ ECR_WEBGPU_KERNEL: 'fast' }, { reportAdapter: false })).toThrow(
+      /^ECR_WEBGPU_KERNEL must be one of auto, rows, .*, got "fast"$/,
+    );
     expect(() => adapterFlag('metal')).toThrow('--adapter must be one of auto, native, opengles, got "metal"');
   });
 
@@ -121,7 +150,7 @@ describe('the CLI\'s backend options (src/cli/backend-env.ts)', () => {
 });
 
 describe('webgpu/internals.ts', () => {
-  it('reaches a WebGpuBackend\'s device, plans and shape check, which are no longer methods of the class', () => {
+  it("reaches a WebGpuBackend's device, plans and shape check, which are no longer methods of the class", () => {
     const backend = new WebGpuBackend();
     const i = internalsOf(backend);
     expect(Object.keys(i).sort()).toEqual(['device', 'planFor', 'unsupported']);

@@ -40,7 +40,9 @@ const CASE_KEYS = new Set(['description', 'input', 'inputBase64', 'config', 'arg
 function loadCase(file: string): BadInputCase {
   const name = path.basename(file, '.json');
   const raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-  const bad = (why: string): never => { throw new Error(`test/bad-inputs/${name}.json: ${why}`); };
+  const bad = (why: string): never => {
+    throw new Error(`test/bad-inputs/${name}.json: ${why}`);
+  };
   for (const k of Object.keys(raw)) if (!CASE_KEYS.has(k)) bad(`unknown key "${k}"`);
   if (typeof raw.description !== 'string' || raw.description === '') bad('"description" must be a non-empty string');
   if ((raw.input === undefined) === (raw.inputBase64 === undefined)) bad('give exactly one of "input" and "inputBase64"');
@@ -53,7 +55,10 @@ function loadCase(file: string): BadInputCase {
   if (!isStrings(raw.stderr)) bad('"stderr" must be an array of strings');
   if (raw.exit !== 0 && (raw.stderr as string[]).length === 0) bad('a failing case must name at least one stderr substring');
   if (raw.stdout !== undefined && typeof raw.stdout !== 'string') bad('"stdout" must be a string');
-  if (raw.backends !== undefined && (!isStrings(raw.backends) || raw.backends.length === 0 || raw.backends.some((b) => !(BACKENDS as readonly string[]).includes(b)))) {
+  if (
+    raw.backends !== undefined &&
+    (!isStrings(raw.backends) || raw.backends.length === 0 || raw.backends.some((b) => !(BACKENDS as readonly string[]).includes(b)))
+  ) {
     bad(`"backends" must be a non-empty subset of ${BACKENDS.join(', ')}`);
   }
   return {
@@ -69,9 +74,17 @@ function loadCase(file: string): BadInputCase {
   };
 }
 
-const cases = readdirSync(CASE_DIR).filter((f) => f.endsWith('.json')).sort().map((f) => loadCase(path.join(CASE_DIR, f)));
+const cases = readdirSync(CASE_DIR)
+  .filter((f) => f.endsWith('.json'))
+  .sort()
+  .map((f) => loadCase(path.join(CASE_DIR, f)));
 
-interface RunResult { code: number | null; signal: string | null; stdout: string; stderr: string }
+interface RunResult {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
 
 function runScore(args: string[]): Promise<RunResult> {
   return new Promise((resolve, reject) => {
@@ -105,7 +118,10 @@ async function pool<T>(jobs: (() => Promise<T>)[], width: number): Promise<T[]> 
  * check. A JavaScript frame ("    at fn (file.js:1:2)") still fails it.
  */
 function withoutNativeFrames(stderr: string): string {
-  return stderr.split('\n').filter((l) => !/^\s+at .*\.(cpp|cc|h|mm):\d+\)?$/.test(l)).join('\n');
+  return stderr
+    .split('\n')
+    .filter((l) => !/^\s+at .*\.(cpp|cc|h|mm):\d+\)?$/.test(l))
+    .join('\n');
 }
 
 const runs = new Map<string, RunResult>();
@@ -126,7 +142,9 @@ beforeAll(async () => {
     }
     for (const backend of c.backends) {
       if (backend === 'webgpu' && !gpu.available) continue;
-      jobs.push(async () => { runs.set(`${c.name}/${backend}`, await runScore([input, '--backend', backend, ...configArgs, ...c.args])); });
+      jobs.push(async () => {
+        runs.set(`${c.name}/${backend}`, await runScore([input, '--backend', backend, ...configArgs, ...c.args]));
+      });
     }
   }
   await pool(jobs, 2);
@@ -141,7 +159,10 @@ describe('bad inputs (test/bad-inputs/*.json) through `ecr score` on every backe
   for (const c of cases) {
     for (const backend of c.backends) {
       it(`${c.name} [${backend}]: ${c.description}`, (ctx) => {
-        if (backend === 'webgpu' && !gpu.available) { ctx.skip(); return; }
+        if (backend === 'webgpu' && !gpu.available) {
+          ctx.skip();
+          return;
+        }
         const r = runs.get(`${c.name}/${backend}`)!;
         const context = `stderr:\n${r.stderr}\nstdout:\n${r.stdout.slice(0, 2000)}`;
         expect(r.signal, context).toBeNull();

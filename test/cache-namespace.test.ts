@@ -24,7 +24,14 @@ describe('checkCacheNamespace', () => {
 
   it('RunOptions.cache.namespace: an ECR_PIPELINE_OPTION error naming cache.namespace, before any call', async () => {
     let calls = 0;
-    const p = new EcrPipeline({ provider: new FunctionProvider(async () => { calls++; return 'x'; }), adaptiveK: false, backend: 'cpu' });
+    const p = new EcrPipeline({
+      provider: new FunctionProvider(async () => {
+        calls++;
+        return 'x';
+      }),
+      adaptiveK: false,
+      backend: 'cpu',
+    });
     await expect(p.run('q', { cache: { namespace: 'a:b' } })).rejects.toMatchObject({ code: 'ECR_PIPELINE_OPTION', message: `cache.namespace ${RULE}` });
     expect(calls).toBe(0);
   });

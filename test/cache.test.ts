@@ -35,7 +35,11 @@ describe('KeyedCache', () => {
   it('single-flight: concurrent requests for one key make one load', async () => {
     const cache = new KeyedCache<string>('t', { maxEntries: 10 });
     let loads = 0;
-    const load = async () => { loads++; await new Promise((r) => setTimeout(r, 20)); return 'v'; };
+    const load = async () => {
+      loads++;
+      await new Promise((r) => setTimeout(r, 20));
+      return 'v';
+    };
     const outcomes: string[] = [];
     const all = await Promise.all(Array.from({ length: 5 }, () => cache.getOrCompute('k', load, (o) => outcomes.push(o))));
     expect(all).toEqual(['v', 'v', 'v', 'v', 'v']);
@@ -49,7 +53,11 @@ describe('KeyedCache', () => {
   it('does not cache a failed load; the next caller loads again', async () => {
     const cache = new KeyedCache<string>('t', { maxEntries: 10 });
     let n = 0;
-    const load = async () => { n++; if (n === 1) throw new Error('boom'); return 'ok'; };
+    const load = async () => {
+      n++;
+      if (n === 1) throw new Error('boom');
+      return 'ok';
+    };
     const [a, b] = await Promise.allSettled([cache.getOrCompute('k', load), cache.getOrCompute('k', load)]);
     expect(a.status).toBe('rejected');
     expect(b.status).toBe('rejected'); // joined the failing flight

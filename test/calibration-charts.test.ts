@@ -8,7 +8,10 @@ import { cciHistogramSpec, metricDistributionsSpec, renderSvg, TAU_COLOURS } fro
 /** [stroke colour, label] of each legend entry, in order. */
 function legendEntries(svg: string): [string, string][] {
   const legend = svg.slice(svg.indexOf('role-legend"'));
-  return [...legend.matchAll(/role-legend-symbol[^>]*><path[^>]*stroke="([^"]+)"[\s\S]*?role-legend-label[^>]*><text[^>]*>([^<]+)<\/text>/g)].map((m) => [m[1], m[2]]);
+  return [...legend.matchAll(/role-legend-symbol[^>]*><path[^>]*stroke="([^"]+)"[\s\S]*?role-legend-label[^>]*><text[^>]*>([^<]+)<\/text>/g)].map((m) => [
+    m[1],
+    m[2],
+  ]);
 }
 
 /** The tick labels of every axis whose aria-label starts with "Y-axis". */
@@ -23,7 +26,10 @@ function yTickLabels(svg: string): string[] {
 
 describe('the CCI histogram', () => {
   it('draws the chosen tau in one colour and the target-admission tau in another, whichever is larger', async () => {
-    for (const [chosen, admission] of [[0.7, 0.75], [0.8, 0.75]]) {
+    for (const [chosen, admission] of [
+      [0.7, 0.75],
+      [0.8, 0.75],
+    ]) {
       const entries = legendEntries(await renderSvg(cciHistogramSpec([0.5, 0.7, 0.8, 0.85], chosen, admission)));
       expect(entries).toEqual([
         [TAU_COLOURS.chosen, `chosen tau ${chosen.toFixed(3)}`],
@@ -32,8 +38,8 @@ describe('the CCI histogram', () => {
     }
   });
 
-  it('one line in the chosen colour when the chosen tau is the target admission\'s', async () => {
-    expect(legendEntries(await renderSvg(cciHistogramSpec([0.5, 0.7], 0.7, 0.7)))).toEqual([[TAU_COLOURS.chosen, 'chosen tau 0.700 (the target admission\'s)']]);
+  it("one line in the chosen colour when the chosen tau is the target admission's", async () => {
+    expect(legendEntries(await renderSvg(cciHistogramSpec([0.5, 0.7], 0.7, 0.7)))).toEqual([[TAU_COLOURS.chosen, "chosen tau 0.700 (the target admission's)"]]);
   });
 
   it('counts on whole-number ticks when every bin holds one or two', async () => {

@@ -14,10 +14,22 @@ import { CLI } from './helpers/cli.js';
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'ecr-calcli-'));
 const DATA = path.join(ROOT, 'data', 'calibration-synthetic.jsonl');
 const noStack = (stderr: string) => expect(stderr).not.toMatch(/^\s+at /m);
-const write = (name: string, text: string) => { const p = path.join(tmp, name); writeFileSync(p, text); return p; };
+const write = (name: string, text: string) => {
+  const p = path.join(tmp, name);
+  writeFileSync(p, text);
+  return p;
+};
 const traj = (id: string, group: string, rows: number[][], extra: Record<string, unknown> = {}) => JSON.stringify({ id, group, steps: rows, ...extra });
-const stable = [[0.8, 0.5, 0.2], [0.8, 0.5, 0.2], [0.79, 0.5, 0.21]];
-const shaky = [[0.8, 0.5, 0.2], [0.2, 0.5, 0.8], [0.7, 0.1, 0.4]];
+const stable = [
+  [0.8, 0.5, 0.2],
+  [0.8, 0.5, 0.2],
+  [0.79, 0.5, 0.21],
+];
+const shaky = [
+  [0.8, 0.5, 0.2],
+  [0.2, 0.5, 0.8],
+  [0.7, 0.1, 0.4],
+];
 
 describe('the shipped data set', () => {
   it('is what its documented generator produces', () => {
@@ -46,9 +58,15 @@ describe('ecr calibrate', () => {
     expect(saved.provenance.groups).toBe(220);
     const s = runCli(['score', DATA, '--config', out, '--backend', 'cpu']);
     expect(s.code).toBe(0);
-    const rows = s.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const rows = s.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(Object.keys(rows[0])).toEqual(['id', 'group', 'EVB', 'CR', 'TS', 'ES', 'PD', 'CCI', 'admissible', 'pCorrect', 'selected']);
-    for (const row of rows) { expect(row.pCorrect).toBeGreaterThanOrEqual(0); expect(row.pCorrect).toBeLessThanOrEqual(1); }
+    for (const row of rows) {
+      expect(row.pCorrect).toBeGreaterThanOrEqual(0);
+      expect(row.pCorrect).toBeLessThanOrEqual(1);
+    }
     // Isotonic: a higher CCI never gets a lower probability.
     const sorted = [...rows].sort((a, b) => a.CCI - b.CCI);
     for (let i = 1; i < sorted.length; i++) expect(sorted[i].pCorrect).toBeGreaterThanOrEqual(sorted[i - 1].pCorrect);
@@ -59,8 +77,32 @@ describe('ecr calibrate', () => {
     const server = await LoopbackServer.start({ latencyMs: 1 });
     try {
       // Asynchronous: the server runs in this process and must keep answering.
-      const res = await new Promise<{ code: number; stdout: string }>((resolve) => execFile(process.execPath, [CLI, 'run', 'What is 2 + 2?', '--config', out, '--base-url', server.url, '--model', 'm', '-k', '2', '--fixed-k', '--horizon', '1', '--seed', '1', '--json'],
-        { cwd: ROOT, timeout: 60_000 }, (err, stdout) => resolve({ code: err ? -1 : 0, stdout })));
+      const res = await new Promise<{ code: number; stdout: string }>((resolve) =>
+        execFile(
+          process.execPath,
+          [
+            CLI,
+            'run',
+            'What is 2 + 2?',
+            '--config',
+            out,
+            '--base-url',
+            server.url,
+            '--model',
+            'm',
+            '-k',
+            '2',
+            '--fixed-k',
+            '--horizon',
+            '1',
+            '--seed',
+            '1',
+            '--json',
+          ],
+          { cwd: ROOT, timeout: 60_000 },
+          (err, stdout) => resolve({ code: err ? -1 : 0, stdout }),
+        ),
+      );
       expect(res.code).toBe(0);
       const saved = JSON.parse(readFileSync(out, 'utf8'));
       expect(JSON.parse(res.stdout).stats.scoring.weights).toEqual(saved.weights);
@@ -71,7 +113,10 @@ describe('ecr calibrate', () => {
 
   it('reads ecr score output (scored records) with labels joined', () => {
     const scored = runCli(['score', DATA, '--backend', 'cpu']).stdout.trim().split('\n');
-    const labels = readFileSync(DATA, 'utf8').trim().split('\n').map((l) => JSON.parse(l).meta.correct);
+    const labels = readFileSync(DATA, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).meta.correct);
     const joined = write('scored.jsonl', scored.map((l, i) => JSON.stringify({ ...JSON.parse(l), correct: labels[i] })).join('\n') + '\n');
     const c = runCli(['calibrate', joined, '--bootstrap', '200']);
     expect(c.code).toBe(0);
@@ -88,7 +133,15 @@ describe('ecr calibrate', () => {
   });
 
   it('takes labels from the field --labels names', () => {
-    const f = write('ok-field.jsonl', [traj('a', 'q1', stable, { ok: true }), traj('b', 'q1', shaky, { ok: false }), traj('c', 'q2', stable, { ok: true }), traj('d', 'q2', shaky, { ok: false })].join('\n'));
+    const f = write(
+      'ok-field.jsonl',
+      [
+        traj('a', 'q1', stable, { ok: true }),
+        traj('b', 'q1', shaky, { ok: false }),
+        traj('c', 'q2', stable, { ok: true }),
+        traj('d', 'q2', shaky, { ok: false }),
+      ].join('\n'),
+    );
     const c = runCli(['calibrate', f, '--labels', 'ok', '--bootstrap', '50', '--holdout', '0.5']);
     expect(c.code).toBe(0);
     expect(c.stdout).toMatch(/labelled 4/);
@@ -113,7 +166,10 @@ describe('ecr calibrate: bad input', () => {
   });
 
   it('all labels equal: AUROC undefined, said, no crash', () => {
-    const f = write('all-true.jsonl', ['q1', 'q2', 'q3', 'q4'].flatMap((g) => [traj(`${g}a`, g, stable, { correct: true }), traj(`${g}b`, g, shaky, { correct: true })]).join('\n'));
+    const f = write(
+      'all-true.jsonl',
+      ['q1', 'q2', 'q3', 'q4'].flatMap((g) => [traj(`${g}a`, g, stable, { correct: true }), traj(`${g}b`, g, shaky, { correct: true })]).join('\n'),
+    );
     const r = runCli(['calibrate', f, '--bootstrap', '50', '--holdout', '0.5']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/AUROC is undefined: all 8 labels are true/);
@@ -121,11 +177,16 @@ describe('ecr calibrate: bad input', () => {
   });
 
   it('all labels false: warns, takes the target-admission tau and saves no probability map', () => {
-    const f = write('all-false.jsonl', ['q1', 'q2', 'q3', 'q4'].flatMap((g) => [traj(`${g}a`, g, stable, { correct: false }), traj(`${g}b`, g, shaky, { correct: false })]).join('\n'));
+    const f = write(
+      'all-false.jsonl',
+      ['q1', 'q2', 'q3', 'q4'].flatMap((g) => [traj(`${g}a`, g, stable, { correct: false }), traj(`${g}b`, g, shaky, { correct: false })]).join('\n'),
+    );
     const out = path.join(tmp, 'all-false.json');
     const r = runCli(['calibrate', f, '--bootstrap', '50', '--holdout', '0.5', '--out', out]);
     expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/^ecr calibrate: warning: one label class on the fitting groups \(all 4 labels are false\): the f1 objective and the probability map are undefined; tau falls back to the target admission/);
+    expect(r.stderr).toMatch(
+      /^ecr calibrate: warning: one label class on the fitting groups \(all 4 labels are false\): the f1 objective and the probability map are undefined; tau falls back to the target admission/,
+    );
     expect(r.stdout).toMatch(/calibration: none \(one label class on the fitting groups; no map saved\)/);
     const tauAdm = /tau for 0\.75 admission: (\S+)/.exec(r.stdout)![1];
     expect(r.stdout).toContain(`chosen: tau ${tauAdm} (target-admission)`);
@@ -184,10 +245,29 @@ describe('ecr maturity', () => {
 
   it('M4 fails when the answers to paraphrases point apart (6 prompts, its least sample), and a failure outranks too little data', () => {
     const cfg = write('scaled2.json', '{"shrinkTarget": "scaled-identity"}');
-    const f = write('paraphrases.jsonl', [1, 2, 3, 4, 5, 6].flatMap((v) => [
-      traj(`a${v}`, `p${v}a`, stable, { variant: v, embeddings: [[1, 0], [1, 0], [1, 0]] }),
-      traj(`b${v}`, `p${v}b`, stable, { variant: v, embeddings: [[1, 1], [1, 1], [1, 1]] }),
-    ]).join('\n'));
+    const f = write(
+      'paraphrases.jsonl',
+      [1, 2, 3, 4, 5, 6]
+        .flatMap((v) => [
+          traj(`a${v}`, `p${v}a`, stable, {
+            variant: v,
+            embeddings: [
+              [1, 0],
+              [1, 0],
+              [1, 0],
+            ],
+          }),
+          traj(`b${v}`, `p${v}b`, stable, {
+            variant: v,
+            embeddings: [
+              [1, 1],
+              [1, 1],
+              [1, 1],
+            ],
+          }),
+        ])
+        .join('\n'),
+    );
     const r = runCli(['maturity', f, '--config', cfg]);
     expect(r.code).toBe(3);
     expect(r.stdout).toMatch(/^M4 +FAIL/m);

@@ -51,7 +51,8 @@ describe('ecr calibrate and ecr maturity on columnar inputs', () => {
   it('reads ecr score results written as Parquet (scored records), as the JSONL results', () => {
     const cfg = path.join(dir, 'cfg.json');
     writeFileSync(cfg, '{}');
-    const outJsonl = path.join(dir, 'scored.jsonl'), outParquet = path.join(dir, 'scored.parquet');
+    const outJsonl = path.join(dir, 'scored.jsonl'),
+      outParquet = path.join(dir, 'scored.parquet');
     expect(runCli(['score', DATA, '--backend', 'cpu', '--out', outJsonl]).code).toBe(0);
     expect(runCli(['score', DATA, '--backend', 'cpu', '--out', outParquet]).code).toBe(0);
     const a = runCli(['calibrate', outJsonl, ...FAST, '--config', cfg]);
@@ -64,13 +65,28 @@ describe('ecr calibrate and ecr maturity on columnar inputs', () => {
   });
 
   it('takes the label from its own boolean column and --format for a name without an extension', () => {
-    const lines = readFileSync(DATA, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(DATA, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const steps = new List(new Field('item', new List(new Field('item', new Float64(), false)), false));
     const table = new Table({
-      id: vectorFromArray(lines.map((l) => l.id), new Utf8()),
-      group: vectorFromArray(lines.map((l) => l.group), new Utf8()),
-      steps: vectorFromArray(lines.map((l) => l.steps), steps),
-      verdict: vectorFromArray(lines.map((l) => l.meta.correct), new Bool()),
+      id: vectorFromArray(
+        lines.map((l) => l.id),
+        new Utf8(),
+      ),
+      group: vectorFromArray(
+        lines.map((l) => l.group),
+        new Utf8(),
+      ),
+      steps: vectorFromArray(
+        lines.map((l) => l.steps),
+        steps,
+      ),
+      verdict: vectorFromArray(
+        lines.map((l) => l.meta.correct),
+        new Bool(),
+      ),
     });
     const file = path.join(dir, 'labelled-no-extension');
     writeFileSync(file, tableToIPC(table, 'file'));
@@ -83,9 +99,14 @@ describe('ecr calibrate and ecr maturity on columnar inputs', () => {
 
   it('names the row and column of a bad value', () => {
     const table = tableFromArrays({
-      id: ['a', 'b', 'c'], group: ['g', 'g', 'g'],
-      EVB: Float64Array.from([0.1, 0.2, 1.5]), CR: Float64Array.from([0, 0, 0]), TS: Float64Array.from([1, 1, 1]),
-      ES: Float64Array.from([1, 1, 1]), PD: Float64Array.from([0, 0, 0]), CCI: Float64Array.from([0.98, 0.96, 0.9]),
+      id: ['a', 'b', 'c'],
+      group: ['g', 'g', 'g'],
+      EVB: Float64Array.from([0.1, 0.2, 1.5]),
+      CR: Float64Array.from([0, 0, 0]),
+      TS: Float64Array.from([1, 1, 1]),
+      ES: Float64Array.from([1, 1, 1]),
+      PD: Float64Array.from([0, 0, 0]),
+      CCI: Float64Array.from([0.98, 0.96, 0.9]),
     });
     const file = path.join(dir, 'bad.arrow');
     writeFileSync(file, tableToIPC(table, 'file'));

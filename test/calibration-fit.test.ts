@@ -23,17 +23,35 @@ const metricsFor = (c: number): MetricVector => [1 - c, 1 - c, c, c, 1 - c];
 
 function setOf(groups: [number, boolean][][]): CalibrationSet {
   const records: CalibrationRecord[] = [];
-  groups.forEach((members, g) => members.forEach(([c, label], k) => records.push({
-    line: records.length + 1, id: `${g}/${k}`, group: g, groupIndex: g, metrics: metricsFor(c), baseScore: Number.NaN, label,
-  })));
+  groups.forEach((members, g) =>
+    members.forEach(([c, label], k) =>
+      records.push({
+        line: records.length + 1,
+        id: `${g}/${k}`,
+        group: g,
+        groupIndex: g,
+        metrics: metricsFor(c),
+        baseScore: Number.NaN,
+        label,
+      }),
+    ),
+  );
   return { kind: 'scored', file: 'test', sha256: '0'.repeat(64), records, groupCount: groups.length, labelled: records.length, labelField: 'correct' };
 }
 
 describe('held-out split', () => {
   // Fitting groups: correct answers at CCI 0.8 and 0.6, wrong at 0.4: the best F1 tau is 0.6.
   // Held-out groups: correct at 0.8, wrong at 0.6 and 0.4: fitted there, tau would be 0.8.
-  const fitGroup: [number, boolean][] = [[0.8, true], [0.6, true], [0.4, false]];
-  const evalGroup: [number, boolean][] = [[0.8, true], [0.6, false], [0.4, false]];
+  const fitGroup: [number, boolean][] = [
+    [0.8, true],
+    [0.6, true],
+    [0.4, false],
+  ];
+  const evalGroup: [number, boolean][] = [
+    [0.8, true],
+    [0.6, false],
+    [0.4, false],
+  ];
   const set = setOf([fitGroup, fitGroup, fitGroup, fitGroup, evalGroup, evalGroup]);
   const heldOut = Uint8Array.from([0, 0, 0, 0, 1, 1]);
   const opts: CalibrateOptions = { ...DEFAULT_CALIBRATE_OPTIONS, objective: parseObjective('f1'), bootstrapReplicates: 50, heldOut };
@@ -66,7 +84,13 @@ describe('held-out split', () => {
   });
 
   it.each([false, true])('labels all %s: warns, tau from the target admission, no probability map saved', (label) => {
-    const oneClass = setOf([0, 1, 2, 3, 4, 5].map((g) => [[0.9 - 0.05 * g, label], [0.5 - 0.05 * g, label], [0.3, label]]));
+    const oneClass = setOf(
+      [0, 1, 2, 3, 4, 5].map((g) => [
+        [0.9 - 0.05 * g, label],
+        [0.5 - 0.05 * g, label],
+        [0.3, label],
+      ]),
+    );
     for (const objective of ['f1', 'auroc']) {
       const r = runCalibration(oneClass, config, { ...opts, objective: parseObjective(objective), searchWeights: true }, provenance);
       // F1 is 0 (all false) or 1 at the lowest CCI (all true) everywhere: the lowest CCI is no answer.
@@ -89,7 +113,8 @@ describe('held-out split', () => {
   it('weight search never looks at the held-out groups', () => {
     // On the fitting groups only TS separates correct from wrong; on the held-out groups only ES does.
     const records: CalibrationRecord[] = [];
-    const add = (g: number, m: MetricVector, label: boolean) => records.push({ line: records.length + 1, id: records.length, group: g, groupIndex: g, metrics: m, baseScore: Number.NaN, label });
+    const add = (g: number, m: MetricVector, label: boolean) =>
+      records.push({ line: records.length + 1, id: records.length, group: g, groupIndex: g, metrics: m, baseScore: Number.NaN, label });
     for (let g = 0; g < 6; g++) {
       const fit = g < 4;
       add(g, fit ? [0.5, 0.5, 0.9, 0.5, 0.5] : [0.5, 0.5, 0.5, 0.9, 0.5], true);
@@ -97,7 +122,12 @@ describe('held-out split', () => {
       add(g, fit ? [0.5, 0.5, 0.5, 0.9, 0.5] : [0.5, 0.5, 0.9, 0.5, 0.5], false);
     }
     const s: CalibrationSet = { kind: 'scored', file: 't', sha256: '0'.repeat(64), records, groupCount: 6, labelled: records.length, labelField: 'correct' };
-    const r = runCalibration(s, config, { ...opts, objective: parseObjective('auroc'), searchWeights: true, heldOut: Uint8Array.from([0, 0, 0, 0, 1, 1]) }, provenance);
+    const r = runCalibration(
+      s,
+      config,
+      { ...opts, objective: parseObjective('auroc'), searchWeights: true, heldOut: Uint8Array.from([0, 0, 0, 0, 1, 1]) },
+      provenance,
+    );
     const w = r.chosen.weights;
     expect(w[2]).toBeGreaterThan(w[3]); // TS favoured: what the fitting data shows
     expect(r.labelled!.search.fitValue).toBe(1);
@@ -108,7 +138,8 @@ describe('held-out split', () => {
 describe('maturity numbers', () => {
   it('M1 decides from 59 records on (the least sample whose maximum bounds a 95th percentile), not below', () => {
     const scaled = resolveConfig({ shrinkTarget: 'scaled-identity' });
-    const m1 = (n: number) => runMaturity(setOf([Array.from({ length: n }, () => [0.9, true] as [number, boolean])]), scaled).checks.find((c) => c.id === 'M1')!;
+    const m1 = (n: number) =>
+      runMaturity(setOf([Array.from({ length: n }, () => [0.9, true] as [number, boolean])]), scaled).checks.find((c) => c.id === 'M1')!;
     const few = m1(58);
     expect(few.verdict).toBe('INSUFFICIENT-DATA');
     expect(few.sample).toEqual({ size: 58, minimum: 59, unit: 'records' });
@@ -116,7 +147,6 @@ describe('maturity numbers', () => {
     expect(m1(59).verdict).toBe('PASS');
     expect(runMaturity(setOf([[[0.9, true]]]), scaled).exitCode).toBe(4);
   });
-
 
   it('M3: explained variance equals the squared singular values of the centred data, computed directly', () => {
     const rnd = seededRandom(11);
@@ -136,7 +166,18 @@ describe('maturity numbers', () => {
   });
 
   it('M2: drift is the distance of consecutive turn states over sqrt(m)', () => {
-    const rec = (turn: number, row: number[]): CalibrationRecord => ({ line: turn, id: turn, group: turn, groupIndex: turn, metrics: [0, 0, 1, 1, 0], baseScore: Number.NaN, label: null, dialogue: 'd', turn, steps: [row, row] });
+    const rec = (turn: number, row: number[]): CalibrationRecord => ({
+      line: turn,
+      id: turn,
+      group: turn,
+      groupIndex: turn,
+      metrics: [0, 0, 1, 1, 0],
+      baseScore: Number.NaN,
+      label: null,
+      dialogue: 'd',
+      turn,
+      steps: [row, row],
+    });
     const records = [rec(2, [0.5, 0.6]), rec(1, [0.2, 0.2]), rec(3, [0.5, 0.6])];
     const drift = dialogueDrift(records, new Set([0, 1, 2]));
     expect(drift).toHaveLength(2);
@@ -172,18 +213,48 @@ describe('audit log', () => {
     const fromRaw = await readCalibrationSet(raw, { config, backend: 'cpu' });
     const trajectories = fromRaw.records.map((r) => ({ id: r.id, group: r.group as string, steps: r.steps!, embeddings: r.embeddings }));
     const scored = await scoreRecords(trajectories, config, { backend: 'cpu' });
-    const lines = scored.results.map((r, i) => formatAuditLogLine({
-      time: '2026-12-01T00:00:00.000Z', group: r.group!, id: r.id, EVB: r.EVB, CR: r.CR, TS: r.TS, ES: r.ES, PD: r.PD, CCI: r.CCI,
-      admissible: r.admissible, selected: r.selected, reason: 'best-admissible', tau: config.tau, correct: fromRaw.records[i].label!,
-    }));
+    const lines = scored.results.map((r, i) =>
+      formatAuditLogLine({
+        time: '2026-12-01T00:00:00.000Z',
+        group: r.group!,
+        id: r.id,
+        EVB: r.EVB,
+        CR: r.CR,
+        TS: r.TS,
+        ES: r.ES,
+        PD: r.PD,
+        CCI: r.CCI,
+        admissible: r.admissible,
+        selected: r.selected,
+        reason: 'best-admissible',
+        tau: config.tau,
+        correct: fromRaw.records[i].label!,
+      }),
+    );
     expect(lines[0]).not.toMatch(/steps|prompt/);
-    expect(Object.keys(JSON.parse(lines[0]))).toEqual(['time', 'group', 'id', 'EVB', 'CR', 'TS', 'ES', 'PD', 'CCI', 'admissible', 'selected', 'reason', 'tau', 'correct']);
+    expect(Object.keys(JSON.parse(lines[0]))).toEqual([
+      'time',
+      'group',
+      'id',
+      'EVB',
+      'CR',
+      'TS',
+      'ES',
+      'PD',
+      'CCI',
+      'admissible',
+      'selected',
+      'reason',
+      'tau',
+      'correct',
+    ]);
     const log = path.join(tmp, 'audit.jsonl');
     writeFileSync(log, lines.join(''));
     const fromLog = await readCalibrationSet(log, { config });
     expect(fromLog.kind).toBe('scored');
     expect(fromLog.groupCount).toBe(fromRaw.groupCount);
-    const cci = (s: CalibrationSet) => s.records.map((r) => 0.2 * (1 - r.metrics[0]) + 0.2 * (1 - r.metrics[1]) + 0.2 * r.metrics[2] + 0.2 * r.metrics[3] + 0.2 * (1 - r.metrics[4]));
+    const cci = (s: CalibrationSet) =>
+      s.records.map((r) => 0.2 * (1 - r.metrics[0]) + 0.2 * (1 - r.metrics[1]) + 0.2 * r.metrics[2] + 0.2 * r.metrics[3] + 0.2 * (1 - r.metrics[4]));
     const labels = (s: CalibrationSet) => s.records.map((r) => r.label!);
     expect(auroc(cci(fromLog), labels(fromLog)).value).toBe(auroc(cci(fromRaw), labels(fromRaw)).value);
   });
@@ -195,8 +266,12 @@ describe('config: calibration and provenance keys', () => {
     expect(pCorrectOf(ok, 0.5)).toBeCloseTo(0.5, 15);
     expect(pCorrectOf(resolveConfig({}), 0.5)).toBeNull();
     expect(pCorrectOf(resolveConfig({ calibration: { method: 'platt', a: 2, b: -1 } }), 0.5)).toBeCloseTo(0.5, 15);
-    expect(() => resolveConfig({ calibration: { method: 'isotonic', cci: [0.2, 0.8], p: [0.9, 0.1] } })).toThrow('config "calibration.p[1]": must be non-decreasing (an isotonic map)');
-    expect(() => resolveConfig({ calibration: { method: 'isotonic', cci: [0.8, 0.2], p: [0.1, 0.9] } })).toThrow('config "calibration.cci[1]": must be strictly increasing');
+    expect(() => resolveConfig({ calibration: { method: 'isotonic', cci: [0.2, 0.8], p: [0.9, 0.1] } })).toThrow(
+      'config "calibration.p[1]": must be non-decreasing (an isotonic map)',
+    );
+    expect(() => resolveConfig({ calibration: { method: 'isotonic', cci: [0.8, 0.2], p: [0.1, 0.9] } })).toThrow(
+      'config "calibration.cci[1]": must be strictly increasing',
+    );
     expect(() => resolveConfig({ calibration: { method: 'spline' } })).toThrow(/"method" must be "isotonic" or "platt"/);
     expect(() => resolveConfig({ calibration: { method: 'platt', a: 1, b: 0, c: 2 } })).toThrow(/unknown key "c"/);
     expect(() => resolveConfig({ provenance: { ...provenance, sha256: 'abc' } })).toThrow('config "provenance.sha256": must be 64 lowercase hex digits');

@@ -23,7 +23,15 @@ const COUNT = 8300;
 
 function trajectory(i: number): { group: string; steps: number[][]; correct: boolean } {
   const v = (k: number, j: number) => ((i * 13 + k * 7 + j * 3) % 17) / 17;
-  return { group: `q${Math.floor(i / 4)}`, steps: [[v(0, 0), v(0, 1)], [v(1, 0), v(1, 1)], [v(2, 0), v(2, 1)]], correct: i % 3 !== 0 };
+  return {
+    group: `q${Math.floor(i / 4)}`,
+    steps: [
+      [v(0, 0), v(0, 1)],
+      [v(1, 0), v(1, 1)],
+      [v(2, 0), v(2, 1)],
+    ],
+    correct: i % 3 !== 0,
+  };
 }
 
 const lines = Array.from({ length: COUNT }, (_, i) => JSON.stringify(trajectory(i)));
@@ -40,7 +48,14 @@ describe('readCalibrationSet over more than one scoring window', () => {
     const set = await readCalibrationSet(file, { config, backend: 'cpu-reference' });
     expect(set.records).toHaveLength(COUNT);
     expect(set.sha256).toBe(createHash('sha256').update(readFileSync(file)).digest('hex'));
-    const whole = await scoreRecords(Array.from({ length: COUNT }, (_, i) => { const { correct: _c, ...t } = trajectory(i); return t; }), config, { backend: 'cpu-reference' });
+    const whole = await scoreRecords(
+      Array.from({ length: COUNT }, (_, i) => {
+        const { correct: _c, ...t } = trajectory(i);
+        return t;
+      }),
+      config,
+      { backend: 'cpu-reference' },
+    );
     for (const i of [0, 1, 8191, 8192, 8193, COUNT - 1]) {
       const r = whole.results[i];
       expect(set.records[i].metrics, `record ${i}`).toEqual([r.EVB, r.CR, r.TS, r.ES, r.PD]);
@@ -53,10 +68,13 @@ describe('readCalibrationSet over more than one scoring window', () => {
     writeFileSync(clean, `${lines.join('\n')}\n`);
     // As when every trajectory was scored at the end of the input: named by index, its id that index.
     await expect(readCalibrationSet(clean, { config: tight, backend: 'cpu-reference' })).rejects.toThrow(
-      'record 0, id "0", field "steps": 2 components per step do not fit the configuration: config "confIndex": is 2 but the trajectories have only m = 2 components');
+      'record 0, id "0", field "steps": 2 components per step do not fit the configuration: config "confIndex": is 2 but the trajectories have only m = 2 components',
+    );
     const bad = path.join(dir, 'tight-bad.jsonl');
     writeFileSync(bad, `${lines.join('\n')}\n{"steps": [[0.5, 2], [0.5, 0.5]]}\n`);
-    await expect(readCalibrationSet(bad, { config: tight, backend: 'cpu-reference' })).rejects.toThrow('line 8301, id "8301", field "steps[0][1]": 2 is outside [0, 1]');
+    await expect(readCalibrationSet(bad, { config: tight, backend: 'cpu-reference' })).rejects.toThrow(
+      'line 8301, id "8301", field "steps[0][1]": 2 is outside [0, 1]',
+    );
   });
 });
 
@@ -67,7 +85,11 @@ describe('ecr calibrate from stdin', () => {
     const args = ['--bootstrap', '50', '--backend', 'cpu'];
     const fromFile = runCli(['calibrate', file, ...args, '--out', path.join(dir, `file-${format}.json`)]);
     expect(fromFile.code, fromFile.stderr).toBe(0);
-    const fromStdin = spawnSync(process.execPath, [CLI, 'calibrate', '-', '--format', format, ...args, '--out', path.join(dir, `stdin-${format}.json`)], { input: readFileSync(file), cwd: ROOT, encoding: 'utf8' });
+    const fromStdin = spawnSync(process.execPath, [CLI, 'calibrate', '-', '--format', format, ...args, '--out', path.join(dir, `stdin-${format}.json`)], {
+      input: readFileSync(file),
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
     expect(fromStdin.stderr).toBe('');
     expect(fromStdin.status).toBe(0);
     expect(fromStdin.stdout).toBe(fromFile.stdout);

@@ -22,8 +22,20 @@ function line(group: string, id: number, selected: boolean, c: number): string {
   const m: MetricVector = [1 - c, 0.5 * (1 - c), c, c, 0.2 * (1 - c)];
   const CCI = weightedCci(m, weights);
   return formatAuditLogLine({
-    time: '2026-01-01T00:00:00.000Z', group, id, EVB: m[0], CR: m[1], TS: m[2], ES: m[3], PD: m[4], CCI,
-    admissible: CCI >= 0.65, selected, reason: 'best-admissible', tau: 0.65, correct: selected,
+    time: '2026-01-01T00:00:00.000Z',
+    group,
+    id,
+    EVB: m[0],
+    CR: m[1],
+    TS: m[2],
+    ES: m[3],
+    PD: m[4],
+    CCI,
+    admissible: CCI >= 0.65,
+    selected,
+    reason: 'best-admissible',
+    tau: 0.65,
+    correct: selected,
   });
 }
 
@@ -32,7 +44,11 @@ const merged = [0, 1, 2].flatMap((req) => [0, 1, 2].map((id) => line('fixed-id',
 /** Two requests per group as before, plus others that are fine. */
 const fine = ['r1', 'r2', 'r3', 'r4'].flatMap((g) => [0, 1, 2].map((id) => line(g, id, id === 0, 0.9 - 0.1 * id)));
 
-const write = (name: string, text: string | Uint8Array) => { const p = path.join(dir, name); writeFileSync(p, text); return p; };
+const write = (name: string, text: string | Uint8Array) => {
+  const p = path.join(dir, name);
+  writeFileSync(p, text);
+  return p;
+};
 
 describe('merged groups in an audit log', () => {
   it('a repeated (group, id): both commands exit 2 naming the group, the id and both lines', () => {
@@ -71,8 +87,14 @@ describe('merged groups in an audit log', () => {
     const rows = [...fine, ...merged].map((l) => JSON.parse(l));
     const col = (k: string) => Float64Array.from(rows.map((o) => o[k]));
     const table = tableFromArrays({
-      group: rows.map((o) => o.group as string), id: Float64Array.from(rows.map((o) => o.id)),
-      EVB: col('EVB'), CR: col('CR'), TS: col('TS'), ES: col('ES'), PD: col('PD'), CCI: col('CCI'),
+      group: rows.map((o) => o.group as string),
+      id: Float64Array.from(rows.map((o) => o.id)),
+      EVB: col('EVB'),
+      CR: col('CR'),
+      TS: col('TS'),
+      ES: col('ES'),
+      PD: col('PD'),
+      CCI: col('CCI'),
     });
     const r = runCli(['maturity', write('merged.arrow', tableToIPC(table, 'file'))]);
     expect(r.code, r.stderr).toBe(2);

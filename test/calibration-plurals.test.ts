@@ -11,10 +11,22 @@ import { plural } from '../src/core/plural.js';
 import { runCli } from './helpers/cli.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'ecr-cal-plurals-'));
-const write = (name: string, text: string) => { const p = path.join(dir, name); writeFileSync(p, text); return p; };
+const write = (name: string, text: string) => {
+  const p = path.join(dir, name);
+  writeFileSync(p, text);
+  return p;
+};
 const traj = (id: string, group: string, rows: number[][], extra: Record<string, unknown> = {}) => JSON.stringify({ id, group, steps: rows, ...extra });
-const stable = [[0.8, 0.5, 0.2], [0.8, 0.5, 0.2], [0.79, 0.5, 0.21]];
-const shaky = [[0.8, 0.5, 0.2], [0.2, 0.5, 0.8], [0.7, 0.1, 0.4]];
+const stable = [
+  [0.8, 0.5, 0.2],
+  [0.8, 0.5, 0.2],
+  [0.79, 0.5, 0.21],
+];
+const shaky = [
+  [0.8, 0.5, 0.2],
+  [0.2, 0.5, 0.8],
+  [0.7, 0.1, 0.4],
+];
 /** Counts of 1 followed by a plural noun, the mistake looked for. */
 const ONE_PLURAL = /\b1 (trajectories|records|groups|held-out groups|labelled records|scored records|knots|points|weight vectors)\b/;
 
@@ -38,7 +50,15 @@ describe('singular counts in the output', () => {
   });
 
   it('ecr calibrate with one group on each side of the split: its summary and report', () => {
-    const f = write('two-groups.jsonl', [traj('a', 'q1', stable, { correct: true }), traj('b', 'q1', shaky, { correct: false }), traj('c', 'q2', stable, { correct: true }), traj('d', 'q2', shaky, { correct: false })].join('\n'));
+    const f = write(
+      'two-groups.jsonl',
+      [
+        traj('a', 'q1', stable, { correct: true }),
+        traj('b', 'q1', shaky, { correct: false }),
+        traj('c', 'q2', stable, { correct: true }),
+        traj('d', 'q2', shaky, { correct: false }),
+      ].join('\n'),
+    );
     const report = path.join(dir, 'two-groups.html');
     const r = runCli(['calibrate', f, '--holdout', '0.5', '--bootstrap', '20', '--report', report]);
     expect(r.code, r.stderr).toBe(0);
@@ -53,7 +73,13 @@ describe('singular counts in the output', () => {
 
   it('the progress summary of ecr score on a terminal: "1 record in"', () => {
     const written: string[] = [];
-    const stream = { isTTY: true, write: (s: string) => { written.push(s); return true; } } as unknown as NodeJS.WriteStream;
+    const stream = {
+      isTTY: true,
+      write: (s: string) => {
+        written.push(s);
+        return true;
+      },
+    } as unknown as NodeJS.WriteStream;
     new Progress('ecr score', stream).done(1, { backend: 'cpu' });
     expect(written.join('')).toMatch(/^\recr score: 1 record in [\d.]+ s/);
   });

@@ -45,54 +45,74 @@ describe('the report files', () => {
     const html = readFileSync(REPORT, 'utf8');
     selfContained(html);
     expect((html.match(/<svg/g) ?? []).length).toBe(8);
-    for (const title of ['CCI distribution with tau', 'Admission and fallback rate against tau', 'The five metrics', 'Reliability on held-out groups', 'Risk-coverage on held-out groups', 'Selection accuracy per group', 'M3: explained variance', 'M1: medians and 95th percentile']) {
+    for (const title of [
+      'CCI distribution with tau',
+      'Admission and fallback rate against tau',
+      'The five metrics',
+      'Reliability on held-out groups',
+      'Risk-coverage on held-out groups',
+      'Selection accuracy per group',
+      'M3: explained variance',
+      'M1: medians and 95th percentile',
+    ]) {
       expect(html).toContain(title);
     }
   });
 });
 
-describe.skipIf(!haveBrowser && !required)(`the report in headless chromium${haveBrowser ? '' : ` (skipped: no browser at ${CHROMIUM}; apt-get install chromium, as .ci/run does)`}`, () => {
-  it.each([['calibration', REPORT, 8, 'calibration-report.png'], ['maturity', MATURITY_REPORT, 3, 'maturity-report.png']] as const)('%s report: every chart has marks, no console errors, no network requests; screenshot saved', async (_name, file, chartCount, shot) => {
-    expect(haveBrowser, `ECR_REQUIRE_BROWSER=1 but ${CHROMIUM} does not exist`).toBe(true);
-    const { chromium } = await import('playwright-core');
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
-    try {
-      const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
-      const url = pathToFileURL(file).href;
-      const consoleErrors: string[] = [];
-      const requests: string[] = [];
-      page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
-      page.on('pageerror', (e) => consoleErrors.push(String(e)));
-      await page.route('**/*', (route) => {
-        const u = route.request().url();
-        if (u === url) return route.continue();
-        requests.push(u);
-        return route.abort();
-      });
-      await page.goto(url, { waitUntil: 'load' });
-      const charts = await page.$$eval('figure.chart svg', (svgs) => svgs.map((svg) => {
-        const box = svg.getBoundingClientRect();
-        const marks = [...svg.querySelectorAll('g.role-mark')];
-        return {
-          width: box.width, height: box.height,
-          marks: marks.length,
-          drawn: marks.reduce((s, g) => s + g.querySelectorAll('path, rect, line, circle, symbol').length, 0),
-          title: svg.querySelector('.role-title-text')?.textContent ?? '',
-        };
-      }));
-      await page.screenshot({ path: path.join(ARTIFACTS, shot), fullPage: true });
-      expect(charts).toHaveLength(chartCount);
-      for (const c of charts) {
-        expect(c.width, c.title).toBeGreaterThan(100);
-        expect(c.height, c.title).toBeGreaterThan(100);
-        expect(c.marks, c.title).toBeGreaterThan(0);
-        expect(c.drawn, c.title).toBeGreaterThan(0);
-        expect(c.title.length).toBeGreaterThan(0);
+describe.skipIf(!haveBrowser && !required)(
+  `the report in headless chromium${haveBrowser ? '' : ` (skipped: no browser at ${CHROMIUM}; apt-get install chromium, as .ci/run does)`}`,
+  () => {
+    it.each([
+      ['calibration', REPORT, 8, 'calibration-report.png'],
+      ['maturity', MATURITY_REPORT, 3, 'maturity-report.png'],
+    ] as const)('%s report: every chart has marks, no console errors, no network requests; screenshot saved', async (_name, file, chartCount, shot) => {
+      expect(haveBrowser, `ECR_REQUIRE_BROWSER=1 but ${CHROMIUM} does not exist`).toBe(true);
+      const { chromium } = await import('playwright-core');
+      const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+      try {
+        const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+        const url = pathToFileURL(file).href;
+        const consoleErrors: string[] = [];
+        const requests: string[] = [];
+        page.on('console', (m) => {
+          if (m.type() === 'error') consoleErrors.push(m.text());
+        });
+        page.on('pageerror', (e) => consoleErrors.push(String(e)));
+        await page.route('**/*', (route) => {
+          const u = route.request().url();
+          if (u === url) return route.continue();
+          requests.push(u);
+          return route.abort();
+        });
+        await page.goto(url, { waitUntil: 'load' });
+        const charts = await page.$$eval('figure.chart svg', (svgs) =>
+          svgs.map((svg) => {
+            const box = svg.getBoundingClientRect();
+            const marks = [...svg.querySelectorAll('g.role-mark')];
+            return {
+              width: box.width,
+              height: box.height,
+              marks: marks.length,
+              drawn: marks.reduce((s, g) => s + g.querySelectorAll('path, rect, line, circle, symbol').length, 0),
+              title: svg.querySelector('.role-title-text')?.textContent ?? '',
+            };
+          }),
+        );
+        await page.screenshot({ path: path.join(ARTIFACTS, shot), fullPage: true });
+        expect(charts).toHaveLength(chartCount);
+        for (const c of charts) {
+          expect(c.width, c.title).toBeGreaterThan(100);
+          expect(c.height, c.title).toBeGreaterThan(100);
+          expect(c.marks, c.title).toBeGreaterThan(0);
+          expect(c.drawn, c.title).toBeGreaterThan(0);
+          expect(c.title.length).toBeGreaterThan(0);
+        }
+        expect(consoleErrors).toEqual([]);
+        expect(requests).toEqual([]);
+      } finally {
+        await browser.close();
       }
-      expect(consoleErrors).toEqual([]);
-      expect(requests).toEqual([]);
-    } finally {
-      await browser.close();
-    }
-  });
-});
+    });
+  },
+);

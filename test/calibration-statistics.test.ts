@@ -2,7 +2,16 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
-  auroc, bootstrapInterval, brierScore, expectedCalibrationError, fitIsotonicMap, fitPlattMap, isotonicFit, prr, quantile, seededRandom,
+  auroc,
+  bootstrapInterval,
+  brierScore,
+  expectedCalibrationError,
+  fitIsotonicMap,
+  fitPlattMap,
+  isotonicFit,
+  prr,
+  quantile,
+  seededRandom,
 } from '../src/calibration/statistics.js';
 import { applyProbabilityMap } from '../src/core/probability-map.js';
 import { admissionCurve, bestTauForFbeta, fbetaAt, parseObjective, ResampledTau, tauForAdmission } from '../src/calibration/tau-search.js';
@@ -35,13 +44,16 @@ describe('AUROC', () => {
   });
 
   it('matches the rank-sum formula on random cases with ties', () => {
-    fc.assert(fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 8 }), fc.boolean()), { minLength: 2, maxLength: 40 }), (rows) => {
-      const scores = rows.map(([s]) => s / 8);
-      const labels = rows.map(([, l]) => l);
-      const a = auroc(scores, labels);
-      if (labels.every((l) => l) || labels.every((l) => !l)) return a.value === null;
-      return Math.abs(a.value! - rankSumAuroc(scores, labels)) < 1e-12;
-    }), { seed: 13, numRuns: 300 });
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 8 }), fc.boolean()), { minLength: 2, maxLength: 40 }), (rows) => {
+        const scores = rows.map(([s]) => s / 8);
+        const labels = rows.map(([, l]) => l);
+        const a = auroc(scores, labels);
+        if (labels.every((l) => l) || labels.every((l) => !l)) return a.value === null;
+        return Math.abs(a.value! - rankSumAuroc(scores, labels)) < 1e-12;
+      }),
+      { seed: 13, numRuns: 300 },
+    );
   });
 
   it('is undefined, with the reason, when all labels are equal', () => {
@@ -77,8 +89,11 @@ describe('isotonic regression', () => {
     // y = 0 1 0 1 1 0: PAV gives 0, .5, .5, 2/3, 2/3, 2/3.
     const map = fitIsotonicMap([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], [false, true, false, true, true, false]);
     expect(map.cci).toEqual([0.1, 0.2, 0.3, 0.4, 0.6]);
-    expect(map.p[0]).toBe(0); expect(map.p[1]).toBe(0.5); expect(map.p[2]).toBe(0.5);
-    expect(map.p[3]).toBeCloseTo(2 / 3, 15); expect(map.p[4]).toBeCloseTo(2 / 3, 15);
+    expect(map.p[0]).toBe(0);
+    expect(map.p[1]).toBe(0.5);
+    expect(map.p[2]).toBe(0.5);
+    expect(map.p[3]).toBeCloseTo(2 / 3, 15);
+    expect(map.p[4]).toBeCloseTo(2 / 3, 15);
     expect(applyProbabilityMap(map, 0.35)).toBeCloseTo(0.5 + 0.5 * (2 / 3 - 0.5), 12);
     expect(applyProbabilityMap(map, 0.5)).toBeCloseTo(2 / 3, 12);
     expect(applyProbabilityMap(map, 0.01)).toBe(0);
@@ -97,8 +112,10 @@ describe('Platt scaling', () => {
       labels.push(rnd() < 1 / (1 + Math.exp(-(8 * x - 4))));
     }
     const map = fitPlattMap(scores, labels);
-    expect(map.a).toBeGreaterThan(7.4); expect(map.a).toBeLessThan(8.6);
-    expect(map.b).toBeGreaterThan(-4.3); expect(map.b).toBeLessThan(-3.7);
+    expect(map.a).toBeGreaterThan(7.4);
+    expect(map.a).toBeLessThan(8.6);
+    expect(map.b).toBeGreaterThan(-4.3);
+    expect(map.b).toBeLessThan(-3.7);
   });
 });
 
@@ -130,17 +147,21 @@ describe('tau for a target admission', () => {
   });
 
   it('on a group resample equals pooling the resampled groups and taking the order statistic', () => {
-    fc.assert(fc.property(
-      fc.array(fc.tuple(fc.integer({ min: 0, max: 20 }), fc.integer({ min: 0, max: 5 })), { minLength: 1, maxLength: 30 }),
-      fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 1, maxLength: 8 }),
-      fc.double({ min: 0.05, max: 1, noNaN: true }),
-      (rows, sample, target) => {
-        const cci = rows.map(([c]) => c / 20);
-        const group = rows.map(([, g]) => g);
-        const pooled = sample.flatMap((g) => cci.filter((_, i) => group[i] === g));
-        const got = new ResampledTau(cci, group, 6).tau(sample, target);
-        return pooled.length === 0 ? Number.isNaN(got) : got === tauForAdmission(pooled, target);
-      }), { seed: 5, numRuns: 300 });
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 20 }), fc.integer({ min: 0, max: 5 })), { minLength: 1, maxLength: 30 }),
+        fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 1, maxLength: 8 }),
+        fc.double({ min: 0.05, max: 1, noNaN: true }),
+        (rows, sample, target) => {
+          const cci = rows.map(([c]) => c / 20);
+          const group = rows.map(([, g]) => g);
+          const pooled = sample.flatMap((g) => cci.filter((_, i) => group[i] === g));
+          const got = new ResampledTau(cci, group, 6).tau(sample, target);
+          return pooled.length === 0 ? Number.isNaN(got) : got === tauForAdmission(pooled, target);
+        },
+      ),
+      { seed: 5, numRuns: 300 },
+    );
   });
 
   it('admission and fallback curves count by hand', () => {
@@ -188,8 +209,18 @@ describe('split, grid and bootstrap', () => {
 
   it('bootstrap interval brackets the mean and needs two clusters', () => {
     const xs = Array.from({ length: 50 }, (_, i) => i);
-    const iv = bootstrapInterval(50, (s) => { let t = 0; for (const i of s) t += xs[i]; return t / s.length; }, 500, 1)!;
-    expect(iv.low).toBeLessThan(24.5); expect(iv.high).toBeGreaterThan(24.5);
+    const iv = bootstrapInterval(
+      50,
+      (s) => {
+        let t = 0;
+        for (const i of s) t += xs[i];
+        return t / s.length;
+      },
+      500,
+      1,
+    )!;
+    expect(iv.low).toBeLessThan(24.5);
+    expect(iv.high).toBeGreaterThan(24.5);
     expect(bootstrapInterval(1, () => 0, 10, 1)).toBeNull();
     expect(quantile([1, 2, 3, 4], 0.5)).toBe(2.5);
   });

@@ -5,7 +5,18 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  chmodSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync,
+  chmodSync,
+  existsSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,14 +33,23 @@ afterAll(async () => {
 
 let seq = 0;
 /** A fresh directory per test, so leftovers of one test cannot satisfy another. */
-const freshDir = () => { const d = path.join(tmp, `t${seq++}`); mkdirSync(d); return d; };
+const freshDir = () => {
+  const d = path.join(tmp, `t${seq++}`);
+  mkdirSync(d);
+  return d;
+};
 
-const RECORDS = [
-  '{"id":"a","group":"g","steps":[[0.1,0.2],[0.2,0.3]]}',
-  '{"id":"b","group":"g","steps":[[0.9,0.1],[0.1,0.9]]}',
-  '{"id":"c","group":"h","steps":[[0.5,0.5],[0.5,0.5]]}',
-].join('\n') + '\n';
-const ids = (out: string) => out.trim().split('\n').map((l) => JSON.parse(l).id);
+const RECORDS =
+  [
+    '{"id":"a","group":"g","steps":[[0.1,0.2],[0.2,0.3]]}',
+    '{"id":"b","group":"g","steps":[[0.9,0.1],[0.1,0.9]]}',
+    '{"id":"c","group":"h","steps":[[0.5,0.5],[0.5,0.5]]}',
+  ].join('\n') + '\n';
+const ids = (out: string) =>
+  out
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l).id);
 const noStack = (stderr: string) => expect(stderr).not.toMatch(/^\s+at /m);
 const leftovers = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.tmp'));
 const bash = (script: string, input?: string) => {
@@ -42,7 +62,14 @@ describe('--out is checked before any input is read (item 1)', () => {
   it.each([
     ['a missing directory', (d: string) => path.join(d, 'no-such-dir', 'out.jsonl'), 'does not exist'],
     ['a directory', (d: string) => d, 'is a directory'],
-    ['a path below a regular file', (d: string) => { writeFileSync(path.join(d, 'f'), ''); return path.join(d, 'f', 'out.jsonl'); }, 'not a directory'],
+    [
+      'a path below a regular file',
+      (d: string) => {
+        writeFileSync(path.join(d, 'f'), '');
+        return path.join(d, 'f', 'out.jsonl');
+      },
+      'not a directory',
+    ],
   ])('%s: exit 2 with "cannot write --out PATH: reason", no stack', (_name, outOf, reason) => {
     const d = freshDir();
     const out = outOf(d);
@@ -75,7 +102,10 @@ describe('--out is checked before any input is read (item 1)', () => {
     const fifo = path.join(d, 'in.fifo');
     mkfifo(fifo);
     // Reading the FIFO first would wait forever for a writer (the spawn timeout would kill it).
-    const r = spawnSync(process.execPath, [CLI, 'score', fifo, '--backend', 'cpu', '--out', path.join(d, 'missing', 'o.jsonl')], { encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(process.execPath, [CLI, 'score', fifo, '--backend', 'cpu', '--out', path.join(d, 'missing', 'o.jsonl')], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('cannot write --out');
   });
@@ -99,7 +129,9 @@ describe('--out is checked before any input is read (item 1)', () => {
     const reader = spawn('head', ['-c', '1', fifo], { stdio: ['ignore', 'ignore', 'ignore'] });
     const child = spawn(process.execPath, [CLI, 'score', '-', '--backend', 'cpu', '--out', fifo]);
     let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (c: string) => { stderr += c; });
+    child.stderr.setEncoding('utf8').on('data', (c: string) => {
+      stderr += c;
+    });
     child.stdin.end(Array(20_000).fill(RECORDS.split('\n')[0]).join('\n')); // several MB of results, more than a pipe holds
     const code = await new Promise((resolve) => child.on('exit', resolve));
     reader.kill();
@@ -117,8 +149,22 @@ describe('--out naming the input is refused (item 3)', () => {
   };
   it.each([
     ['the same path', (_d: string, input: string) => input],
-    ['a symlink to it', (d: string, input: string) => { const l = path.join(d, 'link.jsonl'); symlinkSync(input, l); return l; }],
-    ['a hard link to it', (d: string, input: string) => { const l = path.join(d, 'hard.jsonl'); linkSync(input, l); return l; }],
+    [
+      'a symlink to it',
+      (d: string, input: string) => {
+        const l = path.join(d, 'link.jsonl');
+        symlinkSync(input, l);
+        return l;
+      },
+    ],
+    [
+      'a hard link to it',
+      (d: string, input: string) => {
+        const l = path.join(d, 'hard.jsonl');
+        linkSync(input, l);
+        return l;
+      },
+    ],
     ['another spelling of the path', (d: string) => path.join(d, '.', 'sub', '..', 'in.jsonl')],
   ])('%s: exit 2 and the input is unchanged', (_name, outOf) => {
     const { d, input } = setup();
@@ -182,7 +228,9 @@ describe('--out through links, FIFOs and descriptors (item 4)', () => {
     mkfifo(fifo);
     const reader = spawn('cat', [fifo]);
     let got = '';
-    reader.stdout.setEncoding('utf8').on('data', (c: string) => { got += c; });
+    reader.stdout.setEncoding('utf8').on('data', (c: string) => {
+      got += c;
+    });
     const closed = new Promise((resolve) => reader.on('close', resolve));
     const r = spawn(process.execPath, [CLI, 'score', '-', '--backend', 'cpu', '--out', fifo]);
     r.stdin.end(RECORDS);
@@ -256,7 +304,10 @@ describe('the line-length cap (item 6)', () => {
     const text = `${RECORDS}${long}\n{"steps":[[7],[0]]}\n`;
     const input = path.join(freshDir(), 'in.jsonl');
     writeFileSync(input, text);
-    const failure = await scoreWithLimits({ input, backend: 'cpu', lineCap: 300 }).then(() => null, (err: unknown) => err);
+    const failure = await scoreWithLimits({ input, backend: 'cpu', lineCap: 300 }).then(
+      () => null,
+      (err: unknown) => err,
+    );
     expect(failure).toBeInstanceOf(InputError);
     expect((failure as Error).message).toContain(`line 4: the line is ${long.length} bytes, longer than the 300-byte limit`);
     expect((failure as Error).message).toContain('line 5'); // the line after the long one was read and checked
@@ -316,12 +367,24 @@ describe('byte-order marks and JSON arrays (item 15)', () => {
     writeFileSync(cfg, '\ufeff{"tau": 0.99}');
     const r = runCli(['score', '-', '--backend', 'cpu', '--config', cfg], RECORDS);
     expect(r.code).toBe(0);
-    expect(r.stdout.trim().split('\n').map((l) => JSON.parse(l).admissible)).toEqual([false, false, false]);
+    expect(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).admissible),
+    ).toEqual([false, false, false]);
   });
 
   it.each([
     ['on one line', `[${RECORDS.trim().split('\n').join(',')}]\n`, 'line 1'],
-    ['over several lines', `[\n${RECORDS.trim().split('\n').map((l) => `  ${l}`).join(',\n')}\n]\n`, 'line 1'],
+    [
+      'over several lines',
+      `[\n${RECORDS.trim()
+        .split('\n')
+        .map((l) => `  ${l}`)
+        .join(',\n')}\n]\n`,
+      'line 1',
+    ],
   ])('a JSON array %s gets a hint that one record per line is expected', (_name, text, where) => {
     const r = runCli(['score', '-', '--backend', 'cpu'], text);
     expect(r.code).toBe(2);
@@ -344,7 +407,10 @@ describe('bad-input cases of these items (test/bad-inputs/, run here on cpu; the
     const input = path.join(d, 'input.jsonl');
     writeFileSync(input, c.inputBase64 !== undefined ? Buffer.from(c.inputBase64, 'base64') : c.input);
     const args = ['score', input, '--backend', 'cpu', ...(c.args ?? [])];
-    if (c.config !== undefined) { writeFileSync(path.join(d, 'config.json'), c.config); args.push('--config', path.join(d, 'config.json')); }
+    if (c.config !== undefined) {
+      writeFileSync(path.join(d, 'config.json'), c.config);
+      args.push('--config', path.join(d, 'config.json'));
+    }
     const r = runCli(args);
     expect(r.code, r.stderr).toBe(c.exit);
     for (const s of c.stderr) expect(r.stderr).toContain(s);

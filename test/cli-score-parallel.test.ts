@@ -18,14 +18,20 @@ type Hook = typeof import('../src/testing/score-limits.js');
 const hook = (await import(pathToFileURL(path.join(ROOT, 'dist/testing/score-limits.js')).href)) as Hook;
 
 let tmp: string;
-beforeAll(() => { tmp = mkdtempSync(path.join(os.tmpdir(), 'ecr-parallel-')); });
+beforeAll(() => {
+  tmp = mkdtempSync(path.join(os.tmpdir(), 'ecr-parallel-'));
+});
 afterAll(async () => {
   rmSync(tmp, { recursive: true, force: true });
   await hook.disposeScoring();
 });
 
 /** What `ecr score` prints on stderr for the hook's error (the CLI's one line, exit 2). */
-const asStderr = (run: Promise<string>) => run.then(() => '', (err: Error) => `ecr score: ${err.message}\n`);
+const asStderr = (run: Promise<string>) =>
+  run.then(
+    () => '',
+    (err: Error) => `ecr score: ${err.message}\n`,
+  );
 
 const fixtures = [...loadFixtures(FIXTURE_DIR), ...loadFixtures(LARGE_SHAPE_FIXTURE_DIR)];
 
@@ -59,7 +65,7 @@ describe('a generated 100K-record file', () => {
   let manyBad: string;
   beforeAll(() => {
     let seed = 7;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296);
+    const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296;
     const lines: string[] = [];
     for (let i = 0; i < N; i++) {
       const t = 2 + (i % 3); // mixed shapes, so windows hold several buckets

@@ -41,10 +41,14 @@ describe.each([
     writeFileSync(out, 'previous results\n');
 
     const child = spawn(process.execPath, [CLI, 'score', '-', '--backend', 'cpu', '--window', '500', '--out', out], {
-      cwd: ROOT, env: { ...process.env, TMPDIR: tmpdir }, stdio: ['pipe', 'pipe', 'pipe'],
+      cwd: ROOT,
+      env: { ...process.env, TMPDIR: tmpdir },
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (c: string) => { stderr += c; });
+    child.stderr.setEncoding('utf8').on('data', (c: string) => {
+      stderr += c;
+    });
     const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('exit', (code, sig) => resolve([code, sig])));
     // A large input whose end never comes: stdin stays open, so the run is still going however
     // fast or slow the machine is when the signal is sent.

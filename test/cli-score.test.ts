@@ -10,7 +10,11 @@ import { webGpuGate } from './webgpu-gate.js';
 
 const fixtures = loadFixtures();
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'ecr-cli-'));
-const parse = (out: string) => out.trim().split('\n').map((l) => JSON.parse(l));
+const parse = (out: string) =>
+  out
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 const gpu = await webGpuGate();
 
 /** Backends under test through the CLI, each with its tolerance (float64 1e-9, float32 1e-5). */
@@ -29,7 +33,10 @@ describe.each(CLI_BACKENDS)('ecr score --backend %s', (backend, tol) => {
       expect(row.id).toBe(e.id);
       expect(row.group).toBe(e.group);
       for (const k of ['EVB', 'CR', 'TS', 'ES', 'PD', 'CCI'] as const) expect(Math.abs(row[k] - e[k]), `${k} ${e.id}`).toBeLessThanOrEqual(tol);
-      if (!selectionAmbiguous(fx, i, tol)) { expect(row.admissible).toBe(e.admissible); expect(row.selected).toBe(e.selected); }
+      if (!selectionAmbiguous(fx, i, tol)) {
+        expect(row.admissible).toBe(e.admissible);
+        expect(row.selected).toBe(e.selected);
+      }
     });
   });
 });
@@ -65,7 +72,7 @@ describe('streaming', () => {
       lines.push(JSON.stringify(rec));
       expectedIds.push(rec.id);
     }
-    lines.splice(10, 0, '');  // blank lines are skipped
+    lines.splice(10, 0, ''); // blank lines are skipped
     const text = lines.join('\n') + '\n';
     const one = runCli(['score', '-', '--backend', 'cpu-reference'], text);
     const windowed = runCli(['score', '-', '--backend', 'cpu', '--window', '5'], text);

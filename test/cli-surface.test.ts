@@ -32,7 +32,11 @@ function ecrLines(stderr: string): string[] {
 describe('ecr top level', () => {
   it('a reader that closes stdout early (ecr demo | head) ends the command quietly: exit 0, no stack', () => {
     // `true` exits without reading, long before node has started: the demo's first write meets a closed pipe.
-    const r = spawnSync('bash', ['-c', `node ${JSON.stringify(path.join(ROOT, 'dist/cli.js'))} demo --backend cpu | true; echo "status \${PIPESTATUS[0]}" >&2`], { cwd: ROOT, encoding: 'utf8' });
+    const r = spawnSync(
+      'bash',
+      ['-c', `node ${JSON.stringify(path.join(ROOT, 'dist/cli.js'))} demo --backend cpu | true; echo "status \${PIPESTATUS[0]}" >&2`],
+      { cwd: ROOT, encoding: 'utf8' },
+    );
     expect(stackLines(r.stderr)).toEqual([]);
     expect(r.stderr).not.toMatch(/EPIPE/);
     expect(r.stderr).toMatch(/status 0\n$/);

@@ -32,14 +32,29 @@ interface Case {
   jsonl?: unknown[];
 }
 
-const STEPS = [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]];
-const ids = (n: number) => column(new Utf8(), Array.from({ length: n }, (_, i) => `r${i + 1}`));
+const STEPS = [
+  [0.1, 0.2, 0.3],
+  [0.4, 0.5, 0.6],
+];
+const ids = (n: number) =>
+  column(
+    new Utf8(),
+    Array.from({ length: n }, (_, i) => `r${i + 1}`),
+  );
 const matrix = (rows: Rows, valueNullable = false) => column(listOf(listOf(f64(), valueNullable), true), rows);
 
 const CASES: Case[] = [
   {
     name: 'steps of the wrong type (strings)',
-    columns: { id: ids(1), steps: column(listOf(listOf(new Utf8())), [[['a', 'b'], ['c', 'd']]]) },
+    columns: {
+      id: ids(1),
+      steps: column(listOf(listOf(new Utf8())), [
+        [
+          ['a', 'b'],
+          ['c', 'd'],
+        ],
+      ]),
+    },
     stderr: ['column "steps" has type List<List<Utf8>>', 'a list of lists of numbers per row (any integer or float type'],
   },
   {
@@ -70,21 +85,93 @@ const CASES: Case[] = [
   },
   {
     name: 'a null value inside steps',
-    columns: { id: ids(2), steps: matrix([STEPS, [[0.1, null, 0.3], [0.4, 0.5, 0.6]]], true) },
+    columns: {
+      id: ids(2),
+      steps: matrix(
+        [
+          STEPS,
+          [
+            [0.1, null, 0.3],
+            [0.4, 0.5, 0.6],
+          ],
+        ],
+        true,
+      ),
+    },
     stderr: ['row 2, id "r2", column "steps[0][1]": null is not a finite number'],
-    jsonl: [{ id: 'r1', steps: STEPS }, { id: 'r2', steps: [[0.1, null, 0.3], [0.4, 0.5, 0.6]] }],
+    jsonl: [
+      { id: 'r1', steps: STEPS },
+      {
+        id: 'r2',
+        steps: [
+          [0.1, null, 0.3],
+          [0.4, 0.5, 0.6],
+        ],
+      },
+    ],
   },
   {
     name: 'ragged steps',
-    columns: { id: ids(2), steps: matrix([[[0.1, 0.2, 0.3], [0.4, 0.5]], STEPS]) },
+    columns: {
+      id: ids(2),
+      steps: matrix([
+        [
+          [0.1, 0.2, 0.3],
+          [0.4, 0.5],
+        ],
+        STEPS,
+      ]),
+    },
     stderr: ['row 1, id "r1", column "steps": ragged rows: row 1 has 2 entries, row 0 has 3'],
-    jsonl: [{ id: 'r1', steps: [[0.1, 0.2, 0.3], [0.4, 0.5]] }, { id: 'r2', steps: STEPS }],
+    jsonl: [
+      {
+        id: 'r1',
+        steps: [
+          [0.1, 0.2, 0.3],
+          [0.4, 0.5],
+        ],
+      },
+      { id: 'r2', steps: STEPS },
+    ],
   },
   {
     name: 'a step value outside [0, 1], and NaN in another row',
-    columns: { id: ids(3), steps: matrix([STEPS, [[0.1, 0.2, 0.3], [0.4, 1.5, 0.6]], [[0.1, NaN, 0.3], [0.4, 0.5, 0.6]]]) },
-    stderr: ['2 invalid rows; nothing was written', 'row 2, id "r2", column "steps[1][1]": 1.5 is outside [0, 1]', 'row 3, id "r3", column "steps[0][1]": NaN is not a finite number'],
-    jsonl: [{ id: 'r1', steps: STEPS }, { id: 'r2', steps: [[0.1, 0.2, 0.3], [0.4, 1.5, 0.6]] }, { id: 'r3', steps: [[0.1, 'NaN', 0.3], [0.4, 0.5, 0.6]] }],
+    columns: {
+      id: ids(3),
+      steps: matrix([
+        STEPS,
+        [
+          [0.1, 0.2, 0.3],
+          [0.4, 1.5, 0.6],
+        ],
+        [
+          [0.1, NaN, 0.3],
+          [0.4, 0.5, 0.6],
+        ],
+      ]),
+    },
+    stderr: [
+      '2 invalid rows; nothing was written',
+      'row 2, id "r2", column "steps[1][1]": 1.5 is outside [0, 1]',
+      'row 3, id "r3", column "steps[0][1]": NaN is not a finite number',
+    ],
+    jsonl: [
+      { id: 'r1', steps: STEPS },
+      {
+        id: 'r2',
+        steps: [
+          [0.1, 0.2, 0.3],
+          [0.4, 1.5, 0.6],
+        ],
+      },
+      {
+        id: 'r3',
+        steps: [
+          [0.1, 'NaN', 0.3],
+          [0.4, 0.5, 0.6],
+        ],
+      },
+    ],
   },
   {
     name: 'embeddings with fewer rows than steps',
@@ -96,7 +183,10 @@ const CASES: Case[] = [
     name: 'a null id',
     columns: { id: column(new Utf8(), ['a', null]), steps: matrix([STEPS, STEPS]) },
     stderr: ['row 2, column "id": must be a string or number, got null'],
-    jsonl: [{ id: 'a', steps: STEPS }, { id: null, steps: STEPS }],
+    jsonl: [
+      { id: 'a', steps: STEPS },
+      { id: null, steps: STEPS },
+    ],
   },
   {
     name: 'an int64 id beyond 2^53',
@@ -109,8 +199,13 @@ const CASES: Case[] = [
     columns: {
       id: ids(1),
       steps: makeData({
-        type: new FixedSizeList(1, new Field('item', new FixedSizeList(3, new Field('item', new Float32(), false)), false)), length: 1,
-        child: makeData({ type: new FixedSizeList(3, new Field('item', new Float32(), false)), length: 1, child: makeData({ type: new Float32(), length: 3, data: Float32Array.from([0.1, 0.2, 0.3]) }) }),
+        type: new FixedSizeList(1, new Field('item', new FixedSizeList(3, new Field('item', new Float32(), false)), false)),
+        length: 1,
+        child: makeData({
+          type: new FixedSizeList(3, new Field('item', new Float32(), false)),
+          length: 1,
+          child: makeData({ type: new Float32(), length: 3, data: Float32Array.from([0.1, 0.2, 0.3]) }),
+        }),
       }),
     },
     stderr: ['row 1, id "r1", column "steps": needs at least 2 steps, got 1'],
@@ -118,14 +213,23 @@ const CASES: Case[] = [
   },
 ];
 
-interface Run { code: number | null; stdout: string; stderr: string }
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 function runScore(args: string[]): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, 'score', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
+    let stdout = '',
+      stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
@@ -135,7 +239,14 @@ function runScore(args: string[]): Promise<Run> {
 async function pool<T>(jobs: (() => Promise<T>)[]): Promise<T[]> {
   const out: T[] = new Array(jobs.length);
   let next = 0;
-  await Promise.all([0, 1].map(async () => { while (next < jobs.length) { const k = next++; out[k] = await jobs[k](); } }));
+  await Promise.all(
+    [0, 1].map(async () => {
+      while (next < jobs.length) {
+        const k = next++;
+        out[k] = await jobs[k]();
+      }
+    }),
+  );
   return out;
 }
 
@@ -148,20 +259,30 @@ beforeAll(async () => {
   CASES.forEach((c, k) => {
     const n = Object.values(c.columns)[0].length;
     const fields = Object.entries(c.columns).map(([name, d]) => new Field(name, d.type, true));
-    const batch = new RecordBatch(new arrow.Schema(fields), makeData({ type: new arrow.Struct(fields), length: n, nullCount: 0, children: Object.values(c.columns) }));
+    const batch = new RecordBatch(
+      new arrow.Schema(fields),
+      makeData({ type: new arrow.Struct(fields), length: n, nullCount: 0, children: Object.values(c.columns) }),
+    );
     const ipc = arrow.tableToIPC(new Table([batch]), 'file');
     writeFileSync(path.join(dir, `${k}.arrow`), ipc);
     writeFileSync(path.join(dir, `${k}.parquet`), pw.writeParquet(pw.Table.fromIPCStream(arrow.tableToIPC(new Table([batch]), 'stream'))));
     const backends = k === 0 ? ['cpu', 'cpu-reference', 'webgpu'] : ['cpu'];
     for (const ext of ['arrow', 'parquet']) {
       for (const b of backends) {
-        jobs.push(async () => { runs.set(`${k}.${ext}.${b}`, await runScore([path.join(dir, `${k}.${ext}`), '--backend', b, '--out', path.join(dir, `${k}.${ext}.${b}.out.parquet`)])); });
+        jobs.push(async () => {
+          runs.set(
+            `${k}.${ext}.${b}`,
+            await runScore([path.join(dir, `${k}.${ext}`), '--backend', b, '--out', path.join(dir, `${k}.${ext}.${b}.out.parquet`)]),
+          );
+        });
       }
     }
     if (c.jsonl) {
       // 'NaN' stands for a bare NaN token, which JSON.stringify cannot write.
       writeFileSync(path.join(dir, `${k}.jsonl`), c.jsonl.map((r) => JSON.stringify(r).replace(/"NaN"/g, 'NaN')).join('\n') + '\n');
-      jobs.push(async () => { runs.set(`${k}.jsonl`, await runScore([path.join(dir, `${k}.jsonl`), '--backend', 'cpu'])); });
+      jobs.push(async () => {
+        runs.set(`${k}.jsonl`, await runScore([path.join(dir, `${k}.jsonl`), '--backend', 'cpu']));
+      });
     }
   });
   await pool(jobs);
@@ -181,10 +302,13 @@ describe.each(CASES.map((c, k) => [c.name, c, k] as const))('bad columnar input:
   });
 
   if (c.jsonl) {
-    it.each(['arrow', 'parquet'])('as %s: the JSONL path\'s own message, line for row', (ext) => {
+    it.each(['arrow', 'parquet'])("as %s: the JSONL path's own message, line for row", (ext) => {
       const j = runs.get(`${k}.jsonl`)!;
       expect(j.code).toBe(2);
-      const asRows = j.stderr.replace(/\bline (\d+)/g, 'row $1').replace(/\binvalid lines?\b/g, (w) => w.replace('line', 'row')).replace(/field "/g, 'column "');
+      const asRows = j.stderr
+        .replace(/\bline (\d+)/g, 'row $1')
+        .replace(/\binvalid lines?\b/g, (w) => w.replace('line', 'row'))
+        .replace(/field "/g, 'column "');
       expect(runs.get(`${k}.${ext}.cpu`)!.stderr).toBe(asRows);
     });
   }

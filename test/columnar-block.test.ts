@@ -25,11 +25,18 @@ const { Field, FixedSizeList, Float32, Float64, List, Utf8, makeData, RecordBatc
 function fixedF32Batch(n: number, t: number, m: number, seed = 1): { batch: arrow.RecordBatch; values: Float32Array } {
   const values = new Float32Array(n * t * m);
   let s = seed;
-  for (let i = 0; i < values.length; i++) values[i] = ((s = (s * 16807) % 2147483647) / 2147483647);
+  for (let i = 0; i < values.length; i++) values[i] = (s = (s * 16807) % 2147483647) / 2147483647;
   const inner = new FixedSizeList(m, new Field('item', new Float32(), false));
   const outer = new FixedSizeList(t, new Field('item', inner, false));
-  const steps = makeData({ type: outer, length: n, child: makeData({ type: inner, length: n * t, child: makeData({ type: new Float32(), length: values.length, data: values }) }) });
-  const group = arrow.vectorFromArray(Array.from({ length: n }, (_, i) => `g${i >> 2}`), new Utf8()).data[0];
+  const steps = makeData({
+    type: outer,
+    length: n,
+    child: makeData({ type: inner, length: n * t, child: makeData({ type: new Float32(), length: values.length, data: values }) }),
+  });
+  const group = arrow.vectorFromArray(
+    Array.from({ length: n }, (_, i) => `g${i >> 2}`),
+    new Utf8(),
+  ).data[0];
   return { batch: new RecordBatch({ group, steps }), values };
 }
 
@@ -52,23 +59,66 @@ describe('columnar blocks', () => {
 
   it('a list<list<double>> block of one shape is a view too; mixed shapes split into per-shape batches', () => {
     const type = new List(new Field('item', new List(new Field('item', new Float64(), false)), false));
-    const same = arrow.vectorFromArray([[[0.1, 0.2], [0.3, 0.4]], [[0.5, 0.6], [0.7, 0.8]]], type).data[0];
+    const same = arrow.vectorFromArray(
+      [
+        [
+          [0.1, 0.2],
+          [0.3, 0.4],
+        ],
+        [
+          [0.5, 0.6],
+          [0.7, 0.8],
+        ],
+      ],
+      type,
+    ).data[0];
     const b1 = check(new RecordBatch({ steps: same }))!;
     expect(b1.parts).toHaveLength(1);
     expect(b1.parts[0].batch.steps.buffer).toBe((same.children[0].children[0].values as Float64Array).buffer);
     expect(Array.from(b1.parts[0].batch.steps)).toEqual([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]);
 
-    const mixed = arrow.vectorFromArray([[[0.1, 0.2], [0.3, 0.4]], [[0.5, 0.6, 0.9], [0.7, 0.8, 1]], [[0, 1], [1, 0]]], type).data[0];
+    const mixed = arrow.vectorFromArray(
+      [
+        [
+          [0.1, 0.2],
+          [0.3, 0.4],
+        ],
+        [
+          [0.5, 0.6, 0.9],
+          [0.7, 0.8, 1],
+        ],
+        [
+          [0, 1],
+          [1, 0],
+        ],
+      ],
+      type,
+    ).data[0];
     const b2 = check(new RecordBatch({ steps: mixed }))!;
     expect(b2.parts.map((p) => Array.from(p.rows!))).toEqual([[0, 2], [1]]);
-    expect(b2.parts.map((p) => [p.batch.n, p.batch.t, p.batch.m])).toEqual([[2, 2, 2], [1, 2, 3]]);
+    expect(b2.parts.map((p) => [p.batch.n, p.batch.t, p.batch.m])).toEqual([
+      [2, 2, 2],
+      [1, 2, 3],
+    ]);
     expect(Array.from(b2.parts[0].batch.steps)).toEqual([0.1, 0.2, 0.3, 0.4, 0, 1, 1, 0]);
     expect(Array.from(b2.parts[1].batch.steps)).toEqual([0.5, 0.6, 0.9, 0.7, 0.8, 1]);
   });
 
   it('an invalid row makes the block null and reports the row (1-based, after firstRow) and column', () => {
     const type = new List(new Field('item', new List(new Field('item', new Float64(), false)), false));
-    const steps = arrow.vectorFromArray([[[0.1, 0.2], [0.3, 0.4]], [[0.5, 2], [0.7, 0.8]]], type).data[0];
+    const steps = arrow.vectorFromArray(
+      [
+        [
+          [0.1, 0.2],
+          [0.3, 0.4],
+        ],
+        [
+          [0.5, 2],
+          [0.7, 0.8],
+        ],
+      ],
+      type,
+    ).data[0];
     const errors: InputError[] = [];
     expect(checkBlock(new RecordBatch({ steps }), { steps: 0 }, 100, errors, 20, rowNumberData)).toBeNull();
     expect(errors.map((e) => e.message)).toEqual(['row 102, id "102", column "steps[0][1]": 2 is outside [0, 1]']);
@@ -76,9 +126,13 @@ describe('columnar blocks', () => {
 
   it('group keys interned from UTF-8 bytes equal those interned from strings', () => {
     const keys = ['q1', 'größe', 'q1', '', '日本', 'größe'];
-    const a = new GroupKeys(), b = new GroupKeys();
+    const a = new GroupKeys(),
+      b = new GroupKeys();
     const enc = new TextEncoder();
-    const fromBytes = keys.map((k) => { const bytes = enc.encode(`x${k}y`); return a.indexOfUtf8(bytes, 1, bytes.length - 1); });
+    const fromBytes = keys.map((k) => {
+      const bytes = enc.encode(`x${k}y`);
+      return a.indexOfUtf8(bytes, 1, bytes.length - 1);
+    });
     expect(fromBytes).toEqual(keys.map((k) => b.indexOf(k)));
     expect(a.keys).toEqual(b.keys);
     expect(fromBytes).toEqual([0, 1, 0, 2, 3, 1]);
@@ -102,7 +156,9 @@ describe('result store', () => {
     const spillDir = (store as unknown as { spill: { dir: string } | null }).spill?.dir;
     expect(spillDir).toBeTruthy();
     const selected = new SelectedColumn(sel.selectedIndices());
-    const cci: number[] = [], ids: number[] = [], flags: boolean[] = [];
+    const cci: number[] = [],
+      ids: number[] = [],
+      flags: boolean[] = [];
     for await (const b of store.batches()) {
       const full = selected.append(b);
       cci.push(...(full.getChild('CCI')!.toArray() as Float64Array));
@@ -131,7 +187,8 @@ describe('webgpu from columns', () => {
     };
     const [c, g] = [await run('cpu'), await run('webgpu')];
     let worst = 0;
-    for (const k of ['evb', 'cr', 'ts', 'es', 'pd', 'cci'] as const) for (let j = 0; j < 4096; j++) worst = Math.max(worst, Math.abs(c.metrics[k][j] - g.metrics[k][j]));
+    for (const k of ['evb', 'cr', 'ts', 'es', 'pd', 'cci'] as const)
+      for (let j = 0; j < 4096; j++) worst = Math.max(worst, Math.abs(c.metrics[k][j] - g.metrics[k][j]));
     expect(worst).toBeLessThan(1e-5);
     expect(worst).toBeGreaterThan(0); // float32 kernels: not the CPU's float64 bits
     await disposeBackends();

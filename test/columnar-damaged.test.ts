@@ -63,7 +63,12 @@ describe('a damaged Parquet page', () => {
     expectRefused(runCli(['calibrate', file, '--backend', 'cpu']), ['ecr calibrate: ', where], folder, ['bad.parquet']);
     expectRefused(runCli(['maturity', file, '--backend', 'cpu']), ['ecr maturity: ', where], folder, ['bad.parquet']);
     const piped = spawnSync(process.execPath, [CLI, 'calibrate', '-', '--format', 'parquet', '--backend', 'cpu'], { input: bad, cwd: ROOT, encoding: 'utf8' });
-    expectRefused({ code: piped.status ?? -1, stdout: piped.stdout, stderr: piped.stderr }, ['ecr calibrate: stdin: row group 2 of 3 (rows 21-40), column "steps": the Parquet data is damaged'], folder, ['bad.parquet']);
+    expectRefused(
+      { code: piped.status ?? -1, stdout: piped.stdout, stderr: piped.stderr },
+      ['ecr calibrate: stdin: row group 2 of 3 (rows 21-40), column "steps": the Parquet data is damaged'],
+      folder,
+      ['bad.parquet'],
+    );
     // The undamaged file reads whole, through the same worker.
     const ok = path.join(folder, 'ok.parquet');
     writeFileSync(ok, good);
@@ -79,8 +84,18 @@ describe('a damaged Parquet page', () => {
     writeFileSync(path.join(folder, 'cut.parquet'), good.subarray(0, good.length >> 1));
     writeFileSync(path.join(folder, 'text.parquet'), '{"steps": [[0, 1], [1, 0]]}\n');
     const inputs = ['cut.parquet', 'text.parquet'];
-    expectRefused(runCli(['score', path.join(folder, 'cut.parquet'), '--out', path.join(folder, 'o.jsonl')]), ['cut.parquet is not a Parquet file ('], folder, inputs);
-    expectRefused(runCli(['convert', path.join(folder, 'text.parquet'), path.join(folder, 'o.jsonl')]), ['text.parquet is not a Parquet file ('], folder, inputs);
+    expectRefused(
+      runCli(['score', path.join(folder, 'cut.parquet'), '--out', path.join(folder, 'o.jsonl')]),
+      ['cut.parquet is not a Parquet file ('],
+      folder,
+      inputs,
+    );
+    expectRefused(
+      runCli(['convert', path.join(folder, 'text.parquet'), path.join(folder, 'o.jsonl')]),
+      ['text.parquet is not a Parquet file ('],
+      folder,
+      inputs,
+    );
   });
 });
 

@@ -16,9 +16,16 @@ import { runCli } from './helpers/cli.js';
 
 const { Field, makeData, RecordBatch, Table } = arrow;
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'ecr-meta-'));
-const STEPS = [[0, 1], [1, 0]];
+const STEPS = [
+  [0, 1],
+  [1, 0],
+];
 const col = (type: arrow.DataType, values: unknown[]) => arrow.vectorFromArray(values as never[], type as never).data[0];
-const steps = (n: number) => col(new arrow.List(new Field('item', new arrow.List(new Field('item', new arrow.Float64(), false)), false)), Array.from({ length: n }, () => STEPS));
+const steps = (n: number) =>
+  col(
+    new arrow.List(new Field('item', new arrow.List(new Field('item', new arrow.Float64(), false)), false)),
+    Array.from({ length: n }, () => STEPS),
+  );
 
 async function pq(batch: arrow.RecordBatch): Promise<Uint8Array> {
   const pw = await import('parquet-wasm/node');
@@ -33,15 +40,19 @@ describe('meta of any Arrow type becomes JSON in ecr convert', () => {
   it('a struct<src: string, n: int64> meta (as pyarrow writes it), from Arrow and from Parquet: every line has it, n with all its digits', async () => {
     const dir = tmp();
     const meta = col(new arrow.Struct([new Field('src', new arrow.Utf8(), true), new Field('n', new arrow.Int64(), true)]), [
-      { src: 'web', n: 9007199254740993n }, null, { src: null, n: -7n },
+      { src: 'web', n: 9007199254740993n },
+      null,
+      { src: null, n: -7n },
     ]);
     const batch = new RecordBatch({ id: col(new arrow.Utf8(), ['a', 'b', 'c']), steps: steps(3), meta });
-    const expected = [
-      '{"id":"a","steps":[[0,1],[1,0]],"meta":{"src":"web","n":9007199254740993}}',
-      '{"id":"b","steps":[[0,1],[1,0]]}',
-      '{"id":"c","steps":[[0,1],[1,0]],"meta":{"src":null,"n":-7}}',
-    ].join('\n') + '\n';
-    const ar = path.join(dir, 'm.arrow'), pqFile = path.join(dir, 'm.parquet');
+    const expected =
+      [
+        '{"id":"a","steps":[[0,1],[1,0]],"meta":{"src":"web","n":9007199254740993}}',
+        '{"id":"b","steps":[[0,1],[1,0]]}',
+        '{"id":"c","steps":[[0,1],[1,0]],"meta":{"src":null,"n":-7}}',
+      ].join('\n') + '\n';
+    const ar = path.join(dir, 'm.arrow'),
+      pqFile = path.join(dir, 'm.parquet');
     writeFileSync(ar, arrow.tableToIPC(new Table([batch]), 'file'));
     writeFileSync(pqFile, await pq(batch));
     for (const input of [ar, pqFile]) {
@@ -49,7 +60,9 @@ describe('meta of any Arrow type becomes JSON in ecr convert', () => {
       await convertOk(input, out);
       expect(readFileSync(out, 'utf8'), input).toBe(expected);
       // And back: JSONL -> Parquet -> Arrow -> JSONL is the same text.
-      const p2 = path.join(dir, 'back.parquet'), a2 = path.join(dir, 'back.arrows'), j2 = path.join(dir, 'back.jsonl');
+      const p2 = path.join(dir, 'back.parquet'),
+        a2 = path.join(dir, 'back.arrows'),
+        j2 = path.join(dir, 'back.jsonl');
       await convertOk(out, p2);
       await convertOk(p2, a2);
       await convertOk(a2, j2);
@@ -59,7 +72,9 @@ describe('meta of any Arrow type becomes JSON in ecr convert', () => {
     const p3 = path.join(dir, 'struct.parquet');
     await convertOk(ar, p3);
     const pw = await import('parquet-wasm/node');
-    expect(String(arrow.tableFromIPC(pw.readParquet(readFileSync(p3)).intoIPCStream()).schema.fields.find((f) => f.name === 'meta')!.type)).toBe('Struct<{src:Utf8, n:Int64}>');
+    expect(String(arrow.tableFromIPC(pw.readParquet(readFileSync(p3)).intoIPCStream()).schema.fields.find((f) => f.name === 'meta')!.type)).toBe(
+      'Struct<{src:Utf8, n:Int64}>',
+    );
     // Scoring ignores meta whatever its type.
     expect(await score([ar, '--backend', 'cpu', '--out', path.join(dir, 'scores.jsonl')])).toBe(0);
   });
@@ -80,7 +95,11 @@ describe('meta of any Arrow type becomes JSON in ecr convert', () => {
     const chains = [['a.parquet'], ['a.arrow'], ['a.arrows'], ['b.parquet', 'b.arrow'], ['c.arrow', 'c.parquet', 'c.arrows']];
     for (const chain of chains) {
       let from = src;
-      for (const step of chain) { const to = path.join(dir, step); await convertOk(from, to); from = to; }
+      for (const step of chain) {
+        const to = path.join(dir, step);
+        await convertOk(from, to);
+        from = to;
+      }
       const back = path.join(dir, `${chain.join('-')}.jsonl`);
       await convertOk(from, back);
       expect(readFileSync(back, 'utf8'), chain.join(' -> ')).toBe(lines.join('\n') + '\n');
@@ -94,7 +113,9 @@ describe('meta of any Arrow type becomes JSON in ecr convert', () => {
     writeFileSync(file, arrow.tableToIPC(new Table([new RecordBatch({ id: col(new arrow.Utf8(), ['a', 'b']), steps: steps(2), meta })]), 'file'));
     const r = runCli(['convert', file, path.join(dir, 'out.jsonl')]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toBe('ecr convert: row 2, id "b", column "meta.x": NaN is not a finite number, which JSON cannot hold (meta is not scored, but is carried as JSON)\n');
+    expect(r.stderr).toBe(
+      'ecr convert: row 2, id "b", column "meta.x": NaN is not a finite number, which JSON cannot hold (meta is not scored, but is carried as JSON)\n',
+    );
   });
 });
 
@@ -112,13 +133,39 @@ describe('JSON text of each Arrow type', () => {
     ['binary (base64)', col(new arrow.Binary(), [Uint8Array.from([0, 1, 255])]), ['"AAH/"']],
     ['dictionary', col(new arrow.Dictionary(new arrow.Utf8(), new arrow.Int32()), ['p', 'q', 'p']), ['"p"', '"q"', '"p"']],
     ['list<int32> with a null', col(new arrow.List(F('item', new arrow.Int32())), [[1, null], []]), ['[1,null]', '[]']],
-    ['map<utf8, int64>', col(new arrow.Map_(F('entries', new arrow.Struct<{ key: arrow.Utf8; value: arrow.Int64 }>([F('key', new arrow.Utf8(), false), F('value', new arrow.Int64())]), false)), [new Map([['a', 1n], ['b', null]])]), ['{"a":1,"b":null}']],
-    ['timestamp[ns, UTC] (every digit)', makeData({ type: new arrow.TimestampNanosecond('UTC'), length: 2, data: BigInt64Array.from([1700000000123456789n, -1n]) }), ['"2023-11-14T22:13:20.123456789Z"', '"1969-12-31T23:59:59.999999999Z"']],
-    ['timestamp[us] without a zone', makeData({ type: new arrow.TimestampMicrosecond(), length: 1, data: BigInt64Array.from([1500000n]) }), ['"1970-01-01T00:00:01.500000"']],
+    [
+      'map<utf8, int64>',
+      col(
+        new arrow.Map_(
+          F('entries', new arrow.Struct<{ key: arrow.Utf8; value: arrow.Int64 }>([F('key', new arrow.Utf8(), false), F('value', new arrow.Int64())]), false),
+        ),
+        [
+          new Map([
+            ['a', 1n],
+            ['b', null],
+          ]),
+        ],
+      ),
+      ['{"a":1,"b":null}'],
+    ],
+    [
+      'timestamp[ns, UTC] (every digit)',
+      makeData({ type: new arrow.TimestampNanosecond('UTC'), length: 2, data: BigInt64Array.from([1700000000123456789n, -1n]) }),
+      ['"2023-11-14T22:13:20.123456789Z"', '"1969-12-31T23:59:59.999999999Z"'],
+    ],
+    [
+      'timestamp[us] without a zone',
+      makeData({ type: new arrow.TimestampMicrosecond(), length: 1, data: BigInt64Array.from([1500000n]) }),
+      ['"1970-01-01T00:00:01.500000"'],
+    ],
     ['date32', col(new arrow.DateDay(), [new Date(Date.UTC(2024, 1, 29))]), ['"2024-02-29"']],
     ['time64[ns]', makeData({ type: new arrow.TimeNanosecond(), length: 1, data: BigInt64Array.from([3723000000001n]) }), ['"01:02:03.000000001"']],
     ['duration[ms]', makeData({ type: new arrow.DurationMillisecond(), length: 1, data: BigInt64Array.from([-1500n]) }), ['-1500']],
-    ['decimal128(10, 3)', makeData({ type: new arrow.Decimal(3, 10, 128), length: 2, data: Uint32Array.from([12345, 0, 0, 0, 0xfffffffb, 0xffffffff, 0xffffffff, 0xffffffff]) }), ['12.345', '-0.005']],
+    [
+      'decimal128(10, 3)',
+      makeData({ type: new arrow.Decimal(3, 10, 128), length: 2, data: Uint32Array.from([12345, 0, 0, 0, 0xfffffffb, 0xffffffff, 0xffffffff, 0xffffffff]) }),
+      ['12.345', '-0.005'],
+    ],
   ] as [string, arrow.Data, string[]][])('%s', (_name, d, expected) => {
     expect(texts(d)).toEqual(expected);
   });

@@ -33,7 +33,14 @@ function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 function toFloat32(batch: Batch): Batch {
   const f = (a?: FloatArray) => (a ? Float32Array.from(a) : undefined);
-  return { ...batch, steps: f(batch.steps)!, embeddings: f(batch.embeddings), expected: f(batch.expected), realized: f(batch.realized), policy: f(batch.policy) };
+  return {
+    ...batch,
+    steps: f(batch.steps)!,
+    embeddings: f(batch.embeddings),
+    expected: f(batch.expected),
+    realized: f(batch.realized),
+    policy: f(batch.policy),
+  };
 }
 
 describe('cpu backend on the golden fixtures', () => {
@@ -42,7 +49,14 @@ describe('cpu backend on the golden fixtures', () => {
     expect(batch.steps).toBeInstanceOf(Float64Array);
     const res = await scoreBatch(batch, fx.config, { backend: 'cpu' });
     expect(res.backend).toBe('cpu');
-    for (const k of METRICS) expect(maxDiff(res.metrics[k], fx.expected.map((e) => e[FIELD[k]])), k).toBeLessThanOrEqual(1e-9);
+    for (const k of METRICS)
+      expect(
+        maxDiff(
+          res.metrics[k],
+          fx.expected.map((e) => e[FIELD[k]]),
+        ),
+        k,
+      ).toBeLessThanOrEqual(1e-9);
     fx.expected.forEach((e, i) => {
       if (selectionAmbiguous(fx, i, 1e-9)) return;
       expect(res.admissible[i] === 1, `admissible ${e.id}`).toBe(e.admissible);
@@ -54,7 +68,14 @@ describe('cpu backend on the golden fixtures', () => {
     const batch = toFloat32(fixtureBatch(fx).batch);
     expect(batch.steps).toBeInstanceOf(Float32Array);
     const res = await scoreBatch(batch, fx.config, { backend: 'cpu' });
-    for (const k of METRICS) expect(maxDiff(res.metrics[k], fx.expected.map((e) => e[FIELD[k]])), k).toBeLessThanOrEqual(1e-5);
+    for (const k of METRICS)
+      expect(
+        maxDiff(
+          res.metrics[k],
+          fx.expected.map((e) => e[FIELD[k]]),
+        ),
+        k,
+      ).toBeLessThanOrEqual(1e-5);
     fx.expected.forEach((e, i) => {
       if (selectionAmbiguous(fx, i, 1e-5)) return;
       expect(res.admissible[i] === 1, `admissible ${e.id}`).toBe(e.admissible);
@@ -65,7 +86,9 @@ describe('cpu backend on the golden fixtures', () => {
 /** A batch with the cases fast paths get wrong: exact ties, constant rows, zero embeddings, zero policy rows. */
 function adversarialBatch(n: number, t: number, m: number, d: number, a: number): Batch {
   const b = syntheticBatch({ n, t, m, d, a, rewards: true, seed: 7 });
-  const steps = b.steps, emb = b.embeddings!, pol = b.policy!;
+  const steps = b.steps,
+    emb = b.embeddings!,
+    pol = b.policy!;
   for (let i = 0; i < n; i++) {
     const kind = i % 5;
     for (let k = 0; k < t; k++) {
@@ -87,7 +110,10 @@ describe('cpu backend against the cpu-reference oracle', () => {
     ['defaults', {}],
     ['scaled-identity', { lambda: 0.3, shrinkTarget: 'scaled-identity' }],
     ['ledoit-wolf', { lambda: 'ledoit-wolf' }],
-    ['max-abs-change, weighted CR, dmax, confIndex', { evbMode: 'max-abs-change', crWeights: [0.9, 0.1, 0.5, 0.3, 0.7, 0.2], dmax: 0.7, confIndex: 2, vmax: 0.1 }],
+    [
+      'max-abs-change, weighted CR, dmax, confIndex',
+      { evbMode: 'max-abs-change', crWeights: [0.9, 0.1, 0.5, 0.3, 0.7, 0.2], dmax: 0.7, confIndex: 2, vmax: 0.1 },
+    ],
   ];
 
   it.each(configs)('%s: metrics and covariance agree within 1e-12', async (_name, raw) => {
@@ -124,7 +150,14 @@ describe('cpu backend against the cpu-reference oracle', () => {
     const batch = adversarialBatch(40, 4, 6, 3, 3);
     const config = resolveConfig({});
     const want = await cpu.computeMetrics(batch, config);
-    const out = { evb: new Float64Array(40), cr: new Float64Array(40), ts: new Float64Array(40), es: new Float64Array(40), pd: new Float64Array(40), cci: new Float64Array(40) };
+    const out = {
+      evb: new Float64Array(40),
+      cr: new Float64Array(40),
+      ts: new Float64Array(40),
+      es: new Float64Array(40),
+      pd: new Float64Array(40),
+      cci: new Float64Array(40),
+    };
     const got = await cpu.computeMetrics(batch, config, { out });
     expect(got.evb).toBe(out.evb);
     for (const k of METRICS) expect(Array.from(got[k])).toEqual(Array.from(want[k]));
@@ -132,10 +165,26 @@ describe('cpu backend against the cpu-reference oracle', () => {
     await expect(cpu.computeMetrics(batch, config, { out, covariance: true })).rejects.toThrow(/out\.covariance/);
   });
 
-  it('Ledoit-Wolf reproduces scikit-learn\'s documented example', async () => {
+  it("Ledoit-Wolf reproduces scikit-learn's documented example", async () => {
     // X: np.random.seed(0); np.random.multivariate_normal([0, 0], [[.4, .2], [.2, .8]], size=50), the
     // LedoitWolf docstring's data; scikit-learn prints covariance_ [[0.4406, 0.1616], [0.1616, 0.8022]].
-    const x = [0.8424984564251626, 1.4450891295730035, 1.5178567890994665, 0.36667196840192884, 0.1630381916043181, 1.8317973279370645, 0.26287067353821236, 0.857367268614446, 0.17651962220293776, -0.17809169165769026, 0.8084500264179484, -0.1883768424128679, 0.3369523442175089, 0.6344147046813222, 0.33320942284808036, 0.3133946266481745, 0.43047982201300344, 1.341186622887936, -0.33181565068048036, 0.4558363317158134, -0.577897195897361, -2.3570498870167493, -0.07532364733080038, 0.9103425596877937, 0.05942719657487196, 2.28375344099933, -0.0809381934972725, 0.08006268490969225, 1.315644104452152, 1.0138981023783733, 0.2524716195836603, 0.05300631124935685, -1.3498252769397643, -0.34377333154327655, -0.043750004006001555, -0.3357091853922792, 1.067970063253212, 0.808853407190146, -0.2965581344361734, -0.27107784211706343, -1.1158597541190374, -0.6041873057944658, 0.4014652156026514, -1.901590575107771, -0.4111842046433446, -0.3480046028549103, -0.04593825009276528, -1.2550803872155922, -0.6909948937161541, -1.3551349471155931, -0.12067649401733256, -0.8607149115744706, -0.7979506297117328, -0.1889732746840518, 0.2127270567300524, -0.11677611255641296, 0.18129319882945197, -0.007445250190309907, -0.4168158176652631, -0.4724627803565696, -0.4288704442769215, -0.5062567761792558, -1.1905640762879914, -0.3338322058186825, -0.14524926961630535, 0.24060883497386565, -0.3453825768615519, -1.5148700689354717, -0.2992085604446506, -0.7987976009550376, 0.3292674464077446, 0.6051072271458039, -0.23278589590386556, 1.255207897868118, -0.21163648388008113, 0.49684920991414705, -0.6142856967502591, -0.6311661830887009, -0.08280164544183558, -0.28255527801078245, 0.049747917019359045, -1.2055783002429317, -0.6318680799854512, 0.7353128846633102, 1.5215567934652587, 0.8833217341428938, 0.3302370521659642, 1.062044979677192, 0.16362116328566143, -1.1567429843157273, 0.49106688478427635, -0.6134425882050514, 0.5830330336562125, -0.02968191836201878, 0.49576710028136145, 0.15707565005331114, 0.9329614689245413, -0.3757666405029528, 0.2547880786606382, 0.023534516321122537];
+    const x = [
+      0.8424984564251626, 1.4450891295730035, 1.5178567890994665, 0.36667196840192884, 0.1630381916043181, 1.8317973279370645, 0.26287067353821236,
+      0.857367268614446, 0.17651962220293776, -0.17809169165769026, 0.8084500264179484, -0.1883768424128679, 0.3369523442175089, 0.6344147046813222,
+      0.33320942284808036, 0.3133946266481745, 0.43047982201300344, 1.341186622887936, -0.33181565068048036, 0.4558363317158134, -0.577897195897361,
+      -2.3570498870167493, -0.07532364733080038, 0.9103425596877937, 0.05942719657487196, 2.28375344099933, -0.0809381934972725, 0.08006268490969225,
+      1.315644104452152, 1.0138981023783733, 0.2524716195836603, 0.05300631124935685, -1.3498252769397643, -0.34377333154327655, -0.043750004006001555,
+      -0.3357091853922792, 1.067970063253212, 0.808853407190146, -0.2965581344361734, -0.27107784211706343, -1.1158597541190374, -0.6041873057944658,
+      0.4014652156026514, -1.901590575107771, -0.4111842046433446, -0.3480046028549103, -0.04593825009276528, -1.2550803872155922, -0.6909948937161541,
+      -1.3551349471155931, -0.12067649401733256, -0.8607149115744706, -0.7979506297117328, -0.1889732746840518, 0.2127270567300524, -0.11677611255641296,
+      0.18129319882945197, -0.007445250190309907, -0.4168158176652631, -0.4724627803565696, -0.4288704442769215, -0.5062567761792558, -1.1905640762879914,
+      -0.3338322058186825, -0.14524926961630535, 0.24060883497386565, -0.3453825768615519, -1.5148700689354717, -0.2992085604446506, -0.7987976009550376,
+      0.3292674464077446, 0.6051072271458039, -0.23278589590386556, 1.255207897868118, -0.21163648388008113, 0.49684920991414705, -0.6142856967502591,
+      -0.6311661830887009, -0.08280164544183558, -0.28255527801078245, 0.049747917019359045, -1.2055783002429317, -0.6318680799854512, 0.7353128846633102,
+      1.5215567934652587, 0.8833217341428938, 0.3302370521659642, 1.062044979677192, 0.16362116328566143, -1.1567429843157273, 0.49106688478427635,
+      -0.6134425882050514, 0.5830330336562125, -0.02968191836201878, 0.49576710028136145, 0.15707565005331114, 0.9329614689245413, -0.3757666405029528,
+      0.2547880786606382, 0.023534516321122537,
+    ];
     // The metric kernels do not require E in [0, 1] (validation is scoreBatch's job), so the raw data goes in directly.
     const batch: Batch = { n: 1, t: 50, m: 2, steps: Float64Array.from(x) };
     const out = await cpu.computeMetrics(batch, resolveConfig({ lambda: 'ledoit-wolf' }), { covariance: true });
@@ -157,7 +206,9 @@ describe.runIf(existsSync(DIST_CPU))('cpu backend worker threads (compiled dist/
   type DistModule = typeof import('../src/backends/cpu/index.js');
   const load = async () => (await import(pathToFileURL(DIST_CPU).href)) as DistModule;
   const backends: CpuBackend[] = [];
-  afterAll(async () => { for (const b of backends) await b.dispose(); });
+  afterAll(async () => {
+    for (const b of backends) await b.dispose();
+  });
 
   async function compare(batch: Batch, raw: EcrConfig, covariance: boolean, expectCopied: boolean) {
     const { CpuBackend: DistCpu } = await load();
@@ -197,11 +248,17 @@ describe.runIf(existsSync(DIST_CPU))('cpu backend worker threads (compiled dist/
       const batch = syntheticBatch({ n: 2500, t: 5, m: 6, a: 5, shared: inputsShared, seed: 11 });
       const want = await single.computeMetrics(batch, config, { covariance: true });
       for (const outShared of [true, false]) {
-        const out: MetricArrays = outShared ? allocateSharedMetrics(batch.n, batch.m) : {
-          evb: new Float64Array(batch.n), cr: new Float64Array(batch.n), ts: new Float64Array(batch.n),
-          es: new Float64Array(batch.n), pd: new Float64Array(batch.n), cci: new Float64Array(batch.n),
-          covariance: new Float64Array(batch.n * batch.m * batch.m),
-        };
+        const out: MetricArrays = outShared
+          ? allocateSharedMetrics(batch.n, batch.m)
+          : {
+              evb: new Float64Array(batch.n),
+              cr: new Float64Array(batch.n),
+              ts: new Float64Array(batch.n),
+              es: new Float64Array(batch.n),
+              pd: new Float64Array(batch.n),
+              cci: new Float64Array(batch.n),
+              covariance: new Float64Array(batch.n * batch.m * batch.m),
+            };
         out.cci.fill(-1); // stale values from a previous batch must all be overwritten
         for (const offload of [false, true]) {
           out.cci.fill(-1); // stale values from a previous batch must all be overwritten

@@ -17,15 +17,27 @@ mkdirSync(path.join(dir, 'node_modules'));
 symlinkSync(ROOT, path.join(dir, 'node_modules', 'ecr-engine'), 'dir');
 writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
 // A module hook that reports every file the import loads, so the test sees ESM and CommonJS packages alike.
-writeFileSync(path.join(dir, 'hooks.mjs'), `import { writeSync } from 'node:fs';
+writeFileSync(
+  path.join(dir, 'hooks.mjs'),
+  `import { writeSync } from 'node:fs';
 export async function load(url, context, next) { if (url.startsWith('file:')) writeSync(2, 'LOADED ' + url + '\\n'); return next(url, context); }
-`);
+`,
+);
 writeFileSync(path.join(dir, 'register.mjs'), `import { register } from 'node:module'; register('./hooks.mjs', import.meta.url);`);
 
 /** The packages (under node_modules) that importing `specifier` loads, and the module's export names. */
 function load(specifier: string): { packages: string[]; exports: string[] } {
-  const r = spawnSync(process.execPath, ['--import', './register.mjs', '--input-type=module', '-e',
-    `const m = await import(${JSON.stringify(specifier)}); console.log(JSON.stringify(Object.keys(m)));`], { cwd: dir, encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      './register.mjs',
+      '--input-type=module',
+      '-e',
+      `const m = await import(${JSON.stringify(specifier)}); console.log(JSON.stringify(Object.keys(m)));`,
+    ],
+    { cwd: dir, encoding: 'utf8' },
+  );
   expect(r.status, r.stderr).toBe(0);
   const packages = new Set<string>();
   for (const line of r.stderr.split('\n')) {
@@ -43,7 +55,8 @@ describe('package entry points', () => {
     expect(packages.filter((p) => HEAVY.includes(p))).toEqual([]);
     expect(exports).toEqual(expect.arrayContaining(['scoreBatch', 'scoreRecords', 'resolveConfig', 'InputError', 'getBackend', 'disposeBackends']));
     // Internals stay internal.
-    for (const name of ['finishBatch', 'GroupSelector', 'LoopbackServer', 'EcrPipeline', 'RedisStore', 'lockKey', 'redisKey', 'sleep', 'syntheticBatch']) expect(exports).not.toContain(name);
+    for (const name of ['finishBatch', 'GroupSelector', 'LoopbackServer', 'EcrPipeline', 'RedisStore', 'lockKey', 'redisKey', 'sleep', 'syntheticBatch'])
+      expect(exports).not.toContain(name);
   });
 
   it.each([
@@ -57,7 +70,10 @@ describe('package entry points', () => {
   });
 
   it('a module that is not an entry point cannot be imported', () => {
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', `await import('ecr-engine/dist/engine/score-batch.js')`], { cwd: dir, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', `await import('ecr-engine/dist/engine/score-batch.js')`], {
+      cwd: dir,
+      encoding: 'utf8',
+    });
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/ERR_PACKAGE_PATH_NOT_EXPORTED/);
   });

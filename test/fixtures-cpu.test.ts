@@ -13,7 +13,13 @@ const fixtures = loadFixtures();
 describe.each(['cpu-reference', 'cpu'] as const)('fixtures on %s', (backend) => {
   it('has all seven fixtures', () => {
     expect(fixtures.map((f) => f.name)).toEqual([
-      'embeddings-policy', 'ledoit-wolf', 'max-abs-change-weighted-cr', 'paper-worked-example', 'proxy-default', 'scaled-identity', 'ties-quantized',
+      'embeddings-policy',
+      'ledoit-wolf',
+      'max-abs-change-weighted-cr',
+      'paper-worked-example',
+      'proxy-default',
+      'scaled-identity',
+      'ties-quantized',
     ]);
   });
 

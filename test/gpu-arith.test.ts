@@ -22,17 +22,25 @@ describe('refoldDispatch', () => {
     expect(refoldDispatch(0, 65535)).toEqual({ x: 0, y: 0 });
   });
   it('refolds oversized dispatches into x*y >= total with both within the limit and little waste', () => {
-    fc.assert(fc.property(fc.integer({ min: 1, max: 65535 * 65535 }), fc.integer({ min: 1, max: 65535 }), (total, max) => {
-      fc.pre(total <= max * max);
-      const { x, y } = refoldDispatch(total, max);
-      expect(x).toBeLessThanOrEqual(max);
-      expect(y).toBeLessThanOrEqual(max);
-      expect(x * y).toBeGreaterThanOrEqual(total);
-      expect(x * y - total).toBeLessThan(y); // less than one row of padding
-    }));
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 65535 * 65535 }), fc.integer({ min: 1, max: 65535 }), (total, max) => {
+        fc.pre(total <= max * max);
+        const { x, y } = refoldDispatch(total, max);
+        expect(x).toBeLessThanOrEqual(max);
+        expect(y).toBeLessThanOrEqual(max);
+        expect(x * y).toBeGreaterThanOrEqual(total);
+        expect(x * y - total).toBeLessThan(y); // less than one row of padding
+      }),
+    );
   });
   it('rejects a dispatch beyond max^2 and impossible counts with a typed GpuError, never a RangeError', () => {
-    for (const bad of [() => refoldDispatch(5 * 5 + 1, 5), () => refoldDispatch(-1, 5), () => refoldDispatch(1.5, 5), () => refoldDispatch(2 ** 60, 65535), () => refoldDispatch(3, 0)]) {
+    for (const bad of [
+      () => refoldDispatch(5 * 5 + 1, 5),
+      () => refoldDispatch(-1, 5),
+      () => refoldDispatch(1.5, 5),
+      () => refoldDispatch(2 ** 60, 65535),
+      () => refoldDispatch(3, 0),
+    ]) {
       expect(bad).toThrow(GpuError);
       expect(bad).not.toThrow(RangeError);
     }
@@ -41,17 +49,33 @@ describe('refoldDispatch', () => {
 
 describe('chunk planning', () => {
   const limits: ChunkLimits = {
-    maxBindingBytes: 128 << 20, maxBufferBytes: 2 ** 31, trajectoriesPerWorkgroup: 1,
-    maxWorkgroupsPerDimension: 65535, alignTrajectories: 256, targetChunkBytes: 0,
+    maxBindingBytes: 128 << 20,
+    maxBufferBytes: 2 ** 31,
+    trajectoriesPerWorkgroup: 1,
+    maxWorkgroupsPerDimension: 65535,
+    alignTrajectories: 256,
+    targetChunkBytes: 0,
   };
   it('bounds every binding by the binding limit and aligns the count', () => {
-    const per = maxChunkTrajectories([{ name: 'e', bytesPerTrajectory: 160 }, { name: 'out', bytesPerTrajectory: 24 }], limits);
+    const per = maxChunkTrajectories(
+      [
+        { name: 'e', bytesPerTrajectory: 160 },
+        { name: 'out', bytesPerTrajectory: 24 },
+      ],
+      limits,
+    );
     expect(per % 256).toBe(0);
     expect(per * 160).toBeLessThanOrEqual(128 << 20);
     expect((per + 256) * 160).toBeGreaterThan(128 << 20);
   });
   it('honours the streaming target and the buffer limit', () => {
-    const per = maxChunkTrajectories([{ name: 'e', bytesPerTrajectory: 100 }, { name: 'out', bytesPerTrajectory: 28 }], { ...limits, targetChunkBytes: 1 << 20 });
+    const per = maxChunkTrajectories(
+      [
+        { name: 'e', bytesPerTrajectory: 100 },
+        { name: 'out', bytesPerTrajectory: 28 },
+      ],
+      { ...limits, targetChunkBytes: 1 << 20 },
+    );
     expect(per * 128).toBeLessThanOrEqual(1 << 20);
     const small = maxChunkTrajectories([{ name: 'e', bytesPerTrajectory: 1000 }], { ...limits, maxBufferBytes: 1 << 20, maxBindingBytes: 1 << 30 });
     expect(small * 1000).toBeLessThanOrEqual(1 << 20);
@@ -68,15 +92,31 @@ describe('chunk planning', () => {
     expect(hostArray(Float64Array, 3, 'x')).toHaveLength(3);
   });
   it('planChunks covers 0..n exactly once in order', () => {
-    fc.assert(fc.property(fc.integer({ min: 0, max: 100000 }), fc.integer({ min: 1, max: 5000 }), (n, per) => {
-      const chunks = planChunks(n, per);
-      let next = 0;
-      for (const c of chunks) { expect(c.start).toBe(next); expect(c.count).toBeGreaterThan(0); expect(c.count).toBeLessThanOrEqual(per); next += c.count; }
-      expect(next).toBe(n);
-    }));
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 100000 }), fc.integer({ min: 1, max: 5000 }), (n, per) => {
+        const chunks = planChunks(n, per);
+        let next = 0;
+        for (const c of chunks) {
+          expect(c.start).toBe(next);
+          expect(c.count).toBeGreaterThan(0);
+          expect(c.count).toBeLessThanOrEqual(per);
+          next += c.count;
+        }
+        expect(next).toBe(n);
+      }),
+    );
   });
   it('lays out input segments at aligned, non-overlapping offsets within the buffer', () => {
-    const batch = { n: 1000, t: 5, m: 7, steps: new Float64Array(35000), d: 3, embeddings: new Float64Array(15000), expected: new Float64Array(5000), realized: new Float64Array(5000) };
+    const batch = {
+      n: 1000,
+      t: 5,
+      m: 7,
+      steps: new Float64Array(35000),
+      d: 3,
+      embeddings: new Float64Array(15000),
+      expected: new Float64Array(5000),
+      realized: new Float64Array(5000),
+    };
     for (const unorm16 of [false, true]) {
       const shape = shapeOf(batch, unorm16, false);
       const { segments, totalBytes } = inputLayout(shape, 768, 513);
@@ -114,11 +154,13 @@ describe('chunk planning', () => {
 
 describe('host encoders and uniforms', () => {
   it('sizeClass never returns less than asked and wastes at most 12.5% above 1 MiB', () => {
-    fc.assert(fc.property(fc.integer({ min: 1, max: 2 ** 31 }), (b) => {
-      const s = sizeClass(b);
-      expect(s).toBeGreaterThanOrEqual(b);
-      if (b > 1 << 20) expect(s / b).toBeLessThanOrEqual(1.125 + 1e-9);
-    }));
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 2 ** 31 }), (b) => {
+        const s = sizeClass(b);
+        expect(s).toBeGreaterThanOrEqual(b);
+        if (b > 1 << 20) expect(s / b).toBeLessThanOrEqual(1.125 + 1e-9);
+      }),
+    );
   });
   it('unorm16 encoding rounds to the nearest code and zeroes the odd tail', () => {
     const src = Float64Array.from([0, 1, 0.5, 1 / 3, 0.999999]);
@@ -129,7 +171,22 @@ describe('host encoders and uniforms', () => {
     src.forEach((x, i) => expect(Math.abs(back[i] - x)).toBeLessThanOrEqual(1 / 131070 + 1e-15));
   });
   it('packParams writes each field at its WGSL uniform offset with its declared type; arrays zero-padded', () => {
-    const v = packParams({ n: 3, t: 5, m: 8, a: 4, d: 6, chunkStart: 256, confIndex: 2, flags: 9, wgPerRow: 7, lambda: 0.25, vmax: 0.25, dmax: 2, w: [0.1, 0.2, 0.3, 0.2, 0.2], crW: [0.5] });
+    const v = packParams({
+      n: 3,
+      t: 5,
+      m: 8,
+      a: 4,
+      d: 6,
+      chunkStart: 256,
+      confIndex: 2,
+      flags: 9,
+      wgPerRow: 7,
+      lambda: 0.25,
+      vmax: 0.25,
+      dmax: 2,
+      w: [0.1, 0.2, 0.3, 0.2, 0.2],
+      crW: [0.5],
+    });
     expect(v.byteLength).toBe(PARAMS_BYTES);
     expect([0, 4, 8, 12, 16, 20, 24, 28, 32].map((o) => v.getUint32(o, true))).toEqual([3, 5, 8, 4, 6, 256, 2, 9, 7]);
     expect(v.getFloat32(36, true)).toBe(0.25);
@@ -146,9 +203,11 @@ describe.skipIf(!gate.available)(`forced small chunks on the adapter (${gate.ava
     const whole = newBackend();
     const split = newBackend({ chunkTrajectories: 256 });
     try {
-      const n = 2000, t = 4, m = 6;
+      const n = 2000,
+        t = 4,
+        m = 6;
       let s = 42;
-      const steps = Float64Array.from({ length: n * t * m }, () => ((s = (Math.imul(s, 48271) >>> 0) % 2147483647) / 2147483647));
+      const steps = Float64Array.from({ length: n * t * m }, () => (s = (Math.imul(s, 48271) >>> 0) % 2147483647) / 2147483647);
       const batch = { n, t, m, steps, groups: Int32Array.from({ length: n }, (_, i) => i % 37) };
       const cfg = resolveConfig({ tau: 0.5 });
       const a = await whole.computeMetrics(batch, cfg);
@@ -160,7 +219,14 @@ describe.skipIf(!gate.available)(`forced small chunks on the adapter (${gate.ava
     }
   }, 600_000);
   it('streaming sizes that are not positive integers are a UsageError when the backend is made, before any GPU work', async () => {
-    for (const tuning of [{ chunkTrajectories: 0.5 }, { slots: 0 }, { targetChunkBytes: -1 }, { chunkTrajectories: Number.NaN }, { replays: 0 }, { kernel: 'fast' as never }]) {
+    for (const tuning of [
+      { chunkTrajectories: 0.5 },
+      { slots: 0 },
+      { targetChunkBytes: -1 },
+      { chunkTrajectories: Number.NaN },
+      { replays: 0 },
+      { kernel: 'fast' as never },
+    ]) {
       expect(() => newBackend(tuning), JSON.stringify(tuning)).toThrow(UsageError);
     }
   }, 600_000);

@@ -63,7 +63,11 @@ describe('scoreBatch rejects misuse with typed errors', () => {
     ['d as a string', { d: '2', embeddings: new Float64Array(12) }, /field "d": must be an integer >= 1, got "2"/],
     ['embeddings of the wrong length', { d: 2, embeddings: new Float64Array(10) }, /field "embeddings": length 10, expected 12/],
     ['expected as null', { expected: null, realized: new Float64Array(6) }, /field "expected": must be a Float32Array or Float64Array, got null/],
-    ['realized as a plain Array', { expected: new Float64Array(6), realized: [0, 0, 0, 0, 0, 0] }, /field "realized": must be a Float32Array or Float64Array, got an Array/],
+    [
+      'realized as a plain Array',
+      { expected: new Float64Array(6), realized: [0, 0, 0, 0, 0, 0] },
+      /field "realized": must be a Float32Array or Float64Array, got an Array/,
+    ],
     ['policy as an object', { a: 2, policy: { length: 12 } }, /field "policy": must be a Float32Array or Float64Array, got an Object/],
   ];
   it.each(cases)('batch with %s is an InputError naming the field', async (_name, patch, message) => {
@@ -151,10 +155,26 @@ describe.each(BACKENDS)('computeMetrics on %s checks ComputeOptions.out the same
   const batch = goodBatch();
 
   it.each([
-    ['evb one too short', (o: MetricArrays) => ({ ...o, evb: new Float64Array(1) }), 'ComputeOptions.out.evb must be a Float64Array of length n = 2, got length 1'],
-    ['cci one too long', (o: MetricArrays) => ({ ...o, cci: new Float64Array(3) }), 'ComputeOptions.out.cci must be a Float64Array of length n = 2, got length 3'],
-    ['pd a Float32Array', (o: MetricArrays) => ({ ...o, pd: new Float32Array(2) as unknown as Float64Array }), 'ComputeOptions.out.pd must be a Float64Array of length n = 2, got a Float32Array'],
-    ['ts missing', (o: MetricArrays) => ({ ...o, ts: undefined as unknown as Float64Array }), 'ComputeOptions.out.ts must be a Float64Array of length n = 2, got undefined'],
+    [
+      'evb one too short',
+      (o: MetricArrays) => ({ ...o, evb: new Float64Array(1) }),
+      'ComputeOptions.out.evb must be a Float64Array of length n = 2, got length 1',
+    ],
+    [
+      'cci one too long',
+      (o: MetricArrays) => ({ ...o, cci: new Float64Array(3) }),
+      'ComputeOptions.out.cci must be a Float64Array of length n = 2, got length 3',
+    ],
+    [
+      'pd a Float32Array',
+      (o: MetricArrays) => ({ ...o, pd: new Float32Array(2) as unknown as Float64Array }),
+      'ComputeOptions.out.pd must be a Float64Array of length n = 2, got a Float32Array',
+    ],
+    [
+      'ts missing',
+      (o: MetricArrays) => ({ ...o, ts: undefined as unknown as Float64Array }),
+      'ComputeOptions.out.ts must be a Float64Array of length n = 2, got undefined',
+    ],
   ])('out with %s is a UsageError', async (_case, patch, message) => {
     const backend = await getBackend(name);
     const err = await errorOf(() => backend.computeMetrics(batch, config, { out: patch(allocMetrics(2)) }));

@@ -1,6 +1,14 @@
 /** The OpenAI-compatible provider against the real loopback HTTP server on 127.0.0.1. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LlmCancelledError, LlmHttpError, LlmMultipleChoicesRejectedError, LlmNetworkError, LlmNoContentError, LlmTimeoutError, isMultipleChoicesRefusal } from '../src/llm/errors.js';
+import {
+  LlmCancelledError,
+  LlmHttpError,
+  LlmMultipleChoicesRejectedError,
+  LlmNetworkError,
+  LlmNoContentError,
+  LlmTimeoutError,
+  isMultipleChoicesRefusal,
+} from '../src/llm/errors.js';
 import { OpenAICompatibleProvider } from '../src/llm/openai-compatible.js';
 import { nLimitationOf, resetNDetection, sampleChoices, knownToIgnoreN } from '../src/llm/sample-choices.js';
 import { parseRetryAfter, type RetryPolicy } from '../src/llm/retry.js';
@@ -10,8 +18,13 @@ import { UsageError } from '../src/core/errors.js';
 import { LoopbackServer } from '../src/testing/loopback-server.js';
 
 let server: LoopbackServer;
-beforeEach(async () => { server = await LoopbackServer.start(); resetNDetection(); });
-afterEach(async () => { await server.close(); });
+beforeEach(async () => {
+  server = await LoopbackServer.start();
+  resetNDetection();
+});
+afterEach(async () => {
+  await server.close();
+});
 
 const user = (content: string) => [{ role: 'user' as const, content }];
 const provider = (retry: Partial<RetryPolicy> = {}, extra: { timeoutMs?: number; embeddingModel?: string } = {}) =>
@@ -21,7 +34,10 @@ const chats = () => server.log.filter((e) => e.path === '/v1/chat/completions');
 describe('chat and batching', () => {
   it('gets K choices with logprobs and usage from one request with n = K', async () => {
     const calls: CallRecord[] = [];
-    const r = await provider().chat({ kind: 'generate', messages: user('What is 2+2?'), n: 4, topLogprobs: 3, sampling: { seed: 7 } }, { observer: { onCall: (c) => calls.push(c) } });
+    const r = await provider().chat(
+      { kind: 'generate', messages: user('What is 2+2?'), n: 4, topLogprobs: 3, sampling: { seed: 7 } },
+      { observer: { onCall: (c) => calls.push(c) } },
+    );
     expect(chats()).toHaveLength(1);
     expect(chats()[0].n).toBe(4);
     expect(r.choices).toHaveLength(4);
@@ -51,7 +67,11 @@ describe('chat and batching', () => {
     const r = await p.chat({ kind: 'generate', messages: user('x'), topLogprobs: 5 });
     expect(r.choices[0].logprobs).toBeNull();
     await p.chat({ kind: 'generate', messages: user('y'), topLogprobs: 5 });
-    expect(chats().map((e) => [e.status, e.logprobsRequested])).toEqual([[400, true], [200, false], [200, false]]);
+    expect(chats().map((e) => [e.status, e.logprobsRequested])).toEqual([
+      [400, true],
+      [200, false],
+      [200, false],
+    ]);
   });
 
   it('sampleChoices uses one batched request when the server honours n', async () => {
@@ -87,8 +107,18 @@ describe('chat and batching', () => {
       const p = provider(); // retries on: the refusal must still not be retried, even as a 500
       const first = await sampleChoices(p, { messages: user('q'), k: 4, sampling: { seed: 10 } });
       expect(first.map((o) => o.ok && o.via)).toEqual(['single', 'single', 'single', 'single']);
-      expect(chats().map((e) => [e.n, e.status])).toEqual([[4, status], [1, 200], [1, 200], [1, 200], [1, 200]]);
-      expect(chats().slice(1).map((e) => e.seed)).toEqual([10, 11, 12, 13]);
+      expect(chats().map((e) => [e.n, e.status])).toEqual([
+        [4, status],
+        [1, 200],
+        [1, 200],
+        [1, 200],
+        [1, 200],
+      ]);
+      expect(
+        chats()
+          .slice(1)
+          .map((e) => e.seed),
+      ).toEqual([10, 11, 12, 13]);
       expect(new Set(first.map((o) => o.ok && o.choice.text)).size).toBe(4);
       expect(nLimitationOf(server.url)).toBe('rejects n > 1');
       expect(knownToIgnoreN(server.url)).toBe(true);
@@ -105,7 +135,9 @@ describe('chat and batching', () => {
 
   it('the provider reports the refusal of n > 1 as its own typed error, and any other 400 as a plain one', async () => {
     server.rejectN = 400;
-    const err = await provider().chat({ kind: 'generate', messages: user('x'), n: 3 }).catch((e) => e);
+    const err = await provider()
+      .chat({ kind: 'generate', messages: user('x'), n: 3 })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(LlmMultipleChoicesRejectedError);
     expect(err).toMatchObject({ status: 400, n: 3 });
     expect(err.bodySnippet).toContain('"type":"invalid_request_error"');
@@ -124,8 +156,8 @@ describe('chat and batching', () => {
   });
 
   it('a choice with null content (refusal, tool calls only) fails its own sample in its place; n is still trusted', async () => {
-    server.contentless = ({ kind, choice }) => kind !== 'generate' ? undefined
-      : choice === 1 ? { refusal: 'I cannot help with that.' } : choice === 2 ? { toolCall: 'lookup' } : undefined;
+    server.contentless = ({ kind, choice }) =>
+      kind !== 'generate' ? undefined : choice === 1 ? { refusal: 'I cannot help with that.' } : choice === 2 ? { toolCall: 'lookup' } : undefined;
     const out = await sampleChoices(provider(), { messages: user('q'), k: 4, sampling: { seed: 3 } });
     expect(chats()).toHaveLength(1);
     const sent = chats()[0].texts!;
@@ -162,12 +194,18 @@ describe('retries', () => {
     const r = await provider({ retries: 3 }).chat({ kind: 'unroll', messages: user('x') }, { observer: { onCall: (c) => calls.push(c) } });
     expect(r.choices).toHaveLength(1);
     expect(chats().map((e) => e.status)).toEqual([500, 500, 200]);
-    expect(calls.map((c) => [c.ok, c.attempt, c.status])).toEqual([[false, 0, 500], [false, 1, 500], [true, 2, 200]]);
+    expect(calls.map((c) => [c.ok, c.attempt, c.status])).toEqual([
+      [false, 0, 500],
+      [false, 1, 500],
+      [true, 2, 200],
+    ]);
   });
 
   it('gives up after the configured retries with a typed error', async () => {
     server.fail({ times: Infinity, action: { status: 502 } });
-    const err = await provider({ retries: 2 }).chat({ kind: 'generate', messages: user('x') }).catch((e) => e);
+    const err = await provider({ retries: 2 })
+      .chat({ kind: 'generate', messages: user('x') })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(LlmHttpError);
     expect(err.status).toBe(502);
     expect(err.attempts).toBe(3);
@@ -195,7 +233,9 @@ describe('retries', () => {
 
   it('does not retry other 4xx', async () => {
     server.fail({ times: Infinity, action: { status: 400, body: 'bad request body' } });
-    const err = await provider({ retries: 3 }).chat({ kind: 'generate', messages: user('x') }).catch((e) => e);
+    const err = await provider({ retries: 3 })
+      .chat({ kind: 'generate', messages: user('x') })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(LlmHttpError);
     expect(err.status).toBe(400);
     expect(err.message).toContain('bad request body');
@@ -225,7 +265,9 @@ describe('retries', () => {
 
   it('fails without waiting when Retry-After exceeds the cap', async () => {
     server.fail({ times: 1, action: { status: 429, retryAfter: '3600' } });
-    const err = await provider({ retries: 3, maxRetryAfterMs: 5000 }).chat({ kind: 'generate', messages: user('x') }).catch((e) => e);
+    const err = await provider({ retries: 3, maxRetryAfterMs: 5000 })
+      .chat({ kind: 'generate', messages: user('x') })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(LlmHttpError);
     expect(err.status).toBe(429);
     expect(err.retryAfterMs).toBe(3_600_000);
@@ -239,7 +281,9 @@ describe('retries', () => {
     expect(chats().map((e) => e.status)).toEqual(['dropped', 200]);
 
     server.fail({ times: Infinity, action: { drop: true } });
-    const err = await provider({ retries: 1 }).chat({ kind: 'generate', messages: user('x') }).catch((e) => e);
+    const err = await provider({ retries: 1 })
+      .chat({ kind: 'generate', messages: user('x') })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(LlmNetworkError);
     expect(err.attempts).toBe(2);
   });
@@ -248,7 +292,9 @@ describe('retries', () => {
 describe('timeout and cancellation', () => {
   it('times a call out per attempt and retries it', async () => {
     server.latencyMs = 400;
-    const err = await provider({ retries: 1 }, { timeoutMs: 50 }).chat({ kind: 'generate', messages: user('x') }).catch((e) => e);
+    const err = await provider({ retries: 1 }, { timeoutMs: 50 })
+      .chat({ kind: 'generate', messages: user('x') })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(LlmTimeoutError);
     expect(err.attempts).toBe(2);
     expect(server.log).toHaveLength(2);
@@ -258,14 +304,18 @@ describe('timeout and cancellation', () => {
     server.latencyMs = 2000;
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 50);
-    const err = await provider({ retries: 5 }).chat({ kind: 'generate', messages: user('x') }, { signal: ac.signal }).catch((e) => e);
+    const err = await provider({ retries: 5 })
+      .chat({ kind: 'generate', messages: user('x') }, { signal: ac.signal })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(LlmCancelledError);
     // Only the one request reached the server.
     expect(server.log).toHaveLength(1);
   });
 
   it('an already-aborted signal makes no request', async () => {
-    const err = await provider().chat({ kind: 'generate', messages: user('x') }, { signal: AbortSignal.abort() }).catch((e) => e);
+    const err = await provider()
+      .chat({ kind: 'generate', messages: user('x') }, { signal: AbortSignal.abort() })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(LlmCancelledError);
     expect(server.log).toHaveLength(0);
   });
@@ -297,7 +347,11 @@ describe('Retry-After parsing and settings', () => {
   it('takes flags first, then ECR_*, then OPENAI_* variables', () => {
     const env = { ECR_BASE_URL: 'http://a/v1', OPENAI_BASE_URL: 'http://b/v1', OPENAI_API_KEY: 'sk-o', ECR_MODEL: 'm1', ECR_EMBEDDING_MODEL: 'e1' };
     expect(resolveProviderOptions({}, env)).toMatchObject({ baseUrl: 'http://a/v1', apiKey: 'sk-o', model: 'm1', embeddingModel: 'e1' });
-    expect(resolveProviderOptions({ baseUrl: 'http://c/v1', model: 'm2', apiKey: 'k' }, env)).toMatchObject({ baseUrl: 'http://c/v1', model: 'm2', apiKey: 'k' });
+    expect(resolveProviderOptions({ baseUrl: 'http://c/v1', model: 'm2', apiKey: 'k' }, env)).toMatchObject({
+      baseUrl: 'http://c/v1',
+      model: 'm2',
+      apiKey: 'k',
+    });
     expect(resolveProviderOptions({}, { OPENAI_BASE_URL: 'http://b/v1', ECR_MODEL: 'm' }).baseUrl).toBe('http://b/v1');
     expect(() => resolveProviderOptions({}, { ECR_MODEL: 'm' })).toThrow(UsageError);
     expect(() => resolveProviderOptions({ baseUrl: 'http://a/v1' }, {})).toThrow(/model/);

@@ -22,8 +22,17 @@ describe('Prometheus exposition (prom-client)', () => {
     const text = await prometheusText();
     checkExposition(text);
     for (const m of text.matchAll(/^# TYPE (\S+) /gm)) expect(m[1]).toMatch(/^ecr_/);
-    for (const name of ['ecr_llm_calls_total', 'ecr_request_duration_seconds', 'ecr_cache_lookups_total', 'ecr_selected_cci',
-      'ecr_selections_total', 'ecr_excluded_candidates_total', 'ecr_http_requests_total', 'ecr_http_requests_in_flight', 'ecr_upstream_calls_total']) {
+    for (const name of [
+      'ecr_llm_calls_total',
+      'ecr_request_duration_seconds',
+      'ecr_cache_lookups_total',
+      'ecr_selected_cci',
+      'ecr_selections_total',
+      'ecr_excluded_candidates_total',
+      'ecr_http_requests_total',
+      'ecr_http_requests_in_flight',
+      'ecr_upstream_calls_total',
+    ]) {
       expect(text).toContain(`# TYPE ${name} `);
     }
     // Explicit CCI buckets, cumulative.
@@ -43,9 +52,27 @@ describe('RequestStats', () => {
     const durBefore = await histogramCount(ecrMetrics.llmCallDuration, { kind: 'unroll' });
     const s = new RequestStats();
     const t = performance.now();
-    s.onCall({ kind: 'generate', ok: true, attempt: 0, startedAt: Date.now(), latencyMs: 20, status: 200, choices: 4, usage: { promptTokens: 10, completionTokens: 40 } });
+    s.onCall({
+      kind: 'generate',
+      ok: true,
+      attempt: 0,
+      startedAt: Date.now(),
+      latencyMs: 20,
+      status: 200,
+      choices: 4,
+      usage: { promptTokens: 10, completionTokens: 40 },
+    });
     s.onCall({ kind: 'unroll', ok: false, attempt: 0, startedAt: Date.now(), latencyMs: 5, status: 500, error: 'x' });
-    s.onCall({ kind: 'unroll', ok: true, attempt: 1, startedAt: Date.now(), latencyMs: 15, status: 200, choices: 1, usage: { promptTokens: 3, completionTokens: 7 } });
+    s.onCall({
+      kind: 'unroll',
+      ok: true,
+      attempt: 1,
+      startedAt: Date.now(),
+      latencyMs: 15,
+      status: 200,
+      choices: 1,
+      usage: { promptTokens: 3, completionTokens: 7 },
+    });
     s.onCache('steps', 'miss');
     s.onCache('steps', 'hit');
     s.span('generate', t, t + 20);

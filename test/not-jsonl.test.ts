@@ -26,7 +26,9 @@ function disguised(): { parquet: string; arrow: string; gzip: string } {
   const pq = path.join(dir, 'real.parquet');
   const r = runCli(['convert', records, pq]);
   expect(r.code, r.stderr).toBe(0);
-  const parquet = path.join(dir, 'parquet.jsonl'), arrow = path.join(dir, 'arrow.jsonl'), gzip = path.join(dir, 'records.jsonl.gz');
+  const parquet = path.join(dir, 'parquet.jsonl'),
+    arrow = path.join(dir, 'arrow.jsonl'),
+    gzip = path.join(dir, 'records.jsonl.gz');
   copyFileSync(pq, parquet);
   copyFileSync(path.join(POLARS, 'records.arrow'), arrow);
   writeFileSync(gzip, gzipSync(readFileSync(records)));
@@ -50,7 +52,11 @@ describe('what a file is, from its first bytes', () => {
     ['Parquet', text('PAR1\x15\x04\x15\x80'), 'x.jsonl is a Parquet file, not JSONL; to read it as Parquet, name it .parquet or pass --format parquet'],
     ['Arrow file', text('ARROW1\0\0'), 'x.jsonl is an Arrow IPC file, not JSONL; to read it as Arrow IPC, name it .arrow'],
     ['Arrow stream', b(0xff, 0xff, 0xff, 0xff, 0x10, 1, 0, 0), 'x.jsonl is an Arrow IPC stream, not JSONL; to read it as Arrow IPC'],
-    ['gzip', b(0x1f, 0x8b, 8, 0, 0, 0, 0, 0), 'x.jsonl is gzip-compressed, not JSONL; JSONL is read uncompressed: decompress it first (gzip -dc x.jsonl > x.jsonl)'],
+    [
+      'gzip',
+      b(0x1f, 0x8b, 8, 0, 0, 0, 0, 0),
+      'x.jsonl is gzip-compressed, not JSONL; JSONL is read uncompressed: decompress it first (gzip -dc x.jsonl > x.jsonl)',
+    ],
     ['zstd', b(0x28, 0xb5, 0x2f, 0xfd, 0x24, 0, 0, 0), 'zstd-compressed'],
     ['xz', b(0xfd, 0x37, 0x7a, 0x58, 0x5a, 0, 0, 4), 'xz-compressed'],
     ['UTF-16', b(0xff, 0xfe, 0x7b, 0), 'x.jsonl is UTF-16 text, not JSONL; JSONL is UTF-8'],
@@ -67,8 +73,9 @@ describe('what a file is, from its first bytes', () => {
   });
 
   it('the queue says it reads JSONL files only, and how to convert', () => {
-    expect(notJsonlError(new TextEncoder().encode('PAR1xxxx'), 'in/x.parquet', 'queue')!.message)
-      .toBe('in/x.parquet is a Parquet file, not JSONL; ecr score --queue reads JSONL files only: score it without --queue, or convert it first (ecr convert in/x.parquet x.jsonl)');
+    expect(notJsonlError(new TextEncoder().encode('PAR1xxxx'), 'in/x.parquet', 'queue')!.message).toBe(
+      'in/x.parquet is a Parquet file, not JSONL; ecr score --queue reads JSONL files only: score it without --queue, or convert it first (ecr convert in/x.parquet x.jsonl)',
+    );
   });
 });
 
@@ -83,14 +90,28 @@ describe('every command that reads JSONL', () => {
 
   it('ecr score: an Arrow file named .jsonl, and JSONL in, Parquet out (the columnar path reading JSONL)', () => {
     expectOneLine(runCli(['score', files.arrow, '--backend', 'cpu']), 'is an Arrow IPC file, not JSONL');
-    expectOneLine(runCli(['score', files.gzip, '--backend', 'cpu', '--out', path.join(dir, 'o.parquet')]), 'is gzip-compressed, not JSONL', `gzip -dc ${files.gzip} > records.jsonl`);
+    expectOneLine(
+      runCli(['score', files.gzip, '--backend', 'cpu', '--out', path.join(dir, 'o.parquet')]),
+      'is gzip-compressed, not JSONL',
+      `gzip -dc ${files.gzip} > records.jsonl`,
+    );
   });
 
   it('ecr score and ecr convert on stdin', () => {
     const parquet = spawnSync(process.execPath, [CLI, 'score', '-', '--backend', 'cpu'], { input: readFileSync(files.parquet), cwd: ROOT, encoding: 'utf8' });
-    expectOneLine({ code: parquet.status ?? -1, stdout: parquet.stdout, stderr: parquet.stderr }, 'stdin is a Parquet file, not JSONL; Parquet is read from its footer, so save it to a file named .parquet');
-    const gz = spawnSync(process.execPath, [CLI, 'convert', '-', path.join(dir, 'c.parquet')], { input: readFileSync(files.gzip), cwd: ROOT, encoding: 'utf8' });
-    expectOneLine({ code: gz.status ?? -1, stdout: gz.stdout, stderr: gz.stderr }, 'ecr convert: stdin is gzip-compressed, not JSONL; JSONL is read uncompressed: decompress it first (pipe it through gzip -dc)');
+    expectOneLine(
+      { code: parquet.status ?? -1, stdout: parquet.stdout, stderr: parquet.stderr },
+      'stdin is a Parquet file, not JSONL; Parquet is read from its footer, so save it to a file named .parquet',
+    );
+    const gz = spawnSync(process.execPath, [CLI, 'convert', '-', path.join(dir, 'c.parquet')], {
+      input: readFileSync(files.gzip),
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
+    expectOneLine(
+      { code: gz.status ?? -1, stdout: gz.stdout, stderr: gz.stderr },
+      'ecr convert: stdin is gzip-compressed, not JSONL; JSONL is read uncompressed: decompress it first (pipe it through gzip -dc)',
+    );
   });
 
   it('ecr convert, ecr calibrate and ecr maturity', () => {
@@ -102,7 +123,10 @@ describe('every command that reads JSONL', () => {
   it('ecr score --queue refuses before anything is queued (no Redis needed to say so)', () => {
     const out = mkdtempSync(path.join(dir, 'q-'));
     const real = path.join(dir, 'real.parquet');
-    expectOneLine(runCli(['score', '--queue', 'redis://127.0.0.1:1', real, '--out', out]), `${real} is a Parquet file, not JSONL; ecr score --queue reads JSONL files only`);
+    expectOneLine(
+      runCli(['score', '--queue', 'redis://127.0.0.1:1', real, '--out', out]),
+      `${real} is a Parquet file, not JSONL; ecr score --queue reads JSONL files only`,
+    );
   });
 
   it('the queue worker checks the first shard of an input (a file replaced after planning)', async () => {
@@ -111,9 +135,25 @@ describe('every command that reads JSONL', () => {
     writeFileSync(config, '{}');
     const { size, mtimeMs } = statSync(files.parquet);
     const job = {
-      format: SHARD_JOB_FORMAT, run: 'r', inputName: 'logs.jsonl', inputIndex: 0, input: files.parquet, start: 0, end: size, firstLine: 1, records: 48,
-      output: path.join(work, 'shard.jsonl'), config, window: 8192, lineCap: 1 << 20, index: 0, count: 1,
-      inputSize: size, inputMtimeMs: mtimeMs, backend: null, compact: null,
+      format: SHARD_JOB_FORMAT,
+      run: 'r',
+      inputName: 'logs.jsonl',
+      inputIndex: 0,
+      input: files.parquet,
+      start: 0,
+      end: size,
+      firstLine: 1,
+      records: 48,
+      output: path.join(work, 'shard.jsonl'),
+      config,
+      window: 8192,
+      lineCap: 1 << 20,
+      index: 0,
+      count: 1,
+      inputSize: size,
+      inputMtimeMs: mtimeMs,
+      backend: null,
+      compact: null,
     } satisfies ShardJob;
     await expect(scoreShard(job, 'cpu', {}, 0)).rejects.toThrow(/^logs\.jsonl is a Parquet file, not JSONL; ecr score --queue reads JSONL files only/);
     expect(readdirSync(work)).toEqual(['config.json']);

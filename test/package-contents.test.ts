@@ -29,7 +29,15 @@ describe('the npm package', () => {
   });
 
   it('contains the entry points, the CLI, the shaders and the bundled examples', () => {
-    for (const f of ['package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/cli.js', 'shaders/common.wgsl', 'data/paper-worked-example.jsonl']) {
+    for (const f of [
+      'package.json',
+      'README.md',
+      'dist/index.js',
+      'dist/index.d.ts',
+      'dist/cli.js',
+      'shaders/common.wgsl',
+      'data/paper-worked-example.jsonl',
+    ]) {
       expect(shipped, f).toContain(f);
     }
   });

@@ -20,12 +20,33 @@ function ecr(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: numbe
 }
 
 let server: LoopbackServer;
-beforeAll(async () => { server = await LoopbackServer.start({ latencyMs: 2 }); });
-afterAll(async () => { await server.close(); });
+beforeAll(async () => {
+  server = await LoopbackServer.start({ latencyMs: 2 });
+});
+afterAll(async () => {
+  await server.close();
+});
 
 describe('ecr run', () => {
   it('--json prints exactly one object with the response, metrics, candidates and stats', async () => {
-    const r = await ecr(['run', 'What is the boiling point of water?', '--base-url', server.url, '--model', 'm', '-k', '3', '--fixed-k', '--horizon', '2', '--preset', 'compliance', '--seed', '1', '--json']);
+    const r = await ecr([
+      'run',
+      'What is the boiling point of water?',
+      '--base-url',
+      server.url,
+      '--model',
+      'm',
+      '-k',
+      '3',
+      '--fixed-k',
+      '--horizon',
+      '2',
+      '--preset',
+      'compliance',
+      '--seed',
+      '1',
+      '--json',
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
@@ -53,7 +74,14 @@ describe('ecr run', () => {
   });
 
   it('exits 2 on bad arguments', async () => {
-    for (const args of [['run'], ['run', 'a', 'b', '--base-url', server.url, '--model', 'm'], ['run', 'x', '-k', '0', '--base-url', server.url, '--model', 'm'], ['run', 'x', '--bogus'], ['run', 'x', '--base-url', server.url], ['run', 'x', '--base-url', server.url, '--model', 'm', '--preset', 'nope']]) {
+    for (const args of [
+      ['run'],
+      ['run', 'a', 'b', '--base-url', server.url, '--model', 'm'],
+      ['run', 'x', '-k', '0', '--base-url', server.url, '--model', 'm'],
+      ['run', 'x', '--bogus'],
+      ['run', 'x', '--base-url', server.url],
+      ['run', 'x', '--base-url', server.url, '--model', 'm', '--preset', 'nope'],
+    ]) {
       const r = await ecr(args);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stdout).toBe('');
@@ -72,7 +100,13 @@ describe('ecr run', () => {
       const j = await ecr([...args, '--json']);
       expect(j.code).toBe(124);
       expect(JSON.parse(j.stdout)).toEqual({
-        error: { type: 'DeadlineExceededError', code: 'ECR_DEADLINE', message: 'the request did not finish within its deadline of 200 ms', exitCode: 124, deadlineMs: 200 },
+        error: {
+          type: 'DeadlineExceededError',
+          code: 'ECR_DEADLINE',
+          message: 'the request did not finish within its deadline of 200 ms',
+          exitCode: 124,
+          deadlineMs: 200,
+        },
       });
       expect((await ecr([...args.slice(0, -1), '0'])).code).toBe(2);
     } finally {
@@ -151,7 +185,9 @@ describe('ecr run', () => {
     const r = await ecr(['run', 'Say hello.', '--base-url', url, '--model', 'm', '--retries', '1']);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/^ecr run: all 1 candidate\(s\) failed; first failure \(generate\): generate call to http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions failed after 2 attempt\(s\).*ECONNREFUSED/);
+    expect(r.stderr).toMatch(
+      /^ecr run: all 1 candidate\(s\) failed; first failure \(generate\): generate call to http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions failed after 2 attempt\(s\).*ECONNREFUSED/,
+    );
     expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
   });
 });

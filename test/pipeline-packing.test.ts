@@ -5,11 +5,15 @@ import { cacheResultOf } from '../src/pipeline/caches.js';
 import { pack } from '../src/pipeline/packing.js';
 import type { StepData, Survivor } from '../src/pipeline/trajectory-types.js';
 
-const lp = (widths: number[]): TokenLogprob[] => widths.map((w) => ({ token: 't', logprob: -0.1, top: Array.from({ length: w }, (_, j) => ({ token: `a${j}`, logprob: -0.1 - j })) }));
+const lp = (widths: number[]): TokenLogprob[] =>
+  widths.map((w) => ({ token: 't', logprob: -0.1, top: Array.from({ length: w }, (_, j) => ({ token: `a${j}`, logprob: -0.1 - j })) }));
 function survivor(index: number, t: number, d: number, logprobs: (h: number) => TokenLogprob[] | null): Survivor {
   const steps: StepData[] = Array.from({ length: t }, (_, h) => ({ text: `c${index} s${h}`, logprobs: logprobs(h) }));
   return {
-    index, ok: true, steps, cached: steps.map(() => false),
+    index,
+    ok: true,
+    steps,
+    cached: steps.map(() => false),
     vectors: steps.map((_, h) => Float64Array.from([0.1 * h, 0.2, 0.3, 0.4, 0.5 + 0.01 * index])),
     embeddings: steps.map((_, h) => Float32Array.from({ length: d }, (_, j) => index + h + j / 8)),
   };
@@ -39,7 +43,9 @@ describe('pack', () => {
     expect(() => pack([survivor(0, 2, 3, () => null), narrow], 1, 5)).toThrow(expect.objectContaining({ code: 'ECR_EMBEDDING_SHAPE' }));
     const nan = survivor(1, 2, 3, () => null);
     nan.embeddings[1][2] = NaN;
-    expect(() => pack([nan], 1, 5)).toThrow(expect.objectContaining({ code: 'ECR_EMBEDDING_VALUE', message: 'candidate 1 step 1: embedding component 2 is NaN' }));
+    expect(() => pack([nan], 1, 5)).toThrow(
+      expect.objectContaining({ code: 'ECR_EMBEDDING_VALUE', message: 'candidate 1 step 1: embedding component 2 is NaN' }),
+    );
   });
 });
 

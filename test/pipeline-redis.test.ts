@@ -35,8 +35,16 @@ beforeAll(async () => {
   expect(await store.ready()).toBe(true);
   raw = new Redis(redis.url);
 });
-afterAll(async () => { raw?.disconnect(); await store?.close(); await server.close(); await redis?.stop(); });
-beforeEach(() => { server.clearLog(); resetNDetection(); });
+afterAll(async () => {
+  raw?.disconnect();
+  await store?.close();
+  await server.close();
+  await redis?.stop();
+});
+beforeEach(() => {
+  server.clearLog();
+  resetNDetection();
+});
 
 function pipeline(options: Partial<PipelineOptions> & { embeddingModel?: string } = {}) {
   const provider = new OpenAICompatibleProvider({ baseUrl: server.url, model: 'test-model', retry: { retries: 0 }, embeddingModel: options.embeddingModel });
@@ -103,7 +111,24 @@ describe.skipIf(!gate.available)('the pipeline with a Redis tier', () => {
 
 describe.skipIf(!gate.available)('ecr run --redis', () => {
   it('a second run is served from Redis without calls; --no-cache calls again; a bad URL is exit 2', async () => {
-    const args = ['run', `Is 1013 prime? ${RUN}`, '--base-url', server.url, '--model', 'm', '-k', '3', '--fixed-k', '--horizon', '1', '--seed', '4', '--redis', redis.url, '--json'];
+    const args = [
+      'run',
+      `Is 1013 prime? ${RUN}`,
+      '--base-url',
+      server.url,
+      '--model',
+      'm',
+      '-k',
+      '3',
+      '--fixed-k',
+      '--horizon',
+      '1',
+      '--seed',
+      '4',
+      '--redis',
+      redis.url,
+      '--json',
+    ];
     const first = await ecr(args);
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
@@ -122,7 +147,11 @@ describe.skipIf(!gate.available)('ecr run --redis', () => {
 
     const human = await ecr(args.filter((x) => x !== '--json'));
     expect(human.stdout).toMatch(/^cache hit \(0 in-process hits, \d+ Redis hits\)$/m);
-    for (const bad of [['--redis', 'memcached://h:1'], ['--cache-namespace', 'a:b'], ['--redis-ttl', '0']]) {
+    for (const bad of [
+      ['--redis', 'memcached://h:1'],
+      ['--cache-namespace', 'a:b'],
+      ['--redis-ttl', '0'],
+    ]) {
       const r = await ecr([...args.slice(0, -3), ...bad]);
       expect(r.code, bad.join(' ')).toBe(2);
       expect(r.stderr).toContain(bad[0]);

@@ -1,7 +1,15 @@
 /** The evaluative signals and the built-in hashing embedder. */
 import { describe, expect, it } from 'vitest';
 import { HashingEmbedder, cosine } from '../src/llm/embedder.js';
-import { MarkerSafetyScorer, lexicalConfidence, lexicalUncertainty, logprobConfidence, logprobUncertainty, policyRow, similarity01 } from '../src/pipeline/signals.js';
+import {
+  MarkerSafetyScorer,
+  lexicalConfidence,
+  lexicalUncertainty,
+  logprobConfidence,
+  logprobUncertainty,
+  policyRow,
+  similarity01,
+} from '../src/pipeline/signals.js';
 
 const tok = (p: number, top: number[] = []) => ({ token: 't', logprob: Math.log(p), top: top.map((q, i) => ({ token: `a${i}`, logprob: Math.log(q) })) });
 

@@ -12,11 +12,21 @@ import { ecrMetrics, prometheusText } from '../src/monitoring/process-metrics.js
 import { histogramCount, metricValue } from './helpers/metrics.js';
 
 let server: LoopbackServer;
-beforeEach(async () => { server = await LoopbackServer.start(); resetNDetection(); });
-afterEach(async () => { await server.close(); });
+beforeEach(async () => {
+  server = await LoopbackServer.start();
+  resetNDetection();
+});
+afterEach(async () => {
+  await server.close();
+});
 
 function pipeline(options: Partial<PipelineOptions> = {}, retries = 1) {
-  const provider = new OpenAICompatibleProvider({ baseUrl: server.url, model: 'test-model', retry: { retries, baseDelayMs: 1 }, embeddingModel: (options as { embeddingModel?: string }).embeddingModel });
+  const provider = new OpenAICompatibleProvider({
+    baseUrl: server.url,
+    model: 'test-model',
+    retry: { retries, baseDelayMs: 1 },
+    embeddingModel: (options as { embeddingModel?: string }).embeddingModel,
+  });
   return new EcrPipeline({ provider, adaptiveK: false, backend: 'cpu', ...options });
 }
 const chats = () => server.log.filter((e) => e.path === '/v1/chat/completions');
@@ -26,7 +36,11 @@ const PROMPT = 'What is the boiling point of water at sea level?';
 describe('pipeline', () => {
   it('makes one batched generate call and K*H review calls, scores all K and returns a real candidate', async () => {
     const r = await pipeline({ k: 4, horizon: 2, sampling: { seed: 5 } }).run(PROMPT);
-    expect(chats().filter((e) => e.kind === 'generate').map((e) => e.n)).toEqual([4]);
+    expect(
+      chats()
+        .filter((e) => e.kind === 'generate')
+        .map((e) => e.n),
+    ).toEqual([4]);
     expect(unrolls()).toHaveLength(8);
     expect(r.candidates.map((c) => c.index)).toEqual([0, 1, 2, 3]);
     expect(r.candidates.every((c) => c.status === 'scored' && c.steps!.length === 3)).toBe(true);
@@ -37,8 +51,15 @@ describe('pipeline', () => {
     expect(r.candidates[r.selectedIndex].selected).toBe(true);
     expect(r.candidates.filter((c) => c.selected)).toHaveLength(1);
     for (const c of r.candidates) {
-      for (const v of Object.values(c.metrics!)) { expect(v).toBeGreaterThanOrEqual(0); expect(v).toBeLessThanOrEqual(1); }
-      for (const s of c.steps!) { expect(s.E).toHaveLength(5); expect(s.logprobs).toBe(true); for (const x of s.E) expect(x >= 0 && x <= 1).toBe(true); }
+      for (const v of Object.values(c.metrics!)) {
+        expect(v).toBeGreaterThanOrEqual(0);
+        expect(v).toBeLessThanOrEqual(1);
+      }
+      for (const s of c.steps!) {
+        expect(s.E).toHaveLength(5);
+        expect(s.logprobs).toBe(true);
+        for (const x of s.E) expect(x >= 0 && x <= 1).toBe(true);
+      }
       // Each step is the review of the previous one: same candidate tag, next step number.
       const tags = c.steps!.map((s) => /\[c:([0-9a-f]+) s:(\d+)\]/.exec(s.text)!.slice(1));
       expect(new Set(tags.map((t) => t[0])).size).toBe(1);
@@ -150,7 +171,12 @@ describe('pipeline', () => {
     const gen = chats().filter((e) => e.kind === 'generate');
     expect(gen.map((e) => e.n)).toEqual([4]);
     expect(knownToIgnoreN(server.url)).toBe(false);
-    expect(r.candidates.map((c) => [c.index, c.status])).toEqual([[0, 'scored'], [1, 'failed'], [2, 'scored'], [3, 'scored']]);
+    expect(r.candidates.map((c) => [c.index, c.status])).toEqual([
+      [0, 'scored'],
+      [1, 'failed'],
+      [2, 'scored'],
+      [3, 'scored'],
+    ]);
     expect(r.candidates[1].error).toMatchObject({ stage: 'generate', code: 'ECR_LLM_NO_CONTENT', refusal: 'I will not answer that.' });
     expect(r.candidates[1].error!.message).toContain('refusal: "I will not answer that."');
     // Candidate i is the server's choice i.
@@ -177,7 +203,9 @@ describe('pipeline', () => {
   it('throws a typed error when no candidate survives, never a placeholder answer', async () => {
     server.fail({ path: '/v1/chat/completions', times: Infinity, action: { status: 503 } });
     const before = await metricValue(ecrMetrics.requests, { outcome: 'no_survivors' });
-    const err = await pipeline({ k: 3, horizon: 1 }).run(PROMPT).catch((e) => e);
+    const err = await pipeline({ k: 3, horizon: 1 })
+      .run(PROMPT)
+      .catch((e) => e);
     expect(err).toBeInstanceOf(NoSurvivingCandidatesError);
     expect(err.code).toBe('ECR_NO_SURVIVORS');
     expect(err.failures).toHaveLength(3);
@@ -189,7 +217,9 @@ describe('pipeline', () => {
   it('is cancelled by the caller signal', async () => {
     server.latencyMs = 500;
     const ac = new AbortController();
-    const run = pipeline({ k: 2, horizon: 1 }, 3).run(PROMPT, { signal: ac.signal }).catch((e) => e);
+    const run = pipeline({ k: 2, horizon: 1 }, 3)
+      .run(PROMPT, { signal: ac.signal })
+      .catch((e) => e);
     // Cancelled once the generate call is at the server (a fixed delay could fire before it, on a busy machine).
     await vi.waitFor(() => expect(chats()).toHaveLength(1), { timeout: 10_000 });
     ac.abort();
@@ -201,7 +231,9 @@ describe('pipeline', () => {
   it('fails with DeadlineExceededError when its deadline passes, cancelling the calls in flight', async () => {
     server.latencyMs = 3000;
     const before = await metricValue(ecrMetrics.requests, { outcome: 'deadline' });
-    const err = await pipeline({ k: 2, horizon: 1, embeddingModel: 'emb' } as Partial<PipelineOptions>, 3).run(PROMPT, { deadlineMs: 1000 }).catch((e) => e);
+    const err = await pipeline({ k: 2, horizon: 1, embeddingModel: 'emb' } as Partial<PipelineOptions>, 3)
+      .run(PROMPT, { deadlineMs: 1000 })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(DeadlineExceededError);
     expect(err).toMatchObject({ code: 'ECR_DEADLINE', deadlineMs: 1000 });
     expect(err.message).toBe('the request did not finish within its deadline of 1 s');
@@ -211,7 +243,9 @@ describe('pipeline', () => {
     // The caller's own cancellation is reported as such, even with a deadline set.
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 30);
-    const cancelled = await pipeline({ k: 2, horizon: 1 }).run(PROMPT, { signal: ac.signal, deadlineMs: 60_000 }).catch((e) => e);
+    const cancelled = await pipeline({ k: 2, horizon: 1 })
+      .run(PROMPT, { signal: ac.signal, deadlineMs: 60_000 })
+      .catch((e) => e);
     expect(cancelled).toBeInstanceOf(RequestCancelledError);
     await expect(pipeline().run(PROMPT, { deadlineMs: 0 })).rejects.toMatchObject({ code: 'ECR_PIPELINE_OPTION' });
   });
@@ -226,7 +260,17 @@ describe('pipeline', () => {
     const r = await pipeline({ k: 4, horizon: 1, sampling: { seed: 2 } }).run(PROMPT);
     expect(r.candidates.map((c) => c.status)).toEqual(['scored', 'scored', 'scored', 'scored']);
     expect(new Set(r.candidates.map((c) => c.text)).size).toBe(4);
-    expect(chats().filter((e) => e.kind === 'generate').map((e) => [e.n, e.status])).toEqual([[4, 400], [1, 200], [1, 200], [1, 200], [1, 200]]);
+    expect(
+      chats()
+        .filter((e) => e.kind === 'generate')
+        .map((e) => [e.n, e.status]),
+    ).toEqual([
+      [4, 400],
+      [1, 200],
+      [1, 200],
+      [1, 200],
+      [1, 200],
+    ]);
   });
 
   it('works without logprobs: lexical signals, PD and ES fall back to E', async () => {
@@ -259,7 +303,11 @@ describe('pipeline', () => {
   it('counts a cache entry at no less than its measured cost (key, LRU slot and V8 typed-array objects)', async () => {
     const p = pipeline({ k: 2, horizon: 1 });
     await p.run(PROMPT);
-    const perEntry = (name: string) => { const c = p.cacheStats().find((x) => x.name === name)!; expect(c.entries).toBeGreaterThan(0); return c.size / c.entries; };
+    const perEntry = (name: string) => {
+      const c = p.cacheStats().find((x) => x.name === name)!;
+      expect(c.entries).toBeGreaterThan(0);
+      return c.size / c.entries;
+    };
     // Measured on Node 20 over 100,000 entries: a 5-number vector ~340 bytes, a 256-float embedding ~1,330.
     expect(perEntry('vectors')).toBeGreaterThanOrEqual(340);
     expect(perEntry('embeddings')).toBeGreaterThanOrEqual(1330);
@@ -273,7 +321,8 @@ describe('pipeline', () => {
     const provider = new OpenAICompatibleProvider({ baseUrl: server.url, model: 'test-model', embeddingModel: 'emb' });
     // The same embedding model, but every text in a request of its own.
     const perText: Embedder = {
-      id: 'per-text', remote: true,
+      id: 'per-text',
+      remote: true,
       embed: async (texts, opts) => (await Promise.all(texts.map((t) => provider.embed!([t], opts)))).map(([v]) => v),
     };
     const single = await pipeline({ ...options, embedder: perText }).run(PROMPT);

@@ -18,8 +18,14 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 // Type-checking our .d.ts too (skipLibCheck false) is the point.
 const TSCONFIG = {
   compilerOptions: {
-    strict: true, noEmit: true, skipLibCheck: false, types: [],
-    target: 'ES2022', lib: ['ES2022', 'DOM'], module: 'NodeNext', moduleResolution: 'NodeNext',
+    strict: true,
+    noEmit: true,
+    skipLibCheck: false,
+    types: [],
+    target: 'ES2022',
+    lib: ['ES2022', 'DOM'],
+    module: 'NodeNext',
+    moduleResolution: 'NodeNext',
   },
   files: ['main.ts'],
 };
@@ -47,7 +53,10 @@ function setUpConsumer(): void {
   writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify(TSCONFIG, null, 2));
   writeFileSync(path.join(dir, 'main.ts'), MAIN);
   writeFileSync(path.join(dir, 'server.ts'), SERVER);
-  writeFileSync(path.join(dir, 'tsconfig.server.json'), JSON.stringify({ ...TSCONFIG, compilerOptions: { ...TSCONFIG.compilerOptions, types: undefined }, files: ['server.ts'] }, null, 2));
+  writeFileSync(
+    path.join(dir, 'tsconfig.server.json'),
+    JSON.stringify({ ...TSCONFIG, compilerOptions: { ...TSCONFIG.compilerOptions, types: undefined }, files: ['server.ts'] }, null, 2),
+  );
   mkdirSync(path.join(dir, 'node_modules'));
   // Resolved as an installed package would be: through package.json "exports" -> "types".
   symlinkSync(ROOT, path.join(dir, 'node_modules', 'ecr-engine'), 'dir');
@@ -69,7 +78,7 @@ describe('the published .d.ts', () => {
     expect(lines.filter((f) => f.includes(`node_modules${path.sep}@types${path.sep}`) || f.includes(`${path.sep}@webgpu${path.sep}`))).toEqual([]);
   });
 
-  it('ecr-engine/server compiles in a strict project (with Node\'s types, which Fastify\'s declarations need)', () => {
+  it("ecr-engine/server compiles in a strict project (with Node's types, which Fastify's declarations need)", () => {
     const s = spawnSync(process.execPath, [TSC, '-p', path.join(dir, 'tsconfig.server.json'), '--pretty', 'false'], { encoding: 'utf8', cwd: dir });
     expect((s.stdout + s.stderr).split('\n').filter((l) => /error TS\d+/.test(l))).toEqual([]);
     expect(s.status).toBe(0);

@@ -6,21 +6,31 @@ import { describe, expect, it } from 'vitest';
 import { QueueProgress, describeProgress } from '../src/queue/progress.js';
 
 function fakeStream(isTTY: boolean): NodeJS.WriteStream & { text: string } {
-  const s = { isTTY, text: '', write(chunk: string) { s.text += chunk; return true; } };
+  const s = {
+    isTTY,
+    text: '',
+    write(chunk: string) {
+      s.text += chunk;
+      return true;
+    },
+  };
   return s as unknown as NodeJS.WriteStream & { text: string };
 }
 
 describe('describeProgress', () => {
   it('gives shards, records, the rate over the elapsed time, the ETA at that rate and the workers', () => {
-    expect(describeProgress({ shardsDone: 2, shards: 8, recordsDone: 50_000, records: 200_000, workers: 2 }, 10_000))
-      .toBe('ecr score: 2/8 shards, 50,000/200,000 records, 5,000 records/s, ETA 30 s, 2 workers');
-    expect(describeProgress({ shardsDone: 1, shards: 100, recordsDone: 1_000, records: 1_000_000, workers: 1 }, 10_000))
-      .toBe('ecr score: 1/100 shards, 1,000/1,000,000 records, 100 records/s, ETA 2 h 47 min, 1 worker');
+    expect(describeProgress({ shardsDone: 2, shards: 8, recordsDone: 50_000, records: 200_000, workers: 2 }, 10_000)).toBe(
+      'ecr score: 2/8 shards, 50,000/200,000 records, 5,000 records/s, ETA 30 s, 2 workers',
+    );
+    expect(describeProgress({ shardsDone: 1, shards: 100, recordsDone: 1_000, records: 1_000_000, workers: 1 }, 10_000)).toBe(
+      'ecr score: 1/100 shards, 1,000/1,000,000 records, 100 records/s, ETA 2 h 47 min, 1 worker',
+    );
   });
 
   it('has no ETA before the first shard is done, and no worker count before it is known', () => {
-    expect(describeProgress({ shardsDone: 0, shards: 4, recordsDone: 0, records: 400, workers: null }, 3_000))
-      .toBe('ecr score: 0/4 shards, 0/400 records, 0 records/s, ETA ?');
+    expect(describeProgress({ shardsDone: 0, shards: 4, recordsDone: 0, records: 400, workers: null }, 3_000)).toBe(
+      'ecr score: 0/4 shards, 0/400 records, 0 records/s, ETA ?',
+    );
   });
 });
 

@@ -63,8 +63,17 @@ describe('value layouts', () => {
 
   it('a step with logprobs round-trips and is smaller than its JSON', () => {
     const step = {
-      text: 'The answer is Paris.', finishReason: 'stop', systemFingerprint: 'fp_1',
-      logprobs: ['The', ' answer', ' is', ' Paris.'].map((token, i) => ({ token, logprob: -0.1 * (i + 1), top: [{ token, logprob: -0.1 * (i + 1) }, { token: 'alt', logprob: -3.25 }] })),
+      text: 'The answer is Paris.',
+      finishReason: 'stop',
+      systemFingerprint: 'fp_1',
+      logprobs: ['The', ' answer', ' is', ' Paris.'].map((token, i) => ({
+        token,
+        logprob: -0.1 * (i + 1),
+        top: [
+          { token, logprob: -0.1 * (i + 1) },
+          { token: 'alt', logprob: -3.25 },
+        ],
+      })),
     };
     const b = stepCodec.encode(step);
     expect(stepCodec.decode(b)).toEqual(step);
@@ -75,7 +84,10 @@ describe('value layouts', () => {
   });
 
   it('a candidate set keeps its order and each choice', () => {
-    const choices = [{ text: 'a', logprobs: null, finishReason: 'length' }, { text: 'b', logprobs: [{ token: 'b', logprob: -0.5, top: [] }] }];
+    const choices = [
+      { text: 'a', logprobs: null, finishReason: 'length' },
+      { text: 'b', logprobs: [{ token: 'b', logprob: -0.5, top: [] }] },
+    ];
     expect(choicesCodec.decode(choicesCodec.encode(choices))).toEqual(choices);
     expect(() => choicesCodec.decode(stepCodec.encode({ text: 'x', logprobs: null }))).toThrow(CacheDecodeError);
   });
@@ -96,7 +108,14 @@ describe('keys and URLs', () => {
     expect(parseRedisUrl('redis://:p%40ss@127.0.0.1:6390/2')).toEqual({ host: '127.0.0.1', port: 6390, password: 'p@ss', db: 2 });
     expect(parseRedisUrl('rediss://u:pw@cache.example')).toEqual({ host: 'cache.example', port: 6379, username: 'u', password: 'pw', tls: {} });
     expect(parseRedisUrl('redis+sentinel://:pw@10.0.0.1:26379,[::1]:26380/mymaster/3?sentinelPassword=s')).toEqual({
-      sentinels: [{ host: '10.0.0.1', port: 26379 }, { host: '::1', port: 26380 }], name: 'mymaster', password: 'pw', db: 3, sentinelPassword: 's',
+      sentinels: [
+        { host: '10.0.0.1', port: 26379 },
+        { host: '::1', port: 26380 },
+      ],
+      name: 'mymaster',
+      password: 'pw',
+      db: 3,
+      sentinelPassword: 's',
     });
     expect(() => parseRedisUrl('redis+sentinel://h/mymaster')).toThrow(/sentinel "h" is not host:port/);
     expect(() => parseRedisUrl('redis+sentinel://h:1')).toThrow(/a Sentinel URL is redis\+sentinel:\/\//);
@@ -169,11 +188,14 @@ describe.skipIf(!gate.available)('the Redis tier', () => {
     expect(await raw.exists(redisKey('steps', h2), lockKey(redisKey('steps', h2)))).toBe(0);
   });
 
-  it('single flight across instances: the waiter takes the holder\'s value from the channel, without computing', async () => {
-    const a = await store(), b = await store();
+  it("single flight across instances: the waiter takes the holder's value from the channel, without computing", async () => {
+    const a = await store(),
+      b = await store();
     const h = hash('sf');
     let finish!: (v: { text: string; logprobs: null }) => void;
-    const slow = new Promise<{ text: string; logprobs: null }>((r) => { finish = r; });
+    const slow = new Promise<{ text: string; logprobs: null }>((r) => {
+      finish = r;
+    });
     const loadA = vi.fn(() => slow);
     const loadB = vi.fn(async () => ({ text: 'B computed it', logprobs: null }));
     const outcomes: string[] = [];
@@ -192,10 +214,13 @@ describe.skipIf(!gate.available)('the Redis tier', () => {
   });
 
   it('when the holder fails, the waiter is released and computes itself', async () => {
-    const a = await store(), b = await store();
+    const a = await store(),
+      b = await store();
     const h = hash('fail');
     let fail!: (e: Error) => void;
-    const failing = new Promise<never>((_r, j) => { fail = j; });
+    const failing = new Promise<never>((_r, j) => {
+      fail = j;
+    });
     const first = tier('steps', a, stepCodec).getOrCompute(h, () => failing, {});
     first.catch(() => {});
     await vi.waitFor(async () => expect(await raw.exists(lockKey(redisKey('steps', h)))).toBe(1));
@@ -238,7 +263,7 @@ describe.skipIf(!gate.available)('the Redis tier', () => {
   });
 });
 
-describe.skipIf(!gate.available)('a Redis that dies while an instance waits on another\'s lock', () => {
+describe.skipIf(!gate.available)("a Redis that dies while an instance waits on another's lock", () => {
   it('releases the waiter at once (not after the lock life): it computes the value itself', async () => {
     const own = await startRedisServer();
     try {

@@ -14,12 +14,18 @@ function ping(url: string): Promise<string> {
     const sock = createConnection({ host: hostname, port: Number(port) });
     let buf = '';
     sock.once('error', reject);
-    sock.on('data', (d) => { buf += d.toString(); if (buf.includes('\r\n')) { sock.destroy(); resolve(buf.trim()); } });
+    sock.on('data', (d) => {
+      buf += d.toString();
+      if (buf.includes('\r\n')) {
+        sock.destroy();
+        resolve(buf.trim());
+      }
+    });
     sock.once('connect', () => sock.write('PING\r\n'));
   });
 }
 
-describe.skipIf(!gate.available)('the tests\' Redis server', () => {
+describe.skipIf(!gate.available)("the tests' Redis server", () => {
   it('the shared server answers PING', async () => {
     const redis = await sharedRedis();
     try {

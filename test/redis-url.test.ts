@@ -31,7 +31,11 @@ describe('parseRedisUrl', () => {
   it('never shows a password in its messages', () => {
     for (const url of ['redis://:hunter2@h:1/abc', 'redis+sentinel://u:hunter2@h:1/m/x', 'http://u:hunter2@h:1']) {
       let message = '';
-      try { parseRedisUrl(url); } catch (err) { message = (err as Error).message; }
+      try {
+        parseRedisUrl(url);
+      } catch (err) {
+        message = (err as Error).message;
+      }
       expect(message).toContain(':***@');
       expect(message).not.toContain('hunter2');
     }
@@ -50,7 +54,14 @@ describe('parseRedisUrl', () => {
     expect(resolveServeConfig(['--upstream', 'http://127.0.0.1:9', '--redis', sentinel], {})).toMatchObject({ redis: sentinel });
     expect(checkRedisUrlOption(sentinel, '--redis')).toEqual(checkQueueUrl(sentinel));
     for (const bad of ['redis://h:1/abc', 'redis-cluster://h:7000', 'redis+sentinel://h/m', 'redis://:hunter2@h:1/0?x=1']) {
-      const words = (f: () => unknown) => { try { f(); } catch (err) { return (err as Error).message; } return null; };
+      const words = (f: () => unknown) => {
+        try {
+          f();
+        } catch (err) {
+          return (err as Error).message;
+        }
+        return null;
+      };
       const queue = words(() => checkQueueUrl(bad));
       expect(queue).toMatch(/^--queue: redis URL /);
       expect(queue).not.toContain('hunter2');
@@ -64,7 +75,11 @@ describe.skipIf(!gate.available)('the database index against a server', () => {
   let shared: { url: string; stop: () => Promise<void> };
   let odd: RedisServer;
   const clients: Redis[] = [];
-  const client = (url: string) => { const c = new Redis(url); clients.push(c); return c; };
+  const client = (url: string) => {
+    const c = new Redis(url);
+    clients.push(c);
+    return c;
+  };
   beforeAll(async () => {
     shared = await sharedRedis();
     // 32 databases, and CONFIG renamed away as hosted services do.
@@ -112,8 +127,13 @@ describe.skipIf(!gate.available)('the database index against a server', () => {
   it('ecr run and ecr serve refuse to start on a database the server does not have (exit 2, one line)', async () => {
     const run = runCli(['run', 'hello', '--base-url', `http://127.0.0.1:${await freePort()}/v1`, '--model', 'm', '--redis', `${shared.url}/99`]);
     expect(run.code, run.stderr).toBe(2);
-    expect(run.stderr).toMatch(/^ecr run: redis URL "redis:\/\/[^"]+\/99": the server has no database 99 \(it has 16 databases, 0 to 15\); fix the URL's \/db \(none means 0\)\n$/);
-    const config = resolveServeConfig(['--upstream', `http://127.0.0.1:${await freePort()}/v1`, '--port', '0', '--log-level', 'silent', '--redis', `${shared.url}/99`], {});
+    expect(run.stderr).toMatch(
+      /^ecr run: redis URL "redis:\/\/[^"]+\/99": the server has no database 99 \(it has 16 databases, 0 to 15\); fix the URL's \/db \(none means 0\)\n$/,
+    );
+    const config = resolveServeConfig(
+      ['--upstream', `http://127.0.0.1:${await freePort()}/v1`, '--port', '0', '--log-level', 'silent', '--redis', `${shared.url}/99`],
+      {},
+    );
     if (config === 'help') throw new Error('unexpected help');
     await expect(startGateway(config)).rejects.toThrow(/the server has no database 99/);
   });

@@ -12,7 +12,16 @@ import { CLI, runCli } from './helpers/cli.js';
 
 function fakeStream(isTTY: boolean) {
   const written: string[] = [];
-  return { written, stream: { isTTY, write: (s: string) => { written.push(s); return true; } } as unknown as NodeJS.WriteStream };
+  return {
+    written,
+    stream: {
+      isTTY,
+      write: (s: string) => {
+        written.push(s);
+        return true;
+      },
+    } as unknown as NodeJS.WriteStream,
+  };
 }
 
 describe('Progress', () => {
@@ -58,7 +67,9 @@ describe('ecr score on a terminal and off it', () => {
   it('shows percentage, ETA and the backend on a pseudo-terminal, and nothing when stderr is a pipe', () => {
     const out = path.join(tmp, 'out.jsonl');
     // `script` runs the command on a pseudo-terminal, as an interactive user would.
-    const tty = spawnSync('script', ['-qec', `${process.execPath} ${CLI} score ${input} --backend cpu --window 500 --out ${out}`, '/dev/null'], { encoding: 'utf8' });
+    const tty = spawnSync('script', ['-qec', `${process.execPath} ${CLI} score ${input} --backend cpu --window 500 --out ${out}`, '/dev/null'], {
+      encoding: 'utf8',
+    });
     expect(tty.status).toBe(0);
     expect(tty.stdout).toMatch(/ecr score: 500 records \([\d,]+\/s\), \d+%, ETA \d+ s, backend cpu/);
     expect(tty.stdout).toMatch(/ecr score: 3,000 records in [\d.]+ s \([\d,]+\/s\), backend cpu/);

@@ -21,13 +21,19 @@ import { OPTIONS as SUBMIT_OPTIONS } from '../src/cli/score-queue.js';
 const gate = redisGate();
 const FAST_LOCKS = ['--lock-duration', '1000', '--stalled-interval', '500'];
 
-interface Child { proc: ChildProcess; stderr: () => string; exit: Promise<number> }
+interface Child {
+  proc: ChildProcess;
+  stderr: () => string;
+  exit: Promise<number>;
+}
 const children: Child[] = [];
 
 function start(args: string[]): Child {
   const proc = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
-  proc.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  proc.stderr.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
   proc.stdout.resume();
   const exit = new Promise<number>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? (signal === 'SIGKILL' ? 137 : 128))));
   const child = { proc, stderr: () => err, exit };
@@ -57,7 +63,7 @@ async function startWorker(url: string, queueName: string, name: string, extra: 
  */
 function makeInput(records: number, seed = 7): string {
   let s = seed;
-  const rand = () => ((s = (s * 1103515245 + 12345) >>> 0) / 4294967296);
+  const rand = () => (s = (s * 1103515245 + 12345) >>> 0) / 4294967296;
   const lines: string[] = [];
   let group = 0;
   while (lines.length < records) {
@@ -71,8 +77,27 @@ function makeInput(records: number, seed = 7): string {
     }
     group++;
   }
-  const ungrouped = Array.from({ length: 6 }, (_, i) => JSON.stringify({ steps: [[0.1 * i, 0.2], [0.3, 0.1 * i]] }));
-  lines.splice(Math.floor(lines.length / 2), 0, ...ungrouped, '', JSON.stringify({ group: '7', steps: [[0.9, 0.9], [0.8, 0.9]] }) + '\r');
+  const ungrouped = Array.from({ length: 6 }, (_, i) =>
+    JSON.stringify({
+      steps: [
+        [0.1 * i, 0.2],
+        [0.3, 0.1 * i],
+      ],
+    }),
+  );
+  lines.splice(
+    Math.floor(lines.length / 2),
+    0,
+    ...ungrouped,
+    '',
+    JSON.stringify({
+      group: '7',
+      steps: [
+        [0.9, 0.9],
+        [0.8, 0.9],
+      ],
+    }) + '\r',
+  );
   return lines.join('\n') + '\n';
 }
 
@@ -124,8 +149,24 @@ describe.skipIf(!gate.available)('ecr score --queue with ecr worker processes', 
     const shardBytes = String(Math.ceil(Buffer.byteLength(text) / 4));
     const w1 = await startWorker(redis.url, queueName, 'w1');
     const w2 = await startWorker(redis.url, queueName, 'w2');
-    const sub = start(['score', '--queue', redis.url, '--queue-name', queueName, input, '--out', outDir, '--work-dir', workDir,
-      '--config', config, '--shard-bytes', shardBytes, '--window', '64']);
+    const sub = start([
+      'score',
+      '--queue',
+      redis.url,
+      '--queue-name',
+      queueName,
+      input,
+      '--out',
+      outDir,
+      '--work-dir',
+      workDir,
+      '--config',
+      config,
+      '--shard-bytes',
+      shardBytes,
+      '--window',
+      '64',
+    ]);
     expect(await sub.exit, sub.stderr()).toBe(0);
     expect(sub.stderr()).toBe('');
     const expected = single(input, ['--config', config]);
@@ -138,7 +179,9 @@ describe.skipIf(!gate.available)('ecr score --queue with ecr worker processes', 
 
   it('writes one output per input, in order, each identical to its single-process run', async () => {
     fresh();
-    const a = path.join(dir, 'a.jsonl'), b = path.join(dir, 'b.jsonl'), empty = path.join(dir, 'empty.jsonl');
+    const a = path.join(dir, 'a.jsonl'),
+      b = path.join(dir, 'b.jsonl'),
+      empty = path.join(dir, 'empty.jsonl');
     writeFileSync(a, makeInput(120, 1));
     writeFileSync(b, makeInput(90, 2));
     writeFileSync(empty, '\n');
@@ -157,21 +200,45 @@ describe.skipIf(!gate.available)('ecr score --queue with ecr worker processes', 
     const input = path.join(dir, 'kill.jsonl');
     writeFileSync(input, text);
     const victim = await startWorker(redis.url, queueName, 'victim');
-    const sub = start(['score', '--queue', redis.url, '--queue-name', queueName, input, '--out', outDir, '--work-dir', workDir,
-      '--shard-bytes', String(Math.ceil(Buffer.byteLength(text) / 4)), '--window', '128']);
+    const sub = start([
+      'score',
+      '--queue',
+      redis.url,
+      '--queue-name',
+      queueName,
+      input,
+      '--out',
+      outDir,
+      '--work-dir',
+      workDir,
+      '--shard-bytes',
+      String(Math.ceil(Buffer.byteLength(text) / 4)),
+      '--window',
+      '128',
+    ]);
     // Mid-shard: the worker has opened the shard's temporary output and not yet renamed it. It is
     // stopped (SIGSTOP) to look, and killed only if it was caught there.
-    const shardsDir = () => { const run = readdirSync(workDir)[0]; return run ? path.join(workDir, run, 'shards') : null; };
+    const shardsDir = () => {
+      const run = readdirSync(workDir)[0];
+      return run ? path.join(workDir, run, 'shards') : null;
+    };
     let caught: string | null = null;
     while (caught === null) {
-      const tmp = await waitFor('a shard in progress', () => {
-        const d = shardsDir();
-        const f = d && existsSync(d) ? readdirSync(d).find((n) => n.endsWith('.tmp')) : undefined;
-        return f && path.join(d!, f);
-      }, sub);
+      const tmp = await waitFor(
+        'a shard in progress',
+        () => {
+          const d = shardsDir();
+          const f = d && existsSync(d) ? readdirSync(d).find((n) => n.endsWith('.tmp')) : undefined;
+          return f && path.join(d!, f);
+        },
+        sub,
+      );
       victim.proc.kill('SIGSTOP');
       const finalName = tmp.replace(/\.[0-9a-f]{8}\.tmp$/, '');
-      if (existsSync(tmp) && !existsSync(finalName)) { caught = finalName; break; }
+      if (existsSync(tmp) && !existsSync(finalName)) {
+        caught = finalName;
+        break;
+      }
       victim.proc.kill('SIGCONT');
     }
     victim.proc.kill('SIGKILL');
@@ -206,8 +273,22 @@ describe.skipIf(!gate.available)('ecr score --queue with ecr worker processes', 
     const previous = path.join(outDir, 'bad.jsonl');
     writeFileSync(previous, 'an earlier result\n');
     const w = await startWorker(redis.url, queueName, 'w1');
-    const sub = start(['score', '--queue', redis.url, '--queue-name', queueName, input, '--out', outDir, '--work-dir', workDir,
-      '--shard-bytes', String(Math.ceil(lines.join('\n').length / 4)), '--attempts', '2']);
+    const sub = start([
+      'score',
+      '--queue',
+      redis.url,
+      '--queue-name',
+      queueName,
+      input,
+      '--out',
+      outDir,
+      '--work-dir',
+      workDir,
+      '--shard-bytes',
+      String(Math.ceil(lines.join('\n').length / 4)),
+      '--attempts',
+      '2',
+    ]);
     expect(await sub.exit).toBe(2);
     const alone = runCli(['score', input, '--backend', 'cpu']);
     expect(alone.code).toBe(2);
@@ -238,9 +319,16 @@ describe.skipIf(!gate.available)('ecr score --queue with ecr worker processes', 
       [['worker'], 2, /--queue redis:\/\/HOST:PORT is required/],
       [['worker', ...q, '--concurrency', '0'], 2, /--concurrency must be a positive integer/],
       // A database the server does not have is refused, not replaced by database 0 (issue 18, item 6).
-      [['score', '--queue', `${redis.url}/99`, '--queue-name', queueName, input, '--out', outDir, '--work-dir', workDir], 2,
-        /redis URL "redis:\/\/[^"]+\/99": the server has no database 99 \(it has 16 databases, 0 to 15\)/],
-      [['score', '--queue', `${redis.url}/abc`, '--queue-name', queueName, input, '--out', outDir, '--work-dir', workDir], 2, /the path is the database index.*got "abc"/],
+      [
+        ['score', '--queue', `${redis.url}/99`, '--queue-name', queueName, input, '--out', outDir, '--work-dir', workDir],
+        2,
+        /redis URL "redis:\/\/[^"]+\/99": the server has no database 99 \(it has 16 databases, 0 to 15\)/,
+      ],
+      [
+        ['score', '--queue', `${redis.url}/abc`, '--queue-name', queueName, input, '--out', outDir, '--work-dir', workDir],
+        2,
+        /the path is the database index.*got "abc"/,
+      ],
       [['worker', '--queue', `${redis.url}/99`, '--queue-name', queueName], 2, /the server has no database 99/],
       // Queue names BullMQ refuses (item 8): one line and exit 2, not a stack and a hang.
       [['score', '--queue', redis.url, '--queue-name', 'a:b', input, '--out', outDir, '--work-dir', workDir], 2, /--queue-name must not contain ":"/],
@@ -253,16 +341,22 @@ describe.skipIf(!gate.available)('ecr score --queue with ecr worker processes', 
       [['worker', ...q, '--concurrency', '-2'], 2, /--concurrency must be a positive integer, got "-2"/],
       [['score', input, '--window', '-3'], 2, /--window must be a positive integer, got "-3"/],
       // The backend a run fixes (item 20).
-      [['score', ...q, input, '--out', outDir, '--backend', 'auto'], 2, /--backend with --queue fixes the backend of every shard: one of cpu, cpu-reference, webgpu/],
+      [
+        ['score', ...q, input, '--out', outDir, '--backend', 'auto'],
+        2,
+        /--backend with --queue fixes the backend of every shard: one of cpu, cpu-reference, webgpu/,
+      ],
       [['score', ...q, input, '--out', outDir, '--backend', 'cpu', '--compact', 'unorm16'], 2, /--compact must be "unorm16", with --backend webgpu/],
       [['score', ...q, '--resume', 'ecr-run-none', '--work-dir', workDir], 2, /--resume ecr-run-none: no such run in --work-dir .*; there is none/],
       [['score', ...q, input, '--out', outDir, '--orphan-grace', '10'], 2, /--orphan-grace must be 0 \(never remove\) or at least 300 seconds/],
     ];
     // Run side by side: each is a fresh process, and the checks are independent.
-    const results = await Promise.all(cases.map(([args]) => {
-      const c = start(args);
-      return c.exit.then((code) => ({ code, stderr: c.stderr() }));
-    }));
+    const results = await Promise.all(
+      cases.map(([args]) => {
+        const c = start(args);
+        return c.exit.then((code) => ({ code, stderr: c.stderr() }));
+      }),
+    );
     cases.forEach(([args, code, message], k) => {
       const r = results[k];
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(code);
@@ -285,13 +379,20 @@ describe.skipIf(!gate.available)('ecr score --queue with ecr worker processes', 
 
   /** Waits until `w` is caught mid-shard (a temporary output and no final one) and stops it there with SIGSTOP; returns the shard's final output path. */
   async function stopMidShard(w: Child, sub: Child): Promise<string> {
-    const shardsDir = () => { const run = readdirSync(workDir)[0]; return run ? path.join(workDir, run, 'shards') : null; };
+    const shardsDir = () => {
+      const run = readdirSync(workDir)[0];
+      return run ? path.join(workDir, run, 'shards') : null;
+    };
     for (;;) {
-      const tmp = await waitFor('a shard in progress', () => {
-        const d = shardsDir();
-        const f = d && existsSync(d) ? readdirSync(d).find((n) => n.endsWith('.tmp')) : undefined;
-        return f && path.join(d!, f);
-      }, sub);
+      const tmp = await waitFor(
+        'a shard in progress',
+        () => {
+          const d = shardsDir();
+          const f = d && existsSync(d) ? readdirSync(d).find((n) => n.endsWith('.tmp')) : undefined;
+          return f && path.join(d!, f);
+        },
+        sub,
+      );
       w.proc.kill('SIGSTOP');
       const finalName = tmp.replace(/\.[0-9a-f]{8}\.tmp$/, '');
       if (existsSync(tmp) && !existsSync(finalName)) return finalName;
@@ -299,7 +400,8 @@ describe.skipIf(!gate.available)('ecr score --queue with ecr worker processes', 
     }
   }
 
-  const submit = (input: string, extra: string[] = []) => start(['score', '--queue', redis.url, '--queue-name', queueName, input, '--out', outDir, '--work-dir', workDir, ...extra]);
+  const submit = (input: string, extra: string[] = []) =>
+    start(['score', '--queue', redis.url, '--queue-name', queueName, input, '--out', outDir, '--work-dir', workDir, ...extra]);
   const quarterOf = (text: string) => String(Math.ceil(Buffer.byteLength(text) / 4));
 
   it('--timeout gives up with the run left queued; --resume collects it once a worker has scored it', async () => {
@@ -324,7 +426,9 @@ describe.skipIf(!gate.available)('ecr score --queue with ecr worker processes', 
 
   it('a submitter killed with SIGKILL leaves a run that --resume collects; a later run removes an orphan past --orphan-grace', async () => {
     fresh();
-    const a = path.join(dir, 'orphan-a.jsonl'), b = path.join(dir, 'orphan-b.jsonl'), c = path.join(dir, 'orphan-c.jsonl');
+    const a = path.join(dir, 'orphan-a.jsonl'),
+      b = path.join(dir, 'orphan-b.jsonl'),
+      c = path.join(dir, 'orphan-c.jsonl');
     writeFileSync(a, makeInput(200, 9));
     writeFileSync(b, makeInput(150, 10));
     writeFileSync(c, makeInput(30, 11));
@@ -353,7 +457,9 @@ describe.skipIf(!gate.available)('ecr score --queue with ecr worker processes', 
     await waitFor('the sweep', () => next.stderr().includes(`removed the orphaned run ${idB}`), next);
     await startWorker(redis.url, queueName, 'w1');
     expect(await next.exit, next.stderr()).toBe(0);
-    expect(next.stderr()).toMatch(new RegExp(`removed the orphaned run ${idB} in ${workDir} \\(owner .*:${subB.proc.pid}, silent for 48\\.0 h > --orphan-grace; [0-9.]+ MB\\)`));
+    expect(next.stderr()).toMatch(
+      new RegExp(`removed the orphaned run ${idB} in ${workDir} \\(owner .*:${subB.proc.pid}, silent for 48\\.0 h > --orphan-grace; [0-9.]+ MB\\)`),
+    );
     expect(next.stderr()).toContain(`the run ${idA} in ${workDir} has no owner`);
     expect(next.stderr()).toContain(`collect it with: ecr score --queue ${redis.url} --queue-name ${queueName} --resume ${idA} --work-dir ${workDir}`);
     expect(readFileSync(path.join(outDir, 'orphan-c.jsonl'), 'utf8')).toBe(single(c));
@@ -381,7 +487,9 @@ describe.skipIf(!gate.available)('ecr score --queue with ecr worker processes', 
     await startWorker(redis.url, queueName, 'w1');
     expect(await sub.exit, sub.stderr()).toBe(2);
     const fmt = (n: number) => n.toLocaleString('en-US');
-    expect(sub.stderr()).toMatch(new RegExp(`^ecr score: .*truncated\\.jsonl changed while its shards were queued \\(size ${fmt(size)} bytes -> ${fmt(cut)} bytes, modified `, 'm'));
+    expect(sub.stderr()).toMatch(
+      new RegExp(`^ecr score: .*truncated\\.jsonl changed while its shards were queued \\(size ${fmt(size)} bytes -> ${fmt(cut)} bytes, modified `, 'm'),
+    );
     expect(readFileSync(previous, 'utf8')).toBe('an earlier result\n');
     expect(readdirSync(workDir)).toEqual([]);
   });
@@ -409,8 +517,10 @@ describe.skipIf(!gate.available)('ecr score --queue with ecr worker processes', 
     const w = await startWorker(redis.url, queueName, 'cpu-box', ['--adapter', 'native']);
     const sub = submit(input, ['--backend', 'webgpu']);
     expect(await sub.exit, sub.stderr()).toBe(1);
-    expect(sub.stderr()).toMatch(/^ecr score: shard 1 of 1 of .*gpu-only\.jsonl .* failed: worker cpu-box cannot run the run's --backend webgpu: backend "webgpu" is unavailable/m);
-    expect(w.stderr()).toContain("the run fixed --backend webgpu, which cannot run here");
+    expect(sub.stderr()).toMatch(
+      /^ecr score: shard 1 of 1 of .*gpu-only\.jsonl .* failed: worker cpu-box cannot run the run's --backend webgpu: backend "webgpu" is unavailable/m,
+    );
+    expect(w.stderr()).toContain('the run fixed --backend webgpu, which cannot run here');
     expect(readdirSync(outDir)).toEqual([]);
     expect(readdirSync(workDir)).toEqual([]);
   });
@@ -429,7 +539,10 @@ describe.skipIf(!gate.available)('ecr score --queue with ecr worker processes', 
     await waitFor('the other shards scored', () => readdirSync(shards).filter((n) => n.endsWith('.jsonl')).length === 3, sub);
     a.proc.kill('SIGCONT');
     expect(await sub.exit, sub.stderr()).toBe(0);
-    const warning = /warning: the shards of this run were computed by different backends \((.*)\); results can differ from a single-process run in the last digits\. Fix one backend for the run with --backend/.exec(sub.stderr());
+    const warning =
+      /warning: the shards of this run were computed by different backends \((.*)\); results can differ from a single-process run in the last digits\. Fix one backend for the run with --backend/.exec(
+        sub.stderr(),
+      );
     expect(warning, sub.stderr()).not.toBeNull();
     expect(warning![1]).toMatch(/(^|, )cpu: [1-3] shards?(,|$)/);
     expect(warning![1]).toMatch(/cpu-reference: [1-3] shards?/);
@@ -456,23 +569,45 @@ describe.skipIf(!gate.available)('a queue whose Redis restarts mid-run', () => {
 
   it('the submitter submits the lost shards again and the run completes; a worker mid-shard goes on; no stack is printed', async () => {
     const queueName = `ecr-test-${randomUUID()}`;
-    const workDir = path.join(dir, 'work'), outDir = path.join(dir, 'out');
+    const workDir = path.join(dir, 'work'),
+      outDir = path.join(dir, 'out');
     mkdirSync(workDir);
     mkdirSync(outDir);
     const input = path.join(dir, 'restart.jsonl');
     const text = makeInput(6000, 15);
     writeFileSync(input, text);
     const w = await startWorker(server.url, queueName, 'w1', ['--lock-duration', '60000']);
-    const sub = start(['score', '--queue', server.url, '--queue-name', queueName, input, '--out', outDir, '--work-dir', workDir,
-      '--shard-bytes', String(Math.ceil(Buffer.byteLength(text) / 4)), '--window', '128']);
+    const sub = start([
+      'score',
+      '--queue',
+      server.url,
+      '--queue-name',
+      queueName,
+      input,
+      '--out',
+      outDir,
+      '--work-dir',
+      workDir,
+      '--shard-bytes',
+      String(Math.ceil(Buffer.byteLength(text) / 4)),
+      '--window',
+      '128',
+    ]);
     // The worker is caught mid-shard, Redis loses everything, and the worker goes on.
-    const shardsDir = () => { const run = readdirSync(workDir)[0]; return run ? path.join(workDir, run, 'shards') : null; };
+    const shardsDir = () => {
+      const run = readdirSync(workDir)[0];
+      return run ? path.join(workDir, run, 'shards') : null;
+    };
     for (;;) {
-      const tmp = await waitFor('a shard in progress', () => {
-        const d = shardsDir();
-        const f = d && existsSync(d) ? readdirSync(d).find((n) => n.endsWith('.tmp')) : undefined;
-        return f && path.join(d!, f);
-      }, sub);
+      const tmp = await waitFor(
+        'a shard in progress',
+        () => {
+          const d = shardsDir();
+          const f = d && existsSync(d) ? readdirSync(d).find((n) => n.endsWith('.tmp')) : undefined;
+          return f && path.join(d!, f);
+        },
+        sub,
+      );
       w.proc.kill('SIGSTOP');
       if (existsSync(tmp) && !existsSync(tmp.replace(/\.[0-9a-f]{8}\.tmp$/, ''))) break;
       w.proc.kill('SIGCONT');
@@ -481,7 +616,9 @@ describe.skipIf(!gate.available)('a queue whose Redis restarts mid-run', () => {
     await server.start();
     w.proc.kill('SIGCONT');
     expect(await sub.exit, sub.stderr()).toBe(0);
-    expect(sub.stderr()).toMatch(/queued shards? of this run had vanished from Redis at .* \(restarted without its data\?\); submitted them again from the run directory/);
+    expect(sub.stderr()).toMatch(
+      /queued shards? of this run had vanished from Redis at .* \(restarted without its data\?\); submitted them again from the run directory/,
+    );
     expect(readFileSync(path.join(outDir, 'restart.jsonl'), 'utf8')).toBe(runCli(['score', input, '--backend', 'cpu', '--window', '128']).stdout);
     expect(readdirSync(workDir)).toEqual([]);
     for (const text of [sub.stderr(), w.stderr()]) {
@@ -491,8 +628,9 @@ describe.skipIf(!gate.available)('a queue whose Redis restarts mid-run', () => {
     }
   });
 
-  it('a server that comes back without the URL\'s database stops the submitter and the worker (exit 2), not switches them to database 0', async () => {
-    const workDir = path.join(dir, 'work-db'), outDir = path.join(dir, 'out-db');
+  it("a server that comes back without the URL's database stops the submitter and the worker (exit 2), not switches them to database 0", async () => {
+    const workDir = path.join(dir, 'work-db'),
+      outDir = path.join(dir, 'out-db');
     mkdirSync(workDir);
     mkdirSync(outDir);
     const input = path.join(dir, 'db.jsonl');
@@ -500,7 +638,20 @@ describe.skipIf(!gate.available)('a queue whose Redis restarts mid-run', () => {
     const url = `${server.url}/9`;
     // Each on its own queue: the worker must not finish the submitter's run before the restart.
     const w = await startWorker(url, `ecr-test-${randomUUID()}`, 'w1');
-    const sub = start(['score', '--queue', url, '--queue-name', `ecr-test-${randomUUID()}`, input, '--out', outDir, '--work-dir', workDir, '--no-worker-notice', '200']);
+    const sub = start([
+      'score',
+      '--queue',
+      url,
+      '--queue-name',
+      `ecr-test-${randomUUID()}`,
+      input,
+      '--out',
+      outDir,
+      '--work-dir',
+      workDir,
+      '--no-worker-notice',
+      '200',
+    ]);
     await waitFor('the shards queued', () => sub.stderr().includes('no ecr worker is connected'), sub);
     await server.stop();
     // The same port, now with 4 databases; stopped by afterAll even if this test times out.

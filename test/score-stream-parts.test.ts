@@ -31,9 +31,18 @@ describe('readLines', () => {
 
   it('gives the same lines wherever the chunks are cut (inside the BOM, a UTF-8 character or a CRLF)', async () => {
     const bytes = Buffer.from(text);
-    await fc.assert(fc.asyncProperty(fc.uniqueArray(fc.integer({ min: 1, max: bytes.length - 1 }), { maxLength: 6 }), async (points) => {
-      expect(await lines(cut(bytes, points.sort((a, b) => a - b)))).toEqual(expected);
-    }));
+    await fc.assert(
+      fc.asyncProperty(fc.uniqueArray(fc.integer({ min: 1, max: bytes.length - 1 }), { maxLength: 6 }), async (points) => {
+        expect(
+          await lines(
+            cut(
+              bytes,
+              points.sort((a, b) => a - b),
+            ),
+          ),
+        ).toEqual(expected);
+      }),
+    );
     // Explicit cuts inside the three BOM bytes, the two bytes of é and the CR LF pair.
     expect(await lines(cut(bytes, [1, 2]))).toEqual(expected);
     expect(await lines(cut(bytes, [9]))).toEqual(expected);
@@ -47,9 +56,19 @@ describe('readLines', () => {
   it('reports a line over the cap with its length and goes on with the next line, in any chunking', async () => {
     const long = 'y'.repeat(50);
     const bytes = Buffer.from(`ok\n${long}\nafter\n${long}`);
-    await fc.assert(fc.asyncProperty(fc.uniqueArray(fc.integer({ min: 1, max: bytes.length - 1 }), { maxLength: 8 }), async (points) => {
-      expect(await lines(cut(bytes, points.sort((a, b) => a - b)), 10)).toEqual(['ok', -50, 'after', -50]);
-    }));
+    await fc.assert(
+      fc.asyncProperty(fc.uniqueArray(fc.integer({ min: 1, max: bytes.length - 1 }), { maxLength: 8 }), async (points) => {
+        expect(
+          await lines(
+            cut(
+              bytes,
+              points.sort((a, b) => a - b),
+            ),
+            10,
+          ),
+        ).toEqual(['ok', -50, 'after', -50]);
+      }),
+    );
     // A line exactly at the cap is kept.
     expect(await lines(['0123456789\n'], 10)).toEqual(['0123456789']);
   });
@@ -58,46 +77,67 @@ describe('readLines', () => {
 describe('fdOfPath', () => {
   it('recognizes the paths that name an open descriptor, and only those', () => {
     expect(['/dev/stdin', '/dev/stdout', '/dev/stderr', '/dev/fd/1', '/dev/fd/63', '/proc/self/fd/2'].map(fdOfPath)).toEqual([0, 1, 2, 1, 63, 2]);
-    expect(['/dev/null', '/dev/fd/', '/dev/fd/1x', 'dev/stdout', '/tmp/dev/stdout', '/proc/1/fd/1'].map(fdOfPath)).toEqual([null, null, null, null, null, null]);
+    expect(['/dev/null', '/dev/fd/', '/dev/fd/1x', 'dev/stdout', '/tmp/dev/stdout', '/proc/1/fd/1'].map(fdOfPath)).toEqual([
+      null,
+      null,
+      null,
+      null,
+      null,
+      null,
+    ]);
   });
 });
 
 describe('GroupKeys', () => {
   it('numbers groups densely in order of first appearance, with "1" and 1 distinct, as a Map of typed keys would', () => {
-    const key = fc.oneof(fc.string({ maxLength: 6 }), fc.string({ unit: 'grapheme', maxLength: 3 }), fc.integer({ min: -5, max: 5 }), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.constant(null));
-    fc.assert(fc.property(fc.array(key, { maxLength: 300 }), (keys) => {
-      const g = new GroupKeys();
-      const ref = new Map<string, number>();
-      const refKeys: (string | number | null)[] = [];
-      for (const k of keys) {
-        // JSON prints -0 as 0, so they are one group, as in a Map.
-        const id = k === null ? 'none' : `${typeof k}:${Object.is(k, -0) ? 0 : k}`;
-        if (!ref.has(id)) { ref.set(id, ref.size); refKeys.push(Object.is(k, -0) ? 0 : k); }
-        expect(g.indexOf(k)).toBe(ref.get(id));
-      }
-      expect(g.size).toBe(ref.size);
-      expect(g.keys).toEqual(refKeys);
-    }));
+    const key = fc.oneof(
+      fc.string({ maxLength: 6 }),
+      fc.string({ unit: 'grapheme', maxLength: 3 }),
+      fc.integer({ min: -5, max: 5 }),
+      fc.double({ noNaN: true, noDefaultInfinity: true }),
+      fc.constant(null),
+    );
+    fc.assert(
+      fc.property(fc.array(key, { maxLength: 300 }), (keys) => {
+        const g = new GroupKeys();
+        const ref = new Map<string, number>();
+        const refKeys: (string | number | null)[] = [];
+        for (const k of keys) {
+          // JSON prints -0 as 0, so they are one group, as in a Map.
+          const id = k === null ? 'none' : `${typeof k}:${Object.is(k, -0) ? 0 : k}`;
+          if (!ref.has(id)) {
+            ref.set(id, ref.size);
+            refKeys.push(Object.is(k, -0) ? 0 : k);
+          }
+          expect(g.indexOf(k)).toBe(ref.get(id));
+        }
+        expect(g.size).toBe(ref.size);
+        expect(g.keys).toEqual(refKeys);
+      }),
+    );
   });
 
   it('indexOfEncoded (a key as tag + UTF-8 bytes, at any offset) agrees with indexOf, repeats and mixed calls included', () => {
     const enc = new TextEncoder();
     const key = fc.oneof(fc.constantFrom('a', 'ab', 'b', '1', ''), fc.string({ maxLength: 4 }), fc.integer({ min: -3, max: 3 }), fc.constant(null));
-    fc.assert(fc.property(fc.array(fc.tuple(key, fc.boolean(), fc.nat(3)), { maxLength: 200 }), (calls) => {
-      const viaBytes = new GroupKeys(), viaKeys = new GroupKeys();
-      for (const [k, encoded, pad] of calls) {
-        const expected = viaKeys.indexOf(k);
-        let got: number;
-        if (encoded) {
-          const body = k === null ? new Uint8Array(0) : new Uint8Array([typeof k === 'string' ? 0x73 : 0x6e, ...enc.encode(String(k))]);
-          const bytes = new Uint8Array(pad + body.length + 2).fill(0x73);
-          bytes.set(body, pad);
-          got = viaBytes.indexOfEncoded(bytes, pad, pad + body.length);
-        } else got = viaBytes.indexOf(k);
-        expect(got).toBe(expected);
-      }
-      expect(viaBytes.keys).toEqual(viaKeys.keys);
-    }));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(key, fc.boolean(), fc.nat(3)), { maxLength: 200 }), (calls) => {
+        const viaBytes = new GroupKeys(),
+          viaKeys = new GroupKeys();
+        for (const [k, encoded, pad] of calls) {
+          const expected = viaKeys.indexOf(k);
+          let got: number;
+          if (encoded) {
+            const body = k === null ? new Uint8Array(0) : new Uint8Array([typeof k === 'string' ? 0x73 : 0x6e, ...enc.encode(String(k))]);
+            const bytes = new Uint8Array(pad + body.length + 2).fill(0x73);
+            bytes.set(body, pad);
+            got = viaBytes.indexOfEncoded(bytes, pad, pad + body.length);
+          } else got = viaBytes.indexOf(k);
+          expect(got).toBe(expected);
+        }
+        expect(viaBytes.keys).toEqual(viaKeys.keys);
+      }),
+    );
   });
 
   it('stays exact through many table and arena growths', () => {
@@ -113,32 +153,53 @@ describe('GroupKeys', () => {
 
 describe('GroupSelector', () => {
   it('selects as the rule says (best admissible base score, else best CCI, ties to the lower index), in any offer order', () => {
-    const candidate = fc.record({ group: fc.integer({ min: 0, max: 40 }), cci: fc.constantFrom(0.2, 0.5, 0.65, 0.7, 0.9), base: fc.constantFrom(Number.NaN, 0, 1, 2) });
-    fc.assert(fc.property(fc.array(candidate, { minLength: 1, maxLength: 120 }), fc.integer(), (cands, seed) => {
-      const tau = 0.65;
-      const order = cands.map((_, i) => i).sort((a, b) => ((a * 7919 + seed) % 101) - ((b * 7919 + seed) % 101) || a - b);
-      const sel = new GroupSelector(tau);
-      for (const i of order) sel.offer(cands[i].group, i, cands[i].cci, cands[i].base);
-      const expected: number[] = [];
-      for (let g = 0; g < sel.groupCount; g++) {
-        const members = cands.map((c, i) => ({ ...c, i })).filter((c) => c.group === g);
-        const r = sel.result(g);
-        if (members.length === 0) { expect(r.selectedIndex).toBe(-1); continue; }
-        const adm = members.filter((c) => c.cci >= tau);
-        const score = (c: typeof members[number]) => (adm.length ? (Number.isNaN(c.base) ? c.cci : c.base) : c.cci);
-        const pool = adm.length ? adm : members;
-        const best = pool.reduce((a, b) => (score(b) > score(a) || (score(b) === score(a) && b.i < a.i) ? b : a));
-        expect(r).toEqual({ group: g, selectedIndex: best.i, reason: adm.length ? 'best-admissible' : 'fallback', size: members.length, admissibleCount: adm.length });
-        expected.push(best.i);
-      }
-      expect(Array.from(sel.selectedIndices())).toEqual(expected.sort((a, b) => a - b));
-    }));
+    const candidate = fc.record({
+      group: fc.integer({ min: 0, max: 40 }),
+      cci: fc.constantFrom(0.2, 0.5, 0.65, 0.7, 0.9),
+      base: fc.constantFrom(Number.NaN, 0, 1, 2),
+    });
+    fc.assert(
+      fc.property(fc.array(candidate, { minLength: 1, maxLength: 120 }), fc.integer(), (cands, seed) => {
+        const tau = 0.65;
+        const order = cands.map((_, i) => i).sort((a, b) => ((a * 7919 + seed) % 101) - ((b * 7919 + seed) % 101) || a - b);
+        const sel = new GroupSelector(tau);
+        for (const i of order) sel.offer(cands[i].group, i, cands[i].cci, cands[i].base);
+        const expected: number[] = [];
+        for (let g = 0; g < sel.groupCount; g++) {
+          const members = cands.map((c, i) => ({ ...c, i })).filter((c) => c.group === g);
+          const r = sel.result(g);
+          if (members.length === 0) {
+            expect(r.selectedIndex).toBe(-1);
+            continue;
+          }
+          const adm = members.filter((c) => c.cci >= tau);
+          const score = (c: (typeof members)[number]) => (adm.length ? (Number.isNaN(c.base) ? c.cci : c.base) : c.cci);
+          const pool = adm.length ? adm : members;
+          const best = pool.reduce((a, b) => (score(b) > score(a) || (score(b) === score(a) && b.i < a.i) ? b : a));
+          expect(r).toEqual({
+            group: g,
+            selectedIndex: best.i,
+            reason: adm.length ? 'best-admissible' : 'fallback',
+            size: members.length,
+            admissibleCount: adm.length,
+          });
+          expected.push(best.i);
+        }
+        expect(Array.from(sel.selectedIndices())).toEqual(expected.sort((a, b) => a - b));
+      }),
+    );
   });
 
   it('SelectedFlags marks exactly the selected indices, in input order', () => {
     const flags = new SelectedFlags(Uint32Array.from([1, 4]));
-    expect([0, 1, 2, 3, 4, 5].map((i) => flags.finish(`{"i":${i}`))).toEqual(
-      ['{"i":0,"selected":false}\n', '{"i":1,"selected":true}\n', '{"i":2,"selected":false}\n', '{"i":3,"selected":false}\n', '{"i":4,"selected":true}\n', '{"i":5,"selected":false}\n']);
+    expect([0, 1, 2, 3, 4, 5].map((i) => flags.finish(`{"i":${i}`))).toEqual([
+      '{"i":0,"selected":false}\n',
+      '{"i":1,"selected":true}\n',
+      '{"i":2,"selected":false}\n',
+      '{"i":3,"selected":false}\n',
+      '{"i":4,"selected":true}\n',
+      '{"i":5,"selected":false}\n',
+    ]);
   });
 });
 
@@ -159,7 +220,10 @@ describe('resultPrefix never prints a non-finite number', () => {
   });
 
   it.each([
-    ['cci', 'CCI', Number.NaN], ['es', 'ES', Number.NaN], ['ts', 'TS', Number.POSITIVE_INFINITY], ['evb', 'EVB', Number.NEGATIVE_INFINITY],
+    ['cci', 'CCI', Number.NaN],
+    ['es', 'ES', Number.NaN],
+    ['ts', 'TS', Number.POSITIVE_INFINITY],
+    ['evb', 'EVB', Number.NEGATIVE_INFINITY],
   ] as const)('a backend %s of %s is an internal error naming the record', (metric, name, value) => {
     const w = windowWith(metric, value);
     expect(() => resultPrefix(record.id, record.group, w.metrics, w.admissible, 1, 7)).toThrow(NonFiniteResultError);

@@ -15,7 +15,24 @@ import { startGateway } from '../src/server/app.js';
 import { runCli } from './helpers/cli.js';
 
 const PROMPT = 'Which river flows through Vienna? (audit-log test)';
-const SPEC_ORDER = ['time', 'group', 'requestId', 'id', 'EVB', 'CR', 'TS', 'ES', 'PD', 'CCI', 'admissible', 'selected', 'reason', 'tau', 'pCorrect', 'messages'];
+const SPEC_ORDER = [
+  'time',
+  'group',
+  'requestId',
+  'id',
+  'EVB',
+  'CR',
+  'TS',
+  'ES',
+  'PD',
+  'CCI',
+  'admissible',
+  'selected',
+  'reason',
+  'tau',
+  'pCorrect',
+  'messages',
+];
 type Started = Awaited<ReturnType<typeof startGateway>>;
 
 let upstream: LoopbackServer;
@@ -32,21 +49,39 @@ async function gateway(args: string[]): Promise<Started> {
 
 async function ask(g: Started, content: string, ecr: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
   const client = new OpenAI({ baseURL: `${g.url}/v1`, apiKey: 'sk-unused', maxRetries: 0 });
-  const { response } = await client.chat.completions.create({
-    model: 'ecr/loop', messages: [{ role: 'user', content }], ecr: { k: 3, horizon: 1, fixedK: true, ...ecr },
-  } as OpenAI.ChatCompletionCreateParamsNonStreaming, { headers }).withResponse();
+  const { response } = await client.chat.completions
+    .create(
+      {
+        model: 'ecr/loop',
+        messages: [{ role: 'user', content }],
+        ecr: { k: 3, horizon: 1, fixedK: true, ...ecr },
+      } as OpenAI.ChatCompletionCreateParamsNonStreaming,
+      { headers },
+    )
+    .withResponse();
   return { requestId: response.headers.get('x-request-id')!, cci: Number(response.headers.get('x-ecr-cci')) };
 }
 
-const readLines = (file: string) => readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+const readLines = (file: string) =>
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
-async function closeAll() { for (const g of gateways.splice(0)) { g.app.server.closeAllConnections(); await g.app.close(); } }
+async function closeAll() {
+  for (const g of gateways.splice(0)) {
+    g.app.server.closeAllConnections();
+    await g.app.close();
+  }
+}
 
 beforeAll(async () => {
   upstream = await LoopbackServer.start();
   dir = mkdtempSync(path.join(os.tmpdir(), 'ecr-audit-'));
 });
-afterAll(async () => { await upstream.close(); });
+afterAll(async () => {
+  await upstream.close();
+});
 afterEach(closeAll);
 
 describe('ecr serve --audit-log', () => {
@@ -81,7 +116,7 @@ describe('ecr serve --audit-log', () => {
     expect(text).not.toContain('The answer');
   });
 
-  it('groups by the server\'s own request id: a client\'s x-request-id is echoed and kept as requestId, never the group', async () => {
+  it("groups by the server's own request id: a client's x-request-id is echoed and kept as requestId, never the group", async () => {
     const file = path.join(dir, 'client-ids.jsonl');
     const g = await gateway(['--audit-log', file]);
     const answers = [];
@@ -112,7 +147,7 @@ describe('ecr serve --audit-log', () => {
     expect(lines.slice(3).map((l) => l.messages)).toEqual([0, 1, 2].map(() => [{ role: 'user', content: PROMPT }]));
   });
 
-  it('writes pCorrect from the server\'s calibration map, but not for a request with its own weights', async () => {
+  it("writes pCorrect from the server's calibration map, but not for a request with its own weights", async () => {
     const file = path.join(dir, 'calibrated.jsonl');
     const calibration = { method: 'platt', a: 6, b: -4 } as const;
     const cfg = path.join(dir, 'serve-config.json');
@@ -160,7 +195,8 @@ describe('ecr serve --audit-log', () => {
     g.gateway.auditLog!.reopen();
     await ask(g, `${PROMPT} after rotation`);
     await closeAll();
-    const before = readLines(`${file}.1`), after = readLines(file);
+    const before = readLines(`${file}.1`),
+      after = readLines(file);
     expect(before.length + after.length).toBe(6);
     expect(after).toHaveLength(3);
   });

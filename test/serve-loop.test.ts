@@ -21,7 +21,14 @@ const forwarders: net.Server[] = [];
 async function gateway(url: string, extra: string[] = [], logs?: string[]): Promise<Started> {
   const config = resolveServeConfig(['--upstream', url, '--port', '0', '--retries', '0', '--log-level', logs ? 'info' : 'silent', ...extra], {});
   if (config === 'help') throw new Error('help');
-  const logStream = logs ? new Writable({ write(chunk, _e, cb) { logs.push(...String(chunk).split('\n').filter(Boolean)); cb(); } }) : undefined;
+  const logStream = logs
+    ? new Writable({
+        write(chunk, _e, cb) {
+          logs.push(...String(chunk).split('\n').filter(Boolean));
+          cb();
+        },
+      })
+    : undefined;
   const g = await startGateway(config, { logStream });
   gateways.push(g);
   return g;
@@ -33,23 +40,45 @@ async function forwarder(): Promise<{ url: string; to: (port: number) => void }>
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
     const up = net.connect(target, '127.0.0.1');
-    for (const s of [client, up]) { sockets.add(s); s.on('close', () => sockets.delete(s)); s.on('error', () => { client.destroy(); up.destroy(); }); }
+    for (const s of [client, up]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {
+        client.destroy();
+        up.destroy();
+      });
+    }
     client.pipe(up).pipe(client);
   });
-  server.on('close', () => { for (const s of sockets) s.destroy(); });
+  server.on('close', () => {
+    for (const s of sockets) s.destroy();
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   forwarders.push(server);
-  return { url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/v1`, to: (port) => { target = port; } };
+  return {
+    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/v1`,
+    to: (port) => {
+      target = port;
+    },
+  };
 }
 
 const portOf = (g: Started) => Number(new URL(g.url).port);
 const messages = [{ role: 'user', content: 'Is the sky blue?' }];
-const chat = (g: Started, body: Record<string, unknown>) => fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages, ...body }) });
+const chat = (g: Started, body: Record<string, unknown>) =>
+  fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages, ...body }) });
 
-beforeAll(async () => { upstream = await LoopbackServer.start(); });
-afterAll(async () => { await upstream.close(); });
+beforeAll(async () => {
+  upstream = await LoopbackServer.start();
+});
+afterAll(async () => {
+  await upstream.close();
+});
 afterEach(async () => {
-  for (const g of gateways.splice(0)) { g.app.server.closeAllConnections(); await g.app.close(); }
+  for (const g of gateways.splice(0)) {
+    g.app.server.closeAllConnections();
+    await g.app.close();
+  }
   for (const f of forwarders.splice(0)) f.close();
 });
 
@@ -147,8 +176,16 @@ describe('an upstream that is the gateway itself, at start', () => {
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
     const port = (probe.address() as net.AddressInfo).port;
     await new Promise<void>((resolve) => probe.close(() => resolve()));
-    for (const [host, target] of [['127.0.0.1', 'localhost'], ['0.0.0.0', '127.0.0.1'], ['127.0.0.1', '0.0.0.0'], ['localhost', '127.0.0.1']]) {
-      const config = resolveServeConfig(['--upstream', `http://admin:pw-${port}@${target}:${port}/v1`, '--host', host, '--port', String(port), '--log-level', 'silent'], {});
+    for (const [host, target] of [
+      ['127.0.0.1', 'localhost'],
+      ['0.0.0.0', '127.0.0.1'],
+      ['127.0.0.1', '0.0.0.0'],
+      ['localhost', '127.0.0.1'],
+    ]) {
+      const config = resolveServeConfig(
+        ['--upstream', `http://admin:pw-${port}@${target}:${port}/v1`, '--host', host, '--port', String(port), '--log-level', 'silent'],
+        {},
+      );
       if (config === 'help') throw new Error('help');
       const err = await startGateway(config).catch((e) => e);
       expect(err, `${host} <- ${target}`).toBeInstanceOf(Error);

@@ -23,16 +23,27 @@ function readmeCommand(): string {
 }
 
 let upstream: LoopbackServer;
-beforeAll(async () => { upstream = await LoopbackServer.start(); });
-afterAll(async () => { await upstream.close(); });
+beforeAll(async () => {
+  upstream = await LoopbackServer.start();
+});
+afterAll(async () => {
+  await upstream.close();
+});
 
-interface Served { child: ChildProcess; url: string; lines: string[]; exit: Promise<number | null> }
+interface Served {
+  child: ChildProcess;
+  url: string;
+  lines: string[];
+  exit: Promise<number | null>;
+}
 
 async function serve(command: string, env: Record<string, string>): Promise<Served> {
   const child = spawn('bash', ['-c', `exec ${command}`], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   let stderr = '';
-  child.stderr.on('data', (d) => { stderr += d; });
+  child.stderr.on('data', (d) => {
+    stderr += d;
+  });
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout }).on('line', (l) => {
@@ -51,12 +62,22 @@ describe('ecr serve as a process', () => {
     expect(command).toMatch(/^npx ecr serve --upstream "\$UPSTREAM"/);
     const s = await serve(command, { UPSTREAM: upstream.url, ECR_PORT: '0', ECR_RETRIES: '0' });
     const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'sk-unused', maxRetries: 0 });
-    const quick = await client.chat.completions.create({ model: 'ecr/loop', messages: [{ role: 'user', content: 'Is the sky blue?' }], ecr: { k: 2, horizon: 1, fixedK: true } } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    const quick = await client.chat.completions.create({
+      model: 'ecr/loop',
+      messages: [{ role: 'user', content: 'Is the sky blue?' }],
+      ecr: { k: 2, horizon: 1, fixedK: true },
+    } as OpenAI.ChatCompletionCreateParamsNonStreaming);
     expect(quick.choices[0].message.content).toMatch(/^\[c:[0-9a-f]+ s:0\]/);
 
     upstream.latencyMs = 400;
     upstream.clearLog();
-    const inFlight = [1, 2].map((i) => client.chat.completions.create({ model: 'ecr/loop', messages: [{ role: 'user', content: `Question ${i}?` }], ecr: { k: 2, horizon: 1, fixedK: true } } as OpenAI.ChatCompletionCreateParamsNonStreaming));
+    const inFlight = [1, 2].map((i) =>
+      client.chat.completions.create({
+        model: 'ecr/loop',
+        messages: [{ role: 'user', content: `Question ${i}?` }],
+        ecr: { k: 2, horizon: 1, fixedK: true },
+      } as OpenAI.ChatCompletionCreateParamsNonStreaming),
+    );
     await vi.waitFor(() => expect(upstream.pending()).toBe(2), { timeout: 5000 });
     // SIGTERM to the server process itself (the pid in its log lines), as a process manager sends it;
     // npx, its parent, then exits with the server's code.
@@ -79,7 +100,12 @@ describe('ecr serve as a process', () => {
     const file = path.join(dir, 'audit.jsonl');
     const s = await serve(`node dist/cli.js serve --upstream "$UPSTREAM" --port 0 --retries 0 --audit-log ${file}`, { UPSTREAM: upstream.url });
     const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'sk-unused', maxRetries: 0 });
-    const ask = (q: string) => client.chat.completions.create({ model: 'ecr/loop', messages: [{ role: 'user', content: q }], ecr: { k: 2, horizon: 1, fixedK: true } } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    const ask = (q: string) =>
+      client.chat.completions.create({
+        model: 'ecr/loop',
+        messages: [{ role: 'user', content: q }],
+        ecr: { k: 2, horizon: 1, fixedK: true },
+      } as OpenAI.ChatCompletionCreateParamsNonStreaming);
     await ask('Before the rotation?');
     await vi.waitFor(() => expect(readFileSync(file, 'utf8').split('\n').filter(Boolean)).toHaveLength(2), { timeout: 5000 });
     renameSync(file, `${file}.1`);
@@ -89,7 +115,11 @@ describe('ecr serve as a process', () => {
     await ask('After the rotation?');
     process.kill(pid, 'SIGTERM');
     expect(await s.exit).toBe(0);
-    const lines = (f: string) => readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const lines = (f: string) =>
+      readFileSync(f, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l));
     expect(lines(`${file}.1`)).toHaveLength(2);
     expect(lines(file)).toHaveLength(2);
     expect(new Set(lines(file).map((l) => l.group)).size).toBe(1);
@@ -100,7 +130,9 @@ describe('ecr serve as a process', () => {
     const out = await new Promise<string>((resolve) => {
       const c = spawn(process.execPath, ['dist/cli.js', 'serve', '--help'], { cwd: ROOT });
       let text = '';
-      c.stdout.on('data', (d) => { text += d; });
+      c.stdout.on('data', (d) => {
+        text += d;
+      });
       c.on('exit', () => resolve(text));
     });
     for (const s of SERVE_SETTINGS) {
@@ -110,13 +142,18 @@ describe('ecr serve as a process', () => {
   });
 
   it('exits 2 with a clear message when the upstream is missing or a setting is bad', async () => {
-    const run = (args: string[], env: Record<string, string> = {}) => new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const c = spawn(process.execPath, ['dist/cli.js', 'serve', ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env } });
-      onTestFinished(() => { if (c.exitCode === null) c.kill('SIGKILL'); });
-      let stderr = '';
-      c.stderr.on('data', (d) => { stderr += d; });
-      c.on('exit', (code) => resolve({ code, stderr }));
-    });
+    const run = (args: string[], env: Record<string, string> = {}) =>
+      new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const c = spawn(process.execPath, ['dist/cli.js', 'serve', ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env } });
+        onTestFinished(() => {
+          if (c.exitCode === null) c.kill('SIGKILL');
+        });
+        let stderr = '';
+        c.stderr.on('data', (d) => {
+          stderr += d;
+        });
+        c.on('exit', (code) => resolve({ code, stderr }));
+      });
     const none = await run([]);
     expect(none.code).toBe(2);
     expect(none.stderr).toContain('no upstream');

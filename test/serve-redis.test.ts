@@ -32,32 +32,64 @@ const gateways: Started[] = [];
 const RUN = randomUUID().slice(0, 8);
 
 async function gateway(redisUrl: string, extra: string[] = [], logs?: string[]): Promise<Started> {
-  const config = resolveServeConfig(['--upstream', upstream.url, '--port', '0', '--log-level', logs ? 'info' : 'silent', '--retries', '0', '--redis', redisUrl, ...extra], {});
+  const config = resolveServeConfig(
+    ['--upstream', upstream.url, '--port', '0', '--log-level', logs ? 'info' : 'silent', '--retries', '0', '--redis', redisUrl, ...extra],
+    {},
+  );
   if (config === 'help') throw new Error('unexpected help');
-  const logStream = logs ? new Writable({ write(chunk, _e, cb) { logs.push(...String(chunk).split('\n').filter(Boolean)); cb(); } }) : undefined;
+  const logStream = logs
+    ? new Writable({
+        write(chunk, _e, cb) {
+          logs.push(...String(chunk).split('\n').filter(Boolean));
+          cb();
+        },
+      })
+    : undefined;
   const g = await startGateway(config, { logStream });
   gateways.push(g);
   return g;
 }
 
 const client = (g: Started) => new OpenAI({ baseURL: `${g.url}/v1`, apiKey: 'sk-unused', maxRetries: 0 });
-const ask = (g: Started, content: string, ecr: Record<string, unknown> = {}) => client(g).chat.completions.create({
-  model: 'ecr/loop', seed: 42, messages: [{ role: 'user', content }], ecr: { k: 4, horizon: 1, fixedK: true, ...ecr },
-} as Body).withResponse();
+const ask = (g: Started, content: string, ecr: Record<string, unknown> = {}) =>
+  client(g)
+    .chat.completions.create({
+      model: 'ecr/loop',
+      seed: 42,
+      messages: [{ role: 'user', content }],
+      ecr: { k: 4, horizon: 1, fixedK: true, ...ecr },
+    } as Body)
+    .withResponse();
 const chatCalls = () => upstream.count('/v1/chat/completions');
-const readiness = async (g: Started) => { const r = await fetch(`${g.url}/health/readiness`); return { status: r.status, body: await r.json() as Record<string, unknown> }; };
+const readiness = async (g: Started) => {
+  const r = await fetch(`${g.url}/health/readiness`);
+  return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+};
 
 beforeAll(async () => {
   upstream = await LoopbackServer.start();
   if (gate.available) shared = await sharedRedis();
 });
-afterAll(async () => { await upstream.close(); await shared?.stop(); });
-beforeEach(() => { resetNDetection(); upstream.clearLog(); upstream.latencyMs = 0; });
-afterEach(async () => { for (const g of gateways.splice(0)) { g.app.server.closeAllConnections(); await g.app.close(); } });
+afterAll(async () => {
+  await upstream.close();
+  await shared?.stop();
+});
+beforeEach(() => {
+  resetNDetection();
+  upstream.clearLog();
+  upstream.latencyMs = 0;
+});
+afterEach(async () => {
+  for (const g of gateways.splice(0)) {
+    g.app.server.closeAllConnections();
+    await g.app.close();
+  }
+});
 
 describe.skipIf(!gate.available)('ecr serve instances sharing one Redis', () => {
   it('an identical seeded request sent to A, then to B, makes zero upstream calls the second time', async () => {
-    const a = await gateway(shared.url), b = await gateway(shared.url);
+    const a = await gateway(shared.url),
+      b = await gateway(shared.url);
     const prompt = `What is the capital of France? ${RUN}`;
     const first = await ask(a, prompt);
     const callsA = chatCalls();
@@ -74,7 +106,8 @@ describe.skipIf(!gate.available)('ecr serve instances sharing one Redis', () => 
   });
 
   it('concurrent identical requests to A and B make one set of upstream calls', async () => {
-    const a = await gateway(shared.url), b = await gateway(shared.url);
+    const a = await gateway(shared.url),
+      b = await gateway(shared.url);
     upstream.latencyMs = 150; // both are waiting on each call while the other arrives
     const prompt = `Name a prime number. ${RUN}`;
     const [ra, rb] = await Promise.all([ask(a, prompt), ask(b, prompt)]);
@@ -86,7 +119,8 @@ describe.skipIf(!gate.available)('ecr serve instances sharing one Redis', () => 
   });
 
   it('ecr.cache: namespace separates, no-cache recomputes, no-store leaves nothing, a longer horizon is a partial hit', async () => {
-    const a = await gateway(shared.url), b = await gateway(shared.url);
+    const a = await gateway(shared.url),
+      b = await gateway(shared.url);
     const prompt = `Is water wet? ${RUN}`;
     await ask(a, prompt, { cache: { namespace: 'tenant-1', ttl: 120 } });
     await a.gateway.redis!.idle();
@@ -115,30 +149,46 @@ describe.skipIf(!gate.available)('ecr serve instances sharing one Redis', () => 
   it('rejects a bad ecr.cache with a 400 naming the field', async () => {
     const a = await gateway(shared.url);
     const cases: Array<[unknown, string]> = [
-      [{ ttl: 0 }, 'ecr.cache.ttl'], [{ ttl: 1.5 }, 'ecr.cache.ttl'], [{ namespace: 'a:b' }, 'ecr.cache.namespace'],
-      [{ 'no-cache': 'yes' }, 'ecr.cache.no-cache'], [{ 'no-store': 1 }, 'ecr.cache.no-store'], [{ ttls: 5 }, 'ecr.cache.ttls'], ['all', 'ecr.cache'],
+      [{ ttl: 0 }, 'ecr.cache.ttl'],
+      [{ ttl: 1.5 }, 'ecr.cache.ttl'],
+      [{ namespace: 'a:b' }, 'ecr.cache.namespace'],
+      [{ 'no-cache': 'yes' }, 'ecr.cache.no-cache'],
+      [{ 'no-store': 1 }, 'ecr.cache.no-store'],
+      [{ ttls: 5 }, 'ecr.cache.ttls'],
+      ['all', 'ecr.cache'],
     ];
     for (const [cache, param] of cases) {
-      const err = await ask(a, 'x', { cache }).then(() => null, (e: unknown) => e);
+      const err = await ask(a, 'x', { cache }).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err, param).toBeInstanceOf(OpenAI.BadRequestError);
       expect((err as InstanceType<typeof OpenAI.BadRequestError>).param, JSON.stringify(cache)).toBe(param);
     }
     // Layers merge key by key: the server's default namespace stays under a request's no-cache.
     expect(mergeSettings({ cache: { namespace: 'tenant' } }, { cache: { noCache: true } }).cache).toEqual({ namespace: 'tenant', noCache: true });
     expect(() => resolveServeConfig(['--upstream', upstream.url, '--redis', 'redis-cluster://h:7000'], {})).toThrow(/--redis: .*Cluster is not supported/);
-    expect(resolveServeConfig(['--upstream', upstream.url], { ECR_REDIS_URL: 'redis://127.0.0.1:6379', ECR_REDIS_TTL: '60' })).toMatchObject({ redis: 'redis://127.0.0.1:6379', redisTtl: 60 });
+    expect(resolveServeConfig(['--upstream', upstream.url], { ECR_REDIS_URL: 'redis://127.0.0.1:6379', ECR_REDIS_TTL: '60' })).toMatchObject({
+      redis: 'redis://127.0.0.1:6379',
+      redisTtl: 60,
+    });
   });
 });
 
 describe.skipIf(!gate.available)('Redis stopped mid-run', () => {
   let own: RedisServer;
-  beforeAll(async () => { own = await startRedisServer(); });
-  afterAll(async () => { await own?.stop(); });
+  beforeAll(async () => {
+    own = await startRedisServer();
+  });
+  afterAll(async () => {
+    await own?.stop();
+  });
 
   it('every request still succeeds and readiness shows degraded; restarted, the L2 hit counter moves again', async () => {
     const logs: string[] = [];
     // A short pause after a failure so the test sees Redis in use again soon after its restart.
-    const a = await gateway(own.url, [], logs), b = await gateway(own.url);
+    const a = await gateway(own.url, [], logs),
+      b = await gateway(own.url);
     expect((await readiness(a)).body).toMatchObject({ status: 'ready', redis: 'ok' });
     await ask(a, `Before the outage ${RUN}`);
 
@@ -188,20 +238,34 @@ describe.skipIf(!gate.available)('behind Redis Sentinel', () => {
     const conf = join(dir, 'sentinel.conf');
     writeFileSync(conf, `port ${sentinelPort}\nbind 127.0.0.1\ndir ${dir}\nsentinel monitor primary1 127.0.0.1 ${primary.port} 1\n`);
     sentinel = spawn(REDIS_SERVER_BIN, [conf, '--sentinel'], { stdio: ['ignore', 'ignore', 'inherit'] });
-    const probe = new (await import('ioredis')).Redis({ port: sentinelPort, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: 1 });
+    const probe = new (await import('ioredis')).Redis({
+      port: sentinelPort,
+      host: '127.0.0.1',
+      lazyConnect: true,
+      retryStrategy: () => 50,
+      maxRetriesPerRequest: 1,
+    });
     probe.on('error', () => {}); // refused until the sentinel listens
-    await vi.waitFor(async () => expect(await probe.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'primary1')).toEqual(['127.0.0.1', String(primary.port)]), { timeout: 5000, interval: 50 });
+    await vi.waitFor(async () => expect(await probe.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'primary1')).toEqual(['127.0.0.1', String(primary.port)]), {
+      timeout: 5000,
+      interval: 50,
+    });
     probe.disconnect();
   });
   afterAll(async () => {
-    if (sentinel && sentinel.exitCode === null) { const exited = new Promise((r) => sentinel.once('exit', r)); sentinel.kill('SIGKILL'); await exited; }
+    if (sentinel && sentinel.exitCode === null) {
+      const exited = new Promise((r) => sentinel.once('exit', r));
+      sentinel.kill('SIGKILL');
+      await exited;
+    }
     await primary?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('redis+sentinel:// finds the primary through the sentinel; B serves what A computed', async () => {
     const url = `redis+sentinel://127.0.0.1:${sentinelPort}/primary1`;
-    const a = await gateway(url), b = await gateway(url);
+    const a = await gateway(url),
+      b = await gateway(url);
     expect((await readiness(a)).body).toMatchObject({ status: 'ready', redis: 'ok' });
     const prompt = `Through the sentinel ${RUN}`;
     await ask(a, prompt);

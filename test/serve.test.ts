@@ -29,7 +29,14 @@ function configFor(extra: string[] = [], url = upstream.url): ServeConfig {
 }
 
 async function gateway(extra: string[] = [], options: { url?: string; logs?: string[] } = {}): Promise<Started> {
-  const logStream = options.logs ? new Writable({ write(chunk, _e, cb) { options.logs!.push(...String(chunk).split('\n').filter(Boolean)); cb(); } }) : undefined;
+  const logStream = options.logs
+    ? new Writable({
+        write(chunk, _e, cb) {
+          options.logs!.push(...String(chunk).split('\n').filter(Boolean));
+          cb();
+        },
+      })
+    : undefined;
   const config = configFor(options.logs ? ['--log-level', 'info', ...extra] : extra, options.url);
   const g = await startGateway(config, { logStream });
   gateways.push(g);
@@ -46,27 +53,48 @@ const words = (s: string) => s.split(/\s+/).filter(Boolean).length;
 /** Parses an SSE body into its events: comments and data payloads, in order. */
 function sseEvents(text: string): Array<{ comment: string } | { data: string }> {
   expect(text.endsWith('\n\n')).toBe(true);
-  return text.split('\n\n').filter(Boolean).map((block) => {
-    if (block.startsWith(': ')) return { comment: block.slice(2) };
-    expect(block.startsWith('data: '), block).toBe(true);
-    return { data: block.slice(6) };
-  });
+  return text
+    .split('\n\n')
+    .filter(Boolean)
+    .map((block) => {
+      if (block.startsWith(': ')) return { comment: block.slice(2) };
+      expect(block.startsWith('data: '), block).toBe(true);
+      return { data: block.slice(6) };
+    });
 }
 
-beforeAll(async () => { upstream = await LoopbackServer.start({ models: ['loop', 'other'] }); });
-afterAll(async () => { await upstream.close(); });
-beforeEach(() => { resetNDetection(); upstream.clearFailures(); upstream.clearLog(); upstream.latencyMs = 0; upstream.systemFingerprint = undefined; });
+beforeAll(async () => {
+  upstream = await LoopbackServer.start({ models: ['loop', 'other'] });
+});
+afterAll(async () => {
+  await upstream.close();
+});
+beforeEach(() => {
+  resetNDetection();
+  upstream.clearFailures();
+  upstream.clearLog();
+  upstream.latencyMs = 0;
+  upstream.systemFingerprint = undefined;
+});
 // closeAllConnections: undici keeps an aborted fetch's socket for its keep-alive time (4 s), which close() would wait out.
-afterEach(async () => { for (const g of gateways.splice(0)) { g.app.server.closeAllConnections(); await g.app.close(); } });
+afterEach(async () => {
+  for (const g of gateways.splice(0)) {
+    g.app.server.closeAllConnections();
+    await g.app.close();
+  }
+});
 
 describe('ecr serve: ECR completions through the openai client', () => {
   it('answers a complete chat.completion with usage summed over every upstream call, headers and the audit', async () => {
     upstream.systemFingerprint = 'fp_loop_1';
     const g = await gateway();
-    const { data, response } = await client(g).chat.completions.create({
-      model: 'ecr/loop', messages: [{ role: 'user', content: PROMPT }],
-      ecr: { k: 3, horizon: 1, fixedK: true },
-    } as OpenAI.ChatCompletionCreateParamsNonStreaming).withResponse();
+    const { data, response } = await client(g)
+      .chat.completions.create({
+        model: 'ecr/loop',
+        messages: [{ role: 'user', content: PROMPT }],
+        ecr: { k: 3, horizon: 1, fixedK: true },
+      } as OpenAI.ChatCompletionCreateParamsNonStreaming)
+      .withResponse();
     expect(data.id).toMatch(/^chatcmpl-ecr-[0-9a-f]{32}$/);
     expect(data.object).toBe('chat.completion');
     expect(data.model).toBe('ecr/loop');
@@ -74,7 +102,9 @@ describe('ecr serve: ECR completions through the openai client', () => {
     expect(data.system_fingerprint).toBe('fp_loop_1');
     expect(data.choices).toHaveLength(1);
     expect(data.choices[0].finish_reason).toBe('stop');
-    const audit = (data as unknown as { ecr: { selected_index: number; candidates: Array<{ index: number; selected: boolean; metrics: { CCI: number } }>; cci: number } }).ecr;
+    const audit = (
+      data as unknown as { ecr: { selected_index: number; candidates: Array<{ index: number; selected: boolean; metrics: { CCI: number } }>; cci: number } }
+    ).ecr;
     expect(audit.candidates).toHaveLength(3);
     const selected = audit.candidates.find((c) => c.selected)!;
     expect(selected.index).toBe(audit.selected_index);
@@ -96,11 +126,18 @@ describe('ecr serve: ECR completions through the openai client', () => {
 
   it('takes ECR settings from extra_body (and the x-ecr-config header); audit "full" has the steps', async () => {
     const g = await gateway();
-    const { data, response } = await client(g).chat.completions.create({
-      model: 'ecr/loop', messages: [{ role: 'user', content: PROMPT }],
-      ecr: { k: 2, horizon: 2, fixedK: true, tau: 1, audit: 'full', topLogprobs: 0 },
-    } as OpenAI.ChatCompletionCreateParamsNonStreaming).withResponse();
-    expect(chats().filter((e) => e.kind === 'generate').map((e) => e.n)).toEqual([2]);
+    const { data, response } = await client(g)
+      .chat.completions.create({
+        model: 'ecr/loop',
+        messages: [{ role: 'user', content: PROMPT }],
+        ecr: { k: 2, horizon: 2, fixedK: true, tau: 1, audit: 'full', topLogprobs: 0 },
+      } as OpenAI.ChatCompletionCreateParamsNonStreaming)
+      .withResponse();
+    expect(
+      chats()
+        .filter((e) => e.kind === 'generate')
+        .map((e) => e.n),
+    ).toEqual([2]);
     expect(chats().filter((e) => e.kind === 'unroll')).toHaveLength(4);
     expect(chats().every((e) => e.logprobsRequested === false)).toBe(true);
     const audit = (data as unknown as { ecr: { tau: number; fallback: boolean; candidates: Array<{ steps: Array<{ text: string; E: number[] }> }> } }).ecr;
@@ -115,7 +152,11 @@ describe('ecr serve: ECR completions through the openai client', () => {
       { model: 'ecr/loop', messages: [{ role: 'user', content: PROMPT }] },
       { headers: { 'x-ecr-config': JSON.stringify({ k: 3, horizon: 1, fixedK: true, audit: 'none' }) } },
     );
-    expect(chats().filter((e) => e.kind === 'generate').map((e) => e.n)).toEqual([3]);
+    expect(
+      chats()
+        .filter((e) => e.kind === 'generate')
+        .map((e) => e.n),
+    ).toEqual([3]);
     expect((viaHeader as unknown as { ecr?: unknown }).ecr).toBeUndefined();
   });
 
@@ -128,7 +169,13 @@ describe('ecr serve: ECR completions through the openai client', () => {
       { role: 'user' as const, content: PROMPT },
     ];
     await client(g).chat.completions.create({
-      model: 'ecr/loop', messages, temperature: 0.3, top_p: 0.9, max_completion_tokens: 64, seed: 7, stop: ['\n\n'],
+      model: 'ecr/loop',
+      messages,
+      temperature: 0.3,
+      top_p: 0.9,
+      max_completion_tokens: 64,
+      seed: 7,
+      stop: ['\n\n'],
       ecr: { k: 2, horizon: 1, fixedK: true },
     } as OpenAI.ChatCompletionCreateParamsNonStreaming);
     // The loopback calls any request with an assistant turn a review; the first one is the generation.
@@ -147,7 +194,10 @@ describe('ecr serve: ECR completions through the openai client', () => {
   it('streams through the SDK iterator: role first, content, finish_reason last, usage, the audit', async () => {
     const g = await gateway();
     const stream = await client(g).chat.completions.create({
-      model: 'ecr/loop', messages: [{ role: 'user', content: PROMPT }], stream: true, stream_options: { include_usage: true },
+      model: 'ecr/loop',
+      messages: [{ role: 'user', content: PROMPT }],
+      stream: true,
+      stream_options: { include_usage: true },
       ecr: { k: 2, horizon: 1, fixedK: true },
     } as OpenAI.ChatCompletionCreateParamsStreaming);
     const chunks: OpenAI.ChatCompletionChunk[] = [];
@@ -163,7 +213,11 @@ describe('ecr serve: ECR completions through the openai client', () => {
     expect(chunks.find((c) => c.usage)?.usage?.total_tokens).toBeGreaterThan(0);
 
     // The SDK's stream helper accepts it and assembles the same message.
-    const helper = client(g).chat.completions.stream({ model: 'ecr/loop', messages: [{ role: 'user', content: PROMPT }], ecr: { k: 2, horizon: 1, fixedK: true } });
+    const helper = client(g).chat.completions.stream({
+      model: 'ecr/loop',
+      messages: [{ role: 'user', content: PROMPT }],
+      ecr: { k: 2, horizon: 1, fixedK: true },
+    });
     const final = await helper.finalChatCompletion();
     expect(final.choices[0].message.content).toMatch(/^\[c:[0-9a-f]+ s:0\] /);
     expect(final.choices[0].finish_reason).toBe('stop');
@@ -173,8 +227,15 @@ describe('ecr serve: ECR completions through the openai client', () => {
     upstream.latencyMs = 150;
     const g = await gateway(['--progress-interval', '10']);
     const res = await fetch(`${g.url}/v1/chat/completions`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'ecr/loop', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: PROMPT }], ecr: { k: 2, horizon: 1, fixedK: true } }),
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'ecr/loop',
+        stream: true,
+        stream_options: { include_usage: true },
+        messages: [{ role: 'user', content: PROMPT }],
+        ecr: { k: 2, horizon: 1, fixedK: true },
+      }),
     });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
@@ -226,7 +287,9 @@ describe('ecr serve: pass-through', () => {
   it('passes the upstream status and body through, and answers 502 when the upstream is down', async () => {
     const g = await gateway();
     upstream.fail({ path: '/v1/chat/completions', action: { status: 418, body: 'teapot' } });
-    const err = await client(g).chat.completions.create({ model: 'loop', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
+    const err = await client(g)
+      .chat.completions.create({ model: 'loop', messages: [{ role: 'user', content: 'x' }] })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.APIError);
     expect(err.status).toBe(418);
     expect(err.error).toEqual({ message: 'teapot' });
@@ -235,7 +298,9 @@ describe('ecr serve: pass-through', () => {
     const deadUrl = dead.url;
     await dead.close();
     const g2 = await gateway([], { url: deadUrl });
-    const down = await client(g2).chat.completions.create({ model: 'loop', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
+    const down = await client(g2)
+      .chat.completions.create({ model: 'loop', messages: [{ role: 'user', content: 'x' }] })
+      .catch((e) => e);
     expect(down).toBeInstanceOf(OpenAI.InternalServerError);
     expect(down.status).toBe(502);
     expect(down.message).toMatch(/ECONNREFUSED/);
@@ -276,7 +341,8 @@ describe('ecr serve: errors in OpenAI format', () => {
 
   it('415 for a text/plain body as for any non-JSON type; a number beyond the float range is named and said to be out of range', async () => {
     const g = await gateway();
-    const post = (body: string, type = 'application/json') => fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': type }, body });
+    const post = (body: string, type = 'application/json') =>
+      fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': type }, body });
     const ok = JSON.stringify({ model: 'ecr/loop', messages: [{ role: 'user', content: PROMPT }] });
     for (const type of ['text/plain', 'text/plain; charset=utf-8', 'application/xml']) {
       const res = await post(ok, type);
@@ -302,7 +368,9 @@ describe('ecr serve: errors in OpenAI format', () => {
 
   it('401 for a missing or wrong key (constant-time compare); health stays open', async () => {
     const g = await gateway(['--api-key', 'sk-right', '--api-key', 'sk-other']);
-    const err = await client(g, 'sk-wrong').models.list().catch((e) => e);
+    const err = await client(g, 'sk-wrong')
+      .models.list()
+      .catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.AuthenticationError);
     expect(err.code).toBe('invalid_api_key');
     const ok = await client(g, 'sk-other').models.list();
@@ -316,7 +384,11 @@ describe('ecr serve: errors in OpenAI format', () => {
     upstream.latencyMs = 300;
     const g = await gateway(['--max-concurrent', '1']);
     const c = client(g);
-    const first = c.chat.completions.create({ model: 'ecr/loop', messages: [{ role: 'user', content: PROMPT }], ecr: { k: 1, horizon: 1 } } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    const first = c.chat.completions.create({
+      model: 'ecr/loop',
+      messages: [{ role: 'user', content: PROMPT }],
+      ecr: { k: 1, horizon: 1 },
+    } as OpenAI.ChatCompletionCreateParamsNonStreaming);
     await vi.waitFor(() => expect(upstream.pending()).toBeGreaterThan(0));
     const err = await c.chat.completions.create({ model: 'ecr/loop', messages: [{ role: 'user', content: PROMPT }] }).catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.RateLimitError);
@@ -327,7 +399,11 @@ describe('ecr serve: errors in OpenAI format', () => {
   it('502 when every candidate fails, 429 with Retry-After when the upstream rate-limits, 504 on upstream timeout', async () => {
     const g = await gateway();
     const c = client(g);
-    const req = { model: 'ecr/loop', messages: [{ role: 'user' as const, content: PROMPT }], ecr: { k: 2, horizon: 1, fixedK: true } } as OpenAI.ChatCompletionCreateParamsNonStreaming;
+    const req = {
+      model: 'ecr/loop',
+      messages: [{ role: 'user' as const, content: PROMPT }],
+      ecr: { k: 2, horizon: 1, fixedK: true },
+    } as OpenAI.ChatCompletionCreateParamsNonStreaming;
     upstream.fail({ path: '/v1/chat/completions', times: Infinity, action: { status: 500, body: 'model crashed' } });
     const bad = await c.chat.completions.create(req).catch((e) => e);
     expect(bad).toBeInstanceOf(OpenAI.InternalServerError);
@@ -342,23 +418,35 @@ describe('ecr serve: errors in OpenAI format', () => {
 
     upstream.latencyMs = 400;
     const slow = await gateway(['--upstream-timeout', '50']);
-    const timedOut = await client(slow).chat.completions.create(req).catch((e) => e);
+    const timedOut = await client(slow)
+      .chat.completions.create(req)
+      .catch((e) => e);
     expect(timedOut).toBeInstanceOf(OpenAI.InternalServerError);
     expect(timedOut.status).toBe(504);
   });
 
   it('a candidate the upstream refuses is excluded with its refusal in the audit; all refused is a 502 naming it', async () => {
-    const refusing = await LoopbackServer.start({ contentless: ({ kind, choice }) => (kind === 'generate' && choice === 0 ? { refusal: 'I cannot help with that.' } : undefined) });
+    const refusing = await LoopbackServer.start({
+      contentless: ({ kind, choice }) => (kind === 'generate' && choice === 0 ? { refusal: 'I cannot help with that.' } : undefined),
+    });
     try {
       const g = await gateway([], { url: refusing.url });
-      const req = { model: 'ecr/loop', messages: [{ role: 'user' as const, content: PROMPT }], ecr: { k: 2, horizon: 1, fixedK: true } } as OpenAI.ChatCompletionCreateParamsNonStreaming;
-      const r = await client(g).chat.completions.create(req) as OpenAI.ChatCompletion & { ecr: { selected_index: number; candidates: Array<{ index: number; status: string; error?: { refusal?: string } }> } };
+      const req = {
+        model: 'ecr/loop',
+        messages: [{ role: 'user' as const, content: PROMPT }],
+        ecr: { k: 2, horizon: 1, fixedK: true },
+      } as OpenAI.ChatCompletionCreateParamsNonStreaming;
+      const r = (await client(g).chat.completions.create(req)) as OpenAI.ChatCompletion & {
+        ecr: { selected_index: number; candidates: Array<{ index: number; status: string; error?: { refusal?: string } }> };
+      };
       expect(r.ecr.selected_index).toBe(1);
       expect(r.ecr.candidates[0]).toMatchObject({ index: 0, status: 'failed', error: { refusal: 'I cannot help with that.' } });
       expect(r.choices[0].message.content).toMatch(/^\[c:/);
 
       refusing.contentless = () => ({ refusal: 'I cannot help with that.' });
-      const all = await client(g).chat.completions.create(req).catch((e) => e);
+      const all = await client(g)
+        .chat.completions.create(req)
+        .catch((e) => e);
       expect(all).toBeInstanceOf(OpenAI.InternalServerError);
       expect(all.status).toBe(502);
       expect(all.message).toContain('I cannot help with that.');
@@ -385,7 +473,8 @@ describe('ecr serve: errors in OpenAI format', () => {
     const g = await gateway(['--progress-interval', '60000']);
     upstream.fail({ path: '/v1/chat/completions', times: Infinity, action: { status: 503 } });
     const res = await fetch(`${g.url}/v1/chat/completions`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ model: 'ecr/loop', stream: true, messages: [{ role: 'user', content: PROMPT }], ecr: { k: 1, horizon: 1 } }),
     });
     expect(res.status).toBe(502);
@@ -394,7 +483,9 @@ describe('ecr serve: errors in OpenAI format', () => {
 
   it('413 past the body limit', async () => {
     const g = await gateway(['--body-limit', '2048']);
-    const err = await client(g).chat.completions.create({ model: 'ecr/loop', messages: [{ role: 'user', content: 'x'.repeat(4096) }] }).catch((e) => e);
+    const err = await client(g)
+      .chat.completions.create({ model: 'ecr/loop', messages: [{ role: 'user', content: 'x'.repeat(4096) }] })
+      .catch((e) => e);
     expect(err.status).toBe(413);
     expect(err.code).toBe('body_too_large');
   });
@@ -406,7 +497,9 @@ describe('ecr serve: cancellation, models, health, metrics, logs', () => {
     const g = await gateway();
     const abort = new AbortController();
     const pending = fetch(`${g.url}/v1/chat/completions`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, signal: abort.signal,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      signal: abort.signal,
       body: JSON.stringify({ model: 'ecr/loop', messages: [{ role: 'user', content: PROMPT }], ecr: { k: 3, horizon: 2, fixedK: true } }),
     }).catch((e) => e);
     await vi.waitFor(() => expect(upstream.pending()).toBe(1));
@@ -434,7 +527,11 @@ describe('ecr serve: cancellation, models, health, metrics, logs', () => {
 
   it('exposes Prometheus metrics: requests by route, model and status, selected CCI, in-flight', async () => {
     const g = await gateway();
-    await client(g).chat.completions.create({ model: 'ecr/loop', messages: [{ role: 'user', content: PROMPT }], ecr: { k: 2, horizon: 1, fixedK: true } } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    await client(g).chat.completions.create({
+      model: 'ecr/loop',
+      messages: [{ role: 'user', content: PROMPT }],
+      ecr: { k: 2, horizon: 1, fixedK: true },
+    } as OpenAI.ChatCompletionCreateParamsNonStreaming);
     await vi.waitFor(async () => {
       const text = await (await fetch(`${g.url}/metrics`)).text();
       expect(text).toMatch(/^ecr_http_requests_total\{route="\/v1\/chat\/completions",model="ecr\/loop",status="200"\} [1-9]\d*$/m);
@@ -450,7 +547,12 @@ describe('ecr serve: cancellation, models, health, metrics, logs', () => {
   });
 
   it('--cache-max-bytes bounds the shared pipeline caches (evicting past it), and /metrics shows their fill', async () => {
-    const ask = (g: Started, i: number) => client(g).chat.completions.create({ model: 'ecr/loop', messages: [{ role: 'user', content: `${PROMPT} (${i})` }], ecr: { k: 2, horizon: 1, fixedK: true } } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    const ask = (g: Started, i: number) =>
+      client(g).chat.completions.create({
+        model: 'ecr/loop',
+        messages: [{ role: 'user', content: `${PROMPT} (${i})` }],
+        ecr: { k: 2, horizon: 1, fixedK: true },
+      } as OpenAI.ChatCompletionCreateParamsNonStreaming);
     const roomy = await gateway();
     for (let i = 0; i < 6; i++) await ask(roomy, i);
     expect(roomy.gateway.root.cacheStats().every((c) => c.evictions === 0)).toBe(true);
@@ -470,17 +572,34 @@ describe('ecr serve: cancellation, models, health, metrics, logs', () => {
   it('writes one JSON access-log line per request, without prompt text unless --log-prompts', async () => {
     const logs: string[] = [];
     const g = await gateway([], { logs });
-    const { response } = await client(g).chat.completions.create({ model: 'ecr/loop', messages: [{ role: 'user', content: PROMPT }], ecr: { k: 2, horizon: 1, fixedK: true } } as OpenAI.ChatCompletionCreateParamsNonStreaming).withResponse();
+    const { response } = await client(g)
+      .chat.completions.create({
+        model: 'ecr/loop',
+        messages: [{ role: 'user', content: PROMPT }],
+        ecr: { k: 2, horizon: 1, fixedK: true },
+      } as OpenAI.ChatCompletionCreateParamsNonStreaming)
+      .withResponse();
     await vi.waitFor(() => expect(logs.filter((l) => JSON.parse(l).msg === 'request')).toHaveLength(1));
     const line = JSON.parse(logs.find((l) => JSON.parse(l).msg === 'request')!);
-    expect(line).toMatchObject({ reqId: response.headers.get('x-request-id'), requestId: response.headers.get('x-request-id'), model: 'ecr/loop', status: 200, k: 2, route: '/v1/chat/completions' });
+    expect(line).toMatchObject({
+      reqId: response.headers.get('x-request-id'),
+      requestId: response.headers.get('x-request-id'),
+      model: 'ecr/loop',
+      status: 200,
+      k: 2,
+      route: '/v1/chat/completions',
+    });
     expect(line.cci).toBe(Number(response.headers.get('x-ecr-cci')));
     expect(typeof line.latency_ms).toBe('number');
     expect(logs.join('\n')).not.toContain('boiling');
 
     const withPrompts: string[] = [];
     const g2 = await gateway(['--log-prompts'], { logs: withPrompts });
-    await client(g2).chat.completions.create({ model: 'ecr/loop', messages: [{ role: 'user', content: PROMPT }], ecr: { k: 1, horizon: 1 } } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    await client(g2).chat.completions.create({
+      model: 'ecr/loop',
+      messages: [{ role: 'user', content: PROMPT }],
+      ecr: { k: 1, horizon: 1 },
+    } as OpenAI.ChatCompletionCreateParamsNonStreaming);
     await vi.waitFor(() => expect(withPrompts.join('\n')).toContain('boiling'));
   });
 });
@@ -492,23 +611,35 @@ describe('ecr serve: shutdown', () => {
     let received = 0;
     const stalled = createServer((req, res) => {
       let body = '';
-      req.on('data', (c) => { body += c; });
+      req.on('data', (c) => {
+        body += c;
+      });
       req.on('end', () => {
         received++;
         if (JSON.parse(body).stream !== true) return;
         res.writeHead(200, { 'content-type': 'text/event-stream' });
-        res.write(`data: ${JSON.stringify({ id: 'chatcmpl-stalled', object: 'chat.completion.chunk', created: 0, model: 'loop', choices: [{ index: 0, delta: { role: 'assistant', content: 'Hel' }, finish_reason: null }] })}\n\n`);
+        res.write(
+          `data: ${JSON.stringify({ id: 'chatcmpl-stalled', object: 'chat.completion.chunk', created: 0, model: 'loop', choices: [{ index: 0, delta: { role: 'assistant', content: 'Hel' }, finish_reason: null }] })}\n\n`,
+        );
       });
     });
-    stalled.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+    stalled.on('connection', (s) => {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+    });
     await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
     try {
       const logs: string[] = [];
-      const g = await gateway(['--shutdown-timeout', '100', '--progress-interval', '10'], { url: `http://127.0.0.1:${(stalled.address() as AddressInfo).port}/v1`, logs });
-      const post = (body: Record<string, unknown>) => fetch(`${g.url}/v1/chat/completions`, {
-        method: 'POST', headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ messages: [{ role: 'user', content: PROMPT }], ...body }),
+      const g = await gateway(['--shutdown-timeout', '100', '--progress-interval', '10'], {
+        url: `http://127.0.0.1:${(stalled.address() as AddressInfo).port}/v1`,
+        logs,
       });
+      const post = (body: Record<string, unknown>) =>
+        fetch(`${g.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ messages: [{ role: 'user', content: PROMPT }], ...body }),
+        });
       const ecr = { k: 2, horizon: 1, fixedK: true };
       const plain = post({ model: 'ecr/loop', ecr });
       const passed = post({ model: 'loop' });
@@ -530,7 +661,10 @@ describe('ecr serve: shutdown', () => {
         expect(data).not.toContain('[DONE]');
         expect(JSON.parse(data.at(-1)!).error).toMatchObject({ type: 'service_unavailable', code: 'shutting_down' });
       }
-      const statuses = logs.map((l) => JSON.parse(l)).filter((l) => l.msg === 'request').map((l) => [l.model, l.stream ?? false, l.status]);
+      const statuses = logs
+        .map((l) => JSON.parse(l))
+        .filter((l) => l.msg === 'request')
+        .map((l) => [l.model, l.stream ?? false, l.status]);
       expect(statuses).toHaveLength(4);
       expect(statuses.every(([, , status]) => status === 503)).toBe(true);
     } finally {
@@ -541,7 +675,7 @@ describe('ecr serve: shutdown', () => {
 });
 
 describe('ecr serve: a request that arrives while the server drains', () => {
-  it('gets a 503 OpenAI error with Retry-After (not Fastify\'s own body); readiness says shutting_down', async () => {
+  it("gets a 503 OpenAI error with Retry-After (not Fastify's own body); readiness says shutting_down", async () => {
     const logs: string[] = [];
     const g = await gateway([], { logs });
     const port = Number(new URL(g.url).port);
@@ -577,7 +711,9 @@ describe('ecr serve: a request that arrives while the server drains', () => {
 function readAll(socket: import('node:net').Socket): Promise<string> {
   return new Promise((resolve, reject) => {
     let text = '';
-    socket.on('data', (d: Buffer) => { text += d.toString(); });
+    socket.on('data', (d: Buffer) => {
+      text += d.toString();
+    });
     socket.on('end', () => resolve(text));
     socket.on('error', reject);
   });
@@ -592,12 +728,18 @@ describe('drop-in library API', () => {
       return messages.some((m) => m.role === 'assistant') ? `${messages.at(-2)!.content}` : `Candidate ${i++}: the answer is 100 degrees Celsius.`;
     };
     const candidates = await generateCandidates(PROMPT, llm, { k: 3 });
-    expect(candidates).toEqual(['Candidate 0: the answer is 100 degrees Celsius.', 'Candidate 1: the answer is 100 degrees Celsius.', 'Candidate 2: the answer is 100 degrees Celsius.']);
+    expect(candidates).toEqual([
+      'Candidate 0: the answer is 100 degrees Celsius.',
+      'Candidate 1: the answer is 100 degrees Celsius.',
+      'Candidate 2: the answer is 100 degrees Celsius.',
+    ]);
     const best = await selectBest(candidates, PROMPT, llm, { horizon: 1 });
     expect(candidates).toContain(best.response);
     expect(best.candidates).toHaveLength(3);
     expect(seen.filter((r) => r.includes('assistant'))).toHaveLength(3);
-    const failing = async () => { throw new Error('model offline'); };
+    const failing = async () => {
+      throw new Error('model offline');
+    };
     await expect(selectBest(candidates, PROMPT, failing, { horizon: 1 })).rejects.toThrow(/model offline/);
   });
 });

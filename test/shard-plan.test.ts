@@ -26,14 +26,25 @@ const line = (group: unknown, i: number) => JSON.stringify(group === undefined ?
 /** The group key of each non-blank line of each shard, as the scorer would see it. */
 function groupsByShard(file: string, plan: ShardPlan): string[][] {
   const bytes = readFileSync(file);
-  return plan.shards.map((s) => bytes.subarray(s.start, s.end).toString('utf8').split('\n').filter((l) => l.trim() !== '')
-    .map((l) => { const g = (JSON.parse(l) as { group?: string | number | null }).group; return g === undefined || g === null ? 'none' : `${typeof g}:${String(g)}`; }));
+  return plan.shards.map((s) =>
+    bytes
+      .subarray(s.start, s.end)
+      .toString('utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => {
+        const g = (JSON.parse(l) as { group?: string | number | null }).group;
+        return g === undefined || g === null ? 'none' : `${typeof g}:${String(g)}`;
+      }),
+  );
 }
 
 function checkCovers(file: string, plan: ShardPlan): void {
   const text = readFileSync(file);
   expect(plan.bytes).toBe(text.length);
-  let at = 0, lineNo = 1, records = 0;
+  let at = 0,
+    lineNo = 1,
+    records = 0;
   for (const s of plan.shards) {
     expect(s.start).toBe(at);
     expect(s.firstLine).toBe(lineNo);
@@ -58,7 +69,12 @@ describe('planShards', () => {
     expect(plan.shards.length).toBeGreaterThan(3);
     for (const s of plan.shards.slice(0, -1)) expect(s.end - s.start).toBeGreaterThanOrEqual(400);
     const seen = new Map<string, number>();
-    groupsByShard(file, plan).forEach((gs, k) => gs.forEach((g) => { expect(seen.get(g) ?? k).toBe(k); seen.set(g, k); }));
+    groupsByShard(file, plan).forEach((gs, k) =>
+      gs.forEach((g) => {
+        expect(seen.get(g) ?? k).toBe(k);
+        seen.set(g, k);
+      }),
+    );
   });
 
   it('keeps a group that reappears later in one shard with everything between', async () => {
@@ -74,9 +90,7 @@ describe('planShards', () => {
     const file = write(groups.map((g, i) => line(g, i)).join('\n'));
     const plan = await planShards(file, 1, 1 << 20);
     checkCovers(file, plan);
-    expect(groupsByShard(file, plan)).toEqual([
-      ['none', 'none', 'number:1', 'string:1', 'number:1', 'string:x', 'none'], ['string:y'], ['string:z'],
-    ]);
+    expect(groupsByShard(file, plan)).toEqual([['none', 'none', 'number:1', 'string:1', 'number:1', 'string:x', 'none'], ['string:y'], ['string:z']]);
   });
 
   it('counts blank lines, a BOM and CRLF endings into the line numbers without cutting at them', async () => {
@@ -84,7 +98,11 @@ describe('planShards', () => {
     const file = write(text);
     const plan = await planShards(file, 1, 1 << 20);
     checkCovers(file, plan);
-    expect(plan.shards.map((s) => [s.firstLine, s.records])).toEqual([[1, 2], [6, 1], [7, 1]]);
+    expect(plan.shards.map((s) => [s.firstLine, s.records])).toEqual([
+      [1, 2],
+      [6, 1],
+      [7, 1],
+    ]);
   });
 
   it('leaves lines that are not valid records (bad JSON, bad group, overlong) to the scorer without constraining the cut', async () => {
@@ -111,20 +129,31 @@ describe('planShards', () => {
   });
 
   it('never splits a group and covers the file, for any order of groups and any shard size', async () => {
-    await fc.assert(fc.asyncProperty(
-      fc.array(fc.oneof(fc.constantFrom<unknown>(undefined, null, 0, 1, '1', 'a', 'b'), fc.integer({ min: 0, max: 30 }).map((n) => `g${n}`)), { minLength: 1, maxLength: 60 }),
-      fc.integer({ min: 1, max: 3000 }),
-      async (groups, shardBytes) => {
-        const file = write(groups.map((g, i) => line(g, i)).join('\n') + '\n');
-        const plan = await planShards(file, shardBytes, 1 << 20);
-        checkCovers(file, plan);
-        const shardOf = new Map<string, number>();
-        groupsByShard(file, plan).forEach((gs, k) => gs.forEach((g) => {
-          expect(shardOf.get(g) ?? k).toBe(k);
-          shardOf.set(g, k);
-        }));
-      },
-    ), { numRuns: 150 });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.oneof(
+            fc.constantFrom<unknown>(undefined, null, 0, 1, '1', 'a', 'b'),
+            fc.integer({ min: 0, max: 30 }).map((n) => `g${n}`),
+          ),
+          { minLength: 1, maxLength: 60 },
+        ),
+        fc.integer({ min: 1, max: 3000 }),
+        async (groups, shardBytes) => {
+          const file = write(groups.map((g, i) => line(g, i)).join('\n') + '\n');
+          const plan = await planShards(file, shardBytes, 1 << 20);
+          checkCovers(file, plan);
+          const shardOf = new Map<string, number>();
+          groupsByShard(file, plan).forEach((gs, k) =>
+            gs.forEach((g) => {
+              expect(shardOf.get(g) ?? k).toBe(k);
+              shardOf.set(g, k);
+            }),
+          );
+        },
+      ),
+      { numRuns: 150 },
+    );
   });
 });
 
@@ -136,36 +165,67 @@ describe('scanGroup (the planner reads groups without parsing whole records)', (
     if (v === BLANK) return 'blank';
     if (v !== FALLBACK) return v;
     if (text.trim() === '') return 'blank';
-    try { return groupOfValue(JSON.parse(text)); } catch { return undefined; }
+    try {
+      return groupOfValue(JSON.parse(text));
+    } catch {
+      return undefined;
+    }
   };
   const parsed = (text: string) => {
     if (text.trim() === '') return 'blank';
-    try { return groupOfValue(JSON.parse(text)); } catch { return undefined; }
+    try {
+      return groupOfValue(JSON.parse(text));
+    } catch {
+      return undefined;
+    }
   };
   const oneLine = (v: unknown, tabs: boolean) => (tabs ? JSON.stringify(v, null, '\t').replace(/\n/g, ' ') : JSON.stringify(v));
 
   it('agrees with JSON.parse on every line that is valid JSON', () => {
-    const groupValue = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.integer(), fc.double(), fc.constant(null), fc.jsonValue(), fc.constantFrom('a"b', 'c\\d', '\u2028', 'é', ''));
+    const groupValue = fc.oneof(
+      fc.string(),
+      fc.string({ unit: 'binary' }),
+      fc.integer(),
+      fc.double(),
+      fc.constant(null),
+      fc.jsonValue(),
+      fc.constantFrom('a"b', 'c\\d', '\u2028', 'é', ''),
+    );
     const key = fc.oneof(fc.constantFrom('group', 'steps', 'id', 'meta', 'grou', 'groups', 'gr"oup', 'group\\'), fc.string());
-    fc.assert(fc.property(
-      fc.array(fc.tuple(key, fc.oneof(groupValue, fc.jsonValue())), { maxLength: 6 }),
-      fc.boolean(), fc.boolean(),
-      (entries, tabs, escapeKey) => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(key, fc.oneof(groupValue, fc.jsonValue())), { maxLength: 6 }), fc.boolean(), fc.boolean(), (entries, tabs, escapeKey) => {
         // Built as text so that repeated keys stay repeated (JSON.parse keeps the last).
         const body = entries.map(([k, v]) => `${JSON.stringify(k)}:${oneLine(v ?? null, tabs)}`).join(tabs ? ' ,\t' : ',');
         let text = `${tabs ? ' \t' : ''}{${body}}${tabs ? '\r' : ''}`;
         if (escapeKey) text = text.replace(/"group"/g, '"gr\\u006fup"');
         expect(planned(text)).toStrictEqual(parsed(text));
-      },
-    ), { numRuns: 2000 });
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it('agrees on any JSON value as a line, and on blank lines', () => {
-    fc.assert(fc.property(fc.jsonValue(), (v) => {
-      const text = JSON.stringify(v);
-      expect(planned(text)).toStrictEqual(parsed(text));
-    }), { numRuns: 500 });
-    for (const text of ['', '   ', '\t\r', '\u00a0', '\uFEFF', '\uFEFF{"group": 1}', '{"group": 1} x', '{"group": 1}}', '{"group":-0}', '{"group": 9007199254740993}', '{"group": 1e2}', '{"a": "}", "group": "{"}']) {
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => {
+        const text = JSON.stringify(v);
+        expect(planned(text)).toStrictEqual(parsed(text));
+      }),
+      { numRuns: 500 },
+    );
+    for (const text of [
+      '',
+      '   ',
+      '\t\r',
+      '\u00a0',
+      '\uFEFF',
+      '\uFEFF{"group": 1}',
+      '{"group": 1} x',
+      '{"group": 1}}',
+      '{"group":-0}',
+      '{"group": 9007199254740993}',
+      '{"group": 1e2}',
+      '{"a": "}", "group": "{"}',
+    ]) {
       expect(planned(text), JSON.stringify(text)).toStrictEqual(parsed(text));
     }
   });

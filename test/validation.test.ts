@@ -71,8 +71,38 @@ describe('ecr score rejects bad arguments with exit 2', () => {
 
 describe('the library rejects the same inputs with typed errors', () => {
   it('scoreRecords throws InputError naming record and field', async () => {
-    await expect(scoreRecords([{ steps: [[0.1, 0.2], [0.3, 0.4]] }, { steps: [[0.1, 2], [0.3, 0.4]] }])).rejects.toThrow(InputError);
-    await expect(scoreRecords([{ steps: [[0.1, 0.2], [0.3, 0.4]] }, { steps: [[0.1, 2], [0.3, 0.4]] }])).rejects.toThrow(/record 1.*"steps\[0\]\[1\]"/);
+    await expect(
+      scoreRecords([
+        {
+          steps: [
+            [0.1, 0.2],
+            [0.3, 0.4],
+          ],
+        },
+        {
+          steps: [
+            [0.1, 2],
+            [0.3, 0.4],
+          ],
+        },
+      ]),
+    ).rejects.toThrow(InputError);
+    await expect(
+      scoreRecords([
+        {
+          steps: [
+            [0.1, 0.2],
+            [0.3, 0.4],
+          ],
+        },
+        {
+          steps: [
+            [0.1, 2],
+            [0.3, 0.4],
+          ],
+        },
+      ]),
+    ).rejects.toThrow(/record 1.*"steps\[0\]\[1\]"/);
   });
 
   it('scoreBatch validates packed arrays: NaN, range, negative policy, lengths, expected without realized', async () => {
@@ -80,7 +110,9 @@ describe('the library rejects the same inputs with typed errors', () => {
     await expect(scoreBatch({ ...base, steps: Float64Array.of(0.1, NaN, 0.2, 0.3) })).rejects.toThrow(/record 0, field "steps": not a finite number/);
     await expect(scoreBatch({ ...base, steps: Float64Array.of(0.1, 0.2, 1.2, 0.3) })).rejects.toThrow(/record 0, field "steps": outside \[0, 1\]/);
     await expect(scoreBatch({ ...base, steps: Float64Array.of(0.1, 0.2, 0.3) })).rejects.toThrow(/field "steps": length 3, expected 4/);
-    await expect(scoreBatch({ ...base, steps: Float64Array.of(0.1, 0.2, 0.2, 0.3), a: 2, policy: Float64Array.of(1, 0, -1, 2) })).rejects.toThrow(/field "policy": negative/);
+    await expect(scoreBatch({ ...base, steps: Float64Array.of(0.1, 0.2, 0.2, 0.3), a: 2, policy: Float64Array.of(1, 0, -1, 2) })).rejects.toThrow(
+      /field "policy": negative/,
+    );
     await expect(scoreBatch({ ...base, steps: Float64Array.of(0.1, 0.2, 0.2, 0.3), expected: Float64Array.of(0, 1) })).rejects.toThrow(/without "realized"/);
     await expect(scoreBatch({ n: 2, t: 2, m: 1, steps: Float64Array.of(0.1, 0.2, 0.2, Infinity) })).rejects.toThrow(/record 1, field "steps"/);
   });

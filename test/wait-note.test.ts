@@ -7,11 +7,21 @@ const CLEAR = '\r\x1b[2K';
 
 function sink() {
   const chunks: string[] = [];
-  return { chunks, write: (c: string) => { chunks.push(c); return true; } };
+  return {
+    chunks,
+    write: (c: string) => {
+      chunks.push(c);
+      return true;
+    },
+  };
 }
 
-beforeEach(() => { vi.useFakeTimers(); });
-afterEach(() => { vi.useRealTimers(); });
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 describe('wait note', () => {
   it('writes nothing when the stream is not a terminal', () => {

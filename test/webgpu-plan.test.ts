@@ -25,17 +25,43 @@ const shader = (f: string) => readFileSync(path.join(SHADERS, f), 'utf8');
 const MiB = 1 << 20;
 
 const h200: DeviceCaps = {
-  subgroups: true, subgroupMinSize: 32, maxComputeWorkgroupSizeX: 256, maxComputeWorkgroupStorageSize: 32768,
-  limits: { maxStorageBufferBindingSize: 2 ** 31, maxBufferSize: 2 ** 31, maxComputeWorkgroupsPerDimension: 65535, maxComputeWorkgroupStorageSize: 32768, maxComputeWorkgroupSizeX: 256, minStorageBufferOffsetAlignment: 32 },
+  subgroups: true,
+  subgroupMinSize: 32,
+  maxComputeWorkgroupSizeX: 256,
+  maxComputeWorkgroupStorageSize: 32768,
+  limits: {
+    maxStorageBufferBindingSize: 2 ** 31,
+    maxBufferSize: 2 ** 31,
+    maxComputeWorkgroupsPerDimension: 65535,
+    maxComputeWorkgroupStorageSize: 32768,
+    maxComputeWorkgroupSizeX: 256,
+    minStorageBufferOffsetAlignment: 32,
+  },
 };
 const llvmpipe: DeviceCaps = {
-  subgroups: false, subgroupMinSize: 4, maxComputeWorkgroupSizeX: 256, maxComputeWorkgroupStorageSize: 16384,
-  limits: { maxStorageBufferBindingSize: 128 * MiB, maxBufferSize: 2 ** 31, maxComputeWorkgroupsPerDimension: 65535, maxComputeWorkgroupStorageSize: 16384, maxComputeWorkgroupSizeX: 256, minStorageBufferOffsetAlignment: 256 },
+  subgroups: false,
+  subgroupMinSize: 4,
+  maxComputeWorkgroupSizeX: 256,
+  maxComputeWorkgroupStorageSize: 16384,
+  limits: {
+    maxStorageBufferBindingSize: 128 * MiB,
+    maxBufferSize: 2 ** 31,
+    maxComputeWorkgroupsPerDimension: 65535,
+    maxComputeWorkgroupStorageSize: 16384,
+    maxComputeWorkgroupSizeX: 256,
+    minStorageBufferOffsetAlignment: 256,
+  },
 };
 const opts = { unorm16: false, covariance: false, tuning: {} };
 const shape = (n: number, t: number, m: number, extra: { d?: number; a?: number; rewards?: boolean } = {}) => ({
-  n, t, m, d: extra.d, a: extra.a,
-  embeddings: extra.d ? new Float32Array(0) : undefined, policy: extra.a ? new Float32Array(0) : undefined, expected: extra.rewards ? new Float32Array(0) : undefined,
+  n,
+  t,
+  m,
+  d: extra.d,
+  a: extra.a,
+  embeddings: extra.d ? new Float32Array(0) : undefined,
+  policy: extra.a ? new Float32Array(0) : undefined,
+  expected: extra.rewards ? new Float32Array(0) : undefined,
 });
 
 describe('plan (no device)', () => {
@@ -102,7 +128,11 @@ describe('plan (no device)', () => {
 
   it('keeps an asked-for chunk size; lowers the 256 alignment for trajectories too wide for 256 per binding', () => {
     const cfg = resolveConfig({});
-    expect(plan(shape(1000, 5, 8), cfg, { ...opts, chunkTrajectories: 3 }, h200).chunks.map((c) => c.count).slice(0, 2)).toEqual([3, 3]);
+    expect(
+      plan(shape(1000, 5, 8), cfg, { ...opts, chunkTrajectories: 3 }, h200)
+        .chunks.map((c) => c.count)
+        .slice(0, 2),
+    ).toEqual([3, 3]);
     // T = 4096, m = 5000: 82 MB of E per trajectory; one per chunk under 128 MiB.
     const wide = plan(shape(3, 4096, 5000), cfg, opts, llvmpipe);
     expect(wide.chunks.map((c) => c.count)).toEqual([1, 1, 1]);
@@ -118,38 +148,59 @@ describe('plan (no device)', () => {
 
 describe('programs declare their bindings once', () => {
   const programs: Program[] = [
-    stagedProgram(5, 8, 128, false), stagedProgram(3, 5, 64, true, false),
-    lanesProgram(5, 8, 256, false, 'rows', true, true), lanesProgram(5, 7, 256, true, 'components', false, false),
-    generalProgram(false, true), tsEmbeddingsProgram(5, 384, 256), covarianceProgram(false),
+    stagedProgram(5, 8, 128, false),
+    stagedProgram(3, 5, 64, true, false),
+    lanesProgram(5, 8, 256, false, 'rows', true, true),
+    lanesProgram(5, 7, 256, true, 'components', false, false),
+    generalProgram(false, true),
+    tsEmbeddingsProgram(5, 384, 256),
+    covarianceProgram(false),
   ];
   it('no shader file writes a @binding by hand', () => {
     for (const f of readdirSync(SHADERS).filter((x) => x.endsWith('.wgsl'))) expect(shader(f), f).not.toMatch(/@binding/);
   });
-  it.each(programs.map((p) => [p.label, p] as const))('%s: numbered in order, each declared binding used by its files, layout and bind group from the same list', (_l, p) => {
-    const decl = bindingDeclarations(p).split('\n');
-    expect(decl).toHaveLength(p.bindings.length);
-    const text = p.files.map(shader).join('\n');
-    p.bindings.forEach((b, i) => {
-      expect(decl[i]).toBe(`@group(0) @binding(${i}) var<${b.access === 'uniform' ? 'uniform' : `storage, ${b.access}`}> ${b.name}: ${b.type};`);
-      expect(text, `${p.label} never reads ${b.name}`).toMatch(new RegExp(`\\b${b.name}\\b`));
-    });
-    const layout = layoutEntries(p);
-    expect(layout.map((e) => e.binding)).toEqual(p.bindings.map((_, i) => i));
-    expect(layout.map((e) => e.buffer!.type)).toEqual(p.bindings.map((b) => (b.access === 'uniform' ? 'uniform' : b.access === 'read' ? 'read-only-storage' : 'storage')));
-    const fake = (name: string) => ({ buffer: { label: name } as unknown as GPUBuffer });
-    const entries = bindGroupEntries(p, Object.fromEntries([...p.bindings.map((b) => [b.name, fake(b.name)]), ['unused', fake('unused')]]));
-    expect(entries.map((e) => ((e.resource as GPUBufferBinding).buffer as unknown as { label: string }).label)).toEqual(p.bindings.map((b) => b.name));
-    expect(() => bindGroupEntries(p, {})).toThrow(/no resource for binding/);
-    expect(pipelineSpec(p).prelude.join('\n')).toContain(bindingDeclarations(p));
-  });
+  it.each(programs.map((p) => [p.label, p] as const))(
+    '%s: numbered in order, each declared binding used by its files, layout and bind group from the same list',
+    (_l, p) => {
+      const decl = bindingDeclarations(p).split('\n');
+      expect(decl).toHaveLength(p.bindings.length);
+      const text = p.files.map(shader).join('\n');
+      p.bindings.forEach((b, i) => {
+        expect(decl[i]).toBe(`@group(0) @binding(${i}) var<${b.access === 'uniform' ? 'uniform' : `storage, ${b.access}`}> ${b.name}: ${b.type};`);
+        expect(text, `${p.label} never reads ${b.name}`).toMatch(new RegExp(`\\b${b.name}\\b`));
+      });
+      const layout = layoutEntries(p);
+      expect(layout.map((e) => e.binding)).toEqual(p.bindings.map((_, i) => i));
+      expect(layout.map((e) => e.buffer!.type)).toEqual(
+        p.bindings.map((b) => (b.access === 'uniform' ? 'uniform' : b.access === 'read' ? 'read-only-storage' : 'storage')),
+      );
+      const fake = (name: string) => ({ buffer: { label: name } as unknown as GPUBuffer });
+      const entries = bindGroupEntries(p, Object.fromEntries([...p.bindings.map((b) => [b.name, fake(b.name)]), ['unused', fake('unused')]]));
+      expect(entries.map((e) => ((e.resource as GPUBufferBinding).buffer as unknown as { label: string }).label)).toEqual(p.bindings.map((b) => b.name));
+      expect(() => bindGroupEntries(p, {})).toThrow(/no resource for binding/);
+      expect(pipelineSpec(p).prelude.join('\n')).toContain(bindingDeclarations(p));
+    },
+  );
 });
 
 describe('the uniform block from one description', () => {
   it('offsets follow the WGSL uniform layout rules, field by field', () => {
     // u32/f32: 4 bytes aligned to 4; array<vec4<f32>, N>: 16 N bytes aligned to 16; the struct rounds to 16.
     expect(PARAMS_LAYOUT.fields.map((f) => [f.name, f.offset, f.size])).toEqual([
-      ['n', 0, 4], ['t', 4, 4], ['m', 8, 4], ['a', 12, 4], ['d', 16, 4], ['chunkStart', 20, 4], ['confIndex', 24, 4], ['flags', 28, 4],
-      ['wgPerRow', 32, 4], ['lambda', 36, 4], ['vmax', 40, 4], ['dmax', 44, 4], ['w', 48, 32], ['crW', 80, 128],
+      ['n', 0, 4],
+      ['t', 4, 4],
+      ['m', 8, 4],
+      ['a', 12, 4],
+      ['d', 16, 4],
+      ['chunkStart', 20, 4],
+      ['confIndex', 24, 4],
+      ['flags', 28, 4],
+      ['wgPerRow', 32, 4],
+      ['lambda', 36, 4],
+      ['vmax', 40, 4],
+      ['dmax', 44, 4],
+      ['w', 48, 32],
+      ['crW', 80, 128],
     ]);
     expect(PARAMS_BYTES).toBe(208);
   });

@@ -39,7 +39,9 @@ describe('large-shape fixtures on the cpu backend (float64)', () => {
 });
 
 describe.skipIf(!gate.available)(`large shapes on webgpu (${gate.available ? gate.adapter : `skipped: ${gate.reason}`})`, { timeout: SLOW }, () => {
-  afterAll(async () => { await disposeBackends(); });
+  afterAll(async () => {
+    await disposeBackends();
+  });
 
   it.each(fixtures.map((f) => [f.name, f] as const))('%s via scoreBatch within 1e-5', async (_name, fx) => {
     const { batch, groupNames, ids } = fixtureBatch(fx);
@@ -48,25 +50,43 @@ describe.skipIf(!gate.available)(`large shapes on webgpu (${gate.available ? gat
     expectMatchesFixture(res, fx, 1e-5);
   });
 
-  it.each(fixtures.flatMap((f) => KERNELS.map((k) => [f.name, k, f] as const)))('%s through the %s kernel within 1e-5, or refused', async (_name, kernel, fx) => {
-    const backend = newBackend({ kernel });
-    try {
-      const { batch } = fixtureBatch(fx);
-      const cfg = resolveConfig(fx.config);
-      const d = await backend.describe();
-      let runnable = true;
-      try { chooseMetricsKernel(kernel, batch.t, batch.m, { subgroups: d.subgroups, subgroupMinSize: d.subgroupMinSize, ...(await internalsOf(backend).device()).limits }); } catch { runnable = false; }
-      if (!runnable) return await expect(backend.computeMetrics(batch, cfg)).rejects.toBeInstanceOf(UsageError);
-      const out = await backend.computeMetrics(batch, cfg);
-      fx.expected.forEach((e, i) => {
-        for (const [k, key] of [['evb', 'EVB'], ['cr', 'CR'], ['ts', 'TS'], ['es', 'ES'], ['pd', 'PD'], ['cci', 'CCI']] as const) {
-          expect(Math.abs(out[k][i] - e[key]), `${key} ${e.id}`).toBeLessThanOrEqual(1e-5);
+  it.each(fixtures.flatMap((f) => KERNELS.map((k) => [f.name, k, f] as const)))(
+    '%s through the %s kernel within 1e-5, or refused',
+    async (_name, kernel, fx) => {
+      const backend = newBackend({ kernel });
+      try {
+        const { batch } = fixtureBatch(fx);
+        const cfg = resolveConfig(fx.config);
+        const d = await backend.describe();
+        let runnable = true;
+        try {
+          chooseMetricsKernel(kernel, batch.t, batch.m, {
+            subgroups: d.subgroups,
+            subgroupMinSize: d.subgroupMinSize,
+            ...(await internalsOf(backend).device()).limits,
+          });
+        } catch {
+          runnable = false;
         }
-      });
-    } finally {
-      await backend.dispose();
-    }
-  });
+        if (!runnable) return await expect(backend.computeMetrics(batch, cfg)).rejects.toBeInstanceOf(UsageError);
+        const out = await backend.computeMetrics(batch, cfg);
+        fx.expected.forEach((e, i) => {
+          for (const [k, key] of [
+            ['evb', 'EVB'],
+            ['cr', 'CR'],
+            ['ts', 'TS'],
+            ['es', 'ES'],
+            ['pd', 'PD'],
+            ['cci', 'CCI'],
+          ] as const) {
+            expect(Math.abs(out[k][i] - e[key]), `${key} ${e.id}`).toBeLessThanOrEqual(1e-5);
+          }
+        });
+      } finally {
+        await backend.dispose();
+      }
+    },
+  );
 
   it('the general kernel in chunks of one trajectory equals one chunk; unorm16 within its tolerance; covariance for m = 40', async () => {
     const fx = fixtures.find((f) => f.name === 'long-wide-proxy')!;
@@ -95,31 +115,49 @@ describe.skipIf(!gate.available)(`large shapes on webgpu (${gate.available ? gat
     }
   });
 
-  it('a trajectory too large for the general kernel\'s workgroup tile (T*m = 2400 > 2048) reads storage directly, same results as cpu-reference', async () => {
+  it("a trajectory too large for the general kernel's workgroup tile (T*m = 2400 > 2048) reads storage directly, same results as cpu-reference", async () => {
     let seed = 99;
-    const rand = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
-    const n = 5, t = 100, m = 24;
+    const rand = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+    const n = 5,
+      t = 100,
+      m = 24;
     const batch = { n, t, m, steps: Float64Array.from({ length: n * t * m }, () => Math.fround(rand())) };
     for (const c of [{}, { crWeights: Array.from({ length: m }, (_, j) => (j + 1) / m), evbMode: 'max-abs-change' as const }]) {
       const gpu = await scoreBatch(batch, c, { backend: 'webgpu' });
       const ref = await scoreBatch(batch, c, { backend: 'cpu-reference' });
-      for (const k of ['evb', 'cr', 'ts', 'es', 'pd', 'cci'] as const) ref.metrics[k].forEach((x, i) => expect(Math.abs(gpu.metrics[k][i] - x), `${k}[${i}]`).toBeLessThanOrEqual(1e-5));
+      for (const k of ['evb', 'cr', 'ts', 'es', 'pd', 'cci'] as const)
+        ref.metrics[k].forEach((x, i) => expect(Math.abs(gpu.metrics[k][i] - x), `${k}[${i}]`).toBeLessThanOrEqual(1e-5));
     }
   });
 
   it('ecr score --backend webgpu scores a file mixing fast-path and general shapes, selection across them', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'ecr-shapes-'));
     try {
-      const lines = [...readFileSync(fixtures.find((f) => f.name === 'long-wide-proxy')!.inputPath, 'utf8').trim().split('\n').slice(0, 4),
-        ...readFileSync(path.join(ROOT, 'test/fixtures/proxy-default.input.jsonl'), 'utf8').trim().split('\n').slice(0, 4)];
+      const lines = [
+        ...readFileSync(fixtures.find((f) => f.name === 'long-wide-proxy')!.inputPath, 'utf8')
+          .trim()
+          .split('\n')
+          .slice(0, 4),
+        ...readFileSync(path.join(ROOT, 'test/fixtures/proxy-default.input.jsonl'), 'utf8').trim().split('\n').slice(0, 4),
+      ];
       // One group spanning both shapes.
       const mixed = lines.map((l) => JSON.stringify({ ...JSON.parse(l), group: 'both' }));
       writeFileSync(path.join(dir, 'in.jsonl'), mixed.join('\n') + '\n');
-      const run = (backend: string) => spawnSync(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'score', path.join(dir, 'in.jsonl'), '--backend', backend], { encoding: 'utf8', timeout: SLOW });
+      const run = (backend: string) =>
+        spawnSync(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'score', path.join(dir, 'in.jsonl'), '--backend', backend], {
+          encoding: 'utf8',
+          timeout: SLOW,
+        });
       const gpu = run('webgpu');
       expect(gpu.status, gpu.stderr).toBe(0);
-      const ref = run('cpu-reference').stdout.trim().split('\n').map((l) => JSON.parse(l));
-      const got = gpu.stdout.trim().split('\n').map((l) => JSON.parse(l));
+      const ref = run('cpu-reference')
+        .stdout.trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      const got = gpu.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       expect(got).toHaveLength(8);
       got.forEach((g, i) => {
         for (const k of ['EVB', 'CR', 'TS', 'ES', 'PD', 'CCI']) expect(Math.abs(g[k] - ref[i][k]), `${k} ${i}`).toBeLessThanOrEqual(1e-5);

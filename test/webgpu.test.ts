@@ -37,15 +37,26 @@ function rng(seed: number): () => number {
 }
 
 /** A batch with every optional input, E quantized to `levels` so that ranks and CCIs tie. */
-function randomBatch(n: number, seed: number, opts: { t?: number; m?: number; d?: number; a?: number; groups?: number; levels?: number; base?: boolean } = {}): Batch {
+function randomBatch(
+  n: number,
+  seed: number,
+  opts: { t?: number; m?: number; d?: number; a?: number; groups?: number; levels?: number; base?: boolean } = {},
+): Batch {
   const r = rng(seed);
-  const t = opts.t ?? 5, m = opts.m ?? 8;
+  const t = opts.t ?? 5,
+    m = opts.m ?? 8;
   const q = (x: number) => (opts.levels ? Math.round(x * opts.levels) / opts.levels : x);
   const steps = Float64Array.from({ length: n * t * m }, () => q(r()));
   const b: Batch = { n, t, m, steps };
   const extra: Partial<Record<keyof Batch, unknown>> = {};
-  if (opts.d) { extra.d = opts.d; extra.embeddings = Float64Array.from({ length: n * t * opts.d }, () => r() * 2 - 1); }
-  if (opts.a) { extra.a = opts.a; extra.policy = Float64Array.from({ length: n * t * opts.a }, () => r()); }
+  if (opts.d) {
+    extra.d = opts.d;
+    extra.embeddings = Float64Array.from({ length: n * t * opts.d }, () => r() * 2 - 1);
+  }
+  if (opts.a) {
+    extra.a = opts.a;
+    extra.policy = Float64Array.from({ length: n * t * opts.a }, () => r());
+  }
   if (opts.groups) extra.groups = Int32Array.from({ length: n }, () => Math.floor(r() * opts.groups!));
   if (opts.base) extra.baseScore = Float64Array.from({ length: n }, () => (r() < 0.3 ? Number.NaN : q(r())));
   return { ...b, ...extra } as Batch;
@@ -57,7 +68,12 @@ function expectSameOutput(a: BackendOutput, b: BackendOutput): void {
 }
 
 describe('metrics kernel choice (no device needed)', () => {
-  const caps = (subgroups: boolean, subgroupMinSize = 32) => ({ subgroups, subgroupMinSize, maxComputeWorkgroupSizeX: 256, maxComputeWorkgroupStorageSize: 16384 });
+  const caps = (subgroups: boolean, subgroupMinSize = 32) => ({
+    subgroups,
+    subgroupMinSize,
+    maxComputeWorkgroupSizeX: 256,
+    maxComputeWorkgroupStorageSize: 16384,
+  });
   it('auto: rows where m is a multiple of 4 and the lanes fit the smallest subgroup, else components, else staged, else general', () => {
     expect(chooseMetricsKernel('auto', 5, 7, caps(true))).toBe('components');
     expect(chooseMetricsKernel('auto', 5, 8, caps(false))).toBe('staged');
@@ -113,7 +129,9 @@ describe('metrics kernel choice (no device needed)', () => {
 });
 
 describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapter : `skipped: ${gate.reason}`})`, { timeout: SLOW }, () => {
-  afterAll(async () => { await disposeBackends(); });
+  afterAll(async () => {
+    await disposeBackends();
+  });
 
   describe('fixtures', () => {
     it.each(fixtures.map((f) => [f.name, f] as const))('%s via scoreBatch within 1e-5', async (_name, fx) => {
@@ -123,7 +141,7 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
       expectMatchesFixture(res, fx, TOL);
     });
 
-    it('the backend returns metrics only: admissibility and selection are the host\'s (no second selection to disagree with)', async () => {
+    it("the backend returns metrics only: admissibility and selection are the host's (no second selection to disagree with)", async () => {
       const fx = fixtures.find((f) => f.name === 'ties-quantized')!;
       const { batch } = fixtureBatch(fx);
       const out = await (await getBackend('webgpu')).computeMetrics(batch, resolveConfig(fx.config));
@@ -153,12 +171,30 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
     // (padding lanes), m a multiple of 4 (rows layout), the register path and the largest fast
     // path, embeddings with and without whole 16-byte words, and a policy.
     const SHAPES = [
-      { t: 2, m: 1 }, { t: 3, m: 5, d: 7 }, { t: 5, m: 8, a: 3 }, { t: 7, m: 12, d: 12 }, { t: 16, m: 32, a: 4, d: 20 },
+      { t: 2, m: 1 },
+      { t: 3, m: 5, d: 7 },
+      { t: 5, m: 8, a: 3 },
+      { t: 7, m: 12, d: 12 },
+      { t: 16, m: 32, a: 4, d: 20 },
     ] as const;
-    const shapeArb = fc.record({
-      shape: fc.constantFrom(...SHAPES), n: fc.integer({ min: 1, max: 40 }), withD: fc.boolean(), withA: fc.boolean(),
-      groups: fc.integer({ min: 1, max: 4 }), base: fc.boolean(), levels: fc.constantFrom(0, 4), seed: fc.integer(),
-    }).map((s) => ({ ...s, t: s.shape.t, m: s.shape.m, d: s.withD && 'd' in s.shape ? s.shape.d : undefined, a: s.withA && 'a' in s.shape ? s.shape.a : undefined }));
+    const shapeArb = fc
+      .record({
+        shape: fc.constantFrom(...SHAPES),
+        n: fc.integer({ min: 1, max: 40 }),
+        withD: fc.boolean(),
+        withA: fc.boolean(),
+        groups: fc.integer({ min: 1, max: 4 }),
+        base: fc.boolean(),
+        levels: fc.constantFrom(0, 4),
+        seed: fc.integer(),
+      })
+      .map((s) => ({
+        ...s,
+        t: s.shape.t,
+        m: s.shape.m,
+        d: s.withD && 'd' in s.shape ? s.shape.d : undefined,
+        a: s.withA && 'a' in s.shape ? s.shape.a : undefined,
+      }));
     const batchArb = shapeArb.map((s) => randomBatch(s.n, s.seed, s));
     const configArb: fc.Arbitrary<EcrConfig> = fc.record({
       lambda: fc.oneof(unit, fc.constant('ledoit-wolf' as const)),
@@ -168,32 +204,43 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
       tau: unit,
     });
 
-    it('metrics in [0, 1], within 1e-5 of cpu-reference', async () => {
-      const backend = await getBackend('webgpu');
-      await fc.assert(fc.asyncProperty(batchArb, configArb, async (batch, config) => {
-        const cfg = resolveConfig(config);
-        const out = await backend.computeMetrics(batch, cfg);
-        const ref = await scoreBatch(batch, cfg, { backend: 'cpu-reference' });
-        for (const k of METRICS) {
-          out[k].forEach((x, i) => {
-            expect(x).toBeGreaterThanOrEqual(0);
-            expect(x).toBeLessThanOrEqual(1);
-            // CR is a step count: a near-tie that float32 resolves otherwise moves it by 1/H.
-            if (k !== 'cr' && k !== 'cci') expect(Math.abs(x - ref.metrics[k][i]), `${k}[${i}]`).toBeLessThanOrEqual(TOL);
-          });
-        }
-      }), { numRuns: 40 });
-    }, SLOW);
+    it(
+      'metrics in [0, 1], within 1e-5 of cpu-reference',
+      async () => {
+        const backend = await getBackend('webgpu');
+        await fc.assert(
+          fc.asyncProperty(batchArb, configArb, async (batch, config) => {
+            const cfg = resolveConfig(config);
+            const out = await backend.computeMetrics(batch, cfg);
+            const ref = await scoreBatch(batch, cfg, { backend: 'cpu-reference' });
+            for (const k of METRICS) {
+              out[k].forEach((x, i) => {
+                expect(x).toBeGreaterThanOrEqual(0);
+                expect(x).toBeLessThanOrEqual(1);
+                // CR is a step count: a near-tie that float32 resolves otherwise moves it by 1/H.
+                if (k !== 'cr' && k !== 'cci') expect(Math.abs(x - ref.metrics[k][i]), `${k}[${i}]`).toBeLessThanOrEqual(TOL);
+              });
+            }
+          }),
+          { numRuns: 40 },
+        );
+      },
+      SLOW,
+    );
 
     it('reordering the trajectories reorders the metrics exactly', async () => {
       const backend = await getBackend('webgpu');
       const batch = randomBatch(500, 7, { d: 24, a: 3, groups: 9, base: true });
       const r = rng(11);
       const perm = Array.from({ length: batch.n }, (_, i) => i).sort(() => r() - 0.5);
-      const rows = (a: Float64Array | undefined, w: number) => (a ? Float64Array.from({ length: a.length }, (_, x) => a[perm[Math.floor(x / w)] * w + (x % w)]) : undefined);
+      const rows = (a: Float64Array | undefined, w: number) =>
+        a ? Float64Array.from({ length: a.length }, (_, x) => a[perm[Math.floor(x / w)] * w + (x % w)]) : undefined;
       const permuted: Batch = {
-        ...batch, steps: rows(batch.steps as Float64Array, batch.t * batch.m)!, embeddings: rows(batch.embeddings as Float64Array, batch.t * batch.d!),
-        policy: rows(batch.policy as Float64Array, batch.t * batch.a!), groups: Int32Array.from(perm, (p) => batch.groups![p]),
+        ...batch,
+        steps: rows(batch.steps as Float64Array, batch.t * batch.m)!,
+        embeddings: rows(batch.embeddings as Float64Array, batch.t * batch.d!),
+        policy: rows(batch.policy as Float64Array, batch.t * batch.a!),
+        groups: Int32Array.from(perm, (p) => batch.groups![p]),
         baseScore: Float64Array.from(perm, (p) => batch.baseScore![p]),
       };
       const cfg = resolveConfig({});
@@ -202,23 +249,30 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
       for (const k of METRICS) perm.forEach((src, i) => expect(b[k][i]).toBe(a[k][src]));
     });
 
-    it('a constant trajectory has EVB 0 (lambda 0), CR 0, TS 1, PD 0, ES 1', async () => {
-      const backend = await getBackend('webgpu');
-      const rowOf = (shape: { t: number; m: number }) => fc.array(unit, { minLength: shape.m, maxLength: shape.m }).map((row) => ({ t: shape.t, row }));
-      await fc.assert(fc.asyncProperty(fc.constantFrom(...SHAPES).chain(rowOf), async ({ t, row }) => {
-        const m = row.length;
-        const steps = new Float64Array(t * m);
-        for (let s = 0; s < t; s++) steps.set(row, s * m);
-        for (const lambda of [0, 'ledoit-wolf'] as const) {
-          const out = await backend.computeMetrics({ n: 1, t, m, steps }, resolveConfig({ lambda }));
-          expect(out.evb[0]).toBeCloseTo(0, 6);
-          expect(out.cr[0]).toBe(0);
-          expect(out.ts[0]).toBeCloseTo(1, 6);
-          expect(out.pd[0]).toBeCloseTo(0, 6);
-          expect(out.es[0]).toBeCloseTo(1, 6);
-        }
-      }), { numRuns: 25 });
-    }, SLOW);
+    it(
+      'a constant trajectory has EVB 0 (lambda 0), CR 0, TS 1, PD 0, ES 1',
+      async () => {
+        const backend = await getBackend('webgpu');
+        const rowOf = (shape: { t: number; m: number }) => fc.array(unit, { minLength: shape.m, maxLength: shape.m }).map((row) => ({ t: shape.t, row }));
+        await fc.assert(
+          fc.asyncProperty(fc.constantFrom(...SHAPES).chain(rowOf), async ({ t, row }) => {
+            const m = row.length;
+            const steps = new Float64Array(t * m);
+            for (let s = 0; s < t; s++) steps.set(row, s * m);
+            for (const lambda of [0, 'ledoit-wolf'] as const) {
+              const out = await backend.computeMetrics({ n: 1, t, m, steps }, resolveConfig({ lambda }));
+              expect(out.evb[0]).toBeCloseTo(0, 6);
+              expect(out.cr[0]).toBe(0);
+              expect(out.ts[0]).toBeCloseTo(1, 6);
+              expect(out.pd[0]).toBeCloseTo(0, 6);
+              expect(out.es[0]).toBeCloseTo(1, 6);
+            }
+          }),
+          { numRuns: 25 },
+        );
+      },
+      SLOW,
+    );
 
     it('does not mutate its inputs', async () => {
       const batch = randomBatch(300, 3, { d: 16, a: 4, groups: 5, base: true });
@@ -255,72 +309,93 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
     // exchanges where the device has no subgroups, the staged kernel, and the general kernel on
     // shapes the fast paths also take.
     const KERNELS = ['rows', 'components', 'rows-emulated', 'components-emulated', 'staged', 'general'] as const;
-    it.each(fixtures.flatMap((f) => KERNELS.map((k) => [f.name, k, f] as const)))('%s through the %s kernel within 1e-5 (or refused, never substituted)', async (_name, kernel, fx) => {
-      const backend = newBackend({ kernel });
-      try {
-        const { batch } = fixtureBatch(fx);
-        const cfg = resolveConfig(fx.config);
-        const d = await backend.describe();
-        const caps = { subgroups: d.subgroups, subgroupMinSize: d.subgroupMinSize, ...(await internalsOf(backend).device()).limits };
-        let runnable = true;
-        try { chooseMetricsKernel(kernel, batch.t, batch.m, caps); } catch { runnable = false; }
-        if (!runnable) {
-          await expect(backend.computeMetrics(batch, cfg)).rejects.toBeInstanceOf(UsageError);
-          return;
-        }
-        const out = await backend.computeMetrics(batch, cfg);
-        fx.expected.forEach((e, i) => {
-          for (const [k, key] of [['evb', 'EVB'], ['cr', 'CR'], ['ts', 'TS'], ['es', 'ES'], ['pd', 'PD'], ['cci', 'CCI']] as const) {
-            expect(Math.abs(out[k][i] - e[key]), `${key} ${e.id}`).toBeLessThanOrEqual(TOL);
+    it.each(fixtures.flatMap((f) => KERNELS.map((k) => [f.name, k, f] as const)))(
+      '%s through the %s kernel within 1e-5 (or refused, never substituted)',
+      async (_name, kernel, fx) => {
+        const backend = newBackend({ kernel });
+        try {
+          const { batch } = fixtureBatch(fx);
+          const cfg = resolveConfig(fx.config);
+          const d = await backend.describe();
+          const caps = { subgroups: d.subgroups, subgroupMinSize: d.subgroupMinSize, ...(await internalsOf(backend).device()).limits };
+          let runnable = true;
+          try {
+            chooseMetricsKernel(kernel, batch.t, batch.m, caps);
+          } catch {
+            runnable = false;
           }
-        });
-        expect((await backend.profile(batch, cfg)).metricsKernel).toBe(kernel);
-      } finally {
-        await backend.dispose();
-      }
-    });
-
-    it.each(['components-emulated', 'rows-emulated', 'general'] as const)('the %s kernel equals the staged kernel within 2e-7 (rows: 5e-7, general: 1e-6) on ties, padding lanes, weights, groups and chunks', async (kernel) => {
-      const staged = newBackend({ kernel: 'staged' });
-      const other = newBackend({ kernel, chunkTrajectories: 512 });
-      try {
-        const weights12 = [1, 0.5, 0.2, 1, 0.3, 0.9, 0.1, 0.7, 0.05, 0.6, 0.4, 0.8];
-        const cases: [Batch, EcrConfig][] = kernel === 'components-emulated' ? [
-          [randomBatch(2000, 41, { t: 5, m: 8, groups: 300, base: true, levels: 4 }), { crWeights: weights12.slice(0, 8), confIndex: 3 }],
-          [randomBatch(1500, 42, { t: 3, m: 5, groups: 40, levels: 3 }), { evbMode: 'max-abs-change', tau: 0.5 }],
-          [randomBatch(700, 43, { t: 16, m: 32, a: 4, groups: 7 }), { lambda: 'ledoit-wolf' }],
-          [randomBatch(900, 44, { t: 2, m: 1, d: 12 }), { shrinkTarget: 'scaled-identity' }],
-        ] : [
-          // m = 8 (2 lanes), 12 (3 real lanes and a padding lane), 4 (one lane), 32 (8 lanes); ties across and within lanes.
-          [randomBatch(2000, 41, { t: 5, m: 8, groups: 300, base: true, levels: 4 }), { crWeights: weights12.slice(0, 8), confIndex: 6 }],
-          [randomBatch(1500, 42, { t: 3, m: 12, groups: 40, levels: 3 }), { evbMode: 'max-abs-change', tau: 0.5, crWeights: weights12, confIndex: 9 }],
-          [randomBatch(1100, 45, { t: 7, m: 12, a: 3, levels: 2 }), { lambda: 0.3 }],
-          [randomBatch(900, 44, { t: 2, m: 4, d: 12, groups: 5, levels: 1 }), { shrinkTarget: 'scaled-identity', confIndex: 1 }],
-          [randomBatch(700, 43, { t: 16, m: 32, a: 4, groups: 7 }), { lambda: 'ledoit-wolf', confIndex: 31 }],
-          // Equal CR weights take the pair-order path: 2, 4 and 8 lanes (m = 20: 3 padding lanes), ties.
-          [randomBatch(1200, 46, { t: 6, m: 8, groups: 100, levels: 2 }), {}],
-          [randomBatch(800, 47, { t: 5, m: 16, levels: 3 }), { confIndex: 13 }],
-          [randomBatch(600, 48, { t: 4, m: 20, levels: 2 }), { evbMode: 'max-abs-change' }],
-          [randomBatch(600, 49, { t: 9, m: 32, levels: 5 }), {}],
-          [randomBatch(600, 50, { t: 5, m: 8, levels: 2 }), { crWeights: Array.from({ length: 8 }, () => 0.5) }],
-        ];
-        if (kernel === 'general') cases.push([randomBatch(600, 51, { t: 3, m: 5, d: 7, a: 2, levels: 3 }), { evbMode: 'max-abs-change', crWeights: [0.2, 1, 0.4, 0.4, 0.9] }]);
-        for (const [batch, c] of cases) {
-          const cfg = resolveConfig(c);
-          const a = await staged.computeMetrics(batch, cfg);
-          const b = await other.computeMetrics(batch, cfg);
-          // The rows layout adds each lane's 4 components first, and the general kernel reduces
-          // over a workgroup, so sums round differently.
-          const tol = kernel === 'components-emulated' ? 2e-7 : kernel === 'rows-emulated' ? 5e-7 : 1e-6;
-          for (const k of METRICS) a[k].forEach((x, i) => expect(Math.abs(b[k][i] - x), `${k}[${i}] t=${batch.t} m=${batch.m}`).toBeLessThanOrEqual(tol));
+          if (!runnable) {
+            await expect(backend.computeMetrics(batch, cfg)).rejects.toBeInstanceOf(UsageError);
+            return;
+          }
+          const out = await backend.computeMetrics(batch, cfg);
+          fx.expected.forEach((e, i) => {
+            for (const [k, key] of [
+              ['evb', 'EVB'],
+              ['cr', 'CR'],
+              ['ts', 'TS'],
+              ['es', 'ES'],
+              ['pd', 'PD'],
+              ['cci', 'CCI'],
+            ] as const) {
+              expect(Math.abs(out[k][i] - e[key]), `${key} ${e.id}`).toBeLessThanOrEqual(TOL);
+            }
+          });
+          expect((await backend.profile(batch, cfg)).metricsKernel).toBe(kernel);
+        } finally {
+          await backend.dispose();
         }
-        const p = await other.profile(cases[0][0], resolveConfig(cases[0][1]));
-        expect(p.metricsKernel).toBe(kernel);
-      } finally {
-        await staged.dispose();
-        await other.dispose();
-      }
-    });
+      },
+    );
+
+    it.each(['components-emulated', 'rows-emulated', 'general'] as const)(
+      'the %s kernel equals the staged kernel within 2e-7 (rows: 5e-7, general: 1e-6) on ties, padding lanes, weights, groups and chunks',
+      async (kernel) => {
+        const staged = newBackend({ kernel: 'staged' });
+        const other = newBackend({ kernel, chunkTrajectories: 512 });
+        try {
+          const weights12 = [1, 0.5, 0.2, 1, 0.3, 0.9, 0.1, 0.7, 0.05, 0.6, 0.4, 0.8];
+          const cases: [Batch, EcrConfig][] =
+            kernel === 'components-emulated'
+              ? [
+                  [randomBatch(2000, 41, { t: 5, m: 8, groups: 300, base: true, levels: 4 }), { crWeights: weights12.slice(0, 8), confIndex: 3 }],
+                  [randomBatch(1500, 42, { t: 3, m: 5, groups: 40, levels: 3 }), { evbMode: 'max-abs-change', tau: 0.5 }],
+                  [randomBatch(700, 43, { t: 16, m: 32, a: 4, groups: 7 }), { lambda: 'ledoit-wolf' }],
+                  [randomBatch(900, 44, { t: 2, m: 1, d: 12 }), { shrinkTarget: 'scaled-identity' }],
+                ]
+              : [
+                  // m = 8 (2 lanes), 12 (3 real lanes and a padding lane), 4 (one lane), 32 (8 lanes); ties across and within lanes.
+                  [randomBatch(2000, 41, { t: 5, m: 8, groups: 300, base: true, levels: 4 }), { crWeights: weights12.slice(0, 8), confIndex: 6 }],
+                  [randomBatch(1500, 42, { t: 3, m: 12, groups: 40, levels: 3 }), { evbMode: 'max-abs-change', tau: 0.5, crWeights: weights12, confIndex: 9 }],
+                  [randomBatch(1100, 45, { t: 7, m: 12, a: 3, levels: 2 }), { lambda: 0.3 }],
+                  [randomBatch(900, 44, { t: 2, m: 4, d: 12, groups: 5, levels: 1 }), { shrinkTarget: 'scaled-identity', confIndex: 1 }],
+                  [randomBatch(700, 43, { t: 16, m: 32, a: 4, groups: 7 }), { lambda: 'ledoit-wolf', confIndex: 31 }],
+                  // Equal CR weights take the pair-order path: 2, 4 and 8 lanes (m = 20: 3 padding lanes), ties.
+                  [randomBatch(1200, 46, { t: 6, m: 8, groups: 100, levels: 2 }), {}],
+                  [randomBatch(800, 47, { t: 5, m: 16, levels: 3 }), { confIndex: 13 }],
+                  [randomBatch(600, 48, { t: 4, m: 20, levels: 2 }), { evbMode: 'max-abs-change' }],
+                  [randomBatch(600, 49, { t: 9, m: 32, levels: 5 }), {}],
+                  [randomBatch(600, 50, { t: 5, m: 8, levels: 2 }), { crWeights: Array.from({ length: 8 }, () => 0.5) }],
+                ];
+          if (kernel === 'general')
+            cases.push([randomBatch(600, 51, { t: 3, m: 5, d: 7, a: 2, levels: 3 }), { evbMode: 'max-abs-change', crWeights: [0.2, 1, 0.4, 0.4, 0.9] }]);
+          for (const [batch, c] of cases) {
+            const cfg = resolveConfig(c);
+            const a = await staged.computeMetrics(batch, cfg);
+            const b = await other.computeMetrics(batch, cfg);
+            // The rows layout adds each lane's 4 components first, and the general kernel reduces
+            // over a workgroup, so sums round differently.
+            const tol = kernel === 'components-emulated' ? 2e-7 : kernel === 'rows-emulated' ? 5e-7 : 1e-6;
+            for (const k of METRICS) a[k].forEach((x, i) => expect(Math.abs(b[k][i] - x), `${k}[${i}] t=${batch.t} m=${batch.m}`).toBeLessThanOrEqual(tol));
+          }
+          const p = await other.profile(cases[0][0], resolveConfig(cases[0][1]));
+          expect(p.metricsKernel).toBe(kernel);
+        } finally {
+          await staged.dispose();
+          await other.dispose();
+        }
+      },
+    );
 
     it('the lane kernels give the same results with smaller workgroups', async () => {
       const batch = randomBatch(1500, 61, { t: 5, m: 8, groups: 1, levels: 3, base: true });
@@ -338,11 +413,18 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
     });
 
     it('computeMetricsF32 writes the float32 values of computeMetrics into the caller arrays', async () => {
-      const backend = await getBackend('webgpu') as unknown as import('../src/backends/webgpu/index.js').WebGpuBackend;
+      const backend = (await getBackend('webgpu')) as unknown as import('../src/backends/webgpu/index.js').WebGpuBackend;
       const batch = randomBatch(900, 19, { groups: 11 });
       const cfg = resolveConfig({});
       const ref = await backend.computeMetrics(batch, cfg);
-      const out32 = { evb: new Float32Array(900), cr: new Float32Array(900), ts: new Float32Array(900), es: new Float32Array(900), pd: new Float32Array(900), cci: new Float32Array(900) };
+      const out32 = {
+        evb: new Float32Array(900),
+        cr: new Float32Array(900),
+        ts: new Float32Array(900),
+        es: new Float32Array(900),
+        pd: new Float32Array(900),
+        cci: new Float32Array(900),
+      };
       await backend.computeMetricsF32(batch, cfg, out32);
       for (const k of METRICS) expect(Array.from(out32[k]), k).toEqual(Array.from(ref[k], Math.fround));
       await expect(backend.computeMetricsF32(batch, cfg, { ...out32, cci: new Float32Array(899) })).rejects.toThrow(UsageError);
@@ -423,10 +505,15 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
         const { batch } = fixtureBatch(fx);
         const cfg = resolveConfig(fx.config);
         const f32 = await backend.computeMetrics(batch, cfg);
-        const pre = await (backend as import('../src/backends/webgpu/index.js').WebGpuBackend).computeMetrics(batch, cfg, { stepsUnorm16: encodeUnorm16(batch.steps) });
+        const pre = await (backend as import('../src/backends/webgpu/index.js').WebGpuBackend).computeMetrics(batch, cfg, {
+          stepsUnorm16: encodeUnorm16(batch.steps),
+        });
         for (const k of METRICS) f32[k].forEach((x, i) => expect(Math.abs(pre[k][i] - x), `${fx.name} ${k}[${i}]`).toBeLessThanOrEqual(bound[k]));
         fx.expected.forEach((row, i) => {
-          for (const k of METRICS) expect(Math.abs(pre[k][i] - (row as unknown as Record<string, number>)[k.toUpperCase()]), `${fx.name} expected ${k}[${i}]`).toBeLessThanOrEqual(bound[k] + TOL);
+          for (const k of METRICS)
+            expect(Math.abs(pre[k][i] - (row as unknown as Record<string, number>)[k.toUpperCase()]), `${fx.name} expected ${k}[${i}]`).toBeLessThanOrEqual(
+              bound[k] + TOL,
+            );
         });
       }
     });
@@ -455,7 +542,14 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
       const batch = randomBatch(700, 17, { groups: 9 });
       const cfg = resolveConfig({});
       const fresh = await backend.computeMetrics(batch, cfg);
-      const given = { evb: new Float64Array(700).fill(-1), cr: new Float64Array(700).fill(-1), ts: new Float64Array(700).fill(-1), es: new Float64Array(700).fill(-1), pd: new Float64Array(700).fill(-1), cci: new Float64Array(700).fill(-1) };
+      const given = {
+        evb: new Float64Array(700).fill(-1),
+        cr: new Float64Array(700).fill(-1),
+        ts: new Float64Array(700).fill(-1),
+        es: new Float64Array(700).fill(-1),
+        pd: new Float64Array(700).fill(-1),
+        cci: new Float64Array(700).fill(-1),
+      };
       const out = await backend.computeMetrics(batch, cfg, { out: given });
       for (const k of METRICS) {
         expect(out[k], k).toBe(given[k]);
@@ -479,7 +573,9 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
 
   describe('mapped steps (allocateMappedSteps)', () => {
     type Wgb = import('../src/backends/webgpu/index.js').WebGpuBackend;
-    const fill = (dst: Float32Array, src: ArrayLike<number>) => { for (let i = 0; i < src.length; i++) dst[i] = src[i]; };
+    const fill = (dst: Float32Array, src: ArrayLike<number>) => {
+      for (let i = 0; i < src.length; i++) dst[i] = src[i];
+    };
 
     it('equal the same batch from an ordinary Float32Array, in one chunk and in tiny chunks straddling several buffers; reusable with new contents', async () => {
       const whole = newBackend();
@@ -490,11 +586,15 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
         const b = randomBatch(1500, 32, { groups: 200, levels: 8 });
         const asF32 = (x: Batch): Batch => ({ ...x, steps: Float32Array.from(x.steps) });
         for (const backend of [whole, split]) {
-          for (const perBuffer of [undefined, 512]) { // one buffer; three (512, 512, 476): chunks of 256 or the whole batch straddle them
+          for (const perBuffer of [undefined, 512]) {
+            // one buffer; three (512, 512, 476): chunks of 256 or the whole batch straddle them
             const mapped = await backend.allocateMappedSteps(1500, 5, 8, { trajectoriesPerBuffer: perBuffer });
             try {
               expect(mapped.parts.length).toBe(perBuffer ? 3 : 1);
-              for (const [x, opts] of [[a, { covariance: true }], [b, {}]] as const) {
+              for (const [x, opts] of [
+                [a, { covariance: true }],
+                [b, {}],
+              ] as const) {
                 for (const part of mapped.parts) fill(part.steps, x.steps.subarray(part.start * 40, (part.start + part.count) * 40));
                 const ref = await backend.computeMetrics(asF32(x), cfg, opts);
                 const got = await backend.computeMetrics({ ...x, steps: new Float32Array(0) }, cfg, { ...opts, mappedSteps: mapped });
@@ -510,7 +610,9 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
         // computeMetricsF32 takes them too, with batch.steps = the current view.
         const mapped = await whole.allocateMappedSteps(1500, 5, 8);
         fill(mapped.steps, b.steps);
-        const out32 = Object.fromEntries(METRICS.map((k) => [k, new Float32Array(1500)])) as unknown as import('../src/backends/webgpu/stream.js').Float32Metrics;
+        const out32 = Object.fromEntries(
+          METRICS.map((k) => [k, new Float32Array(1500)]),
+        ) as unknown as import('../src/backends/webgpu/stream.js').Float32Metrics;
         await whole.computeMetricsF32({ ...b, steps: mapped.steps }, cfg, out32, { mappedSteps: mapped });
         const ref = await whole.computeMetrics(asF32(b), cfg);
         for (const k of METRICS) expect(Array.from(out32[k]), k).toEqual(Array.from(ref[k], Math.fround));
@@ -522,7 +624,7 @@ describe.skipIf(!gate.available)(`webgpu backend (${gate.available ? gate.adapte
     });
 
     it('a view held across a call is detached and rejected with a clear error; use while in flight, after dispose and with the wrong shape is rejected', async () => {
-      const backend = await getBackend('webgpu') as unknown as Wgb;
+      const backend = (await getBackend('webgpu')) as unknown as Wgb;
       const cfg = resolveConfig({});
       const x = randomBatch(300, 33);
       const mapped = await backend.allocateMappedSteps(300, 5, 8);

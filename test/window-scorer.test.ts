@@ -37,7 +37,9 @@ function record(i: number, t: number, m: number, extra: Record<string, unknown> 
 
 const KEYS = ['evb', 'cr', 'ts', 'es', 'pd', 'cci'] as const;
 
-afterEach(() => { vi.restoreAllMocks(); });
+afterEach(() => {
+  vi.restoreAllMocks();
+});
 
 describe('scoreWindow', () => {
   it('scores a window of mixed shapes into window order, each row offered as firstIndex + j', async () => {
@@ -50,39 +52,63 @@ describe('scoreWindow', () => {
     expect(w.backends).toEqual(['cpu-reference', 'cpu-reference', 'cpu-reference']);
     for (let j = 0; j < records.length; j++) {
       const r = records[j];
-      const alone = await scoreBatch({
-        n: 1, t: r.t, m: r.m, steps: Float64Array.from(r.steps.flat()),
-        ...(r.embeddings ? { d: r.d, embeddings: Float64Array.from(r.embeddings.flat()) } : {}),
-      }, config, { backend: 'cpu-reference' });
+      const alone = await scoreBatch(
+        {
+          n: 1,
+          t: r.t,
+          m: r.m,
+          steps: Float64Array.from(r.steps.flat()),
+          ...(r.embeddings ? { d: r.d, embeddings: Float64Array.from(r.embeddings.flat()) } : {}),
+        },
+        config,
+        { backend: 'cpu-reference' },
+      );
       for (const k of KEYS) expect(w.metrics[k][j], `${k} of record ${j}`).toBe(alone.metrics[k][0]);
       expect(offered.mock.calls[j]).toEqual([window.groups![j], 100 + j, w.metrics.cci[j], Number.NaN]);
       expect(w.admissible[j]).toBe(w.metrics.cci[j] >= config.tau ? 1 : 0);
     }
   });
 
-  it('writes a whole-window part in place, and keeps the backend\'s own arrays when given none', async () => {
+  it("writes a whole-window part in place, and keeps the backend's own arrays when given none", async () => {
     const batch = syntheticBatch({ n: 6, t: 4, m: 3, seed: 3 });
     const backend = await getBackend('cpu-reference');
     const compute = vi.spyOn(backend, 'computeMetrics');
     const into = allocateSharedMetrics(6);
-    const placed = await scoreWindow({ n: 6, parts: [{ batch, rows: null }], firstIndex: 0, groups: null, baseScore: null, locate: null, metrics: into }, settings, new GroupSelector(config.tau));
+    const placed = await scoreWindow(
+      { n: 6, parts: [{ batch, rows: null }], firstIndex: 0, groups: null, baseScore: null, locate: null, metrics: into },
+      settings,
+      new GroupSelector(config.tau),
+    );
     expect(compute.mock.calls[0][2]?.out).toBe(into);
     for (const k of KEYS) expect(placed.metrics[k]).toBe(into[k]);
 
-    const own = await scoreWindow({ n: 6, parts: [{ batch, rows: null }], firstIndex: 0, groups: null, baseScore: null, locate: null }, settings, new GroupSelector(config.tau));
-    const returned = await compute.mock.results[1].value as MetricArrays;
+    const own = await scoreWindow(
+      { n: 6, parts: [{ batch, rows: null }], firstIndex: 0, groups: null, baseScore: null, locate: null },
+      settings,
+      new GroupSelector(config.tau),
+    );
+    const returned = (await compute.mock.results[1].value) as MetricArrays;
     for (const k of KEYS) expect(own.metrics[k]).toBe(returned[k]);
     for (const k of KEYS) expect(Array.from(own.metrics[k])).toEqual(Array.from(placed.metrics[k]));
   });
 
-  it('scatters a part through its reused output arrays into the window\'s', async () => {
+  it("scatters a part through its reused output arrays into the window's", async () => {
     const batch = syntheticBatch({ n: 3, t: 4, m: 3, seed: 4 });
     const backend = await getBackend('cpu-reference');
     const compute = vi.spyOn(backend, 'computeMetrics');
     const partOut = allocMetrics(3);
-    const w = await scoreWindow({
-      n: 3, parts: [{ batch, rows: Int32Array.from([2, 0, 1]), out: partOut }], firstIndex: 0, groups: null, baseScore: null, locate: null,
-    }, settings, new GroupSelector(config.tau));
+    const w = await scoreWindow(
+      {
+        n: 3,
+        parts: [{ batch, rows: Int32Array.from([2, 0, 1]), out: partOut }],
+        firstIndex: 0,
+        groups: null,
+        baseScore: null,
+        locate: null,
+      },
+      settings,
+      new GroupSelector(config.tau),
+    );
     expect(compute.mock.calls[0][2]?.out).toBe(partOut);
     expect(w.metrics.cci).not.toBe(partOut.cci);
     expect([w.metrics.cci[2], w.metrics.cci[0], w.metrics.cci[1]]).toEqual(Array.from(partOut.cci));
@@ -97,17 +123,28 @@ describe('scoreWindow', () => {
     const run = scoreWindow(w, { ...settings, config: tight }, new GroupSelector(tight.tau));
     await expect(run).rejects.toThrow(InputError);
     await expect(scoreWindow(w, { ...settings, config: tight }, new GroupSelector(tight.tau))).rejects.toThrow(
-      'record 1, id "r1", field "steps": 2 components per step do not fit the configuration: config "confIndex": is 2 but the trajectories have only m = 2 components');
+      'record 1, id "r1", field "steps": 2 components per step do not fit the configuration: config "confIndex": is 2 but the trajectories have only m = 2 components',
+    );
     expect(compute).not.toHaveBeenCalled(); // every shape is checked before any is computed
     // A caller's batch (no rows to name) gets the configuration's own error.
     const batch = syntheticBatch({ n: 2, t: 3, m: 2 });
-    await expect(scoreWindow({ n: 2, parts: [{ batch, rows: null }], firstIndex: 0, groups: null, baseScore: null, locate: null }, { ...settings, config: tight }, new GroupSelector(0.5)))
-      .rejects.toThrow(ConfigError);
+    await expect(
+      scoreWindow(
+        { n: 2, parts: [{ batch, rows: null }], firstIndex: 0, groups: null, baseScore: null, locate: null },
+        { ...settings, config: tight },
+        new GroupSelector(0.5),
+      ),
+    ).rejects.toThrow(ConfigError);
   });
 
   describe('the non-finite guard', () => {
     const window = (batch: Batch, where: 'line' | 'row', requireFinite: boolean): ScoringWindow => ({
-      n: batch.n, parts: [{ batch, rows: null }], firstIndex: 0, groups: null, baseScore: null, requireFinite,
+      n: batch.n,
+      parts: [{ batch, rows: null }],
+      firstIndex: 0,
+      groups: null,
+      baseScore: null,
+      requireFinite,
       locate: (j) => (where === 'line' ? { line: 10 + j, id: `L${j}` } : { row: 20 + j, id: `R${j}` }),
     });
 
@@ -128,7 +165,8 @@ describe('scoreWindow', () => {
       const run = scoreWindow(window(batch, 'line', true), settings, new GroupSelector(0.5));
       await expect(run).rejects.toThrow(NonFiniteResultError);
       await expect(scoreWindow(window(batch, 'line', true), settings, new GroupSelector(0.5))).rejects.toThrow(
-        'the backend computed ES = NaN for line 11, id "L1"; a result must be a finite number, so nothing was written');
+        'the backend computed ES = NaN for line 11, id "L1"; a result must be a finite number, so nothing was written',
+      );
     });
 
     it('names the row of a Parquet or Arrow record, before any row is offered', async () => {
@@ -136,7 +174,8 @@ describe('scoreWindow', () => {
       const selector = new GroupSelector(0.5);
       const offered = vi.spyOn(selector, 'offer');
       await expect(scoreWindow(window(batch, 'row', true), settings, selector)).rejects.toThrow(
-        'the backend computed CCI = Infinity for row 21, id "R1"; a result must be a finite number, so nothing was written');
+        'the backend computed CCI = Infinity for row 21, id "R1"; a result must be a finite number, so nothing was written',
+      );
       expect(offered).not.toHaveBeenCalled();
     });
 
@@ -176,12 +215,25 @@ describe('the paths name their records through the scorer', () => {
   });
 
   it('the columnar block: a non-finite result named by row and id', async () => {
-    const steps = arrow.vectorFromArray([[[0.1, 0.2], [0.3, 0.4]], [[0.5, 0.6], [0.7, 0.8]]], new arrow.List(new arrow.Field('item', new arrow.List(new arrow.Field('item', new arrow.Float64(), false)), false))).data[0];
+    const steps = arrow.vectorFromArray(
+      [
+        [
+          [0.1, 0.2],
+          [0.3, 0.4],
+        ],
+        [
+          [0.5, 0.6],
+          [0.7, 0.8],
+        ],
+      ],
+      new arrow.List(new arrow.Field('item', new arrow.List(new arrow.Field('item', new arrow.Float64(), false)), false)),
+    ).data[0];
     const id = arrow.vectorFromArray(['x', 'y'], new arrow.Utf8()).data[0];
     const batch = new arrow.RecordBatch({ id, steps });
     const block = checkBlock(batch, checkSchema(batch.schema), 10, [], 20, rowNumberData)!;
     await poisonCci();
     await expect(scoreBlock(block, settings, new GroupKeys(), new GroupSelector(config.tau), (j) => ({ row: 10 + j + 1 }))).rejects.toThrow(
-      'the backend computed CCI = NaN for row 12, id "y"');
+      'the backend computed CCI = NaN for row 12, id "y"',
+    );
   });
 });

@@ -64,17 +64,22 @@ export function checkComputeOptions(options: ComputeOptions | undefined, n: numb
   if (typeof options !== 'object' || options === null) throw new UsageError(`compute options must be an object, got ${describeValue(options)}`);
   const out = options.out;
   if (out === undefined) return;
-  if (typeof out !== 'object' || out === null) throw new UsageError(`ComputeOptions.out must be an object of Float64Arrays {evb, cr, ts, es, pd, cci}, got ${describeValue(out)}`);
+  if (typeof out !== 'object' || out === null)
+    throw new UsageError(`ComputeOptions.out must be an object of Float64Arrays {evb, cr, ts, es, pd, cci}, got ${describeValue(out)}`);
   for (const key of METRIC_KEYS) {
     const a: unknown = out[key];
     if (!(a instanceof Float64Array) || a.length !== n) {
-      throw new UsageError(`ComputeOptions.out.${key} must be a Float64Array of length n = ${n}, got ${a instanceof Float64Array ? `length ${a.length}` : describeValue(a)}`);
+      throw new UsageError(
+        `ComputeOptions.out.${key} must be a Float64Array of length n = ${n}, got ${a instanceof Float64Array ? `length ${a.length}` : describeValue(a)}`,
+      );
     }
   }
   if (options.covariance === true) {
     const c: unknown = out.covariance;
     if (!(c instanceof Float64Array) || c.length !== n * m * m) {
-      throw new UsageError(`ComputeOptions.out.covariance must be a Float64Array of length n*m*m = ${n * m * m} when covariance is requested, got ${c instanceof Float64Array ? `length ${c.length}` : describeValue(c)}`);
+      throw new UsageError(
+        `ComputeOptions.out.covariance must be a Float64Array of length n*m*m = ${n * m * m} when covariance is requested, got ${c instanceof Float64Array ? `length ${c.length}` : describeValue(c)}`,
+      );
     }
   }
 }

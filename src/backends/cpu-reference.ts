@@ -28,9 +28,18 @@ export function ledoitWolf(x: Matrix): Matrix {
   const empCov = xc.transposeMultiply(xc).div(t);
   if (m === 1) return empCov; // sklearn returns the plain variance with shrinkage 0
   const mu = empCov.trace() / m;
-  const x2 = xc.clone().apply(function (this: Matrix, r: number, c: number) { this.set(r, c, this.get(r, c) ** 2); });
+  const x2 = xc.clone().apply(function (this: Matrix, r: number, c: number) {
+    this.set(r, c, this.get(r, c) ** 2);
+  });
   const betaSum = x2.transposeMultiply(x2).sum();
-  const deltaSum = xc.transposeMultiply(xc).apply(function (this: Matrix, r: number, c: number) { this.set(r, c, this.get(r, c) ** 2); }).sum() / (t * t);
+  const deltaSum =
+    xc
+      .transposeMultiply(xc)
+      .apply(function (this: Matrix, r: number, c: number) {
+        this.set(r, c, this.get(r, c) ** 2);
+      })
+      .sum() /
+    (t * t);
   let beta = (1 / (m * t)) * (betaSum / t - deltaSum);
   const delta = (deltaSum - 2 * mu * empCov.trace() + m * mu * mu) / m;
   beta = Math.min(beta, delta);
@@ -49,9 +58,11 @@ export function shrunkCovariance(x: Matrix, config: ResolvedConfig): Matrix {
 
 /** Rank of each component in a row: largest first, ties to the lower index. */
 export function ranksLargestFirst(row: readonly number[]): number[] {
-  const order = row.map((_, j) => j).sort((a, b) => (row[b] - row[a]) || (a - b));
+  const order = row.map((_, j) => j).sort((a, b) => row[b] - row[a] || a - b);
   const rank = new Array<number>(row.length);
-  order.forEach((j, r) => { rank[j] = r; });
+  order.forEach((j, r) => {
+    rank[j] = r;
+  });
   return rank;
 }
 

@@ -38,7 +38,8 @@ export function optionsKey(value: unknown): string {
   }
   if (Array.isArray(value)) return `[${value.map(optionsKey).join(',')}]`;
   if (typeof value === 'object' && value !== null) {
-    const entries = Object.keys(value).sort()
+    const entries = Object.keys(value)
+      .sort()
       .map((k) => [k, (value as Record<string, unknown>)[k]] as const)
       .filter(([, v]) => v !== undefined);
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${optionsKey(v)}`).join(',')}}`;

@@ -53,7 +53,11 @@ async function load(name: BackendName, options: BackendOptions | undefined): Pro
 /** Returns the shared instance of a named backend for these options (created on first use). */
 export function getBackend(name: BackendName, options?: BackendOptions): Promise<ScoreBackend> {
   if (!BACKEND_NAMES.includes(name)) {
-    return Promise.reject((name as string) === 'auto' ? new UsageError('getBackend needs a concrete backend name; resolve "auto" with chooseBackend first') : unknownBackend(name, BACKEND_NAMES));
+    return Promise.reject(
+      (name as string) === 'auto'
+        ? new UsageError('getBackend needs a concrete backend name; resolve "auto" with chooseBackend first')
+        : unknownBackend(name, BACKEND_NAMES),
+    );
   }
   let key: string;
   try {

@@ -42,7 +42,10 @@ export const SCENARIOS: Record<string, Scenario> = {
   large: { name: 'large', k: 64, horizon: 4, latencyMs: 50, maxParallel: 64, ignoreN: false, repeat: false, embeddings: false },
 };
 
-interface ServerHandle { url: string; close(): Promise<void> }
+interface ServerHandle {
+  url: string;
+  close(): Promise<void>;
+}
 
 async function startServer(mode: ServerMode, latencyMs: number, ignoreN: boolean): Promise<ServerHandle> {
   if (mode === 'inproc') {
@@ -50,13 +53,23 @@ async function startServer(mode: ServerMode, latencyMs: number, ignoreN: boolean
     return { url: s.url, close: () => s.close() };
   }
   const script = fileURLToPath(new URL('../testing/loopback-main.js', import.meta.url));
-  const child: ChildProcess = spawn(process.execPath, [script, '--latency', String(latencyMs), ...(ignoreN ? ['--ignore-n'] : [])], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child: ChildProcess = spawn(process.execPath, [script, '--latency', String(latencyMs), ...(ignoreN ? ['--ignore-n'] : [])], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const lines = createInterface({ input: child.stdout! });
-  const [first] = (await Promise.race([once(lines, 'line'), once(child, 'exit').then(() => { throw new Error('loopback child exited before listening'); })])) as [string];
+  const [first] = (await Promise.race([
+    once(lines, 'line'),
+    once(child, 'exit').then(() => {
+      throw new Error('loopback child exited before listening');
+    }),
+  ])) as [string];
   const { url } = JSON.parse(first) as { url: string };
   return {
     url,
-    close: async () => { child.stdin!.end(); if (child.exitCode === null) await once(child, 'exit'); },
+    close: async () => {
+      child.stdin!.end();
+      if (child.exitCode === null) await once(child, 'exit');
+    },
   };
 }
 
@@ -66,21 +79,26 @@ async function startServer(mode: ServerMode, latencyMs: number, ignoreN: boolean
  * transport (postText) and JSON parsing, and nothing else. The pipeline's overhead is its time above this floor.
  */
 async function transportFloorMs(url: string, sc: Scenario, run: number): Promise<number> {
-  const post = (messages: unknown, n: number) => postText(`${url}/chat/completions`, { 'content-type': 'application/json' },
-    JSON.stringify({ model: 'loopback', messages, n, seed: run, logprobs: true, top_logprobs: 5 }),
-  ).then((r) => JSON.parse(r.body) as { choices: Array<{ message: { content: string } }> });
+  const post = (messages: unknown, n: number) =>
+    postText(
+      `${url}/chat/completions`,
+      { 'content-type': 'application/json' },
+      JSON.stringify({ model: 'loopback', messages, n, seed: run, logprobs: true, top_logprobs: 5 }),
+    ).then((r) => JSON.parse(r.body) as { choices: Array<{ message: { content: string } }> });
   const prompt = [{ role: 'user', content: `Floor question ${run}` }];
   const t0 = performance.now();
   const texts = sc.ignoreN
     ? await Promise.all(Array.from({ length: sc.k }, () => post(prompt, 1).then((j) => j.choices[0].message.content)))
     : (await post(prompt, sc.k)).choices.map((c) => c.message.content);
-  await Promise.all(texts.map(async (text) => {
-    let prev = text;
-    for (let h = 1; h <= sc.horizon; h++) {
-      const j = await post([...prompt, { role: 'assistant', content: prev }, { role: 'user', content: 'Review.' }], 1);
-      prev = j.choices[0].message.content;
-    }
-  }));
+  await Promise.all(
+    texts.map(async (text) => {
+      let prev = text;
+      for (let h = 1; h <= sc.horizon; h++) {
+        const j = await post([...prompt, { role: 'assistant', content: prev }, { role: 'user', content: 'Review.' }], 1);
+        prev = j.choices[0].message.content;
+      }
+    }),
+  );
   return performance.now() - t0;
 }
 
@@ -90,19 +108,36 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-interface CallCount { generateRequests: number; unrollRequests: number; generations: number; embedRequests: number }
+interface CallCount {
+  generateRequests: number;
+  unrollRequests: number;
+  generations: number;
+  embedRequests: number;
+}
 
 function callsOf(r: PipelineResult): CallCount {
   const c = r.stats.calls;
-  return { generateRequests: c.generate.requests, unrollRequests: c.unroll.requests, generations: c.generate.choices + c.unroll.choices, embedRequests: c.embed.requests };
+  return {
+    generateRequests: c.generate.requests,
+    unrollRequests: c.unroll.requests,
+    generations: c.generate.choices + c.unroll.choices,
+    embedRequests: c.embed.requests,
+  };
 }
 
 /** Times one scenario: `runs` timed runs after 2 warm-up runs, each a fresh pipeline (cold caches). */
 export async function runScenario(sc: Scenario, server: ServerMode, runs: number) {
   resetNDetection();
   const srv = await startServer(server, sc.latencyMs, sc.ignoreN);
-  const provider = new OpenAICompatibleProvider({ baseUrl: srv.url, model: 'loopback', timeoutMs: 30_000, embeddingModel: sc.embeddings ? 'loopback-embed' : undefined });
-  const cold: number[] = [], repeat: number[] = [], floor: number[] = [];
+  const provider = new OpenAICompatibleProvider({
+    baseUrl: srv.url,
+    model: 'loopback',
+    timeoutMs: 30_000,
+    embeddingModel: sc.embeddings ? 'loopback-embed' : undefined,
+  });
+  const cold: number[] = [],
+    repeat: number[] = [],
+    floor: number[] = [];
   let coldCalls: CallCount | undefined, repeatCalls: CallCount | undefined;
   const speedup: number[] = [];
   const warmup = 2;
@@ -111,8 +146,13 @@ export async function runScenario(sc: Scenario, server: ServerMode, runs: number
       // A fresh pipeline per run: cold caches. The seed makes sampling deterministic, so the
       // repeat may be served from the candidate cache.
       const pipeline = new EcrPipeline({
-        provider, k: sc.k, horizon: sc.horizon, adaptiveK: false, maxParallel: sc.maxParallel,
-        sampling: { temperature: 0.8, seed: 1000 + r }, backend: 'auto',
+        provider,
+        k: sc.k,
+        horizon: sc.horizon,
+        adaptiveK: false,
+        maxParallel: sc.maxParallel,
+        sampling: { temperature: 0.8, seed: 1000 + r },
+        backend: 'auto',
       });
       const prompt = `Benchmark question ${r}: what is the boiling point of water at sea level?`;
       let t0 = performance.now();
@@ -131,7 +171,10 @@ export async function runScenario(sc: Scenario, server: ServerMode, runs: number
       cold.push(coldMs);
       speedup.push(a.stats.parallelSpeedup);
       coldCalls = callsOf(a);
-      if (b) { repeat.push(repeatMs); repeatCalls = callsOf(b); }
+      if (b) {
+        repeat.push(repeatMs);
+        repeatCalls = callsOf(b);
+      }
     }
   } finally {
     await srv.close();
@@ -139,11 +182,26 @@ export async function runScenario(sc: Scenario, server: ServerMode, runs: number
   // Embedding the last step is one more round trip after it arrives.
   const criticalPathMs = (sc.horizon + 1 + (sc.embeddings ? 1 : 0)) * sc.latencyMs;
   return {
-    scenario: sc.name, server, k: sc.k, horizon: sc.horizon, latencyMs: sc.latencyMs, maxParallel: sc.maxParallel, ignoreN: sc.ignoreN, embeddings: sc.embeddings, runs,
+    scenario: sc.name,
+    server,
+    k: sc.k,
+    horizon: sc.horizon,
+    latencyMs: sc.latencyMs,
+    maxParallel: sc.maxParallel,
+    ignoreN: sc.ignoreN,
+    embeddings: sc.embeddings,
+    runs,
     criticalPathMs,
     transportFloor: { medianMs: median(floor), minMs: Math.min(...floor) },
-    cold: { medianMs: median(cold), minMs: Math.min(...cold), maxMs: Math.max(...cold), targetMs: 1.3 * criticalPathMs, calls: coldCalls, expectedGenerations: sc.k + sc.k * sc.horizon, medianParallelSpeedup: median(speedup) },
+    cold: {
+      medianMs: median(cold),
+      minMs: Math.min(...cold),
+      maxMs: Math.max(...cold),
+      targetMs: 1.3 * criticalPathMs,
+      calls: coldCalls,
+      expectedGenerations: sc.k + sc.k * sc.horizon,
+      medianParallelSpeedup: median(speedup),
+    },
     repeat: sc.repeat ? { medianMs: median(repeat), minMs: Math.min(...repeat), maxMs: Math.max(...repeat), targetMs: 5, calls: repeatCalls } : null,
   };
 }
-

@@ -104,9 +104,22 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
   }
   const msPerBatch = median(samplesMs);
   const result: BenchResult = {
-    backend: name, n: opts.n, t: opts.t, m: opts.m, d: opts.d ?? null, a: opts.a ?? null, dtype, shared, reuseOutputs,
-    warmup, reps, msPerBatch, trajPerSec: opts.n / (msPerBatch / 1000),
-    samplesMs, minMs: Math.min(...samplesMs), maxMs: Math.max(...samplesMs),
+    backend: name,
+    n: opts.n,
+    t: opts.t,
+    m: opts.m,
+    d: opts.d ?? null,
+    a: opts.a ?? null,
+    dtype,
+    shared,
+    reuseOutputs,
+    warmup,
+    reps,
+    msPerBatch,
+    trajPerSec: opts.n / (msPerBatch / 1000),
+    samplesMs,
+    minMs: Math.min(...samplesMs),
+    maxMs: Math.max(...samplesMs),
   };
   if (backend.profile) {
     const prof = await backend.profile(batch, config, computeOptions);

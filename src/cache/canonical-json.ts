@@ -7,9 +7,7 @@ import * as crypto from 'node:crypto';
 
 // One-shot crypto.hash (Node >= 20.12) skips the Hash object that createHash allocates per key.
 const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
-const sha256Hex = oneShot
-  ? (data: string) => oneShot('sha256', data, 'hex')
-  : (data: string) => crypto.createHash('sha256').update(data).digest('hex');
+const sha256Hex = oneShot ? (data: string) => oneShot('sha256', data, 'hex') : (data: string) => crypto.createHash('sha256').update(data).digest('hex');
 
 /**
  * JSON with object keys sorted at every level, `undefined` members dropped, and typed arrays
@@ -22,20 +20,28 @@ export function canonicalJson(value: unknown): string {
 function write(v: unknown): string {
   if (v === null) return 'null';
   switch (typeof v) {
-    case 'string': return JSON.stringify(v);
-    case 'boolean': return v ? 'true' : 'false';
+    case 'string':
+      return JSON.stringify(v);
+    case 'boolean':
+      return v ? 'true' : 'false';
     case 'number':
       // JSON has no NaN or Infinity; spell them so they stay distinct from null and each other.
       return Number.isFinite(v) ? JSON.stringify(v) : JSON.stringify(`__number:${String(v)}`);
-    case 'bigint': return JSON.stringify(`__bigint:${v.toString()}`);
-    case 'undefined': return 'null';
-    case 'object': break;
-    default: throw new TypeError(`canonicalJson: cannot serialize a ${typeof v}`);
+    case 'bigint':
+      return JSON.stringify(`__bigint:${v.toString()}`);
+    case 'undefined':
+      return 'null';
+    case 'object':
+      break;
+    default:
+      throw new TypeError(`canonicalJson: cannot serialize a ${typeof v}`);
   }
   if (ArrayBuffer.isView(v) && !(v instanceof DataView)) return write(Array.from(v as unknown as ArrayLike<number>));
   if (Array.isArray(v)) return `[${v.map(write).join(',')}]`;
   const o = v as Record<string, unknown>;
-  const keys = Object.keys(o).filter((k) => o[k] !== undefined).sort();
+  const keys = Object.keys(o)
+    .filter((k) => o[k] !== undefined)
+    .sort();
   return `{${keys.map((k) => `${JSON.stringify(k)}:${write(o[k])}`).join(',')}}`;
 }
 

@@ -43,11 +43,15 @@ export class KeyedCache<V extends NonNullable<unknown>> {
   private readonly observers: CacheObserver[] = [];
   private readonly ttlMs: number | undefined;
 
-  constructor(readonly name: string, bounds: CacheBounds = {}) {
+  constructor(
+    readonly name: string,
+    bounds: CacheBounds = {},
+  ) {
     this.ttlMs = bounds.ttlMs || undefined;
     const sizeOf = bounds.sizeOf;
     if (bounds.maxSize !== undefined && !sizeOf) throw new TypeError(`cache "${name}": maxSize needs sizeOf`);
-    if (bounds.maxEntries === undefined && bounds.maxSize === undefined && !bounds.ttlMs) throw new TypeError(`cache "${name}": give maxEntries, maxSize or ttlMs`);
+    if (bounds.maxEntries === undefined && bounds.maxSize === undefined && !bounds.ttlMs)
+      throw new TypeError(`cache "${name}": give maxEntries, maxSize or ttlMs`);
     const options = {
       ...(bounds.maxEntries !== undefined ? { max: bounds.maxEntries } : {}),
       ...(bounds.maxSize !== undefined ? { maxSize: bounds.maxSize, sizeCalculation: (v: V) => Math.max(1, Math.ceil(sizeOf ? sizeOf(v) : 1)) } : {}),
@@ -73,7 +77,13 @@ export class KeyedCache<V extends NonNullable<unknown>> {
   /** Looks a key up without loading; counts a hit or a miss. */
   get(key: string): V | undefined {
     const v = this.lru.get(key);
-    if (v === undefined) { this.misses++; this.emit('miss'); } else { this.hits++; this.emit('hit'); }
+    if (v === undefined) {
+      this.misses++;
+      this.emit('miss');
+    } else {
+      this.hits++;
+      this.emit('hit');
+    }
     return v;
   }
 
@@ -84,13 +94,18 @@ export class KeyedCache<V extends NonNullable<unknown>> {
 
   /** Counts an outcome decided by the caller (see `peek`). */
   record(outcome: 'hit' | 'miss' | 'joined'): void {
-    if (outcome === 'hit') this.hits++; else if (outcome === 'miss') this.misses++; else this.joined++;
+    if (outcome === 'hit') this.hits++;
+    else if (outcome === 'miss') this.misses++;
+    else this.joined++;
     this.emit(outcome);
   }
 
   /** Stores a value; `ttlMs` shortens its life below the cache's own TTL (never lengthens it). */
   set(key: string, value: V, ttlMs?: number): void {
-    if (ttlMs === undefined) { this.lru.set(key, value); return; }
+    if (ttlMs === undefined) {
+      this.lru.set(key, value);
+      return;
+    }
     this.lru.set(key, value, { ttl: this.ttlMs === undefined ? ttlMs : Math.min(ttlMs, this.ttlMs) });
   }
 
@@ -100,18 +115,29 @@ export class KeyedCache<V extends NonNullable<unknown>> {
    * `store: false` leaves the result out of the cache (a caller that asked not to store), `ttlMs`
    * gives it a shorter life (see `set`).
    */
-  getOrCompute(key: string, load: () => Promise<V>, onOutcome?: (o: 'hit' | 'miss' | 'joined') => void, options: { store?: boolean; ttlMs?: number } = {}): Promise<V> {
+  getOrCompute(
+    key: string,
+    load: () => Promise<V>,
+    onOutcome?: (o: 'hit' | 'miss' | 'joined') => void,
+    options: { store?: boolean; ttlMs?: number } = {},
+  ): Promise<V> {
     const cached = this.lru.get(key);
     if (cached !== undefined) {
-      this.hits++; this.emit('hit'); onOutcome?.('hit');
+      this.hits++;
+      this.emit('hit');
+      onOutcome?.('hit');
       return Promise.resolve(cached);
     }
     const running = this.inFlight.get(key);
     if (running) {
-      this.joined++; this.emit('joined'); onOutcome?.('joined');
+      this.joined++;
+      this.emit('joined');
+      onOutcome?.('joined');
       return running;
     }
-    this.misses++; this.emit('miss'); onOutcome?.('miss');
+    this.misses++;
+    this.emit('miss');
+    onOutcome?.('miss');
     const p = (async () => {
       try {
         const v = await load();
@@ -134,6 +160,14 @@ export class KeyedCache<V extends NonNullable<unknown>> {
   }
 
   stats(): CacheStats {
-    return { name: this.name, hits: this.hits, misses: this.misses, evictions: this.evictions, joined: this.joined, entries: this.lru.size, size: this.lru.calculatedSize ?? this.lru.size };
+    return {
+      name: this.name,
+      hits: this.hits,
+      misses: this.misses,
+      evictions: this.evictions,
+      joined: this.joined,
+      entries: this.lru.size,
+      size: this.lru.calculatedSize ?? this.lru.size,
+    };
   }
 }

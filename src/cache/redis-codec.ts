@@ -69,7 +69,10 @@ function logprobTuple(lp: TokenLogprob[]): LogprobTuple {
     counts[i] = t.top.length;
     tokens.push(t.token);
     values[k++] = t.logprob;
-    for (const a of t.top) { tokens.push(a.token); values[k++] = a.logprob; }
+    for (const a of t.top) {
+      tokens.push(a.token);
+      values[k++] = a.logprob;
+    }
   });
   return [tokens, counts, new Uint8Array(values.buffer)];
 }
@@ -79,18 +82,24 @@ function textTuple(v: CachedText): TextTuple {
 }
 
 function fromLogprobTuple(t: unknown, kind: string): TokenLogprob[] {
-  if (!Array.isArray(t) || t.length !== 3 || !Array.isArray(t[0]) || !(t[1] instanceof Uint8Array) || !(t[2] instanceof Uint8Array)) throw new CacheDecodeError(kind, 'malformed logprobs');
+  if (!Array.isArray(t) || t.length !== 3 || !Array.isArray(t[0]) || !(t[1] instanceof Uint8Array) || !(t[2] instanceof Uint8Array))
+    throw new CacheDecodeError(kind, 'malformed logprobs');
   const tokens = t[0] as unknown[];
   const counts = t[1];
   const values = new Float64Array(copyAligned(t[2], 8, kind));
-  if (values.length !== tokens.length || tokens.some((x) => typeof x !== 'string')) throw new CacheDecodeError(kind, 'logprob tokens and values differ in number');
+  if (values.length !== tokens.length || tokens.some((x) => typeof x !== 'string'))
+    throw new CacheDecodeError(kind, 'logprob tokens and values differ in number');
   const out: TokenLogprob[] = [];
   let k = 0;
   for (let i = 0; i < counts.length; i++) {
     if (k + 1 + counts[i] > values.length) throw new CacheDecodeError(kind, 'logprob counts exceed the values');
-    const token = tokens[k] as string, logprob = values[k++];
+    const token = tokens[k] as string,
+      logprob = values[k++];
     const top = [];
-    for (let j = 0; j < counts[i]; j++) { top.push({ token: tokens[k] as string, logprob: values[k] }); k++; }
+    for (let j = 0; j < counts[i]; j++) {
+      top.push({ token: tokens[k] as string, logprob: values[k] });
+      k++;
+    }
     out.push({ token, logprob, top });
   }
   if (k !== values.length) throw new CacheDecodeError(kind, 'logprob values left over');
@@ -107,7 +116,11 @@ function fromTextTuple(t: unknown, kind: string): CachedText {
 }
 
 function unpack(b: Uint8Array, kind: string): unknown {
-  try { return packr.unpack(b); } catch (e) { throw new CacheDecodeError(kind, (e as Error).message); }
+  try {
+    return packr.unpack(b);
+  } catch (e) {
+    throw new CacheDecodeError(kind, (e as Error).message);
+  }
 }
 
 export const stepCodec: Codec<CachedText> = {

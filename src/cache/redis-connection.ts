@@ -31,7 +31,12 @@ export interface ConnectionSettings {
 function readyOrGone(c: Redis, ms: number): Promise<void> {
   if (c.status === 'ready' || c.status === 'end') return Promise.resolve();
   return new Promise((resolve) => {
-    const done = () => { clearTimeout(timer); c.off('ready', done); c.off('end', done); resolve(); };
+    const done = () => {
+      clearTimeout(timer);
+      c.off('ready', done);
+      c.off('end', done);
+      resolve();
+    };
     const timer = setTimeout(done, ms);
     c.once('ready', done);
     c.once('end', done);
@@ -84,9 +89,13 @@ export class RedisConnection {
         if (isSelectRefused(err)) this.refuseDatabase(err);
         else if (!this.refused) this.ops.failed('connection', err);
       });
-      c.on('ready', () => { if (c === client && !this.refused) this.ops.recovered(); });
+      c.on('ready', () => {
+        if (c === client && !this.refused) this.ops.recovered();
+      });
     }
-    client.on('close', () => { if (!this.closed && !this.refused) this.ops.failed('connection', new Error('connection closed')); });
+    client.on('close', () => {
+      if (!this.closed && !this.refused) this.ops.failed('connection', new Error('connection closed'));
+    });
     // A fill can no longer arrive once either connection is gone: the waiters compute for themselves.
     for (const c of [client, this.sub]) c.on('close', () => settings.onLost());
   }
@@ -105,14 +114,20 @@ export class RedisConnection {
   }
 
   private async waitReady(timeoutMs: number): Promise<boolean> {
-    const up = (c: Redis) => c.status === 'ready' ? Promise.resolve() : new Promise<void>((r) => c.once('ready', () => r()));
+    const up = (c: Redis) => (c.status === 'ready' ? Promise.resolve() : new Promise<void>((r) => c.once('ready', () => r())));
     let timer: NodeJS.Timeout | undefined;
     let onRefused: (() => void) | undefined;
     // The SELECT is refused before 'ready' is emitted: a refusal, not the 'ready', decides.
     const ok = await Promise.race([
       Promise.all([up(this.client), up(this.sub)]).then(() => this.refused === null),
-      new Promise<boolean>((r) => { onRefused = () => r(false); if (this.refused) onRefused(); else this.refusedListeners.add(onRefused); }),
-      new Promise<boolean>((r) => { timer = setTimeout(() => r(false), timeoutMs); }),
+      new Promise<boolean>((r) => {
+        onRefused = () => r(false);
+        if (this.refused) onRefused();
+        else this.refusedListeners.add(onRefused);
+      }),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(false), timeoutMs);
+      }),
     ]);
     clearTimeout(timer);
     if (onRefused) this.refusedListeners.delete(onRefused);

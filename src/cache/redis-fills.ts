@@ -33,7 +33,9 @@ export class FillNotifications {
 
   listen(channel: string): FillWaiter {
     let resolveWait!: (v: Uint8Array | null) => void;
-    const value = new Promise<Uint8Array | null>((r) => { resolveWait = r; });
+    const value = new Promise<Uint8Array | null>((r) => {
+      resolveWait = r;
+    });
     let found = this.waiters.get(channel);
     if (!found) {
       found = new Set();
@@ -44,7 +46,9 @@ export class FillNotifications {
     const subscribed = this.subscriptions.get(channel)!;
     set.add(resolveWait);
     return {
-      subscribed, value, resolve: resolveWait,
+      subscribed,
+      value,
+      resolve: resolveWait,
       leave: () => {
         set.delete(resolveWait);
         if (set.size === 0 && this.waiters.get(channel) === set) {

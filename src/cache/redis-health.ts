@@ -27,7 +27,11 @@ export class OperationHealth {
   private failuresSinceWarn = 0;
   private lastWarnAt = -Infinity;
 
-  constructor(private readonly pauseMs: number, private readonly warnIntervalMs: number, private readonly warn: (message: string) => void) {}
+  constructor(
+    private readonly pauseMs: number,
+    private readonly warnIntervalMs: number,
+    private readonly warn: (message: string) => void,
+  ) {}
 
   /** True for `pauseMs` after a failure (until a success ends it). */
   get paused(): boolean {
@@ -45,11 +49,16 @@ export class OperationHealth {
     this.pausedUntil = performance.now() + this.pauseMs;
     this.lastErrorText = `${op}: ${message}`;
     this.failuresSinceWarn++;
-    if (!this.degraded) { this.degraded = true; ecrMetrics.redisUp.set(0); }
+    if (!this.degraded) {
+      this.degraded = true;
+      ecrMetrics.redisUp.set(0);
+    }
     const now = performance.now();
     if (now - this.lastWarnAt >= this.warnIntervalMs) {
       this.lastWarnAt = now;
-      this.warn(`redis cache degraded (${this.failuresSinceWarn} failed operation(s); last: ${this.lastErrorText}): serving from the in-process cache only until Redis answers`);
+      this.warn(
+        `redis cache degraded (${this.failuresSinceWarn} failed operation(s); last: ${this.lastErrorText}): serving from the in-process cache only until Redis answers`,
+      );
       this.failuresSinceWarn = 0;
     }
   }

@@ -37,11 +37,7 @@ export const REDIS_DEFAULTS = { timeoutMs: 100, ttlSeconds: 86_400, lockMs: 30_0
 
 /** What a lookup found: the value, a lock this caller now holds, a lock another holds, or nothing usable. */
 export type L2Lookup =
-  | { state: 'hit'; value: Uint8Array }
-  | { state: 'locked'; token: string }
-  | { state: 'busy' }
-  | { state: 'miss' }
-  | { state: 'unavailable' };
+  { state: 'hit'; value: Uint8Array } | { state: 'locked'; token: string } | { state: 'busy' } | { state: 'miss' } | { state: 'unavailable' };
 
 export class RedisStore {
   readonly timeoutMs: number;
@@ -142,9 +138,7 @@ export class RedisStore {
     const value = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const px = Math.max(1, Math.round(ttlMs));
     const client = this.connection.client;
-    this.track(this.run('store', token
-      ? client.ecrFill(key, lockKey(key), value, px, fillChannel(key), token)
-      : client.set(key, value, 'PX', px)));
+    this.track(this.run('store', token ? client.ecrFill(key, lockKey(key), value, px, fillChannel(key), token) : client.set(key, value, 'PX', px)));
   }
 
   /** A lock holder that has no value to store (its computation failed, or no-store) lets the waiters go. */

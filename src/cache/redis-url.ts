@@ -42,7 +42,6 @@ const SUPPORTED = 'redis://host:port[/db], rediss://host:port (TLS) or redis+sen
 /** A bad Redis URL, or a database the server does not have: a configuration error (exit 2). */
 export class RedisUrlError extends UsageError {}
 
-
 function bad(url: string, what: string): RedisUrlError {
   return new RedisUrlError(`redis URL ${JSON.stringify(redactUrl(url))}${what.startsWith(':') ? '' : ' '}${what}`);
 }
@@ -70,9 +69,12 @@ function sentinelTarget(url: string): RedisTarget {
   const index = dbIndex(url, db ?? '');
   const dec = (x: string | undefined) => (x ? decodeURIComponent(x) : undefined);
   return {
-    sentinels, name: decodeURIComponent(name),
-    ...(user ? { username: dec(user) } : {}), ...(password ? { password: dec(password) } : {}),
-    ...(index !== undefined ? { db: index } : {}), ...(params.get('sentinelPassword') ? { sentinelPassword: params.get('sentinelPassword')! } : {}),
+    sentinels,
+    name: decodeURIComponent(name),
+    ...(user ? { username: dec(user) } : {}),
+    ...(password ? { password: dec(password) } : {}),
+    ...(index !== undefined ? { db: index } : {}),
+    ...(params.get('sentinelPassword') ? { sentinelPassword: params.get('sentinelPassword')! } : {}),
   };
 }
 
@@ -80,16 +82,23 @@ function sentinelTarget(url: string): RedisTarget {
 export function parseRedisUrl(url: string): RedisTarget {
   if (url.startsWith('redis+sentinel://')) return sentinelTarget(url);
   let u: URL;
-  try { u = new URL(url); } catch { throw bad(url, `is not a URL (expected ${SUPPORTED})`); }
+  try {
+    u = new URL(url);
+  } catch {
+    throw bad(url, `is not a URL (expected ${SUPPORTED})`);
+  }
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw bad(url, `: expected ${SUPPORTED}`);
   if (u.hostname === '') throw bad(url, 'names no host');
   // ioredis would read query parameters as options; the cache used to drop them silently. Neither is wanted.
   if (u.search !== '') throw bad(url, ': query parameters are not supported on redis:// URLs');
   const db = dbIndex(url, u.pathname.replace(/^\//, ''));
   return {
-    host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port ? Number(u.port) : 6379,
-    ...(u.username ? { username: decodeURIComponent(u.username) } : {}), ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
-    ...(db !== undefined ? { db } : {}), ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
+    host: u.hostname.replace(/^\[|\]$/g, ''),
+    port: u.port ? Number(u.port) : 6379,
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    ...(db !== undefined ? { db } : {}),
+    ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
   };
 }
 
@@ -107,7 +116,11 @@ export function checkRedisUrlOption(url: string, flag: string): RedisTarget {
 
 /** The server refused the database index: a configuration error, never retried. */
 export class RedisDatabaseError extends RedisUrlError {
-  constructor(url: string, readonly db: number, detail: string) {
+  constructor(
+    url: string,
+    readonly db: number,
+    detail: string,
+  ) {
     super(`redis URL ${JSON.stringify(redactUrl(url))}: the server has no database ${db} (${detail}); fix the URL's /db (none means 0)`);
   }
 }
@@ -151,7 +164,11 @@ export async function checkDatabase(client: CommandClient, url: string, db: numb
   try {
     await client.call('SELECT', db);
   } catch (err) {
-    throw new RedisDatabaseError(url, db, `SELECT ${db}: ${(err as Error).message}${databases === null ? `; a default server has ${range(DEFAULT_DATABASES)}` : ''}`);
+    throw new RedisDatabaseError(
+      url,
+      db,
+      `SELECT ${db}: ${(err as Error).message}${databases === null ? `; a default server has ${range(DEFAULT_DATABASES)}` : ''}`,
+    );
   }
 }
 

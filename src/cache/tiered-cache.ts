@@ -40,10 +40,17 @@ export interface L2Tier<V> {
 }
 
 /** The lock a computation holds on a key, to hand its value (or its failure) to the waiters. */
-export interface L2Lease { key: string; token: string | null }
+export interface L2Lease {
+  key: string;
+  token: string | null;
+}
 
 export class TieredCache<V extends NonNullable<unknown>> {
-  constructor(readonly kind: CacheKind, readonly l1: KeyedCache<V>, readonly l2: L2Tier<V> | null) {}
+  constructor(
+    readonly kind: CacheKind,
+    readonly l1: KeyedCache<V>,
+    readonly l2: L2Tier<V> | null,
+  ) {}
 
   l1Key(hash: string, control: CacheControl): string {
     return control.namespace === undefined ? hash : `${control.namespace}:${hash}`;
@@ -59,7 +66,14 @@ export class TieredCache<V extends NonNullable<unknown>> {
    * lookup, which also takes the key's lock for other instances to wait on, runs beside it
    * instead of one round trip before it. The value is stored in both tiers as usual.
    */
-  getOrCompute(hash: string, load: () => Promise<V>, control: CacheControl = {}, onOutcome?: (o: TieredOutcome) => void, signal?: AbortSignal, readL2 = true): Promise<V> {
+  getOrCompute(
+    hash: string,
+    load: () => Promise<V>,
+    control: CacheControl = {},
+    onOutcome?: (o: TieredOutcome) => void,
+    signal?: AbortSignal,
+    readL2 = true,
+  ): Promise<V> {
     if (control.noCache) {
       return (async () => {
         onOutcome?.('miss');
@@ -70,13 +84,26 @@ export class TieredCache<V extends NonNullable<unknown>> {
       })();
     }
     const report = (o: TieredOutcome) => onOutcome?.(o);
-    return this.l1.getOrCompute(this.l1Key(hash, control), async () => {
-      if (!readL2) { report('miss'); return this.computeBesideLookup(hash, load, control); }
-      const found = await this.lookup(hash, control, signal);
-      if (found.hit) { report(found.outcome); return found.value; }
-      report('miss');
-      return this.computeWith(found.lease, load, control);
-    }, (o) => { if (o !== 'miss') report(o); }, { store: !control.noStore, ttlMs: ttlMs(control) });
+    return this.l1.getOrCompute(
+      this.l1Key(hash, control),
+      async () => {
+        if (!readL2) {
+          report('miss');
+          return this.computeBesideLookup(hash, load, control);
+        }
+        const found = await this.lookup(hash, control, signal);
+        if (found.hit) {
+          report(found.outcome);
+          return found.value;
+        }
+        report('miss');
+        return this.computeWith(found.lease, load, control);
+      },
+      (o) => {
+        if (o !== 'miss') report(o);
+      },
+      { store: !control.noStore, ttlMs: ttlMs(control) },
+    );
   }
 
   /**
@@ -84,19 +111,29 @@ export class TieredCache<V extends NonNullable<unknown>> {
    * candidates): the value, or the lease to fill once it is computed (null without L2 or when
    * another instance's wait ran out).
    */
-  async lookup(hash: string, control: CacheControl, signal?: AbortSignal): Promise<{ hit: true; value: V; outcome: 'l2-hit' | 'l2-joined' } | { hit: false; lease: L2Lease | null }> {
+  async lookup(
+    hash: string,
+    control: CacheControl,
+    signal?: AbortSignal,
+  ): Promise<{ hit: true; value: V; outcome: 'l2-hit' | 'l2-joined' } | { hit: false; lease: L2Lease | null }> {
     if (!this.l2 || control.noCache) return { hit: false, lease: null };
     const key = this.redisKey(hash, control);
     const found = await this.l2.store.lookup(key, this.l2.lock && !control.noStore);
     if (found.state === 'hit') {
       const v = this.decode(found.value);
-      if (v !== undefined) { this.count('hit'); return { hit: true, value: v, outcome: 'l2-hit' }; }
+      if (v !== undefined) {
+        this.count('hit');
+        return { hit: true, value: v, outcome: 'l2-hit' };
+      }
       return { hit: false, lease: { key, token: null } };
     }
     if (found.state === 'busy') {
       const bytes = await this.l2.store.waitFor(key, signal);
       const v = bytes ? this.decode(bytes) : undefined;
-      if (v !== undefined) { this.count('joined'); return { hit: true, value: v, outcome: 'l2-joined' }; }
+      if (v !== undefined) {
+        this.count('joined');
+        return { hit: true, value: v, outcome: 'l2-joined' };
+      }
       // The holder failed, went away or took too long: compute here, and store without a lock.
       this.count('miss');
       return { hit: false, lease: { key, token: null } };
@@ -119,7 +156,9 @@ export class TieredCache<V extends NonNullable<unknown>> {
     }
     if (lease && this.l2) {
       let bytes: Uint8Array;
-      try { bytes = this.l2.codec.encode(value); } catch {
+      try {
+        bytes = this.l2.codec.encode(value);
+      } catch {
         // A value the layout cannot hold (e.g. more than 255 alternatives per token) stays in L1 only.
         this.abandon(lease);
         return;
@@ -135,7 +174,12 @@ export class TieredCache<V extends NonNullable<unknown>> {
 
   private async computeWith(lease: L2Lease | null, load: () => Promise<V>, control: CacheControl): Promise<V> {
     let v: V;
-    try { v = await load(); } catch (err) { this.abandon(lease); throw err; }
+    try {
+      v = await load();
+    } catch (err) {
+      this.abandon(lease);
+      throw err;
+    }
     // L1 is written by its own getOrCompute (with the same store/TTL decision).
     this.storeL2(v, control, lease);
     return v;
@@ -144,7 +188,12 @@ export class TieredCache<V extends NonNullable<unknown>> {
   private async computeBesideLookup(hash: string, load: () => Promise<V>, control: CacheControl): Promise<V> {
     const lease = this.leaseOnly(hash, control);
     let v: V;
-    try { v = await load(); } catch (err) { void lease.then((l) => this.abandon(l)); throw err; }
+    try {
+      v = await load();
+    } catch (err) {
+      void lease.then((l) => this.abandon(l));
+      throw err;
+    }
     // Not awaited: a slow Redis must not hold the answer back (the lookup has its own timeout).
     void lease.then((l) => this.storeL2(v, control, l));
     return v;

@@ -10,8 +10,20 @@ import { weightedCci, type CalibrationSet } from './labelled-input.js';
 import { applyProbabilityMap, type ProbabilityMap, type Provenance } from '../core/probability-map.js';
 import { selectPerGroup, selectionLift, type SelectionLift } from './selection-lift.js';
 import {
-  auroc, bootstrapInterval, bothClassesOrReason, brierScore, expectedCalibrationError, fitIsotonicMap, fitPlattMap, prr,
-  reliabilityBins, riskCoverage, type Interval, type Maybe, type ReliabilityBin, type RiskCoveragePoint,
+  auroc,
+  bootstrapInterval,
+  bothClassesOrReason,
+  brierScore,
+  expectedCalibrationError,
+  fitIsotonicMap,
+  fitPlattMap,
+  prr,
+  reliabilityBins,
+  riskCoverage,
+  type Interval,
+  type Maybe,
+  type ReliabilityBin,
+  type RiskCoveragePoint,
 } from './statistics.js';
 import { admissionCurve, fbetaAt, ResampledTau, tauForAdmission, TAU_GRID, type AdmissionPoint, type Objective } from './tau-search.js';
 import { objectiveValue, searchWeights, splitGroups } from './weight-search.js';
@@ -32,7 +44,13 @@ export interface CalibrateOptions {
 }
 
 export const DEFAULT_CALIBRATE_OPTIONS: Omit<CalibrateOptions, 'objective'> = {
-  targetAdmission: 0.75, method: 'isotonic', searchWeights: false, holdout: 0.3, seed: 1, bootstrapReplicates: 1000, gridSteps: 10,
+  targetAdmission: 0.75,
+  method: 'isotonic',
+  searchWeights: false,
+  holdout: 0.3,
+  seed: 1,
+  bootstrapReplicates: 1000,
+  gridSteps: 10,
 };
 
 export interface LabelledResult {
@@ -136,30 +154,60 @@ export function runCalibration(set: CalibrationSet, config: ResolvedConfig, opts
   const cci = set.records.map((r) => weightedCci(r.metrics, weights));
   const tauAdm = tauForAdmission(cci, opts.targetAdmission);
   const resampled = new ResampledTau(cci, groupIndex, set.groupCount);
-  const interval = set.groupCount >= 2 ? bootstrapInterval(set.groupCount, (sample) => resampled.tau(sample, opts.targetAdmission), opts.bootstrapReplicates, opts.seed) : null;
+  const interval =
+    set.groupCount >= 2
+      ? bootstrapInterval(set.groupCount, (sample) => resampled.tau(sample, opts.targetAdmission), opts.bootstrapReplicates, opts.seed)
+      : null;
   const curve = admissionCurve(cci, groupIndex, set.groupCount, TAU_GRID);
   const tau = objectiveTau ?? tauAdm;
   const achieved = cci.filter((c) => c >= tauAdm).length / cci.length;
   const atChosen = admissionCurve(cci, groupIndex, set.groupCount, [tau])[0];
 
   const outputConfig: Record<string, unknown> = {
-    weights: weightsObject(weights), tau, lambda: config.lambda, shrinkTarget: config.shrinkTarget, evbMode: config.evbMode,
+    weights: weightsObject(weights),
+    tau,
+    lambda: config.lambda,
+    shrinkTarget: config.shrinkTarget,
+    evbMode: config.evbMode,
     ...(config.crWeights ? { crWeights: [...config.crWeights] } : {}),
-    confIndex: config.confIndex, vmax: config.vmax, ...(config.dmax !== null ? { dmax: config.dmax } : {}),
+    confIndex: config.confIndex,
+    vmax: config.vmax,
+    ...(config.dmax !== null ? { dmax: config.dmax } : {}),
     ...(labelled?.probability ? { calibration: labelled.probability.map } : {}),
     provenance,
   };
   return {
-    records: set.records.length, groups: set.groupCount, labelledRecords: labelledIdx.length, inputConfig: config,
-    admission: { target: opts.targetAdmission, tau: tauAdm, achieved, interval, ...(interval ? {} : { intervalReason: 'undefined: the bootstrap resamples groups and the input has one' }), curve },
-    labelled, ...(labelledReason ? { labelledReason } : {}),
+    records: set.records.length,
+    groups: set.groupCount,
+    labelledRecords: labelledIdx.length,
+    inputConfig: config,
+    admission: {
+      target: opts.targetAdmission,
+      tau: tauAdm,
+      achieved,
+      interval,
+      ...(interval ? {} : { intervalReason: 'undefined: the bootstrap resamples groups and the input has one' }),
+      curve,
+    },
+    labelled,
+    ...(labelledReason ? { labelledReason } : {}),
     chosen: { weights, tau, tauSource: objectiveTau !== null ? 'objective' : 'target-admission', admission: atChosen.admission, fallback: atChosen.fallback },
-    cci, outputConfig, warnings: labelled?.oneClass ? [labelled.oneClass] : [],
+    cci,
+    outputConfig,
+    warnings: labelled?.oneClass ? [labelled.oneClass] : [],
   };
 }
 
 /** Everything fitted uses `fitIdx` only; everything reported as held-out uses `evalIdx` only. */
-function fitAndEvaluate(set: CalibrationSet, config: ResolvedConfig, opts: CalibrateOptions, fitIdx: number[], evalIdx: number[], heldOut: Uint8Array, members: number[][]): LabelledResult {
+function fitAndEvaluate(
+  set: CalibrationSet,
+  config: ResolvedConfig,
+  opts: CalibrateOptions,
+  fitIdx: number[],
+  evalIdx: number[],
+  heldOut: Uint8Array,
+  members: number[][],
+): LabelledResult {
   const recs = set.records;
   const labels = recs.map((r) => r.label);
   const part = (idx: number[]) => ({ metrics: idx.map((i) => recs[i].metrics), labels: idx.map((i) => labels[i] as boolean) });
@@ -175,11 +223,17 @@ function fitAndEvaluate(set: CalibrationSet, config: ResolvedConfig, opts: Calib
   // are undefined and the map would be constant 0 (or 1); nothing is fitted, as for auroc/prr the
   // tau comes from the target admission, and no map is saved for pCorrect to repeat.
   const noFit = bothClassesOrReason(fit.labels);
-  const oneClass = noFit === null ? undefined
-    : `one label class on the fitting groups (${noFit}): the ${opts.objective.name} objective and the probability map are undefined; tau falls back to the target admission, the input weights are kept and no "calibration" map is saved`;
+  const oneClass =
+    noFit === null
+      ? undefined
+      : `one label class on the fitting groups (${noFit}): the ${opts.objective.name} objective and the probability map are undefined; tau falls back to the target admission, the input weights are kept and no "calibration" map is saved`;
 
-  const search = noFit !== null ? { weights: config.weights, fitValue: Number.NaN, evaluated: 0 }
-    : opts.searchWeights ? searchWeights(fit, opts.objective, config.weights, opts.gridSteps) : { weights: config.weights, fitValue: objectiveValue(fit, config.weights, opts.objective).value, evaluated: 1 };
+  const search =
+    noFit !== null
+      ? { weights: config.weights, fitValue: Number.NaN, evaluated: 0 }
+      : opts.searchWeights
+        ? searchWeights(fit, opts.objective, config.weights, opts.gridSteps)
+        : { weights: config.weights, fitValue: objectiveValue(fit, config.weights, opts.objective).value, evaluated: 1 };
   const weights = search.weights;
   const fitted = noFit !== null ? { value: Number.NaN, tau: null } : objectiveValue(fit, weights, opts.objective);
   const evalCci = cciUnder(weights, evalIdx);
@@ -202,28 +256,58 @@ function fitAndEvaluate(set: CalibrationSet, config: ResolvedConfig, opts: Calib
     const map = opts.method === 'platt' ? fitPlattMap(fitCci, fit.labels) : fitIsotonicMap(fitCci, fit.labels);
     const calibrated = evalCci.map((c) => applyProbabilityMap(map, c));
     probability = {
-      method: opts.method, map,
+      method: opts.method,
+      map,
       ece: { before: expectedCalibrationError(evalCci, evalPart.labels), after: expectedCalibrationError(calibrated, evalPart.labels) },
       brier: { before: brierScore(evalCci, evalPart.labels), after: brierScore(calibrated, evalPart.labels) },
-      reliabilityBefore: reliabilityBins(evalCci, evalPart.labels), reliabilityAfter: reliabilityBins(calibrated, evalPart.labels),
+      reliabilityBefore: reliabilityBins(evalCci, evalPart.labels),
+      reliabilityAfter: reliabilityBins(calibrated, evalPart.labels),
     };
   }
 
   // Lift on the held-out groups, with the tau the saved configuration will use.
-  const tau = fitted.tau ?? tauForAdmission(recs.map((r) => weightedCci(r.metrics, weights)), opts.targetAdmission);
+  const tau =
+    fitted.tau ??
+    tauForAdmission(
+      recs.map((r) => weightedCci(r.metrics, weights)),
+      opts.targetAdmission,
+    );
   const allCci = recs.map((r) => weightedCci(r.metrics, weights));
-  const { selected } = selectPerGroup(allCci, recs.map((r) => r.groupIndex), set.groupCount, tau, recs.map((r) => r.baseScore), (i) => heldOut[recs[i].groupIndex] === 1);
+  const { selected } = selectPerGroup(
+    allCci,
+    recs.map((r) => r.groupIndex),
+    set.groupCount,
+    tau,
+    recs.map((r) => r.baseScore),
+    (i) => heldOut[recs[i].groupIndex] === 1,
+  );
   const heldOutMembers = members.map((m, g) => (heldOut[g] ? m : []));
   const lift = selectionLift(heldOutMembers, selected, labels, opts.bootstrapReplicates, opts.seed);
 
   return {
-    fitGroups: heldOut.length - heldOut.reduce((s, x) => s + x, 0), heldOutGroups: heldOut.reduce((s, x) => s + x, 0),
-    fitRecords: fitIdx.length, heldOutRecords: evalIdx.length,
+    fitGroups: heldOut.length - heldOut.reduce((s, x) => s + x, 0),
+    heldOutGroups: heldOut.reduce((s, x) => s + x, 0),
+    fitRecords: fitIdx.length,
+    heldOutRecords: evalIdx.length,
     input: { auroc: auroc(inputCciAll, allLabels), prr: prr(inputCciAll, allLabels) },
-    search: { objective: opts.objective.name, weightsSearched: opts.searchWeights && noFit === null, candidatesEvaluated: search.evaluated, fitValue: fitted.value, heldOutValue, inputHeldOutValue },
-    heldOut: { auroc: auroc(evalCci, evalPart.labels), prr: prr(evalCci, evalPart.labels), riskCoverage: downsample(riskCoverage(evalCci, evalPart.labels), 200) },
-    probability, ...(oneClass ? { oneClass } : {}),
-    lift, ...(lift ? {} : { liftReason: 'no held-out group has two or more candidates, all labelled' }),
-    chosenWeights: weights, chosenTau: fitted.tau,
+    search: {
+      objective: opts.objective.name,
+      weightsSearched: opts.searchWeights && noFit === null,
+      candidatesEvaluated: search.evaluated,
+      fitValue: fitted.value,
+      heldOutValue,
+      inputHeldOutValue,
+    },
+    heldOut: {
+      auroc: auroc(evalCci, evalPart.labels),
+      prr: prr(evalCci, evalPart.labels),
+      riskCoverage: downsample(riskCoverage(evalCci, evalPart.labels), 200),
+    },
+    probability,
+    ...(oneClass ? { oneClass } : {}),
+    lift,
+    ...(lift ? {} : { liftReason: 'no held-out group has two or more candidates, all labelled' }),
+    chosenWeights: weights,
+    chosenTau: fitted.tau,
   };
 }

@@ -11,7 +11,11 @@ import { plural } from '../core/plural.js';
 
 const WIDTH = 420;
 const HEIGHT = 220;
-const base = { width: WIDTH, height: HEIGHT, config: { background: 'white', font: 'sans-serif', title: { fontSize: 14, anchor: 'start' as const }, legend: { labelLimit: 0 }, axis: { labelLimit: 320 } } };
+const base = {
+  width: WIDTH,
+  height: HEIGHT,
+  config: { background: 'white', font: 'sans-serif', title: { fontSize: 14, anchor: 'start' as const }, legend: { labelLimit: 0 }, axis: { labelLimit: 320 } },
+};
 
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
   // Loaded on first use: importing the library or running ecr calibrate without --report need not pay for Vega.
@@ -39,28 +43,64 @@ const COUNT_AXIS = { tickMinStep: 1, format: 'd' } as const;
 
 export function cciHistogramSpec(cci: readonly number[], tau: number, tauAdmission: number): TopLevelSpec {
   const same = Math.abs(tauAdmission - tau) <= 1e-9;
-  const rules: { tau: number; label: string; colour: string }[] = [{ tau, label: `chosen tau ${tau.toFixed(3)}${same ? ' (the target admission\'s)' : ''}`, colour: TAU_COLOURS.chosen }];
+  const rules: { tau: number; label: string; colour: string }[] = [
+    { tau, label: `chosen tau ${tau.toFixed(3)}${same ? " (the target admission's)" : ''}`, colour: TAU_COLOURS.chosen },
+  ];
   if (!same) rules.push({ tau: tauAdmission, label: `target-admission tau ${tauAdmission.toFixed(3)}`, colour: TAU_COLOURS.targetAdmission });
   return {
-    ...base, title: { text: 'CCI distribution with tau', subtitle: 'trajectories right of a line are admitted' },
+    ...base,
+    title: { text: 'CCI distribution with tau', subtitle: 'trajectories right of a line are admitted' },
     layer: [
-      { data: { values: histogram(cci, 50) }, mark: { type: 'bar', color: '#4c78a8' },
-        encoding: { x: { field: 'lower', type: 'quantitative', bin: { binned: true, step: 0.02 }, title: 'CCI (unitless, 0-1)', scale: { domain: [0, 1] } }, x2: { field: 'upper' }, y: { field: 'count', type: 'quantitative', title: 'trajectories (count)', axis: COUNT_AXIS } } },
-      { data: { values: rules.map(({ tau: t, label }) => ({ tau: t, label })) }, mark: { type: 'rule', strokeWidth: 2, strokeDash: [4, 3] },
-        encoding: { x: { field: 'tau', type: 'quantitative' }, color: { field: 'label', type: 'nominal', title: null, scale: { domain: rules.map((r) => r.label), range: rules.map((r) => r.colour) }, legend: { orient: 'top-left' } } } },
+      {
+        data: { values: histogram(cci, 50) },
+        mark: { type: 'bar', color: '#4c78a8' },
+        encoding: {
+          x: { field: 'lower', type: 'quantitative', bin: { binned: true, step: 0.02 }, title: 'CCI (unitless, 0-1)', scale: { domain: [0, 1] } },
+          x2: { field: 'upper' },
+          y: { field: 'count', type: 'quantitative', title: 'trajectories (count)', axis: COUNT_AXIS },
+        },
+      },
+      {
+        data: { values: rules.map(({ tau: t, label }) => ({ tau: t, label })) },
+        mark: { type: 'rule', strokeWidth: 2, strokeDash: [4, 3] },
+        encoding: {
+          x: { field: 'tau', type: 'quantitative' },
+          color: {
+            field: 'label',
+            type: 'nominal',
+            title: null,
+            scale: { domain: rules.map((r) => r.label), range: rules.map((r) => r.colour) },
+            legend: { orient: 'top-left' },
+          },
+        },
+      },
     ],
   };
 }
 
 export function admissionSpec(curve: readonly AdmissionPoint[], tau: number): TopLevelSpec {
-  const values = curve.flatMap((p) => [{ tau: p.tau, rate: p.admission, series: 'admission (share of trajectories with CCI >= tau)' }, { tau: p.tau, rate: p.fallback, series: 'fallback (share of groups with none admitted)' }]);
+  const values = curve.flatMap((p) => [
+    { tau: p.tau, rate: p.admission, series: 'admission (share of trajectories with CCI >= tau)' },
+    { tau: p.tau, rate: p.fallback, series: 'fallback (share of groups with none admitted)' },
+  ]);
   return {
-    ...base, title: { text: 'Admission and fallback rate against tau', subtitle: 'dashed red line: the chosen tau' },
+    ...base,
+    title: { text: 'Admission and fallback rate against tau', subtitle: 'dashed red line: the chosen tau' },
     layer: [
-      { data: { values }, mark: { type: 'line', strokeWidth: 2 }, encoding: {
-        x: { field: 'tau', type: 'quantitative', title: 'tau (CCI threshold, 0-1)' }, y: { field: 'rate', type: 'quantitative', title: 'rate (share, 0-1)', scale: { domain: [0, 1] } },
-        color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'bottom', direction: 'vertical' } } } },
-      { data: { values: [{ tau }] }, mark: { type: 'rule', color: TAU_COLOURS.chosen, strokeDash: [4, 3] }, encoding: { x: { field: 'tau', type: 'quantitative' } } },
+      {
+        data: { values },
+        mark: { type: 'line', strokeWidth: 2 },
+        encoding: {
+          x: { field: 'tau', type: 'quantitative', title: 'tau (CCI threshold, 0-1)' },
+          y: { field: 'rate', type: 'quantitative', title: 'rate (share, 0-1)', scale: { domain: [0, 1] } },
+          color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'bottom', direction: 'vertical' } },
+        },
+      },
+      {
+        data: { values: [{ tau }] },
+        mark: { type: 'rule', color: TAU_COLOURS.chosen, strokeDash: [4, 3] },
+        encoding: { x: { field: 'tau', type: 'quantitative' } },
+      },
     ],
   };
 }
@@ -73,34 +113,70 @@ export function metricDistributionsSpec(metrics: Record<string, readonly number[
     data: { values },
     facet: { column: { field: 'metric', type: 'nominal', title: null, sort: Object.keys(metrics) } },
     spec: {
-      width: 150, height: 150, mark: { type: 'bar', color: '#72b7b2' },
-      encoding: { x: { field: 'lower', type: 'quantitative', bin: { binned: true, step: 0.05 }, title: 'value (unitless, 0-1)', scale: { domain: [0, 1] } }, x2: { field: 'upper' }, y: { field: 'count', type: 'quantitative', title: 'trajectories (count)', axis: COUNT_AXIS } },
+      width: 150,
+      height: 150,
+      mark: { type: 'bar', color: '#72b7b2' },
+      encoding: {
+        x: { field: 'lower', type: 'quantitative', bin: { binned: true, step: 0.05 }, title: 'value (unitless, 0-1)', scale: { domain: [0, 1] } },
+        x2: { field: 'upper' },
+        y: { field: 'count', type: 'quantitative', title: 'trajectories (count)', axis: COUNT_AXIS },
+      },
     },
   };
 }
 
 export function reliabilitySpec(before: readonly ReliabilityBin[], after: readonly ReliabilityBin[], method: string): TopLevelSpec {
-  const rows = (bins: readonly ReliabilityBin[], series: string) => bins.filter((b) => b.count > 0).map((b) => ({ predicted: b.meanPredicted, accuracy: b.accuracy, count: b.count, series }));
+  const rows = (bins: readonly ReliabilityBin[], series: string) =>
+    bins.filter((b) => b.count > 0).map((b) => ({ predicted: b.meanPredicted, accuracy: b.accuracy, count: b.count, series }));
   return {
-    ...base, height: 260, title: { text: 'Reliability on held-out groups', subtitle: `raw CCI read as a probability, and after ${method} calibration; the diagonal is perfect calibration` },
+    ...base,
+    height: 260,
+    title: {
+      text: 'Reliability on held-out groups',
+      subtitle: `raw CCI read as a probability, and after ${method} calibration; the diagonal is perfect calibration`,
+    },
     layer: [
-      { data: { values: [{ x: 0, y: 0 }, { x: 1, y: 1 }] }, mark: { type: 'line', color: '#aaa', strokeDash: [2, 2] }, encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'y', type: 'quantitative' } } },
-      { data: { values: [...rows(before, 'before (raw CCI)'), ...rows(after, `after (${method})`)] }, mark: { type: 'line', point: true }, encoding: {
-        x: { field: 'predicted', type: 'quantitative', title: 'predicted probability of a correct answer (0-1)', scale: { domain: [0, 1] } },
-        y: { field: 'accuracy', type: 'quantitative', title: 'observed accuracy (share correct, 0-1)', scale: { domain: [0, 1] } },
-        color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'top-left' } } } },
+      {
+        data: {
+          values: [
+            { x: 0, y: 0 },
+            { x: 1, y: 1 },
+          ],
+        },
+        mark: { type: 'line', color: '#aaa', strokeDash: [2, 2] },
+        encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'y', type: 'quantitative' } },
+      },
+      {
+        data: { values: [...rows(before, 'before (raw CCI)'), ...rows(after, `after (${method})`)] },
+        mark: { type: 'line', point: true },
+        encoding: {
+          x: { field: 'predicted', type: 'quantitative', title: 'predicted probability of a correct answer (0-1)', scale: { domain: [0, 1] } },
+          y: { field: 'accuracy', type: 'quantitative', title: 'observed accuracy (share correct, 0-1)', scale: { domain: [0, 1] } },
+          color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'top-left' } },
+        },
+      },
     ],
   };
 }
 
 export function riskCoverageSpec(points: readonly RiskCoveragePoint[], baseRisk: number): TopLevelSpec {
   return {
-    ...base, title: { text: 'Risk-coverage on held-out groups', subtitle: 'keeping the highest-CCI answers first; dashed: rejecting at random' },
+    ...base,
+    title: { text: 'Risk-coverage on held-out groups', subtitle: 'keeping the highest-CCI answers first; dashed: rejecting at random' },
     layer: [
-      { data: { values: points.map((p) => ({ ...p })) }, mark: { type: 'line', color: '#4c78a8', strokeWidth: 2 }, encoding: {
-        x: { field: 'coverage', type: 'quantitative', title: 'coverage (share of answers kept, 0-1)', scale: { domain: [0, 1] } },
-        y: { field: 'risk', type: 'quantitative', title: 'risk (error rate among kept, 0-1)' } } },
-      { data: { values: [{ risk: baseRisk }] }, mark: { type: 'rule', color: '#888', strokeDash: [4, 3] }, encoding: { y: { field: 'risk', type: 'quantitative' } } },
+      {
+        data: { values: points.map((p) => ({ ...p })) },
+        mark: { type: 'line', color: '#4c78a8', strokeWidth: 2 },
+        encoding: {
+          x: { field: 'coverage', type: 'quantitative', title: 'coverage (share of answers kept, 0-1)', scale: { domain: [0, 1] } },
+          y: { field: 'risk', type: 'quantitative', title: 'risk (error rate among kept, 0-1)' },
+        },
+      },
+      {
+        data: { values: [{ risk: baseRisk }] },
+        mark: { type: 'rule', color: '#888', strokeDash: [4, 3] },
+        encoding: { y: { field: 'risk', type: 'quantitative' } },
+      },
     ],
   };
 }
@@ -109,35 +185,86 @@ export function liftSpec(lift: SelectionLift): TopLevelSpec {
   const row = (name: string, e: SelectionLift['selected']) => ({ name, value: e.value, low: e.interval?.low ?? e.value, high: e.interval?.high ?? e.value });
   const values = [row('ECR selected', lift.selected), row('first candidate', lift.first), row('random candidate', lift.random)];
   return {
-    ...base, height: 160, title: { text: 'Selection accuracy per group, held out', subtitle: `${plural(lift.groups, 'group')}; bars: accuracy, whiskers: bootstrap 95% interval over groups` },
+    ...base,
+    height: 160,
+    title: {
+      text: 'Selection accuracy per group, held out',
+      subtitle: `${plural(lift.groups, 'group')}; bars: accuracy, whiskers: bootstrap 95% interval over groups`,
+    },
     data: { values },
     layer: [
-      { mark: { type: 'bar', color: '#54a24b' }, encoding: { y: { field: 'name', type: 'nominal', title: null, sort: null }, x: { field: 'value', type: 'quantitative', title: 'accuracy (share of groups answered correctly, 0-1)', scale: { domain: [0, 1] } } } },
-      { mark: { type: 'rule', strokeWidth: 2 }, encoding: { y: { field: 'name', type: 'nominal', sort: null }, x: { field: 'low', type: 'quantitative' }, x2: { field: 'high' } } },
+      {
+        mark: { type: 'bar', color: '#54a24b' },
+        encoding: {
+          y: { field: 'name', type: 'nominal', title: null, sort: null },
+          x: { field: 'value', type: 'quantitative', title: 'accuracy (share of groups answered correctly, 0-1)', scale: { domain: [0, 1] } },
+        },
+      },
+      {
+        mark: { type: 'rule', strokeWidth: 2 },
+        encoding: { y: { field: 'name', type: 'nominal', sort: null }, x: { field: 'low', type: 'quantitative' }, x2: { field: 'high' } },
+      },
     ],
   };
 }
 
 export function screeSpec(ratios: readonly number[], threshold: number): TopLevelSpec {
   return {
-    ...base, height: 200, title: { text: 'M3: explained variance of the evaluative vectors (scree)', subtitle: `M3 passes when the first component explains < ${threshold * 100}% (dashed line)` },
+    ...base,
+    height: 200,
+    title: {
+      text: 'M3: explained variance of the evaluative vectors (scree)',
+      subtitle: `M3 passes when the first component explains < ${threshold * 100}% (dashed line)`,
+    },
     layer: [
-      { data: { values: ratios.map((r, i) => ({ component: `PC${i + 1}`, ratio: r })) }, mark: { type: 'bar', color: '#f58518' }, encoding: {
-        x: { field: 'component', type: 'ordinal', title: 'principal component', sort: null }, y: { field: 'ratio', type: 'quantitative', title: 'share of variance (0-1)', scale: { domain: [0, 1] } } } },
-      { data: { values: [{ threshold }] }, mark: { type: 'rule', color: '#e45756', strokeDash: [4, 3] }, encoding: { y: { field: 'threshold', type: 'quantitative' } } },
+      {
+        data: { values: ratios.map((r, i) => ({ component: `PC${i + 1}`, ratio: r })) },
+        mark: { type: 'bar', color: '#f58518' },
+        encoding: {
+          x: { field: 'component', type: 'ordinal', title: 'principal component', sort: null },
+          y: { field: 'ratio', type: 'quantitative', title: 'share of variance (0-1)', scale: { domain: [0, 1] } },
+        },
+      },
+      {
+        data: { values: [{ threshold }] },
+        mark: { type: 'rule', color: '#e45756', strokeDash: [4, 3] },
+        encoding: { y: { field: 'threshold', type: 'quantitative' } },
+      },
     ],
   };
 }
 
 export function m1Spec(measurements: readonly (Measurement & { check: string })[]): TopLevelSpec {
-  const values = measurements.map((m) => ({ name: `${m.name}${m.check === 'M1-floor-free' ? ' (floor-free)' : ''}`, value: m.value, threshold: m.threshold, result: m.pass ? 'below threshold (pass)' : 'at or above threshold (fail)' }));
+  const values = measurements.map((m) => ({
+    name: `${m.name}${m.check === 'M1-floor-free' ? ' (floor-free)' : ''}`,
+    value: m.value,
+    threshold: m.threshold,
+    result: m.pass ? 'below threshold (pass)' : 'at or above threshold (fail)',
+  }));
   return {
-    ...base, height: 30 * values.length, title: { text: 'M1: medians and 95th percentile against thresholds', subtitle: 'bars: measured; black ticks: the paper\'s thresholds (must be below)' },
+    ...base,
+    height: 30 * values.length,
+    title: { text: 'M1: medians and 95th percentile against thresholds', subtitle: "bars: measured; black ticks: the paper's thresholds (must be below)" },
     data: { values },
     layer: [
-      { mark: { type: 'bar' }, encoding: { y: { field: 'name', type: 'nominal', title: null, sort: null }, x: { field: 'value', type: 'quantitative', title: 'value (unitless, 0-1)', scale: { domain: [0, 1] } },
-        color: { field: 'result', type: 'nominal', title: null, scale: { domain: ['below threshold (pass)', 'at or above threshold (fail)'], range: ['#54a24b', '#e45756'] }, legend: { orient: 'bottom' } } } },
-      { mark: { type: 'tick', color: 'black', thickness: 3 }, encoding: { y: { field: 'name', type: 'nominal', sort: null }, x: { field: 'threshold', type: 'quantitative' } } },
+      {
+        mark: { type: 'bar' },
+        encoding: {
+          y: { field: 'name', type: 'nominal', title: null, sort: null },
+          x: { field: 'value', type: 'quantitative', title: 'value (unitless, 0-1)', scale: { domain: [0, 1] } },
+          color: {
+            field: 'result',
+            type: 'nominal',
+            title: null,
+            scale: { domain: ['below threshold (pass)', 'at or above threshold (fail)'], range: ['#54a24b', '#e45756'] },
+            legend: { orient: 'bottom' },
+          },
+        },
+      },
+      {
+        mark: { type: 'tick', color: 'black', thickness: 3 },
+        encoding: { y: { field: 'name', type: 'nominal', sort: null }, x: { field: 'threshold', type: 'quantitative' } },
+      },
     ],
   };
 }

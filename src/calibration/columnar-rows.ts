@@ -28,12 +28,18 @@ function plain(v: unknown, row: number, column: string): unknown {
   if (v instanceof Date) return v.toISOString();
   if (isList(v)) {
     // Its elements, nulls kept as null.
-    return Array.from(v, (x) => { const p = plain(x, row, column); return p === undefined ? null : p; });
+    return Array.from(v, (x) => {
+      const p = plain(x, row, column);
+      return p === undefined ? null : p;
+    });
   }
   if (typeof (v as { toJSON?: unknown }).toJSON === 'function') {
     const o = (v as { toJSON(): Record<string, unknown> }).toJSON();
     const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(o)) { const p = plain(x, row, `${column}.${k}`); if (p !== undefined) out[k] = p; }
+    for (const [k, x] of Object.entries(o)) {
+      const p = plain(x, row, `${column}.${k}`);
+      if (p !== undefined) out[k] = p;
+    }
     return out;
   }
   return v;

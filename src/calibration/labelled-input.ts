@@ -67,7 +67,25 @@ export interface ReadOptions {
 }
 
 /** Fields of a scored line besides the label field (ECR-SPEC sections 5 and 8.1). */
-const SCORED_FIELDS = new Set(['id', 'group', 'requestId', ...METRIC_KEYS, 'CCI', 'admissible', 'selected', 'pCorrect', 'reason', 'tau', 'time', 'dialogue', 'turn', 'variant', 'meta', 'correct', 'messages']);
+const SCORED_FIELDS = new Set([
+  'id',
+  'group',
+  'requestId',
+  ...METRIC_KEYS,
+  'CCI',
+  'admissible',
+  'selected',
+  'pCorrect',
+  'reason',
+  'tau',
+  'time',
+  'dialogue',
+  'turn',
+  'variant',
+  'meta',
+  'correct',
+  'messages',
+]);
 /** Calibration fields a raw trajectory may carry besides ECR-SPEC section 5's. */
 const EXTRA_FIELDS = ['dialogue', 'turn', 'variant', 'correct'];
 /** Scored CCIs from a float32 path agree with a float64 recombination within 1e-5 (section 7). */
@@ -120,16 +138,22 @@ export async function readCalibrationSet(file: string, opts: ReadOptions): Promi
     const unit = 'line' in here ? 'line' : 'row';
     const lineKind = o.steps !== undefined ? 'trajectories' : o.CCI !== undefined ? 'scored' : null;
     if (lineKind === null) throw new InputError('is neither a trajectory (no "steps") nor a scored record (no "CCI")', { ...here, field: '(record)' });
-    if (kind !== null && lineKind !== kind) throw new InputError(`is a ${lineKind === 'scored' ? 'scored record' : 'trajectory'}, but earlier ${unit}s are ${kind === 'scored' ? 'scored records' : 'trajectories'}; give one kind per file`, { ...here, field: '(record)' });
+    if (kind !== null && lineKind !== kind)
+      throw new InputError(
+        `is a ${lineKind === 'scored' ? 'scored record' : 'trajectory'}, but earlier ${unit}s are ${kind === 'scored' ? 'scored records' : 'trajectories'}; give one kind per file`,
+        { ...here, field: '(record)' },
+      );
     kind = lineKind;
 
     const id = o.id === undefined ? line : o.id;
-    if (typeof id !== 'string' && typeof id !== 'number') throw new InputError(`must be a string or number, got ${JSON.stringify(id)}`, { ...here, field: 'id' });
+    if (typeof id !== 'string' && typeof id !== 'number')
+      throw new InputError(`must be a string or number, got ${JSON.stringify(id)}`, { ...here, field: 'id' });
     const at = { ...here, id: String(id) };
     const labelFound = lookup(o, labelField);
     let label: boolean | null = null;
     if (labelFound) {
-      if (typeof labelFound.value !== 'boolean') throw new InputError(`label must be true or false, got ${JSON.stringify(labelFound.value)}`, { ...at, field: labelFound.field });
+      if (typeof labelFound.value !== 'boolean')
+        throw new InputError(`label must be true or false, got ${JSON.stringify(labelFound.value)}`, { ...at, field: labelFound.field });
       label = labelFound.value;
     }
     const dialogue = keyValue(o, 'dialogue', at);
@@ -150,23 +174,41 @@ export async function readCalibrationSet(file: string, opts: ReadOptions): Promi
       const g = indexOfGroup(groupIndex, checked.group);
       identity.check(g, checked.group, checked.id, false, here);
       scoring.add(checked, stripped.id === undefined ? undefined : id);
-      records.push({ ...base, id: checked.id, group: checked.group, groupIndex: g, metrics: [0, 0, 0, 0, 0], baseScore: checked.baseScore ?? Number.NaN, steps: checked.steps, embeddings: checked.embeddings });
+      records.push({
+        ...base,
+        id: checked.id,
+        group: checked.group,
+        groupIndex: g,
+        metrics: [0, 0, 0, 0, 0],
+        baseScore: checked.baseScore ?? Number.NaN,
+        steps: checked.steps,
+        embeddings: checked.embeddings,
+      });
     } else {
-      for (const k of Object.keys(o)) if (!SCORED_FIELDS.has(k) && k !== labelField) throw new InputError(`unknown field in a scored record (known: ${[...SCORED_FIELDS].join(', ')})`, { ...at, field: k });
+      for (const k of Object.keys(o))
+        if (!SCORED_FIELDS.has(k) && k !== labelField)
+          throw new InputError(`unknown field in a scored record (known: ${[...SCORED_FIELDS].join(', ')})`, { ...at, field: k });
       const metrics = METRIC_KEYS.map((k) => {
         const x = o[k];
-        if (typeof x !== 'number' || !Number.isFinite(x) || x < 0 || x > 1) throw new InputError(`must be a number in [0, 1], got ${JSON.stringify(x)}`, { ...at, field: k });
+        if (typeof x !== 'number' || !Number.isFinite(x) || x < 0 || x > 1)
+          throw new InputError(`must be a number in [0, 1], got ${JSON.stringify(x)}`, { ...at, field: k });
         return x;
       }) as MetricVector;
       const cci = o.CCI;
-      if (typeof cci !== 'number' || !Number.isFinite(cci)) throw new InputError(`must be a finite number, got ${JSON.stringify(cci)}`, { ...at, field: 'CCI' });
+      if (typeof cci !== 'number' || !Number.isFinite(cci))
+        throw new InputError(`must be a finite number, got ${JSON.stringify(cci)}`, { ...at, field: 'CCI' });
       const expected = weightedCci(metrics, opts.config.weights);
       if (Math.abs(expected - cci) > CCI_TOLERANCE) {
-        throw new InputError(`${cci} is not the configured weights' combination of this record's metrics (${expected}); pass the --config the records were scored with`, { ...at, field: 'CCI' });
+        throw new InputError(
+          `${cci} is not the configured weights' combination of this record's metrics (${expected}); pass the --config the records were scored with`,
+          { ...at, field: 'CCI' },
+        );
       }
       const group = o.group === undefined || o.group === null ? null : o.group;
-      if (group !== null && typeof group !== 'string' && typeof group !== 'number') throw new InputError(`must be a string or number, got ${JSON.stringify(group)}`, { ...at, field: 'group' });
-      if (o.selected !== undefined && typeof o.selected !== 'boolean') throw new InputError(`must be true or false, got ${JSON.stringify(o.selected)}`, { ...at, field: 'selected' });
+      if (group !== null && typeof group !== 'string' && typeof group !== 'number')
+        throw new InputError(`must be a string or number, got ${JSON.stringify(group)}`, { ...at, field: 'group' });
+      if (o.selected !== undefined && typeof o.selected !== 'boolean')
+        throw new InputError(`must be true or false, got ${JSON.stringify(o.selected)}`, { ...at, field: 'selected' });
       const g = indexOfGroup(groupIndex, group);
       identity.check(g, group, id, o.selected === true, here);
       records.push({ ...base, group, groupIndex: g, metrics, baseScore: Number.NaN });
@@ -182,8 +224,13 @@ export async function readCalibrationSet(file: string, opts: ReadOptions): Promi
   if (records.length === 0) throw new InputError(`${file === '-' ? 'stdin' : file} has no records (${format === 'jsonl' ? 'no non-blank lines' : 'no rows'})`);
   scoring.finish();
   return {
-    kind: kind!, file: file === '-' ? 'stdin' : path.basename(file), sha256: source.sha256(), records, groupCount: groupIndex.size,
-    labelled: records.filter((r) => r.label !== null).length, labelField,
+    kind: kind!,
+    file: file === '-' ? 'stdin' : path.basename(file),
+    sha256: source.sha256(),
+    records,
+    groupCount: groupIndex.size,
+    labelled: records.filter((r) => r.label !== null).length,
+    labelField,
   };
 }
 
@@ -203,11 +250,16 @@ class TrajectoryScoring {
   private readonly groups = new GroupKeys();
   private readonly selector: GroupSelector;
 
-  constructor(private readonly records: CalibrationRecord[], private readonly settings: ScoreSettings) {
+  constructor(
+    private readonly records: CalibrationRecord[],
+    private readonly settings: ScoreSettings,
+  ) {
     this.selector = new GroupSelector(settings.config.tau);
   }
 
-  get pending(): number { return this.window.length; }
+  get pending(): number {
+    return this.window.length;
+  }
 
   /** A trajectory, whose record is the next in `records`. */
   add(r: CheckedRecord, id: string | number | undefined): void {
@@ -216,9 +268,13 @@ class TrajectoryScoring {
   }
 
   async flush(): Promise<void> {
-    const rs = this.window, ids = this.ids, first = this.first;
+    const rs = this.window,
+      ids = this.ids,
+      first = this.first;
     if (rs.length === 0) return;
-    this.window = []; this.ids = []; this.first += rs.length;
+    this.window = [];
+    this.ids = [];
+    this.first += rs.length;
     if (this.failure !== null) return;
     try {
       const w = recordsWindow(rs, first, this.groups);
@@ -237,7 +293,8 @@ class TrajectoryScoring {
   }
 }
 
-const MERGED_LOGS = 'audit logs from gateways that took the group from the client\'s x-request-id merged every request that sent the same one into one group (one request\'s lines share its "time": re-key the group by it)';
+const MERGED_LOGS =
+  'audit logs from gateways that took the group from the client\'s x-request-id merged every request that sent the same one into one group (one request\'s lines share its "time": re-key the group by it)';
 
 /**
  * Refuses what a merged group looks like: an id seen twice in one group, or a group with two
@@ -253,16 +310,24 @@ class GroupIdentity {
     const unit = 'line' in here ? 'line' : 'row';
     const n = 'line' in here ? here.line : here.row;
     const name = group === null ? 'the shared group (no "group")' : `group ${JSON.stringify(group)}`;
-    const ids = this.ids[g] ??= new Map();
+    const ids = (this.ids[g] ??= new Map());
     const first = ids.get(id);
     if (first !== undefined) {
-      throw new InputError(`${name} has id ${JSON.stringify(id)} twice (${unit}s ${first} and ${n}); a (group, id) pair must be unique, and ${MERGED_LOGS}`, { ...here, id: String(id), field: 'id' });
+      throw new InputError(`${name} has id ${JSON.stringify(id)} twice (${unit}s ${first} and ${n}); a (group, id) pair must be unique, and ${MERGED_LOGS}`, {
+        ...here,
+        id: String(id),
+        field: 'id',
+      });
     }
     ids.set(id, n);
     if (!selected) return;
     const before = this.selectedAt[g];
     if (before !== undefined) {
-      throw new InputError(`${name} has a second selected record (${unit}s ${before} and ${n}); selection picks one per group, and ${MERGED_LOGS}`, { ...here, id: String(id), field: 'selected' });
+      throw new InputError(`${name} has a second selected record (${unit}s ${before} and ${n}); selection picks one per group, and ${MERGED_LOGS}`, {
+        ...here,
+        id: String(id),
+        field: 'selected',
+      });
     }
     this.selectedAt[g] = n;
   }
@@ -271,6 +336,9 @@ class GroupIdentity {
 function indexOfGroup(map: Map<string, number>, group: string | number | null): number {
   const k = group === null ? 'none' : `${typeof group}:${group}`;
   let i = map.get(k);
-  if (i === undefined) { i = map.size; map.set(k, i); }
+  if (i === undefined) {
+    i = map.size;
+    map.set(k, i);
+  }
   return i;
 }

@@ -14,7 +14,13 @@ import { plural } from '../core/plural.js';
 
 export type Verdict = 'PASS' | 'FAIL' | 'INSUFFICIENT-DATA' | 'NOT-APPLICABLE';
 
-export interface Measurement { name: string; value: number; comparison: '<' | '>='; threshold: number; pass: boolean }
+export interface Measurement {
+  name: string;
+  value: number;
+  comparison: '<' | '>=';
+  threshold: number;
+  pass: boolean;
+}
 
 export interface CheckResult {
   id: 'M1' | 'M1-floor-free' | 'M2' | 'M3' | 'M4';
@@ -45,8 +51,11 @@ export interface MaturityResult {
 }
 
 export const THRESHOLDS = {
-  m1MedianEvb: 0.3, m1MedianCr: 0.6, m1P95Evb: 0.5,
-  m2MedianDrift: 0.4, m2P95Drift: 0.6,
+  m1MedianEvb: 0.3,
+  m1MedianCr: 0.6,
+  m1P95Evb: 0.5,
+  m2MedianDrift: 0.4,
+  m2P95Drift: 0.6,
   m3FirstComponent: 0.6,
   m4MedianSimilarity: 0.85,
 };
@@ -83,7 +92,16 @@ function verdictOf(ms: Measurement[]): Verdict {
  * The check with its sample: PASS or FAIL from the measurements when the sample reaches the
  * minimum, else INSUFFICIENT-DATA (the measurements are kept, for information) and why.
  */
-function judged(id: CheckResult['id'], title: string, ms: Measurement[], size: number, minimum: number, [one, many]: [string, string], why: string, note?: string): CheckResult {
+function judged(
+  id: CheckResult['id'],
+  title: string,
+  ms: Measurement[],
+  size: number,
+  minimum: number,
+  [one, many]: [string, string],
+  why: string,
+  note?: string,
+): CheckResult {
   const sample = { size, minimum, unit: many };
   if (size >= minimum) return { id, title, verdict: verdictOf(ms), measurements: ms, sample, ...(note ? { note } : {}) };
   const short = `insufficient data: ${plural(size, one, many)}, ${id} needs at least ${minimum} (${why}); no PASS or FAIL from so few.`;
@@ -110,11 +128,16 @@ function m1(set: CalibrationSet, config: ResolvedConfig): CheckResult[] {
   const floor = evbFloorOf(config);
   const title = 'M1: evaluative variance and contradiction';
   const n = set.records.length;
-  const judge = (id: CheckResult['id'], t: string, m: Measurement[], note?: string) => judged(id, t, m, n, MINIMUM_SAMPLES.percentile95, ['record', 'records'], P95_WHY, note);
+  const judge = (id: CheckResult['id'], t: string, m: Measurement[], note?: string) =>
+    judged(id, t, m, n, MINIMUM_SAMPLES.percentile95, ['record', 'records'], P95_WHY, note);
   if (floor === 0) return [judge('M1', title, ms)];
   const cannot = floor >= THRESHOLDS.m1MedianEvb ? `: median EVB < ${THRESHOLDS.m1MedianEvb} cannot pass whatever the data` : '';
-  const main = judge('M1', title, ms,
-    `EVB has a floor of lambda = ${floor}: the configuration shrinks toward the identity (ECR-SPEC section 6), so every EVB is at least ${floor} and M1's thresholds, which assume no floor, are not comparable${cannot}. The floor-free value tr(S)/m is checked below; this verdict stays the configured one.`);
+  const main = judge(
+    'M1',
+    title,
+    ms,
+    `EVB has a floor of lambda = ${floor}: the configuration shrinks toward the identity (ECR-SPEC section 6), so every EVB is at least ${floor} and M1's thresholds, which assume no floor, are not comparable${cannot}. The floor-free value tr(S)/m is checked below; this verdict stays the configured one.`,
+  );
   // EVB = min(1, (1 - lambda) tr(S)/m + lambda): inverted, exact where EVB < 1 (a lower bound at 1).
   const free = evb.map((e) => (floor < 1 ? (e - floor) / (1 - floor) : 0));
   const fms = [
@@ -122,8 +145,15 @@ function m1(set: CalibrationSet, config: ResolvedConfig): CheckResult[] {
     measure('median CR', median(cr), '<', THRESHOLDS.m1MedianCr),
     measure('95th percentile tr(S)/m', quantile(free, 0.95), '<', THRESHOLDS.m1P95Evb),
   ];
-  return [main, judge('M1-floor-free', 'M1, floor-free: tr(S)/m = (EVB - lambda)/(1 - lambda) in place of EVB', fms,
-    'Informational: the unshrunk covariance trace per component, to which M1\'s thresholds apply as the paper intends.')];
+  return [
+    main,
+    judge(
+      'M1-floor-free',
+      'M1, floor-free: tr(S)/m = (EVB - lambda)/(1 - lambda) in place of EVB',
+      fms,
+      "Informational: the unshrunk covariance trace per component, to which M1's thresholds apply as the paper intends.",
+    ),
+  ];
 }
 
 function meanStep(steps: number[][]): number[] {
@@ -135,7 +165,13 @@ function meanStep(steps: number[][]): number[] {
 
 function selectedSet(set: CalibrationSet, config: ResolvedConfig): Set<number> {
   const cci = set.records.map((r) => weightedCci(r.metrics, config.weights));
-  const { selected } = selectPerGroup(cci, set.records.map((r) => r.groupIndex), set.groupCount, config.tau, set.records.map((r) => r.baseScore));
+  const { selected } = selectPerGroup(
+    cci,
+    set.records.map((r) => r.groupIndex),
+    set.groupCount,
+    config.tau,
+    set.records.map((r) => r.baseScore),
+  );
   return new Set([...selected].filter((i) => i >= 0));
 }
 
@@ -151,9 +187,9 @@ export function dialogueDrift(records: readonly CalibrationRecord[], selected: S
     if (r.dialogue === undefined || r.turn === undefined) return;
     const key = `${typeof r.dialogue}:${r.dialogue}`;
     let turns = dialogues.get(key);
-    if (!turns) dialogues.set(key, turns = new Map<number, number[]>());
+    if (!turns) dialogues.set(key, (turns = new Map<number, number[]>()));
     let list = turns.get(r.turn);
-    if (!list) turns.set(r.turn, list = []);
+    if (!list) turns.set(r.turn, (list = []));
     list.push(i);
   });
   const drift: number[] = [];
@@ -166,11 +202,20 @@ export function dialogueDrift(records: readonly CalibrationRecord[], selected: S
       const means = use.map((i) => meanStep(records[i].steps!));
       const m = means[0].length;
       for (const [k, mv] of means.entries()) {
-        if (mv.length !== m) throw new InputError(`has ${plural(mv.length, 'component')} per step, other candidates of its dialogue turn have ${m}; M2 compares evaluative vectors`, { ...whereIs(records[use[k]]), id: String(records[use[k]].id), field: 'steps' });
+        if (mv.length !== m)
+          throw new InputError(
+            `has ${plural(mv.length, 'component')} per step, other candidates of its dialogue turn have ${m}; M2 compares evaluative vectors`,
+            { ...whereIs(records[use[k]]), id: String(records[use[k]].id), field: 'steps' },
+          );
       }
       const state = means[0].map((_, j) => means.reduce((s, v) => s + v[j], 0) / means.length);
       if (prev) {
-        if (prev.length !== state.length) throw new InputError(`dialogue turns with different component counts (${prev.length} and ${state.length}); M2 compares evaluative vectors`, { ...whereIs(records[use[0]]), id: String(records[use[0]].id), field: 'steps' });
+        if (prev.length !== state.length)
+          throw new InputError(`dialogue turns with different component counts (${prev.length} and ${state.length}); M2 compares evaluative vectors`, {
+            ...whereIs(records[use[0]]),
+            id: String(records[use[0]].id),
+            field: 'steps',
+          });
         drift.push(Math.sqrt(state.reduce((s, x, j) => s + (x - prev![j]) ** 2, 0)) / Math.sqrt(state.length));
       }
       prev = state;
@@ -196,10 +241,12 @@ export function explainedVarianceRatios(rows: Iterable<readonly number[]>, m: nu
     }
   }
   const cov = new Matrix(m, m);
-  for (let a = 0; a < m; a++) for (let b = a; b < m; b++) {
-    const c = (cross[a * m + b] - (sum[a] * sum[b]) / n) / Math.max(1, n - 1);
-    cov.set(a, b, c); cov.set(b, a, c);
-  }
+  for (let a = 0; a < m; a++)
+    for (let b = a; b < m; b++) {
+      const c = (cross[a * m + b] - (sum[a] * sum[b]) / n) / Math.max(1, n - 1);
+      cov.set(a, b, c);
+      cov.set(b, a, c);
+    }
   const eig = new EigenvalueDecomposition(cov, { assumeSymmetric: true }).realEigenvalues.map((x) => Math.max(0, x)).sort((a, b) => b - a);
   const total = eig.reduce((s, x) => s + x, 0);
   return total > 0 ? eig.map((x) => x / total) : [];
@@ -207,21 +254,45 @@ export function explainedVarianceRatios(rows: Iterable<readonly number[]>, m: nu
 
 function m3(set: CalibrationSet): { check: CheckResult; ratios: number[] } {
   const title = 'M3: no single dominant evaluative direction (PCA)';
-  if (set.kind !== 'trajectories') return { check: notApplicable('M3', title, 'needs the evaluative vectors (raw trajectories with "steps"); the input holds scored records'), ratios: [] };
+  if (set.kind !== 'trajectories')
+    return { check: notApplicable('M3', title, 'needs the evaluative vectors (raw trajectories with "steps"); the input holds scored records'), ratios: [] };
   const widths = new Set(set.records.map((r) => r.steps![0].length));
-  if (widths.size > 1) return { check: notApplicable('M3', title, `trajectories have different component counts (${[...widths].join(', ')}); PCA needs one`), ratios: [] };
+  if (widths.size > 1)
+    return { check: notApplicable('M3', title, `trajectories have different component counts (${[...widths].join(', ')}); PCA needs one`), ratios: [] };
   const m = [...widths][0];
   if (m < 2) return { check: notApplicable('M3', title, 'one component per step: PCA needs at least 2'), ratios: [] };
-  const ratios = explainedVarianceRatios((function* () { for (const r of set.records) yield* r.steps!; })(), m);
+  const ratios = explainedVarianceRatios(
+    (function* () {
+      for (const r of set.records) yield* r.steps!;
+    })(),
+    m,
+  );
   if (ratios.length === 0) return { check: notApplicable('M3', title, 'the evaluative vectors have no variance'), ratios };
-  const ms = [measure('first component\'s share of variance', ratios[0], '<', THRESHOLDS.m3FirstComponent)];
+  const ms = [measure("first component's share of variance", ratios[0], '<', THRESHOLDS.m3FirstComponent)];
   const minimum = MINIMUM_SAMPLES.pcaPerComponent * m;
-  return { check: judged('M3', title, ms, set.records.length, minimum, ['trajectory', 'trajectories'], `${MINIMUM_SAMPLES.pcaPerComponent} per component for m = ${m}: fewer inflate the first component's share`), ratios };
+  return {
+    check: judged(
+      'M3',
+      title,
+      ms,
+      set.records.length,
+      minimum,
+      ['trajectory', 'trajectories'],
+      `${MINIMUM_SAMPLES.pcaPerComponent} per component for m = ${m}: fewer inflate the first component's share`,
+    ),
+    ratios,
+  };
 }
 
 function cosine(a: readonly number[], b: readonly number[]): number {
-  let ab = 0, aa = 0, bb = 0;
-  for (let j = 0; j < a.length; j++) { ab += a[j] * b[j]; aa += a[j] * a[j]; bb += b[j] * b[j]; }
+  let ab = 0,
+    aa = 0,
+    bb = 0;
+  for (let j = 0; j < a.length; j++) {
+    ab += a[j] * b[j];
+    aa += a[j] * a[j];
+    bb += b[j] * b[j];
+  }
   return aa < 1e-24 || bb < 1e-24 ? 0 : ab / Math.sqrt(aa * bb);
 }
 
@@ -236,7 +307,7 @@ export function paraphraseSimilarity(set: CalibrationSet, selected: Set<number>)
     if (r.variant === undefined || !selected.has(i)) return;
     const key = `${typeof r.variant}:${r.variant}`;
     let s = byVariant.get(key);
-    if (!s) byVariant.set(key, s = new Set());
+    if (!s) byVariant.set(key, (s = new Set()));
     s.add(i);
   });
   const sims: number[] = [];
@@ -245,14 +316,27 @@ export function paraphraseSimilarity(set: CalibrationSet, selected: Set<number>)
     if (answers.length < 2) continue;
     const emb = answers.map((i) => {
       const e = set.records[i].embeddings;
-      if (!e) throw new InputError('M4 needs "embeddings" on records with a "variant" (the final step\'s embedding stands for the answer)', { ...whereIs(set.records[i]), id: String(set.records[i].id), field: 'embeddings' });
+      if (!e)
+        throw new InputError('M4 needs "embeddings" on records with a "variant" (the final step\'s embedding stands for the answer)', {
+          ...whereIs(set.records[i]),
+          id: String(set.records[i].id),
+          field: 'embeddings',
+        });
       return e[e.length - 1];
     });
-    let s = 0, pairs = 0;
-    for (let a = 0; a < emb.length; a++) for (let b = a + 1; b < emb.length; b++) {
-      if (emb[a].length !== emb[b].length) throw new InputError(`embedding width ${emb[b].length} differs from ${emb[a].length} of another paraphrase's answer`, { ...whereIs(set.records[answers[b]]), id: String(set.records[answers[b]].id), field: 'embeddings' });
-      s += cosine(emb[a], emb[b]); pairs++;
-    }
+    let s = 0,
+      pairs = 0;
+    for (let a = 0; a < emb.length; a++)
+      for (let b = a + 1; b < emb.length; b++) {
+        if (emb[a].length !== emb[b].length)
+          throw new InputError(`embedding width ${emb[b].length} differs from ${emb[a].length} of another paraphrase's answer`, {
+            ...whereIs(set.records[answers[b]]),
+            id: String(set.records[answers[b]].id),
+            field: 'embeddings',
+          });
+        s += cosine(emb[a], emb[b]);
+        pairs++;
+      }
     sims.push(s / pairs);
   }
   return sims.length ? sims : 'no prompt has answers selected for two or more paraphrases (groups) sharing a "variant"';
@@ -270,7 +354,10 @@ export function runMaturity(set: CalibrationSet, config: ResolvedConfig): Maturi
     drift = dialogueDrift(set.records, selected);
     if (drift.length === 0) checks.push(notApplicable('M2', m2Title, 'no dialogue has two or more turns'));
     else {
-      const ms = [measure('median drift', median(drift), '<', THRESHOLDS.m2MedianDrift), measure('95th percentile drift', quantile(drift, 0.95), '<', THRESHOLDS.m2P95Drift)];
+      const ms = [
+        measure('median drift', median(drift), '<', THRESHOLDS.m2MedianDrift),
+        measure('95th percentile drift', quantile(drift, 0.95), '<', THRESHOLDS.m2P95Drift),
+      ];
       checks.push(judged('M2', m2Title, ms, drift.length, MINIMUM_SAMPLES.percentile95, ['turn pair', 'turn pairs'], P95_WHY));
     }
   }
@@ -286,8 +373,18 @@ export function runMaturity(set: CalibrationSet, config: ResolvedConfig): Maturi
     else {
       paraphrase = sims;
       const ms = [measure('median cross-paraphrase cosine (proxy for BERTScore)', median(sims), '>=', THRESHOLDS.m4MedianSimilarity)];
-      checks.push(judged('M4', m4Title, ms, sims.length, MINIMUM_SAMPLES.median, ['prompt', 'prompts'], 'below 6 the sample cannot bracket a median with 95% confidence',
-        'Embedding cosine of the selected answers stands in for BERTScore; the threshold 0.85 is this engine\'s (ECR-SPEC section 8.3).'));
+      checks.push(
+        judged(
+          'M4',
+          m4Title,
+          ms,
+          sims.length,
+          MINIMUM_SAMPLES.median,
+          ['prompt', 'prompts'],
+          'below 6 the sample cannot bracket a median with 95% confidence',
+          "Embedding cosine of the selected answers stands in for BERTScore; the threshold 0.85 is this engine's (ECR-SPEC section 8.3).",
+        ),
+      );
     }
   }
   // The floor-free M1 is informational: the configured verdict decides the exit code. A failure
@@ -304,7 +401,9 @@ export function formatMaturity(result: MaturityResult): string {
     // Without a verdict, an "ok" or "no" per value would read as one.
     const mark = (m: Measurement) => (c.verdict === 'INSUFFICIENT-DATA' ? '' : `: ${m.pass ? 'ok' : 'no'}`);
     const vals = c.measurements.map((m) => `${m.name} ${m.value.toFixed(4)} (${m.comparison} ${m.threshold}${mark(m)})`).join('; ');
-    lines.push(`${c.id.padEnd(13)} ${c.verdict.padEnd(17)} ${c.title}${vals ? `\n${' '.repeat(14)}${vals}` : ''}${c.note ? `\n${' '.repeat(14)}${c.note}` : ''}`);
+    lines.push(
+      `${c.id.padEnd(13)} ${c.verdict.padEnd(17)} ${c.title}${vals ? `\n${' '.repeat(14)}${vals}` : ''}${c.note ? `\n${' '.repeat(14)}${c.note}` : ''}`,
+    );
   }
   return lines.join('\n');
 }

@@ -7,7 +7,14 @@ import { GroupSelector } from '../core/select.js';
 import { bootstrapInterval, type Interval } from './statistics.js';
 
 /** The selected record index per group (-1 for groups with no record in `include`). */
-export function selectPerGroup(cci: ArrayLike<number>, groupIndex: ArrayLike<number>, groupCount: number, tau: number, baseScore: ArrayLike<number>, include: (i: number) => boolean = () => true): { selected: Int32Array; fallback: Uint8Array } {
+export function selectPerGroup(
+  cci: ArrayLike<number>,
+  groupIndex: ArrayLike<number>,
+  groupCount: number,
+  tau: number,
+  baseScore: ArrayLike<number>,
+  include: (i: number) => boolean = () => true,
+): { selected: Int32Array; fallback: Uint8Array } {
   const selector = new GroupSelector(tau);
   for (let i = 0; i < cci.length; i++) if (include(i)) selector.offer(groupIndex[i], i, cci[i], baseScore[i]);
   const selected = new Int32Array(groupCount).fill(-1);
@@ -20,7 +27,10 @@ export function selectPerGroup(cci: ArrayLike<number>, groupIndex: ArrayLike<num
   return { selected, fallback };
 }
 
-export interface Estimate { value: number; interval: Interval | null }
+export interface Estimate {
+  value: number;
+  interval: Interval | null;
+}
 
 export interface SelectionLift {
   /** Groups used: every candidate labelled, at least two candidates. */
@@ -36,8 +46,16 @@ export interface SelectionLift {
  * `members[g]` lists group g's record indices in input order; groups with an unlabelled member
  * or a single candidate are left out (there is nothing to choose between).
  */
-export function selectionLift(members: readonly number[][], selected: Int32Array, labels: readonly (boolean | null)[], replicates: number, seed: number): SelectionLift | null {
-  const sel: number[] = [], first: number[] = [], random: number[] = [];
+export function selectionLift(
+  members: readonly number[][],
+  selected: Int32Array,
+  labels: readonly (boolean | null)[],
+  replicates: number,
+  seed: number,
+): SelectionLift | null {
+  const sel: number[] = [],
+    first: number[] = [],
+    random: number[] = [];
   members.forEach((m, g) => {
     if (m.length < 2 || selected[g] < 0 || m.some((i) => labels[i] === null)) return;
     sel.push(labels[selected[g]] ? 1 : 0);
@@ -47,11 +65,17 @@ export function selectionLift(members: readonly number[][], selected: Int32Array
   if (sel.length === 0) return null;
   const mean = (xs: number[], s?: Int32Array) => {
     let t = 0;
-    if (!s) { for (const x of xs) t += x; return t / xs.length; }
+    if (!s) {
+      for (const x of xs) t += x;
+      return t / xs.length;
+    }
     for (const i of s) t += xs[i];
     return t / s.length;
   };
-  const est = (f: (s?: Int32Array) => number, k: number): Estimate => ({ value: f(), interval: bootstrapInterval(sel.length, (s) => f(s), replicates, seed + k) });
+  const est = (f: (s?: Int32Array) => number, k: number): Estimate => ({
+    value: f(),
+    interval: bootstrapInterval(sel.length, (s) => f(s), replicates, seed + k),
+  });
   return {
     groups: sel.length,
     selected: est((s) => mean(sel, s), 1),

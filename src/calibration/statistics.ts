@@ -71,7 +71,8 @@ export function auroc(scores: ArrayLike<number>, labels: readonly boolean[]): Ma
     let p = 0;
     let n = 0;
     while (j < order.length && scores[order[j]] === scores[order[i]]) {
-      if (labels[order[j]]) p++; else n++;
+      if (labels[order[j]]) p++;
+      else n++;
       j++;
     }
     // Each correct answer in the block beats every incorrect answer below the block, and ties
@@ -83,7 +84,10 @@ export function auroc(scores: ArrayLike<number>, labels: readonly boolean[]): Ma
   return { value: wins / (pos * neg) };
 }
 
-export interface RiskCoveragePoint { coverage: number; risk: number }
+export interface RiskCoveragePoint {
+  coverage: number;
+  risk: number;
+}
 
 /**
  * Risk (error rate among the answers kept) against coverage (share kept), keeping answers in
@@ -97,7 +101,10 @@ export function riskCoverage(scores: ArrayLike<number>, labels: readonly boolean
   for (let i = 0; i < order.length;) {
     let j = i;
     let blockErrors = 0;
-    while (j < order.length && scores[order[j]] === scores[order[i]]) { if (!labels[order[j]]) blockErrors++; j++; }
+    while (j < order.length && scores[order[j]] === scores[order[i]]) {
+      if (!labels[order[j]]) blockErrors++;
+      j++;
+    }
     for (let k = i; k < j; k++) {
       const kept = k + 1;
       const e = errors + (blockErrors * (k - i + 1)) / (j - i);
@@ -124,7 +131,12 @@ export function prr(scores: ArrayLike<number>, labels: readonly boolean[]): Mayb
   const reason = bothClassesOrReason(labels);
   if (reason) return { value: null, reason: `PRR is undefined: ${reason}` };
   const random = 1 - labelCounts(labels).pos / labels.length;
-  const oracle = aurc(riskCoverage(labels.map((l) => (l ? 1 : 0)), labels));
+  const oracle = aurc(
+    riskCoverage(
+      labels.map((l) => (l ? 1 : 0)),
+      labels,
+    ),
+  );
   const model = aurc(riskCoverage(scores, labels));
   return { value: (random - model) / (random - oracle) };
 }
@@ -147,22 +159,33 @@ export function isotonicFit(x: ArrayLike<number>, y: ArrayLike<number>, weight?:
     let swy = 0;
     while (j < n && x[order[j]] === x[order[k]]) {
       const w = weight ? weight[order[j]] : 1;
-      sw += w; swy += w * y[order[j]]; j++;
+      sw += w;
+      swy += w * y[order[j]];
+      j++;
     }
-    mean.push(swy / sw); wsum.push(sw); count.push(j - k);
+    mean.push(swy / sw);
+    wsum.push(sw);
+    count.push(j - k);
     while (mean.length > 1 && mean[mean.length - 2] > mean[mean.length - 1]) {
-      const w2 = wsum.pop()!, m2 = mean.pop()!, c2 = count.pop()!;
-      const w1 = wsum.pop()!, m1 = mean.pop()!, c1 = count.pop()!;
-      mean.push((w1 * m1 + w2 * m2) / (w1 + w2)); wsum.push(w1 + w2); count.push(c1 + c2);
+      const w2 = wsum.pop()!,
+        m2 = mean.pop()!,
+        c2 = count.pop()!;
+      const w1 = wsum.pop()!,
+        m1 = mean.pop()!,
+        c1 = count.pop()!;
+      mean.push((w1 * m1 + w2 * m2) / (w1 + w2));
+      wsum.push(w1 + w2);
+      count.push(c1 + c2);
     }
     k = j;
   }
   const fitted = new Float64Array(n);
   let pos = 0;
-  mean.forEach((m, b) => { for (let c = 0; c < count[b]; c++) fitted[order[pos++]] = m; });
+  mean.forEach((m, b) => {
+    for (let c = 0; c < count[b]; c++) fitted[order[pos++]] = m;
+  });
   return fitted;
 }
-
 
 /**
  * Isotonic calibration map: the PAV fit, kept as the first and last input of each constant
@@ -176,11 +199,13 @@ export function fitIsotonicMap(scores: ArrayLike<number>, labels: readonly boole
   const cci: number[] = [];
   const p: number[] = [];
   for (let k = 0; k < order.length; k++) {
-    const xi = scores[order[k]], fi = fitted[order[k]];
+    const xi = scores[order[k]],
+      fi = fitted[order[k]];
     const prevSame = k > 0 && fitted[order[k - 1]] === fi;
     const nextSame = k + 1 < order.length && fitted[order[k + 1]] === fi;
     if ((prevSame && nextSame) || (cci.length > 0 && cci[cci.length - 1] === xi)) continue;
-    cci.push(xi); p.push(fi);
+    cci.push(xi);
+    p.push(fi);
   }
   return { method: 'isotonic', cci, p };
 }
@@ -197,35 +222,58 @@ export function fitPlattMap(scores: ArrayLike<number>, labels: readonly boolean[
   let a = 0;
   let b = Math.log((pos + 1) / (neg + 1));
   for (let iter = 0; iter < 100; iter++) {
-    let ga = 0, gb = 0, haa = 0, hab = 0, hbb = 0;
+    let ga = 0,
+      gb = 0,
+      haa = 0,
+      hab = 0,
+      hbb = 0;
     for (let i = 0; i < scores.length; i++) {
       const p = 1 / (1 + Math.exp(-(a * scores[i] + b)));
       const d = p - (labels[i] ? tPos : tNeg);
       const w = Math.max(p * (1 - p), 1e-12);
-      ga += d * scores[i]; gb += d;
-      haa += w * scores[i] * scores[i]; hab += w * scores[i]; hbb += w;
+      ga += d * scores[i];
+      gb += d;
+      haa += w * scores[i] * scores[i];
+      hab += w * scores[i];
+      hbb += w;
     }
     // Levenberg damping keeps the step finite when the Hessian is near singular.
-    haa += 1e-9; hbb += 1e-9;
+    haa += 1e-9;
+    hbb += 1e-9;
     const det = haa * hbb - hab * hab;
     const da = (hbb * ga - hab * gb) / det;
     const db = (haa * gb - hab * ga) / det;
-    a -= da; b -= db;
+    a -= da;
+    b -= db;
     if (Math.abs(da) < 1e-10 && Math.abs(db) < 1e-10) break;
   }
   return { method: 'platt', a, b };
 }
 
-export interface ReliabilityBin { lower: number; upper: number; count: number; meanPredicted: number; accuracy: number }
+export interface ReliabilityBin {
+  lower: number;
+  upper: number;
+  count: number;
+  meanPredicted: number;
+  accuracy: number;
+}
 
 /** Equal-width bins over [0, 1]; a prediction of exactly 1 falls in the last bin. */
 export function reliabilityBins(predicted: ArrayLike<number>, labels: readonly boolean[], bins = 10): ReliabilityBin[] {
   const out = Array.from({ length: bins }, (_, b) => ({ lower: b / bins, upper: (b + 1) / bins, count: 0, sumP: 0, sumY: 0 }));
   for (let i = 0; i < predicted.length; i++) {
     const b = Math.min(bins - 1, Math.floor(predicted[i] * bins));
-    out[b].count++; out[b].sumP += predicted[i]; out[b].sumY += labels[i] ? 1 : 0;
+    out[b].count++;
+    out[b].sumP += predicted[i];
+    out[b].sumY += labels[i] ? 1 : 0;
   }
-  return out.map((o) => ({ lower: o.lower, upper: o.upper, count: o.count, meanPredicted: o.count ? o.sumP / o.count : Number.NaN, accuracy: o.count ? o.sumY / o.count : Number.NaN }));
+  return out.map((o) => ({
+    lower: o.lower,
+    upper: o.upper,
+    count: o.count,
+    meanPredicted: o.count ? o.sumP / o.count : Number.NaN,
+    accuracy: o.count ? o.sumY / o.count : Number.NaN,
+  }));
 }
 
 /** Expected calibration error: the count-weighted mean gap between accuracy and confidence. */
@@ -241,7 +289,11 @@ export function brierScore(predicted: ArrayLike<number>, labels: readonly boolea
   return s / predicted.length;
 }
 
-export interface Interval { low: number; high: number; replicates: number }
+export interface Interval {
+  low: number;
+  high: number;
+  replicates: number;
+}
 
 /**
  * Percentile bootstrap over clusters (groups): resamples `clusters` indices with replacement

@@ -26,7 +26,11 @@ export class ResampledTau {
   private readonly order: Int32Array;
   private readonly sizes: Int32Array;
   private readonly counts: Int32Array;
-  constructor(private readonly cci: ArrayLike<number>, private readonly groupIndex: ArrayLike<number>, groupCount: number) {
+  constructor(
+    private readonly cci: ArrayLike<number>,
+    private readonly groupIndex: ArrayLike<number>,
+    groupCount: number,
+  ) {
     this.order = Int32Array.from({ length: cci.length }, (_, i) => i).sort((a, b) => cci[b] - cci[a]);
     this.sizes = new Int32Array(groupCount);
     for (let i = 0; i < cci.length; i++) this.sizes[groupIndex[i]]++;
@@ -38,7 +42,10 @@ export class ResampledTau {
     const counts = this.counts;
     counts.fill(0);
     let total = 0;
-    for (let i = 0; i < sample.length; i++) { counts[sample[i]]++; total += this.sizes[sample[i]]; }
+    for (let i = 0; i < sample.length; i++) {
+      counts[sample[i]]++;
+      total += this.sizes[sample[i]];
+    }
     if (total === 0) return Number.NaN;
     const k = Math.max(1, Math.ceil(target * total - 1e-9));
     let seen = 0;
@@ -51,7 +58,11 @@ export class ResampledTau {
   }
 }
 
-export interface AdmissionPoint { tau: number; admission: number; fallback: number }
+export interface AdmissionPoint {
+  tau: number;
+  admission: number;
+  fallback: number;
+}
 
 /** Admission rate (share of trajectories with CCI >= tau) and fallback rate (share of groups with none). */
 export function admissionCurve(cci: ArrayLike<number>, groupIndex: ArrayLike<number>, groupCount: number, taus: readonly number[]): AdmissionPoint[] {
@@ -60,8 +71,13 @@ export function admissionCurve(cci: ArrayLike<number>, groupIndex: ArrayLike<num
   const sorted = Float64Array.from(cci).sort();
   const sortedBest = Float64Array.from(best).sort();
   const countBelow = (a: Float64Array, t: number) => {
-    let lo = 0, hi = a.length;
-    while (lo < hi) { const mid = (lo + hi) >> 1; if (a[mid] < t) lo = mid + 1; else hi = mid; }
+    let lo = 0,
+      hi = a.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (a[mid] < t) lo = mid + 1;
+      else hi = mid;
+    }
     return lo;
   };
   return taus.map((tau) => ({
@@ -89,10 +105,14 @@ export function parseObjective(text: string): Objective {
 
 /** F-beta of admission (CCI >= tau) as a prediction of correctness; 0 when nothing is admitted or nothing is correct. */
 export function fbetaAt(cci: ArrayLike<number>, labels: readonly boolean[], tau: number, beta: number): number {
-  let tp = 0, fp = 0, fn = 0;
+  let tp = 0,
+    fp = 0,
+    fn = 0;
   for (let i = 0; i < cci.length; i++) {
     const admitted = cci[i] >= tau;
-    if (admitted && labels[i]) tp++; else if (admitted) fp++; else if (labels[i]) fn++;
+    if (admitted && labels[i]) tp++;
+    else if (admitted) fp++;
+    else if (labels[i]) fn++;
   }
   const b2 = beta * beta;
   const denom = (1 + b2) * tp + b2 * fn + fp;
@@ -108,11 +128,16 @@ export function bestTauForFbeta(cci: ArrayLike<number>, labels: readonly boolean
   let pos = 0;
   for (const l of labels) if (l) pos++;
   const b2 = beta * beta;
-  let tp = 0, fp = 0;
+  let tp = 0,
+    fp = 0;
   let best = { tau: order.length ? cci[order[0]] : Number.NaN, value: -1 };
   for (let i = 0; i < order.length;) {
     let j = i;
-    while (j < order.length && cci[order[j]] === cci[order[i]]) { if (labels[order[j]]) tp++; else fp++; j++; }
+    while (j < order.length && cci[order[j]] === cci[order[i]]) {
+      if (labels[order[j]]) tp++;
+      else fp++;
+      j++;
+    }
     const denom = (1 + b2) * tp + b2 * (pos - tp) + fp;
     const value = denom === 0 ? 0 : ((1 + b2) * tp) / denom;
     if (value >= best.value) best = { tau: cci[order[i]], value };

@@ -15,7 +15,10 @@ export function splitGroups(groupCount: number, share: number, seed: number): Ui
   if (groupCount < 2) return heldOut;
   const order = Array.from({ length: groupCount }, (_, i) => i);
   const rnd = seededRandom(seed);
-  for (let i = order.length - 1; i > 0; i--) { const j = Math.floor(rnd() * (i + 1)); [order[i], order[j]] = [order[j], order[i]]; }
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
   const k = Math.min(groupCount - 1, Math.max(1, Math.round(share * groupCount)));
   for (let i = 0; i < k; i++) heldOut[order[i]] = 1;
   return heldOut;
@@ -24,16 +27,21 @@ export function splitGroups(groupCount: number, share: number, seed: number): Ui
 /** Every weight vector on the simplex whose entries are multiples of 1/steps (steps = 10: 1001 points). */
 export function simplexGrid(steps: number): Weights[] {
   const out: Weights[] = [];
-  for (let a = 0; a <= steps; a++) for (let b = 0; b <= steps - a; b++) for (let c = 0; c <= steps - a - b; c++) {
-    for (let d = 0; d <= steps - a - b - c; d++) {
-      const e = steps - a - b - c - d;
-      out.push([a / steps, b / steps, c / steps, d / steps, e / steps]);
-    }
-  }
+  for (let a = 0; a <= steps; a++)
+    for (let b = 0; b <= steps - a; b++)
+      for (let c = 0; c <= steps - a - b; c++) {
+        for (let d = 0; d <= steps - a - b - c; d++) {
+          const e = steps - a - b - c - d;
+          out.push([a / steps, b / steps, c / steps, d / steps, e / steps]);
+        }
+      }
   return out;
 }
 
-export interface LabelledMetrics { metrics: readonly MetricVector[]; labels: readonly boolean[] }
+export interface LabelledMetrics {
+  metrics: readonly MetricVector[];
+  labels: readonly boolean[];
+}
 
 /** The objective's value on some records under some weights; for F-beta, at its best tau on those records. */
 export function objectiveValue(data: LabelledMetrics, weights: Weights, objective: Objective): { value: number; tau: number | null } {
@@ -43,7 +51,11 @@ export function objectiveValue(data: LabelledMetrics, weights: Weights, objectiv
   return { value: r.value ?? Number.NaN, tau: null };
 }
 
-export interface WeightSearchResult { weights: Weights; fitValue: number; evaluated: number }
+export interface WeightSearchResult {
+  weights: Weights;
+  fitValue: number;
+  evaluated: number;
+}
 
 /**
  * Grid search on the fitting data. The configured weights are tried first, so that on a tie

@@ -56,7 +56,10 @@ export function webGpuOptionsFromEnv(env: Env, flags: WebGpuFlags): WebGpuBacken
   };
   if (flags.adapter !== undefined) Object.assign(options, { adapter: flags.adapter, adapterReason: 'forced by --adapter' });
   else if (fromEnv !== undefined) Object.assign(options, { adapter: fromEnv, adapterReason: 'forced by ECR_WEBGPU_ADAPTER' });
-  if (flags.reportAdapter) options.reportAdapter = (choice) => { process.stderr.write(`ecr: webgpu adapter: ${choice}\n`); };
+  if (flags.reportAdapter)
+    options.reportAdapter = (choice) => {
+      process.stderr.write(`ecr: webgpu adapter: ${choice}\n`);
+    };
   return options;
 }
 

@@ -44,14 +44,23 @@ export async function main(argv: string[]): Promise<number> {
     ({ values } = parseArgs({
       args: argv,
       options: OPTIONS,
-      strict: true, allowPositionals: false,
+      strict: true,
+      allowPositionals: false,
     }));
   } catch (e) {
     throw new UsageError(`${(e as Error).message}\n${USAGE}`);
   }
-  if (values.help) { process.stdout.write(HELP + '\n'); return 0; }
+  if (values.help) {
+    process.stdout.write(HELP + '\n');
+    return 0;
+  }
   if (values.gateway !== undefined) {
-    return (await import('../bench/gateway.js')).runGatewayBench(values.gateway, { runs: argv.includes('--runs') ? Number(values.runs) : undefined, durationS: Number(values.duration), json: values.json, redis: values.redis });
+    return (await import('../bench/gateway.js')).runGatewayBench(values.gateway, {
+      runs: argv.includes('--runs') ? Number(values.runs) : undefined,
+      durationS: Number(values.duration),
+      json: values.json,
+      redis: values.redis,
+    });
   }
   if (values.server !== 'inproc' && values.server !== 'child') throw new UsageError(`--server must be inproc or child\n${USAGE}`);
   const runs = Number(values.runs);
@@ -70,13 +79,15 @@ export async function main(argv: string[]): Promise<number> {
     const c = r.cold.calls!;
     process.stdout.write(
       `${r.scenario}: K=${r.k} H=${r.horizon} latency=${r.latencyMs}ms maxParallel=${r.maxParallel}${r.ignoreN ? ' (server ignores n)' : ''}${r.embeddings ? ' (embedding model)' : ''} server=${r.server} runs=${r.runs}\n` +
-      `  floor   median ${f(r.transportFloor.medianMs)} ms (min ${f(r.transportFloor.minMs)}): the same HTTP call chain, transport and JSON only\n` +
-      `  cold    median ${f(r.cold.medianMs)} ms (min ${f(r.cold.minMs)}, max ${f(r.cold.maxMs)}); target <= ${f(r.cold.targetMs)} ms (critical path ${r.criticalPathMs} ms)${r.cold.medianMs <= r.cold.targetMs ? '' : '  MISSED'}\n` +
-      `          generations ${c.generations} (expected K+K*H = ${r.cold.expectedGenerations}); HTTP chat requests ${c.generateRequests} generate + ${c.unrollRequests} unroll; embed requests ${c.embedRequests}; parallel speedup ${f(r.cold.medianParallelSpeedup)}x\n`,
+        `  floor   median ${f(r.transportFloor.medianMs)} ms (min ${f(r.transportFloor.minMs)}): the same HTTP call chain, transport and JSON only\n` +
+        `  cold    median ${f(r.cold.medianMs)} ms (min ${f(r.cold.minMs)}, max ${f(r.cold.maxMs)}); target <= ${f(r.cold.targetMs)} ms (critical path ${r.criticalPathMs} ms)${r.cold.medianMs <= r.cold.targetMs ? '' : '  MISSED'}\n` +
+        `          generations ${c.generations} (expected K+K*H = ${r.cold.expectedGenerations}); HTTP chat requests ${c.generateRequests} generate + ${c.unrollRequests} unroll; embed requests ${c.embedRequests}; parallel speedup ${f(r.cold.medianParallelSpeedup)}x\n`,
     );
     if (r.repeat) {
       const rc = r.repeat.calls!;
-      process.stdout.write(`  repeat  median ${r.repeat.medianMs.toFixed(2)} ms (min ${r.repeat.minMs.toFixed(2)}, max ${r.repeat.maxMs.toFixed(2)}); target <= 5 ms${r.repeat.medianMs <= 5 ? '' : '  MISSED'}; chat requests ${rc.generateRequests + rc.unrollRequests}\n`);
+      process.stdout.write(
+        `  repeat  median ${r.repeat.medianMs.toFixed(2)} ms (min ${r.repeat.minMs.toFixed(2)}, max ${r.repeat.maxMs.toFixed(2)}); target <= 5 ms${r.repeat.medianMs <= 5 ? '' : '  MISSED'}; chat requests ${rc.generateRequests + rc.unrollRequests}\n`,
+      );
     }
   }
   return 0;

@@ -67,7 +67,10 @@ export const OPTIONS = {
 
 export async function main(argv: string[]): Promise<number> {
   const values = parseFlags(argv, OPTIONS, HELP);
-  if (values.help) { process.stdout.write(HELP + '\n'); return 0; }
+  if (values.help) {
+    process.stdout.write(HELP + '\n');
+    return 0;
+  }
 
   const backend = values.backend as BackendChoice;
   if (!BACKEND_CHOICES.includes(backend)) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got "${values.backend}"`);
@@ -91,7 +94,17 @@ export async function main(argv: string[]): Promise<number> {
   const config = toResolvedConfig(values.config ? await readJsonConfig(values.config) : {});
 
   const result = await runBench({
-    backend, n, t, m, d, a, reps, warmup, config, dtype, seed,
+    backend,
+    n,
+    t,
+    m,
+    d,
+    a,
+    reps,
+    warmup,
+    config,
+    dtype,
+    seed,
     shared: values.unshared ? false : undefined,
     covariance: values.covariance,
     reuseOutputs: values['reuse-outputs'],
@@ -111,7 +124,12 @@ function formatHuman(r: BenchResult): string {
     `time         ${ms(r.msPerBatch)} ms per batch (median of ${r.reps}; min ${ms(r.minMs)}, max ${ms(r.maxMs)}; ${r.warmup} warm-up)`,
     `throughput   ${rate(r.trajPerSec)} trajectories/s`,
   ];
-  if (r.stages) lines.push(`stages       ${Object.entries(r.stages).map(([k, v]) => `${k} ${ms(v)} ms`).join(', ')}`);
+  if (r.stages)
+    lines.push(
+      `stages       ${Object.entries(r.stages)
+        .map(([k, v]) => `${k} ${ms(v)} ms`)
+        .join(', ')}`,
+    );
   if (r.kernelTrajPerSec !== undefined) lines.push(`kernel       ${ms(r.kernelMs!)} ms, ${rate(r.kernelTrajPerSec)} trajectories/s`);
   return lines.join('\n') + '\n';
 }

@@ -32,25 +32,34 @@ function unitNumber(name: string, text: string, open = false): number {
   return x;
 }
 
-
 export async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
-      args: argv, allowPositionals: true,
+      args: argv,
+      allowPositionals: true,
       options: {
-        ...LABELLED_INPUT_OPTIONS, 'target-admission': { type: 'string', default: '0.75' },
-        objective: { type: 'string', default: 'f1' }, 'search-weights': { type: 'boolean', default: false },
-        calibration: { type: 'string', default: 'isotonic' }, holdout: { type: 'string', default: '0.3' },
-        seed: { type: 'string', default: '1' }, bootstrap: { type: 'string', default: '1000' },
-        out: { type: 'string' }, report: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        ...LABELLED_INPUT_OPTIONS,
+        'target-admission': { type: 'string', default: '0.75' },
+        objective: { type: 'string', default: 'f1' },
+        'search-weights': { type: 'boolean', default: false },
+        calibration: { type: 'string', default: 'isotonic' },
+        holdout: { type: 'string', default: '0.3' },
+        seed: { type: 'string', default: '1' },
+        bootstrap: { type: 'string', default: '1000' },
+        out: { type: 'string' },
+        report: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
       },
     });
   } catch (err) {
     throw new UsageError(`${(err as Error).message}\n${HELP}`);
   }
   const { values: v, positionals } = parsed;
-  if (v.help) { process.stdout.write(HELP + '\n'); return 0; }
+  if (v.help) {
+    process.stdout.write(HELP + '\n');
+    return 0;
+  }
   if (v.calibration !== 'isotonic' && v.calibration !== 'platt') throw new UsageError(`--calibration must be isotonic or platt, got "${v.calibration}"`);
   const options: CalibrateOptions = {
     ...DEFAULT_CALIBRATE_OPTIONS,
@@ -64,8 +73,13 @@ export async function main(argv: string[]): Promise<number> {
   };
   const { set, config } = await readLabelledInput(v, positionals, HELP);
   const provenance = {
-    file: set.file, sha256: set.sha256, records: set.records.length, groups: set.groupCount, labelled: set.labelled,
-    date: new Date().toISOString(), command: ['ecr', 'calibrate', ...argv].join(' '),
+    file: set.file,
+    sha256: set.sha256,
+    records: set.records.length,
+    groups: set.groupCount,
+    labelled: set.labelled,
+    date: new Date().toISOString(),
+    command: ['ecr', 'calibrate', ...argv].join(' '),
   };
   const result = runCalibration(set, config, options, provenance);
   for (const w of result.warnings) process.stderr.write(`ecr calibrate: warning: ${w}\n`);
@@ -108,6 +122,8 @@ export function summary(r: CalibrationResult): string {
     } else lines.push(`selection lift: ${L.liftReason}`);
   }
   const w = r.chosen.weights;
-  lines.push(`chosen: tau ${f(r.chosen.tau, 4)} (${r.chosen.tauSource}), weights [${w.map((x) => f(x, 2)).join(', ')}]; admits ${f(r.chosen.admission)} of trajectories, fallback in ${f(r.chosen.fallback)} of groups`);
+  lines.push(
+    `chosen: tau ${f(r.chosen.tau, 4)} (${r.chosen.tauSource}), weights [${w.map((x) => f(x, 2)).join(', ')}]; admits ${f(r.chosen.admission)} of trajectories, fallback in ${f(r.chosen.fallback)} of groups`,
+  );
   return lines.join('\n');
 }

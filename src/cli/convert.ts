@@ -25,14 +25,18 @@ export async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
-      args: argv, allowPositionals: true,
+      args: argv,
+      allowPositionals: true,
       options: { format: { type: 'string' }, window: { type: 'string', default: '65536' }, help: { type: 'boolean', short: 'h' } },
     });
   } catch (err) {
     throw new UsageError(`${(err as Error).message}\n${HELP}`);
   }
   const { values, positionals } = parsed;
-  if (values.help) { process.stdout.write(HELP + '\n'); return 0; }
+  if (values.help) {
+    process.stdout.write(HELP + '\n');
+    return 0;
+  }
   if (positionals.length !== 2) throw new UsageError(`expected IN and OUT, got ${positionals.length} argument${positionals.length === 1 ? '' : 's'}\n${HELP}`);
   const [inFile, outFile] = positionals;
   const window = positiveIntegerFlag('window', values.window);

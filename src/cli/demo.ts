@@ -17,7 +17,12 @@ const f3 = (x: number) => x.toFixed(3);
 export function formatTable(res: RecordsResult): string {
   const idWidth = Math.max(4, ...res.results.map((r) => String(r.id).length));
   const head = `${'id'.padEnd(idWidth)}    EVB     CR     TS     ES     PD    CCI  admissible  selected`;
-  const rows = res.results.map((r) => `${String(r.id).padEnd(idWidth)}  ${[r.EVB, r.CR, r.TS, r.ES, r.PD, r.CCI].map(f3).map((s) => s.padStart(5)).join('  ')}  ${(r.admissible ? 'yes' : 'no').padStart(10)}  ${r.selected ? '   <==' : ''}`.trimEnd());
+  const rows = res.results.map((r) =>
+    `${String(r.id).padEnd(idWidth)}  ${[r.EVB, r.CR, r.TS, r.ES, r.PD, r.CCI]
+      .map(f3)
+      .map((s) => s.padStart(5))
+      .join('  ')}  ${(r.admissible ? 'yes' : 'no').padStart(10)}  ${r.selected ? '   <==' : ''}`.trimEnd(),
+  );
   return [head, '-'.repeat(head.length), ...rows].join('\n');
 }
 
@@ -28,7 +33,9 @@ export function formatAudit(a: AuditTrace): string {
     `tau ${a.tau}; weights alpha ${w.alpha} beta ${w.beta} gamma ${w.gamma} delta ${w.delta} epsilon ${w.epsilon}`,
   ];
   for (const c of a.candidates) {
-    lines.push(`  ${c.id === a.selectedId ? '*' : ' '} ${c.id}: CCI ${f3(c.CCI)} = f(EVB ${f3(c.EVB)}, CR ${f3(c.CR)}, TS ${f3(c.TS)}, ES ${f3(c.ES)}, PD ${f3(c.PD)})${c.admissible ? ', admissible' : ''}`);
+    lines.push(
+      `  ${c.id === a.selectedId ? '*' : ' '} ${c.id}: CCI ${f3(c.CCI)} = f(EVB ${f3(c.EVB)}, CR ${f3(c.CR)}, TS ${f3(c.TS)}, ES ${f3(c.ES)}, PD ${f3(c.PD)})${c.admissible ? ', admissible' : ''}`,
+    );
   }
   return lines.join('\n');
 }
@@ -52,7 +59,10 @@ export const OPTIONS = {
 
 export async function main(argv: string[]): Promise<number> {
   const values = parseFlags(argv, OPTIONS, HELP);
-  if (values.help) { process.stdout.write(HELP + '\n'); return 0; }
+  if (values.help) {
+    process.stdout.write(HELP + '\n');
+    return 0;
+  }
   const backend = values.backend as BackendChoice;
   if (!BACKEND_CHOICES.includes(backend)) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got "${values.backend}"`);
   const backendOptions = backendOptionsFromEnv(process.env, { adapter: adapterFlag(values.adapter), reportAdapter: true });
@@ -64,7 +74,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const out = process.stdout;
   out.write(`ECR demo (backend: ${[...new Set([...paperRes.backends, ...driftRes.backends])].join(', ')})\n\n`);
-  out.write('1. The paper\'s worked example (section 6), proxy mode, lambda 0, tau 0.65\n\n');
+  out.write("1. The paper's worked example (section 6), proxy mode, lambda 0, tau 0.65\n\n");
   out.write(formatTable(paperRes) + '\n\n');
   out.write('   The paper prints CCI 0.766 (A) and 0.626 (B) from its illustrative metric values;\n');
   out.write('   computed from the data: A is admissible and selected, B is not.\n\n');

@@ -17,5 +17,7 @@ function onSignal(signal: Signal): void {
 export function cleanUpOnInterrupt(): () => void {
   const handlers = (Object.keys(SIGNAL_CODES) as Signal[]).map((s) => [s, () => onSignal(s)] as const);
   for (const [s, h] of handlers) process.on(s, h);
-  return () => { for (const [s, h] of handlers) process.off(s, h); };
+  return () => {
+    for (const [s, h] of handlers) process.off(s, h);
+  };
 }

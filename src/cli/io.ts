@@ -51,8 +51,9 @@ export function exitForOutputFailure(command: string, err: unknown): number {
  * Parses a subcommand's flags (no positionals); a flag the command does not know is a
  * UsageError that repeats the command's usage.
  */
-type FlagValues<O extends NonNullable<ParseArgsConfig['options']>> =
-  ReturnType<typeof parseArgs<{ args: string[]; options: O; allowPositionals: false; strict: true }>>['values'];
+type FlagValues<O extends NonNullable<ParseArgsConfig['options']>> = ReturnType<
+  typeof parseArgs<{ args: string[]; options: O; allowPositionals: false; strict: true }>
+>['values'];
 
 export function parseFlags<O extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: O, usage: string): FlagValues<O> {
   try {

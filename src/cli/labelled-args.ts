@@ -12,13 +12,48 @@ import { backendOptionsFromEnv } from './backend-env.js';
 
 /** The parseArgs options of the input. */
 export const LABELLED_INPUT_OPTIONS = {
-  config: { type: 'string' }, labels: { type: 'string' }, backend: { type: 'string', default: 'auto' }, format: { type: 'string' },
+  config: { type: 'string' },
+  labels: { type: 'string' },
+  backend: { type: 'string', default: 'auto' },
+  format: { type: 'string' },
 } as const;
 
 /** Fields of trajectories and scored records that cannot hold the label. */
-const RESERVED_FIELDS = new Set(['id', 'group', 'requestId', 'steps', 'embeddings', 'expected', 'realized', 'policy', 'baseScore', 'meta', 'EVB', 'CR', 'TS', 'ES', 'PD', 'CCI', 'admissible', 'selected', 'pCorrect', 'reason', 'tau', 'time', 'dialogue', 'turn', 'variant', 'messages']);
+const RESERVED_FIELDS = new Set([
+  'id',
+  'group',
+  'requestId',
+  'steps',
+  'embeddings',
+  'expected',
+  'realized',
+  'policy',
+  'baseScore',
+  'meta',
+  'EVB',
+  'CR',
+  'TS',
+  'ES',
+  'PD',
+  'CCI',
+  'admissible',
+  'selected',
+  'pCorrect',
+  'reason',
+  'tau',
+  'time',
+  'dialogue',
+  'turn',
+  'variant',
+  'messages',
+]);
 
-export interface LabelledInputArgs { config?: string; labels?: string; backend?: string; format?: string }
+export interface LabelledInputArgs {
+  config?: string;
+  labels?: string;
+  backend?: string;
+  format?: string;
+}
 
 /** Checks the arguments, then reads (and for raw trajectories scores) the one INPUT. */
 export async function readLabelledInput(v: LabelledInputArgs, positionals: string[], help: string): Promise<{ set: CalibrationSet; config: ResolvedConfig }> {

@@ -30,14 +30,18 @@ export async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
-      args: argv, allowPositionals: true,
+      args: argv,
+      allowPositionals: true,
       options: { ...LABELLED_INPUT_OPTIONS, report: { type: 'string' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } },
     });
   } catch (err) {
     throw new UsageError(`${(err as Error).message}\n${HELP}`);
   }
   const { values: v, positionals } = parsed;
-  if (v.help) { process.stdout.write(HELP + '\n'); return 0; }
+  if (v.help) {
+    process.stdout.write(HELP + '\n');
+    return 0;
+  }
   const { set, config } = await readLabelledInput(v, positionals, HELP);
   const result = runMaturity(set, config);
   if (v.json) {

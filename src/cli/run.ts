@@ -73,14 +73,16 @@ exit codes: 0 success; 1 the server or pipeline failed (no candidate survived, c
 function int(name: string, v: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
   if (v === undefined) return undefined;
   const x = Number(v);
-  if (!/^-?\d+$/.test(v.trim()) || x < min || x > max) throw new UsageError(`--${name} must be an integer in ${min}..${max === Number.MAX_SAFE_INTEGER ? 'inf' : max}, got ${JSON.stringify(v)}`);
+  if (!/^-?\d+$/.test(v.trim()) || x < min || x > max)
+    throw new UsageError(`--${name} must be an integer in ${min}..${max === Number.MAX_SAFE_INTEGER ? 'inf' : max}, got ${JSON.stringify(v)}`);
   return x;
 }
 
 function num(name: string, v: string | undefined, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
   const x = Number(v);
-  if (v.trim() === '' || !Number.isFinite(x) || x < min || x > max) throw new UsageError(`--${name} must be a number in [${min}, ${max}], got ${JSON.stringify(v)}`);
+  if (v.trim() === '' || !Number.isFinite(x) || x < min || x > max)
+    throw new UsageError(`--${name} must be a number in [${min}, ${max}], got ${JSON.stringify(v)}`);
   return x;
 }
 
@@ -97,7 +99,8 @@ export async function main(argv: string[]): Promise<number> {
     if (exitCode === 2 || (exitCode === 1 && !isRunFailure(failure))) throw failure;
     process.stderr.write(`ecr run: ${(failure as Error).message}\n`);
     if (failure instanceof NoSurvivingCandidatesError && failure.failures.length > 1) {
-      for (const f of failure.failures) process.stderr.write(`  candidate ${f.index}: ${f.stage}${f.step !== undefined ? ` step ${f.step}` : ''}: ${f.message}\n`);
+      for (const f of failure.failures)
+        process.stderr.write(`  candidate ${f.index}: ${f.stage}${f.step !== undefined ? ` step ${f.step}` : ''}: ${f.message}\n`);
     }
     if (ctx.metrics) process.stderr.write(await prometheusText());
     return exitCode;
@@ -136,15 +139,35 @@ async function runCommand(argv: string[], ctx: { json: boolean; metrics: boolean
       allowPositionals: true,
       strict: true,
       options: {
-        'base-url': { type: 'string' }, 'upstream-api-key': { type: 'string' }, 'api-key': { type: 'string' }, model: { type: 'string' }, 'embedding-model': { type: 'string' },
-        timeout: { type: 'string' }, retries: { type: 'string' }, deadline: { type: 'string' },
-        k: { type: 'string', short: 'k' }, 'fixed-k': { type: 'boolean', default: false }, horizon: { type: 'string' },
-        temperature: { type: 'string' }, seed: { type: 'string' }, 'top-logprobs': { type: 'string' }, 'max-parallel': { type: 'string' },
-        system: { type: 'string' }, context: { type: 'string' },
-        preset: { type: 'string' }, tau: { type: 'string' }, config: { type: 'string' }, backend: { type: 'string' },
-        redis: { type: 'string' }, 'redis-ttl': { type: 'string' }, 'redis-timeout': { type: 'string' },
-        'cache-namespace': { type: 'string' }, 'no-cache': { type: 'boolean', default: false }, 'no-store': { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false }, metrics: { type: 'boolean', default: false },
+        'base-url': { type: 'string' },
+        'upstream-api-key': { type: 'string' },
+        'api-key': { type: 'string' },
+        model: { type: 'string' },
+        'embedding-model': { type: 'string' },
+        timeout: { type: 'string' },
+        retries: { type: 'string' },
+        deadline: { type: 'string' },
+        k: { type: 'string', short: 'k' },
+        'fixed-k': { type: 'boolean', default: false },
+        horizon: { type: 'string' },
+        temperature: { type: 'string' },
+        seed: { type: 'string' },
+        'top-logprobs': { type: 'string' },
+        'max-parallel': { type: 'string' },
+        system: { type: 'string' },
+        context: { type: 'string' },
+        preset: { type: 'string' },
+        tau: { type: 'string' },
+        config: { type: 'string' },
+        backend: { type: 'string' },
+        redis: { type: 'string' },
+        'redis-ttl': { type: 'string' },
+        'redis-timeout': { type: 'string' },
+        'cache-namespace': { type: 'string' },
+        'no-cache': { type: 'boolean', default: false },
+        'no-store': { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        metrics: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -154,9 +177,13 @@ async function runCommand(argv: string[], ctx: { json: boolean; metrics: boolean
   const { values: v, positionals } = parsed;
   ctx.json = v.json === true;
   ctx.metrics = v.metrics === true;
-  if (v.help) { process.stdout.write(USAGE + '\n'); return 0; }
+  if (v.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
   const apiKey = upstreamApiKey(v['upstream-api-key'], v['api-key']);
-  if (positionals.length !== 1 || positionals[0].trim() === '') throw new UsageError(`expected exactly one PROMPT argument, got ${positionals.length}\n${USAGE}`);
+  if (positionals.length !== 1 || positionals[0].trim() === '')
+    throw new UsageError(`expected exactly one PROMPT argument, got ${positionals.length}\n${USAGE}`);
   const prompt = positionals[0];
 
   const backend = (v.backend ?? 'auto') as BackendChoice;
@@ -164,8 +191,16 @@ async function runCommand(argv: string[], ctx: { json: boolean; metrics: boolean
   let config: EcrConfig = {};
   if (v.config !== undefined) {
     let text: string;
-    try { text = await readFile(v.config, 'utf8'); } catch (e) { throw new UsageError(`--config: cannot read ${v.config}: ${(e as Error).message}`); }
-    try { config = JSON.parse(text) as EcrConfig; } catch (e) { throw new UsageError(`--config: ${v.config} is not JSON: ${(e as Error).message}`); }
+    try {
+      text = await readFile(v.config, 'utf8');
+    } catch (e) {
+      throw new UsageError(`--config: cannot read ${v.config}: ${(e as Error).message}`);
+    }
+    try {
+      config = JSON.parse(text) as EcrConfig;
+    } catch (e) {
+      throw new UsageError(`--config: ${v.config} is not JSON: ${(e as Error).message}`);
+    }
   }
   if (v.preset !== undefined) config = { ...config, preset: v.preset as EcrConfig['preset'] };
   const tau = num('tau', v.tau, 0, 1);
@@ -176,7 +211,8 @@ async function runCommand(argv: string[], ctx: { json: boolean; metrics: boolean
   if (seed !== undefined) sampling.seed = seed;
 
   const cache: CacheControl = {};
-  if (v['cache-namespace'] !== undefined) cache.namespace = checkCacheNamespace(v['cache-namespace'], (problem) => new UsageError(`--cache-namespace ${problem}`));
+  if (v['cache-namespace'] !== undefined)
+    cache.namespace = checkCacheNamespace(v['cache-namespace'], (problem) => new UsageError(`--cache-namespace ${problem}`));
   if (v['no-cache']) cache.noCache = true;
   if (v['no-store']) cache.noStore = true;
   const redisUrl = v.redis ?? process.env.ECR_REDIS_URL;
@@ -184,11 +220,28 @@ async function runCommand(argv: string[], ctx: { json: boolean; metrics: boolean
   const redisTimeout = int('redis-timeout', v['redis-timeout'], 1);
   if (redisUrl !== undefined) checkRedisUrlOption(redisUrl, '--redis');
 
-  const provider = providerFromSettings({
-    baseUrl: v['base-url'], apiKey, model: v.model, embeddingModel: v['embedding-model'],
-    timeoutMs: int('timeout', v.timeout, 1), retries: int('retries', v.retries, 0, 20),
-  }, process.env);
-  const tier = redisUrl !== undefined ? { url: redisUrl, ttlSeconds: redisTtl, timeoutMs: redisTimeout, onWarn: (m: string) => { process.stderr.write(`ecr run: ${m}\n`); } } : undefined;
+  const provider = providerFromSettings(
+    {
+      baseUrl: v['base-url'],
+      apiKey,
+      model: v.model,
+      embeddingModel: v['embedding-model'],
+      timeoutMs: int('timeout', v.timeout, 1),
+      retries: int('retries', v.retries, 0, 20),
+    },
+    process.env,
+  );
+  const tier =
+    redisUrl !== undefined
+      ? {
+          url: redisUrl,
+          ttlSeconds: redisTtl,
+          timeoutMs: redisTimeout,
+          onWarn: (m: string) => {
+            process.stderr.write(`ecr run: ${m}\n`);
+          },
+        }
+      : undefined;
   return withRedisTier(tier, (redis) => runWith(redis, v, prompt, provider, sampling, config, backend, cache));
 }
 
@@ -204,8 +257,14 @@ function upstreamApiKey(key: string | undefined, old: string | undefined): strin
 }
 
 async function runWith(
-  redis: RedisStore | undefined, v: Record<string, string | boolean | undefined>, prompt: string, provider: ReturnType<typeof providerFromSettings>,
-  sampling: SamplingParams, config: EcrConfig, backend: BackendChoice, cache: CacheControl,
+  redis: RedisStore | undefined,
+  v: Record<string, string | boolean | undefined>,
+  prompt: string,
+  provider: ReturnType<typeof providerFromSettings>,
+  sampling: SamplingParams,
+  config: EcrConfig,
+  backend: BackendChoice,
+  cache: CacheControl,
 ): Promise<number> {
   const str = (name: string) => v[name] as string | undefined;
   const pipeline = new EcrPipeline({
@@ -235,7 +294,17 @@ async function runWith(
   const stopNote = startWaitNote(process.stderr, process.stderr.isTTY === true, (elapsedMs) => waitNote(provider.baseUrl, elapsedMs, answered, deadlineMs));
   let result: PipelineResult;
   try {
-    result = await pipeline.run(prompt, { signal: abort.signal, context: str('context'), deadlineMs, cache, observer: { onCall: () => { answered++; } } });
+    result = await pipeline.run(prompt, {
+      signal: abort.signal,
+      context: str('context'),
+      deadlineMs,
+      cache,
+      observer: {
+        onCall: () => {
+          answered++;
+        },
+      },
+    });
   } finally {
     stopNote();
     process.removeListener('SIGINT', onSigint);
@@ -247,7 +316,7 @@ async function runWith(
     if (v.metrics) process.stderr.write(await prometheusText());
   } else {
     process.stdout.write(formatHuman(result));
-    if (v.metrics) process.stdout.write('\n' + await prometheusText());
+    if (v.metrics) process.stdout.write('\n' + (await prometheusText()));
   }
   return 0;
 }
@@ -262,12 +331,16 @@ export function formatHuman(r: PipelineResult): string {
   const f = (x: number) => x.toFixed(3);
   const lines: string[] = [];
   lines.push(r.response, '');
-  lines.push(`selected candidate ${r.selectedIndex} (${r.stats.scoring.reason}, ${r.admissible ? 'admissible' : 'not admissible'}, CCI ${f(r.metrics.CCI)}, tau ${r.stats.scoring.tau})`);
+  lines.push(
+    `selected candidate ${r.selectedIndex} (${r.stats.scoring.reason}, ${r.admissible ? 'admissible' : 'not admissible'}, CCI ${f(r.metrics.CCI)}, tau ${r.stats.scoring.tau})`,
+  );
   lines.push(' #  status     EVB    CR     TS     ES     PD     CCI    adm  sel');
   for (const c of r.candidates) {
     if (c.status === 'scored' && c.metrics) {
       const m = c.metrics;
-      lines.push(`${String(c.index).padStart(2)}  scored   ${f(m.EVB)}  ${f(m.CR)}  ${f(m.TS)}  ${f(m.ES)}  ${f(m.PD)}  ${f(m.CCI)}  ${c.admissible ? 'yes' : 'no '}  ${c.selected ? '*' : ''}`);
+      lines.push(
+        `${String(c.index).padStart(2)}  scored   ${f(m.EVB)}  ${f(m.CR)}  ${f(m.TS)}  ${f(m.ES)}  ${f(m.PD)}  ${f(m.CCI)}  ${c.admissible ? 'yes' : 'no '}  ${c.selected ? '*' : ''}`,
+      );
     } else {
       const e = c.error!;
       lines.push(`${String(c.index).padStart(2)}  failed   ${e.stage}${e.step !== undefined ? ` step ${e.step}` : ''}: ${e.message}`);
@@ -277,10 +350,12 @@ export function formatHuman(r: PipelineResult): string {
   const risk = s.k.risk === null ? 'fixed' : `risk ${s.k.risk.toFixed(2)}`;
   lines.push(
     `K ${s.k.used}/${s.k.max} (${risk}), H ${s.horizon}; calls: ${s.calls.generate.requests} generate + ${s.calls.unroll.requests} unroll + ${s.calls.embed.requests} embed` +
-    ` (${s.calls.generate.retries + s.calls.unroll.retries + s.calls.embed.retries} retries); tokens ${s.tokens.reported ? `${s.tokens.prompt} in / ${s.tokens.completion} out` : 'not reported'}`,
+      ` (${s.calls.generate.retries + s.calls.unroll.retries + s.calls.embed.retries} retries); tokens ${s.tokens.reported ? `${s.tokens.prompt} in / ${s.tokens.completion} out` : 'not reported'}`,
   );
   const tiers = Object.values(s.cache).reduce((t, c) => ({ l1: t.l1 + c.l1Hits, l2: t.l2 + c.l2Hits }), { l1: 0, l2: 0 });
   lines.push(`cache ${s.cacheResult} (${tiers.l1} in-process hits, ${tiers.l2} Redis hits)`);
-  lines.push(`wall ${s.wallMs.toFixed(0)} ms, sequential estimate ${s.sequentialEstimateMs.toFixed(0)} ms, speedup ${s.parallelSpeedup.toFixed(2)}x; backend ${s.scoring.backend}; signals: ${s.signals.logprobs ? 'logprobs' : 'lexical'}${s.signals.policy ? ', policy' : ''}, embedder ${s.signals.embedder}`);
+  lines.push(
+    `wall ${s.wallMs.toFixed(0)} ms, sequential estimate ${s.sequentialEstimateMs.toFixed(0)} ms, speedup ${s.parallelSpeedup.toFixed(2)}x; backend ${s.scoring.backend}; signals: ${s.signals.logprobs ? 'logprobs' : 'lexical'}${s.signals.policy ? ', policy' : ''}, embedder ${s.signals.embedder}`,
+  );
   return lines.join('\n') + '\n';
 }

@@ -66,13 +66,17 @@ const warn = (line: string) => process.stderr.write(`ecr score: ${line}\n`);
 
 function fixedBackend(backend: string | undefined, compact: string | undefined): { backend: FixedBackend | null; compact: 'unorm16' | null } {
   if (backend === undefined) {
-    if (compact !== undefined) throw new UsageError('--compact with --queue needs --backend webgpu (without --backend, --compact is each worker\'s choice: ecr worker --compact)');
+    if (compact !== undefined)
+      throw new UsageError("--compact with --queue needs --backend webgpu (without --backend, --compact is each worker's choice: ecr worker --compact)");
     return { backend: null, compact: null };
   }
   if (!FIXED_BACKENDS.includes(backend as FixedBackend)) {
-    throw new UsageError(`--backend with --queue fixes the backend of every shard: one of ${FIXED_BACKENDS.join(', ')}, got "${backend}" (leave it out to let each worker use its own)`);
+    throw new UsageError(
+      `--backend with --queue fixes the backend of every shard: one of ${FIXED_BACKENDS.join(', ')}, got "${backend}" (leave it out to let each worker use its own)`,
+    );
   }
-  if (compact !== undefined && (compact !== 'unorm16' || backend !== 'webgpu')) throw new UsageError(`--compact must be "unorm16", with --backend webgpu; got --compact ${compact} --backend ${backend}`);
+  if (compact !== undefined && (compact !== 'unorm16' || backend !== 'webgpu'))
+    throw new UsageError(`--compact must be "unorm16", with --backend webgpu; got --compact ${compact} --backend ${backend}`);
   return { backend: backend as FixedBackend, compact: compact === undefined ? null : 'unorm16' };
 }
 
@@ -84,7 +88,10 @@ export async function main(argv: string[]): Promise<number> {
     throw new UsageError(`${(err as Error).message}\n${HELP}`);
   }
   const { values, positionals } = parsed;
-  if (values.help) { process.stdout.write(HELP + '\n'); return 0; }
+  if (values.help) {
+    process.stdout.write(HELP + '\n');
+    return 0;
+  }
   if (values.adapter !== undefined) throw new UsageError('--adapter is chosen by each worker with --queue (ecr worker --adapter ...), not by the submitter');
   const url = values.queue ?? '';
   checkQueueUrl(url);
@@ -94,10 +101,13 @@ export async function main(argv: string[]): Promise<number> {
   const timeoutMs = values.timeout === undefined ? null : positiveIntegerFlag('timeout', values.timeout) * 1000;
   const graceS = values['orphan-grace'] === '0' ? 0 : positiveIntegerFlag('orphan-grace', values['orphan-grace']);
   if (graceS !== 0 && graceS < MIN_ORPHAN_GRACE_S) {
-    throw new UsageError(`--orphan-grace must be 0 (never remove) or at least ${MIN_ORPHAN_GRACE_S} seconds (a live submitter on another machine could look gone for longer), got ${graceS}`);
+    throw new UsageError(
+      `--orphan-grace must be 0 (never remove) or at least ${MIN_ORPHAN_GRACE_S} seconds (a live submitter on another machine could look gone for longer), got ${graceS}`,
+    );
   }
   const workDir = values['work-dir'] ?? os.tmpdir();
-  const resumeCommand = (id: string) => `ecr score --queue ${redactUrl(url)}${queueName === DEFAULT_QUEUE_NAME ? '' : ` --queue-name ${queueName}`} --resume ${id} --work-dir ${path.resolve(workDir)}`;
+  const resumeCommand = (id: string) =>
+    `ecr score --queue ${redactUrl(url)}${queueName === DEFAULT_QUEUE_NAME ? '' : ` --queue-name ${queueName}`} --resume ${id} --work-dir ${path.resolve(workDir)}`;
   const common: QueueRunSettings = { url, queueName, attempts, noWorkerNoticeMs, timeoutMs, workDir, resumeCommand, warn };
 
   if (values.resume !== undefined) {

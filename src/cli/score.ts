@@ -13,7 +13,6 @@ import { inspectInput } from '../engine/io/input.js';
 import { formatOf } from '../engine/columnar/format.js';
 import { scoreFile } from '../engine/score-file.js';
 
-
 const HELP = `usage: ecr score FILE|- [--config FILE] [--backend auto|webgpu|cpu|cpu-reference] [--out FILE] [--window N]
                  [--threads N] [--adapter auto|native|opengles] [--compact unorm16] [--format jsonl|parquet|arrow]
        ecr score --queue redis://HOST:PORT INPUT... --out DIR [--work-dir DIR]   (on ecr worker processes;
@@ -36,25 +35,34 @@ Input lines are limited to 64 MiB. An empty input prints a warning and exits 0.
 Exit codes: 0 success, 2 bad input or arguments (the message names line and field), 1 internal failure,
 130/143 interrupted by SIGINT/SIGTERM (temporary files removed, an existing --out untouched).`;
 
-
 export async function main(argv: string[]): Promise<number> {
   // Distributed scoring parses its own options (src/cli/score-queue.ts, src/queue/).
   if (argv.some((a) => a === '--queue' || a.startsWith('--queue='))) return (await import('./score-queue.js')).main(argv);
   let parsed;
   try {
     parsed = parseArgs({
-      args: argv, allowPositionals: true,
+      args: argv,
+      allowPositionals: true,
       options: {
-        config: { type: 'string' }, backend: { type: 'string', default: 'auto' }, out: { type: 'string' },
-        window: { type: 'string', default: '8192' }, help: { type: 'boolean', short: 'h' },
-        adapter: { type: 'string' }, compact: { type: 'string' }, format: { type: 'string' }, threads: { type: 'string' },
+        config: { type: 'string' },
+        backend: { type: 'string', default: 'auto' },
+        out: { type: 'string' },
+        window: { type: 'string', default: '8192' },
+        help: { type: 'boolean', short: 'h' },
+        adapter: { type: 'string' },
+        compact: { type: 'string' },
+        format: { type: 'string' },
+        threads: { type: 'string' },
       },
     });
   } catch (err) {
     throw new UsageError(`${(err as Error).message}\n${HELP}`);
   }
   const { values, positionals } = parsed;
-  if (values.help) { process.stdout.write(HELP + '\n'); return 0; }
+  if (values.help) {
+    process.stdout.write(HELP + '\n');
+    return 0;
+  }
   if (positionals.length !== 1) throw new UsageError(`expected exactly one input FILE or -, got ${positionals.length}\n${HELP}`);
   const backend = values.backend as BackendChoice;
   if (!BACKEND_CHOICES.includes(backend)) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got "${values.backend}"`);
@@ -72,7 +80,18 @@ export async function main(argv: string[]): Promise<number> {
 
   const stopCleanup = cleanUpOnInterrupt();
   try {
-    const scored = await scoreFile({ input, inputInfo, inFormat, out: values.out || undefined, config, backend, compute, backendOptions, windowSize: window, threads });
+    const scored = await scoreFile({
+      input,
+      inputInfo,
+      inFormat,
+      out: values.out || undefined,
+      config,
+      backend,
+      compute,
+      backendOptions,
+      windowSize: window,
+      threads,
+    });
     if (scored === 0) {
       const name = input === '-' ? 'stdin' : input;
       process.stderr.write(`ecr score: warning: no records in ${name} (empty or blank lines only)${values.out ? `; wrote an empty ${values.out}` : ''}\n`);

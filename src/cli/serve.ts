@@ -11,13 +11,22 @@ import { backendOptionsFromEnv } from './backend-env.js';
 
 export async function main(argv: string[]): Promise<number> {
   const settings = resolveServeConfig(argv, process.env);
-  if (settings === 'help') { process.stdout.write(usage() + '\n'); return 0; }
+  if (settings === 'help') {
+    process.stdout.write(usage() + '\n');
+    return 0;
+  }
   // The gateway scores on the cpu unless a batch is large enough for the GPU: then ECR_WEBGPU_* and ECR_DEBUG apply.
   const config = { ...settings, backendOptions: backendOptionsFromEnv(process.env, { reportAdapter: false }) };
   const { app, gateway, url } = await startGateway(config);
-  app.log.info({ url, upstream: redactUrl(config.upstream), auth: config.apiKeys.length > 0, ecr_all: config.ecrAll, max_concurrent: config.maxConcurrent }, 'ecr serve listening');
+  app.log.info(
+    { url, upstream: redactUrl(config.upstream), auth: config.apiKeys.length > 0, ecr_all: config.ecrAll, max_concurrent: config.maxConcurrent },
+    'ecr serve listening',
+  );
   // logrotate moves the file and sends SIGHUP: keep writing to the path, not the moved file.
-  const reopen = () => { gateway.auditLog?.reopen(); app.log.info({ file: config.auditLog }, 'audit log reopened'); };
+  const reopen = () => {
+    gateway.auditLog?.reopen();
+    app.log.info({ file: config.auditLog }, 'audit log reopened');
+  };
   if (gateway.auditLog) process.on('SIGHUP', reopen);
   await closeOnSignal(app, gateway);
   process.removeListener('SIGHUP', reopen);

@@ -42,10 +42,12 @@ Scores the shards of distributed "ecr score --queue" runs, until SIGINT or SIGTE
 Exit codes: 0 stopped by SIGINT/SIGTERM after finishing its shards, 1 Redis unreachable at start or the --backend
 cannot run here, 2 bad arguments or a Redis database (the URL's /db) the server does not have.`;
 
-
 export async function main(argv: string[]): Promise<number> {
   const values = parseFlags(argv, OPTIONS, HELP);
-  if (values.help) { process.stdout.write(HELP + '\n'); return 0; }
+  if (values.help) {
+    process.stdout.write(HELP + '\n');
+    return 0;
+  }
   if (values.queue === undefined) throw new UsageError(`--queue redis://HOST:PORT is required\n${HELP}`);
   const url = values.queue;
   checkQueueUrl(url);
@@ -64,7 +66,17 @@ export async function main(argv: string[]): Promise<number> {
   const name = values.name ?? defaultWorkerName();
   const log = (line: string) => process.stderr.write(`ecr worker ${name}: ${line}\n`);
   const running = await startWorker({
-    url, queueName, backend, compute, backendOptions, threads, concurrency, lockDurationMs, stalledIntervalMs, name, log,
+    url,
+    queueName,
+    backend,
+    compute,
+    backendOptions,
+    threads,
+    concurrency,
+    lockDurationMs,
+    stalledIntervalMs,
+    name,
+    log,
   });
   const stopped = await new Promise<Error | null>((resolve) => {
     void running.failed.then(resolve);

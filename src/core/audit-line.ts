@@ -31,7 +31,28 @@ export interface AuditLogEntry extends MetricValues {
   messages?: unknown;
 }
 
-const ORDER = ['time', 'group', 'requestId', 'id', 'EVB', 'CR', 'TS', 'ES', 'PD', 'CCI', 'admissible', 'selected', 'reason', 'tau', 'pCorrect', 'correct', 'dialogue', 'turn', 'variant', 'messages'] as const;
+const ORDER = [
+  'time',
+  'group',
+  'requestId',
+  'id',
+  'EVB',
+  'CR',
+  'TS',
+  'ES',
+  'PD',
+  'CCI',
+  'admissible',
+  'selected',
+  'reason',
+  'tau',
+  'pCorrect',
+  'correct',
+  'dialogue',
+  'turn',
+  'variant',
+  'messages',
+] as const;
 
 /** One audit-log line (with its newline), keys in a fixed order, numbers in full precision. */
 export function formatAuditLogLine(entry: AuditLogEntry): string {

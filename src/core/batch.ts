@@ -47,8 +47,12 @@ export interface MetricArrays {
 
 export function allocMetrics(n: number): MetricArrays {
   return {
-    evb: new Float64Array(n), cr: new Float64Array(n), ts: new Float64Array(n),
-    es: new Float64Array(n), pd: new Float64Array(n), cci: new Float64Array(n),
+    evb: new Float64Array(n),
+    cr: new Float64Array(n),
+    ts: new Float64Array(n),
+    es: new Float64Array(n),
+    pd: new Float64Array(n),
+    cci: new Float64Array(n),
   };
 }
 
@@ -106,13 +110,19 @@ export function validateBatch(b: Batch): void {
   checkPositiveInt('m', b.m, 1);
   checkArray('steps', b.steps, FLOAT_ARRAYS, b.n * b.t * b.m, true);
   if ((b.embeddings === undefined) !== (b.d === undefined)) throw new InputError('embeddings and d must be given together', { field: 'embeddings' });
-  if (b.embeddings !== undefined) { checkPositiveInt('d', b.d, 1); checkArray('embeddings', b.embeddings, FLOAT_ARRAYS, b.n * b.t * b.d!); }
+  if (b.embeddings !== undefined) {
+    checkPositiveInt('d', b.d, 1);
+    checkArray('embeddings', b.embeddings, FLOAT_ARRAYS, b.n * b.t * b.d!);
+  }
   if (b.expected !== undefined && b.realized === undefined) throw new InputError('"expected" given without "realized"', { field: 'expected' });
   if (b.realized !== undefined && b.expected === undefined) throw new InputError('"realized" given without "expected"', { field: 'realized' });
   checkArray('expected', b.expected, FLOAT_ARRAYS, b.n * b.t);
   checkArray('realized', b.realized, FLOAT_ARRAYS, b.n * b.t);
   if ((b.policy === undefined) !== (b.a === undefined)) throw new InputError('policy and a must be given together', { field: 'policy' });
-  if (b.policy !== undefined) { checkPositiveInt('a', b.a, 1); checkArray('policy', b.policy, FLOAT_ARRAYS, b.n * b.t * b.a!); }
+  if (b.policy !== undefined) {
+    checkPositiveInt('a', b.a, 1);
+    checkArray('policy', b.policy, FLOAT_ARRAYS, b.n * b.t * b.a!);
+  }
   checkArray('groups', b.groups, GROUP_ARRAYS, b.n);
   checkArray('baseScore', b.baseScore, SCORE_ARRAYS, b.n);
 

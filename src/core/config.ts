@@ -69,13 +69,27 @@ export const DEFAULTS = {
 };
 
 /** The keys of a scoring configuration (ECR-SPEC section 4). */
-export const CONFIG_KEYS: ReadonlySet<string> = new Set(['weights', 'preset', 'tau', 'lambda', 'shrinkTarget', 'evbMode', 'crWeights', 'confIndex', 'vmax', 'dmax', 'calibration', 'provenance']);
+export const CONFIG_KEYS: ReadonlySet<string> = new Set([
+  'weights',
+  'preset',
+  'tau',
+  'lambda',
+  'shrinkTarget',
+  'evbMode',
+  'crWeights',
+  'confIndex',
+  'vmax',
+  'dmax',
+  'calibration',
+  'provenance',
+]);
 const KNOWN_KEYS = CONFIG_KEYS;
 const WEIGHT_NAMES = ['alpha', 'beta', 'gamma', 'delta', 'epsilon'] as const;
 const WEIGHT_SUM_TOLERANCE = 1e-6;
 
 function finiteNumber(key: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(`must be a finite number, got ${typeof v === 'number' ? formatNumber(v) : JSON.stringify(v)}`, key);
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw new ConfigError(`must be a finite number, got ${typeof v === 'number' ? formatNumber(v) : JSON.stringify(v)}`, key);
   return v;
 }
 
@@ -140,21 +154,31 @@ export function resolveConfig(raw: unknown = {}): ResolvedConfig {
   if (o.weights !== undefined && o.preset !== undefined) {
     throw new ConfigError('give either "weights" or "preset", not both', 'weights');
   }
-  const weights = o.weights !== undefined ? parseWeights(o.weights)
-    : o.preset !== undefined ? PRESETS[oneOf('preset', o.preset, Object.keys(PRESETS) as PresetName[])]
-      : PRESETS.default;
+  const weights =
+    o.weights !== undefined
+      ? parseWeights(o.weights)
+      : o.preset !== undefined
+        ? PRESETS[oneOf('preset', o.preset, Object.keys(PRESETS) as PresetName[])]
+        : PRESETS.default;
 
   const tau = o.tau === undefined ? DEFAULTS.tau : inUnitInterval('tau', o.tau);
-  const lambda = o.lambda === undefined ? DEFAULTS.lambda
-    : o.lambda === 'ledoit-wolf' ? 'ledoit-wolf' as const
-      : typeof o.lambda === 'number' ? inUnitInterval('lambda', o.lambda)
-        : (() => { throw new ConfigError(`must be a number in [0, 1] or "ledoit-wolf", got ${JSON.stringify(o.lambda)}`, 'lambda'); })();
+  const lambda =
+    o.lambda === undefined
+      ? DEFAULTS.lambda
+      : o.lambda === 'ledoit-wolf'
+        ? ('ledoit-wolf' as const)
+        : typeof o.lambda === 'number'
+          ? inUnitInterval('lambda', o.lambda)
+          : (() => {
+              throw new ConfigError(`must be a number in [0, 1] or "ledoit-wolf", got ${JSON.stringify(o.lambda)}`, 'lambda');
+            })();
   const shrinkTarget = o.shrinkTarget === undefined ? DEFAULTS.shrinkTarget : oneOf('shrinkTarget', o.shrinkTarget, ['identity', 'scaled-identity'] as const);
   const evbMode = o.evbMode === undefined ? DEFAULTS.evbMode : oneOf('evbMode', o.evbMode, ['trace', 'max-abs-change'] as const);
 
   let crWeights: Float64Array | null = null;
   if (o.crWeights !== undefined && o.crWeights !== null) {
-    if (!Array.isArray(o.crWeights) || o.crWeights.length === 0) throw new ConfigError('must be a non-empty array of numbers in [0, 1], one per component', 'crWeights');
+    if (!Array.isArray(o.crWeights) || o.crWeights.length === 0)
+      throw new ConfigError('must be a non-empty array of numbers in [0, 1], one per component', 'crWeights');
     crWeights = Float64Array.from(o.crWeights, (x, i) => inUnitInterval(`crWeights[${i}]`, x));
   }
 
@@ -197,7 +221,11 @@ export function checkRecordShape(config: ResolvedConfig, m: number, where: () =>
   try {
     checkConfigAgainstShape(config, m);
   } catch (err) {
-    if (err instanceof ConfigError) throw new InputError(`${plural(m, 'component')} per step ${m === 1 ? 'does' : 'do'} not fit the configuration: ${err.message}`, { ...where(), field: 'steps' });
+    if (err instanceof ConfigError)
+      throw new InputError(`${plural(m, 'component')} per step ${m === 1 ? 'does' : 'do'} not fit the configuration: ${err.message}`, {
+        ...where(),
+        field: 'steps',
+      });
     throw err;
   }
 }

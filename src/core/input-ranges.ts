@@ -39,7 +39,8 @@ export const MAX_KEY_INTEGER = Number.MAX_SAFE_INTEGER;
 export type ValueCheck = (x: number) => string | null;
 
 export const stepValue: ValueCheck = (x) => (x < 0 || x > 1 ? 'outside [0, 1]' : null);
-export const embeddingValue: ValueCheck = (x) => (x < -MAX_EMBEDDING_MAGNITUDE || x > MAX_EMBEDDING_MAGNITUDE ? 'outside [-1e15, 1e15], the accepted embedding range' : null);
+export const embeddingValue: ValueCheck = (x) =>
+  x < -MAX_EMBEDDING_MAGNITUDE || x > MAX_EMBEDDING_MAGNITUDE ? 'outside [-1e15, 1e15], the accepted embedding range' : null;
 export const rewardValue: ValueCheck = (x) => (x < -MAX_REWARD_MAGNITUDE || x > MAX_REWARD_MAGNITUDE ? 'outside [-16, 16], the accepted reward range' : null);
 export const policyValue: ValueCheck = (x) => (x < 0 ? 'negative' : x > MAX_POLICY_ENTRY ? 'above 1e15, the largest accepted policy entry' : null);
 

@@ -32,7 +32,10 @@ export function joinNegativeValues(args: readonly string[], options: Options): s
   const out: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const token = args[i];
-    if (token === '--') { out.push(...args.slice(i)); break; }
+    if (token === '--') {
+      out.push(...args.slice(i));
+      break;
+    }
     const next = args[i + 1];
     const name = next !== undefined && NEGATIVE_NUMBER.test(next) ? valueOption(token, options) : null;
     if (name !== null) {

@@ -6,9 +6,17 @@
 import { ConfigError } from './errors.js';
 
 /** A piecewise-linear non-decreasing map given by its knots (x ascending). */
-export interface IsotonicMap { method: 'isotonic'; cci: number[]; p: number[] }
+export interface IsotonicMap {
+  method: 'isotonic';
+  cci: number[];
+  p: number[];
+}
 /** p = 1 / (1 + exp(-(a * cci + b))). */
-export interface PlattMap { method: 'platt'; a: number; b: number }
+export interface PlattMap {
+  method: 'platt';
+  a: number;
+  b: number;
+}
 export type ProbabilityMap = IsotonicMap | PlattMap;
 
 export function applyProbabilityMap(map: ProbabilityMap, cci: number): number {
@@ -16,11 +24,15 @@ export function applyProbabilityMap(map: ProbabilityMap, cci: number): number {
   const { cci: xs, p } = map;
   if (cci <= xs[0]) return p[0];
   if (cci >= xs[xs.length - 1]) return p[p.length - 1];
-  let lo = 0, hi = xs.length - 1;
-  while (hi - lo > 1) { const mid = (lo + hi) >> 1; if (xs[mid] <= cci) lo = mid; else hi = mid; }
+  let lo = 0,
+    hi = xs.length - 1;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (xs[mid] <= cci) lo = mid;
+    else hi = mid;
+  }
   return p[lo] + ((cci - xs[lo]) / (xs[hi] - xs[lo])) * (p[hi] - p[lo]);
 }
-
 
 /** Where a calibrated configuration came from. */
 export interface Provenance {

@@ -19,7 +19,11 @@ const SECRET_PARAM = /(key|token|secret|passw|pwd|^pass$|sig$|signature|auth|cre
 
 function secretName(rawName: string): boolean {
   let name = rawName;
-  try { name = decodeURIComponent(rawName.replace(/\+/g, ' ')); } catch { /* shown as written */ }
+  try {
+    name = decodeURIComponent(rawName.replace(/\+/g, ' '));
+  } catch {
+    /* shown as written */
+  }
   return SECRET_PARAM.test(name.toLowerCase().replace(/[-_\s]/g, ''));
 }
 
@@ -31,7 +35,11 @@ function redactQuery(query: string): string {
 /** Where the userinfo ends: WHATWG's view for a URL that parses; else the last `@` (shows less, never more). */
 function userinfoOf(url: string, rest: string): string | null {
   let u: URL | null = null;
-  try { u = new URL(url); } catch { /* not parseable: a password with `/`, `?`, `#` unencoded, a host list */ }
+  try {
+    u = new URL(url);
+  } catch {
+    /* not parseable: a password with `/`, `?`, `#` unencoded, a host list */
+  }
   if (u && u.username === '' && u.password === '') return null;
   const at = (u ? /^[^/?#]*@/ : /^.*@/s).exec(rest);
   return at ? at[0].slice(0, -1) : null;

@@ -15,7 +15,10 @@ import type { MetricArrays } from './batch.js';
 export class NonFiniteResultError extends EcrError {
   constructor(metric: string, value: number, where: InputLocation) {
     const at = where.line !== undefined ? `line ${where.line}` : `row ${where.row}`;
-    super('ECR_INTERNAL_NON_FINITE', `the backend computed ${metric} = ${value} for ${at}, id ${JSON.stringify(String(where.id))}; a result must be a finite number, so nothing was written`);
+    super(
+      'ECR_INTERNAL_NON_FINITE',
+      `the backend computed ${metric} = ${value} for ${at}, id ${JSON.stringify(String(where.id))}; a result must be a finite number, so nothing was written`,
+    );
   }
 }
 
@@ -36,15 +39,35 @@ function resultBody(evb: number, cr: number, ts: number, es: number, pd: number,
 function nonFiniteMetric(evb: number, cr: number, ts: number, es: number, pd: number, cci: number): { metric: string; value: number } | null {
   // One combined test keeps the common path to a single branch.
   if (Number.isFinite(evb + cr + ts + es + pd + cci)) return null;
-  for (const [metric, value] of [['EVB', evb], ['CR', cr], ['TS', ts], ['ES', es], ['PD', pd], ['CCI', cci]] as const) {
+  for (const [metric, value] of [
+    ['EVB', evb],
+    ['CR', cr],
+    ['TS', ts],
+    ['ES', es],
+    ['PD', pd],
+    ['CCI', cci],
+  ] as const) {
     if (!Number.isFinite(value)) return { metric, value };
   }
   return null;
 }
 
 /** Record j of scored arrays as a result line without `selected` and without the closing brace. */
-export function resultPrefix(id: string | number, group: string | number | null, m: MetricArrays, admissible: Uint8Array, j: number, line: number, config?: ResolvedConfig): string {
-  const evb = m.evb[j], cr = m.cr[j], ts = m.ts[j], es = m.es[j], pd = m.pd[j], cci = m.cci[j];
+export function resultPrefix(
+  id: string | number,
+  group: string | number | null,
+  m: MetricArrays,
+  admissible: Uint8Array,
+  j: number,
+  line: number,
+  config?: ResolvedConfig,
+): string {
+  const evb = m.evb[j],
+    cr = m.cr[j],
+    ts = m.ts[j],
+    es = m.es[j],
+    pd = m.pd[j],
+    cci = m.cci[j];
   const bad = nonFiniteMetric(evb, cr, ts, es, pd, cci);
   if (bad) throw new NonFiniteResultError(bad.metric, bad.value, { line, id: String(id) });
   return resultHead(id, group) + resultBody(evb, cr, ts, es, pd, cci, admissible[j] === 1, config);
@@ -83,12 +106,18 @@ export function formatWindow(w: WindowResults, config: Calibrated | undefined): 
   // about half of 6n conversions in template literals (measured; bench/README.md).
   const all = new Array<number>(6 * n);
   for (let j = 0, o = 0; j < n; j++, o += 6) {
-    all[o] = evb[j]; all[o + 1] = cr[j]; all[o + 2] = ts[j]; all[o + 3] = es[j]; all[o + 4] = pd[j]; all[o + 5] = cci[j];
+    all[o] = evb[j];
+    all[o + 1] = cr[j];
+    all[o + 2] = ts[j];
+    all[o + 3] = es[j];
+    all[o + 4] = pd[j];
+    all[o + 5] = cci[j];
   }
   const text = n === 0 ? [] : JSON.stringify(all).slice(1, -1).split(',');
   const parts: string[] = new Array<string>(n);
   for (let j = 0, o = 0; j < n; j++, o += 6) {
-    parts[j] = `${w.heads.slice(w.headEnds[j], w.headEnds[j + 1])},"EVB":${text[o]},"CR":${text[o + 1]},"TS":${text[o + 2]},"ES":${text[o + 3]},"PD":${text[o + 4]},"CCI":${text[o + 5]},"admissible":${w.admissible[j] === 1}${pCorrectField(config, cci[j])}\n`;
+    parts[j] =
+      `${w.heads.slice(w.headEnds[j], w.headEnds[j + 1])},"EVB":${text[o]},"CR":${text[o + 1]},"TS":${text[o + 2]},"ES":${text[o + 3]},"PD":${text[o + 4]},"CCI":${text[o + 5]},"admissible":${w.admissible[j] === 1}${pCorrectField(config, cci[j])}\n`;
   }
   return parts.join('');
 }

@@ -45,17 +45,25 @@ export class GroupSelector {
     if (!(index >= 0 && index < NO_INDEX)) throw new RangeError(`candidate index ${index} is outside [0, ${NO_INDEX})`);
     if (group >= this.count) this.grow(group + 1);
     this.sizes[group]++;
-    if (better(cci, index, this.anyCci[group], this.anyIndex[group])) { this.anyCci[group] = cci; this.anyIndex[group] = index; }
+    if (better(cci, index, this.anyCci[group], this.anyIndex[group])) {
+      this.anyCci[group] = cci;
+      this.anyIndex[group] = index;
+    }
     const admissible = cci >= this.tau;
     if (admissible) {
       this.admCounts[group]++;
       const base = Number.isNaN(baseScore) ? cci : baseScore;
-      if (better(base, index, this.admScore[group], this.admIndex[group])) { this.admScore[group] = base; this.admIndex[group] = index; }
+      if (better(base, index, this.admScore[group], this.admIndex[group])) {
+        this.admScore[group] = base;
+        this.admIndex[group] = index;
+      }
     }
     return admissible;
   }
 
-  get groupCount(): number { return this.count; }
+  get groupCount(): number {
+    return this.count;
+  }
 
   result(group: number): GroupSelection {
     if (group >= this.count || this.sizes[group] === 0) {
@@ -94,9 +102,12 @@ export class GroupSelector {
         if (fill !== 0) next.fill(fill, a.length);
         return next;
       };
-      this.admIndex = widen(this.admIndex, NO_INDEX); this.anyIndex = widen(this.anyIndex, NO_INDEX);
-      this.admScore = widen(this.admScore, 0); this.anyCci = widen(this.anyCci, 0);
-      this.sizes = widen(this.sizes, 0); this.admCounts = widen(this.admCounts, 0);
+      this.admIndex = widen(this.admIndex, NO_INDEX);
+      this.anyIndex = widen(this.anyIndex, NO_INDEX);
+      this.admScore = widen(this.admScore, 0);
+      this.anyCci = widen(this.anyCci, 0);
+      this.sizes = widen(this.sizes, 0);
+      this.admCounts = widen(this.admCounts, 0);
       this.capacity = capacity;
     }
     this.count = count;

@@ -35,8 +35,11 @@ export async function convertFile(o: ConvertOptions): Promise<number> {
   const out = o.outFile === '-' ? stdoutOutput() : await openOutput(o.outFile, o.inputInfo);
   try {
     const input = await openBatchInput({
-      file: o.inFile, format: o.inFormat, stream: isRegularFile(o.inFile, o.inputInfo) ? null : openInput(o.inFile),
-      windowSize: o.windowSize, lineCap: o.lineCap ?? DEFAULT_MAX_LINE_BYTES,
+      file: o.inFile,
+      format: o.inFormat,
+      stream: isRegularFile(o.inFile, o.inputInfo) ? null : openInput(o.inFile),
+      windowSize: o.windowSize,
+      lineCap: o.lineCap ?? DEFAULT_MAX_LINE_BYTES,
     });
     const progress = new Progress('ecr convert');
     let rows = 0;

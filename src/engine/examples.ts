@@ -14,7 +14,10 @@ const DATA_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '
 
 function load(name: string): { records: TrajectoryRecord[]; config: unknown } {
   // Shipped files; scoreRecords checks every record and the configuration anyway.
-  const records = readFileSync(path.join(DATA_DIR, `${name}.jsonl`), 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as TrajectoryRecord);
+  const records = readFileSync(path.join(DATA_DIR, `${name}.jsonl`), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as TrajectoryRecord);
   const config: unknown = JSON.parse(readFileSync(path.join(DATA_DIR, `${name}.config.json`), 'utf8'));
   return { records, config };
 }

@@ -25,9 +25,16 @@ export class GrowableFloats {
    * `shared`: the values live in shared memory, so that the cpu backend's workers read a batch
    * made of them in place (a window's columns are reused from window to window).
    */
-  constructor(capacity: number, private readonly shared = false) { this.data = this.allocate(capacity); }
+  constructor(
+    capacity: number,
+    private readonly shared = false,
+  ) {
+    this.data = this.allocate(capacity);
+  }
 
-  private allocate(n: number): Float64Array { return this.shared ? sharedFloat64(n) : new Float64Array(n); }
+  private allocate(n: number): Float64Array {
+    return this.shared ? sharedFloat64(n) : new Float64Array(n);
+  }
 
   /** Room for `extra` more values. */
   ensure(extra: number): void {
@@ -61,8 +68,12 @@ export class GrowableFloats {
   }
 
   /** The used part, in place. */
-  view(): Float64Array { return this.data.subarray(0, this.length); }
+  view(): Float64Array {
+    return this.data.subarray(0, this.length);
+  }
 
   /** A copy of exactly the used part, so its buffer can be transferred without the slack. */
-  done(): Float64Array { return this.data.slice(0, this.length); }
+  done(): Float64Array {
+    return this.data.slice(0, this.length);
+  }
 }

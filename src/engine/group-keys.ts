@@ -34,7 +34,9 @@ export class GroupKeys {
   /** The key last found by its bytes (indexOfEncoded). */
   private lastBytesIndex = -1;
 
-  get size(): number { return this.count; }
+  get size(): number {
+    return this.count;
+  }
 
   indexOf(key: string | number | null): number {
     if (key === null) {
@@ -60,7 +62,8 @@ export class GroupKeys {
     const last = this.lastBytesIndex;
     if (last >= 0 && this.offsets[last + 1] - this.offsets[last] === len) {
       // Consecutive records usually share a group: compare with its stored bytes before hashing.
-      const a = this.arena, o = this.offsets[last];
+      const a = this.arena,
+        o = this.offsets[last];
       let k = 0;
       while (k < len && a[o + k] === bytes[start + k]) k++;
       if (k === len) return last;

@@ -62,7 +62,7 @@ export function parseJsonLine(text: string, line: number): unknown {
     const marked = markNonFiniteTokens(text);
     if (marked !== null) {
       try {
-        return JSON.parse(marked, (_key, v: unknown) => (typeof v === 'string' ? NON_FINITE_TOKENS.get(v) ?? v : v));
+        return JSON.parse(marked, (_key, v: unknown) => (typeof v === 'string' ? (NON_FINITE_TOKENS.get(v) ?? v) : v));
       } catch {
         // fall through to the original syntax error
       }
@@ -159,11 +159,19 @@ function checkKey(v: unknown, loc: InputLocation, field: 'id' | 'group', text: s
   if (!Number.isFinite(v)) fail(nonFinite(v, text, [field]), loc, field);
   if (!Number.isInteger(v)) {
     const written = writtenAs(text, [field], v) ?? String(v);
-    fail(`${written} is not an integer: ${field === 'id' ? 'an id' : 'a group'} must be an integer or a string; to keep it as written, make it a string, "${field}": "${written}"`, loc, field);
+    fail(
+      `${written} is not an integer: ${field === 'id' ? 'an id' : 'a group'} must be an integer or a string; to keep it as written, make it a string, "${field}": "${written}"`,
+      loc,
+      field,
+    );
   }
   if (!Number.isSafeInteger(v)) {
     const written = writtenAs(text, [field], v) ?? String(v);
-    fail(`${written} cannot be kept exactly: a number ${field} must be an integer between -${MAX_KEY_INTEGER} and ${MAX_KEY_INTEGER} (2^53 - 1); write it as a string, "${field}": "${written}"`, loc, field);
+    fail(
+      `${written} cannot be kept exactly: a number ${field} must be an integer between -${MAX_KEY_INTEGER} and ${MAX_KEY_INTEGER} (2^53 - 1); write it as a string, "${field}": "${written}"`,
+      loc,
+      field,
+    );
   }
   return v;
 }
@@ -188,7 +196,11 @@ function fieldOf(keys: (string | number)[]): string {
  * `seen` guards against cycles, which objects handed to the library may have.
  */
 function findNonFinite(root: unknown, rootKey: string): { field: string; keys: (string | number)[]; value: number } | null {
-  interface Node { value: unknown; parent: Node | null; key: string | number }
+  interface Node {
+    value: unknown;
+    parent: Node | null;
+    key: string | number;
+  }
   const stack: Node[] = [{ value: root, parent: null, key: rootKey }];
   const seen = new Set<object>();
   const keysOf = (n: Node): (string | number)[] => {

@@ -58,7 +58,13 @@ export interface BatchResult {
 }
 
 /** The CCI weights by name, as audit traces and results show them. */
-export interface NamedWeights { alpha: number; beta: number; gamma: number; delta: number; epsilon: number }
+export interface NamedWeights {
+  alpha: number;
+  beta: number;
+  gamma: number;
+  delta: number;
+  epsilon: number;
+}
 
 export function weightsObject(w: Weights): NamedWeights {
   return { alpha: w[0], beta: w[1], gamma: w[2], delta: w[3], epsilon: w[4] };
@@ -70,10 +76,23 @@ export async function scoreBatch(batch: Batch, config?: EcrConfig | ResolvedConf
   if (!options.trusted) validateBatch(batch);
   const selector = new GroupSelector(cfg.tau);
   // The batch is one window of one shape: the backend's own arrays are the result (no copy).
-  const w = await scoreWindow({
-    n: batch.n, parts: [{ batch, rows: null }], firstIndex: 0,
-    groups: batch.groups ?? null, baseScore: batch.baseScore ?? null, locate: null,
-  }, { config: cfg, backend: options.backend ?? 'auto', compute: { covariance: options.covariance, compact: options.compact }, backendOptions: options.backendOptions }, selector);
+  const w = await scoreWindow(
+    {
+      n: batch.n,
+      parts: [{ batch, rows: null }],
+      firstIndex: 0,
+      groups: batch.groups ?? null,
+      baseScore: batch.baseScore ?? null,
+      locate: null,
+    },
+    {
+      config: cfg,
+      backend: options.backend ?? 'auto',
+      compute: { covariance: options.covariance, compact: options.compact },
+      backendOptions: options.backendOptions,
+    },
+    selector,
+  );
   return batchResult(batch, cfg, w.backends[0], w.metrics, w.admissible, selector, options);
 }
 
@@ -86,7 +105,13 @@ export function checkOptionsObject(fn: string, options: unknown): void {
 
 /** The selection and the audit of a scored batch whose rows were offered to `selector`. */
 function batchResult(
-  batch: Batch, cfg: ResolvedConfig, backend: BackendName, out: MetricArrays, admissible: Uint8Array, selector: GroupSelector, options: ScoreOptions,
+  batch: Batch,
+  cfg: ResolvedConfig,
+  backend: BackendName,
+  out: MetricArrays,
+  admissible: Uint8Array,
+  selector: GroupSelector,
+  options: ScoreOptions,
 ): BatchResult {
   const n = batch.n;
   const groups = selector.results();
@@ -97,14 +122,24 @@ function batchResult(
   const idOf = (i: number) => options.ids?.[i] ?? String(i);
   const groupOf = (i: number) => (batch.groups ? batch.groups[i] : 0);
   return {
-    backend, config: cfg, metrics, admissible, selected, groups,
+    backend,
+    config: cfg,
+    metrics,
+    admissible,
+    selected,
+    groups,
     audit(group: number): AuditTrace {
       const sel = groups[group];
       if (!sel) throw new UsageError(`audit: no group with index ${group} (the batch has group indices 0..${groups.length - 1})`);
       const members: number[] = [];
       for (let i = 0; i < n; i++) if (groupOf(i) === group) members.push(i);
       return buildAudit({
-        selection: sel, members, metrics, admissible, config: cfg, idOf,
+        selection: sel,
+        members,
+        metrics,
+        admissible,
+        config: cfg,
+        idOf,
         groupName: options.groupNames?.[group] ?? String(group),
         baseScoreOf: (i) => (batch.baseScore ? batch.baseScore[i] : Number.NaN),
       });
@@ -131,7 +166,13 @@ export function buildAudit(src: AuditSource): AuditTrace {
   const candidates = src.members.map((i): CandidateAudit => {
     const b = src.baseScoreOf(i);
     if (!Number.isNaN(b)) provided = true;
-    return { index: i, id: src.idOf(i), ...metricValuesAt(src.metrics, i), admissible: src.admissible[i] === 1, baseScore: Number.isNaN(b) ? src.metrics.cci[i] : b };
+    return {
+      index: i,
+      id: src.idOf(i),
+      ...metricValuesAt(src.metrics, i),
+      admissible: src.admissible[i] === 1,
+      baseScore: Number.isNaN(b) ? src.metrics.cci[i] : b,
+    };
   });
   const sel = src.selection;
   return {

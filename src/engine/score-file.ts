@@ -54,7 +54,11 @@ export async function scoreFile(o: ScoreFileOptions): Promise<number> {
       const chunkBytes = o.chunkBytes ?? DEFAULT_CHUNK_BYTES;
       const threads = o.threads ?? (inputBytes !== null && inputBytes <= chunkBytes ? 0 : availableParallelism());
       const source = await checkedJsonlInput(o.input, () => openInput(o.input), isRegularFile(o.input, o.inputInfo));
-      scored = await scoreStream(source, { config, backend, compute, backendOptions, windowSize: o.windowSize, lineCap, threads, inputBytes, chunkBytes }, out.sink);
+      scored = await scoreStream(
+        source,
+        { config, backend, compute, backendOptions, windowSize: o.windowSize, lineCap, threads, inputBytes, chunkBytes },
+        out.sink,
+      );
     } else {
       const { scoreToOutput } = await import('./columnar/score-columnar.js');
       scored = await scoreToOutput(

@@ -32,7 +32,10 @@ export function recordsWindow(records: readonly CheckedRecord[], firstIndex: num
     buckets.get(recordShapeKey(r), () => ShapeBucket.of(r, n)).addRecord(r, j);
   }
   return {
-    n, firstIndex, groups: groupIndex, baseScore,
+    n,
+    firstIndex,
+    groups: groupIndex,
+    baseScore,
     parts: buckets.used.map((b) => ({ batch: b.toBatch(), rows: b.rows() })),
     locate: (j) => ({ record: firstIndex + j, id: String(records[j].id) }),
   };
@@ -70,26 +73,42 @@ export async function scoreRecords(
   config?: EcrConfig | ResolvedConfig | unknown,
   options: ScoreRecordsOptions = {},
 ): Promise<RecordsResult> {
-  if (!Array.isArray(records)) throw new UsageError(`scoreRecords: records must be an array of trajectory objects, got ${records === null ? 'null' : typeof records}`);
+  if (!Array.isArray(records))
+    throw new UsageError(`scoreRecords: records must be an array of trajectory objects, got ${records === null ? 'null' : typeof records}`);
   checkOptionsObject('scoreRecords', options);
   const cfg = toResolvedConfig(config);
   const checked = records.map((r, i) => checkRecord(r, { record: i }, i));
   const groups = new GroupKeys();
   const selector = new GroupSelector(cfg.tau);
   const window = recordsWindow(checked, 0, groups);
-  const w = await scoreWindow(window, { config: cfg, backend: options.backend ?? 'auto', compute: options.compact ? { compact: options.compact } : {}, backendOptions: options.backendOptions }, selector);
+  const w = await scoreWindow(
+    window,
+    { config: cfg, backend: options.backend ?? 'auto', compute: options.compact ? { compact: options.compact } : {}, backendOptions: options.backendOptions },
+    selector,
+  );
   const selections = selector.results();
   const selected = new Set(selections.map((s) => s.selectedIndex));
   const groupNames = groups.keys;
   const results: RecordResult[] = checked.map((r, j) => ({
-    id: r.id, group: r.group, ...metricValuesAt(w.metrics, j), admissible: w.admissible[j] === 1, selected: selected.has(j),
+    id: r.id,
+    group: r.group,
+    ...metricValuesAt(w.metrics, j),
+    admissible: w.admissible[j] === 1,
+    selected: selected.has(j),
   }));
   const membersOf = selections.map(() => [] as number[]);
   checked.forEach((_, j) => membersOf[window.groups![j]].push(j));
-  const audits = selections.map((sel) => buildAudit({
-    selection: sel, members: membersOf[sel.group], metrics: w.metrics, admissible: w.admissible, config: cfg,
-    idOf: (j) => String(checked[j].id), groupName: String(groupNames[sel.group]),
-    baseScoreOf: (j) => checked[j].baseScore ?? Number.NaN,
-  }));
+  const audits = selections.map((sel) =>
+    buildAudit({
+      selection: sel,
+      members: membersOf[sel.group],
+      metrics: w.metrics,
+      admissible: w.admissible,
+      config: cfg,
+      idOf: (j) => String(checked[j].id),
+      groupName: String(groupNames[sel.group]),
+      baseScoreOf: (j) => checked[j].baseScore ?? Number.NaN,
+    }),
+  );
   return { results, audits, backends: [...new Set(w.backends)] };
 }

@@ -24,19 +24,27 @@ export class ShapeRows {
   size = 0;
   /** Window row of each of the bucket's rows. */
   positions: Int32Array;
-  constructor(capacity = 64) { this.positions = new Int32Array(Math.max(1, capacity)); }
+  constructor(capacity = 64) {
+    this.positions = new Int32Array(Math.max(1, capacity));
+  }
 
   /** Room for `n` more rows. */
-  reserve(n: number): void { this.positions = grown(this.positions, this.size, this.size + n); }
+  reserve(n: number): void {
+    this.positions = grown(this.positions, this.size, this.size + n);
+  }
 
   push(position: number): void {
     if (this.size === this.positions.length) this.reserve(1);
     this.positions[this.size++] = position;
   }
 
-  rows(): Int32Array { return this.positions.subarray(0, this.size); }
+  rows(): Int32Array {
+    return this.positions.subarray(0, this.size);
+  }
 
-  reset(): void { this.size = 0; }
+  reset(): void {
+    this.size = 0;
+  }
 }
 
 /** A window's buckets by shape key. Buckets outlive a reset, so a stream reuses their memory. */
@@ -48,7 +56,10 @@ export class ShapeBuckets<B extends ShapeRows> {
   /** The bucket of `key` (made by `make` the first time); the caller adds a row to it at once. */
   get(key: string, make: () => B): B {
     let b = this.byKey.get(key);
-    if (b === undefined) { b = make(); this.byKey.set(key, b); }
+    if (b === undefined) {
+      b = make();
+      this.byKey.set(key, b);
+    }
     if (b.size === 0) this.used.push(b);
     return b;
   }
@@ -72,7 +83,15 @@ export class ShapeBucket extends ShapeRows {
    * `capacity`: rows to make room for at once. `shared`: columns in shared memory, read in place
    * by the cpu backend's workers.
    */
-  constructor(readonly t: number, readonly m: number, readonly d: number, readonly a: number, readonly rewards: boolean, capacity = 0, shared = false) {
+  constructor(
+    readonly t: number,
+    readonly m: number,
+    readonly d: number,
+    readonly a: number,
+    readonly rewards: boolean,
+    capacity = 0,
+    shared = false,
+  ) {
     super(capacity);
     this.steps = new GrowableFloats(capacity * t * m, shared);
     this.embeddings = new GrowableFloats(capacity * t * d, shared);
@@ -90,13 +109,19 @@ export class ShapeBucket extends ShapeRows {
     this.push(position);
     this.steps.rows(r.steps);
     if (this.d) this.embeddings.rows(r.embeddings!);
-    if (this.rewards) { this.expected.row(r.expected!); this.realized.row(r.realized!); }
+    if (this.rewards) {
+      this.expected.row(r.expected!);
+      this.realized.row(r.realized!);
+    }
     if (this.a) this.policy.rows(r.policy!);
   }
 
   toBatch(): Batch {
     return {
-      n: this.size, t: this.t, m: this.m, steps: this.steps.view(),
+      n: this.size,
+      t: this.t,
+      m: this.m,
+      steps: this.steps.view(),
       ...(this.d ? { d: this.d, embeddings: this.embeddings.view() } : {}),
       ...(this.rewards ? { expected: this.expected.view(), realized: this.realized.view() } : {}),
       ...(this.a ? { a: this.a, policy: this.policy.view() } : {}),
@@ -108,11 +133,22 @@ export class ShapeBucket extends ShapeRows {
     const n = this.size;
     if (this.out === null || this.out.evb.length < n) this.out = allocateSharedMetrics(Math.max(n, (this.out?.evb.length ?? 0) * 2));
     const o = this.out;
-    return { evb: o.evb.subarray(0, n), cr: o.cr.subarray(0, n), ts: o.ts.subarray(0, n), es: o.es.subarray(0, n), pd: o.pd.subarray(0, n), cci: o.cci.subarray(0, n) };
+    return {
+      evb: o.evb.subarray(0, n),
+      cr: o.cr.subarray(0, n),
+      ts: o.ts.subarray(0, n),
+      es: o.es.subarray(0, n),
+      pd: o.pd.subarray(0, n),
+      cci: o.cci.subarray(0, n),
+    };
   }
 
   override reset(): void {
     super.reset();
-    this.steps.length = 0; this.embeddings.length = 0; this.expected.length = 0; this.realized.length = 0; this.policy.length = 0;
+    this.steps.length = 0;
+    this.embeddings.length = 0;
+    this.expected.length = 0;
+    this.realized.length = 0;
+    this.policy.length = 0;
   }
 }

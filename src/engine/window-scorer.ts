@@ -83,7 +83,10 @@ function offloaded(options: BackendOptions | undefined): BackendOptions {
 function checkShapes(w: ScoringWindow, config: ResolvedConfig): void {
   const locate = w.locate;
   for (const part of w.parts) {
-    if (locate === null) { checkConfigAgainstShape(config, part.batch.m); continue; }
+    if (locate === null) {
+      checkConfigAgainstShape(config, part.batch.m);
+      continue;
+    }
     const first = part.rows === null ? 0 : part.rows[0];
     checkRecordShape(config, part.batch.m, () => locate(first));
   }
@@ -107,15 +110,22 @@ export async function scoreWindow(w: ScoringWindow, s: ScoreSettings, selector: 
     backends.push(name);
     const backend = await backendNamed(name, backendOptions);
     const rows = part.rows;
-    const into = rows === null ? metrics ?? undefined : part.out;
+    const into = rows === null ? (metrics ?? undefined) : part.out;
     const options: ComputeOptions = into === undefined ? s.compute : { ...s.compute, out: into };
     const out = part.batch.n === 0 ? noMetrics() : await backend.computeMetrics(part.batch, s.config, options);
-    if (rows === null) { metrics = out; continue; }
+    if (rows === null) {
+      metrics = out;
+      continue;
+    }
     const m = metrics!;
     for (let k = 0; k < rows.length; k++) {
       const j = rows[k];
-      m.evb[j] = out.evb[k]; m.cr[j] = out.cr[k]; m.ts[j] = out.ts[k];
-      m.es[j] = out.es[k]; m.pd[j] = out.pd[k]; m.cci[j] = out.cci[k];
+      m.evb[j] = out.evb[k];
+      m.cr[j] = out.cr[k];
+      m.ts[j] = out.ts[k];
+      m.es[j] = out.es[k];
+      m.pd[j] = out.pd[k];
+      m.cci[j] = out.cci[k];
     }
   }
   // A window with no parts has no rows.
@@ -126,7 +136,9 @@ export async function scoreWindow(w: ScoringWindow, s: ScoreSettings, selector: 
   }
   const admissible = new Uint8Array(n);
   const { cci } = metrics;
-  const groups = w.groups, base = w.baseScore, first = w.firstIndex;
+  const groups = w.groups,
+    base = w.baseScore,
+    first = w.firstIndex;
   for (let j = 0; j < n; j++) {
     admissible[j] = selector.offer(groups === null ? 0 : groups[j], first + j, cci[j], base === null ? Number.NaN : base[j]) ? 1 : 0;
   }

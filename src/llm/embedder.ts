@@ -34,14 +34,21 @@ function hashRange(seed: number, word: string, from: number, to: number, startMa
     h ^= c;
     h = Math.imul(h, 0x01000193);
   }
-  h ^= h >>> 16; h = Math.imul(h, 0x85ebca6b); h ^= h >>> 13; h = Math.imul(h, 0xc2b2ae35); h ^= h >>> 16;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
   return h >>> 0;
 }
 
 export class HashingEmbedder implements Embedder {
   readonly id: string;
   readonly remote = false;
-  constructor(readonly dim: number = 256, readonly trigramWeight: number = 0.5) {
+  constructor(
+    readonly dim: number = 256,
+    readonly trigramWeight: number = 0.5,
+  ) {
     if (!Number.isInteger(dim) || dim < 8) throw new RangeError(`HashingEmbedder: dim must be an integer >= 8, got ${dim}`);
     this.id = `hashing-v2 d=${dim} tri=${trigramWeight}`;
   }
@@ -69,7 +76,7 @@ export class HashingEmbedder implements Embedder {
 
   private add(v: Float64Array, h: number, w: number): void {
     // The top bit picks the sign so collisions cancel in expectation instead of piling up.
-    v[(h & 0x7fffffff) % this.dim] += (h & 0x80000000 ? -w : w);
+    v[(h & 0x7fffffff) % this.dim] += h & 0x80000000 ? -w : w;
   }
 
   async embed(texts: string[]): Promise<Float32Array[]> {
@@ -81,7 +88,10 @@ export class HashingEmbedder implements Embedder {
 export class ProviderEmbedder implements Embedder {
   readonly id: string;
   readonly remote = true;
-  constructor(private readonly provider: Provider & { embed: NonNullable<Provider['embed']> }, embeddingModel: string) {
+  constructor(
+    private readonly provider: Provider & { embed: NonNullable<Provider['embed']> },
+    embeddingModel: string,
+  ) {
     this.id = `provider ${redactUrl(provider.baseUrl)} ${embeddingModel}`;
   }
 
@@ -93,8 +103,14 @@ export class ProviderEmbedder implements Embedder {
 /** Cosine similarity; 0 when either vector has (near) zero norm. */
 export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new RangeError(`cosine: lengths differ (${a.length} vs ${b.length})`);
-  let dot = 0, na = 0, nb = 0;
-  for (let i = 0; i < a.length; i++) { dot += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
+  let dot = 0,
+    na = 0,
+    nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
   if (na < 1e-24 || nb < 1e-24) return 0;
   return Math.max(-1, Math.min(1, dot / Math.sqrt(na * nb)));
 }

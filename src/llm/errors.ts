@@ -26,11 +26,22 @@ export class LlmError extends EcrError {
 /** The server answered with a non-2xx status. */
 export class LlmHttpError extends LlmError {
   constructor(
-    readonly status: number, readonly bodySnippet: string, kind: CallKind, url: string, attempts: number, readonly retryAfterMs?: number,
+    readonly status: number,
+    readonly bodySnippet: string,
+    kind: CallKind,
+    url: string,
+    attempts: number,
+    readonly retryAfterMs?: number,
     /** A likely fix, e.g. "did you mean http://host/v1?" on a 404 (part of the message). */
     readonly hint?: string,
   ) {
-    super('ECR_LLM_HTTP', `${kind} call to ${url} failed with HTTP ${status} after ${attempts} attempt(s)${hint ? ` (${hint})` : ''}${bodySnippet ? `: ${bodySnippet}` : ''}`, kind, url, attempts);
+    super(
+      'ECR_LLM_HTTP',
+      `${kind} call to ${url} failed with HTTP ${status} after ${attempts} attempt(s)${hint ? ` (${hint})` : ''}${bodySnippet ? `: ${bodySnippet}` : ''}`,
+      kind,
+      url,
+      attempts,
+    );
   }
 }
 
@@ -40,7 +51,14 @@ export class LlmHttpError extends LlmError {
  * back to single calls.
  */
 export class LlmMultipleChoicesRejectedError extends LlmHttpError {
-  constructor(readonly n: number, status: number, bodySnippet: string, kind: CallKind, url: string, attempts: number) {
+  constructor(
+    readonly n: number,
+    status: number,
+    bodySnippet: string,
+    kind: CallKind,
+    url: string,
+    attempts: number,
+  ) {
     super(status, bodySnippet, kind, url, attempts);
   }
 }
@@ -65,11 +83,16 @@ export class LlmNoContentError extends LlmError {
     /** Tool calls the choice carried instead of text (0 if none). */
     readonly toolCalls: number,
     readonly finishReason: string | undefined,
-    kind: CallKind, url: string, attempts: number,
+    kind: CallKind,
+    url: string,
+    attempts: number,
   ) {
-    const why = refusal !== undefined ? `refusal: ${JSON.stringify(refusal)}`
-      : toolCalls > 0 ? `${toolCalls} tool call(s) and no text`
-        : `no text content${finishReason ? ` (finish_reason ${JSON.stringify(finishReason)})` : ''}`;
+    const why =
+      refusal !== undefined
+        ? `refusal: ${JSON.stringify(refusal)}`
+        : toolCalls > 0
+          ? `${toolCalls} tool call(s) and no text`
+          : `no text content${finishReason ? ` (finish_reason ${JSON.stringify(finishReason)})` : ''}`;
     super('ECR_LLM_NO_CONTENT', `${kind} call to ${url}: choice ${choiceIndex} has no answer text: ${why}`, kind, url, attempts);
   }
 }
@@ -83,7 +106,12 @@ export class LlmNetworkError extends LlmError {
 
 /** The per-call timeout expired. */
 export class LlmTimeoutError extends LlmError {
-  constructor(readonly timeoutMs: number, kind: CallKind, url: string, attempts: number) {
+  constructor(
+    readonly timeoutMs: number,
+    kind: CallKind,
+    url: string,
+    attempts: number,
+  ) {
     super('ECR_LLM_TIMEOUT', `${kind} call to ${url} timed out after ${timeoutMs} ms (${attempts} attempt(s))`, kind, url, attempts);
   }
 }

@@ -15,7 +15,10 @@ export class FunctionProvider implements Provider {
   readonly model: string;
   readonly maxN = 1;
 
-  constructor(private readonly fn: LlmFunction, name = 'function') {
+  constructor(
+    private readonly fn: LlmFunction,
+    name = 'function',
+  ) {
     this.model = name;
     this.baseUrl = `function:${name}`;
     this.id = `function ${name}`;
@@ -30,7 +33,14 @@ export class FunctionProvider implements Provider {
       options.observer?.onCall({ kind: request.kind, ok: true, attempt: 0, startedAt, latencyMs: performance.now() - t0, choices: 1 });
       return { choices: [{ text, logprobs: null }] };
     } catch (err) {
-      options.observer?.onCall({ kind: request.kind, ok: false, attempt: 0, startedAt, latencyMs: performance.now() - t0, error: err instanceof Error ? err.message : String(err) });
+      options.observer?.onCall({
+        kind: request.kind,
+        ok: false,
+        attempt: 0,
+        startedAt,
+        latencyMs: performance.now() - t0,
+        error: err instanceof Error ? err.message : String(err),
+      });
       throw err;
     }
   }

@@ -40,36 +40,60 @@ export interface PostOptions {
 export function postText(url: string, headers: Record<string, string>, body: string, options: PostOptions = {}): Promise<HttpResponse> {
   const { signal, timeoutMs } = options;
   return new Promise((resolve, reject) => {
-    if (signal?.aborted) { reject(signal.reason); return; }
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
     const target = new URL(url);
     const mod = target.protocol === 'https:' ? https : target.protocol === 'http:' ? http : null;
-    if (!mod) { reject(new TypeError(`unsupported protocol ${target.protocol} in ${url}`)); return; }
+    if (!mod) {
+      reject(new TypeError(`unsupported protocol ${target.protocol} in ${url}`));
+      return;
+    }
     const payload = Buffer.from(body, 'utf8');
-    const req = mod.request(target, {
-      method: 'POST',
-      agent: keepAliveAgents[target.protocol as 'http:' | 'https:'],
-      headers: { ...headers, 'content-length': String(payload.length) },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', fail);
-      res.on('end', () => {
-        cleanup();
-        const status = res.statusCode ?? 0;
-        resolve({
-          status, ok: status >= 200 && status < 300, body: Buffer.concat(chunks).toString('utf8'),
-          header: (name) => {
-            const v = res.headers[name.toLowerCase()];
-            return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
-          },
+    const req = mod.request(
+      target,
+      {
+        method: 'POST',
+        agent: keepAliveAgents[target.protocol as 'http:' | 'https:'],
+        headers: { ...headers, 'content-length': String(payload.length) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', fail);
+        res.on('end', () => {
+          cleanup();
+          const status = res.statusCode ?? 0;
+          resolve({
+            status,
+            ok: status >= 200 && status < 300,
+            body: Buffer.concat(chunks).toString('utf8'),
+            header: (name) => {
+              const v = res.headers[name.toLowerCase()];
+              return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+            },
+          });
         });
-      });
-    });
+      },
+    );
     const onAbort = () => req.destroy(signal!.reason instanceof Error ? signal!.reason : new Error('aborted'));
     let timedOut: HttpTimeoutError | null = null;
-    const timer = timeoutMs !== undefined ? setTimeout(() => { timedOut = new HttpTimeoutError(timeoutMs); req.destroy(timedOut); }, timeoutMs) : null;
-    function cleanup() { if (timer) clearTimeout(timer); signal?.removeEventListener('abort', onAbort); }
-    function fail(err: Error) { cleanup(); reject(signal?.aborted ? signal.reason : timedOut ?? err); }
+    const timer =
+      timeoutMs !== undefined
+        ? setTimeout(() => {
+            timedOut = new HttpTimeoutError(timeoutMs);
+            req.destroy(timedOut);
+          }, timeoutMs)
+        : null;
+    function cleanup() {
+      if (timer) clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    }
+    function fail(err: Error) {
+      cleanup();
+      reject(signal?.aborted ? signal.reason : (timedOut ?? err));
+    }
     signal?.addEventListener('abort', onAbort, { once: true });
     req.on('error', fail);
     req.end(payload);

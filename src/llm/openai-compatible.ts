@@ -4,8 +4,15 @@
  * and is retried on 429, 5xx and network errors per the RetryPolicy.
  */
 import {
-  LlmCancelledError, LlmHttpError, LlmMultipleChoicesRejectedError, LlmNetworkError, LlmNoContentError, LlmResponseError, LlmTimeoutError,
-  isMultipleChoicesRefusal, type LlmError,
+  LlmCancelledError,
+  LlmHttpError,
+  LlmMultipleChoicesRejectedError,
+  LlmNetworkError,
+  LlmNoContentError,
+  LlmResponseError,
+  LlmTimeoutError,
+  isMultipleChoicesRefusal,
+  type LlmError,
 } from './errors.js';
 import { HttpTimeoutError, joinUrlPath, postText } from './http-transport.js';
 import { redactUrl } from '../core/redact-url.js';
@@ -96,9 +103,13 @@ export class OpenAICompatibleProvider implements Provider {
     }
     const n = body.n as number;
     // A server that refuses n > 1 (llama.cpp's) says so at once; retrying its 500 would not help.
-    const refusal = n > 1
-      ? (f: LlmHttpError) => isMultipleChoicesRefusal(f.status, f.bodySnippet) ? new LlmMultipleChoicesRejectedError(n, f.status, f.bodySnippet, f.kind, f.url, f.attempts) : undefined
-      : undefined;
+    const refusal =
+      n > 1
+        ? (f: LlmHttpError) =>
+            isMultipleChoicesRefusal(f.status, f.bodySnippet)
+              ? new LlmMultipleChoicesRejectedError(n, f.status, f.bodySnippet, f.kind, f.url, f.attempts)
+              : undefined
+        : undefined;
     const { json, url, attempts } = await this.post('/chat/completions', body, request.kind, options, countChoices, refusal);
     const choices = parseChoices(json, request.kind, url, attempts);
     if (choices.length === 0) throw new LlmResponseError('no choices', request.kind, url, attempts);
@@ -107,7 +118,14 @@ export class OpenAICompatibleProvider implements Provider {
 
   private async embedTexts(texts: string[], options: CallOptions = {}): Promise<Float32Array[]> {
     if (texts.length === 0) return [];
-    const { json, url, attempts } = await this.post('/embeddings', { model: this.embeddingModel, input: texts }, 'embed', options, () => texts.length, undefined);
+    const { json, url, attempts } = await this.post(
+      '/embeddings',
+      { model: this.embeddingModel, input: texts },
+      'embed',
+      options,
+      () => texts.length,
+      undefined,
+    );
     const data = (json as { data?: unknown }).data;
     if (!Array.isArray(data) || data.length !== texts.length) {
       throw new LlmResponseError(`expected ${texts.length} embeddings, got ${Array.isArray(data) ? data.length : 'none'}`, 'embed', url, attempts);
@@ -136,7 +154,11 @@ export class OpenAICompatibleProvider implements Provider {
    * `classify` may turn an HTTP failure into a more specific error, which is thrown at once.
    */
   private async post(
-    path: string, body: unknown, kind: CallKind, options: CallOptions, countChoices: (json: unknown) => number,
+    path: string,
+    body: unknown,
+    kind: CallKind,
+    options: CallOptions,
+    countChoices: (json: unknown) => number,
     classify: ((failure: LlmHttpError) => LlmHttpError | undefined) | undefined,
   ) {
     const target = joinUrlPath(this.baseUrl, path);
@@ -157,14 +179,24 @@ export class OpenAICompatibleProvider implements Provider {
         const latencyMs = performance.now() - t0;
         if (res.ok) {
           let json: unknown;
-          try { json = JSON.parse(text); } catch {
+          try {
+            json = JSON.parse(text);
+          } catch {
             throw new LlmResponseError(`not JSON: ${text.slice(0, BODY_SNIPPET)}`, kind, url, attempt + 1);
           }
           options.observer?.onCall({ kind, ok: true, attempt, startedAt, latencyMs, status: res.status, choices: countChoices(json), usage: parseUsage(json) });
           return { json, url, attempts: attempt + 1 };
         }
         retryAfterMs = parseRetryAfter(res.header('retry-after'));
-        const httpFailure = new LlmHttpError(res.status, text.slice(0, BODY_SNIPPET), kind, url, attempt + 1, retryAfterMs, res.status === 404 ? this.versionHint() : undefined);
+        const httpFailure = new LlmHttpError(
+          res.status,
+          text.slice(0, BODY_SNIPPET),
+          kind,
+          url,
+          attempt + 1,
+          retryAfterMs,
+          res.status === 404 ? this.versionHint() : undefined,
+        );
         failure = httpFailure;
         options.observer?.onCall({ kind, ok: false, attempt, startedAt, latencyMs, status: res.status, error: failure.message });
         const specific = classify?.(httpFailure);
@@ -177,9 +209,10 @@ export class OpenAICompatibleProvider implements Provider {
           options.observer?.onCall({ kind, ok: false, attempt, startedAt, latencyMs, error: 'cancelled' });
           throw new LlmCancelledError(kind, url, attempt + 1, { cause: caller.reason });
         }
-        failure = err instanceof HttpTimeoutError
-          ? new LlmTimeoutError(this.timeoutMs, kind, url, attempt + 1)
-          : new LlmNetworkError(describeNetworkError(err), kind, url, attempt + 1, { cause: err });
+        failure =
+          err instanceof HttpTimeoutError
+            ? new LlmTimeoutError(this.timeoutMs, kind, url, attempt + 1)
+            : new LlmNetworkError(describeNetworkError(err), kind, url, attempt + 1, { cause: err });
         options.observer?.onCall({ kind, ok: false, attempt, startedAt, latencyMs, error: failure.message });
       }
       if (attempt >= this.retry.retries) throw failure;
@@ -268,9 +301,16 @@ function parseLogprobs(lp: unknown): TokenLogprob[] | null {
     if (Array.isArray(t.top_logprobs)) {
       const raw = t.top_logprobs as Record<string, unknown>[];
       let clean = true;
-      for (const x of raw) if (typeof x?.logprob !== 'number' || !Number.isFinite(x.logprob) || typeof x.token !== 'string') { clean = false; break; }
-      top = clean ? raw as unknown as TopLogprob[]
-        : raw.filter((x) => typeof x?.logprob === 'number' && Number.isFinite(x.logprob)).map((x) => ({ token: textOf(x.token), logprob: x.logprob as number }));
+      for (const x of raw)
+        if (typeof x?.logprob !== 'number' || !Number.isFinite(x.logprob) || typeof x.token !== 'string') {
+          clean = false;
+          break;
+        }
+      top = clean
+        ? (raw as unknown as TopLogprob[])
+        : raw
+            .filter((x) => typeof x?.logprob === 'number' && Number.isFinite(x.logprob))
+            .map((x) => ({ token: textOf(x.token), logprob: x.logprob as number }));
     }
     out.push({ token: typeof t.token === 'string' ? t.token : textOf(t.token), logprob: t.logprob, top });
   }

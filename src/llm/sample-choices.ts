@@ -32,12 +32,11 @@ export function nLimitationOf(baseUrl: string): NLimitation | undefined {
 
 /** Forgets what was learned about `n` support (tests, or after a server upgrade). */
 export function resetNDetection(baseUrl?: string): void {
-  if (baseUrl === undefined) nLimitations.clear(); else nLimitations.delete(baseUrl);
+  if (baseUrl === undefined) nLimitations.clear();
+  else nLimitations.delete(baseUrl);
 }
 
-export type SampleOutcome =
-  | { ok: true; choice: ChatChoice; via: 'batched' | 'single' }
-  | { ok: false; error: unknown; via: 'batched' | 'single' };
+export type SampleOutcome = { ok: true; choice: ChatChoice; via: 'batched' | 'single' } | { ok: false; error: unknown; via: 'batched' | 'single' };
 
 export interface SampleRequest {
   messages: ChatMessage[];
@@ -63,7 +62,10 @@ export async function sampleChoices(
 ): Promise<SampleOutcome[]> {
   const schedule = options.schedule ?? direct;
   const outcomes = new Array<SampleOutcome>(req.k);
-  const deliver = (i: number, o: SampleOutcome) => { outcomes[i] = o; options.onSample?.(i, o); };
+  const deliver = (i: number, o: SampleOutcome) => {
+    outcomes[i] = o;
+    options.onSample?.(i, o);
+  };
   const callOpts: CallOptions = { signal: options.signal, observer: options.observer };
 
   // A contentless choice (refusal, tool calls only) fails its own sample and keeps its place.
@@ -85,7 +87,9 @@ export async function sampleChoices(
   if (batchable) {
     const n = Math.min(req.k, provider.maxN);
     try {
-      const r = await schedule(() => provider.chat({ kind: 'generate', messages: req.messages, n, sampling: req.sampling, topLogprobs: req.topLogprobs }, callOpts));
+      const r = await schedule(() =>
+        provider.chat({ kind: 'generate', messages: req.messages, n, sampling: req.sampling, topLogprobs: req.topLogprobs }, callOpts),
+      );
       const got = Math.min(r.choices.length, n);
       if (r.choices.length < n) nLimitations.set(provider.baseUrl, 'returns fewer choices');
       for (let i = 0; i < got; i++) deliver(i, outcomeOf(r.choices[i], 'batched'));

@@ -23,7 +23,11 @@ export function resolveProviderOptions(flags: ProviderFlags, env: EnvironmentVar
   const baseUrl = flags.baseUrl ?? env.ECR_BASE_URL ?? env.OPENAI_BASE_URL;
   if (!baseUrl) throw new UsageError('no server: pass --base-url URL or set ECR_BASE_URL (or OPENAI_BASE_URL), e.g. http://127.0.0.1:11434/v1 for Ollama');
   let parsed: URL;
-  try { parsed = new URL(baseUrl); } catch { throw new UsageError(`--base-url: not a URL: ${JSON.stringify(redactUrl(baseUrl))}`); }
+  try {
+    parsed = new URL(baseUrl);
+  } catch {
+    throw new UsageError(`--base-url: not a URL: ${JSON.stringify(redactUrl(baseUrl))}`);
+  }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new UsageError(`--base-url: must be http(s), got ${parsed.protocol}`);
   const model = flags.model ?? env.ECR_MODEL;
   if (!model) throw new UsageError('no model: pass --model M or set ECR_MODEL');

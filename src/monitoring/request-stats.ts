@@ -86,28 +86,50 @@ export class RequestStats implements CallObserver {
       ecrMetrics.llmChoices.inc({ kind: r.kind }, r.choices);
     }
     if (r.usage) {
-      if (r.usage.promptTokens !== undefined) { this.promptTokens += r.usage.promptTokens; this.tokensReported = true; ecrMetrics.llmTokens.inc({ type: 'prompt' }, r.usage.promptTokens); }
-      if (r.usage.completionTokens !== undefined) { this.completionTokens += r.usage.completionTokens; this.tokensReported = true; ecrMetrics.llmTokens.inc({ type: 'completion' }, r.usage.completionTokens); }
+      if (r.usage.promptTokens !== undefined) {
+        this.promptTokens += r.usage.promptTokens;
+        this.tokensReported = true;
+        ecrMetrics.llmTokens.inc({ type: 'prompt' }, r.usage.promptTokens);
+      }
+      if (r.usage.completionTokens !== undefined) {
+        this.completionTokens += r.usage.completionTokens;
+        this.tokensReported = true;
+        ecrMetrics.llmTokens.inc({ type: 'completion' }, r.usage.completionTokens);
+      }
     }
   }
 
   /** `hit` is an in-process hit, `l2-hit` one from Redis, `l2-joined` a wait for another instance's load. */
   onCache(cache: string, outcome: 'hit' | 'l2-hit' | 'miss' | 'joined' | 'l2-joined'): void {
     const c = (this.cache[cache] ??= { hits: 0, misses: 0, joined: 0, l1Hits: 0, l2Hits: 0 });
-    if (outcome === 'hit') { c.hits++; c.l1Hits++; } else if (outcome === 'l2-hit') { c.hits++; c.l2Hits++; } else if (outcome === 'miss') c.misses++; else c.joined++;
+    if (outcome === 'hit') {
+      c.hits++;
+      c.l1Hits++;
+    } else if (outcome === 'l2-hit') {
+      c.hits++;
+      c.l2Hits++;
+    } else if (outcome === 'miss') c.misses++;
+    else c.joined++;
   }
 
   /** Marks a stage as active from `start` to `end` (performance.now() ms); spans of one stage merge. */
   span(stage: string, start: number, end: number = performance.now()): void {
     const s = this.stageSpans.get(stage);
     if (!s) this.stageSpans.set(stage, { start, end });
-    else { s.start = Math.min(s.start, start); s.end = Math.max(s.end, end); }
+    else {
+      s.start = Math.min(s.start, start);
+      s.end = Math.max(s.end, end);
+    }
   }
 
   /** Runs `fn` and records its time under `stage`. */
   async time<T>(stage: string, fn: () => Promise<T>): Promise<T> {
     const start = performance.now();
-    try { return await fn(); } finally { this.span(stage, start); }
+    try {
+      return await fn();
+    } finally {
+      this.span(stage, start);
+    }
   }
 
   addMemory(bytes: number): void {

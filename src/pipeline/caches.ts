@@ -70,13 +70,15 @@ export function checkCacheControl(c: CacheControl | undefined): void {
   if (c === undefined) return;
   const bad = (field: string, what: string, v: unknown) => new EcrError('ECR_PIPELINE_OPTION', `cache.${field} must be ${what}, got ${JSON.stringify(v)}`);
   if (c === null || typeof c !== 'object') throw new EcrError('ECR_PIPELINE_OPTION', `cache must be an object, got ${JSON.stringify(c)}`);
-  if (c.ttlSeconds !== undefined && !(Number.isInteger(c.ttlSeconds) && c.ttlSeconds >= 1)) throw bad('ttlSeconds', 'an integer number of seconds >= 1', c.ttlSeconds);
+  if (c.ttlSeconds !== undefined && !(Number.isInteger(c.ttlSeconds) && c.ttlSeconds >= 1))
+    throw bad('ttlSeconds', 'an integer number of seconds >= 1', c.ttlSeconds);
   if (c.namespace !== undefined) checkCacheNamespace(c.namespace, (problem) => new EcrError('ECR_PIPELINE_OPTION', `cache.namespace ${problem}`));
   for (const f of ['noCache', 'noStore'] as const) if (c[f] !== undefined && typeof c[f] !== 'boolean') throw bad(f, 'true or false', c[f]);
 }
 
 export function cacheResultOf(cache: Record<string, { hits: number; misses: number; joined: number }>, sampledUncached: boolean): CacheResult {
-  let served = 0, computed = sampledUncached ? 1 : 0;
+  let served = 0,
+    computed = sampledUncached ? 1 : 0;
   for (const name of ['candidates', 'steps']) {
     const c = cache[name];
     if (!c) continue;

@@ -16,9 +16,19 @@ export type DropInOptions = Omit<PipelineOptions, 'provider' | 'shareWith'> & { 
 /** K candidate answers (default 4), one call each; a failed call fails the whole request. */
 export async function generateCandidates(prompt: string, llm: LlmFunction, options: DropInOptions & { k?: number } = {}): Promise<string[]> {
   const provider = new FunctionProvider(llm);
-  const outcomes = await sampleChoices(provider, { messages: promptMessages(prompt, options.system), k: options.k ?? 4, sampling: { temperature: 0.8, ...options.sampling } }, { signal: options.signal });
-  const failed = outcomes.flatMap((o, index) => (o.ok ? [] : [{ index, stage: 'generate', message: o.error instanceof Error ? o.error.message : String(o.error) }]));
-  if (failed.length) throw new NoSurvivingCandidatesError(failed, outcomes.flatMap((o) => (o.ok ? [] : [o.error])));
+  const outcomes = await sampleChoices(
+    provider,
+    { messages: promptMessages(prompt, options.system), k: options.k ?? 4, sampling: { temperature: 0.8, ...options.sampling } },
+    { signal: options.signal },
+  );
+  const failed = outcomes.flatMap((o, index) =>
+    o.ok ? [] : [{ index, stage: 'generate', message: o.error instanceof Error ? o.error.message : String(o.error) }],
+  );
+  if (failed.length)
+    throw new NoSurvivingCandidatesError(
+      failed,
+      outcomes.flatMap((o) => (o.ok ? [] : [o.error])),
+    );
   return outcomes.map((o) => (o as { choice: { text: string } }).choice.text);
 }
 

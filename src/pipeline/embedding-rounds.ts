@@ -31,7 +31,11 @@ export class EmbeddingRounds {
    * @param lastRound the last step index, H
    * @param send one embedding request for the texts, vectors in the same order
    */
-  constructor(participants: number, lastRound: number, private readonly send: (texts: string[]) => Promise<Float32Array[]>) {
+  constructor(
+    participants: number,
+    lastRound: number,
+    private readonly send: (texts: string[]) => Promise<Float32Array[]>,
+  ) {
     this.rounds = Array.from({ length: lastRound + 1 }, () => ({ waiting: participants, queued: [], sent: false }));
     if (participants === 0) for (let r = 0; r <= lastRound; r++) this.flush(r);
   }
@@ -43,7 +47,9 @@ export class EmbeddingRounds {
   enqueue(round: number, text: string): Promise<Float32Array> {
     const r = this.rounds[round];
     if (r.sent) return this.send([text]).then((vs) => vs[0]);
-    return new Promise((resolve, reject) => { r.queued.push({ text, resolve, reject }); });
+    return new Promise((resolve, reject) => {
+      r.queued.push({ text, resolve, reject });
+    });
   }
 
   /** A candidate has queued its text for `round`, or found it cached. */

@@ -14,12 +14,34 @@ export function embed(ctx: RequestContext, text: string, round: number, particip
   const key = tupleKey('embedding', embedder.id, text);
   const rounds = ctx.rounds;
   let arrived = !participant || !rounds;
-  const arrive = () => { if (!arrived) { arrived = true; rounds!.arrive(round); } };
-  const p = unlessForeignCancel(() => shared.tiers.embeddings.getOrCompute(key, async () => {
-    if (rounds) { const queued = rounds.enqueue(round, text); arrive(); return queued; }
-    const [v] = await embedder.embed([text]);
-    return v;
-  }, ctx.cache, (o) => { ctx.stats.onCache('embeddings', o); if (o !== 'miss') arrive(); }, ctx.signal), ctx.signal);
+  const arrive = () => {
+    if (!arrived) {
+      arrived = true;
+      rounds!.arrive(round);
+    }
+  };
+  const p = unlessForeignCancel(
+    () =>
+      shared.tiers.embeddings.getOrCompute(
+        key,
+        async () => {
+          if (rounds) {
+            const queued = rounds.enqueue(round, text);
+            arrive();
+            return queued;
+          }
+          const [v] = await embedder.embed([text]);
+          return v;
+        },
+        ctx.cache,
+        (o) => {
+          ctx.stats.onCache('embeddings', o);
+          if (o !== 'miss') arrive();
+        },
+        ctx.signal,
+      ),
+    ctx.signal,
+  );
   // A lookup that fails before deciding (it cannot: L2 failures are misses) must not hold the round.
   p.catch(() => {}).finally(arrive);
   return p;

@@ -21,7 +21,10 @@ export class RequestCancelledError extends EcrError {
 
 /** The request's deadline (RunOptions.deadlineMs) passed before it finished; its calls were cancelled. */
 export class DeadlineExceededError extends EcrError {
-  constructor(readonly deadlineMs: number, options?: { cause?: unknown }) {
+  constructor(
+    readonly deadlineMs: number,
+    options?: { cause?: unknown },
+  ) {
     super('ECR_DEADLINE', `the request did not finish within its deadline of ${formatMs(deadlineMs)}`, options);
   }
 }

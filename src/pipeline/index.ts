@@ -12,10 +12,30 @@ export { OpenAICompatibleProvider, type OpenAICompatibleOptions } from '../llm/o
 export { FunctionProvider, type LlmFunction } from '../llm/function-provider.js';
 export { HashingEmbedder, ProviderEmbedder, type Embedder } from '../llm/embedder.js';
 export type {
-  Provider, ChatMessage, ChatRequest, ChatResult, ChatChoice, ContentlessChoice, SamplingParams, TokenLogprob, TopLogprob, Usage, CallKind, CallRecord, CallObserver, CallOptions,
+  Provider,
+  ChatMessage,
+  ChatRequest,
+  ChatResult,
+  ChatChoice,
+  ContentlessChoice,
+  SamplingParams,
+  TokenLogprob,
+  TopLogprob,
+  Usage,
+  CallKind,
+  CallRecord,
+  CallObserver,
+  CallOptions,
 } from '../llm/provider.js';
 export {
-  LlmError, LlmHttpError, LlmMultipleChoicesRejectedError, LlmNoContentError, LlmNetworkError, LlmTimeoutError, LlmCancelledError, LlmResponseError,
+  LlmError,
+  LlmHttpError,
+  LlmMultipleChoicesRejectedError,
+  LlmNoContentError,
+  LlmNetworkError,
+  LlmTimeoutError,
+  LlmCancelledError,
+  LlmResponseError,
 } from '../llm/errors.js';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../llm/retry.js';
 export { prometheusText } from '../monitoring/process-metrics.js';

@@ -5,7 +5,12 @@ import { SIGNAL_COUNT as M, policyRow } from './signals.js';
 import type { Survivor } from './trajectory-types.js';
 
 /** Which optional signals the batch carries (they go into the request's stats). */
-export interface PackedSignals { logprobs: boolean; policy: boolean; policyWidth: number | null; expectedRealized: boolean }
+export interface PackedSignals {
+  logprobs: boolean;
+  policy: boolean;
+  policyWidth: number | null;
+  expectedRealized: boolean;
+}
 
 /**
  * Packs survivors into one Batch. Policy rows (A = widest top-logprob list returned, at most the
@@ -14,7 +19,8 @@ export interface PackedSignals { logprobs: boolean; policy: boolean; policyWidth
  * logprobs; otherwise PD and ES fall back to E as the spec prescribes.
  */
 export function pack(survivors: Survivor[], horizon: number, topLogprobs: number): { batch: Batch; signals: PackedSignals } {
-  const n = survivors.length, t = horizon + 1;
+  const n = survivors.length,
+    t = horizon + 1;
   const steps = new Float64Array(n * t * M);
   const d = survivors[0].embeddings[0].length;
   const embeddings = d > 0 ? new Float64Array(n * t * d) : undefined;
@@ -45,7 +51,10 @@ export function pack(survivors: Survivor[], horizon: number, topLogprobs: number
     }
   });
   const batch: Batch = {
-    n, t, m: M, steps,
+    n,
+    t,
+    m: M,
+    steps,
     ...(embeddings ? { d, embeddings } : {}),
     ...(policy ? { a, policy } : {}),
     ...(expected ? { expected, realized } : {}),

@@ -94,8 +94,9 @@ export class EcrPipeline {
     this.options = options;
     this.provider = options.provider;
     const provider = options.provider;
-    this.embedder = options.embedder
-      ?? (provider.embed && (provider as { embeddingModel?: string }).embeddingModel
+    this.embedder =
+      options.embedder ??
+      (provider.embed && (provider as { embeddingModel?: string }).embeddingModel
         ? new ProviderEmbedder(provider as Provider & { embed: NonNullable<Provider['embed']> }, (provider as { embeddingModel?: string }).embeddingModel!)
         : new HashingEmbedder());
     this.maxK = positiveInt('k', options.k ?? 4, 1);
@@ -125,8 +126,17 @@ export class EcrPipeline {
     this.caches = this.shared.caches;
     this.tiers = this.shared.tiers;
     this.settings = {
-      provider, embedder: this.embedder, safety: this.safety, system: this.system, horizon: this.horizon, topLogprobs: this.topLogprobs,
-      sampling: this.sampling, samplingKey, unrollSampling: this.unrollSampling, unrollSamplingKey, shared: this.shared,
+      provider,
+      embedder: this.embedder,
+      safety: this.safety,
+      system: this.system,
+      horizon: this.horizon,
+      topLogprobs: this.topLogprobs,
+      sampling: this.sampling,
+      samplingKey,
+      unrollSampling: this.unrollSampling,
+      unrollSamplingKey,
+      shared: this.shared,
     };
   }
 
@@ -156,7 +166,7 @@ export class EcrPipeline {
     }
     checkCacheControl(options.cache);
     const deadline = deadlineMs !== undefined ? AbortSignal.timeout(deadlineMs) : undefined;
-    const signal = deadline && options.signal ? AbortSignal.any([options.signal, deadline]) : deadline ?? options.signal;
+    const signal = deadline && options.signal ? AbortSignal.any([options.signal, deadline]) : (deadline ?? options.signal);
     const stats = new RequestStats();
     const requestStart = performance.now();
     try {
@@ -169,7 +179,14 @@ export class EcrPipeline {
       return result;
     } catch (err) {
       ecrMetrics.requests.inc({
-        outcome: err instanceof NoSurvivingCandidatesError ? 'no_survivors' : err instanceof DeadlineExceededError ? 'deadline' : err instanceof RequestCancelledError ? 'cancelled' : 'error',
+        outcome:
+          err instanceof NoSurvivingCandidatesError
+            ? 'no_survivors'
+            : err instanceof DeadlineExceededError
+              ? 'deadline'
+              : err instanceof RequestCancelledError
+                ? 'cancelled'
+                : 'error',
       });
       throw err;
     } finally {
@@ -189,15 +206,30 @@ export class EcrPipeline {
 
     const contextText = options.context ? `${prompt}\n\n${options.context}` : prompt;
     const ctx: RequestContext = {
-      settings: this.settings, prompt, conversation: options.messages, contextText, stats, signal, cache: options.cache ?? {},
-      observer: options.observer ? { onCall: (r) => { stats.onCall(r); options.observer!.onCall(r); } } : stats,
+      settings: this.settings,
+      prompt,
+      conversation: options.messages,
+      contextText,
+      stats,
+      signal,
+      cache: options.cache ?? {},
+      observer: options.observer
+        ? {
+            onCall: (r) => {
+              stats.onCall(r);
+              options.observer!.onCall(r);
+            },
+          }
+        : stats,
       schedule: (fn) => this.shared.limit(fn),
       contextEmbedding: Promise.resolve(new Float32Array(0)),
     };
     if (this.embedder.remote) {
       // Given candidates (selectBest) take part in the rounds in place of the K sampled ones.
       const participants = options.candidates ? options.candidates.length : k;
-      ctx.rounds = new EmbeddingRounds(participants, this.horizon, (texts) => ctx.schedule(() => this.embedder.embed(texts, { signal, observer: ctx.observer })));
+      ctx.rounds = new EmbeddingRounds(participants, this.horizon, (texts) =>
+        ctx.schedule(() => this.embedder.embed(texts, { signal, observer: ctx.observer })),
+      );
     }
     // The context goes out with the candidates' step 0 (round 0); no vector needs it earlier.
     ctx.contextEmbedding = embed(ctx, contextText, 0, false);
@@ -214,7 +246,10 @@ export class EcrPipeline {
     ecrMetrics.candidates.inc({ status: 'scored' }, survivors.length);
     if (failed.length) ecrMetrics.candidates.inc({ status: 'failed' }, failed.length);
     if (survivors.length === 0) {
-      throw new NoSurvivingCandidatesError(failed.map((f) => ({ index: f.index, stage: f.failure.stage, step: f.failure.step, message: errorMessage(f.failure.error) })), failed.map((f) => f.failure.error));
+      throw new NoSurvivingCandidatesError(
+        failed.map((f) => ({ index: f.index, stage: f.failure.stage, step: f.failure.step, message: errorMessage(f.failure.error) })),
+        failed.map((f) => f.failure.error),
+      );
     }
 
     const tScore = performance.now();
@@ -222,16 +257,27 @@ export class EcrPipeline {
     stats.addMemory(approxBytes(batch.steps) + approxBytes(batch.embeddings) + approxBytes(batch.policy) + approxBytes(batch.expected) * 2);
     // Trusted: E is clamped to [0, 1] by construction, policy rows are exp() of finite numbers, and
     // embeddings are checked in pack(); validateBatch would re-walk every embedding value.
-    const scored = await scoreBatch(batch, this.config, { backend: this.backend, backendOptions: this.options.backendOptions, ids: survivors.map((s) => `c${s.index}`), trusted: true });
+    const scored = await scoreBatch(batch, this.config, {
+      backend: this.backend,
+      backendOptions: this.options.backendOptions,
+      ids: survivors.map((s) => `c${s.index}`),
+      trusted: true,
+    });
     const audit = scored.audit(0);
     stats.span('score', tScore);
 
     const reports = new Array<CandidateReport>(trajectories.length);
     for (const f of failed) {
       reports[f.index] = {
-        index: f.index, status: 'failed', text: f.text, selected: false,
+        index: f.index,
+        status: 'failed',
+        text: f.text,
+        selected: false,
         error: {
-          stage: f.failure.stage, step: f.failure.step, code: (f.failure.error as { code?: string })?.code, message: errorMessage(f.failure.error),
+          stage: f.failure.stage,
+          step: f.failure.step,
+          code: (f.failure.error as { code?: string })?.code,
+          message: errorMessage(f.failure.error),
           ...(f.failure.error instanceof LlmNoContentError && f.failure.error.refusal !== undefined ? { refusal: f.failure.error.refusal } : {}),
         },
       };
@@ -239,7 +285,10 @@ export class EcrPipeline {
     survivors.forEach((s, row) => {
       const a = audit.candidates[row];
       reports[s.index] = {
-        index: s.index, status: 'scored', text: s.steps[0].text, selected: row === audit.selectedIndex,
+        index: s.index,
+        status: 'scored',
+        text: s.steps[0].text,
+        selected: row === audit.selectedIndex,
         steps: s.steps.map((st, t) => ({ text: st.text, E: Array.from(s.vectors[t]), logprobs: st.logprobs !== null, cached: s.cached[t] })),
         metrics: metricValuesAt(scored.metrics, row),
         admissible: a.admissible,

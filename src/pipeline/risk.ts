@@ -10,8 +10,10 @@ export interface RiskEstimator {
   estimate(prompt: string): number | Promise<number>;
 }
 
-const DOMAIN = /\b(diagnos\w*|dosage|dose|medication|medicine|drug|symptom\w*|prescri\w*|surgery|pregnan\w*|vaccin\w*|overdose|legal|lawsuit|sue|contract|liabilit\w*|court|attorney|visa|immigration|tax\w*|invest\w*|loan|mortgage|stock|crypto\w*|insurance|retirement|suicide|self-harm|weapon\w*|explosive\w*|poison\w*|password\w*|security|vulnerab\w*|exploit\w*|compliance|regulat\w*|hipaa|gdpr|safe|safety|side[- ]effects?|allerg\w*|toxic\w*|lethal|emergency)\b/giu;
-const REASONING = /\b(calculate|compute|derive|prove|proof|exact(ly)?|how many|how much|step by step|solve|equation|estimate|convert|percentage|probability)\b|\d+(\.\d+)?\s*[-+*/^%]\s*\d+/giu;
+const DOMAIN =
+  /\b(diagnos\w*|dosage|dose|medication|medicine|drug|symptom\w*|prescri\w*|surgery|pregnan\w*|vaccin\w*|overdose|legal|lawsuit|sue|contract|liabilit\w*|court|attorney|visa|immigration|tax\w*|invest\w*|loan|mortgage|stock|crypto\w*|insurance|retirement|suicide|self-harm|weapon\w*|explosive\w*|poison\w*|password\w*|security|vulnerab\w*|exploit\w*|compliance|regulat\w*|hipaa|gdpr|safe|safety|side[- ]effects?|allerg\w*|toxic\w*|lethal|emergency)\b/giu;
+const REASONING =
+  /\b(calculate|compute|derive|prove|proof|exact(ly)?|how many|how much|step by step|solve|equation|estimate|convert|percentage|probability)\b|\d+(\.\d+)?\s*[-+*/^%]\s*\d+/giu;
 const FACTUAL = /\b(who|when|which year|what year|cite|citation|source|according to|statistic\w*|date|history|latest|current)\b/giu;
 
 function hits(re: RegExp, s: string): number {

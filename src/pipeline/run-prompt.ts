@@ -21,7 +21,10 @@ export interface RedisTierOptions {
  * 2), not a Redis that is down.
  */
 export async function withRedisTier<T>(options: RedisTierOptions | undefined, run: (redis: RedisStore | undefined) => Promise<T>): Promise<T> {
-  const redis = options !== undefined ? new RedisStore({ url: options.url, ttlSeconds: options.ttlSeconds, timeoutMs: options.timeoutMs, onWarn: options.onWarn }) : undefined;
+  const redis =
+    options !== undefined
+      ? new RedisStore({ url: options.url, ttlSeconds: options.ttlSeconds, timeoutMs: options.timeoutMs, onWarn: options.onWarn })
+      : undefined;
   try {
     if (redis && !(await redis.ready(Math.max(1000, redis.timeoutMs)))) {
       if (redis.configError) throw redis.configError;

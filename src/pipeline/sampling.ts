@@ -18,7 +18,9 @@ export function isDeterministic(sampling: SamplingParams): boolean {
 
 function deferred<T>() {
   let resolve!: (v: T) => void;
-  const promise = new Promise<T>((r) => { resolve = r; });
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
   return { promise, resolve };
 }
 
@@ -35,20 +37,27 @@ export function generate(ctx: RequestContext, k: number): Promise<CandidateOutco
   const tier = shared.tiers.candidates;
   const flights = shared.candidateFlights;
   const flightKey = deterministic ? tier.l1Key(key, control) : '';
-  const launch = () => sampleChoices(provider, { messages, k, sampling, topLogprobs }, {
-    signal: ctx.signal, observer: ctx.observer, schedule: ctx.schedule,
-    onSample: (i, o) => {
-      ctx.stats.span('generate', start);
-      // A cancelled flight must not be joined by later requests.
-      if (!o.ok && o.error instanceof LlmCancelledError && flights.get(flightKey) === promises) flights.delete(flightKey);
-      slots[i].resolve(o);
-    },
-  }).catch((error: unknown) => {
-    // sampleChoices reports failures per sample; this only guards against a fault in it.
-    const outcomes = slots.map(() => ({ ok: false as const, error, via: 'single' as const }));
-    slots.forEach((s, i) => s.resolve(outcomes[i]));
-    return outcomes;
-  });
+  const launch = () =>
+    sampleChoices(
+      provider,
+      { messages, k, sampling, topLogprobs },
+      {
+        signal: ctx.signal,
+        observer: ctx.observer,
+        schedule: ctx.schedule,
+        onSample: (i, o) => {
+          ctx.stats.span('generate', start);
+          // A cancelled flight must not be joined by later requests.
+          if (!o.ok && o.error instanceof LlmCancelledError && flights.get(flightKey) === promises) flights.delete(flightKey);
+          slots[i].resolve(o);
+        },
+      },
+    ).catch((error: unknown) => {
+      // sampleChoices reports failures per sample; this only guards against a fault in it.
+      const outcomes = slots.map(() => ({ ok: false as const, error, via: 'single' as const }));
+      slots.forEach((s, i) => s.resolve(outcomes[i]));
+      return outcomes;
+    });
   if (!deterministic) {
     void launch();
     return promises;
@@ -56,18 +65,22 @@ export function generate(ctx: RequestContext, k: number): Promise<CandidateOutco
   const l1 = shared.caches.candidates;
   const cached = control.noCache ? undefined : l1.peek(flightKey);
   if (cached) {
-    l1.record('hit'); ctx.stats.onCache('candidates', 'hit');
+    l1.record('hit');
+    ctx.stats.onCache('candidates', 'hit');
     return cached.map((choice) => Promise.resolve({ ok: true as const, choice, via: 'cache' as const }));
   }
   const flight = control.noCache ? undefined : flights.get(flightKey);
   if (flight) {
-    l1.record('joined'); ctx.stats.onCache('candidates', 'joined');
+    l1.record('joined');
+    ctx.stats.onCache('candidates', 'joined');
     // If the request that owns the flight is cancelled, this one (not cancelled) generates anew.
     let relaunch: Promise<CandidateOutcome>[] | undefined;
-    return flight.map((p, i) => p.then((o) => {
-      if (!o.ok && o.error instanceof LlmCancelledError && !ctx.signal?.aborted) return (relaunch ??= generate(ctx, k))[i];
-      return o;
-    }));
+    return flight.map((p, i) =>
+      p.then((o) => {
+        if (!o.ok && o.error instanceof LlmCancelledError && !ctx.signal?.aborted) return (relaunch ??= generate(ctx, k))[i];
+        return o;
+      }),
+    );
   }
   if (!control.noCache) l1.record('miss');
   flights.set(flightKey, promises);
@@ -85,8 +98,16 @@ export function generate(ctx: RequestContext, k: number): Promise<CandidateOutco
     ctx.stats.onCache('candidates', 'miss');
     const outcomes = await launch();
     // Only a complete set is cached: a failed sample must be retried by the next request.
-    if (outcomes.every((o) => o.ok)) tier.fill(key, outcomes.map((o) => (o as { choice: ChatChoice }).choice), control, lease);
+    if (outcomes.every((o) => o.ok))
+      tier.fill(
+        key,
+        outcomes.map((o) => (o as { choice: ChatChoice }).choice),
+        control,
+        lease,
+      );
     else tier.abandon(lease);
-  })().finally(() => { if (flights.get(flightKey) === promises) flights.delete(flightKey); });
+  })().finally(() => {
+    if (flights.get(flightKey) === promises) flights.delete(flightKey);
+  });
   return promises;
 }

@@ -19,7 +19,8 @@ export const SIGNAL_NAMES = ['confidence', 'retrieval', 'uncertainty', 'safety',
 export const SIGNAL_COUNT = SIGNAL_NAMES.length;
 
 const CERTAINTY = /\b(certainly|definitely|clearly|undoubtedly|always|exactly|precisely|indeed|confirmed|surely|without (a )?doubt|the answer is|in fact)\b/giu;
-const HEDGES = /\b(maybe|perhaps|might|possibly|probably|likely|unlikely|unclear|uncertain|unsure|not sure|i think|i believe|i guess|seems?|appears?|could be|approximately|roughly|it depends|arguably|may)\b/giu;
+const HEDGES =
+  /\b(maybe|perhaps|might|possibly|probably|likely|unlikely|unclear|uncertain|unsure|not sure|i think|i believe|i guess|seems?|appears?|could be|approximately|roughly|it depends|arguably|may)\b/giu;
 
 function count(re: RegExp, s: string): number {
   return s.match(re)?.length ?? 0;
@@ -30,7 +31,8 @@ function wordCount(s: string): number {
 }
 
 export function lexicalConfidence(text: string): number {
-  const c = count(CERTAINTY, text), h = count(HEDGES, text);
+  const c = count(CERTAINTY, text),
+    h = count(HEDGES, text);
   return (1 + c) / (2 + c + h);
 }
 
@@ -49,7 +51,8 @@ export function logprobUncertainty(lp: readonly TokenLogprob[]): number {
   let total = 0;
   for (const t of lp) {
     if (t.top.length >= 2) {
-      let mass = 0, h = 0;
+      let mass = 0,
+        h = 0;
       for (const x of t.top) {
         const p = Math.exp(x.logprob);
         mass += p;
@@ -61,7 +64,7 @@ export function logprobUncertainty(lp: readonly TokenLogprob[]): number {
     } else {
       const p = Math.exp(t.logprob);
       const q = 1 - p;
-      const h = (p > 0 && p < 1) ? -(p * Math.log(p) + q * Math.log(q)) : 0;
+      const h = p > 0 && p < 1 ? -(p * Math.log(p) + q * Math.log(q)) : 0;
       total += h / Math.LN2;
     }
   }
@@ -78,7 +81,11 @@ export function policyRow(lp: readonly TokenLogprob[], a: number): Float64Array 
   for (const t of lp) {
     // Servers list alternatives most likely first; copy and sort only when one does not.
     let top = t.top;
-    for (let j = 1; j < top.length; j++) if (top[j].logprob > top[j - 1].logprob) { top = [...top].sort((x, y) => y.logprob - x.logprob); break; }
+    for (let j = 1; j < top.length; j++)
+      if (top[j].logprob > top[j - 1].logprob) {
+        top = [...top].sort((x, y) => y.logprob - x.logprob);
+        break;
+      }
     for (let j = 0; j < Math.min(a, top.length); j++) row[j] += Math.exp(top[j].logprob);
   }
   for (let j = 0; j < a; j++) row[j] /= lp.length;
@@ -104,7 +111,8 @@ export interface SafetyScorer {
   score(text: string, prompt: string): number | Promise<number>;
 }
 
-const UNSAFE = /\b(kill|murder|bomb|explosive|detonat\w*|weapon|firearm|poison|overdose|suicide|self-harm|meth(amphetamine)?|malware|ransomware|keylogger|exploit code|credit card numbers?|social security numbers?|password dump|hate|slur)\b/giu;
+const UNSAFE =
+  /\b(kill|murder|bomb|explosive|detonat\w*|weapon|firearm|poison|overdose|suicide|self-harm|meth(amphetamine)?|malware|ransomware|keylogger|exploit code|credit card numbers?|social security numbers?|password dump|hate|slur)\b/giu;
 
 /** Marker-based safety: each unsafe marker costs a third, floored at 0. A lexical screen, not a classifier. */
 export class MarkerSafetyScorer implements SafetyScorer {

@@ -2,7 +2,12 @@
 import type { ChatChoice, TokenLogprob } from '../llm/provider.js';
 import type { SampleOutcome } from '../llm/sample-choices.js';
 
-export interface StepData { text: string; logprobs: TokenLogprob[] | null; finishReason?: string; systemFingerprint?: string }
+export interface StepData {
+  text: string;
+  logprobs: TokenLogprob[] | null;
+  finishReason?: string;
+  systemFingerprint?: string;
+}
 
 export type Failure = { stage: 'generate' | 'unroll' | 'evaluate'; step?: number; error: unknown };
 export type Trajectory =

@@ -30,12 +30,19 @@ async function unrollAndEvaluate(ctx: RequestContext, candidate: Promise<Candida
   const horizon = ctx.settings.horizon;
   const outcome = await candidate;
   if (!outcome.ok) return { index, ok: false, failure: { stage: 'generate', error: outcome.error } };
-  const first: StepData = { text: outcome.choice.text, logprobs: outcome.choice.logprobs, finishReason: outcome.choice.finishReason, systemFingerprint: outcome.choice.systemFingerprint };
+  const first: StepData = {
+    text: outcome.choice.text,
+    logprobs: outcome.choice.logprobs,
+    finishReason: outcome.choice.finishReason,
+    systemFingerprint: outcome.choice.systemFingerprint,
+  };
   const steps: StepData[] = [first];
   const cached: boolean[] = [outcome.via === 'cache'];
   const embeddings: Promise<Float32Array>[] = [];
   const vectors: Promise<Float64Array>[] = [];
-  const quiet = (p: Promise<unknown>) => { p.catch(() => {}); };
+  const quiet = (p: Promise<unknown>) => {
+    p.catch(() => {});
+  };
   const unrollStart = performance.now();
   // Step h+1 is requested before step h is embedded and evaluated: with many candidates in
   // flight the event loop is busy, and local work done first would delay every next call.
@@ -44,7 +51,19 @@ async function unrollAndEvaluate(ctx: RequestContext, candidate: Promise<Candida
   const inherited = outcome.via === 'cache' || outcome.via === 'given';
   const request = (h: number) => {
     const hit = { value: true };
-    return { hit, step: reviewStep(ctx, first.text, steps[h - 1].text, h, () => { hit.value = false; }, inherited) };
+    return {
+      hit,
+      step: reviewStep(
+        ctx,
+        first.text,
+        steps[h - 1].text,
+        h,
+        () => {
+          hit.value = false;
+        },
+        inherited,
+      ),
+    };
   };
   let next = horizon >= 1 ? request(1) : null;
   if (next) quiet(next.step);
@@ -59,7 +78,10 @@ async function unrollAndEvaluate(ctx: RequestContext, candidate: Promise<Candida
     } catch (error) {
       return { index, ok: false, text: first.text, failure: { stage: 'unroll', step: h, error } };
     }
-    if (h < horizon) { next = request(h + 1); quiet(next.step); }
+    if (h < horizon) {
+      next = request(h + 1);
+      quiet(next.step);
+    }
     const e = embed(ctx, steps[h].text, h);
     progress.round = h + 1;
     quiet(e);
@@ -86,11 +108,24 @@ function reviewStep(ctx: RequestContext, candidateText: string, previous: string
   // Everything that changes the review: the conversation (prompt, system, previous step, instruction
   // version), the candidate it descends from, the step index, model, base URL and sampling.
   const key = tupleKey('step', UNROLL_PROMPT_VERSION, provider.id, JSON.stringify(messages), candidateText, h, unrollSamplingKey, topLogprobs);
-  const load = () => shared.tiers.steps.getOrCompute(key, async () => {
-    const r = await ctx.schedule(() => provider.chat({ kind: 'unroll', messages, n: 1, sampling: unrollSampling, topLogprobs }, { signal: ctx.signal, observer: ctx.observer }));
-    const choice = r.choices[0];
-    if (choice.text === null) throw choice.error; // a refused review fails this candidate at this step
-    return { text: choice.text, logprobs: choice.logprobs };
-  }, ctx.cache, (o) => { ctx.stats.onCache('steps', o); if (o !== 'hit' && o !== 'l2-hit') onMiss(); }, ctx.signal, readShared);
+  const load = () =>
+    shared.tiers.steps.getOrCompute(
+      key,
+      async () => {
+        const r = await ctx.schedule(() =>
+          provider.chat({ kind: 'unroll', messages, n: 1, sampling: unrollSampling, topLogprobs }, { signal: ctx.signal, observer: ctx.observer }),
+        );
+        const choice = r.choices[0];
+        if (choice.text === null) throw choice.error; // a refused review fails this candidate at this step
+        return { text: choice.text, logprobs: choice.logprobs };
+      },
+      ctx.cache,
+      (o) => {
+        ctx.stats.onCache('steps', o);
+        if (o !== 'hit' && o !== 'l2-hit') onMiss();
+      },
+      ctx.signal,
+      readShared,
+    );
   return unlessForeignCancel(load, ctx.signal);
 }

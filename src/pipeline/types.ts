@@ -53,7 +53,6 @@ export interface StepReport {
   cached: boolean;
 }
 
-
 export interface CandidateReport {
   index: number;
   status: 'scored' | 'failed';
@@ -64,7 +63,10 @@ export interface CandidateReport {
   admissible?: boolean;
   selected: boolean;
   error?: {
-    stage: 'generate' | 'unroll' | 'evaluate'; step?: number; code?: string; message: string;
+    stage: 'generate' | 'unroll' | 'evaluate';
+    step?: number;
+    code?: string;
+    message: string;
     /** The model's refusal text, when the server sent the choice as a refusal. */
     refusal?: string;
   };
@@ -81,7 +83,15 @@ export interface PipelineStats extends RequestStatsReport {
   cacheResult: CacheResult;
   k: { max: number; used: number; adaptive: boolean; risk: number | null; estimator: string | null };
   horizon: number;
-  signals: { names: readonly string[]; logprobs: boolean; policy: boolean; policyWidth: number | null; expectedRealized: boolean; embedder: string; safety: string };
+  signals: {
+    names: readonly string[];
+    logprobs: boolean;
+    policy: boolean;
+    policyWidth: number | null;
+    expectedRealized: boolean;
+    embedder: string;
+    safety: string;
+  };
   scoring: { backend: string; tau: number; weights: NamedWeights; reason: SelectionReason };
   survivors: number;
   failed: number;

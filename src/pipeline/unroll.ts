@@ -18,7 +18,12 @@ export const UNROLL_INSTRUCTION =
   'it is correct, or give the corrected answer.';
 
 export function promptMessages(prompt: string, system?: string): ChatMessage[] {
-  return system ? [{ role: 'system', content: system }, { role: 'user', content: prompt }] : [{ role: 'user', content: prompt }];
+  return system
+    ? [
+        { role: 'system', content: system },
+        { role: 'user', content: prompt },
+      ]
+    : [{ role: 'user', content: prompt }];
 }
 
 export function unrollMessages(prompt: string, previousStep: string, system?: string): ChatMessage[] {

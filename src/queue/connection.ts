@@ -35,9 +35,18 @@ export function queueClient(url: string): Redis {
 export async function probeRedis(url: string, timeoutMs = 5000): Promise<void> {
   const { db, ...target } = parseRedisUrl(url);
   // Without `db`: ioredis would select it while connecting and go on in database 0 when refused.
-  const probe = new Redis({ ...target, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: timeoutMs, enableOfflineQueue: false });
+  const probe = new Redis({
+    ...target,
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: timeoutMs,
+    enableOfflineQueue: false,
+  });
   let failure: Error | null = null;
-  probe.on('error', (err: Error) => { failure ??= err; });
+  probe.on('error', (err: Error) => {
+    failure ??= err;
+  });
   try {
     try {
       await probe.connect();
@@ -72,7 +81,9 @@ export function queueErrorHandler(what: string, url: string, log: (line: string)
     }
     const code = (err as NodeJS.ErrnoException).code as unknown;
     if (typeof code === 'number') {
-      log(`${err.message.replace(/\.?\s*$/, '')}: the job is no longer this process's in Redis (Redis lost it, the run ended, or the lock expired and another worker took it); the submitter keeps track of the shard`);
+      log(
+        `${err.message.replace(/\.?\s*$/, '')}: the job is no longer this process's in Redis (Redis lost it, the run ended, or the lock expired and another worker took it); the submitter keeps track of the shard`,
+      );
       return;
     }
     const now = Date.now();

@@ -96,7 +96,8 @@ export function scanGroup(b: Buffer, start: number, end: number): GroupValue | t
   while (i < end && isTrimmedAscii(b[i])) i++;
   if (i === end) return BLANK;
   if (b[i] !== 123) return FALLBACK; // not an object, or a BOM / non-ASCII space first
-  let groupStart = -1, groupEnd = -1;
+  let groupStart = -1,
+    groupEnd = -1;
   i++;
   while (i < end && isJsonSpace(b[i])) i++;
   if (b[i] === 125) {
@@ -111,8 +112,8 @@ export function scanGroup(b: Buffer, start: number, end: number): GroupValue | t
         k++;
       }
       if (k >= end) return FALLBACK;
-      const isGroup = k - keyStart === 5 && b[keyStart] === 103 && b[keyStart + 1] === 114 && b[keyStart + 2] === 111
-        && b[keyStart + 3] === 117 && b[keyStart + 4] === 112;
+      const isGroup =
+        k - keyStart === 5 && b[keyStart] === 103 && b[keyStart + 1] === 114 && b[keyStart + 2] === 111 && b[keyStart + 3] === 117 && b[keyStart + 4] === 112;
       i = k + 1;
       while (i < end && isJsonSpace(b[i])) i++;
       if (b[i] !== 58) return FALLBACK;
@@ -120,7 +121,10 @@ export function scanGroup(b: Buffer, start: number, end: number): GroupValue | t
       while (i < end && isJsonSpace(b[i])) i++;
       const valueEnd = i < end ? skipValue(b, i, end) : -1;
       if (valueEnd < 0) return FALLBACK;
-      if (isGroup) { groupStart = i; groupEnd = valueEnd; } // a repeated key: the last one counts, as in JSON.parse
+      if (isGroup) {
+        groupStart = i;
+        groupEnd = valueEnd;
+      } // a repeated key: the last one counts, as in JSON.parse
       i = valueEnd;
       while (i < end && isJsonSpace(b[i])) i++;
       if (b[i] === 44) {

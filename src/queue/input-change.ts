@@ -10,7 +10,10 @@ import { stat } from 'node:fs/promises';
 import { InputError } from '../core/errors.js';
 
 /** The size and mtime an input had when its shards were planned. */
-export interface InputStamp { size: number; mtimeMs: number }
+export interface InputStamp {
+  size: number;
+  mtimeMs: number;
+}
 
 export async function stampOf(file: string): Promise<InputStamp> {
   const st = await stat(file);
@@ -23,15 +26,20 @@ const when = (ms: number) => new Date(ms).toISOString();
 /** The input changed after its shards were planned (exit 2: the user's file, not the engine). */
 export class InputChangedError extends InputError {
   constructor(name: string, was: InputStamp, now: InputStamp | null, consequence?: string) {
-    const change = now === null
-      ? 'it can no longer be read'
-      : [
-        now.size !== was.size ? `size ${bytes(was.size)} -> ${bytes(now.size)}` : `size ${bytes(now.size)}`,
-        now.mtimeMs !== was.mtimeMs ? `modified ${when(was.mtimeMs)} -> ${when(now.mtimeMs)}` : '',
-      ].filter(Boolean).join(', ');
-    super(`${name} changed while its shards were queued (${change}); the run stopped, nothing was written. `
-      + `Leave the input unchanged until the run ends (write a new file and rename it over the old one instead of rewriting it in place) and run again`
-      + (consequence ? ` (what the change caused: ${consequence})` : ''));
+    const change =
+      now === null
+        ? 'it can no longer be read'
+        : [
+            now.size !== was.size ? `size ${bytes(was.size)} -> ${bytes(now.size)}` : `size ${bytes(now.size)}`,
+            now.mtimeMs !== was.mtimeMs ? `modified ${when(was.mtimeMs)} -> ${when(now.mtimeMs)}` : '',
+          ]
+            .filter(Boolean)
+            .join(', ');
+    super(
+      `${name} changed while its shards were queued (${change}); the run stopped, nothing was written. ` +
+        `Leave the input unchanged until the run ends (write a new file and rename it over the old one instead of rewriting it in place) and run again` +
+        (consequence ? ` (what the change caused: ${consequence})` : ''),
+    );
   }
 }
 

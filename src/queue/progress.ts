@@ -27,8 +27,10 @@ export function describeProgress(state: ProgressState, elapsedMs: number): strin
   const rate = state.recordsDone / seconds;
   const eta = rate > 0 ? formatEta((state.records - state.recordsDone) / rate) : '?';
   const workers = state.workers === null ? '' : `, ${state.workers} worker${state.workers === 1 ? '' : 's'}`;
-  return `ecr score: ${state.shardsDone}/${state.shards} shards, ${fmt(state.recordsDone)}/${fmt(state.records)} records, `
-    + `${fmt(rate)} records/s, ETA ${eta}${workers}`;
+  return (
+    `ecr score: ${state.shardsDone}/${state.shards} shards, ${fmt(state.recordsDone)}/${fmt(state.records)} records, ` +
+    `${fmt(rate)} records/s, ETA ${eta}${workers}`
+  );
 }
 
 export class QueueProgress {
@@ -36,7 +38,11 @@ export class QueueProgress {
   private readonly stop: () => void;
   private readonly started = Date.now();
 
-  constructor(shards: number, records: number, private readonly out: NodeJS.WriteStream = process.stderr) {
+  constructor(
+    shards: number,
+    records: number,
+    private readonly out: NodeJS.WriteStream = process.stderr,
+  ) {
     this.state = { shardsDone: 0, shards, recordsDone: 0, records, workers: null };
     this.stop = startWaitNote(out, out.isTTY === true, (ms) => describeProgress(this.state, ms), { delayMs: 250, intervalMs: 500 });
   }
@@ -51,7 +57,9 @@ export class QueueProgress {
     this.stop();
     if (ok && this.out.isTTY) {
       const s = (Date.now() - this.started) / 1000;
-      this.out.write(`ecr score: ${fmt(this.state.records)} records in ${this.state.shards} shards, ${s.toFixed(1)} s (${fmt(this.state.records / Math.max(s, 1e-3))} records/s)\n`);
+      this.out.write(
+        `ecr score: ${fmt(this.state.records)} records in ${this.state.shards} shards, ${s.toFixed(1)} s (${fmt(this.state.records / Math.max(s, 1e-3))} records/s)\n`,
+      );
     }
   }
 }

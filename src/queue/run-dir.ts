@@ -60,7 +60,11 @@ export interface RunManifest {
   jobs: ShardJob[];
 }
 
-interface Owner { host: string; pid: number; since: string }
+interface Owner {
+  host: string;
+  pid: number;
+  since: string;
+}
 
 function runDirOf(root: string, id: string): RunDir {
   const dir = path.join(root, id);
@@ -69,7 +73,9 @@ function runDirOf(root: string, id: string): RunDir {
 
 async function checkWorkDir(workDir: string): Promise<string> {
   const root = path.resolve(workDir);
-  const st = await stat(root).catch((err) => { throw new UsageError(`--work-dir ${workDir}: ${describeFsError(err)}`); });
+  const st = await stat(root).catch((err) => {
+    throw new UsageError(`--work-dir ${workDir}: ${describeFsError(err)}`);
+  });
   if (!st.isDirectory()) throw new UsageError(`--work-dir ${workDir}: not a directory`);
   return root;
 }
@@ -161,7 +167,8 @@ export async function ownerState(dir: string, now = Date.now()): Promise<OwnerSt
 }
 
 const describeOwner = (s: OwnerState) => (s.owner ? `${s.owner.host}:${s.owner.pid}` : 'an unknown owner');
-const ago = (ms: number) => (ms < 120_000 ? `${Math.round(ms / 1000)} s` : ms < 7_200_000 ? `${Math.round(ms / 60_000)} min` : `${(ms / 3_600_000).toFixed(1)} h`);
+const ago = (ms: number) =>
+  ms < 120_000 ? `${Math.round(ms / 1000)} s` : ms < 7_200_000 ? `${Math.round(ms / 60_000)} min` : `${(ms / 3_600_000).toFixed(1)} h`;
 
 async function sizeOf(p: string): Promise<number> {
   const st = await stat(p).catch(() => null);
@@ -177,7 +184,13 @@ async function sizeOf(p: string): Promise<number> {
  * `graceMs` (never one whose owner is running on this machine), and tells of the orphans still
  * within their grace, which --resume can collect. 0 disables it.
  */
-export async function sweepOrphans(workDir: string, graceMs: number, log: (line: string) => void, resumeCommand: (id: string) => string, except?: string): Promise<void> {
+export async function sweepOrphans(
+  workDir: string,
+  graceMs: number,
+  log: (line: string) => void,
+  resumeCommand: (id: string) => string,
+  except?: string,
+): Promise<void> {
   const root = path.resolve(workDir);
   let names: string[];
   try {
@@ -207,10 +220,14 @@ export async function sweepOrphans(workDir: string, graceMs: number, log: (line:
         log(`could not remove the orphaned run ${id} in ${root}: ${describeFsError(err)}`);
         continue;
       }
-      log(`removed the orphaned run ${id} in ${root} (owner ${describeOwner(state)}, silent for ${ago(state.silentMs)} > --orphan-grace; ${(bytes / 1e6).toFixed(1)} MB)`);
+      log(
+        `removed the orphaned run ${id} in ${root} (owner ${describeOwner(state)}, silent for ${ago(state.silentMs)} > --orphan-grace; ${(bytes / 1e6).toFixed(1)} MB)`,
+      );
     } else if (state.gone) {
-      log(`the run ${id} in ${root} has no owner (${describeOwner(state)}, silent for ${ago(state.silentMs)}); collect it with: ${resumeCommand(id)}`
-        + (graceMs > 0 ? ` (removed once silent for ${ago(graceMs)}, --orphan-grace)` : ''));
+      log(
+        `the run ${id} in ${root} has no owner (${describeOwner(state)}, silent for ${ago(state.silentMs)}); collect it with: ${resumeCommand(id)}` +
+          (graceMs > 0 ? ` (removed once silent for ${ago(graceMs)}, --orphan-grace)` : ''),
+      );
     }
   }
 }
@@ -232,11 +249,16 @@ export async function adoptRunDir(workDir: string, id: string): Promise<{ run: R
     throw new UsageError(`--resume ${id}: expected a run id (${RUN_PREFIX}...) in --work-dir ${workDir}; ${await listRuns(root)}`);
   }
   const run = runDirOf(root, id);
-  const exists = await stat(run.dir).then((s) => s.isDirectory(), () => false);
+  const exists = await stat(run.dir).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
   if (!exists) throw new UsageError(`--resume ${id}: no such run in --work-dir ${root}; ${await listRuns(root)}`);
   const state = await ownerState(run.dir);
   if (!state.gone) {
-    throw new UsageError(`--resume ${id}: its owner ${describeOwner(state)} may still be running (heartbeat ${ago(state.silentMs)} ago); stop it first, or wait until it has been silent for ${ago(LIVE_OWNER_MS)}`);
+    throw new UsageError(
+      `--resume ${id}: its owner ${describeOwner(state)} may still be running (heartbeat ${ago(state.silentMs)} ago); stop it first, or wait until it has been silent for ${ago(LIVE_OWNER_MS)}`,
+    );
   }
   let manifest: RunManifest;
   try {

@@ -21,7 +21,17 @@ import { removeOnInterrupt } from '../engine/io/temporary.js';
 import { refuseNotJsonlFile } from '../engine/jsonl/not-jsonl.js';
 import { planShards } from './shard-plan.js';
 import { SHARD_JOB_FORMAT, type FixedBackend, type ShardJob } from './shard-job.js';
-import { adoptRunDir, concatenateInto, createRunDir, placeInput, startHeartbeat, sweepOrphans, writeManifest, type RunDir, type RunManifest } from './run-dir.js';
+import {
+  adoptRunDir,
+  concatenateInto,
+  createRunDir,
+  placeInput,
+  startHeartbeat,
+  sweepOrphans,
+  writeManifest,
+  type RunDir,
+  type RunManifest,
+} from './run-dir.js';
 import { inputChange, stampOf } from './input-change.js';
 
 /** What every run of one submitter shares: where the queue is, how long to wait, where runs live. */
@@ -66,11 +76,14 @@ export async function checkRunInputs(inputs: readonly string[], outDir: string):
     await refuseNotJsonlFile(input, input, 'queue');
     const base = path.basename(input);
     const clash = names.get(base);
-    if (clash !== undefined) throw new UsageError(`${clash} and ${input} would both be written to --out ${path.join(outDir, base)}; give inputs different file names`);
+    if (clash !== undefined)
+      throw new UsageError(`${clash} and ${input} would both be written to --out ${path.join(outDir, base)}; give inputs different file names`);
     names.set(base, input);
     infos.push(info);
   }
-  const dir = await stat(outDir).catch((err) => { throw new UsageError(`cannot write --out ${outDir}: ${describeFsError(err)}`); });
+  const dir = await stat(outDir).catch((err) => {
+    throw new UsageError(`cannot write --out ${outDir}: ${describeFsError(err)}`);
+  });
   if (!dir.isDirectory()) throw new UsageError(`--out ${outDir} must be a directory with --queue (one output file per input is written there)`);
   return infos;
 }
@@ -104,13 +117,31 @@ export async function submitRun(c: QueueRunSettings, r: NewRun): Promise<number>
         const changed = await inputChange(input, name, stamp);
         if (changed) throw changed;
         manifest.inputs.push({ name, output: outPaths[i], placed: input, size: stamp.size, mtimeMs: stamp.mtimeMs });
-        plan.shards.forEach((shard, k) => manifest.jobs.push({
-          format: SHARD_JOB_FORMAT, run: run.id, inputName: name, inputIndex: i, input,
-          start: shard.start, end: shard.end, firstLine: shard.firstLine, records: shard.records,
-          output: path.join(run.shardsDir, `${i}-${k}.jsonl`), config: run.config, window: r.window, lineCap: r.lineCap, index: k, count: plan.shards.length,
-          inputSize: stamp.size, inputMtimeMs: stamp.mtimeMs, backend: r.fixed.backend, compact: r.fixed.compact,
-        } satisfies ShardJob));
-        if (plan.records === 0) c.warn(`warning: no records in ${name} (empty or blank lines only); wrote an empty ${path.join(r.outDir, path.basename(name))}`);
+        plan.shards.forEach((shard, k) =>
+          manifest.jobs.push({
+            format: SHARD_JOB_FORMAT,
+            run: run.id,
+            inputName: name,
+            inputIndex: i,
+            input,
+            start: shard.start,
+            end: shard.end,
+            firstLine: shard.firstLine,
+            records: shard.records,
+            output: path.join(run.shardsDir, `${i}-${k}.jsonl`),
+            config: run.config,
+            window: r.window,
+            lineCap: r.lineCap,
+            index: k,
+            count: plan.shards.length,
+            inputSize: stamp.size,
+            inputMtimeMs: stamp.mtimeMs,
+            backend: r.fixed.backend,
+            compact: r.fixed.compact,
+          } satisfies ShardJob),
+        );
+        if (plan.records === 0)
+          c.warn(`warning: no records in ${name} (empty or blank lines only); wrote an empty ${path.join(r.outDir, path.basename(name))}`);
       }
       await writeManifest(run, manifest);
     });
@@ -121,7 +152,10 @@ export async function submitRun(c: QueueRunSettings, r: NewRun): Promise<number>
 }
 
 /** A run to collect (`--resume RUN`), found and checked before anything is waited for. */
-export interface AdoptedRun { run: RunDir; manifest: RunManifest }
+export interface AdoptedRun {
+  run: RunDir;
+  manifest: RunManifest;
+}
 
 /**
  * Checks `out` (when given), reaches Redis, sweeps orphans (not this run, which may be past its
@@ -129,12 +163,15 @@ export interface AdoptedRun { run: RunDir; manifest: RunManifest }
  */
 export async function adoptRun(c: QueueRunSettings, id: string, out: string | undefined, graceMs: number): Promise<AdoptedRun> {
   if (out !== undefined) {
-    const outDir = await stat(out).catch((err) => { throw new UsageError(`cannot write --out ${out}: ${describeFsError(err)}`); });
+    const outDir = await stat(out).catch((err) => {
+      throw new UsageError(`cannot write --out ${out}: ${describeFsError(err)}`);
+    });
     if (!outDir.isDirectory()) throw new UsageError(`--out ${out} must be a directory with --queue`);
   }
   await prepareQueue(c, graceMs, id);
   const adopted = await adoptRunDir(c.workDir, id);
-  if (adopted.manifest.queueName !== c.queueName) throw new UsageError(`--resume ${id}: the run was queued on --queue-name ${adopted.manifest.queueName}, not ${c.queueName}`);
+  if (adopted.manifest.queueName !== c.queueName)
+    throw new UsageError(`--resume ${id}: the run was queued on --queue-name ${adopted.manifest.queueName}, not ${c.queueName}`);
   return adopted;
 }
 
@@ -162,7 +199,14 @@ export async function resumeRun(c: QueueRunSettings, { run, manifest }: AdoptedR
  * scored, then writes each input's output. The run directory is removed at the end, whatever the
  * outcome, except after a timeout, when it is left for resumeRun.
  */
-async function collect(run: RunDir, manifest: RunManifest, outputs: Output[], c: QueueRunSettings, adopt: boolean, prepare: () => Promise<void>): Promise<number> {
+async function collect(
+  run: RunDir,
+  manifest: RunManifest,
+  outputs: Output[],
+  c: QueueRunSettings,
+  adopt: boolean,
+  prepare: () => Promise<void>,
+): Promise<number> {
   const forget = removeOnInterrupt(run.dir);
   const stopHeartbeat = startHeartbeat(run);
   let keep = false;
@@ -172,8 +216,13 @@ async function collect(run: RunDir, manifest: RunManifest, outputs: Output[], c:
     let report;
     try {
       report = await runShardJobs(manifest.jobs, {
-        url: c.url, queueName: c.queueName, attempts: c.attempts, noWorkerNoticeMs: c.noWorkerNoticeMs,
-        timeoutMs: c.timeoutMs, resumeCommand: c.resumeCommand(run.id), adopt,
+        url: c.url,
+        queueName: c.queueName,
+        attempts: c.attempts,
+        noWorkerNoticeMs: c.noWorkerNoticeMs,
+        timeoutMs: c.timeoutMs,
+        resumeCommand: c.resumeCommand(run.id),
+        adopt,
       });
     } catch (err) {
       keep = err instanceof RunTimeoutError;
@@ -186,11 +235,16 @@ async function collect(run: RunDir, manifest: RunManifest, outputs: Output[], c:
     }
     const mixed = [...report.backends].filter(([label]) => label !== '?');
     if (mixed.length > 1) {
-      c.warn(`warning: the shards of this run were computed by different backends (${mixed.map(([b, n]) => `${b}: ${plural(n, 'shard')}`).join(', ')}); `
-        + 'results can differ from a single-process run in the last digits. Fix one backend for the run with --backend');
+      c.warn(
+        `warning: the shards of this run were computed by different backends (${mixed.map(([b, n]) => `${b}: ${plural(n, 'shard')}`).join(', ')}); ` +
+          'results can differ from a single-process run in the last digits. Fix one backend for the run with --backend',
+      );
     }
     for (let i = 0; i < outputs.length; i++) {
-      const files = manifest.jobs.filter((j) => j.inputIndex === i).sort((a, b) => a.index - b.index).map((j) => j.output);
+      const files = manifest.jobs
+        .filter((j) => j.inputIndex === i)
+        .sort((a, b) => a.index - b.index)
+        .map((j) => j.output);
       try {
         await concatenateInto(files, outputs[i].sink);
       } catch (err) {

@@ -29,7 +29,7 @@ export function checkQueueName(name: string): string {
 
 /** The backends a run may fix for all its shards (`ecr score --queue --backend B`). */
 export const FIXED_BACKENDS = ['cpu', 'cpu-reference', 'webgpu'] as const;
-export type FixedBackend = typeof FIXED_BACKENDS[number];
+export type FixedBackend = (typeof FIXED_BACKENDS)[number];
 
 export interface ShardJob {
   format: typeof SHARD_JOB_FORMAT;
@@ -79,7 +79,9 @@ export function checkShardJob(data: unknown): ShardJob {
   const d = data as Record<string, unknown> | null;
   if (typeof d !== 'object' || d === null) throw new UsageError('the job has no payload object');
   if (d.format !== SHARD_JOB_FORMAT) {
-    throw new UsageError(`the job's payload format is ${JSON.stringify(d.format)}, this worker reads format ${SHARD_JOB_FORMAT} (is the submitter a different ecr-engine version?)`);
+    throw new UsageError(
+      `the job's payload format is ${JSON.stringify(d.format)}, this worker reads format ${SHARD_JOB_FORMAT} (is the submitter a different ecr-engine version?)`,
+    );
   }
   for (const k of NUMBER_FIELDS) {
     if (!Number.isSafeInteger(d[k]) || (d[k] as number) < 0) throw new UsageError(`the job's payload field "${k}" is not a non-negative integer`);
@@ -88,8 +90,10 @@ export function checkShardJob(data: unknown): ShardJob {
     if (typeof d[k] !== 'string' || d[k] === '') throw new UsageError(`the job's payload field "${k}" is not a string`);
   }
   if (typeof d.inputMtimeMs !== 'number' || !Number.isFinite(d.inputMtimeMs)) throw new UsageError('the job\'s payload field "inputMtimeMs" is not a number');
-  if (d.backend !== null && !FIXED_BACKENDS.includes(d.backend as FixedBackend)) throw new UsageError(`the job's payload field "backend" is ${JSON.stringify(d.backend)}, not one of ${FIXED_BACKENDS.join(', ')} or null`);
-  if (d.compact !== null && d.compact !== 'unorm16') throw new UsageError(`the job's payload field "compact" is ${JSON.stringify(d.compact)}, not "unorm16" or null`);
+  if (d.backend !== null && !FIXED_BACKENDS.includes(d.backend as FixedBackend))
+    throw new UsageError(`the job's payload field "backend" is ${JSON.stringify(d.backend)}, not one of ${FIXED_BACKENDS.join(', ')} or null`);
+  if (d.compact !== null && d.compact !== 'unorm16')
+    throw new UsageError(`the job's payload field "compact" is ${JSON.stringify(d.compact)}, not "unorm16" or null`);
   return d as unknown as ShardJob;
 }
 

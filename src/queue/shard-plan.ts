@@ -49,7 +49,9 @@ class Column {
     }
     this.data[this.length++] = v;
   }
-  get(i: number): number { return this.data[i]; }
+  get(i: number): number {
+    return this.data[i];
+  }
   set(i: number, v: number): void {
     while (i >= this.data.length) {
       const next = new Float64Array(this.data.length * 2);
@@ -120,12 +122,18 @@ export async function planShards(file: string, shardBytes: number, lineCap: numb
       // The group reappears: no cut may separate this member from its first one.
       const since = firstOffset.get(g);
       while (candOffset.length > 0 && candOffset.get(candOffset.length - 1) > since) {
-        candOffset.length--; candLine.length--; candRecords.length--;
+        candOffset.length--;
+        candLine.length--;
+        candRecords.length--;
       }
       return;
     }
     firstOffset.set(g, start);
-    if (start > 0) { candOffset.push(start); candLine.push(lineNo); candRecords.push(records - 1); }
+    if (start > 0) {
+      candOffset.push(start);
+      candLine.push(lineNo);
+      candRecords.push(records - 1);
+    }
   };
 
   for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
@@ -136,14 +144,16 @@ export async function planShards(file: string, shardBytes: number, lineCap: numb
       let bytes: Buffer | null = null;
       if (length <= lineCap) bytes = pieces.length === 0 ? part : Buffer.concat([...pieces, part], length);
       finishLine(bytes, length);
-      pieces = []; held = 0;
+      pieces = [];
+      held = 0;
       from = nl + 1;
       lineStart = offset + from;
     }
     const rest = chunk.length - from;
     if (rest > 0) {
       held += rest;
-      if (held <= lineCap) pieces.push(chunk.subarray(from)); else pieces = [];
+      if (held <= lineCap) pieces.push(chunk.subarray(from));
+      else pieces = [];
     }
     offset += chunk.length;
   }
@@ -152,7 +162,9 @@ export async function planShards(file: string, shardBytes: number, lineCap: numb
 
   const shards: ShardRange[] = [];
   if (records === 0) return { shards, records, bytes };
-  let start = 0, startLine = 1, startRecords = 0;
+  let start = 0,
+    startLine = 1,
+    startRecords = 0;
   let c = 0;
   for (;;) {
     const target = start + shardBytes;
@@ -160,7 +172,9 @@ export async function planShards(file: string, shardBytes: number, lineCap: numb
     if (c >= candOffset.length || candOffset.get(c) >= bytes) break;
     const cut = candOffset.get(c);
     shards.push({ start, end: cut, firstLine: startLine, records: candRecords.get(c) - startRecords });
-    start = cut; startLine = candLine.get(c); startRecords = candRecords.get(c);
+    start = cut;
+    startLine = candLine.get(c);
+    startRecords = candRecords.get(c);
   }
   shards.push({ start, end: bytes, firstLine: startLine, records: records - startRecords });
   return { shards, records, bytes };

@@ -55,7 +55,10 @@ export const defaultWorkerName = () => `${os.hostname()}:${process.pid}`;
 
 function closed(stream: WriteStream): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (stream.closed) { resolve(); return; }
+    if (stream.closed) {
+      resolve();
+      return;
+    }
     stream.once('close', resolve);
     stream.once('error', reject);
   });
@@ -81,9 +84,17 @@ function configOf(file: string): Promise<ResolvedConfig> {
 const pools = new Map<string, { pool: JsonlWorkers; users: number }>();
 function acquirePool(configFile: string, config: ResolvedConfig, threads: number): JsonlWorkers {
   let entry = pools.get(configFile);
-  if (entry && entry.pool.broken && entry.users === 0) { void entry.pool.close(); pools.delete(configFile); entry = undefined; }
+  if (entry && entry.pool.broken && entry.users === 0) {
+    void entry.pool.close();
+    pools.delete(configFile);
+    entry = undefined;
+  }
   if (!entry) {
-    for (const [file, other] of pools) if (other.users === 0) { void other.pool.close(); pools.delete(file); }
+    for (const [file, other] of pools)
+      if (other.users === 0) {
+        void other.pool.close();
+        pools.delete(file);
+      }
     entry = { pool: new JsonlWorkers(threads, config), users: 0 };
     pools.set(configFile, entry);
   }
@@ -106,7 +117,11 @@ export async function closePools(): Promise<void> {
  * record count and what computed it (the backend names, with the compact option).
  */
 export async function scoreShard(
-  job: ShardJob, backend: BackendChoice, compute: ComputeOptions, threads: number, backendOptions?: BackendOptions,
+  job: ShardJob,
+  backend: BackendChoice,
+  compute: ComputeOptions,
+  threads: number,
+  backendOptions?: BackendOptions,
 ): Promise<{ records: number; backend: string }> {
   const stamp = { size: job.inputSize, mtimeMs: job.inputMtimeMs };
   const changed = await inputChange(job.input, job.inputName, stamp);
@@ -123,12 +138,24 @@ export async function scoreShard(
     const parseWorkers = acquirePool(job.config, config, threads);
     let n: number;
     try {
-      n = await scoreStream(source, {
-        config, backend, compute, backendOptions, windowSize: job.window, lineCap: job.lineCap, firstLine: job.firstLine, threads, parseWorkers,
-        // The worker logs a line per shard; the submitter shows the progress of the whole run.
-        progress: new Progress('ecr worker', { write: () => true, isTTY: false }),
-        backendsUsed,
-      }, sink);
+      n = await scoreStream(
+        source,
+        {
+          config,
+          backend,
+          compute,
+          backendOptions,
+          windowSize: job.window,
+          lineCap: job.lineCap,
+          firstLine: job.firstLine,
+          threads,
+          parseWorkers,
+          // The worker logs a line per shard; the submitter shows the progress of the whole run.
+          progress: new Progress('ecr worker', { write: () => true, isTTY: false }),
+          backendsUsed,
+        },
+        sink,
+      );
     } catch (err) {
       // A file rewritten in place while it was read fails on a line cut short: name the cause.
       throw (await inputChange(job.input, job.inputName, stamp, (err as Error).message.replace(/\s*\n\s*/g, '; '))) ?? err;
@@ -162,9 +189,14 @@ async function processShard(job: Job, s: WorkerSettings): Promise<ShardResult> {
   // A run directory this worker cannot see is a deployment error or an abandoned run: retrying
   // here cannot help, and the submitter (if still waiting) should say so at once.
   const runDir = path.dirname(shard.config);
-  const seen = await stat(runDir).then(() => true, () => false);
+  const seen = await stat(runDir).then(
+    () => true,
+    () => false,
+  );
   if (!seen) {
-    const err = new UsageError(`the run directory ${runDir} does not exist on worker ${s.name}: is --work-dir on a filesystem shared by every machine, at the same path? (or the run ended: its submitter stopped and removed it, or it was removed as an orphan)`);
+    const err = new UsageError(
+      `the run directory ${runDir} does not exist on worker ${s.name}: is --work-dir on a filesystem shared by every machine, at the same path? (or the run ended: its submitter stopped and removed it, or it was removed as an orphan)`,
+    );
     s.log(`${what}: ${err.message}`);
     throw new UnrecoverableError(encodeFailure(err));
   }
@@ -178,7 +210,11 @@ async function processShard(job: Job, s: WorkerSettings): Promise<ShardResult> {
       await getBackend(shard.backend, s.backendOptions);
     } catch (err) {
       s.log(`${what}: the run fixed --backend ${shard.backend}, which cannot run here: ${(err as Error).message}`);
-      throw new UnrecoverableError(encodeFailure(new ShardFailedError(`worker ${s.name} cannot run the run's --backend ${shard.backend}: ${(err as Error).message}`, 'ECR_BACKEND_UNAVAILABLE')));
+      throw new UnrecoverableError(
+        encodeFailure(
+          new ShardFailedError(`worker ${s.name} cannot run the run's --backend ${shard.backend}: ${(err as Error).message}`, 'ECR_BACKEND_UNAVAILABLE'),
+        ),
+      );
     }
   }
   const started = Date.now();
@@ -218,5 +254,12 @@ export async function startShardWorker(s: WorkerSettings): Promise<{ worker: Wor
   worker.on('error', queueErrorHandler('Redis', s.url, s.log, s.onFatal));
   void worker.run().catch((err: Error) => s.log(`stopped: ${err.message}`));
   await worker.waitUntilReady();
-  return { worker, close: async () => { await worker.close(); await closePools(); connection.disconnect(); } };
+  return {
+    worker,
+    close: async () => {
+      await worker.close();
+      await closePools();
+      connection.disconnect();
+    },
+  };
 }

@@ -59,7 +59,11 @@ function notice(line: string): void {
 }
 
 const describeShard = (j: ShardJob) => `shard ${j.index + 1} of ${j.count} of ${j.inputName} (from line ${j.firstLine}, ${j.records} records)`;
-const exists = (file: string) => stat(file).then(() => true, () => false);
+const exists = (file: string) =>
+  stat(file).then(
+    () => true,
+    () => false,
+  );
 
 /** Runs every job (all inputs, in order) on the queue's workers; resolves when all completed. */
 export async function runShardJobs(jobs: ShardJob[], s: SubmitSettings): Promise<RunReport> {
@@ -68,15 +72,29 @@ export async function runShardJobs(jobs: ShardJob[], s: SubmitSettings): Promise
   const where = `${redactUrl(s.url)} (queue "${s.queueName}")`;
   const pending = new Map<string, ShardJob>();
   for (const j of jobs) pending.set(jobIdOf(j), j);
-  const progress = new QueueProgress(jobs.length, jobs.reduce((n, j) => n + j.records, 0));
+  const progress = new QueueProgress(
+    jobs.length,
+    jobs.reduce((n, j) => n + j.records, 0),
+  );
 
   let done = false;
   let outcome = null as Error | null;
   let settle!: { resolve: () => void; reject: (err: Error) => void };
-  const finished = new Promise<void>((resolve, reject) => { settle = { resolve, reject }; });
+  const finished = new Promise<void>((resolve, reject) => {
+    settle = { resolve, reject };
+  });
   finished.catch(() => {}); // awaited below; a failure while the jobs are still being added is not unhandled
-  const fail = (err: Error) => { if (done) return; done = true; outcome = err; settle.reject(err); };
-  const succeed = () => { if (done) return; done = true; settle.resolve(); };
+  const fail = (err: Error) => {
+    if (done) return;
+    done = true;
+    outcome = err;
+    settle.reject(err);
+  };
+  const succeed = () => {
+    if (done) return;
+    done = true;
+    settle.resolve();
+  };
 
   const shardCompleted = (id: string, returnvalue: unknown) => {
     const j = pending.get(id);
@@ -130,20 +148,30 @@ export async function runShardJobs(jobs: ShardJob[], s: SubmitSettings): Promise
       const limit = s.timeoutMs;
       timeout = setTimeout(() => {
         const left = pending.size;
-        fail(new RunTimeoutError(`the run did not finish within --timeout ${limit / 1000} s (${plural(left, 'shard')} of ${jobs.length} not done); `
-          + `its shards stay queued and its directory is kept: collect it later with: ${s.resumeCommand}`));
+        fail(
+          new RunTimeoutError(
+            `the run did not finish within --timeout ${limit / 1000} s (${plural(left, 'shard')} of ${jobs.length} not done); ` +
+              `its shards stay queued and its directory is kept: collect it later with: ${s.resumeCommand}`,
+          ),
+        );
       }, limit);
     }
 
-    const add = (list: ShardJob[]) => q.addBulk(list.map((j) => ({
-      name: 'shard',
-      data: j,
-      opts: {
-        jobId: jobIdOf(j), attempts: s.attempts, backoff: { type: 'exponential', delay: 500 },
-        // A completed shard's record lives on as its output file; a failed one is kept a day for inspection.
-        removeOnComplete: true, removeOnFail: { age: 24 * 3600 },
-      },
-    })));
+    const add = (list: ShardJob[]) =>
+      q.addBulk(
+        list.map((j) => ({
+          name: 'shard',
+          data: j,
+          opts: {
+            jobId: jobIdOf(j),
+            attempts: s.attempts,
+            backoff: { type: 'exponential', delay: 500 },
+            // A completed shard's record lives on as its output file; a failed one is kept a day for inspection.
+            removeOnComplete: true,
+            removeOnFail: { age: 24 * 3600 },
+          },
+        })),
+      );
 
     /**
      * Looks up every shard not yet seen to complete; adds again those whose job is gone without an
@@ -153,22 +181,31 @@ export async function runShardJobs(jobs: ShardJob[], s: SubmitSettings): Promise
       const lost: ShardJob[] = [];
       const ids = [...pending.keys()];
       for (let i = 0; i < ids.length && !done; i += 200) {
-        await Promise.all(ids.slice(i, i + 200).map(async (id) => {
-          const j = pending.get(id);
-          if (!j) return;
-          const state = await q.getJobState(id);
-          if (state === 'failed') {
-            if (adopting) { await q.remove(id); lost.push(j); return; }
-            const job = await q.getJob(id);
-            await shardFailed(j, job?.failedReason ?? 'failed (its reason was not kept)');
-            return;
-          }
-          if (state === 'completed') { shardCompleted(id, (await q.getJob(id))?.returnvalue); return; }
-          if (state !== 'unknown') return; // waiting, delayed or active: a worker will get to it
-          // A job is removed when it completes, after its output was renamed into place.
-          if (await exists(j.output)) shardCompleted(id, null);
-          else lost.push(j);
-        }));
+        await Promise.all(
+          ids.slice(i, i + 200).map(async (id) => {
+            const j = pending.get(id);
+            if (!j) return;
+            const state = await q.getJobState(id);
+            if (state === 'failed') {
+              if (adopting) {
+                await q.remove(id);
+                lost.push(j);
+                return;
+              }
+              const job = await q.getJob(id);
+              await shardFailed(j, job?.failedReason ?? 'failed (its reason was not kept)');
+              return;
+            }
+            if (state === 'completed') {
+              shardCompleted(id, (await q.getJob(id))?.returnvalue);
+              return;
+            }
+            if (state !== 'unknown') return; // waiting, delayed or active: a worker will get to it
+            // A job is removed when it completes, after its output was renamed into place.
+            if (await exists(j.output)) shardCompleted(id, null);
+            else lost.push(j);
+          }),
+        );
       }
       if (lost.length > 0 && !done) await add(lost);
       return lost.length;
@@ -186,16 +223,26 @@ export async function runShardJobs(jobs: ShardJob[], s: SubmitSettings): Promise
     let again = false;
     const check = () => {
       if (done) return;
-      if (checking) { again = true; return; }
+      if (checking) {
+        again = true;
+        return;
+      }
       checking = (async () => {
         do {
           again = false;
           const n = await reconcile(false);
-          if (n > 0) notice(`${plural(n, 'queued shard')} of this run had vanished from Redis at ${where} (restarted without its data?); submitted them again from the run directory`);
+          if (n > 0)
+            notice(
+              `${plural(n, 'queued shard')} of this run had vanished from Redis at ${where} (restarted without its data?); submitted them again from the run directory`,
+            );
         } while (again && !done);
-      })().catch(() => {
-        // Redis failed mid-check: the reconnection that follows checks again.
-      }).finally(() => { checking = null; });
+      })()
+        .catch(() => {
+          // Redis failed mid-check: the reconnection that follows checks again.
+        })
+        .finally(() => {
+          checking = null;
+        });
     };
     queueConnection.on('ready', check);
     reconcileTimer = setInterval(check, s.reconcileMs ?? 30_000);
@@ -225,7 +272,12 @@ export async function runShardJobs(jobs: ShardJob[], s: SubmitSettings): Promise
 
 function withLimit(p: Promise<unknown>, ms: number): Promise<unknown> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([p, new Promise((r) => { timer = setTimeout(r, ms); })]).finally(() => clearTimeout(timer));
+  return Promise.race([
+    p,
+    new Promise((r) => {
+      timer = setTimeout(r, ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
 
 const jobIdOf = (j: ShardJob) => shardJobId(j.run, j.inputIndex, j.index);
@@ -253,15 +305,18 @@ function watchWorkers(queue: Queue, s: SubmitSettings, where: string, progress: 
       progress.state.workers = count;
       if (count > 0) {
         if (told) notice(`${count} worker${count === 1 ? '' : 's'} connected; scoring`);
-        noneSince = null; told = false;
+        noneSince = null;
+        told = false;
         return;
       }
       noneSince ??= Date.now();
       if (!told && Date.now() - noneSince >= s.noWorkerNoticeMs) {
         told = true;
         const left = progress.state.shards - progress.state.shardsDone;
-        notice(`no ecr worker is connected to ${where}; ${left} shard${left === 1 ? '' : 's'} waiting. `
-          + `Start one with: ecr worker --queue ${redactUrl(s.url)}${s.queueName === DEFAULT_QUEUE_NAME ? '' : ` --queue-name ${s.queueName}`}`);
+        notice(
+          `no ecr worker is connected to ${where}; ${left} shard${left === 1 ? '' : 's'} waiting. ` +
+            `Start one with: ecr worker --queue ${redactUrl(s.url)}${s.queueName === DEFAULT_QUEUE_NAME ? '' : ` --queue-name ${s.queueName}`}`,
+        );
       }
     } catch (err) {
       // Some hosted Redis services refuse CLIENT LIST, which BullMQ counts workers with.
@@ -275,7 +330,12 @@ function watchWorkers(queue: Queue, s: SubmitSettings, where: string, progress: 
     }
   };
   void check();
-  const timer = setInterval(() => { void check(); }, Math.min(500, s.noWorkerNoticeMs));
+  const timer = setInterval(
+    () => {
+      void check();
+    },
+    Math.min(500, s.noWorkerNoticeMs),
+  );
   timer.unref();
   return timer;
 }

@@ -27,7 +27,9 @@ export async function startWorker(s: Omit<WorkerSettings, 'onFatal'>): Promise<R
   await probeRedis(s.url);
   if (s.backend !== 'auto') await getBackend(s.backend, s.backendOptions);
   let fatal: (err: Error) => void = () => {};
-  const failed = new Promise<Error>((resolve) => { fatal = resolve; });
+  const failed = new Promise<Error>((resolve) => {
+    fatal = resolve;
+  });
   const { worker, close } = await startShardWorker({ ...s, onFatal: (err) => fatal(err) });
   s.log(`waiting for shards on ${redactUrl(s.url)} (queue "${s.queueName}", backend ${s.backend}, concurrency ${s.concurrency})`);
   return {

@@ -55,20 +55,27 @@ export function registerAccessLog(app: FastifyInstance, gw: Gateway): void {
       const aborted = !reply.raw.writableFinished;
       // A stream that ended with an error event is logged and counted with that error's status
       // (its headers said 200; `streamError` says so too).
-      const status = aborted ? 499 : request.ecrLog?.streamError ?? reply.raw.statusCode;
+      const status = aborted ? 499 : (request.ecrLog?.streamError ?? reply.raw.statusCode);
       const body = request.body as { model?: unknown; messages?: unknown } | undefined;
       const model = typeof body?.model === 'string' ? body.model : undefined;
       ecrMetrics.httpInFlight.dec({ route });
       ecrMetrics.httpRequests.inc({ route, model: gw.modelLabel(model), status: String(status) });
       ecrMetrics.httpRequestDuration.observe({ route }, latencyMs / 1000);
       const info = request.ecrLog ?? {};
-      request.log.info({
-        requestId: request.requestId, method: request.method, route, status, latency_ms: Math.round(latencyMs * 100) / 100,
-        ...(model !== undefined ? { model } : {}),
-        ...info,
-        ...(aborted ? { aborted: true } : {}),
-        ...(gw.config.logPrompts && body?.messages !== undefined ? { messages: body.messages } : {}),
-      }, 'request');
+      request.log.info(
+        {
+          requestId: request.requestId,
+          method: request.method,
+          route,
+          status,
+          latency_ms: Math.round(latencyMs * 100) / 100,
+          ...(model !== undefined ? { model } : {}),
+          ...info,
+          ...(aborted ? { aborted: true } : {}),
+          ...(gw.config.logPrompts && body?.messages !== undefined ? { messages: body.messages } : {}),
+        },
+        'request',
+      );
     });
   });
 }

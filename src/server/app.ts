@@ -65,11 +65,22 @@ export function buildGateway(config: ServeConfig, options: GatewayOptions = {}):
     return503OnClosing: false,
     forceCloseConnections: 'idle',
   });
-  if (logDestination) app.addHook('onClose', async () => { logDestination.flushSync(); });
-  if (gateway.auditLog) { const audit = gateway.auditLog; app.addHook('onClose', async () => { await audit.close(); }); }
+  if (logDestination)
+    app.addHook('onClose', async () => {
+      logDestination.flushSync();
+    });
+  if (gateway.auditLog) {
+    const audit = gateway.auditLog;
+    app.addHook('onClose', async () => {
+      await audit.close();
+    });
+  }
   gateway.warn = (m) => app.log.warn(m);
   // Writes still in flight finish (each within --redis-timeout) before the connections close.
-  if (gateway.redis) app.addHook('onClose', async () => { await gateway.redis!.close(); });
+  if (gateway.redis)
+    app.addHook('onClose', async () => {
+      await gateway.redis!.close();
+    });
 
   // JSON only (Fastify's own text/plain parser would hand a string to the routes: 400 "must be
   // object" where any other content type gets 415). Keep the raw bytes: pass-through forwards
@@ -77,15 +88,22 @@ export function buildGateway(config: ServeConfig, options: GatewayOptions = {}):
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body: Buffer, done) => {
     request.rawBody = body;
-    try { done(null, parseJsonBody(body)); } catch (e) { done(e as Error, undefined); }
+    try {
+      done(null, parseJsonBody(body));
+    } catch (e) {
+      done(e as Error, undefined);
+    }
   });
 
   app.setErrorHandler((err: FastifyError, _request, reply) => {
     let api: ApiError;
     if (err.validation) api = invalidRequest(validationParam(err), err.message.replace(/^body\/?\S* /, ''));
-    else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') api = new ApiError(413, 'invalid_request_error', `the request body is larger than the limit of ${config.bodyLimit} bytes`, null, 'body_too_large');
-    else if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') api = new ApiError(415, 'invalid_request_error', 'send the body as application/json', null, 'unsupported_media_type');
-    else if (!(err instanceof ApiError) && err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) api = new ApiError(err.statusCode, 'invalid_request_error', err.message);
+    else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+      api = new ApiError(413, 'invalid_request_error', `the request body is larger than the limit of ${config.bodyLimit} bytes`, null, 'body_too_large');
+    else if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
+      api = new ApiError(415, 'invalid_request_error', 'send the body as application/json', null, 'unsupported_media_type');
+    else if (!(err instanceof ApiError) && err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500)
+      api = new ApiError(err.statusCode, 'invalid_request_error', err.message);
     else api = toApiError(err);
     if (api.status === 401) ecrMetrics.rejected.inc({ reason: 'auth' });
     else if (api.apiCode === 'concurrency_limit') ecrMetrics.rejected.inc({ reason: 'concurrency' });
@@ -94,7 +112,13 @@ export function buildGateway(config: ServeConfig, options: GatewayOptions = {}):
     return reply.code(api.status).headers(api.headers).send(api.body());
   });
   app.setNotFoundHandler((request, reply) => {
-    const api = new ApiError(404, 'invalid_request_error', `no route ${request.method} ${request.url.split('?')[0]}${request.url.startsWith('/v1/') ? '' : ' (the API is under /v1/)'}`, null, 'not_found');
+    const api = new ApiError(
+      404,
+      'invalid_request_error',
+      `no route ${request.method} ${request.url.split('?')[0]}${request.url.startsWith('/v1/') ? '' : ' (the API is under /v1/)'}`,
+      null,
+      'not_found',
+    );
     return reply.code(404).send(api.body());
   });
   app.addHook('onSend', async (_request, reply, payload) => {
@@ -131,7 +155,14 @@ export function buildGateway(config: ServeConfig, options: GatewayOptions = {}):
 function refuseWhileClosing(app: FastifyInstance, gateway: Gateway): void {
   app.addHook('onRequest', async (request) => {
     if (!gateway.closing || request.url.startsWith('/health/')) return;
-    throw new ApiError(503, 'service_unavailable', 'the gateway is shutting down and takes no new requests; retry it on another instance', null, 'shutting_down', { 'retry-after': '1' });
+    throw new ApiError(
+      503,
+      'service_unavailable',
+      'the gateway is shutting down and takes no new requests; retry it on another instance',
+      null,
+      'shutting_down',
+      { 'retry-after': '1' },
+    );
   });
 }
 
@@ -140,12 +171,21 @@ function listenError(err: unknown, config: ServeConfig): unknown {
   const code = (err as NodeJS.ErrnoException)?.code;
   const where = `${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
   switch (code) {
-    case 'EADDRINUSE': return new UsageError(`--port ${config.port}: ${where} is already in use; choose another port, or --port 0 for any free one`);
-    case 'EACCES': return new UsageError(`--port ${config.port}: not permitted to listen on ${where} (ports below 1024 need privileges); choose another port, or --port 0 for any free one`);
-    case 'ENOTFOUND': case 'EAI_AGAIN': case 'EAI_NONAME': case 'EAI_FAIL':
+    case 'EADDRINUSE':
+      return new UsageError(`--port ${config.port}: ${where} is already in use; choose another port, or --port 0 for any free one`);
+    case 'EACCES':
+      return new UsageError(
+        `--port ${config.port}: not permitted to listen on ${where} (ports below 1024 need privileges); choose another port, or --port 0 for any free one`,
+      );
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EAI_NONAME':
+    case 'EAI_FAIL':
       return new UsageError(`--host ${config.host}: cannot resolve this name (${code}); give an address of this machine, e.g. 127.0.0.1 or 0.0.0.0`);
-    case 'EADDRNOTAVAIL': return new UsageError(`--host ${config.host}: not an address of this machine (${code}); give one of its addresses, e.g. 127.0.0.1 or 0.0.0.0`);
-    default: return err;
+    case 'EADDRNOTAVAIL':
+      return new UsageError(`--host ${config.host}: not an address of this machine (${code}); give one of its addresses, e.g. 127.0.0.1 or 0.0.0.0`);
+    default:
+      return err;
   }
 }
 
@@ -156,7 +196,10 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
   if (built.gateway.redis && !(await built.gateway.redis.ready(Math.max(1000, config.redisTimeout)))) {
     // A database the server refuses is a configuration error (exit 2), not a Redis that is down.
     const refused = built.gateway.redis.configError;
-    if (refused) { await built.app.close(); throw refused; }
+    if (refused) {
+      await built.app.close();
+      throw refused;
+    }
     built.app.log.warn({ redis: redactUrl(config.redis!) }, 'redis not reachable at start: serving from the in-process cache until it answers');
   }
   try {
@@ -166,10 +209,15 @@ export async function startGateway(config: ServeConfig, options: GatewayOptions 
     await built.app.close();
     throw listenError(err, config);
   }
-  const self = await upstreamIsSelf(config.upstream, built.app.addresses().filter((a) => typeof a !== 'string'));
+  const self = await upstreamIsSelf(
+    config.upstream,
+    built.app.addresses().filter((a) => typeof a !== 'string'),
+  );
   if (self) {
     await built.app.close();
-    throw new UsageError(`--upstream ${redactUrl(config.upstream)} is this gateway itself (${self}, where it listens): every request would call itself; point it at the LLM server`);
+    throw new UsageError(
+      `--upstream ${redactUrl(config.upstream)} is this gateway itself (${self}, where it listens): every request would call itself; point it at the LLM server`,
+    );
   }
   const addr = built.app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;

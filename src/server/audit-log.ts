@@ -39,7 +39,11 @@ export class AuditLog {
   private readonly scoring: ResolvedConfig;
   private failures = 0;
 
-  constructor(readonly file: string, scoring: EcrConfig, private readonly onError: (err: Error) => void) {
+  constructor(
+    readonly file: string,
+    scoring: EcrConfig,
+    private readonly onError: (err: Error) => void,
+  ) {
     try {
       closeSync(openSync(file, 'a'));
     } catch (err) {
@@ -47,11 +51,16 @@ export class AuditLog {
     }
     this.scoring = toResolvedConfig(scoring);
     this.dest = pino.destination({ dest: file, append: true, sync: false, minLength: 0 });
-    this.dest.on('error', (err: Error) => { this.failures++; this.onError(err); });
+    this.dest.on('error', (err: Error) => {
+      this.failures++;
+      this.onError(err);
+    });
   }
 
   /** Write errors since start (each was also reported through `onError`). */
-  get writeFailures(): number { return this.failures; }
+  get writeFailures(): number {
+    return this.failures;
+  }
 
   /** Appends one line per scored candidate (failed candidates have no metrics and are left out). */
   record(r: AuditRequest): void {
@@ -63,8 +72,17 @@ export class AuditLog {
       if (c.status !== 'scored' || !c.metrics) continue;
       const p = r.serverWeights ? pCorrectOf(this.scoring, c.metrics.CCI) : null;
       lines += formatAuditLogLine({
-        time, group: r.group, requestId: r.requestId, id: c.index, ...c.metrics, admissible: c.admissible === true, selected: c.selected,
-        reason, tau, ...(p !== null ? { pCorrect: p } : {}), ...(r.messages ? { messages: r.messages } : {}),
+        time,
+        group: r.group,
+        requestId: r.requestId,
+        id: c.index,
+        ...c.metrics,
+        admissible: c.admissible === true,
+        selected: c.selected,
+        reason,
+        tau,
+        ...(p !== null ? { pCorrect: p } : {}),
+        ...(r.messages ? { messages: r.messages } : {}),
       });
     }
     if (lines !== '') this.dest.write(lines);
@@ -76,7 +94,9 @@ export class AuditLog {
   }
 
   /** Reopens the file by name (log rotation). */
-  reopen(): void { this.dest.reopen(); }
+  reopen(): void {
+    this.dest.reopen();
+  }
 
   /** Writes out what is buffered and closes the file. */
   async close(): Promise<void> {

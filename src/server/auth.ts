@@ -29,7 +29,13 @@ export function registerAuth(app: FastifyInstance, keys: readonly string[], metr
     const header = request.headers.authorization ?? '';
     const m = /^Bearer\s+(.+)$/i.exec(header);
     if (!m || !matches(m[1].trim())) {
-      throw new ApiError(401, 'authentication_error', m ? 'Incorrect API key provided.' : 'Missing API key: send "Authorization: Bearer KEY".', null, 'invalid_api_key');
+      throw new ApiError(
+        401,
+        'authentication_error',
+        m ? 'Incorrect API key provided.' : 'Missing API key: send "Authorization: Bearer KEY".',
+        null,
+        'invalid_api_key',
+      );
     }
   });
 }

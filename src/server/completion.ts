@@ -66,12 +66,14 @@ export function completionBody(meta: CompletionMeta, r: PipelineResult, audit: A
     object: 'chat.completion' as const,
     created: meta.created,
     model: meta.model,
-    choices: [{
-      index: 0,
-      message: { role: 'assistant' as const, content: r.response, refusal: null },
-      logprobs: null,
-      finish_reason: r.finishReason ?? 'stop',
-    }],
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant' as const, content: r.response, refusal: null },
+        logprobs: null,
+        finish_reason: r.finishReason ?? 'stop',
+      },
+    ],
     usage: usageOf(r),
     ...(r.systemFingerprint !== undefined ? { system_fingerprint: r.systemFingerprint } : {}),
     ...(ecr ? { ecr } : {}),
@@ -85,7 +87,10 @@ export function contentPieces(text: string, minChars = 24): string[] {
   let cur = '';
   for (const w of words) {
     cur += w;
-    if (cur.length >= minChars) { out.push(cur); cur = ''; }
+    if (cur.length >= minChars) {
+      out.push(cur);
+      cur = '';
+    }
   }
   if (cur) out.push(cur);
   if (out.join('') !== text) return text === '' ? [] : [text];
@@ -95,11 +100,17 @@ export function contentPieces(text: string, minChars = 24): string[] {
 /** Every chunk of the streamed answer, in order: role, content, finish_reason, usage (if asked), audit. */
 export function completionChunks(meta: CompletionMeta, r: PipelineResult, audit: AuditLevel, includeUsage: boolean): unknown[] {
   const base = {
-    id: meta.id, object: 'chat.completion.chunk' as const, created: meta.created, model: meta.model,
+    id: meta.id,
+    object: 'chat.completion.chunk' as const,
+    created: meta.created,
+    model: meta.model,
     ...(r.systemFingerprint !== undefined ? { system_fingerprint: r.systemFingerprint } : {}),
     ...(includeUsage ? { usage: null } : {}),
   };
-  const choice = (delta: Record<string, unknown>, finish: string | null) => ({ ...base, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] });
+  const choice = (delta: Record<string, unknown>, finish: string | null) => ({
+    ...base,
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+  });
   const chunks: unknown[] = [choice({ role: 'assistant', content: '' }, null)];
   for (const piece of contentPieces(r.response)) chunks.push(choice({ content: piece }, null));
   chunks.push(choice({}, r.finishReason ?? 'stop'));

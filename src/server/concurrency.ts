@@ -17,5 +17,7 @@ export class ConcurrencyGate {
     if (this.active > 0) this.active--;
   }
 
-  get inUse(): number { return this.active; }
+  get inUse(): number {
+    return this.active;
+  }
 }

@@ -16,7 +16,11 @@ function headerSettings(request: FastifyRequest, gw: Gateway): EcrSettings {
   const raw = request.headers['x-ecr-config'];
   if (raw === undefined) return {};
   let json: unknown;
-  try { json = JSON.parse(Array.isArray(raw) ? raw[0] : raw); } catch (e) { throw invalidRequest('x-ecr-config', `header is not JSON: ${(e as Error).message}`); }
+  try {
+    json = JSON.parse(Array.isArray(raw) ? raw[0] : raw);
+  } catch (e) {
+    throw invalidRequest('x-ecr-config', `header is not JSON: ${(e as Error).message}`);
+  }
   return parseEcrSettings(json, gw.config, 'x-ecr-config');
 }
 
@@ -32,7 +36,14 @@ export async function ecrCompletion(request: FastifyRequest, reply: FastifyReply
   request.ecrLog = { upstreamModel, stream: plan.stream };
 
   if (!gw.gate.tryAcquire()) {
-    throw new ApiError(429, 'rate_limit_error', `the gateway is at its limit of ${gw.gate.limit} concurrent ECR requests; retry shortly`, null, 'concurrency_limit', { 'retry-after': '1' });
+    throw new ApiError(
+      429,
+      'rate_limit_error',
+      `the gateway is at its limit of ${gw.gate.limit} concurrent ECR requests; retry shortly`,
+      null,
+      'concurrency_limit',
+      { 'retry-after': '1' },
+    );
   }
   const abort = gw.track(reply.raw);
   try {
@@ -40,7 +51,7 @@ export async function ecrCompletion(request: FastifyRequest, reply: FastifyReply
       provider: gw.providerFor(upstreamModel, request.via),
       k,
       horizon: s.horizon ?? gw.root.horizon,
-      adaptiveK: s.fixedK !== undefined ? !s.fixedK : s.adaptiveK ?? true,
+      adaptiveK: s.fixedK !== undefined ? !s.fixedK : (s.adaptiveK ?? true),
       topLogprobs: s.topLogprobs ?? 5,
       sampling: { temperature: gw.config.temperature, ...plan.sampling },
       unrollSampling: undefined,
@@ -49,7 +60,11 @@ export async function ecrCompletion(request: FastifyRequest, reply: FastifyReply
     const meta: CompletionMeta = { id: completionId(), created: Math.floor(Date.now() / 1000), model: plan.model };
     const run = pipeline.run(plan.prompt, { messages: plan.messages, signal: abort.signal, ...(s.cache ? { cache: s.cache } : {}) }).then((result) => {
       gw.auditLog?.record({
-        group: request.id, requestId: request.requestId, time: arrived, result, serverWeights: s.weights === undefined && s.preset === undefined,
+        group: request.id,
+        requestId: request.requestId,
+        time: arrived,
+        result,
+        serverWeights: s.weights === undefined && s.preset === undefined,
         ...(gw.config.logPrompts ? { messages: plan.messages } : {}),
       });
       return result;
@@ -65,7 +80,15 @@ export async function ecrCompletion(request: FastifyRequest, reply: FastifyReply
   }
 }
 
-async function stream(request: FastifyRequest, reply: FastifyReply, gw: Gateway, run: Promise<PipelineResult>, meta: CompletionMeta, audit: 'none' | 'summary' | 'full', includeUsage: boolean): Promise<FastifyReply> {
+async function stream(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  gw: Gateway,
+  run: Promise<PipelineResult>,
+  meta: CompletionMeta,
+  audit: 'none' | 'summary' | 'full',
+  includeUsage: boolean,
+): Promise<FastifyReply> {
   const sse = new SseStream();
   const t0 = performance.now();
   let started = false;

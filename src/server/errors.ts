@@ -8,11 +8,14 @@ import { LlmHttpError, LlmTimeoutError } from '../llm/errors.js';
 import { NoSurvivingCandidatesError, RequestCancelledError } from '../pipeline/errors.js';
 import { redactUrlsIn } from '../core/redact-url.js';
 
-export type ApiErrorType = 'invalid_request_error' | 'authentication_error' | 'rate_limit_error' | 'upstream_error' | 'timeout_error' | 'server_error' | 'service_unavailable';
+export type ApiErrorType =
+  'invalid_request_error' | 'authentication_error' | 'rate_limit_error' | 'upstream_error' | 'timeout_error' | 'server_error' | 'service_unavailable';
 
 /** The abort reason of requests cut when --shutdown-timeout expires: they answer 503 (toApiError). */
 export class ShuttingDownError extends Error {
-  constructor() { super('the server is shutting down and could not finish this request in time; retry it'); }
+  constructor() {
+    super('the server is shutting down and could not finish this request in time; retry it');
+  }
 }
 
 /** A failure the gateway answers with `status` and an OpenAI error body. */
@@ -46,7 +49,9 @@ export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof ConfigError) return invalidRequest(err.key ? `ecr.${err.key.split('.')[0]}` : 'ecr', err.message.replace(/^config "[^"]*": /, ''));
   if (err instanceof ShuttingDownError || (err instanceof RequestCancelledError && err.cause instanceof ShuttingDownError)) {
-    return new ApiError(503, 'service_unavailable', err instanceof ShuttingDownError ? err.message : (err.cause as Error).message, null, 'shutting_down', { 'retry-after': '1' });
+    return new ApiError(503, 'service_unavailable', err instanceof ShuttingDownError ? err.message : (err.cause as Error).message, null, 'shutting_down', {
+      'retry-after': '1',
+    });
   }
   if (err instanceof RequestCancelledError) return new ApiError(499, 'invalid_request_error', 'the client closed the request', null, 'client_closed_request');
   if (err instanceof NoSurvivingCandidatesError) return fromNoSurvivors(err);

@@ -39,11 +39,20 @@ export class Gateway {
   closing = false;
 
   /** @internal */
-  constructor(readonly config: ServeConfig, onAuditLogError: (err: Error) => void = () => {}) {
+  constructor(
+    readonly config: ServeConfig,
+    onAuditLogError: (err: Error) => void = () => {},
+  ) {
     this.auditLog = config.auditLog ? new AuditLog(config.auditLog, config.scoring, onAuditLogError) : null;
     this.gate = new ConcurrencyGate(config.maxConcurrent);
     this.redis = config.redis
-      ? new RedisStore({ url: config.redis, ttlSeconds: config.redisTtl, timeoutMs: config.redisTimeout, lockMs: config.redisLock, onWarn: (m) => this.warn(m) })
+      ? new RedisStore({
+          url: config.redis,
+          ttlSeconds: config.redisTtl,
+          timeoutMs: config.redisTimeout,
+          lockMs: config.redisLock,
+          onWarn: (m) => this.warn(m),
+        })
       : null;
     this.root = new EcrPipeline({
       provider: this.providerFor('default'),
@@ -63,10 +72,16 @@ export class Gateway {
    * @internal
    */
   providerFor(model: string, via = `1.1 ${this.id}`): OpenAICompatibleProvider {
-    const make = () => new OpenAICompatibleProvider({
-      baseUrl: this.config.upstream, model, apiKey: this.config.upstreamApiKey, headers: { via },
-      embeddingModel: this.config.embeddingModel, timeoutMs: this.config.upstreamTimeout, retry: { retries: this.config.retries },
-    });
+    const make = () =>
+      new OpenAICompatibleProvider({
+        baseUrl: this.config.upstream,
+        model,
+        apiKey: this.config.upstreamApiKey,
+        headers: { via },
+        embeddingModel: this.config.embeddingModel,
+        timeoutMs: this.config.upstreamTimeout,
+        retry: { retries: this.config.retries },
+      });
     if (via !== `1.1 ${this.id}`) return make();
     let p = this.providers.get(model);
     if (!p) {
@@ -84,16 +99,23 @@ export class Gateway {
    */
   track(response: NodeJS.EventEmitter & { writableFinished: boolean }): AbortController {
     const abort = new AbortController();
-    this.inFlight.set(abort, new Promise<void>((resolve) => response.once('close', () => {
-      if (!response.writableFinished) abort.abort(new Error('the client disconnected'));
-      this.inFlight.delete(abort);
-      resolve();
-    })));
+    this.inFlight.set(
+      abort,
+      new Promise<void>((resolve) =>
+        response.once('close', () => {
+          if (!response.writableFinished) abort.abort(new Error('the client disconnected'));
+          this.inFlight.delete(abort);
+          resolve();
+        }),
+      ),
+    );
     return abort;
   }
 
   /** Requests in progress that call the upstream. */
-  get inFlightCount(): number { return this.inFlight.size; }
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
 
   /** Aborts every tracked request with ShuttingDownError; resolves once all their responses are over. @internal */
   cutInFlight(): Promise<void> {
@@ -113,7 +135,10 @@ export class Gateway {
   modelLabel(model: string | undefined): string {
     if (!model) return 'none';
     if (this.modelLabels.has(model)) return model;
-    if (this.modelLabels.size < 64) { this.modelLabels.add(model); return model; }
+    if (this.modelLabels.size < 64) {
+      this.modelLabels.add(model);
+      return model;
+    }
     return 'other';
   }
 }

@@ -17,7 +17,11 @@ export function registerHealth(app: FastifyInstance, gw: Gateway): void {
     const health = gw.redis?.health();
     const redis = health ? { redis: health.state, ...(health.reason ? { redisReason: health.reason } : {}) } : {};
     try {
-      const r = await getJson(joinUrlPath(gw.config.upstream, '/models'), { via: request.via, ...gw.upstreamAuth(undefined) }, Math.min(2000, gw.config.upstreamTimeout));
+      const r = await getJson(
+        joinUrlPath(gw.config.upstream, '/models'),
+        { via: request.via, ...gw.upstreamAuth(undefined) },
+        Math.min(2000, gw.config.upstreamTimeout),
+      );
       ecrMetrics.upstreamCalls.inc({ kind: 'readiness', status: String(r.status) });
       // Any answer but a server error means the upstream is there (a 401 is a key problem, not an outage).
       if (r.status >= 500) return reply.code(503).send({ status: 'unavailable', upstream: `HTTP ${r.status}`, ...redis });

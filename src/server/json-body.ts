@@ -9,7 +9,11 @@ import { invalidRequest } from './errors.js';
 /** The parsed body; throws a 400 naming the field for invalid JSON or an out-of-range number. */
 export function parseJsonBody(body: Buffer): unknown {
   let value: unknown;
-  try { value = JSON.parse(body.toString('utf8')); } catch (e) { throw invalidRequest(null, `the body is not valid JSON: ${(e as Error).message}`, 'invalid_json'); }
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch (e) {
+    throw invalidRequest(null, `the body is not valid JSON: ${(e as Error).message}`, 'invalid_json');
+  }
   const where = nonFinite(value, '');
   if (where !== null) throw invalidRequest(where || 'body', 'the number is out of range (beyond +-1.8e308, the 64-bit float range)', 'number_out_of_range');
   return value;

@@ -31,8 +31,11 @@ export function newGatewayId(): string {
 
 /** The `received-by` names of a Via header (`1.1 proxy-a, HTTP/1.1 ecr-xyz (comment)`). */
 export function viaNames(header: string | string[] | undefined): string[] {
-  const text = Array.isArray(header) ? header.join(',') : header ?? '';
-  return text.split(',').map((entry) => entry.trim().split(/\s+/)[1]).filter((name): name is string => !!name);
+  const text = Array.isArray(header) ? header.join(',') : (header ?? '');
+  return text
+    .split(',')
+    .map((entry) => entry.trim().split(/\s+/)[1])
+    .filter((name): name is string => !!name);
 }
 
 /** Refuses a request that already passed through this gateway; sets `request.via` for the rest. */
@@ -42,18 +45,30 @@ export function registerLoopGuard(app: FastifyInstance, gatewayId: string): void
   app.addHook('onRequest', async (request) => {
     const incoming = request.headers.via;
     if (viaNames(incoming).includes(gatewayId)) {
-      throw new ApiError(508, 'upstream_error', `loop detected: this request already passed through this gateway (${gatewayId}); its upstream leads back to itself`, null, 'loop_detected');
+      throw new ApiError(
+        508,
+        'upstream_error',
+        `loop detected: this request already passed through this gateway (${gatewayId}); its upstream leads back to itself`,
+        null,
+        'loop_detected',
+      );
     }
     const chain = Array.isArray(incoming) ? incoming.join(', ') : incoming;
     request.via = chain ? `${chain}, ${own}` : own;
   });
 }
 
-export interface BoundAddress { address: string; port: number }
+export interface BoundAddress {
+  address: string;
+  port: number;
+}
 
 /** How the kernel treats a connect target: 0.0.0.0 and :: reach the loopback; v4-mapped v6 is v4. */
 function normalize(address: string): string {
-  const a = address.toLowerCase().replace(/^\[|\]$/g, '').replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
+  const a = address
+    .toLowerCase()
+    .replace(/^\[|\]$/g, '')
+    .replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
   if (a === '0.0.0.0') return '127.0.0.1';
   if (a === '::') return '::1';
   return a;
@@ -87,7 +102,11 @@ export async function upstreamIsSelf(upstream: string, bound: readonly BoundAddr
   if (isIP(host)) targets = [host];
   else {
     // A name that does not resolve now cannot be this gateway now; the runtime guard remains.
-    try { targets = (await lookup(host, { all: true })).map((r) => r.address); } catch { return null; }
+    try {
+      targets = (await lookup(host, { all: true })).map((r) => r.address);
+    } catch {
+      return null;
+    }
   }
   const local = new Set(Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => normalize(i.address))));
   return reachesSelf(targets, port, bound, local) ? `${url.hostname}:${port}` : null;

@@ -14,7 +14,15 @@ import { UpstreamUnreachableError, requestUpstream } from './upstream.js';
 import { joinUrlPath } from '../llm/http-transport.js';
 
 /** Response headers worth keeping from the upstream (hop-by-hop ones are the server's business). */
-const FORWARDED = ['content-type', 'content-length', 'retry-after', 'cache-control', 'openai-processing-ms', 'x-ratelimit-remaining-requests', 'x-ratelimit-remaining-tokens'];
+const FORWARDED = [
+  'content-type',
+  'content-length',
+  'retry-after',
+  'cache-control',
+  'openai-processing-ms',
+  'x-ratelimit-remaining-requests',
+  'x-ratelimit-remaining-tokens',
+];
 
 export async function passThrough(request: FastifyRequest, reply: FastifyReply, gw: Gateway, path: string): Promise<FastifyReply> {
   const abort = gw.track(reply.raw);
@@ -27,7 +35,14 @@ export async function passThrough(request: FastifyRequest, reply: FastifyReply, 
   };
   let res;
   try {
-    res = await requestUpstream({ method: 'POST', url: joinUrlPath(gw.config.upstream, path), headers, body: request.rawBody ?? Buffer.alloc(0), timeoutMs: gw.config.upstreamTimeout, signal: abort.signal });
+    res = await requestUpstream({
+      method: 'POST',
+      url: joinUrlPath(gw.config.upstream, path),
+      headers,
+      body: request.rawBody ?? Buffer.alloc(0),
+      timeoutMs: gw.config.upstreamTimeout,
+      signal: abort.signal,
+    });
   } catch (err) {
     if (abort.signal.reason instanceof ShuttingDownError) throw toApiError(abort.signal.reason);
     ecrMetrics.upstreamCalls.inc({ kind: 'passthrough', status: err instanceof UpstreamUnreachableError && err.timedOut ? 'timeout' : 'error' });
@@ -63,15 +78,23 @@ function endsEvent(tail: Buffer): boolean {
 function sseUntilShutdown(res: IncomingMessage, signal: AbortSignal, request: FastifyRequest): PassThrough {
   const out = new PassThrough();
   let tail = Buffer.alloc(0);
-  res.on('data', (c: Buffer) => { tail = Buffer.concat([tail, c.subarray(-4)]).subarray(-4); });
-  res.on('error', (err) => { if (!(signal.reason instanceof ShuttingDownError)) out.destroy(err); });
+  res.on('data', (c: Buffer) => {
+    tail = Buffer.concat([tail, c.subarray(-4)]).subarray(-4);
+  });
+  res.on('error', (err) => {
+    if (!(signal.reason instanceof ShuttingDownError)) out.destroy(err);
+  });
   res.pipe(out);
-  signal.addEventListener('abort', () => {
-    if (!(signal.reason instanceof ShuttingDownError) || out.writableEnded) return;
-    res.unpipe(out);
-    const api = toApiError(signal.reason);
-    request.ecrLog = { ...request.ecrLog, streamError: api.status };
-    out.end(endsEvent(tail) ? `data: ${JSON.stringify(api.body())}\n\n` : undefined);
-  }, { once: true });
+  signal.addEventListener(
+    'abort',
+    () => {
+      if (!(signal.reason instanceof ShuttingDownError) || out.writableEnded) return;
+      res.unpipe(out);
+      const api = toApiError(signal.reason);
+      request.ecrLog = { ...request.ecrLog, streamError: api.status };
+      out.end(endsEvent(tail) ? `data: ${JSON.stringify(api.body())}\n\n` : undefined);
+    },
+    { once: true },
+  );
   return out;
 }

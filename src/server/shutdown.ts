@@ -28,7 +28,10 @@ export async function shutdown(app: FastifyInstance, gw: Gateway, reason: string
   let grace: NodeJS.Timeout | undefined;
   const deadline = setTimeout(() => {
     app.log.warn({ cancelled: gw.inFlightCount }, 'shutdown deadline passed: cancelling in-flight requests (they answer 503)');
-    const closeAll = () => { clearTimeout(grace); app.server.closeAllConnections(); };
+    const closeAll = () => {
+      clearTimeout(grace);
+      app.server.closeAllConnections();
+    };
     grace = setTimeout(closeAll, CUT_GRACE_MS);
     void gw.cutInFlight().then(closeAll);
   }, gw.config.shutdownTimeout);

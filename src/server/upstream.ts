@@ -12,7 +12,11 @@ import { keepAliveAgents } from '../llm/keep-alive.js';
 export class UpstreamUnreachableError extends Error {
   /** The URL called, as it may be shown: without credentials. */
   readonly url: string;
-  constructor(url: string, readonly detail: string, readonly timedOut: boolean) {
+  constructor(
+    url: string,
+    readonly detail: string,
+    readonly timedOut: boolean,
+  ) {
     const shown = redactUrl(url);
     super(timedOut ? `upstream ${shown} did not answer within the timeout` : `upstream ${shown} unreachable: ${detail}`);
     this.url = shown;
@@ -38,7 +42,9 @@ export function requestUpstream(r: UpstreamRequest): Promise<IncomingMessage> {
     if (r.body) headers['content-length'] = String(r.body.length);
     const req = mod.request(target, { method: r.method, agent: keepAliveAgents[target.protocol as 'http:' | 'https:'], headers });
     let settled = false;
-    const timer = setTimeout(() => { req.destroy(new UpstreamUnreachableError(r.url, 'timeout', true)); }, r.timeoutMs);
+    const timer = setTimeout(() => {
+      req.destroy(new UpstreamUnreachableError(r.url, 'timeout', true));
+    }, r.timeoutMs);
     const onAbort = () => req.destroy(new Error('client went away'));
     r.signal?.addEventListener('abort', onAbort, { once: true });
     req.on('response', (res) => {
@@ -64,7 +70,11 @@ export async function getJson(url: string, headers: Record<string, string>, time
   const chunks: Buffer[] = [];
   for await (const c of res) chunks.push(c as Buffer);
   let json: unknown;
-  try { json = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch { json = null; }
+  try {
+    json = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    json = null;
+  }
   return { status: res.statusCode ?? 0, json };
 }
 

@@ -18,7 +18,9 @@ const rejectN = values['reject-n'] === undefined ? undefined : Number(values['re
 if (rejectN !== undefined && rejectN !== 400 && rejectN !== 500) throw new Error('--reject-n must be 400 or 500');
 const server = await LoopbackServer.start({ latencyMs: Number(values.latency), ignoreN: values['ignore-n'], rejectN, logprobs: !values['no-logprobs'] });
 process.stdout.write(JSON.stringify({ url: server.url }) + '\n');
-const stop = () => { void server.close().then(() => process.exit(0)); };
+const stop = () => {
+  void server.close().then(() => process.exit(0));
+};
 process.stdin.on('end', stop);
 process.stdin.resume();
 process.on('SIGTERM', stop);

@@ -19,9 +19,7 @@ import type { AddressInfo } from 'node:net';
 import { HashingEmbedder } from '../llm/embedder.js';
 import { textOf } from '../core/text.js';
 
-export type FailureAction =
-  | { status: number; retryAfter?: string; body?: string }
-  | { drop: true };
+export type FailureAction = { status: number; retryAfter?: string; body?: string } | { drop: true };
 
 export interface FailureRule {
   /** Path the rule applies to ('/v1/chat/completions', '/v1/embeddings'); default any. */
@@ -100,7 +98,9 @@ export interface LogEntry {
 }
 
 interface ChatJson {
-  id: string; created: number; model: string;
+  id: string;
+  created: number;
+  model: string;
   choices: Array<{ index: number; message: { content: string | null; refusal?: string }; finish_reason: string }>;
   usage?: unknown;
 }
@@ -117,7 +117,10 @@ const TEMPLATES = [
 
 function fnv(s: string): number {
   let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) { h ^= s.charCodeAt(i); h = Math.imul(h, 0x01000193) >>> 0; }
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
   return h >>> 0;
 }
 
@@ -142,7 +145,10 @@ export class LoopbackServer {
   private seq = 0;
   private readonly embedder: HashingEmbedder;
 
-  private constructor(private readonly server: Server, options: LoopbackOptions) {
+  private constructor(
+    private readonly server: Server,
+    options: LoopbackOptions,
+  ) {
     this.latencyMs = options.latencyMs ?? 0;
     this.ignoreN = options.ignoreN ?? false;
     this.rejectN = options.rejectN;
@@ -157,7 +163,9 @@ export class LoopbackServer {
   }
 
   static async start(options: LoopbackOptions = {}): Promise<LoopbackServer> {
-    const server = createServer((req, res) => { void self.handle(req, res); });
+    const server = createServer((req, res) => {
+      void self.handle(req, res);
+    });
     server.keepAliveTimeout = 30_000;
     const self = new LoopbackServer(server, options);
     await new Promise<void>((resolve, reject) => {
@@ -167,19 +175,29 @@ export class LoopbackServer {
     return self;
   }
 
-  get port(): number { return (this.server.address() as AddressInfo).port; }
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
   /** Base URL including /v1, as clients expect. */
-  get url(): string { return `http://127.0.0.1:${this.port}/v1`; }
+  get url(): string {
+    return `http://127.0.0.1:${this.port}/v1`;
+  }
   /** The server's root, without /v1: a wrong base URL (every endpoint answers 404 under it). */
-  get rootUrl(): string { return `http://127.0.0.1:${this.port}`; }
+  get rootUrl(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
 
   /** Adds a failure rule; rules are tried in the order added. */
   fail(rule: FailureRule): void {
     this.rules.push({ ...rule, left: rule.times ?? 1 });
   }
 
-  clearFailures(): void { this.rules = []; }
-  clearLog(): void { this.log.length = 0; }
+  clearFailures(): void {
+    this.rules = [];
+  }
+  clearLog(): void {
+    this.log.length = 0;
+  }
 
   /** Requests on a path whose client disconnected before the answer (cancelled upstream calls). */
   aborted(path = '/v1/chat/completions'): number {
@@ -214,9 +232,20 @@ export class LoopbackServer {
     const start = performance.now();
     const raw = Buffer.concat(chunks);
     const [path, query] = (req.url ?? '').split(/\?(.*)/s, 2);
-    const entry: LogEntry = { seq: this.seq++, path, ...(query !== undefined ? { query } : {}), start, end: start, status: 0, authorization: req.headers.authorization, rawBody: raw };
+    const entry: LogEntry = {
+      seq: this.seq++,
+      path,
+      ...(query !== undefined ? { query } : {}),
+      start,
+      end: start,
+      status: 0,
+      authorization: req.headers.authorization,
+      rawBody: raw,
+    };
     this.log.push(entry);
-    res.on('close', () => { if (!res.writableFinished) entry.aborted = true; });
+    res.on('close', () => {
+      if (!res.writableFinished) entry.aborted = true;
+    });
     if (req.method === 'GET' && entry.path === '/v1/models') {
       return this.send(res, entry, 200, { object: 'list', data: this.models.map((id) => ({ id, object: 'model', created: 0, owned_by: 'loopback' })) });
     }
@@ -234,11 +263,17 @@ export class LoopbackServer {
       entry.logprobsRequested = body.logprobs === true;
     }
     const haystack = entry.path.endsWith('/embeddings') ? JSON.stringify(body.input ?? '') : JSON.stringify(body.messages ?? '');
-    const rule = this.rules.find((r) => r.left > 0 && (r.path === undefined || r.path === entry.path) && (r.contains === undefined || haystack.includes(r.contains)));
+    const rule = this.rules.find(
+      (r) => r.left > 0 && (r.path === undefined || r.path === entry.path) && (r.contains === undefined || haystack.includes(r.contains)),
+    );
     if (rule) rule.left--;
-    const kind = entry.path.endsWith('/embeddings') ? 'embed' as const
-      : entry.path.endsWith('/chat/completions') ? (Array.isArray(body.messages) && (body.messages as Array<{ role: string }>).some((m) => m.role === 'assistant') ? 'unroll' as const : 'generate' as const)
-        : 'other' as const;
+    const kind = entry.path.endsWith('/embeddings')
+      ? ('embed' as const)
+      : entry.path.endsWith('/chat/completions')
+        ? Array.isArray(body.messages) && (body.messages as Array<{ role: string }>).some((m) => m.role === 'assistant')
+          ? ('unroll' as const)
+          : ('generate' as const)
+        : ('other' as const);
     if (kind !== 'other') entry.kind = kind; // also for requests that are refused
     const delay = this.latencyMs + (this.extraLatency?.({ seq: entry.seq, kind, body }) ?? 0);
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
@@ -288,7 +323,8 @@ export class LoopbackServer {
       event({ ...base, choices: [{ index: c.index, delta: { role: 'assistant', content: '' }, finish_reason: null }] });
       // A contentless choice streams its refusal (OpenAI's delta.refusal), or nothing, as OpenAI does.
       if (c.message.refusal !== undefined) event({ ...base, choices: [{ index: c.index, delta: { refusal: c.message.refusal }, finish_reason: null }] });
-      for (const piece of c.message.content?.match(/\S+\s*/g) ?? []) event({ ...base, choices: [{ index: c.index, delta: { content: piece }, finish_reason: null }] });
+      for (const piece of c.message.content?.match(/\S+\s*/g) ?? [])
+        event({ ...base, choices: [{ index: c.index, delta: { content: piece }, finish_reason: null }] });
       event({ ...base, choices: [{ index: c.index, delta: {}, finish_reason: c.finish_reason }] });
     });
     const wantsUsage = (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
@@ -298,7 +334,7 @@ export class LoopbackServer {
   }
 
   private chat(body: Record<string, unknown>, entry: LogEntry): unknown {
-    const messages = Array.isArray(body.messages) ? body.messages as Array<{ role: string; content: string }> : [];
+    const messages = Array.isArray(body.messages) ? (body.messages as Array<{ role: string; content: string }>) : [];
     const model = textOf(body.model);
     const n = Math.max(1, Number(body.n ?? 1) | 0);
     const seed = typeof body.seed === 'number' ? body.seed : undefined;
@@ -342,9 +378,16 @@ export class LoopbackServer {
         const a = answers[index];
         if (a) {
           // OpenAI's shapes: content null with `refusal`, or with `tool_calls` and finish_reason "tool_calls".
-          const message = 'refusal' in a ? { role: 'assistant', content: null, refusal: a.refusal }
-            : 'toolCall' in a ? { role: 'assistant', content: null, tool_calls: [{ id: `call_${entry.seq}_${index}`, type: 'function', function: { name: a.toolCall, arguments: '{}' } }] }
-              : { role: 'assistant', content: null };
+          const message =
+            'refusal' in a
+              ? { role: 'assistant', content: null, refusal: a.refusal }
+              : 'toolCall' in a
+                ? {
+                    role: 'assistant',
+                    content: null,
+                    tool_calls: [{ id: `call_${entry.seq}_${index}`, type: 'function', function: { name: a.toolCall, arguments: '{}' } }],
+                  }
+                : { role: 'assistant', content: null };
           return { index, message, finish_reason: 'toolCall' in a ? 'tool_calls' : 'stop', logprobs: null };
         }
         return {

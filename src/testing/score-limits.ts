@@ -37,9 +37,17 @@ export async function scoreWithLimits(o: LimitedScoreOptions): Promise<string> {
   try {
     const out = path.join(dir, 'out.jsonl');
     await scoreFile({
-      input: o.input, inputInfo: await inspectInput(o.input), inFormat: 'jsonl', out,
-      config: toResolvedConfig(o.config ?? {}), backend: o.backend ?? 'auto', compute: {},
-      windowSize: o.windowSize ?? 8192, threads: o.threads, lineCap: o.lineCap, chunkBytes: o.chunkBytes,
+      input: o.input,
+      inputInfo: await inspectInput(o.input),
+      inFormat: 'jsonl',
+      out,
+      config: toResolvedConfig(o.config ?? {}),
+      backend: o.backend ?? 'auto',
+      compute: {},
+      windowSize: o.windowSize ?? 8192,
+      threads: o.threads,
+      lineCap: o.lineCap,
+      chunkBytes: o.chunkBytes,
     });
     return await readFile(out, 'utf8');
   } finally {

@@ -47,13 +47,15 @@ export function syntheticBatch(opts: SyntheticOptions): Batch {
   const b = opts.shared
     ? allocateSharedBatch({ n, t, m, d, a, rewards: opts.rewards, groups: true, dtype })
     : {
-      n, t, m,
-      steps: alloc(dtype, n * t * m),
-      ...(d !== undefined ? { d, embeddings: alloc(dtype, n * t * d) } : {}),
-      ...(opts.rewards ? { expected: alloc(dtype, n * t), realized: alloc(dtype, n * t) } : {}),
-      ...(a !== undefined ? { a, policy: alloc(dtype, n * t * a) } : {}),
-      groups: new Int32Array(n),
-    };
+        n,
+        t,
+        m,
+        steps: alloc(dtype, n * t * m),
+        ...(d !== undefined ? { d, embeddings: alloc(dtype, n * t * d) } : {}),
+        ...(opts.rewards ? { expected: alloc(dtype, n * t), realized: alloc(dtype, n * t) } : {}),
+        ...(a !== undefined ? { a, policy: alloc(dtype, n * t * a) } : {}),
+        groups: new Int32Array(n),
+      };
   const { steps, embeddings, expected, realized, policy } = b;
   const groups = b.groups!;
   const trend = new Float64Array(Math.max(m, a ?? 0, d ?? 0));
@@ -65,14 +67,20 @@ export function syntheticBatch(opts: SyntheticOptions): Batch {
     const noise = drifting ? 0.08 : 0.01;
     const drift = drifting ? 0.15 : 0;
 
-    for (let j = 0; j < m; j++) { baseVec[j] = 0.15 + 0.7 * rand(); trend[j] = (rand() - 0.5) * drift; }
+    for (let j = 0; j < m; j++) {
+      baseVec[j] = 0.15 + 0.7 * rand();
+      trend[j] = (rand() - 0.5) * drift;
+    }
     for (let k = 0; k < t; k++) {
       const row = (i * t + k) * m;
       for (let j = 0; j < m; j++) steps[row + j] = clamp01(baseVec[j] + k * trend[j] + (rand() - 0.5) * noise);
     }
 
     if (embeddings && d !== undefined) {
-      for (let q = 0; q < d; q++) { baseVec[q] = rand() - 0.5; trend[q] = (rand() - 0.5) * drift; }
+      for (let q = 0; q < d; q++) {
+        baseVec[q] = rand() - 0.5;
+        trend[q] = (rand() - 0.5) * drift;
+      }
       for (let k = 0; k < t; k++) {
         const row = (i * t + k) * d;
         for (let q = 0; q < d; q++) embeddings[row + q] = baseVec[q] + k * trend[q] + (rand() - 0.5) * noise;
@@ -88,7 +96,10 @@ export function syntheticBatch(opts: SyntheticOptions): Batch {
     }
 
     if (policy && a !== undefined) {
-      for (let j = 0; j < a; j++) { baseVec[j] = 0.05 + rand(); trend[j] = (rand() - 0.5) * drift * 2; }
+      for (let j = 0; j < a; j++) {
+        baseVec[j] = 0.05 + rand();
+        trend[j] = (rand() - 0.5) * drift * 2;
+      }
       for (let k = 0; k < t; k++) {
         const row = (i * t + k) * a;
         for (let j = 0; j < a; j++) policy[row + j] = Math.max(0, baseVec[j] + k * trend[j] + (rand() - 0.5) * noise);

@@ -29,7 +29,14 @@ export interface CalibrationDataOptions {
 }
 
 export const CALIBRATION_DATA_DEFAULTS: CalibrationDataOptions = {
-  seed: 2026, dialogues: 40, turns: 4, paraphrasePairs: 30, candidates: 4, steps: 5, components: 5, embeddingDim: 8,
+  seed: 2026,
+  dialogues: 40,
+  turns: 4,
+  paraphrasePairs: 30,
+  candidates: 4,
+  steps: 5,
+  components: 5,
+  embeddingDim: 8,
 };
 
 const clip01 = (x: number) => Math.min(1, Math.max(0, x));
@@ -42,12 +49,19 @@ export function generateCalibrationData(options: Partial<CalibrationDataOptions>
   const rnd = seededRandom(o.seed);
   const gauss = () => Math.sqrt(-2 * Math.log(1 - rnd())) * Math.cos(2 * Math.PI * rnd());
   const vector = (n: number, f: () => number) => Array.from({ length: n }, f);
-  const unit = () => { const v = vector(o.embeddingDim, gauss); const n = Math.hypot(...v); return v.map((x) => x / n); };
+  const unit = () => {
+    const v = vector(o.embeddingDim, gauss);
+    const n = Math.hypot(...v);
+    return v.map((x) => x / n);
+  };
   // Components evenly spread over [0.1, 0.9] in a random order, so their ranking is clear and
   // contradictions come from unstable trajectories rather than from near-ties.
   const baseState = () => {
     const levels = Array.from({ length: o.components }, (_, j) => 0.1 + (0.8 * (j + 0.5)) / o.components + 0.03 * gauss());
-    for (let j = levels.length - 1; j > 0; j--) { const k = Math.floor(rnd() * (j + 1)); [levels[j], levels[k]] = [levels[k], levels[j]]; }
+    for (let j = levels.length - 1; j > 0; j--) {
+      const k = Math.floor(rnd() * (j + 1));
+      [levels[j], levels[k]] = [levels[k], levels[j]];
+    }
     return levels.map(clip01);
   };
   const lines: string[] = [];
@@ -61,14 +75,22 @@ export function generateCalibrationData(options: Partial<CalibrationDataOptions>
       const steps: number[][] = [];
       let row = base.map((b) => clip01(b + 0.05 * gauss()));
       steps.push(row);
-      for (let t = 1; t < o.steps; t++) { row = row.map((x) => clip01(x + (0.02 + 0.25 * s) * gauss())); steps.push(row); }
+      for (let t = 1; t < o.steps; t++) {
+        row = row.map((x) => clip01(x + (0.02 + 0.25 * s) * gauss()));
+        steps.push(row);
+      }
       const correct = rnd() < 1 / (1 + Math.exp(-(2 - 6 * s - difficulty)));
       const direction = correct ? truth : unit();
-      const embeddings = steps.map(() => direction.map((x) => x + (0.1 + 0.5 * s) * gauss() / Math.sqrt(o.embeddingDim)));
-      lines.push(JSON.stringify({
-        id: `${group}/c${c}`, group, steps: steps.map((r) => r.map(round4)), embeddings: embeddings.map((r) => r.map(round3)),
-        meta: { correct, ...meta },
-      }));
+      const embeddings = steps.map(() => direction.map((x) => x + ((0.1 + 0.5 * s) * gauss()) / Math.sqrt(o.embeddingDim)));
+      lines.push(
+        JSON.stringify({
+          id: `${group}/c${c}`,
+          group,
+          steps: steps.map((r) => r.map(round4)),
+          embeddings: embeddings.map((r) => r.map(round3)),
+          meta: { correct, ...meta },
+        }),
+      );
     }
   };
 

@@ -12,8 +12,16 @@ import type { BatchResult } from '../../src/engine/score-batch.js';
 export const FIXTURE_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
 
 export interface ExpectedRow {
-  id: string; group: string; EVB: number; CR: number; TS: number; ES: number; PD: number; CCI: number;
-  admissible: boolean; selected: boolean;
+  id: string;
+  group: string;
+  EVB: number;
+  CR: number;
+  TS: number;
+  ES: number;
+  PD: number;
+  CCI: number;
+  admissible: boolean;
+  selected: boolean;
 }
 
 export interface Fixture {
@@ -26,20 +34,27 @@ export interface Fixture {
   tau: number;
 }
 
-const jsonl = (file: string) => readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+const jsonl = (file: string) =>
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l));
 
 /** Fixtures beyond the shared ones' shapes (T = 24, m = 40, d = 1024, A = 64), from cpu-reference (generate.mjs there). */
 export const LARGE_SHAPE_FIXTURE_DIR = path.join(FIXTURE_DIR, 'large-shapes');
 
 export function loadFixtures(dir = FIXTURE_DIR): Fixture[] {
-  return readdirSync(dir).filter((f) => f.endsWith('.input.jsonl')).sort().map((f) => {
-    const name = f.replace('.input.jsonl', '');
-    const inputPath = path.join(dir, f);
-    const configPath = path.join(dir, `${name}.config.json`);
-    const config = JSON.parse(readFileSync(configPath, 'utf8'));
-    const records = jsonl(inputPath).map((r, i) => checkRecord(r, { line: i + 1 }, i + 1));
-    return { name, inputPath, configPath, config, records, expected: jsonl(path.join(dir, `${name}.expected.jsonl`)), tau: config.tau ?? 0.65 };
-  });
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.input.jsonl'))
+    .sort()
+    .map((f) => {
+      const name = f.replace('.input.jsonl', '');
+      const inputPath = path.join(dir, f);
+      const configPath = path.join(dir, `${name}.config.json`);
+      const config = JSON.parse(readFileSync(configPath, 'utf8'));
+      const records = jsonl(inputPath).map((r, i) => checkRecord(r, { line: i + 1 }, i + 1));
+      return { name, inputPath, configPath, config, records, expected: jsonl(path.join(dir, `${name}.expected.jsonl`)), tau: config.tau ?? 0.65 };
+    });
 }
 
 /** Packs a fixture (all fixtures have one shape per file) into a Batch with group indices. */
@@ -65,7 +80,15 @@ export function selectionAmbiguous(fx: Fixture, i: number, tol: number): boolean
 /** Back to the plain JSON form a caller of the object API would pass. */
 export function plainRecord(r: CheckedRecord): TrajectoryRecord {
   const { id, group, steps, embeddings, expected, realized, policy, baseScore } = r;
-  return { id, steps, ...(group !== null ? { group } : {}), ...(embeddings ? { embeddings } : {}), ...(expected ? { expected, realized } : {}), ...(policy ? { policy } : {}), ...(baseScore !== undefined ? { baseScore } : {}) };
+  return {
+    id,
+    steps,
+    ...(group !== null ? { group } : {}),
+    ...(embeddings ? { embeddings } : {}),
+    ...(expected ? { expected, realized } : {}),
+    ...(policy ? { policy } : {}),
+    ...(baseScore !== undefined ? { baseScore } : {}),
+  };
 }
 
 /** Asserts a batch result against a fixture's golden rows: metrics within `tol`, flags unless ambiguous. */

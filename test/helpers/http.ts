@@ -12,7 +12,12 @@ export type ErrorBody = ReturnType<ApiError['body']>;
 export type EcrCompletion = OpenAI.ChatCompletion & { ecr: { candidates: unknown[]; selected_index: number } };
 
 /** /health/readiness: the state, and what the upstream (and Redis, with a cache tier) said. */
-export interface Readiness { status: string; upstream?: string; redis?: string; redisReason?: string }
+export interface Readiness {
+  status: string;
+  upstream?: string;
+  redis?: string;
+  redisReason?: string;
+}
 
 export async function bodyOf<T>(res: Response): Promise<T> {
   return (await res.json()) as T;

@@ -13,6 +13,8 @@ export async function metricValue(metric: Counter<string> | Gauge<string>, label
 export async function histogramCount(metric: Histogram<string>, labels: Record<string, string> = {}): Promise<number> {
   const { values } = await metric.get();
   const keys = Object.keys(labels);
-  const hit = values.find((v) => v.metricName?.endsWith('_count') && keys.every((k) => String(v.labels[k]) === labels[k]) && Object.keys(v.labels).length === keys.length);
+  const hit = values.find(
+    (v) => v.metricName?.endsWith('_count') && keys.every((k) => String(v.labels[k]) === labels[k]) && Object.keys(v.labels).length === keys.length,
+  );
   return hit?.value ?? 0;
 }

@@ -12,7 +12,10 @@ import { existsSync } from 'node:fs';
 
 export const REDIS_SERVER_BIN = process.env.ECR_REDIS_SERVER_BIN ?? '/usr/bin/redis-server';
 
-export interface RedisGate { available: boolean; reason: string }
+export interface RedisGate {
+  available: boolean;
+  reason: string;
+}
 
 export function redisGate(): RedisGate {
   let reason = '';
@@ -44,7 +47,10 @@ async function answersPing(port: number): Promise<boolean> {
     sock.once('error', () => resolve(false));
     sock.on('data', (d) => {
       buf += d.toString();
-      if (buf.includes('\r\n')) { sock.destroy(); resolve(buf.startsWith('+PONG')); }
+      if (buf.includes('\r\n')) {
+        sock.destroy();
+        resolve(buf.startsWith('+PONG'));
+      }
     });
     sock.once('connect', () => sock.write('PING\r\n'));
   });
@@ -52,18 +58,26 @@ async function answersPing(port: number): Promise<boolean> {
 
 export class RedisServer {
   private child: ChildProcess | null = null;
-  constructor(readonly port: number, private readonly extraArgs: string[] = []) {}
+  constructor(
+    readonly port: number,
+    private readonly extraArgs: string[] = [],
+  ) {}
 
-  get url(): string { return `redis://127.0.0.1:${this.port}`; }
-  get running(): boolean { return this.child !== null && this.child.exitCode === null; }
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+  get running(): boolean {
+    return this.child !== null && this.child.exitCode === null;
+  }
 
   /** Starts the server (again, on the same port) and waits until it answers PING. */
   async start(): Promise<void> {
     if (this.running) return;
-    const child = spawn(REDIS_SERVER_BIN, [
-      '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-      '--notify-keyspace-events', 'KEA', ...this.extraArgs,
-    ], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const child = spawn(
+      REDIS_SERVER_BIN,
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--notify-keyspace-events', 'KEA', ...this.extraArgs],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    );
     this.child = child;
     for (let i = 0; i < 200; i++) {
       if (child.exitCode !== null) throw new Error(`redis-server on port ${this.port} exited with ${child.exitCode}`);
@@ -76,7 +90,10 @@ export class RedisServer {
   /** Stops the server (SIGKILL unless `graceful`) and waits for the process to exit. */
   async stop(graceful = false): Promise<void> {
     const child = this.child;
-    if (!child || child.exitCode !== null) { this.child = null; return; }
+    if (!child || child.exitCode !== null) {
+      this.child = null;
+      return;
+    }
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
     child.kill(graceful ? 'SIGTERM' : 'SIGKILL');
     await exited;

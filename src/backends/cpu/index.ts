@@ -29,8 +29,14 @@ import { checkComputeOptions } from '../backend.js';
 import { effectiveDmax, type ResolvedConfig } from '../../core/config.js';
 import type { BackendOutput, ComputeOptions, ScoreBackend } from '../backend.js';
 import {
-  EVB_MAX_ABS_CHANGE, EVB_TRACE, SHRINK_IDENTITY, SHRINK_LEDOIT_WOLF, SHRINK_SCALED_IDENTITY,
-  scoreClaimed, scoreRange, type KernelJob,
+  EVB_MAX_ABS_CHANGE,
+  EVB_TRACE,
+  SHRINK_IDENTITY,
+  SHRINK_LEDOIT_WOLF,
+  SHRINK_SCALED_IDENTITY,
+  scoreClaimed,
+  scoreRange,
+  type KernelJob,
 } from './kernel.js';
 import { WorkerPool, workerScript } from './pool.js';
 import { allocateSharedMetrics, isSharedArray } from './shared.js';
@@ -127,7 +133,12 @@ export class CpuBackend implements ScoreBackend {
   }
 
   private async computeParallel(
-    batch: Batch, config: ResolvedConfig, covariance: boolean, into: MetricArrays | undefined, threads: number, sharedInputs: boolean,
+    batch: Batch,
+    config: ResolvedConfig,
+    covariance: boolean,
+    into: MetricArrays | undefined,
+    threads: number,
+    sharedInputs: boolean,
   ): Promise<BackendOutput> {
     const n = batch.n;
     const mm = batch.m * batch.m;
@@ -189,7 +200,12 @@ export class CpuBackend implements ScoreBackend {
    * next block meanwhile pays one copy of each and no compute.
    */
   private async computeOffloaded(
-    batch: Batch, config: ResolvedConfig, covariance: boolean, into: MetricArrays | undefined, threads: number, sharedInputs: boolean,
+    batch: Batch,
+    config: ResolvedConfig,
+    covariance: boolean,
+    into: MetricArrays | undefined,
+    threads: number,
+    sharedInputs: boolean,
   ): Promise<BackendOutput> {
     const n = batch.n;
     const mm = batch.m * batch.m;
@@ -256,7 +272,12 @@ export class CpuBackend implements ScoreBackend {
 }
 
 /** A parallel call's outputs (fresh ones in shared memory, so workers write them in place) and its job. */
-function parallelJob(batch: Batch, config: ResolvedConfig, covariance: boolean, into: MetricArrays | undefined): { out: MetricArrays; sharedOutputs: boolean; job: KernelJob } {
+function parallelJob(
+  batch: Batch,
+  config: ResolvedConfig,
+  covariance: boolean,
+  into: MetricArrays | undefined,
+): { out: MetricArrays; sharedOutputs: boolean; job: KernelJob } {
   const out = into ? outputsOf(into, covariance) : allocateSharedMetrics(batch.n, covariance ? batch.m : undefined);
   return { out, sharedOutputs: outputArrays(out).every((a) => isSharedArray(a)), job: makeJob(batch, config, out) };
 }
@@ -268,8 +289,11 @@ function claimChunk(n: number, threads: number): number {
 
 function inputArrays(batch: Batch): [InputKey, FloatArray][] {
   const list: [InputKey, FloatArray | undefined][] = [
-    ['steps', batch.steps], ['embeddings', batch.embeddings], ['expected', batch.expected],
-    ['realized', batch.realized], ['policy', batch.policy],
+    ['steps', batch.steps],
+    ['embeddings', batch.embeddings],
+    ['expected', batch.expected],
+    ['realized', batch.realized],
+    ['policy', batch.policy],
   ];
   return list.filter((e): e is [InputKey, FloatArray] => e[1] !== undefined);
 }
@@ -292,8 +316,11 @@ function align8(x: number): number {
 
 function stagedInputList(job: KernelJob): [FloatArray, number][] {
   const list: [FloatArray | null, number][] = [
-    [job.steps, job.t * job.m], [job.embeddings, job.t * job.d], [job.expected, job.t],
-    [job.realized, job.t], [job.policy, job.t * job.a],
+    [job.steps, job.t * job.m],
+    [job.embeddings, job.t * job.d],
+    [job.expected, job.t],
+    [job.realized, job.t],
+    [job.policy, job.t * job.a],
   ];
   return list.filter((e): e is [FloatArray, number] => e[0] !== null);
 }
@@ -347,7 +374,12 @@ class Stager {
     return {
       ...job,
       outputStart: start,
-      evb: f64(count), cr: f64(count), ts: f64(count), es: f64(count), pd: f64(count), cci: f64(count),
+      evb: f64(count),
+      cr: f64(count),
+      ts: f64(count),
+      es: f64(count),
+      pd: f64(count),
+      cci: f64(count),
       covariance: job.covariance ? f64(count * mm) : null,
     };
   }
@@ -374,15 +406,19 @@ function makeJob(batch: Batch, config: ResolvedConfig, out: MetricArrays): Kerne
     a: batch.policy ? batch.a! : 0,
     policy: batch.policy ?? null,
     evbMode: config.evbMode === 'trace' ? EVB_TRACE : EVB_MAX_ABS_CHANGE,
-    shrink: config.lambda === 'ledoit-wolf' ? SHRINK_LEDOIT_WOLF
-      : config.shrinkTarget === 'identity' ? SHRINK_IDENTITY : SHRINK_SCALED_IDENTITY,
+    shrink: config.lambda === 'ledoit-wolf' ? SHRINK_LEDOIT_WOLF : config.shrinkTarget === 'identity' ? SHRINK_IDENTITY : SHRINK_SCALED_IDENTITY,
     lambda: typeof config.lambda === 'number' ? config.lambda : 0,
     crWeights,
     confIndex: config.confIndex,
     vmax: config.vmax,
     dmax: effectiveDmax(config, batch.policy ? batch.a : undefined),
     weights: Float64Array.from(config.weights),
-    evb: out.evb, cr: out.cr, ts: out.ts, es: out.es, pd: out.pd, cci: out.cci,
+    evb: out.evb,
+    cr: out.cr,
+    ts: out.ts,
+    es: out.es,
+    pd: out.pd,
+    cci: out.cci,
     covariance: out.covariance ?? null,
   };
 }

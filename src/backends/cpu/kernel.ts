@@ -462,7 +462,9 @@ function policyDivergence(job: KernelJob, s: number, e: number, scratch: Scratch
         }
         if (kl > 0) total += kl;
       }
-      const swap = pPrev; pPrev = pCur; pCur = swap;
+      const swap = pPrev;
+      pPrev = pCur;
+      pCur = swap;
     }
     const v = total / h / dmax;
     pd[i - outStart] = v < 1 ? v : 1;
@@ -471,7 +473,11 @@ function policyDivergence(job: KernelJob, s: number, e: number, scratch: Scratch
 
 function cci(job: KernelJob, s: number, e: number): void {
   const { weights, evb, cr, ts, es, pd, cci: out } = job;
-  const wa = weights[0], wb = weights[1], wg = weights[2], wd = weights[3], we = weights[4];
+  const wa = weights[0],
+    wb = weights[1],
+    wg = weights[2],
+    wd = weights[3],
+    we = weights[4];
   const outStart = job.outputStart;
   for (let q = s - outStart; q < e - outStart; q++) {
     out[q] = wa * (1 - evb[q]) + wb * (1 - cr[q]) + wg * ts[q] + wd * es[q] + we * (1 - pd[q]);

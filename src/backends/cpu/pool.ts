@@ -35,7 +35,10 @@ export class WorkerPool {
   private nextId = 1;
   private disposed = false;
 
-  constructor(readonly size: number, private readonly script: URL) {
+  constructor(
+    readonly size: number,
+    private readonly script: URL,
+  ) {
     this.slots = new Array<Slot | null>(size).fill(null);
   }
 

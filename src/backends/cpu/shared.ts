@@ -53,7 +53,9 @@ export function allocateSharedBatch(shape: SharedBatchShape): WritableBatch {
   const { n, t, m, d, a } = shape;
   const dtype = shape.dtype ?? 'float64';
   return {
-    n, t, m,
+    n,
+    t,
+    m,
     steps: sharedFloatArray(dtype, n * t * m),
     ...(d !== undefined ? { d, embeddings: sharedFloatArray(dtype, n * t * d) } : {}),
     ...(shape.rewards ? { expected: sharedFloatArray(dtype, n * t), realized: sharedFloatArray(dtype, n * t) } : {}),
@@ -65,8 +67,12 @@ export function allocateSharedBatch(shape: SharedBatchShape): WritableBatch {
 /** Metric output arrays in shared memory, for ComputeOptions.out: the cpu workers write into them in place. */
 export function allocateSharedMetrics(n: number, covarianceM?: number): MetricArrays {
   const out: MetricArrays = {
-    evb: sharedFloat64(n), cr: sharedFloat64(n), ts: sharedFloat64(n),
-    es: sharedFloat64(n), pd: sharedFloat64(n), cci: sharedFloat64(n),
+    evb: sharedFloat64(n),
+    cr: sharedFloat64(n),
+    ts: sharedFloat64(n),
+    es: sharedFloat64(n),
+    pd: sharedFloat64(n),
+    cci: sharedFloat64(n),
   };
   if (covarianceM !== undefined) out.covariance = sharedFloat64(n * covarianceM * covarianceM);
   return out;

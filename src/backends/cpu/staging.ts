@@ -24,7 +24,12 @@ export class StagingArea {
       this.buffers[slot] = buf;
     }
     this.busy[slot] = true;
-    return { buffer: buf, release: () => { this.busy[slot] = false; } };
+    return {
+      buffer: buf,
+      release: () => {
+        this.busy[slot] = false;
+      },
+    };
   }
 
   /** Bytes currently retained. */

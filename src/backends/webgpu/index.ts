@@ -62,7 +62,8 @@ export class WebGpuBackend implements ScoreBackend {
 
   /** `tuning` is internal (tuning.ts): benchmarks and tests only; its kernel and disableRobustness win over the options'. */
   constructor(options: WebGpuBackendOptions = {}, tuning: WebGpuTuning = {}) {
-    if (options.compact !== undefined && options.compact !== 'unorm16') throw new UsageError(`compact must be "unorm16", got ${JSON.stringify(options.compact)}`);
+    if (options.compact !== undefined && options.compact !== 'unorm16')
+      throw new UsageError(`compact must be "unorm16", got ${JSON.stringify(options.compact)}`);
     const c = options.chunkTrajectories;
     if (c !== undefined && (!Number.isSafeInteger(c) || c < 1)) throw new UsageError(`chunkTrajectories must be a positive integer, got ${c}`);
     this.options = { ...options };
@@ -74,20 +75,42 @@ export class WebGpuBackend implements ScoreBackend {
     checkTuning(this.tuning);
     exposeInternals(this, {
       device: async () => (await this.ready()).gpu,
-      planFor: async (batch, config, compute = {}) => this.planOn(await this.ready(), batch, config, compute.compact ?? this.options.compact, !!compute.covariance),
+      planFor: async (batch, config, compute = {}) =>
+        this.planOn(await this.ready(), batch, config, compute.compact ?? this.options.compact, !!compute.covariance),
       unsupported: async (shape) => unsupportedOn(await this.ready(), shape),
     });
   }
 
   /** Opens the device (if not yet open) and returns its description, e.g. "opengles: ... llvmpipe". */
-  async describe(): Promise<{ adapter: string; kind: string; choice: string; timestamps: boolean; subgroups: boolean; subgroupMinSize: number; robustnessDisabled: boolean }> {
+  async describe(): Promise<{
+    adapter: string;
+    kind: string;
+    choice: string;
+    timestamps: boolean;
+    subgroups: boolean;
+    subgroupMinSize: number;
+    robustnessDisabled: boolean;
+  }> {
     const ctx = await this.ready();
     const g = ctx.gpu;
-    return { adapter: g.description, kind: g.kind, choice: g.choice, timestamps: g.timestamps, subgroups: g.subgroups, subgroupMinSize: g.subgroupMinSize, robustnessDisabled: g.robustnessDisabled };
+    return {
+      adapter: g.description,
+      kind: g.kind,
+      choice: g.choice,
+      timestamps: g.timestamps,
+      subgroups: g.subgroups,
+      subgroupMinSize: g.subgroupMinSize,
+      robustnessDisabled: g.robustnessDisabled,
+    };
   }
 
   private planOn(ctx: RunContext, batch: Batch, config: ResolvedConfig, compact: 'unorm16' | undefined, covariance: boolean, pre?: Uint16Array): Plan {
-    return plan(batch, config, { unorm16: compact === 'unorm16' || pre !== undefined, covariance, chunkTrajectories: this.options.chunkTrajectories, tuning: this.tuning }, ctx.caps);
+    return plan(
+      batch,
+      config,
+      { unorm16: compact === 'unorm16' || pre !== undefined, covariance, chunkTrajectories: this.options.chunkTrajectories, tuning: this.tuning },
+      ctx.caps,
+    );
   }
 
   private ready(): Promise<RunContext> {
@@ -101,10 +124,14 @@ export class WebGpuBackend implements ScoreBackend {
     if (this.live) return Promise.resolve(this.live);
     if (!this.context) {
       this.context = (async () => {
-        const gpu = new GpuDevice(await openDevice({
-          adapter: this.options.adapter, adapterReason: this.options.adapterReason, debug: this.options.debug,
-          disableRobustness: this.tuning.disableRobustness ?? 'native',
-        }));
+        const gpu = new GpuDevice(
+          await openDevice({
+            adapter: this.options.adapter,
+            adapterReason: this.options.adapterReason,
+            debug: this.options.debug,
+            disableRobustness: this.tuning.disableRobustness ?? 'native',
+          }),
+        );
         const d = gpu.device;
         const ctx: RunContext = {
           gpu,
@@ -112,14 +139,19 @@ export class WebGpuBackend implements ScoreBackend {
           pipelines: new PipelineCache(gpu),
           dummies: { read: d.createBuffer({ size: 256, usage: BufferUsage.STORAGE, label: 'ecr.webgpu.absentInput' }) },
           caps: {
-            limits: gpu.limits, subgroups: gpu.subgroups, subgroupMinSize: gpu.subgroupMinSize,
-            maxComputeWorkgroupSizeX: gpu.limits.maxComputeWorkgroupSizeX, maxComputeWorkgroupStorageSize: gpu.limits.maxComputeWorkgroupStorageSize,
+            limits: gpu.limits,
+            subgroups: gpu.subgroups,
+            subgroupMinSize: gpu.subgroupMinSize,
+            maxComputeWorkgroupSizeX: gpu.limits.maxComputeWorkgroupSizeX,
+            maxComputeWorkgroupStorageSize: gpu.limits.maxComputeWorkgroupStorageSize,
           },
         };
         this.live = ctx;
         return ctx;
       })();
-      this.context.catch(() => { this.context = null; });
+      this.context.catch(() => {
+        this.context = null;
+      });
     }
     return this.context;
   }
@@ -140,7 +172,13 @@ export class WebGpuBackend implements ScoreBackend {
   }
 
   /** One planned, streamed call, with the mapped steps (if any) claimed for its duration and mapped again after. */
-  private async run(batch: Batch, config: ResolvedConfig, options: WebGpuComputeOptions, outputs: { out?: ComputeOptions['out']; out32?: Float32Metrics }, profile: boolean) {
+  private async run(
+    batch: Batch,
+    config: ResolvedConfig,
+    options: WebGpuComputeOptions,
+    outputs: { out?: ComputeOptions['out']; out32?: Float32Metrics },
+    profile: boolean,
+  ) {
     const compact = options.compact ?? this.options.compact;
     const pre = options.stepsUnorm16;
     if (pre !== undefined && (!(pre instanceof Uint16Array) || pre.length !== batch.n * batch.t * batch.m)) {
@@ -175,7 +213,13 @@ export class WebGpuBackend implements ScoreBackend {
 
   private reportChoice(choice: string): void {
     if (this.reported) return;
-    const report = this.options.reportAdapter ?? (this.options.debug ? (c: string) => { process.stderr.write(`ecr: webgpu adapter: ${c}\n`); } : undefined);
+    const report =
+      this.options.reportAdapter ??
+      (this.options.debug
+        ? (c: string) => {
+            process.stderr.write(`ecr: webgpu adapter: ${c}\n`);
+          }
+        : undefined);
     if (!report) return;
     this.reported = true;
     report(choice);
@@ -210,7 +254,11 @@ export class WebGpuBackend implements ScoreBackend {
    * device has `timestamp-query`, kernelMs = the median device time of the batch's kernels
    * replayed back to back (tuning.replays times). The software adapter has no timestamps.
    */
-  async profile(batch: Batch, config: ResolvedConfig, options: WebGpuComputeOptions = {}): Promise<{ stages: Record<string, number>; kernelMs?: number; metricsKernel?: MetricsKernelKind; chunks?: number }> {
+  async profile(
+    batch: Batch,
+    config: ResolvedConfig,
+    options: WebGpuComputeOptions = {},
+  ): Promise<{ stages: Record<string, number>; kernelMs?: number; metricsKernel?: MetricsKernelKind; chunks?: number }> {
     if (batch.n === 0) return { stages: {} };
     const { times } = await this.run(batch, config, options, { out: options.out }, true);
     if (!times) throw new GpuError('internal', 'profile run returned no timings');
@@ -238,7 +286,18 @@ export class WebGpuBackend implements ScoreBackend {
 
 /** Why this device cannot run a batch of this shape (any kernel), or null: `auto` asks before choosing webgpu. */
 function unsupportedOn(ctx: RunContext, shape: WorkShapeQuery): string | null {
-  const s = shapeOf({ t: shape.t, m: shape.m, d: shape.d, a: shape.a, embeddings: shape.d ? new Float32Array(0) : undefined, policy: shape.a ? new Float32Array(0) : undefined }, false, !!shape.covariance);
+  const s = shapeOf(
+    {
+      t: shape.t,
+      m: shape.m,
+      d: shape.d,
+      a: shape.a,
+      embeddings: shape.d ? new Float32Array(0) : undefined,
+      policy: shape.a ? new Float32Array(0) : undefined,
+    },
+    false,
+    !!shape.covariance,
+  );
   return unsupportedReason(s, ctx.caps.limits);
 }
 

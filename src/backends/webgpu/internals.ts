@@ -11,7 +11,13 @@ import type { ComputeOptions } from '../backend.js';
 import type { GpuDevice } from './device/device.js';
 import type { Plan } from './plan.js';
 
-export interface WorkShapeQuery { t: number; m: number; d?: number; a?: number; covariance?: boolean }
+export interface WorkShapeQuery {
+  t: number;
+  m: number;
+  d?: number;
+  a?: number;
+  covariance?: boolean;
+}
 
 export interface WebGpuInternals {
   /** The device wrapper (opened if not yet open). */

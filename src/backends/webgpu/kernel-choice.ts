@@ -32,11 +32,13 @@ export function usesSubgroups(kind: MetricsKernelKind): boolean {
 export function kernelUnfit(kind: MetricsKernelKind, t: number, m: number, caps: KernelCaps): string | null {
   if (kind === 'general') return null;
   // The fast paths take TS from embeddings from ts_embeddings.wgsl, whose accumulators are per step.
-  if (t > TS_EMB_MAX_T || tsEmbeddingsWorkgroupSize(t, caps.maxComputeWorkgroupStorageSize, caps.maxComputeWorkgroupSizeX) < TS_EMB_TPT) return `T = ${t} exceeds the fast paths' ${TS_EMB_MAX_T} steps`;
+  if (t > TS_EMB_MAX_T || tsEmbeddingsWorkgroupSize(t, caps.maxComputeWorkgroupStorageSize, caps.maxComputeWorkgroupSizeX) < TS_EMB_TPT)
+    return `T = ${t} exceeds the fast paths' ${TS_EMB_MAX_T} steps`;
   if (kind === 'staged') {
     if (m > STAGED_MAX_M) return `m = ${m} exceeds the staged kernel's ${STAGED_MAX_M}`;
     if (t > STAGED_MAX_T) return `T = ${t} exceeds the staged kernel's ${STAGED_MAX_T}`;
-    if (stagedWorkgroupSize(t * m, caps.maxComputeWorkgroupStorageSize, caps.maxComputeWorkgroupSizeX) < 1) return `T*m = ${t * m} does not fit the workgroup storage`;
+    if (stagedWorkgroupSize(t * m, caps.maxComputeWorkgroupStorageSize, caps.maxComputeWorkgroupSizeX) < 1)
+      return `T*m = ${t * m} does not fit the workgroup storage`;
     return null;
   }
   const layout = laneLayoutOf(kind)!;
@@ -44,13 +46,15 @@ export function kernelUnfit(kind: MetricsKernelKind, t: number, m: number, caps:
   if (unfit) return unfit;
   if (usesSubgroups(kind)) {
     if (!caps.subgroups) return `'${kind}' needs a device with the 'subgroups' feature`;
-    if (lanesPerTrajectory(m, layout) > caps.subgroupMinSize) return `${lanesPerTrajectory(m, layout)} lanes per trajectory exceed the minimum subgroup size ${caps.subgroupMinSize}`;
+    if (lanesPerTrajectory(m, layout) > caps.subgroupMinSize)
+      return `${lanesPerTrajectory(m, layout)} lanes per trajectory exceed the minimum subgroup size ${caps.subgroupMinSize}`;
   }
   return null;
 }
 
 export function chooseMetricsKernel(pref: MetricsKernelPreference, t: number, m: number, caps: KernelCaps): MetricsKernelKind {
-  if (!METRICS_KERNEL_PREFERENCES.includes(pref)) throw new UsageError(`kernel must be one of ${METRICS_KERNEL_PREFERENCES.join(', ')}, got ${JSON.stringify(pref)}`);
+  if (!METRICS_KERNEL_PREFERENCES.includes(pref))
+    throw new UsageError(`kernel must be one of ${METRICS_KERNEL_PREFERENCES.join(', ')}, got ${JSON.stringify(pref)}`);
   if (pref === 'auto') {
     for (const kind of ['rows', 'components', 'staged'] as const) if (!kernelUnfit(kind, t, m, caps)) return kind;
     return 'general';

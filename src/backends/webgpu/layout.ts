@@ -13,8 +13,8 @@ export type InputName = 'e' | 'policy' | 'rewardDiff' | 'embeddings';
 export interface BatchShape {
   t: number;
   m: number;
-  a: number;        // 0 without a policy
-  d: number;        // 0 without embeddings
+  a: number; // 0 without a policy
+  d: number; // 0 without embeddings
   rewards: boolean;
   unorm16: boolean;
   covariance: boolean;
@@ -23,8 +23,13 @@ export interface BatchShape {
 /** The shape of a batch as the GPU sees it (n aside). */
 export function shapeOf(batch: Pick<Batch, 't' | 'm' | 'a' | 'd' | 'policy' | 'embeddings' | 'expected'>, unorm16: boolean, covariance: boolean): BatchShape {
   return {
-    t: batch.t, m: batch.m, a: batch.policy ? batch.a! : 0, d: batch.embeddings ? batch.d! : 0,
-    rewards: !!batch.expected, unorm16, covariance,
+    t: batch.t,
+    m: batch.m,
+    a: batch.policy ? batch.a! : 0,
+    d: batch.embeddings ? batch.d! : 0,
+    rewards: !!batch.expected,
+    unorm16,
+    covariance,
   };
 }
 
@@ -79,7 +84,10 @@ export function outputLayout(s: BatchShape, capacity: number) {
 /** Per-trajectory bytes of every chunked binding, for the chunk planner. */
 export function chunkedBindings(s: BatchShape, withTsEmb: boolean): ChunkedBinding[] {
   const per = inputBytes(s, 1);
-  const list: ChunkedBinding[] = INPUT_ORDER.map((name) => ({ name, bytesPerTrajectory: name === 'e' ? (s.unorm16 ? s.t * s.m * 2 : s.t * s.m * 4) : per[name] }));
+  const list: ChunkedBinding[] = INPUT_ORDER.map((name) => ({
+    name,
+    bytesPerTrajectory: name === 'e' ? (s.unorm16 ? s.t * s.m * 2 : s.t * s.m * 4) : per[name],
+  }));
   list.push({ name: 'metrics', bytesPerTrajectory: 24 });
   if (withTsEmb) list.push({ name: 'tsEmb', bytesPerTrajectory: 4 });
   if (s.covariance) list.push({ name: 'covariance', bytesPerTrajectory: s.m * s.m * 4 });

@@ -37,7 +37,9 @@ export class MappedSteps {
 
   private constructor(
     private readonly owner: GpuDevice,
-    readonly n: number, readonly t: number, readonly m: number,
+    readonly n: number,
+    readonly t: number,
+    readonly m: number,
     private readonly buffers: { start: number; count: number; buffer: GPUBuffer }[],
   ) {
     this.views = buffers.map((b) => new Float32Array(b.buffer.getMappedRange(0, b.count * t * m * 4)));
@@ -45,7 +47,11 @@ export class MappedSteps {
 
   /** Creates the buffers mapped (mappedAtCreation: zero-filled). */
   static allocate(owner: GpuDevice, n: number, t: number, m: number, options: MappedStepsOptions = {}): MappedSteps {
-    for (const [name, v] of [['n', n], ['t', t], ['m', m]] as const) {
+    for (const [name, v] of [
+      ['n', n],
+      ['t', t],
+      ['m', m],
+    ] as const) {
       if (!Number.isInteger(v) || v < 1) throw new UsageError(`allocateMappedSteps: ${name} must be a positive integer, got ${v}`);
     }
     const bytesPerTrajectory = t * m * 4;
@@ -53,7 +59,9 @@ export class MappedSteps {
     let perBuffer = Math.min(byLimit, options.trajectoriesPerBuffer ?? byLimit);
     perBuffer -= perBuffer % CHUNK_ALIGN;
     if (perBuffer < CHUNK_ALIGN) {
-      throw new UsageError(`allocateMappedSteps: a buffer must hold at least ${CHUNK_ALIGN} trajectories (trajectoriesPerBuffer ${options.trajectoriesPerBuffer ?? byLimit}, maxBufferSize ${owner.limits.maxBufferSize})`);
+      throw new UsageError(
+        `allocateMappedSteps: a buffer must hold at least ${CHUNK_ALIGN} trajectories (trajectoriesPerBuffer ${options.trajectoriesPerBuffer ?? byLimit}, maxBufferSize ${owner.limits.maxBufferSize})`,
+      );
     }
     const buffers: { start: number; count: number; buffer: GPUBuffer }[] = [];
     try {
@@ -62,7 +70,12 @@ export class MappedSteps {
         const label = `ecr.webgpu.mappedSteps[${start}]`;
         let buffer: GPUBuffer;
         try {
-          buffer = owner.device.createBuffer({ size: count * bytesPerTrajectory, usage: BufferUsage.MAP_WRITE | BufferUsage.COPY_SRC, mappedAtCreation: true, label });
+          buffer = owner.device.createBuffer({
+            size: count * bytesPerTrajectory,
+            usage: BufferUsage.MAP_WRITE | BufferUsage.COPY_SRC,
+            mappedAtCreation: true,
+            label,
+          });
         } catch (err) {
           throw new GpuError('out-of-memory', `cannot create ${label} (${count * bytesPerTrajectory} bytes): ${(err as Error).message}`, { cause: err });
         }
@@ -117,13 +130,16 @@ export class MappedSteps {
    */
   claim(owner: GpuDevice | null, batch: Batch): MappedStepsSource {
     this.assertReady('computeMetrics');
-    if (owner !== this.owner) throw new UsageError('mapped steps belong to another device (allocated before a device loss or by another backend): allocate them again');
+    if (owner !== this.owner)
+      throw new UsageError('mapped steps belong to another device (allocated before a device loss or by another backend): allocate them again');
     if (batch.n !== this.n || batch.t !== this.t || batch.m !== this.m) {
       throw new UsageError(`mapped steps hold n=${this.n}, T=${this.t}, m=${this.m}; the batch has n=${batch.n}, T=${batch.t}, m=${batch.m}`);
     }
     const s = batch.steps as ArrayBufferView | undefined;
     if (s && isDetached(s.buffer)) {
-      throw new UsageError('batch.steps is a view detached by an earlier compute call: mapped steps must be read again (mapped.steps) after every call; a Float32Array held across a call no longer reaches the buffer');
+      throw new UsageError(
+        'batch.steps is a view detached by an earlier compute call: mapped steps must be read again (mapped.steps) after every call; a Float32Array held across a call no longer reaches the buffer',
+      );
     }
     if (s && (s as Float32Array).length !== 0 && !this.views.includes(s as Float32Array)) {
       throw new UsageError('with mappedSteps, batch.steps must be mapped.steps (current view) or an empty array: E is read from the mapped buffers only');
@@ -150,9 +166,14 @@ export class MappedSteps {
 
   private assertReady(what: string): void {
     if (this.state_ === 'ready') return;
-    if (this.state_ === 'in-use') throw new UsageError(`mapped steps: ${what} is unavailable while a compute call uses the buffers (they are unmapped); await the call, then read .steps again`);
+    if (this.state_ === 'in-use')
+      throw new UsageError(
+        `mapped steps: ${what} is unavailable while a compute call uses the buffers (they are unmapped); await the call, then read .steps again`,
+      );
     if (this.state_ === 'disposed') throw new UsageError(`mapped steps: ${what} after dispose()`);
-    throw new GpuError('internal', `mapped steps could not be mapped again after a compute call: ${(this.failure as Error)?.message ?? this.failure}`, { cause: this.failure });
+    throw new GpuError('internal', `mapped steps could not be mapped again after a compute call: ${(this.failure as Error)?.message ?? this.failure}`, {
+      cause: this.failure,
+    });
   }
 }
 

@@ -121,19 +121,31 @@ export function unsupportedReason(shape: BatchShape, limits: DeviceLimits): stri
 }
 
 /** The whole batch's plan. Pure: a function of the shape, config, options and device capabilities. */
-export function plan(batch: Pick<Batch, 'n' | 't' | 'm' | 'a' | 'd' | 'policy' | 'embeddings' | 'expected'>, config: ResolvedConfig, options: PlanOptions, caps: DeviceCaps): Plan {
+export function plan(
+  batch: Pick<Batch, 'n' | 't' | 'm' | 'a' | 'd' | 'policy' | 'embeddings' | 'expected'>,
+  config: ResolvedConfig,
+  options: PlanOptions,
+  caps: DeviceCaps,
+): Plan {
   const { tuning } = options;
   checkTuning(tuning);
   const shape = shapeOf(batch, options.unorm16, options.covariance);
   const why = unsupportedReason(shape, caps.limits);
-  if (why) throw new BackendUnavailableError('webgpu', `this batch (T = ${shape.t}, m = ${shape.m}${shape.d ? `, d = ${shape.d}` : ''}${shape.a ? `, A = ${shape.a}` : ''}) cannot run on this device: ${why}`);
+  if (why)
+    throw new BackendUnavailableError(
+      'webgpu',
+      `this batch (T = ${shape.t}, m = ${shape.m}${shape.d ? `, d = ${shape.d}` : ''}${shape.a ? `, A = ${shape.a}` : ''}) cannot run on this device: ${why}`,
+    );
   const kernel = chooseMetricsKernel(tuning.kernel ?? 'auto', shape.t, shape.m, caps);
   const metrics = metricsUse(kernel, shape, config, caps, tuning);
   // The fast paths take TS from embeddings from their own pass; the general kernel computes it.
-  const tsUse: ProgramUse | null = shape.d && kernel !== 'general' ? (() => {
-    const wg = tsEmbeddingsWorkgroupSize(shape.t, caps.limits.maxComputeWorkgroupStorageSize, caps.limits.maxComputeWorkgroupSizeX);
-    return { program: tsEmbeddingsProgram(shape.t, shape.d, wg), trajectoriesPerWorkgroup: wg / TS_EMB_TPT };
-  })() : null;
+  const tsUse: ProgramUse | null =
+    shape.d && kernel !== 'general'
+      ? (() => {
+          const wg = tsEmbeddingsWorkgroupSize(shape.t, caps.limits.maxComputeWorkgroupStorageSize, caps.limits.maxComputeWorkgroupSizeX);
+          return { program: tsEmbeddingsProgram(shape.t, shape.d, wg), trajectoriesPerWorkgroup: wg / TS_EMB_TPT };
+        })()
+      : null;
   const covUse: ProgramUse | null = shape.covariance ? { program: covarianceProgram(shape.unorm16), trajectoriesPerWorkgroup: COVARIANCE_WG } : null;
   // Order matters: TS from embeddings feeds the metrics pass.
   const uses = [tsUse, metrics, covUse].filter((u): u is ProgramUse => u !== null);
@@ -164,8 +176,12 @@ export function plan(batch: Pick<Batch, 'n' | 't' | 'm' | 'a' | 'd' | 'policy' |
   let crWeights: Float32Array | null = null;
   if (kernel === 'general') crWeights = config.crWeights ? Float32Array.from(config.crWeights) : new Float32Array([1]);
   return {
-    kernel, shape, capacity: Math.min(perChunk, batch.n), chunks,
-    slots: Math.max(1, Math.min(tuning.slots ?? DEFAULT_SLOTS, chunks.length)), crWeights, selection: 'host',
+    kernel,
+    shape,
+    capacity: Math.min(perChunk, batch.n),
+    chunks,
+    slots: Math.max(1, Math.min(tuning.slots ?? DEFAULT_SLOTS, chunks.length)),
+    crWeights,
+    selection: 'host',
   };
 }
-

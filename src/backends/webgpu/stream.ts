@@ -32,7 +32,13 @@ export interface Float32Metrics {
 
 /** What a run fills: float64 arrays (the BackendOutput of computeMetrics) or the caller's float32 ones. */
 export type RunOutput<A extends Float64Array | Float32Array> = {
-  evb: A; cr: A; ts: A; es: A; pd: A; cci: A; covariance?: A;
+  evb: A;
+  cr: A;
+  ts: A;
+  es: A;
+  pd: A;
+  cci: A;
+  covariance?: A;
 };
 
 /** Unmapped COPY_SRC buffers holding E as float32 in batch.steps' order, each for trajectories [start, start + count). */
@@ -92,12 +98,24 @@ class Timer {
 type Pipelines = Map<Program, { pipeline: GPUComputePipeline; bindGroupLayout: GPUBindGroupLayout }>;
 
 /** Runs the plan; with `profile`, serialized with wall-clock stage times and (with timestamps) replayed kernel time. */
-export async function streamPlan(ctx: StreamContext, plan: Plan, inputs: StreamInputs, profile: boolean, replays = 3): Promise<{ output: RunOutput<Float64Array | Float32Array>; times?: StageTimes }> {
+export async function streamPlan(
+  ctx: StreamContext,
+  plan: Plan,
+  inputs: StreamInputs,
+  profile: boolean,
+  replays = 3,
+): Promise<{ output: RunOutput<Float64Array | Float32Array>; times?: StageTimes }> {
   // Error scopes are a per-device stack: one batch at a time per device keeps them attributable.
   return ctx.gpu.exclusive(() => ctx.gpu.scopedAsync(() => stream(ctx, plan, inputs, profile, replays)));
 }
 
-async function stream(ctx: StreamContext, plan: Plan, inputs: StreamInputs, profile: boolean, replays: number): Promise<{ output: RunOutput<Float64Array | Float32Array>; times?: StageTimes }> {
+async function stream(
+  ctx: StreamContext,
+  plan: Plan,
+  inputs: StreamInputs,
+  profile: boolean,
+  replays: number,
+): Promise<{ output: RunOutput<Float64Array | Float32Array>; times?: StageTimes }> {
   const { gpu, pool } = ctx;
   const device = gpu.device;
   const { batch, mappedSteps: mapped } = inputs;
@@ -127,7 +145,9 @@ async function stream(ctx: StreamContext, plan: Plan, inputs: StreamInputs, prof
       output: acquire(outLayout.totalBytes, BufferUsage.STORAGE | BufferUsage.COPY_SRC, `ecr.webgpu.slot${s}.output`),
       readback: acquire(readbackBytes, BufferUsage.MAP_READ | BufferUsage.COPY_DST, `ecr.webgpu.slot${s}.readback`),
       uniforms: acquire(uniformBytes, BufferUsage.UNIFORM | BufferUsage.COPY_DST, `ecr.webgpu.slot${s}.uniforms`),
-      tsEmb: chunks[0].passes.some((p) => p.program.bindings.some((b) => b.name === 'tsEmb')) ? acquire(capacity * 4, BufferUsage.STORAGE, `ecr.webgpu.slot${s}.tsEmb`) : null,
+      tsEmb: chunks[0].passes.some((p) => p.program.bindings.some((b) => b.name === 'tsEmb'))
+        ? acquire(capacity * 4, BufferUsage.STORAGE, `ecr.webgpu.slot${s}.tsEmb`)
+        : null,
       ready: Promise.resolve(),
     });
   }
@@ -143,7 +163,8 @@ async function stream(ctx: StreamContext, plan: Plan, inputs: StreamInputs, prof
   // The slots' failures, first first (a list, so that a falsy rejection reason still counts).
   const failures: unknown[] = [];
   let succeeded = false;
-  const resourcesOf = (slot: Slot, chunk: ChunkPlan, seg: Record<InputName, Segment>) => chunkResources(ctx, slot, chunk, seg, crWeights, { offset: outLayout.cov.offset, perTrajectory: covPer });
+  const resourcesOf = (slot: Slot, chunk: ChunkPlan, seg: Record<InputName, Segment>) =>
+    chunkResources(ctx, slot, chunk, seg, crWeights, { offset: outLayout.cov.offset, perTrajectory: covPer });
   try {
     for (let k = 0; k < chunks.length; k++) {
       const chunk = chunks[k];
@@ -222,11 +243,22 @@ async function stream(ctx: StreamContext, plan: Plan, inputs: StreamInputs, prof
 }
 
 /** Every buffer a pass of this chunk may bind, by binding name (programs pick theirs); P is bound per pass. */
-function chunkResources(ctx: StreamContext, slot: Slot, chunk: ChunkPlan, seg: Record<InputName, Segment>, crWeights: GPUBuffer | null, cov: { offset: number; perTrajectory: number }): Record<string, GPUBufferBinding> {
+function chunkResources(
+  ctx: StreamContext,
+  slot: Slot,
+  chunk: ChunkPlan,
+  seg: Record<InputName, Segment>,
+  crWeights: GPUBuffer | null,
+  cov: { offset: number; perTrajectory: number },
+): Record<string, GPUBufferBinding> {
   // Whole 16-byte words: vec4-typed bindings need them, and each segment's capacity is 256-aligned.
-  const input = (name: InputName): GPUBufferBinding => (seg[name].bytes > 0 ? { buffer: slot.input, offset: seg[name].offset, size: alignUp(seg[name].bytes, 16) } : { buffer: ctx.dummies.read });
+  const input = (name: InputName): GPUBufferBinding =>
+    seg[name].bytes > 0 ? { buffer: slot.input, offset: seg[name].offset, size: alignUp(seg[name].bytes, 16) } : { buffer: ctx.dummies.read };
   return {
-    E: input('e'), policy: input('policy'), rewardDiff: input('rewardDiff'), embeddings: input('embeddings'),
+    E: input('e'),
+    policy: input('policy'),
+    rewardDiff: input('rewardDiff'),
+    embeddings: input('embeddings'),
     tsEmb: slot.tsEmb ? { buffer: slot.tsEmb, offset: 0, size: alignUp(chunk.count * 4, 16) } : { buffer: ctx.dummies.read },
     crWeights: crWeights ? { buffer: crWeights } : { buffer: ctx.dummies.read },
     outWords: { buffer: slot.output, offset: 0, size: metricsOutputBytes(chunk.count) },
@@ -235,11 +267,23 @@ function chunkResources(ctx: StreamContext, slot: Slot, chunk: ChunkPlan, seg: R
 }
 
 /** The chunk's passes in plan order, each bound to its uniform block at `uniformBase` of `uniforms`. */
-function encodePasses(enc: GPUCommandEncoder, device: GPUDevice, pipelines: Pipelines, chunk: ChunkPlan, resources: Record<string, GPUBufferBinding>, uniforms: GPUBuffer, uniformBase: number): void {
+function encodePasses(
+  enc: GPUCommandEncoder,
+  device: GPUDevice,
+  pipelines: Pipelines,
+  chunk: ChunkPlan,
+  resources: Record<string, GPUBufferBinding>,
+  uniforms: GPUBuffer,
+  uniformBase: number,
+): void {
   for (const pass of chunk.passes) {
     const pipe = pipelines.get(pass.program)!;
     const P: GPUBufferBinding = { buffer: uniforms, offset: uniformBase + pass.uniform * UNIFORM_STRIDE, size: PARAMS_BYTES };
-    const bg = device.createBindGroup({ label: `ecr.${pass.program.label}.bindGroup`, layout: pipe.bindGroupLayout, entries: bindGroupEntries(pass.program, { ...resources, P }) });
+    const bg = device.createBindGroup({
+      label: `ecr.${pass.program.label}.bindGroup`,
+      layout: pipe.bindGroupLayout,
+      entries: bindGroupEntries(pass.program, { ...resources, P }),
+    });
     const cpass = enc.beginComputePass({ label: `ecr.${pass.program.label}` });
     cpass.setPipeline(pipe.pipeline);
     cpass.setBindGroup(0, bg);
@@ -262,7 +306,15 @@ function copyMappedSteps(enc: GPUCommandEncoder, source: MappedStepsSource, chun
   if (covered !== chunk.count) throw new GpuError('internal', `mapped steps cover ${covered} of the chunk's ${chunk.count} trajectories`);
 }
 
-function fillStaging(mapped: ArrayBuffer, batch: Batch, shape: BatchShape, chunk: Chunk, seg: Record<InputName, Segment>, preEncoded: Uint16Array | undefined, withE: boolean): void {
+function fillStaging(
+  mapped: ArrayBuffer,
+  batch: Batch,
+  shape: BatchShape,
+  chunk: Chunk,
+  seg: Record<InputName, Segment>,
+  preEncoded: Uint16Array | undefined,
+  withE: boolean,
+): void {
   const { start, count } = chunk;
   const tm = batch.t * batch.m;
   if (!withE) {
@@ -284,7 +336,8 @@ function fillStaging(mapped: ArrayBuffer, batch: Batch, shape: BatchShape, chunk
     const w = batch.t * shape.a;
     new Float32Array(mapped, seg.policy.offset, count * w).set(batch.policy!.subarray(start * w, (start + count) * w));
   }
-  if (shape.rewards) encodeRewardDiff(batch.expected!, batch.realized!, start * batch.t, count * batch.t, new Float32Array(mapped, seg.rewardDiff.offset, count * batch.t));
+  if (shape.rewards)
+    encodeRewardDiff(batch.expected!, batch.realized!, start * batch.t, count * batch.t, new Float32Array(mapped, seg.rewardDiff.offset, count * batch.t));
   if (shape.d) {
     const w = batch.t * shape.d;
     new Float32Array(mapped, seg.embeddings.offset, count * w).set(batch.embeddings!.subarray(start * w, (start + count) * w));
@@ -310,9 +363,15 @@ function float32Outputs(covPer: number, given: Float32Metrics): RunOutput<Float3
 
 /** The caller's arrays where given and long enough (ComputeOptions.out), fresh ones otherwise. */
 function outputArrays(n: number, covPer: number, given: MetricArrays | undefined): RunOutput<Float64Array> {
-  const pick = (a: Float64Array | undefined, len: number, what: string) => (a instanceof Float64Array && a.length === len ? a : hostArray(Float64Array, len, what));
+  const pick = (a: Float64Array | undefined, len: number, what: string) =>
+    a instanceof Float64Array && a.length === len ? a : hostArray(Float64Array, len, what);
   const out: RunOutput<Float64Array> = {
-    evb: pick(given?.evb, n, 'EVB'), cr: pick(given?.cr, n, 'CR'), ts: pick(given?.ts, n, 'TS'), es: pick(given?.es, n, 'ES'), pd: pick(given?.pd, n, 'PD'), cci: pick(given?.cci, n, 'CCI'),
+    evb: pick(given?.evb, n, 'EVB'),
+    cr: pick(given?.cr, n, 'CR'),
+    ts: pick(given?.ts, n, 'TS'),
+    es: pick(given?.es, n, 'ES'),
+    pd: pick(given?.pd, n, 'PD'),
+    cci: pick(given?.cci, n, 'CCI'),
   };
   if (covPer) out.covariance = pick(given?.covariance, n * covPer, 'covariance');
   return out;
@@ -323,7 +382,13 @@ function outputArrays(n: number, covPer: number, given: MetricArrays | undefined
  * chunk's passes on the slot that last held a chunk, inputs as left there), from the start of the
  * first pass to the end of the last. Outputs are discarded.
  */
-async function replayKernels(ctx: StreamContext, plan: Plan, pipelines: Pipelines, slots: Slot[], resourcesOf: (slot: Slot, chunk: ChunkPlan, seg: Record<InputName, Segment>) => Record<string, GPUBufferBinding>): Promise<number> {
+async function replayKernels(
+  ctx: StreamContext,
+  plan: Plan,
+  pipelines: Pipelines,
+  slots: Slot[],
+  resourcesOf: (slot: Slot, chunk: ChunkPlan, seg: Record<InputName, Segment>) => Record<string, GPUBufferBinding>,
+): Promise<number> {
   const { gpu, pool } = ctx;
   const device = gpu.device;
   const { chunks } = plan;

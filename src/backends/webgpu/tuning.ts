@@ -12,7 +12,15 @@ import { UsageError } from '../../core/errors.js';
  */
 export type MetricsKernelKind = 'rows' | 'components' | 'rows-emulated' | 'components-emulated' | 'staged' | 'general';
 export type MetricsKernelPreference = 'auto' | MetricsKernelKind;
-export const METRICS_KERNEL_PREFERENCES: readonly MetricsKernelPreference[] = ['auto', 'rows', 'components', 'rows-emulated', 'components-emulated', 'staged', 'general'];
+export const METRICS_KERNEL_PREFERENCES: readonly MetricsKernelPreference[] = [
+  'auto',
+  'rows',
+  'components',
+  'rows-emulated',
+  'components-emulated',
+  'staged',
+  'general',
+];
 
 export interface WebGpuTuning {
   /** Metrics kernel (default 'auto', see kernel-choice.ts). A kind that cannot run the shape is a UsageError, never a substitute. Env: ECR_WEBGPU_KERNEL. */

@@ -17,7 +17,7 @@ export const PARAMS_FIELDS = [
   ['m', 'u32', 'components of E'],
   ['a', 'u32', 'policy width A (0 without a policy)'],
   ['d', 'u32', 'embedding width d (0 without embeddings)'],
-  ['chunkStart', 'u32', 'batch index of the chunk\'s first trajectory'],
+  ['chunkStart', 'u32', "batch index of the chunk's first trajectory"],
   ['confIndex', 'u32', 'the component ES reads without rewards'],
   ['flags', 'u32', 'Flag bits (below)'],
   ['wgPerRow', 'u32', 'workgroups along x of a refolded 2D dispatch'],
@@ -40,7 +40,12 @@ export const Flag = {
   SHRINK_LW: 128,
 } as const;
 
-export interface FieldLayout { name: ParamName; type: FieldType; offset: number; size: number }
+export interface FieldLayout {
+  name: ParamName;
+  type: FieldType;
+  offset: number;
+  size: number;
+}
 
 function wgslType(t: FieldType): string {
   return typeof t === 'string' ? t : `array<vec4<f32>, ${t.vec4Array}>`;
@@ -67,7 +72,9 @@ export const PARAMS_BYTES = PARAMS_LAYOUT.bytes;
 export function paramsWgsl(): string {
   const fields = PARAMS_FIELDS.map(([name, type, note]) => `  ${name}: ${wgslType(type)}, // ${note}`);
   const flags = Object.entries(Flag).map(([k, v]) => `const FLAG_${k}: u32 = ${v}u;`);
-  return [`// Generated from src/backends/webgpu/uniforms.ts (PARAMS_FIELDS, Flag): do not edit here.`, 'struct Params {', ...fields, '}', ...flags, ''].join('\n');
+  return [`// Generated from src/backends/webgpu/uniforms.ts (PARAMS_FIELDS, Flag): do not edit here.`, 'struct Params {', ...fields, '}', ...flags, ''].join(
+    '\n',
+  );
 }
 
 export type ParamValues = { [K in ParamName]: K extends 'w' | 'crW' ? ArrayLike<number> : number };
@@ -93,7 +100,13 @@ export function crWeightsUniform(crWeights: ArrayLike<number> | null, m: number)
   return true;
 }
 
-export interface ShapeFlags { t: number; m: number; a: number; d: number; rewards: boolean }
+export interface ShapeFlags {
+  t: number;
+  m: number;
+  a: number;
+  d: number;
+  rewards: boolean;
+}
 
 /** The config in kernel form: the Params every chunk of this batch shares (n, chunkStart, wgPerRow filled per dispatch). */
 export function baseParams(shape: ShapeFlags, config: ResolvedConfig): ParamValues {
@@ -107,8 +120,19 @@ export function baseParams(shape: ShapeFlags, config: ResolvedConfig): ParamValu
   const crW = new Float64Array(32).fill(1);
   if (config.crWeights) for (let j = 0; j < 32; j++) crW[j] = j < config.crWeights.length ? config.crWeights[j] : 0;
   return {
-    n: 0, t: shape.t, m: shape.m, a: shape.a, d: shape.d, chunkStart: 0, confIndex: config.confIndex, flags, wgPerRow: 0,
-    lambda: typeof config.lambda === 'number' ? config.lambda : 0, vmax: config.vmax,
-    dmax: effectiveDmax(config, shape.a ? shape.a : undefined), w: config.weights, crW,
+    n: 0,
+    t: shape.t,
+    m: shape.m,
+    a: shape.a,
+    d: shape.d,
+    chunkStart: 0,
+    confIndex: config.confIndex,
+    flags,
+    wgPerRow: 0,
+    lambda: typeof config.lambda === 'number' ? config.lambda : 0,
+    vmax: config.vmax,
+    dmax: effectiveDmax(config, shape.a ? shape.a : undefined),
+    w: config.weights,
+    crW,
   };
 }

@@ -56,7 +56,14 @@ export function float64Data(values: Float64Array, present?: (i: number) => boole
 
 /** A column of n nulls (a group column where the input had none). */
 export function nullUtf8Data(n: number): Data<Utf8> {
-  return makeData({ type: new Utf8(), length: n, valueOffsets: new Int32Array(n + 1), data: new Uint8Array(0), nullCount: n, nullBitmap: new Uint8Array((n + 7) >> 3) });
+  return makeData({
+    type: new Utf8(),
+    length: n,
+    valueOffsets: new Int32Array(n + 1),
+    data: new Uint8Array(0),
+    nullCount: n,
+    nullBitmap: new Uint8Array((n + 7) >> 3),
+  });
 }
 
 export function boolData(flags: Uint8Array): Data<Bool> {
@@ -101,5 +108,14 @@ export function ownedData<T extends Data>(d: T): T {
   const buffers = [copy(d.valueOffsets), copy(d.values), copy(d.nullBitmap), copy(d.typeIds)];
   // A view column (utf8_view) keeps its long strings in variadic buffers beside the views.
   const variadic = (d as unknown as { variadicBuffers?: Uint8Array[] }).variadicBuffers?.map((b) => b.slice());
-  return new (Data as unknown as new (...args: unknown[]) => T)(d.type, d.offset, d.length, d.nullCount, buffers, d.children.map((c) => ownedData(c)), d.dictionary, variadic);
+  return new (Data as unknown as new (...args: unknown[]) => T)(
+    d.type,
+    d.offset,
+    d.length,
+    d.nullCount,
+    buffers,
+    d.children.map((c) => ownedData(c)),
+    d.dictionary,
+    variadic,
+  );
 }

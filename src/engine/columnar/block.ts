@@ -58,8 +58,12 @@ interface Optional {
  * `maxErrors` errors in all are appended to `errors`) or when earlier blocks already failed.
  */
 export function checkBlock(
-  batch: RecordBatch, cols: ColumnIndex, firstRow: number,
-  errors: InputError[], maxErrors: number, defaultIds: DefaultIds,
+  batch: RecordBatch,
+  cols: ColumnIndex,
+  firstRow: number,
+  errors: InputError[],
+  maxErrors: number,
+  defaultIds: DefaultIds,
 ): ScoringBlock | null {
   const n = batch.numRows;
   const columns = batch.data.children;
@@ -70,7 +74,10 @@ export function checkBlock(
   }
   flagValues(steps, n, 0, 1, problem);
   const optional: Optional[] = [];
-  for (const [name, lim] of [['embeddings', MAX_EMBEDDING_MAGNITUDE], ['policy', MAX_POLICY_ENTRY]] as const) {
+  for (const [name, lim] of [
+    ['embeddings', MAX_EMBEDDING_MAGNITUDE],
+    ['policy', MAX_POLICY_ENTRY],
+  ] as const) {
     const c = cols[name];
     if (c === undefined || allNull(columns[c])) continue;
     const r = matrixRows(columns[c], n, name, firstRow);
@@ -79,9 +86,10 @@ export function checkBlock(
     optional.push({ rows: r, name });
   }
   if (cols.expected !== undefined && !(allNull(columns[cols.expected]) && allNull(columns[cols.realized!]))) {
-    const ex = vectorRows(columns[cols.expected], n, 'expected', firstRow), re = vectorRows(columns[cols.realized!], n, 'realized', firstRow);
+    const ex = vectorRows(columns[cols.expected], n, 'expected', firstRow),
+      re = vectorRows(columns[cols.realized!], n, 'realized', firstRow);
     for (let i = 0; i < n; i++) {
-      if ((ex.rows[i] < 0) !== (re.rows[i] < 0)) problem[i] = 1;
+      if (ex.rows[i] < 0 !== re.rows[i] < 0) problem[i] = 1;
       else if (ex.rows[i] >= 0 && (ex.rows[i] !== steps.rows[i] || re.rows[i] !== steps.rows[i])) problem[i] = 1;
     }
     flagValues(ex, n, -MAX_REWARD_MAGNITUDE, MAX_REWARD_MAGNITUDE, problem);
@@ -97,7 +105,10 @@ export function checkBlock(
     const wide = d.values instanceof BigInt64Array || d.values instanceof BigUint64Array;
     baseScore = new Float64Array(n);
     for (let i = 0; i < n; i++) {
-      if (valid && !valid(i)) { baseScore[i] = Number.NaN; continue; }
+      if (valid && !valid(i)) {
+        baseScore[i] = Number.NaN;
+        continue;
+      }
       const x = v[i];
       if (!Number.isFinite(x) || (wide && !(Math.abs(x) <= MAX_KEY_INTEGER))) problem[i] = 1;
       baseScore[i] = x;
@@ -123,7 +134,9 @@ export function checkBlock(
 
 /** The shape key of row i (shape-buckets.ts): T, m, and the widths of its optional inputs (0: absent). */
 function shapeKeyOf(steps: ListRows, optional: Optional[], i: number): string {
-  let d = 0, a = 0, rewards = 0;
+  let d = 0,
+    a = 0,
+    rewards = 0;
   for (const o of optional) {
     if (o.rows.rows[i] < 0) continue;
     if (o.name === 'embeddings') d = o.rows.width[i];
@@ -136,7 +149,8 @@ function shapeKeyOf(steps: ListRows, optional: Optional[], i: number): string {
 function partsOf(steps: ListRows, optional: Optional[], n: number): BlockPart[] {
   if (n === 0) return [];
   let homogeneous = true;
-  const t0 = steps.rows[0], m0 = steps.width[0];
+  const t0 = steps.rows[0],
+    m0 = steps.width[0];
   for (let i = 1; i < n && homogeneous; i++) if (steps.rows[i] !== t0 || steps.width[i] !== m0) homogeneous = false;
   for (const o of optional) {
     const first = o.rows.rows[0] < 0 ? -1 : o.rows.width[0];
@@ -157,7 +171,8 @@ function partsOf(steps: ListRows, optional: Optional[], n: number): BlockPart[] 
  */
 function packRows(steps: ListRows, optional: Optional[], rows: Int32Array | null, n: number): Batch {
   const r0 = rows ? rows[0] : 0;
-  const t = steps.rows[r0], m = steps.width[r0];
+  const t = steps.rows[r0],
+    m = steps.width[r0];
   const take = (c: ListRows, per: number): FloatArray => {
     if (rows === null) return c.values.subarray(c.start[0], c.start[0] + n * per);
     const out = new (c.values.constructor as new (len: number) => FloatArray)(n * per);
@@ -168,10 +183,13 @@ function packRows(steps: ListRows, optional: Optional[], rows: Int32Array | null
   for (const o of optional) {
     if (o.rows.rows[r0] < 0) continue;
     const w = o.rows.width[r0];
-    if (o.name === 'embeddings') { batch.d = w; batch.embeddings = take(o.rows, t * w); }
-    else if (o.name === 'policy') { batch.a = w; batch.policy = take(o.rows, t * w); }
-    else batch[o.name] = take(o.rows, t);
+    if (o.name === 'embeddings') {
+      batch.d = w;
+      batch.embeddings = take(o.rows, t * w);
+    } else if (o.name === 'policy') {
+      batch.a = w;
+      batch.policy = take(o.rows, t * w);
+    } else batch[o.name] = take(o.rows, t);
   }
   return batch;
 }
-

@@ -15,9 +15,12 @@ import type { ColumnIndex } from './schema.js';
 export function plainAt(d: Data, i: number): unknown {
   if (!d.getValid(i)) return null;
   switch (d.typeId) {
-    case Type.List: case Type.LargeList: case Type.FixedSizeList: {
+    case Type.List:
+    case Type.LargeList:
+    case Type.FixedSizeList: {
       const O = offsetsOf(d);
-      const e0 = O ? O[i] : i * fixedSize(d), e1 = O ? O[i + 1] : e0 + fixedSize(d);
+      const e0 = O ? O[i] : i * fixedSize(d),
+        e1 = O ? O[i + 1] : e0 + fixedSize(d);
       const out: unknown[] = [];
       for (let e = e0; e < e1; e++) out.push(plainAt(d.children[0], e));
       return out;
@@ -25,8 +28,10 @@ export function plainAt(d: Data, i: number): unknown {
     case Type.Float:
       if ((d.type as unknown as { precision: Precision }).precision === Precision.HALF) return util.uint16ToFloat64((d.values as Uint16Array)[i]);
       return Number((d.values as ArrayLike<number>)[i]);
-    case Type.Int: return Number((d.values as ArrayLike<number | bigint>)[i]);
-    default: return null;
+    case Type.Int:
+      return Number((d.values as ArrayLike<number | bigint>)[i]);
+    default:
+      return null;
   }
 }
 
@@ -36,7 +41,10 @@ function keyAt(d: Data, i: number, row: number, field: 'id' | 'group', id?: stri
   if (d.typeId === Type.Int) {
     const v = (d.values as ArrayLike<number | bigint>)[i];
     if (typeof v === 'bigint' && (v > BigInt(MAX_KEY_INTEGER) || v < -BigInt(MAX_KEY_INTEGER))) {
-      throw new InputError(`${v} cannot be kept exactly: a number ${field} must be an integer between -${MAX_KEY_INTEGER} and ${MAX_KEY_INTEGER} (2^53 - 1); store it as a string`, { row, id, field });
+      throw new InputError(
+        `${v} cannot be kept exactly: a number ${field} must be an integer between -${MAX_KEY_INTEGER} and ${MAX_KEY_INTEGER} (2^53 - 1); store it as a string`,
+        { row, id, field },
+      );
     }
     return Number(v);
   }
@@ -60,7 +68,8 @@ export function viewBytes(d: Data, i: number): { bytes: Uint8Array; start: numbe
   if (length <= 12) return { bytes: views, start: at + 4, end: at + 4 + Math.max(0, length) };
   const buffer = (d as unknown as { variadicBuffers: Uint8Array[] }).variadicBuffers[dv.getInt32(at + 8, true)];
   const start = dv.getInt32(at + 12, true);
-  if (buffer === undefined || start + length > buffer.length) throw new InputError(`entry ${i + 1} of a ${String(d.type)} column points outside its data buffers (the file is damaged)`);
+  if (buffer === undefined || start + length > buffer.length)
+    throw new InputError(`entry ${i + 1} of a ${String(d.type)} column points outside its data buffers (the file is damaged)`);
   return { bytes: buffer, start, end: start + length };
 }
 
@@ -77,7 +86,8 @@ function keyString(d: Data, i: number): string {
 /** An id or group as JSONL prints it: a string, a number, or null. */
 export function keyValueAt(d: Data, i: number): string | number | null {
   if (!d.getValid(i)) return null;
-  if (d.typeId === Type.Int || d.typeId === Type.Utf8 || d.typeId === Type.LargeUtf8 || d.typeId === Type.Utf8View || d.typeId === Type.Dictionary) return plainKey(d, i);
+  if (d.typeId === Type.Int || d.typeId === Type.Utf8 || d.typeId === Type.LargeUtf8 || d.typeId === Type.Utf8View || d.typeId === Type.Dictionary)
+    return plainKey(d, i);
   return null;
 }
 
@@ -90,7 +100,11 @@ function exactInteger(d: Data, i: number, row: number, field: string, id?: strin
   if (!(d.values instanceof BigInt64Array || d.values instanceof BigUint64Array) || !d.getValid(i)) return;
   const v = d.values[i];
   if (v > BigInt(MAX_KEY_INTEGER) || v < -BigInt(MAX_KEY_INTEGER)) {
-    throw new InputError(`${v} cannot be kept exactly as a number (beyond 2^53 - 1, a float64 would round it); store it as a float64 column`, { row, id, field });
+    throw new InputError(`${v} cannot be kept exactly as a number (beyond 2^53 - 1, a float64 would round it); store it as a float64 column`, {
+      row,
+      id,
+      field,
+    });
   }
 }
 

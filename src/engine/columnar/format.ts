@@ -8,8 +8,12 @@ export const FORMATS = ['jsonl', 'parquet', 'arrow'] as const;
 export type DataFormat = (typeof FORMATS)[number];
 
 const BY_EXTENSION: Record<string, DataFormat> = {
-  '.parquet': 'parquet', '.pq': 'parquet',
-  '.arrow': 'arrow', '.arrows': 'arrow', '.ipc': 'arrow', '.feather': 'arrow',
+  '.parquet': 'parquet',
+  '.pq': 'parquet',
+  '.arrow': 'arrow',
+  '.arrows': 'arrow',
+  '.ipc': 'arrow',
+  '.feather': 'arrow',
 };
 
 /** The format named by `flag` (checked), else the one the file name's extension says. */

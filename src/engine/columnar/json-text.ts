@@ -21,7 +21,8 @@ import { viewBytes } from './cells.js';
 const utf8 = new TextDecoder();
 
 /** Path segments for messages, as record.ts writes them: meta.a[2]. */
-const child = (path: string, key: string | number) => (typeof key === 'number' ? `${path}[${key}]` : /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`);
+const child = (path: string, key: string | number) =>
+  typeof key === 'number' ? `${path}[${key}]` : /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
 
 export interface JsonTextContext {
   /** The row (1-based) for messages. */
@@ -35,36 +36,62 @@ export function jsonTextAt(d: Data, i: number, path: string, at: JsonTextContext
   const type = d.type as unknown as Record<string, unknown>;
   const v = d.values as ArrayLike<number | bigint> & Uint8Array;
   switch (d.typeId) {
-    case Type.Null: return 'null';
-    case Type.Bool: return ((v[(d.offset + i) >> 3] >> ((d.offset + i) & 7)) & 1) === 1 ? 'true' : 'false';
-    case Type.Int: return String(v[i]);
+    case Type.Null:
+      return 'null';
+    case Type.Bool:
+      return ((v[(d.offset + i) >> 3] >> ((d.offset + i) & 7)) & 1) === 1 ? 'true' : 'false';
+    case Type.Int:
+      return String(v[i]);
     case Type.Float: {
       const x = type.precision === Precision.HALF ? util.uint16ToFloat64(v[i]) : v[i];
-      if (!Number.isFinite(x)) throw new InputError(`${x} is not a finite number, which JSON cannot hold (meta is not scored, but is carried as JSON)`, { row: at.row, id: at.id, field: path });
+      if (!Number.isFinite(x))
+        throw new InputError(`${x} is not a finite number, which JSON cannot hold (meta is not scored, but is carried as JSON)`, {
+          row: at.row,
+          id: at.id,
+          field: path,
+        });
       return shortestFloat(x, type.precision as Precision);
     }
-    case Type.Decimal: return decimalText(d, i);
-    case Type.Utf8: case Type.LargeUtf8: return JSON.stringify(utf8.decode(varBytes(d, i)));
-    case Type.Utf8View: { const b = viewBytes(d, i); return JSON.stringify(utf8.decode(b.bytes.subarray(b.start, b.end))); }
-    case Type.Binary: case Type.LargeBinary: return JSON.stringify(Buffer.from(varBytes(d, i)).toString('base64'));
-    case Type.BinaryView: { const b = viewBytes(d, i); return JSON.stringify(Buffer.from(b.bytes.subarray(b.start, b.end)).toString('base64')); }
+    case Type.Decimal:
+      return decimalText(d, i);
+    case Type.Utf8:
+    case Type.LargeUtf8:
+      return JSON.stringify(utf8.decode(varBytes(d, i)));
+    case Type.Utf8View: {
+      const b = viewBytes(d, i);
+      return JSON.stringify(utf8.decode(b.bytes.subarray(b.start, b.end)));
+    }
+    case Type.Binary:
+    case Type.LargeBinary:
+      return JSON.stringify(Buffer.from(varBytes(d, i)).toString('base64'));
+    case Type.BinaryView: {
+      const b = viewBytes(d, i);
+      return JSON.stringify(Buffer.from(b.bytes.subarray(b.start, b.end)).toString('base64'));
+    }
     case Type.FixedSizeBinary: {
       const w = type.byteWidth as number;
       return JSON.stringify(Buffer.from(v.subarray(i * w, (i + 1) * w)).toString('base64'));
     }
-    case Type.Date: return JSON.stringify(dateText(type.unit === DateUnit.DAY ? BigInt(v[i]) * 86400000n : BigInt(v[i])));
-    case Type.Timestamp: return JSON.stringify(timestampText(BigInt(v[i]), type.unit as TimeUnit, type.timezone != null && type.timezone !== ''));
-    case Type.Time: return JSON.stringify(timeText(BigInt(v[i]), type.unit as TimeUnit));
-    case Type.Duration: return String(v[i]);
-    case Type.Interval: return intervalText(d, i);
-    case Type.List: case Type.LargeList: case Type.FixedSizeList: {
+    case Type.Date:
+      return JSON.stringify(dateText(type.unit === DateUnit.DAY ? BigInt(v[i]) * 86400000n : BigInt(v[i])));
+    case Type.Timestamp:
+      return JSON.stringify(timestampText(BigInt(v[i]), type.unit as TimeUnit, type.timezone != null && type.timezone !== ''));
+    case Type.Time:
+      return JSON.stringify(timeText(BigInt(v[i]), type.unit as TimeUnit));
+    case Type.Duration:
+      return String(v[i]);
+    case Type.Interval:
+      return intervalText(d, i);
+    case Type.List:
+    case Type.LargeList:
+    case Type.FixedSizeList: {
       const [e0, e1] = entries(d, i);
       const parts: string[] = [];
       for (let e = e0; e < e1; e++) parts.push(jsonTextAt(d.children[0], e, child(path, e - e0), at));
       return `[${parts.join(',')}]`;
     }
     case Type.Struct: {
-      const fields = (type.children as { name: string }[]);
+      const fields = type.children as { name: string }[];
       return `{${fields.map((f, k) => `${JSON.stringify(f.name)}:${jsonTextAt(d.children[k], i, child(path, f.name), at)}`).join(',')}}`;
     }
     case Type.Map: {
@@ -75,7 +102,7 @@ export function jsonTextAt(d: Data, i: number, path: string, at: JsonTextContext
       const parts: string[] = [];
       for (let e = e0; e < e1; e++) {
         const key = jsonTextAt(keys, e, child(path, e - e0), at);
-        const value = jsonTextAt(values, e, child(path, stringKeys ? JSON.parse(key) as string : e - e0), at);
+        const value = jsonTextAt(values, e, child(path, stringKeys ? (JSON.parse(key) as string) : e - e0), at);
         parts.push(stringKeys ? `${key}:${value}` : `[${key},${value}]`);
       }
       return stringKeys ? `{${parts.join(',')}}` : `[${parts.join(',')}]`;
@@ -143,13 +170,22 @@ function decimalText(d: Data, i: number): string {
   return (negative ? '-' : '') + digits;
 }
 
-const PER_SECOND: Record<number, bigint> = { [TimeUnit.SECOND]: 1n, [TimeUnit.MILLISECOND]: 1000n, [TimeUnit.MICROSECOND]: 1000000n, [TimeUnit.NANOSECOND]: 1000000000n };
+const PER_SECOND: Record<number, bigint> = {
+  [TimeUnit.SECOND]: 1n,
+  [TimeUnit.MILLISECOND]: 1000n,
+  [TimeUnit.MICROSECOND]: 1000000n,
+  [TimeUnit.NANOSECOND]: 1000000000n,
+};
 const FRACTION_DIGITS: Record<number, number> = { [TimeUnit.SECOND]: 0, [TimeUnit.MILLISECOND]: 3, [TimeUnit.MICROSECOND]: 6, [TimeUnit.NANOSECOND]: 9 };
 
 /** A day count and the rest of a span in `unit`s since the epoch, split with floor division. */
 function split(value: bigint, perDay: bigint): [bigint, bigint] {
-  let days = value / perDay, rest = value % perDay;
-  if (rest < 0n) { rest += perDay; days -= 1n; }
+  let days = value / perDay,
+    rest = value % perDay;
+  if (rest < 0n) {
+    rest += perDay;
+    days -= 1n;
+  }
   return [days, rest];
 }
 
@@ -162,8 +198,11 @@ function dayText(days: bigint): string {
 
 function clockText(rest: bigint, unit: TimeUnit): string {
   const per = PER_SECOND[unit];
-  const seconds = rest / per, fraction = rest % per;
-  const hh = seconds / 3600n, mm = (seconds / 60n) % 60n, ss = seconds % 60n;
+  const seconds = rest / per,
+    fraction = rest % per;
+  const hh = seconds / 3600n,
+    mm = (seconds / 60n) % 60n,
+    ss = seconds % 60n;
   const two = (x: bigint) => String(x).padStart(2, '0');
   const frac = FRACTION_DIGITS[unit] > 0 && fraction !== 0n ? `.${String(fraction).padStart(FRACTION_DIGITS[unit], '0')}` : '';
   return `${two(hh)}:${two(mm)}:${two(ss)}${frac}`;

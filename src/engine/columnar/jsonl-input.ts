@@ -39,10 +39,14 @@ type KeyKind = 'int' | 'string';
 export function schemaFor(id: KeyKind, group: KeyKind): Schema {
   const key = (k: KeyKind): DataType => (k === 'int' ? new Int64() : new Utf8());
   return new Schema([
-    new Field('id', key(id), false), new Field('group', key(group), true),
-    new Field('steps', floatMatrix(), false), new Field('embeddings', floatMatrix(), true),
-    new Field('expected', floatList(), true), new Field('realized', floatList(), true),
-    new Field('policy', floatMatrix(), true), new Field('baseScore', new Float64(), true),
+    new Field('id', key(id), false),
+    new Field('group', key(group), true),
+    new Field('steps', floatMatrix(), false),
+    new Field('embeddings', floatMatrix(), true),
+    new Field('expected', floatList(), true),
+    new Field('realized', floatList(), true),
+    new Field('policy', floatMatrix(), true),
+    new Field('baseScore', new Float64(), true),
     new Field('meta', new Utf8(), true),
   ]);
 }
@@ -76,13 +80,17 @@ export function readJsonlBatches(source: Readable, o: JsonlReadOptions): JsonlBa
   const lines = new WeakMap<RecordBatch, Int32Array>();
   let looksLikeArray = false;
   let schema: Schema | null = null;
-  let idKind: KeyKind = 'string', groupKind: KeyKind = 'string';
+  let idKind: KeyKind = 'string',
+    groupKind: KeyKind = 'string';
 
   const keyColumn = (kind: KeyKind, keys: (string | number | null)[], lineNos: number[], field: 'id' | 'group'): Data => {
     for (let j = 0; j < keys.length; j++) {
       const k = keys[j];
       if (k !== null && (typeof k === 'number') !== (kind === 'int')) {
-        throw new InputError(`${JSON.stringify(k)} is a ${typeof k}, but the ${field}s before it were ${kind === 'int' ? 'numbers' : 'strings'}; a Parquet or Arrow column holds one type, so write every ${field} as a string (or every one as a number)`, { line: lineNos[j], field });
+        throw new InputError(
+          `${JSON.stringify(k)} is a ${typeof k}, but the ${field}s before it were ${kind === 'int' ? 'numbers' : 'strings'}; a Parquet or Arrow column holds one type, so write every ${field} as a string (or every one as a number)`,
+          { line: lineNos[j], field },
+        );
       }
     }
     return kind === 'int' ? int64Data(keys as (number | null)[]) : utf8Data(keys as (string | null)[]);
@@ -97,10 +105,22 @@ export function readJsonlBatches(source: Readable, o: JsonlReadOptions): JsonlBa
     }
     const n = records.length;
     const base = new Float64Array(n);
-    records.forEach((r, j) => { base[j] = r.baseScore ?? 0; });
+    records.forEach((r, j) => {
+      base[j] = r.baseScore ?? 0;
+    });
     const children = [
-      keyColumn(idKind, records.map((r) => r.id), lineNos, 'id'),
-      keyColumn(groupKind, records.map((r) => r.group), lineNos, 'group'),
+      keyColumn(
+        idKind,
+        records.map((r) => r.id),
+        lineNos,
+        'id',
+      ),
+      keyColumn(
+        groupKind,
+        records.map((r) => r.group),
+        lineNos,
+        'group',
+      ),
       matrixData(records.map((r) => r.steps)),
       matrixData(records.map((r) => r.embeddings)),
       listData(records.map((r) => r.expected)),
@@ -115,7 +135,9 @@ export function readJsonlBatches(source: Readable, o: JsonlReadOptions): JsonlBa
   };
 
   async function* batches(): AsyncGenerator<RecordBatch> {
-    let records: CheckedRecord[] = [], metas: (string | null)[] = [], lineNos: number[] = [];
+    let records: CheckedRecord[] = [],
+      metas: (string | null)[] = [],
+      lineNos: number[] = [];
     let lineNo = 0;
     for await (const text of readLines(source, o.lineCap)) {
       lineNo++;
@@ -129,7 +151,9 @@ export function readJsonlBatches(source: Readable, o: JsonlReadOptions): JsonlBa
         const value = parseJsonLine(text, lineNo);
         const rec = checkRecord(value, { line: lineNo }, lineNo, text);
         const meta = (value as { meta?: unknown }).meta;
-        records.push(rec); metas.push(meta === undefined ? null : metaJson(text, meta)); lineNos.push(lineNo);
+        records.push(rec);
+        metas.push(meta === undefined ? null : metaJson(text, meta));
+        lineNos.push(lineNo);
       } catch (err) {
         if (!(err instanceof InputError)) throw err;
         o.errors.push(err);
@@ -138,7 +162,9 @@ export function readJsonlBatches(source: Readable, o: JsonlReadOptions): JsonlBa
       }
       if (records.length >= o.windowSize) {
         if (o.errors.length === 0) yield toBatch(records, metas, lineNos);
-        records = []; metas = []; lineNos = [];
+        records = [];
+        metas = [];
+        lineNos = [];
       }
     }
     if (records.length > 0 && o.errors.length === 0) yield toBatch(records, metas, lineNos);
@@ -147,7 +173,11 @@ export function readJsonlBatches(source: Readable, o: JsonlReadOptions): JsonlBa
   return {
     batches: batches(),
     lineOf: (batch, j) => lines.get(batch)?.[j] ?? j + 1,
-    get looksLikeArray() { return looksLikeArray; },
-    get schema() { return schema ?? schemaFor('int', 'string'); },
+    get looksLikeArray() {
+      return looksLikeArray;
+    },
+    get schema() {
+      return schema ?? schemaFor('int', 'string');
+    },
   };
 }

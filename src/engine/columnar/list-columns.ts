@@ -22,7 +22,8 @@ export const fixedSize = (d: Data): number => (d.type as unknown as { listSize: 
  */
 export function validOf(d: Data): ((i: number) => boolean) | null {
   if (d.nullCount === 0 || !d.nullBitmap) return null;
-  const bits = d.nullBitmap, off = d.offset;
+  const bits = d.nullBitmap,
+    off = d.offset;
   return (i) => ((bits[(off + i) >> 3] >> ((off + i) & 7)) & 1) === 1;
 }
 
@@ -68,7 +69,7 @@ function checkListBounds(d: Data, from: number, to: number, column: string, firs
   const O = offsetsOf(d);
   const childLength = d.children[0].length;
   const bad = (entry: number): never => {
-    throw new InputError('the list offsets point outside the column\'s values (the file is damaged)', { row: firstRow + rowOf(entry) + 1, field: column });
+    throw new InputError("the list offsets point outside the column's values (the file is damaged)", { row: firstRow + rowOf(entry) + 1, field: column });
   };
   if (!O) {
     if (to * fixedSize(d) > childLength) bad(Math.max(from, Math.floor(childLength / Math.max(1, fixedSize(d)))));
@@ -83,27 +84,47 @@ export function matrixRows(d: Data, n: number, column: string, firstRow: number)
   const outerFixed = O ? 0 : fixedSize(d);
   const inner = d.children[0];
   if (n > 0) {
-    const first = O ? O[0] : 0, last = O ? O[n] : n * outerFixed;
-    const rowOf = (e: number) => { let i = 0; while (i < n - 1 && (O ? O[i + 1] : (i + 1) * outerFixed) <= e) i++; return i; };
+    const first = O ? O[0] : 0,
+      last = O ? O[n] : n * outerFixed;
+    const rowOf = (e: number) => {
+      let i = 0;
+      while (i < n - 1 && (O ? O[i + 1] : (i + 1) * outerFixed) <= e) i++;
+      return i;
+    };
     checkListBounds(inner, first, last, column, firstRow, rowOf);
   }
   const I = offsetsOf(inner);
   const innerFixed = I ? 0 : fixedSize(inner);
   const valueData = inner.children[0];
-  const rows = new Int32Array(n), width = new Int32Array(n), start = new Float64Array(n);
-  const valid = validOf(d), innerValid = validOf(inner);
+  const rows = new Int32Array(n),
+    width = new Int32Array(n),
+    start = new Float64Array(n);
+  const valid = validOf(d),
+    innerValid = validOf(inner);
   for (let i = 0; i < n; i++) {
     const e0 = O ? O[i] : i * outerFixed;
     const e1 = O ? O[i + 1] : e0 + outerFixed;
     start[i] = I ? I[e0] : e0 * innerFixed;
-    if (valid && !valid(i)) { rows[i] = -1; continue; }
+    if (valid && !valid(i)) {
+      rows[i] = -1;
+      continue;
+    }
     rows[i] = e1 - e0;
     let w = innerFixed;
     if (I) {
       w = e1 > e0 ? I[e0 + 1] - I[e0] : 0;
-      for (let e = e0 + 1; e < e1; e++) if (I[e + 1] - I[e] !== w) { w = -1; break; }
+      for (let e = e0 + 1; e < e1; e++)
+        if (I[e + 1] - I[e] !== w) {
+          w = -1;
+          break;
+        }
     }
-    if (innerValid && w >= 0) for (let e = e0; e < e1; e++) if (!innerValid(e)) { w = -1; break; }
+    if (innerValid && w >= 0)
+      for (let e = e0; e < e1; e++)
+        if (!innerValid(e)) {
+          w = -1;
+          break;
+        }
     width[i] = w;
   }
   return { values: floatValues(valueData), valueData, rows, width, start };
@@ -114,7 +135,9 @@ export function vectorRows(d: Data, n: number, column: string, firstRow: number)
   const O = offsetsOf(d);
   const fixed = O ? 0 : fixedSize(d);
   const valueData = d.children[0];
-  const rows = new Int32Array(n), width = new Int32Array(n).fill(1), start = new Float64Array(n);
+  const rows = new Int32Array(n),
+    width = new Int32Array(n).fill(1),
+    start = new Float64Array(n);
   const valid = validOf(d);
   for (let i = 0; i < n; i++) {
     start[i] = O ? O[i] : i * fixed;
@@ -147,10 +170,12 @@ function firstOutside32(values: Float32Array, from: number, to: number, lo: numb
 
 /** The last row whose range starts at or before value index k (start is non-decreasing). */
 function rowOfValue(start: Float64Array, k: number): number {
-  let lo = 0, hi = start.length - 1;
+  let lo = 0,
+    hi = start.length - 1;
   while (lo < hi) {
     const mid = (lo + hi + 1) >> 1;
-    if (start[mid] <= k) lo = mid; else hi = mid - 1;
+    if (start[mid] <= k) lo = mid;
+    else hi = mid - 1;
   }
   return lo;
 }
@@ -162,17 +187,25 @@ function rowOfValue(start: Float64Array, k: number): number {
 export function flagValues(c: ListRows, n: number, lo: number, hi: number, problem: Uint8Array): void {
   const len = (i: number) => (c.rows[i] > 0 && c.width[i] > 0 ? c.rows[i] * c.width[i] : 0);
   if (n === 0) return;
-  const from = c.start[0], to = c.start[n - 1] + len(n - 1);
+  const from = c.start[0],
+    to = c.start[n - 1] + len(n - 1);
   for (let k = firstOutside(c.values, from, to, lo, hi); k >= 0;) {
     const i = rowOfValue(c.start, k);
     let next = k + 1;
-    if (k < c.start[i] + len(i)) { problem[i] = 1; next = c.start[i] + len(i); }
+    if (k < c.start[i] + len(i)) {
+      problem[i] = 1;
+      next = c.start[i] + len(i);
+    }
     k = next < to ? firstOutside(c.values, next, to, lo, hi) : -1;
   }
   const valid = validOf(c.valueData);
   if (valid) {
     for (let i = 0; i < n; i++) {
-      for (let k = c.start[i], end = k + len(i); k < end; k++) if (!valid(k)) { problem[i] = 1; break; }
+      for (let k = c.start[i], end = k + len(i); k < end; k++)
+        if (!valid(k)) {
+          problem[i] = 1;
+          break;
+        }
     }
   }
 }

@@ -19,13 +19,16 @@ const BLOCK_MAX = [0, 0, 0, 0, 64 << 10, 256 << 10, 1 << 20, 4 << 20];
 /** Decodes every frame of `src` (frames may be concatenated; skippable frames are skipped). */
 export function decodeLz4Frames(src: Uint8Array): Uint8Array {
   const dv = new DataView(src.buffer, src.byteOffset, src.byteLength);
-  const need = (at: number, n: number) => { if (at + n > src.length) throw new Lz4FrameError('the LZ4 frame is truncated'); };
+  const need = (at: number, n: number) => {
+    if (at + n > src.length) throw new Lz4FrameError('the LZ4 frame is truncated');
+  };
   const parts: Uint8Array[] = [];
   let at = 0;
   do {
     need(at, 4);
     const magic = dv.getUint32(at, true);
-    if ((magic & 0xfffffff0) === 0x184d2a50) { // a skippable frame
+    if ((magic & 0xfffffff0) === 0x184d2a50) {
+      // a skippable frame
       need(at, 8);
       at += 8 + dv.getUint32(at + 4, true);
       continue;
@@ -38,15 +41,22 @@ export function decodeLz4Frames(src: Uint8Array): Uint8Array {
   if (parts.length === 1) return parts[0];
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.length; }
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
   return out;
 }
 
 function decodeFrame(src: Uint8Array, dv: DataView, at: number, need: (at: number, n: number) => void): { output: Uint8Array; end: number } {
   need(at, 3);
-  const flg = src[at], bd = src[at + 1];
+  const flg = src[at],
+    bd = src[at + 1];
   if (flg >> 6 !== 1) throw new Lz4FrameError(`unsupported LZ4 frame version ${flg >> 6}`);
-  const blockChecksums = (flg & 0x10) !== 0, hasContentSize = (flg & 0x08) !== 0, contentChecksum = (flg & 0x04) !== 0, hasDict = (flg & 0x01) !== 0;
+  const blockChecksums = (flg & 0x10) !== 0,
+    hasContentSize = (flg & 0x08) !== 0,
+    contentChecksum = (flg & 0x04) !== 0,
+    hasDict = (flg & 0x01) !== 0;
   const blockMax = BLOCK_MAX[(bd >> 4) & 7];
   if (blockMax === 0) throw new Lz4FrameError('invalid LZ4 block size');
   const descriptorStart = at;
@@ -61,7 +71,8 @@ function decodeFrame(src: Uint8Array, dv: DataView, at: number, need: (at: numbe
   }
   if (hasDict) throw new Lz4FrameError('the LZ4 frame needs a dictionary, which Arrow IPC never uses');
   need(at, 1);
-  if (((xxh32(src, descriptorStart, at - descriptorStart, 0) >>> 8) & 0xff) !== src[at]) throw new Lz4FrameError('the LZ4 frame header checksum does not match');
+  if (((xxh32(src, descriptorStart, at - descriptorStart, 0) >>> 8) & 0xff) !== src[at])
+    throw new Lz4FrameError('the LZ4 frame header checksum does not match');
   at += 1;
 
   // The output's size: the declared content size, else at most a full block per compressed block.
@@ -72,7 +83,8 @@ function decodeFrame(src: Uint8Array, dv: DataView, at: number, need: (at: numbe
       need(p, 4);
       const size = dv.getUint32(p, true);
       if (size === 0) break;
-      const raw = (size & 0x80000000) !== 0, len = size & 0x7fffffff;
+      const raw = (size & 0x80000000) !== 0,
+        len = size & 0x7fffffff;
       bound += raw ? len : blockMax;
       p += 4 + len + (blockChecksums ? 4 : 0);
     }
@@ -84,7 +96,8 @@ function decodeFrame(src: Uint8Array, dv: DataView, at: number, need: (at: numbe
     const size = dv.getUint32(at, true);
     at += 4;
     if (size === 0) break;
-    const raw = (size & 0x80000000) !== 0, len = size & 0x7fffffff;
+    const raw = (size & 0x80000000) !== 0,
+      len = size & 0x7fffffff;
     if (len > blockMax) throw new Lz4FrameError(`an LZ4 block of ${len} bytes is larger than the frame's ${blockMax}-byte blocks`);
     need(at, len + (blockChecksums ? 4 : 0));
     if (blockChecksums && xxh32(src, at, len, 0) !== dv.getUint32(at + len, true)) throw new Lz4FrameError('an LZ4 block checksum does not match');
@@ -111,7 +124,9 @@ function decodeFrame(src: Uint8Array, dv: DataView, at: number, need: (at: numbe
  * back into earlier blocks of the frame, which precede it in `out` (linked blocks).
  */
 function decodeBlock(src: Uint8Array, s: number, end: number, out: Uint8Array, o: number, limit: number): number {
-  const bad = (why: string): never => { throw new Lz4FrameError(`an LZ4 block is damaged (${why})`); };
+  const bad = (why: string): never => {
+    throw new Lz4FrameError(`an LZ4 block is damaged (${why})`);
+  };
   while (s < end) {
     const token = src[s++];
     let literals = token >> 4;
@@ -148,7 +163,11 @@ function decodeBlock(src: Uint8Array, s: number, end: number, out: Uint8Array, o
   return o;
 }
 
-const P1 = 0x9e3779b1, P2 = 0x85ebca77, P3 = 0xc2b2ae3d, P4 = 0x27d4eb2f, P5 = 0x165667b1;
+const P1 = 0x9e3779b1,
+  P2 = 0x85ebca77,
+  P3 = 0xc2b2ae3d,
+  P4 = 0x27d4eb2f,
+  P5 = 0x165667b1;
 const rotl = (x: number, r: number) => (x << r) | (x >>> (32 - r));
 const u32 = (b: Uint8Array, i: number) => (b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)) >>> 0;
 
@@ -158,7 +177,10 @@ export function xxh32(b: Uint8Array, at: number, len: number, seed: number): num
   let h: number;
   let i = at;
   if (len >= 16) {
-    let v1 = (seed + P1 + P2) | 0, v2 = (seed + P2) | 0, v3 = seed | 0, v4 = (seed - P1) | 0;
+    let v1 = (seed + P1 + P2) | 0,
+      v2 = (seed + P2) | 0,
+      v3 = seed | 0,
+      v4 = (seed - P1) | 0;
     for (; i + 16 <= end; i += 16) {
       v1 = Math.imul(rotl((v1 + Math.imul(u32(b, i), P2)) | 0, 13), P1);
       v2 = Math.imul(rotl((v2 + Math.imul(u32(b, i + 4), P2)) | 0, 13), P1);

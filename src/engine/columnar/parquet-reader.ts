@@ -30,11 +30,19 @@ class WorkerChannel {
     const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
     this.worker = new Worker(script, { execArgv, workerData: data });
     this.worker.on('message', (m: ParquetWorkerMessage) => {
-      if (this.waiting) { const w = this.waiting; this.waiting = null; w.resolve(m); } else this.queue.push(m);
+      if (this.waiting) {
+        const w = this.waiting;
+        this.waiting = null;
+        w.resolve(m);
+      } else this.queue.push(m);
     });
     const die = (err: Error) => {
       this.death ??= err;
-      if (this.waiting) { const w = this.waiting; this.waiting = null; w.reject(this.death); }
+      if (this.waiting) {
+        const w = this.waiting;
+        this.waiting = null;
+        w.reject(this.death);
+      }
     };
     this.worker.on('error', die);
     this.worker.on('exit', (code) => die(new Error(`the decoder stopped (exit ${code})`)));
@@ -44,10 +52,14 @@ class WorkerChannel {
     const m = this.queue.shift();
     if (m) return Promise.resolve(m);
     if (this.death) return Promise.reject(this.death);
-    return new Promise((resolve, reject) => { this.waiting = { resolve, reject }; });
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject };
+    });
   }
 
-  ask(): void { this.worker.postMessage('next'); }
+  ask(): void {
+    this.worker.postMessage('next');
+  }
 
   async close(): Promise<void> {
     this.worker.removeAllListeners('exit');
@@ -103,7 +115,10 @@ export async function openParquetInWorker(file: string, script: URL, batchSize: 
       } catch (err) {
         throw await damaged(file, script, schema, rowGroupRows, rows, reasonOf(err));
       }
-      for (const b of batch) { rows += b.numRows; yield b; }
+      for (const b of batch) {
+        rows += b.numRows;
+        yield b;
+      }
     }
   }
   return { schema, batches: batches(), close: () => channel.close() };
@@ -114,10 +129,16 @@ export async function openParquetInWorker(file: string, script: URL, batchSize: 
  * row, and the first column that fails when the row group is decoded a column at a time.
  */
 async function damaged(file: string, script: URL, schema: Schema, rowGroupRows: number[], rowsBefore: number, reason: string): Promise<InputError> {
-  let group = 0, first = 0;
+  let group = 0,
+    first = 0;
   while (group < rowGroupRows.length - 1 && first + rowGroupRows[group] <= rowsBefore) first += rowGroupRows[group++];
   const where = `row group ${group + 1} of ${rowGroupRows.length} (rows ${first + 1}-${first + (rowGroupRows[group] ?? 0)})`;
-  const column = await failingColumn(file, script, group, schema.fields.map((f) => f.name));
+  const column = await failingColumn(
+    file,
+    script,
+    group,
+    schema.fields.map((f) => f.name),
+  );
   const which = column ? `, column "${column.name}"` : '';
   const why = column?.reason ?? reason;
   return new InputError(`${file}: ${where}${which}: the Parquet data is damaged or uses a feature the reader lacks (${why})`);

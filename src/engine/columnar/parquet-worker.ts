@@ -14,9 +14,7 @@ import { openAsBlob } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadParquetWasm } from './parquet-wasm.js';
 
-export type ParquetWorkerData =
-  | { mode: 'read'; file: string; batchSize: number }
-  | { mode: 'probe'; file: string; rowGroup: number; columns: string[] };
+export type ParquetWorkerData = { mode: 'read'; file: string; batchSize: number } | { mode: 'probe'; file: string; rowGroup: number; columns: string[] };
 
 export type ParquetWorkerMessage =
   | { kind: 'opened'; schema: Uint8Array; rowGroupRows: number[] }
@@ -61,7 +59,10 @@ async function main(): Promise<void> {
   const readNext = async () => {
     try {
       const next = await reader.read();
-      if (next.done) { post({ kind: 'end' }); return; }
+      if (next.done) {
+        post({ kind: 'end' });
+        return;
+      }
       // into*: the batch's memory passes to the IPC bytes (nothing left to free).
       const ipc = (next.value as { intoIPCStream(): Uint8Array }).intoIPCStream();
       post({ kind: 'batch', ipc }, [ipc.buffer as ArrayBuffer]);
@@ -69,7 +70,9 @@ async function main(): Promise<void> {
       post({ kind: 'failed', stage: 'read', message: messageOf(err) });
     }
   };
-  port.on('message', () => { void readNext(); });
+  port.on('message', () => {
+    void readNext();
+  });
 }
 
 main().catch((err) => post({ kind: 'failed', stage: 'open', message: messageOf(err) }));

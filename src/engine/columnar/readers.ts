@@ -51,7 +51,12 @@ export interface ColumnarOptions {
 export const RING_SLOTS = 3;
 
 /** Opens `file` ('-' or a stream: `stream` is read instead) as Arrow IPC or Parquet. */
-export async function openColumnar(file: string, format: Exclude<DataFormat, 'jsonl'>, stream: Readable | null, options: ColumnarOptions = {}): Promise<ColumnarInput> {
+export async function openColumnar(
+  file: string,
+  format: Exclude<DataFormat, 'jsonl'>,
+  stream: Readable | null,
+  options: ColumnarOptions = {},
+): Promise<ColumnarInput> {
   return format === 'arrow' ? openArrow(file, stream, options.reuseMemory === true) : openParquet(file, stream);
 }
 
@@ -66,7 +71,10 @@ async function openArrow(file: string, stream: Readable | null, reuseMemory: boo
   } catch (err) {
     const name = file === '-' ? 'stdin' : file;
     const type = unreadableType(reason(err));
-    if (type !== null) { await handle?.close(); throw new InputError(`${name}: ${type}`); }
+    if (type !== null) {
+      await handle?.close();
+      throw new InputError(`${name}: ${type}`);
+    }
     const why = handle ? await arrowOpenFailure(file, reason(err)) : null;
     await handle?.close();
     throw new InputError(`${name} ${why ?? `is not an Arrow IPC file or stream (${reason(err)})`}`);
@@ -80,16 +88,29 @@ async function openArrow(file: string, stream: Readable | null, reuseMemory: boo
     let k = 0; // batches read whole
     try {
       if (footer) {
-        for await (const b of ringBatches(handle!, footer, r.schema, (await handle!.stat()).size)) { k++; yield b; }
+        for await (const b of ringBatches(handle!, footer, r.schema, (await handle!.stat()).size)) {
+          k++;
+          yield b;
+        }
       } else {
-        for await (const b of r) { k++; yield b; }
+        for await (const b of r) {
+          k++;
+          yield b;
+        }
       }
     } catch (err) {
       const what = err instanceof InputError ? err.message : `the Arrow data is damaged (${reason(err)})`;
       throw new InputError(`${file === '-' ? 'stdin' : file}: record batch ${k + 1}${total}: ${what}`);
     }
   }
-  return { schema: r.schema, batches: batches(), transient: footer !== null, close: async () => { await handle?.close(); } };
+  return {
+    schema: r.schema,
+    batches: batches(),
+    transient: footer !== null,
+    close: async () => {
+      await handle?.close();
+    },
+  };
 }
 
 /** Arrow types apache-arrow cannot decode, with how to write the column instead. */
@@ -109,7 +130,8 @@ function unreadableType(why: string): string | null {
 
 /** Why an Arrow IPC file could not be opened, from its magic numbers; null when it is no Arrow file at all. */
 async function arrowOpenFailure(file: string, why: string): Promise<string | null> {
-  const head = new Uint8Array(8), tail = new Uint8Array(6);
+  const head = new Uint8Array(8),
+    tail = new Uint8Array(6);
   try {
     // Opened again: apache-arrow's reader may have closed the handle it was given.
     const handle = await fs.open(file, 'r');
@@ -126,7 +148,8 @@ async function arrowOpenFailure(file: string, why: string): Promise<string | nul
   const magic = 'ARROW1';
   const text = (b: Uint8Array) => String.fromCharCode(...b.subarray(0, 6));
   if (text(head) === magic) {
-    if (text(tail) !== magic) return 'is a truncated Arrow IPC file: it starts as one but does not end with the ARROW1 footer marker (cut short, or still being written)';
+    if (text(tail) !== magic)
+      return 'is a truncated Arrow IPC file: it starts as one but does not end with the ARROW1 footer marker (cut short, or still being written)';
     return `is an Arrow IPC file whose footer or schema is damaged (${why})`;
   }
   if (head[0] === 0xff && head[1] === 0xff && head[2] === 0xff && head[3] === 0xff) return `is an Arrow IPC stream whose schema message is damaged (${why})`;
@@ -134,8 +157,15 @@ async function arrowOpenFailure(file: string, why: string): Promise<string | nul
 }
 
 /** Where a message lies in an Arrow IPC file (the footer's Block: metadata with its 8-byte prefix, then the body). */
-interface FileBlock { offset: number; metaDataLength: number; bodyLength: number }
-interface FileFooter { numRecordBatches: number; getRecordBatch(i: number): FileBlock | null }
+interface FileBlock {
+  offset: number;
+  metaDataLength: number;
+  bodyLength: number;
+}
+interface FileFooter {
+  numRecordBatches: number;
+  getRecordBatch(i: number): FileBlock | null;
+}
 
 async function readAt(handle: FileHandle, into: Uint8Array, position: number): Promise<void> {
   for (let done = 0; done < into.length;) {
@@ -167,7 +197,9 @@ async function* ringBatches(handle: FileHandle, footer: FileFooter, schema: Sche
     const messageBytes = block.metaDataLength + Number(block.bodyLength);
     // A damaged footer could ask for any size: what lies past the end of the file is not read, nor allocated.
     if (!(Number(block.offset) >= 0 && block.metaDataLength >= 0 && Number(block.offset) + messageBytes <= fileSize)) {
-      throw new InputError(`the footer places it at bytes ${block.offset}-${Number(block.offset) + messageBytes}, outside the file's ${fileSize} bytes (the file is damaged or truncated)`);
+      throw new InputError(
+        `the footer places it at bytes ${block.offset}-${Number(block.offset) + messageBytes}, outside the file's ${fileSize} bytes (the file is damaged or truncated)`,
+      );
     }
     const slot = i % RING_SLOTS;
     const need = schemaMessage.length + messageBytes;
@@ -181,7 +213,9 @@ async function* ringBatches(handle: FileHandle, footer: FileFooter, schema: Sche
 
 async function openParquet(file: string, stream: Readable | null): Promise<ColumnarInput> {
   if (stream) {
-    throw new UsageError(`${file === '-' ? 'stdin' : file}: Parquet is read from its footer, so it needs a regular file, not a pipe or stdin (save it to a file first, or send Arrow IPC stream format through the pipe)`);
+    throw new UsageError(
+      `${file === '-' ? 'stdin' : file}: Parquet is read from its footer, so it needs a regular file, not a pipe or stdin (save it to a file first, or send Arrow IPC stream format through the pipe)`,
+    );
   }
   const script = parquetWorkerScript();
   if (script) {
@@ -218,5 +252,12 @@ async function openParquet(file: string, stream: Readable | null): Promise<Colum
       for (const b of table.batches) yield b;
     }
   }
-  return { schema, batches: batches(), transient: false, close: async () => { file_.free(); } };
+  return {
+    schema,
+    batches: batches(),
+    transient: false,
+    close: async () => {
+      file_.free();
+    },
+  };
 }

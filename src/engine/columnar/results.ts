@@ -22,7 +22,14 @@ export interface BlockResults {
   pCorrect: Float64Array | null;
 }
 
-const METRIC_COLUMNS = [['EVB', 'evb'], ['CR', 'cr'], ['TS', 'ts'], ['ES', 'es'], ['PD', 'pd'], ['CCI', 'cci']] as const;
+const METRIC_COLUMNS = [
+  ['EVB', 'evb'],
+  ['CR', 'cr'],
+  ['TS', 'ts'],
+  ['ES', 'es'],
+  ['PD', 'pd'],
+  ['CCI', 'cci'],
+] as const;
 
 /** The output schema (ECR-SPEC section 5.2), in the order of a JSONL result line. */
 export function resultSchema(idType: Data['type'], groupType: Data['type'] | null, withPCorrect: boolean, withSelected: boolean): Schema {
@@ -41,7 +48,8 @@ export function resultBatch(r: BlockResults): RecordBatch {
   const n = r.admissible.length;
   const schema = resultSchema(r.id.type, r.group?.type ?? null, r.pCorrect !== null, false);
   const children: Data[] = [
-    r.id, r.group ?? nullUtf8Data(n),
+    r.id,
+    r.group ?? nullUtf8Data(n),
     ...METRIC_COLUMNS.map(([, key]) => float64Data(r.metrics[key])),
     boolData(r.admissible),
     ...(r.pCorrect ? [float64Data(r.pCorrect)] : []),

@@ -22,14 +22,17 @@ const childType = (t: DataType): DataType => (t.children[0] as Field<DataType>).
 export const isNumberVector = (t: DataType) => isList(t) && isNumberType(childType(t));
 export const isNumberMatrix = (t: DataType) => isList(t) && isNumberVector(childType(t));
 export const isStringType = (t: DataType) => t.typeId === Type.Utf8 || t.typeId === Type.LargeUtf8 || t.typeId === Type.Utf8View;
-export const isKeyType = (t: DataType): boolean => isStringType(t) || t.typeId === Type.Int
-  || (t.typeId === Type.Dictionary && isKeyType((t as unknown as { dictionary: DataType }).dictionary));
+export const isKeyType = (t: DataType): boolean =>
+  isStringType(t) || t.typeId === Type.Int || (t.typeId === Type.Dictionary && isKeyType((t as unknown as { dictionary: DataType }).dictionary));
 
 const NUMBERS = 'any integer or float type';
 const EXPECTED: Record<Exclude<ColumnName, 'meta'>, { ok: (t: DataType) => boolean; words: string }> = {
   id: { ok: isKeyType, words: 'strings or integers (utf8, large_utf8, utf8_view, a dictionary of strings, or an integer type)' },
   group: { ok: isKeyType, words: 'strings or integers (utf8, large_utf8, utf8_view, a dictionary of strings, or an integer type)' },
-  steps: { ok: isNumberMatrix, words: `a list of lists of numbers per row (${NUMBERS}: list<list<double>>, list<list<int64>>, or fixed_size_list<fixed_size_list<float>>)` },
+  steps: {
+    ok: isNumberMatrix,
+    words: `a list of lists of numbers per row (${NUMBERS}: list<list<double>>, list<list<int64>>, or fixed_size_list<fixed_size_list<float>>)`,
+  },
   embeddings: { ok: isNumberMatrix, words: `a list of lists of numbers per row (${NUMBERS})` },
   policy: { ok: isNumberMatrix, words: `a list of lists of numbers per row (${NUMBERS})` },
   expected: { ok: isNumberVector, words: `a list of numbers per row (${NUMBERS})` },
@@ -51,7 +54,10 @@ export function checkSchema(schema: Schema): ColumnIndex {
     const rule = EXPECTED[name];
     if (!rule.ok(f.type)) throw new InputError(`column "${name}" has type ${String(f.type)}; it must hold ${rule.words}`);
   });
-  if (index.steps === undefined) throw new InputError(`column "steps" is missing (a file has a "steps" column, ${EXPECTED.steps.words}; the file's columns: ${schema.fields.map((f) => f.name).join(', ') || 'none'})`);
+  if (index.steps === undefined)
+    throw new InputError(
+      `column "steps" is missing (a file has a "steps" column, ${EXPECTED.steps.words}; the file's columns: ${schema.fields.map((f) => f.name).join(', ') || 'none'})`,
+    );
   if ((index.expected === undefined) !== (index.realized === undefined)) {
     const [has, lacks] = index.expected !== undefined ? ['expected', 'realized'] : ['realized', 'expected'];
     throw new InputError(`column "${has}" is given without a "${lacks}" column (they come together)`);

@@ -33,7 +33,6 @@ import { ResultStore, SelectedColumn, resultBatch, resultSchema, type BlockResul
 import { checkSchema, type ColumnIndex } from './schema.js';
 import { jsonlResultsWriter, openWriter } from './writers.js';
 
-
 export interface InputSpec {
   /** The name given on the command line ('-' for stdin). */
   file: string;
@@ -73,18 +72,30 @@ export async function openBatchInput(input: InputSpec, options: ColumnarOptions 
     const source = input.stream ? checkedJsonlStream(input.stream, input.file) : await checkedJsonlInput(input.file, () => openInput(input.file), true);
     const j = readJsonlBatches(source, { windowSize: input.windowSize, lineCap: input.lineCap, maxErrors: MAX_REPORTED_ERRORS, errors });
     return {
-      schema: () => j.schema, columns: checkSchema(j.schema), batches: j.batches, errors, unit: 'line',
+      schema: () => j.schema,
+      columns: checkSchema(j.schema),
+      batches: j.batches,
+      errors,
+      unit: 'line',
       locate: (batch, k) => ({ line: j.lineOf(batch, k) }),
-      looksLikeArray: () => j.looksLikeArray, transient: false, close: async () => {},
+      looksLikeArray: () => j.looksLikeArray,
+      transient: false,
+      close: async () => {},
     };
   }
   const c = await openColumnar(input.file, input.format, input.stream, options);
   try {
     const columns = checkSchema(c.schema);
     return {
-      schema: () => c.schema, columns, batches: c.batches, errors, unit: 'row',
+      schema: () => c.schema,
+      columns,
+      batches: c.batches,
+      errors,
+      unit: 'row',
       locate: (_batch, k, firstRow) => ({ row: firstRow + k + 1 }),
-      looksLikeArray: () => false, transient: c.transient, close: c.close,
+      looksLikeArray: () => false,
+      transient: c.transient,
+      close: c.close,
     };
   } catch (err) {
     await c.close();
@@ -111,15 +122,30 @@ export async function* validatedBlocks(input: BatchInput): AsyncGenerator<{ batc
 }
 
 /** Scores one block: one backend call per shape, then each row offered to the selector. */
-export async function scoreBlock(block: ScoringBlock, s: ScoreSettings, groups: GroupKeys, selector: GroupSelector, locate: (j: number) => InputLocation): Promise<BlockResults> {
+export async function scoreBlock(
+  block: ScoringBlock,
+  s: ScoreSettings,
+  groups: GroupKeys,
+  selector: GroupSelector,
+  locate: (j: number) => InputLocation,
+): Promise<BlockResults> {
   const n = block.numRows;
-  const w = await scoreWindow({
-    n, parts: block.parts, firstIndex: block.firstRow,
-    groups: internGroups(block.group, n, groups), baseScore: block.baseScore ?? null,
-    // Shared memory: the cpu backend's workers write a one-shape block's results in place (no copy back).
-    metrics: allocateSharedMetrics(n), requireFinite: true, offload: true,
-    locate: (j) => ({ ...locate(j), id: String(block.idOf(j)) }),
-  }, s, selector);
+  const w = await scoreWindow(
+    {
+      n,
+      parts: block.parts,
+      firstIndex: block.firstRow,
+      groups: internGroups(block.group, n, groups),
+      baseScore: block.baseScore ?? null,
+      // Shared memory: the cpu backend's workers write a one-shape block's results in place (no copy back).
+      metrics: allocateSharedMetrics(n),
+      requireFinite: true,
+      offload: true,
+      locate: (j) => ({ ...locate(j), id: String(block.idOf(j)) }),
+    },
+    s,
+    selector,
+  );
   const { metrics, admissible } = w;
   let pCorrect: Float64Array | null = null;
   if (s.config.calibration) {
@@ -163,10 +189,11 @@ export async function scoreToOutput(input: InputSpec, output: OutputSpec, s: Sco
       progress.update(rows);
     }
     const schema = source.schema();
-    const idType = source.columns.id !== undefined ? schema.fields[source.columns.id].type as DataType : new Int64();
-    const groupType = source.columns.group !== undefined ? schema.fields[source.columns.group].type as DataType : null;
-    const writer = await openWriter(output.format, output.arrowLayout, output.sink, resultSchema(idType, groupType, s.config.calibration !== null, true),
-      () => jsonlResultsWriter(output.sink, s.config));
+    const idType = source.columns.id !== undefined ? (schema.fields[source.columns.id].type as DataType) : new Int64();
+    const groupType = source.columns.group !== undefined ? (schema.fields[source.columns.group].type as DataType) : null;
+    const writer = await openWriter(output.format, output.arrowLayout, output.sink, resultSchema(idType, groupType, s.config.calibration !== null, true), () =>
+      jsonlResultsWriter(output.sink, s.config),
+    );
     const selected = new SelectedColumn(selector.selectedIndices());
     for await (const b of store.batches()) await writer.write(selected.append(b));
     await writer.finish();

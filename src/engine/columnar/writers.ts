@@ -25,7 +25,13 @@ export interface BatchWriter {
 /** Rows per Parquet row group written: bounded memory when the file is read back, and enough rows to amortize per-group work. */
 export const PARQUET_ROW_GROUP_ROWS = 65536;
 
-export async function openWriter(format: DataFormat, arrowLayout: 'file' | 'stream', sink: Sink, schema: Schema, jsonl: () => BatchWriter): Promise<BatchWriter> {
+export async function openWriter(
+  format: DataFormat,
+  arrowLayout: 'file' | 'stream',
+  sink: Sink,
+  schema: Schema,
+  jsonl: () => BatchWriter,
+): Promise<BatchWriter> {
   if (format === 'arrow') return arrowWriter(sink, arrowLayout, schema);
   if (format === 'parquet') return parquetWriter(sink, schema);
   return jsonl();
@@ -42,19 +48,28 @@ function arrowWriter(sink: Sink, layout: 'file' | 'stream', schema: Schema): Bat
   // Boxed, so that a falsy rejection reason still counts as a failure.
   let failure: { error: unknown } | null = null;
   let waiters: (() => void)[] = [];
-  const wakeWaiters = () => { const w = waiters; waiters = []; for (const f of w) f(); };
+  const wakeWaiters = () => {
+    const w = waiters;
+    waiters = [];
+    for (const f of w) f();
+  };
   const chunks = writer[Symbol.asyncIterator]();
   const pump = (async () => {
     for (;;) {
       waiting = true;
-      setImmediate(() => { if (waiting) wakeWaiters(); });
+      setImmediate(() => {
+        if (waiting) wakeWaiters();
+      });
       const next = await chunks.next();
       waiting = false;
       if (next.done) return;
       await sink.write(next.value);
     }
   })();
-  pump.catch((err) => { failure = { error: err }; wakeWaiters(); });
+  pump.catch((err) => {
+    failure = { error: err };
+    wakeWaiters();
+  });
   return {
     async write(batch) {
       const drained = new Promise<void>((r) => waiters.push(r));
@@ -91,15 +106,22 @@ async function parquetWriter(sink: Sink, schema: Schema): Promise<BatchWriter> {
   let wake: (() => void) | null = null;
   let taken: (() => void) | null = null;
   let failure: { error: unknown } | null = null;
-  const input = new ReadableStream({
-    async pull(controller) {
-      while (offered === undefined) await new Promise<void>((r) => { wake = r; });
-      const b = offered;
-      offered = undefined;
-      taken?.();
-      if (b === null) controller.close(); else controller.enqueue(b);
+  const input = new ReadableStream(
+    {
+      async pull(controller) {
+        while (offered === undefined)
+          await new Promise<void>((r) => {
+            wake = r;
+          });
+        const b = offered;
+        offered = undefined;
+        taken?.();
+        if (b === null) controller.close();
+        else controller.enqueue(b);
+      },
     },
-  }, { highWaterMark: 0 });
+    { highWaterMark: 0 },
+  );
   // Not awaited here: the encoder reads the first batch (for the schema) before it returns.
   const output = pw.transformParquetStream(input, props);
   const pump = (async () => {
@@ -110,9 +132,14 @@ async function parquetWriter(sink: Sink, schema: Schema): Promise<BatchWriter> {
       await sink.write(value);
     }
   })();
-  pump.catch((err) => { failure = { error: err }; taken?.(); });
+  pump.catch((err) => {
+    failure = { error: err };
+    taken?.();
+  });
   const offer = async (b: ReturnType<typeof toWasm> | null) => {
-    const gone = new Promise<void>((r) => { taken = r; });
+    const gone = new Promise<void>((r) => {
+      taken = r;
+    });
     offered = b;
     wake?.();
     await gone;
@@ -149,15 +176,20 @@ export function jsonlResultsWriter(sink: Sink, config: ResolvedConfig): BatchWri
       const n = batch.numRows;
       const col = (name: string) => columnData(batch, name)!.values as Float64Array;
       const bits = (name: string) => columnData(batch, name)!.values as Uint8Array;
-      const adm = bits('admissible'), sel = bits('selected');
+      const adm = bits('admissible'),
+        sel = bits('selected');
       const admissible = new Uint8Array(n);
       for (let j = 0; j < n; j++) admissible[j] = (adm[j >> 3] >> (j & 7)) & 1;
       const metrics = { evb: col('EVB'), cr: col('CR'), ts: col('TS'), es: col('ES'), pd: col('PD'), cci: col('CCI') };
-      const id = columnData(batch, 'id')!, group = columnData(batch, 'group')!;
+      const id = columnData(batch, 'id')!,
+        group = columnData(batch, 'group')!;
       let text = '';
       for (let j = 0; j < n; j++) {
         text += `${resultPrefix(keyValueAt(id, j) as string | number, keyValueAt(group, j), metrics, admissible, j, j + 1, config)},"selected":${((sel[j >> 3] >> (j & 7)) & 1) === 1}}\n`;
-        if (text.length > 1 << 20) { await sink.write(text); text = ''; }
+        if (text.length > 1 << 20) {
+          await sink.write(text);
+          text = '';
+        }
       }
       await sink.write(text);
     },
@@ -176,8 +208,9 @@ export function jsonlRecordsWriter(sink: Sink): BatchWriter {
   let rowsBefore = 0;
   return {
     async write(batch) {
-      const columns = RECORD_FIELDS.map((name) => [name, columnData(batch, name) ?? null] as const)
-        .filter((c): c is readonly [typeof c[0], Data] => c[1] !== null);
+      const columns = RECORD_FIELDS.map((name) => [name, columnData(batch, name) ?? null] as const).filter(
+        (c): c is readonly [(typeof c)[0], Data] => c[1] !== null,
+      );
       const idData = columnData(batch, 'id');
       let text = '';
       for (let j = 0; j < batch.numRows; j++) {
@@ -195,7 +228,10 @@ export function jsonlRecordsWriter(sink: Sink): BatchWriter {
         }
         const line = JSON.stringify(o);
         text += (meta === null ? line : `${line.slice(0, -1)}${line.length > 2 ? ',' : ''}"meta":${meta}}`) + '\n';
-        if (text.length > 1 << 20) { await sink.write(text); text = ''; }
+        if (text.length > 1 << 20) {
+          await sink.write(text);
+          text = '';
+        }
       }
       rowsBefore += batch.numRows;
       await sink.write(text);

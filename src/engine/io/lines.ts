@@ -54,7 +54,11 @@ export const DEFAULT_CHUNK_BYTES = 1 << 20;
  * progress line's ETA). Each chunk is a fresh buffer of its own, so it can be transferred.
  */
 export async function* lineChunks(
-  input: Readable | AsyncIterable<Uint8Array>, maxLineBytes = DEFAULT_MAX_LINE_BYTES, chunkBytes = DEFAULT_CHUNK_BYTES, bytesRead?: (n: number) => void, firstLine = 1,
+  input: Readable | AsyncIterable<Uint8Array>,
+  maxLineBytes = DEFAULT_MAX_LINE_BYTES,
+  chunkBytes = DEFAULT_CHUNK_BYTES,
+  bytesRead?: (n: number) => void,
+  firstLine = 1,
 ): AsyncGenerator<ChunkItem> {
   let parts: Uint8Array[] = []; // whole lines of the chunk being gathered
   let partsBytes = 0;
@@ -67,16 +71,23 @@ export async function* lineChunks(
 
   const take = (bytes: Uint8Array, lines: number) => {
     if (bytes.length === 0) return;
-    parts.push(bytes); partsBytes += bytes.length; partsLines += lines;
+    parts.push(bytes);
+    partsBytes += bytes.length;
+    partsLines += lines;
   };
   function* flush(): Generator<LineChunk> {
     if (partsLines === 0) return;
     const bytes = new Uint8Array(partsBytes);
     let at = 0;
-    for (const p of parts) { bytes.set(p, at); at += p.length; }
+    for (const p of parts) {
+      bytes.set(p, at);
+      at += p.length;
+    }
     const chunk: LineChunk = { bytes, firstLine: nextLine, lines: partsLines };
     nextLine += partsLines;
-    parts = []; partsBytes = 0; partsLines = 0;
+    parts = [];
+    partsBytes = 0;
+    partsLines = 0;
     yield chunk;
   }
   function* overlong(bytes: number): Generator<ChunkItem> {
@@ -91,14 +102,22 @@ export async function* lineChunks(
     if (held > 0 || skipping) {
       if (nl < 0) {
         held += buf.length;
-        if (!skipping && held > maxLineBytes) { skipping = true; pieces = []; } else if (!skipping) pieces.push(buf);
+        if (!skipping && held > maxLineBytes) {
+          skipping = true;
+          pieces = [];
+        } else if (!skipping) pieces.push(buf);
         bytesRead?.(consumed);
         continue;
       }
       const total = held + nl;
       if (skipping || total > maxLineBytes) yield* overlong(total);
-      else { pieces.push(buf.subarray(0, nl + 1)); take(Buffer.concat(pieces), 1); }
-      pieces = []; held = 0; skipping = false;
+      else {
+        pieces.push(buf.subarray(0, nl + 1));
+        take(Buffer.concat(pieces), 1);
+      }
+      pieces = [];
+      held = 0;
+      skipping = false;
       start = nl + 1;
       nl = buf.indexOf(10, start);
     }
@@ -108,7 +127,8 @@ export async function* lineChunks(
       if (nl - lineStart > maxLineBytes) {
         take(buf.subarray(start, lineStart), lines);
         yield* overlong(nl - lineStart);
-        start = nl + 1; lines = 0;
+        start = nl + 1;
+        lines = 0;
       } else {
         lines++;
       }
@@ -118,7 +138,8 @@ export async function* lineChunks(
     const rest = buf.length - lineStart;
     if (rest > 0) {
       held = rest;
-      if (held > maxLineBytes) skipping = true; else pieces.push(buf.subarray(lineStart));
+      if (held > maxLineBytes) skipping = true;
+      else pieces.push(buf.subarray(lineStart));
     }
     bytesRead?.(consumed);
     if (partsBytes >= chunkBytes) yield* flush();
@@ -140,7 +161,11 @@ const READ_CHUNK_BYTES = 1 << 16;
 export async function* readLines(input: Readable | AsyncIterable<Uint8Array>, maxLineBytes = DEFAULT_MAX_LINE_BYTES): AsyncGenerator<string | OverlongLine> {
   let first = true;
   for await (const item of lineChunks(input, maxLineBytes, READ_CHUNK_BYTES)) {
-    if ('overlong' in item) { first = false; yield item.overlong; continue; }
+    if ('overlong' in item) {
+      first = false;
+      yield item.overlong;
+      continue;
+    }
     const bytes = Buffer.from(item.bytes.buffer, item.bytes.byteOffset, item.bytes.length);
     let start = 0;
     for (let k = 0; k < item.lines; k++) {

@@ -70,7 +70,9 @@ async function replacingOutput(out: string, target: string, existing: Stats | nu
     // Renaming over a read-only file would succeed; refuse as `cp` or a shell redirect would.
     await fs.access(target, fs.constants.W_OK).catch((err) => refuse(out, describeFsError(err)));
   } else {
-    const parent = await fs.stat(dir).catch((err) => refuse(out, (err as NodeJS.ErrnoException).code === 'ENOENT' ? `directory ${dir} does not exist` : describeFsError(err)));
+    const parent = await fs
+      .stat(dir)
+      .catch((err) => refuse(out, (err as NodeJS.ErrnoException).code === 'ENOENT' ? `directory ${dir} does not exist` : describeFsError(err)));
     if (!parent.isDirectory()) refuse(out, `${dir} is not a directory`);
   }
   const tmp = path.join(dir, `.${path.basename(target)}.${process.pid}.tmp`);
@@ -107,7 +109,13 @@ async function streamedOutput(out: string, target: string): Promise<Output> {
   const handle = await fs.open(target, 'w').catch((err) => refuse(out, describeFsError(err)));
   const stream = handle.createWriteStream();
   const sink = new Sink(stream, `--out ${out}`);
-  return { sink, commit: () => sink.finish(), abort: async () => { stream.destroy(); } };
+  return {
+    sink,
+    commit: () => sink.finish(),
+    abort: async () => {
+      stream.destroy();
+    },
+  };
 }
 
 function descriptorOutput(out: string, fd: number, input: InputInfo): Output {

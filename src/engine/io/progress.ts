@@ -28,7 +28,10 @@ export class Progress {
   private shown = 0; // length of the line on screen, to blank a longer previous one
   private readonly start = Date.now();
   private readonly enabled: boolean;
-  constructor(private readonly label: string, private readonly stream: Pick<NodeJS.WriteStream, 'write' | 'isTTY'> = process.stderr) {
+  constructor(
+    private readonly label: string,
+    private readonly stream: Pick<NodeJS.WriteStream, 'write' | 'isTTY'> = process.stderr,
+  ) {
     this.enabled = stream.isTTY === true;
   }
 
@@ -51,7 +54,9 @@ export class Progress {
   done(records: number, detail: ProgressDetail = {}): void {
     if (!this.enabled) return;
     const seconds = (Date.now() - this.start) / 1000;
-    this.show(`${this.label}: ${plural(records, 'record', 'records', count(records))} in ${seconds.toFixed(1)} s (${count(records / Math.max(1e-3, seconds))}/s)${detail.backend ? `, backend ${detail.backend}` : ''}`);
+    this.show(
+      `${this.label}: ${plural(records, 'record', 'records', count(records))} in ${seconds.toFixed(1)} s (${count(records / Math.max(1e-3, seconds))}/s)${detail.backend ? `, backend ${detail.backend}` : ''}`,
+    );
     this.stream.write('\n');
   }
 

@@ -17,8 +17,13 @@ export class OutputWriteError extends EcrError {
  */
 export class Sink {
   private failure: unknown = null;
-  constructor(readonly stream: Writable, private readonly what: string) {
-    stream.on('error', (err) => { this.failure ??= err; });
+  constructor(
+    readonly stream: Writable,
+    private readonly what: string,
+  ) {
+    stream.on('error', (err) => {
+      this.failure ??= err;
+    });
   }
 
   /** Writes a chunk, waiting for the stream to drain so memory stays bounded. */
@@ -47,8 +52,14 @@ export class Sink {
 
   private settle(event: 'drain' | 'finish'): Promise<void> {
     return new Promise((resolve, reject) => {
-      const done = () => { this.stream.off('error', failed); resolve(); };
-      const failed = (err: unknown) => { this.stream.off(event, done); reject(new OutputWriteError(this.what, err)); };
+      const done = () => {
+        this.stream.off('error', failed);
+        resolve();
+      };
+      const failed = (err: unknown) => {
+        this.stream.off(event, done);
+        reject(new OutputWriteError(this.what, err));
+      };
       this.stream.once(event, done);
       this.stream.once('error', failed);
     });

@@ -14,7 +14,9 @@ const temporary = new Set<string>();
 /** Removes `p` (a file or directory) if the process is interrupted; returns the undo. */
 export function removeOnInterrupt(p: string): () => void {
   temporary.add(p);
-  return () => { temporary.delete(p); };
+  return () => {
+    temporary.delete(p);
+  };
 }
 
 /** A fresh directory for a run's temporary results (in TMPDIR), removed if the run is interrupted. */

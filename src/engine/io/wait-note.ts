@@ -29,7 +29,10 @@ export function startWaitNote(
   const start = Date.now();
   let written = false;
   let interval: ReturnType<typeof setInterval> | undefined;
-  const render = () => { out.write(CLEAR_LINE + describe(Date.now() - start)); written = true; };
+  const render = () => {
+    out.write(CLEAR_LINE + describe(Date.now() - start));
+    written = true;
+  };
   // Unref'd: a note must never keep the process alive after the work is done.
   const first = setTimeout(() => {
     render();

@@ -32,8 +32,20 @@ export interface SimpleRecord {
   m: number;
 }
 
-const SPACE = 32, TAB = 9, CR = 13, QUOTE = 34, BACKSLASH = 92, COMMA = 44, COLON = 58;
-const LBRACKET = 91, RBRACKET = 93, LBRACE = 123, RBRACE = 125, DOT = 46, ZERO = 48, NINE = 57;
+const SPACE = 32,
+  TAB = 9,
+  CR = 13,
+  QUOTE = 34,
+  BACKSLASH = 92,
+  COMMA = 44,
+  COLON = 58;
+const LBRACKET = 91,
+  RBRACKET = 93,
+  LBRACE = 123,
+  RBRACE = 125,
+  DOT = 46,
+  ZERO = 48,
+  NINE = 57;
 
 /**
  * Reads text[start, end) as a simple record, appending its steps to `steps`; false when the line
@@ -63,7 +75,8 @@ function str(): string | null {
 
 /** `[[x, ...], ...]` with every x in [0, 1], appended to `steps`, its shape into `shape`; false when it is not that. */
 function readSteps(steps: FloatSink, shape: SimpleRecord): boolean {
-  let t = 0, m = 0;
+  let t = 0,
+    m = 0;
   if (text.charCodeAt(i++) !== LBRACKET) return false;
   skip();
   for (;;) {
@@ -73,16 +86,31 @@ function readSteps(steps: FloatSink, shape: SimpleRecord): boolean {
       skip();
       // A number in [0, 1]: no sign, no exponent.
       const from = i;
-      let mantissa = 0, digits = 0, fraction = 0;
+      let mantissa = 0,
+        digits = 0,
+        fraction = 0;
       let c = text.charCodeAt(i);
       if (c < ZERO || c > NINE) return false;
-      if (c === ZERO) { i++; c = text.charCodeAt(i); if (c >= ZERO && c <= NINE) return false; } else {
-        while (c >= ZERO && c <= NINE) { mantissa = mantissa * 10 + (c - ZERO); digits++; c = text.charCodeAt(++i); }
+      if (c === ZERO) {
+        i++;
+        c = text.charCodeAt(i);
+        if (c >= ZERO && c <= NINE) return false;
+      } else {
+        while (c >= ZERO && c <= NINE) {
+          mantissa = mantissa * 10 + (c - ZERO);
+          digits++;
+          c = text.charCodeAt(++i);
+        }
       }
       if (c === DOT) {
         c = text.charCodeAt(++i);
         if (c < ZERO || c > NINE) return false;
-        while (c >= ZERO && c <= NINE) { mantissa = mantissa * 10 + (c - ZERO); if (mantissa > 0) digits++; fraction++; c = text.charCodeAt(++i); }
+        while (c >= ZERO && c <= NINE) {
+          mantissa = mantissa * 10 + (c - ZERO);
+          if (mantissa > 0) digits++;
+          fraction++;
+          c = text.charCodeAt(++i);
+        }
       }
       if (c === 101 || c === 69) return false; // e, E: an exponent, left to JSON.parse
       const x = digits <= 15 && fraction <= 22 ? mantissa / POW10[fraction] : Number(text.slice(from, i));
@@ -96,16 +124,21 @@ function readSteps(steps: FloatSink, shape: SimpleRecord): boolean {
       if (c !== RBRACKET) return false;
       break;
     }
-    if (t === 0) m = width; else if (width !== m) return false;
+    if (t === 0) m = width;
+    else if (width !== m) return false;
     t++;
     skip();
     const c = text.charCodeAt(i++);
-    if (c === COMMA) { skip(); continue; }
+    if (c === COMMA) {
+      skip();
+      continue;
+    }
     if (c !== RBRACKET) return false;
     break;
   }
   if (t < 2 || t > MAX_T) return false;
-  shape.t = t; shape.m = m;
+  shape.t = t;
+  shape.m = m;
   return true;
 }
 
@@ -114,7 +147,9 @@ function readSteps(steps: FloatSink, shape: SimpleRecord): boolean {
  * is not one (then `steps` may hold a partial record: the caller restores its length).
  */
 export function readSimpleRecord(line: string, start: number, stop: number, steps: FloatSink, out: SimpleRecord): boolean {
-  text = line; i = start; end = stop;
+  text = line;
+  i = start;
+  end = stop;
   let id: string | undefined, group: string | null | undefined;
   let seenSteps = false;
   skip();
@@ -134,7 +169,10 @@ export function readSimpleRecord(line: string, start: number, stop: number, step
       id = v;
     } else if (key === 'group') {
       if (group !== undefined) return false;
-      if (text.startsWith('null', i)) { group = null; i += 4; } else {
+      if (text.startsWith('null', i)) {
+        group = null;
+        i += 4;
+      } else {
         const v = str();
         if (v === null) return false;
         group = v;
@@ -147,13 +185,17 @@ export function readSimpleRecord(line: string, start: number, stop: number, step
     }
     skip();
     const c = text.charCodeAt(i++);
-    if (c === COMMA) { skip(); continue; }
+    if (c === COMMA) {
+      skip();
+      continue;
+    }
     if (c !== RBRACE) return false;
     break;
   }
   skip();
   if (i !== end || !seenSteps) return false;
-  out.id = id; out.group = group ?? null;
+  out.id = id;
+  out.group = group ?? null;
   text = '';
   return true;
 }

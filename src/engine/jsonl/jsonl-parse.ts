@@ -16,8 +16,7 @@ import { GrowableFloats } from '../floats.js';
 export const MAX_REPORTED_ERRORS = 20;
 
 /** Said after the errors when an invalid line looks like the start of a JSON array. */
-export const ARRAY_HINT = 'hint: this looks like a JSON array; ecr score reads JSONL, one JSON object per line'
-  + " (convert with: jq -c '.[]' FILE)";
+export const ARRAY_HINT = 'hint: this looks like a JSON array; ecr score reads JSONL, one JSON object per line' + " (convert with: jq -c '.[]' FILE)";
 
 /** An invalid line; `before` valid records of the chunk precede it. */
 export interface LineError {
@@ -83,7 +82,17 @@ export function parseChunk(bytes: Uint8Array, firstLine: number, lines: number):
 
   const simple: SimpleRecord = { id: undefined, group: null, t: 0, m: 0 };
   /** Everything but the float fields, which the caller appended already. */
-  const addRecord = (lineNo: number, id: string | number, group: string | number | null, t: number, m: number, d: number, a: number, rewards: number, base: number) => {
+  const addRecord = (
+    lineNo: number,
+    id: string | number,
+    group: string | number | null,
+    t: number,
+    m: number,
+    d: number,
+    a: number,
+    rewards: number,
+    base: number,
+  ) => {
     lineOf.push(lineNo);
     shapes.push(t, m, d, a, rewards);
     baseScore.push(base);
@@ -135,23 +144,36 @@ export function parseChunk(bytes: Uint8Array, firstLine: number, lines: number):
     }
     steps.rows(r.steps);
     if (r.embeddings) embeddings.rows(r.embeddings);
-    if (r.expected) { expected.row(r.expected); realized.row(r.realized!); }
+    if (r.expected) {
+      expected.row(r.expected);
+      realized.row(r.realized!);
+    }
     if (r.policy) policy.rows(r.policy);
     addRecord(lineNo, r.id, r.group, r.t, r.m, r.d ?? 0, r.a ?? 0, r.expected ? 1 : 0, r.baseScore ?? Number.NaN);
   }
   return {
-    firstLine, lines, count,
-    lineOf: Uint32Array.from(lineOf), shapes: Int32Array.from(shapes),
-    steps: steps.done(), embeddings: embeddings.done(), expected: expected.done(), realized: realized.done(), policy: policy.done(),
+    firstLine,
+    lines,
+    count,
+    lineOf: Uint32Array.from(lineOf),
+    shapes: Int32Array.from(shapes),
+    steps: steps.done(),
+    embeddings: embeddings.done(),
+    expected: expected.done(),
+    realized: realized.done(),
+    policy: policy.done(),
     baseScore: Float64Array.from(baseScore),
-    heads: heads.join(''), headEnds: headEnds.slice(0, count + 1),
-    groupBytes: groupBytes.slice(0, groupUsed), groupEnds: groupEnds.slice(0, count + 1),
+    heads: heads.join(''),
+    headEnds: headEnds.slice(0, count + 1),
+    groupBytes: groupBytes.slice(0, groupUsed),
+    groupEnds: groupEnds.slice(0, count + 1),
     errors,
   };
 }
 
 /** The typed arrays of a parsed chunk, for postMessage's transfer list. */
 export function transferablesOf(c: ParsedChunk): ArrayBuffer[] {
-  return [c.lineOf, c.shapes, c.steps, c.embeddings, c.expected, c.realized, c.policy, c.baseScore, c.headEnds, c.groupBytes, c.groupEnds]
-    .map((a) => a.buffer as ArrayBuffer);
+  return [c.lineOf, c.shapes, c.steps, c.embeddings, c.expected, c.realized, c.policy, c.baseScore, c.headEnds, c.groupBytes, c.groupEnds].map(
+    (a) => a.buffer as ArrayBuffer,
+  );
 }

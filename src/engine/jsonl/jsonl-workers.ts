@@ -16,15 +16,14 @@ import type { LineChunk } from '../io/lines.js';
 
 export type FormatResult = ReturnType<typeof formatWindow>;
 
-export interface WorkerData { calibration: ResolvedConfig['calibration'] }
+export interface WorkerData {
+  calibration: ResolvedConfig['calibration'];
+}
 
 export type WorkerTask =
-  | { kind: 'parse'; id: number; bytes: Uint8Array; firstLine: number; lines: number }
-  | { kind: 'format'; id: number; results: WindowResults };
+  { kind: 'parse'; id: number; bytes: Uint8Array; firstLine: number; lines: number } | { kind: 'format'; id: number; results: WindowResults };
 
-export type WorkerReply =
-  | { id: number; ok: true; value: ParsedChunk | FormatResult }
-  | { id: number; ok: false; message: string; stack?: string };
+export type WorkerReply = { id: number; ok: true; value: ParsedChunk | FormatResult } | { id: number; ok: false; message: string; stack?: string };
 
 interface Slot {
   worker: Worker;
@@ -42,7 +41,10 @@ export class JsonlWorkers {
   private failure: Error | null = null;
 
   /** `threads` parse workers (0: everything on the calling thread). */
-  constructor(threads: number, private readonly config: ResolvedConfig) {
+  constructor(
+    threads: number,
+    private readonly config: ResolvedConfig,
+  ) {
     const script = threads > 0 ? workerScript() : null;
     if (script === null) return;
     // As in the cpu backend's pool: --input-type is legal only with --eval and would stop the script loading.
@@ -74,10 +76,14 @@ export class JsonlWorkers {
   }
 
   /** True once a worker crashed or exited: every later call fails, so a long-lived owner makes a new pool. */
-  get broken(): boolean { return this.failure !== null; }
+  get broken(): boolean {
+    return this.failure !== null;
+  }
 
   /** Worker threads in use (0: the calling thread does the work). */
-  get threads(): number { return this.slots.length; }
+  get threads(): number {
+    return this.slots.length;
+  }
 
   parse(chunk: LineChunk): Promise<ParsedChunk> {
     if (this.slots.length === 0) return Promise.resolve().then(() => parseChunk(chunk.bytes, chunk.firstLine, chunk.lines));

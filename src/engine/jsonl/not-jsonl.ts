@@ -9,7 +9,11 @@ import { promises as fs } from 'node:fs';
 import { Readable } from 'node:stream';
 import { InputError } from '../../core/errors.js';
 
-interface Kind { what: string; columnar?: 'parquet' | 'arrow'; decompress?: string }
+interface Kind {
+  what: string;
+  columnar?: 'parquet' | 'arrow';
+  decompress?: string;
+}
 
 const SIGNATURES: [number[], Kind][] = [
   [[0x50, 0x41, 0x52, 0x31], { what: 'a Parquet file', columnar: 'parquet' }], // PAR1
@@ -44,10 +48,13 @@ export function notJsonlError(head: Uint8Array, name: string, reader: JsonlReade
   if (kind.columnar && reader === 'queue') {
     how = `ecr score --queue reads JSONL files only: score it without --queue, or convert it first (ecr convert ${shown} ${stem(shown)}.jsonl)`;
   } else if (kind.columnar === 'parquet') {
-    how = stdin ? 'Parquet is read from its footer, so save it to a file named .parquet and give that name'
+    how = stdin
+      ? 'Parquet is read from its footer, so save it to a file named .parquet and give that name'
       : 'to read it as Parquet, name it .parquet or pass --format parquet';
   } else if (kind.columnar === 'arrow') {
-    how = stdin ? 'to read it as Arrow IPC, pass --format arrow' : 'to read it as Arrow IPC, name it .arrow (.arrows for the stream format) or pass --format arrow';
+    how = stdin
+      ? 'to read it as Arrow IPC, pass --format arrow'
+      : 'to read it as Arrow IPC, name it .arrow (.arrows for the stream format) or pass --format arrow';
   } else if (kind.decompress) {
     how = `JSONL is read uncompressed: decompress it first (${stdin ? `pipe it through ${kind.decompress}` : `${kind.decompress} ${shown} > ${stem(shown)}.jsonl`})`;
   } else {
@@ -77,7 +84,10 @@ export function checkedJsonlStream(source: Readable | AsyncIterable<Buffer>, nam
   async function* checked(): AsyncGenerator<Buffer> {
     let head: Buffer | null = Buffer.alloc(0);
     for await (const chunk of source as AsyncIterable<Buffer>) {
-      if (head === null) { yield chunk; continue; }
+      if (head === null) {
+        yield chunk;
+        continue;
+      }
       head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
       if (head.length < SIGNATURE_BYTES) continue;
       refuseNotJsonl(head, name, reader);

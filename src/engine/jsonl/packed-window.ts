@@ -15,7 +15,14 @@ import { scoreWindow, type ScoreSettings } from '../window-scorer.js';
 import { SHAPE_FIELDS, type ParsedChunk } from './jsonl-parse.js';
 
 /** Where the next record of a chunk starts in each of its arrays. */
-interface Cursor { chunk: ParsedChunk | null; record: number; steps: number; embeddings: number; rewards: number; policy: number }
+interface Cursor {
+  chunk: ParsedChunk | null;
+  record: number;
+  steps: number;
+  embeddings: number;
+  rewards: number;
+  policy: number;
+}
 
 /** A scored window: what its result lines need, in ordinary (transferable) memory. */
 export interface ScoredWindow extends WindowResults {
@@ -47,7 +54,9 @@ export class PackedWindow {
   /** Appends records [from, to) of `chunk`; successive calls for one chunk must be consecutive. */
   add(chunk: ParsedChunk, from: number, to: number): void {
     const c = this.cursor;
-    if (c.chunk !== chunk) { this.cursor = { chunk, record: 0, steps: 0, embeddings: 0, rewards: 0, policy: 0 }; }
+    if (c.chunk !== chunk) {
+      this.cursor = { chunk, record: 0, steps: 0, embeddings: 0, rewards: 0, policy: 0 };
+    }
     const cur = this.cursor;
     if (cur.record !== from) throw new Error(`records of a chunk added out of order (${cur.record} then ${from})`);
     const need = this.size + (to - from);
@@ -62,12 +71,18 @@ export class PackedWindow {
     const shift = this.headEnds[this.size] - ce[from];
     for (let k = from; k < to; k++) this.headEnds[this.size + 1 + k - from] = ce[k + 1] + shift;
     const sh = chunk.shapes;
-    const lineOf = this.lineOf, groupOf = this.groupOf, baseOf = this.baseOf;
+    const lineOf = this.lineOf,
+      groupOf = this.groupOf,
+      baseOf = this.baseOf;
     let i = from;
     while (i < to) {
       // A run of records with the shape of record i.
       const o = i * SHAPE_FIELDS;
-      const t = sh[o], m = sh[o + 1], d = sh[o + 2], a = sh[o + 3], r = sh[o + 4];
+      const t = sh[o],
+        m = sh[o + 1],
+        d = sh[o + 2],
+        a = sh[o + 3],
+        r = sh[o + 4];
       let end = i + 1;
       while (end < to) {
         const p = end * SHAPE_FIELDS;
@@ -77,10 +92,13 @@ export class PackedWindow {
       const n = end - i;
       const b = this.buckets.get(shapeKey(t, m, d, a, r), () => new ShapeBucket(t, m, d, a, r === 1, 0, true));
       b.reserve(n);
-      b.steps.append(chunk.steps, cur.steps, cur.steps += n * t * m);
-      if (d) b.embeddings.append(chunk.embeddings, cur.embeddings, cur.embeddings += n * t * d);
-      if (r) { b.expected.append(chunk.expected, cur.rewards, cur.rewards + n * t); b.realized.append(chunk.realized, cur.rewards, cur.rewards += n * t); }
-      if (a) b.policy.append(chunk.policy, cur.policy, cur.policy += n * t * a);
+      b.steps.append(chunk.steps, cur.steps, (cur.steps += n * t * m));
+      if (d) b.embeddings.append(chunk.embeddings, cur.embeddings, (cur.embeddings += n * t * d));
+      if (r) {
+        b.expected.append(chunk.expected, cur.rewards, cur.rewards + n * t);
+        b.realized.append(chunk.realized, cur.rewards, (cur.rewards += n * t));
+      }
+      if (a) b.policy.append(chunk.policy, cur.policy, (cur.policy += n * t * a));
       const pos = b.positions;
       for (let k = i; k < end; k++) {
         const j = this.size++;
@@ -104,14 +122,22 @@ export class PackedWindow {
     const headEnds = this.headEnds.slice(0, n + 1);
     const lineOf = this.lineOf.slice(0, n);
     try {
-      const w = await scoreWindow({
-        n, firstIndex, groups: this.groupOf.subarray(0, n), baseScore: this.baseOf.subarray(0, n),
-        // Each bucket's metrics land in its reused shared outputs, then in window order in
-        // ordinary memory, which goes to a format worker.
-        parts: this.buckets.used.map((b) => ({ batch: b.toBatch(), rows: b.rows(), out: b.outputs() })),
-        metrics: allocMetrics(n), requireFinite: true,
-        locate: (j) => ({ line: lineOf[j], id: idOfHead(heads.slice(headEnds[j], headEnds[j + 1])) }),
-      }, settings, selector);
+      const w = await scoreWindow(
+        {
+          n,
+          firstIndex,
+          groups: this.groupOf.subarray(0, n),
+          baseScore: this.baseOf.subarray(0, n),
+          // Each bucket's metrics land in its reused shared outputs, then in window order in
+          // ordinary memory, which goes to a format worker.
+          parts: this.buckets.used.map((b) => ({ batch: b.toBatch(), rows: b.rows(), out: b.outputs() })),
+          metrics: allocMetrics(n),
+          requireFinite: true,
+          locate: (j) => ({ line: lineOf[j], id: idOfHead(heads.slice(headEnds[j], headEnds[j + 1])) }),
+        },
+        settings,
+        selector,
+      );
       return { heads, headEnds, metrics: w.metrics, admissible: w.admissible, lineOf, backends: w.backends };
     } finally {
       this.clear();

@@ -54,7 +54,12 @@ export interface JsonlScoreSettings extends ScoreSettings {
 }
 
 /** Results of all windows so far, on disk, once the input outgrew one window. */
-interface Spill { dir: string; file: string; sink: Sink; forget: () => void }
+interface Spill {
+  dir: string;
+  file: string;
+  sink: Sink;
+  forget: () => void;
+}
 
 async function startSpill(): Promise<Spill> {
   const { dir, forget } = await temporaryDirectory();
@@ -115,7 +120,10 @@ export async function scoreStream(source: Readable, s: JsonlScoreSettings, sink:
 
   const flush = async () => {
     if (window.size === 0) return;
-    if (errors.length > 0) { window.clear(); return; }
+    if (errors.length > 0) {
+      window.clear();
+      return;
+    }
     const w = await window.score(scored, s, selector);
     for (const b of w.backends) backendsUsed.add(b);
     scored += w.admissible.length;
@@ -154,7 +162,15 @@ export async function scoreStream(source: Readable, s: JsonlScoreSettings, sink:
 
   try {
     let going = true;
-    for await (const item of lineChunks(source, s.lineCap, s.chunkBytes ?? DEFAULT_CHUNK_BYTES, (n) => { bytesDone = n; }, s.firstLine ?? 1)) {
+    for await (const item of lineChunks(
+      source,
+      s.lineCap,
+      s.chunkBytes ?? DEFAULT_CHUNK_BYTES,
+      (n) => {
+        bytesDone = n;
+      },
+      s.firstLine ?? 1,
+    )) {
       parses.push(queued<ParsedChunk | SkippedLine>('overlong' in item ? Promise.resolve(item) : workers.parse(item)));
       while (parses.length > inFlight && going) going = await consume(await parses.shift()!);
       if (!going) break;

@@ -150,18 +150,34 @@ async function tryKind(create: CreateFn, kind: AdapterKind, options: OpenDeviceO
   if (timestamps) features.push('timestamp-query');
   if (subgroups) features.push('subgroups');
   try {
-    const device = await quietly(debug, () => adapter.requestDevice({
-      label: `ecr.webgpu.${kind}`,
-      requiredLimits: requiredLimits(adapter),
-      requiredFeatures: features,
-    }), notes);
+    const device = await quietly(
+      debug,
+      () =>
+        adapter.requestDevice({
+          label: `ecr.webgpu.${kind}`,
+          requiredLimits: requiredLimits(adapter),
+          requiredFeatures: features,
+        }),
+      notes,
+    );
     const info = adapter.info;
     const description = [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(' ') || 'unknown adapter';
     const subgroupMinSize = subgroups && typeof info.subgroupMinSize === 'number' && info.subgroupMinSize >= 4 ? info.subgroupMinSize : 4;
     const software = /llvmpipe|lavapipe|softpipe|swiftshader|software/i.test(description);
     const api = kind === 'native' ? nativeApi() : 'OpenGL ES';
     const choice = `${api} (${info.device || info.description || description}), ${software ? 'software' : 'hardware'}`;
-    return { gpu, adapter, device, kind, description: `${kind}: ${description}`, timestamps, subgroups: subgroups && device.features.has('subgroups'), subgroupMinSize, robustnessDisabled: unguarded, choice };
+    return {
+      gpu,
+      adapter,
+      device,
+      kind,
+      description: `${kind}: ${description}`,
+      timestamps,
+      subgroups: subgroups && device.features.has('subgroups'),
+      subgroupMinSize,
+      robustnessDisabled: unguarded,
+      choice,
+    };
   } catch (err) {
     return `${kind === 'native' ? nativeApi() : 'OpenGL ES'} device request failed (${(err as Error).message.split('\n')[0]})`;
   }

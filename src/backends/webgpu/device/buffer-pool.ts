@@ -17,7 +17,10 @@ export class BufferPool {
   private free = new Map<string, GPUBuffer[]>();
   private pooledBytes = 0;
 
-  constructor(private readonly device: GPUDevice, private readonly maxPooledBytes = 2 ** 31) {}
+  constructor(
+    private readonly device: GPUDevice,
+    private readonly maxPooledBytes = 2 ** 31,
+  ) {}
 
   acquire(bytes: number, usage: number, label: string): GPUBuffer {
     const size = sizeClass(bytes);

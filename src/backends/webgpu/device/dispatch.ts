@@ -18,7 +18,8 @@ export interface Dispatch2D {
  */
 export function refoldDispatch(total: number, maxPerDimension: number): Dispatch2D {
   if (!Number.isSafeInteger(total) || total < 0) throw new GpuError('internal', `workgroup count must be a non-negative integer, got ${total}`);
-  if (!Number.isSafeInteger(maxPerDimension) || maxPerDimension < 1) throw new GpuError('internal', `maxPerDimension must be a positive integer, got ${maxPerDimension}`);
+  if (!Number.isSafeInteger(maxPerDimension) || maxPerDimension < 1)
+    throw new GpuError('internal', `maxPerDimension must be a positive integer, got ${maxPerDimension}`);
   if (total <= maxPerDimension) return { x: total, y: total === 0 ? 0 : 1 };
   const y = Math.ceil(total / maxPerDimension);
   if (y > maxPerDimension) throw new GpuError('internal', `${total} workgroups exceed the device's ${maxPerDimension}^2 per dispatch`);
@@ -66,7 +67,10 @@ export function maxChunkTrajectories(bindings: readonly ChunkedBinding[], limits
   const aligned = cap - (cap % limits.alignTrajectories);
   if (aligned < limits.alignTrajectories) {
     const widest = bindings.reduce((a, b) => (b.bytesPerTrajectory > a.bytesPerTrajectory ? b : a));
-    throw new BackendUnavailableError('webgpu', `this batch does not fit the device: one chunk of ${limits.alignTrajectories} trajectories needs ${widest.bytesPerTrajectory * limits.alignTrajectories} bytes of "${widest.name}", over the binding limit ${limits.maxBindingBytes}`);
+    throw new BackendUnavailableError(
+      'webgpu',
+      `this batch does not fit the device: one chunk of ${limits.alignTrajectories} trajectories needs ${widest.bytesPerTrajectory * limits.alignTrajectories} bytes of "${widest.name}", over the binding limit ${limits.maxBindingBytes}`,
+    );
   }
   return aligned;
 }
@@ -87,7 +91,8 @@ export function hostArray<A>(Ctor: new (length: number) => A, length: number, wh
   try {
     return new Ctor(length);
   } catch (err) {
-    if (err instanceof RangeError) throw new GpuError('out-of-memory', `cannot allocate ${what} (${length} values on the host): ${err.message}`, { cause: err });
+    if (err instanceof RangeError)
+      throw new GpuError('out-of-memory', `cannot allocate ${what} (${length} values on the host): ${err.message}`, { cause: err });
     throw err;
   }
 }

@@ -94,7 +94,11 @@ export function withNativeStderrCaught<T>(fn: () => T): { result: T; caught: str
   }
   if (!swapped) {
     restore(saved);
-    try { unlinkSync(file); } catch { /* never created */ }
+    try {
+      unlinkSync(file);
+    } catch {
+      /* never created */
+    }
     return { result: fn(), caught: '' };
   }
   let result: T;

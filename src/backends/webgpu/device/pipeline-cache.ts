@@ -28,7 +28,10 @@ export function moduleSource(spec: PipelineSpec): string {
 }
 
 export function pipelineKey(spec: PipelineSpec): string {
-  const consts = Object.keys(spec.constants).sort().map((k) => `${k}=${spec.constants[k]}`).join(',');
+  const consts = Object.keys(spec.constants)
+    .sort()
+    .map((k) => `${k}=${spec.constants[k]}`)
+    .join(',');
   const layout = spec.layout.map((e) => `${e.binding}:${e.buffer?.type ?? 'uniform'}`).join(',');
   return `${spec.files.join('+')}#${spec.entryPoint}[${consts}](${layout})\n${spec.prelude.join('\n')}`;
 }
@@ -49,25 +52,27 @@ export class PipelineCache {
     if (hit) return hit;
     const device = this.gpu.device;
     const source = moduleSource(spec);
-    const built = await this.gpu.scoped(() => {
-      let module = this.modules.get(source);
-      if (!module) {
-        module = device.createShaderModule({ code: source, label: `${spec.label}.module` });
-        this.modules.set(source, module);
-      }
-      const bindGroupLayout = device.createBindGroupLayout({ entries: spec.layout, label: `${spec.label}.layout` });
-      const pipeline = device.createComputePipeline({
-        label: spec.label,
-        layout: device.createPipelineLayout({ bindGroupLayouts: [bindGroupLayout], label: `${spec.label}.pipelineLayout` }),
-        compute: { module, entryPoint: spec.entryPoint, constants: spec.constants },
+    const built = await this.gpu
+      .scoped(() => {
+        let module = this.modules.get(source);
+        if (!module) {
+          module = device.createShaderModule({ code: source, label: `${spec.label}.module` });
+          this.modules.set(source, module);
+        }
+        const bindGroupLayout = device.createBindGroupLayout({ entries: spec.layout, label: `${spec.label}.layout` });
+        const pipeline = device.createComputePipeline({
+          label: spec.label,
+          layout: device.createPipelineLayout({ bindGroupLayouts: [bindGroupLayout], label: `${spec.label}.pipelineLayout` }),
+          compute: { module, entryPoint: spec.entryPoint, constants: spec.constants },
+        });
+        return { pipeline, bindGroupLayout };
+      })
+      .catch((err: Error) => {
+        // A failed shader module must not be reused by the next pipeline of the same source.
+        this.modules.delete(source);
+        err.message = `${spec.label} (${spec.files.join('+')}#${spec.entryPoint}): ${err.message}`;
+        throw err;
       });
-      return { pipeline, bindGroupLayout };
-    }).catch((err: Error) => {
-      // A failed shader module must not be reused by the next pipeline of the same source.
-      this.modules.delete(source);
-      err.message = `${spec.label} (${spec.files.join('+')}#${spec.entryPoint}): ${err.message}`;
-      throw err;
-    });
     this.pipelines.set(key, built);
     return built;
   }

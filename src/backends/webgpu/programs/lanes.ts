@@ -41,7 +41,8 @@ export function lanesUnfit(layout: LaneLayout, t: number, m: number, maxWorkgrou
  * least 4 and at most 256 trajectories per workgroup.
  */
 export function lanesWorkgroupSize(maxComputeWorkgroupSizeX: number, lanesPerTraj = 1, preferred = LANES_WG): number {
-  if (!Number.isInteger(preferred) || preferred < 1 || (preferred & (preferred - 1)) !== 0) throw new UsageError(`laneWorkgroupSize must be a power of two, got ${preferred}`);
+  if (!Number.isInteger(preferred) || preferred < 1 || (preferred & (preferred - 1)) !== 0)
+    throw new UsageError(`laneWorkgroupSize must be a power of two, got ${preferred}`);
   let wg = Math.min(preferred, maxComputeWorkgroupSizeX);
   while (wg / lanesPerTraj > 256) wg >>= 1;
   if (wg < 4 * lanesPerTraj) throw new UsageError(`laneWorkgroupSize ${preferred} holds fewer than 4 trajectories of ${lanesPerTraj} lanes`);
@@ -58,7 +59,13 @@ export function lanesProgram(t: number, m: number, wg: number, unorm16: boolean,
     label: `metrics.lanes.${layout}${subgroups ? '' : '-emulated'}`,
     // The shuffles all run in uniform control flow by construction (every lane executes every one).
     directives: subgroups ? ['enable subgroups;', 'diagnostic(off, subgroup_uniformity);'] : [],
-    files: ['formulas.wgsl', 'metrics_io.wgsl', 'lanes.wgsl', subgroups ? 'lanes_subgroup.wgsl' : 'lanes_emulated.wgsl', layout === 'rows' ? 'lanes_rows.wgsl' : 'lanes_components.wgsl'],
+    files: [
+      'formulas.wgsl',
+      'metrics_io.wgsl',
+      'lanes.wgsl',
+      subgroups ? 'lanes_subgroup.wgsl' : 'lanes_emulated.wgsl',
+      layout === 'rows' ? 'lanes_rows.wgsl' : 'lanes_components.wgsl',
+    ],
     entryPoint: 'main',
     bindings: [Bind.params, layout === 'rows' ? Bind.eVec4 : Bind.eWords, Bind.policy, Bind.rewardDiff, Bind.tsEmbIn, Bind.outWords],
     constants: { WG: wg, LP: lanesPerTrajectory(m, layout), T_FIXED: t, M_FIXED: m, E_UNORM16: unorm16 ? 1 : 0, CR_UNIFORM: crUniform ? 1 : 0 },

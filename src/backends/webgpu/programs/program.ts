@@ -34,10 +34,12 @@ export interface Program {
 
 /** The `@group(0) @binding(i) var...` lines of a program. */
 export function bindingDeclarations(program: Program): string {
-  return program.bindings.map((b, i) => {
-    const space = b.access === 'uniform' ? 'uniform' : `storage, ${b.access}`;
-    return `@group(0) @binding(${i}) var<${space}> ${b.name}: ${b.type};`;
-  }).join('\n');
+  return program.bindings
+    .map((b, i) => {
+      const space = b.access === 'uniform' ? 'uniform' : `storage, ${b.access}`;
+      return `@group(0) @binding(${i}) var<${space}> ${b.name}: ${b.type};`;
+    })
+    .join('\n');
 }
 
 export function layoutEntries(program: Program): GPUBindGroupLayoutEntry[] {

@@ -43,8 +43,13 @@ export function stagedProgram(t: number, m: number, wg: number, unorm16: boolean
     entryPoint: 'main',
     bindings: [Bind.params, Bind.eVec4, Bind.policy, Bind.rewardDiff, Bind.tsEmbIn, Bind.outWords],
     constants: {
-      WG: wg, TM: t * m, SW: stagingStride(t * m), T_FIXED: fixed ? t : 0, M_FIXED: fixed ? m : 0,
-      SMALL: small ? 1 : 0, E_UNORM16: unorm16 ? 1 : 0,
+      WG: wg,
+      TM: t * m,
+      SW: stagingStride(t * m),
+      T_FIXED: fixed ? t : 0,
+      M_FIXED: fixed ? m : 0,
+      SMALL: small ? 1 : 0,
+      E_UNORM16: unorm16 ? 1 : 0,
     },
   };
 }
