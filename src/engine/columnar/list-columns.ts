@@ -6,6 +6,7 @@
 import { Precision, Type, util, type Data } from 'apache-arrow';
 import type { FloatArray } from '../../core/batch.js';
 import { InputError } from '../../core/errors.js';
+import { knownWithin } from './value-bounds.js';
 
 /** Offsets of a list's entries as numbers (LargeList's are BigInt64); null for a fixed-size list. */
 export function offsetsOf(d: Data): ArrayLike<number> | null {
@@ -185,8 +186,9 @@ function rowOfValue(start: Float64Array, k: number): number {
  * block's whole value range; a hit is mapped back to its row, and the scan resumes after it.
  */
 export function flagValues(c: ListRows, n: number, lo: number, hi: number, problem: Uint8Array): void {
+  // The decode worker already read every value (value-bounds.ts): nothing out of range, null or NaN.
+  if (n === 0 || knownWithin(c.valueData, lo, hi)) return;
   const len = (i: number) => (c.rows[i] > 0 && c.width[i] > 0 ? c.rows[i] * c.width[i] : 0);
-  if (n === 0) return;
   const from = c.start[0],
     to = c.start[n - 1] + len(n - 1);
   for (let k = firstOutside(c.values, from, to, lo, hi); k >= 0;) {

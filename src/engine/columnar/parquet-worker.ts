@@ -6,19 +6,36 @@
  * worker only, and the main thread turns it into an input error; the decoding also overlaps the
  * main thread's checking and scoring.
  *
- * mode 'read': posts the schema and row group sizes, then one decoded batch (Arrow IPC stream
- * bytes, transferred) per 'next' request. mode 'probe': decodes one row group one column at a
- * time, saying which column it is on, to find the column a failure came from.
+ * mode 'read': posts the schema and row group sizes; then, given a plan (the slices of the file
+ * this worker decodes, in order: several workers share a file), one decoded slice per 'next'
+ * request, as Arrow IPC stream bytes (transferred) with the bounds of each column's float values
+ * (value-bounds.ts: the range check's pass over the values happens here, beside the decode).
+ * mode 'probe': decodes one row group one column at a time, saying which column it is on, to
+ * find the column a failure came from.
  */
 import { openAsBlob } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
+import { tableFromIPC } from 'apache-arrow';
 import { loadParquetWasm } from './parquet-wasm.js';
+import { batchBounds, type ValueBounds } from './value-bounds.js';
 
-export type ParquetWorkerData = { mode: 'read'; file: string; batchSize: number } | { mode: 'probe'; file: string; rowGroup: number; columns: string[] };
+export type ParquetWorkerData = { mode: 'read'; file: string } | { mode: 'probe'; file: string; rowGroup: number; columns: string[] };
+
+/** Rows [offset, offset + limit) of one row group. */
+export interface ParquetSlice {
+  rowGroup: number;
+  offset: number;
+  limit: number;
+}
+
+/** Per column, the bounds of its float values (value-bounds.ts); null for the whole piece when unknown. */
+export type ColumnBounds = (ValueBounds | null)[] | null;
+
+export type ParquetWorkerRequest = { kind: 'plan'; slices: ParquetSlice[] } | { kind: 'next' };
 
 export type ParquetWorkerMessage =
   | { kind: 'opened'; schema: Uint8Array; rowGroupRows: number[] }
-  | { kind: 'batch'; ipc: Uint8Array }
+  | { kind: 'batch'; ipc: Uint8Array[]; bounds: ColumnBounds[] }
   | { kind: 'end' }
   | { kind: 'failed'; stage: 'open' | 'read'; message: string }
   | { kind: 'probing'; column: string }
@@ -54,24 +71,39 @@ async function main(): Promise<void> {
   const metadata = file.metadata();
   const rowGroupRows = Array.from({ length: metadata.numRowGroups() }, (_, i) => metadata.rowGroup(i).numRows());
   post({ kind: 'opened', schema: file.schema().intoIPCStream(), rowGroupRows });
-  const reader = (await file.stream({ batchSize: data.batchSize })).getReader();
-  // One batch per request of the parent; a failure is posted to it, so the read never rejects.
-  const readNext = async () => {
+  let slices: ParquetSlice[] = [];
+  let next = 0;
+  // One slice per request of the parent; a failure is posted to it, so the read never rejects.
+  const readSlice = async () => {
+    const slice = slices[next++];
+    if (!slice) {
+      post({ kind: 'end' });
+      return;
+    }
     try {
-      const next = await reader.read();
-      if (next.done) {
-        post({ kind: 'end' });
-        return;
+      const reader = (await file.stream({ rowGroups: [slice.rowGroup], offset: slice.offset, limit: slice.limit, batchSize: slice.limit })).getReader();
+      const ipc: Uint8Array[] = [];
+      const bounds: ColumnBounds[] = [];
+      for (;;) {
+        const r = await reader.read();
+        if (r.done) break;
+        // into*: the batch's memory passes to the IPC bytes (nothing left to free).
+        const bytes = (r.value as { intoIPCStream(): Uint8Array }).intoIPCStream();
+        ipc.push(bytes);
+        const batches = tableFromIPC(bytes).batches;
+        bounds.push(batches.length === 1 ? batchBounds(batches[0]) : null);
       }
-      // into*: the batch's memory passes to the IPC bytes (nothing left to free).
-      const ipc = (next.value as { intoIPCStream(): Uint8Array }).intoIPCStream();
-      post({ kind: 'batch', ipc }, [ipc.buffer as ArrayBuffer]);
+      post(
+        { kind: 'batch', ipc, bounds },
+        ipc.map((b) => b.buffer as ArrayBuffer),
+      );
     } catch (err) {
       post({ kind: 'failed', stage: 'read', message: messageOf(err) });
     }
   };
-  port.on('message', () => {
-    void readNext();
+  port.on('message', (m: ParquetWorkerRequest) => {
+    if (m.kind === 'plan') slices = m.slices;
+    else void readSlice();
   });
 }
 
