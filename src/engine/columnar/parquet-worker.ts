@@ -6,10 +6,11 @@
  * worker only, and the main thread turns it into an input error; the decoding also overlaps the
  * main thread's checking and scoring.
  *
- * mode 'read': posts the schema and row group sizes; then, given a plan (the slices of the file
- * this worker decodes, in order: several workers share a file), one decoded slice per 'next'
+ * mode 'read': posts the schema and row group sizes; then, given a plan (the row groups this
+ * worker decodes, in order: several workers may share a file), one decoded batch per 'next'
  * request, as Arrow IPC stream bytes (transferred) with the bounds of each column's float values
- * (value-bounds.ts: the range check's pass over the values happens here, beside the decode).
+ * (value-bounds.ts: the range check's pass over the values happens here, beside the decode), and
+ * 'rowGroupEnd' after a row group's last batch.
  * mode 'probe': decodes one row group one column at a time, saying which column it is on, to
  * find the column a failure came from.
  */
@@ -19,23 +20,17 @@ import { tableFromIPC } from 'apache-arrow';
 import { loadParquetWasm } from './parquet-wasm.js';
 import { batchBounds, type ValueBounds } from './value-bounds.js';
 
-export type ParquetWorkerData = { mode: 'read'; file: string } | { mode: 'probe'; file: string; rowGroup: number; columns: string[] };
+export type ParquetWorkerData = { mode: 'read'; file: string; batchSize: number } | { mode: 'probe'; file: string; rowGroup: number; columns: string[] };
 
-/** Rows [offset, offset + limit) of one row group. */
-export interface ParquetSlice {
-  rowGroup: number;
-  offset: number;
-  limit: number;
-}
-
-/** Per column, the bounds of its float values (value-bounds.ts); null for the whole piece when unknown. */
+/** Per column, the bounds of its float values (value-bounds.ts); null for the whole batch when unknown. */
 export type ColumnBounds = (ValueBounds | null)[] | null;
 
-export type ParquetWorkerRequest = { kind: 'plan'; slices: ParquetSlice[] } | { kind: 'next' };
+export type ParquetWorkerRequest = { kind: 'plan'; rowGroups: number[] } | { kind: 'next' };
 
 export type ParquetWorkerMessage =
   | { kind: 'opened'; schema: Uint8Array; rowGroupRows: number[] }
-  | { kind: 'batch'; ipc: Uint8Array[]; bounds: ColumnBounds[] }
+  | { kind: 'batch'; ipc: Uint8Array; bounds: ColumnBounds }
+  | { kind: 'rowGroupEnd' }
   | { kind: 'end' }
   | { kind: 'failed'; stage: 'open' | 'read'; message: string }
   | { kind: 'probing'; column: string }
@@ -71,39 +66,37 @@ async function main(): Promise<void> {
   const metadata = file.metadata();
   const rowGroupRows = Array.from({ length: metadata.numRowGroups() }, (_, i) => metadata.rowGroup(i).numRows());
   post({ kind: 'opened', schema: file.schema().intoIPCStream(), rowGroupRows });
-  let slices: ParquetSlice[] = [];
-  let next = 0;
-  // One slice per request of the parent; a failure is posted to it, so the read never rejects.
-  const readSlice = async () => {
-    const slice = slices[next++];
-    if (!slice) {
-      post({ kind: 'end' });
-      return;
-    }
+  let rowGroups: number[] = [];
+  let nextGroup = 0;
+  let reader: ReadableStreamDefaultReader<unknown> | null = null;
+  // One batch per request of the parent, or the end of the row group it is in; a failure is
+  // posted to the parent, so the read never rejects.
+  const readNext = async () => {
     try {
-      const reader = (await file.stream({ rowGroups: [slice.rowGroup], offset: slice.offset, limit: slice.limit, batchSize: slice.limit })).getReader();
-      const ipc: Uint8Array[] = [];
-      const bounds: ColumnBounds[] = [];
-      for (;;) {
-        const r = await reader.read();
-        if (r.done) break;
-        // into*: the batch's memory passes to the IPC bytes (nothing left to free).
-        const bytes = (r.value as { intoIPCStream(): Uint8Array }).intoIPCStream();
-        ipc.push(bytes);
-        const batches = tableFromIPC(bytes).batches;
-        bounds.push(batches.length === 1 ? batchBounds(batches[0]) : null);
+      if (!reader) {
+        if (nextGroup >= rowGroups.length) {
+          post({ kind: 'end' });
+          return;
+        }
+        reader = (await file.stream({ rowGroups: [rowGroups[nextGroup++]], batchSize: data.batchSize })).getReader();
       }
-      post(
-        { kind: 'batch', ipc, bounds },
-        ipc.map((b) => b.buffer as ArrayBuffer),
-      );
+      const r = await reader.read();
+      if (r.done) {
+        reader = null;
+        post({ kind: 'rowGroupEnd' });
+        return;
+      }
+      // into*: the batch's memory passes to the IPC bytes (nothing left to free).
+      const ipc = (r.value as { intoIPCStream(): Uint8Array }).intoIPCStream();
+      const batches = tableFromIPC(ipc).batches;
+      post({ kind: 'batch', ipc, bounds: batches.length === 1 ? batchBounds(batches[0]) : null }, [ipc.buffer as ArrayBuffer]);
     } catch (err) {
       post({ kind: 'failed', stage: 'read', message: messageOf(err) });
     }
   };
   port.on('message', (m: ParquetWorkerRequest) => {
-    if (m.kind === 'plan') slices = m.slices;
-    else void readSlice();
+    if (m.kind === 'plan') rowGroups = m.rowGroups;
+    else void readNext();
   });
 }
 

@@ -46,7 +46,7 @@ export interface ColumnarOptions {
    */
   reuseMemory?: boolean;
   /**
-   * Parquet decode workers (default 1). More decode slices side by side, but on the 2-core
+   * Parquet decode workers (default 1), each decoding whole row groups. On the 2-core
    * machine of issue 20 two workers decoded no faster than one (2.20 s vs 2.27 s per 400K rows,
    * bench/parquet-decoders.mjs) and took 40% more memory: decoding there is bound by memory
    * traffic, not by a core. Measure before raising it.

@@ -1,19 +1,19 @@
 /**
- * Parquet decoding by slices (issue 20): every row group cut into slices of a bounded row count,
- * decoded by one or more workers, yielded in file order; the decode worker also finds the bounds
- * of each column's float values, which let the main thread skip its own range pass.
+ * Parquet decoding (issue 20): row groups streamed in batches of a bounded row count by one or
+ * more decode workers, yielded in file order; the decode worker also finds the bounds of each
+ * column's float values, which let the main thread skip its own range pass.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as arrow from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
-import { planSlices, openParquetInWorkers } from '../src/engine/columnar/parquet-reader.js';
+import { openParquetInWorkers } from '../src/engine/columnar/parquet-reader.js';
 import { boundsOf, knownWithin } from '../src/engine/columnar/value-bounds.js';
 import { ROOT, runCli } from './helpers/cli.js';
 import { FIXTURE_DIR } from './helpers/fixtures.js';
 
-const dir = mkdtempSync(path.join(os.tmpdir(), 'ecr-slices-'));
+const dir = mkdtempSync(path.join(os.tmpdir(), 'ecr-decode-workers-'));
 const records = path.join(FIXTURE_DIR, 'polars', 'records.jsonl');
 // The worker runs from the build, as in the CLI (vitest does not load worker scripts from src/).
 const script = new URL(`file://${path.join(ROOT, 'dist/engine/columnar/parquet-worker.js')}`);
@@ -35,47 +35,32 @@ const jsonlIds = () =>
     .split('\n')
     .map((l) => (JSON.parse(l) as { id: string | number }).id);
 
-describe('planSlices', () => {
-  it('cuts each row group into slices of at most sliceRows rows, never across row groups', () => {
-    expect(planSlices([20, 20, 8], 7)).toEqual([
-      { rowGroup: 0, offset: 0, limit: 7 },
-      { rowGroup: 0, offset: 7, limit: 7 },
-      { rowGroup: 0, offset: 14, limit: 6 },
-      { rowGroup: 1, offset: 0, limit: 7 },
-      { rowGroup: 1, offset: 7, limit: 7 },
-      { rowGroup: 1, offset: 14, limit: 6 },
-      { rowGroup: 2, offset: 0, limit: 7 },
-      { rowGroup: 2, offset: 7, limit: 1 },
-    ]);
-    expect(planSlices([5, 0, 3], 65536)).toEqual([
-      { rowGroup: 0, offset: 0, limit: 5 },
-      { rowGroup: 2, offset: 0, limit: 3 },
-    ]);
-  });
-});
-
 describe('openParquetInWorkers', () => {
-  it.each([1, 3])('with %i worker(s), yields every row once, in file order, in slices, with the bounds of the steps values', async (workers) => {
-    const file = await parquetFile();
-    const input = await openParquetInWorkers(file, script, 7, workers);
-    const ids: unknown[] = [];
-    let checked = 0;
-    try {
-      for await (const batch of input.batches) {
-        expect(batch.numRows).toBeLessThanOrEqual(7);
-        const idColumn = batch.getChild('id')!;
-        for (let i = 0; i < batch.numRows; i++) ids.push(idColumn.get(i));
-        // steps: list<list<double>>, every value in [0, 1]: the main thread's pass is skipped.
-        const leaf = batch.getChild('steps')!.data[0].children[0].children[0];
-        if (knownWithin(leaf, 0, 1)) checked++;
-        expect(knownWithin(leaf, 0, 0.5)).toBe(false);
+  it.each([1, 2, 3])(
+    'with %i worker(s), yields every row once, in file order, in batches of at most 7 rows, with the bounds of the steps values',
+    async (workers) => {
+      const file = await parquetFile();
+      const input = await openParquetInWorkers(file, script, 7, workers);
+      const ids: unknown[] = [];
+      let checked = 0;
+      try {
+        for await (const batch of input.batches) {
+          expect(batch.numRows).toBeLessThanOrEqual(7);
+          const idColumn = batch.getChild('id')!;
+          for (let i = 0; i < batch.numRows; i++) ids.push(idColumn.get(i));
+          // steps: list<list<double>>, every value in [0, 1]: the main thread's pass is skipped.
+          const leaf = batch.getChild('steps')!.data[0].children[0].children[0];
+          if (knownWithin(leaf, 0, 1)) checked++;
+          expect(knownWithin(leaf, 0, 0.5)).toBe(false);
+        }
+      } finally {
+        await input.close();
       }
-    } finally {
-      await input.close();
-    }
-    expect(ids).toEqual(jsonlIds());
-    expect(checked).toBe(8);
-  });
+      expect(ids).toEqual(jsonlIds());
+      // Row groups of 20, 20 and 8 rows in batches of 7: 3 + 3 + 2.
+      expect(checked).toBe(8);
+    },
+  );
 
   it('ecr score reads the file of three row groups exactly as its JSONL source', async () => {
     const file = await parquetFile();
