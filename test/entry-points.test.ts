@@ -47,7 +47,20 @@ function load(specifier: string): { packages: string[]; exports: string[] } {
   return { packages: [...packages].sort(), exports: JSON.parse(r.stdout) as string[] };
 }
 
-const HEAVY = ['ioredis', 'bullmq', 'fastify', 'prom-client', 'apache-arrow', 'parquet-wasm', 'vega', 'vega-lite', 'webgpu', 'pino', 'openai'];
+const HEAVY = [
+  'ioredis',
+  'bullmq',
+  'fastify',
+  'prom-client',
+  'apache-arrow',
+  'parquet-wasm',
+  '@duckdb/node-api',
+  'vega',
+  'vega-lite',
+  'webgpu',
+  'pino',
+  'openai',
+];
 
 describe('package entry points', () => {
   it('ecr-engine loads scoring only: none of the heavy dependencies', () => {

@@ -8,7 +8,8 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { tableFromIPC, type RecordBatch, type Schema } from 'apache-arrow';
+import { Field, RecordBatch, Schema, Struct, makeData, tableFromIPC } from 'apache-arrow';
+import { DuckDbLists, listColumnsOf, listTypeOf, type ListColumn } from './duckdb-lists.js';
 import { InputError } from '../../core/errors.js';
 import type { ParquetWorkerData, ParquetWorkerMessage, ParquetWorkerRequest } from './parquet-worker.js';
 import { rememberBounds } from './value-bounds.js';
@@ -78,6 +79,8 @@ const reasonOf = (err: unknown) => {
 export interface ParquetInput {
   schema: Schema;
   batches: AsyncIterable<RecordBatch>;
+  /** The batches' float lists are views of reused memory (ColumnarInput.transient). */
+  transient: boolean;
   close: () => Promise<void>;
 }
 
@@ -91,7 +94,7 @@ export interface ParquetInput {
  * write none by default) every slice decodes its row group from the start, which made a
  * DuckDB-written file of one 400K-row group 1.7x slower to score.
  */
-export async function openParquetInWorkers(file: string, script: URL, batchSize: number, workers: number): Promise<ParquetInput> {
+export async function openParquetInWorkers(file: string, script: URL, batchSize: number, workers: number, nativeLists = false): Promise<ParquetInput> {
   const first = new WorkerChannel(script, { mode: 'read', file, batchSize });
   let opened: ParquetWorkerMessage;
   try {
@@ -106,6 +109,13 @@ export async function openParquetInWorkers(file: string, script: URL, batchSize:
   }
   const schema = tableFromIPC(opened.schema).schema;
   const rowGroupRows = opened.rowGroupRows;
+  if (nativeLists) {
+    const lists = listColumnsOf(schema);
+    if (lists.length > 0) {
+      await first.close();
+      return openWithNativeLists(file, script, schema, rowGroupRows, batchSize, lists);
+    }
+  }
   const channels = [first];
   for (let k = 1; k < Math.min(workers, rowGroupRows.length); k++) channels.push(new WorkerChannel(script, { mode: 'read', file, batchSize }));
   const closeAll = async () => {
@@ -146,42 +156,178 @@ export async function openParquetInWorkers(file: string, script: URL, batchSize:
       }
     }
   }
-  return { schema, batches: batches(), close: closeAll };
+  return { schema, batches: batches(), transient: false, close: closeAll };
+}
+
+/**
+ * The float list columns read by DuckDB (duckdb-lists.ts), every other column by one parquet-wasm
+ * worker, zipped batch by batch: the worker's batches (by row group, at most `batchSize` rows)
+ * set the batch sizes, or, when every column is a float list, batches of `batchSize` rows.
+ */
+async function openWithNativeLists(
+  file: string,
+  script: URL,
+  fileSchema: Schema,
+  rowGroupRows: number[],
+  batchSize: number,
+  lists: ListColumn[],
+): Promise<ParquetInput> {
+  const listIndex = new Map(lists.map((c, k) => [c.name, k]));
+  const others = fileSchema.fields.filter((f) => !listIndex.has(f.name)).map((f) => f.name);
+  const schema = new Schema(
+    fileSchema.fields.map((f) =>
+      listIndex.has(f.name) ? new Field(f.name, listTypeOf(lists[listIndex.get(f.name)!].depth, lists[listIndex.get(f.name)!].float32), true) : f,
+    ),
+    fileSchema.metadata,
+  );
+  const totalRows = rowGroupRows.reduce((a, b) => a + b, 0);
+  const channel = others.length > 0 ? new WorkerChannel(script, { mode: 'read', file, batchSize, columns: others }) : null;
+  let duck: DuckDbLists;
+  try {
+    duck = await DuckDbLists.open(file, lists);
+  } catch (err) {
+    await channel?.close();
+    throw await damaged(file, script, fileSchema, rowGroupRows, 0, reasonOf(err), true);
+  }
+  const close = async () => {
+    duck.close();
+    await channel?.close();
+  };
+
+  /** The other columns' next batch (null at the end), or a made-up size when there are none. */
+  async function* otherBatches(): AsyncGenerator<{ rows: number; batch: RecordBatch | null }> {
+    if (!channel) {
+      for (let done = 0; done < totalRows; done += batchSize) yield { rows: Math.min(batchSize, totalRows - done), batch: null };
+      return;
+    }
+    channel.tell({ kind: 'plan', rowGroups: rowGroupRows.map((_, g) => g) });
+    channel.tell({ kind: 'next' });
+    let rows = 0;
+    for (;;) {
+      let m: ParquetWorkerMessage;
+      try {
+        for (;;) {
+          m = await channel.take();
+          if (m.kind === 'rowGroupEnd') channel.tell({ kind: 'next' });
+          else if (m.kind !== 'opened') break;
+        }
+      } catch (err) {
+        throw await damaged(file, script, fileSchema, rowGroupRows, rows, reasonOf(err));
+      }
+      if (m.kind === 'end') return;
+      if (m.kind !== 'batch') throw await damaged(file, script, fileSchema, rowGroupRows, rows, m.kind === 'failed' ? m.message : m.kind);
+      channel.tell({ kind: 'next' });
+      let decoded;
+      try {
+        decoded = tableFromIPC(m.ipc).batches;
+      } catch (err) {
+        throw await damaged(file, script, fileSchema, rowGroupRows, rows, reasonOf(err));
+      }
+      if (m.bounds && decoded.length === 1) rememberBounds(decoded[0], m.bounds);
+      for (const b of decoded) {
+        rows += b.numRows;
+        yield { rows: b.numRows, batch: b };
+      }
+    }
+  }
+
+  const otherIterator = otherBatches();
+  let rowsRead = 0;
+  /** The next batch's columns from both readers (null at the end). */
+  const readNext = async () => {
+    const other = await otherIterator.next();
+    if (other.done) return null;
+    let taken;
+    try {
+      taken = await duck.take(other.value.rows);
+    } catch (err) {
+      throw await damaged(file, script, fileSchema, rowGroupRows, rowsRead, reasonOf(err), true);
+    }
+    if (taken.rows !== other.value.rows) {
+      throw new InputError(
+        `${file}: the float list columns end at row ${rowsRead + taken.rows}, the other columns go on (the file changed while it was read?)`,
+      );
+    }
+    rowsRead += taken.rows;
+    return { other: other.value, taken };
+  };
+
+  async function* batches(): AsyncGenerator<RecordBatch> {
+    let pending = readNext();
+    for (;;) {
+      const next = await pending;
+      if (!next) return;
+      // The next batch decodes (DuckDB's threads, the worker) while this one is checked and scored.
+      pending = readNext();
+      pending.catch(() => {}); // rethrown where it is awaited
+      const { other, taken } = next;
+      const children = schema.fields.map((f) => {
+        const k = listIndex.get(f.name);
+        return k !== undefined ? taken.data[k] : other.batch!.data.children[other.batch!.schema.fields.findIndex((g) => g.name === f.name)];
+      });
+      yield new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: other.rows, nullCount: 0, children }));
+    }
+  }
+  return { schema, batches: batches(), transient: true, close };
 }
 
 /**
  * The InputError for a decoding failure after `rowsBefore` rows: the row group holding the next
  * row, and the first column that fails when the row group is decoded a column at a time.
  */
-async function damaged(file: string, script: URL, schema: Schema, rowGroupRows: number[], rowsBefore: number, reason: string): Promise<InputError> {
-  let group = 0,
-    first = 0;
-  while (group < rowGroupRows.length - 1 && first + rowGroupRows[group] <= rowsBefore) first += rowGroupRows[group++];
+async function damaged(
+  file: string,
+  script: URL,
+  schema: Schema,
+  rowGroupRows: number[],
+  rowsBefore: number,
+  reason: string,
+  readsAhead = false,
+): Promise<InputError> {
+  let group = 0;
+  const firstRow = (g: number) => rowGroupRows.slice(0, g).reduce((a, b) => a + b, 0);
+  while (group < rowGroupRows.length - 1 && firstRow(group + 1) <= rowsBefore) group++;
+  const names = schema.fields.map((f) => f.name);
+  let column = await failingColumn(file, script, group, names);
+  // DuckDB decodes ahead of the rows handed over: the damage may lie in a later row group.
+  if (readsAhead) {
+    for (let g = group + 1; !column && g < rowGroupRows.length; g++) {
+      const found = await failingColumn(file, script, g, names);
+      if (found) {
+        column = found;
+        group = g;
+      }
+    }
+  }
+  const first = firstRow(group);
   const where = `row group ${group + 1} of ${rowGroupRows.length} (rows ${first + 1}-${first + (rowGroupRows[group] ?? 0)})`;
-  const column = await failingColumn(
-    file,
-    script,
-    group,
-    schema.fields.map((f) => f.name),
-  );
   const which = column ? `, column "${column.name}"` : '';
   const why = column?.reason ?? reason;
   return new InputError(`${file}: ${where}${which}: the Parquet data is damaged or uses a feature the reader lacks (${why})`);
 }
 
+/**
+ * The first of `columns` whose data in `rowGroup` fails to decode, each decoded in a worker of
+ * its own: a worker that panics may end before its last messages arrive, so one worker probing
+ * several columns could not always say which one it was on.
+ */
 async function failingColumn(file: string, script: URL, rowGroup: number, columns: string[]): Promise<{ name: string; reason: string } | null> {
-  const probe = new WorkerChannel(script, { mode: 'probe', file, rowGroup, columns });
-  let current: string | null = null;
-  try {
-    for (;;) {
-      const m = await probe.take();
-      if (m.kind === 'probing') current = m.column;
-      else if (m.kind === 'probed') return m.column === null ? null : { name: m.column, reason: m.message ?? '' };
-      else return null;
+  for (const column of columns) {
+    const probe = new WorkerChannel(script, { mode: 'probe', file, rowGroup, columns: [column] });
+    try {
+      for (;;) {
+        const m = await probe.take();
+        if (m.kind === 'probed') {
+          if (m.column !== null) return { name: column, reason: m.message ?? '' };
+          break;
+        }
+        if (m.kind !== 'probing') return null;
+      }
+    } catch (err) {
+      return { name: column, reason: reasonOf(err) };
+    } finally {
+      await probe.close();
     }
-  } catch (err) {
-    return current === null ? null : { name: current, reason: reasonOf(err) };
-  } finally {
-    await probe.close();
   }
+  return null;
 }

@@ -20,7 +20,8 @@ import { tableFromIPC } from 'apache-arrow';
 import { loadParquetWasm } from './parquet-wasm.js';
 import { batchBounds, type ValueBounds } from './value-bounds.js';
 
-export type ParquetWorkerData = { mode: 'read'; file: string; batchSize: number } | { mode: 'probe'; file: string; rowGroup: number; columns: string[] };
+export type ParquetWorkerData =
+  { mode: 'read'; file: string; batchSize: number; columns?: string[] } | { mode: 'probe'; file: string; rowGroup: number; columns: string[] };
 
 /** Per column, the bounds of its float values (value-bounds.ts); null for the whole batch when unknown. */
 export type ColumnBounds = (ValueBounds | null)[] | null;
@@ -78,7 +79,7 @@ async function main(): Promise<void> {
           post({ kind: 'end' });
           return;
         }
-        reader = (await file.stream({ rowGroups: [rowGroups[nextGroup++]], batchSize: data.batchSize })).getReader();
+        reader = (await file.stream({ rowGroups: [rowGroups[nextGroup++]], batchSize: data.batchSize, columns: data.columns })).getReader();
       }
       const r = await reader.read();
       if (r.done) {

@@ -18,6 +18,7 @@ import { InputError, UsageError } from '../../core/errors.js';
 import './arrow-codecs.js';
 import type { DataFormat } from './format.js';
 import { loadParquetWasm } from './parquet-wasm.js';
+import { RING_SLOTS } from './ring.js';
 import { openParquetInWorkers, parquetWorkerScript } from './parquet-reader.js';
 
 /** Rows per batch asked of the Parquet decoder: bounds memory whatever the file's row group size. */
@@ -52,10 +53,13 @@ export interface ColumnarOptions {
    * traffic, not by a core. Measure before raising it.
    */
   decodeWorkers?: number;
+  /**
+   * Read Parquet's float list columns (steps, embeddings, policy, expected, realized) with DuckDB
+   * (duckdb-lists.ts), handed over as list<list<float>> / list<float> whatever list type the
+   * file declares. For scoring, which reads their values only; `ecr convert` keeps the types.
+   */
+  nativeLists?: boolean;
 }
-
-/** Buffers in the ring of a reuseMemory read: the batch being scored, the one read ahead, one spare. */
-export const RING_SLOTS = 3;
 
 /** Opens `file` ('-' or a stream: `stream` is read instead) as Arrow IPC or Parquet. */
 export async function openColumnar(
@@ -65,7 +69,7 @@ export async function openColumnar(
   options: ColumnarOptions = {},
 ): Promise<ColumnarInput> {
   const decodeWorkers = Math.max(1, options.decodeWorkers ?? 1);
-  return format === 'arrow' ? openArrow(file, stream, options.reuseMemory === true) : openParquet(file, stream, decodeWorkers);
+  return format === 'arrow' ? openArrow(file, stream, options.reuseMemory === true) : openParquet(file, stream, decodeWorkers, options.nativeLists === true);
 }
 
 async function openArrow(file: string, stream: Readable | null, reuseMemory: boolean): Promise<ColumnarInput> {
@@ -219,7 +223,7 @@ async function* ringBatches(handle: FileHandle, footer: FileFooter, schema: Sche
   }
 }
 
-async function openParquet(file: string, stream: Readable | null, decodeWorkers: number): Promise<ColumnarInput> {
+async function openParquet(file: string, stream: Readable | null, decodeWorkers: number, nativeLists: boolean): Promise<ColumnarInput> {
   if (stream) {
     throw new UsageError(
       `${file === '-' ? 'stdin' : file}: Parquet is read from its footer, so it needs a regular file, not a pipe or stdin (save it to a file first, or send Arrow IPC stream format through the pipe)`,
@@ -227,8 +231,8 @@ async function openParquet(file: string, stream: Readable | null, decodeWorkers:
   }
   const script = parquetWorkerScript();
   if (script) {
-    const p = await openParquetInWorkers(file, script, PARQUET_BATCH_ROWS, decodeWorkers);
-    return { schema: p.schema, batches: p.batches, transient: false, close: p.close };
+    const p = await openParquetInWorkers(file, script, PARQUET_BATCH_ROWS, decodeWorkers, nativeLists);
+    return { schema: p.schema, batches: p.batches, transient: p.transient, close: p.close };
   }
   const pw = await loadParquetWasm();
   let pf;

@@ -160,7 +160,7 @@ export async function scoreBlock(
 export async function scoreToOutput(input: InputSpec, output: OutputSpec, s: ScoreSettings): Promise<number> {
   // Scoring reads ahead one block only and keeps nothing of a block but its results, whose id
   // and group columns are copied out: so an Arrow file may be read into reused shared memory.
-  const source = await openBatchInput(input, { reuseMemory: true });
+  const source = await openBatchInput(input, { reuseMemory: true, nativeLists: true });
   // The schema is fine: the cpu backend's workers boot while the first batch is read.
   await warmUpBackend(s, true); // scoreBlock's windows offload
   const groups = new GroupKeys();

@@ -80,6 +80,11 @@ export function rememberBounds(batch: RecordBatch, bounds: readonly (ValueBounds
   });
 }
 
+/** Records bounds found while copying a null-free leaf (duckdb-lists.ts). */
+export function rememberLeafBounds(leaf: Data, bounds: ValueBounds): void {
+  if (leaf.nullCount === 0) known.set(leaf, bounds);
+}
+
 /** True when every value of `leaf` is known to lie in [lo, hi] (and none is null or NaN). */
 export function knownWithin(leaf: Data, lo: number, hi: number): boolean {
   const b = known.get(leaf);
