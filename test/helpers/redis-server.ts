@@ -27,17 +27,26 @@ export function redisGate(): RedisGate {
   return { available: false, reason };
 }
 
-/** A free TCP port on 127.0.0.1 (bound, read, released). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Binds `port` on 127.0.0.1 and releases it: true when it was free. */
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
+}
+
+/**
+ * A free TCP port on 127.0.0.1, below Linux's ephemeral range (32768 and up), where no other
+ * test's `listen(0)` or outgoing connection can be given it: a server stopped and started again
+ * on its port (the restart tests) must find the port still its own, with test files in parallel.
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    if (await canBind(port)) return port;
+  }
+  throw new Error('no free port between 20000 and 32000 on 127.0.0.1');
 }
 
 async function answersPing(port: number): Promise<boolean> {
@@ -81,7 +90,13 @@ export class RedisServer {
     this.child = child;
     for (let i = 0; i < 200; i++) {
       if (child.exitCode !== null) throw new Error(`redis-server on port ${this.port} exited with ${child.exitCode}`);
-      if (await answersPing(this.port)) return;
+      if (await answersPing(this.port)) {
+        // The answer must come from this process, not from another test's server on the port.
+        const info = spawnSync('redis-cli', ['-p', String(this.port), 'INFO', 'server'], { encoding: 'utf8' }).stdout;
+        const pid = /process_id:(\d+)/.exec(info)?.[1];
+        if (pid !== undefined && Number(pid) !== child.pid) throw new Error(`port ${this.port} is served by another redis-server (pid ${pid})`);
+        return;
+      }
       await new Promise((r) => setTimeout(r, 25));
     }
     throw new Error(`redis-server on port ${this.port} did not answer PING within 5 s`);
