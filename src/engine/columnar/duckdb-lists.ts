@@ -292,6 +292,16 @@ export function listTypeOf(depth: 1 | 2, float32: boolean): List {
   return depth === 2 ? new List(new Field('item', new List(leaf), true)) : new List(leaf);
 }
 
+export interface DuckDbConnection {
+  instance: DuckDBInstance;
+  connection: DuckDBConnection;
+}
+
+export function closeDuckDb(db: DuckDbConnection): void {
+  db.connection.closeSync();
+  db.instance.closeSync();
+}
+
 export interface ListColumn {
   name: string;
   depth: 1 | 2;
@@ -312,20 +322,24 @@ export class DuckDbLists {
     private readonly columns: ListColumn[],
   ) {}
 
-  static async open(file: string, columns: ListColumn[]): Promise<DuckDbLists> {
+  /** A DuckDB instance and connection, made while the file's schema is still being read. */
+  static async connect(): Promise<DuckDbConnection> {
     const { DuckDBInstance } = await import('@duckdb/node-api');
     const instance = await DuckDBInstance.create(':memory:', { autoinstall_known_extensions: 'false', autoload_known_extensions: 'false' });
-    const connection = await instance.connect();
+    return { instance, connection: await instance.connect() };
+  }
+
+  /** Starts reading `columns` of `file` on `db` (closed by close(), or here on failure). */
+  static async open(db: DuckDbConnection, file: string, columns: ListColumn[]): Promise<DuckDbLists> {
     try {
       const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
       const sql = `SELECT ${columns.map((c) => quote(c.name)).join(', ')} FROM read_parquet(?)`;
-      const prepared = await connection.prepare(sql);
+      const prepared = await db.connection.prepare(sql);
       prepared.bindVarchar(1, file);
       const result = await prepared.stream();
-      return new DuckDbLists(instance, connection, result, columns);
+      return new DuckDbLists(db.instance, db.connection, result, columns);
     } catch (err) {
-      connection.closeSync();
-      instance.closeSync();
+      closeDuckDb(db);
       throw err;
     }
   }

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { Field, RecordBatch, Schema, Struct, makeData, tableFromIPC } from 'apache-arrow';
-import { DuckDbLists, listColumnsOf, listTypeOf, type ListColumn } from './duckdb-lists.js';
+import { DuckDbLists, closeDuckDb, listColumnsOf, listTypeOf, type DuckDbConnection, type ListColumn } from './duckdb-lists.js';
 import { InputError } from '../../core/errors.js';
 import type { ParquetWorkerData, ParquetWorkerMessage, ParquetWorkerRequest } from './parquet-worker.js';
 import { rememberBounds } from './value-bounds.js';
@@ -96,26 +96,32 @@ export interface ParquetInput {
  */
 export async function openParquetInWorkers(file: string, script: URL, batchSize: number, workers: number, nativeLists = false): Promise<ParquetInput> {
   const first = new WorkerChannel(script, { mode: 'read', file, batchSize });
+  // DuckDB loads while the worker reads the schema. Where it cannot load (no build of its native
+  // module for this platform), parquet-wasm reads every column, as before DuckDB was used.
+  const duckdb = nativeLists ? DuckDbLists.connect().catch(() => null) : null;
+  const dropDuckDb = async () => {
+    const db = await duckdb;
+    if (db) closeDuckDb(db);
+  };
   let opened: ParquetWorkerMessage;
   try {
     opened = await first.take();
   } catch (err) {
     await first.close();
+    await dropDuckDb();
     throw new InputError(`${file} is not a Parquet file (${reasonOf(err)})`);
   }
   if (opened.kind !== 'opened') {
     await first.close();
+    await dropDuckDb();
     throw new InputError(`${file} is not a Parquet file (${opened.kind === 'failed' ? opened.message : opened.kind})`);
   }
   const schema = tableFromIPC(opened.schema).schema;
   const rowGroupRows = opened.rowGroupRows;
-  if (nativeLists) {
-    const lists = listColumnsOf(schema);
-    if (lists.length > 0) {
-      await first.close();
-      return openWithNativeLists(file, script, schema, rowGroupRows, batchSize, lists);
-    }
-  }
+  const db = await duckdb;
+  const lists = db ? listColumnsOf(schema) : [];
+  if (db && lists.length > 0) return openWithNativeLists(file, script, first, db, schema, rowGroupRows, batchSize, lists);
+  await dropDuckDb();
   const channels = [first];
   for (let k = 1; k < Math.min(workers, rowGroupRows.length); k++) channels.push(new WorkerChannel(script, { mode: 'read', file, batchSize }));
   const closeAll = async () => {
@@ -167,6 +173,9 @@ export async function openParquetInWorkers(file: string, script: URL, batchSize:
 async function openWithNativeLists(
   file: string,
   script: URL,
+  /** The worker that opened the file: it reads the other columns, or is closed when there are none. */
+  opened: WorkerChannel,
+  db: DuckDbConnection,
   fileSchema: Schema,
   rowGroupRows: number[],
   batchSize: number,
@@ -181,10 +190,11 @@ async function openWithNativeLists(
     fileSchema.metadata,
   );
   const totalRows = rowGroupRows.reduce((a, b) => a + b, 0);
-  const channel = others.length > 0 ? new WorkerChannel(script, { mode: 'read', file, batchSize, columns: others }) : null;
+  const channel = others.length > 0 ? opened : null;
+  if (!channel) await opened.close();
   let duck: DuckDbLists;
   try {
-    duck = await DuckDbLists.open(file, lists);
+    duck = await DuckDbLists.open(db, file, lists);
   } catch (err) {
     await channel?.close();
     throw await damaged(file, script, fileSchema, rowGroupRows, 0, reasonOf(err), true);
@@ -200,7 +210,7 @@ async function openWithNativeLists(
       for (let done = 0; done < totalRows; done += batchSize) yield { rows: Math.min(batchSize, totalRows - done), batch: null };
       return;
     }
-    channel.tell({ kind: 'plan', rowGroups: rowGroupRows.map((_, g) => g) });
+    channel.tell({ kind: 'plan', rowGroups: rowGroupRows.map((_, g) => g), columns: others });
     channel.tell({ kind: 'next' });
     let rows = 0;
     for (;;) {

@@ -26,7 +26,8 @@ export type ParquetWorkerData =
 /** Per column, the bounds of its float values (value-bounds.ts); null for the whole batch when unknown. */
 export type ColumnBounds = (ValueBounds | null)[] | null;
 
-export type ParquetWorkerRequest = { kind: 'plan'; rowGroups: number[] } | { kind: 'next' };
+/** The plan: which row groups to decode, in order, and which columns (all when absent). */
+export type ParquetWorkerRequest = { kind: 'plan'; rowGroups: number[]; columns?: string[] } | { kind: 'next' };
 
 export type ParquetWorkerMessage =
   | { kind: 'opened'; schema: Uint8Array; rowGroupRows: number[] }
@@ -68,6 +69,7 @@ async function main(): Promise<void> {
   const rowGroupRows = Array.from({ length: metadata.numRowGroups() }, (_, i) => metadata.rowGroup(i).numRows());
   post({ kind: 'opened', schema: file.schema().intoIPCStream(), rowGroupRows });
   let rowGroups: number[] = [];
+  let columns: string[] | undefined;
   let nextGroup = 0;
   let reader: ReadableStreamDefaultReader<unknown> | null = null;
   // One batch per request of the parent, or the end of the row group it is in; a failure is
@@ -79,7 +81,7 @@ async function main(): Promise<void> {
           post({ kind: 'end' });
           return;
         }
-        reader = (await file.stream({ rowGroups: [rowGroups[nextGroup++]], batchSize: data.batchSize, columns: data.columns })).getReader();
+        reader = (await file.stream({ rowGroups: [rowGroups[nextGroup++]], batchSize: data.batchSize, columns })).getReader();
       }
       const r = await reader.read();
       if (r.done) {
@@ -96,7 +98,7 @@ async function main(): Promise<void> {
     }
   };
   port.on('message', (m: ParquetWorkerRequest) => {
-    if (m.kind === 'plan') rowGroups = m.rowGroups;
+    if (m.kind === 'plan') ({ rowGroups, columns } = m);
     else void readNext();
   });
 }
