@@ -11,6 +11,7 @@ import { createInterface } from 'node:readline';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { LoopbackServer } from '../src/testing/loopback-server.js';
+import { defaultCacheBytes, machine } from '../src/core/machine.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 
@@ -82,6 +83,11 @@ describe('ecr serve as a process', () => {
     // SIGTERM to the server process itself (the pid in its log lines), as a process manager sends it;
     // npx, its parent, then exits with the server's code.
     const pid = JSON.parse(s.lines[0]).pid as number;
+    // The startup line says what the pools and the cache default were sized from (issue 21).
+    const started = JSON.parse(s.lines.find((l) => l.includes('ecr serve listening'))!) as Record<string, unknown>;
+    const shape = machine();
+    expect(started).toMatchObject({ cpus: shape.cpus, cpu_source: shape.cpuSource, memory_bytes: shape.memoryBytes, memory_source: shape.memorySource });
+    expect(started.cache_max_bytes).toBe(defaultCacheBytes(shape));
     process.kill(pid, 'SIGTERM');
     const done = await Promise.all(inFlight);
     expect(done.map((r) => r.choices.length)).toEqual([1, 1]);

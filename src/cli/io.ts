@@ -1,5 +1,5 @@
 /** What the subcommands share: their flags, configuration files and exit codes. */
-import { availableParallelism } from 'node:os';
+import { machine } from '../core/machine.js';
 import { promises as fs } from 'node:fs';
 import type { ParseArgsConfig } from 'node:util';
 import { parseArgs } from '../core/parse-args.js';
@@ -30,9 +30,9 @@ export function positiveIntegerFlag(flag: string, text: string): number {
   return n;
 }
 
-/** `--threads N` of the JSONL parser (ecr score, ecr worker): 0..256, default one per core. */
+/** `--threads N` of the JSONL parser (ecr score, ecr worker): 0..256, default one per CPU this process may use (core/machine.ts). */
 export function parseThreadsFlag(text: string | undefined): number {
-  const threads = text === undefined ? availableParallelism() : Number(text);
+  const threads = text === undefined ? machine().cpus : Number(text);
   if (!Number.isInteger(threads) || threads < 0 || threads > 256) throw new UsageError(`--threads must be an integer from 0 to 256, got "${text}"`);
   return threads;
 }

@@ -7,6 +7,7 @@ import { startGateway } from '../server/app.js';
 import { resolveServeConfig, usage } from '../server/config.js';
 import { closeOnSignal } from '../server/shutdown.js';
 import { redactUrl } from '../core/redact-url.js';
+import { machine } from '../core/machine.js';
 import { backendOptionsFromEnv } from './backend-env.js';
 
 export async function main(argv: string[]): Promise<number> {
@@ -18,8 +19,21 @@ export async function main(argv: string[]): Promise<number> {
   // The gateway scores on the cpu unless a batch is large enough for the GPU: then ECR_WEBGPU_* and ECR_DEBUG apply.
   const config = { ...settings, backendOptions: backendOptionsFromEnv(process.env, { reportAdapter: false }) };
   const { app, gateway, url } = await startGateway(config);
+  const shape = machine();
   app.log.info(
-    { url, upstream: redactUrl(config.upstream), auth: config.apiKeys.length > 0, ecr_all: config.ecrAll, max_concurrent: config.maxConcurrent },
+    {
+      url,
+      upstream: redactUrl(config.upstream),
+      auth: config.apiKeys.length > 0,
+      ecr_all: config.ecrAll,
+      max_concurrent: config.maxConcurrent,
+      // What the pools and the cache default were sized from (core/machine.ts).
+      cpus: shape.cpus,
+      cpu_source: shape.cpuSource,
+      memory_bytes: shape.memoryBytes,
+      memory_source: shape.memorySource,
+      cache_max_bytes: config.cacheMaxBytes,
+    },
     'ecr serve listening',
   );
   // logrotate moves the file and sends SIGHUP: keep writing to the path, not the moved file.

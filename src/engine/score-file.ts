@@ -3,7 +3,7 @@
  * (a file, replaced only on success, or stdout), on the streaming JSONL path when both sides are
  * JSONL, else on the columnar path (loaded only then).
  */
-import { availableParallelism } from 'node:os';
+import { machine } from '../core/machine.js';
 import type { ResolvedConfig } from '../core/config.js';
 import type { BackendChoice, ComputeOptions } from '../backends/backend.js';
 import type { BackendOptions } from '../backends/options.js';
@@ -52,7 +52,7 @@ export async function scoreFile(o: ScoreFileOptions): Promise<number> {
     if (o.inFormat === 'jsonl' && outFormat === 'jsonl') {
       const inputBytes = o.inputInfo.stat?.isFile() ? o.inputInfo.stat.size : null;
       const chunkBytes = o.chunkBytes ?? DEFAULT_CHUNK_BYTES;
-      const threads = o.threads ?? (inputBytes !== null && inputBytes <= chunkBytes ? 0 : availableParallelism());
+      const threads = o.threads ?? (inputBytes !== null && inputBytes <= chunkBytes ? 0 : machine().cpus);
       const source = await checkedJsonlInput(o.input, () => openInput(o.input), isRegularFile(o.input, o.inputInfo));
       scored = await scoreStream(
         source,

@@ -10,6 +10,7 @@ import { CONFIG_KEYS, resolveConfig, type EcrConfig } from '../core/config.js';
 import type { BackendOptions } from '../backends/options.js';
 import { ConfigError, UsageError } from '../core/errors.js';
 import { REDIS_DEFAULTS } from '../cache/redis-store.js';
+import { defaultCacheBytes } from '../core/machine.js';
 import { checkRedisUrlOption } from '../cache/redis-url.js';
 import { ApiError } from './errors.js';
 import { joinUrlPath } from '../llm/http-transport.js';
@@ -173,7 +174,7 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'int',
     min: 1024,
     arg: 'N',
-    help: 'approximate bytes each of the 4 pipeline caches may hold, least recently used out first (default 67108864 = 64 MiB)',
+    help: 'approximate bytes each of the 4 pipeline caches may hold, least recently used out first (default: 1/32 of the memory this process may use, its cgroup limit or the total, between 32 and 512 MiB)',
   },
   {
     key: 'cacheTtl',
@@ -262,7 +263,8 @@ const DEFAULTS: Omit<ServeSettings, 'upstream'> = {
   retries: 2,
   shutdownTimeout: 10_000,
   progressInterval: 2000,
-  cacheMaxBytes: 64 * 1024 * 1024,
+  // Sized to the machine when the settings are resolved (defaultCacheBytes).
+  cacheMaxBytes: 0,
   cacheTtl: 0,
   redisTtl: REDIS_DEFAULTS.ttlSeconds,
   redisTimeout: REDIS_DEFAULTS.timeoutMs,
@@ -382,7 +384,7 @@ export function resolveServeConfig(argv: string[], env: NodeJS.ProcessEnv = proc
   for (const k of Object.keys(file)) {
     if (!known.has(k)) throw new UsageError(`--config ${configPath}: unknown key "${k}" (known: ${[...known].join(', ')})`);
   }
-  const out: Record<string, unknown> = { ...DEFAULTS };
+  const out: Record<string, unknown> = { ...DEFAULTS, cacheMaxBytes: defaultCacheBytes() };
   for (const s of SETTINGS) {
     if (flags[s.flag] !== undefined) out[s.key] = coerce(s, flags[s.flag], `--${s.flag}`);
     else if (env[s.env] !== undefined) out[s.key] = coerce(s, env[s.env], s.env);

@@ -22,7 +22,7 @@
  * Covariance (options.covariance): [n][m][m] of the shrunk C of the configured shrinkage. In
  * max-abs-change mode this is the trace-mode C (as the cpu-reference oracle returns it).
  */
-import { availableParallelism } from 'node:os';
+import { machine } from '../../core/machine.js';
 import type { Batch, FloatArray, MetricArrays } from '../../core/batch.js';
 import { allocMetrics } from '../../core/batch.js';
 import { checkComputeOptions } from '../backend.js';
@@ -43,7 +43,7 @@ import { allocateSharedMetrics, isSharedArray } from './shared.js';
 import { StagingArea } from './staging.js';
 
 export interface CpuBackendOptions {
-  /** Threads to use, the calling thread included (default: os.availableParallelism()). 1 = never start workers. */
+  /** Threads to use, the calling thread included (default: the CPUs this process may use, core/machine.ts). 1 = never start workers. */
   threads?: number;
   /** Smallest n split across threads when every input is in shared memory. */
   sharedThreshold?: number;
@@ -95,7 +95,7 @@ export class CpuBackend implements ScoreBackend {
   lastRun: CpuRunInfo = { threads: 1, copiedInputs: false, copiedOutputs: false, offloaded: false };
 
   constructor(options: CpuBackendOptions = {}) {
-    this.threads = Math.max(1, Math.floor(options.threads ?? availableParallelism()));
+    this.threads = Math.max(1, Math.floor(options.threads ?? machine().cpus));
     this.sharedThreshold = options.sharedThreshold ?? DEFAULT_SHARED_THRESHOLD;
     this.copyThreshold = options.copyThreshold ?? DEFAULT_COPY_THRESHOLD;
     this.offload = options.offload === true;

@@ -11,9 +11,9 @@
  * DuckDB is loaded only when a Parquet file is scored, with extension autoloading off: it never
  * reaches the network.
  */
-import { availableParallelism } from 'node:os';
 import { DataType, Field, Float32, Float64, List, Precision, Type, makeData, type Data, type Schema } from 'apache-arrow';
 import type { DuckDBConnection, DuckDBDataChunk, DuckDBInstance, DuckDBResult } from '@duckdb/node-api';
+import { machine } from '../../core/machine.js';
 import { RING_SLOTS } from './ring.js';
 import { rememberLeafBounds } from './value-bounds.js';
 
@@ -328,7 +328,7 @@ export class DuckDbLists {
     const { DuckDBInstance } = await import('@duckdb/node-api');
     // Half the cores: the cpu backend's workers score on the others while DuckDB decodes (on the
     // 2-core VM, one DuckDB thread scored 400K rows in 2.62 s, two in 2.93 s).
-    const threads = String(Math.max(1, Math.floor(availableParallelism() / 2)));
+    const threads = String(Math.max(1, Math.floor(machine().cpus / 2)));
     const instance = await DuckDBInstance.create(':memory:', { autoinstall_known_extensions: 'false', autoload_known_extensions: 'false', threads });
     return { instance, connection: await instance.connect() };
   }
