@@ -48,8 +48,8 @@ export interface ColumnarOptions {
   reuseMemory?: boolean;
   /**
    * Parquet decode workers (default 1), each decoding whole row groups. On the 2-core
-   * machine of issue 20 two workers decoded no faster than one (2.20 s vs 2.27 s per 400K rows,
-   * bench/parquet-decoders.mjs) and took 40% more memory: decoding there is bound by memory
+   * machine of issue 20 two workers decoded 1M rows in 3.34 s against one's 3.63 s, with 24% more
+   * CPU time and 45% more memory (bench/parquet-decoders.sh): decoding there is bound by memory
    * traffic, not by a core. Measure before raising it.
    */
   decodeWorkers?: number;
