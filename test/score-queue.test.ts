@@ -641,17 +641,10 @@ describe.skipIf(!gate.available)('a queue whose Redis restarts mid-run', () => {
     }
   });
 
-  // retry: in about one full-suite run in three (68 files, 3 forks, 2 cores) one of the two
-  // processes has not exited after 60 s; never reproduced alone or under CPU load (40 tries), so
-  // the cause is still open. exitWithin now prints the stderr of the one still running.
   it(
     "a server that comes back without the URL's database stops the submitter and the worker (exit 2), not switches them to database 0",
-    { retry: 2, timeout: 90_000 },
+    { timeout: 90_000 },
     async () => {
-      // A server of 16 databases again (a failed attempt leaves the one of 4), fresh directories.
-      await server.stop();
-      server = new RedisServer(server.port);
-      await server.start();
       const workDir = mkdtempSync(path.join(dir, 'work-db-')),
         outDir = mkdtempSync(path.join(dir, 'out-db-'));
       const input = path.join(dir, 'db.jsonl');
@@ -675,6 +668,10 @@ describe.skipIf(!gate.available)('a queue whose Redis restarts mid-run', () => {
       ]);
       await waitFor('the shards queued', () => sub.stderr().includes('no ecr worker is connected'), sub);
       await server.stop();
+      // Down for 8 s: after a longer outage the worker's connections reconnect in an order in which
+      // closing BullMQ waited forever (the worker never exited, and ioredis printed "Unhandled
+      // error event" stacks); a quick restart showed it only now and then.
+      await new Promise((r) => setTimeout(r, 8000));
       // The same port, now with 4 databases; stopped by afterAll even if this test times out.
       server = new RedisServer(server.port, ['--databases', '4']);
       await server.start();

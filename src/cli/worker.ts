@@ -93,9 +93,13 @@ export async function main(argv: string[]): Promise<number> {
     process.on('SIGTERM', stop);
   });
   if (stopped) {
-    // Redis refused the database on a reconnection: the shards in progress are abandoned (worker-run.ts).
+    // Redis refused the database on a reconnection. The process ends without closing BullMQ:
+    // closing waits on connections that reconnect forever to a server refusing the database (the
+    // worker then never exited), and BullMQ drops its error listeners as it closes, so ioredis
+    // printed each refusal as an "Unhandled error event" stack. Ending the process abandons the
+    // shards in progress; their locks expire and BullMQ hands them to a worker once Redis is fixed.
     log(`stopping: ${stopped.message}`);
-    await running.abandon();
+    setTimeout(() => process.exit(process.exitCode ?? 2), 100).unref();
     throw stopped;
   }
   await running.stop();

@@ -1,8 +1,8 @@
 /**
  * An `ecr worker` process's life without its argv or signals: Redis reached, a backend named for
  * this machine opened (one that cannot run here stops the worker now, not every shard it takes),
- * the shard worker started; later stopped gracefully (the shards in progress finished) or
- * abandoned after a fatal Redis error. Loads BullMQ and ioredis.
+ * the shard worker started; later stopped gracefully (the shards in progress finished), or
+ * reporting a fatal Redis error, on which the caller ends the process. Loads BullMQ and ioredis.
  */
 import { getBackend } from '../backends/registry.js';
 import { probeRedis } from './connection.js';
@@ -16,11 +16,6 @@ export interface RunningWorker {
   failed: Promise<Error>;
   /** Lets the shards in progress finish, then disconnects. */
   stop(): Promise<void>;
-  /**
-   * Abandons the shards in progress and disconnects: they could only be finished in database 0,
-   * among other runs' jobs, so BullMQ hands them to a worker once the server is fixed.
-   */
-  abandon(): Promise<void>;
 }
 
 export async function startWorker(s: Omit<WorkerSettings, 'onFatal'>): Promise<RunningWorker> {
@@ -30,14 +25,10 @@ export async function startWorker(s: Omit<WorkerSettings, 'onFatal'>): Promise<R
   const failed = new Promise<Error>((resolve) => {
     fatal = resolve;
   });
-  const { worker, close } = await startShardWorker({ ...s, onFatal: (err) => fatal(err) });
+  const { close } = await startShardWorker({ ...s, onFatal: (err) => fatal(err) });
   s.log(`waiting for shards on ${redactUrl(s.url)} (queue "${s.queueName}", backend ${s.backend}, concurrency ${s.concurrency})`);
   return {
     failed,
     stop: close,
-    abandon: async () => {
-      await worker.close(true).catch(() => {});
-      await close().catch(() => {});
-    },
   };
 }
