@@ -5,6 +5,8 @@
  * chosen automatically.
  */
 
+import { machine } from '../../core/machine.js';
+
 export interface WorkShape {
   n: number;
   t: number;
@@ -23,7 +25,8 @@ export function valuesPerTrajectory(s: WorkShape): number {
 // webgpu 10K in 1.4 ms, 100K in 6.3 ms, 4M in 160 ms with fresh output arrays (104 ms reusing
 // them): ~1 ns per value + ~1.3 ms. Host copies dominate (640 MB into staging at 10-12 GB/s, then
 // the f32 -> f64 output conversion); embeddings cost ~0.4 ns per value, so this is conservative
-// for them. On a 2-core machine the CPU is ~20x slower per value, so these favour the CPU.
+// for them. The CPU figure scales with the worker count (cpuEstimateMs): on 2 cores it is 8x
+// slower per value, on 64 cores 4x faster, where the CPU wins at every size.
 export const CostModel = {
   /** CPU backend: ns per input value. */
   cpuNsPerValue: 3,
@@ -35,8 +38,15 @@ export const CostModel = {
   minValuesToProbe: 1 << 20,
 };
 
-export function cpuEstimateMs(s: WorkShape): number {
-  return (s.n * valuesPerTrajectory(s) * CostModel.cpuNsPerValue) / 1e6;
+/** Worker threads of the cpu backend when `cpuNsPerValue` was measured (the H200 machine's cores). */
+export const MEASURED_CPUS = 16;
+
+/**
+ * The cpu backend's time on this machine: the measured rate scaled by its worker count (the CPUs
+ * this process may use, core/machine.ts), as the kernel work divides evenly over the workers.
+ */
+export function cpuEstimateMs(s: WorkShape, cpus: number = machine().cpus): number {
+  return (s.n * valuesPerTrajectory(s) * CostModel.cpuNsPerValue * MEASURED_CPUS) / Math.max(1, cpus) / 1e6;
 }
 
 export function gpuEstimateMs(s: WorkShape): number {
@@ -54,8 +64,8 @@ export function measuredShape(s: WorkShape): boolean {
 }
 
 /** True when the batch is large enough, and of a measured shape, that probing for a GPU can pay off. */
-export function worthProbing(s: WorkShape): boolean {
-  return measuredShape(s) && s.n * valuesPerTrajectory(s) >= CostModel.minValuesToProbe && gpuEstimateMs(s) < cpuEstimateMs(s);
+export function worthProbing(s: WorkShape, cpus: number = machine().cpus): boolean {
+  return measuredShape(s) && s.n * valuesPerTrajectory(s) >= CostModel.minValuesToProbe && gpuEstimateMs(s) < cpuEstimateMs(s, cpus);
 }
 
 /** Software rasterizers run WGSL on the CPU, slower than the CPU backend itself. */
