@@ -135,27 +135,10 @@ export async function openParquetInWorkers(file: string, script: URL, batchSize:
     for (let g = 0; g < rowGroupRows.length; g++) {
       const channel = channels[g % channels.length];
       for (;;) {
-        let m: ParquetWorkerMessage;
-        try {
-          // A worker other than the first reports its own opening here first.
-          do m = await channel.take();
-          while (m.kind === 'opened');
-        } catch (err) {
-          throw await damaged(file, script, schema, rowGroupRows, rows, reasonOf(err));
-        }
-        if (m.kind !== 'batch' && m.kind !== 'rowGroupEnd') {
-          throw await damaged(file, script, schema, rowGroupRows, rows, m.kind === 'failed' ? m.message : m.kind);
-        }
-        channel.tell({ kind: 'next' }); // the worker's next batch decodes while this one is checked and scored
-        if (m.kind === 'rowGroupEnd') break;
-        let decoded;
-        try {
-          decoded = tableFromIPC(m.ipc).batches;
-        } catch (err) {
-          throw await damaged(file, script, schema, rowGroupRows, rows, reasonOf(err));
-        }
-        if (m.bounds && decoded.length === 1) rememberBounds(decoded[0], m.bounds);
-        for (const b of decoded) {
+        const next = await nextDecoded(channel, (reason) => damaged(file, script, schema, rowGroupRows, rows, reason));
+        if (next.kind === 'rowGroupEnd') break;
+        if (next.kind === 'end') throw await damaged(file, script, schema, rowGroupRows, rows, 'end');
+        for (const b of next.batches) {
           rows += b.numRows;
           yield b;
         }
@@ -214,27 +197,10 @@ async function openWithNativeLists(
     channel.tell({ kind: 'next' });
     let rows = 0;
     for (;;) {
-      let m: ParquetWorkerMessage;
-      try {
-        for (;;) {
-          m = await channel.take();
-          if (m.kind === 'rowGroupEnd') channel.tell({ kind: 'next' });
-          else if (m.kind !== 'opened') break;
-        }
-      } catch (err) {
-        throw await damaged(file, script, fileSchema, rowGroupRows, rows, reasonOf(err));
-      }
-      if (m.kind === 'end') return;
-      if (m.kind !== 'batch') throw await damaged(file, script, fileSchema, rowGroupRows, rows, m.kind === 'failed' ? m.message : m.kind);
-      channel.tell({ kind: 'next' });
-      let decoded;
-      try {
-        decoded = tableFromIPC(m.ipc).batches;
-      } catch (err) {
-        throw await damaged(file, script, fileSchema, rowGroupRows, rows, reasonOf(err));
-      }
-      if (m.bounds && decoded.length === 1) rememberBounds(decoded[0], m.bounds);
-      for (const b of decoded) {
+      const next = await nextDecoded(channel, (reason) => damaged(file, script, fileSchema, rowGroupRows, rows, reason));
+      if (next.kind === 'rowGroupEnd') continue;
+      if (next.kind === 'end') return;
+      for (const b of next.batches) {
         rows += b.numRows;
         yield { rows: b.numRows, batch: b };
       }
@@ -279,6 +245,37 @@ async function openWithNativeLists(
     }
   }
   return { schema, batches: batches(), transient: true, close };
+}
+
+/** A worker's next answer: decoded batches (their bounds remembered), a row group's end, or the end. */
+type Decoded = { kind: 'batches'; batches: RecordBatch[] } | { kind: 'rowGroupEnd' } | { kind: 'end' };
+
+/**
+ * Takes the next answer of `channel` and, unless it is the end, asks for the one after (it
+ * decodes while this one is checked and scored). A failure, the worker's or in its bytes, is
+ * thrown as `fail` words it.
+ */
+async function nextDecoded(channel: WorkerChannel, fail: (reason: string) => Promise<InputError>): Promise<Decoded> {
+  let m: ParquetWorkerMessage;
+  try {
+    // A worker other than the first reports its own opening here first.
+    do m = await channel.take();
+    while (m.kind === 'opened');
+  } catch (err) {
+    throw await fail(reasonOf(err));
+  }
+  if (m.kind === 'end') return { kind: 'end' };
+  if (m.kind !== 'batch' && m.kind !== 'rowGroupEnd') throw await fail(m.kind === 'failed' ? m.message : m.kind);
+  channel.tell({ kind: 'next' });
+  if (m.kind === 'rowGroupEnd') return { kind: 'rowGroupEnd' };
+  let batches;
+  try {
+    batches = tableFromIPC(m.ipc).batches;
+  } catch (err) {
+    throw await fail(reasonOf(err));
+  }
+  if (m.bounds && batches.length === 1) rememberBounds(batches[0], m.bounds);
+  return { kind: 'batches', batches };
 }
 
 /**
